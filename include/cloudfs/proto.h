@@ -1,0 +1,47 @@
+/*
+ * Protocol constants shared by cloudfsd and its clients: the default
+ * address, the version, every request limit, and the entry kinds of the
+ * journal.  man/cloudfs-protocol.7 documents each of them.
+ */
+#ifndef CLOUDFS_PROTO_H
+#define CLOUDFS_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CFS_PROTOCOL_VERSION 1
+#define CFS_DEFAULT_HOST     "127.0.0.1"
+#define CFS_DEFAULT_PORT     8470
+
+/* Request limits; the server answers 413 (too_large) beyond them. */
+#define CFS_MAX_JSON_BODY      (16u * 1024 * 1024)
+#define CFS_MAX_BATCH_OPS      1000
+#define CFS_MAX_NEED_BLOCKS    10000
+#define CFS_MAX_FILE_SIZE      (256ull * 1024 * 1024 * 1024)
+#define CFS_MAX_SYMLINK_TARGET 4096
+#define CFS_LIST_DEFAULT_LIMIT 1000
+#define CFS_LIST_MAX_LIMIT     5000
+#define CFS_LONGPOLL_DEFAULT_S 60
+#define CFS_LONGPOLL_MAX_S     300
+#define CFS_LONGPOLL_MAX_NS    1000
+
+/* Only permission bits travel; set-id and sticky bits are dropped. */
+#define CFS_MODE_MASK 0777
+
+/* What a journal row says a node is.  The numbers are stored on disk. */
+enum cfs_kind {
+	CFS_KIND_DELETED = 0,
+	CFS_KIND_FILE = 1,
+	CFS_KIND_DIR = 2,
+	CFS_KIND_SYMLINK = 3,
+	CFS_KIND_MOUNT = 4, /* a shared folder's namespace mounted here */
+};
+
+/* Wire name of a kind ("file"); "?" for a value outside the enum. */
+const char *cfs_kind_name(enum cfs_kind kind);
+
+/* Kind for a wire name; false when the name is unknown. */
+bool cfs_kind_from_name(const char *name, enum cfs_kind *kind);
+
+#endif

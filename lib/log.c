@@ -1,0 +1,52 @@
+/* Timestamped log lines on stderr (cloudfs/log.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloudfs/log.h"
+
+static const char *log_prog = "cloudfs";
+static enum cfs_log_level log_level = CFS_LOG_INFO;
+
+static const char *const level_names[] = {
+	[CFS_LOG_ERROR] = "error",
+	[CFS_LOG_WARN] = "warning",
+	[CFS_LOG_INFO] = "info",
+	[CFS_LOG_DEBUG] = "debug",
+};
+
+void cfs_log_init(const char *prog, enum cfs_log_level level)
+{
+	log_prog = prog;
+	log_level = level;
+}
+
+void cfs_log(enum cfs_log_level level, const char *fmt, ...)
+{
+	char line[2048];
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+	int n;
+
+	if (level > log_level)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = snprintf(line, sizeof(line),
+		     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: ",
+		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_prog,
+		     (int)getpid(), level_names[level]);
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < sizeof(line))
+		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	/* One write per line, so lines from threads never interleave. */
+	n = (int)strnlen(line, sizeof(line) - 2);
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return; /* nowhere left to report it */
+}
