@@ -1,0 +1,19 @@
+/*
+ * The commands of cloudfsd.  Each parses its own arguments (argv[0] is the
+ * command's name) and returns the process's exit status:
+ *
+ *	0  success
+ *	1  the command failed (the message says what and why)
+ *	2  the command line is wrong
+ */
+#ifndef SERVER_CMD_H
+#define SERVER_CMD_H
+
+#define EXIT_USAGE 2
+
+int cmd_serve(int argc, char **argv);
+int cmd_useradd(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * cloudfsd's HTTP layer over libmicrohttpd: a listening socket, a pool of
+ * threads, and for each request the route, the token check, the body
+ * (capped), the handler, the JSON error body and one access-log line
+ * (method, path, status, bytes, milliseconds, user).
+ */
+#ifndef SERVER_HTTP_H
+#define SERVER_HTTP_H
+
+#include "cloudfs/error.h"
+#include "server/api.h"
+
+struct http_server;
+
+/*
+ * Listens on where ("HOST:PORT"; "[V6]:PORT"; port 0 picks a free one)
+ * and serves with threads threads.  *bound receives the address actually
+ * bound, as "http://HOST:PORT".
+ */
+enum cfs_err http_start(const char *where, unsigned threads,
+			const struct api_ctx *ctx, struct http_server **out,
+			char *bound, size_t bound_len, struct cfs_error *err);
+
+/* Stops accepting connections (first step of a clean stop). */
+void http_quiesce(struct http_server *s);
+
+/* Closes every connection and frees the server; long polls must have been
+ * woken first (longpoll_shutdown). */
+void http_stop(struct http_server *s);
+
+/* The value of query argument key of the request, or NULL. */
+const char *http_query(struct api_req *req, const char *key);
+
+#endif

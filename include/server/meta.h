@@ -1,0 +1,242 @@
+/*
+ * The metadata store: users, tokens, namespaces, memberships, the journal
+ * and the block index.  A backend is a table of functions behind struct
+ * meta; the embedded default is SQLite (server/meta_sqlite*.c).
+ *
+ * Every function that takes a user checks that the user may act on the
+ * namespace it names, and answers CFS_ERR_NOT_FOUND for a namespace that
+ * does not exist and for one the user cannot read alike.  Every function is
+ * atomic: it changes everything it promises or nothing.  Functions return
+ * CFS_OK or an error code with *err filled; they may be called from many
+ * threads at once.
+ *
+ * After a transaction that moved a namespace's head has committed, the
+ * backend calls the notify function given at open with that namespace's id
+ * (the long-poll registry wakes its waiters from there).
+ */
+#ifndef SERVER_META_H
+#define SERVER_META_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cloudfs/block.h"
+#include "cloudfs/error.h"
+#include "cloudfs/proto.h"
+
+#define META_USER_NAME_MAX  64
+#define META_TOKEN_HASH_LEN 32
+
+struct meta_user {
+	int64_t id;
+	int64_t root_ns;
+	char name[META_USER_NAME_MAX + 1];
+};
+
+/* The state of one node, as a journal row or a listing entry carries it. */
+struct meta_entry {
+	int64_t node;
+	int64_t parent; /* 0 is the namespace root */
+	int64_t jid;	/* the row that gave the node this state */
+	enum cfs_kind kind;
+	const char *name;
+	const char *path; /* current path, or the last one for deleted nodes */
+	uint64_t size;
+	int64_t mtime_ns;
+	uint32_t mode;
+	struct cfs_blocklist blocks; /* files */
+	const char *target;	     /* symlinks */
+	int64_t mount_ns;	     /* mounts */
+};
+
+/* One namespace a user can read, for meta_ops.namespaces. */
+struct meta_ns_info {
+	int64_t ns;
+	int64_t head;
+	bool root;
+	const char *path; /* mount path in the user's root namespace */
+	const char *owner;
+};
+
+enum meta_op_type {
+	META_OP_FILE,
+	META_OP_DIR,
+	META_OP_SYMLINK,
+	META_OP_DELETE,
+	META_OP_MOVE,
+};
+
+/* One journal operation of a commit batch, already checked for syntax. */
+struct meta_op {
+	enum meta_op_type type;
+	const char *path;	     /* valid, non-root (cloudfs/path.h) */
+	const char *to;		     /* move: valid, non-root */
+	struct cfs_blocklist blocks; /* file: count matches size */
+	uint64_t size;
+	int64_t mtime_ns;
+	uint32_t mode;
+	const char *target; /* symlink */
+	int64_t base_jid;   /* the version edited; 0 = new; -1 = unchecked */
+	bool recursive;	    /* delete: a non-empty directory too */
+	bool replace;	    /* move: over an existing compatible target */
+};
+
+enum meta_op_status {
+	META_COMMITTED,	  /* applied (or already the current state) */
+	META_NEED_BLOCKS, /* nothing applied: upload result.need first */
+	META_CONFLICT,	  /* nothing applied: base_jid is not result.jid */
+	META_FAILED,	  /* nothing applied: see result.err */
+};
+
+struct meta_op_result {
+	enum meta_op_status status;
+	int64_t jid;  /* committed: the node's JID; conflict: the current one */
+	int64_t node; /* committed: the node's id */
+	struct cfs_blocklist need; /* owned; release with the result */
+	struct cfs_error err;
+};
+
+struct meta_page {
+	int64_t cursor; /* pass it back to continue */
+	int64_t head;
+	bool more;
+};
+
+struct meta_member {
+	const char *user;
+	bool owner;
+};
+
+struct meta;
+
+/* Callbacks that hand results over one at a time; an error they return
+ * (with *err set) stops the call and is returned by it. */
+typedef enum cfs_err (*meta_entry_fn)(void *arg, const struct meta_entry *e,
+				      struct cfs_error *err);
+typedef enum cfs_err (*meta_ns_fn)(void *arg, const struct meta_ns_info *ns,
+				   struct cfs_error *err);
+typedef enum cfs_err (*meta_member_fn)(void *arg, const struct meta_member *m,
+				       struct cfs_error *err);
+typedef void (*meta_notify_fn)(void *arg, int64_t ns);
+
+struct meta_ops {
+	void (*close)(struct meta *m);
+
+	/* Creates a user with an empty root namespace. */
+	enum cfs_err (*user_add)(struct meta *m, const char *name,
+				 struct meta_user *out, struct cfs_error *err);
+	enum cfs_err (*user_get)(struct meta *m, const char *name,
+				 struct meta_user *out, struct cfs_error *err);
+
+	/* Stores the hash of a new token of user. */
+	enum cfs_err (*token_add)(struct meta *m, int64_t user,
+				  const uint8_t hash[META_TOKEN_HASH_LEN],
+				  struct cfs_error *err);
+	/* NOT_FOUND when no live token has this hash. */
+	enum cfs_err (*token_revoke)(struct meta *m,
+				     const uint8_t hash[META_TOKEN_HASH_LEN],
+				     struct cfs_error *err);
+	/* The user of a live token; UNAUTHORIZED otherwise. */
+	enum cfs_err (*auth)(struct meta *m,
+			     const uint8_t hash[META_TOKEN_HASH_LEN],
+			     struct meta_user *out, struct cfs_error *err);
+
+	/* Calls fn for each namespace user can read, root first. */
+	enum cfs_err (*namespaces)(struct meta *m, const struct meta_user *user,
+				   meta_ns_fn fn, void *arg,
+				   struct cfs_error *err);
+
+	/*
+	 * Heads of n namespaces; heads[i] = -1 for one the user cannot read
+	 * (or that does not exist).
+	 */
+	enum cfs_err (*heads)(struct meta *m, const struct meta_user *user,
+			      const int64_t *ns, int64_t *heads, size_t n,
+			      struct cfs_error *err);
+
+	/*
+	 * Calls fn, in JID order, for at most limit nodes whose state changed
+	 * after cursor, each in its newest state, all read from one snapshot.
+	 * From cursor 0, deleted nodes are left out.  BAD_CURSOR when cursor
+	 * is beyond the head.
+	 */
+	enum cfs_err (*list)(struct meta *m, const struct meta_user *user,
+			     int64_t ns, int64_t cursor, unsigned limit,
+			     meta_entry_fn fn, void *arg,
+			     struct meta_page *page, struct cfs_error *err);
+
+	/*
+	 * Applies n operations in order, in one transaction; each gets its
+	 * own result and JID, and a refused one changes nothing.  The return
+	 * value is an error only when the whole batch failed (nothing
+	 * applied).  *head receives the namespace's head afterwards.
+	 */
+	enum cfs_err (*commit)(struct meta *m, const struct meta_user *user,
+			       int64_t ns, const struct meta_op *ops,
+			       struct meta_op_result *res, size_t n,
+			       int64_t *head, struct cfs_error *err);
+
+	/*
+	 * The subset of ids the user must upload: those the server lacks and
+	 * those it holds but the user could not read (cloudfs-protocol(7),
+	 * "Access to blocks").
+	 */
+	enum cfs_err (*blocks_needed)(struct meta *m,
+				      const struct meta_user *user,
+				      const struct cfs_blocklist *ids,
+				      struct cfs_blocklist *needed,
+				      struct cfs_error *err);
+	/* Records that user uploaded the block (whose bytes are stored). */
+	enum cfs_err (*block_added)(struct meta *m,
+				    const struct meta_user *user,
+				    const struct cfs_block_id *id,
+				    uint32_t size, struct cfs_error *err);
+	/* CFS_OK when user may download the block; NOT_FOUND otherwise. */
+	enum cfs_err (*block_readable)(struct meta *m,
+				       const struct meta_user *user,
+				       const struct cfs_block_id *id,
+				       struct cfs_error *err);
+
+	/*
+	 * Turns the folder at path in the user's root namespace into a shared
+	 * namespace (*shared); *created is false when it already was one.
+	 */
+	enum cfs_err (*share)(struct meta *m, const struct meta_user *user,
+			      int64_t ns, const char *path, int64_t *shared,
+			      bool *created, struct cfs_error *err);
+	/* Mounts shared namespace ns in the root namespace of invitee. */
+	enum cfs_err (*invite)(struct meta *m, const struct meta_user *user,
+			       int64_t ns, const char *invitee,
+			       struct cfs_error *err);
+	/* Unmounts ns from the user's root namespace and drops membership. */
+	enum cfs_err (*leave)(struct meta *m, const struct meta_user *user,
+			      int64_t ns, struct cfs_error *err);
+	/* The owner of ns removes another member. */
+	enum cfs_err (*remove_member)(struct meta *m,
+				      const struct meta_user *user, int64_t ns,
+				      const char *member,
+				      struct cfs_error *err);
+	enum cfs_err (*members)(struct meta *m, const struct meta_user *user,
+				int64_t ns, meta_member_fn fn, void *arg,
+				struct cfs_error *err);
+};
+
+struct meta {
+	const struct meta_ops *ops;
+};
+
+/*
+ * Opens (creating if needed) the embedded store under data_dir.  notify may
+ * be NULL (administrative commands).
+ */
+enum cfs_err meta_sqlite_open(const char *data_dir, meta_notify_fn notify,
+			      void *notify_arg, struct meta **out,
+			      struct cfs_error *err);
+
+/* Checks a user name: 1-64 of [a-z0-9._-], starting with a letter or digit. */
+enum cfs_err meta_user_name_check(const char *name, size_t len,
+				  struct cfs_error *err);
+
+void meta_op_result_release(struct meta_op_result *r);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * The long-poll endpoint: answers as soon as any watched namespace moves
+ * past its cursor, or with no change once the timeout passes.  A waiting
+ * request is registered with the long-poll registry and its connection is
+ * suspended, so it holds no thread.
+ *
+ * The registry is joined before the heads are read: a commit that lands
+ * after the read wakes the waiter, and one that landed before it is seen
+ * by the read, so no commit can slip between the two.
+ */
+#include <stdlib.h>
+
+#include "cloudfs/json.h"
+#include "cloudfs/proto.h"
+#include "server/api.h"
+
+struct poll_state {
+	struct longpoll *lp;
+	struct longpoll_waiter waiter;
+	size_t n;
+	int64_t *ns;
+	int64_t *cursors;
+	int64_t *heads;
+};
+
+static void poll_state_free(void *arg)
+{
+	struct poll_state *st = arg;
+
+	longpoll_cancel(st->lp, &st->waiter);
+	free(st->ns);
+	free(st->cursors);
+	free(st->heads);
+	free(st);
+}
+
+static enum cfs_err parse_cursors(json_t *arr, struct poll_state *st,
+				  struct cfs_error *err)
+{
+	json_t *o;
+	size_t i;
+
+	st->n = json_array_size(arr);
+	st->ns = calloc(st->n ? st->n : 1, sizeof(*st->ns));
+	st->cursors = calloc(st->n ? st->n : 1, sizeof(*st->cursors));
+	st->heads = calloc(st->n ? st->n : 1, sizeof(*st->heads));
+	if (!st->ns || !st->cursors || !st->heads)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	if (st->n == 0)
+		return cfs_fail(
+			err, CFS_ERR_BAD_FIELD,
+			"field 'cursors' must name at least one namespace");
+	json_array_foreach(arr, i, o)
+	{
+		enum cfs_err rc = CFS_ERR_BAD_FIELD;
+
+		if (!json_is_object(o))
+			cfs_fail(err, rc, "must be an object");
+		else if ((rc = cfs_json_int(o, "ns", 1, INT64_MAX, &st->ns[i],
+					    err)) == CFS_OK)
+			rc = cfs_json_int(o, "cursor", 0, INT64_MAX,
+					  &st->cursors[i], err);
+		for (size_t j = 0; rc == CFS_OK && j < i; j++)
+			if (st->ns[j] == st->ns[i])
+				rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
+					      "namespace %lld is listed twice",
+					      (long long)st->ns[i]);
+		if (rc) {
+			cfs_error_prefix(err, "cursor %zu", i);
+			return rc;
+		}
+	}
+	return CFS_OK;
+}
+
+/* Reads the heads; *moved tells whether any namespace passed its cursor
+ * or stopped being readable. */
+static enum cfs_err read_heads(struct api_req *req, struct poll_state *st,
+			       bool *moved, struct cfs_error *err)
+{
+	struct meta *m = req->ctx->meta;
+	enum cfs_err rc;
+
+	rc = m->ops->heads(m, req->user, st->ns, st->heads, st->n, err);
+	*moved = false;
+	for (size_t i = 0; rc == CFS_OK && i < st->n; i++)
+		*moved |= st->heads[i] != st->cursors[i];
+	return rc;
+}
+
+static enum cfs_err answer(struct api_resp *resp, struct poll_state *st,
+			   struct cfs_error *err)
+{
+	json_t *changes = json_array(), *gone = json_array();
+
+	for (size_t i = 0; changes && gone && i < st->n; i++) {
+		int rc;
+
+		if (st->heads[i] < 0)
+			rc = json_array_append_new(gone,
+						   json_integer(st->ns[i]));
+		else if (st->heads[i] > st->cursors[i])
+			rc = json_array_append_new(
+				changes,
+				json_pack("{s:I, s:I}", "ns",
+					  (json_int_t)st->ns[i], "head",
+					  (json_int_t)st->heads[i]));
+		else
+			continue;
+		if (rc) {
+			json_decref(changes);
+			changes = NULL;
+		}
+	}
+	if (!changes || !gone) {
+		json_decref(changes);
+		json_decref(gone);
+		return api_reply(resp, NULL, err);
+	}
+	return api_reply(
+		resp, json_pack("{s:o, s:o}", "changes", changes, "gone", gone),
+		err);
+}
+
+enum cfs_err api_longpoll(struct api_req *req, struct api_resp *resp,
+			  struct cfs_error *err)
+{
+	struct poll_state *st = calloc(1, sizeof(*st));
+	int64_t timeout;
+	json_t *arr;
+	enum cfs_err rc;
+	bool moved;
+
+	if (!st)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	st->lp = req->ctx->longpoll;
+	req->state = st;
+	req->state_free = poll_state_free;
+	rc = cfs_json_array(req->body, "cursors", CFS_LONGPOLL_MAX_NS, &arr,
+			    err);
+	if (rc == CFS_OK)
+		rc = cfs_json_int_opt(req->body, "timeout", 0,
+				      CFS_LONGPOLL_MAX_S,
+				      CFS_LONGPOLL_DEFAULT_S, &timeout, err);
+	if (rc == CFS_OK)
+		rc = parse_cursors(arr, st, err);
+	if (rc == CFS_OK)
+		rc = read_heads(req, st, &moved, err);
+	for (size_t i = 0; rc == CFS_OK && i < st->n; i++) {
+		if (st->heads[i] < 0)
+			rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
+				      "no namespace %lld",
+				      (long long)st->ns[i]);
+		else if (st->cursors[i] > st->heads[i])
+			rc = cfs_fail(
+				err, CFS_ERR_BAD_CURSOR,
+				"cursor %lld is beyond the head %lld of namespace %lld",
+				(long long)st->cursors[i],
+				(long long)st->heads[i], (long long)st->ns[i]);
+	}
+	if (rc || moved || timeout == 0)
+		return rc ? rc : answer(resp, st, err);
+	if (longpoll_add(st->lp, &st->waiter, st->ns, st->n,
+			 (unsigned)timeout * 1000))
+		return cfs_fail(err, CFS_ERR_UNAVAILABLE,
+				"the server is stopping");
+	rc = read_heads(req, st, &moved, err);
+	if (rc || moved) {
+		longpoll_cancel(st->lp, &st->waiter);
+		return rc ? rc : answer(resp, st, err);
+	}
+	resp->park = &st->waiter;
+	return CFS_OK;
+}
+
+enum cfs_err api_longpoll_resume(struct api_req *req, struct api_resp *resp,
+				 struct cfs_error *err)
+{
+	struct poll_state *st = req->state;
+	bool moved;
+	enum cfs_err rc = read_heads(req, st, &moved, err);
+
+	return rc ? rc : answer(resp, st, err);
+}

@@ -1,0 +1,377 @@
+/*
+ * The metadata endpoints: health, namespaces, listings and commits.
+ *
+ * A commit body is checked whole before anything is applied: one bad
+ * operation refuses the batch with 400 and changes nothing.  Checked
+ * batches are applied operation by operation (meta_ops.commit), each with
+ * its own result.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cloudfs/json.h"
+#include "cloudfs/log.h"
+#include "cloudfs/path.h"
+#include "cloudfs/proto.h"
+#include "config.h"
+#include "server/api.h"
+#include "server/http.h"
+
+enum cfs_err api_reply(struct api_resp *resp, json_t *json,
+		       struct cfs_error *err)
+{
+	if (!json)
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"out of memory building the response");
+	resp->json = json;
+	return CFS_OK;
+}
+
+enum cfs_err api_health(struct api_req *req, struct api_resp *resp,
+			struct cfs_error *err)
+{
+	(void)req;
+	return api_reply(resp,
+			 json_pack("{s:s, s:s, s:i}", "name", "cloudfsd",
+				   "version", CLOUDFS_VERSION, "protocol",
+				   CFS_PROTOCOL_VERSION),
+			 err);
+}
+
+enum cfs_err api_append(json_t *arr, json_t *o, struct cfs_error *err)
+{
+	if (!o || json_array_append_new(arr, o))
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"out of memory building the response");
+	return CFS_OK;
+}
+
+static enum cfs_err append_ns(void *arg, const struct meta_ns_info *ns,
+			      struct cfs_error *err)
+{
+	json_t *o = json_pack("{s:I, s:I, s:b, s:s, s:s?}", "ns",
+			      (json_int_t)ns->ns, "head", (json_int_t)ns->head,
+			      "root", ns->root, "path", ns->path, "owner",
+			      ns->owner);
+
+	return api_append(arg, o, err);
+}
+
+enum cfs_err api_namespaces(struct api_req *req, struct api_resp *resp,
+			    struct cfs_error *err)
+{
+	struct meta *m = req->ctx->meta;
+	json_t *list = json_array();
+	enum cfs_err rc;
+
+	if (!list)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	rc = m->ops->namespaces(m, req->user, append_ns, list, err);
+	if (rc) {
+		json_decref(list);
+		return rc;
+	}
+	return api_reply(resp, json_pack("{s:o}", "namespaces", list), err);
+}
+
+static json_t *entry_json(const struct meta_entry *e)
+{
+	json_t *o =
+		json_pack("{s:I, s:I, s:s, s:s, s:s, s:I}", "node",
+			  (json_int_t)e->node, "parent", (json_int_t)e->parent,
+			  "name", e->name, "path", e->path, "kind",
+			  cfs_kind_name(e->kind), "jid", (json_int_t)e->jid);
+	int rc = 0;
+
+	if (!o || e->kind == CFS_KIND_DELETED)
+		return o;
+	rc |= json_object_set_new(o, "size", json_integer((json_int_t)e->size));
+	rc |= json_object_set_new(o, "mtime_ns", json_integer(e->mtime_ns));
+	rc |= json_object_set_new(o, "mode", json_integer(e->mode));
+	if (e->kind == CFS_KIND_FILE)
+		rc |= json_object_set_new(
+			o, "blocks",
+			cfs_json_block_ids(e->blocks.ids, e->blocks.n));
+	if (e->kind == CFS_KIND_SYMLINK)
+		rc |= json_object_set_new(o, "target", json_string(e->target));
+	if (e->kind == CFS_KIND_MOUNT)
+		rc |= json_object_set_new(o, "ns", json_integer(e->mount_ns));
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static enum cfs_err append_entry(void *arg, const struct meta_entry *e,
+				 struct cfs_error *err)
+{
+	return api_append(arg, entry_json(e), err);
+}
+
+/* An optional integer query argument within [min, max]. */
+static enum cfs_err query_int(struct api_req *req, const char *key, int64_t min,
+			      int64_t max, int64_t def, int64_t *out,
+			      struct cfs_error *err)
+{
+	const char *s = http_query(req, key);
+	char *end;
+	long long v;
+
+	*out = def;
+	if (!s)
+		return CFS_OK;
+	v = strtoll(s, &end, 10);
+	if (!*s || *end || v < min || v > max)
+		return cfs_fail(
+			err, CFS_ERR_BAD_FIELD,
+			"query argument '%s' must be an integer from %lld to %lld",
+			key, (long long)min, (long long)max);
+	*out = v;
+	return CFS_OK;
+}
+
+enum cfs_err api_list(struct api_req *req, struct api_resp *resp,
+		      struct cfs_error *err)
+{
+	struct meta *m = req->ctx->meta;
+	struct meta_page page;
+	int64_t cursor, limit;
+	json_t *entries;
+	enum cfs_err rc;
+
+	rc = query_int(req, "cursor", 0, INT64_MAX, 0, &cursor, err);
+	if (rc == CFS_OK)
+		rc = query_int(req, "limit", 1, CFS_LIST_MAX_LIMIT,
+			       CFS_LIST_DEFAULT_LIMIT, &limit, err);
+	if (rc)
+		return rc;
+	entries = json_array();
+	if (!entries)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	rc = m->ops->list(m, req->user, req->ns, cursor, (unsigned)limit,
+			  append_entry, entries, &page, err);
+	if (rc) {
+		json_decref(entries);
+		return rc;
+	}
+	return api_reply(resp,
+			 json_pack("{s:I, s:o, s:I, s:I, s:b}", "ns",
+				   (json_int_t)req->ns, "entries", entries,
+				   "cursor", (json_int_t)page.cursor, "head",
+				   (json_int_t)page.head, "more", page.more),
+			 err);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static enum cfs_err op_path(json_t *o, const char *key, const char **out,
+			    struct cfs_error *err)
+{
+	char what[32];
+	size_t len;
+	enum cfs_err rc = cfs_json_string(o, key, out, &len, err);
+
+	snprintf(what, sizeof(what), "field '%s'", key);
+	return rc ? rc : cfs_path_check(*out, len, false, what, err);
+}
+
+static enum cfs_err op_target(json_t *o, const char **out,
+			      struct cfs_error *err)
+{
+	size_t len;
+	enum cfs_err rc = cfs_json_string(o, "target", out, &len, err);
+
+	if (rc)
+		return rc;
+	if (len == 0 || len > CFS_MAX_SYMLINK_TARGET)
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"field 'target' must be 1 to %d bytes long",
+				CFS_MAX_SYMLINK_TARGET);
+	if (memchr(*out, '\0', len))
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"field 'target' contains a NUL byte");
+	return CFS_OK;
+}
+
+/* Fields of the "file", "dir" and "symlink" operations. */
+static enum cfs_err op_attrs(json_t *o, struct meta_op *op, int64_t mode,
+			     struct cfs_error *err)
+{
+	int64_t v;
+	enum cfs_err rc;
+
+	rc = cfs_json_int_opt(o, "mtime_ns", INT64_MIN, INT64_MAX, now_ns(),
+			      &op->mtime_ns, err);
+	if (rc == CFS_OK && op->type != META_OP_SYMLINK)
+		rc = cfs_json_int_opt(o, "mode", 0, 07777, mode, &mode, err);
+	op->mode = (uint32_t)mode & CFS_MODE_MASK;
+	if (rc == CFS_OK && op->type != META_OP_DIR)
+		rc = cfs_json_int_opt(o, "base_jid", 0, INT64_MAX, 0,
+				      &op->base_jid, err);
+	if (rc || op->type != META_OP_FILE)
+		return rc;
+	rc = cfs_json_int(o, "size", 0, (int64_t)CFS_MAX_FILE_SIZE, &v, err);
+	if (rc == CFS_OK)
+		op->size = (uint64_t)v;
+	if (rc == CFS_OK)
+		rc = cfs_json_blocklist(o, "blocks",
+					cfs_block_count(CFS_MAX_FILE_SIZE),
+					&op->blocks, err);
+	if (rc == CFS_OK && op->blocks.n != cfs_block_count(op->size))
+		rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
+			      "a file of %llu bytes has %llu blocks, not %zu",
+			      (unsigned long long)op->size,
+			      (unsigned long long)cfs_block_count(op->size),
+			      op->blocks.n);
+	return rc;
+}
+
+static const struct {
+	const char *name;
+	enum meta_op_type type;
+} op_names[] = {
+	{ "file", META_OP_FILE },	{ "dir", META_OP_DIR },
+	{ "symlink", META_OP_SYMLINK }, { "delete", META_OP_DELETE },
+	{ "move", META_OP_MOVE },
+};
+
+static enum cfs_err parse_op(json_t *o, struct meta_op *op,
+			     struct cfs_error *err)
+{
+	const char *name;
+	size_t len, i;
+	enum cfs_err rc;
+
+	if (!json_is_object(o))
+		return cfs_fail(err, CFS_ERR_BAD_FIELD, "must be an object");
+	rc = cfs_json_string(o, "op", &name, &len, err);
+	if (rc)
+		return rc;
+	for (i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
+		if (strcmp(op_names[i].name, name) == 0)
+			break;
+	if (i == sizeof(op_names) / sizeof(op_names[0]))
+		return cfs_fail(
+			err, CFS_ERR_BAD_FIELD,
+			"field 'op' must be file, dir, symlink, delete or move");
+	op->type = op_names[i].type;
+	op->base_jid = -1;
+	rc = op_path(o, "path", &op->path, err);
+	if (rc)
+		return rc;
+	switch (op->type) {
+	case META_OP_FILE:
+		return op_attrs(o, op, 0644, err);
+	case META_OP_DIR:
+		return op_attrs(o, op, 0755, err);
+	case META_OP_SYMLINK:
+		rc = op_target(o, &op->target, err);
+		return rc ? rc : op_attrs(o, op, 0777, err);
+	case META_OP_DELETE:
+		rc = cfs_json_int_opt(o, "base_jid", 0, INT64_MAX, -1,
+				      &op->base_jid, err);
+		return rc ? rc
+			  : cfs_json_bool_opt(o, "recursive", false,
+					      &op->recursive, err);
+	case META_OP_MOVE:
+		rc = op_path(o, "to", &op->to, err);
+		if (rc == CFS_OK)
+			rc = cfs_json_int_opt(o, "base_jid", 0, INT64_MAX, -1,
+					      &op->base_jid, err);
+		return rc ? rc
+			  : cfs_json_bool_opt(o, "replace", false, &op->replace,
+					      err);
+	}
+	return CFS_OK;
+}
+
+static json_t *result_json(const struct meta_op_result *r)
+{
+	switch (r->status) {
+	case META_COMMITTED:
+		return json_pack("{s:s, s:I, s:I}", "status", "committed",
+				 "jid", (json_int_t)r->jid, "node",
+				 (json_int_t)r->node);
+	case META_NEED_BLOCKS:
+		return json_pack("{s:s, s:o}", "status", "need_blocks",
+				 "blocks",
+				 cfs_json_block_ids(r->need.ids, r->need.n));
+	case META_CONFLICT:
+		return json_pack("{s:s, s:I, s:s}", "status", "conflict", "jid",
+				 (json_int_t)r->jid, "message", r->err.msg);
+	case META_FAILED:
+		break;
+	}
+	return json_pack("{s:s, s:{s:s, s:s}}", "status", "error", "error",
+			 "code", cfs_err_name(r->err.code), "message",
+			 r->err.msg);
+}
+
+static enum cfs_err commit_reply(struct api_resp *resp,
+				 const struct meta_op_result *res, size_t n,
+				 int64_t head, struct cfs_error *err)
+{
+	json_t *results = json_array();
+
+	for (size_t i = 0; results && i < n; i++) {
+		if (json_array_append_new(results, result_json(&res[i]))) {
+			json_decref(results);
+			results = NULL;
+		}
+	}
+	return api_reply(resp,
+			 results ? json_pack("{s:o, s:I}", "results", results,
+					     "head", (json_int_t)head)
+				 : NULL,
+			 err);
+}
+
+enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
+			struct cfs_error *err)
+{
+	struct meta *m = req->ctx->meta;
+	struct meta_op *ops = NULL;
+	struct meta_op_result *res = NULL;
+	json_t *arr, *o;
+	size_t n = 0, i;
+	int64_t head = 0;
+	enum cfs_err rc;
+
+	rc = cfs_json_array(req->body, "ops", CFS_MAX_BATCH_OPS, &arr, err);
+	if (rc)
+		return rc;
+	n = json_array_size(arr);
+	ops = calloc(n ? n : 1, sizeof(*ops));
+	res = calloc(n ? n : 1, sizeof(*res));
+	if (!ops || !res) {
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	json_array_foreach(arr, i, o)
+	{
+		rc = parse_op(o, &ops[i], err);
+		if (rc) {
+			cfs_error_prefix(err, "op %zu", i);
+			goto out;
+		}
+	}
+	rc = m->ops->commit(m, req->user, req->ns, ops, res, n, &head, err);
+	if (rc == CFS_OK)
+		rc = commit_reply(resp, res, n, head, err);
+out:
+	for (i = 0; ops && i < n; i++) {
+		cfs_blocklist_release(&ops[i].blocks);
+		meta_op_result_release(&res[i]);
+	}
+	free(ops);
+	free(res);
+	return rc;
+}

@@ -1,0 +1,514 @@
+/*
+ * cloudfsd's HTTP layer (server/http.h) over libmicrohttpd.
+ *
+ * A request goes through these states, driven by MHD's calls to
+ * on_request() and on_completed():
+ *
+ *	NEW     first call: route, token and Content-Length are checked;
+ *	        a failure is answered at once, before any body is read
+ *	BODY    body bytes arrive: JSON is buffered up to its cap, a block
+ *	        streams to the upload; a body over its cap is drained and
+ *	        answered 413 (or the connection dropped if it goes on)
+ *	PARKED  a long poll waits, its connection suspended; the registry's
+ *	        wake-up resumes it and the route's resume handler answers
+ *	DONE    a response is queued; on_completed() logs and frees
+ *
+ * Only this file turns error codes into statuses and JSON error bodies.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloudfs/buf.h"
+#include "cloudfs/json.h"
+#include "cloudfs/log.h"
+#include "cloudfs/proto.h"
+#include "server/http.h"
+#include "server/routes.h"
+#include "server/token.h"
+
+/* A body this far over its cap is not drained: the connection is cut. */
+#define DRAIN_MAX (8u * 1024 * 1024)
+
+struct http_server {
+	struct MHD_Daemon *daemon;
+	const struct api_ctx *ctx;
+	int listen_fd;
+};
+
+struct request {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	const struct route *route;
+	enum { RQ_NEW, RQ_BODY, RQ_PARKED, RQ_DONE } state;
+	char method[16];
+	char *path;
+	struct timespec start;
+	struct meta_user user;
+	struct api_req req;
+	struct api_resp resp;
+	struct cfs_buf body; /* JSON bodies */
+	uint64_t received;   /* body bytes, however consumed */
+	size_t cap;	     /* the route's body cap */
+	enum cfs_err failed; /* answered once the body is drained */
+	struct cfs_error err;
+	unsigned status; /* for the access log */
+	uint64_t sent;
+};
+
+const char *http_query(struct api_req *req, const char *key)
+{
+	struct request *rq = req->http;
+
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND,
+					   key);
+}
+
+static enum MHD_Result queue(struct request *rq, unsigned status,
+			     struct MHD_Response *r, uint64_t len)
+{
+	enum MHD_Result ok;
+
+	if (!r)
+		return MHD_NO;
+	rq->status = status;
+	rq->sent = len;
+	rq->state = RQ_DONE;
+	ok = MHD_queue_response(rq->conn, status, r);
+	MHD_destroy_response(r);
+	return ok;
+}
+
+static struct MHD_Response *json_response(json_t *json, size_t *len)
+{
+	char *text = json_dumps(json, JSON_COMPACT);
+	struct MHD_Response *r;
+
+	if (!text)
+		return NULL;
+	*len = strlen(text);
+	r = MHD_create_response_from_buffer(*len, text, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(text);
+		return NULL;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/json");
+	return r;
+}
+
+static enum MHD_Result respond_error(struct request *rq,
+				     const struct cfs_error *err,
+				     const char *allow)
+{
+	json_t *body = json_pack("{s:{s:s, s:s}}", "error", "code",
+				 cfs_err_name(err->code), "message", err->msg);
+	struct MHD_Response *r;
+	size_t len = 0;
+
+	r = body ? json_response(body, &len) : NULL;
+	json_decref(body);
+	if (r && err->code == CFS_ERR_UNAUTHORIZED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Bearer realm=\"cloudfs\"");
+	if (r && allow && allow[0])
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	return queue(rq, cfs_err_http_status(err->code), r, len);
+}
+
+static enum MHD_Result respond(struct request *rq, enum cfs_err rc)
+{
+	struct api_resp *resp = &rq->resp;
+	struct MHD_Response *r;
+	size_t len = 0;
+
+	if (rc)
+		return respond_error(rq, &rq->err, NULL);
+	if (resp->fd >= 0) {
+		r = MHD_create_response_from_fd64(resp->size, resp->fd);
+		if (!r) {
+			close(resp->fd);
+			resp->fd = -1;
+			return MHD_NO;
+		}
+		resp->fd = -1; /* the response closes it */
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+					"application/octet-stream");
+		return queue(rq, MHD_HTTP_OK, r, resp->size);
+	}
+	r = json_response(resp->json, &len);
+	if (!r) {
+		cfs_fail(&rq->err, CFS_ERR_INTERNAL,
+			 "out of memory writing the response");
+		return respond_error(rq, &rq->err, NULL);
+	}
+	return queue(rq, MHD_HTTP_OK, r, len);
+}
+
+static enum cfs_err authenticate(struct request *rq)
+{
+	struct meta *m = rq->srv->ctx->meta;
+	const char *h = MHD_lookup_connection_value(
+		rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	uint8_t hash[META_TOKEN_HASH_LEN];
+	enum cfs_err rc;
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return cfs_fail(&rq->err, CFS_ERR_UNAUTHORIZED,
+				"missing 'Authorization: Bearer TOKEN' header");
+	h += 7;
+	token_hash(h, strlen(h), hash);
+	rc = m->ops->auth(m, hash, &rq->user, &rq->err);
+	if (rc == CFS_OK)
+		rq->req.user = &rq->user;
+	return rc;
+}
+
+static size_t body_cap(const struct route *route)
+{
+	switch (route->body) {
+	case ROUTE_BODY_JSON:
+		return CFS_MAX_JSON_BODY;
+	case ROUTE_BODY_BLOCK:
+		return CFS_BLOCK_SIZE;
+	case ROUTE_BODY_NONE:
+		break;
+	}
+	return 0;
+}
+
+/* The first call: everything that can be refused before the body. */
+static enum MHD_Result start(struct request *rq)
+{
+	char allow[64];
+	const char *cl;
+	enum cfs_err rc;
+
+	rq->route = route_match(rq->method, rq->path, &rq->req, allow,
+				sizeof(allow), &rq->err);
+	if (!rq->route)
+		return respond_error(rq, &rq->err, allow);
+	if (!rq->route->public) {
+		rc = authenticate(rq);
+		if (rc)
+			return respond_error(rq, &rq->err, NULL);
+	}
+	rq->cap = body_cap(rq->route);
+	cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && strtoull(cl, NULL, 10) > rq->cap) {
+		cfs_fail(&rq->err, CFS_ERR_TOO_LARGE,
+			 "body of %s bytes is over the limit of %zu for %s %s",
+			 cl, rq->cap, rq->method, rq->path);
+		return respond_error(rq, &rq->err, NULL);
+	}
+	cfs_buf_init(&rq->body, rq->cap);
+	if (rq->route->body == ROUTE_BODY_BLOCK)
+		api_upload_begin(&rq->req);
+	rq->state = RQ_BODY;
+	return MHD_YES;
+}
+
+static enum MHD_Result take_body(struct request *rq, const char *data,
+				 size_t *size)
+{
+	size_t len = *size;
+
+	*size = 0; /* all of it is consumed, one way or another */
+	rq->received += len;
+	if (rq->failed)
+		return rq->received > rq->cap + DRAIN_MAX ? MHD_NO : MHD_YES;
+	if (rq->route->body == ROUTE_BODY_BLOCK) {
+		api_upload_data(&rq->req, data, len);
+		if (rq->req.upload.failed == CFS_ERR_TOO_LARGE) {
+			rq->failed = CFS_ERR_TOO_LARGE;
+			rq->err = rq->req.upload.err;
+		}
+	} else if (cfs_buf_append(&rq->body, data, len)) {
+		rq->failed = cfs_fail(
+			&rq->err, CFS_ERR_TOO_LARGE,
+			"body is over the limit of %zu bytes for %s %s",
+			rq->cap, rq->method, rq->path);
+	}
+	return MHD_YES;
+}
+
+static void suspend_cb(void *arg)
+{
+	struct request *rq = arg;
+
+	MHD_suspend_connection(rq->conn);
+}
+
+static void resume_cb(void *arg)
+{
+	struct request *rq = arg;
+
+	MHD_resume_connection(rq->conn);
+}
+
+/* A JSON body; an empty one is an empty object. */
+static enum cfs_err parse_body(struct request *rq)
+{
+	if (rq->body.len)
+		return cfs_json_parse_object(rq->body.data, rq->body.len,
+					     &rq->req.body, &rq->err);
+	rq->req.body = json_object();
+	return rq->req.body
+		       ? CFS_OK
+		       : cfs_fail(&rq->err, CFS_ERR_INTERNAL, "out of memory");
+}
+
+/* The last call: the body is complete; run the handler. */
+static enum MHD_Result finish(struct request *rq)
+{
+	const struct route *route = rq->route;
+	enum cfs_err rc;
+
+	if (rq->failed)
+		return respond_error(rq, &rq->err, NULL);
+	if (route->body == ROUTE_BODY_JSON) {
+		rc = parse_body(rq);
+		if (rc)
+			return respond_error(rq, &rq->err, NULL);
+	}
+	rc = route->handler(&rq->req, &rq->resp, &rq->err);
+	if (rc == CFS_OK && rq->resp.park) {
+		if (longpoll_park(rq->srv->ctx->longpoll, rq->resp.park,
+				  suspend_cb, resume_cb, rq)) {
+			rq->state = RQ_PARKED;
+			return MHD_YES;
+		}
+		rc = route->resume(&rq->req, &rq->resp, &rq->err);
+	}
+	return respond(rq, rc);
+}
+
+static void request_free(struct request *rq)
+{
+	if (rq->req.state_free)
+		rq->req.state_free(rq->req.state);
+	if (rq->route && rq->route->body == ROUTE_BODY_BLOCK)
+		api_upload_release(&rq->req);
+	if (rq->resp.fd >= 0)
+		close(rq->resp.fd);
+	json_decref(rq->resp.json);
+	json_decref(rq->req.body);
+	cfs_buf_release(&rq->body);
+	free(rq->path);
+	free(rq);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct request *rq = *con_cls;
+
+	(void)version;
+	if (!rq) {
+		rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		rq->srv = cls;
+		rq->conn = conn;
+		rq->req.ctx = rq->srv->ctx;
+		rq->req.http = rq;
+		rq->req.upload.tmp.fd = -1;
+		rq->resp.fd = -1;
+		snprintf(rq->method, sizeof(rq->method), "%s", method);
+		rq->path = strdup(url);
+		clock_gettime(CLOCK_MONOTONIC, &rq->start);
+		*con_cls = rq;
+		if (!rq->path)
+			return MHD_NO;
+		return start(rq);
+	}
+	switch (rq->state) {
+	case RQ_PARKED:
+		return respond(
+			rq, rq->route->resume(&rq->req, &rq->resp, &rq->err));
+	case RQ_BODY:
+		if (*upload_data_size == 0)
+			return finish(rq);
+		return take_body(rq, upload_data, upload_data_size);
+	case RQ_NEW:
+	case RQ_DONE:
+		break;
+	}
+	*upload_data_size = 0; /* answered already: drop what still comes */
+	return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct request *rq = *con_cls;
+	struct timespec end;
+	double ms;
+
+	(void)cls;
+	(void)conn;
+	if (!rq)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	ms = (double)(end.tv_sec - rq->start.tv_sec) * 1e3 +
+	     (double)(end.tv_nsec - rq->start.tv_nsec) / 1e6;
+	cfs_log_info("%s %s %u %lluB %.1fms %s%s", rq->method,
+		     rq->path ? rq->path : "?", rq->status,
+		     (unsigned long long)rq->sent, ms,
+		     rq->req.user ? rq->user.name : "-",
+		     toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+								: " (aborted)");
+	request_free(rq);
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t len;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	len = strlen(msg);
+	while (len && msg[len - 1] == '\n')
+		msg[--len] = '\0';
+	cfs_log_warn("http: %s", msg);
+}
+
+/* Splits "HOST:PORT" or "[V6]:PORT". */
+static enum cfs_err split_listen(const char *where, char *host, size_t host_len,
+				 const char **port, struct cfs_error *err)
+{
+	const char *colon = strrchr(where, ':');
+	const char *h = where;
+	size_t len;
+
+	if (!colon || !colon[1])
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"listen address '%s' is not HOST:PORT", where);
+	len = (size_t)(colon - where);
+	if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
+		h++;
+		len -= 2;
+	}
+	if (len == 0 || len >= host_len)
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"listen address '%s' has no usable host",
+				where);
+	memcpy(host, h, len);
+	host[len] = '\0';
+	*port = colon + 1;
+	return CFS_OK;
+}
+
+static enum cfs_err open_listener(const char *where, int *fd, char *bound,
+				  size_t bound_len, struct cfs_error *err)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[256], addr[INET6_ADDRSTRLEN], port_s[8];
+	const char *port = NULL;
+	enum cfs_err rc;
+	int one = 1, e;
+
+	rc = split_listen(where, host, sizeof(host), &port, err);
+	if (rc)
+		return rc;
+	e = getaddrinfo(host, port, &hints, &ai);
+	if (e)
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"cannot resolve listen address '%s': %s", where,
+				gai_strerror(e));
+	*fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		     ai->ai_protocol);
+	if (*fd < 0 ||
+	    setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(*fd, ai->ai_addr, ai->ai_addrlen) || listen(*fd, 128) ||
+	    getsockname(*fd, (struct sockaddr *)&ss, &sl)) {
+		rc = cfs_fail(err, CFS_ERR_INTERNAL,
+			      "cannot listen on '%s': %s", where,
+			      strerror(errno));
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		freeaddrinfo(ai);
+		return rc;
+	}
+	freeaddrinfo(ai);
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
+		snprintf(port_s, sizeof(port_s), "%u", ntohs(in6->sin6_port));
+		snprintf(bound, bound_len, "http://[%s]:%s", addr, port_s);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &in->sin_addr, addr, sizeof(addr));
+		snprintf(port_s, sizeof(port_s), "%u", ntohs(in->sin_port));
+		snprintf(bound, bound_len, "http://%s:%s", addr, port_s);
+	}
+	return CFS_OK;
+}
+
+enum cfs_err http_start(const char *where, unsigned threads,
+			const struct api_ctx *ctx, struct http_server **out,
+			char *bound, size_t bound_len, struct cfs_error *err)
+{
+	struct http_server *s = calloc(1, sizeof(*s));
+	enum cfs_err rc;
+
+	if (!s)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	s->ctx = ctx;
+	rc = open_listener(where, &s->listen_fd, bound, bound_len, err);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	/* Suspended long polls need ITC (part of ALLOW_SUSPEND_RESUME) so
+	 * that a resume from another thread wakes the polling thread. */
+	s->daemon = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+		0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+		on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+		MHD_OPTION_THREAD_POOL_SIZE, threads,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+	if (!s->daemon) {
+		close(s->listen_fd);
+		free(s);
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"cannot start the HTTP server on '%s'", where);
+	}
+	*out = s;
+	return CFS_OK;
+}
+
+void http_quiesce(struct http_server *s)
+{
+	MHD_quiesce_daemon(s->daemon);
+}
+
+void http_stop(struct http_server *s)
+{
+	MHD_stop_daemon(s->daemon);
+	close(s->listen_fd);
+	free(s);
+}

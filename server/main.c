@@ -1,0 +1,61 @@
+/* cloudfsd: the cloudfs server.  Dispatches to the commands of cmd.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloudfs/log.h"
+#include "config.h"
+#include "server/cmd.h"
+
+static const char usage[] =
+	"usage: cloudfsd COMMAND [OPTIONS]\n"
+	"\n"
+	"The cloudfs server: metadata (users, namespaces, the journal) and\n"
+	"content-addressed blocks, kept under one data directory.\n"
+	"\n"
+	"commands:\n"
+	"  serve --data DIR [--listen HOST:PORT] [--threads N]\n"
+	"                           serve in the foreground (default listen\n"
+	"                           address 127.0.0.1:8470)\n"
+	"  useradd --data DIR NAME  create a user; print a new token\n"
+	"  token --data DIR NAME    print another token for a user\n"
+	"  revoke --data DIR TOKEN  revoke a token\n"
+	"\n"
+	"options:\n"
+	"  -h, --help               show this help (or a command's)\n"
+	"  -V, --version            show the version\n"
+	"\n"
+	"exit status: 0 success, 1 failure, 2 wrong command line.\n"
+	"See cloudfsd(8) and cloudfs-protocol(7).\n";
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "serve", cmd_serve },
+	{ "useradd", cmd_useradd },
+	{ "token", cmd_token },
+	{ "revoke", cmd_revoke },
+};
+
+int main(int argc, char **argv)
+{
+	cfs_log_init("cloudfsd", CFS_LOG_INFO);
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("cloudfsd %s\n", CLOUDFS_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "cloudfsd: unknown command '%s'\n\n%s", argv[1], usage);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,710 @@
+/*
+ * The SQLite metadata backend: opening the store, its connections and
+ * statement cache, and the users, tokens and block index.  The schema and
+ * its invariants are described in meta_sqlite.h.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cloudfs/log.h"
+#include "meta_sqlite.h"
+
+#define SCHEMA_VERSION 1
+
+static const char schema[] =
+	"CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE, root_ns INTEGER NOT NULL UNIQUE,"
+	" created INTEGER NOT NULL);"
+	"CREATE TABLE tokens(hash BLOB PRIMARY KEY,"
+	" user_id INTEGER NOT NULL REFERENCES users(id),"
+	" created INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)"
+	" WITHOUT ROWID;"
+	"CREATE TABLE namespaces(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" head INTEGER NOT NULL DEFAULT 0, next_node INTEGER NOT NULL DEFAULT 1,"
+	" shared INTEGER NOT NULL, owner INTEGER REFERENCES users(id),"
+	" created INTEGER NOT NULL);"
+	"CREATE TABLE members(ns INTEGER NOT NULL REFERENCES namespaces(id),"
+	" user_id INTEGER NOT NULL REFERENCES users(id), mount_node INTEGER,"
+	" joined INTEGER NOT NULL, PRIMARY KEY(ns, user_id)) WITHOUT ROWID;"
+	"CREATE INDEX members_by_user ON members(user_id, ns);"
+	"CREATE TABLE journal(ns INTEGER NOT NULL, jid INTEGER NOT NULL,"
+	" node INTEGER NOT NULL, parent INTEGER NOT NULL, name TEXT NOT NULL,"
+	" kind INTEGER NOT NULL, size INTEGER NOT NULL,"
+	" mtime_ns INTEGER NOT NULL, mode INTEGER NOT NULL, blocks BLOB,"
+	" target TEXT, mount_ns INTEGER, author INTEGER NOT NULL,"
+	" PRIMARY KEY(ns, jid)) WITHOUT ROWID;"
+	"CREATE TABLE nodes(ns INTEGER NOT NULL, node INTEGER NOT NULL,"
+	" parent INTEGER NOT NULL, name TEXT NOT NULL, kind INTEGER NOT NULL,"
+	" size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+	" mode INTEGER NOT NULL, blocks BLOB, target TEXT, mount_ns INTEGER,"
+	" jid INTEGER NOT NULL, PRIMARY KEY(ns, node)) WITHOUT ROWID;"
+	"CREATE UNIQUE INDEX nodes_by_name ON nodes(ns, parent, name)"
+	" WHERE kind != 0;"
+	"CREATE INDEX nodes_by_jid ON nodes(ns, jid);"
+	"CREATE TABLE blocks(id BLOB PRIMARY KEY, size INTEGER NOT NULL)"
+	" WITHOUT ROWID;"
+	"CREATE TABLE block_owners(id BLOB NOT NULL, user_id INTEGER NOT NULL,"
+	" PRIMARY KEY(id, user_id)) WITHOUT ROWID;"
+	"CREATE TABLE block_refs(id BLOB NOT NULL, ns INTEGER NOT NULL,"
+	" PRIMARY KEY(id, ns)) WITHOUT ROWID;";
+
+enum cfs_err sq_fail(struct sq_conn *c, int rc, struct cfs_error *err)
+{
+	int primary = rc & 0xff;
+	const char *msg =
+		c && c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
+
+	if (primary == SQLITE_FULL)
+		return cfs_fail(err, CFS_ERR_STORAGE_FULL,
+				"metadata store is full: %s", msg);
+	cfs_log_error("metadata store failed: %s (code %d)", msg, rc);
+	return cfs_fail(err, CFS_ERR_INTERNAL, "metadata store failed: %s",
+			msg);
+}
+
+static enum cfs_err exec_plain(struct sq_conn *c, const char *sql,
+			       struct cfs_error *err)
+{
+	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? CFS_OK : sq_fail(c, rc, err);
+}
+
+static size_t slot_of(const char *sql)
+{
+	return ((uintptr_t)sql >> 3) * 0x9e3779b97f4a7c15ull >> 57;
+}
+
+static sqlite3_stmt *stmt_cached(struct sq_conn *c, const char *sql,
+				 struct cfs_error *err)
+{
+	size_t i = slot_of(sql) % SQ_STMT_SLOTS;
+	int rc;
+
+	for (size_t probes = 0; probes < SQ_STMT_SLOTS; probes++) {
+		if (c->stmts[i].sql == sql) {
+			sqlite3_reset(c->stmts[i].stmt);
+			sqlite3_clear_bindings(c->stmts[i].stmt);
+			return c->stmts[i].stmt;
+		}
+		if (!c->stmts[i].sql)
+			break;
+		i = (i + 1) % SQ_STMT_SLOTS;
+	}
+	/* The table holds every statement of the backend with room to
+	 * spare; a full table is a programming error, not a runtime one. */
+	if (c->stmts[i].sql) {
+		cfs_fail(err, CFS_ERR_INTERNAL, "statement cache is full");
+		return NULL;
+	}
+	rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				&c->stmts[i].stmt, NULL);
+	if (rc != SQLITE_OK) {
+		sq_fail(c, rc, err);
+		return NULL;
+	}
+	c->stmts[i].sql = sql;
+	return c->stmts[i].stmt;
+}
+
+static sqlite3_stmt *stmt_vbind(struct sq_conn *c, const char *sql,
+				struct cfs_error *err, const char *fmt,
+				va_list ap)
+{
+	sqlite3_stmt *st = stmt_cached(c, sql, err);
+	int rc = SQLITE_OK;
+
+	for (int i = 1; st && rc == SQLITE_OK && fmt[i - 1]; i++) {
+		switch (fmt[i - 1]) {
+		case 'i':
+			rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+			break;
+		case 'I': {
+			int64_t v = va_arg(ap, int64_t);
+
+			rc = v ? sqlite3_bind_int64(st, i, v)
+			       : sqlite3_bind_null(st, i);
+			break;
+		}
+		case 't':
+			rc = sqlite3_bind_text(st, i, va_arg(ap, const char *),
+					       -1, SQLITE_STATIC);
+			break;
+		case 's': {
+			const char *p = va_arg(ap, const char *);
+			size_t len = va_arg(ap, size_t);
+
+			rc = sqlite3_bind_text64(st, i, p, len, SQLITE_STATIC,
+						 SQLITE_UTF8);
+			break;
+		}
+		case 'b': {
+			const void *p = va_arg(ap, const void *);
+			size_t len = va_arg(ap, size_t);
+
+			rc = len ? sqlite3_bind_blob64(st, i, p, len,
+						       SQLITE_STATIC)
+				 : sqlite3_bind_null(st, i);
+			break;
+		}
+		default:
+			rc = sqlite3_bind_null(st, i);
+		}
+	}
+	if (st && rc != SQLITE_OK) {
+		sq_fail(c, rc, err);
+		return NULL;
+	}
+	return st;
+}
+
+sqlite3_stmt *sq_stmt(struct sq_conn *c, const char *sql, struct cfs_error *err,
+		      const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+
+	va_start(ap, fmt);
+	st = stmt_vbind(c, sql, err, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+enum cfs_err sq_step(struct sq_conn *c, sqlite3_stmt *st, bool *row,
+		     struct cfs_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	*row = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return CFS_OK;
+	return sq_fail(c, rc, err);
+}
+
+enum cfs_err sq_exec(struct sq_conn *c, const char *sql, struct cfs_error *err,
+		     const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	bool row;
+	va_list ap;
+
+	va_start(ap, fmt);
+	st = stmt_vbind(c, sql, err, fmt, ap);
+	va_end(ap);
+	if (!st)
+		return err->code;
+	return sq_step(c, st, &row, err);
+}
+
+void sq_changed(struct sq_conn *c, int64_t ns)
+{
+	for (size_t i = 0; i < c->n_changed; i++)
+		if (c->changed[i] == ns)
+			return;
+	/* No operation touches more namespaces than this; if one ever
+	 * did, waiters would only wake later, at their deadline. */
+	if (c->n_changed < SQ_MAX_CHANGED)
+		c->changed[c->n_changed++] = ns;
+	else
+		cfs_log_warn(
+			"too many namespaces changed in one transaction to notify namespace %lld",
+			(long long)ns);
+}
+
+enum cfs_err sq_begin(struct sq_conn *c, bool write, struct cfs_error *err)
+{
+	c->n_changed = 0;
+	return exec_plain(c, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+}
+
+enum cfs_err sq_end(struct sq_meta *m, struct sq_conn *c, enum cfs_err rc,
+		    struct cfs_error *err)
+{
+	if (rc == CFS_OK)
+		rc = exec_plain(c, "COMMIT", err);
+	if (rc != CFS_OK) {
+		/* Fails only when no transaction is open: nothing to undo. */
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		c->n_changed = 0;
+		return rc;
+	}
+	for (size_t i = 0; m->notify && i < c->n_changed; i++)
+		m->notify(m->notify_arg, c->changed[i]);
+	c->n_changed = 0;
+	return CFS_OK;
+}
+
+static void conn_close(struct sq_conn *c)
+{
+	for (size_t i = 0; i < SQ_STMT_SLOTS; i++)
+		sqlite3_finalize(c->stmts[i].stmt);
+	sqlite3_close(c->db);
+	free(c);
+}
+
+static struct sq_conn *conn_open(struct sq_meta *m, struct cfs_error *err)
+{
+	struct sq_conn *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c) {
+		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		return NULL;
+	}
+	rc = sqlite3_open_v2(m->path, &c->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(c->db, 10000);
+	if (rc != SQLITE_OK) {
+		cfs_fail(err, CFS_ERR_INTERNAL, "cannot open '%s': %s", m->path,
+			 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		conn_close(c);
+		return NULL;
+	}
+	/* FULL: an acknowledged commit survives a power cut, not only a
+	 * crash of the server. */
+	if (exec_plain(c,
+		       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+		       " PRAGMA foreign_keys=ON;",
+		       err)) {
+		conn_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct sq_conn *sq_acquire(struct sq_meta *m, struct cfs_error *err)
+{
+	struct sq_conn *c;
+
+	pthread_mutex_lock(&m->lock);
+	c = m->free_conns;
+	if (c)
+		m->free_conns = c->next_free;
+	pthread_mutex_unlock(&m->lock);
+	return c ? c : conn_open(m, err);
+}
+
+void sq_release(struct sq_meta *m, struct sq_conn *c)
+{
+	pthread_mutex_lock(&m->lock);
+	c->next_free = m->free_conns;
+	m->free_conns = c;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+enum cfs_err sq_member(struct sq_conn *c, int64_t user, int64_t ns,
+		       struct cfs_error *err)
+{
+	sqlite3_stmt *st = sq_stmt(
+		c, "SELECT 1 FROM members WHERE ns = ?1 AND user_id = ?2", err,
+		"ii", ns, user);
+	enum cfs_err rc;
+	bool row;
+
+	if (!st)
+		return err->code;
+	rc = sq_step(c, st, &row, err);
+	if (rc == CFS_OK && !row)
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
+			      (long long)ns);
+	return rc;
+}
+
+/* The whole schema, in one transaction, the first time the store opens. */
+static enum cfs_err schema_init(struct sq_conn *c, struct cfs_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	enum cfs_err rc;
+	int version = -1;
+
+	rc = exec_plain(c, "BEGIN IMMEDIATE", err);
+	if (rc)
+		return rc;
+	if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version == 0) {
+		rc = exec_plain(c, schema, err);
+		if (rc == CFS_OK)
+			rc = exec_plain(c, "PRAGMA user_version = 1", err);
+	} else if (version != SCHEMA_VERSION) {
+		rc = cfs_fail(
+			err, CFS_ERR_INTERNAL,
+			"metadata store has schema version %d, this cloudfsd reads version %d",
+			version, SCHEMA_VERSION);
+	}
+	if (rc == CFS_OK)
+		return exec_plain(c, "COMMIT", err);
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static void sq_close(struct meta *base)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+
+	while (m->free_conns) {
+		struct sq_conn *c = m->free_conns;
+
+		m->free_conns = c->next_free;
+		conn_close(c);
+	}
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+static void user_from_row(sqlite3_stmt *st, struct meta_user *u)
+{
+	u->id = sqlite3_column_int64(st, 0);
+	u->root_ns = sqlite3_column_int64(st, 1);
+	snprintf(u->name, sizeof(u->name), "%s",
+		 (const char *)sqlite3_column_text(st, 2));
+}
+
+enum cfs_err sq_user_by_name(struct sq_conn *c, const char *name,
+			     struct meta_user *out, struct cfs_error *err)
+{
+	sqlite3_stmt *st = sq_stmt(
+		c, "SELECT id, root_ns, name FROM users WHERE name = ?1", err,
+		"t", name);
+	enum cfs_err rc;
+	bool row;
+
+	if (!st)
+		return err->code;
+	rc = sq_step(c, st, &row, err);
+	if (rc)
+		return rc;
+	if (!row)
+		return cfs_fail(err, CFS_ERR_NOT_FOUND, "no user '%s'", name);
+	user_from_row(st, out);
+	return CFS_OK;
+}
+
+static enum cfs_err user_insert(struct sq_conn *c, const char *name,
+				struct meta_user *out, struct cfs_error *err)
+{
+	int64_t ns;
+	enum cfs_err rc;
+
+	rc = sq_exec(c,
+		     "INSERT INTO namespaces(shared, created) VALUES (0, ?1)",
+		     err, "i", now_s());
+	if (rc)
+		return rc;
+	ns = sqlite3_last_insert_rowid(c->db);
+	rc = sq_exec(c,
+		     "INSERT INTO users(name, root_ns, created)"
+		     " VALUES (?1, ?2, ?3)",
+		     err, "tii", name, ns, now_s());
+	if (rc)
+		return rc;
+	out->id = sqlite3_last_insert_rowid(c->db);
+	out->root_ns = ns;
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	rc = sq_exec(c, "UPDATE namespaces SET owner = ?1 WHERE id = ?2", err,
+		     "ii", out->id, ns);
+	if (rc)
+		return rc;
+	return sq_exec(c,
+		       "INSERT INTO members(ns, user_id, mount_node, joined)"
+		       " VALUES (?1, ?2, NULL, ?3)",
+		       err, "iii", ns, out->id, now_s());
+}
+
+static enum cfs_err sq_user_add(struct meta *base, const char *name,
+				struct meta_user *out, struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c;
+	struct meta_user existing;
+	enum cfs_err rc;
+
+	rc = meta_user_name_check(name, strlen(name), err);
+	if (rc)
+		return rc;
+	c = sq_acquire(m, err);
+	if (!c)
+		return err->code;
+	rc = sq_begin(c, true, err);
+	if (rc == CFS_OK) {
+		rc = sq_user_by_name(c, name, &existing, err);
+		if (rc == CFS_OK)
+			rc = cfs_fail(err, CFS_ERR_EXISTS,
+				      "user '%s' exists already", name);
+		else if (rc == CFS_ERR_NOT_FOUND)
+			rc = user_insert(c, name, out, err);
+		rc = sq_end(m, c, rc, err);
+	}
+	sq_release(m, c);
+	return rc;
+}
+
+static enum cfs_err sq_user_get(struct meta *base, const char *name,
+				struct meta_user *out, struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	rc = sq_user_by_name(c, name, out, err);
+	sq_release(m, c);
+	return rc;
+}
+
+static enum cfs_err sq_token_add(struct meta *base, int64_t user,
+				 const uint8_t hash[META_TOKEN_HASH_LEN],
+				 struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	rc = sq_exec(c,
+		     "INSERT INTO tokens(hash, user_id, created)"
+		     " VALUES (?1, ?2, ?3)",
+		     err, "bii", hash, (size_t)META_TOKEN_HASH_LEN, user,
+		     now_s());
+	sq_release(m, c);
+	return rc;
+}
+
+static enum cfs_err sq_token_revoke(struct meta *base,
+				    const uint8_t hash[META_TOKEN_HASH_LEN],
+				    struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	rc = sq_exec(c,
+		     "UPDATE tokens SET revoked = 1 WHERE hash = ?1"
+		     " AND revoked = 0",
+		     err, "b", hash, (size_t)META_TOKEN_HASH_LEN);
+	if (rc == CFS_OK && sqlite3_changes(c->db) == 0)
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
+			      "no live token matches the one given");
+	sq_release(m, c);
+	return rc;
+}
+
+static enum cfs_err sq_auth(struct meta *base,
+			    const uint8_t hash[META_TOKEN_HASH_LEN],
+			    struct meta_user *out, struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	sqlite3_stmt *st;
+	enum cfs_err rc;
+	bool row = false;
+
+	if (!c)
+		return err->code;
+	st = sq_stmt(c,
+		     "SELECT u.id, u.root_ns, u.name FROM tokens t"
+		     " JOIN users u ON u.id = t.user_id"
+		     " WHERE t.hash = ?1 AND t.revoked = 0",
+		     err, "b", hash, (size_t)META_TOKEN_HASH_LEN);
+	rc = st ? sq_step(c, st, &row, err) : err->code;
+	if (rc == CFS_OK && row)
+		user_from_row(st, out);
+	else if (rc == CFS_OK)
+		rc = cfs_fail(err, CFS_ERR_UNAUTHORIZED,
+			      "token is unknown or revoked");
+	sq_release(m, c);
+	return rc;
+}
+
+enum cfs_err sq_block_available(struct sq_conn *c, int64_t user,
+				const struct cfs_block_id *id, bool *ok,
+				uint32_t *size, struct cfs_error *err)
+{
+	enum cfs_err rc;
+	sqlite3_stmt *st =
+		sq_stmt(c,
+			"SELECT size FROM blocks WHERE id = ?1 AND ("
+			" EXISTS (SELECT 1 FROM block_owners"
+			"  WHERE id = ?1 AND user_id = ?2) OR"
+			" EXISTS (SELECT 1 FROM block_refs r JOIN members m"
+			"  ON m.ns = r.ns AND m.user_id = ?2 WHERE r.id = ?1))",
+			err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN, user);
+
+	if (!st)
+		return err->code;
+	rc = sq_step(c, st, ok, err);
+	if (rc == CFS_OK && *ok && size)
+		*size = (uint32_t)sqlite3_column_int64(st, 0);
+	return rc;
+}
+
+static enum cfs_err sq_blocks_needed(struct meta *base,
+				     const struct meta_user *user,
+				     const struct cfs_blocklist *ids,
+				     struct cfs_blocklist *needed,
+				     struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c;
+	enum cfs_err rc = CFS_OK;
+
+	needed->n = 0;
+	needed->ids = ids->n ? malloc(ids->n * sizeof(ids->ids[0])) : NULL;
+	if (ids->n && !needed->ids)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	c = sq_acquire(m, err);
+	if (!c) {
+		cfs_blocklist_release(needed);
+		return err->code;
+	}
+	rc = sq_begin(c, false, err);
+	for (size_t i = 0; rc == CFS_OK && i < ids->n; i++) {
+		bool ok = false;
+
+		rc = sq_block_available(c, user->id, &ids->ids[i], &ok, NULL,
+					err);
+		if (rc == CFS_OK && !ok)
+			needed->ids[needed->n++] = ids->ids[i];
+	}
+	rc = sq_end(m, c, rc, err);
+	sq_release(m, c);
+	if (rc)
+		cfs_blocklist_release(needed);
+	return rc;
+}
+
+static enum cfs_err sq_block_added(struct meta *base,
+				   const struct meta_user *user,
+				   const struct cfs_block_id *id, uint32_t size,
+				   struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	rc = sq_begin(c, true, err);
+	if (rc == CFS_OK)
+		rc = sq_exec(c,
+			     "INSERT OR IGNORE INTO blocks(id, size)"
+			     " VALUES (?1, ?2)",
+			     err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN,
+			     (int64_t)size);
+	if (rc == CFS_OK)
+		rc = sq_exec(c,
+			     "INSERT OR IGNORE INTO block_owners(id, user_id)"
+			     " VALUES (?1, ?2)",
+			     err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN,
+			     user->id);
+	rc = sq_end(m, c, rc, err);
+	sq_release(m, c);
+	return rc;
+}
+
+static enum cfs_err sq_block_readable(struct meta *base,
+				      const struct meta_user *user,
+				      const struct cfs_block_id *id,
+				      struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+	enum cfs_err rc;
+	bool ok = false;
+
+	if (!c)
+		return err->code;
+	rc = sq_block_available(c, user->id, id, &ok, NULL, err);
+	sq_release(m, c);
+	if (rc == CFS_OK && !ok) {
+		/* The same answer for unknown and forbidden (Dropship). */
+		cfs_block_id_to_hex(id, hex);
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no block %s", hex);
+	}
+	return rc;
+}
+
+static const struct meta_ops sq_ops = {
+	.close = sq_close,
+	.user_add = sq_user_add,
+	.user_get = sq_user_get,
+	.token_add = sq_token_add,
+	.token_revoke = sq_token_revoke,
+	.auth = sq_auth,
+	.namespaces = sq_namespaces,
+	.heads = sq_heads,
+	.list = sq_list,
+	.commit = sq_commit,
+	.blocks_needed = sq_blocks_needed,
+	.block_added = sq_block_added,
+	.block_readable = sq_block_readable,
+	.share = sq_share,
+	.invite = sq_invite,
+	.leave = sq_leave,
+	.remove_member = sq_remove_member,
+	.members = sq_members,
+};
+
+enum cfs_err meta_sqlite_open(const char *data_dir, meta_notify_fn notify,
+			      void *notify_arg, struct meta **out,
+			      struct cfs_error *err)
+{
+	struct sq_meta *m = calloc(1, sizeof(*m));
+	struct sq_conn *c;
+	enum cfs_err rc;
+
+	if (!m)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	m->base.ops = &sq_ops;
+	m->notify = notify;
+	m->notify_arg = notify_arg;
+	pthread_mutex_init(&m->lock, NULL);
+	if ((size_t)snprintf(m->path, sizeof(m->path), "%s/meta.db",
+			     data_dir) >= sizeof(m->path)) {
+		sq_close(&m->base);
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"data directory path '%s' is too long",
+				data_dir);
+	}
+	if (mkdir(data_dir, 0700) && errno != EEXIST) {
+		rc = cfs_fail(err, CFS_ERR_INTERNAL,
+			      "cannot create data directory '%s': %s", data_dir,
+			      strerror(errno));
+		sq_close(&m->base);
+		return rc;
+	}
+	c = conn_open(m, err);
+	if (!c) {
+		sq_close(&m->base);
+		return err->code;
+	}
+	rc = schema_init(c, err);
+	sq_release(m, c);
+	if (rc) {
+		sq_close(&m->base);
+		return rc;
+	}
+	*out = &m->base;
+	return CFS_OK;
+}

@@ -1,0 +1,212 @@
+/*
+ * Internals shared by the files of the SQLite metadata backend:
+ *
+ *	meta_sqlite.c        open, schema, connections, users, tokens, blocks
+ *	meta_sqlite_tree.c   nodes, the journal, commits, listings
+ *	meta_sqlite_share.c  shared folders and memberships
+ *
+ * Schema (meta.db under the data directory, WAL, synchronous=FULL):
+ *
+ *	users(id, name, root_ns)         tokens(hash, user_id, revoked)
+ *	namespaces(id, head, next_node, shared, owner)
+ *	members(ns, user_id, mount_node) mount_node: in the user's root ns
+ *	journal(ns, jid, node, ...)      append-only, one row per version
+ *	nodes(ns, node, ..., jid)        each node's newest state
+ *	blocks(id, size)                 block_owners(id, user_id)
+ *	block_refs(id, ns)               a journal row of ns lists block id
+ *
+ * Invariants:
+ *  1. namespaces.head is the largest JID of the namespace's journal, and a
+ *     JID is taken from it inside the transaction that writes its row.
+ *  2. nodes holds, per node, the columns of its newest journal row, except
+ *     that the descendants of a deleted (or shared-away) directory are
+ *     marked deleted there without a row of their own: the directory's row
+ *     tells clients to drop the whole subtree.
+ *  3. Among live nodes, (ns, parent, name) is unique; node 0 is the root.
+ *  4. A user is a member of their root namespace (mount_node NULL) and of
+ *     each shared namespace mounted by a MOUNT node of their root.
+ *  5. block_refs has (id, ns) for every block of every file row of ns.
+ */
+#ifndef SERVER_META_SQLITE_H
+#define SERVER_META_SQLITE_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "cloudfs/path.h"
+#include "server/meta.h"
+
+#define SQ_STMT_SLOTS  128
+#define SQ_MAX_CHANGED 4
+
+/* A connection, used by one thread at a time between acquire and release. */
+struct sq_conn {
+	sqlite3 *db;
+	struct {
+		const char *sql; /* the cache key is the literal's address */
+		sqlite3_stmt *stmt;
+	} stmts[SQ_STMT_SLOTS];
+	int64_t changed[SQ_MAX_CHANGED]; /* heads moved in this transaction */
+	size_t n_changed;
+	struct sq_conn *next_free;
+};
+
+struct sq_meta {
+	struct meta base;
+	char path[4096];
+	meta_notify_fn notify;
+	void *notify_arg;
+	pthread_mutex_t lock; /* protects free_conns */
+	struct sq_conn *free_conns;
+};
+
+/* Connections and transactions (meta_sqlite.c). */
+struct sq_conn *sq_acquire(struct sq_meta *m, struct cfs_error *err);
+void sq_release(struct sq_meta *m, struct sq_conn *c);
+enum cfs_err sq_begin(struct sq_conn *c, bool write, struct cfs_error *err);
+/* Commits when rc is CFS_OK (then notifies), else rolls back; returns rc or
+ * the commit's own error. */
+enum cfs_err sq_end(struct sq_meta *m, struct sq_conn *c, enum cfs_err rc,
+		    struct cfs_error *err);
+
+/*
+ * A cached, reset statement for the SQL literal sql, with parameters bound
+ * from fmt: 'i' int64_t, 'I' int64_t with 0 bound as NULL, 't' NUL-terminated
+ * text (NULL pointer: NULL), 's' text as a pointer and a size_t, 'b' a blob
+ * as a pointer and a size_t (size 0: NULL), 'n' NULL.  NULL (and *err set) on
+ * failure.
+ */
+sqlite3_stmt *sq_stmt(struct sq_conn *c, const char *sql, struct cfs_error *err,
+		      const char *fmt, ...);
+
+/* Steps st: CFS_OK with *row telling whether a row came, or an error. */
+enum cfs_err sq_step(struct sq_conn *c, sqlite3_stmt *st, bool *row,
+		     struct cfs_error *err);
+
+/* Runs a statement that returns no row. */
+enum cfs_err sq_exec(struct sq_conn *c, const char *sql, struct cfs_error *err,
+		     const char *fmt, ...);
+
+/* Turns a failed SQLite call into an error (STORAGE_FULL or INTERNAL). */
+enum cfs_err sq_fail(struct sq_conn *c, int rc, struct cfs_error *err);
+
+/* Records that ns's head moved, for notification after commit. */
+void sq_changed(struct sq_conn *c, int64_t ns);
+
+/* The user called name; NOT_FOUND when there is none. */
+enum cfs_err sq_user_by_name(struct sq_conn *c, const char *name,
+			     struct meta_user *out, struct cfs_error *err);
+
+/* CFS_OK when user is a member of ns (may read and write it), NOT_FOUND
+ * ("no namespace N") otherwise. */
+enum cfs_err sq_member(struct sq_conn *c, int64_t user, int64_t ns,
+		       struct cfs_error *err);
+
+/* Whether user may read block id (same rule as meta_ops.block_readable),
+ * and then its size (size may be NULL). */
+enum cfs_err sq_block_available(struct sq_conn *c, int64_t user,
+				const struct cfs_block_id *id, bool *ok,
+				uint32_t *size, struct cfs_error *err);
+
+/* A node's state while a transaction works on it. */
+struct sq_node {
+	int64_t node, parent, jid, mount_ns;
+	enum cfs_kind kind;
+	char name[CFS_NAME_MAX + 1];
+	uint64_t size;
+	int64_t mtime_ns;
+	uint32_t mode;
+	struct cfs_blocklist blocks; /* owned */
+	char *target;		     /* owned */
+};
+
+void sq_node_release(struct sq_node *n);
+
+/* Nodes and the journal (meta_sqlite_tree.c). */
+enum cfs_err sq_node_get(struct sq_conn *c, int64_t ns, int64_t node,
+			 struct sq_node *n, struct cfs_error *err);
+enum cfs_err sq_node_alloc(struct sq_conn *c, int64_t ns, int64_t *node,
+			   struct cfs_error *err);
+/* Appends n as a new version of its node, written by author; sets n->jid. */
+enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
+			    struct sq_node *n, struct cfs_error *err);
+/* The live child of parent called name; NOT_FOUND when there is none. */
+enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
+			  const char *name, size_t len, struct sq_node *n,
+			  struct cfs_error *err);
+/* The current path of node (malloc'd; "" for the root). */
+enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,
+			  char **path, struct cfs_error *err);
+
+/* The head of namespace ns (no access check). */
+enum cfs_err sq_ns_head(struct sq_conn *c, int64_t ns, int64_t *head,
+			struct cfs_error *err);
+
+/* Where a path leads: its parent directory and, if present, the entry. */
+struct sq_resolved {
+	int64_t parent;
+	char name[CFS_NAME_MAX + 1];
+	bool exists;
+	struct sq_node node;
+};
+
+/* Resolves a checked path; NOT_FOUND, NOT_DIR or CROSS_NS for its parents. */
+enum cfs_err sq_resolve(struct sq_conn *c, int64_t ns, const char *path,
+			struct sq_resolved *r, struct cfs_error *err);
+
+/* The live descendants of node ?2 in namespace ?1, as a prefix of SQL. */
+#define SQ_SUBTREE_CTE                                                  \
+	"WITH RECURSIVE sub(node, depth) AS ("                          \
+	" SELECT node, 1 FROM nodes WHERE ns = ?1 AND parent = ?2"      \
+	"  AND kind != 0"                                               \
+	" UNION ALL SELECT n.node, sub.depth + 1 FROM nodes n JOIN sub" \
+	"  ON n.parent = sub.node WHERE n.ns = ?1 AND n.kind != 0) "
+
+/* Ids of the live descendants of node, parents before children. */
+enum cfs_err sq_descendants(struct sq_conn *c, int64_t ns, int64_t node,
+			    int64_t **ids, size_t *n, struct cfs_error *err);
+
+/* The namespaces mounted by MOUNT nodes below node. */
+enum cfs_err sq_subtree_mounts(struct sq_conn *c, int64_t ns, int64_t node,
+			       int64_t **mounts, size_t *n,
+			       struct cfs_error *err);
+
+/* Marks node's live descendants deleted (invariant 2) and unmounts the
+ * shared folders among them for user. */
+enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
+			     int64_t ns, int64_t node, struct cfs_error *err);
+
+/* Shared folders (meta_sqlite_share.c). */
+
+/* Drops user's membership of shared ns, passing ownership on if needed;
+ * the mount node is the caller's to remove. */
+enum cfs_err sq_unmount(struct sq_conn *c, int64_t user, int64_t ns,
+			struct cfs_error *err);
+
+/* The vtable entries, spread over the three files. */
+enum cfs_err sq_namespaces(struct meta *m, const struct meta_user *user,
+			   meta_ns_fn fn, void *arg, struct cfs_error *err);
+enum cfs_err sq_heads(struct meta *m, const struct meta_user *user,
+		      const int64_t *ns, int64_t *heads, size_t n,
+		      struct cfs_error *err);
+enum cfs_err sq_list(struct meta *m, const struct meta_user *user, int64_t ns,
+		     int64_t cursor, unsigned limit, meta_entry_fn fn,
+		     void *arg, struct meta_page *page, struct cfs_error *err);
+enum cfs_err sq_commit(struct meta *m, const struct meta_user *user, int64_t ns,
+		       const struct meta_op *ops, struct meta_op_result *res,
+		       size_t n, int64_t *head, struct cfs_error *err);
+enum cfs_err sq_share(struct meta *m, const struct meta_user *user, int64_t ns,
+		      const char *path, int64_t *shared, bool *created,
+		      struct cfs_error *err);
+enum cfs_err sq_invite(struct meta *m, const struct meta_user *user, int64_t ns,
+		       const char *invitee, struct cfs_error *err);
+enum cfs_err sq_leave(struct meta *m, const struct meta_user *user, int64_t ns,
+		      struct cfs_error *err);
+enum cfs_err sq_remove_member(struct meta *m, const struct meta_user *user,
+			      int64_t ns, const char *member,
+			      struct cfs_error *err);
+enum cfs_err sq_members(struct meta *m, const struct meta_user *user,
+			int64_t ns, meta_member_fn fn, void *arg,
+			struct cfs_error *err);
+
+#endif

@@ -1,0 +1,436 @@
+/*
+ * The SQLite backend's commits: the five journal operations of a batch.
+ *
+ * Each operation first checks everything it depends on (paths, base JIDs,
+ * blocks) and only then writes, so a refused operation leaves nothing
+ * behind and needs no savepoint.  An operation returns CFS_OK with its
+ * result's status set, or an error code with the result's message set
+ * (the operation failed); store failures (INTERNAL, STORAGE_FULL) abort the
+ * whole batch.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloudfs/path.h"
+#include "meta_sqlite.h"
+
+static bool fatal(enum cfs_err rc)
+{
+	return rc == CFS_ERR_INTERNAL || rc == CFS_ERR_STORAGE_FULL;
+}
+
+static enum cfs_err committed(struct meta_op_result *res,
+			      const struct sq_node *n)
+{
+	res->status = META_COMMITTED;
+	res->jid = n->jid;
+	res->node = n->node;
+	return CFS_OK;
+}
+
+static enum cfs_err conflict(struct meta_op_result *res, int64_t current,
+			     const char *path)
+{
+	res->status = META_CONFLICT;
+	res->jid = current;
+	if (current)
+		cfs_fail(&res->err, CFS_ERR_CONFLICT,
+			 "'%s' is at JID %lld, not the base JID given", path,
+			 (long long)current);
+	else
+		cfs_fail(&res->err, CFS_ERR_CONFLICT,
+			 "'%s' does not exist any more", path);
+	return CFS_OK;
+}
+
+/* Fills the parts of a new node that every creating operation shares. */
+static enum cfs_err new_node(struct sq_conn *c, int64_t ns,
+			     const struct sq_resolved *r, struct sq_node *n,
+			     struct cfs_error *err)
+{
+	memset(n, 0, sizeof(*n));
+	n->parent = r->parent;
+	memcpy(n->name, r->name, sizeof(n->name));
+	return sq_node_alloc(c, ns, &n->node, err);
+}
+
+/*
+ * The blocks of a file operation: those the user could not read go to
+ * res->need; when all are readable, their sizes must add up to op->size.
+ */
+static enum cfs_err check_blocks(struct sq_conn *c, int64_t user,
+				 const struct meta_op *op,
+				 struct meta_op_result *res,
+				 struct cfs_error *err)
+{
+	const struct cfs_blocklist *bl = &op->blocks;
+	enum cfs_err rc = CFS_OK;
+
+	for (size_t i = 0; rc == CFS_OK && i < bl->n; i++) {
+		uint32_t size = 0;
+		bool ok = false;
+
+		rc = sq_block_available(c, user, &bl->ids[i], &ok, &size, err);
+		if (rc)
+			break;
+		if (!ok) {
+			if (!res->need.ids &&
+			    !(res->need.ids =
+				      malloc(bl->n * sizeof(bl->ids[0]))))
+				return cfs_fail(err, CFS_ERR_INTERNAL,
+						"out of memory");
+			res->need.ids[res->need.n++] = bl->ids[i];
+		} else if (size != cfs_block_len(op->size, i)) {
+			return cfs_fail(
+				err, CFS_ERR_BAD_FIELD,
+				"'%s': block %zu holds %u bytes where a file of %llu bytes needs %u",
+				op->path, i, size, (unsigned long long)op->size,
+				cfs_block_len(op->size, i));
+		}
+	}
+	if (rc == CFS_OK && res->need.n)
+		res->status = META_NEED_BLOCKS;
+	return rc;
+}
+
+static bool same_content(const struct sq_node *n, const struct meta_op *op,
+			 enum cfs_kind kind)
+{
+	if (n->kind != kind || n->mode != op->mode)
+		return false;
+	if (kind == CFS_KIND_SYMLINK)
+		return n->target && strcmp(n->target, op->target) == 0;
+	return n->size == op->size &&
+	       cfs_blocklist_equal(&n->blocks, &op->blocks);
+}
+
+/* A new version of a file or symlink (ops "file" and "symlink"). */
+static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
+				int64_t ns, const struct meta_op *op,
+				enum cfs_kind kind, struct meta_op_result *res,
+				struct cfs_error *err)
+{
+	struct sq_resolved r;
+	struct sq_node n = { 0 };
+	enum cfs_err rc;
+
+	rc = sq_resolve(c, ns, op->path, &r, err);
+	if (rc)
+		return rc;
+	if (r.exists) {
+		n = r.node;
+		if (n.kind == CFS_KIND_DIR || n.kind == CFS_KIND_MOUNT) {
+			rc = cfs_fail(err, CFS_ERR_IS_DIR, "'%s' is a %s",
+				      op->path,
+				      n.kind == CFS_KIND_DIR ? "directory"
+							     : "shared folder");
+			goto out;
+		}
+		/*
+		 * The content is there already: a retry of a commit whose
+		 * answer was lost, or the same edit made twice.  Neither is
+		 * a conflict, and neither may add a second version.
+		 */
+		if (same_content(&n, op, kind) &&
+		    (n.mtime_ns == op->mtime_ns || n.jid != op->base_jid)) {
+			rc = committed(res, &n);
+			goto out;
+		}
+		if (n.jid != op->base_jid) {
+			rc = conflict(res, n.jid, op->path);
+			goto out;
+		}
+	} else if (op->base_jid != 0) {
+		return conflict(res, 0, op->path);
+	}
+	if (kind == CFS_KIND_FILE) {
+		rc = check_blocks(c, u->id, op, res, err);
+		if (rc || res->status == META_NEED_BLOCKS)
+			goto out;
+	}
+	if (!r.exists) {
+		rc = new_node(c, ns, &r, &n, err);
+		if (rc)
+			return rc;
+	}
+	sq_node_release(&n);
+	n.kind = kind;
+	n.size = kind == CFS_KIND_SYMLINK ? strlen(op->target) : op->size;
+	n.mtime_ns = op->mtime_ns;
+	n.mode = op->mode;
+	n.mount_ns = 0;
+	if (kind == CFS_KIND_FILE && op->blocks.n) {
+		n.blocks.ids = malloc(op->blocks.n * sizeof(op->blocks.ids[0]));
+		if (!n.blocks.ids)
+			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		memcpy(n.blocks.ids, op->blocks.ids,
+		       op->blocks.n * sizeof(op->blocks.ids[0]));
+		n.blocks.n = op->blocks.n;
+	}
+	if (kind == CFS_KIND_SYMLINK && !(n.target = strdup(op->target)))
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	rc = sq_journal_put(c, ns, u->id, &n, err);
+	if (rc == CFS_OK)
+		committed(res, &n);
+out:
+	sq_node_release(&n);
+	return rc;
+}
+
+/* Creates a directory, or updates the mode and mtime of one (op "dir"). */
+static enum cfs_err op_dir(struct sq_conn *c, const struct meta_user *u,
+			   int64_t ns, const struct meta_op *op,
+			   struct meta_op_result *res, struct cfs_error *err)
+{
+	struct sq_resolved r;
+	struct sq_node n;
+	enum cfs_err rc;
+
+	rc = sq_resolve(c, ns, op->path, &r, err);
+	if (rc)
+		return rc;
+	if (r.exists) {
+		n = r.node;
+		if (n.kind != CFS_KIND_DIR) {
+			sq_node_release(&n);
+			return cfs_fail(err, CFS_ERR_EXISTS,
+					"'%s' exists and is not a directory",
+					op->path);
+		}
+		if (n.mode == op->mode && n.mtime_ns == op->mtime_ns)
+			return committed(res, &n);
+	} else {
+		rc = new_node(c, ns, &r, &n, err);
+		if (rc)
+			return rc;
+		n.kind = CFS_KIND_DIR;
+	}
+	n.mode = op->mode;
+	n.mtime_ns = op->mtime_ns;
+	rc = sq_journal_put(c, ns, u->id, &n, err);
+	if (rc == CFS_OK)
+		committed(res, &n);
+	return rc;
+}
+
+static enum cfs_err has_children(struct sq_conn *c, int64_t ns, int64_t node,
+				 bool *yes, struct cfs_error *err)
+{
+	sqlite3_stmt *st = sq_stmt(c,
+				   "SELECT 1 FROM nodes WHERE ns = ?1"
+				   " AND parent = ?2 AND kind != 0 LIMIT 1",
+				   err, "ii", ns, node);
+
+	return st ? sq_step(c, st, yes, err) : err->code;
+}
+
+/* Turns n into its own tombstone and appends it. */
+static enum cfs_err tombstone(struct sq_conn *c, const struct meta_user *u,
+			      int64_t ns, struct sq_node *n,
+			      struct cfs_error *err)
+{
+	sq_node_release(n);
+	n->kind = CFS_KIND_DELETED;
+	n->size = 0;
+	n->mount_ns = 0;
+	return sq_journal_put(c, ns, u->id, n, err);
+}
+
+/*
+ * Deletes a file, a symlink, a directory (recursive: with everything in
+ * it, as one row), or a shared folder's mount (which leaves the folder).
+ */
+static enum cfs_err op_delete(struct sq_conn *c, const struct meta_user *u,
+			      int64_t ns, const struct meta_op *op,
+			      struct meta_op_result *res, struct cfs_error *err)
+{
+	struct sq_resolved r;
+	enum cfs_err rc;
+	bool full = false;
+
+	rc = sq_resolve(c, ns, op->path, &r, err);
+	if (rc)
+		return rc;
+	if (!r.exists)
+		return cfs_fail(err, CFS_ERR_NOT_FOUND, "'%s' does not exist",
+				op->path);
+	if (op->base_jid >= 0 && op->base_jid != r.node.jid) {
+		sq_node_release(&r.node);
+		return conflict(res, r.node.jid, op->path);
+	}
+	if (r.node.kind == CFS_KIND_DIR) {
+		rc = has_children(c, ns, r.node.node, &full, err);
+		if (rc == CFS_OK && full && !op->recursive)
+			rc = cfs_fail(err, CFS_ERR_NOT_EMPTY,
+				      "'%s' is a directory that is not empty",
+				      op->path);
+		if (rc == CFS_OK && full)
+			rc = sq_subtree_drop(c, u, ns, r.node.node, err);
+	} else if (r.node.kind == CFS_KIND_MOUNT) {
+		rc = sq_unmount(c, u->id, r.node.mount_ns, err);
+	}
+	if (rc == CFS_OK)
+		rc = tombstone(c, u, ns, &r.node, err);
+	if (rc == CFS_OK)
+		committed(res, &r.node);
+	sq_node_release(&r.node);
+	return rc;
+}
+
+/* Whether directory dir is node or lies below it. */
+static enum cfs_err is_within(struct sq_conn *c, int64_t ns, int64_t dir,
+			      int64_t node, bool *within, struct cfs_error *err)
+{
+	*within = false;
+	while (dir != 0 && !*within) {
+		struct sq_node n;
+		enum cfs_err rc;
+
+		if (dir == node) {
+			*within = true;
+			break;
+		}
+		rc = sq_node_get(c, ns, dir, &n, err);
+		if (rc)
+			return rc;
+		dir = n.parent;
+		sq_node_release(&n);
+	}
+	return CFS_OK;
+}
+
+/* Checks that src may replace the existing dst of a move (op "move"). */
+static enum cfs_err check_replace(struct sq_conn *c, int64_t ns,
+				  const struct meta_op *op,
+				  const struct sq_node *src,
+				  const struct sq_node *dst,
+				  struct cfs_error *err)
+{
+	bool full = false;
+	enum cfs_err rc;
+
+	if (!op->replace)
+		return cfs_fail(err, CFS_ERR_EXISTS, "'%s' exists", op->to);
+	if (src->kind == CFS_KIND_MOUNT || dst->kind == CFS_KIND_MOUNT)
+		return cfs_fail(
+			err, CFS_ERR_EXISTS,
+			"'%s' exists and a shared folder is never replaced",
+			op->to);
+	if (src->kind != CFS_KIND_DIR)
+		return dst->kind == CFS_KIND_DIR
+			       ? cfs_fail(err, CFS_ERR_IS_DIR,
+					  "'%s' is a directory", op->to)
+			       : CFS_OK;
+	if (dst->kind != CFS_KIND_DIR)
+		return cfs_fail(err, CFS_ERR_NOT_DIR, "'%s' is not a directory",
+				op->to);
+	rc = has_children(c, ns, dst->node, &full, err);
+	if (rc == CFS_OK && full)
+		rc = cfs_fail(err, CFS_ERR_NOT_EMPTY,
+			      "'%s' is a directory that is not empty", op->to);
+	return rc;
+}
+
+/* Moves or renames within the namespace: one row for the moved node (and
+ * one for a replaced target). */
+static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
+			    int64_t ns, const struct meta_op *op,
+			    struct meta_op_result *res, struct cfs_error *err)
+{
+	struct sq_resolved src, dst = { 0 };
+	enum cfs_err rc;
+	bool within = false;
+
+	rc = sq_resolve(c, ns, op->path, &src, err);
+	if (rc)
+		return rc;
+	if (!src.exists)
+		return cfs_fail(err, CFS_ERR_NOT_FOUND, "'%s' does not exist",
+				op->path);
+	if (op->base_jid >= 0 && op->base_jid != src.node.jid) {
+		rc = conflict(res, src.node.jid, op->path);
+		goto out;
+	}
+	rc = sq_resolve(c, ns, op->to, &dst, err);
+	if (rc)
+		goto out;
+	if (dst.exists && dst.node.node == src.node.node) {
+		rc = committed(res, &src.node);
+		goto out;
+	}
+	rc = is_within(c, ns, dst.parent, src.node.node, &within, err);
+	if (rc == CFS_OK && within)
+		rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
+			      "cannot move '%s' into itself ('%s')", op->path,
+			      op->to);
+	if (rc == CFS_OK && dst.exists)
+		rc = check_replace(c, ns, op, &src.node, &dst.node, err);
+	if (rc == CFS_OK && dst.exists)
+		rc = tombstone(c, u, ns, &dst.node, err);
+	if (rc)
+		goto out;
+	src.node.parent = dst.parent;
+	memcpy(src.node.name, dst.name, sizeof(src.node.name));
+	rc = sq_journal_put(c, ns, u->id, &src.node, err);
+	if (rc == CFS_OK)
+		committed(res, &src.node);
+out:
+	sq_node_release(&src.node);
+	sq_node_release(&dst.node);
+	return rc;
+}
+
+static enum cfs_err apply(struct sq_conn *c, const struct meta_user *u,
+			  int64_t ns, const struct meta_op *op,
+			  struct meta_op_result *res)
+{
+	struct cfs_error *err = &res->err;
+
+	switch (op->type) {
+	case META_OP_FILE:
+		return op_put_leaf(c, u, ns, op, CFS_KIND_FILE, res, err);
+	case META_OP_SYMLINK:
+		return op_put_leaf(c, u, ns, op, CFS_KIND_SYMLINK, res, err);
+	case META_OP_DIR:
+		return op_dir(c, u, ns, op, res, err);
+	case META_OP_DELETE:
+		return op_delete(c, u, ns, op, res, err);
+	case META_OP_MOVE:
+		return op_move(c, u, ns, op, res, err);
+	}
+	return cfs_fail(err, CFS_ERR_INTERNAL, "unknown operation %d",
+			(int)op->type);
+}
+
+enum cfs_err sq_commit(struct meta *base, const struct meta_user *user,
+		       int64_t ns, const struct meta_op *ops,
+		       struct meta_op_result *res, size_t n, int64_t *head,
+		       struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	rc = sq_begin(c, true, err);
+	if (rc == CFS_OK)
+		rc = sq_member(c, user->id, ns, err);
+	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+		enum cfs_err op_rc;
+
+		memset(&res[i], 0, sizeof(res[i]));
+		op_rc = apply(c, user, ns, &ops[i], &res[i]);
+		if (fatal(op_rc)) {
+			*err = res[i].err;
+			rc = op_rc;
+		} else if (op_rc) {
+			res[i].status = META_FAILED;
+		}
+	}
+	if (rc == CFS_OK)
+		rc = sq_ns_head(c, ns, head, err);
+	rc = sq_end(m, c, rc, err);
+	sq_release(m, c);
+	return rc;
+}

@@ -1,0 +1,406 @@
+/*
+ * The SQLite backend's shared folders: sharing a folder, invitations,
+ * leaving, removing members, and listing them (invariant 4 of
+ * meta_sqlite.h).
+ *
+ * A shared folder is a namespace of its own.  Each member has a MOUNT node
+ * for it in their root namespace, and members.mount_node points at it; the
+ * namespace's journal is the same for all members.  Shared folders do not
+ * nest: only a folder of a root namespace can be shared.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "meta_sqlite.h"
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Member of ns, and ns is a shared folder (not somebody's root). */
+static enum cfs_err shared_member(struct sq_conn *c, const struct meta_user *u,
+				  int64_t ns, int64_t *owner,
+				  struct cfs_error *err)
+{
+	sqlite3_stmt *st;
+	enum cfs_err rc;
+	bool row;
+
+	rc = sq_member(c, u->id, ns, err);
+	if (rc)
+		return rc;
+	st = sq_stmt(c, "SELECT shared, owner FROM namespaces WHERE id = ?1",
+		     err, "i", ns);
+	rc = st ? sq_step(c, st, &row, err) : err->code;
+	if (rc)
+		return rc;
+	if (!row || sqlite3_column_int(st, 0) == 0)
+		return cfs_fail(
+			err, CFS_ERR_FORBIDDEN,
+			"namespace %lld is a root namespace, not a shared folder",
+			(long long)ns);
+	if (owner)
+		*owner = sqlite3_column_int64(st, 1);
+	return CFS_OK;
+}
+
+/* The MOUNT node of shared ns in user's root; NOT_FOUND if not a member. */
+static enum cfs_err mount_of(struct sq_conn *c, const struct meta_user *user,
+			     int64_t ns, struct sq_node *n,
+			     struct cfs_error *err)
+{
+	sqlite3_stmt *st = sq_stmt(c,
+				   "SELECT mount_node FROM members"
+				   " WHERE ns = ?1 AND user_id = ?2",
+				   err, "ii", ns, user->id);
+	enum cfs_err rc;
+	bool row;
+
+	rc = st ? sq_step(c, st, &row, err) : err->code;
+	if (rc)
+		return rc;
+	if (!row)
+		return cfs_fail(err, CFS_ERR_NOT_FOUND,
+				"'%s' is not a member of namespace %lld",
+				user->name, (long long)ns);
+	return sq_node_get(c, user->root_ns, sqlite3_column_int64(st, 0), n,
+			   err);
+}
+
+enum cfs_err sq_unmount(struct sq_conn *c, int64_t user, int64_t ns,
+			struct cfs_error *err)
+{
+	enum cfs_err rc;
+
+	rc = sq_exec(c, "DELETE FROM members WHERE ns = ?1 AND user_id = ?2",
+		     err, "ii", ns, user);
+	/* A folder whose owner leaves passes to its oldest member. */
+	if (rc == CFS_OK)
+		rc = sq_exec(c,
+			     "UPDATE namespaces SET owner = (SELECT user_id"
+			     " FROM members WHERE ns = ?1"
+			     " ORDER BY joined, user_id LIMIT 1)"
+			     " WHERE id = ?1 AND owner = ?2",
+			     err, "ii", ns, user);
+	return rc;
+}
+
+/* Copies the subtree below folder (of ns) into the new namespace shared,
+ * parents first, then drops it from ns. */
+static enum cfs_err move_subtree(struct sq_conn *c, const struct meta_user *u,
+				 int64_t ns, int64_t folder, int64_t shared,
+				 struct cfs_error *err)
+{
+	int64_t *ids;
+	size_t n;
+	enum cfs_err rc;
+
+	rc = sq_descendants(c, ns, folder, &ids, &n, err);
+	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+		struct sq_node node;
+
+		rc = sq_node_get(c, ns, ids[i], &node, err);
+		if (rc)
+			break;
+		if (node.parent == folder)
+			node.parent = 0;
+		rc = sq_journal_put(c, shared, u->id, &node, err);
+		sq_node_release(&node);
+	}
+	free(ids);
+	if (rc == CFS_OK)
+		rc = sq_subtree_drop(c, u, ns, folder, err);
+	return rc;
+}
+
+static enum cfs_err share_folder(struct sq_conn *c, const struct meta_user *u,
+				 int64_t ns, struct sq_node *folder,
+				 int64_t *shared, struct cfs_error *err)
+{
+	int64_t *mounts;
+	size_t n_mounts;
+	enum cfs_err rc;
+
+	rc = sq_subtree_mounts(c, ns, folder->node, &mounts, &n_mounts, err);
+	free(mounts);
+	if (rc)
+		return rc;
+	if (n_mounts)
+		return cfs_fail(
+			err, CFS_ERR_FORBIDDEN,
+			"cannot share '%s': it holds a shared folder, and shared folders do not nest",
+			folder->name);
+	/* Node ids are kept, so the new namespace starts numbering where
+	 * the old one stands. */
+	rc = sq_exec(c,
+		     "INSERT INTO namespaces(shared, owner, created, next_node)"
+		     " SELECT 1, ?1, ?2, next_node FROM namespaces"
+		     " WHERE id = ?3",
+		     err, "iii", u->id, (int64_t)time(NULL), ns);
+	if (rc)
+		return rc;
+	*shared = sqlite3_last_insert_rowid(c->db);
+	rc = move_subtree(c, u, ns, folder->node, *shared, err);
+	if (rc)
+		return rc;
+	sq_node_release(folder);
+	folder->kind = CFS_KIND_MOUNT;
+	folder->size = 0;
+	folder->mount_ns = *shared;
+	rc = sq_journal_put(c, ns, u->id, folder, err);
+	if (rc == CFS_OK)
+		rc = sq_exec(c,
+			     "INSERT INTO members(ns, user_id, mount_node,"
+			     " joined) VALUES (?1, ?2, ?3, ?4)",
+			     err, "iiii", *shared, u->id, folder->node,
+			     (int64_t)time(NULL));
+	if (rc == CFS_OK)
+		sq_changed(c, *shared);
+	return rc;
+}
+
+enum cfs_err sq_share(struct meta *base, const struct meta_user *user,
+		      int64_t ns, const char *path, int64_t *shared,
+		      bool *created, struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	struct sq_resolved r = { 0 };
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	*created = false;
+	rc = sq_begin(c, true, err);
+	if (rc == CFS_OK)
+		rc = sq_member(c, user->id, ns, err);
+	if (rc == CFS_OK && ns != user->root_ns)
+		rc = cfs_fail(
+			err, CFS_ERR_FORBIDDEN,
+			"namespace %lld is a shared folder, and shared folders do not nest",
+			(long long)ns);
+	if (rc == CFS_OK)
+		rc = sq_resolve(c, ns, path, &r, err);
+	if (rc == CFS_OK && !r.exists)
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "'%s' does not exist",
+			      path);
+	if (rc == CFS_OK && r.node.kind == CFS_KIND_MOUNT) {
+		*shared = r.node.mount_ns;
+	} else if (rc == CFS_OK && r.node.kind != CFS_KIND_DIR) {
+		rc = cfs_fail(err, CFS_ERR_NOT_DIR, "'%s' is not a directory",
+			      path);
+	} else if (rc == CFS_OK) {
+		rc = share_folder(c, user, ns, &r.node, shared, err);
+		*created = rc == CFS_OK;
+	}
+	sq_node_release(&r.node);
+	rc = sq_end(m, c, rc, err);
+	sq_release(m, c);
+	return rc;
+}
+
+/*
+ * A name for a new mount in the root of ns: name itself, else "name (2)",
+ * "name (3)" and so on, shortened on a character boundary to fit.
+ */
+static enum cfs_err free_name(struct sq_conn *c, int64_t ns, const char *name,
+			      char out[CFS_NAME_MAX + 1], struct cfs_error *err)
+{
+	for (int i = 1; i <= 1000; i++) {
+		char suffix[16] = "";
+		size_t keep = strlen(name);
+		struct sq_node n;
+		enum cfs_err rc;
+
+		if (i > 1)
+			snprintf(suffix, sizeof(suffix), " (%d)", i);
+		while (keep + strlen(suffix) > CFS_NAME_MAX ||
+		       (keep && ((unsigned char)name[keep] & 0xc0) == 0x80))
+			keep--;
+		snprintf(out, CFS_NAME_MAX + 1, "%.*s%s", (int)keep, name,
+			 suffix);
+		rc = sq_child_get(c, ns, 0, out, strlen(out), &n, err);
+		if (rc == CFS_ERR_NOT_FOUND)
+			return CFS_OK;
+		if (rc)
+			return rc;
+		sq_node_release(&n);
+	}
+	return cfs_fail(err, CFS_ERR_EXISTS,
+			"no free name for '%s' in the invitee's root", name);
+}
+
+static enum cfs_err mount_for(struct sq_conn *c, const struct meta_user *u,
+			      const struct meta_user *invitee, int64_t ns,
+			      struct cfs_error *err)
+{
+	struct sq_node mine, n = { 0 };
+	enum cfs_err rc;
+
+	rc = mount_of(c, u, ns, &mine, err);
+	if (rc)
+		return rc;
+	rc = free_name(c, invitee->root_ns, mine.name, n.name, err);
+	sq_node_release(&mine);
+	if (rc == CFS_OK)
+		rc = sq_node_alloc(c, invitee->root_ns, &n.node, err);
+	if (rc)
+		return rc;
+	n.kind = CFS_KIND_MOUNT;
+	n.mode = 0755;
+	n.mtime_ns = now_ns();
+	n.mount_ns = ns;
+	rc = sq_journal_put(c, invitee->root_ns, u->id, &n, err);
+	if (rc == CFS_OK)
+		rc = sq_exec(c,
+			     "INSERT INTO members(ns, user_id, mount_node,"
+			     " joined) VALUES (?1, ?2, ?3, ?4)",
+			     err, "iiii", ns, invitee->id, n.node,
+			     (int64_t)time(NULL));
+	return rc;
+}
+
+enum cfs_err sq_invite(struct meta *base, const struct meta_user *user,
+		       int64_t ns, const char *invitee, struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	struct meta_user other;
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	rc = sq_begin(c, true, err);
+	if (rc == CFS_OK)
+		rc = shared_member(c, user, ns, NULL, err);
+	if (rc == CFS_OK)
+		rc = sq_user_by_name(c, invitee, &other, err);
+	if (rc == CFS_OK) {
+		rc = sq_member(c, other.id, ns, err);
+		if (rc == CFS_OK)
+			rc = cfs_fail(
+				err, CFS_ERR_EXISTS,
+				"'%s' is a member of namespace %lld already",
+				invitee, (long long)ns);
+		else if (rc == CFS_ERR_NOT_FOUND)
+			rc = mount_for(c, user, &other, ns, err);
+	}
+	rc = sq_end(m, c, rc, err);
+	sq_release(m, c);
+	return rc;
+}
+
+/* Removes member's mount (a row in their root) and membership. */
+static enum cfs_err unmount_member(struct sq_conn *c,
+				   const struct meta_user *author,
+				   const struct meta_user *member, int64_t ns,
+				   struct cfs_error *err)
+{
+	struct sq_node n;
+	enum cfs_err rc;
+
+	rc = mount_of(c, member, ns, &n, err);
+	if (rc)
+		return rc;
+	sq_node_release(&n);
+	n.kind = CFS_KIND_DELETED;
+	n.mount_ns = 0;
+	rc = sq_journal_put(c, member->root_ns, author->id, &n, err);
+	if (rc == CFS_OK)
+		rc = sq_unmount(c, member->id, ns, err);
+	return rc;
+}
+
+enum cfs_err sq_leave(struct meta *base, const struct meta_user *user,
+		      int64_t ns, struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	rc = sq_begin(c, true, err);
+	if (rc == CFS_OK)
+		rc = shared_member(c, user, ns, NULL, err);
+	if (rc == CFS_OK)
+		rc = unmount_member(c, user, user, ns, err);
+	rc = sq_end(m, c, rc, err);
+	sq_release(m, c);
+	return rc;
+}
+
+enum cfs_err sq_remove_member(struct meta *base, const struct meta_user *user,
+			      int64_t ns, const char *member,
+			      struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	struct meta_user other;
+	int64_t owner = 0;
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	rc = sq_begin(c, true, err);
+	if (rc == CFS_OK)
+		rc = shared_member(c, user, ns, &owner, err);
+	if (rc == CFS_OK && owner != user->id)
+		rc = cfs_fail(
+			err, CFS_ERR_FORBIDDEN,
+			"only the owner of namespace %lld can remove members",
+			(long long)ns);
+	if (rc == CFS_OK)
+		rc = sq_user_by_name(c, member, &other, err);
+	if (rc == CFS_OK && other.id == user->id)
+		rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
+			      "to remove yourself, leave the shared folder");
+	if (rc == CFS_OK)
+		rc = unmount_member(c, user, &other, ns, err);
+	rc = sq_end(m, c, rc, err);
+	sq_release(m, c);
+	return rc;
+}
+
+enum cfs_err sq_members(struct meta *base, const struct meta_user *user,
+			int64_t ns, meta_member_fn fn, void *arg,
+			struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	sqlite3_stmt *st = NULL;
+	enum cfs_err rc;
+	bool row = true;
+
+	if (!c)
+		return err->code;
+	rc = sq_begin(c, false, err);
+	if (rc == CFS_OK)
+		rc = sq_member(c, user->id, ns, err);
+	if (rc == CFS_OK &&
+	    !(st = sq_stmt(c,
+			   "SELECT u.name, n.owner IS u.id FROM members m"
+			   " JOIN users u ON u.id = m.user_id"
+			   " JOIN namespaces n ON n.id = m.ns"
+			   " WHERE m.ns = ?1 ORDER BY m.joined, u.name",
+			   err, "i", ns)))
+		rc = err->code;
+	while (rc == CFS_OK && (rc = sq_step(c, st, &row, err)) == CFS_OK &&
+	       row) {
+		struct meta_member mm = {
+			.user = (const char *)sqlite3_column_text(st, 0),
+			.owner = sqlite3_column_int(st, 1) != 0,
+		};
+
+		rc = fn(arg, &mm, err);
+	}
+	rc = sq_end(m, c, rc, err);
+	sq_release(m, c);
+	return rc;
+}

@@ -1,0 +1,584 @@
+/*
+ * The SQLite backend's tree: reading nodes, resolving paths, appending to
+ * the journal (invariants 1-3 of meta_sqlite.h), and the read side of the
+ * protocol (namespaces, heads, listings).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloudfs/path.h"
+#include "meta_sqlite.h"
+
+#define NODE_COLS                                                         \
+	"node, parent, name, kind, size, mtime_ns, mode, blocks, target," \
+	" mount_ns, jid"
+
+void sq_node_release(struct sq_node *n)
+{
+	cfs_blocklist_release(&n->blocks);
+	free(n->target);
+	n->target = NULL;
+}
+
+static enum cfs_err node_from_row(sqlite3_stmt *st, struct sq_node *n,
+				  struct cfs_error *err)
+{
+	const void *blocks = sqlite3_column_blob(st, 7);
+	const char *target = (const char *)sqlite3_column_text(st, 8);
+
+	*n = (struct sq_node){
+		.node = sqlite3_column_int64(st, 0),
+		.parent = sqlite3_column_int64(st, 1),
+		.kind = (enum cfs_kind)sqlite3_column_int(st, 3),
+		.size = (uint64_t)sqlite3_column_int64(st, 4),
+		.mtime_ns = sqlite3_column_int64(st, 5),
+		.mode = (uint32_t)sqlite3_column_int(st, 6),
+		.mount_ns = sqlite3_column_int64(st, 9),
+		.jid = sqlite3_column_int64(st, 10),
+	};
+	snprintf(n->name, sizeof(n->name), "%s",
+		 (const char *)sqlite3_column_text(st, 2));
+	if (cfs_blocklist_from_raw(blocks, (size_t)sqlite3_column_bytes(st, 7),
+				   &n->blocks))
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"node %lld has a corrupt block list",
+				(long long)n->node);
+	if (target && !(n->target = strdup(target))) {
+		sq_node_release(n);
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	return CFS_OK;
+}
+
+/* Steps a statement that selects NODE_COLS: NOT_FOUND when no row. */
+static enum cfs_err node_step(struct sq_conn *c, sqlite3_stmt *st,
+			      struct sq_node *n, struct cfs_error *err)
+{
+	enum cfs_err rc;
+	bool row;
+
+	if (!st)
+		return err->code;
+	rc = sq_step(c, st, &row, err);
+	if (rc)
+		return rc;
+	if (!row)
+		return CFS_ERR_NOT_FOUND; /* callers word the message */
+	return node_from_row(st, n, err);
+}
+
+enum cfs_err sq_node_get(struct sq_conn *c, int64_t ns, int64_t node,
+			 struct sq_node *n, struct cfs_error *err)
+{
+	enum cfs_err rc = node_step(c,
+				    sq_stmt(c,
+					    "SELECT " NODE_COLS " FROM nodes"
+					    " WHERE ns = ?1 AND node = ?2",
+					    err, "ii", ns, node),
+				    n, err);
+
+	if (rc == CFS_ERR_NOT_FOUND)
+		cfs_fail(err, rc, "no node %lld in namespace %lld",
+			 (long long)node, (long long)ns);
+	return rc;
+}
+
+enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
+			  const char *name, size_t len, struct sq_node *n,
+			  struct cfs_error *err)
+{
+	enum cfs_err rc = node_step(
+		c,
+		sq_stmt(c,
+			"SELECT " NODE_COLS " FROM nodes WHERE ns = ?1"
+			" AND parent = ?2 AND name = ?3 AND kind != 0",
+			err, "iis", ns, parent, name, len),
+		n, err);
+
+	if (rc == CFS_ERR_NOT_FOUND)
+		cfs_fail(err, rc, "no entry '%.*s'", (int)len, name);
+	return rc;
+}
+
+enum cfs_err sq_node_alloc(struct sq_conn *c, int64_t ns, int64_t *node,
+			   struct cfs_error *err)
+{
+	sqlite3_stmt *st = sq_stmt(c,
+				   "UPDATE namespaces SET next_node ="
+				   " next_node + 1 WHERE id = ?1"
+				   " RETURNING next_node - 1",
+				   err, "i", ns);
+	enum cfs_err rc;
+	bool row;
+
+	if (!st)
+		return err->code;
+	rc = sq_step(c, st, &row, err);
+	if (rc == CFS_OK && !row)
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "no namespace %lld",
+			      (long long)ns);
+	if (rc == CFS_OK)
+		*node = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc;
+}
+
+static enum cfs_err next_jid(struct sq_conn *c, int64_t ns, int64_t *jid,
+			     struct cfs_error *err)
+{
+	sqlite3_stmt *st = sq_stmt(c,
+				   "UPDATE namespaces SET head = head + 1"
+				   " WHERE id = ?1 RETURNING head",
+				   err, "i", ns);
+	enum cfs_err rc;
+	bool row;
+
+	if (!st)
+		return err->code;
+	rc = sq_step(c, st, &row, err);
+	if (rc == CFS_OK && !row)
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "no namespace %lld",
+			      (long long)ns);
+	if (rc == CFS_OK)
+		*jid = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc;
+}
+
+enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
+			    struct sq_node *n, struct cfs_error *err)
+{
+	size_t blocks_len = n->blocks.n * CFS_BLOCK_ID_LEN;
+	enum cfs_err rc;
+
+	rc = next_jid(c, ns, &n->jid, err);
+	if (rc == CFS_OK)
+		rc = sq_exec(c,
+			     "INSERT INTO journal(ns, jid, node, parent, name,"
+			     " kind, size, mtime_ns, mode, blocks, target,"
+			     " mount_ns, author) VALUES (?1, ?2, ?3, ?4, ?5,"
+			     " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+			     err, "iiiitiiiibtIi", ns, n->jid, n->node,
+			     n->parent, n->name, (int64_t)n->kind,
+			     (int64_t)n->size, n->mtime_ns, (int64_t)n->mode,
+			     (const void *)n->blocks.ids, blocks_len, n->target,
+			     n->mount_ns, author);
+	/* An upsert by key only: a clash on (ns, parent, name) must fail,
+	 * never silently replace another node. */
+	if (rc == CFS_OK)
+		rc = sq_exec(
+			c,
+			"INSERT INTO nodes(ns, node, parent, name, kind,"
+			" size, mtime_ns, mode, blocks, target, mount_ns,"
+			" jid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+			" ?9, ?10, ?11, ?12) ON CONFLICT(ns, node) DO"
+			" UPDATE SET parent = excluded.parent,"
+			" name = excluded.name, kind = excluded.kind,"
+			" size = excluded.size,"
+			" mtime_ns = excluded.mtime_ns,"
+			" mode = excluded.mode, blocks = excluded.blocks,"
+			" target = excluded.target,"
+			" mount_ns = excluded.mount_ns, jid = excluded.jid",
+			err, "iiitiiiibtIi", ns, n->node, n->parent, n->name,
+			(int64_t)n->kind, (int64_t)n->size, n->mtime_ns,
+			(int64_t)n->mode, (const void *)n->blocks.ids,
+			blocks_len, n->target, n->mount_ns, n->jid);
+	for (size_t i = 0; rc == CFS_OK && i < n->blocks.n; i++)
+		rc = sq_exec(c,
+			     "INSERT OR IGNORE INTO block_refs(id, ns)"
+			     " VALUES (?1, ?2)",
+			     err, "bi", n->blocks.ids[i].b,
+			     (size_t)CFS_BLOCK_ID_LEN, ns);
+	if (rc == CFS_OK)
+		sq_changed(c, ns);
+	return rc;
+}
+
+enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,
+			  char **path, struct cfs_error *err)
+{
+	/* Names are collected leaf first, then joined root first. */
+	char *names[CFS_PATH_MAX / 2 + 1];
+	size_t depth = 0, len = 0;
+	enum cfs_err rc = CFS_OK;
+
+	*path = NULL;
+	while (node != 0 && rc == CFS_OK) {
+		sqlite3_stmt *st = sq_stmt(c,
+					   "SELECT parent, name FROM nodes"
+					   " WHERE ns = ?1 AND node = ?2",
+					   err, "ii", ns, node);
+		bool row;
+
+		rc = st ? sq_step(c, st, &row, err) : err->code;
+		if (rc)
+			break;
+		if (!row || depth == sizeof(names) / sizeof(names[0])) {
+			rc = cfs_fail(err, CFS_ERR_INTERNAL,
+				      "node %lld of namespace %lld has no path",
+				      (long long)node, (long long)ns);
+			break;
+		}
+		node = sqlite3_column_int64(st, 0);
+		names[depth] = strdup((const char *)sqlite3_column_text(st, 1));
+		if (!names[depth]) {
+			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+			break;
+		}
+		len += strlen(names[depth++]) + 1;
+	}
+	if (rc == CFS_OK && !(*path = malloc(len + 1)))
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	if (rc == CFS_OK) {
+		char *p = *path;
+
+		for (size_t i = depth; i-- > 0;)
+			p += sprintf(p, "%s%s", p == *path ? "" : "/",
+				     names[i]);
+		*p = '\0';
+	}
+	for (size_t i = 0; i < depth; i++)
+		free(names[i]);
+	return rc;
+}
+
+enum cfs_err sq_resolve(struct sq_conn *c, int64_t ns, const char *path,
+			struct sq_resolved *r, struct cfs_error *err)
+{
+	struct cfs_path_iter it = cfs_path_iter_init(path);
+	enum cfs_err rc;
+
+	memset(r, 0, sizeof(*r));
+	cfs_path_next(&it);
+	for (;;) {
+		int upto = (int)(it.name + it.len - path);
+		struct sq_node n;
+
+		rc = sq_child_get(c, ns, r->parent, it.name, it.len, &n, err);
+		if (!it.rest) {
+			snprintf(r->name, sizeof(r->name), "%.*s", (int)it.len,
+				 it.name);
+			if (rc == CFS_OK) {
+				r->exists = true;
+				r->node = n;
+			}
+			return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
+		}
+		if (rc == CFS_ERR_NOT_FOUND)
+			return cfs_fail(err, rc, "'%.*s' does not exist", upto,
+					path);
+		if (rc)
+			return rc;
+		sq_node_release(&n);
+		if (n.kind == CFS_KIND_MOUNT)
+			return cfs_fail(
+				err, CFS_ERR_CROSS_NS,
+				"'%.*s' is a shared folder: address it in namespace %lld",
+				upto, path, (long long)n.mount_ns);
+		if (n.kind != CFS_KIND_DIR)
+			return cfs_fail(err, CFS_ERR_NOT_DIR,
+					"'%.*s' is not a directory", upto,
+					path);
+		r->parent = n.node;
+		cfs_path_next(&it);
+	}
+}
+
+/* Collects the first column of every row of st into a new array. */
+static enum cfs_err collect_ids(struct sq_conn *c, sqlite3_stmt *st,
+				int64_t **ids, size_t *n, struct cfs_error *err)
+{
+	size_t cap = 0;
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	bool row = true;
+
+	*ids = NULL;
+	*n = 0;
+	while (rc == CFS_OK && (rc = sq_step(c, st, &row, err)) == CFS_OK &&
+	       row) {
+		if (*n == cap) {
+			int64_t *p;
+
+			cap = cap ? 2 * cap : 64;
+			p = realloc(*ids, cap * sizeof(**ids));
+			if (!p) {
+				rc = cfs_fail(err, CFS_ERR_INTERNAL,
+					      "out of memory");
+				break;
+			}
+			*ids = p;
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	if (rc) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+enum cfs_err sq_descendants(struct sq_conn *c, int64_t ns, int64_t node,
+			    int64_t **ids, size_t *n, struct cfs_error *err)
+{
+	return collect_ids(c,
+			   sq_stmt(c,
+				   SQ_SUBTREE_CTE
+				   "SELECT node FROM sub ORDER BY depth, node",
+				   err, "ii", ns, node),
+			   ids, n, err);
+}
+
+enum cfs_err sq_subtree_mounts(struct sq_conn *c, int64_t ns, int64_t node,
+			       int64_t **mounts, size_t *n,
+			       struct cfs_error *err)
+{
+	return collect_ids(c,
+			   sq_stmt(c,
+				   SQ_SUBTREE_CTE
+				   "SELECT n.mount_ns FROM nodes n JOIN sub"
+				   " ON n.ns = ?1 AND n.node = sub.node"
+				   " WHERE n.kind = 4",
+				   err, "ii", ns, node),
+			   mounts, n, err);
+}
+
+enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
+			     int64_t ns, int64_t node, struct cfs_error *err)
+{
+	int64_t *mounts;
+	size_t n_mounts;
+	enum cfs_err rc;
+
+	rc = sq_subtree_mounts(c, ns, node, &mounts, &n_mounts, err);
+	for (size_t i = 0; rc == CFS_OK && i < n_mounts; i++)
+		rc = sq_unmount(c, user->id, mounts[i], err);
+	free(mounts);
+	if (rc == CFS_OK)
+		rc = sq_exec(c,
+			     "UPDATE nodes SET kind = 0 WHERE ns = ?1 AND node"
+			     " IN (" SQ_SUBTREE_CTE "SELECT node FROM sub)",
+			     err, "ii", ns, node);
+	return rc;
+}
+
+enum cfs_err sq_ns_head(struct sq_conn *c, int64_t ns, int64_t *head,
+			struct cfs_error *err)
+{
+	sqlite3_stmt *st = sq_stmt(
+		c, "SELECT head FROM namespaces WHERE id = ?1", err, "i", ns);
+	enum cfs_err rc;
+	bool row;
+
+	if (!st)
+		return err->code;
+	rc = sq_step(c, st, &row, err);
+	if (rc == CFS_OK && !row)
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
+			      (long long)ns);
+	if (rc == CFS_OK)
+		*head = sqlite3_column_int64(st, 0);
+	return rc;
+}
+
+/* Namespaces, heads and listings: read-only transactions. */
+
+enum cfs_err sq_namespaces(struct meta *base, const struct meta_user *user,
+			   meta_ns_fn fn, void *arg, struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	sqlite3_stmt *st;
+	enum cfs_err rc;
+	bool row = true;
+
+	if (!c)
+		return err->code;
+	rc = sq_begin(c, false, err);
+	st = rc ? NULL
+		: sq_stmt(c,
+			  "SELECT m.ns, n.head, n.shared, m.mount_node, o.name"
+			  " FROM members m JOIN namespaces n ON n.id = m.ns"
+			  " LEFT JOIN users o ON o.id = n.owner"
+			  " WHERE m.user_id = ?1 ORDER BY n.shared, m.ns",
+			  err, "i", user->id);
+	if (!rc && !st)
+		rc = err->code;
+	while (rc == CFS_OK && (rc = sq_step(c, st, &row, err)) == CFS_OK &&
+	       row) {
+		struct meta_ns_info info = {
+			.ns = sqlite3_column_int64(st, 0),
+			.head = sqlite3_column_int64(st, 1),
+			.root = sqlite3_column_int(st, 2) == 0,
+			.owner = (const char *)sqlite3_column_text(st, 4),
+		};
+		char *path = NULL;
+
+		if (!info.root)
+			rc = sq_node_path(c, user->root_ns,
+					  sqlite3_column_int64(st, 3), &path,
+					  err);
+		info.path = path ? path : "";
+		if (rc == CFS_OK)
+			rc = fn(arg, &info, err);
+		free(path);
+	}
+	rc = sq_end(m, c, rc, err);
+	sq_release(m, c);
+	return rc;
+}
+
+enum cfs_err sq_heads(struct meta *base, const struct meta_user *user,
+		      const int64_t *ns, int64_t *heads, size_t n,
+		      struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	rc = sq_begin(c, false, err);
+	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+		sqlite3_stmt *st = sq_stmt(c,
+					   "SELECT n.head FROM namespaces n"
+					   " JOIN members m ON m.ns = n.id"
+					   " AND m.user_id = ?2"
+					   " WHERE n.id = ?1",
+					   err, "ii", ns[i], user->id);
+		bool row;
+
+		rc = st ? sq_step(c, st, &row, err) : err->code;
+		if (rc == CFS_OK)
+			heads[i] = row ? sqlite3_column_int64(st, 0) : -1;
+	}
+	rc = sq_end(m, c, rc, err);
+	sq_release(m, c);
+	return rc;
+}
+
+/*
+ * Paths of listed entries, remembering the last parent's path: entries in
+ * JID order mostly come in runs of siblings, so most cost one join.
+ */
+struct path_memo {
+	int64_t parent;
+	char *parent_path;
+};
+
+static enum cfs_err entry_path(struct sq_conn *c, int64_t ns,
+			       struct path_memo *memo, const struct sq_node *n,
+			       char **path, struct cfs_error *err)
+{
+	enum cfs_err rc;
+
+	if (n->parent == 0) {
+		*path = strdup(n->name);
+	} else {
+		if (!memo->parent_path || memo->parent != n->parent) {
+			free(memo->parent_path);
+			memo->parent_path = NULL;
+			rc = sq_node_path(c, ns, n->parent, &memo->parent_path,
+					  err);
+			if (rc)
+				return rc;
+			memo->parent = n->parent;
+		}
+		*path = malloc(strlen(memo->parent_path) + strlen(n->name) + 2);
+		if (*path)
+			sprintf(*path, "%s/%s", memo->parent_path, n->name);
+	}
+	return *path ? CFS_OK
+		     : cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+}
+
+static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
+			      unsigned limit, meta_entry_fn fn, void *arg,
+			      struct meta_page *page, struct cfs_error *err)
+{
+	sqlite3_stmt *st = sq_stmt(c,
+				   "SELECT " NODE_COLS " FROM nodes"
+				   " WHERE ns = ?1 AND jid > ?2"
+				   " AND (?2 > 0 OR kind != 0)"
+				   " ORDER BY jid LIMIT ?3",
+				   err, "iii", ns, cursor, (int64_t)limit + 1);
+	struct path_memo memo = { 0 };
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	int64_t last = cursor;
+	unsigned count = 0;
+	bool row = true;
+
+	page->more = false;
+	while (rc == CFS_OK && (rc = sq_step(c, st, &row, err)) == CFS_OK &&
+	       row) {
+		struct sq_node n;
+		char *path = NULL;
+
+		if (count++ == limit) {
+			page->more = true;
+			break;
+		}
+		rc = node_from_row(st, &n, err);
+		if (rc)
+			break;
+		rc = entry_path(c, ns, &memo, &n, &path, err);
+		if (rc == CFS_OK) {
+			struct meta_entry e = {
+				.node = n.node,
+				.parent = n.parent,
+				.jid = n.jid,
+				.kind = n.kind,
+				.name = n.name,
+				.path = path,
+				.size = n.size,
+				.mtime_ns = n.mtime_ns,
+				.mode = n.mode,
+				.blocks = n.blocks,
+				.target = n.target,
+				.mount_ns = n.mount_ns,
+			};
+
+			rc = fn(arg, &e, err);
+			last = n.jid;
+		}
+		free(path);
+		sq_node_release(&n);
+	}
+	/* A full page continues after its last row; the last page brings
+	 * the caller to the head of the snapshot. */
+	page->cursor = page->more ? last : page->head;
+	free(memo.parent_path);
+	return rc;
+}
+
+enum cfs_err sq_list(struct meta *base, const struct meta_user *user,
+		     int64_t ns, int64_t cursor, unsigned limit,
+		     meta_entry_fn fn, void *arg, struct meta_page *page,
+		     struct cfs_error *err)
+{
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c = sq_acquire(m, err);
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	/* One read transaction: the head and the rows come from one
+	 * snapshot, so the cursor handed back is exact. */
+	rc = sq_begin(c, false, err);
+	if (rc == CFS_OK)
+		rc = sq_member(c, user->id, ns, err);
+	if (rc == CFS_OK)
+		rc = sq_ns_head(c, ns, &page->head, err);
+	if (rc == CFS_OK && (cursor < 0 || cursor > page->head))
+		rc = cfs_fail(
+			err, CFS_ERR_BAD_CURSOR,
+			"cursor %lld is beyond the head %lld of namespace %lld",
+			(long long)cursor, (long long)page->head,
+			(long long)ns);
+	if (rc == CFS_OK)
+		rc = list_rows(c, ns, cursor, limit, fn, arg, page, err);
+	rc = sq_end(m, c, rc, err);
+	sq_release(m, c);
+	return rc;
+}

@@ -1,0 +1,113 @@
+/* The route table of cloudfsd (server/routes.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/routes.h"
+
+#define ROUTE(m, p, h, b)                                                  \
+	{                                                                  \
+		.method = (m), .pattern = (p), .handler = (h), .body = (b) \
+	}
+
+static const struct route routes[] = {
+	{ .method = "GET",
+	  .pattern = "/",
+	  .handler = api_health,
+	  .public = true },
+	ROUTE("GET", "/meta/namespaces", api_namespaces, ROUTE_BODY_NONE),
+	ROUTE("GET", "/meta/ns/{ns}/list", api_list, ROUTE_BODY_NONE),
+	ROUTE("POST", "/meta/ns/{ns}/commit", api_commit, ROUTE_BODY_JSON),
+	ROUTE("POST", "/meta/ns/{ns}/share", api_share, ROUTE_BODY_JSON),
+	ROUTE("GET", "/meta/ns/{ns}/members", api_members, ROUTE_BODY_NONE),
+	ROUTE("POST", "/meta/ns/{ns}/invite", api_invite, ROUTE_BODY_JSON),
+	ROUTE("POST", "/meta/ns/{ns}/remove", api_remove, ROUTE_BODY_JSON),
+	ROUTE("POST", "/meta/ns/{ns}/leave", api_leave, ROUTE_BODY_JSON),
+	{ .method = "POST",
+	  .pattern = "/meta/longpoll",
+	  .handler = api_longpoll,
+	  .resume = api_longpoll_resume,
+	  .body = ROUTE_BODY_JSON },
+	ROUTE("POST", "/block/need", api_blocks_need, ROUTE_BODY_JSON),
+	ROUTE("GET", "/block/{block}", api_block_get, ROUTE_BODY_NONE),
+	ROUTE("PUT", "/block/{block}", api_block_put, ROUTE_BODY_BLOCK),
+};
+
+#define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* A namespace id: decimal, no sign, no leading zero, fits in int64. */
+static bool parse_ns(const char *s, size_t len, int64_t *ns)
+{
+	char buf[24];
+	char *end;
+	long long v;
+
+	if (len == 0 || len >= sizeof(buf) || s[0] < '1' || s[0] > '9')
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno || *end)
+		return false;
+	*ns = v;
+	return true;
+}
+
+/* Whether path matches pattern, filling the segments it stands for. */
+static bool match(const char *pattern, const char *path, struct api_req *req)
+{
+	while (*pattern && *path) {
+		const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
+		size_t plen = pe ? (size_t)(pe - pattern) : strlen(pattern);
+		size_t slen = se ? (size_t)(se - path) : strlen(path);
+
+		if (strncmp(pattern, "{ns}", plen) == 0 && plen == 4) {
+			if (!parse_ns(path, slen, &req->ns))
+				return false;
+		} else if (strncmp(pattern, "{block}", plen) == 0 &&
+			   plen == 7) {
+			if (!cfs_block_id_from_hex(path, slen, &req->block))
+				return false;
+		} else if (plen != slen || strncmp(pattern, path, plen) != 0) {
+			return false;
+		}
+		pattern += plen;
+		path += slen;
+		if (*pattern != *path)
+			return false;
+		if (*pattern == '/') {
+			pattern++;
+			path++;
+		}
+	}
+	return *pattern == *path;
+}
+
+const struct route *route_match(const char *method, const char *path,
+				struct api_req *req, char *allow,
+				size_t allow_len, struct cfs_error *err)
+{
+	bool path_known = false;
+
+	allow[0] = '\0';
+	for (size_t i = 0; i < N_ROUTES; i++) {
+		if (!match(routes[i].pattern, path, req))
+			continue;
+		if (strcmp(routes[i].method, method) == 0)
+			return &routes[i];
+		path_known = true;
+		if (strlen(allow) + strlen(routes[i].method) + 3 < allow_len) {
+			if (allow[0])
+				strcat(allow, ", ");
+			strcat(allow, routes[i].method);
+		}
+	}
+	if (path_known)
+		cfs_fail(err, CFS_ERR_METHOD,
+			 "%s is not allowed on %s (use %s)", method, path,
+			 allow);
+	else
+		cfs_fail(err, CFS_ERR_NOT_FOUND, "no endpoint %s", path);
+	return NULL;
+}
