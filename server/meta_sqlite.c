@@ -4,7 +4,6 @@
  * its invariants are described in meta_sqlite.h.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,154 +52,6 @@ static const char schema[] =
 	"CREATE TABLE block_refs(id BLOB NOT NULL, ns INTEGER NOT NULL,"
 	" PRIMARY KEY(id, ns)) WITHOUT ROWID;";
 
-enum cfs_err sq_fail(struct sq_conn *c, int rc, struct cfs_error *err)
-{
-	int primary = rc & 0xff;
-	const char *msg =
-		c && c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
-
-	if (primary == SQLITE_FULL)
-		return cfs_fail(err, CFS_ERR_STORAGE_FULL,
-				"metadata store is full: %s", msg);
-	cfs_log_error("metadata store failed: %s (code %d)", msg, rc);
-	return cfs_fail(err, CFS_ERR_INTERNAL, "metadata store failed: %s",
-			msg);
-}
-
-static enum cfs_err exec_plain(struct sq_conn *c, const char *sql,
-			       struct cfs_error *err)
-{
-	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
-
-	return rc == SQLITE_OK ? CFS_OK : sq_fail(c, rc, err);
-}
-
-static size_t slot_of(const char *sql)
-{
-	return ((uintptr_t)sql >> 3) * 0x9e3779b97f4a7c15ull >> 57;
-}
-
-static sqlite3_stmt *stmt_cached(struct sq_conn *c, const char *sql,
-				 struct cfs_error *err)
-{
-	size_t i = slot_of(sql) % SQ_STMT_SLOTS;
-	int rc;
-
-	for (size_t probes = 0; probes < SQ_STMT_SLOTS; probes++) {
-		if (c->stmts[i].sql == sql) {
-			sqlite3_reset(c->stmts[i].stmt);
-			sqlite3_clear_bindings(c->stmts[i].stmt);
-			return c->stmts[i].stmt;
-		}
-		if (!c->stmts[i].sql)
-			break;
-		i = (i + 1) % SQ_STMT_SLOTS;
-	}
-	/* The table holds every statement of the backend with room to
-	 * spare; a full table is a programming error, not a runtime one. */
-	if (c->stmts[i].sql) {
-		cfs_fail(err, CFS_ERR_INTERNAL, "statement cache is full");
-		return NULL;
-	}
-	rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-				&c->stmts[i].stmt, NULL);
-	if (rc != SQLITE_OK) {
-		sq_fail(c, rc, err);
-		return NULL;
-	}
-	c->stmts[i].sql = sql;
-	return c->stmts[i].stmt;
-}
-
-static sqlite3_stmt *stmt_vbind(struct sq_conn *c, const char *sql,
-				struct cfs_error *err, const char *fmt,
-				va_list ap)
-{
-	sqlite3_stmt *st = stmt_cached(c, sql, err);
-	int rc = SQLITE_OK;
-
-	for (int i = 1; st && rc == SQLITE_OK && fmt[i - 1]; i++) {
-		switch (fmt[i - 1]) {
-		case 'i':
-			rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
-			break;
-		case 'I': {
-			int64_t v = va_arg(ap, int64_t);
-
-			rc = v ? sqlite3_bind_int64(st, i, v)
-			       : sqlite3_bind_null(st, i);
-			break;
-		}
-		case 't':
-			rc = sqlite3_bind_text(st, i, va_arg(ap, const char *),
-					       -1, SQLITE_STATIC);
-			break;
-		case 's': {
-			const char *p = va_arg(ap, const char *);
-			size_t len = va_arg(ap, size_t);
-
-			rc = sqlite3_bind_text64(st, i, p, len, SQLITE_STATIC,
-						 SQLITE_UTF8);
-			break;
-		}
-		case 'b': {
-			const void *p = va_arg(ap, const void *);
-			size_t len = va_arg(ap, size_t);
-
-			rc = len ? sqlite3_bind_blob64(st, i, p, len,
-						       SQLITE_STATIC)
-				 : sqlite3_bind_null(st, i);
-			break;
-		}
-		default:
-			rc = sqlite3_bind_null(st, i);
-		}
-	}
-	if (st && rc != SQLITE_OK) {
-		sq_fail(c, rc, err);
-		return NULL;
-	}
-	return st;
-}
-
-sqlite3_stmt *sq_stmt(struct sq_conn *c, const char *sql, struct cfs_error *err,
-		      const char *fmt, ...)
-{
-	sqlite3_stmt *st;
-	va_list ap;
-
-	va_start(ap, fmt);
-	st = stmt_vbind(c, sql, err, fmt, ap);
-	va_end(ap);
-	return st;
-}
-
-enum cfs_err sq_step(struct sq_conn *c, sqlite3_stmt *st, bool *row,
-		     struct cfs_error *err)
-{
-	int rc = sqlite3_step(st);
-
-	*row = rc == SQLITE_ROW;
-	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-		return CFS_OK;
-	return sq_fail(c, rc, err);
-}
-
-enum cfs_err sq_exec(struct sq_conn *c, const char *sql, struct cfs_error *err,
-		     const char *fmt, ...)
-{
-	sqlite3_stmt *st;
-	bool row;
-	va_list ap;
-
-	va_start(ap, fmt);
-	st = stmt_vbind(c, sql, err, fmt, ap);
-	va_end(ap);
-	if (!st)
-		return err->code;
-	return sq_step(c, st, &row, err);
-}
-
 void sq_changed(struct sq_conn *c, int64_t ns)
 {
 	for (size_t i = 0; i < c->n_changed; i++)
@@ -219,17 +70,18 @@ void sq_changed(struct sq_conn *c, int64_t ns)
 enum cfs_err sq_begin(struct sq_conn *c, bool write, struct cfs_error *err)
 {
 	c->n_changed = 0;
-	return exec_plain(c, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+	return cfs_sql_script(&c->sql, write ? "BEGIN IMMEDIATE" : "BEGIN",
+			      err);
 }
 
 enum cfs_err sq_end(struct sq_meta *m, struct sq_conn *c, enum cfs_err rc,
 		    struct cfs_error *err)
 {
 	if (rc == CFS_OK)
-		rc = exec_plain(c, "COMMIT", err);
+		rc = cfs_sql_script(&c->sql, "COMMIT", err);
 	if (rc != CFS_OK) {
 		/* Fails only when no transaction is open: nothing to undo. */
-		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_exec(c->sql.db, "ROLLBACK", NULL, NULL, NULL);
 		c->n_changed = 0;
 		return rc;
 	}
@@ -241,40 +93,22 @@ enum cfs_err sq_end(struct sq_meta *m, struct sq_conn *c, enum cfs_err rc,
 
 static void conn_close(struct sq_conn *c)
 {
-	for (size_t i = 0; i < SQ_STMT_SLOTS; i++)
-		sqlite3_finalize(c->stmts[i].stmt);
-	sqlite3_close(c->db);
+	cfs_sql_close(&c->sql);
 	free(c);
 }
 
 static struct sq_conn *conn_open(struct sq_meta *m, struct cfs_error *err)
 {
 	struct sq_conn *c = calloc(1, sizeof(*c));
-	int rc;
 
 	if (!c) {
 		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 		return NULL;
 	}
-	rc = sqlite3_open_v2(m->path, &c->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				     SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_busy_timeout(c->db, 10000);
-	if (rc != SQLITE_OK) {
-		cfs_fail(err, CFS_ERR_INTERNAL, "cannot open '%s': %s", m->path,
-			 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
-		conn_close(c);
-		return NULL;
-	}
 	/* FULL: an acknowledged commit survives a power cut, not only a
 	 * crash of the server. */
-	if (exec_plain(c,
-		       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-		       " PRAGMA foreign_keys=ON;",
-		       err)) {
-		conn_close(c);
+	if (cfs_sql_open(&c->sql, m->path, "metadata store", "FULL", err)) {
+		free(c);
 		return NULL;
 	}
 	return c;
@@ -308,15 +142,15 @@ static int64_t now_s(void)
 enum cfs_err sq_member(struct sq_conn *c, int64_t user, int64_t ns,
 		       struct cfs_error *err)
 {
-	sqlite3_stmt *st = sq_stmt(
-		c, "SELECT 1 FROM members WHERE ns = ?1 AND user_id = ?2", err,
-		"ii", ns, user);
+	sqlite3_stmt *st = cfs_sql_stmt(
+		&c->sql, "SELECT 1 FROM members WHERE ns = ?1 AND user_id = ?2",
+		err, "ii", ns, user);
 	enum cfs_err rc;
 	bool row;
 
 	if (!st)
 		return err->code;
-	rc = sq_step(c, st, &row, err);
+	rc = cfs_sql_step(&c->sql, st, &row, err);
 	if (rc == CFS_OK && !row)
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
 			      (long long)ns);
@@ -326,22 +160,18 @@ enum cfs_err sq_member(struct sq_conn *c, int64_t user, int64_t ns,
 /* The whole schema, in one transaction, the first time the store opens. */
 static enum cfs_err schema_init(struct sq_conn *c, struct cfs_error *err)
 {
-	sqlite3_stmt *st = NULL;
 	enum cfs_err rc;
-	int version = -1;
+	int version;
 
-	rc = exec_plain(c, "BEGIN IMMEDIATE", err);
+	rc = cfs_sql_script(&c->sql, "BEGIN IMMEDIATE", err);
 	if (rc)
 		return rc;
-	if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) ==
-		    SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	version = cfs_sql_user_version(&c->sql);
 	if (version == 0) {
-		rc = exec_plain(c, schema, err);
+		rc = cfs_sql_script(&c->sql, schema, err);
 		if (rc == CFS_OK)
-			rc = exec_plain(c, "PRAGMA user_version = 1", err);
+			rc = cfs_sql_script(&c->sql, "PRAGMA user_version = 1",
+					    err);
 	} else if (version != SCHEMA_VERSION) {
 		rc = cfs_fail(
 			err, CFS_ERR_INTERNAL,
@@ -349,8 +179,8 @@ static enum cfs_err schema_init(struct sq_conn *c, struct cfs_error *err)
 			version, SCHEMA_VERSION);
 	}
 	if (rc == CFS_OK)
-		return exec_plain(c, "COMMIT", err);
-	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		return cfs_sql_script(&c->sql, "COMMIT", err);
+	sqlite3_exec(c->sql.db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
 
@@ -379,15 +209,15 @@ static void user_from_row(sqlite3_stmt *st, struct meta_user *u)
 enum cfs_err sq_user_by_name(struct sq_conn *c, const char *name,
 			     struct meta_user *out, struct cfs_error *err)
 {
-	sqlite3_stmt *st = sq_stmt(
-		c, "SELECT id, root_ns, name FROM users WHERE name = ?1", err,
-		"t", name);
+	sqlite3_stmt *st = cfs_sql_stmt(
+		&c->sql, "SELECT id, root_ns, name FROM users WHERE name = ?1",
+		err, "t", name);
 	enum cfs_err rc;
 	bool row;
 
 	if (!st)
 		return err->code;
-	rc = sq_step(c, st, &row, err);
+	rc = cfs_sql_step(&c->sql, st, &row, err);
 	if (rc)
 		return rc;
 	if (!row)
@@ -402,29 +232,32 @@ static enum cfs_err user_insert(struct sq_conn *c, const char *name,
 	int64_t ns;
 	enum cfs_err rc;
 
-	rc = sq_exec(c,
-		     "INSERT INTO namespaces(shared, created) VALUES (0, ?1)",
-		     err, "i", now_s());
+	rc = cfs_sql_exec(
+		&c->sql,
+		"INSERT INTO namespaces(shared, created) VALUES (0, ?1)", err,
+		"i", now_s());
 	if (rc)
 		return rc;
-	ns = sqlite3_last_insert_rowid(c->db);
-	rc = sq_exec(c,
-		     "INSERT INTO users(name, root_ns, created)"
-		     " VALUES (?1, ?2, ?3)",
-		     err, "tii", name, ns, now_s());
+	ns = sqlite3_last_insert_rowid(c->sql.db);
+	rc = cfs_sql_exec(&c->sql,
+			  "INSERT INTO users(name, root_ns, created)"
+			  " VALUES (?1, ?2, ?3)",
+			  err, "tii", name, ns, now_s());
 	if (rc)
 		return rc;
-	out->id = sqlite3_last_insert_rowid(c->db);
+	out->id = sqlite3_last_insert_rowid(c->sql.db);
 	out->root_ns = ns;
 	snprintf(out->name, sizeof(out->name), "%s", name);
-	rc = sq_exec(c, "UPDATE namespaces SET owner = ?1 WHERE id = ?2", err,
-		     "ii", out->id, ns);
+	rc = cfs_sql_exec(&c->sql,
+			  "UPDATE namespaces SET owner = ?1 WHERE id = ?2", err,
+			  "ii", out->id, ns);
 	if (rc)
 		return rc;
-	return sq_exec(c,
-		       "INSERT INTO members(ns, user_id, mount_node, joined)"
-		       " VALUES (?1, ?2, NULL, ?3)",
-		       err, "iii", ns, out->id, now_s());
+	return cfs_sql_exec(
+		&c->sql,
+		"INSERT INTO members(ns, user_id, mount_node, joined)"
+		" VALUES (?1, ?2, NULL, ?3)",
+		err, "iii", ns, out->id, now_s());
 }
 
 static enum cfs_err sq_user_add(struct meta *base, const char *name,
@@ -479,11 +312,11 @@ static enum cfs_err sq_token_add(struct meta *base, int64_t user,
 
 	if (!c)
 		return err->code;
-	rc = sq_exec(c,
-		     "INSERT INTO tokens(hash, user_id, created)"
-		     " VALUES (?1, ?2, ?3)",
-		     err, "bii", hash, (size_t)META_TOKEN_HASH_LEN, user,
-		     now_s());
+	rc = cfs_sql_exec(&c->sql,
+			  "INSERT INTO tokens(hash, user_id, created)"
+			  " VALUES (?1, ?2, ?3)",
+			  err, "bii", hash, (size_t)META_TOKEN_HASH_LEN, user,
+			  now_s());
 	sq_release(m, c);
 	return rc;
 }
@@ -498,11 +331,11 @@ static enum cfs_err sq_token_revoke(struct meta *base,
 
 	if (!c)
 		return err->code;
-	rc = sq_exec(c,
-		     "UPDATE tokens SET revoked = 1 WHERE hash = ?1"
-		     " AND revoked = 0",
-		     err, "b", hash, (size_t)META_TOKEN_HASH_LEN);
-	if (rc == CFS_OK && sqlite3_changes(c->db) == 0)
+	rc = cfs_sql_exec(&c->sql,
+			  "UPDATE tokens SET revoked = 1 WHERE hash = ?1"
+			  " AND revoked = 0",
+			  err, "b", hash, (size_t)META_TOKEN_HASH_LEN);
+	if (rc == CFS_OK && sqlite3_changes(c->sql.db) == 0)
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
 			      "no live token matches the one given");
 	sq_release(m, c);
@@ -521,12 +354,12 @@ static enum cfs_err sq_auth(struct meta *base,
 
 	if (!c)
 		return err->code;
-	st = sq_stmt(c,
-		     "SELECT u.id, u.root_ns, u.name FROM tokens t"
-		     " JOIN users u ON u.id = t.user_id"
-		     " WHERE t.hash = ?1 AND t.revoked = 0",
-		     err, "b", hash, (size_t)META_TOKEN_HASH_LEN);
-	rc = st ? sq_step(c, st, &row, err) : err->code;
+	st = cfs_sql_stmt(&c->sql,
+			  "SELECT u.id, u.root_ns, u.name FROM tokens t"
+			  " JOIN users u ON u.id = t.user_id"
+			  " WHERE t.hash = ?1 AND t.revoked = 0",
+			  err, "b", hash, (size_t)META_TOKEN_HASH_LEN);
+	rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
 	if (rc == CFS_OK && row)
 		user_from_row(st, out);
 	else if (rc == CFS_OK)
@@ -541,18 +374,18 @@ enum cfs_err sq_block_available(struct sq_conn *c, int64_t user,
 				uint32_t *size, struct cfs_error *err)
 {
 	enum cfs_err rc;
-	sqlite3_stmt *st =
-		sq_stmt(c,
-			"SELECT size FROM blocks WHERE id = ?1 AND ("
-			" EXISTS (SELECT 1 FROM block_owners"
-			"  WHERE id = ?1 AND user_id = ?2) OR"
-			" EXISTS (SELECT 1 FROM block_refs r JOIN members m"
-			"  ON m.ns = r.ns AND m.user_id = ?2 WHERE r.id = ?1))",
-			err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN, user);
+	sqlite3_stmt *st = cfs_sql_stmt(
+		&c->sql,
+		"SELECT size FROM blocks WHERE id = ?1 AND ("
+		" EXISTS (SELECT 1 FROM block_owners"
+		"  WHERE id = ?1 AND user_id = ?2) OR"
+		" EXISTS (SELECT 1 FROM block_refs r JOIN members m"
+		"  ON m.ns = r.ns AND m.user_id = ?2 WHERE r.id = ?1))",
+		err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN, user);
 
 	if (!st)
 		return err->code;
-	rc = sq_step(c, st, ok, err);
+	rc = cfs_sql_step(&c->sql, st, ok, err);
 	if (rc == CFS_OK && *ok && size)
 		*size = (uint32_t)sqlite3_column_int64(st, 0);
 	return rc;
@@ -606,17 +439,17 @@ static enum cfs_err sq_block_added(struct meta *base,
 		return err->code;
 	rc = sq_begin(c, true, err);
 	if (rc == CFS_OK)
-		rc = sq_exec(c,
-			     "INSERT OR IGNORE INTO blocks(id, size)"
-			     " VALUES (?1, ?2)",
-			     err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN,
-			     (int64_t)size);
+		rc = cfs_sql_exec(&c->sql,
+				  "INSERT OR IGNORE INTO blocks(id, size)"
+				  " VALUES (?1, ?2)",
+				  err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN,
+				  (int64_t)size);
 	if (rc == CFS_OK)
-		rc = sq_exec(c,
-			     "INSERT OR IGNORE INTO block_owners(id, user_id)"
-			     " VALUES (?1, ?2)",
-			     err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN,
-			     user->id);
+		rc = cfs_sql_exec(
+			&c->sql,
+			"INSERT OR IGNORE INTO block_owners(id, user_id)"
+			" VALUES (?1, ?2)",
+			err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN, user->id);
 	rc = sq_end(m, c, rc, err);
 	sq_release(m, c);
 	return rc;

@@ -31,21 +31,16 @@
 #define SERVER_META_SQLITE_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 
 #include "cloudfs/path.h"
+#include "cloudfs/sql.h"
 #include "server/meta.h"
 
-#define SQ_STMT_SLOTS  128
 #define SQ_MAX_CHANGED 4
 
 /* A connection, used by one thread at a time between acquire and release. */
 struct sq_conn {
-	sqlite3 *db;
-	struct {
-		const char *sql; /* the cache key is the literal's address */
-		sqlite3_stmt *stmt;
-	} stmts[SQ_STMT_SLOTS];
+	struct cfs_sql sql;
 	int64_t changed[SQ_MAX_CHANGED]; /* heads moved in this transaction */
 	size_t n_changed;
 	struct sq_conn *next_free;
@@ -68,27 +63,6 @@ enum cfs_err sq_begin(struct sq_conn *c, bool write, struct cfs_error *err);
  * the commit's own error. */
 enum cfs_err sq_end(struct sq_meta *m, struct sq_conn *c, enum cfs_err rc,
 		    struct cfs_error *err);
-
-/*
- * A cached, reset statement for the SQL literal sql, with parameters bound
- * from fmt: 'i' int64_t, 'I' int64_t with 0 bound as NULL, 't' NUL-terminated
- * text (NULL pointer: NULL), 's' text as a pointer and a size_t, 'b' a blob
- * as a pointer and a size_t (size 0: NULL), 'n' NULL.  NULL (and *err set) on
- * failure.
- */
-sqlite3_stmt *sq_stmt(struct sq_conn *c, const char *sql, struct cfs_error *err,
-		      const char *fmt, ...);
-
-/* Steps st: CFS_OK with *row telling whether a row came, or an error. */
-enum cfs_err sq_step(struct sq_conn *c, sqlite3_stmt *st, bool *row,
-		     struct cfs_error *err);
-
-/* Runs a statement that returns no row. */
-enum cfs_err sq_exec(struct sq_conn *c, const char *sql, struct cfs_error *err,
-		     const char *fmt, ...);
-
-/* Turns a failed SQLite call into an error (STORAGE_FULL or INTERNAL). */
-enum cfs_err sq_fail(struct sq_conn *c, int rc, struct cfs_error *err);
 
 /* Records that ns's head moved, for notification after commit. */
 void sq_changed(struct sq_conn *c, int64_t ns);

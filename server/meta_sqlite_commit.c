@@ -216,12 +216,13 @@ static enum cfs_err op_dir(struct sq_conn *c, const struct meta_user *u,
 static enum cfs_err has_children(struct sq_conn *c, int64_t ns, int64_t node,
 				 bool *yes, struct cfs_error *err)
 {
-	sqlite3_stmt *st = sq_stmt(c,
-				   "SELECT 1 FROM nodes WHERE ns = ?1"
-				   " AND parent = ?2 AND kind != 0 LIMIT 1",
-				   err, "ii", ns, node);
+	sqlite3_stmt *st =
+		cfs_sql_stmt(&c->sql,
+			     "SELECT 1 FROM nodes WHERE ns = ?1"
+			     " AND parent = ?2 AND kind != 0 LIMIT 1",
+			     err, "ii", ns, node);
 
-	return st ? sq_step(c, st, yes, err) : err->code;
+	return st ? cfs_sql_step(&c->sql, st, yes, err) : err->code;
 }
 
 /* Turns n into its own tombstone and appends it. */

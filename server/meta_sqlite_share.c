@@ -35,9 +35,10 @@ static enum cfs_err shared_member(struct sq_conn *c, const struct meta_user *u,
 	rc = sq_member(c, u->id, ns, err);
 	if (rc)
 		return rc;
-	st = sq_stmt(c, "SELECT shared, owner FROM namespaces WHERE id = ?1",
-		     err, "i", ns);
-	rc = st ? sq_step(c, st, &row, err) : err->code;
+	st = cfs_sql_stmt(&c->sql,
+			  "SELECT shared, owner FROM namespaces WHERE id = ?1",
+			  err, "i", ns);
+	rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
 	if (rc)
 		return rc;
 	if (!row || sqlite3_column_int(st, 0) == 0)
@@ -55,14 +56,14 @@ static enum cfs_err mount_of(struct sq_conn *c, const struct meta_user *user,
 			     int64_t ns, struct sq_node *n,
 			     struct cfs_error *err)
 {
-	sqlite3_stmt *st = sq_stmt(c,
-				   "SELECT mount_node FROM members"
-				   " WHERE ns = ?1 AND user_id = ?2",
-				   err, "ii", ns, user->id);
+	sqlite3_stmt *st = cfs_sql_stmt(&c->sql,
+					"SELECT mount_node FROM members"
+					" WHERE ns = ?1 AND user_id = ?2",
+					err, "ii", ns, user->id);
 	enum cfs_err rc;
 	bool row;
 
-	rc = st ? sq_step(c, st, &row, err) : err->code;
+	rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
 	if (rc)
 		return rc;
 	if (!row)
@@ -78,16 +79,18 @@ enum cfs_err sq_unmount(struct sq_conn *c, int64_t user, int64_t ns,
 {
 	enum cfs_err rc;
 
-	rc = sq_exec(c, "DELETE FROM members WHERE ns = ?1 AND user_id = ?2",
-		     err, "ii", ns, user);
+	rc = cfs_sql_exec(&c->sql,
+			  "DELETE FROM members WHERE ns = ?1 AND user_id = ?2",
+			  err, "ii", ns, user);
 	/* A folder whose owner leaves passes to its oldest member. */
 	if (rc == CFS_OK)
-		rc = sq_exec(c,
-			     "UPDATE namespaces SET owner = (SELECT user_id"
-			     " FROM members WHERE ns = ?1"
-			     " ORDER BY joined, user_id LIMIT 1)"
-			     " WHERE id = ?1 AND owner = ?2",
-			     err, "ii", ns, user);
+		rc = cfs_sql_exec(
+			&c->sql,
+			"UPDATE namespaces SET owner = (SELECT user_id"
+			" FROM members WHERE ns = ?1"
+			" ORDER BY joined, user_id LIMIT 1)"
+			" WHERE id = ?1 AND owner = ?2",
+			err, "ii", ns, user);
 	return rc;
 }
 
@@ -138,14 +141,15 @@ static enum cfs_err share_folder(struct sq_conn *c, const struct meta_user *u,
 			folder->name);
 	/* Node ids are kept, so the new namespace starts numbering where
 	 * the old one stands. */
-	rc = sq_exec(c,
-		     "INSERT INTO namespaces(shared, owner, created, next_node)"
-		     " SELECT 1, ?1, ?2, next_node FROM namespaces"
-		     " WHERE id = ?3",
-		     err, "iii", u->id, (int64_t)time(NULL), ns);
+	rc = cfs_sql_exec(
+		&c->sql,
+		"INSERT INTO namespaces(shared, owner, created, next_node)"
+		" SELECT 1, ?1, ?2, next_node FROM namespaces"
+		" WHERE id = ?3",
+		err, "iii", u->id, (int64_t)time(NULL), ns);
 	if (rc)
 		return rc;
-	*shared = sqlite3_last_insert_rowid(c->db);
+	*shared = sqlite3_last_insert_rowid(c->sql.db);
 	rc = move_subtree(c, u, ns, folder->node, *shared, err);
 	if (rc)
 		return rc;
@@ -155,11 +159,11 @@ static enum cfs_err share_folder(struct sq_conn *c, const struct meta_user *u,
 	folder->mount_ns = *shared;
 	rc = sq_journal_put(c, ns, u->id, folder, err);
 	if (rc == CFS_OK)
-		rc = sq_exec(c,
-			     "INSERT INTO members(ns, user_id, mount_node,"
-			     " joined) VALUES (?1, ?2, ?3, ?4)",
-			     err, "iiii", *shared, u->id, folder->node,
-			     (int64_t)time(NULL));
+		rc = cfs_sql_exec(&c->sql,
+				  "INSERT INTO members(ns, user_id, mount_node,"
+				  " joined) VALUES (?1, ?2, ?3, ?4)",
+				  err, "iiii", *shared, u->id, folder->node,
+				  (int64_t)time(NULL));
 	if (rc == CFS_OK)
 		sq_changed(c, *shared);
 	return rc;
@@ -258,11 +262,11 @@ static enum cfs_err mount_for(struct sq_conn *c, const struct meta_user *u,
 	n.mount_ns = ns;
 	rc = sq_journal_put(c, invitee->root_ns, u->id, &n, err);
 	if (rc == CFS_OK)
-		rc = sq_exec(c,
-			     "INSERT INTO members(ns, user_id, mount_node,"
-			     " joined) VALUES (?1, ?2, ?3, ?4)",
-			     err, "iiii", ns, invitee->id, n.node,
-			     (int64_t)time(NULL));
+		rc = cfs_sql_exec(&c->sql,
+				  "INSERT INTO members(ns, user_id, mount_node,"
+				  " joined) VALUES (?1, ?2, ?3, ?4)",
+				  err, "iiii", ns, invitee->id, n.node,
+				  (int64_t)time(NULL));
 	return rc;
 }
 
@@ -384,15 +388,15 @@ enum cfs_err sq_members(struct meta *base, const struct meta_user *user,
 	if (rc == CFS_OK)
 		rc = sq_member(c, user->id, ns, err);
 	if (rc == CFS_OK &&
-	    !(st = sq_stmt(c,
-			   "SELECT u.name, n.owner IS u.id FROM members m"
-			   " JOIN users u ON u.id = m.user_id"
-			   " JOIN namespaces n ON n.id = m.ns"
-			   " WHERE m.ns = ?1 ORDER BY m.joined, u.name",
-			   err, "i", ns)))
+	    !(st = cfs_sql_stmt(&c->sql,
+				"SELECT u.name, n.owner IS u.id FROM members m"
+				" JOIN users u ON u.id = m.user_id"
+				" JOIN namespaces n ON n.id = m.ns"
+				" WHERE m.ns = ?1 ORDER BY m.joined, u.name",
+				err, "i", ns)))
 		rc = err->code;
-	while (rc == CFS_OK && (rc = sq_step(c, st, &row, err)) == CFS_OK &&
-	       row) {
+	while (rc == CFS_OK &&
+	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
 		struct meta_member mm = {
 			.user = (const char *)sqlite3_column_text(st, 0),
 			.owner = sqlite3_column_int(st, 1) != 0,

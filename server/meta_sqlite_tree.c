@@ -60,7 +60,7 @@ static enum cfs_err node_step(struct sq_conn *c, sqlite3_stmt *st,
 
 	if (!st)
 		return err->code;
-	rc = sq_step(c, st, &row, err);
+	rc = cfs_sql_step(&c->sql, st, &row, err);
 	if (rc)
 		return rc;
 	if (!row)
@@ -71,12 +71,13 @@ static enum cfs_err node_step(struct sq_conn *c, sqlite3_stmt *st,
 enum cfs_err sq_node_get(struct sq_conn *c, int64_t ns, int64_t node,
 			 struct sq_node *n, struct cfs_error *err)
 {
-	enum cfs_err rc = node_step(c,
-				    sq_stmt(c,
-					    "SELECT " NODE_COLS " FROM nodes"
-					    " WHERE ns = ?1 AND node = ?2",
-					    err, "ii", ns, node),
-				    n, err);
+	enum cfs_err rc =
+		node_step(c,
+			  cfs_sql_stmt(&c->sql,
+				       "SELECT " NODE_COLS " FROM nodes"
+				       " WHERE ns = ?1 AND node = ?2",
+				       err, "ii", ns, node),
+			  n, err);
 
 	if (rc == CFS_ERR_NOT_FOUND)
 		cfs_fail(err, rc, "no node %lld in namespace %lld",
@@ -90,10 +91,10 @@ enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
 {
 	enum cfs_err rc = node_step(
 		c,
-		sq_stmt(c,
-			"SELECT " NODE_COLS " FROM nodes WHERE ns = ?1"
-			" AND parent = ?2 AND name = ?3 AND kind != 0",
-			err, "iis", ns, parent, name, len),
+		cfs_sql_stmt(&c->sql,
+			     "SELECT " NODE_COLS " FROM nodes WHERE ns = ?1"
+			     " AND parent = ?2 AND name = ?3 AND kind != 0",
+			     err, "iis", ns, parent, name, len),
 		n, err);
 
 	if (rc == CFS_ERR_NOT_FOUND)
@@ -104,17 +105,17 @@ enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
 enum cfs_err sq_node_alloc(struct sq_conn *c, int64_t ns, int64_t *node,
 			   struct cfs_error *err)
 {
-	sqlite3_stmt *st = sq_stmt(c,
-				   "UPDATE namespaces SET next_node ="
-				   " next_node + 1 WHERE id = ?1"
-				   " RETURNING next_node - 1",
-				   err, "i", ns);
+	sqlite3_stmt *st = cfs_sql_stmt(&c->sql,
+					"UPDATE namespaces SET next_node ="
+					" next_node + 1 WHERE id = ?1"
+					" RETURNING next_node - 1",
+					err, "i", ns);
 	enum cfs_err rc;
 	bool row;
 
 	if (!st)
 		return err->code;
-	rc = sq_step(c, st, &row, err);
+	rc = cfs_sql_step(&c->sql, st, &row, err);
 	if (rc == CFS_OK && !row)
 		rc = cfs_fail(err, CFS_ERR_INTERNAL, "no namespace %lld",
 			      (long long)ns);
@@ -127,16 +128,16 @@ enum cfs_err sq_node_alloc(struct sq_conn *c, int64_t ns, int64_t *node,
 static enum cfs_err next_jid(struct sq_conn *c, int64_t ns, int64_t *jid,
 			     struct cfs_error *err)
 {
-	sqlite3_stmt *st = sq_stmt(c,
-				   "UPDATE namespaces SET head = head + 1"
-				   " WHERE id = ?1 RETURNING head",
-				   err, "i", ns);
+	sqlite3_stmt *st = cfs_sql_stmt(&c->sql,
+					"UPDATE namespaces SET head = head + 1"
+					" WHERE id = ?1 RETURNING head",
+					err, "i", ns);
 	enum cfs_err rc;
 	bool row;
 
 	if (!st)
 		return err->code;
-	rc = sq_step(c, st, &row, err);
+	rc = cfs_sql_step(&c->sql, st, &row, err);
 	if (rc == CFS_OK && !row)
 		rc = cfs_fail(err, CFS_ERR_INTERNAL, "no namespace %lld",
 			      (long long)ns);
@@ -154,21 +155,22 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 
 	rc = next_jid(c, ns, &n->jid, err);
 	if (rc == CFS_OK)
-		rc = sq_exec(c,
-			     "INSERT INTO journal(ns, jid, node, parent, name,"
-			     " kind, size, mtime_ns, mode, blocks, target,"
-			     " mount_ns, author) VALUES (?1, ?2, ?3, ?4, ?5,"
-			     " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-			     err, "iiiitiiiibtIi", ns, n->jid, n->node,
-			     n->parent, n->name, (int64_t)n->kind,
-			     (int64_t)n->size, n->mtime_ns, (int64_t)n->mode,
-			     (const void *)n->blocks.ids, blocks_len, n->target,
-			     n->mount_ns, author);
+		rc = cfs_sql_exec(
+			&c->sql,
+			"INSERT INTO journal(ns, jid, node, parent, name,"
+			" kind, size, mtime_ns, mode, blocks, target,"
+			" mount_ns, author) VALUES (?1, ?2, ?3, ?4, ?5,"
+			" ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+			err, "iiiitiiiibtIi", ns, n->jid, n->node, n->parent,
+			n->name, (int64_t)n->kind, (int64_t)n->size,
+			n->mtime_ns, (int64_t)n->mode,
+			(const void *)n->blocks.ids, blocks_len, n->target,
+			n->mount_ns, author);
 	/* An upsert by key only: a clash on (ns, parent, name) must fail,
 	 * never silently replace another node. */
 	if (rc == CFS_OK)
-		rc = sq_exec(
-			c,
+		rc = cfs_sql_exec(
+			&c->sql,
 			"INSERT INTO nodes(ns, node, parent, name, kind,"
 			" size, mtime_ns, mode, blocks, target, mount_ns,"
 			" jid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
@@ -185,11 +187,11 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 			(int64_t)n->mode, (const void *)n->blocks.ids,
 			blocks_len, n->target, n->mount_ns, n->jid);
 	for (size_t i = 0; rc == CFS_OK && i < n->blocks.n; i++)
-		rc = sq_exec(c,
-			     "INSERT OR IGNORE INTO block_refs(id, ns)"
-			     " VALUES (?1, ?2)",
-			     err, "bi", n->blocks.ids[i].b,
-			     (size_t)CFS_BLOCK_ID_LEN, ns);
+		rc = cfs_sql_exec(&c->sql,
+				  "INSERT OR IGNORE INTO block_refs(id, ns)"
+				  " VALUES (?1, ?2)",
+				  err, "bi", n->blocks.ids[i].b,
+				  (size_t)CFS_BLOCK_ID_LEN, ns);
 	if (rc == CFS_OK)
 		sq_changed(c, ns);
 	return rc;
@@ -205,13 +207,13 @@ enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,
 
 	*path = NULL;
 	while (node != 0 && rc == CFS_OK) {
-		sqlite3_stmt *st = sq_stmt(c,
-					   "SELECT parent, name FROM nodes"
-					   " WHERE ns = ?1 AND node = ?2",
-					   err, "ii", ns, node);
+		sqlite3_stmt *st = cfs_sql_stmt(&c->sql,
+						"SELECT parent, name FROM nodes"
+						" WHERE ns = ?1 AND node = ?2",
+						err, "ii", ns, node);
 		bool row;
 
-		rc = st ? sq_step(c, st, &row, err) : err->code;
+		rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
 		if (rc)
 			break;
 		if (!row || depth == sizeof(names) / sizeof(names[0])) {
@@ -295,8 +297,8 @@ static enum cfs_err collect_ids(struct sq_conn *c, sqlite3_stmt *st,
 
 	*ids = NULL;
 	*n = 0;
-	while (rc == CFS_OK && (rc = sq_step(c, st, &row, err)) == CFS_OK &&
-	       row) {
+	while (rc == CFS_OK &&
+	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
 		if (*n == cap) {
 			int64_t *p;
 
@@ -322,26 +324,28 @@ static enum cfs_err collect_ids(struct sq_conn *c, sqlite3_stmt *st,
 enum cfs_err sq_descendants(struct sq_conn *c, int64_t ns, int64_t node,
 			    int64_t **ids, size_t *n, struct cfs_error *err)
 {
-	return collect_ids(c,
-			   sq_stmt(c,
-				   SQ_SUBTREE_CTE
-				   "SELECT node FROM sub ORDER BY depth, node",
-				   err, "ii", ns, node),
-			   ids, n, err);
+	return collect_ids(
+		c,
+		cfs_sql_stmt(&c->sql,
+			     SQ_SUBTREE_CTE
+			     "SELECT node FROM sub ORDER BY depth, node",
+			     err, "ii", ns, node),
+		ids, n, err);
 }
 
 enum cfs_err sq_subtree_mounts(struct sq_conn *c, int64_t ns, int64_t node,
 			       int64_t **mounts, size_t *n,
 			       struct cfs_error *err)
 {
-	return collect_ids(c,
-			   sq_stmt(c,
-				   SQ_SUBTREE_CTE
-				   "SELECT n.mount_ns FROM nodes n JOIN sub"
-				   " ON n.ns = ?1 AND n.node = sub.node"
-				   " WHERE n.kind = 4",
-				   err, "ii", ns, node),
-			   mounts, n, err);
+	return collect_ids(
+		c,
+		cfs_sql_stmt(&c->sql,
+			     SQ_SUBTREE_CTE
+			     "SELECT n.mount_ns FROM nodes n JOIN sub"
+			     " ON n.ns = ?1 AND n.node = sub.node"
+			     " WHERE n.kind = 4",
+			     err, "ii", ns, node),
+		mounts, n, err);
 }
 
 enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
@@ -356,24 +360,26 @@ enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
 		rc = sq_unmount(c, user->id, mounts[i], err);
 	free(mounts);
 	if (rc == CFS_OK)
-		rc = sq_exec(c,
-			     "UPDATE nodes SET kind = 0 WHERE ns = ?1 AND node"
-			     " IN (" SQ_SUBTREE_CTE "SELECT node FROM sub)",
-			     err, "ii", ns, node);
+		rc = cfs_sql_exec(
+			&c->sql,
+			"UPDATE nodes SET kind = 0 WHERE ns = ?1 AND node"
+			" IN (" SQ_SUBTREE_CTE "SELECT node FROM sub)",
+			err, "ii", ns, node);
 	return rc;
 }
 
 enum cfs_err sq_ns_head(struct sq_conn *c, int64_t ns, int64_t *head,
 			struct cfs_error *err)
 {
-	sqlite3_stmt *st = sq_stmt(
-		c, "SELECT head FROM namespaces WHERE id = ?1", err, "i", ns);
+	sqlite3_stmt *st = cfs_sql_stmt(
+		&c->sql, "SELECT head FROM namespaces WHERE id = ?1", err, "i",
+		ns);
 	enum cfs_err rc;
 	bool row;
 
 	if (!st)
 		return err->code;
-	rc = sq_step(c, st, &row, err);
+	rc = cfs_sql_step(&c->sql, st, &row, err);
 	if (rc == CFS_OK && !row)
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
 			      (long long)ns);
@@ -397,7 +403,8 @@ enum cfs_err sq_namespaces(struct meta *base, const struct meta_user *user,
 		return err->code;
 	rc = sq_begin(c, false, err);
 	st = rc ? NULL
-		: sq_stmt(c,
+		: cfs_sql_stmt(
+			  &c->sql,
 			  "SELECT m.ns, n.head, n.shared, m.mount_node, o.name"
 			  " FROM members m JOIN namespaces n ON n.id = m.ns"
 			  " LEFT JOIN users o ON o.id = n.owner"
@@ -405,8 +412,8 @@ enum cfs_err sq_namespaces(struct meta *base, const struct meta_user *user,
 			  err, "i", user->id);
 	if (!rc && !st)
 		rc = err->code;
-	while (rc == CFS_OK && (rc = sq_step(c, st, &row, err)) == CFS_OK &&
-	       row) {
+	while (rc == CFS_OK &&
+	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
 		struct meta_ns_info info = {
 			.ns = sqlite3_column_int64(st, 0),
 			.head = sqlite3_column_int64(st, 1),
@@ -441,15 +448,16 @@ enum cfs_err sq_heads(struct meta *base, const struct meta_user *user,
 		return err->code;
 	rc = sq_begin(c, false, err);
 	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
-		sqlite3_stmt *st = sq_stmt(c,
-					   "SELECT n.head FROM namespaces n"
-					   " JOIN members m ON m.ns = n.id"
-					   " AND m.user_id = ?2"
-					   " WHERE n.id = ?1",
-					   err, "ii", ns[i], user->id);
+		sqlite3_stmt *st =
+			cfs_sql_stmt(&c->sql,
+				     "SELECT n.head FROM namespaces n"
+				     " JOIN members m ON m.ns = n.id"
+				     " AND m.user_id = ?2"
+				     " WHERE n.id = ?1",
+				     err, "ii", ns[i], user->id);
 		bool row;
 
-		rc = st ? sq_step(c, st, &row, err) : err->code;
+		rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
 		if (rc == CFS_OK)
 			heads[i] = row ? sqlite3_column_int64(st, 0) : -1;
 	}
@@ -497,12 +505,13 @@ static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
 			      unsigned limit, meta_entry_fn fn, void *arg,
 			      struct meta_page *page, struct cfs_error *err)
 {
-	sqlite3_stmt *st = sq_stmt(c,
-				   "SELECT " NODE_COLS " FROM nodes"
-				   " WHERE ns = ?1 AND jid > ?2"
-				   " AND (?2 > 0 OR kind != 0)"
-				   " ORDER BY jid LIMIT ?3",
-				   err, "iii", ns, cursor, (int64_t)limit + 1);
+	sqlite3_stmt *st =
+		cfs_sql_stmt(&c->sql,
+			     "SELECT " NODE_COLS " FROM nodes"
+			     " WHERE ns = ?1 AND jid > ?2"
+			     " AND (?2 > 0 OR kind != 0)"
+			     " ORDER BY jid LIMIT ?3",
+			     err, "iii", ns, cursor, (int64_t)limit + 1);
 	struct path_memo memo = { 0 };
 	enum cfs_err rc = st ? CFS_OK : err->code;
 	int64_t last = cursor;
@@ -510,8 +519,8 @@ static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
 	bool row = true;
 
 	page->more = false;
-	while (rc == CFS_OK && (rc = sq_step(c, st, &row, err)) == CFS_OK &&
-	       row) {
+	while (rc == CFS_OK &&
+	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
 		struct sq_node n;
 		char *path = NULL;
 

@@ -1,0 +1,70 @@
+/*
+ * SQLite connections with a statement cache and typed parameter binding,
+ * shared by the server's metadata store and the client's cache index.
+ *
+ * A connection is used by one thread at a time.  Statements are prepared
+ * once per connection and found again by the address of their SQL literal,
+ * so the SQL stays next to the code that runs it:
+ *
+ *	sqlite3_stmt *st = cfs_sql_stmt(c, "SELECT x FROM t WHERE id = ?1",
+ *					err, "i", id);
+ */
+#ifndef CLOUDFS_SQL_H
+#define CLOUDFS_SQL_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+
+#include "cloudfs/error.h"
+
+#define CFS_SQL_STMT_SLOTS 128
+
+struct cfs_sql {
+	sqlite3 *db;
+	const char *what; /* names the database in messages */
+	struct {
+		const char *sql;
+		sqlite3_stmt *stmt;
+	} stmts[CFS_SQL_STMT_SLOTS];
+};
+
+/*
+ * Opens (creating) the database at path in WAL mode with the given
+ * synchronous setting ("FULL", "NORMAL") and a busy timeout.  what names
+ * it in every message ("metadata store").
+ */
+enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
+			  const char *synchronous, struct cfs_error *err);
+
+void cfs_sql_close(struct cfs_sql *c);
+
+/*
+ * A cached, reset statement for the SQL literal sql, with parameters bound
+ * from fmt: 'i' int64_t, 'I' int64_t with 0 bound as NULL, 't'
+ * NUL-terminated text (NULL pointer: NULL), 's' text as a pointer and a
+ * size_t, 'b' a blob as a pointer and a size_t (size 0: NULL), 'n' NULL.
+ * NULL (and *err set) on failure.
+ */
+sqlite3_stmt *cfs_sql_stmt(struct cfs_sql *c, const char *sql,
+			   struct cfs_error *err, const char *fmt, ...);
+
+/* Steps st: CFS_OK with *row telling whether a row came, or an error. */
+enum cfs_err cfs_sql_step(struct cfs_sql *c, sqlite3_stmt *st, bool *row,
+			  struct cfs_error *err);
+
+/* Runs a cached statement that returns no row. */
+enum cfs_err cfs_sql_exec(struct cfs_sql *c, const char *sql,
+			  struct cfs_error *err, const char *fmt, ...);
+
+/* Runs SQL text once, uncached (schema, BEGIN, COMMIT, PRAGMA). */
+enum cfs_err cfs_sql_script(struct cfs_sql *c, const char *sql,
+			    struct cfs_error *err);
+
+/* Turns a failed SQLite call into an error: STORAGE_FULL for a full disk,
+ * INTERNAL (logged) for anything else. */
+enum cfs_err cfs_sql_fail(struct cfs_sql *c, int rc, struct cfs_error *err);
+
+/* The database's schema version (PRAGMA user_version), or -1. */
+int cfs_sql_user_version(struct cfs_sql *c);
+
+#endif

@@ -1,0 +1,204 @@
+/* SQLite connections with a statement cache (cloudfs/sql.h). */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cloudfs/log.h"
+#include "cloudfs/sql.h"
+
+enum cfs_err cfs_sql_fail(struct cfs_sql *c, int rc, struct cfs_error *err)
+{
+	const char *msg = c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
+
+	if ((rc & 0xff) == SQLITE_FULL)
+		return cfs_fail(err, CFS_ERR_STORAGE_FULL, "%s is full: %s",
+				c->what, msg);
+	cfs_log_error("%s failed: %s (code %d)", c->what, msg, rc);
+	return cfs_fail(err, CFS_ERR_INTERNAL, "%s failed: %s", c->what, msg);
+}
+
+enum cfs_err cfs_sql_script(struct cfs_sql *c, const char *sql,
+			    struct cfs_error *err)
+{
+	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? CFS_OK : cfs_sql_fail(c, rc, err);
+}
+
+enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
+			  const char *synchronous, struct cfs_error *err)
+{
+	char pragmas[128];
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->what = what;
+	rc = sqlite3_open_v2(path, &c->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(c->db, 10000);
+	if (rc != SQLITE_OK) {
+		cfs_fail(err, CFS_ERR_INTERNAL, "cannot open %s '%s': %s", what,
+			 path,
+			 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		cfs_sql_close(c);
+		return CFS_ERR_INTERNAL;
+	}
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
+		 " PRAGMA foreign_keys=ON;",
+		 synchronous);
+	if (cfs_sql_script(c, pragmas, err)) {
+		cfs_sql_close(c);
+		return err->code;
+	}
+	return CFS_OK;
+}
+
+void cfs_sql_close(struct cfs_sql *c)
+{
+	for (size_t i = 0; i < CFS_SQL_STMT_SLOTS; i++)
+		sqlite3_finalize(c->stmts[i].stmt);
+	sqlite3_close(c->db);
+	memset(c, 0, sizeof(*c));
+}
+
+static size_t slot_of(const char *sql)
+{
+	return (size_t)(((uintptr_t)sql >> 3) * 0x9e3779b97f4a7c15ull >> 57);
+}
+
+static sqlite3_stmt *stmt_cached(struct cfs_sql *c, const char *sql,
+				 struct cfs_error *err)
+{
+	size_t i = slot_of(sql) % CFS_SQL_STMT_SLOTS;
+	int rc;
+
+	for (size_t probes = 0; probes < CFS_SQL_STMT_SLOTS; probes++) {
+		if (c->stmts[i].sql == sql) {
+			sqlite3_reset(c->stmts[i].stmt);
+			sqlite3_clear_bindings(c->stmts[i].stmt);
+			return c->stmts[i].stmt;
+		}
+		if (!c->stmts[i].sql)
+			break;
+		i = (i + 1) % CFS_SQL_STMT_SLOTS;
+	}
+	/* The table holds every statement of a program with room to spare;
+	 * a full table is a programming error, not a runtime one. */
+	if (c->stmts[i].sql) {
+		cfs_fail(err, CFS_ERR_INTERNAL, "%s: statement cache is full",
+			 c->what);
+		return NULL;
+	}
+	rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				&c->stmts[i].stmt, NULL);
+	if (rc != SQLITE_OK) {
+		cfs_sql_fail(c, rc, err);
+		return NULL;
+	}
+	c->stmts[i].sql = sql;
+	return c->stmts[i].stmt;
+}
+
+static int bind_one(sqlite3_stmt *st, int i, char type, va_list *ap)
+{
+	switch (type) {
+	case 'i':
+		return sqlite3_bind_int64(st, i, va_arg(*ap, int64_t));
+	case 'I': {
+		int64_t v = va_arg(*ap, int64_t);
+
+		return v ? sqlite3_bind_int64(st, i, v)
+			 : sqlite3_bind_null(st, i);
+	}
+	case 't':
+		return sqlite3_bind_text(st, i, va_arg(*ap, const char *), -1,
+					 SQLITE_STATIC);
+	case 's': {
+		const char *p = va_arg(*ap, const char *);
+		size_t len = va_arg(*ap, size_t);
+
+		return sqlite3_bind_text64(st, i, p, len, SQLITE_STATIC,
+					   SQLITE_UTF8);
+	}
+	case 'b': {
+		const void *p = va_arg(*ap, const void *);
+		size_t len = va_arg(*ap, size_t);
+
+		return len ? sqlite3_bind_blob64(st, i, p, len, SQLITE_STATIC)
+			   : sqlite3_bind_null(st, i);
+	}
+	}
+	return sqlite3_bind_null(st, i);
+}
+
+static sqlite3_stmt *stmt_vbind(struct cfs_sql *c, const char *sql,
+				struct cfs_error *err, const char *fmt,
+				va_list *ap)
+{
+	sqlite3_stmt *st = stmt_cached(c, sql, err);
+	int rc = SQLITE_OK;
+
+	for (int i = 0; st && rc == SQLITE_OK && fmt[i]; i++)
+		rc = bind_one(st, i + 1, fmt[i], ap);
+	if (st && rc != SQLITE_OK) {
+		cfs_sql_fail(c, rc, err);
+		return NULL;
+	}
+	return st;
+}
+
+sqlite3_stmt *cfs_sql_stmt(struct cfs_sql *c, const char *sql,
+			   struct cfs_error *err, const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+
+	va_start(ap, fmt);
+	st = stmt_vbind(c, sql, err, fmt, &ap);
+	va_end(ap);
+	return st;
+}
+
+enum cfs_err cfs_sql_step(struct cfs_sql *c, sqlite3_stmt *st, bool *row,
+			  struct cfs_error *err)
+{
+	int rc = sqlite3_step(st);
+
+	*row = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return CFS_OK;
+	return cfs_sql_fail(c, rc, err);
+}
+
+enum cfs_err cfs_sql_exec(struct cfs_sql *c, const char *sql,
+			  struct cfs_error *err, const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	bool row;
+	va_list ap;
+
+	va_start(ap, fmt);
+	st = stmt_vbind(c, sql, err, fmt, &ap);
+	va_end(ap);
+	if (!st)
+		return err->code;
+	return cfs_sql_step(c, st, &row, err);
+}
+
+int cfs_sql_user_version(struct cfs_sql *c)
+{
+	sqlite3_stmt *st = NULL;
+	int version = -1;
+
+	if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return version;
+}
