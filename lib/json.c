@@ -153,7 +153,7 @@ enum cfs_err cfs_json_blocklist(json_t *obj, const char *key, size_t max,
 					   &bl->ids[i])) {
 			cfs_blocklist_release(bl);
 			return cfs_fail(
-				err, CFS_ERR_BAD_FIELD,
+				err, CFS_ERR_BAD_BLOCK,
 				"element %zu of field '%s' is not a block id (64 lowercase hex digits)",
 				i, key);
 		}

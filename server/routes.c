@@ -54,45 +54,56 @@ static bool parse_ns(const char *s, size_t len, int64_t *ns)
 	return true;
 }
 
+enum match {
+	MATCH,
+	NO_MATCH,
+	BAD_BLOCK_ID, /* matches but for a malformed {block} segment */
+};
+
 /* Whether path matches pattern, filling the segments it stands for. */
-static bool match(const char *pattern, const char *path, struct api_req *req)
+static enum match match(const char *pattern, const char *path,
+			struct api_req *req)
 {
+	enum match result = MATCH;
+
 	while (*pattern && *path) {
 		const char *pe = strchr(pattern, '/'), *se = strchr(path, '/');
 		size_t plen = pe ? (size_t)(pe - pattern) : strlen(pattern);
 		size_t slen = se ? (size_t)(se - path) : strlen(path);
 
-		if (strncmp(pattern, "{ns}", plen) == 0 && plen == 4) {
+		if (plen == 4 && strncmp(pattern, "{ns}", 4) == 0) {
 			if (!parse_ns(path, slen, &req->ns))
-				return false;
-		} else if (strncmp(pattern, "{block}", plen) == 0 &&
-			   plen == 7) {
+				return NO_MATCH;
+		} else if (plen == 7 && strncmp(pattern, "{block}", 7) == 0) {
 			if (!cfs_block_id_from_hex(path, slen, &req->block))
-				return false;
+				result = BAD_BLOCK_ID;
 		} else if (plen != slen || strncmp(pattern, path, plen) != 0) {
-			return false;
+			return NO_MATCH;
 		}
 		pattern += plen;
 		path += slen;
 		if (*pattern != *path)
-			return false;
+			return NO_MATCH;
 		if (*pattern == '/') {
 			pattern++;
 			path++;
 		}
 	}
-	return *pattern == *path;
+	return *pattern == *path ? result : NO_MATCH;
 }
 
 const struct route *route_match(const char *method, const char *path,
 				struct api_req *req, char *allow,
 				size_t allow_len, struct cfs_error *err)
 {
-	bool path_known = false;
+	bool path_known = false, bad_block = false;
 
 	allow[0] = '\0';
 	for (size_t i = 0; i < N_ROUTES; i++) {
-		if (!match(routes[i].pattern, path, req))
+		enum match m = match(routes[i].pattern, path, req);
+
+		bad_block |= m == BAD_BLOCK_ID;
+		if (m != MATCH)
 			continue;
 		if (strcmp(routes[i].method, method) == 0)
 			return &routes[i];
@@ -107,6 +118,11 @@ const struct route *route_match(const char *method, const char *path,
 		cfs_fail(err, CFS_ERR_METHOD,
 			 "%s is not allowed on %s (use %s)", method, path,
 			 allow);
+	else if (bad_block)
+		cfs_fail(
+			err, CFS_ERR_BAD_BLOCK,
+			"'%s' does not end in a block id (64 lowercase hex digits)",
+			path);
 	else
 		cfs_fail(err, CFS_ERR_NOT_FOUND, "no endpoint %s", path);
 	return NULL;

@@ -45,7 +45,8 @@ enum cfs_err cfs_json_bool_opt(json_t *obj, const char *key, bool def,
 enum cfs_err cfs_json_array(json_t *obj, const char *key, size_t max,
 			    json_t **out, struct cfs_error *err);
 
-/* A required array of block ids as hex strings, at most max of them. */
+/* A required array of block ids as hex strings, at most max of them;
+ * CFS_ERR_BAD_BLOCK for an element that is not one. */
 enum cfs_err cfs_json_blocklist(json_t *obj, const char *key, size_t max,
 				struct cfs_blocklist *bl,
 				struct cfs_error *err);

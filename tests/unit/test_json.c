@@ -75,7 +75,7 @@ static void test_block_lists_parse_and_print_back(void)
 	CHECK(json_equal(back, json_object_get(o, "ok")));
 	json_decref(back);
 	cfs_blocklist_release(&bl);
-	CHECK(cfs_json_blocklist(o, "bad", 10, &bl, &err) == CFS_ERR_BAD_FIELD);
+	CHECK(cfs_json_blocklist(o, "bad", 10, &bl, &err) == CFS_ERR_BAD_BLOCK);
 	CHECK(bl.n == 0 && bl.ids == NULL);
 	CHECK(strstr(err.msg, "element 0 of field 'bad'") != NULL);
 	json_decref(o);
