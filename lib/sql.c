@@ -1,5 +1,6 @@
 /* SQLite connections with a statement cache (cloudfs/sql.h). */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -201,4 +202,69 @@ int cfs_sql_user_version(struct cfs_sql *c)
 		version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	return version;
+}
+
+void cfs_sql_pool_init(struct cfs_sql_pool *p, const char *path,
+		       const char *what, const char *synchronous,
+		       size_t conn_size)
+{
+	memset(p, 0, sizeof(*p));
+	snprintf(p->path, sizeof(p->path), "%s", path);
+	p->what = what;
+	p->synchronous = synchronous;
+	p->conn_size = conn_size;
+	pthread_mutex_init(&p->lock, NULL);
+}
+
+struct cfs_sql *cfs_sql_pool_acquire(struct cfs_sql_pool *p,
+				     struct cfs_error *err)
+{
+	struct cfs_sql *c;
+
+	pthread_mutex_lock(&p->lock);
+	c = p->free;
+	if (c)
+		p->free = c->next_free;
+	pthread_mutex_unlock(&p->lock);
+	if (c)
+		return c;
+	c = calloc(1, p->conn_size);
+	if (!c) {
+		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		return NULL;
+	}
+	if (cfs_sql_open(c, p->path, p->what, p->synchronous, err)) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void cfs_sql_pool_release(struct cfs_sql_pool *p, struct cfs_sql *c)
+{
+	/*
+	 * A cached statement that stopped at a row still holds the read
+	 * snapshot it started; the next user's BEGIN IMMEDIATE would then
+	 * fail at once with "database is locked" instead of waiting.
+	 */
+	for (sqlite3_stmt *st = sqlite3_next_stmt(c->db, NULL); st;
+	     st = sqlite3_next_stmt(c->db, st))
+		if (sqlite3_stmt_busy(st))
+			sqlite3_reset(st);
+	pthread_mutex_lock(&p->lock);
+	c->next_free = p->free;
+	p->free = c;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void cfs_sql_pool_destroy(struct cfs_sql_pool *p)
+{
+	while (p->free) {
+		struct cfs_sql *c = p->free;
+
+		p->free = c->next_free;
+		cfs_sql_close(c);
+		free(c);
+	}
+	pthread_mutex_destroy(&p->lock);
 }

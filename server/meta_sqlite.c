@@ -4,6 +4,7 @@
  * its invariants are described in meta_sqlite.h.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +58,8 @@ void sq_changed(struct sq_conn *c, int64_t ns)
 	for (size_t i = 0; i < c->n_changed; i++)
 		if (c->changed[i] == ns)
 			return;
-	/* No operation touches more namespaces than this; if one ever
-	 * did, waiters would only wake later, at their deadline. */
+	/* Only deleting a folder that holds more than a dozen shared
+	 * folders gets here; their waiters then wake at their deadline. */
 	if (c->n_changed < SQ_MAX_CHANGED)
 		c->changed[c->n_changed++] = ns;
 	else
@@ -91,47 +92,14 @@ enum cfs_err sq_end(struct sq_meta *m, struct sq_conn *c, enum cfs_err rc,
 	return CFS_OK;
 }
 
-static void conn_close(struct sq_conn *c)
-{
-	cfs_sql_close(&c->sql);
-	free(c);
-}
-
-static struct sq_conn *conn_open(struct sq_meta *m, struct cfs_error *err)
-{
-	struct sq_conn *c = calloc(1, sizeof(*c));
-
-	if (!c) {
-		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-		return NULL;
-	}
-	/* FULL: an acknowledged commit survives a power cut, not only a
-	 * crash of the server. */
-	if (cfs_sql_open(&c->sql, m->path, "metadata store", "FULL", err)) {
-		free(c);
-		return NULL;
-	}
-	return c;
-}
-
 struct sq_conn *sq_acquire(struct sq_meta *m, struct cfs_error *err)
 {
-	struct sq_conn *c;
-
-	pthread_mutex_lock(&m->lock);
-	c = m->free_conns;
-	if (c)
-		m->free_conns = c->next_free;
-	pthread_mutex_unlock(&m->lock);
-	return c ? c : conn_open(m, err);
+	return (struct sq_conn *)cfs_sql_pool_acquire(&m->pool, err);
 }
 
 void sq_release(struct sq_meta *m, struct sq_conn *c)
 {
-	pthread_mutex_lock(&m->lock);
-	c->next_free = m->free_conns;
-	m->free_conns = c;
-	pthread_mutex_unlock(&m->lock);
+	cfs_sql_pool_release(&m->pool, &c->sql);
 }
 
 static int64_t now_s(void)
@@ -188,13 +156,7 @@ static void sq_close(struct meta *base)
 {
 	struct sq_meta *m = (struct sq_meta *)base;
 
-	while (m->free_conns) {
-		struct sq_conn *c = m->free_conns;
-
-		m->free_conns = c->next_free;
-		conn_close(c);
-	}
-	pthread_mutex_destroy(&m->lock);
+	cfs_sql_pool_destroy(&m->pool);
 	free(m);
 }
 
@@ -504,18 +466,15 @@ enum cfs_err meta_sqlite_open(const char *data_dir, meta_notify_fn notify,
 			      struct cfs_error *err)
 {
 	struct sq_meta *m = calloc(1, sizeof(*m));
+	char path[PATH_MAX];
 	struct sq_conn *c;
 	enum cfs_err rc;
 
 	if (!m)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	m->base.ops = &sq_ops;
-	m->notify = notify;
-	m->notify_arg = notify_arg;
-	pthread_mutex_init(&m->lock, NULL);
-	if ((size_t)snprintf(m->path, sizeof(m->path), "%s/meta.db",
-			     data_dir) >= sizeof(m->path)) {
-		sq_close(&m->base);
+	if ((size_t)snprintf(path, sizeof(path), "%s/meta.db", data_dir) >=
+	    sizeof(path)) {
+		free(m);
 		return cfs_fail(err, CFS_ERR_INTERNAL,
 				"data directory path '%s' is too long",
 				data_dir);
@@ -524,16 +483,20 @@ enum cfs_err meta_sqlite_open(const char *data_dir, meta_notify_fn notify,
 		rc = cfs_fail(err, CFS_ERR_INTERNAL,
 			      "cannot create data directory '%s': %s", data_dir,
 			      strerror(errno));
-		sq_close(&m->base);
+		free(m);
 		return rc;
 	}
-	c = conn_open(m, err);
-	if (!c) {
-		sq_close(&m->base);
-		return err->code;
-	}
-	rc = schema_init(c, err);
-	sq_release(m, c);
+	m->base.ops = &sq_ops;
+	m->notify = notify;
+	m->notify_arg = notify_arg;
+	/* FULL: an acknowledged commit survives a power cut, not only a
+	 * crash of the server. */
+	cfs_sql_pool_init(&m->pool, path, "metadata store", "FULL",
+			  sizeof(struct sq_conn));
+	c = sq_acquire(m, err);
+	rc = c ? schema_init(c, err) : err->code;
+	if (c)
+		sq_release(m, c);
 	if (rc) {
 		sq_close(&m->base);
 		return rc;

@@ -30,29 +30,24 @@
 #ifndef SERVER_META_SQLITE_H
 #define SERVER_META_SQLITE_H
 
-#include <pthread.h>
-
 #include "cloudfs/path.h"
 #include "cloudfs/sql.h"
 #include "server/meta.h"
 
-#define SQ_MAX_CHANGED 4
+#define SQ_MAX_CHANGED 16
 
-/* A connection, used by one thread at a time between acquire and release. */
+/* A pooled connection, used by one thread between acquire and release. */
 struct sq_conn {
-	struct cfs_sql sql;
-	int64_t changed[SQ_MAX_CHANGED]; /* heads moved in this transaction */
+	struct cfs_sql sql;		 /* first: the pool hands these out */
+	int64_t changed[SQ_MAX_CHANGED]; /* namespaces to wake after commit */
 	size_t n_changed;
-	struct sq_conn *next_free;
 };
 
 struct sq_meta {
 	struct meta base;
-	char path[4096];
 	meta_notify_fn notify;
 	void *notify_arg;
-	pthread_mutex_t lock; /* protects free_conns */
-	struct sq_conn *free_conns;
+	struct cfs_sql_pool pool;
 };
 
 /* Connections and transactions (meta_sqlite.c). */
@@ -64,7 +59,8 @@ enum cfs_err sq_begin(struct sq_conn *c, bool write, struct cfs_error *err);
 enum cfs_err sq_end(struct sq_meta *m, struct sq_conn *c, enum cfs_err rc,
 		    struct cfs_error *err);
 
-/* Records that ns's head moved, for notification after commit. */
+/* Records that ns changed (its head moved, or a member left): its long
+ * polls are woken once the transaction commits. */
 void sq_changed(struct sq_conn *c, int64_t ns);
 
 /* The user called name; NOT_FOUND when there is none. */

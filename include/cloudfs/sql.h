@@ -12,8 +12,11 @@
 #ifndef CLOUDFS_SQL_H
 #define CLOUDFS_SQL_H
 
+#include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "cloudfs/error.h"
 
@@ -26,6 +29,7 @@ struct cfs_sql {
 		const char *sql;
 		sqlite3_stmt *stmt;
 	} stmts[CFS_SQL_STMT_SLOTS];
+	struct cfs_sql *next_free; /* the pool's */
 };
 
 /*
@@ -66,5 +70,32 @@ enum cfs_err cfs_sql_fail(struct cfs_sql *c, int rc, struct cfs_error *err);
 
 /* The database's schema version (PRAGMA user_version), or -1. */
 int cfs_sql_user_version(struct cfs_sql *c);
+
+/*
+ * A pool of connections to one database, for many threads.  Connections
+ * are opened on demand and kept; each is conn_size bytes (at least a
+ * struct cfs_sql, which comes first), so a user may extend it.
+ */
+struct cfs_sql_pool {
+	char path[PATH_MAX];
+	const char *what;
+	const char *synchronous;
+	size_t conn_size;
+	pthread_mutex_t lock; /* protects free */
+	struct cfs_sql *free;
+};
+
+void cfs_sql_pool_init(struct cfs_sql_pool *p, const char *path,
+		       const char *what, const char *synchronous,
+		       size_t conn_size);
+
+/* A connection for the calling thread alone, zeroed beyond its struct
+ * cfs_sql the first time; NULL with *err set when it cannot be opened. */
+struct cfs_sql *cfs_sql_pool_acquire(struct cfs_sql_pool *p,
+				     struct cfs_error *err);
+void cfs_sql_pool_release(struct cfs_sql_pool *p, struct cfs_sql *c);
+
+/* Closes every connection; all must have been released. */
+void cfs_sql_pool_destroy(struct cfs_sql_pool *p);
 
 #endif
