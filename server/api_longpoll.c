@@ -17,6 +17,7 @@
 struct poll_state {
 	struct longpoll *lp;
 	struct longpoll_waiter waiter;
+	uint64_t deadline_ms;
 	size_t n;
 	int64_t *ns;
 	int64_t *cursors;
@@ -122,6 +123,29 @@ static enum cfs_err answer(struct api_resp *resp, struct poll_state *st,
 		err);
 }
 
+/*
+ * Joins the registry, then reads the heads: answers if anything moved,
+ * else parks until the deadline.  A wake-up with nothing for this caller
+ * (another member left a shared folder) comes back here and parks again.
+ */
+static enum cfs_err wait_or_answer(struct api_req *req, struct api_resp *resp,
+				   struct poll_state *st, struct cfs_error *err)
+{
+	bool moved;
+	enum cfs_err rc;
+
+	if (longpoll_add(st->lp, &st->waiter, st->ns, st->n, st->deadline_ms))
+		return cfs_fail(err, CFS_ERR_UNAVAILABLE,
+				"the server is stopping");
+	rc = read_heads(req, st, &moved, err);
+	if (rc || moved) {
+		longpoll_cancel(st->lp, &st->waiter);
+		return rc ? rc : answer(resp, st, err);
+	}
+	resp->park = &st->waiter;
+	return CFS_OK;
+}
+
 enum cfs_err api_longpoll(struct api_req *req, struct api_resp *resp,
 			  struct cfs_error *err)
 {
@@ -160,17 +184,8 @@ enum cfs_err api_longpoll(struct api_req *req, struct api_resp *resp,
 	}
 	if (rc || moved || timeout == 0)
 		return rc ? rc : answer(resp, st, err);
-	if (longpoll_add(st->lp, &st->waiter, st->ns, st->n,
-			 (unsigned)timeout * 1000))
-		return cfs_fail(err, CFS_ERR_UNAVAILABLE,
-				"the server is stopping");
-	rc = read_heads(req, st, &moved, err);
-	if (rc || moved) {
-		longpoll_cancel(st->lp, &st->waiter);
-		return rc ? rc : answer(resp, st, err);
-	}
-	resp->park = &st->waiter;
-	return CFS_OK;
+	st->deadline_ms = longpoll_clock_ms() + (uint64_t)timeout * 1000;
+	return wait_or_answer(req, resp, st, err);
 }
 
 enum cfs_err api_longpoll_resume(struct api_req *req, struct api_resp *resp,
@@ -178,7 +193,10 @@ enum cfs_err api_longpoll_resume(struct api_req *req, struct api_resp *resp,
 {
 	struct poll_state *st = req->state;
 	bool moved;
-	enum cfs_err rc = read_heads(req, st, &moved, err);
+	enum cfs_err rc;
 
+	if (!st->waiter.timed_out)
+		return wait_or_answer(req, resp, st, err);
+	rc = read_heads(req, st, &moved, err);
 	return rc ? rc : answer(resp, st, err);
 }

@@ -255,6 +255,29 @@ static void resume_cb(void *arg)
 	MHD_resume_connection(rq->conn);
 }
 
+/*
+ * Runs handler and answers, unless the handler parks the request (a long
+ * poll); a wake-up that comes before the connection is suspended runs the
+ * route's resume handler at once.
+ */
+static enum MHD_Result run(struct request *rq, api_handler handler)
+{
+	enum cfs_err rc;
+
+	for (;;) {
+		rq->resp.park = NULL;
+		rc = handler(&rq->req, &rq->resp, &rq->err);
+		if (rc || !rq->resp.park)
+			return respond(rq, rc);
+		if (longpoll_park(rq->srv->ctx->longpoll, rq->resp.park,
+				  suspend_cb, resume_cb, rq)) {
+			rq->state = RQ_PARKED;
+			return MHD_YES;
+		}
+		handler = rq->route->resume;
+	}
+}
+
 /* A JSON body; an empty one is an empty object. */
 static enum cfs_err parse_body(struct request *rq)
 {
@@ -280,16 +303,7 @@ static enum MHD_Result finish(struct request *rq)
 		if (rc)
 			return respond_error(rq, &rq->err, NULL);
 	}
-	rc = route->handler(&rq->req, &rq->resp, &rq->err);
-	if (rc == CFS_OK && rq->resp.park) {
-		if (longpoll_park(rq->srv->ctx->longpoll, rq->resp.park,
-				  suspend_cb, resume_cb, rq)) {
-			rq->state = RQ_PARKED;
-			return MHD_YES;
-		}
-		rc = route->resume(&rq->req, &rq->resp, &rq->err);
-	}
-	return respond(rq, rc);
+	return run(rq, route->handler);
 }
 
 static void request_free(struct request *rq)
@@ -335,8 +349,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	}
 	switch (rq->state) {
 	case RQ_PARKED:
-		return respond(
-			rq, rq->route->resume(&rq->req, &rq->resp, &rq->err));
+		return run(rq, rq->route->resume);
 	case RQ_BODY:
 		if (*upload_data_size == 0)
 			return finish(rq);

@@ -33,7 +33,7 @@ struct longpoll {
 	size_t heap_len, heap_cap;
 };
 
-static uint64_t now_ms(void)
+uint64_t longpoll_clock_ms(void)
 {
 	struct timespec ts;
 
@@ -132,7 +132,7 @@ static void *deadline_thread(void *arg)
 
 	pthread_mutex_lock(&lp->lock);
 	while (!lp->stopping) {
-		uint64_t now = now_ms();
+		uint64_t now = longpoll_clock_ms();
 
 		if (lp->heap_len == 0) {
 			pthread_cond_wait(&lp->cond, &lp->lock);
@@ -196,7 +196,7 @@ void longpoll_free(struct longpoll *lp)
 }
 
 int longpoll_add(struct longpoll *lp, struct longpoll_waiter *w,
-		 const int64_t *ns, size_t n, unsigned timeout_ms)
+		 const int64_t *ns, size_t n, uint64_t deadline_ms)
 {
 	struct longpoll_watch *watches = calloc(n ? n : 1, sizeof(*watches));
 	int rc = 0;
@@ -221,7 +221,7 @@ int longpoll_add(struct longpoll *lp, struct longpoll_waiter *w,
 	}
 	*w = (struct longpoll_waiter){
 		.state = LP_WAITING,
-		.deadline_ms = now_ms() + timeout_ms,
+		.deadline_ms = deadline_ms,
 		.heap_index = lp->heap_len,
 		.watches = watches,
 		.n_watches = n,

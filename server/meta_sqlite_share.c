@@ -91,6 +91,9 @@ enum cfs_err sq_unmount(struct sq_conn *c, int64_t user, int64_t ns,
 			" ORDER BY joined, user_id LIMIT 1)"
 			" WHERE id = ?1 AND owner = ?2",
 			err, "ii", ns, user);
+	/* The user's long polls on ns must hear that it is gone. */
+	if (rc == CFS_OK)
+		sq_changed(c, ns);
 	return rc;
 }
 

@@ -42,12 +42,16 @@ struct longpoll *longpoll_new(void);
 /* Wakes every waiter, stops the thread and frees the registry. */
 void longpoll_free(struct longpoll *lp);
 
+/* The registry's clock: CLOCK_MONOTONIC in milliseconds. */
+uint64_t longpoll_clock_ms(void);
+
 /*
- * Registers w (IDLE) to wait for any of n namespaces for timeout_ms.
- * Returns 0, -ENOMEM, or -ESHUTDOWN when the registry is stopping.
+ * Registers w (IDLE or WOKEN) to wait for any of n namespaces until
+ * deadline_ms (longpoll_clock_ms).  Returns 0, -ENOMEM, or -ESHUTDOWN when
+ * the registry is stopping.
  */
 int longpoll_add(struct longpoll *lp, struct longpoll_waiter *w,
-		 const int64_t *ns, size_t n, unsigned timeout_ms);
+		 const int64_t *ns, size_t n, uint64_t deadline_ms);
 
 /*
  * Parks a WAITING waiter: calls suspend(arg) under the lock and returns

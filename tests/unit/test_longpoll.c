@@ -11,6 +11,11 @@ struct conn {
 	int suspended, resumed;
 };
 
+static uint64_t in_ms(unsigned ms)
+{
+	return longpoll_clock_ms() + ms;
+}
+
 static void suspend(void *arg)
 {
 	((struct conn *)arg)->suspended++;
@@ -28,8 +33,8 @@ static void test_a_commit_wakes_the_parked_waiters_of_its_namespace_only(void)
 	struct conn ca = { 0 }, cb = { 0 };
 	int64_t ns_a[] = { 1, 2 }, ns_b[] = { 3 };
 
-	CHECK(longpoll_add(lp, &a, ns_a, 2, 60000) == 0);
-	CHECK(longpoll_add(lp, &b, ns_b, 1, 60000) == 0);
+	CHECK(longpoll_add(lp, &a, ns_a, 2, in_ms(60000)) == 0);
+	CHECK(longpoll_add(lp, &b, ns_b, 1, in_ms(60000)) == 0);
 	CHECK(longpoll_park(lp, &a, suspend, resume, &ca));
 	CHECK(longpoll_park(lp, &b, suspend, resume, &cb));
 	longpoll_notify(lp, 2);
@@ -50,7 +55,7 @@ static void test_a_waiter_woken_before_parking_is_never_suspended(void)
 	struct conn c = { 0 };
 	int64_t ns[] = { 9 };
 
-	CHECK(longpoll_add(lp, &w, ns, 1, 60000) == 0);
+	CHECK(longpoll_add(lp, &w, ns, 1, in_ms(60000)) == 0);
 	longpoll_notify(lp, 9);
 	CHECK(!longpoll_park(lp, &w, suspend, resume, &c));
 	CHECK(c.suspended == 0 && c.resumed == 0);
@@ -64,7 +69,7 @@ static void test_the_deadline_resumes_a_waiter_as_timed_out(void)
 	struct conn c = { 0 };
 	int64_t ns[] = { 4 };
 
-	CHECK(longpoll_add(lp, &w, ns, 1, 50) == 0);
+	CHECK(longpoll_add(lp, &w, ns, 1, in_ms(50)) == 0);
 	CHECK(longpoll_park(lp, &w, suspend, resume, &c));
 	for (int i = 0;
 	     i < 200 && !__atomic_load_n(&c.resumed, __ATOMIC_SEQ_CST); i++)
@@ -82,13 +87,13 @@ static void test_shutdown_wakes_everyone_and_refuses_newcomers(void)
 	int64_t ns[] = { 5 };
 
 	for (int i = 0; i < 100; i++) {
-		CHECK(longpoll_add(lp, &w[i], ns, 1, 60000 + i) == 0);
+		CHECK(longpoll_add(lp, &w[i], ns, 1, in_ms(60000 + i)) == 0);
 		CHECK(longpoll_park(lp, &w[i], suspend, resume, &c[i]));
 	}
 	longpoll_shutdown(lp);
 	for (int i = 0; i < 100; i++)
 		CHECK(c[i].resumed == 1);
-	CHECK(longpoll_add(lp, &w[0], ns, 1, 1000) == -ESHUTDOWN);
+	CHECK(longpoll_add(lp, &w[0], ns, 1, in_ms(1000)) == -ESHUTDOWN);
 	longpoll_free(lp);
 }
 
@@ -104,7 +109,7 @@ static void test_deadlines_fire_in_order_with_many_waiters(void)
 		int k = (i * 17) % 50;
 
 		CHECK(longpoll_add(lp, &w[k], ns, 1,
-				   (unsigned)(k < 25 ? 20 : 60000)) == 0);
+				   in_ms(k < 25 ? 20 : 60000)) == 0);
 		CHECK(longpoll_park(lp, &w[k], suspend, resume, &c[k]));
 	}
 	for (int t = 0; t < 500; t++) {
