@@ -32,6 +32,7 @@ static const struct {
 	[CFS_ERR_INTERNAL] = { "internal", 500, EIO },
 	[CFS_ERR_UNAVAILABLE] = { "unavailable", 503, EAGAIN },
 	[CFS_ERR_STORAGE_FULL] = { "storage_full", 507, ENOSPC },
+	[CFS_ERR_UNREACHABLE] = { "unreachable", 502, EIO },
 };
 
 static enum cfs_err clamp(enum cfs_err code)
@@ -74,4 +75,18 @@ enum cfs_err cfs_fail(struct cfs_error *err, enum cfs_err code, const char *fmt,
 		va_end(ap);
 	}
 	return code;
+}
+
+void cfs_error_prefix(struct cfs_error *err, const char *fmt, ...)
+{
+	char prefix[128], joined[sizeof(prefix) + 2 + sizeof(err->msg)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	snprintf(joined, sizeof(joined), "%s: %s", prefix, err->msg);
+	/* A message too long for err->msg loses its end, not its start. */
+	memcpy(err->msg, joined, sizeof(err->msg) - 1);
+	err->msg[sizeof(err->msg) - 1] = '\0';
 }

@@ -176,17 +176,3 @@ json_t *cfs_json_block_ids(const struct cfs_block_id *ids, size_t n)
 	}
 	return arr;
 }
-
-void cfs_error_prefix(struct cfs_error *err, const char *fmt, ...)
-{
-	char prefix[128], joined[sizeof(prefix) + 2 + sizeof(err->msg)];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof(prefix), fmt, ap);
-	va_end(ap);
-	snprintf(joined, sizeof(joined), "%s: %s", prefix, err->msg);
-	/* A message too long for err->msg loses its end, not its start. */
-	memcpy(err->msg, joined, sizeof(err->msg) - 1);
-	err->msg[sizeof(err->msg) - 1] = '\0';
-}

@@ -32,6 +32,9 @@ enum cfs_err {
 	CFS_ERR_INTERNAL,     /* 500 the server failed; nothing changed */
 	CFS_ERR_UNAVAILABLE,  /* 503 the server is stopping */
 	CFS_ERR_STORAGE_FULL, /* 507 the server's disk is full */
+	/* Client side only, never on the wire: the server could not be
+	 * reached, or answered something that is not the protocol. */
+	CFS_ERR_UNREACHABLE,
 	CFS_ERR__COUNT
 };
 
@@ -59,5 +62,9 @@ struct cfs_error {
 /* Sets *err (unless NULL) and returns code: "return cfs_fail(err, ...)". */
 enum cfs_err cfs_fail(struct cfs_error *err, enum cfs_err code, const char *fmt,
 		      ...) __attribute__((format(printf, 3, 4)));
+
+/* Prepends "PREFIX: " to err's message, for context ("op 3: ..."). */
+void cfs_error_prefix(struct cfs_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #endif

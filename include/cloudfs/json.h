@@ -54,8 +54,4 @@ enum cfs_err cfs_json_blocklist(json_t *obj, const char *key, size_t max,
 /* A new JSON array of the hex ids of n blocks; NULL when out of memory. */
 json_t *cfs_json_block_ids(const struct cfs_block_id *ids, size_t n);
 
-/* Prepends "prefix: " to err's message. */
-void cfs_error_prefix(struct cfs_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
 #endif
