@@ -1,0 +1,307 @@
+/*
+ * Opening, locking and binding the cache directory (cache/cache.h), and the
+ * schema of cache.db:
+ *
+ *	info(key, value)             'url' and 'root_ns' the cache belongs to
+ *	namespaces(ns, cursor, listed, mount_ino)
+ *	entries(ino, ns, node, parent, name, kind, ..., jid)   the mirror
+ *	blocks(id, size, stored)     the block files present
+ *
+ * The mirror's invariants are in cache/mirror.c.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "cache/mirror.h"
+#include "cloudfs/log.h"
+
+#define SCHEMA_VERSION 1
+
+static const char schema[] =
+	"CREATE TABLE info(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+	"CREATE TABLE namespaces(ns INTEGER PRIMARY KEY,"
+	" cursor INTEGER NOT NULL DEFAULT 0, listed INTEGER NOT NULL DEFAULT 0,"
+	" mount_ino INTEGER NOT NULL);"
+	"CREATE TABLE entries(ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" ns INTEGER NOT NULL, node INTEGER NOT NULL, parent INTEGER NOT NULL,"
+	" name TEXT NOT NULL, kind INTEGER NOT NULL, size INTEGER NOT NULL,"
+	" mtime_ns INTEGER NOT NULL, mode INTEGER NOT NULL, blocks BLOB,"
+	" target TEXT, mount_ns INTEGER, jid INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX entries_by_node ON entries(ns, node);"
+	"CREATE INDEX entries_by_name ON entries(ns, parent, name);"
+	/* (ns, parent) with the rowid behind: readdir in inode order. */
+	"CREATE INDEX entries_by_parent ON entries(ns, parent);"
+	"CREATE TABLE blocks(id BLOB PRIMARY KEY, size INTEGER NOT NULL,"
+	" stored INTEGER NOT NULL) WITHOUT ROWID;";
+
+/* mkdir -p, the last component 0700. */
+static int make_dirs(const char *dir)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int open_subdir(int dirfd, const char *name)
+{
+	if (mkdirat(dirfd, name, 0700) && errno != EEXIST)
+		return -errno;
+	return openat(dirfd, name,
+		      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Fetches that were in flight when the last mount stopped are garbage. */
+static void empty_tmp(int fd)
+{
+	int dup_fd = dup(fd);
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return;
+	}
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			unlinkat(fd, de->d_name, 0);
+	closedir(d);
+}
+
+/* Takes the directory's lock; CFS_ERR_EXISTS names the mount that has it. */
+static enum cfs_err lock_dir(struct cache *c, struct cfs_error *err)
+{
+	char pid[32] = "";
+	int n;
+
+	c->lock_fd = openat(c->dirfd, "lock",
+			    O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (c->lock_fd < 0)
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"cannot open '%s/lock': %s", c->path,
+				strerror(errno));
+	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return CFS_OK;
+	n = (int)pread(c->lock_fd, pid, sizeof(pid) - 1, 0);
+	pid[n > 0 ? n : 0] = '\0';
+	pid[strcspn(pid, "\n")] = '\0';
+	return cfs_fail(err, CFS_ERR_EXISTS,
+			"cache directory '%s' is in use by another mount%s%s%s",
+			c->path, pid[0] ? " (pid " : "", pid,
+			pid[0] ? ")" : "");
+}
+
+void cache_note_pid(struct cache *c)
+{
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+
+	if (ftruncate(c->lock_fd, 0) == 0 &&
+	    pwrite(c->lock_fd, pid, (size_t)n, 0) != n)
+		cfs_log_warn("cannot write the pid into '%s/lock'", c->path);
+}
+
+/* The directory itself: created if missing, never through a symlink,
+ * owned by this user and private. */
+static enum cfs_err open_dir(struct cache *c, const char *dir,
+			     struct cfs_error *err)
+{
+	struct stat st;
+	int e = make_dirs(dir);
+
+	if (e)
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"cannot create cache directory '%s': %s", dir,
+				strerror(-e));
+	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (c->dirfd < 0)
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"cannot open cache directory '%s': %s", dir,
+				errno == ELOOP ? "it is a symlink"
+					       : strerror(errno));
+	if (fstat(c->dirfd, &st))
+		return cfs_fail(err, CFS_ERR_INTERNAL, "cannot stat '%s': %s",
+				dir, strerror(errno));
+	if (st.st_uid != geteuid())
+		return cfs_fail(
+			err, CFS_ERR_FORBIDDEN,
+			"cache directory '%s' belongs to uid %u, not to you",
+			dir, (unsigned)st.st_uid);
+	if ((st.st_mode & 077) && fchmod(c->dirfd, 0700))
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"cannot make '%s' private: %s", dir,
+				strerror(errno));
+	return CFS_OK;
+}
+
+static enum cfs_err schema_init(struct cache *c, struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(c, err);
+	enum cfs_err rc;
+	int version;
+
+	if (!db)
+		return err->code;
+	rc = cfs_sql_script(db, "BEGIN IMMEDIATE", err);
+	version = rc ? -1 : cfs_sql_user_version(db);
+	if (rc == CFS_OK && version == 0) {
+		rc = cfs_sql_script(db, schema, err);
+		if (rc == CFS_OK)
+			rc = cfs_sql_script(db, "PRAGMA user_version = 1", err);
+	} else if (rc == CFS_OK && version != SCHEMA_VERSION) {
+		rc = cfs_fail(
+			err, CFS_ERR_CONFLICT,
+			"cache '%s' has schema version %d, this mount.cloudfs reads version %d: use another cache directory",
+			c->path, version, SCHEMA_VERSION);
+	}
+	rc = rc ? rc : cfs_sql_script(db, "COMMIT", err);
+	if (rc)
+		sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+	cache_db_release(c, db);
+	return rc;
+}
+
+enum cfs_err cache_open(const char *dir, struct cache **out,
+			struct cfs_error *err)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+	char db_path[PATH_MAX + 16];
+	enum cfs_err rc;
+
+	if (!c)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	c->dirfd = c->blocks_fd = c->tmp_fd = c->lock_fd = -1;
+	snprintf(c->path, sizeof(c->path), "%s", dir);
+	snprintf(db_path, sizeof(db_path), "%s/cache.db", dir);
+	/* NORMAL: a crash keeps cache.db consistent; a power cut may lose
+	 * its last transactions, which the next mount fetches again. */
+	cfs_sql_pool_init(&c->db, db_path, "cache index", "NORMAL",
+			  sizeof(struct cfs_sql));
+	rc = open_dir(c, dir, err);
+	if (rc == CFS_OK)
+		rc = lock_dir(c, err);
+	if (rc == CFS_OK) {
+		c->blocks_fd = open_subdir(c->dirfd, "blocks");
+		c->tmp_fd = open_subdir(c->dirfd, "tmp");
+		if (c->blocks_fd < 0 || c->tmp_fd < 0)
+			rc = cfs_fail(
+				err, CFS_ERR_INTERNAL,
+				"cannot open '%s/blocks' or '%s/tmp': %s", dir,
+				dir,
+				strerror(-(c->blocks_fd < 0 ? c->blocks_fd
+							    : c->tmp_fd)));
+	}
+	if (rc == CFS_OK) {
+		empty_tmp(c->tmp_fd);
+		cache_note_pid(c);
+		rc = schema_init(c, err);
+	}
+	if (rc) {
+		cache_close(c);
+		return rc;
+	}
+	*out = c;
+	return CFS_OK;
+}
+
+void cache_close(struct cache *c)
+{
+	if (!c)
+		return;
+	cfs_sql_pool_destroy(&c->db);
+	for (int *fd = &c->dirfd; fd <= &c->lock_fd; fd++)
+		if (*fd >= 0)
+			close(*fd);
+	free(c);
+}
+
+struct cfs_sql *cache_db(struct cache *c, struct cfs_error *err)
+{
+	return cfs_sql_pool_acquire(&c->db, err);
+}
+
+void cache_db_release(struct cache *c, struct cfs_sql *db)
+{
+	cfs_sql_pool_release(&c->db, db);
+}
+
+static enum cfs_err info_get(struct cfs_sql *db, const char *key, char *value,
+			     size_t len, struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(
+		db, "SELECT value FROM info WHERE key = ?1", err, "t", key);
+	enum cfs_err rc;
+	bool row = false;
+
+	value[0] = '\0';
+	rc = st ? cfs_sql_step(db, st, &row, err) : err->code;
+	if (rc == CFS_OK && row)
+		snprintf(value, len, "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+	return rc;
+}
+
+static enum cfs_err bind_new(struct cfs_sql *db, const char *url,
+			     int64_t root_ns, struct cfs_error *err)
+{
+	enum cfs_err rc;
+
+	rc = cfs_sql_exec(db, "INSERT INTO info VALUES ('url', ?1)", err, "t",
+			  url);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db, "INSERT INTO info VALUES ('root_ns', ?1)",
+				  err, "i", root_ns);
+	if (rc == CFS_OK)
+		rc = mirror_init_root(db, root_ns, err);
+	return rc;
+}
+
+enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
+			struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(c, err);
+	char have_url[600], have_ns[32], want_ns[32];
+	enum cfs_err rc;
+
+	if (!db)
+		return err->code;
+	snprintf(want_ns, sizeof(want_ns), "%lld", (long long)root_ns);
+	rc = cfs_sql_script(db, "BEGIN IMMEDIATE", err);
+	if (rc == CFS_OK)
+		rc = info_get(db, "url", have_url, sizeof(have_url), err);
+	if (rc == CFS_OK)
+		rc = info_get(db, "root_ns", have_ns, sizeof(have_ns), err);
+	if (rc == CFS_OK && !have_url[0])
+		rc = bind_new(db, url, root_ns, err);
+	else if (rc == CFS_OK &&
+		 (strcmp(have_url, url) != 0 || strcmp(have_ns, want_ns) != 0))
+		rc = cfs_fail(
+			err, CFS_ERR_CONFLICT,
+			"cache directory '%s' holds the mirror of namespace %s at %s, not of namespace %s at %s: use another cache directory",
+			c->path, have_ns, have_url, want_ns, url);
+	rc = rc ? rc : cfs_sql_script(db, "COMMIT", err);
+	if (rc)
+		sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+	cache_db_release(c, db);
+	return rc;
+}

@@ -1,0 +1,519 @@
+/*
+ * The mirror (cache/mirror.h).
+ *
+ * Invariants:
+ *  1. entries holds at most one row per (ns, node); its ino is assigned at
+ *     insertion (AUTOINCREMENT: never reused) and kept while the node
+ *     lives, through renames and new versions.
+ *  2. The root entry is ino 1: node 0 of the root namespace, parent -1;
+ *     the server keeps no row for it, so its mtime is the mirror's birth.
+ *  3. namespaces has a row per namespace followed: the root one (mount_ino
+ *     1) and one per MOUNT entry of the root namespace (mount_ino: that
+ *     entry).  Forgetting a namespace deletes its rows from both tables.
+ *  4. A deleted directory's row is removed with its whole subtree, since
+ *     the server sends one row for the directory alone.
+ *  5. While a listing is paged, a name may briefly be held by two rows of
+ *     one directory (the server's order is by JID, not by name); lookups
+ *     take the newer.  The mirror converges once listed up to a head.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache/mirror.h"
+
+#define ENTRY_COLS                                                         \
+	"ino, ns, node, parent, name, kind, size, mtime_ns, mode, blocks," \
+	" target, mount_ns, jid"
+
+/* The descendants of node ?2 in namespace ?1, as a prefix of SQL. */
+#define SUBTREE_CTE                                               \
+	"WITH RECURSIVE sub(node) AS ("                           \
+	" SELECT node FROM entries WHERE ns = ?1 AND parent = ?2" \
+	" UNION ALL SELECT e.node FROM entries e JOIN sub"        \
+	"  ON e.ns = ?1 AND e.parent = sub.node) "
+
+void mirror_entry_release(struct mirror_entry *e)
+{
+	cfs_blocklist_release(&e->blocks);
+	free(e->target);
+	e->target = NULL;
+}
+
+static enum cfs_err entry_from_row(sqlite3_stmt *st, struct mirror_entry *e,
+				   struct cfs_error *err)
+{
+	const char *target = (const char *)sqlite3_column_text(st, 10);
+
+	*e = (struct mirror_entry){
+		.ino = (uint64_t)sqlite3_column_int64(st, 0),
+		.ns = sqlite3_column_int64(st, 1),
+		.node = sqlite3_column_int64(st, 2),
+		.parent = sqlite3_column_int64(st, 3),
+		.kind = (enum cfs_kind)sqlite3_column_int(st, 5),
+		.size = (uint64_t)sqlite3_column_int64(st, 6),
+		.mtime_ns = sqlite3_column_int64(st, 7),
+		.mode = (uint32_t)sqlite3_column_int(st, 8),
+		.mount_ns = sqlite3_column_int64(st, 11),
+		.jid = sqlite3_column_int64(st, 12),
+	};
+	snprintf(e->name, sizeof(e->name), "%s",
+		 (const char *)sqlite3_column_text(st, 4));
+	if (cfs_blocklist_from_raw(sqlite3_column_blob(st, 9),
+				   (size_t)sqlite3_column_bytes(st, 9),
+				   &e->blocks))
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"inode %llu has a corrupt block list",
+				(unsigned long long)e->ino);
+	if (target && !(e->target = strdup(target))) {
+		mirror_entry_release(e);
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	return CFS_OK;
+}
+
+/* Steps a statement selecting ENTRY_COLS; NOT_FOUND (no message) when no
+ * row comes. */
+static enum cfs_err entry_step(struct cfs_sql *db, sqlite3_stmt *st,
+			       struct mirror_entry *e, struct cfs_error *err)
+{
+	enum cfs_err rc;
+	bool row;
+
+	if (!st)
+		return err->code;
+	rc = cfs_sql_step(db, st, &row, err);
+	if (rc)
+		return rc;
+	return row ? entry_from_row(st, e, err) : CFS_ERR_NOT_FOUND;
+}
+
+enum cfs_err mirror_get(struct cfs_sql *db, uint64_t ino,
+			struct mirror_entry *e, struct cfs_error *err)
+{
+	enum cfs_err rc =
+		entry_step(db,
+			   cfs_sql_stmt(db,
+					"SELECT " ENTRY_COLS
+					" FROM entries WHERE ino = ?1",
+					err, "i", (int64_t)ino),
+			   e, err);
+
+	if (rc == CFS_ERR_NOT_FOUND)
+		cfs_fail(err, rc, "no inode %llu", (unsigned long long)ino);
+	return rc;
+}
+
+static enum cfs_err by_node(struct cfs_sql *db, int64_t ns, int64_t node,
+			    struct mirror_entry *e, struct cfs_error *err)
+{
+	return entry_step(db,
+			  cfs_sql_stmt(db,
+				       "SELECT " ENTRY_COLS " FROM entries"
+				       " WHERE ns = ?1 AND node = ?2",
+				       err, "ii", ns, node),
+			  e, err);
+}
+
+/* Where the children of directory entry dir live: (ns, parent node). */
+static bool dir_key(const struct mirror_entry *dir, int64_t *ns, int64_t *node)
+{
+	if (dir->kind == CFS_KIND_MOUNT) {
+		*ns = dir->mount_ns;
+		*node = 0;
+		return true;
+	}
+	*ns = dir->ns;
+	*node = dir->node;
+	return dir->kind == CFS_KIND_DIR;
+}
+
+enum cfs_err mirror_lookup(struct cfs_sql *db, const struct mirror_entry *dir,
+			   const char *name, struct mirror_entry *e,
+			   struct cfs_error *err)
+{
+	int64_t ns, node;
+	enum cfs_err rc;
+
+	if (!dir_key(dir, &ns, &node))
+		return cfs_fail(err, CFS_ERR_NOT_DIR,
+				"inode %llu is not a directory",
+				(unsigned long long)dir->ino);
+	rc = entry_step(db,
+			cfs_sql_stmt(db,
+				     "SELECT " ENTRY_COLS " FROM entries"
+				     " WHERE ns = ?1 AND parent = ?2"
+				     " AND name = ?3 ORDER BY jid DESC LIMIT 1",
+				     err, "iit", ns, node, name),
+			e, err);
+	if (rc == CFS_ERR_NOT_FOUND)
+		cfs_fail(err, rc, "no entry '%s' in inode %llu", name,
+			 (unsigned long long)dir->ino);
+	return rc;
+}
+
+enum cfs_err mirror_readdir(struct cfs_sql *db, const struct mirror_entry *dir,
+			    uint64_t after, mirror_child_fn fn, void *arg,
+			    struct cfs_error *err)
+{
+	int64_t ns, node;
+	sqlite3_stmt *st;
+	enum cfs_err rc = CFS_OK;
+	bool more = true;
+
+	if (!dir_key(dir, &ns, &node))
+		return cfs_fail(err, CFS_ERR_NOT_DIR,
+				"inode %llu is not a directory",
+				(unsigned long long)dir->ino);
+	st = cfs_sql_stmt(db,
+			  "SELECT " ENTRY_COLS " FROM entries WHERE ns = ?1"
+			  " AND parent = ?2 AND ino > ?3 ORDER BY ino",
+			  err, "iii", ns, node, (int64_t)after);
+	while (more && rc == CFS_OK) {
+		struct mirror_entry e;
+
+		rc = entry_step(db, st, &e, err);
+		if (rc == CFS_ERR_NOT_FOUND)
+			return CFS_OK;
+		if (rc == CFS_OK) {
+			more = fn(arg, &e);
+			mirror_entry_release(&e);
+		}
+	}
+	return rc;
+}
+
+enum cfs_err mirror_parent(struct cfs_sql *db, const struct mirror_entry *e,
+			   uint64_t *ino, struct cfs_error *err)
+{
+	sqlite3_stmt *st;
+	enum cfs_err rc;
+	bool row;
+
+	if (e->ino == MIRROR_ROOT_INO) {
+		*ino = MIRROR_ROOT_INO;
+		return CFS_OK;
+	}
+	if (e->parent == 0)
+		st = cfs_sql_stmt(
+			db, "SELECT mount_ino FROM namespaces WHERE ns = ?1",
+			err, "i", e->ns);
+	else
+		st = cfs_sql_stmt(db,
+				  "SELECT ino FROM entries WHERE ns = ?1"
+				  " AND node = ?2",
+				  err, "ii", e->ns, e->parent);
+	rc = st ? cfs_sql_step(db, st, &row, err) : err->code;
+	if (rc == CFS_OK && !row)
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
+			      "the parent of inode %llu is not in the mirror",
+			      (unsigned long long)e->ino);
+	if (rc == CFS_OK)
+		*ino = (uint64_t)sqlite3_column_int64(st, 0);
+	return rc;
+}
+
+enum cfs_err mirror_path(struct cfs_sql *db, uint64_t ino, char **path,
+			 struct cfs_error *err)
+{
+	char buf[CFS_PATH_MAX + 1];
+	size_t start = sizeof(buf) - 1;
+	enum cfs_err rc = CFS_OK;
+
+	buf[start] = '\0';
+	for (int depth = 0; ino != MIRROR_ROOT_INO && rc == CFS_OK; depth++) {
+		struct mirror_entry e;
+		size_t len;
+
+		rc = mirror_get(db, ino, &e, err);
+		if (rc)
+			break;
+		len = strlen(e.name);
+		if (len + 1 > start || depth > CFS_PATH_MAX / 2) {
+			mirror_entry_release(&e);
+			break; /* a message only needs the path's end */
+		}
+		if (start < sizeof(buf) - 1)
+			buf[--start] = '/';
+		start -= len;
+		memcpy(buf + start, e.name, len);
+		rc = mirror_parent(db, &e, &ino, err);
+		mirror_entry_release(&e);
+	}
+	*path = rc ? NULL : strdup(buf + start);
+	if (rc == CFS_OK && !*path)
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	return rc;
+}
+
+enum cfs_err mirror_namespaces(struct cfs_sql *db, struct mirror_ns **list,
+			       size_t *n, struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(db,
+					"SELECT ns, cursor, listed FROM"
+					" namespaces ORDER BY mount_ino, ns",
+					err, "");
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	size_t cap = 0;
+	bool row = true;
+
+	*list = NULL;
+	*n = 0;
+	while (rc == CFS_OK &&
+	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row) {
+		if (*n == cap) {
+			void *p = realloc(*list,
+					  (cap = cap * 2 + 8) * sizeof(**list));
+
+			if (!p) {
+				rc = cfs_fail(err, CFS_ERR_INTERNAL,
+					      "out of memory");
+				break;
+			}
+			*list = p;
+		}
+		(*list)[(*n)++] = (struct mirror_ns){
+			.ns = sqlite3_column_int64(st, 0),
+			.cursor = sqlite3_column_int64(st, 1),
+			.listed = sqlite3_column_int(st, 2) != 0,
+		};
+	}
+	if (rc) {
+		free(*list);
+		*list = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+enum cfs_err mirror_init_root(struct cfs_sql *db, int64_t root_ns,
+			      struct cfs_error *err)
+{
+	enum cfs_err rc;
+
+	rc = cfs_sql_exec(db,
+			  "INSERT INTO entries(ino, ns, node, parent, name,"
+			  " kind, size, mtime_ns, mode, jid)"
+			  " VALUES (1, ?1, 0, -1, '', ?2, 0, ?3, 493, 0)",
+			  err, "iii", root_ns, (int64_t)CFS_KIND_DIR,
+			  (int64_t)time(NULL) * 1000000000);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db,
+				  "INSERT INTO namespaces(ns, mount_ino)"
+				  " VALUES (?1, 1)",
+				  err, "i", root_ns);
+	return rc;
+}
+
+void mirror_changes_release(struct mirror_changes *ch)
+{
+	for (size_t i = 0; i < ch->n; i++)
+		free(ch->v[i].name);
+	free(ch->v);
+	*ch = (struct mirror_changes){ 0 };
+}
+
+static enum cfs_err note(struct mirror_changes *ch, uint64_t ino,
+			 uint64_t parent, const char *name,
+			 struct cfs_error *err)
+{
+	if (ch->n == ch->cap) {
+		size_t cap = ch->cap ? 2 * ch->cap : 64;
+		void *p = realloc(ch->v, cap * sizeof(ch->v[0]));
+
+		if (!p)
+			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		ch->v = p;
+		ch->cap = cap;
+	}
+	ch->v[ch->n] = (struct mirror_inval){ .ino = ino, .parent = parent };
+	if (name && !(ch->v[ch->n].name = strdup(name)))
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	ch->n++;
+	return CFS_OK;
+}
+
+/* Invariant 3: a namespace goes with its mount. */
+static enum cfs_err forget_ns(struct cfs_sql *db, int64_t ns,
+			      struct cfs_error *err)
+{
+	enum cfs_err rc;
+
+	rc = cfs_sql_exec(db, "DELETE FROM entries WHERE ns = ?1", err, "i",
+			  ns);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db, "DELETE FROM namespaces WHERE ns = ?1",
+				  err, "i", ns);
+	return rc;
+}
+
+/* Invariant 4: removes the descendants of node, and forgets the shared
+ * namespaces mounted among them. */
+static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
+				 struct cfs_error *err)
+{
+	sqlite3_stmt *st;
+	enum cfs_err rc = CFS_OK;
+	bool row = true;
+
+	/* One mount at a time: forgetting it changes what st reads. */
+	while (rc == CFS_OK && row) {
+		st = cfs_sql_stmt(db,
+				  SUBTREE_CTE "SELECT e.mount_ns FROM entries e"
+					      " JOIN sub ON e.ns = ?1"
+					      " AND e.node = sub.node"
+					      " WHERE e.kind = 4 LIMIT 1",
+				  err, "ii", ns, node);
+		rc = st ? cfs_sql_step(db, st, &row, err) : err->code;
+		if (rc == CFS_OK && row)
+			rc = forget_ns(db, sqlite3_column_int64(st, 0), err);
+	}
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db,
+			"DELETE FROM entries WHERE ns = ?1 AND node IN"
+			" (" SUBTREE_CTE "SELECT node FROM sub)",
+			err, "ii", ns, node);
+	return rc;
+}
+
+/* Removes what existing held before it becomes e (or goes). */
+static enum cfs_err drop_contents(struct cfs_sql *db,
+				  const struct mirror_entry *old,
+				  const struct mirror_entry *e,
+				  struct cfs_error *err)
+{
+	if (old->kind == CFS_KIND_DIR && e->kind != CFS_KIND_DIR)
+		return drop_subtree(db, old->ns, old->node, err);
+	if (old->kind == CFS_KIND_MOUNT &&
+	    (e->kind != CFS_KIND_MOUNT || e->mount_ns != old->mount_ns))
+		return forget_ns(db, old->mount_ns, err);
+	return CFS_OK;
+}
+
+static bool same_content(const struct mirror_entry *a,
+			 const struct mirror_entry *b)
+{
+	return a->kind == b->kind && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns && a->mode == b->mode &&
+	       a->mount_ns == b->mount_ns &&
+	       cfs_blocklist_equal(&a->blocks, &b->blocks) &&
+	       (a->target == b->target ||
+		(a->target && b->target && strcmp(a->target, b->target) == 0));
+}
+
+static enum cfs_err write_entry(struct cfs_sql *db, uint64_t ino,
+				const struct mirror_entry *e,
+				struct cfs_error *err)
+{
+	size_t blocks_len = e->blocks.n * CFS_BLOCK_ID_LEN;
+
+	if (ino)
+		return cfs_sql_exec(
+			db,
+			"UPDATE entries SET parent = ?2, name = ?3, kind = ?4,"
+			" size = ?5, mtime_ns = ?6, mode = ?7, blocks = ?8,"
+			" target = ?9, mount_ns = ?10, jid = ?11 WHERE ino = ?1",
+			err, "iitiiiibtIi", (int64_t)ino, e->parent, e->name,
+			(int64_t)e->kind, (int64_t)e->size, e->mtime_ns,
+			(int64_t)e->mode, (const void *)e->blocks.ids,
+			blocks_len, e->target, e->mount_ns, e->jid);
+	return cfs_sql_exec(db,
+			    "INSERT INTO entries(ns, node, parent, name, kind,"
+			    " size, mtime_ns, mode, blocks, target, mount_ns,"
+			    " jid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+			    " ?10, ?11, ?12)",
+			    err, "iiitiiiibtIi", e->ns, e->node, e->parent,
+			    e->name, (int64_t)e->kind, (int64_t)e->size,
+			    e->mtime_ns, (int64_t)e->mode,
+			    (const void *)e->blocks.ids, blocks_len, e->target,
+			    e->mount_ns, e->jid);
+}
+
+static enum cfs_err follow_mount(struct cfs_sql *db, uint64_t ino,
+				 const struct mirror_entry *e,
+				 struct cfs_error *err)
+{
+	return cfs_sql_exec(db,
+			    "INSERT OR REPLACE INTO namespaces(ns, mount_ino)"
+			    " VALUES (?1, ?2)",
+			    err, "ii", e->mount_ns, (int64_t)ino);
+}
+
+/* Applies one listed entry e (of namespace ns). */
+static enum cfs_err apply_one(struct cfs_sql *db, const struct mirror_entry *e,
+			      struct mirror_changes *ch, struct cfs_error *err)
+{
+	struct mirror_entry old;
+	uint64_t parent_ino = 0, ino = 0;
+	bool new_mount = e->kind == CFS_KIND_MOUNT;
+	enum cfs_err rc = by_node(db, e->ns, e->node, &old, err);
+
+	if (rc == CFS_ERR_NOT_FOUND) {
+		if (e->kind == CFS_KIND_DELETED)
+			return CFS_OK;
+	} else if (rc) {
+		return rc;
+	} else {
+		ino = old.ino;
+		rc = mirror_parent(db, &old, &parent_ino, err);
+		if (rc == CFS_ERR_NOT_FOUND)
+			rc = CFS_OK; /* an orphan: the kernel never saw it */
+		if (rc == CFS_OK && parent_ino &&
+		    (e->kind == CFS_KIND_DELETED || old.parent != e->parent ||
+		     strcmp(old.name, e->name) != 0))
+			rc = note(ch, old.ino, parent_ino, old.name, err);
+		if (rc == CFS_OK && !same_content(&old, e))
+			rc = note(ch, old.ino, 0, NULL, err);
+		if (rc == CFS_OK)
+			rc = drop_contents(db, &old, e, err);
+		new_mount &= old.kind != CFS_KIND_MOUNT ||
+			     old.mount_ns != e->mount_ns;
+		mirror_entry_release(&old);
+		if (rc)
+			return rc;
+		if (e->kind == CFS_KIND_DELETED)
+			return cfs_sql_exec(
+				db, "DELETE FROM entries WHERE ino = ?1", err,
+				"i", (int64_t)ino);
+	}
+	rc = write_entry(db, ino, e, err);
+	if (rc == CFS_OK && !ino)
+		ino = (uint64_t)sqlite3_last_insert_rowid(db->db);
+	if (rc == CFS_OK && new_mount)
+		rc = follow_mount(db, ino, e, err);
+	return rc;
+}
+
+enum cfs_err mirror_apply(struct cfs_sql *db, int64_t ns,
+			  const struct mirror_entry *entries, size_t n,
+			  int64_t cursor, bool complete,
+			  struct mirror_changes *ch, struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_script(db, "BEGIN IMMEDIATE", err);
+
+	for (size_t i = 0; rc == CFS_OK && i < n; i++)
+		rc = apply_one(db, &entries[i], ch, err);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db,
+				  "UPDATE namespaces SET cursor = ?2,"
+				  " listed = listed OR ?3 WHERE ns = ?1",
+				  err, "iii", ns, cursor, (int64_t)complete);
+	rc = rc ? rc : cfs_sql_script(db, "COMMIT", err);
+	if (rc)
+		sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+enum cfs_err mirror_forget_ns(struct cfs_sql *db, int64_t ns,
+			      struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_script(db, "BEGIN IMMEDIATE", err);
+
+	rc = rc ? rc : forget_ns(db, ns, err);
+	rc = rc ? rc : cfs_sql_script(db, "COMMIT", err);
+	if (rc)
+		sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}

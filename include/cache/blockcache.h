@@ -1,0 +1,32 @@
+/*
+ * Block files of the cache.  A block file exists only whole and verified:
+ * it is written to DIR/tmp, hashed as it is written, fsync'ed and renamed
+ * into DIR/blocks, so a reader that opens one may serve it without hashing
+ * it again, and a crash leaves it whole or absent.  An open block file
+ * stays readable even if it is removed meanwhile.
+ */
+#ifndef CACHE_BLOCKCACHE_H
+#define CACHE_BLOCKCACHE_H
+
+#include "cache/cache.h"
+#include "cloudfs/block.h"
+
+/* Opens block id for reading: a descriptor, or -ENOENT when it is not
+ * cached (or another negative errno). */
+int blockcache_open(struct cache *c, const struct cfs_block_id *id);
+
+/* A new temporary file for a block being fetched, its name in name. */
+int blockcache_tmp_create(struct cache *c, char name[32]);
+
+/*
+ * Makes the complete, verified temporary file (fd, name) the cached copy
+ * of block id, and indexes it.  Consumes fd and name either way.
+ */
+enum cfs_err blockcache_store(struct cache *c, int fd, const char *name,
+			      const struct cfs_block_id *id, uint32_t size,
+			      struct cfs_error *err);
+
+/* Drops a temporary file. */
+void blockcache_tmp_discard(struct cache *c, int fd, const char *name);
+
+#endif

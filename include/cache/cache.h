@@ -1,0 +1,53 @@
+/*
+ * The cache directory of a mount: the mirror of its namespaces and the
+ * verified blocks it has fetched.
+ *
+ *	DIR/lock           held (flock) by the mount using DIR; holds its pid
+ *	DIR/cache.db       SQLite (WAL): the mirror and the block index
+ *	DIR/blocks/XX/ID   block files, each whole and verified
+ *	DIR/tmp/           fetches in flight, emptied at open
+ *
+ * DIR is created 0700, must belong to the user, and is opened without
+ * following symlinks; block files are reached relative to it.
+ */
+#ifndef CACHE_CACHE_H
+#define CACHE_CACHE_H
+
+#include <stdint.h>
+
+#include "cloudfs/error.h"
+#include "cloudfs/sql.h"
+
+struct cache {
+	int dirfd;
+	int blocks_fd;
+	int tmp_fd;
+	int lock_fd;
+	char path[PATH_MAX];
+	struct cfs_sql_pool db;
+};
+
+/*
+ * Opens (creating) the cache directory dir and locks it for this process:
+ * a second mount on the same directory gets CFS_ERR_EXISTS.
+ */
+enum cfs_err cache_open(const char *dir, struct cache **out,
+			struct cfs_error *err);
+
+void cache_close(struct cache *c);
+
+/* Writes this process's pid into DIR/lock (again after daemonizing). */
+void cache_note_pid(struct cache *c);
+
+/*
+ * Ties the cache to one server and root namespace the first time, and
+ * refuses (CFS_ERR_CONFLICT) a cache that holds another one's mirror.
+ */
+enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
+			struct cfs_error *err);
+
+/* A connection to cache.db for the calling thread. */
+struct cfs_sql *cache_db(struct cache *c, struct cfs_error *err);
+void cache_db_release(struct cache *c, struct cfs_sql *db);
+
+#endif
