@@ -1,0 +1,471 @@
+/*
+ * The block fetcher (fs/fetch.h).
+ *
+ * A job is one block being fetched.  Jobs live in a hash table by id while
+ * they are queued, running, or finished with readers still to see the
+ * outcome.  All job fields but the transfer's are protected by f->lock;
+ * the transfer's (curl, fd, tmp, hash, got) belong to the fetcher thread.
+ *
+ *	QUEUED --(thread starts it)--> RUNNING --> DONE | FAILED
+ *	            ^                     |
+ *	            +-- verification failed, first time
+ *
+ * A finished job is freed by whoever last lets go of it: the thread when
+ * no reader waits, else the last waiting reader.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/blockcache.h"
+#include "cloudfs/log.h"
+#include "fs/fetch.h"
+
+#define N_BUCKETS    256
+#define MAX_ATTEMPTS 2
+
+struct job {
+	struct cfs_block_id id;
+	uint32_t len;
+	enum { QUEUED, RUNNING, DONE, FAILED } state;
+	unsigned attempts;
+	unsigned waiters;
+	struct cfs_error err; /* FAILED */
+	struct job *hnext;    /* hash chain */
+	struct job *qnext;    /* queue */
+	/* The transfer: the fetcher thread's alone. */
+	CURL *curl;
+	int fd;
+	char tmp[32];
+	struct cfs_sha256 *hash;
+	uint64_t got;
+	bool too_long;
+	int write_errno; /* 0, or why writing the temporary file failed */
+};
+
+struct fetcher {
+	const struct remote *r;
+	struct cache *cache;
+	unsigned parallel;
+	pthread_mutex_t lock;
+	pthread_cond_t done; /* broadcast when any job finishes */
+	struct job *table[N_BUCKETS];
+	struct job *queue; /* QUEUED jobs, readers' first */
+	bool stop;
+	/* The fetcher thread's: */
+	CURLM *multi;
+	struct curl_slist *headers;
+	unsigned running;
+	pthread_t thread;
+};
+
+static struct job **bucket(struct fetcher *f, const struct cfs_block_id *id)
+{
+	uint32_t h;
+
+	memcpy(&h, id->b, sizeof(h));
+	return &f->table[h % N_BUCKETS];
+}
+
+static struct job *find(struct fetcher *f, const struct cfs_block_id *id)
+{
+	for (struct job *j = *bucket(f, id); j; j = j->hnext)
+		if (cfs_block_id_equal(&j->id, id))
+			return j;
+	return NULL;
+}
+
+static void unlink_job(struct fetcher *f, struct job *j)
+{
+	for (struct job **p = bucket(f, &j->id); *p; p = &(*p)->hnext) {
+		if (*p == j) {
+			*p = j->hnext;
+			return;
+		}
+	}
+}
+
+/* Queues j: at the head for a reader, at the tail for a prefetch. */
+static void enqueue(struct fetcher *f, struct job *j, bool urgent)
+{
+	struct job **p = &f->queue;
+
+	if (!urgent)
+		while (*p)
+			p = &(*p)->qnext;
+	j->qnext = *p;
+	*p = j;
+}
+
+static void dequeue(struct fetcher *f, struct job *j)
+{
+	for (struct job **p = &f->queue; *p; p = &(*p)->qnext) {
+		if (*p == j) {
+			*p = j->qnext;
+			return;
+		}
+	}
+}
+
+/* The job for id, created and queued if there is none.  Under f->lock. */
+static struct job *job_for(struct fetcher *f, const struct cfs_block_id *id,
+			   uint32_t len, bool urgent)
+{
+	struct job *j = find(f, id);
+
+	if (j) {
+		if (urgent && j->state == QUEUED) {
+			dequeue(f, j);
+			enqueue(f, j, true);
+		}
+		return j;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->id = *id;
+	j->len = len;
+	j->fd = -1;
+	j->hnext = *bucket(f, id);
+	*bucket(f, id) = j;
+	enqueue(f, j, urgent);
+	curl_multi_wakeup(f->multi);
+	return j;
+}
+
+/* Ends j's transfer, dropping its temporary file if it is still there. */
+static void transfer_end(struct fetcher *f, struct job *j)
+{
+	if (j->curl) {
+		curl_multi_remove_handle(f->multi, j->curl);
+		curl_easy_cleanup(j->curl);
+		j->curl = NULL;
+		f->running--;
+	}
+	if (j->fd >= 0)
+		blockcache_tmp_discard(f->cache, j->fd, j->tmp);
+	j->fd = -1;
+	cfs_sha256_free(j->hash);
+	j->hash = NULL;
+}
+
+/* Under f->lock: j is final; wake its readers, free it if nobody waits. */
+static void finish(struct fetcher *f, struct job *j)
+{
+	pthread_cond_broadcast(&f->done);
+	if (j->waiters == 0) {
+		unlink_job(f, j);
+		free(j);
+	}
+}
+
+static void fail(struct fetcher *f, struct job *j, const struct cfs_error *e)
+{
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+
+	cfs_block_id_to_hex(&j->id, hex);
+	transfer_end(f, j);
+	pthread_mutex_lock(&f->lock);
+	j->state = FAILED;
+	j->err = *e;
+	cfs_log_warn("cannot fetch block %s: %s", hex, e->msg);
+	finish(f, j);
+	pthread_mutex_unlock(&f->lock);
+}
+
+static size_t on_data(char *data, size_t size, size_t n, void *arg)
+{
+	struct job *j = arg;
+	size_t len = size * n, done = 0;
+
+	if (j->got + len > j->len) {
+		j->too_long = true;
+		return 0;
+	}
+	cfs_sha256_update(j->hash, data, len);
+	while (done < len) {
+		ssize_t w = write(j->fd, data + done, len - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			j->write_errno = errno;
+			return 0;
+		}
+		done += (size_t)w;
+	}
+	j->got += len;
+	return len;
+}
+
+static void start(struct fetcher *f, struct job *j)
+{
+	struct cfs_error e;
+	int fd = blockcache_tmp_create(f->cache, j->tmp);
+
+	j->got = 0;
+	j->too_long = false;
+	j->write_errno = 0;
+	j->hash = cfs_sha256_new();
+	if (fd < 0 || !j->hash) {
+		j->fd = fd;
+		cfs_fail(&e, CFS_ERR_INTERNAL,
+			 "cannot create a file in '%s/tmp': %s", f->cache->path,
+			 strerror(fd < 0 ? -fd : ENOMEM));
+		fail(f, j, &e);
+		return;
+	}
+	j->fd = fd;
+	j->curl = remote_block_easy(f->r, &j->id, f->headers, on_data, j);
+	if (!j->curl) {
+		cfs_fail(&e, CFS_ERR_INTERNAL, "out of memory");
+		fail(f, j, &e);
+		return;
+	}
+	curl_easy_setopt(j->curl, CURLOPT_PRIVATE, j);
+	curl_multi_add_handle(f->multi, j->curl);
+	f->running++;
+}
+
+/* Checks a finished transfer; CFS_OK when the block is whole and right. */
+static enum cfs_err verify(struct fetcher *f, struct job *j, CURLcode cc,
+			   struct cfs_error *e)
+{
+	char got_hex[CFS_BLOCK_ID_HEX_LEN + 1];
+	struct cfs_block_id got;
+	long status = 0;
+
+	if (j->write_errno)
+		return cfs_fail(e,
+				j->write_errno == ENOSPC ? CFS_ERR_STORAGE_FULL
+							 : CFS_ERR_INTERNAL,
+				"cannot write to '%s/tmp': %s", f->cache->path,
+				strerror(j->write_errno));
+	if (j->too_long)
+		return cfs_fail(
+			e, CFS_ERR_HASH_MISMATCH,
+			"the server sent more than the %u bytes of the block",
+			j->len);
+	if (cc != CURLE_OK)
+		return cfs_fail(e, CFS_ERR_UNREACHABLE, "%s",
+				curl_easy_strerror(cc));
+	curl_easy_getinfo(j->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200)
+		return cfs_fail(e, CFS_ERR_UNREACHABLE,
+				"the server answered HTTP %ld", status);
+	if (j->got != j->len)
+		return cfs_fail(
+			e, CFS_ERR_HASH_MISMATCH,
+			"the server sent %llu bytes, not the %u of the block",
+			(unsigned long long)j->got, j->len);
+	if (cfs_sha256_final(j->hash, &got))
+		return cfs_fail(e, CFS_ERR_INTERNAL, "out of memory");
+	if (!cfs_block_id_equal(&got, &j->id)) {
+		cfs_block_id_to_hex(&got, got_hex);
+		return cfs_fail(e, CFS_ERR_HASH_MISMATCH,
+				"the server sent bytes that hash to %s",
+				got_hex);
+	}
+	return CFS_OK;
+}
+
+static void completed(struct fetcher *f, struct job *j, CURLcode cc)
+{
+	struct cfs_error e;
+	enum cfs_err rc = verify(f, j, cc, &e);
+
+	if (rc == CFS_ERR_HASH_MISMATCH && ++j->attempts < MAX_ATTEMPTS) {
+		char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+
+		cfs_block_id_to_hex(&j->id, hex);
+		cfs_log_warn(
+			"block %s failed verification (%s); fetching it again",
+			hex, e.msg);
+		transfer_end(f, j);
+		start(f, j);
+		return;
+	}
+	if (rc == CFS_ERR_HASH_MISMATCH)
+		cfs_error_prefix(&e, "verification failed twice");
+	if (rc == CFS_OK) {
+		curl_multi_remove_handle(f->multi, j->curl);
+		curl_easy_cleanup(j->curl);
+		j->curl = NULL;
+		f->running--;
+		rc = blockcache_store(f->cache, j->fd, j->tmp, &j->id, j->len,
+				      &e);
+		j->fd = -1; /* consumed */
+	}
+	if (rc) {
+		fail(f, j, &e);
+		return;
+	}
+	transfer_end(f, j);
+	pthread_mutex_lock(&f->lock);
+	j->state = DONE;
+	finish(f, j);
+	pthread_mutex_unlock(&f->lock);
+}
+
+static void *fetch_thread(void *arg)
+{
+	struct fetcher *f = arg;
+
+	for (;;) {
+		struct CURLMsg *msg;
+		int still, left;
+
+		pthread_mutex_lock(&f->lock);
+		if (f->stop) {
+			pthread_mutex_unlock(&f->lock);
+			break;
+		}
+		while (f->running < f->parallel && f->queue) {
+			struct job *j = f->queue;
+
+			f->queue = j->qnext;
+			j->state = RUNNING;
+			pthread_mutex_unlock(&f->lock);
+			start(f, j);
+			pthread_mutex_lock(&f->lock);
+		}
+		pthread_mutex_unlock(&f->lock);
+		curl_multi_perform(f->multi, &still);
+		while ((msg = curl_multi_info_read(f->multi, &left))) {
+			struct job *j = NULL;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+					  (char **)&j);
+			completed(f, j, msg->data.result);
+		}
+		curl_multi_poll(f->multi, NULL, 0, 1000, NULL);
+	}
+	return NULL;
+}
+
+struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
+			    unsigned parallel)
+{
+	struct fetcher *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->r = r;
+	f->cache = c;
+	f->parallel = parallel ? parallel : 1;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->done, NULL);
+	f->multi = curl_multi_init();
+	f->headers = remote_block_headers(r);
+	if (!f->multi || !f->headers ||
+	    pthread_create(&f->thread, NULL, fetch_thread, f)) {
+		curl_multi_cleanup(f->multi);
+		curl_slist_free_all(f->headers);
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void fetcher_free(struct fetcher *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->lock);
+	f->stop = true;
+	pthread_mutex_unlock(&f->lock);
+	curl_multi_wakeup(f->multi);
+	pthread_join(f->thread, NULL);
+	for (size_t i = 0; i < N_BUCKETS; i++) {
+		while (f->table[i]) {
+			struct job *j = f->table[i];
+
+			transfer_end(f, j);
+			f->table[i] = j->hnext;
+			free(j);
+		}
+	}
+	curl_multi_cleanup(f->multi);
+	curl_slist_free_all(f->headers);
+	pthread_cond_destroy(&f->done);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+static struct timespec deadline_after(unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+int fetcher_open(struct fetcher *f, const struct cfs_block_id *id, uint32_t len,
+		 unsigned timeout_ms, struct cfs_error *err)
+{
+	struct timespec until = deadline_after(timeout_ms);
+	int fd = blockcache_open(f->cache, id), state;
+	struct job *j;
+
+	if (fd >= 0)
+		return fd;
+	pthread_mutex_lock(&f->lock);
+	j = f->stop ? NULL : job_for(f, id, len, true);
+	if (!j) {
+		pthread_mutex_unlock(&f->lock);
+		cfs_fail(err, CFS_ERR_UNAVAILABLE,
+			 "the mount is stopping or out of memory");
+		return -EIO;
+	}
+	j->waiters++;
+	while (j->state != DONE && j->state != FAILED &&
+	       pthread_cond_timedwait(&f->done, &f->lock, &until) != ETIMEDOUT)
+		;
+	state = j->state;
+	if (state == FAILED)
+		*err = j->err;
+	if (--j->waiters == 0 && (state == DONE || state == FAILED)) {
+		unlink_job(f, j);
+		free(j);
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (state == FAILED)
+		return -EIO;
+	if (state != DONE) {
+		cfs_fail(err, CFS_ERR_UNREACHABLE,
+			 "no answer from the server within %u ms", timeout_ms);
+		return -EIO;
+	}
+	fd = blockcache_open(f->cache, id);
+	if (fd < 0)
+		cfs_fail(err, CFS_ERR_INTERNAL,
+			 "fetched, but cannot open it in the cache: %s",
+			 strerror(-fd));
+	return fd < 0 ? -EIO : fd;
+}
+
+void fetcher_prefetch(struct fetcher *f, const struct cfs_block_id *id,
+		      uint32_t len)
+{
+	int fd = blockcache_open(f->cache, id);
+
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&f->lock);
+	if (!f->stop)
+		job_for(f, id, len, false);
+	pthread_mutex_unlock(&f->lock);
+}

@@ -1,0 +1,489 @@
+/*
+ * mount.cloudfs: mounts a user's cloudfs namespaces at a directory.
+ *
+ *	mount.cloudfs URL MOUNTPOINT [-f] [-d] [-s] [-o OPTION,...]
+ *
+ * It follows the mount.TYPE helper convention, so mount(8) and fstab work
+ * with "-t fuse.cloudfs".  Everything that can be refused is refused
+ * before mounting: a bad command line, an unreadable or exposed token
+ * file, a mountpoint that is not an empty directory, an unreachable
+ * server, a refused token, a cache directory another mount uses.  The
+ * mirror is brought up to the server's head before the mount appears, so
+ * what a user sees first is complete.  Without -f, it daemonizes once the
+ * mount is up.
+ *
+ * Exit status: 0 after a clean unmount, 1 on failure, 2 for a bad command
+ * line.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "cloudfs/log.h"
+#include "cloudfs/proto.h"
+#include "config.h"
+#include "fs/fs.h"
+
+#define EXIT_USAGE 2
+#define TOKEN_MAX  256
+
+static const char usage[] =
+	"usage: mount.cloudfs URL MOUNTPOINT [-f] [-d] [-s] [-o OPTION[,OPTION...]]\n"
+	"Mounts the cloudfs namespaces of the token's user, served at URL.\n"
+	"\n"
+	"options:\n"
+	"  -o token_file=FILE  file holding the bearer token, readable only\n"
+	"                      by its owner (required)\n"
+	"  -o cache=DIR        cache directory (default under\n"
+	"                      $XDG_CACHE_HOME/cloudfs/)\n"
+	"  -o timeout=SECONDS  network timeout: to connect, for a stalled\n"
+	"                      transfer, and for an uncached read (default 30)\n"
+	"  -o readahead=N      blocks fetched ahead of a sequential reader\n"
+	"                      (default 8)\n"
+	"  -o parallel=N       block transfers at once (default 4)\n"
+	"  -o ca=FILE          CA certificates to verify an https server with\n"
+	"  -o log=FILE         log file once daemonized (default\n"
+	"                      CACHE/mount.log)\n"
+	"  -o OPTION           any other option goes to FUSE (allow_other...)\n"
+	"  -f                  stay in the foreground, log to stderr\n"
+	"  -d                  debug output (implies -f)\n"
+	"  -s                  single-threaded\n"
+	"  -h, --help          show this help\n"
+	"  -V, --version       show the version\n"
+	"\n"
+	"exit status: 0 after a clean unmount, 1 failure, 2 wrong command line.\n"
+	"See mount.cloudfs(8).\n";
+
+struct cli {
+	char *token_file, *cache, *ca, *log, *type;
+	unsigned timeout, readahead, parallel;
+	int foreground, debug, single, help, version;
+	char *url, *mountpoint;
+	int extra_operands;
+};
+
+enum { KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_HELP, KEY_VERSION };
+
+#define CLI_OPT(t, field)                         \
+	{                                         \
+		t, offsetof(struct cli, field), 0 \
+	}
+
+static const struct fuse_opt cli_opts[] = {
+	CLI_OPT("token_file=%s", token_file),
+	CLI_OPT("cache=%s", cache),
+	CLI_OPT("ca=%s", ca),
+	CLI_OPT("log=%s", log),
+	CLI_OPT("timeout=%u", timeout),
+	CLI_OPT("readahead=%u", readahead),
+	CLI_OPT("parallel=%u", parallel),
+	CLI_OPT("-t %s", type),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	/* mount(8)'s own flags and fstab words: not for FUSE.  This
+	 * version mounts read-only whatever rw/ro says. */
+	FUSE_OPT_KEY("-n", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("-v", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("rw", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_END,
+};
+
+static int on_arg(void *data, const char *arg, int key,
+		  struct fuse_args *outargs)
+{
+	struct cli *c = data;
+
+	(void)outargs;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!c->url)
+			c->url = strdup(arg);
+		else if (!c->mountpoint)
+			c->mountpoint = strdup(arg);
+		else
+			c->extra_operands++;
+		return 0;
+	case FUSE_OPT_KEY_OPT:
+		/* fstab's x-systemd.* and comment=: for other programs. */
+		return strncmp(arg, "x-", 2) != 0 &&
+		       strncmp(arg, "comment=", 8) != 0;
+	case KEY_FOREGROUND:
+		c->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		c->debug = c->foreground = 1;
+		return 0;
+	case KEY_SINGLE:
+		c->single = 1;
+		return 0;
+	case KEY_HELP:
+		c->help = 1;
+		return 0;
+	case KEY_VERSION:
+		c->version = 1;
+		return 0;
+	}
+	return 1;
+}
+
+/* Reads the token: the file must be a regular file only its owner can
+ * read, holding one token. */
+static int read_token(const char *path, char token[TOKEN_MAX])
+{
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		cfs_log_error("cannot read token file '%s': %s", path,
+			      strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		cfs_log_error("token file '%s' is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		cfs_log_error(
+			"token file '%s' can be read by others (mode %04o): chmod 600 it",
+			path, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
+	n = read(fd, token, TOKEN_MAX - 1);
+	close(fd);
+	token[n > 0 ? n : 0] = '\0';
+	token[strcspn(token, " \t\r\n")] = '\0';
+	if (!token[0]) {
+		cfs_log_error("token file '%s' holds no token", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_mountpoint(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	bool empty = true;
+
+	if (!d) {
+		cfs_log_error("cannot open mountpoint '%s': %s", path,
+			      strerror(errno));
+		return -1;
+	}
+	while (empty && (de = readdir(d)))
+		empty = strcmp(de->d_name, ".") == 0 ||
+			strcmp(de->d_name, "..") == 0;
+	closedir(d);
+	if (!empty)
+		cfs_log_error("mountpoint '%s' is not an empty directory",
+			      path);
+	return empty ? 0 : -1;
+}
+
+/* The root namespace of the token's user; checks the server on the way. */
+static int root_namespace(struct remote_conn *conn, const struct cli *c,
+			  int64_t *root_ns)
+{
+	json_t *answer = NULL, *o;
+	struct cfs_error err;
+	size_t i;
+
+	if (remote_call(conn, "GET", "/", NULL, 0, NULL, &answer, &err)) {
+		cfs_log_error("cannot reach the server at %s: %s", c->url,
+			      err.msg);
+		return -1;
+	}
+	json_decref(answer);
+	if (remote_call(conn, "GET", "/meta/namespaces", NULL, 0, NULL, &answer,
+			&err)) {
+		if (err.code == CFS_ERR_UNAUTHORIZED)
+			cfs_log_error(
+				"the server refused the token in '%s': %s",
+				c->token_file, err.msg);
+		else
+			cfs_log_error("%s", err.msg);
+		return -1;
+	}
+	*root_ns = 0;
+	json_array_foreach(
+		json_object_get(answer, "namespaces"), i,
+		o) if (json_is_true(json_object_get(o, "root"))) *root_ns =
+		json_integer_value(json_object_get(o, "ns"));
+	json_decref(answer);
+	if (*root_ns <= 0) {
+		cfs_log_error("the server at %s named no root namespace",
+			      c->url);
+		return -1;
+	}
+	return 0;
+}
+
+/* $XDG_CACHE_HOME/cloudfs/ID, ID naming the server and the user. */
+static int default_cache(const char *url, int64_t root_ns, char *out,
+			 size_t len)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+	struct cfs_block_id h;
+
+	cfs_sha256(url, strlen(url), &h);
+	cfs_block_id_to_hex(&h, hex);
+	if (xdg && xdg[0] == '/')
+		snprintf(out, len, "%s/cloudfs/%.16s-%lld", xdg, hex,
+			 (long long)root_ns);
+	else if (home && home[0] == '/')
+		snprintf(out, len, "%s/.cache/cloudfs/%.16s-%lld", home, hex,
+			 (long long)root_ns);
+	else
+		return -1;
+	return 0;
+}
+
+/* Everything before the mount: returns 0 with fs ready to mount. */
+static int prepare(struct cli *c, struct fs *fs)
+{
+	char token[TOKEN_MAX], cache_dir[PATH_MAX];
+	static const bool never = false;
+	struct remote_conn *conn;
+	struct cfs_error err;
+	int64_t root_ns;
+
+	if (read_token(c->token_file, token) || check_mountpoint(c->mountpoint))
+		return -1;
+	if (remote_init(&fs->remote, c->url, token, c->ca, c->timeout, &err)) {
+		cfs_log_error("%s", err.msg);
+		return -1;
+	}
+	conn = remote_conn_new(&fs->remote);
+	if (!conn || root_namespace(conn, c, &root_ns)) {
+		remote_conn_free(conn);
+		return -1;
+	}
+	if (!c->cache && default_cache(fs->remote.url, root_ns, cache_dir,
+				       sizeof(cache_dir))) {
+		cfs_log_error(
+			"neither XDG_CACHE_HOME nor HOME is set: give -o cache=DIR");
+		remote_conn_free(conn);
+		return -1;
+	}
+	if (cache_open(c->cache ? c->cache : cache_dir, &fs->cache, &err) ||
+	    cache_bind(fs->cache, fs->remote.url, root_ns, &err) ||
+	    !(fs->open = openfiles_new()) ||
+	    sync_catch_up(fs, conn, &never, &err)) {
+		cfs_log_error("%s", fs->open ? err.msg : "out of memory");
+		remote_conn_free(conn);
+		return -1;
+	}
+	remote_conn_free(conn);
+	return 0;
+}
+
+/* "fsname=URL", with the commas and backslashes of URL escaped as FUSE
+ * option lists need. */
+static char *fsname_opt(const char *url)
+{
+	char *opt = malloc(7 + 2 * strlen(url) + 1), *p;
+
+	if (!opt)
+		return NULL;
+	p = opt + sprintf(opt, "fsname=");
+	for (; *url; url++) {
+		if (*url == ',' || *url == '\\')
+			*p++ = '\\';
+		*p++ = *url;
+	}
+	*p = '\0';
+	return opt;
+}
+
+static struct fuse_session *mount_session(struct cli *c, struct fuse_args *args,
+					  struct fs *fs)
+{
+	char *fsname = fsname_opt(c->url), *opts = NULL;
+	struct fuse_session *se;
+	int fail;
+
+	/* The kernel checks permissions against the modes we report; the
+	 * fsname and subtype make it "URL on MOUNTPOINT type fuse.cloudfs". */
+	fail = !fsname ||
+	       fuse_opt_add_opt(&opts,
+				"ro,default_permissions,subtype=cloudfs") ||
+	       fuse_opt_add_opt(&opts, fsname) ||
+	       fuse_opt_add_arg(args, "-o") || fuse_opt_add_arg(args, opts) ||
+	       (c->debug && fuse_opt_add_arg(args, "-d"));
+	free(fsname);
+	free(opts);
+	if (fail)
+		return NULL;
+	se = fuse_session_new(args, &fs_ops, sizeof(fs_ops), fs);
+	if (!se)
+		return NULL;
+	if (fuse_set_signal_handlers(se) ||
+	    fuse_session_mount(se, c->mountpoint)) {
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+		return NULL;
+	}
+	return se;
+}
+
+/* Once daemonized, the log goes to a file. */
+static int open_log(const struct cli *c, const struct fs *fs)
+{
+	char path[PATH_MAX + 16];
+	int fd;
+
+	if (c->log)
+		snprintf(path, sizeof(path), "%s", c->log);
+	else
+		snprintf(path, sizeof(path), "%s/mount.log", fs->cache->path);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		cfs_log_error("cannot open log file '%s': %s", path,
+			      strerror(errno));
+	return fd;
+}
+
+static int serve(struct cli *c, struct fs *fs)
+{
+	struct fuse_loop_config *loop;
+	int rc;
+
+	fs->fetch = fetcher_new(&fs->remote, fs->cache, fs->opt.parallel);
+	fs->sync = fs->fetch ? sync_start(fs) : NULL;
+	if (!fs->sync) {
+		cfs_log_error("cannot start the fetcher and sync threads");
+		return -1;
+	}
+	cfs_log_info("mounted %s on '%s' (cache '%s')", c->url, c->mountpoint,
+		     fs->cache->path);
+	if (c->single) {
+		rc = fuse_session_loop(fs->se);
+	} else {
+		loop = fuse_loop_cfg_create();
+		if (!loop)
+			return -1;
+		fuse_loop_cfg_set_max_threads(loop, 16);
+		rc = fuse_session_loop_mt(fs->se, loop);
+		fuse_loop_cfg_destroy(loop);
+	}
+	cfs_log_info("unmounting '%s'", c->mountpoint);
+	return rc;
+}
+
+static int run(struct cli *c, struct fuse_args *args)
+{
+	struct fs fs = {
+		.opt = {
+			.url = c->url,
+			.mountpoint = c->mountpoint,
+			.timeout_s = c->timeout,
+			.readahead = c->readahead,
+			.parallel = c->parallel,
+		},
+		.uid = getuid(),
+		.gid = getgid(),
+	};
+	int status = 1, log_fd = -1;
+
+	if (prepare(c, &fs))
+		goto out;
+	if (!c->foreground && (log_fd = open_log(c, &fs)) < 0)
+		goto out;
+	fs.se = mount_session(c, args, &fs);
+	if (!fs.se) {
+		cfs_log_error("cannot mount on '%s'", c->mountpoint);
+		goto out;
+	}
+	if (fuse_daemonize(c->foreground) == 0) {
+		if (log_fd >= 0)
+			dup2(log_fd, STDERR_FILENO);
+		cache_note_pid(fs.cache);
+		status = serve(c, &fs) ? 1 : 0;
+	}
+	sync_stop(fs.sync);
+	fetcher_free(fs.fetch);
+	fuse_session_unmount(fs.se);
+	fuse_remove_signal_handlers(fs.se);
+	fuse_session_destroy(fs.se);
+out:
+	if (log_fd >= 0)
+		close(log_fd);
+	openfiles_free(fs.open);
+	cache_close(fs.cache);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct cli c = { .timeout = 30, .readahead = 8, .parallel = 4 };
+	int status;
+
+	cfs_log_init("mount.cloudfs", CFS_LOG_INFO);
+	if (fuse_opt_parse(&args, &c, cli_opts, on_arg)) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (c.help || c.version) {
+		if (c.help)
+			fputs(usage, stdout);
+		else
+			printf("mount.cloudfs %s (libfuse %s)\n",
+			       CLOUDFS_VERSION, fuse_pkgversion());
+		fuse_opt_free_args(&args);
+		return 0;
+	}
+	if (!c.url || !c.mountpoint || c.extra_operands || !c.token_file ||
+	    c.timeout == 0 || c.parallel == 0) {
+		fprintf(stderr, "mount.cloudfs: %s\n\n%s",
+			!c.url || !c.mountpoint
+				? "URL and MOUNTPOINT are required"
+			: c.extra_operands ? "too many operands"
+			: !c.token_file
+				? "-o token_file=FILE is required"
+				: "timeout and parallel must be at least 1",
+			usage);
+		fuse_opt_free_args(&args);
+		return EXIT_USAGE;
+	}
+	if (c.debug)
+		cfs_log_init("mount.cloudfs", CFS_LOG_DEBUG);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	status = run(&c, &args);
+	curl_global_cleanup();
+	fuse_opt_free_args(&args);
+	free(c.url);
+	free(c.mountpoint);
+	free(c.token_file);
+	free(c.cache);
+	free(c.ca);
+	free(c.log);
+	free(c.type);
+	return status;
+}

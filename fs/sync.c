@@ -1,0 +1,427 @@
+/*
+ * Keeping the mirror in step with the server (the sync thread).
+ *
+ * A catch-up asks the server for the caller's namespaces and their heads,
+ * forgets those the caller left, and lists every namespace whose cursor is
+ * behind its head (new shared folders from 0), page by page, each page
+ * applied to the mirror in one transaction and then invalidated in the
+ * kernel.  Between catch-ups the thread waits in a long poll on all
+ * cursors.  Any failure (a dead server, a bad answer) is retried from the
+ * stored cursors after a backoff with jitter: a cursor names a point of
+ * the journal, so nothing is lost or applied twice.
+ *
+ * Everything the server sends is checked before it touches the mirror; a
+ * page with one bad entry is refused whole.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache/mirror.h"
+#include "cloudfs/json.h"
+#include "cloudfs/log.h"
+#include "fs/fs.h"
+
+#define PAGE	       1000
+#define LONGPOLL_S     60
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 30000
+
+struct sync {
+	struct fs *fs;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* stop, for the backoff's sleep */
+	bool stop;
+};
+
+/* Fields every kind of entry has. */
+static enum cfs_err parse_common(json_t *o, int64_t head,
+				 struct mirror_entry *e, struct cfs_error *err)
+{
+	const char *s;
+	size_t len;
+	enum cfs_err rc;
+
+	rc = cfs_json_int(o, "node", 1, INT64_MAX, &e->node, err);
+	if (rc == CFS_OK)
+		rc = cfs_json_int(o, "parent", 0, INT64_MAX, &e->parent, err);
+	if (rc == CFS_OK)
+		rc = cfs_json_int(o, "jid", 1, head, &e->jid, err);
+	if (rc == CFS_OK)
+		rc = cfs_json_string(o, "name", &s, &len, err);
+	if (rc == CFS_OK)
+		rc = cfs_name_check(s, len, "entry", err);
+	if (rc == CFS_OK)
+		memcpy(e->name, s, len + 1);
+	if (rc == CFS_OK)
+		rc = cfs_json_string(o, "kind", &s, &len, err);
+	if (rc == CFS_OK && !cfs_kind_from_name(s, &e->kind))
+		rc = cfs_fail(err, CFS_ERR_BAD_FIELD, "unknown kind '%s'", s);
+	return rc;
+}
+
+static enum cfs_err parse_entry(json_t *o, int64_t ns, int64_t head,
+				struct mirror_entry *e, struct cfs_error *err)
+{
+	int64_t v;
+	enum cfs_err rc;
+
+	memset(e, 0, sizeof(*e));
+	e->ns = ns;
+	if (!json_is_object(o))
+		return cfs_fail(err, CFS_ERR_BAD_FIELD, "not an object");
+	rc = parse_common(o, head, e, err);
+	if (rc || e->kind == CFS_KIND_DELETED)
+		return rc;
+	rc = cfs_json_int(o, "size", 0, (int64_t)CFS_MAX_FILE_SIZE, &v, err);
+	e->size = (uint64_t)v;
+	if (rc == CFS_OK)
+		rc = cfs_json_int(o, "mtime_ns", INT64_MIN, INT64_MAX,
+				  &e->mtime_ns, err);
+	if (rc == CFS_OK)
+		rc = cfs_json_int(o, "mode", 0, CFS_MODE_MASK, &v, err);
+	e->mode = (uint32_t)v;
+	if (rc == CFS_OK && e->kind == CFS_KIND_FILE) {
+		rc = cfs_json_blocklist(o, "blocks",
+					cfs_block_count(CFS_MAX_FILE_SIZE),
+					&e->blocks, err);
+		if (rc == CFS_OK && e->blocks.n != cfs_block_count(e->size))
+			rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
+				      "%zu blocks for %llu bytes", e->blocks.n,
+				      (unsigned long long)e->size);
+	}
+	if (rc == CFS_OK && e->kind == CFS_KIND_SYMLINK) {
+		const char *t;
+		size_t len;
+
+		rc = cfs_json_string(o, "target", &t, &len, err);
+		if (rc == CFS_OK && (len == 0 || len > CFS_MAX_SYMLINK_TARGET ||
+				     memchr(t, '\0', len)))
+			rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
+				      "bad symlink target");
+		if (rc == CFS_OK && !(e->target = strdup(t)))
+			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	if (rc == CFS_OK && e->kind == CFS_KIND_MOUNT)
+		rc = cfs_json_int(o, "ns", 1, INT64_MAX, &e->mount_ns, err);
+	if (rc)
+		mirror_entry_release(e);
+	return rc;
+}
+
+/* Tells the kernel to drop what the applied page changed. */
+static void invalidate(struct fs *fs, const struct mirror_changes *ch)
+{
+	for (size_t i = 0; i < ch->n; i++) {
+		const struct mirror_inval *v = &ch->v[i];
+		int e;
+
+		if (v->name) {
+			e = fuse_lowlevel_notify_inval_entry(
+				fs->se, v->parent, v->name, strlen(v->name));
+		} else {
+			openfiles_changed(fs->open, v->ino);
+			if (!fs->se)
+				continue;
+			e = fuse_lowlevel_notify_inval_inode(fs->se, v->ino, 0,
+							     0);
+		}
+		/* ENOENT: the kernel holds nothing of it. */
+		if (e && e != -ENOENT)
+			cfs_log_debug("cannot invalidate inode %llu: %s",
+				      (unsigned long long)(v->name ? v->parent
+								   : v->ino),
+				      strerror(-e));
+	}
+}
+
+/* Checks and applies one page (the answer of a listing). */
+static enum cfs_err apply_page(struct fs *fs, int64_t ns, json_t *page,
+			       int64_t *cursor, bool *more, size_t *count,
+			       struct cfs_error *err)
+{
+	struct mirror_changes ch = { 0 };
+	struct mirror_entry *entries = NULL;
+	int64_t head = 0;
+	json_t *arr = NULL, *o;
+	struct cfs_sql *db;
+	enum cfs_err rc;
+	size_t i, n = 0;
+
+	rc = cfs_json_int(page, "head", *cursor, INT64_MAX, &head, err);
+	if (rc == CFS_OK)
+		rc = cfs_json_int(page, "cursor", *cursor, head, cursor, err);
+	if (rc == CFS_OK)
+		rc = cfs_json_bool_opt(page, "more", false, more, err);
+	if (rc == CFS_OK)
+		rc = cfs_json_array(page, "entries", CFS_LIST_MAX_LIMIT, &arr,
+				    err);
+	if (rc == CFS_OK &&
+	    !(entries = calloc(json_array_size(arr) + 1, sizeof(*entries))))
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	json_array_foreach(arr, i, o)
+	{
+		if (rc)
+			break;
+		rc = parse_entry(o, ns, head, &entries[i], err);
+		if (rc)
+			cfs_error_prefix(err, "entry %zu", i);
+		else
+			n++;
+	}
+	if (rc == CFS_OK && (db = cache_db(fs->cache, err))) {
+		rc = mirror_apply(db, ns, entries, n, *cursor, !*more, &ch,
+				  err);
+		cache_db_release(fs->cache, db);
+	} else if (rc == CFS_OK) {
+		rc = err->code;
+	}
+	if (rc == CFS_OK)
+		invalidate(fs, &ch);
+	*count += n;
+	mirror_changes_release(&ch);
+	for (i = 0; i < n; i++)
+		mirror_entry_release(&entries[i]);
+	free(entries);
+	if (rc == CFS_ERR_BAD_FIELD || rc == CFS_ERR_BAD_PATH ||
+	    rc == CFS_ERR_BAD_BLOCK || rc == CFS_ERR_TOO_LARGE) {
+		cfs_error_prefix(err, "bad listing of namespace %lld",
+				 (long long)ns);
+		rc = CFS_ERR_UNREACHABLE;
+		err->code = rc;
+	}
+	return rc;
+}
+
+/* Lists ns from cursor to the head, one page at a time. */
+static enum cfs_err list_ns(struct fs *fs, struct remote_conn *conn,
+			    const struct mirror_ns *m, const bool *stop,
+			    struct cfs_error *err)
+{
+	int64_t cursor = m->cursor;
+	size_t count = 0, reported = 0;
+	enum cfs_err rc;
+	bool more = true;
+
+	while (more && !__atomic_load_n(stop, __ATOMIC_RELAXED)) {
+		char path[96];
+		json_t *page;
+
+		snprintf(path, sizeof(path),
+			 "/meta/ns/%lld/list?cursor=%lld&limit=%d",
+			 (long long)m->ns, (long long)cursor, PAGE);
+		rc = remote_call(conn, "GET", path, NULL, 0, stop, &page, err);
+		if (rc)
+			return rc;
+		rc = apply_page(fs, m->ns, page, &cursor, &more, &count, err);
+		json_decref(page);
+		if (rc)
+			return rc;
+		if (!m->listed && count - reported >= 10 * PAGE) {
+			cfs_log_info(
+				"listing namespace %lld: %zu entries so far",
+				(long long)m->ns, count);
+			reported = count;
+		}
+	}
+	if (!m->listed)
+		cfs_log_info(
+			"namespace %lld listed: %zu entries, up to JID %lld",
+			(long long)m->ns, count, (long long)cursor);
+	return CFS_OK;
+}
+
+/* The head the server gave for ns, or -1 when the caller left it. */
+static int64_t head_of(json_t *namespaces, int64_t ns)
+{
+	json_t *o;
+	size_t i;
+
+	json_array_foreach(namespaces, i, o)
+	{
+		if (json_integer_value(json_object_get(o, "ns")) == ns)
+			return json_integer_value(json_object_get(o, "head"));
+	}
+	return -1;
+}
+
+/* One pass over the mirror's namespaces; *listed_any when it listed one
+ * (which may have brought new shared folders to list). */
+static enum cfs_err catch_up_pass(struct fs *fs, struct remote_conn *conn,
+				  json_t *heads, const bool *stop,
+				  bool *listed_any, struct cfs_error *err)
+{
+	struct mirror_ns *list = NULL;
+	struct cfs_sql *db = cache_db(fs->cache, err);
+	enum cfs_err rc;
+	size_t n = 0;
+
+	*listed_any = false;
+	if (!db)
+		return err->code;
+	rc = mirror_namespaces(db, &list, &n, err);
+	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+		int64_t head = head_of(heads, list[i].ns);
+
+		if (head < 0) {
+			cfs_log_info(
+				"namespace %lld is no longer shared with you",
+				(long long)list[i].ns);
+			rc = mirror_forget_ns(db, list[i].ns, err);
+		} else if (!list[i].listed || list[i].cursor < head) {
+			rc = list_ns(fs, conn, &list[i], stop, err);
+			*listed_any = true;
+		}
+	}
+	cache_db_release(fs->cache, db);
+	free(list);
+	return rc;
+}
+
+enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
+			   const bool *stop, struct cfs_error *err)
+{
+	json_t *answer = NULL, *heads;
+	enum cfs_err rc;
+	bool again = true;
+
+	rc = remote_call(conn, "GET", "/meta/namespaces", NULL, 0, stop,
+			 &answer, err);
+	heads = json_object_get(answer, "namespaces");
+	if (rc == CFS_OK && !json_is_array(heads))
+		rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
+			      "GET /meta/namespaces: no list of namespaces");
+	while (rc == CFS_OK && again &&
+	       !__atomic_load_n(stop, __ATOMIC_RELAXED))
+		rc = catch_up_pass(fs, conn, heads, stop, &again, err);
+	json_decref(answer);
+	return rc;
+}
+
+/* Waits until a followed namespace moves (or the long poll times out). */
+static enum cfs_err wait_for_change(struct fs *fs, struct remote_conn *conn,
+				    const bool *stop, struct cfs_error *err)
+{
+	struct mirror_ns *list = NULL;
+	json_t *body, *cursors, *answer = NULL;
+	struct cfs_sql *db = cache_db(fs->cache, err);
+	enum cfs_err rc;
+	size_t n = 0;
+
+	if (!db)
+		return err->code;
+	rc = mirror_namespaces(db, &list, &n, err);
+	cache_db_release(fs->cache, db);
+	if (rc)
+		return rc;
+	cursors = json_array();
+	for (size_t i = 0; cursors && i < n; i++)
+		json_array_append_new(
+			cursors,
+			json_pack("{s:I, s:I}", "ns", (json_int_t)list[i].ns,
+				  "cursor", (json_int_t)list[i].cursor));
+	free(list);
+	body = json_pack("{s:o, s:i}", "cursors", cursors, "timeout",
+			 LONGPOLL_S);
+	if (!body)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	rc = remote_call(conn, "POST", "/meta/longpoll", body, LONGPOLL_S + 30,
+			 stop, &answer, err);
+	json_decref(body);
+	json_decref(answer);
+	/* A namespace left meanwhile: the catch-up will forget it. */
+	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
+}
+
+/* Sleeps ms unless the thread is told to stop. */
+static void nap(struct sync *s, unsigned ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop &&
+	       pthread_cond_timedwait(&s->wake, &s->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *sync_thread(void *arg)
+{
+	struct sync *s = arg;
+	struct remote_conn *conn = remote_conn_new(&s->fs->remote);
+	unsigned backoff = 0,
+		 seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)s;
+	struct cfs_error err;
+
+	if (!conn) {
+		cfs_log_error("cannot start the sync thread: out of memory");
+		return NULL;
+	}
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+		enum cfs_err rc = sync_catch_up(s->fs, conn, &s->stop, &err);
+
+		if (rc == CFS_OK)
+			rc = wait_for_change(s->fs, conn, &s->stop, &err);
+		if (rc == CFS_OK ||
+		    __atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+			if (backoff)
+				cfs_log_info("back in step with the server");
+			backoff = 0;
+			continue;
+		}
+		backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+		if (backoff > BACKOFF_MAX_MS)
+			backoff = BACKOFF_MAX_MS;
+		cfs_log_warn(
+			"out of step with the server (%s); retrying in about %u ms",
+			err.msg, backoff);
+		/* Jitter: 50% to 150%, so that clients do not come back in
+		 * lockstep after an outage. */
+		nap(s, backoff / 2 + (unsigned)rand_r(&seed) % (backoff + 1));
+	}
+	remote_conn_free(conn);
+	return NULL;
+}
+
+struct sync *sync_start(struct fs *fs)
+{
+	struct sync *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->fs = fs;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	if (pthread_create(&s->thread, NULL, sync_thread, s)) {
+		pthread_cond_destroy(&s->wake);
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void sync_stop(struct sync *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	__atomic_store_n(&s->stop, true, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

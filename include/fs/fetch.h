@@ -1,0 +1,43 @@
+/*
+ * The block fetcher: brings blocks into the cache.  However many readers
+ * want one block at the same time, it is fetched once; several blocks are
+ * fetched at once over reused connections (a libcurl multi handle, driven
+ * by the fetcher's own thread); every block is hashed as it arrives and
+ * stored only if it hashes to its id and has the expected length.  A block
+ * that fails verification is fetched once more before its readers get an
+ * error.  Readers ask first, prefetches queue behind them.
+ */
+#ifndef FS_FETCH_H
+#define FS_FETCH_H
+
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "cloudfs/block.h"
+#include "fs/remote.h"
+
+struct fetcher;
+
+/* Starts the fetcher's thread; parallel transfers at most at once. */
+struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
+			    unsigned parallel);
+
+/* Stops the thread and drops unfinished fetches; no reader may be waiting
+ * (the FUSE loop has ended). */
+void fetcher_free(struct fetcher *f);
+
+/*
+ * Opens block id (of len bytes) from the cache, fetching it first if it is
+ * not there, waiting at most timeout_ms.  Returns a descriptor, or -EIO
+ * with *err saying why (server unreachable or refusing, verification
+ * failed twice, time out).
+ */
+int fetcher_open(struct fetcher *f, const struct cfs_block_id *id, uint32_t len,
+		 unsigned timeout_ms, struct cfs_error *err);
+
+/* Queues block id behind the readers' blocks unless it is cached or being
+ * fetched already; does not wait. */
+void fetcher_prefetch(struct fetcher *f, const struct cfs_block_id *id,
+		      uint32_t len);
+
+#endif

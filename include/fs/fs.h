@@ -1,0 +1,62 @@
+/*
+ * The FUSE driver's state, shared by the kernel-facing handlers (fs/ops.c),
+ * the sync thread (fs/sync.c) and the mount command (fs/main.c).
+ */
+#ifndef FS_FS_H
+#define FS_FS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "cache/cache.h"
+#include "fs/fetch.h"
+#include "fs/openfile.h"
+#include "fs/remote.h"
+
+struct fs_options {
+	const char *url;
+	const char *mountpoint;
+	const char *token_file;
+	const char *cache_dir; /* NULL: derived from the URL and token */
+	const char *ca_file;
+	const char *log_file;
+	unsigned timeout_s; /* network: connect, stall, uncached read */
+	unsigned readahead; /* blocks fetched ahead of a sequential reader */
+	unsigned parallel;  /* block transfers at once */
+	bool foreground;
+	bool debug;
+	bool single_thread;
+};
+
+struct sync;
+
+struct fs {
+	struct fs_options opt;
+	struct remote remote;
+	struct cache *cache;
+	struct fetcher *fetch;
+	struct open_files *open;
+	struct sync *sync;
+	struct fuse_session *se; /* NULL until mounted */
+	uid_t uid;		 /* the owner of every entry */
+	gid_t gid;
+};
+
+/* The handlers the kernel calls (fs/ops.c). */
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/*
+ * Lists every namespace the mirror follows up to the server's head (each
+ * from its cursor, new ones from 0) and applies the pages; after mounting,
+ * also tells the kernel what to drop.  Stops early when *stop turns true.
+ */
+enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
+			   const bool *stop, struct cfs_error *err);
+
+/* Starts the sync thread: long polls, catches up, reconnects with backoff. */
+struct sync *sync_start(struct fs *fs);
+void sync_stop(struct sync *s);
+
+#endif
