@@ -37,7 +37,7 @@ enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
 	c->what = what;
 	rc = sqlite3_open_v2(path, &c->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				     SQLITE_OPEN_NOMUTEX,
+				     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
 			     NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_busy_timeout(c->db, 10000);
@@ -174,6 +174,21 @@ enum cfs_err cfs_sql_step(struct cfs_sql *c, sqlite3_stmt *st, bool *row,
 	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
 		return CFS_OK;
 	return cfs_sql_fail(c, rc, err);
+}
+
+enum cfs_err cfs_sql_int64(struct cfs_sql *c, sqlite3_stmt *st, int64_t *out,
+			   bool *found, struct cfs_error *err)
+{
+	enum cfs_err rc;
+
+	*found = false;
+	if (!st)
+		return err->code;
+	rc = cfs_sql_step(c, st, found, err);
+	if (rc == CFS_OK && *found)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc;
 }
 
 enum cfs_err cfs_sql_exec(struct cfs_sql *c, const char *sql,

@@ -97,12 +97,9 @@ static int issue(struct meta *m, const struct meta_user *user)
 	return fflush(stdout) ? 1 : 0;
 }
 
-int cmd_useradd(int argc, char **argv)
+/* useradd and token: find (or create) the user, then issue a token. */
+static int user_token(int argc, char **argv, const char *usage, bool create)
 {
-	static const char usage[] =
-		"usage: cloudfsd useradd --data DIR NAME\n"
-		"Creates user NAME with an empty root namespace and prints a\n"
-		"new bearer token (only the token, one line).\n";
 	const char *data_dir, *name;
 	struct meta_user user;
 	struct cfs_error err;
@@ -111,11 +108,13 @@ int cmd_useradd(int argc, char **argv)
 
 	if (parse_args(argc, argv, usage, &data_dir, &name, &status))
 		return status;
-	m = open_store(data_dir, true);
+	m = open_store(data_dir, create);
 	if (!m)
 		return 1;
-	if (m->ops->user_add(m, name, &user, &err)) {
-		cfs_log_error("cannot add user: %s", err.msg);
+	if (create ? m->ops->user_add(m, name, &user, &err)
+		   : m->ops->user_get(m, name, &user, &err)) {
+		cfs_log_error("cannot %s: %s",
+			      create ? "add user" : "issue a token", err.msg);
 		status = 1;
 	} else {
 		status = issue(m, &user);
@@ -124,30 +123,23 @@ int cmd_useradd(int argc, char **argv)
 	return status;
 }
 
+int cmd_useradd(int argc, char **argv)
+{
+	return user_token(
+		argc, argv,
+		"usage: cloudfsd useradd --data DIR NAME\n"
+		"Creates user NAME with an empty root namespace and prints a\n"
+		"new bearer token (only the token, one line).\n",
+		true);
+}
+
 int cmd_token(int argc, char **argv)
 {
-	static const char usage[] =
+	return user_token(
+		argc, argv,
 		"usage: cloudfsd token --data DIR NAME\n"
-		"Prints a new bearer token for user NAME; the old ones stay valid.\n";
-	const char *data_dir, *name;
-	struct meta_user user;
-	struct cfs_error err;
-	struct meta *m;
-	int status;
-
-	if (parse_args(argc, argv, usage, &data_dir, &name, &status))
-		return status;
-	m = open_store(data_dir, false);
-	if (!m)
-		return 1;
-	if (m->ops->user_get(m, name, &user, &err)) {
-		cfs_log_error("cannot issue a token: %s", err.msg);
-		status = 1;
-	} else {
-		status = issue(m, &user);
-	}
-	m->ops->close(m);
-	return status;
+		"Prints a new bearer token for user NAME; the old ones stay valid.\n",
+		false);
 }
 
 int cmd_revoke(int argc, char **argv)

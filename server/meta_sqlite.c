@@ -68,38 +68,28 @@ void sq_changed(struct sq_conn *c, int64_t ns)
 			(long long)ns);
 }
 
-enum cfs_err sq_begin(struct sq_conn *c, bool write, struct cfs_error *err)
-{
-	c->n_changed = 0;
-	return cfs_sql_script(&c->sql, write ? "BEGIN IMMEDIATE" : "BEGIN",
-			      err);
-}
-
-enum cfs_err sq_end(struct sq_meta *m, struct sq_conn *c, enum cfs_err rc,
+enum cfs_err sq_run(struct meta *base, bool write, sq_body body, void *arg,
 		    struct cfs_error *err)
 {
+	struct sq_meta *m = (struct sq_meta *)base;
+	struct sq_conn *c =
+		(struct sq_conn *)cfs_sql_pool_acquire(&m->pool, err);
+	enum cfs_err rc;
+
+	if (!c)
+		return err->code;
+	c->n_changed = 0;
+	rc = cfs_sql_script(&c->sql, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+	if (rc == CFS_OK)
+		rc = body(c, arg, err);
 	if (rc == CFS_OK)
 		rc = cfs_sql_script(&c->sql, "COMMIT", err);
-	if (rc != CFS_OK) {
-		/* Fails only when no transaction is open: nothing to undo. */
+	if (rc)
 		sqlite3_exec(c->sql.db, "ROLLBACK", NULL, NULL, NULL);
-		c->n_changed = 0;
-		return rc;
-	}
-	for (size_t i = 0; m->notify && i < c->n_changed; i++)
+	for (size_t i = 0; rc == CFS_OK && m->notify && i < c->n_changed; i++)
 		m->notify(m->notify_arg, c->changed[i]);
-	c->n_changed = 0;
-	return CFS_OK;
-}
-
-struct sq_conn *sq_acquire(struct sq_meta *m, struct cfs_error *err)
-{
-	return (struct sq_conn *)cfs_sql_pool_acquire(&m->pool, err);
-}
-
-void sq_release(struct sq_meta *m, struct sq_conn *c)
-{
 	cfs_sql_pool_release(&m->pool, &c->sql);
+	return rc;
 }
 
 static int64_t now_s(void)
@@ -110,46 +100,40 @@ static int64_t now_s(void)
 enum cfs_err sq_member(struct sq_conn *c, int64_t user, int64_t ns,
 		       struct cfs_error *err)
 {
-	sqlite3_stmt *st = cfs_sql_stmt(
-		&c->sql, "SELECT 1 FROM members WHERE ns = ?1 AND user_id = ?2",
-		err, "ii", ns, user);
-	enum cfs_err rc;
-	bool row;
+	int64_t one;
+	bool found;
+	enum cfs_err rc = cfs_sql_int64(
+		&c->sql,
+		cfs_sql_stmt(
+			&c->sql,
+			"SELECT 1 FROM members WHERE ns = ?1 AND user_id = ?2",
+			err, "ii", ns, user),
+		&one, &found, err);
 
-	if (!st)
-		return err->code;
-	rc = cfs_sql_step(&c->sql, st, &row, err);
-	if (rc == CFS_OK && !row)
+	if (rc == CFS_OK && !found)
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
 			      (long long)ns);
 	return rc;
 }
 
-/* The whole schema, in one transaction, the first time the store opens. */
-static enum cfs_err schema_init(struct sq_conn *c, struct cfs_error *err)
+/* The whole schema, the first time the store opens. */
+static enum cfs_err schema_init(struct sq_conn *c, void *arg,
+				struct cfs_error *err)
 {
+	int version = cfs_sql_user_version(&c->sql);
 	enum cfs_err rc;
-	int version;
 
-	rc = cfs_sql_script(&c->sql, "BEGIN IMMEDIATE", err);
-	if (rc)
-		return rc;
-	version = cfs_sql_user_version(&c->sql);
-	if (version == 0) {
-		rc = cfs_sql_script(&c->sql, schema, err);
-		if (rc == CFS_OK)
-			rc = cfs_sql_script(&c->sql, "PRAGMA user_version = 1",
-					    err);
-	} else if (version != SCHEMA_VERSION) {
-		rc = cfs_fail(
+	(void)arg;
+	if (version == SCHEMA_VERSION)
+		return CFS_OK;
+	if (version != 0)
+		return cfs_fail(
 			err, CFS_ERR_INTERNAL,
 			"metadata store has schema version %d, this cloudfsd reads version %d",
 			version, SCHEMA_VERSION);
-	}
-	if (rc == CFS_OK)
-		return cfs_sql_script(&c->sql, "COMMIT", err);
-	sqlite3_exec(c->sql.db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+	rc = cfs_sql_script(&c->sql, schema, err);
+	return rc ? rc
+		  : cfs_sql_script(&c->sql, "PRAGMA user_version = 1", err);
 }
 
 static void sq_close(struct meta *base)
@@ -222,113 +206,131 @@ static enum cfs_err user_insert(struct sq_conn *c, const char *name,
 		err, "iii", ns, out->id, now_s());
 }
 
-static enum cfs_err sq_user_add(struct meta *base, const char *name,
-				struct meta_user *out, struct cfs_error *err)
+struct user_args {
+	const char *name;
+	struct meta_user *out;
+};
+
+static enum cfs_err add_user(struct sq_conn *c, void *arg,
+			     struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c;
+	struct user_args *a = arg;
 	struct meta_user existing;
-	enum cfs_err rc;
+	enum cfs_err rc = sq_user_by_name(c, a->name, &existing, err);
 
-	rc = meta_user_name_check(name, strlen(name), err);
-	if (rc)
-		return rc;
-	c = sq_acquire(m, err);
-	if (!c)
-		return err->code;
-	rc = sq_begin(c, true, err);
-	if (rc == CFS_OK) {
-		rc = sq_user_by_name(c, name, &existing, err);
-		if (rc == CFS_OK)
-			rc = cfs_fail(err, CFS_ERR_EXISTS,
-				      "user '%s' exists already", name);
-		else if (rc == CFS_ERR_NOT_FOUND)
-			rc = user_insert(c, name, out, err);
-		rc = sq_end(m, c, rc, err);
-	}
-	sq_release(m, c);
-	return rc;
+	if (rc == CFS_OK)
+		return cfs_fail(err, CFS_ERR_EXISTS, "user '%s' exists already",
+				a->name);
+	return rc == CFS_ERR_NOT_FOUND ? user_insert(c, a->name, a->out, err)
+				       : rc;
 }
 
-static enum cfs_err sq_user_get(struct meta *base, const char *name,
+static enum cfs_err sq_user_add(struct meta *m, const char *name,
 				struct meta_user *out, struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
-	enum cfs_err rc;
+	struct user_args a = { name, out };
+	enum cfs_err rc = meta_user_name_check(name, strlen(name), err);
 
-	if (!c)
-		return err->code;
-	rc = sq_user_by_name(c, name, out, err);
-	sq_release(m, c);
-	return rc;
+	return rc ? rc : sq_run(m, true, add_user, &a, err);
 }
 
-static enum cfs_err sq_token_add(struct meta *base, int64_t user,
+static enum cfs_err get_user(struct sq_conn *c, void *arg,
+			     struct cfs_error *err)
+{
+	struct user_args *a = arg;
+
+	return sq_user_by_name(c, a->name, a->out, err);
+}
+
+static enum cfs_err sq_user_get(struct meta *m, const char *name,
+				struct meta_user *out, struct cfs_error *err)
+{
+	struct user_args a = { name, out };
+
+	return sq_run(m, false, get_user, &a, err);
+}
+
+struct token_args {
+	const uint8_t *hash;
+	int64_t user;
+	struct meta_user *out;
+};
+
+static enum cfs_err add_token(struct sq_conn *c, void *arg,
+			      struct cfs_error *err)
+{
+	struct token_args *a = arg;
+
+	return cfs_sql_exec(&c->sql,
+			    "INSERT INTO tokens(hash, user_id, created)"
+			    " VALUES (?1, ?2, ?3)",
+			    err, "bii", a->hash, (size_t)META_TOKEN_HASH_LEN,
+			    a->user, now_s());
+}
+
+static enum cfs_err sq_token_add(struct meta *m, int64_t user,
 				 const uint8_t hash[META_TOKEN_HASH_LEN],
 				 struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
-	enum cfs_err rc;
+	struct token_args a = { .hash = hash, .user = user };
 
-	if (!c)
-		return err->code;
-	rc = cfs_sql_exec(&c->sql,
-			  "INSERT INTO tokens(hash, user_id, created)"
-			  " VALUES (?1, ?2, ?3)",
-			  err, "bii", hash, (size_t)META_TOKEN_HASH_LEN, user,
-			  now_s());
-	sq_release(m, c);
-	return rc;
+	return sq_run(m, true, add_token, &a, err);
 }
 
-static enum cfs_err sq_token_revoke(struct meta *base,
-				    const uint8_t hash[META_TOKEN_HASH_LEN],
-				    struct cfs_error *err)
+static enum cfs_err revoke_token(struct sq_conn *c, void *arg,
+				 struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
+	struct token_args *a = arg;
 	enum cfs_err rc;
 
-	if (!c)
-		return err->code;
 	rc = cfs_sql_exec(&c->sql,
 			  "UPDATE tokens SET revoked = 1 WHERE hash = ?1"
 			  " AND revoked = 0",
-			  err, "b", hash, (size_t)META_TOKEN_HASH_LEN);
+			  err, "b", a->hash, (size_t)META_TOKEN_HASH_LEN);
 	if (rc == CFS_OK && sqlite3_changes(c->sql.db) == 0)
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
 			      "no live token matches the one given");
-	sq_release(m, c);
 	return rc;
 }
 
-static enum cfs_err sq_auth(struct meta *base,
-			    const uint8_t hash[META_TOKEN_HASH_LEN],
-			    struct meta_user *out, struct cfs_error *err)
+static enum cfs_err sq_token_revoke(struct meta *m,
+				    const uint8_t hash[META_TOKEN_HASH_LEN],
+				    struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
+	struct token_args a = { .hash = hash };
+
+	return sq_run(m, true, revoke_token, &a, err);
+}
+
+static enum cfs_err find_token(struct sq_conn *c, void *arg,
+			       struct cfs_error *err)
+{
+	struct token_args *a = arg;
 	sqlite3_stmt *st;
 	enum cfs_err rc;
 	bool row = false;
 
-	if (!c)
-		return err->code;
 	st = cfs_sql_stmt(&c->sql,
 			  "SELECT u.id, u.root_ns, u.name FROM tokens t"
 			  " JOIN users u ON u.id = t.user_id"
 			  " WHERE t.hash = ?1 AND t.revoked = 0",
-			  err, "b", hash, (size_t)META_TOKEN_HASH_LEN);
+			  err, "b", a->hash, (size_t)META_TOKEN_HASH_LEN);
 	rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
-	if (rc == CFS_OK && row)
-		user_from_row(st, out);
-	else if (rc == CFS_OK)
-		rc = cfs_fail(err, CFS_ERR_UNAUTHORIZED,
-			      "token is unknown or revoked");
-	sq_release(m, c);
+	if (rc == CFS_OK && !row)
+		return cfs_fail(err, CFS_ERR_UNAUTHORIZED,
+				"token is unknown or revoked");
+	if (rc == CFS_OK)
+		user_from_row(st, a->out);
 	return rc;
+}
+
+static enum cfs_err sq_auth(struct meta *m,
+			    const uint8_t hash[META_TOKEN_HASH_LEN],
+			    struct meta_user *out, struct cfs_error *err)
+{
+	struct token_args a = { .hash = hash, .out = out };
+
+	return sq_run(m, false, find_token, &a, err);
 }
 
 enum cfs_err sq_block_available(struct sq_conn *c, int64_t user,
@@ -353,91 +355,104 @@ enum cfs_err sq_block_available(struct sq_conn *c, int64_t user,
 	return rc;
 }
 
-static enum cfs_err sq_blocks_needed(struct meta *base,
+struct block_args {
+	const struct meta_user *user;
+	const struct cfs_block_id *id;
+	uint32_t size;
+	const struct cfs_blocklist *ids;
+	struct cfs_blocklist *needed;
+};
+
+static enum cfs_err find_needed(struct sq_conn *c, void *arg,
+				struct cfs_error *err)
+{
+	struct block_args *a = arg;
+	enum cfs_err rc = CFS_OK;
+
+	for (size_t i = 0; rc == CFS_OK && i < a->ids->n; i++) {
+		bool ok = false;
+
+		rc = sq_block_available(c, a->user->id, &a->ids->ids[i], &ok,
+					NULL, err);
+		if (rc == CFS_OK && !ok)
+			a->needed->ids[a->needed->n++] = a->ids->ids[i];
+	}
+	return rc;
+}
+
+static enum cfs_err sq_blocks_needed(struct meta *m,
 				     const struct meta_user *user,
 				     const struct cfs_blocklist *ids,
 				     struct cfs_blocklist *needed,
 				     struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c;
-	enum cfs_err rc = CFS_OK;
+	struct block_args a = { .user = user, .ids = ids, .needed = needed };
+	enum cfs_err rc;
 
 	needed->n = 0;
 	needed->ids = ids->n ? malloc(ids->n * sizeof(ids->ids[0])) : NULL;
 	if (ids->n && !needed->ids)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	c = sq_acquire(m, err);
-	if (!c) {
-		cfs_blocklist_release(needed);
-		return err->code;
-	}
-	rc = sq_begin(c, false, err);
-	for (size_t i = 0; rc == CFS_OK && i < ids->n; i++) {
-		bool ok = false;
-
-		rc = sq_block_available(c, user->id, &ids->ids[i], &ok, NULL,
-					err);
-		if (rc == CFS_OK && !ok)
-			needed->ids[needed->n++] = ids->ids[i];
-	}
-	rc = sq_end(m, c, rc, err);
-	sq_release(m, c);
+	rc = sq_run(m, false, find_needed, &a, err);
 	if (rc)
 		cfs_blocklist_release(needed);
 	return rc;
 }
 
-static enum cfs_err sq_block_added(struct meta *base,
-				   const struct meta_user *user,
-				   const struct cfs_block_id *id, uint32_t size,
-				   struct cfs_error *err)
+static enum cfs_err add_block(struct sq_conn *c, void *arg,
+			      struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
+	struct block_args *a = arg;
 	enum cfs_err rc;
 
-	if (!c)
-		return err->code;
-	rc = sq_begin(c, true, err);
-	if (rc == CFS_OK)
-		rc = cfs_sql_exec(&c->sql,
-				  "INSERT OR IGNORE INTO blocks(id, size)"
-				  " VALUES (?1, ?2)",
-				  err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN,
-				  (int64_t)size);
+	rc = cfs_sql_exec(
+		&c->sql,
+		"INSERT OR IGNORE INTO blocks(id, size) VALUES (?1, ?2)", err,
+		"bi", a->id->b, (size_t)CFS_BLOCK_ID_LEN, (int64_t)a->size);
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(
 			&c->sql,
 			"INSERT OR IGNORE INTO block_owners(id, user_id)"
 			" VALUES (?1, ?2)",
-			err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN, user->id);
-	rc = sq_end(m, c, rc, err);
-	sq_release(m, c);
+			err, "bi", a->id->b, (size_t)CFS_BLOCK_ID_LEN,
+			a->user->id);
 	return rc;
 }
 
-static enum cfs_err sq_block_readable(struct meta *base,
-				      const struct meta_user *user,
-				      const struct cfs_block_id *id,
-				      struct cfs_error *err)
+static enum cfs_err sq_block_added(struct meta *m, const struct meta_user *user,
+				   const struct cfs_block_id *id, uint32_t size,
+				   struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
+	struct block_args a = { .user = user, .id = id, .size = size };
+
+	return sq_run(m, true, add_block, &a, err);
+}
+
+static enum cfs_err check_readable(struct sq_conn *c, void *arg,
+				   struct cfs_error *err)
+{
+	struct block_args *a = arg;
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
 	enum cfs_err rc;
 	bool ok = false;
 
-	if (!c)
-		return err->code;
-	rc = sq_block_available(c, user->id, id, &ok, NULL, err);
-	sq_release(m, c);
+	rc = sq_block_available(c, a->user->id, a->id, &ok, NULL, err);
 	if (rc == CFS_OK && !ok) {
 		/* The same answer for unknown and forbidden (Dropship). */
-		cfs_block_id_to_hex(id, hex);
+		cfs_block_id_to_hex(a->id, hex);
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no block %s", hex);
 	}
 	return rc;
+}
+
+static enum cfs_err sq_block_readable(struct meta *m,
+				      const struct meta_user *user,
+				      const struct cfs_block_id *id,
+				      struct cfs_error *err)
+{
+	struct block_args a = { .user = user, .id = id };
+
+	return sq_run(m, false, check_readable, &a, err);
 }
 
 static const struct meta_ops sq_ops = {
@@ -467,7 +482,6 @@ enum cfs_err meta_sqlite_open(const char *data_dir, meta_notify_fn notify,
 {
 	struct sq_meta *m = calloc(1, sizeof(*m));
 	char path[PATH_MAX];
-	struct sq_conn *c;
 	enum cfs_err rc;
 
 	if (!m)
@@ -493,10 +507,7 @@ enum cfs_err meta_sqlite_open(const char *data_dir, meta_notify_fn notify,
 	 * crash of the server. */
 	cfs_sql_pool_init(&m->pool, path, "metadata store", "FULL",
 			  sizeof(struct sq_conn));
-	c = sq_acquire(m, err);
-	rc = c ? schema_init(c, err) : err->code;
-	if (c)
-		sq_release(m, c);
+	rc = sq_run(&m->base, true, schema_init, NULL, err);
 	if (rc) {
 		sq_close(&m->base);
 		return rc;

@@ -50,13 +50,14 @@ struct sq_meta {
 	struct cfs_sql_pool pool;
 };
 
-/* Connections and transactions (meta_sqlite.c). */
-struct sq_conn *sq_acquire(struct sq_meta *m, struct cfs_error *err);
-void sq_release(struct sq_meta *m, struct sq_conn *c);
-enum cfs_err sq_begin(struct sq_conn *c, bool write, struct cfs_error *err);
-/* Commits when rc is CFS_OK (then notifies), else rolls back; returns rc or
- * the commit's own error. */
-enum cfs_err sq_end(struct sq_meta *m, struct sq_conn *c, enum cfs_err rc,
+/*
+ * Runs body(c, arg, err) in one transaction (BEGIN IMMEDIATE when write)
+ * on a pooled connection: commits if body returns CFS_OK, then wakes the
+ * long polls of the namespaces it changed; rolls back otherwise.
+ */
+typedef enum cfs_err (*sq_body)(struct sq_conn *c, void *arg,
+				struct cfs_error *err);
+enum cfs_err sq_run(struct meta *m, bool write, sq_body body, void *arg,
 		    struct cfs_error *err);
 
 /* Records that ns changed (its head moved, or a member left): its long

@@ -238,6 +238,32 @@ static enum cfs_err tombstone(struct sq_conn *c, const struct meta_user *u,
 }
 
 /*
+ * Resolves op->path for a delete or a move: it must exist, and be at
+ * op->base_jid when one is given.  CFS_ERR_CONFLICT when it is not, with
+ * res set (nothing held); otherwise *r holds the node on CFS_OK.
+ */
+static enum cfs_err resolve_base(struct sq_conn *c, int64_t ns,
+				 const struct meta_op *op,
+				 struct sq_resolved *r,
+				 struct meta_op_result *res,
+				 struct cfs_error *err)
+{
+	enum cfs_err rc = sq_resolve(c, ns, op->path, r, err);
+
+	if (rc)
+		return rc;
+	if (!r->exists)
+		return cfs_fail(err, CFS_ERR_NOT_FOUND, "'%s' does not exist",
+				op->path);
+	if (op->base_jid >= 0 && op->base_jid != r->node.jid) {
+		sq_node_release(&r->node);
+		conflict(res, r->node.jid, op->path);
+		return CFS_ERR_CONFLICT;
+	}
+	return CFS_OK;
+}
+
+/*
  * Deletes a file, a symlink, a directory (recursive: with everything in
  * it, as one row), or a shared folder's mount (which leaves the folder).
  */
@@ -249,16 +275,9 @@ static enum cfs_err op_delete(struct sq_conn *c, const struct meta_user *u,
 	enum cfs_err rc;
 	bool full = false;
 
-	rc = sq_resolve(c, ns, op->path, &r, err);
+	rc = resolve_base(c, ns, op, &r, res, err);
 	if (rc)
-		return rc;
-	if (!r.exists)
-		return cfs_fail(err, CFS_ERR_NOT_FOUND, "'%s' does not exist",
-				op->path);
-	if (op->base_jid >= 0 && op->base_jid != r.node.jid) {
-		sq_node_release(&r.node);
-		return conflict(res, r.node.jid, op->path);
-	}
+		return rc == CFS_ERR_CONFLICT ? CFS_OK : rc;
 	if (r.node.kind == CFS_KIND_DIR) {
 		rc = has_children(c, ns, r.node.node, &full, err);
 		if (rc == CFS_OK && full && !op->recursive)
@@ -342,16 +361,9 @@ static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
 	enum cfs_err rc;
 	bool within = false;
 
-	rc = sq_resolve(c, ns, op->path, &src, err);
+	rc = resolve_base(c, ns, op, &src, res, err);
 	if (rc)
-		return rc;
-	if (!src.exists)
-		return cfs_fail(err, CFS_ERR_NOT_FOUND, "'%s' does not exist",
-				op->path);
-	if (op->base_jid >= 0 && op->base_jid != src.node.jid) {
-		rc = conflict(res, src.node.jid, op->path);
-		goto out;
-	}
+		return rc == CFS_ERR_CONFLICT ? CFS_OK : rc;
 	rc = sq_resolve(c, ns, op->to, &dst, err);
 	if (rc)
 		goto out;
@@ -403,35 +415,42 @@ static enum cfs_err apply(struct sq_conn *c, const struct meta_user *u,
 			(int)op->type);
 }
 
-enum cfs_err sq_commit(struct meta *base, const struct meta_user *user,
-		       int64_t ns, const struct meta_op *ops,
-		       struct meta_op_result *res, size_t n, int64_t *head,
-		       struct cfs_error *err)
-{
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
-	enum cfs_err rc;
+struct commit_args {
+	const struct meta_user *user;
+	int64_t ns;
+	const struct meta_op *ops;
+	struct meta_op_result *res;
+	size_t n;
+	int64_t *head;
+};
 
-	if (!c)
-		return err->code;
-	rc = sq_begin(c, true, err);
-	if (rc == CFS_OK)
-		rc = sq_member(c, user->id, ns, err);
-	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+static enum cfs_err apply_all(struct sq_conn *c, void *arg,
+			      struct cfs_error *err)
+{
+	struct commit_args *a = arg;
+	enum cfs_err rc = sq_member(c, a->user->id, a->ns, err);
+
+	for (size_t i = 0; rc == CFS_OK && i < a->n; i++) {
+		struct meta_op_result *res = &a->res[i];
 		enum cfs_err op_rc;
 
-		memset(&res[i], 0, sizeof(res[i]));
-		op_rc = apply(c, user, ns, &ops[i], &res[i]);
+		memset(res, 0, sizeof(*res));
+		op_rc = apply(c, a->user, a->ns, &a->ops[i], res);
 		if (fatal(op_rc)) {
-			*err = res[i].err;
+			*err = res->err;
 			rc = op_rc;
 		} else if (op_rc) {
-			res[i].status = META_FAILED;
+			res->status = META_FAILED;
 		}
 	}
-	if (rc == CFS_OK)
-		rc = sq_ns_head(c, ns, head, err);
-	rc = sq_end(m, c, rc, err);
-	sq_release(m, c);
-	return rc;
+	return rc ? rc : sq_ns_head(c, a->ns, a->head, err);
+}
+
+enum cfs_err sq_commit(struct meta *m, const struct meta_user *user, int64_t ns,
+		       const struct meta_op *ops, struct meta_op_result *res,
+		       size_t n, int64_t *head, struct cfs_error *err)
+{
+	struct commit_args a = { user, ns, ops, res, n, head };
+
+	return sq_run(m, true, apply_all, &a, err);
 }

@@ -172,44 +172,59 @@ static enum cfs_err share_folder(struct sq_conn *c, const struct meta_user *u,
 	return rc;
 }
 
-enum cfs_err sq_share(struct meta *base, const struct meta_user *user,
-		      int64_t ns, const char *path, int64_t *shared,
-		      bool *created, struct cfs_error *err)
-{
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
-	struct sq_resolved r = { 0 };
-	enum cfs_err rc;
+/* The arguments of the shared-folder entry points, for sq_run(). */
+struct share_args {
+	const struct meta_user *user;
+	int64_t ns;
+	const char *name; /* the path, the invitee or the member */
+	int64_t *shared;
+	bool *created;
+	meta_member_fn fn;
+	void *arg;
+};
 
-	if (!c)
-		return err->code;
-	*created = false;
-	rc = sq_begin(c, true, err);
-	if (rc == CFS_OK)
-		rc = sq_member(c, user->id, ns, err);
-	if (rc == CFS_OK && ns != user->root_ns)
+static enum cfs_err do_share(struct sq_conn *c, void *arg,
+			     struct cfs_error *err)
+{
+	struct share_args *a = arg;
+	struct sq_resolved r = { 0 };
+	enum cfs_err rc = sq_member(c, a->user->id, a->ns, err);
+
+	if (rc == CFS_OK && a->ns != a->user->root_ns)
 		rc = cfs_fail(
 			err, CFS_ERR_FORBIDDEN,
 			"namespace %lld is a shared folder, and shared folders do not nest",
-			(long long)ns);
+			(long long)a->ns);
 	if (rc == CFS_OK)
-		rc = sq_resolve(c, ns, path, &r, err);
+		rc = sq_resolve(c, a->ns, a->name, &r, err);
 	if (rc == CFS_OK && !r.exists)
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "'%s' does not exist",
-			      path);
+			      a->name);
 	if (rc == CFS_OK && r.node.kind == CFS_KIND_MOUNT) {
-		*shared = r.node.mount_ns;
+		*a->shared = r.node.mount_ns;
 	} else if (rc == CFS_OK && r.node.kind != CFS_KIND_DIR) {
 		rc = cfs_fail(err, CFS_ERR_NOT_DIR, "'%s' is not a directory",
-			      path);
+			      a->name);
 	} else if (rc == CFS_OK) {
-		rc = share_folder(c, user, ns, &r.node, shared, err);
-		*created = rc == CFS_OK;
+		rc = share_folder(c, a->user, a->ns, &r.node, a->shared, err);
+		*a->created = rc == CFS_OK;
 	}
 	sq_node_release(&r.node);
-	rc = sq_end(m, c, rc, err);
-	sq_release(m, c);
 	return rc;
+}
+
+enum cfs_err sq_share(struct meta *m, const struct meta_user *user, int64_t ns,
+		      const char *path, int64_t *shared, bool *created,
+		      struct cfs_error *err)
+{
+	struct share_args a = { .user = user,
+				.ns = ns,
+				.name = path,
+				.shared = shared,
+				.created = created };
+
+	*created = false;
+	return sq_run(m, true, do_share, &a, err);
 }
 
 /*
@@ -273,34 +288,33 @@ static enum cfs_err mount_for(struct sq_conn *c, const struct meta_user *u,
 	return rc;
 }
 
-enum cfs_err sq_invite(struct meta *base, const struct meta_user *user,
-		       int64_t ns, const char *invitee, struct cfs_error *err)
+static enum cfs_err do_invite(struct sq_conn *c, void *arg,
+			      struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
+	struct share_args *a = arg;
 	struct meta_user other;
-	enum cfs_err rc;
+	enum cfs_err rc = shared_member(c, a->user, a->ns, NULL, err);
 
-	if (!c)
-		return err->code;
-	rc = sq_begin(c, true, err);
 	if (rc == CFS_OK)
-		rc = shared_member(c, user, ns, NULL, err);
+		rc = sq_user_by_name(c, a->name, &other, err);
+	if (rc)
+		return rc;
+	rc = sq_member(c, other.id, a->ns, err);
 	if (rc == CFS_OK)
-		rc = sq_user_by_name(c, invitee, &other, err);
-	if (rc == CFS_OK) {
-		rc = sq_member(c, other.id, ns, err);
-		if (rc == CFS_OK)
-			rc = cfs_fail(
-				err, CFS_ERR_EXISTS,
+		return cfs_fail(err, CFS_ERR_EXISTS,
 				"'%s' is a member of namespace %lld already",
-				invitee, (long long)ns);
-		else if (rc == CFS_ERR_NOT_FOUND)
-			rc = mount_for(c, user, &other, ns, err);
-	}
-	rc = sq_end(m, c, rc, err);
-	sq_release(m, c);
-	return rc;
+				a->name, (long long)a->ns);
+	return rc == CFS_ERR_NOT_FOUND
+		       ? mount_for(c, a->user, &other, a->ns, err)
+		       : rc;
+}
+
+enum cfs_err sq_invite(struct meta *m, const struct meta_user *user, int64_t ns,
+		       const char *invitee, struct cfs_error *err)
+{
+	struct share_args a = { .user = user, .ns = ns, .name = invitee };
+
+	return sq_run(m, true, do_invite, &a, err);
 }
 
 /* Removes member's mount (a row in their root) and membership. */
@@ -324,79 +338,68 @@ static enum cfs_err unmount_member(struct sq_conn *c,
 	return rc;
 }
 
-enum cfs_err sq_leave(struct meta *base, const struct meta_user *user,
-		      int64_t ns, struct cfs_error *err)
+static enum cfs_err do_leave(struct sq_conn *c, void *arg,
+			     struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
-	enum cfs_err rc;
+	struct share_args *a = arg;
+	enum cfs_err rc = shared_member(c, a->user, a->ns, NULL, err);
 
-	if (!c)
-		return err->code;
-	rc = sq_begin(c, true, err);
-	if (rc == CFS_OK)
-		rc = shared_member(c, user, ns, NULL, err);
-	if (rc == CFS_OK)
-		rc = unmount_member(c, user, user, ns, err);
-	rc = sq_end(m, c, rc, err);
-	sq_release(m, c);
-	return rc;
+	return rc ? rc : unmount_member(c, a->user, a->user, a->ns, err);
 }
 
-enum cfs_err sq_remove_member(struct meta *base, const struct meta_user *user,
-			      int64_t ns, const char *member,
+enum cfs_err sq_leave(struct meta *m, const struct meta_user *user, int64_t ns,
+		      struct cfs_error *err)
+{
+	struct share_args a = { .user = user, .ns = ns };
+
+	return sq_run(m, true, do_leave, &a, err);
+}
+
+static enum cfs_err do_remove(struct sq_conn *c, void *arg,
 			      struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
+	struct share_args *a = arg;
 	struct meta_user other;
 	int64_t owner = 0;
-	enum cfs_err rc;
+	enum cfs_err rc = shared_member(c, a->user, a->ns, &owner, err);
 
-	if (!c)
-		return err->code;
-	rc = sq_begin(c, true, err);
-	if (rc == CFS_OK)
-		rc = shared_member(c, user, ns, &owner, err);
-	if (rc == CFS_OK && owner != user->id)
+	if (rc == CFS_OK && owner != a->user->id)
 		rc = cfs_fail(
 			err, CFS_ERR_FORBIDDEN,
 			"only the owner of namespace %lld can remove members",
-			(long long)ns);
+			(long long)a->ns);
 	if (rc == CFS_OK)
-		rc = sq_user_by_name(c, member, &other, err);
-	if (rc == CFS_OK && other.id == user->id)
+		rc = sq_user_by_name(c, a->name, &other, err);
+	if (rc == CFS_OK && other.id == a->user->id)
 		rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
 			      "to remove yourself, leave the shared folder");
-	if (rc == CFS_OK)
-		rc = unmount_member(c, user, &other, ns, err);
-	rc = sq_end(m, c, rc, err);
-	sq_release(m, c);
-	return rc;
+	return rc ? rc : unmount_member(c, a->user, &other, a->ns, err);
 }
 
-enum cfs_err sq_members(struct meta *base, const struct meta_user *user,
-			int64_t ns, meta_member_fn fn, void *arg,
-			struct cfs_error *err)
+enum cfs_err sq_remove_member(struct meta *m, const struct meta_user *user,
+			      int64_t ns, const char *member,
+			      struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
+	struct share_args a = { .user = user, .ns = ns, .name = member };
+
+	return sq_run(m, true, do_remove, &a, err);
+}
+
+static enum cfs_err list_members(struct sq_conn *c, void *arg,
+				 struct cfs_error *err)
+{
+	struct share_args *a = arg;
 	sqlite3_stmt *st = NULL;
-	enum cfs_err rc;
+	enum cfs_err rc = sq_member(c, a->user->id, a->ns, err);
 	bool row = true;
 
-	if (!c)
-		return err->code;
-	rc = sq_begin(c, false, err);
-	if (rc == CFS_OK)
-		rc = sq_member(c, user->id, ns, err);
 	if (rc == CFS_OK &&
 	    !(st = cfs_sql_stmt(&c->sql,
 				"SELECT u.name, n.owner IS u.id FROM members m"
 				" JOIN users u ON u.id = m.user_id"
 				" JOIN namespaces n ON n.id = m.ns"
 				" WHERE m.ns = ?1 ORDER BY m.joined, u.name",
-				err, "i", ns)))
+				err, "i", a->ns)))
 		rc = err->code;
 	while (rc == CFS_OK &&
 	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
@@ -405,9 +408,16 @@ enum cfs_err sq_members(struct meta *base, const struct meta_user *user,
 			.owner = sqlite3_column_int(st, 1) != 0,
 		};
 
-		rc = fn(arg, &mm, err);
+		rc = a->fn(a->arg, &mm, err);
 	}
-	rc = sq_end(m, c, rc, err);
-	sq_release(m, c);
 	return rc;
+}
+
+enum cfs_err sq_members(struct meta *m, const struct meta_user *user,
+			int64_t ns, meta_member_fn fn, void *arg,
+			struct cfs_error *err)
+{
+	struct share_args a = { .user = user, .ns = ns, .fn = fn, .arg = arg };
+
+	return sq_run(m, false, list_members, &a, err);
 }

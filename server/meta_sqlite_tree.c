@@ -102,49 +102,38 @@ enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
 	return rc;
 }
 
-enum cfs_err sq_node_alloc(struct sq_conn *c, int64_t ns, int64_t *node,
-			   struct cfs_error *err)
+/* Runs an UPDATE ... RETURNING on namespace ns's row for one number. */
+static enum cfs_err ns_counter(struct sq_conn *c, const char *sql, int64_t ns,
+			       int64_t *out, struct cfs_error *err)
 {
-	sqlite3_stmt *st = cfs_sql_stmt(&c->sql,
-					"UPDATE namespaces SET next_node ="
-					" next_node + 1 WHERE id = ?1"
-					" RETURNING next_node - 1",
-					err, "i", ns);
-	enum cfs_err rc;
-	bool row;
+	bool found;
+	enum cfs_err rc =
+		cfs_sql_int64(&c->sql, cfs_sql_stmt(&c->sql, sql, err, "i", ns),
+			      out, &found, err);
 
-	if (!st)
-		return err->code;
-	rc = cfs_sql_step(&c->sql, st, &row, err);
-	if (rc == CFS_OK && !row)
+	if (rc == CFS_OK && !found)
 		rc = cfs_fail(err, CFS_ERR_INTERNAL, "no namespace %lld",
 			      (long long)ns);
-	if (rc == CFS_OK)
-		*node = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
 	return rc;
 }
 
+enum cfs_err sq_node_alloc(struct sq_conn *c, int64_t ns, int64_t *node,
+			   struct cfs_error *err)
+{
+	return ns_counter(c,
+			  "UPDATE namespaces SET next_node = next_node + 1"
+			  " WHERE id = ?1 RETURNING next_node - 1",
+			  ns, node, err);
+}
+
+/* Invariant 1: the JID comes from the head, inside the transaction. */
 static enum cfs_err next_jid(struct sq_conn *c, int64_t ns, int64_t *jid,
 			     struct cfs_error *err)
 {
-	sqlite3_stmt *st = cfs_sql_stmt(&c->sql,
-					"UPDATE namespaces SET head = head + 1"
-					" WHERE id = ?1 RETURNING head",
-					err, "i", ns);
-	enum cfs_err rc;
-	bool row;
-
-	if (!st)
-		return err->code;
-	rc = cfs_sql_step(&c->sql, st, &row, err);
-	if (rc == CFS_OK && !row)
-		rc = cfs_fail(err, CFS_ERR_INTERNAL, "no namespace %lld",
-			      (long long)ns);
-	if (rc == CFS_OK)
-		*jid = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return rc;
+	return ns_counter(c,
+			  "UPDATE namespaces SET head = head + 1 WHERE id = ?1"
+			  " RETURNING head",
+			  ns, jid, err);
 }
 
 enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
@@ -371,47 +360,45 @@ enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
 enum cfs_err sq_ns_head(struct sq_conn *c, int64_t ns, int64_t *head,
 			struct cfs_error *err)
 {
-	sqlite3_stmt *st = cfs_sql_stmt(
-		&c->sql, "SELECT head FROM namespaces WHERE id = ?1", err, "i",
-		ns);
-	enum cfs_err rc;
-	bool row;
+	bool found;
+	enum cfs_err rc = cfs_sql_int64(
+		&c->sql,
+		cfs_sql_stmt(&c->sql,
+			     "SELECT head FROM namespaces WHERE id = ?1", err,
+			     "i", ns),
+		head, &found, err);
 
-	if (!st)
-		return err->code;
-	rc = cfs_sql_step(&c->sql, st, &row, err);
-	if (rc == CFS_OK && !row)
+	if (rc == CFS_OK && !found)
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
 			      (long long)ns);
-	if (rc == CFS_OK)
-		*head = sqlite3_column_int64(st, 0);
 	return rc;
 }
 
 /* Namespaces, heads and listings: read-only transactions. */
 
-enum cfs_err sq_namespaces(struct meta *base, const struct meta_user *user,
-			   meta_ns_fn fn, void *arg, struct cfs_error *err)
+struct ns_args {
+	const struct meta_user *user;
+	meta_ns_fn fn;
+	void *arg;
+	const int64_t *ns;
+	int64_t *heads;
+	size_t n;
+};
+
+static enum cfs_err list_namespaces(struct sq_conn *c, void *arg,
+				    struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
-	sqlite3_stmt *st;
-	enum cfs_err rc;
+	struct ns_args *a = arg;
+	sqlite3_stmt *st = cfs_sql_stmt(
+		&c->sql,
+		"SELECT m.ns, n.head, n.shared, m.mount_node, o.name"
+		" FROM members m JOIN namespaces n ON n.id = m.ns"
+		" LEFT JOIN users o ON o.id = n.owner"
+		" WHERE m.user_id = ?1 ORDER BY n.shared, m.ns",
+		err, "i", a->user->id);
+	enum cfs_err rc = st ? CFS_OK : err->code;
 	bool row = true;
 
-	if (!c)
-		return err->code;
-	rc = sq_begin(c, false, err);
-	st = rc ? NULL
-		: cfs_sql_stmt(
-			  &c->sql,
-			  "SELECT m.ns, n.head, n.shared, m.mount_node, o.name"
-			  " FROM members m JOIN namespaces n ON n.id = m.ns"
-			  " LEFT JOIN users o ON o.id = n.owner"
-			  " WHERE m.user_id = ?1 ORDER BY n.shared, m.ns",
-			  err, "i", user->id);
-	if (!rc && !st)
-		rc = err->code;
 	while (rc == CFS_OK &&
 	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
 		struct meta_ns_info info = {
@@ -423,47 +410,55 @@ enum cfs_err sq_namespaces(struct meta *base, const struct meta_user *user,
 		char *path = NULL;
 
 		if (!info.root)
-			rc = sq_node_path(c, user->root_ns,
+			rc = sq_node_path(c, a->user->root_ns,
 					  sqlite3_column_int64(st, 3), &path,
 					  err);
 		info.path = path ? path : "";
 		if (rc == CFS_OK)
-			rc = fn(arg, &info, err);
+			rc = a->fn(a->arg, &info, err);
 		free(path);
 	}
-	rc = sq_end(m, c, rc, err);
-	sq_release(m, c);
 	return rc;
 }
 
-enum cfs_err sq_heads(struct meta *base, const struct meta_user *user,
-		      const int64_t *ns, int64_t *heads, size_t n,
-		      struct cfs_error *err)
+enum cfs_err sq_namespaces(struct meta *m, const struct meta_user *user,
+			   meta_ns_fn fn, void *arg, struct cfs_error *err)
 {
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
-	enum cfs_err rc;
+	struct ns_args a = { .user = user, .fn = fn, .arg = arg };
 
-	if (!c)
-		return err->code;
-	rc = sq_begin(c, false, err);
-	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+	return sq_run(m, false, list_namespaces, &a, err);
+}
+
+static enum cfs_err read_heads(struct sq_conn *c, void *arg,
+			       struct cfs_error *err)
+{
+	struct ns_args *a = arg;
+	enum cfs_err rc = CFS_OK;
+
+	for (size_t i = 0; rc == CFS_OK && i < a->n; i++) {
 		sqlite3_stmt *st =
 			cfs_sql_stmt(&c->sql,
 				     "SELECT n.head FROM namespaces n"
 				     " JOIN members m ON m.ns = n.id"
 				     " AND m.user_id = ?2"
 				     " WHERE n.id = ?1",
-				     err, "ii", ns[i], user->id);
+				     err, "ii", a->ns[i], a->user->id);
 		bool row;
 
 		rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
 		if (rc == CFS_OK)
-			heads[i] = row ? sqlite3_column_int64(st, 0) : -1;
+			a->heads[i] = row ? sqlite3_column_int64(st, 0) : -1;
 	}
-	rc = sq_end(m, c, rc, err);
-	sq_release(m, c);
 	return rc;
+}
+
+enum cfs_err sq_heads(struct meta *m, const struct meta_user *user,
+		      const int64_t *ns, int64_t *heads, size_t n,
+		      struct cfs_error *err)
+{
+	struct ns_args a = { .user = user, .ns = ns, .heads = heads, .n = n };
+
+	return sq_run(m, false, read_heads, &a, err);
 }
 
 /*
@@ -561,33 +556,43 @@ static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
 	return rc;
 }
 
-enum cfs_err sq_list(struct meta *base, const struct meta_user *user,
-		     int64_t ns, int64_t cursor, unsigned limit,
-		     meta_entry_fn fn, void *arg, struct meta_page *page,
-		     struct cfs_error *err)
-{
-	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn *c = sq_acquire(m, err);
-	enum cfs_err rc;
+struct list_args {
+	const struct meta_user *user;
+	int64_t ns;
+	int64_t cursor;
+	unsigned limit;
+	meta_entry_fn fn;
+	void *arg;
+	struct meta_page *page;
+};
 
-	if (!c)
-		return err->code;
-	/* One read transaction: the head and the rows come from one
-	 * snapshot, so the cursor handed back is exact. */
-	rc = sq_begin(c, false, err);
+/* One read transaction: the head and the rows come from one snapshot, so
+ * the cursor handed back is exact. */
+static enum cfs_err list_page(struct sq_conn *c, void *arg,
+			      struct cfs_error *err)
+{
+	struct list_args *a = arg;
+	enum cfs_err rc = sq_member(c, a->user->id, a->ns, err);
+
 	if (rc == CFS_OK)
-		rc = sq_member(c, user->id, ns, err);
-	if (rc == CFS_OK)
-		rc = sq_ns_head(c, ns, &page->head, err);
-	if (rc == CFS_OK && (cursor < 0 || cursor > page->head))
+		rc = sq_ns_head(c, a->ns, &a->page->head, err);
+	if (rc == CFS_OK && (a->cursor < 0 || a->cursor > a->page->head))
 		rc = cfs_fail(
 			err, CFS_ERR_BAD_CURSOR,
 			"cursor %lld is beyond the head %lld of namespace %lld",
-			(long long)cursor, (long long)page->head,
-			(long long)ns);
+			(long long)a->cursor, (long long)a->page->head,
+			(long long)a->ns);
 	if (rc == CFS_OK)
-		rc = list_rows(c, ns, cursor, limit, fn, arg, page, err);
-	rc = sq_end(m, c, rc, err);
-	sq_release(m, c);
+		rc = list_rows(c, a->ns, a->cursor, a->limit, a->fn, a->arg,
+			       a->page, err);
 	return rc;
+}
+
+enum cfs_err sq_list(struct meta *m, const struct meta_user *user, int64_t ns,
+		     int64_t cursor, unsigned limit, meta_entry_fn fn,
+		     void *arg, struct meta_page *page, struct cfs_error *err)
+{
+	struct list_args a = { user, ns, cursor, limit, fn, arg, page };
+
+	return sq_run(m, false, list_page, &a, err);
 }

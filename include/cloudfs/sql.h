@@ -56,6 +56,11 @@ sqlite3_stmt *cfs_sql_stmt(struct cfs_sql *c, const char *sql,
 enum cfs_err cfs_sql_step(struct cfs_sql *c, sqlite3_stmt *st, bool *row,
 			  struct cfs_error *err);
 
+/* Steps st (NULL: *err is set already) for one row and reads its first
+ * column into *out when there is one (*found); resets st after. */
+enum cfs_err cfs_sql_int64(struct cfs_sql *c, sqlite3_stmt *st, int64_t *out,
+			   bool *found, struct cfs_error *err);
+
 /* Runs a cached statement that returns no row. */
 enum cfs_err cfs_sql_exec(struct cfs_sql *c, const char *sql,
 			  struct cfs_error *err, const char *fmt, ...);
