@@ -195,6 +195,9 @@ enum cfs_err api_longpoll_resume(struct api_req *req, struct api_resp *resp,
 	bool moved;
 	enum cfs_err rc;
 
+	if (st->waiter.stopping)
+		return cfs_fail(err, CFS_ERR_UNAVAILABLE,
+				"the server is stopping");
 	if (!st->waiter.timed_out)
 		return wait_or_answer(req, resp, st, err);
 	rc = read_heads(req, st, &moved, err);

@@ -177,8 +177,10 @@ void longpoll_shutdown(struct longpoll *lp)
 {
 	pthread_mutex_lock(&lp->lock);
 	lp->stopping = true;
-	while (lp->heap_len)
+	while (lp->heap_len) {
+		lp->heap[0]->stopping = true;
 		wake(lp, lp->heap[0], true);
+	}
 	pthread_cond_signal(&lp->cond);
 	pthread_mutex_unlock(&lp->lock);
 }

@@ -26,7 +26,8 @@ struct longpoll_watch;
 struct longpoll_waiter {
 	/* All fields are the registry's, protected by its lock. */
 	enum { LP_IDLE, LP_WAITING, LP_PARKED, LP_WOKEN } state;
-	bool timed_out;
+	bool timed_out; /* woken by its deadline */
+	bool stopping;	/* woken because the registry is stopping */
 	uint64_t deadline_ms;
 	size_t heap_index;
 	struct longpoll_watch *watches;

@@ -2,16 +2,17 @@
 to over real HTTP, and checked on the way out (clean exit on SIGTERM, no
 sanitizer report in its log)."""
 
+import concurrent.futures
 import hashlib
 import http.client
 import json
 import os
 import re
 import signal
-from contextlib import contextmanager
 import subprocess
 import time
 import urllib.parse
+from contextlib import contextmanager
 
 CLOUDFSD = os.environ.get(
     "CLOUDFSD",
@@ -90,17 +91,28 @@ class Client:
             elif self.conn.sock is not None:
                 self.conn.sock.settimeout(timeout or self.timeout)
             try:
-                self.conn.request(method, path, body=body, headers=h)
+                try:
+                    self.conn.request(method, path, body=body, headers=h)
+                except (ConnectionResetError, BrokenPipeError):
+                    pass  # answered before the whole body was read (413): read the answer
                 r = self.conn.getresponse()
                 data = r.read()
                 if r.getheader("Connection", "").lower() == "close":
                     self.close()
-                return Response(r.status, dict(r.getheaders()), data)
+                return Response(r.status, r.msg, data)  # headers: case-insensitive
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 # The server closed an idle keep-alive connection.
                 self.close()
                 if attempt:
                     raise
+
+    def clone(self, url=None):
+        """Another client of the same user, with its own connection (to
+        URL if given: a restarted server listens on a new port)."""
+        c = Client(url or f"http://{self.host}:{self.port}", self.token, self.timeout)
+        c.__dict__.update({k: v for k, v in self.__dict__.items()
+                           if k not in ("host", "port", "conn")})
+        return c
 
     def close(self):
         if self.conn is not None:
@@ -153,6 +165,31 @@ class Client:
         assert res["status"] == "committed", res
         return res
 
+    def write_files(self, ns, files, **fields):
+        """write_file for many files at once: FILES maps paths to bytes
+        (FIELDS as given to each). Returns the committed results."""
+        return self.commit_files(ns, [file_op(p, d, **fields) for p, d in files.items()],
+                                 files.values())
+
+    def commit_files(self, ns, ops, contents):
+        """Commits the batch OPS, uploading the blocks the server asks
+        for (found in CONTENTS, the files' bytes; each block once), and
+        commits again. Every operation must be committed; returns the
+        results."""
+        results = self.commit(ns, *ops).json["results"]
+        needed = {bid for res in results if res["status"] == "need_blocks"
+                  for bid in res["blocks"]}
+        if needed:
+            for data in contents:
+                for b in split_blocks(data):
+                    if block_id(b) in needed:
+                        assert self.upload(b).status == 200
+                        needed.discard(block_id(b))
+            results = self.commit(ns, *ops).json["results"]
+        for res in results:
+            assert res["status"] == "committed", results
+        return results
+
     def list(self, ns, cursor=None, limit=None):
         q = "&".join(f"{k}={v}" for k, v in (("cursor", cursor), ("limit", limit))
                      if v is not None)
@@ -203,6 +240,30 @@ def unchanged(client, *namespaces):
     yield
     assert client.get("/").status == 200
     assert [client.snapshot(ns) for ns in namespaces] == before
+
+
+@contextmanager
+def waiting_longpoll(client, cursors, timeout=10, settle=0.3):
+    """A long poll by CLIENT's user on a connection of its own, in a thread.
+    Yields its Future once the poll has had SETTLE seconds to reach the
+    server (which shows no sign of a parked poll) and is still waiting."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        poll = pool.submit(client.clone().longpoll, cursors, timeout)
+        time.sleep(settle)
+        assert not poll.done(), poll.result()
+        yield poll
+
+
+def woken(poll, within=1.0):
+    """The answer of the long poll POLL (a Future), which must come within
+    WITHIN seconds from now (the protocol promises about 100 ms; shared
+    test machines are slow). Returns its JSON body."""
+    t0 = time.monotonic()
+    r = poll.result(timeout=60)
+    waited = time.monotonic() - t0
+    assert r.status == 200, r
+    assert waited < within, f"the long poll answered {r.json} after {waited:.2f} s"
+    return r.json
 
 
 class Server:
@@ -282,3 +343,174 @@ class Server:
         c.name = name
         c.root_ns = c.get("/meta/namespaces").json["namespaces"][0]["ns"]
         return c
+
+
+# The FUSE driver, mount.cloudfs, run against such a server.
+
+MOUNT_CLOUDFS = os.environ.get(
+    "MOUNT_CLOUDFS",
+    os.path.join(os.path.dirname(__file__), "..", "..", "build", "fs", "mount.cloudfs"))
+
+
+def mounted(path):
+    """Whether PATH (absolute, no symlinks) is a mountpoint, as
+    /proc/self/mountinfo says (a dead FUSE mount still is)."""
+    path = os.path.abspath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                        line.split()[4])
+            if mp == path:
+                return True
+    return False
+
+
+def become_subreaper():
+    """Makes this process the reaper of its orphaned descendants, so that
+    a daemonized mount.cloudfs is our child and its exit status ours to
+    read (prctl PR_SET_CHILD_SUBREAPER)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(36, 1, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())
+
+
+def write_token_file(path, token, mode=0o600):
+    """A token file as mount.cloudfs wants it: only its owner can read it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, mode)
+    return str(path)
+
+
+class Mount:
+    """mount.cloudfs URL MOUNTPOINT -o token_file=...,cache=...[,OPTIONS].
+
+    start() runs it in the foreground (-f) with its standard error in
+    LOG_PATH; start_daemon() runs it without -f, so that it goes into the
+    background once the mount is up, logging to its log= file (or
+    CACHE/mount.log). Either way unmount() must end it with exit status 0,
+    its log free of sanitizer reports, and the mountpoint no longer
+    mounted; cleanup() is the last resort of a fixture."""
+
+    def __init__(self, url, mountpoint, token_file, cache, log_path, options=None):
+        self.url = url
+        self.mountpoint = os.path.abspath(mountpoint)
+        self.token_file = str(token_file)
+        self.cache = str(cache)
+        self.options = dict(options or {})
+        self.foreground_log = str(log_path)
+        self.proc = None  # the foreground process
+        self.pid = None   # the process serving the mount
+        self.exit_status = None
+
+    def argv(self, foreground=True):
+        opts = {"token_file": self.token_file, "cache": self.cache, **self.options}
+        return [MOUNT_CLOUDFS, self.url, self.mountpoint, *(["-f"] if foreground else []),
+                "-o", ",".join(k if v is None else f"{k}={v}" for k, v in opts.items())]
+
+    @property
+    def log_path(self):
+        if self.proc is not None or self.pid is None:
+            return self.foreground_log
+        return self.options.get("log") or os.path.join(self.cache, "mount.log")
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def start(self, timeout=60):
+        """Runs the driver with -f; returns once the mountpoint is mounted."""
+        os.makedirs(self.mountpoint, exist_ok=True)
+        with open(self.foreground_log, "a") as log:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + timeout
+        while not mounted(self.mountpoint):
+            if self.proc.poll() is not None:
+                rc, self.proc, self.pid = self.proc.returncode, None, None
+                raise AssertionError(f"mount.cloudfs exited {rc} before mounting:\n"
+                                     + self.log_text())
+            if time.monotonic() > deadline:
+                raise AssertionError("mount.cloudfs did not mount:\n" + self.log_text())
+            time.sleep(0.01)
+        return self
+
+    def start_daemon(self, argv=None, timeout=60):
+        """Runs the driver without -f (or ARGV, a command such as mount(8)
+        that runs it so); the command must exit 0 with the mount up.
+        Returns the CompletedProcess."""
+        os.makedirs(self.mountpoint, exist_ok=True)
+        p = subprocess.run(argv or self.argv(foreground=False), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=timeout)
+        assert p.returncode == 0, f"{p.args} exited {p.returncode}: {p.stderr}"
+        assert mounted(self.mountpoint), f"{p.args} returned, but nothing is mounted"
+        with open(os.path.join(self.cache, "lock")) as f:
+            self.pid = int(f.read().split()[0])
+        return p
+
+    def running(self):
+        return self.pid is not None and self.exit_status is None
+
+    def wait_exit(self, timeout=20):
+        """The driver's exit status, once it exits (within TIMEOUT)."""
+        if self.proc is not None:
+            self.exit_status = self.proc.wait(timeout=timeout)
+            return self.exit_status
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)  # we are its reaper
+            if pid:
+                self.exit_status = os.waitstatus_to_exitcode(status)
+                return self.exit_status
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(MOUNT_CLOUDFS, timeout)
+            time.sleep(0.01)
+
+    def check_clean_exit(self, timeout=20):
+        """The driver exits 0 within TIMEOUT, without a sanitizer report,
+        and the mountpoint is no longer mounted."""
+        try:
+            rc = self.wait_exit(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"mount.cloudfs did not exit within {timeout} s:\n"
+                                 + self.log_text())
+        text = self.log_text()
+        for mark in SANITIZER_MARKS:
+            assert mark not in text, f"sanitizer report in mount.cloudfs's log:\n{text}"
+        assert rc == 0, f"mount.cloudfs exited {rc}:\n{text}"
+        assert not mounted(self.mountpoint), f"{self.mountpoint} is still mounted"
+
+    def unmount(self, command=("fusermount3", "-u")):
+        """Unmounts with COMMAND + [MOUNTPOINT]; the driver must end cleanly."""
+        p = subprocess.run([*command, self.mountpoint], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, f"{p.args} exited {p.returncode}: {p.stderr}"
+        self.check_clean_exit()
+
+    def kill9(self):
+        """kill -9 of the driver; the dead mount is lazily unmounted."""
+        os.kill(self.pid, signal.SIGKILL)
+        self.wait_exit()
+        subprocess.run(["fusermount3", "-uz", self.mountpoint], capture_output=True)
+        assert not mounted(self.mountpoint)
+
+    def cleanup(self):
+        """The end of a test: a mount still up is unmounted and must end
+        cleanly; whatever goes wrong, nothing is left mounted or running."""
+        try:
+            if self.running():
+                self.unmount()
+        finally:
+            if self.running():
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                    self.wait_exit()
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+            if mounted(self.mountpoint):
+                subprocess.run(["fusermount3", "-uz", self.mountpoint], capture_output=True)

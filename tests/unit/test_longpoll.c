@@ -92,7 +92,7 @@ static void test_shutdown_wakes_everyone_and_refuses_newcomers(void)
 	}
 	longpoll_shutdown(lp);
 	for (int i = 0; i < 100; i++)
-		CHECK(c[i].resumed == 1);
+		CHECK(c[i].resumed == 1 && w[i].stopping);
 	CHECK(longpoll_add(lp, &w[0], ns, 1, in_ms(1000)) == -ESHUTDOWN);
 	longpoll_free(lp);
 }

@@ -1,0 +1,115 @@
+"""The cloudfsd command line: help, version, usage errors, users and
+tokens (exit codes 0 success, 1 failure, 2 wrong command line)."""
+
+import re
+import subprocess
+
+import pytest
+
+from cfs_server import CLOUDFSD, run_cli
+
+TOKEN = re.compile(r"[0-9a-f]{64}\n")
+
+
+def cli(*args):
+    """cloudfsd ARGS with a short time limit: a usage error must not go on
+    to serve."""
+    return subprocess.run([CLOUDFSD, *args], capture_output=True, text=True, timeout=15)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["serve", "--help"]])
+def test_help_exits_0_and_shows_the_usage(args):
+    p = cli(*args)
+    assert p.returncode == 0, p
+    assert "usage" in (p.stdout + p.stderr).lower()
+    assert "serve" in p.stdout
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_exits_0_and_prints_the_version(flag):
+    p = cli(flag)
+    assert p.returncode == 0, p
+    assert "0.1.0" in p.stdout
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["frobnicate"],
+    ["--no-such-option"],
+    ["serve"],
+    ["serve", "--data", "{d}", "--no-such-option"],
+    ["serve", "--data", "{d}", "--threads", "many"],
+    ["serve", "--data", "{d}", "extra-argument"],
+    ["useradd"],
+    ["useradd", "--data", "{d}"],
+    ["useradd", "alice"],
+    ["useradd", "--data", "{d}", "alice", "bob"],
+    ["token", "--data", "{d}"],
+    ["revoke", "--data", "{d}"],
+], ids=lambda a: " ".join(a) or "no-arguments")
+def test_wrong_usage_exits_2_with_a_message(tmp_path, args):
+    p = cli(*(a.format(d=tmp_path / "data") for a in args))
+    assert p.returncode == 2, p
+    assert p.stderr.strip(), p
+    assert p.stdout == "", p
+
+
+def test_useradd_prints_only_a_new_token(tmp_path):
+    p = cli("useradd", "--data", str(tmp_path / "data"), "alice")
+    assert p.returncode == 0, p
+    assert TOKEN.fullmatch(p.stdout), repr(p.stdout)
+
+
+def test_useradd_of_an_existing_user_exits_1_and_names_the_user(tmp_path):
+    data = str(tmp_path / "data")
+    run_cli("useradd", "--data", data, "alice")
+    p = cli("useradd", "--data", data, "alice")
+    assert p.returncode == 1, p
+    assert "alice" in p.stderr
+    assert p.stdout == ""
+
+
+def test_token_for_an_unknown_user_exits_1_and_names_the_user(tmp_path):
+    data = str(tmp_path / "data")
+    run_cli("useradd", "--data", data, "alice")
+    p = cli("token", "--data", data, "mallory")
+    assert p.returncode == 1, p
+    assert "mallory" in p.stderr
+
+
+def test_revoking_an_unknown_token_exits_1(tmp_path):
+    data = str(tmp_path / "data")
+    run_cli("useradd", "--data", data, "alice")
+    p = cli("revoke", "--data", data, "0" * 64)
+    assert p.returncode == 1, p
+    assert p.stderr.strip()
+
+
+def test_a_second_token_works_and_revoking_it_leaves_the_first_working(server):
+    first = server.useradd("alice")
+    second = run_cli("token", "--data", server.data_dir, "alice").stdout
+    assert TOKEN.fullmatch(second), repr(second)
+    second = second.strip()
+    assert second != first
+    a1, a2 = server.client(first), server.client(second)
+    r1, r2 = a1.get("/meta/namespaces"), a2.get("/meta/namespaces")
+    assert r1.status == r2.status == 200
+    assert r1.json == r2.json
+
+    run_cli("revoke", "--data", server.data_dir, second)
+    r = a2.get("/meta/namespaces")
+    assert r.status == 401 and r.error_code == "unauthorized", r
+    assert "WWW-Authenticate" in r.headers
+    assert a1.get("/meta/namespaces").json == r1.json
+
+
+def test_a_user_added_while_the_server_runs_can_use_their_token_at_once(server):
+    alice = server.user("alice")
+    alice.commit_ok(alice.root_ns, {"op": "dir", "path": "d"})
+    assert alice.list(alice.root_ns).status == 200
+    for name in ("bob", "carol"):
+        c = server.client(server.useradd(name))
+        r = c.get("/meta/namespaces")
+        assert r.status == 200, (name, r)
+        assert r.json["namespaces"][0]["owner"] == name
+        assert c.list(r.json["namespaces"][0]["ns"]).status == 200

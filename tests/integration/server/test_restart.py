@@ -1,0 +1,103 @@
+"""What the server acknowledged survives a restart, a clean one (SIGTERM)
+or a crash (kill -9); one data directory has one server."""
+
+import os
+import subprocess
+import time
+
+from cfs_server import (BLOCK_SIZE, CLOUDFSD, block_id, file_op, split_blocks,
+                        waiting_longpoll)
+
+BIG = os.urandom(BLOCK_SIZE + 1000)
+
+
+def fill(alice):
+    """Commits a bit of everything; returns what a restart must keep:
+    the snapshot (with head) and the bytes of every file."""
+    ns = alice.root_ns
+    alice.commit_ok(ns, {"op": "dir", "path": "docs", "mode": 0o700},
+                    {"op": "dir", "path": "many"},
+                    {"op": "symlink", "path": "docs/link", "target": "../big.bin"},
+                    file_op("gone.txt"))
+    files = {"big.bin": BIG, "docs/a.txt": b"a" * 100, "script.sh": b"#!/bin/sh\n"}
+    for path, data in files.items():
+        alice.write_file(ns, path, data, mode=0o755 if path.endswith(".sh") else 0o644)
+    alice.commit_ok(ns, {"op": "delete", "path": "gone.txt"},
+                    {"op": "move", "path": "docs/a.txt", "to": "docs/b.txt"})
+    files["docs/b.txt"] = files.pop("docs/a.txt")
+    for i in range(30):
+        data = f"small file {i}".encode()
+        alice.write_file(ns, f"many/{i}", data)
+        files[f"many/{i}"] = data
+    alice.upload(b"uploaded, never committed")
+    return alice.snapshot(ns), files
+
+
+def assert_kept(alice, snapshot, files):
+    ns = alice.root_ns
+    assert alice.snapshot(ns) == snapshot
+    for path, data in files.items():
+        blocks = snapshot[0][path]["blocks"]
+        assert blocks == [block_id(b) for b in split_blocks(data)]
+        assert b"".join(alice.download(b).body for b in blocks) == data
+    assert alice.need([block_id(b"uploaded, never committed")]) == []
+    (res,) = alice.commit_ok(ns, file_op("after-restart"))
+    assert res["jid"] == snapshot[1] + 1
+
+
+def test_what_was_acknowledged_before_sigterm_is_there_after_restart(server, alice):
+    snapshot, files = fill(alice)
+    server.stop()
+    server.start()
+    assert_kept(alice.clone(server.url), snapshot, files)
+
+
+def test_what_was_acknowledged_before_kill_9_is_there_after_restart(server, alice):
+    snapshot, files = fill(alice)
+    server.kill9()
+    server.start()
+    assert_kept(alice.clone(server.url), snapshot, files)
+
+
+def test_a_cursor_from_before_a_restart_lists_what_changed_after_it(server, alice):
+    alice.commit_ok(alice.root_ns, file_op("a"), file_op("b"))
+    server.kill9()
+    server.start()
+    alice = alice.clone(server.url)
+    (res,) = alice.commit_ok(alice.root_ns, file_op("c"))
+    entries, cursor = alice.list_all(alice.root_ns, 2)
+    assert [(e["path"], e["jid"]) for e in entries] == [("c", 3)] and cursor == 3
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(server, alice):
+    alice.commit_ok(alice.root_ns, file_op("a"))
+    p = subprocess.run([CLOUDFSD, "serve", "--data", server.data_dir,
+                        "--listen", "127.0.0.1:0"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1, p
+    assert p.stderr.strip()
+    assert alice.get("/").status == 200
+    assert alice.head(alice.root_ns) == 1
+
+
+def test_the_data_dir_holds_meta_db_and_blocks(server, alice):
+    alice.write_file(alice.root_ns, "f", b"some bytes")
+    assert os.path.isfile(os.path.join(server.data_dir, "meta.db"))
+    blocks = os.path.join(server.data_dir, "blocks")
+    assert os.path.isdir(blocks)
+    stored = [os.path.join(d, f) for d, _, fs in os.walk(blocks) for f in fs]
+    assert any(open(p, "rb").read() == b"some bytes" for p in stored), stored
+
+
+def test_a_waiting_longpoll_does_not_hold_up_a_clean_stop(server, alice):
+    with waiting_longpoll(alice, {alice.root_ns: 0}, timeout=60) as poll:
+        t0 = time.monotonic()
+        server.stop()
+        took = time.monotonic() - t0
+        failure = poll.exception(timeout=10)
+    print(f"stopped in {took:.2f} s; the poll got {failure or poll.result()}")
+    assert took < 5.0
+    if failure is None:  # else the stopping server closed the connection
+        r = poll.result()
+        assert r.status == 503 and r.error_code == "unavailable", r
+    server.start()
