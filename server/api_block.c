@@ -60,9 +60,13 @@ enum cfs_err api_block_get(struct api_req *req, struct api_resp *resp,
 	return cfs_fail(err, CFS_ERR_INTERNAL, "cannot read block %s", hex);
 }
 
-static void upload_fail(struct api_upload *up, enum cfs_err code,
-			const char *msg, int errnum)
+/* The upload failed: remember why, and free its disk space at once (on a
+ * full disk every byte counts). */
+static void upload_fail(struct api_req *req, enum cfs_err code, const char *msg,
+			int errnum)
 {
+	struct api_upload *up = &req->upload;
+
 	if (up->failed)
 		return;
 	if (errnum == ENOSPC || errnum == EDQUOT)
@@ -72,6 +76,7 @@ static void upload_fail(struct api_upload *up, enum cfs_err code,
 		cfs_fail(&up->err, code, "%s: %s", msg, strerror(errnum));
 	else
 		cfs_fail(&up->err, code, "%s", msg);
+	api_upload_release(req);
 }
 
 void api_upload_begin(struct api_req *req)
@@ -84,7 +89,7 @@ void api_upload_begin(struct api_req *req)
 	up->hash = cfs_sha256_new();
 	e = up->hash ? bs->ops->tmp_create(bs, &up->tmp) : -ENOMEM;
 	if (e)
-		upload_fail(up, CFS_ERR_INTERNAL,
+		upload_fail(req, CFS_ERR_INTERNAL,
 			    "cannot create a temporary file for the upload",
 			    -e);
 }
@@ -96,12 +101,12 @@ void api_upload_data(struct api_req *req, const char *data, size_t len)
 	if (up->failed)
 		return;
 	if (len > CFS_BLOCK_SIZE - up->size) {
-		upload_fail(up, CFS_ERR_TOO_LARGE,
+		upload_fail(req, CFS_ERR_TOO_LARGE,
 			    "body is larger than a block (4194304 bytes)", 0);
 		return;
 	}
 	if (cfs_sha256_update(up->hash, data, len)) {
-		upload_fail(up, CFS_ERR_INTERNAL, "cannot hash the upload",
+		upload_fail(req, CFS_ERR_INTERNAL, "cannot hash the upload",
 			    ENOMEM);
 		return;
 	}
@@ -112,7 +117,7 @@ void api_upload_data(struct api_req *req, const char *data, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			upload_fail(up, CFS_ERR_INTERNAL,
+			upload_fail(req, CFS_ERR_INTERNAL,
 				    "cannot write the upload", errno);
 			return;
 		}
@@ -132,18 +137,13 @@ void api_upload_release(struct api_req *req)
 	up->hash = NULL;
 }
 
-enum cfs_err api_block_put(struct api_req *req, struct api_resp *resp,
-			   struct cfs_error *err)
+/* The finished upload: not failed, not empty, hashing to want. */
+static enum cfs_err check_upload(struct api_req *req, struct cfs_block_id *id,
+				 const char *want, struct cfs_error *err)
 {
 	struct api_upload *up = &req->upload;
-	struct meta *m = req->ctx->meta;
-	struct blockstore *bs = req->ctx->blocks;
-	char want[CFS_BLOCK_ID_HEX_LEN + 1], got[CFS_BLOCK_ID_HEX_LEN + 1];
-	struct cfs_block_id id;
-	enum cfs_err rc;
-	int e;
+	char got[CFS_BLOCK_ID_HEX_LEN + 1];
 
-	cfs_block_id_to_hex(&req->block, want);
 	if (up->failed) {
 		*err = up->err;
 		return up->failed;
@@ -153,12 +153,32 @@ enum cfs_err api_block_put(struct api_req *req, struct api_resp *resp,
 			err, CFS_ERR_BAD_BLOCK,
 			"body of block %s is empty (a block holds 1 to 4194304 bytes)",
 			want);
-	if (cfs_sha256_final(up->hash, &id))
+	if (cfs_sha256_final(up->hash, id))
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	if (!cfs_block_id_equal(&id, &req->block)) {
-		cfs_block_id_to_hex(&id, got);
+	if (!cfs_block_id_equal(id, &req->block)) {
+		cfs_block_id_to_hex(id, got);
 		return cfs_fail(err, CFS_ERR_HASH_MISMATCH,
 				"body hashes to %s, not to %s", got, want);
+	}
+	return CFS_OK;
+}
+
+enum cfs_err api_block_put(struct api_req *req, struct api_resp *resp,
+			   struct cfs_error *err)
+{
+	struct api_upload *up = &req->upload;
+	struct meta *m = req->ctx->meta;
+	struct blockstore *bs = req->ctx->blocks;
+	char want[CFS_BLOCK_ID_HEX_LEN + 1];
+	struct cfs_block_id id;
+	enum cfs_err rc;
+	int e;
+
+	cfs_block_id_to_hex(&req->block, want);
+	rc = check_upload(req, &id, want, err);
+	if (rc) {
+		api_upload_release(req);
+		return rc;
 	}
 	e = bs->ops->tmp_store(bs, &up->tmp, &id);
 	if (e)

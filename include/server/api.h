@@ -90,7 +90,8 @@ enum cfs_err api_block_get(struct api_req *, struct api_resp *,
 enum cfs_err api_block_put(struct api_req *, struct api_resp *,
 			   struct cfs_error *);
 /* Called by the HTTP layer as the body of PUT /block/ID streams in;
- * api_block_put then finishes the upload, api_upload_release drops it. */
+ * api_block_put then finishes the upload, api_upload_release drops what
+ * is left of it (any number of times). */
 void api_upload_begin(struct api_req *req);
 void api_upload_data(struct api_req *req, const char *data, size_t len);
 void api_upload_release(struct api_req *req);
