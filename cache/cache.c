@@ -134,11 +134,19 @@ static enum cfs_err open_dir(struct cache *c, const char *dir,
 				"cannot create cache directory '%s': %s", dir,
 				strerror(-e));
 	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (c->dirfd < 0)
+	if (c->dirfd < 0) {
+		int e = errno;
+
+		/* O_NOFOLLOW with O_DIRECTORY says ENOTDIR for a symlink. */
+		if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode))
+			return cfs_fail(
+				err, CFS_ERR_FORBIDDEN,
+				"cache directory '%s' is a symlink, and a cache is never reached through one",
+				dir);
 		return cfs_fail(err, CFS_ERR_INTERNAL,
 				"cannot open cache directory '%s': %s", dir,
-				errno == ELOOP ? "it is a symlink"
-					       : strerror(errno));
+				strerror(e));
+	}
 	if (fstat(c->dirfd, &st))
 		return cfs_fail(err, CFS_ERR_INTERNAL, "cannot stat '%s': %s",
 				dir, strerror(errno));

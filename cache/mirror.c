@@ -15,6 +15,9 @@
  *  5. While a listing is paged, a name may briefly be held by two rows of
  *     one directory (the server's order is by JID, not by name); lookups
  *     take the newer.  The mirror converges once listed up to a head.
+ *  6. A node whose kind changes (a file replaced by a symlink, a folder
+ *     shared and turned into a mount) gets a new inode: the kernel cannot
+ *     change an inode's type, nor drop a folder's cached subtree otherwise.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -442,12 +445,13 @@ static enum cfs_err follow_mount(struct cfs_sql *db, uint64_t ino,
 }
 
 /* Applies one listed entry e (of namespace ns). */
+/* Applies one listed entry e (of namespace ns). */
 static enum cfs_err apply_one(struct cfs_sql *db, const struct mirror_entry *e,
 			      struct mirror_changes *ch, struct cfs_error *err)
 {
 	struct mirror_entry old;
 	uint64_t parent_ino = 0, ino = 0;
-	bool new_mount = e->kind == CFS_KIND_MOUNT;
+	bool new_mount = e->kind == CFS_KIND_MOUNT, replaced;
 	enum cfs_err rc = by_node(db, e->ns, e->node, &old, err);
 
 	if (rc == CFS_ERR_NOT_FOUND) {
@@ -456,27 +460,28 @@ static enum cfs_err apply_one(struct cfs_sql *db, const struct mirror_entry *e,
 	} else if (rc) {
 		return rc;
 	} else {
-		ino = old.ino;
+		/* Invariant 6: another kind is another inode. */
+		replaced = e->kind != old.kind;
+		ino = replaced ? 0 : old.ino;
 		rc = mirror_parent(db, &old, &parent_ino, err);
 		if (rc == CFS_ERR_NOT_FOUND)
 			rc = CFS_OK; /* an orphan: the kernel never saw it */
 		if (rc == CFS_OK && parent_ino &&
-		    (e->kind == CFS_KIND_DELETED || old.parent != e->parent ||
+		    (replaced || old.parent != e->parent ||
 		     strcmp(old.name, e->name) != 0))
 			rc = note(ch, old.ino, parent_ino, old.name, err);
 		if (rc == CFS_OK && !same_content(&old, e))
 			rc = note(ch, old.ino, 0, NULL, err);
 		if (rc == CFS_OK)
 			rc = drop_contents(db, &old, e, err);
-		new_mount &= old.kind != CFS_KIND_MOUNT ||
-			     old.mount_ns != e->mount_ns;
+		if (rc == CFS_OK && replaced)
+			rc = cfs_sql_exec(db,
+					  "DELETE FROM entries WHERE ino = ?1",
+					  err, "i", (int64_t)old.ino);
+		new_mount &= replaced || old.mount_ns != e->mount_ns;
 		mirror_entry_release(&old);
-		if (rc)
+		if (rc || e->kind == CFS_KIND_DELETED)
 			return rc;
-		if (e->kind == CFS_KIND_DELETED)
-			return cfs_sql_exec(
-				db, "DELETE FROM entries WHERE ino = ?1", err,
-				"i", (int64_t)ino);
 	}
 	rc = write_entry(db, ino, e, err);
 	if (rc == CFS_OK && !ino)

@@ -269,9 +269,10 @@ static int prepare(struct cli *c, struct fs *fs)
 {
 	char token[TOKEN_MAX], cache_dir[PATH_MAX];
 	static const bool never = false;
-	struct remote_conn *conn;
+	struct remote_conn *conn = NULL;
 	struct cfs_error err;
 	int64_t root_ns;
+	int rc = -1;
 
 	if (read_token(c->token_file, token) || check_mountpoint(c->mountpoint))
 		return -1;
@@ -279,28 +280,26 @@ static int prepare(struct cli *c, struct fs *fs)
 		cfs_log_error("%s", err.msg);
 		return -1;
 	}
+	fs->open = openfiles_new();
 	conn = remote_conn_new(&fs->remote);
-	if (!conn || root_namespace(conn, c, &root_ns)) {
-		remote_conn_free(conn);
-		return -1;
-	}
-	if (!c->cache && default_cache(fs->remote.url, root_ns, cache_dir,
-				       sizeof(cache_dir))) {
+	if (!fs->open || !conn) {
+		cfs_log_error("out of memory");
+	} else if (root_namespace(conn, c, &root_ns)) {
+		/* logged */
+	} else if (!c->cache && default_cache(fs->remote.url, root_ns,
+					      cache_dir, sizeof(cache_dir))) {
 		cfs_log_error(
 			"neither XDG_CACHE_HOME nor HOME is set: give -o cache=DIR");
-		remote_conn_free(conn);
-		return -1;
-	}
-	if (cache_open(c->cache ? c->cache : cache_dir, &fs->cache, &err) ||
-	    cache_bind(fs->cache, fs->remote.url, root_ns, &err) ||
-	    !(fs->open = openfiles_new()) ||
-	    sync_catch_up(fs, conn, &never, &err)) {
-		cfs_log_error("%s", fs->open ? err.msg : "out of memory");
-		remote_conn_free(conn);
-		return -1;
+	} else if (cache_open(c->cache ? c->cache : cache_dir, &fs->cache,
+			      &err) ||
+		   cache_bind(fs->cache, fs->remote.url, root_ns, &err) ||
+		   sync_catch_up(fs, conn, &never, &err)) {
+		cfs_log_error("%s", err.msg);
+	} else {
+		rc = 0;
 	}
 	remote_conn_free(conn);
-	return 0;
+	return rc;
 }
 
 /* "fsname=URL", with the commas and backslashes of URL escaped as FUSE
@@ -321,11 +320,14 @@ static char *fsname_opt(const char *url)
 	return opt;
 }
 
-static struct fuse_session *mount_session(struct cli *c, struct fuse_args *args,
-					  struct fs *fs)
+/*
+ * The FUSE session, with our fixed mount options added; NULL when FUSE
+ * refuses the options (it says which), before anything else is done.
+ */
+static struct fuse_session *new_session(struct cli *c, struct fuse_args *args,
+					struct fs *fs)
 {
 	char *fsname = fsname_opt(c->url), *opts = NULL;
-	struct fuse_session *se;
 	int fail;
 
 	/* The kernel checks permissions against the modes we report; the
@@ -338,18 +340,19 @@ static struct fuse_session *mount_session(struct cli *c, struct fuse_args *args,
 	       (c->debug && fuse_opt_add_arg(args, "-d"));
 	free(fsname);
 	free(opts);
-	if (fail)
-		return NULL;
-	se = fuse_session_new(args, &fs_ops, sizeof(fs_ops), fs);
-	if (!se)
-		return NULL;
-	if (fuse_set_signal_handlers(se) ||
-	    fuse_session_mount(se, c->mountpoint)) {
-		fuse_remove_signal_handlers(se);
-		fuse_session_destroy(se);
-		return NULL;
+	return fail ? NULL
+		    : fuse_session_new(args, &fs_ops, sizeof(fs_ops), fs);
+}
+
+static int mount_session(struct cli *c, struct fs *fs)
+{
+	if (fuse_set_signal_handlers(fs->se) ||
+	    fuse_session_mount(fs->se, c->mountpoint)) {
+		cfs_log_error("cannot mount on '%s'", c->mountpoint);
+		fuse_remove_signal_handlers(fs->se);
+		return -1;
 	}
-	return se;
+	return 0;
 }
 
 /* Once daemonized, the log goes to a file. */
@@ -393,9 +396,11 @@ static int serve(struct cli *c, struct fs *fs)
 		fuse_loop_cfg_destroy(loop);
 	}
 	cfs_log_info("unmounting '%s'", c->mountpoint);
-	return rc;
+	/* A positive rc is the signal that ended the loop: a clean stop. */
+	return rc < 0 ? -1 : 0;
 }
 
+/* Returns the exit status. */
 static int run(struct cli *c, struct fuse_args *args)
 {
 	struct fs fs = {
@@ -411,15 +416,15 @@ static int run(struct cli *c, struct fuse_args *args)
 	};
 	int status = 1, log_fd = -1;
 
-	if (prepare(c, &fs))
-		goto out;
-	if (!c->foreground && (log_fd = open_log(c, &fs)) < 0)
-		goto out;
-	fs.se = mount_session(c, args, &fs);
+	fs.se = new_session(c, args, &fs);
 	if (!fs.se) {
-		cfs_log_error("cannot mount on '%s'", c->mountpoint);
-		goto out;
+		fprintf(stderr, "\n%s", usage);
+		return EXIT_USAGE;
 	}
+	if (prepare(c, &fs) ||
+	    (!c->foreground && (log_fd = open_log(c, &fs)) < 0) ||
+	    mount_session(c, &fs))
+		goto out;
 	if (fuse_daemonize(c->foreground) == 0) {
 		if (log_fd >= 0)
 			dup2(log_fd, STDERR_FILENO);
@@ -430,8 +435,8 @@ static int run(struct cli *c, struct fuse_args *args)
 	fetcher_free(fs.fetch);
 	fuse_session_unmount(fs.se);
 	fuse_remove_signal_handlers(fs.se);
-	fuse_session_destroy(fs.se);
 out:
+	fuse_session_destroy(fs.se);
 	if (log_fd >= 0)
 		close(log_fd);
 	openfiles_free(fs.open);
@@ -439,51 +444,60 @@ out:
 	return status;
 }
 
+/* What is wrong with a parsed command line, or NULL. */
+static const char *cli_problem(const struct cli *c)
+{
+	if (!c->url || !c->mountpoint)
+		return "URL and MOUNTPOINT are required";
+	if (c->extra_operands)
+		return "too many operands";
+	if (!c->token_file)
+		return "-o token_file=FILE is required";
+	if (c->timeout == 0 || c->parallel == 0)
+		return "timeout and parallel must be at least 1";
+	return NULL;
+}
+
+static void cli_release(struct cli *c)
+{
+	free(c->url);
+	free(c->mountpoint);
+	free(c->token_file);
+	free(c->cache);
+	free(c->ca);
+	free(c->log);
+	free(c->type);
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cli c = { .timeout = 30, .readahead = 8, .parallel = 4 };
+	const char *problem = NULL;
 	int status;
 
 	cfs_log_init("mount.cloudfs", CFS_LOG_INFO);
 	if (fuse_opt_parse(&args, &c, cli_opts, on_arg)) {
 		fputs(usage, stderr);
-		return EXIT_USAGE;
-	}
-	if (c.help || c.version) {
+		status = EXIT_USAGE;
+	} else if (c.help || c.version) {
 		if (c.help)
 			fputs(usage, stdout);
 		else
 			printf("mount.cloudfs %s (libfuse %s)\n",
 			       CLOUDFS_VERSION, fuse_pkgversion());
-		fuse_opt_free_args(&args);
-		return 0;
+		status = 0;
+	} else if ((problem = cli_problem(&c))) {
+		fprintf(stderr, "mount.cloudfs: %s\n\n%s", problem, usage);
+		status = EXIT_USAGE;
+	} else {
+		if (c.debug)
+			cfs_log_init("mount.cloudfs", CFS_LOG_DEBUG);
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		status = run(&c, &args);
+		curl_global_cleanup();
 	}
-	if (!c.url || !c.mountpoint || c.extra_operands || !c.token_file ||
-	    c.timeout == 0 || c.parallel == 0) {
-		fprintf(stderr, "mount.cloudfs: %s\n\n%s",
-			!c.url || !c.mountpoint
-				? "URL and MOUNTPOINT are required"
-			: c.extra_operands ? "too many operands"
-			: !c.token_file
-				? "-o token_file=FILE is required"
-				: "timeout and parallel must be at least 1",
-			usage);
-		fuse_opt_free_args(&args);
-		return EXIT_USAGE;
-	}
-	if (c.debug)
-		cfs_log_init("mount.cloudfs", CFS_LOG_DEBUG);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	status = run(&c, &args);
-	curl_global_cleanup();
+	cli_release(&c);
 	fuse_opt_free_args(&args);
-	free(c.url);
-	free(c.mountpoint);
-	free(c.token_file);
-	free(c.cache);
-	free(c.ca);
-	free(c.log);
-	free(c.type);
 	return status;
 }

@@ -10,12 +10,14 @@ struct open_inode {
 	uint64_t ino;
 	unsigned refs;
 	uint64_t version;
+	struct open_attr attr;
 	struct open_inode *next;
 };
 
 struct open_files {
-	pthread_mutex_t lock; /* protects the table and every open_inode */
+	pthread_mutex_t lock; /* protects everything below */
 	struct open_inode *table[N_BUCKETS];
+	struct open_file *handles; /* every handle not yet released */
 };
 
 struct open_files *openfiles_new(void)
@@ -31,14 +33,8 @@ void openfiles_free(struct open_files *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < N_BUCKETS; i++) {
-		while (t->table[i]) {
-			struct open_inode *oi = t->table[i];
-
-			t->table[i] = oi->next;
-			free(oi);
-		}
-	}
+	while (t->handles)
+		openfiles_release(t, t->handles);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -53,7 +49,8 @@ static struct open_inode **slot(struct open_files *t, uint64_t ino)
 }
 
 struct open_file *openfiles_open(struct open_files *t, uint64_t ino,
-				 uint64_t size, struct cfs_blocklist *blocks)
+				 const struct open_attr *attr,
+				 struct cfs_blocklist *blocks)
 {
 	struct open_file *fh = calloc(1, sizeof(*fh));
 	struct open_inode **p;
@@ -66,8 +63,13 @@ struct open_file *openfiles_open(struct open_files *t, uint64_t ino,
 		(*p)->ino = ino;
 	if (*p) {
 		(*p)->refs++;
+		(*p)->attr = *attr;
 		fh->inode = *p;
 		fh->version = (*p)->version;
+		fh->next = t->handles;
+		if (t->handles)
+			t->handles->prev = fh;
+		t->handles = fh;
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (!fh->inode) {
@@ -75,7 +77,7 @@ struct open_file *openfiles_open(struct open_files *t, uint64_t ino,
 		return NULL;
 	}
 	fh->ino = ino;
-	fh->size = size;
+	fh->size = attr->size;
 	fh->blocks = *blocks;
 	*blocks = (struct cfs_blocklist){ 0 };
 	pthread_mutex_init(&fh->lock, NULL);
@@ -85,6 +87,12 @@ struct open_file *openfiles_open(struct open_files *t, uint64_t ino,
 void openfiles_release(struct open_files *t, struct open_file *fh)
 {
 	pthread_mutex_lock(&t->lock);
+	if (fh->prev)
+		fh->prev->next = fh->next;
+	else
+		t->handles = fh->next;
+	if (fh->next)
+		fh->next->prev = fh->prev;
 	if (--fh->inode->refs == 0) {
 		struct open_inode **p = slot(t, fh->ino);
 
@@ -95,6 +103,26 @@ void openfiles_release(struct open_files *t, struct open_file *fh)
 	cfs_blocklist_release(&fh->blocks);
 	pthread_mutex_destroy(&fh->lock);
 	free(fh);
+}
+
+bool openfiles_attr(struct open_files *t, uint64_t ino, struct open_attr *attr)
+{
+	struct open_inode *oi;
+
+	pthread_mutex_lock(&t->lock);
+	oi = *slot(t, ino);
+	if (oi)
+		*attr = oi->attr;
+	pthread_mutex_unlock(&t->lock);
+	return oi != NULL;
+}
+
+void openfiles_set_attr(struct open_files *t, struct open_file *fh,
+			const struct open_attr *attr)
+{
+	pthread_mutex_lock(&t->lock);
+	fh->inode->attr = *attr;
+	pthread_mutex_unlock(&t->lock);
 }
 
 uint64_t openfiles_version(struct open_files *t, const struct open_file *fh)

@@ -149,6 +149,23 @@ static int get_entry(struct fs *fs, fuse_ino_t ino, struct cfs_sql **db,
 	return 0;
 }
 
+/* The attributes of an open file whose entry is gone: it was deleted
+ * elsewhere, and an unlinked file has no link left. */
+static int open_file_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
+{
+	struct open_attr a;
+	struct mirror_entry e = { .ino = ino, .kind = CFS_KIND_FILE };
+
+	if (!openfiles_attr(fs->open, ino, &a))
+		return ENOENT;
+	e.size = a.size;
+	e.mode = a.mode;
+	e.mtime_ns = a.mtime_ns;
+	fill_stat(fs, &e, st);
+	st->st_nlink = 0;
+	return 0;
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -159,14 +176,17 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	int eno = get_entry(fs, ino, &db, &e);
 
 	(void)fi;
-	if (eno) {
-		fuse_reply_err(req, eno);
-		return;
+	if (eno == ENOENT)
+		eno = open_file_stat(fs, ino, &st);
+	else if (eno == 0) {
+		cache_db_release(fs->cache, db);
+		fill_stat(fs, &e, &st);
+		mirror_entry_release(&e);
 	}
-	cache_db_release(fs->cache, db);
-	fill_stat(fs, &e, &st);
-	mirror_entry_release(&e);
-	fuse_reply_attr(req, &st, CACHE_TIMEOUT_S);
+	if (eno)
+		fuse_reply_err(req, eno);
+	else
+		fuse_reply_attr(req, &st, CACHE_TIMEOUT_S);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -292,8 +312,14 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 	reply_readdir(req, ino, size, off, true);
 }
 
+static struct open_attr attr_of(const struct mirror_entry *e)
+{
+	return (struct open_attr){ e->size, e->mode, e->mtime_ns };
+}
+
 static int do_open(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct open_attr attr;
 	struct mirror_entry e;
 	struct open_file *fh;
 	struct cfs_sql *db;
@@ -309,7 +335,8 @@ static int do_open(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 		mirror_entry_release(&e);
 		return EISDIR;
 	}
-	fh = openfiles_open(fs->open, ino, e.size, &e.blocks);
+	attr = attr_of(&e);
+	fh = openfiles_open(fs->open, ino, &attr, &e.blocks);
 	mirror_entry_release(&e);
 	if (!fh)
 		return ENOMEM;
@@ -350,6 +377,9 @@ static void refresh(struct fs *fs, struct open_file *fh)
 	if (get_entry(fs, fh->ino, &db, &e) == 0) {
 		cache_db_release(fs->cache, db);
 		if (e.kind == CFS_KIND_FILE) {
+			struct open_attr attr = attr_of(&e);
+
+			openfiles_set_attr(fs->open, fh, &attr);
 			cfs_blocklist_release(&fh->blocks);
 			fh->blocks = e.blocks;
 			e.blocks = (struct cfs_blocklist){ 0 };

@@ -14,10 +14,10 @@
 
 struct remote_conn {
 	const struct remote *r;
+	CURLM *multi; /* drives curl, so another thread can wake a call */
 	CURL *curl;
 	struct curl_slist *headers;
 	struct cfs_buf answer;
-	const bool *stop;
 };
 
 enum cfs_err remote_init(struct remote *r, const char *url, const char *token,
@@ -76,12 +76,13 @@ struct remote_conn *remote_conn_new(const struct remote *r)
 	if (!c)
 		return NULL;
 	c->r = r;
+	c->multi = curl_multi_init();
 	c->curl = curl_easy_init();
 	c->headers = remote_block_headers(r);
 	if (c->headers)
 		c->headers = curl_slist_append(
 			c->headers, "Content-Type: application/json");
-	if (!c->curl || !c->headers) {
+	if (!c->multi || !c->curl || !c->headers) {
 		remote_conn_free(c);
 		return NULL;
 	}
@@ -94,9 +95,15 @@ void remote_conn_free(struct remote_conn *c)
 	if (!c)
 		return;
 	curl_easy_cleanup(c->curl);
+	curl_multi_cleanup(c->multi);
 	curl_slist_free_all(c->headers);
 	cfs_buf_release(&c->answer);
 	free(c);
+}
+
+void remote_conn_wake(struct remote_conn *c)
+{
+	curl_multi_wakeup(c->multi);
 }
 
 static size_t on_answer(char *data, size_t size, size_t n, void *arg)
@@ -104,15 +111,6 @@ static size_t on_answer(char *data, size_t size, size_t n, void *arg)
 	struct remote_conn *c = arg;
 
 	return cfs_buf_append(&c->answer, data, size * n) ? 0 : size * n;
-}
-
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
-		       curl_off_t ultotal, curl_off_t ulnow)
-{
-	struct remote_conn *c = arg;
-
-	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	return c->stop && __atomic_load_n(c->stop, __ATOMIC_RELAXED);
 }
 
 enum cfs_err remote_http_error(const char *what, long status, const char *body,
@@ -136,15 +134,43 @@ enum cfs_err remote_http_error(const char *what, long status, const char *body,
 	return rc;
 }
 
+/* Runs the prepared request to its end, or until *stop turns true. */
+static CURLcode transfer(struct remote_conn *c, const bool *stop)
+{
+	CURLcode cc = CURLE_OK;
+	struct CURLMsg *msg;
+	int running = 1, left;
+
+	curl_multi_add_handle(c->multi, c->curl);
+	while (running) {
+		if (curl_multi_perform(c->multi, &running) != CURLM_OK) {
+			cc = CURLE_FAILED_INIT;
+			break;
+		}
+		if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) {
+			cc = CURLE_ABORTED_BY_CALLBACK;
+			break;
+		}
+		if (running)
+			curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+	}
+	while ((msg = curl_multi_info_read(c->multi, &left)))
+		if (msg->msg == CURLMSG_DONE && cc == CURLE_OK)
+			cc = msg->data.result;
+	curl_multi_remove_handle(c->multi, c->curl);
+	return cc;
+}
+
 static enum cfs_err perform(struct remote_conn *c, const char *what,
-			    json_t **out, struct cfs_error *err)
+			    const bool *stop, json_t **out,
+			    struct cfs_error *err)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	long status = 0;
 	CURLcode cc;
 
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
-	cc = curl_easy_perform(c->curl);
+	cc = transfer(c, stop);
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
 	if (cc == CURLE_ABORTED_BY_CALLBACK)
 		return cfs_fail(err, CFS_ERR_UNREACHABLE, "%s: stopped", what);
@@ -182,7 +208,6 @@ enum cfs_err remote_call(struct remote_conn *c, const char *method,
 	if (body && !(text = json_dumps(body, JSON_COMPACT)))
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	cfs_buf_release(&c->answer);
-	c->stop = stop;
 	curl_easy_reset(c->curl);
 	set_common(c->curl, c->r);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
@@ -199,15 +224,12 @@ enum cfs_err remote_call(struct remote_conn *c, const char *method,
 		curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPIDLE, 10L);
 		curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPINTVL, 5L);
 	}
-	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
 	if (text) {
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE,
 				 (long)strlen(text));
 	}
-	rc = perform(c, what, out, err);
+	rc = perform(c, what, stop, out, err);
 	free(text);
 	return rc;
 }

@@ -32,6 +32,7 @@
 
 struct sync {
 	struct fs *fs;
+	struct remote_conn *conn;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* stop, for the backoff's sleep */
@@ -359,15 +360,11 @@ static void nap(struct sync *s, unsigned ms)
 static void *sync_thread(void *arg)
 {
 	struct sync *s = arg;
-	struct remote_conn *conn = remote_conn_new(&s->fs->remote);
+	struct remote_conn *conn = s->conn;
 	unsigned backoff = 0,
 		 seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)s;
 	struct cfs_error err;
 
-	if (!conn) {
-		cfs_log_error("cannot start the sync thread: out of memory");
-		return NULL;
-	}
 	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
 		enum cfs_err rc = sync_catch_up(s->fs, conn, &s->stop, &err);
 
@@ -390,7 +387,6 @@ static void *sync_thread(void *arg)
 		 * lockstep after an outage. */
 		nap(s, backoff / 2 + (unsigned)rand_r(&seed) % (backoff + 1));
 	}
-	remote_conn_free(conn);
 	return NULL;
 }
 
@@ -401,9 +397,11 @@ struct sync *sync_start(struct fs *fs)
 	if (!s)
 		return NULL;
 	s->fs = fs;
+	s->conn = remote_conn_new(&fs->remote);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
-	if (pthread_create(&s->thread, NULL, sync_thread, s)) {
+	if (!s->conn || pthread_create(&s->thread, NULL, sync_thread, s)) {
+		remote_conn_free(s->conn);
 		pthread_cond_destroy(&s->wake);
 		pthread_mutex_destroy(&s->lock);
 		free(s);
@@ -420,7 +418,9 @@ void sync_stop(struct sync *s)
 	__atomic_store_n(&s->stop, true, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&s->wake);
 	pthread_mutex_unlock(&s->lock);
+	remote_conn_wake(s->conn);
 	pthread_join(s->thread, NULL);
+	remote_conn_free(s->conn);
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

@@ -13,17 +13,26 @@
 #define FS_OPENFILE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cloudfs/block.h"
 
 struct open_inode;
 
+/* The attributes of an open file, kept for fstat after a remote delete. */
+struct open_attr {
+	uint64_t size;
+	uint32_t mode;
+	int64_t mtime_ns;
+};
+
 struct open_file {
 	uint64_t ino;
 	struct open_inode *inode;
-	pthread_mutex_t lock; /* protects what follows */
-	uint64_t version;     /* of size and blocks */
+	struct open_file *next, *prev; /* all handles: the table's */
+	pthread_mutex_t lock;	       /* protects what follows */
+	uint64_t version;	       /* of size and blocks */
 	uint64_t size;
 	struct cfs_blocklist blocks;
 	uint64_t last_off, last_end; /* the previous read, for readahead */
@@ -33,12 +42,23 @@ struct open_file {
 struct open_files;
 
 struct open_files *openfiles_new(void);
+
+/* Frees the table and the handles the kernel never released (a mount
+ * ended by a signal). */
 void openfiles_free(struct open_files *t);
 
-/* A new handle on ino holding size and blocks (taken over). */
+/* A new handle on ino with attr and blocks (taken over). */
 struct open_file *openfiles_open(struct open_files *t, uint64_t ino,
-				 uint64_t size, struct cfs_blocklist *blocks);
+				 const struct open_attr *attr,
+				 struct cfs_blocklist *blocks);
 void openfiles_release(struct open_files *t, struct open_file *fh);
+
+/* The last known attributes of ino, if a handle is open on it. */
+bool openfiles_attr(struct open_files *t, uint64_t ino, struct open_attr *attr);
+
+/* Records ino's new attributes (fh->lock held, after a reload). */
+void openfiles_set_attr(struct open_files *t, struct open_file *fh,
+			const struct open_attr *attr);
 
 /* The current version of fh's inode (compare with fh->version). */
 uint64_t openfiles_version(struct open_files *t, const struct open_file *fh);

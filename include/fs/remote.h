@@ -39,13 +39,16 @@ struct remote_conn;
 struct remote_conn *remote_conn_new(const struct remote *r);
 void remote_conn_free(struct remote_conn *c);
 
+/* Makes a call running on c look at its stop flag now (any thread). */
+void remote_conn_wake(struct remote_conn *c);
+
 /*
  * Sends METHOD path with an optional JSON body and returns the answer's
  * JSON object in *out (the caller's).  With max_s 0 the request gives up
  * once the transfer stalls for timeout_s; otherwise it may stay silent
  * (a long poll) and gives up after max_s seconds in all.  Either way it
- * stops as soon as *stop turns true (checked about once a second; stop
- * may be NULL).
+ * stops when *stop is true and remote_conn_wake() is called, or within a
+ * second of *stop turning true (stop may be NULL).
  */
 enum cfs_err remote_call(struct remote_conn *c, const char *method,
 			 const char *path, json_t *body, unsigned max_s,
