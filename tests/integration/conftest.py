@@ -1,4 +1,34 @@
+"""Fixtures every integration suite shares: a real cloudfsd and its users."""
+
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
+
+from cfs_server import Server  # noqa: E402
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A running cloudfsd on an empty data directory; stopped (and checked
+    for a clean exit) after the test, unless the test stopped it."""
+    s = Server(tmp_path / "data", tmp_path / "cloudfsd.log").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def alice(server):
+    return server.user("alice")
+
+
+@pytest.fixture
+def bob(server):
+    return server.user("bob")
+
+
+@pytest.fixture
+def carol(server):
+    return server.user("carol")
