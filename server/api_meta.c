@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cloudfs/clock.h"
 #include "cloudfs/json.h"
 #include "cloudfs/log.h"
 #include "cloudfs/path.h"
@@ -164,14 +165,6 @@ enum cfs_err api_list(struct api_req *req, struct api_resp *resp,
 			 err);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static enum cfs_err op_path(json_t *o, const char *key, const char **out,
 			    struct cfs_error *err)
 {
@@ -208,7 +201,7 @@ static enum cfs_err op_attrs(json_t *o, struct meta_op *op, int64_t mode,
 	int64_t v;
 	enum cfs_err rc;
 
-	rc = cfs_json_int_opt(o, "mtime_ns", INT64_MIN, INT64_MAX, now_ns(),
+	rc = cfs_json_int_opt(o, "mtime_ns", INT64_MIN, INT64_MAX, cfs_now_ns(),
 			      &op->mtime_ns, err);
 	if (rc == CFS_OK && op->type != META_OP_SYMLINK)
 		rc = cfs_json_int_opt(o, "mode", 0, 07777, mode, &mode, err);

@@ -13,15 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cloudfs/clock.h"
 #include "meta_sqlite.h"
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Member of ns, and ns is a shared folder (not somebody's root). */
 static enum cfs_err shared_member(struct sq_conn *c, const struct meta_user *u,
@@ -276,7 +269,7 @@ static enum cfs_err mount_for(struct sq_conn *c, const struct meta_user *u,
 		return rc;
 	n.kind = CFS_KIND_MOUNT;
 	n.mode = 0755;
-	n.mtime_ns = now_ns();
+	n.mtime_ns = cfs_now_ns();
 	n.mount_ns = ns;
 	rc = sq_journal_put(c, invitee->root_ns, u->id, &n, err);
 	if (rc == CFS_OK)

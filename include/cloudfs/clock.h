@@ -1,0 +1,13 @@
+/* The two clocks cloudfs reads. */
+#ifndef CLOUDFS_CLOCK_H
+#define CLOUDFS_CLOCK_H
+
+#include <stdint.h>
+
+/* Wall-clock time in nanoseconds since the Unix epoch (mtimes). */
+int64_t cfs_now_ns(void);
+
+/* Monotonic time in milliseconds (deadlines and delays). */
+uint64_t cfs_monotonic_ms(void);
+
+#endif
