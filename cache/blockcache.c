@@ -49,9 +49,9 @@ void blockcache_tmp_discard(struct cache *c, int fd, const char *name)
 	unlinkat(c->tmp_fd, name, 0);
 }
 
-enum cfs_err blockcache_store(struct cache *c, int fd, const char *name,
-			      const struct cfs_block_id *id, uint32_t size,
-			      struct cfs_error *err)
+enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
+			      const char *name, const struct cfs_block_id *id,
+			      uint32_t size, struct cfs_error *err)
 {
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1], dir[3], path[68];
 	struct cfs_sql *db;
@@ -64,13 +64,14 @@ enum cfs_err blockcache_store(struct cache *c, int fd, const char *name,
 	 * absent, never a renamed but empty file served as verified. */
 	if (fsync(fd) ||
 	    (mkdirat(c->blocks_fd, dir, 0700) && errno != EEXIST) ||
-	    renameat(c->tmp_fd, name, c->blocks_fd, path)) {
+	    renameat(dirfd, name, c->blocks_fd, path)) {
 		rc = cfs_fail(err,
 			      errno == ENOSPC ? CFS_ERR_STORAGE_FULL
 					      : CFS_ERR_INTERNAL,
 			      "cannot store block %s in '%s': %s", hex, c->path,
 			      strerror(errno));
-		blockcache_tmp_discard(c, fd, name);
+		close(fd);
+		unlinkat(dirfd, name, 0);
 		return rc;
 	}
 	close(fd);
@@ -84,4 +85,11 @@ enum cfs_err blockcache_store(struct cache *c, int fd, const char *name,
 			  (int64_t)size, (int64_t)time(NULL));
 	cache_db_release(c, db);
 	return rc;
+}
+
+enum cfs_err blockcache_store(struct cache *c, int fd, const char *name,
+			      const struct cfs_block_id *id, uint32_t size,
+			      struct cfs_error *err)
+{
+	return blockcache_adopt(c, c->tmp_fd, fd, name, id, size, err);
 }

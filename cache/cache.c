@@ -4,10 +4,17 @@
  *
  *	info(key, value)             'url' and 'root_ns' the cache belongs to
  *	namespaces(ns, cursor, listed, mount_ino)
- *	entries(ino, ns, node, parent, name, kind, ..., jid)   the mirror
+ *	entries(ino, ns, node, parent, name, kind, ..., jid, pending)
+ *	                             the mirror: what the kernel is shown
+ *	shadow(ino, parent, name, kind, ..., jid, refused)
+ *	                             the server's state of entries with local
+ *	                             changes not yet confirmed (pending > 0)
+ *	ops(seq, ord, ino, ns, type, path, ...)
+ *	                             the queue of journal operations to send
  *	blocks(id, size, stored)     the block files present
  *
- * The mirror's invariants are in cache/mirror.c.
+ * The mirror's invariants are in cache/mirror.c, the local changes' in
+ * cache/local.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,11 +41,28 @@ static const char schema[] =
 	" ns INTEGER NOT NULL, node INTEGER NOT NULL, parent INTEGER NOT NULL,"
 	" name TEXT NOT NULL, kind INTEGER NOT NULL, size INTEGER NOT NULL,"
 	" mtime_ns INTEGER NOT NULL, mode INTEGER NOT NULL, blocks BLOB,"
-	" target TEXT, mount_ns INTEGER, jid INTEGER NOT NULL);"
+	" target TEXT, mount_ns INTEGER, jid INTEGER NOT NULL,"
+	" pending INTEGER NOT NULL DEFAULT 0);"
 	"CREATE UNIQUE INDEX entries_by_node ON entries(ns, node);"
 	"CREATE INDEX entries_by_name ON entries(ns, parent, name);"
 	/* (ns, parent) with the rowid behind: readdir in inode order. */
 	"CREATE INDEX entries_by_parent ON entries(ns, parent);"
+	"CREATE TABLE shadow(ino INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
+	" name TEXT NOT NULL, kind INTEGER NOT NULL, size INTEGER NOT NULL,"
+	" mtime_ns INTEGER NOT NULL, mode INTEGER NOT NULL, blocks BLOB,"
+	" target TEXT, mount_ns INTEGER, jid INTEGER NOT NULL,"
+	" refused INTEGER NOT NULL DEFAULT 0);"
+	/* ord: the order of sending; an operation that must come first
+	 * (a folder to create again) goes between two others. */
+	"CREATE TABLE ops(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" ord REAL NOT NULL, ino INTEGER NOT NULL, ns INTEGER NOT NULL,"
+	" type INTEGER NOT NULL, kind INTEGER NOT NULL,"
+	" path TEXT NOT NULL, to_path TEXT,"
+	" size INTEGER, mtime_ns INTEGER, mode INTEGER, blocks BLOB,"
+	" target TEXT, replace INTEGER NOT NULL DEFAULT 0,"
+	" tries INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX ops_by_ord ON ops(ord);"
+	"CREATE INDEX ops_by_ino ON ops(ino);"
 	"CREATE TABLE blocks(id BLOB PRIMARY KEY, size INTEGER NOT NULL,"
 	" stored INTEGER NOT NULL) WITHOUT ROWID;";
 
@@ -62,16 +86,19 @@ static int make_dirs(const char *dir)
 	return 0;
 }
 
+/* A private subdirectory, created if missing: a descriptor, or -1 with
+ * errno set. */
 static int open_subdir(int dirfd, const char *name)
 {
 	if (mkdirat(dirfd, name, 0700) && errno != EEXIST)
-		return -errno;
+		return -1;
 	return openat(dirfd, name,
 		      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-/* Fetches that were in flight when the last mount stopped are garbage. */
-static void empty_tmp(int fd)
+/* What the last mount left in flight is garbage: fetches not finished,
+ * writes never committed. */
+static void empty_dir(int fd)
 {
 	int dup_fd = dup(fd);
 	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
@@ -198,29 +225,33 @@ enum cfs_err cache_open(const char *dir, struct cache **out,
 
 	if (!c)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	c->dirfd = c->blocks_fd = c->tmp_fd = c->lock_fd = -1;
+	c->dirfd = c->blocks_fd = c->tmp_fd = c->dirty_fd = c->lock_fd = -1;
 	snprintf(c->path, sizeof(c->path), "%s", dir);
-	snprintf(db_path, sizeof(db_path), "%s/cache.db", dir);
-	/* NORMAL: a crash keeps cache.db consistent; a power cut may lose
-	 * its last transactions, which the next mount fetches again. */
-	cfs_sql_pool_init(&c->db, db_path, "cache index", "NORMAL",
-			  sizeof(struct cfs_sql));
 	rc = open_dir(c, dir, err);
+	/* Absolute: a daemonized mount runs from "/". */
+	if (rc == CFS_OK && !realpath(dir, c->path))
+		rc = cfs_fail(err, CFS_ERR_INTERNAL,
+			      "cannot resolve cache directory '%s': %s", dir,
+			      strerror(errno));
+	snprintf(db_path, sizeof(db_path), "%s/cache.db", c->path);
+	/* FULL: the queue of local changes is what fsync promises. */
+	cfs_sql_pool_init(&c->db, db_path, "cache index", "FULL",
+			  sizeof(struct cfs_sql));
 	if (rc == CFS_OK)
 		rc = lock_dir(c, err);
 	if (rc == CFS_OK) {
 		c->blocks_fd = open_subdir(c->dirfd, "blocks");
 		c->tmp_fd = open_subdir(c->dirfd, "tmp");
-		if (c->blocks_fd < 0 || c->tmp_fd < 0)
+		c->dirty_fd = open_subdir(c->dirfd, "dirty");
+		if (c->blocks_fd < 0 || c->tmp_fd < 0 || c->dirty_fd < 0)
 			rc = cfs_fail(
 				err, CFS_ERR_INTERNAL,
-				"cannot open '%s/blocks' or '%s/tmp': %s", dir,
-				dir,
-				strerror(-(c->blocks_fd < 0 ? c->blocks_fd
-							    : c->tmp_fd)));
+				"cannot open '%s/blocks', '%s/tmp' or '%s/dirty': %s",
+				dir, dir, dir, strerror(errno));
 	}
 	if (rc == CFS_OK) {
-		empty_tmp(c->tmp_fd);
+		empty_dir(c->tmp_fd);
+		empty_dir(c->dirty_fd);
 		cache_note_pid(c);
 		rc = schema_init(c, err);
 	}

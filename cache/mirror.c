@@ -1,5 +1,5 @@
 /*
- * The mirror (cache/mirror.h).
+ * The mirror (cache/mirror.h) and the rows beneath it (cache/rows.h).
  *
  * Invariants:
  *  1. entries holds at most one row per (ns, node); its ino is assigned at
@@ -11,31 +11,27 @@
  *     1) and one per MOUNT entry of the root namespace (mount_ino: that
  *     entry).  Forgetting a namespace deletes its rows from both tables.
  *  4. A deleted directory's row is removed with its whole subtree, since
- *     the server sends one row for the directory alone.
+ *     the server sends one row for the directory alone; entries of the
+ *     subtree with local changes are kept, with the folders that lead to
+ *     them, as entries the server does not have (cache/local.c).
  *  5. While a listing is paged, a name may briefly be held by two rows of
  *     one directory (the server's order is by JID, not by name); lookups
  *     take the newer.  The mirror converges once listed up to a head.
  *  6. A node whose kind changes (a file replaced by a symlink, a folder
  *     shared and turned into a mount) gets a new inode: the kernel cannot
  *     change an inode's type, nor drop a folder's cached subtree otherwise.
+ *  7. An entry with local changes not yet confirmed (pending > 0) shows its
+ *     local state; what the server says of it goes to its shadow row, and
+ *     comes to the entry once the changes are settled (cache/local.c).
+ *  8. A row's JID never goes back: a listed state older than the one the
+ *     entry has (the uploader records what it committed) is stale.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "cache/mirror.h"
-
-#define ENTRY_COLS                                                         \
-	"ino, ns, node, parent, name, kind, size, mtime_ns, mode, blocks," \
-	" target, mount_ns, jid"
-
-/* The descendants of node ?2 in namespace ?1, as a prefix of SQL. */
-#define SUBTREE_CTE                                               \
-	"WITH RECURSIVE sub(node) AS ("                           \
-	" SELECT node FROM entries WHERE ns = ?1 AND parent = ?2" \
-	" UNION ALL SELECT e.node FROM entries e JOIN sub"        \
-	"  ON e.ns = ?1 AND e.parent = sub.node) "
+#include "cache/rows.h"
 
 void mirror_entry_release(struct mirror_entry *e)
 {
@@ -60,6 +56,7 @@ static enum cfs_err entry_from_row(sqlite3_stmt *st, struct mirror_entry *e,
 		.mode = (uint32_t)sqlite3_column_int(st, 8),
 		.mount_ns = sqlite3_column_int64(st, 11),
 		.jid = sqlite3_column_int64(st, 12),
+		.pending = sqlite3_column_int64(st, 13),
 	};
 	snprintf(e->name, sizeof(e->name), "%s",
 		 (const char *)sqlite3_column_text(st, 4));
@@ -76,10 +73,8 @@ static enum cfs_err entry_from_row(sqlite3_stmt *st, struct mirror_entry *e,
 	return CFS_OK;
 }
 
-/* Steps a statement selecting ENTRY_COLS; NOT_FOUND (no message) when no
- * row comes. */
-static enum cfs_err entry_step(struct cfs_sql *db, sqlite3_stmt *st,
-			       struct mirror_entry *e, struct cfs_error *err)
+enum cfs_err rows_step(struct cfs_sql *db, sqlite3_stmt *st,
+		       struct mirror_entry *e, struct cfs_error *err)
 {
 	enum cfs_err rc;
 	bool row;
@@ -95,28 +90,39 @@ static enum cfs_err entry_step(struct cfs_sql *db, sqlite3_stmt *st,
 enum cfs_err mirror_get(struct cfs_sql *db, uint64_t ino,
 			struct mirror_entry *e, struct cfs_error *err)
 {
-	enum cfs_err rc =
-		entry_step(db,
-			   cfs_sql_stmt(db,
-					"SELECT " ENTRY_COLS
-					" FROM entries WHERE ino = ?1",
-					err, "i", (int64_t)ino),
-			   e, err);
+	enum cfs_err rc = rows_step(
+		db,
+		cfs_sql_stmt(db,
+			     "SELECT " ROWS_ENTRY_COLS
+			     " FROM entries WHERE ino = ?1 AND kind != 0",
+			     err, "i", (int64_t)ino),
+		e, err);
 
 	if (rc == CFS_ERR_NOT_FOUND)
 		cfs_fail(err, rc, "no inode %llu", (unsigned long long)ino);
 	return rc;
 }
 
-static enum cfs_err by_node(struct cfs_sql *db, int64_t ns, int64_t node,
-			    struct mirror_entry *e, struct cfs_error *err)
+enum cfs_err rows_by_node(struct cfs_sql *db, int64_t ns, int64_t node,
+			  struct mirror_entry *e, struct cfs_error *err)
 {
-	return entry_step(db,
-			  cfs_sql_stmt(db,
-				       "SELECT " ENTRY_COLS " FROM entries"
-				       " WHERE ns = ?1 AND node = ?2",
-				       err, "ii", ns, node),
-			  e, err);
+	return rows_step(db,
+			 cfs_sql_stmt(db,
+				      "SELECT " ROWS_ENTRY_COLS " FROM entries"
+				      " WHERE ns = ?1 AND node = ?2",
+				      err, "ii", ns, node),
+			 e, err);
+}
+
+enum cfs_err rows_by_ino(struct cfs_sql *db, uint64_t ino,
+			 struct mirror_entry *e, struct cfs_error *err)
+{
+	return rows_step(db,
+			 cfs_sql_stmt(db,
+				      "SELECT " ROWS_ENTRY_COLS
+				      " FROM entries WHERE ino = ?1",
+				      err, "i", (int64_t)ino),
+			 e, err);
 }
 
 /* Where the children of directory entry dir live: (ns, parent node). */
@@ -132,24 +138,33 @@ static bool dir_key(const struct mirror_entry *dir, int64_t *ns, int64_t *node)
 	return dir->kind == CFS_KIND_DIR;
 }
 
+enum cfs_err rows_dir_key(const struct mirror_entry *dir, int64_t *ns,
+			  int64_t *node, struct cfs_error *err)
+{
+	if (!dir_key(dir, ns, node))
+		return cfs_fail(err, CFS_ERR_NOT_DIR,
+				"inode %llu is not a directory",
+				(unsigned long long)dir->ino);
+	return CFS_OK;
+}
+
 enum cfs_err mirror_lookup(struct cfs_sql *db, const struct mirror_entry *dir,
 			   const char *name, struct mirror_entry *e,
 			   struct cfs_error *err)
 {
 	int64_t ns, node;
-	enum cfs_err rc;
+	enum cfs_err rc = rows_dir_key(dir, &ns, &node, err);
 
-	if (!dir_key(dir, &ns, &node))
-		return cfs_fail(err, CFS_ERR_NOT_DIR,
-				"inode %llu is not a directory",
-				(unsigned long long)dir->ino);
-	rc = entry_step(db,
-			cfs_sql_stmt(db,
-				     "SELECT " ENTRY_COLS " FROM entries"
-				     " WHERE ns = ?1 AND parent = ?2"
-				     " AND name = ?3 ORDER BY jid DESC LIMIT 1",
-				     err, "iit", ns, node, name),
-			e, err);
+	if (rc)
+		return rc;
+	rc = rows_step(db,
+		       cfs_sql_stmt(db,
+				    "SELECT " ROWS_ENTRY_COLS " FROM entries"
+				    " WHERE ns = ?1 AND parent = ?2"
+				    " AND name = ?3 AND kind != 0"
+				    " ORDER BY jid DESC LIMIT 1",
+				    err, "iit", ns, node, name),
+		       e, err);
 	if (rc == CFS_ERR_NOT_FOUND)
 		cfs_fail(err, rc, "no entry '%s' in inode %llu", name,
 			 (unsigned long long)dir->ino);
@@ -162,21 +177,21 @@ enum cfs_err mirror_readdir(struct cfs_sql *db, const struct mirror_entry *dir,
 {
 	int64_t ns, node;
 	sqlite3_stmt *st;
-	enum cfs_err rc = CFS_OK;
+	enum cfs_err rc = rows_dir_key(dir, &ns, &node, err);
 	bool more = true;
 
-	if (!dir_key(dir, &ns, &node))
-		return cfs_fail(err, CFS_ERR_NOT_DIR,
-				"inode %llu is not a directory",
-				(unsigned long long)dir->ino);
+	if (rc)
+		return rc;
 	st = cfs_sql_stmt(db,
-			  "SELECT " ENTRY_COLS " FROM entries WHERE ns = ?1"
-			  " AND parent = ?2 AND ino > ?3 ORDER BY ino",
+			  "SELECT " ROWS_ENTRY_COLS
+			  " FROM entries WHERE ns = ?1"
+			  " AND parent = ?2 AND ino > ?3 AND kind != 0"
+			  " ORDER BY ino",
 			  err, "iii", ns, node, (int64_t)after);
 	while (more && rc == CFS_OK) {
 		struct mirror_entry e;
 
-		rc = entry_step(db, st, &e, err);
+		rc = rows_step(db, st, &e, err);
 		if (rc == CFS_ERR_NOT_FOUND)
 			return CFS_OK;
 		if (rc == CFS_OK) {
@@ -191,8 +206,9 @@ enum cfs_err mirror_parent(struct cfs_sql *db, const struct mirror_entry *e,
 			   uint64_t *ino, struct cfs_error *err)
 {
 	sqlite3_stmt *st;
+	int64_t v;
+	bool found;
 	enum cfs_err rc;
-	bool row;
 
 	if (e->ino == MIRROR_ROOT_INO) {
 		*ino = MIRROR_ROOT_INO;
@@ -207,47 +223,81 @@ enum cfs_err mirror_parent(struct cfs_sql *db, const struct mirror_entry *e,
 				  "SELECT ino FROM entries WHERE ns = ?1"
 				  " AND node = ?2",
 				  err, "ii", e->ns, e->parent);
-	rc = st ? cfs_sql_step(db, st, &row, err) : err->code;
-	if (rc == CFS_OK && !row)
+	rc = cfs_sql_int64(db, st, &v, &found, err);
+	if (rc == CFS_OK && !found)
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
 			      "the parent of inode %llu is not in the mirror",
 			      (unsigned long long)e->ino);
 	if (rc == CFS_OK)
-		*ino = (uint64_t)sqlite3_column_int64(st, 0);
+		*ino = (uint64_t)v;
+	return rc;
+}
+
+/* Names from e up to (not including) stop_at_ns_root or the mount root,
+ * joined with '/'. */
+static enum cfs_err path_of(struct cfs_sql *db, const struct mirror_entry *e,
+			    bool within_ns, char **path, struct cfs_error *err)
+{
+	char buf[CFS_PATH_MAX + 1];
+	size_t start = sizeof(buf) - 1;
+	struct mirror_entry cur = { .ino = e->ino,
+				    .ns = e->ns,
+				    .parent = e->parent };
+	enum cfs_err rc = CFS_OK;
+
+	snprintf(cur.name, sizeof(cur.name), "%s", e->name);
+	buf[start] = '\0';
+	for (int depth = 0; cur.ino != MIRROR_ROOT_INO; depth++) {
+		size_t len = strlen(cur.name);
+		uint64_t parent;
+
+		if (len + 1 > start || depth > CFS_PATH_MAX / 2) {
+			rc = cfs_fail(err, CFS_ERR_BAD_PATH,
+				      "the path of inode %llu is too long",
+				      (unsigned long long)e->ino);
+			break;
+		}
+		if (start < sizeof(buf) - 1)
+			buf[--start] = '/';
+		start -= len;
+		memcpy(buf + start, cur.name, len);
+		if (within_ns && cur.parent == 0)
+			break;
+		rc = mirror_parent(db, &cur, &parent, err);
+		mirror_entry_release(&cur);
+		if (rc == CFS_OK)
+			rc = mirror_get(db, parent, &cur, err);
+		if (rc)
+			break;
+	}
+	mirror_entry_release(&cur);
+	*path = rc ? NULL : strdup(buf + start);
+	if (rc == CFS_OK && !*path)
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	return rc;
 }
 
 enum cfs_err mirror_path(struct cfs_sql *db, uint64_t ino, char **path,
 			 struct cfs_error *err)
 {
-	char buf[CFS_PATH_MAX + 1];
-	size_t start = sizeof(buf) - 1;
-	enum cfs_err rc = CFS_OK;
+	struct mirror_entry e;
+	enum cfs_err rc;
 
-	buf[start] = '\0';
-	for (int depth = 0; ino != MIRROR_ROOT_INO && rc == CFS_OK; depth++) {
-		struct mirror_entry e;
-		size_t len;
-
-		rc = mirror_get(db, ino, &e, err);
-		if (rc)
-			break;
-		len = strlen(e.name);
-		if (len + 1 > start || depth > CFS_PATH_MAX / 2) {
-			mirror_entry_release(&e);
-			break; /* a message only needs the path's end */
-		}
-		if (start < sizeof(buf) - 1)
-			buf[--start] = '/';
-		start -= len;
-		memcpy(buf + start, e.name, len);
-		rc = mirror_parent(db, &e, &ino, err);
-		mirror_entry_release(&e);
-	}
-	*path = rc ? NULL : strdup(buf + start);
-	if (rc == CFS_OK && !*path)
-		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	if (ino == MIRROR_ROOT_INO)
+		return (*path = strdup("")) ? CFS_OK
+					    : cfs_fail(err, CFS_ERR_INTERNAL,
+						       "out of memory");
+	rc = mirror_get(db, ino, &e, err);
+	if (rc == CFS_OK)
+		rc = path_of(db, &e, false, path, err);
+	mirror_entry_release(&e);
 	return rc;
+}
+
+enum cfs_err rows_ns_path(struct cfs_sql *db, const struct mirror_entry *e,
+			  char **path, struct cfs_error *err)
+{
+	return path_of(db, e, true, path, err);
 }
 
 enum cfs_err mirror_namespaces(struct cfs_sql *db, struct mirror_ns **list,
@@ -317,9 +367,8 @@ void mirror_changes_release(struct mirror_changes *ch)
 	*ch = (struct mirror_changes){ 0 };
 }
 
-static enum cfs_err note(struct mirror_changes *ch, uint64_t ino,
-			 uint64_t parent, const char *name,
-			 struct cfs_error *err)
+enum cfs_err rows_note(struct mirror_changes *ch, uint64_t ino, uint64_t parent,
+		       const char *name, struct cfs_error *err)
 {
 	if (ch->n == ch->cap) {
 		size_t cap = ch->cap ? 2 * ch->cap : 64;
@@ -337,9 +386,39 @@ static enum cfs_err note(struct mirror_changes *ch, uint64_t ino,
 	return CFS_OK;
 }
 
+bool rows_same_content(const struct mirror_entry *a,
+		       const struct mirror_entry *b)
+{
+	return a->kind == b->kind && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns && a->mode == b->mode &&
+	       a->mount_ns == b->mount_ns &&
+	       cfs_blocklist_equal(&a->blocks, &b->blocks) &&
+	       (a->target == b->target ||
+		(a->target && b->target && strcmp(a->target, b->target) == 0));
+}
+
+enum cfs_err rows_note_change(struct cfs_sql *db,
+			      const struct mirror_entry *old,
+			      const struct mirror_entry *e,
+			      struct mirror_changes *ch, struct cfs_error *err)
+{
+	uint64_t parent_ino = 0;
+	enum cfs_err rc = mirror_parent(db, old, &parent_ino, err);
+
+	if (rc == CFS_ERR_NOT_FOUND)
+		rc = CFS_OK; /* an orphan: the kernel never saw it */
+	if (rc == CFS_OK && parent_ino &&
+	    (e->kind != old->kind || old->parent != e->parent ||
+	     strcmp(old->name, e->name) != 0))
+		rc = rows_note(ch, old->ino, parent_ino, old->name, err);
+	if (rc == CFS_OK && !rows_same_content(old, e))
+		rc = rows_note(ch, old->ino, 0, NULL, err);
+	return rc;
+}
+
 /* Invariant 3: a namespace goes with its mount. */
-static enum cfs_err forget_ns(struct cfs_sql *db, int64_t ns,
-			      struct cfs_error *err)
+enum cfs_err rows_forget_ns(struct cfs_sql *db, int64_t ns,
+			    struct cfs_error *err)
 {
 	enum cfs_err rc;
 
@@ -351,11 +430,144 @@ static enum cfs_err forget_ns(struct cfs_sql *db, int64_t ns,
 	return rc;
 }
 
-/* Invariant 4: removes the descendants of node, and forgets the shared
- * namespaces mounted among them. */
-static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
-				 struct cfs_error *err)
+enum cfs_err rows_set_node(struct cfs_sql *db, uint64_t ino, int64_t ns,
+			   int64_t old_node, int64_t node,
+			   struct cfs_error *err)
 {
+	enum cfs_err rc;
+
+	rc = cfs_sql_exec(db, "UPDATE entries SET node = ?2 WHERE ino = ?1",
+			  err, "ii", (int64_t)ino, node);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db,
+				  "UPDATE entries SET parent = ?3"
+				  " WHERE ns = ?1 AND parent = ?2",
+				  err, "iii", ns, old_node, node);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db,
+			"UPDATE shadow SET parent = ?3 WHERE parent = ?2"
+			" AND ino IN (SELECT ino FROM entries"
+			" WHERE ns = ?1)",
+			err, "iii", ns, old_node, node);
+	return rc;
+}
+
+/* A small set of inode numbers, for the rare subtree walks below. */
+struct ino_set {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static bool ino_set_has(const struct ino_set *set, uint64_t ino)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (set->v[i] == ino)
+			return true;
+	return false;
+}
+
+static enum cfs_err ino_set_add(struct ino_set *set, uint64_t ino,
+				struct cfs_error *err)
+{
+	if (set->n == set->cap) {
+		void *p = realloc(set->v, (set->cap = 2 * set->cap + 16) *
+						  sizeof(set->v[0]));
+
+		if (!p)
+			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		set->v = p;
+	}
+	set->v[set->n++] = ino;
+	return CFS_OK;
+}
+
+/* The inodes selected by st (first column) into set. */
+static enum cfs_err ino_set_fill(struct cfs_sql *db, sqlite3_stmt *st,
+				 struct ino_set *set, struct cfs_error *err)
+{
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	bool row = true;
+
+	while (rc == CFS_OK &&
+	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row)
+		rc = ino_set_add(set, (uint64_t)sqlite3_column_int64(st, 0),
+				 err);
+	return rc;
+}
+
+/*
+ * Invariant 4: of a deleted folder's subtree (below node top), the
+ * entries to keep: those with local changes and the folders on their way
+ * up to top.
+ */
+static enum cfs_err subtree_keep(struct cfs_sql *db, int64_t ns, int64_t top,
+				 struct ino_set *keep, struct cfs_error *err)
+{
+	struct ino_set dirty = { 0 };
+	enum cfs_err rc =
+		ino_set_fill(db,
+			     cfs_sql_stmt(db,
+					  ROWS_SUBTREE_CTE
+					  "SELECT e.ino FROM entries e JOIN sub"
+					  " ON e.ns = ?1 AND e.node = sub.node"
+					  " WHERE e.pending > 0",
+					  err, "ii", ns, top),
+			     &dirty, err);
+
+	for (size_t i = 0; rc == CFS_OK && i < dirty.n; i++) {
+		uint64_t ino = dirty.v[i];
+
+		while (rc == CFS_OK && !ino_set_has(keep, ino)) {
+			struct mirror_entry e;
+
+			rc = ino_set_add(keep, ino, err);
+			if (rc == CFS_OK)
+				rc = rows_step(
+					db,
+					cfs_sql_stmt(db,
+						     "SELECT " ROWS_ENTRY_COLS
+						     " FROM entries"
+						     " WHERE ino = ?1",
+						     err, "i", (int64_t)ino),
+					&e, err);
+			if (rc)
+				break;
+			if (e.parent != top)
+				rc = mirror_parent(db, &e, &ino, err);
+			mirror_entry_release(&e);
+			if (e.parent == top)
+				break;
+		}
+	}
+	free(dirty.v);
+	return rc;
+}
+
+/* The folders kept of a deleted subtree are no longer on the server: they
+ * take node ids of their own until they are created again. */
+enum cfs_err rows_localize(struct cfs_sql *db, uint64_t ino,
+			   struct cfs_error *err)
+{
+	struct mirror_entry e = { 0 };
+	enum cfs_err rc = rows_by_ino(db, ino, &e, err);
+
+	if (rc == CFS_OK && e.node > 0)
+		rc = rows_set_node(db, ino, e.ns, e.node, -(int64_t)ino, err);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db,
+				  "UPDATE entries SET jid = 0 WHERE ino = ?1",
+				  err, "i", (int64_t)ino);
+	mirror_entry_release(&e);
+	return rc;
+}
+
+/* Invariant 4: removes the descendants of node, forgets the shared
+ * namespaces mounted among them; *kept tells whether some stay. */
+static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
+				 bool *kept, struct cfs_error *err)
+{
+	struct ino_set keep = { 0 }, all = { 0 };
 	sqlite3_stmt *st;
 	enum cfs_err rc = CFS_OK;
 	bool row = true;
@@ -363,80 +575,154 @@ static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
 	/* One mount at a time: forgetting it changes what st reads. */
 	while (rc == CFS_OK && row) {
 		st = cfs_sql_stmt(db,
-				  SUBTREE_CTE "SELECT e.mount_ns FROM entries e"
-					      " JOIN sub ON e.ns = ?1"
-					      " AND e.node = sub.node"
-					      " WHERE e.kind = 4 LIMIT 1",
+				  ROWS_SUBTREE_CTE
+				  "SELECT e.mount_ns FROM entries e"
+				  " JOIN sub ON e.ns = ?1"
+				  " AND e.node = sub.node"
+				  " WHERE e.kind = 4 LIMIT 1",
 				  err, "ii", ns, node);
 		rc = st ? cfs_sql_step(db, st, &row, err) : err->code;
 		if (rc == CFS_OK && row)
-			rc = forget_ns(db, sqlite3_column_int64(st, 0), err);
+			rc = rows_forget_ns(db, sqlite3_column_int64(st, 0),
+					    err);
 	}
 	if (rc == CFS_OK)
+		rc = subtree_keep(db, ns, node, &keep, err);
+	*kept = keep.n > 0;
+	if (rc == CFS_OK && !*kept)
 		rc = cfs_sql_exec(
 			db,
 			"DELETE FROM entries WHERE ns = ?1 AND node IN"
-			" (" SUBTREE_CTE "SELECT node FROM sub)",
+			" (" ROWS_SUBTREE_CTE "SELECT node FROM sub)",
 			err, "ii", ns, node);
+	/* Rare: local changes in a folder deleted elsewhere. */
+	if (rc == CFS_OK && *kept)
+		rc = ino_set_fill(
+			db,
+			cfs_sql_stmt(db,
+				     ROWS_SUBTREE_CTE
+				     "SELECT e.ino FROM entries e JOIN sub"
+				     " ON e.ns = ?1 AND e.node = sub.node",
+				     err, "ii", ns, node),
+			&all, err);
+	for (size_t i = 0; rc == CFS_OK && i < all.n; i++)
+		rc = ino_set_has(&keep, all.v[i])
+			     ? CFS_OK
+			     : rows_delete(db, all.v[i], err);
+	for (size_t i = 0; rc == CFS_OK && i < keep.n; i++)
+		rc = rows_localize(db, keep.v[i], err);
+	free(keep.v);
+	free(all.v);
 	return rc;
 }
 
-/* Removes what existing held before it becomes e (or goes). */
-static enum cfs_err drop_contents(struct cfs_sql *db,
-				  const struct mirror_entry *old,
-				  const struct mirror_entry *e,
-				  struct cfs_error *err)
-{
-	if (old->kind == CFS_KIND_DIR && e->kind != CFS_KIND_DIR)
-		return drop_subtree(db, old->ns, old->node, err);
-	if (old->kind == CFS_KIND_MOUNT &&
-	    (e->kind != CFS_KIND_MOUNT || e->mount_ns != old->mount_ns))
-		return forget_ns(db, old->mount_ns, err);
-	return CFS_OK;
-}
-
-static bool same_content(const struct mirror_entry *a,
-			 const struct mirror_entry *b)
-{
-	return a->kind == b->kind && a->size == b->size &&
-	       a->mtime_ns == b->mtime_ns && a->mode == b->mode &&
-	       a->mount_ns == b->mount_ns &&
-	       cfs_blocklist_equal(&a->blocks, &b->blocks) &&
-	       (a->target == b->target ||
-		(a->target && b->target && strcmp(a->target, b->target) == 0));
-}
-
-static enum cfs_err write_entry(struct cfs_sql *db, uint64_t ino,
-				const struct mirror_entry *e,
+enum cfs_err rows_drop_contents(struct cfs_sql *db,
+				const struct mirror_entry *old,
+				const struct mirror_entry *e, bool *kept,
 				struct cfs_error *err)
 {
-	size_t blocks_len = e->blocks.n * CFS_BLOCK_ID_LEN;
+	enum cfs_err rc = CFS_OK;
 
-	if (ino)
+	*kept = false;
+	if (old->kind == CFS_KIND_DIR && e->kind != CFS_KIND_DIR)
+		rc = drop_subtree(db, old->ns, old->node, kept, err);
+	if (rc == CFS_OK && *kept)
+		rc = rows_localize(db, old->ino, err);
+	if (rc == CFS_OK && old->kind == CFS_KIND_MOUNT &&
+	    (e->kind != CFS_KIND_MOUNT || e->mount_ns != old->mount_ns))
+		rc = rows_forget_ns(db, old->mount_ns, err);
+	return rc;
+}
+
+enum cfs_err rows_write(struct cfs_sql *db, uint64_t *ino,
+			const struct mirror_entry *e, struct cfs_error *err)
+{
+	size_t blocks_len = e->blocks.n * CFS_BLOCK_ID_LEN;
+	enum cfs_err rc;
+
+	if (*ino)
 		return cfs_sql_exec(
 			db,
 			"UPDATE entries SET parent = ?2, name = ?3, kind = ?4,"
 			" size = ?5, mtime_ns = ?6, mode = ?7, blocks = ?8,"
 			" target = ?9, mount_ns = ?10, jid = ?11 WHERE ino = ?1",
-			err, "iitiiiibtIi", (int64_t)ino, e->parent, e->name,
+			err, "iitiiiibtIi", (int64_t)*ino, e->parent, e->name,
 			(int64_t)e->kind, (int64_t)e->size, e->mtime_ns,
 			(int64_t)e->mode, (const void *)e->blocks.ids,
 			blocks_len, e->target, e->mount_ns, e->jid);
-	return cfs_sql_exec(db,
-			    "INSERT INTO entries(ns, node, parent, name, kind,"
-			    " size, mtime_ns, mode, blocks, target, mount_ns,"
-			    " jid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-			    " ?10, ?11, ?12)",
-			    err, "iiitiiiibtIi", e->ns, e->node, e->parent,
-			    e->name, (int64_t)e->kind, (int64_t)e->size,
-			    e->mtime_ns, (int64_t)e->mode,
-			    (const void *)e->blocks.ids, blocks_len, e->target,
-			    e->mount_ns, e->jid);
+	rc = cfs_sql_exec(db,
+			  "INSERT INTO entries(ns, node, parent, name, kind,"
+			  " size, mtime_ns, mode, blocks, target, mount_ns,"
+			  " jid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+			  " ?10, ?11, ?12)",
+			  err, "iiitiiiibtIi", e->ns, e->node, e->parent,
+			  e->name, (int64_t)e->kind, (int64_t)e->size,
+			  e->mtime_ns, (int64_t)e->mode,
+			  (const void *)e->blocks.ids, blocks_len, e->target,
+			  e->mount_ns, e->jid);
+	if (rc == CFS_OK)
+		*ino = (uint64_t)sqlite3_last_insert_rowid(db->db);
+	return rc;
 }
 
-static enum cfs_err follow_mount(struct cfs_sql *db, uint64_t ino,
-				 const struct mirror_entry *e,
-				 struct cfs_error *err)
+enum cfs_err rows_delete(struct cfs_sql *db, uint64_t ino,
+			 struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_exec(db, "DELETE FROM entries WHERE ino = ?1",
+				       err, "i", (int64_t)ino);
+
+	return rc ? rc : rows_shadow_delete(db, ino, err);
+}
+
+enum cfs_err rows_shadow_get(struct cfs_sql *db, uint64_t ino,
+			     struct mirror_entry *e, struct cfs_error *err)
+{
+	/* The entry's identity, the shadow's state. */
+	return rows_step(
+		db,
+		cfs_sql_stmt(
+			db,
+			"SELECT e.ino, e.ns, e.node, s.parent, s.name, s.kind,"
+			" s.size, s.mtime_ns, s.mode, s.blocks, s.target,"
+			" s.mount_ns, s.jid, e.pending FROM shadow s"
+			" JOIN entries e ON e.ino = s.ino WHERE s.ino = ?1",
+			err, "i", (int64_t)ino),
+		e, err);
+}
+
+enum cfs_err rows_shadow_put(struct cfs_sql *db, uint64_t ino,
+			     const struct mirror_entry *e,
+			     struct cfs_error *err)
+{
+	/* refused stays: it belongs to the local changes, not the state. */
+	return cfs_sql_exec(
+		db,
+		"INSERT INTO shadow(ino, parent, name, kind, size,"
+		" mtime_ns, mode, blocks, target, mount_ns, jid)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+		" ?11) ON CONFLICT(ino) DO UPDATE SET"
+		" parent = excluded.parent, name = excluded.name,"
+		" kind = excluded.kind, size = excluded.size,"
+		" mtime_ns = excluded.mtime_ns,"
+		" mode = excluded.mode, blocks = excluded.blocks,"
+		" target = excluded.target,"
+		" mount_ns = excluded.mount_ns, jid = excluded.jid",
+		err, "iitiiiibtIi", (int64_t)ino, e->parent, e->name,
+		(int64_t)e->kind, (int64_t)e->size, e->mtime_ns,
+		(int64_t)e->mode, (const void *)e->blocks.ids,
+		e->blocks.n * CFS_BLOCK_ID_LEN, e->target, e->mount_ns, e->jid);
+}
+
+enum cfs_err rows_shadow_delete(struct cfs_sql *db, uint64_t ino,
+				struct cfs_error *err)
+{
+	return cfs_sql_exec(db, "DELETE FROM shadow WHERE ino = ?1", err, "i",
+			    (int64_t)ino);
+}
+
+enum cfs_err rows_follow_mount(struct cfs_sql *db, uint64_t ino,
+			       const struct mirror_entry *e,
+			       struct cfs_error *err)
 {
 	return cfs_sql_exec(db,
 			    "INSERT OR REPLACE INTO namespaces(ns, mount_ino)"
@@ -444,50 +730,73 @@ static enum cfs_err follow_mount(struct cfs_sql *db, uint64_t ino,
 			    err, "ii", e->mount_ns, (int64_t)ino);
 }
 
-/* Applies one listed entry e (of namespace ns). */
+enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
+			 const struct mirror_entry *e,
+			 struct mirror_changes *ch, struct cfs_error *err)
+{
+	bool replaced = e->kind != old->kind, kept = false;
+	bool new_mount = e->kind == CFS_KIND_MOUNT &&
+			 (replaced || old->mount_ns != e->mount_ns);
+	uint64_t ino = replaced ? 0 : old->ino;
+	enum cfs_err rc = rows_note_change(db, old, e, ch, err);
+
+	if (rc == CFS_OK)
+		rc = rows_drop_contents(db, old, e, &kept, err);
+	if (rc == CFS_OK && kept)
+		return CFS_OK; /* kept for its local changes (invariant 4) */
+	if (rc == CFS_OK && (replaced || e->kind == CFS_KIND_DELETED))
+		rc = rows_delete(db, old->ino, err);
+	if (rc || e->kind == CFS_KIND_DELETED)
+		return rc;
+	rc = rows_write(db, &ino, e, err);
+	if (rc == CFS_OK && new_mount)
+		rc = rows_follow_mount(db, ino, e, err);
+	return rc;
+}
+
+/* Invariant 7: a listed state of an entry with local changes. */
+static enum cfs_err apply_shadow(struct cfs_sql *db,
+				 const struct mirror_entry *old,
+				 const struct mirror_entry *e,
+				 struct cfs_error *err)
+{
+	struct mirror_entry s;
+	enum cfs_err rc = rows_shadow_get(db, old->ino, &s, err);
+
+	if (rc == CFS_OK && e->jid <= s.jid) {
+		mirror_entry_release(&s);
+		return CFS_OK; /* invariant 8 */
+	}
+	if (rc == CFS_OK)
+		mirror_entry_release(&s);
+	return rc && rc != CFS_ERR_NOT_FOUND
+		       ? rc
+		       : rows_shadow_put(db, old->ino, e, err);
+}
+
 /* Applies one listed entry e (of namespace ns). */
 static enum cfs_err apply_one(struct cfs_sql *db, const struct mirror_entry *e,
 			      struct mirror_changes *ch, struct cfs_error *err)
 {
 	struct mirror_entry old;
-	uint64_t parent_ino = 0, ino = 0;
-	bool new_mount = e->kind == CFS_KIND_MOUNT, replaced;
-	enum cfs_err rc = by_node(db, e->ns, e->node, &old, err);
+	uint64_t ino = 0;
+	enum cfs_err rc = rows_by_node(db, e->ns, e->node, &old, err);
 
 	if (rc == CFS_ERR_NOT_FOUND) {
 		if (e->kind == CFS_KIND_DELETED)
 			return CFS_OK;
-	} else if (rc) {
+		rc = rows_write(db, &ino, e, err);
+		if (rc == CFS_OK && e->kind == CFS_KIND_MOUNT)
+			rc = rows_follow_mount(db, ino, e, err);
 		return rc;
-	} else {
-		/* Invariant 6: another kind is another inode. */
-		replaced = e->kind != old.kind;
-		ino = replaced ? 0 : old.ino;
-		rc = mirror_parent(db, &old, &parent_ino, err);
-		if (rc == CFS_ERR_NOT_FOUND)
-			rc = CFS_OK; /* an orphan: the kernel never saw it */
-		if (rc == CFS_OK && parent_ino &&
-		    (replaced || old.parent != e->parent ||
-		     strcmp(old.name, e->name) != 0))
-			rc = note(ch, old.ino, parent_ino, old.name, err);
-		if (rc == CFS_OK && !same_content(&old, e))
-			rc = note(ch, old.ino, 0, NULL, err);
-		if (rc == CFS_OK)
-			rc = drop_contents(db, &old, e, err);
-		if (rc == CFS_OK && replaced)
-			rc = cfs_sql_exec(db,
-					  "DELETE FROM entries WHERE ino = ?1",
-					  err, "i", (int64_t)old.ino);
-		new_mount &= replaced || old.mount_ns != e->mount_ns;
-		mirror_entry_release(&old);
-		if (rc || e->kind == CFS_KIND_DELETED)
-			return rc;
 	}
-	rc = write_entry(db, ino, e, err);
-	if (rc == CFS_OK && !ino)
-		ino = (uint64_t)sqlite3_last_insert_rowid(db->db);
-	if (rc == CFS_OK && new_mount)
-		rc = follow_mount(db, ino, e, err);
+	if (rc)
+		return rc;
+	if (old.pending > 0)
+		rc = apply_shadow(db, &old, e, err);
+	else if (e->jid > old.jid)
+		rc = rows_settle(db, &old, e, ch, err);
+	mirror_entry_release(&old);
 	return rc;
 }
 
@@ -516,7 +825,7 @@ enum cfs_err mirror_forget_ns(struct cfs_sql *db, int64_t ns,
 {
 	enum cfs_err rc = cfs_sql_script(db, "BEGIN IMMEDIATE", err);
 
-	rc = rc ? rc : forget_ns(db, ns, err);
+	rc = rc ? rc : rows_forget_ns(db, ns, err);
 	rc = rc ? rc : cfs_sql_script(db, "COMMIT", err);
 	if (rc)
 		sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);

@@ -116,6 +116,8 @@ static int bind_one(sqlite3_stmt *st, int i, char type, va_list *ap)
 		return v ? sqlite3_bind_int64(st, i, v)
 			 : sqlite3_bind_null(st, i);
 	}
+	case 'd':
+		return sqlite3_bind_double(st, i, va_arg(*ap, double));
 	case 't':
 		return sqlite3_bind_text(st, i, va_arg(*ap, const char *), -1,
 					 SQLITE_STATIC);

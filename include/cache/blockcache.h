@@ -26,6 +26,16 @@ enum cfs_err blockcache_store(struct cache *c, int fd, const char *name,
 			      const struct cfs_block_id *id, uint32_t size,
 			      struct cfs_error *err);
 
+/*
+ * Makes the file name of directory dirfd (complete, fd open on it) the
+ * cached copy of block id, whose hash the caller computed from its bytes:
+ * fsync'ed, renamed into place (or dropped when the block is cached
+ * already), indexed.  Consumes fd and the file either way.
+ */
+enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
+			      const char *name, const struct cfs_block_id *id,
+			      uint32_t size, struct cfs_error *err);
+
 /* Drops a temporary file. */
 void blockcache_tmp_discard(struct cache *c, int fd, const char *name);
 

@@ -6,6 +6,8 @@
  *	DIR/cache.db       SQLite (WAL): the mirror and the block index
  *	DIR/blocks/XX/ID   block files, each whole and verified
  *	DIR/tmp/           fetches in flight, emptied at open
+ *	DIR/dirty/         blocks of files being written, emptied at open
+ *	                   (what a crashed mount never committed)
  *
  * DIR is created 0700, must belong to the user, and is opened without
  * following symlinks; block files are reached relative to it.
@@ -22,6 +24,7 @@ struct cache {
 	int dirfd;
 	int blocks_fd;
 	int tmp_fd;
+	int dirty_fd;
 	int lock_fd;
 	char path[PATH_MAX];
 	struct cfs_sql_pool db;

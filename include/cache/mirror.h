@@ -24,9 +24,9 @@
 struct mirror_entry {
 	uint64_t ino; /* 0 for an entry not yet in the mirror */
 	int64_t ns;
-	int64_t node;
-	int64_t parent; /* node id in ns; 0 is the namespace's root */
-	int64_t jid;
+	int64_t node;	  /* < 0: not on the server (yet): -ino */
+	int64_t parent;	  /* node id in ns; 0 is the namespace's root */
+	int64_t jid;	  /* the server's version the entry shows or edits */
 	int64_t mount_ns; /* MOUNT entries: the shared namespace */
 	enum cfs_kind kind;
 	char name[CFS_NAME_MAX + 1];
@@ -35,6 +35,7 @@ struct mirror_entry {
 	uint32_t mode;
 	struct cfs_blocklist blocks; /* files; owned */
 	char *target;		     /* symlinks; owned */
+	int64_t pending;	     /* local changes not yet confirmed */
 };
 
 void mirror_entry_release(struct mirror_entry *e);

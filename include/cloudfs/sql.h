@@ -44,9 +44,9 @@ void cfs_sql_close(struct cfs_sql *c);
 
 /*
  * A cached, reset statement for the SQL literal sql, with parameters bound
- * from fmt: 'i' int64_t, 'I' int64_t with 0 bound as NULL, 't'
- * NUL-terminated text (NULL pointer: NULL), 's' text as a pointer and a
- * size_t, 'b' a blob as a pointer and a size_t (size 0: NULL), 'n' NULL.
+ * from fmt: 'i' int64_t, 'I' int64_t with 0 bound as NULL, 'd' double,
+ * 't' NUL-terminated text (NULL pointer: NULL), 's' text as a pointer and
+ * a size_t, 'b' a blob as a pointer and a size_t (size 0: NULL), 'n' NULL.
  * NULL (and *err set) on failure.
  */
 sqlite3_stmt *cfs_sql_stmt(struct cfs_sql *c, const char *sql,

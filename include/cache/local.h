@@ -1,0 +1,171 @@
+/*
+ * Local changes: what this mount does to its tree before the server
+ * knows, and the queue of journal operations that will tell it.
+ *
+ * Each change is one transaction: it changes the entries the kernel sees
+ * and queues the operation that repeats it on the server, so a crash
+ * leaves both or neither, and operations are sent in the order they were
+ * made.  The uploader (fs/upload.c) reads the queue in batches and reports
+ * each operation's fate: confirmed, refused, or to be tried again in
+ * another form (a conflicted copy, a file created anew, folders created
+ * again first).
+ *
+ * An entry with changes not yet confirmed has pending > 0 (an open write
+ * session counts as one) and a shadow row with the server's state.  When
+ * its last change is settled it shows the server's state again if that is
+ * newer than what it committed, or if one of its changes was refused.
+ */
+#ifndef CACHE_LOCAL_H
+#define CACHE_LOCAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache/mirror.h"
+
+enum queue_type {
+	QUEUE_FILE,
+	QUEUE_DIR,
+	QUEUE_SYMLINK,
+	QUEUE_DELETE,
+	QUEUE_MOVE,
+};
+
+/* One queued journal operation, as the uploader sends it. */
+struct queued_op {
+	int64_t seq;
+	uint64_t ino;
+	int64_t ns;
+	enum queue_type type;
+	enum cfs_kind kind; /* of the entry (what a DELETE deletes) */
+	char *path;	    /* within ns */
+	char *to;	    /* MOVE */
+	uint64_t size;
+	int64_t mtime_ns;
+	uint32_t mode;
+	struct cfs_blocklist blocks;
+	char *target;
+	bool replace;	  /* MOVE over an existing target */
+	int64_t base_jid; /* the entry's JID when read; -1: unchecked */
+	unsigned tries;
+};
+
+void queued_op_release(struct queued_op *op);
+
+/* A new entry: a file (whose write session the creation opens), a folder
+ * or a symlink. */
+struct local_new {
+	enum cfs_kind kind;
+	uint32_t mode;
+	int64_t mtime_ns;
+	const char *target;
+};
+
+/*
+ * Creates name in directory dir_ino (*out: the new entry).  NOT_FOUND,
+ * NOT_DIR for dir_ino; EXISTS when the name is taken; BAD_PATH for a name
+ * the protocol refuses.  A file is created with a write session open,
+ * which local_write_end() closes.
+ */
+enum cfs_err local_mknode(struct cfs_sql *db, uint64_t dir_ino,
+			  const char *name, const struct local_new *n,
+			  struct mirror_entry *out, struct cfs_error *err);
+
+/*
+ * Removes name from dir_ino: a folder when dir (rmdir), anything else
+ * otherwise (unlink).  NOT_FOUND, IS_DIR, NOT_DIR, NOT_EMPTY.  *ino gets
+ * the removed entry's inode.
+ */
+enum cfs_err local_remove(struct cfs_sql *db, uint64_t dir_ino,
+			  const char *name, bool dir, uint64_t *ino,
+			  struct cfs_error *err);
+
+/*
+ * Renames name of dir_ino to newname of newdir_ino, replacing a compatible
+ * target unless noreplace (then EXISTS).  CROSS_NS between namespaces;
+ * BAD_FIELD for a folder into itself; IS_DIR, NOT_DIR, NOT_EMPTY as
+ * rename(2).  ch gets what the kernel must drop.
+ */
+enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
+			  const char *name, uint64_t newdir_ino,
+			  const char *newname, bool noreplace,
+			  struct mirror_changes *ch, struct cfs_error *err);
+
+/*
+ * Sets the mode and/or mtime (NULL: unchanged) of ino.  In a write session
+ * the change goes with the session's commit; otherwise it is queued now.
+ * FORBIDDEN for a shared folder's mount.
+ */
+enum cfs_err local_setattr(struct cfs_sql *db, uint64_t ino,
+			   const uint32_t *mode, const int64_t *mtime_ns,
+			   bool in_session, struct cfs_error *err);
+
+/* Opens a write session on file ino: its content is about to change. */
+enum cfs_err local_write_begin(struct cfs_sql *db, uint64_t ino,
+			       struct cfs_error *err);
+
+/* What a write session leaves: the new content. */
+struct local_content {
+	uint64_t size;
+	const struct cfs_blocklist *blocks;
+	int64_t mtime_ns;
+};
+
+/*
+ * Closes a write session: with c, the file shows c and its commit is
+ * queued; without, nothing changed.  A file removed meanwhile commits
+ * nothing.
+ */
+enum cfs_err local_write_end(struct cfs_sql *db, uint64_t ino,
+			     const struct local_content *c,
+			     struct mirror_changes *ch, struct cfs_error *err);
+
+/* The queue. */
+
+/* How many operations wait. */
+enum cfs_err queue_length(struct cfs_sql *db, int64_t *n,
+			  struct cfs_error *err);
+
+/*
+ * The next batch, in order: at most max operations of one namespace, no
+ * entry twice (an entry's operation waits for the answer to its previous
+ * one).  *ops is malloc'd; release each, then free it.
+ */
+enum cfs_err queue_batch(struct cfs_sql *db, size_t max, struct queued_op **ops,
+			 size_t *n, struct cfs_error *err);
+
+/* op was committed as node at jid. */
+enum cfs_err local_confirm(struct cfs_sql *db, const struct queued_op *op,
+			   int64_t node, int64_t jid, struct mirror_changes *ch,
+			   struct cfs_error *err);
+
+/* op will never apply: the entry returns to the server's state. */
+enum cfs_err local_refuse(struct cfs_sql *db, const struct queued_op *op,
+			  struct mirror_changes *ch, struct cfs_error *err);
+
+/*
+ * op (a file or symlink) lost a race to a newer version on the server:
+ * its content becomes a new entry next to it, "NAME (conflicted copy
+ * YYYY-MM-DD).EXT" (a counter added when taken), queued as a new file;
+ * the entry takes the server's version.  *copy gets the new name.
+ */
+enum cfs_err local_conflicted_copy(struct cfs_sql *db,
+				   const struct queued_op *op,
+				   char copy[CFS_NAME_MAX + 1],
+				   struct mirror_changes *ch,
+				   struct cfs_error *err);
+
+/* op's entry is gone from the server: op will create it anew. */
+enum cfs_err local_rebase(struct cfs_sql *db, const struct queued_op *op,
+			  struct cfs_error *err);
+
+/* op's folders are gone from the server: queues their creation first. */
+enum cfs_err local_recreate_parents(struct cfs_sql *db,
+				    const struct queued_op *op,
+				    struct cfs_error *err);
+
+/* op failed for now: counts the try (for the uploader's patience). */
+enum cfs_err local_retry(struct cfs_sql *db, const struct queued_op *op,
+			 struct cfs_error *err);
+
+#endif
