@@ -30,6 +30,8 @@
 #include "cloudfs/proto.h"
 #include "config.h"
 #include "fs/fs.h"
+#include "fs/session.h"
+#include "fs/upload.h"
 
 #define EXIT_USAGE 2
 #define TOKEN_MAX  256
@@ -48,6 +50,8 @@ static const char usage[] =
 	"  -o readahead=N      blocks fetched ahead of a sequential reader\n"
 	"                      (default 8)\n"
 	"  -o parallel=N       block transfers at once (default 4)\n"
+	"  -o settle=SECONDS   from a written file's last close to its\n"
+	"                      commit (default 1)\n"
 	"  -o ca=FILE          CA certificates to verify an https server with\n"
 	"  -o log=FILE         log file once daemonized (default\n"
 	"                      CACHE/mount.log)\n"
@@ -64,6 +68,7 @@ static const char usage[] =
 struct cli {
 	char *token_file, *cache, *ca, *log, *type;
 	unsigned timeout, readahead, parallel;
+	double settle;
 	int foreground, debug, single, help, version;
 	char *url, *mountpoint;
 	int extra_operands;
@@ -84,6 +89,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("timeout=%u", timeout),
 	CLI_OPT("readahead=%u", readahead),
 	CLI_OPT("parallel=%u", parallel),
+	CLI_OPT("settle=%lf", settle),
 	CLI_OPT("-t %s", type),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -93,8 +99,7 @@ static const struct fuse_opt cli_opts[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
-	/* mount(8)'s own flags and fstab words: not for FUSE.  This
-	 * version mounts read-only whatever rw/ro says. */
+	/* mount(8)'s own flags and fstab words: not for FUSE. */
 	FUSE_OPT_KEY("-n", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("-v", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
@@ -105,8 +110,6 @@ static const struct fuse_opt cli_opts[] = {
 	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("rw", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_END,
 };
 
@@ -333,8 +336,7 @@ static struct fuse_session *new_session(struct cli *c, struct fuse_args *args,
 	/* The kernel checks permissions against the modes we report; the
 	 * fsname and subtype make it "URL on MOUNTPOINT type fuse.cloudfs". */
 	fail = !fsname ||
-	       fuse_opt_add_opt(&opts,
-				"ro,default_permissions,subtype=cloudfs") ||
+	       fuse_opt_add_opt(&opts, "default_permissions,subtype=cloudfs") ||
 	       fuse_opt_add_opt(&opts, fsname) ||
 	       fuse_opt_add_arg(args, "-o") || fuse_opt_add_arg(args, opts) ||
 	       (c->debug && fuse_opt_add_arg(args, "-d"));
@@ -378,9 +380,11 @@ static int serve(struct cli *c, struct fs *fs)
 	int rc;
 
 	fs->fetch = fetcher_new(&fs->remote, fs->cache, fs->opt.parallel);
-	fs->sync = fs->fetch ? sync_start(fs) : NULL;
+	fs->upload = fs->fetch ? uploader_start(fs) : NULL;
+	fs->sync = fs->upload ? sync_start(fs) : NULL;
 	if (!fs->sync) {
-		cfs_log_error("cannot start the fetcher and sync threads");
+		cfs_log_error(
+			"cannot start the fetcher, uploader and sync threads");
 		return -1;
 	}
 	cfs_log_info("mounted %s on '%s' (cache '%s')", c->url, c->mountpoint,
@@ -410,6 +414,7 @@ static int run(struct cli *c, struct fuse_args *args)
 			.timeout_s = c->timeout,
 			.readahead = c->readahead,
 			.parallel = c->parallel,
+			.settle_ms = (unsigned)(c->settle * 1000),
 		},
 		.uid = getuid(),
 		.gid = getgid(),
@@ -421,7 +426,8 @@ static int run(struct cli *c, struct fuse_args *args)
 		fprintf(stderr, "\n%s", usage);
 		return EXIT_USAGE;
 	}
-	if (prepare(c, &fs) ||
+	pthread_mutex_init(&fs.apply_lock, NULL);
+	if (prepare(c, &fs) || !(fs.sessions = sessions_new(&fs)) ||
 	    (!c->foreground && (log_fd = open_log(c, &fs)) < 0) ||
 	    mount_session(c, &fs))
 		goto out;
@@ -431,16 +437,24 @@ static int run(struct cli *c, struct fuse_args *args)
 		cache_note_pid(fs.cache);
 		status = serve(c, &fs) ? 1 : 0;
 	}
+	/* The order matters: the sync thread first, then every write
+	 * session committed and the queue sent while there is time (which
+	 * may fetch blocks), then the fetcher. */
 	sync_stop(fs.sync);
+	uploader_stop(fs.upload, c->timeout);
+	sessions_free(fs.sessions);
+	fs.sessions = NULL;
 	fetcher_free(fs.fetch);
 	fuse_session_unmount(fs.se);
 	fuse_remove_signal_handlers(fs.se);
 out:
+	sessions_free(fs.sessions);
 	fuse_session_destroy(fs.se);
 	if (log_fd >= 0)
 		close(log_fd);
 	openfiles_free(fs.open);
 	cache_close(fs.cache);
+	pthread_mutex_destroy(&fs.apply_lock);
 	return status;
 }
 
@@ -455,6 +469,8 @@ static const char *cli_problem(const struct cli *c)
 		return "-o token_file=FILE is required";
 	if (c->timeout == 0 || c->parallel == 0)
 		return "timeout and parallel must be at least 1";
+	if (c->settle < 0 || c->settle > 3600)
+		return "settle must be from 0 to 3600 seconds";
 	return NULL;
 }
 
@@ -472,7 +488,9 @@ static void cli_release(struct cli *c)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct cli c = { .timeout = 30, .readahead = 8, .parallel = 4 };
+	struct cli c = {
+		.timeout = 30, .readahead = 8, .parallel = 4, .settle = 1
+	};
 	const char *problem = NULL;
 	int status;
 

@@ -47,8 +47,7 @@ enum cfs_err remote_init(struct remote *r, const char *url, const char *token,
 	return CFS_OK;
 }
 
-/* Settings every handle shares: TLS, stall and connect timeouts. */
-static void set_common(CURL *curl, const struct remote *r)
+void remote_setup(const struct remote *r, CURL *curl)
 {
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)r->timeout_s);
@@ -209,7 +208,7 @@ enum cfs_err remote_call(struct remote_conn *c, const char *method,
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	cfs_buf_release(&c->answer);
 	curl_easy_reset(c->curl);
-	set_common(c->curl, c->r);
+	remote_setup(c->r, c->curl);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
@@ -245,7 +244,7 @@ CURL *remote_block_easy(const struct remote *r, const struct cfs_block_id *id,
 		return NULL;
 	cfs_block_id_to_hex(id, hex);
 	snprintf(url, sizeof(url), "%s/block/%s", r->url, hex);
-	set_common(curl, r);
+	remote_setup(r, curl);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write);

@@ -114,23 +114,22 @@ static enum cfs_err parse_entry(json_t *o, int64_t ns, int64_t head,
 	return rc;
 }
 
-/* Tells the kernel to drop what the applied page changed. */
-static void invalidate(struct fs *fs, const struct mirror_changes *ch)
+void fs_invalidate(struct fs *fs, const struct mirror_changes *ch)
 {
 	for (size_t i = 0; i < ch->n; i++) {
 		const struct mirror_inval *v = &ch->v[i];
 		int e;
 
-		if (v->name) {
+		if (!v->name)
+			openfiles_changed(fs->open, v->ino);
+		if (!fs->se)
+			continue; /* not mounted yet: the kernel has nothing */
+		if (v->name)
 			e = fuse_lowlevel_notify_inval_entry(
 				fs->se, v->parent, v->name, strlen(v->name));
-		} else {
-			openfiles_changed(fs->open, v->ino);
-			if (!fs->se)
-				continue;
+		else
 			e = fuse_lowlevel_notify_inval_inode(fs->se, v->ino, 0,
 							     0);
-		}
 		/* ENOENT: the kernel holds nothing of it. */
 		if (e && e != -ENOENT)
 			cfs_log_debug("cannot invalidate inode %llu: %s",
@@ -175,14 +174,18 @@ static enum cfs_err apply_page(struct fs *fs, int64_t ns, json_t *page,
 			n++;
 	}
 	if (rc == CFS_OK && (db = cache_db(fs->cache, err))) {
+		/* Not between an upload's commit and its settling (see
+		 * fs/upload.h). */
+		pthread_mutex_lock(&fs->apply_lock);
 		rc = mirror_apply(db, ns, entries, n, *cursor, !*more, &ch,
 				  err);
+		pthread_mutex_unlock(&fs->apply_lock);
 		cache_db_release(fs->cache, db);
 	} else if (rc == CFS_OK) {
 		rc = err->code;
 	}
 	if (rc == CFS_OK)
-		invalidate(fs, &ch);
+		fs_invalidate(fs, &ch);
 	*count += n;
 	mirror_changes_release(&ch);
 	for (i = 0; i < n; i++)

@@ -7,10 +7,12 @@
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
 #include "cache/cache.h"
+#include "cache/mirror.h"
 #include "fs/fetch.h"
 #include "fs/openfile.h"
 #include "fs/remote.h"
@@ -25,12 +27,15 @@ struct fs_options {
 	unsigned timeout_s; /* network: connect, stall, uncached read */
 	unsigned readahead; /* blocks fetched ahead of a sequential reader */
 	unsigned parallel;  /* block transfers at once */
+	unsigned settle_ms; /* from a written file's last close to its commit */
 	bool foreground;
 	bool debug;
 	bool single_thread;
 };
 
 struct sync;
+struct sessions;
+struct uploader;
 
 struct fs {
 	struct fs_options opt;
@@ -38,10 +43,15 @@ struct fs {
 	struct cache *cache;
 	struct fetcher *fetch;
 	struct open_files *open;
+	struct sessions *sessions;
+	struct uploader *upload;
 	struct sync *sync;
 	struct fuse_session *se; /* NULL until mounted */
 	uid_t uid;		 /* the owner of every entry */
 	gid_t gid;
+	/* Held by the sync thread applying a listing, and by the uploader
+	 * from a commit's request to its settling. */
+	pthread_mutex_t apply_lock;
 };
 
 /* The handlers the kernel calls (fs/ops.c). */
@@ -54,6 +64,10 @@ extern const struct fuse_lowlevel_ops fs_ops;
  */
 enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
 			   const bool *stop, struct cfs_error *err);
+
+/* Tells the kernel to drop what a change of the mirror made stale, and
+ * open handles of changed files to reload. */
+void fs_invalidate(struct fs *fs, const struct mirror_changes *ch);
 
 /* Starts the sync thread: long polls, catches up, reconnects with backoff. */
 struct sync *sync_start(struct fs *fs);

@@ -27,9 +27,12 @@ struct open_attr {
 	int64_t mtime_ns;
 };
 
+struct session;
+
 struct open_file {
 	uint64_t ino;
 	struct open_inode *inode;
+	struct session *session;       /* a writer's (fs/session.h) */
 	struct open_file *next, *prev; /* all handles: the table's */
 	pthread_mutex_t lock;	       /* protects what follows */
 	uint64_t version;	       /* of size and blocks */

@@ -64,6 +64,10 @@ CURL *remote_block_easy(const struct remote *r, const struct cfs_block_id *id,
 			void *arg);
 struct curl_slist *remote_block_headers(const struct remote *r);
 
+/* Applies what every request to r shares to an easy handle: TLS, the
+ * connect and stall timeouts, a large receive buffer. */
+void remote_setup(const struct remote *r, CURL *curl);
+
 /* The error of an HTTP answer that is not 200: its protocol code and
  * message when the body is the protocol's error object. */
 enum cfs_err remote_http_error(const char *what, long status, const char *body,

@@ -1,5 +1,5 @@
-"""This version mounts read-only: every change through the mount fails
-with EROFS, and nothing changes, in the mount or on the server."""
+"""A mount made with -o ro: every change through it fails with EROFS, and
+nothing changes, in the mount or on the server."""
 
 import errno
 import os
@@ -30,13 +30,14 @@ CHANGES = {
 
 @pytest.fixture(scope="module")
 def readonly(tmp_path_factory):
-    """One server and one mount of TREE for the module: nothing changes it."""
+    """One server and one read-only mount of TREE for the module: nothing
+    changes it."""
     d = tmp_path_factory.mktemp("readonly")
     server = Server(d / "data", d / "cloudfsd.log").start()
     alice = server.user("alice")
     put_tree(alice, alice.root_ns, TREE)
     with mounts(d) as mount:
-        yield alice, mount(alice)
+        yield alice, mount(alice, ro=None)
     server.stop()
 
 

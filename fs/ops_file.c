@@ -1,0 +1,325 @@
+/*
+ * File content: open, create, read, write, fsync, release (fs/ops.h).
+ *
+ * A handle opened for reading keeps the block list it reads
+ * (fs/openfile.h); one opened for writing also holds the file's write
+ * session (fs/session.h), which every read of the file then goes through,
+ * so a process always reads what was written.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/local.h"
+#include "cloudfs/clock.h"
+#include "cloudfs/log.h"
+#include "fs/ops.h"
+#include "fs/session.h"
+#include "fs/upload.h"
+
+static struct open_attr attr_of(const struct mirror_entry *e)
+{
+	return (struct open_attr){ e->size, e->mode, e->mtime_ns };
+}
+
+/* Brings fh's block list up to date if the file changed (fh->lock held). */
+static void refresh(struct fs *fs, struct open_file *fh)
+{
+	uint64_t version = openfiles_version(fs->open, fh);
+	struct mirror_entry e;
+	struct cfs_sql *db;
+
+	if (version == fh->version)
+		return;
+	if (ops_get(fs, fh->ino, &db, &e) == 0) {
+		cache_db_release(fs->cache, db);
+		if (e.kind == CFS_KIND_FILE) {
+			struct open_attr attr = attr_of(&e);
+
+			openfiles_set_attr(fs->open, fh, &attr);
+			cfs_blocklist_release(&fh->blocks);
+			fh->blocks = e.blocks;
+			e.blocks = (struct cfs_blocklist){ 0 };
+			fh->size = e.size;
+			fh->prefetched = 0;
+		}
+		mirror_entry_release(&e);
+	}
+	/* Deleted meanwhile: the handle keeps reading what it had. */
+	fh->version = version;
+}
+
+/*
+ * The part of fh that a read of size bytes at off needs, copied out under
+ * its lock, and the blocks a sequential reader will want next queued.
+ */
+struct read_plan {
+	uint64_t size;
+	uint64_t first, last; /* block indexes */
+	struct cfs_block_id *ids;
+};
+
+static int plan_read(struct fs *fs, struct open_file *fh, size_t size,
+		     off_t off, struct read_plan *p)
+{
+	uint64_t end, ahead_end;
+	bool sequential;
+
+	pthread_mutex_lock(&fh->lock);
+	refresh(fs, fh);
+	p->size = fh->size;
+	p->ids = NULL;
+	if ((uint64_t)off >= fh->size || size == 0) {
+		pthread_mutex_unlock(&fh->lock);
+		return 0;
+	}
+	end = (uint64_t)off + size < fh->size ? (uint64_t)off + size : fh->size;
+	p->first = (uint64_t)off / CFS_BLOCK_SIZE;
+	p->last = (end - 1) / CFS_BLOCK_SIZE;
+	p->ids = malloc((p->last - p->first + 1) * sizeof(p->ids[0]));
+	if (!p->ids) {
+		pthread_mutex_unlock(&fh->lock);
+		return ENOMEM;
+	}
+	memcpy(p->ids, &fh->blocks.ids[p->first],
+	       (p->last - p->first + 1) * sizeof(p->ids[0]));
+	sequential = (uint64_t)off >= fh->last_off &&
+		     (uint64_t)off <= fh->last_end + CFS_BLOCK_SIZE / 4;
+	fh->last_off = (uint64_t)off;
+	fh->last_end = end;
+	ahead_end = p->last + 1 + fs->opt.readahead;
+	if (ahead_end > fh->blocks.n)
+		ahead_end = fh->blocks.n;
+	if (fh->prefetched < p->last + 1)
+		fh->prefetched = p->last + 1;
+	for (; sequential && fh->prefetched < ahead_end; fh->prefetched++)
+		fetcher_prefetch(fs->fetch, &fh->blocks.ids[fh->prefetched],
+				 cfs_block_len(fh->size, fh->prefetched));
+	pthread_mutex_unlock(&fh->lock);
+	return 0;
+}
+
+static void log_read_error(struct fs *fs, fuse_ino_t ino, uint64_t index,
+			   const struct cfs_block_id *id,
+			   const struct cfs_error *err)
+{
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1], *path = NULL;
+	struct cfs_error perr;
+	int eno;
+	struct cfs_sql *db = ops_db(fs, &eno);
+
+	if (db) {
+		mirror_path(db, ino, &path, &perr);
+		cache_db_release(fs->cache, db);
+	}
+	cfs_block_id_to_hex(id, hex);
+	cfs_log_error("cannot read block %llu of '%s' (%s): %s",
+		      (unsigned long long)index, path ? path : "?", hex,
+		      err->msg);
+	free(path);
+}
+
+void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	      struct fuse_file_info *fi)
+{
+	struct fs *fs = ops_fs(req);
+	struct open_file *fh = (struct open_file *)fi->fh;
+	struct fuse_bufvec *bv = NULL;
+	struct read_plan p;
+	uint64_t pos = (uint64_t)off, n_bufs;
+	int eno;
+
+	/* A file being written reads what was written (fs/session.h). */
+	if (fs->sessions && session_read(fs->sessions, req, ino, size, off))
+		return;
+	eno = plan_read(fs, fh, size, off, &p);
+
+	if (eno || !p.ids) {
+		if (eno)
+			fuse_reply_err(req, eno);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	n_bufs = p.last - p.first + 1;
+	bv = calloc(1, sizeof(*bv) + n_bufs * sizeof(bv->buf[0]));
+	if (!bv) {
+		free(p.ids);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	bv->count = 0;
+	for (uint64_t b = p.first; b <= p.last; b++) {
+		uint64_t block_start = b * CFS_BLOCK_SIZE;
+		uint64_t end = block_start + cfs_block_len(p.size, b);
+		struct cfs_error err;
+		int fd;
+
+		if (end > (uint64_t)off + size)
+			end = (uint64_t)off + size;
+		fd = fetcher_open(fs->fetch, &p.ids[b - p.first],
+				  cfs_block_len(p.size, b),
+				  fs->opt.timeout_s * 1000, &err);
+		if (fd < 0) {
+			log_read_error(fs, ino, b, &p.ids[b - p.first], &err);
+			eno = EIO;
+			break;
+		}
+		bv->buf[bv->count++] = (struct fuse_buf){
+			.size = end - pos,
+			.flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK,
+			.fd = fd,
+			.pos = (off_t)(pos - block_start),
+		};
+		pos = end;
+	}
+	if (eno)
+		fuse_reply_err(req, eno);
+	else
+		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+	for (size_t i = 0; i < bv->count; i++)
+		close(bv->buf[i].fd);
+	free(bv);
+	free(p.ids);
+}
+
+/* A handle on file e (whose blocks it takes), with a write session when
+ * the file is written (new: the session local_mknode opened). */
+static int open_handle(struct fs *fs, struct mirror_entry *e, bool write,
+		       bool new, bool trunc, struct fuse_file_info *fi)
+{
+	struct open_attr attr = attr_of(e);
+	struct open_file *fh;
+	int eno = 0;
+
+	fh = openfiles_open(fs->open, e->ino, &attr, &e->blocks);
+	if (!fh)
+		return ENOMEM;
+	if (write)
+		eno = session_open(fs->sessions, e->ino, new, &fh->session);
+	if (!eno && trunc)
+		eno = session_truncate(fh->session, 0);
+	if (eno) {
+		if (fh->session)
+			session_release(fs->sessions, fh->session);
+		openfiles_release(fs->open, fh);
+		return eno;
+	}
+	fi->fh = (uintptr_t)fh;
+	/* Content changes reach the page cache through explicit
+	 * invalidation, and every handle follows them (fs/openfile.h). */
+	fi->keep_cache = 1;
+	return 0;
+}
+
+static int do_open(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
+	struct mirror_entry e;
+	struct cfs_sql *db;
+	int eno = ops_get(fs, ino, &db, &e);
+
+	if (eno)
+		return eno;
+	cache_db_release(fs->cache, db);
+	eno = e.kind == CFS_KIND_FILE
+		      ? open_handle(fs, &e, write || (fi->flags & O_TRUNC),
+				    false, write && (fi->flags & O_TRUNC), fi)
+		      : EISDIR;
+	mirror_entry_release(&e);
+	return eno;
+}
+
+void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int eno = do_open(ops_fs(req), ino, fi);
+
+	if (eno)
+		fuse_reply_err(req, eno);
+	else
+		fuse_reply_open(req, fi);
+}
+
+static int do_create(struct fs *fs, fuse_ino_t parent, const char *name,
+		     mode_t mode, struct fuse_file_info *fi,
+		     struct fuse_entry_param *ep)
+{
+	struct local_new n = { .kind = CFS_KIND_FILE,
+			       .mode = mode & 07777,
+			       .mtime_ns = cfs_now_ns() };
+	struct mirror_entry e;
+	struct cfs_error err;
+	enum cfs_err rc;
+	int eno;
+	struct cfs_sql *db = ops_db(fs, &eno);
+
+	if (!db)
+		return eno;
+	rc = local_mknode(db, parent, name, &n, &e, &err);
+	cache_db_release(fs->cache, db);
+	if (rc)
+		return ops_errno(rc, &err);
+	ops_entry(fs, &e, ep);
+	eno = open_handle(fs, &e, true, true, false, fi);
+	mirror_entry_release(&e);
+	return eno;
+}
+
+void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		mode_t mode, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param ep;
+	int eno = do_create(ops_fs(req), parent, name, mode, fi, &ep);
+
+	if (eno)
+		fuse_reply_err(req, eno);
+	else
+		fuse_reply_create(req, &ep, fi);
+}
+
+void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
+		   off_t off, struct fuse_file_info *fi)
+{
+	struct open_file *fh = (struct open_file *)fi->fh;
+	size_t written = 0;
+	int eno;
+
+	(void)ino;
+	eno = fh->session ? session_write(fh->session, bufv, off, &written)
+			  : EBADF;
+	if (eno)
+		fuse_reply_err(req, eno);
+	else
+		fuse_reply_write(req, written);
+}
+
+void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	       struct fuse_file_info *fi)
+{
+	struct fs *fs = ops_fs(req);
+	struct open_file *fh = (struct open_file *)fi->fh;
+	int eno = 0;
+
+	(void)ino, (void)datasync;
+	/* Durable in the queue (cache/local.h); the uploader sends it. */
+	if (fh->session)
+		eno = session_commit(fh->session);
+	uploader_wake(fs->upload);
+	fuse_reply_err(req, eno);
+}
+
+void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = ops_fs(req);
+	struct open_file *fh = (struct open_file *)fi->fh;
+
+	(void)ino;
+	if (fh->session) {
+		session_release(fs->sessions, fh->session);
+		uploader_wake(fs->upload);
+	}
+	openfiles_release(fs->open, fh);
+	fuse_reply_err(req, 0);
+}

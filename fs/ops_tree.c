@@ -1,0 +1,255 @@
+/*
+ * Changing the tree: mkdir, mknod, symlink, unlink, rmdir, rename, link,
+ * setattr (fs/ops.h).  Each change is made to the mirror and queued in one
+ * transaction (cache/local.h); the uploader sends it.
+ *
+ * POSIX behaviours a user should know: hard links are refused (EPERM), as
+ * are special files and changing the owner; RENAME_EXCHANGE is EINVAL;
+ * renaming across a shared folder's boundary is EXDEV.
+ */
+#include <errno.h>
+#include <linux/fs.h>
+#include <string.h>
+
+#include "cache/local.h"
+#include "cloudfs/clock.h"
+#include "fs/ops.h"
+#include "fs/session.h"
+#include "fs/upload.h"
+
+/* Creates name in parent; *ep describes it. */
+static int make(struct fs *fs, fuse_ino_t parent, const char *name,
+		const struct local_new *n, struct fuse_entry_param *ep)
+{
+	struct mirror_entry e;
+	struct cfs_error err;
+	enum cfs_err rc;
+	int eno;
+	struct cfs_sql *db = ops_db(fs, &eno);
+
+	if (!db)
+		return eno;
+	rc = local_mknode(db, parent, name, n, &e, &err);
+	cache_db_release(fs->cache, db);
+	if (rc)
+		return ops_errno(rc, &err);
+	ops_entry(fs, &e, ep);
+	mirror_entry_release(&e);
+	return 0;
+}
+
+static void reply_made(fuse_req_t req, int eno,
+		       const struct fuse_entry_param *ep)
+{
+	if (eno) {
+		fuse_reply_err(req, eno);
+		return;
+	}
+	uploader_wake(ops_fs(req)->upload);
+	fuse_reply_entry(req, ep);
+}
+
+void ops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct local_new n = { .kind = CFS_KIND_DIR,
+			       .mode = mode & 07777,
+			       .mtime_ns = cfs_now_ns() };
+	struct fuse_entry_param ep;
+
+	reply_made(req, make(ops_fs(req), parent, name, &n, &ep), &ep);
+}
+
+void ops_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		 const char *name)
+{
+	struct local_new n = { .kind = CFS_KIND_SYMLINK,
+			       .mode = 0777,
+			       .mtime_ns = cfs_now_ns(),
+			       .target = link };
+	struct fuse_entry_param ep;
+	int eno = strlen(link) > CFS_MAX_SYMLINK_TARGET
+			  ? ENAMETOOLONG
+			  : make(ops_fs(req), parent, name, &n, &ep);
+
+	reply_made(req, eno, &ep);
+}
+
+void ops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       dev_t rdev)
+{
+	struct local_new n = { .kind = CFS_KIND_FILE,
+			       .mode = mode & 07777,
+			       .mtime_ns = cfs_now_ns() };
+	struct fs *fs = ops_fs(req);
+	struct fuse_entry_param ep;
+	struct session *s;
+	int eno;
+
+	(void)rdev;
+	/* A cloud namespace holds no devices, fifos or sockets. */
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	eno = make(fs, parent, name, &n, &ep);
+	/* An empty file: its session (opened by the creation) commits it
+	 * after the settling delay, as for a closed file. */
+	if (!eno)
+		eno = session_open(fs->sessions, ep.ino, true, &s);
+	if (!eno)
+		session_release(fs->sessions, s);
+	reply_made(req, eno, &ep);
+}
+
+static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 bool dir)
+{
+	struct fs *fs = ops_fs(req);
+	struct cfs_error err;
+	uint64_t ino;
+	enum cfs_err rc;
+	int eno;
+	struct cfs_sql *db = ops_db(fs, &eno);
+
+	if (db) {
+		rc = local_remove(db, parent, name, dir, &ino, &err);
+		cache_db_release(fs->cache, db);
+		eno = rc ? ops_errno(rc, &err) : 0;
+	}
+	if (!eno)
+		uploader_wake(fs->upload);
+	fuse_reply_err(req, eno);
+}
+
+void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, false);
+}
+
+void ops_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, true);
+}
+
+void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct fs *fs = ops_fs(req);
+	struct mirror_changes ch = { 0 };
+	struct cfs_error err;
+	enum cfs_err rc;
+	int eno;
+	struct cfs_sql *db;
+
+	/* Two entries swapped in one journal operation: not in the
+	 * protocol. */
+	if (flags & ~(unsigned)RENAME_NOREPLACE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	db = ops_db(fs, &eno);
+	if (db) {
+		rc = local_rename(db, parent, name, newparent, newname,
+				  flags & RENAME_NOREPLACE, &ch, &err);
+		cache_db_release(fs->cache, db);
+		eno = rc ? ops_errno(rc, &err) : 0;
+	}
+	ops_changed(fs, &ch);
+	fuse_reply_err(req, eno);
+}
+
+void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	      const char *newname)
+{
+	/* A node has one parent: the journal has no hard links. */
+	(void)ino, (void)newparent, (void)newname;
+	fuse_reply_err(req, EPERM);
+}
+
+/* The new size, through the file's session (one for the occasion if no
+ * handle has one). */
+static int set_size(struct fs *fs, fuse_ino_t ino, uint64_t size,
+		    struct fuse_file_info *fi)
+{
+	struct open_file *fh = fi ? (struct open_file *)fi->fh : NULL;
+	struct session *s = fh ? fh->session : NULL;
+	int eno = 0;
+
+	if (!s)
+		eno = session_open(fs->sessions, ino, false, &s);
+	if (!eno)
+		eno = session_truncate(s, size);
+	if (!fh || !fh->session)
+		session_release(fs->sessions, s);
+	return eno;
+}
+
+/* The new mode and mtime (NULL: unchanged); a file being written takes
+ * them with its session's commit. */
+static int set_attrs(struct fs *fs, fuse_ino_t ino, const uint32_t *mode,
+		     const int64_t *mtime_ns)
+{
+	struct cfs_error err;
+	uint64_t size;
+	int64_t mtime;
+	enum cfs_err rc;
+	int eno;
+	bool in_session =
+		fs->sessions &&
+		(mtime_ns ? session_touch(fs->sessions, ino, *mtime_ns)
+			  : session_stat(fs->sessions, ino, &size, &mtime));
+	struct cfs_sql *db = ops_db(fs, &eno);
+
+	if (!db)
+		return eno;
+	rc = local_setattr(db, ino, mode, mtime_ns, in_session, &err);
+	cache_db_release(fs->cache, db);
+	return rc ? ops_errno(rc, &err) : 0;
+}
+
+static int do_setattr(struct fs *fs, fuse_ino_t ino, const struct stat *attr,
+		      int to_set, struct fuse_file_info *fi)
+{
+	uint32_t mode = (uint32_t)attr->st_mode & 07777;
+	int64_t mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 +
+			   attr->st_mtim.tv_nsec;
+	bool set_mtime =
+		to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW);
+	int eno = 0;
+
+	/* Every entry belongs to the user who mounted. */
+	if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != fs->uid) ||
+	    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != fs->gid))
+		return EPERM;
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		eno = set_size(fs, ino, (uint64_t)attr->st_size, fi);
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		mtime_ns = cfs_now_ns();
+	if (!eno && (set_mtime || (to_set & FUSE_SET_ATTR_MODE)))
+		eno = set_attrs(fs, ino,
+				to_set & FUSE_SET_ATTR_MODE ? &mode : NULL,
+				set_mtime ? &mtime_ns : NULL);
+	return eno;
+}
+
+void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		 struct fuse_file_info *fi)
+{
+	struct fs *fs = ops_fs(req);
+	struct mirror_entry e;
+	struct cfs_sql *db;
+	struct stat st;
+	int eno = do_setattr(fs, ino, attr, to_set, fi);
+
+	if (!eno)
+		eno = ops_get(fs, ino, &db, &e);
+	if (eno) {
+		fuse_reply_err(req, eno);
+		return;
+	}
+	cache_db_release(fs->cache, db);
+	ops_stat(fs, &e, &st);
+	mirror_entry_release(&e);
+	uploader_wake(fs->upload);
+	fuse_reply_attr(req, &st, OPS_CACHE_TIMEOUT_S);
+}

@@ -1,0 +1,764 @@
+/*
+ * Write sessions (fs/session.h).
+ *
+ * Invariants, under a session's lock:
+ *  1. dirty[b] says block b of the file lives in the staging file
+ *     DIR/dirty/INO.B; a staging file is exactly as long as its block is
+ *     (cfs_block_len(size, b)), so it can be served as it is.
+ *  2. A block that is not dirty shows base block b up to the base's length
+ *     of it (cfs_block_len(base_size, b)), and zeros beyond; a block past
+ *     the base shows zeros.
+ *  3. Cutting a file short stages its new last block: bytes cut off must
+ *     read as zeros if the file grows again, not come back from the base.
+ *  4. in_db: the mirror counts this session as a pending change of the
+ *     file (local_write_begin) until its commit is queued.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/blockcache.h"
+#include "cloudfs/clock.h"
+#include "cache/local.h"
+#include "cloudfs/log.h"
+#include "fs/fs.h"
+#include "fs/session.h"
+
+#define N_BUCKETS 256
+
+struct session {
+	struct sessions *t;
+	uint64_t ino;
+	/* The table's: */
+	unsigned handles;
+	uint64_t settle_at_ms; /* once handles is 0 */
+	struct session *next;
+	/* The session's (its lock): */
+	pthread_mutex_t lock;
+	uint64_t size;
+	int64_t mtime_ns;
+	bool changed;
+	bool in_db;
+	struct cfs_blocklist base;
+	uint64_t base_size;
+	uint8_t *dirty;
+	size_t dirty_cap;
+	int fd; /* the staging file of block fd_block, or -1 */
+	uint64_t fd_block;
+};
+
+struct sessions {
+	struct fs *fs;
+	pthread_mutex_t lock;
+	struct session *table[N_BUCKETS];
+};
+
+static struct session **slot(struct sessions *t, uint64_t ino)
+{
+	struct session **p = &t->table[ino % N_BUCKETS];
+
+	while (*p && (*p)->ino != ino)
+		p = &(*p)->next;
+	return p;
+}
+
+static void staging_name(const struct session *s, uint64_t b, char name[48])
+{
+	snprintf(name, 48, "%llu.%llu", (unsigned long long)s->ino,
+		 (unsigned long long)b);
+}
+
+static bool is_dirty(const struct session *s, uint64_t b)
+{
+	return b < s->dirty_cap && s->dirty[b];
+}
+
+static int set_dirty(struct session *s, uint64_t b, bool dirty)
+{
+	if (b >= s->dirty_cap) {
+		size_t cap = s->dirty_cap ? s->dirty_cap : 16;
+		uint8_t *p;
+
+		if (!dirty)
+			return 0;
+		while (cap <= b)
+			cap *= 2;
+		p = realloc(s->dirty, cap);
+		if (!p)
+			return ENOMEM;
+		memset(p + s->dirty_cap, 0, cap - s->dirty_cap);
+		s->dirty = p;
+		s->dirty_cap = cap;
+	}
+	s->dirty[b] = dirty;
+	return 0;
+}
+
+static void close_fd(struct session *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
+
+/* Drops staging file b (invariant 1). */
+static void unstage(struct session *s, uint64_t b)
+{
+	char name[48];
+
+	if (!is_dirty(s, b))
+		return;
+	if (s->fd_block == b)
+		close_fd(s);
+	staging_name(s, b, name);
+	unlinkat(s->t->fs->cache->dirty_fd, name, 0);
+	set_dirty(s, b, false);
+}
+
+/* Copies n bytes of src (from 0) into dst (from 0). */
+static int copy_all(int src, int dst, size_t n)
+{
+	off_t in = 0, out = 0;
+
+	while (n) {
+		ssize_t k = copy_file_range(src, &in, dst, &out, n, 0);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? errno : EIO;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* The base block b, opened (fetched first if it is not cached). */
+static int open_base(struct session *s, uint64_t b)
+{
+	struct fs *fs = s->t->fs;
+	struct cfs_error err;
+	int fd = fetcher_open(fs->fetch, &s->base.ids[b],
+			      cfs_block_len(s->base_size, b),
+			      fs->opt.timeout_s * 1000, &err);
+
+	if (fd < 0)
+		cfs_log_error(
+			"cannot read block %llu of inode %llu to write into it: %s",
+			(unsigned long long)b, (unsigned long long)s->ino,
+			err.msg);
+	return fd;
+}
+
+/*
+ * Makes block b dirty (copying the base in) and s->fd its staging file,
+ * as long as the block is for size bytes.  0 or a positive errno.
+ */
+static int stage(struct session *s, uint64_t b)
+{
+	int dir = s->t->fs->cache->dirty_fd, e = 0, fd;
+	char name[48];
+
+	if (s->fd >= 0 && s->fd_block == b)
+		return 0;
+	close_fd(s);
+	staging_name(s, b, name);
+	if (is_dirty(s, b)) {
+		fd = openat(dir, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return errno;
+	} else {
+		fd = openat(dir, name,
+			    O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+			    0600);
+		if (fd < 0)
+			return errno;
+		if (b < s->base.n) {
+			int src = open_base(s, b);
+
+			e = src < 0 ? EIO
+				    : copy_all(src, fd,
+					       cfs_block_len(s->base_size, b));
+			if (src >= 0)
+				close(src);
+		}
+		if (!e)
+			e = set_dirty(s, b, true);
+		if (e) {
+			close(fd);
+			unlinkat(dir, name, 0);
+			return e;
+		}
+	}
+	s->fd = fd;
+	s->fd_block = b;
+	return 0;
+}
+
+/* Invariant 1: staging file b as long as block b of a file of size. */
+static int fit(struct session *s, uint64_t b)
+{
+	int e;
+
+	if (!is_dirty(s, b))
+		return 0;
+	e = stage(s, b);
+	if (!e && ftruncate(s->fd, cfs_block_len(s->size, b)))
+		e = errno;
+	return e;
+}
+
+struct sessions *sessions_new(struct fs *fs)
+{
+	struct sessions *t = calloc(1, sizeof(*t));
+
+	if (t) {
+		t->fs = fs;
+		pthread_mutex_init(&t->lock, NULL);
+	}
+	return t;
+}
+
+static void session_free(struct session *s)
+{
+	for (uint64_t b = 0; b < s->dirty_cap; b++)
+		unstage(s, b);
+	close_fd(s);
+	cfs_blocklist_release(&s->base);
+	free(s->dirty);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* Counts (or stops counting) s as a pending change in the mirror. */
+static int mark(struct session *s, bool begin, const struct local_content *c)
+{
+	struct fs *fs = s->t->fs;
+	struct mirror_changes ch = { 0 };
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(fs->cache, &err);
+	enum cfs_err rc;
+
+	if (!db) {
+		cfs_log_error("%s", err.msg);
+		return EIO;
+	}
+	rc = begin ? local_write_begin(db, s->ino, &err)
+		   : local_write_end(db, s->ino, c, &ch, &err);
+	cache_db_release(fs->cache, db);
+	mirror_changes_release(&ch);
+	if (rc == CFS_OK)
+		s->in_db = begin;
+	else if (rc != CFS_ERR_NOT_FOUND)
+		cfs_log_error("%s", err.msg);
+	return rc ? cfs_err_errno(rc) : 0;
+}
+
+/* A new session from the mirror's entry. */
+static int start(struct sessions *t, uint64_t ino, bool new,
+		 struct session **out)
+{
+	struct mirror_entry e;
+	struct cfs_error err;
+	struct session *s;
+	struct cfs_sql *db = cache_db(t->fs->cache, &err);
+	enum cfs_err rc = db ? mirror_get(db, ino, &e, &err) : err.code;
+
+	if (db)
+		cache_db_release(t->fs->cache, db);
+	if (rc)
+		return cfs_err_errno(rc);
+	if (e.kind != CFS_KIND_FILE) {
+		mirror_entry_release(&e);
+		return EISDIR;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		mirror_entry_release(&e);
+		return ENOMEM;
+	}
+	*s = (struct session){ .t = t,
+			       .ino = ino,
+			       .handles = 1,
+			       .size = e.size,
+			       .mtime_ns = e.mtime_ns,
+			       .base = e.blocks,
+			       .base_size = e.size,
+			       .fd = -1,
+			       .in_db = new };
+	e.blocks = (struct cfs_blocklist){ 0 };
+	mirror_entry_release(&e);
+	pthread_mutex_init(&s->lock, NULL);
+	if (!new &&mark(s, true, NULL)) {
+		session_free(s);
+		return EIO;
+	}
+	*out = s;
+	return 0;
+}
+
+int session_open(struct sessions *t, uint64_t ino, bool new,
+		 struct session **out)
+{
+	struct session **p;
+	int e = 0;
+
+	/* Held across start(): two opens of one file make one session. */
+	pthread_mutex_lock(&t->lock);
+	p = slot(t, ino);
+	if (*p) {
+		(*p)->handles++;
+	} else {
+		e = start(t, ino, new, p);
+	}
+	*out = *p;
+	pthread_mutex_unlock(&t->lock);
+	return e;
+}
+
+void session_release(struct sessions *t, struct session *s)
+{
+	pthread_mutex_lock(&t->lock);
+	if (--s->handles == 0)
+		s->settle_at_ms = cfs_monotonic_ms() + t->fs->opt.settle_ms;
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool session_stat(struct sessions *t, uint64_t ino, uint64_t *size,
+		  int64_t *mtime_ns)
+{
+	struct session *s;
+
+	pthread_mutex_lock(&t->lock);
+	s = *slot(t, ino);
+	if (s) {
+		pthread_mutex_lock(&s->lock);
+		*size = s->size;
+		*mtime_ns = s->mtime_ns;
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return s != NULL;
+}
+
+int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
+		  size_t *written)
+{
+	size_t len = fuse_buf_size(bufv);
+	uint64_t end = (uint64_t)off + len, old_size, pos = (uint64_t)off;
+	int e = 0;
+
+	*written = 0;
+	if (len == 0)
+		return 0;
+	if (end > CFS_MAX_FILE_SIZE)
+		return EFBIG;
+	pthread_mutex_lock(&s->lock);
+	old_size = s->size;
+	for (uint64_t b = pos / CFS_BLOCK_SIZE; !e && pos < end; b++) {
+		uint64_t block_end = (b + 1) * CFS_BLOCK_SIZE;
+		uint64_t n = (end < block_end ? end : block_end) - pos;
+		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(n);
+		ssize_t k;
+
+		e = stage(s, b);
+		if (e)
+			break;
+		dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		dst.buf[0].fd = s->fd;
+		dst.buf[0].pos = (off_t)(pos - b * CFS_BLOCK_SIZE);
+		k = fuse_buf_copy(&dst, bufv, 0);
+		if (k < 0)
+			e = (int)-k;
+		else if ((uint64_t)k < n)
+			e = ENOSPC;
+		else
+			pos += n;
+	}
+	*written = pos - (uint64_t)off;
+	if (pos > s->size)
+		s->size = pos;
+	/* Invariant 1 for the blocks written and the old last block. */
+	if (s->size != old_size && old_size)
+		e = e ? e : fit(s, (old_size - 1) / CFS_BLOCK_SIZE);
+	for (uint64_t b = (uint64_t)off / CFS_BLOCK_SIZE;
+	     !e && pos > (uint64_t)off && b <= (pos - 1) / CFS_BLOCK_SIZE; b++)
+		e = fit(s, b);
+	if (*written) {
+		s->mtime_ns = cfs_now_ns();
+		s->changed = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return *written ? 0 : e;
+}
+
+int session_truncate(struct session *s, uint64_t size)
+{
+	uint64_t keep = cfs_block_count(size);
+	int e = 0;
+
+	if (size > CFS_MAX_FILE_SIZE)
+		return EFBIG;
+	pthread_mutex_lock(&s->lock);
+	if (size < s->size) {
+		for (uint64_t b = keep; b < s->dirty_cap; b++)
+			unstage(s, b);
+		/* Invariant 3. */
+		if (size % CFS_BLOCK_SIZE)
+			e = stage(s, keep - 1);
+		if (s->base.n > keep)
+			s->base.n = keep;
+		if (s->base_size > size)
+			s->base_size = size;
+	}
+	if (!e) {
+		uint64_t old_last =
+			s->size ? (s->size - 1) / CFS_BLOCK_SIZE : 0;
+
+		s->size = size;
+		if (keep)
+			e = fit(s, keep - 1);
+		if (!e && old_last < keep)
+			e = fit(s, old_last);
+		s->mtime_ns = cfs_now_ns();
+		s->changed = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+bool session_touch(struct sessions *t, uint64_t ino, int64_t mtime_ns)
+{
+	struct session *s;
+
+	pthread_mutex_lock(&t->lock);
+	s = *slot(t, ino);
+	if (s) {
+		pthread_mutex_lock(&s->lock);
+		s->mtime_ns = mtime_ns;
+		s->changed = true;
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return s != NULL;
+}
+
+/* Adds a buffer of n zeros to bv (zeros, of at least n bytes, outlives
+ * the reply). */
+static void add_zeros(struct fuse_bufvec *bv, const char *zeros, size_t n)
+{
+	bv->buf[bv->count++] =
+		(struct fuse_buf){ .size = n, .mem = (void *)zeros };
+}
+
+static void add_fd(struct fuse_bufvec *bv, int fd, uint64_t pos, size_t n)
+{
+	bv->buf[bv->count++] = (struct fuse_buf){
+		.size = n,
+		.flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK,
+		.fd = fd,
+		.pos = (off_t)pos,
+	};
+}
+
+/* The buffers of [pos, end) of block b of s (invariants 1 and 2). */
+static int read_block(struct session *s, struct fuse_bufvec *bv,
+		      const char *zeros, uint64_t b, uint64_t pos, uint64_t end)
+{
+	uint64_t start = b * CFS_BLOCK_SIZE;
+	uint64_t base_end = start + cfs_block_len(s->base_size, b);
+	char name[48];
+	int fd;
+
+	if (is_dirty(s, b)) {
+		staging_name(s, b, name);
+		fd = openat(s->t->fs->cache->dirty_fd, name,
+			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return errno;
+		add_fd(bv, fd, pos - start, end - pos);
+		return 0;
+	}
+	if (b < s->base.n && pos < base_end) {
+		uint64_t stop = end < base_end ? end : base_end;
+
+		fd = open_base(s, b);
+		if (fd < 0)
+			return EIO;
+		add_fd(bv, fd, pos - start, stop - pos);
+		pos = stop;
+	}
+	if (pos < end)
+		add_zeros(bv, zeros, end - pos);
+	return 0;
+}
+
+bool session_read(struct sessions *t, fuse_req_t req, uint64_t ino, size_t size,
+		  off_t off)
+{
+	struct fuse_bufvec *bv = NULL;
+	struct session *s;
+	uint64_t pos = (uint64_t)off, end;
+	char *zeros = NULL;
+	int e = 0;
+
+	pthread_mutex_lock(&t->lock);
+	s = *slot(t, ino);
+	if (s)
+		pthread_mutex_lock(&s->lock);
+	pthread_mutex_unlock(&t->lock);
+	if (!s)
+		return false;
+	end = pos + size < s->size ? pos + size : s->size;
+	if (pos < end) {
+		size_t blocks =
+			(end - 1) / CFS_BLOCK_SIZE - pos / CFS_BLOCK_SIZE + 1;
+
+		bv = calloc(1, sizeof(*bv) + 2 * blocks * sizeof(bv->buf[0]));
+		zeros = calloc(1, end - pos);
+		if (!bv || !zeros)
+			e = ENOMEM;
+	}
+	for (uint64_t b = pos / CFS_BLOCK_SIZE; !e && pos < end; b++) {
+		uint64_t stop = (b + 1) * CFS_BLOCK_SIZE;
+
+		if (stop > end)
+			stop = end;
+		e = read_block(s, bv, zeros, b, pos, stop);
+		pos = stop;
+	}
+	if (e)
+		fuse_reply_err(req, e);
+	else if (!bv)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; bv && i < bv->count; i++)
+		if (bv->buf[i].flags & FUSE_BUF_IS_FD)
+			close(bv->buf[i].fd);
+	free(bv);
+	free(zeros);
+	return true;
+}
+
+/* The hash of the first n bytes of fd. */
+static int hash_fd(int fd, uint64_t n, struct cfs_block_id *id)
+{
+	struct cfs_sha256 *h = cfs_sha256_new();
+	char *buf = malloc(1 << 20);
+	uint64_t done = 0;
+	int e = h && buf ? 0 : ENOMEM;
+
+	while (!e && done < n) {
+		size_t want =
+			n - done < (1 << 20) ? (size_t)(n - done) : 1 << 20;
+		ssize_t k = pread(fd, buf, want, (off_t)done);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			e = k < 0 ? errno : EIO;
+		else if (cfs_sha256_update(h, buf, (size_t)k))
+			e = ENOMEM;
+		else
+			done += (uint64_t)k;
+	}
+	if (!e && cfs_sha256_final(h, id))
+		e = ENOMEM;
+	cfs_sha256_free(h);
+	free(buf);
+	return e;
+}
+
+/* Block b of the new content, when it is neither staged nor the base's
+ * as it was (a grown or cut last block, a hole): built, hashed, stored. */
+static int materialize(struct session *s, uint64_t b, struct cfs_block_id *id)
+{
+	struct cache *c = s->t->fs->cache;
+	uint32_t len = cfs_block_len(s->size, b);
+	uint32_t from_base = b < s->base.n ? cfs_block_len(s->base_size, b) : 0;
+	struct cfs_error err;
+	char tmp[32];
+	int e = 0, src = -1, fd;
+
+	if (from_base > len)
+		from_base = len;
+	fd = blockcache_tmp_create(c, tmp);
+	if (fd < 0)
+		return -fd;
+	if (from_base)
+		src = open_base(s, b);
+	if (from_base && src < 0)
+		e = EIO;
+	if (!e && from_base)
+		e = copy_all(src, fd, from_base);
+	if (!e && ftruncate(fd, len))
+		e = errno;
+	if (src >= 0)
+		close(src);
+	if (!e)
+		e = hash_fd(fd, len, id);
+	if (e) {
+		blockcache_tmp_discard(c, fd, tmp);
+		return e;
+	}
+	if (blockcache_store(c, fd, tmp, id, len, &err)) {
+		cfs_log_error("%s", err.msg);
+		return err.code == CFS_ERR_STORAGE_FULL ? ENOSPC : EIO;
+	}
+	return 0;
+}
+
+/* Block b of the new content as a block file of the cache; *id its id. */
+static int commit_block(struct session *s, uint64_t b, struct cfs_block_id *id)
+{
+	struct cache *c = s->t->fs->cache;
+	uint32_t len = cfs_block_len(s->size, b);
+	struct cfs_error err;
+	char name[48];
+	int e, fd;
+
+	if (!is_dirty(s, b)) {
+		if (b < s->base.n && cfs_block_len(s->base_size, b) == len) {
+			*id = s->base.ids[b];
+			return 0;
+		}
+		return materialize(s, b, id);
+	}
+	close_fd(s);
+	staging_name(s, b, name);
+	fd = openat(c->dirty_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	e = hash_fd(fd, len, id);
+	if (e) {
+		close(fd);
+		return e;
+	}
+	/* The staging file becomes the block file: nothing is copied. */
+	set_dirty(s, b, false);
+	if (blockcache_adopt(c, c->dirty_fd, fd, name, id, len, &err)) {
+		cfs_log_error("%s", err.msg);
+		return err.code == CFS_ERR_STORAGE_FULL ? ENOSPC : EIO;
+	}
+	return 0;
+}
+
+/* Commits s (its lock held): the new block list, queued durably. */
+static int commit_locked(struct session *s, bool go_on)
+{
+	struct cfs_blocklist bl = { 0 };
+	struct local_content c;
+	bool dirty = false;
+	int e = 0;
+
+	for (uint64_t b = 0; b < s->dirty_cap && !dirty; b++)
+		dirty = s->dirty[b];
+	if (!s->changed && !dirty && s->size == s->base_size) {
+		e = s->in_db && !go_on ? mark(s, false, NULL) : 0;
+		return e;
+	}
+	bl.n = cfs_block_count(s->size);
+	bl.ids = bl.n ? malloc(bl.n * sizeof(bl.ids[0])) : NULL;
+	if (bl.n && !bl.ids)
+		return ENOMEM;
+	for (uint64_t b = 0; !e && b < bl.n; b++)
+		e = commit_block(s, b, &bl.ids[b]);
+	if (e) {
+		cfs_blocklist_release(&bl);
+		return e;
+	}
+	c = (struct local_content){ .size = s->size,
+				    .blocks = &bl,
+				    .mtime_ns = s->mtime_ns };
+	e = mark(s, false, &c);
+	if (e) {
+		cfs_blocklist_release(&bl);
+		return e;
+	}
+	cfs_blocklist_release(&s->base);
+	s->base = bl;
+	s->base_size = s->size;
+	s->changed = false;
+	/* Writes may go on (fsync of an open file): count them again. */
+	return go_on ? mark(s, true, NULL) : 0;
+}
+
+int session_commit(struct session *s)
+{
+	int e;
+
+	pthread_mutex_lock(&s->lock);
+	e = commit_locked(s, true);
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+/* Commits and frees s, which the table no longer holds. */
+static void settle_one(struct session *s)
+{
+	int e;
+
+	pthread_mutex_lock(&s->lock);
+	e = commit_locked(s, false);
+	pthread_mutex_unlock(&s->lock);
+	if (e)
+		cfs_log_error(
+			"cannot commit inode %llu: %s; its last writes are lost",
+			(unsigned long long)s->ino, strerror(e));
+	session_free(s);
+}
+
+long sessions_settle(struct sessions *t)
+{
+	uint64_t now = cfs_monotonic_ms();
+	long next = -1;
+
+	for (;;) {
+		struct session *due = NULL;
+
+		pthread_mutex_lock(&t->lock);
+		for (size_t i = 0; i < N_BUCKETS && !due; i++) {
+			for (struct session **p = &t->table[i]; *p;
+			     p = &(*p)->next) {
+				struct session *s = *p;
+
+				if (s->handles)
+					continue;
+				if (s->settle_at_ms <= now) {
+					*p = s->next;
+					due = s;
+					break;
+				}
+				if (next < 0 ||
+				    (long)(s->settle_at_ms - now) < next)
+					next = (long)(s->settle_at_ms - now);
+			}
+		}
+		pthread_mutex_unlock(&t->lock);
+		if (!due)
+			return next;
+		settle_one(due);
+	}
+}
+
+void sessions_free(struct sessions *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < N_BUCKETS; i++) {
+		while (t->table[i]) {
+			struct session *s = t->table[i];
+
+			t->table[i] = s->next;
+			settle_one(s);
+		}
+	}
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}

@@ -1,0 +1,591 @@
+/*
+ * The uploader (fs/upload.h).
+ *
+ * One batch at a time: the operations of one namespace, in queue order
+ * (cache/local.c's invariant 5).  Blocks go up before the commit that
+ * lists them, so a batch is normally committed whole at the first try; a
+ * "need_blocks" answer (a race) only makes the operation wait for the
+ * next round.  Outcomes:
+ *
+ *	committed                   confirmed
+ *	conflict, newer version     the local content becomes a conflicted
+ *	                            copy (files, symlinks); other operations
+ *	                            are refused (the other side's edit wins)
+ *	conflict, nothing there     the file is created anew (its delete
+ *	                            elsewhere does not undo a local edit)
+ *	not_found, creating         its folders are created again first
+ *	not_found, deleting         already gone: confirmed
+ *	storage_full, 5xx, network  tried again later, after a backoff
+ *	anything else               refused, and logged
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/blockcache.h"
+#include "cache/local.h"
+#include "cloudfs/clock.h"
+#include "cloudfs/json.h"
+#include "cloudfs/log.h"
+#include "fs/fs.h"
+#include "fs/session.h"
+#include "fs/upload.h"
+
+#define BATCH	       1000
+#define PARALLEL       4
+#define MAX_TRIES      8
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 30000
+
+struct uploader {
+	struct fs *fs;
+	struct remote_conn *conn;
+	pthread_t thread;
+	pthread_mutex_t lock; /* protects what follows */
+	pthread_cond_t wake;
+	bool stop, woken;
+	unsigned drain_s;
+};
+
+static const char *const op_names[] = {
+	[QUEUE_FILE] = "file",	     [QUEUE_DIR] = "dir",
+	[QUEUE_SYMLINK] = "symlink", [QUEUE_DELETE] = "delete",
+	[QUEUE_MOVE] = "move",
+};
+
+/* The protocol's form of a queued operation. */
+static json_t *op_json(const struct queued_op *op)
+{
+	json_t *o = json_pack("{s:s, s:s}", "op", op_names[op->type], "path",
+			      op->path);
+	int rc = 0;
+
+	if (!o)
+		return NULL;
+	if (op->base_jid >= 0)
+		rc |= json_object_set_new(o, "base_jid",
+					  json_integer(op->base_jid));
+	switch (op->type) {
+	case QUEUE_FILE:
+		rc |= json_object_set_new(o, "size",
+					  json_integer((json_int_t)op->size));
+		rc |= json_object_set_new(
+			o, "blocks",
+			cfs_json_block_ids(op->blocks.ids, op->blocks.n));
+		/* fall through */
+	case QUEUE_DIR:
+		rc |= json_object_set_new(o, "mode", json_integer(op->mode));
+		/* fall through */
+	case QUEUE_SYMLINK:
+		rc |= json_object_set_new(o, "mtime_ns",
+					  json_integer(op->mtime_ns));
+		if (op->type == QUEUE_SYMLINK)
+			rc |= json_object_set_new(o, "target",
+						  json_string(op->target));
+		break;
+	case QUEUE_DELETE:
+		break;
+	case QUEUE_MOVE:
+		rc |= json_object_set_new(o, "to", json_string(op->to));
+		rc |= json_object_set_new(o, "replace",
+					  json_boolean(op->replace));
+		break;
+	}
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* The distinct blocks of the batch's files. */
+static enum cfs_err batch_blocks(const struct queued_op *ops, size_t n,
+				 struct cfs_blocklist *all,
+				 struct cfs_error *err)
+{
+	size_t cap = 0;
+
+	*all = (struct cfs_blocklist){ 0 };
+	for (size_t i = 0; i < n; i++)
+		cap += ops[i].blocks.n;
+	if (!cap)
+		return CFS_OK;
+	all->ids = malloc(cap * sizeof(all->ids[0]));
+	if (!all->ids)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		for (size_t b = 0; b < ops[i].blocks.n; b++) {
+			bool seen = false;
+
+			/* Batches are small; files share blocks rarely. */
+			for (size_t k = 0; k < all->n && !seen; k++)
+				seen = cfs_block_id_equal(
+					&all->ids[k], &ops[i].blocks.ids[b]);
+			if (!seen)
+				all->ids[all->n++] = ops[i].blocks.ids[b];
+		}
+	}
+	return CFS_OK;
+}
+
+/* Which of ids the server needs from us, asked in slices. */
+static enum cfs_err needed_blocks(struct uploader *u,
+				  const struct cfs_blocklist *ids,
+				  struct cfs_blocklist *needed,
+				  struct cfs_error *err)
+{
+	enum cfs_err rc = CFS_OK;
+
+	*needed = (struct cfs_blocklist){ 0 };
+	if (ids->n && !(needed->ids = malloc(ids->n * sizeof(ids->ids[0]))))
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	for (size_t at = 0; rc == CFS_OK && at < ids->n;
+	     at += CFS_MAX_NEED_BLOCKS) {
+		size_t k = ids->n - at < CFS_MAX_NEED_BLOCKS
+				   ? ids->n - at
+				   : CFS_MAX_NEED_BLOCKS;
+		json_t *body = json_pack("{s:o}", "blocks",
+					 cfs_json_block_ids(&ids->ids[at], k));
+		json_t *answer = NULL, *v;
+		size_t i;
+
+		if (!body)
+			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		rc = remote_call(u->conn, "POST", "/block/need", body, 0, NULL,
+				 &answer, err);
+		json_decref(body);
+		json_array_foreach(json_object_get(answer, "needed"), i, v)
+		{
+			if (json_is_string(v) &&
+			    cfs_block_id_from_hex(json_string_value(v),
+						  json_string_length(v),
+						  &needed->ids[needed->n]))
+				needed->n += needed->n < ids->n;
+		}
+		json_decref(answer);
+	}
+	return rc;
+}
+
+/* One block upload in flight. */
+struct put {
+	struct cfs_block_id id;
+	int fd;
+	off_t at, len;
+	CURL *curl;
+};
+
+static size_t put_read(char *buf, size_t size, size_t n, void *arg)
+{
+	struct put *p = arg;
+	ssize_t k;
+
+	if (p->at >= p->len)
+		return 0;
+	if ((off_t)(size * n) > p->len - p->at)
+		n = (size_t)(p->len - p->at) / size;
+	k = pread(p->fd, buf, size * n, p->at);
+	if (k < 0)
+		return CURL_READFUNC_ABORT;
+	p->at += k;
+	return (size_t)k;
+}
+
+static size_t put_answer(char *data, size_t size, size_t n, void *arg)
+{
+	(void)data, (void)arg;
+	return size * n; /* the answer only repeats the id */
+}
+
+static enum cfs_err put_start(struct uploader *u, CURLM *multi,
+			      struct curl_slist *headers, struct put *p,
+			      struct cfs_error *err)
+{
+	char url[700], hex[CFS_BLOCK_ID_HEX_LEN + 1];
+	struct stat st;
+
+	cfs_block_id_to_hex(&p->id, hex);
+	p->fd = blockcache_open(u->fs->cache, &p->id);
+	if (p->fd < 0 || fstat(p->fd, &st))
+		return cfs_fail(
+			err, CFS_ERR_INTERNAL,
+			"block %s of a pending commit is missing from '%s'",
+			hex, u->fs->cache->path);
+	p->at = 0;
+	p->len = st.st_size;
+	p->curl = curl_easy_init();
+	if (!p->curl)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	snprintf(url, sizeof(url), "%s/block/%s", u->fs->remote.url, hex);
+	curl_easy_setopt(p->curl, CURLOPT_URL, url);
+	curl_easy_setopt(p->curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(p->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)p->len);
+	curl_easy_setopt(p->curl, CURLOPT_READFUNCTION, put_read);
+	curl_easy_setopt(p->curl, CURLOPT_READDATA, p);
+	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, put_answer);
+	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, headers);
+	remote_setup(&u->fs->remote, p->curl);
+	curl_easy_setopt(p->curl, CURLOPT_PRIVATE, p);
+	curl_multi_add_handle(multi, p->curl);
+	return CFS_OK;
+}
+
+static void put_end(CURLM *multi, struct put *p)
+{
+	if (p->curl) {
+		curl_multi_remove_handle(multi, p->curl);
+		curl_easy_cleanup(p->curl);
+		p->curl = NULL;
+	}
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+}
+
+/* Uploads blocks ids, PARALLEL at a time, over reused connections. */
+static enum cfs_err upload_blocks(struct uploader *u,
+				  const struct cfs_blocklist *ids,
+				  struct cfs_error *err)
+{
+	struct curl_slist *headers = remote_block_headers(&u->fs->remote);
+	struct put *puts = calloc(ids->n ? ids->n : 1, sizeof(*puts));
+	CURLM *multi = curl_multi_init();
+	size_t next = 0, done = 0, running = 0;
+	enum cfs_err rc =
+		headers && puts && multi
+			? CFS_OK
+			: cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+
+	for (size_t i = 0; puts && i < ids->n; i++) {
+		puts[i].id = ids->ids[i];
+		puts[i].fd = -1;
+	}
+	while (rc == CFS_OK && done < ids->n) {
+		struct CURLMsg *msg;
+		int still, left;
+
+		while (rc == CFS_OK && running < PARALLEL && next < ids->n) {
+			rc = put_start(u, multi, headers, &puts[next++], err);
+			running += rc == CFS_OK;
+		}
+		if (rc)
+			break;
+		curl_multi_perform(multi, &still);
+		while (rc == CFS_OK &&
+		       (msg = curl_multi_info_read(multi, &left))) {
+			struct put *p = NULL;
+			long status = 0;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+					  (char **)&p);
+			curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE,
+					  &status);
+			if (msg->data.result != CURLE_OK)
+				rc = cfs_fail(
+					err, CFS_ERR_UNREACHABLE,
+					"PUT /block: %s",
+					curl_easy_strerror(msg->data.result));
+			else if (status == 507)
+				rc = cfs_fail(
+					err, CFS_ERR_STORAGE_FULL,
+					"PUT /block: the server's disk is full");
+			else if (status != 200)
+				rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
+					      "PUT /block: HTTP %ld", status);
+			put_end(multi, p);
+			running--;
+			done++;
+		}
+		if (rc == CFS_OK && done < ids->n)
+			curl_multi_poll(multi, NULL, 0, 1000, NULL);
+	}
+	for (size_t i = 0; puts && i < ids->n; i++)
+		put_end(multi, &puts[i]);
+	free(puts);
+	curl_multi_cleanup(multi);
+	curl_slist_free_all(headers);
+	return rc;
+}
+
+/* Settles one operation by its answer r; *retry when it must wait for
+ * another round (the batch's other answers count all the same). */
+static enum cfs_err settle_result(struct cfs_sql *db,
+				  const struct queued_op *op, json_t *r,
+				  struct mirror_changes *ch, bool *retry,
+				  struct cfs_error *err)
+{
+	const char *status = json_string_value(json_object_get(r, "status"));
+	const char *code = json_string_value(
+		json_object_get(json_object_get(r, "error"), "code"));
+	int64_t jid = json_integer_value(json_object_get(r, "jid"));
+	int64_t node = json_integer_value(json_object_get(r, "node"));
+	bool creates = op->type == QUEUE_FILE || op->type == QUEUE_DIR ||
+		       op->type == QUEUE_SYMLINK;
+	char copy[CFS_NAME_MAX + 1];
+	enum cfs_err rc;
+
+	*retry = false;
+	if (!status)
+		status = "";
+	if (!code)
+		code = "";
+	if (strcmp(status, "committed") == 0)
+		return local_confirm(db, op, node, jid, ch, err);
+	if (strcmp(status, "need_blocks") == 0 || op->tries >= MAX_TRIES) {
+		if (op->tries < MAX_TRIES) {
+			*retry = true;
+			return local_retry(db, op, err);
+		}
+		cfs_log_error("giving up on %s '%s' after %u tries",
+			      op_names[op->type], op->path, op->tries);
+		return local_refuse(db, op, ch, err);
+	}
+	if (strcmp(status, "conflict") == 0 && creates && jid == 0) {
+		*retry = true;
+		return local_rebase(db, op, err);
+	}
+	if (strcmp(status, "conflict") == 0 &&
+	    (op->type == QUEUE_FILE || op->type == QUEUE_SYMLINK)) {
+		rc = local_conflicted_copy(db, op, copy, ch, err);
+		if (rc == CFS_OK)
+			cfs_log_warn(
+				"conflict: '%s' changed elsewhere; the local version is kept as '%s'",
+				op->path, copy);
+		return rc;
+	}
+	if (strcmp(code, "not_found") == 0 && creates) {
+		*retry = true;
+		return local_recreate_parents(db, op, err);
+	}
+	if (strcmp(code, "not_found") == 0 && op->type == QUEUE_DELETE)
+		return local_confirm(db, op, 0, 0, ch, err);
+	if (strcmp(code, "storage_full") == 0 ||
+	    strcmp(code, "internal") == 0 || strcmp(code, "unavailable") == 0) {
+		*retry = true;
+		return local_retry(db, op, err);
+	}
+	cfs_log_warn("the server refused %s '%s'%s%s: %s", op_names[op->type],
+		     op->path, op->to ? " to " : "", op->to ? op->to : "",
+		     json_string_value(json_object_get(
+			     json_object_get(r, "error"), "message"))
+			     ?: status);
+	return local_refuse(db, op, ch, err);
+}
+
+/* Commits the batch and settles every answer, under fs->apply_lock. */
+static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
+				 size_t n, bool *retry_any,
+				 struct cfs_error *err)
+{
+	struct fs *fs = u->fs;
+	struct mirror_changes ch = { 0 };
+	json_t *arr = json_array(), *body, *answer = NULL, *results;
+	char path[64];
+	struct cfs_sql *db;
+	enum cfs_err rc = CFS_OK;
+
+	for (size_t i = 0; arr && i < n; i++)
+		if (json_array_append_new(arr, op_json(&ops[i]))) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	body = arr ? json_pack("{s:o}", "ops", arr) : NULL;
+	if (!body)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	snprintf(path, sizeof(path), "/meta/ns/%lld/commit",
+		 (long long)ops[0].ns);
+	pthread_mutex_lock(&fs->apply_lock);
+	rc = remote_call(u->conn, "POST", path, body, 0, NULL, &answer, err);
+	results = json_object_get(answer, "results");
+	if (rc == CFS_OK && json_array_size(results) != n)
+		rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
+			      "POST %s: %zu answers to %zu operations", path,
+			      json_array_size(results), n);
+	db = rc ? NULL : cache_db(fs->cache, err);
+	if (rc == CFS_OK && !db)
+		rc = err->code;
+	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+		bool retry;
+
+		rc = settle_result(db, &ops[i], json_array_get(results, i), &ch,
+				   &retry, err);
+		*retry_any |= retry;
+	}
+	if (db)
+		cache_db_release(fs->cache, db);
+	pthread_mutex_unlock(&fs->apply_lock);
+	fs_invalidate(fs, &ch);
+	mirror_changes_release(&ch);
+	json_decref(body);
+	json_decref(answer);
+	return rc;
+}
+
+/* Sends one batch; *sent is false when the queue was empty. */
+static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
+			       struct cfs_error *err)
+{
+	struct cfs_blocklist all = { 0 }, needed = { 0 };
+	struct queued_op *ops = NULL;
+	struct cfs_sql *db = cache_db(u->fs->cache, err);
+	enum cfs_err rc;
+	size_t n = 0;
+
+	*sent = false;
+	if (!db)
+		return err->code;
+	rc = queue_batch(db, BATCH, &ops, &n, err);
+	cache_db_release(u->fs->cache, db);
+	if (rc || n == 0) {
+		free(ops);
+		return rc;
+	}
+	*sent = true;
+	rc = batch_blocks(ops, n, &all, err);
+	if (rc == CFS_OK)
+		rc = needed_blocks(u, &all, &needed, err);
+	if (rc == CFS_OK && needed.n)
+		rc = upload_blocks(u, &needed, err);
+	if (rc == CFS_OK)
+		rc = commit_batch(u, ops, n, retry_any, err);
+	cfs_blocklist_release(&all);
+	cfs_blocklist_release(&needed);
+	for (size_t i = 0; i < n; i++)
+		queued_op_release(&ops[i]);
+	free(ops);
+	return rc;
+}
+
+/* Waits up to ms (forever when < 0) for a wake-up or the stop. */
+static void nap(struct uploader *u, long ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	if (ms < 0)
+		ms = 60000;
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&u->lock);
+	while (!u->stop && !u->woken &&
+	       pthread_cond_timedwait(&u->wake, &u->lock, &until) != ETIMEDOUT)
+		;
+	u->woken = false;
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* At unmount: every session committed, the queue sent while it can be. */
+static void drain(struct uploader *u)
+{
+	uint64_t until = cfs_monotonic_ms() / 1000 + u->drain_s;
+	struct cfs_error err;
+	int64_t left = 0;
+	bool sent = true, retry = false;
+	enum cfs_err rc = CFS_OK;
+	struct cfs_sql *db;
+
+	sessions_free(u->fs->sessions);
+	u->fs->sessions = NULL;
+	while (rc == CFS_OK && sent && cfs_monotonic_ms() / 1000 < until) {
+		retry = false;
+		rc = send_batch(u, &sent, &retry, &err);
+		if (retry)
+			nap(u, 100);
+	}
+	db = cache_db(u->fs->cache, &err);
+	if (db && queue_length(db, &left, &err) == CFS_OK && left)
+		cfs_log_warn(
+			"%lld changes are not on the server yet (%s); the next mount sends them",
+			(long long)left, rc ? err.msg : "no time left");
+	if (db)
+		cache_db_release(u->fs->cache, db);
+}
+
+static void *upload_thread(void *arg)
+{
+	struct uploader *u = arg;
+	unsigned backoff = 0, seed = (unsigned)time(NULL);
+	struct cfs_error err;
+
+	while (!__atomic_load_n(&u->stop, __ATOMIC_RELAXED)) {
+		long next = sessions_settle(u->fs->sessions);
+		bool sent = false, retry = false;
+		enum cfs_err rc = send_batch(u, &sent, &retry, &err);
+
+		if (rc == CFS_OK && !retry) {
+			backoff = 0;
+			if (!sent)
+				nap(u, next);
+			continue;
+		}
+		if (rc)
+			cfs_log_warn(
+				"cannot send local changes (%s); retrying in about %u ms",
+				err.msg,
+				backoff ? 2 * backoff : BACKOFF_MIN_MS);
+		backoff = backoff ? 2 * backoff : BACKOFF_MIN_MS;
+		if (backoff > BACKOFF_MAX_MS)
+			backoff = BACKOFF_MAX_MS;
+		/* Jitter: 50% to 150%. */
+		nap(u, (long)(backoff / 2 +
+			      (unsigned)rand_r(&seed) % (backoff + 1)));
+	}
+	if (u->drain_s)
+		drain(u);
+	return NULL;
+}
+
+struct uploader *uploader_start(struct fs *fs)
+{
+	struct uploader *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return NULL;
+	u->fs = fs;
+	u->conn = remote_conn_new(&fs->remote);
+	pthread_mutex_init(&u->lock, NULL);
+	pthread_cond_init(&u->wake, NULL);
+	if (!u->conn || pthread_create(&u->thread, NULL, upload_thread, u)) {
+		remote_conn_free(u->conn);
+		pthread_cond_destroy(&u->wake);
+		pthread_mutex_destroy(&u->lock);
+		free(u);
+		return NULL;
+	}
+	return u;
+}
+
+void uploader_wake(struct uploader *u)
+{
+	pthread_mutex_lock(&u->lock);
+	u->woken = true;
+	pthread_cond_signal(&u->wake);
+	pthread_mutex_unlock(&u->lock);
+}
+
+void uploader_stop(struct uploader *u, unsigned drain_s)
+{
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->lock);
+	u->drain_s = drain_s ? drain_s : 1;
+	__atomic_store_n(&u->stop, true, __ATOMIC_RELAXED);
+	pthread_cond_signal(&u->wake);
+	pthread_mutex_unlock(&u->lock);
+	pthread_join(u->thread, NULL);
+	remote_conn_free(u->conn);
+	pthread_cond_destroy(&u->wake);
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}

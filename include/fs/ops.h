@@ -1,0 +1,85 @@
+/*
+ * The kernel-facing handlers of mount.cloudfs (FUSE low-level API), by
+ * what they touch:
+ *
+ *	fs/ops_meta.c  reading the tree: lookup, getattr, readlink, readdir
+ *	fs/ops_file.c  file content: open, create, read, write, fsync, release
+ *	fs/ops_tree.c  changing the tree: mkdir, unlink, rename, setattr...
+ *
+ * fs/ops.c holds the handler table, init, statfs and the helpers below.
+ * Each handler replies exactly once; helpers return 0 or a positive
+ * errno.  Metadata is answered from the mirror, never with a network round
+ * trip, and changes are made there first (cache/local.h), then sent by
+ * the uploader.
+ */
+#ifndef FS_OPS_H
+#define FS_OPS_H
+
+#include <sys/stat.h>
+
+#include "cache/mirror.h"
+#include "fs/fs.h"
+
+/* Safe to keep long: every change is invalidated explicitly. */
+#define OPS_CACHE_TIMEOUT_S 86400.0
+
+struct fs *ops_fs(fuse_req_t req);
+
+/* A cache connection for this thread; NULL with *e = EIO (logged). */
+struct cfs_sql *ops_db(struct fs *fs, int *e);
+
+/* The errno of an error, logging the ones a user cannot explain. */
+int ops_errno(enum cfs_err rc, const struct cfs_error *err);
+
+/* The entry of ino, with its connection (*db, the caller releases it). */
+int ops_get(struct fs *fs, fuse_ino_t ino, struct cfs_sql **db,
+	    struct mirror_entry *e);
+
+/* The attributes of e, a file being written showing its session's size
+ * and mtime. */
+void ops_stat(struct fs *fs, const struct mirror_entry *e, struct stat *st);
+void ops_entry(struct fs *fs, const struct mirror_entry *e,
+	       struct fuse_entry_param *ep);
+
+/* After a local change: the kernel drops what ch names, the uploader is
+ * woken; ch is released. */
+void ops_changed(struct fs *fs, struct mirror_changes *ch);
+
+/* fs/ops_meta.c */
+void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void ops_readlink(fuse_req_t req, fuse_ino_t ino);
+void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void ops_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi);
+
+/* fs/ops_file.c */
+void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		mode_t mode, struct fuse_file_info *fi);
+void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	      struct fuse_file_info *fi);
+void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
+		   off_t off, struct fuse_file_info *fi);
+void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	       struct fuse_file_info *fi);
+void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* fs/ops_tree.c */
+void ops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode);
+void ops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       dev_t rdev);
+void ops_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		 const char *name);
+void ops_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void ops_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		fuse_ino_t newparent, const char *newname, unsigned int flags);
+void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	      const char *newname);
+void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		 struct fuse_file_info *fi);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * Write sessions: what a file being written holds until it is committed.
+ *
+ * A session starts when a file is created or opened for writing, and
+ * lives until its content is committed: at fsync, after the last handle
+ * closes and the settling delay passes, or at unmount.  It keeps the
+ * file's size and mtime and the block list it started from (its base);
+ * the first write into a block copies that block (fetched if it is not
+ * cached) into a staging file, DIR/dirty/INO.INDEX, and every later
+ * write to the block goes there.  Reads overlay the staging files on the
+ * base; parts of the file no block covers read as zeros.
+ *
+ * A commit hashes the staging blocks into block files of the cache, makes
+ * the new block list the base, and queues the file's commit (cache/local.h)
+ * durably before the session may forget anything.
+ *
+ * Lock order: the table's lock, then a session's.  The table's lock is
+ * never held across I/O.
+ */
+#ifndef FS_SESSION_H
+#define FS_SESSION_H
+
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "cloudfs/block.h"
+#include "cloudfs/error.h"
+
+struct fs;
+struct session;
+struct sessions;
+
+struct sessions *sessions_new(struct fs *fs);
+
+/* Commits every session (unmount) and frees the table. */
+void sessions_free(struct sessions *t);
+
+/*
+ * The session of ino, started if there is none (reading the file's base
+ * from the mirror; new says the file was just created with its session
+ * opened by local_mknode).  A handle is counted; session_release() gives
+ * it back.  0 or a positive errno.
+ */
+int session_open(struct sessions *t, uint64_t ino, bool new,
+		 struct session **out);
+void session_release(struct sessions *t, struct session *s);
+
+/* The session of ino if there is one (no handle counted). */
+bool session_stat(struct sessions *t, uint64_t ino, uint64_t *size,
+		  int64_t *mtime_ns);
+
+/* Writes bufv at off; 0 or a positive errno (ENOSPC: the cache's disk). */
+int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
+		  size_t *written);
+
+/* Changes the size (truncate).  0 or a positive errno. */
+int session_truncate(struct session *s, uint64_t size);
+
+/* Sets the mtime of ino's session; false when ino has none. */
+bool session_touch(struct sessions *t, uint64_t ino, int64_t mtime_ns);
+
+/*
+ * Answers a read of ino with the session's content if ino has a session;
+ * returns false (having answered nothing) when it has none.
+ */
+bool session_read(struct sessions *t, fuse_req_t req, uint64_t ino, size_t size,
+		  off_t off);
+
+/* Commits s now (fsync); the session goes on.  0 or a positive errno. */
+int session_commit(struct session *s);
+
+/* Commits the sessions whose settling delay has passed; returns the
+ * milliseconds until the next one is due (or -1 when none waits). */
+long sessions_settle(struct sessions *t);
+
+#endif

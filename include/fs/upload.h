@@ -1,0 +1,32 @@
+/*
+ * The uploader: sends the queue of local changes (cache/local.h) to the
+ * server, in order, batch by batch.  For each batch it asks which blocks
+ * the server needs, uploads those (several at once, from the cache's
+ * block files), commits the batch, and settles each operation: confirmed,
+ * kept as a conflicted copy, created anew, or refused.  It also commits
+ * the write sessions whose settling delay has passed.
+ *
+ * A failure to reach the server leaves the queue as it is, retried with
+ * backoff; the queue is durable, so the next mount resumes it.  The
+ * uploader holds fs->apply_lock from a commit's request to the end of its
+ * settling, so a listing never sees a node before the mirror knows it.
+ */
+#ifndef FS_UPLOAD_H
+#define FS_UPLOAD_H
+
+struct fs;
+struct uploader;
+
+struct uploader *uploader_start(struct fs *fs);
+
+/* Something was queued (or a session released): look at it now. */
+void uploader_wake(struct uploader *u);
+
+/*
+ * Commits every write session, sends what it can of the queue within
+ * drain_s seconds, and stops.  What is left stays queued for the next
+ * mount.
+ */
+void uploader_stop(struct uploader *u, unsigned drain_s);
+
+#endif
