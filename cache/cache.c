@@ -197,7 +197,7 @@ static enum cfs_err schema_init(struct cache *c, struct cfs_error *err)
 
 	if (!db)
 		return err->code;
-	rc = cfs_sql_script(db, "BEGIN IMMEDIATE", err);
+	rc = cfs_sql_begin(db, true, err);
 	version = rc ? -1 : cfs_sql_user_version(db);
 	if (rc == CFS_OK && version == 0) {
 		rc = cfs_sql_script(db, schema, err);
@@ -209,9 +209,7 @@ static enum cfs_err schema_init(struct cache *c, struct cfs_error *err)
 			"cache '%s' has schema version %d, this mount.cloudfs reads version %d: use another cache directory",
 			c->path, version, SCHEMA_VERSION);
 	}
-	rc = rc ? rc : cfs_sql_script(db, "COMMIT", err);
-	if (rc)
-		sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+	rc = cfs_sql_end(db, rc, err);
 	cache_db_release(c, db);
 	return rc;
 }
@@ -325,7 +323,7 @@ enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
 	if (!db)
 		return err->code;
 	snprintf(want_ns, sizeof(want_ns), "%lld", (long long)root_ns);
-	rc = cfs_sql_script(db, "BEGIN IMMEDIATE", err);
+	rc = cfs_sql_begin(db, true, err);
 	if (rc == CFS_OK)
 		rc = info_get(db, "url", have_url, sizeof(have_url), err);
 	if (rc == CFS_OK)
@@ -338,9 +336,7 @@ enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
 			err, CFS_ERR_CONFLICT,
 			"cache directory '%s' holds the mirror of namespace %s at %s, not of namespace %s at %s: use another cache directory",
 			c->path, have_ns, have_url, want_ns, url);
-	rc = rc ? rc : cfs_sql_script(db, "COMMIT", err);
-	if (rc)
-		sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+	rc = cfs_sql_end(db, rc, err);
 	cache_db_release(c, db);
 	return rc;
 }

@@ -114,6 +114,16 @@ enum cfs_err rows_by_node(struct cfs_sql *db, int64_t ns, int64_t node,
 			 e, err);
 }
 
+enum cfs_err rows_child(struct cfs_sql *db, const struct mirror_entry *dir,
+			const char *name, struct mirror_entry *e, bool *found,
+			struct cfs_error *err)
+{
+	enum cfs_err rc = mirror_lookup(db, dir, name, e, err);
+
+	*found = rc == CFS_OK;
+	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
+}
+
 enum cfs_err rows_by_ino(struct cfs_sql *db, uint64_t ino,
 			 struct mirror_entry *e, struct cfs_error *err)
 {
@@ -805,7 +815,7 @@ enum cfs_err mirror_apply(struct cfs_sql *db, int64_t ns,
 			  int64_t cursor, bool complete,
 			  struct mirror_changes *ch, struct cfs_error *err)
 {
-	enum cfs_err rc = cfs_sql_script(db, "BEGIN IMMEDIATE", err);
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
 
 	for (size_t i = 0; rc == CFS_OK && i < n; i++)
 		rc = apply_one(db, &entries[i], ch, err);
@@ -814,20 +824,14 @@ enum cfs_err mirror_apply(struct cfs_sql *db, int64_t ns,
 				  "UPDATE namespaces SET cursor = ?2,"
 				  " listed = listed OR ?3 WHERE ns = ?1",
 				  err, "iii", ns, cursor, (int64_t)complete);
-	rc = rc ? rc : cfs_sql_script(db, "COMMIT", err);
-	if (rc)
-		sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+	return cfs_sql_end(db, rc, err);
 }
 
 enum cfs_err mirror_forget_ns(struct cfs_sql *db, int64_t ns,
 			      struct cfs_error *err)
 {
-	enum cfs_err rc = cfs_sql_script(db, "BEGIN IMMEDIATE", err);
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
 
 	rc = rc ? rc : rows_forget_ns(db, ns, err);
-	rc = rc ? rc : cfs_sql_script(db, "COMMIT", err);
-	if (rc)
-		sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+	return cfs_sql_end(db, rc, err);
 }

@@ -1,9 +1,9 @@
 /*
  * Row-level access to the mirror's tables, shared by the two writers of
- * the mirror inside cache/: mirror.c (what the server says) and local.c
- * (what this mount does).  Every function runs inside the caller's
- * transaction.  Functions that look a row up return CFS_ERR_NOT_FOUND
- * without a message when there is none.
+ * the mirror inside cache/: mirror.c (what the server says) and local.c,
+ * pending.c and queue.c (what this mount does).  Every function runs
+ * inside the caller's transaction.  Functions that look a row up return
+ * CFS_ERR_NOT_FOUND without a message when there is none.
  */
 #ifndef CACHE_ROWS_H
 #define CACHE_ROWS_H
@@ -31,6 +31,11 @@ enum cfs_err rows_by_node(struct cfs_sql *db, int64_t ns, int64_t node,
 /* Entry ino, also when it is hidden (removed locally, not yet confirmed). */
 enum cfs_err rows_by_ino(struct cfs_sql *db, uint64_t ino,
 			 struct mirror_entry *e, struct cfs_error *err);
+
+/* The visible child name of directory entry dir, if any (*found). */
+enum cfs_err rows_child(struct cfs_sql *db, const struct mirror_entry *dir,
+			const char *name, struct mirror_entry *e, bool *found,
+			struct cfs_error *err);
 
 /* Forgets namespace ns: its entries and its row (invariant 3). */
 enum cfs_err rows_forget_ns(struct cfs_sql *db, int64_t ns,

@@ -27,6 +27,21 @@ enum cfs_err cfs_sql_script(struct cfs_sql *c, const char *sql,
 	return rc == SQLITE_OK ? CFS_OK : cfs_sql_fail(c, rc, err);
 }
 
+enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write, struct cfs_error *err)
+{
+	return cfs_sql_script(c, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+}
+
+enum cfs_err cfs_sql_end(struct cfs_sql *c, enum cfs_err rc,
+			 struct cfs_error *err)
+{
+	if (rc == CFS_OK)
+		rc = cfs_sql_script(c, "COMMIT", err);
+	if (rc)
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
 			  const char *synchronous, struct cfs_error *err)
 {

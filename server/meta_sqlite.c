@@ -79,13 +79,10 @@ enum cfs_err sq_run(struct meta *base, bool write, sq_body body, void *arg,
 	if (!c)
 		return err->code;
 	c->n_changed = 0;
-	rc = cfs_sql_script(&c->sql, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+	rc = cfs_sql_begin(&c->sql, write, err);
 	if (rc == CFS_OK)
 		rc = body(c, arg, err);
-	if (rc == CFS_OK)
-		rc = cfs_sql_script(&c->sql, "COMMIT", err);
-	if (rc)
-		sqlite3_exec(c->sql.db, "ROLLBACK", NULL, NULL, NULL);
+	rc = cfs_sql_end(&c->sql, rc, err);
 	for (size_t i = 0; rc == CFS_OK && m->notify && i < c->n_changed; i++)
 		m->notify(m->notify_arg, c->changed[i]);
 	cfs_sql_pool_release(&m->pool, &c->sql);

@@ -69,6 +69,18 @@ enum cfs_err cfs_sql_exec(struct cfs_sql *c, const char *sql,
 enum cfs_err cfs_sql_script(struct cfs_sql *c, const char *sql,
 			    struct cfs_error *err);
 
+/* Starts a transaction: BEGIN IMMEDIATE to write (takes the write lock
+ * now, so the transaction never fails half way on a busy database), plain
+ * BEGIN to read. */
+enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write,
+			   struct cfs_error *err);
+
+/* Ends the transaction cfs_sql_begin() started: commits when rc is CFS_OK
+ * and rolls back otherwise (also when the commit fails).  Returns the
+ * outcome. */
+enum cfs_err cfs_sql_end(struct cfs_sql *c, enum cfs_err rc,
+			 struct cfs_error *err);
+
 /* Turns a failed SQLite call into an error: STORAGE_FULL for a full disk,
  * INTERNAL (logged) for anything else. */
 enum cfs_err cfs_sql_fail(struct cfs_sql *c, int rc, struct cfs_error *err);

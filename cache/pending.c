@@ -1,0 +1,175 @@
+/*
+ * The bookkeeping of entries with local changes (cache/pending.h).
+ */
+#include <stdlib.h>
+
+#include "cache/pending.h"
+#include "cache/rows.h"
+
+enum cfs_err pending_mark(struct cfs_sql *db, const struct mirror_entry *e,
+			  int delta, struct cfs_error *err)
+{
+	enum cfs_err rc = CFS_OK;
+
+	if (e->pending == 0)
+		rc = rows_shadow_put(db, e->ino, e, err);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db,
+				  "UPDATE entries SET pending = pending + ?2"
+				  " WHERE ino = ?1",
+				  err, "ii", (int64_t)e->ino, (int64_t)delta);
+	return rc;
+}
+
+enum cfs_err pending_enqueue(struct cfs_sql *db, const struct queued_op *op,
+			     double ord, struct cfs_error *err)
+{
+	return cfs_sql_exec(
+		db,
+		"INSERT INTO ops(ord, ino, ns, type, kind, path, to_path, size,"
+		" mtime_ns, mode, blocks, target, replace) VALUES (?1, ?2, ?3,"
+		" ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+		err, "diiiittiiibti", ord, (int64_t)op->ino, op->ns,
+		(int64_t)op->type, (int64_t)op->kind, op->path, op->to,
+		(int64_t)op->size, op->mtime_ns, (int64_t)op->mode,
+		(const void *)op->blocks.ids, op->blocks.n * CFS_BLOCK_ID_LEN,
+		op->target, (int64_t)op->replace);
+}
+
+/* The ord after every queued operation. */
+static enum cfs_err next_ord(struct cfs_sql *db, double *ord,
+			     struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(
+		db, "SELECT COALESCE(MAX(ord), 0) + 1 FROM ops", err, "");
+	enum cfs_err rc;
+	bool row;
+
+	if (!st)
+		return err->code;
+	rc = cfs_sql_step(db, st, &row, err);
+	if (rc == CFS_OK)
+		*ord = sqlite3_column_double(st, 0);
+	return rc;
+}
+
+enum cfs_err pending_queue(struct cfs_sql *db, const struct mirror_entry *e,
+			   struct queued_op *op, struct cfs_error *err)
+{
+	double ord = 0;
+	enum cfs_err rc = next_ord(db, &ord, err);
+
+	op->ino = e->ino;
+	op->ns = e->ns;
+	if (rc == CFS_OK)
+		rc = pending_enqueue(db, op, ord, err);
+	return rc ? rc : pending_mark(db, e, 1, err);
+}
+
+enum cfs_err pending_queue_state(struct cfs_sql *db,
+				 const struct mirror_entry *e,
+				 struct cfs_error *err)
+{
+	struct queued_op op = {
+		.type = e->kind == CFS_KIND_DIR	      ? QUEUE_DIR
+			: e->kind == CFS_KIND_SYMLINK ? QUEUE_SYMLINK
+						      : QUEUE_FILE,
+		.kind = e->kind,
+		.size = e->size,
+		.mtime_ns = e->mtime_ns,
+		.mode = e->mode,
+		.blocks = e->blocks,
+		.target = e->target,
+	};
+	enum cfs_err rc = rows_ns_path(db, e, &op.path, err);
+
+	if (rc == CFS_OK)
+		rc = pending_queue(db, e, &op, err);
+	free(op.path);
+	return rc;
+}
+
+/*
+ * An entry whose changes are all settled shows the server's state again
+ * when that is newer than what it committed, or when one of its changes
+ * was refused (the local-changes invariants 1 and 4).
+ */
+static enum cfs_err settle(struct cfs_sql *db, uint64_t ino,
+			   struct mirror_changes *ch, struct cfs_error *err)
+{
+	struct mirror_entry e, s;
+	int64_t refused = 0;
+	bool found;
+	enum cfs_err rc = rows_by_ino(db, ino, &e, err);
+
+	if (rc == CFS_ERR_NOT_FOUND)
+		return CFS_OK;
+	if (rc)
+		return rc;
+	if (e.pending > 0) {
+		mirror_entry_release(&e);
+		return CFS_OK;
+	}
+	rc = cfs_sql_int64(db,
+			   cfs_sql_stmt(db,
+					"SELECT refused FROM shadow"
+					" WHERE ino = ?1",
+					err, "i", (int64_t)ino),
+			   &refused, &found, err);
+	if (rc == CFS_OK && found)
+		rc = rows_shadow_get(db, ino, &s, err);
+	if (rc == CFS_OK && found) {
+		if (refused || s.jid > e.jid || e.kind == CFS_KIND_DELETED)
+			rc = rows_settle(db, &e, &s, ch, err);
+		mirror_entry_release(&s);
+	}
+	if (rc == CFS_OK)
+		rc = rows_shadow_delete(db, ino, err);
+	mirror_entry_release(&e);
+	return rc;
+}
+
+enum cfs_err pending_done(struct cfs_sql *db, uint64_t ino,
+			  struct mirror_changes *ch, struct cfs_error *err)
+{
+	enum cfs_err rc =
+		cfs_sql_exec(db,
+			     "UPDATE entries SET pending = pending - 1"
+			     " WHERE ino = ?1 AND pending > 0",
+			     err, "i", (int64_t)ino);
+
+	return rc ? rc : settle(db, ino, ch, err);
+}
+
+enum cfs_err pending_insert_new(struct cfs_sql *db, struct mirror_entry *e,
+				struct cfs_error *err)
+{
+	struct mirror_entry s;
+	enum cfs_err rc;
+	int64_t top;
+	bool found;
+
+	/* A node id no entry has, until the row's own -ino is known. */
+	rc = cfs_sql_int64(
+		db,
+		cfs_sql_stmt(db, "SELECT COALESCE(MAX(ino), 0) FROM entries",
+			     err, ""),
+		&top, &found, err);
+	e->node = -(top + 1);
+	e->jid = 0;
+	e->ino = 0;
+	if (rc == CFS_OK)
+		rc = rows_write(db, &e->ino, e, err);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db,
+				  "UPDATE entries SET node = ?2 WHERE ino = ?1",
+				  err, "ii", (int64_t)e->ino, -(int64_t)e->ino);
+	e->node = -(int64_t)e->ino;
+	s = *e;
+	s.kind = CFS_KIND_DELETED;
+	s.blocks = (struct cfs_blocklist){ 0 };
+	s.target = NULL;
+	if (rc == CFS_OK)
+		rc = rows_shadow_put(db, e->ino, &s, err);
+	return rc;
+}

@@ -1,0 +1,403 @@
+/*
+ * The queue of operations for the server (cache/local.h): reading it in
+ * batches, and settling each operation's fate as the server answered.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache/pending.h"
+#include "cache/rows.h"
+
+void queued_op_release(struct queued_op *op)
+{
+	free(op->path);
+	free(op->to);
+	free(op->target);
+	cfs_blocklist_release(&op->blocks);
+	memset(op, 0, sizeof(*op));
+}
+
+enum cfs_err queue_length(struct cfs_sql *db, int64_t *n, struct cfs_error *err)
+{
+	bool found;
+
+	return cfs_sql_int64(
+		db, cfs_sql_stmt(db, "SELECT COUNT(*) FROM ops", err, ""), n,
+		&found, err);
+}
+
+static enum cfs_err op_from_row(sqlite3_stmt *st, struct queued_op *op,
+				struct cfs_error *err)
+{
+	const char *to = (const char *)sqlite3_column_text(st, 6);
+	const char *target = (const char *)sqlite3_column_text(st, 11);
+
+	*op = (struct queued_op){
+		.seq = sqlite3_column_int64(st, 0),
+		.ino = (uint64_t)sqlite3_column_int64(st, 1),
+		.ns = sqlite3_column_int64(st, 2),
+		.type = (enum queue_type)sqlite3_column_int(st, 3),
+		.kind = (enum cfs_kind)sqlite3_column_int(st, 4),
+		.size = (uint64_t)sqlite3_column_int64(st, 7),
+		.mtime_ns = sqlite3_column_int64(st, 8),
+		.mode = (uint32_t)sqlite3_column_int(st, 9),
+		.replace = sqlite3_column_int(st, 12) != 0,
+		.tries = (unsigned)sqlite3_column_int(st, 13),
+		.base_jid = sqlite3_column_int64(st, 14),
+	};
+	op->path = strdup((const char *)sqlite3_column_text(st, 5));
+	op->to = to ? strdup(to) : NULL;
+	op->target = target ? strdup(target) : NULL;
+	if (!op->path || (to && !op->to) || (target && !op->target) ||
+	    cfs_blocklist_from_raw(sqlite3_column_blob(st, 10),
+				   (size_t)sqlite3_column_bytes(st, 10),
+				   &op->blocks)) {
+		queued_op_release(op);
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"out of memory or a corrupt queued operation");
+	}
+	/* Invariant 4: files carry their base; folders and moves do not
+	 * need one. */
+	if (op->kind != CFS_KIND_FILE && op->kind != CFS_KIND_SYMLINK)
+		op->base_jid = -1;
+	if (op->type == QUEUE_MOVE)
+		op->base_jid = -1;
+	return CFS_OK;
+}
+
+enum cfs_err queue_batch(struct cfs_sql *db, size_t max, struct queued_op **ops,
+			 size_t *n, struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(
+		db,
+		"SELECT o.seq, o.ino, o.ns, o.type, o.kind, o.path, o.to_path,"
+		" o.size, o.mtime_ns, o.mode, o.blocks, o.target, o.replace,"
+		" o.tries, e.jid FROM ops o JOIN entries e ON e.ino = o.ino"
+		" ORDER BY o.ord LIMIT ?1",
+		err, "i", (int64_t)max);
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	bool row = true;
+
+	*n = 0;
+	*ops = calloc(max ? max : 1, sizeof(**ops));
+	if (!*ops)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	while (rc == CFS_OK && *n < max &&
+	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row) {
+		struct queued_op *op = &(*ops)[*n];
+		bool again = false;
+
+		if (*n > 0 && sqlite3_column_int64(st, 2) != (*ops)[0].ns)
+			break;
+		for (size_t i = 0; i < *n && !again; i++)
+			again = (uint64_t)sqlite3_column_int64(st, 1) ==
+				(*ops)[i].ino;
+		if (again)
+			break; /* invariant 5 */
+		rc = op_from_row(st, op, err);
+		if (rc == CFS_OK)
+			(*n)++;
+	}
+	if (rc) {
+		for (size_t i = 0; i < *n; i++)
+			queued_op_release(&(*ops)[i]);
+		free(*ops);
+		*ops = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+static enum cfs_err dequeue(struct cfs_sql *db, const struct queued_op *op,
+			    struct cfs_error *err)
+{
+	return cfs_sql_exec(db, "DELETE FROM ops WHERE seq = ?1", err, "i",
+			    op->seq);
+}
+
+static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
+			    int64_t node, int64_t jid,
+			    struct mirror_changes *ch, struct cfs_error *err)
+{
+	struct mirror_entry e;
+	enum cfs_err rc = dequeue(db, op, err);
+
+	if (rc == CFS_OK)
+		rc = rows_by_ino(db, op->ino, &e, err);
+	if (rc == CFS_ERR_NOT_FOUND)
+		return CFS_OK;
+	if (rc)
+		return rc;
+	if (op->type == QUEUE_DELETE) {
+		/* Invariant 3: the server dropped it; so do we. */
+		if (e.mount_ns)
+			rc = rows_forget_ns(db, e.mount_ns, err);
+		if (rc == CFS_OK && e.kind == CFS_KIND_DELETED)
+			rc = rows_delete(db, e.ino, err);
+		else if (rc == CFS_OK)
+			rc = pending_done(db, e.ino, ch, err);
+		mirror_entry_release(&e);
+		return rc;
+	}
+	/* Invariant 2: the server named the node. */
+	if (op->type != QUEUE_MOVE && node > 0 && e.node != node)
+		rc = rows_set_node(db, e.ino, e.ns, e.node, node, err);
+	if (rc == CFS_OK && jid > e.jid)
+		rc = cfs_sql_exec(db,
+				  "UPDATE entries SET jid = ?2 WHERE ino = ?1",
+				  err, "ii", (int64_t)e.ino, jid);
+	mirror_entry_release(&e);
+	return rc ? rc : pending_done(db, op->ino, ch, err);
+}
+
+enum cfs_err local_confirm(struct cfs_sql *db, const struct queued_op *op,
+			   int64_t node, int64_t jid, struct mirror_changes *ch,
+			   struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
+
+	if (rc == CFS_OK)
+		rc = confirm(db, op, node, jid, ch, err);
+	return cfs_sql_end(db, rc, err);
+}
+
+static enum cfs_err refuse(struct cfs_sql *db, const struct queued_op *op,
+			   struct mirror_changes *ch, struct cfs_error *err)
+{
+	enum cfs_err rc = dequeue(db, op, err);
+
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db, "UPDATE shadow SET refused = 1 WHERE ino = ?1", err,
+			"i", (int64_t)op->ino);
+	return rc ? rc : pending_done(db, op->ino, ch, err);
+}
+
+enum cfs_err local_refuse(struct cfs_sql *db, const struct queued_op *op,
+			  struct mirror_changes *ch, struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
+
+	if (rc == CFS_OK)
+		rc = refuse(db, op, ch, err);
+	return cfs_sql_end(db, rc, err);
+}
+
+/* "NAME (conflicted copy YYYY-MM-DD).EXT", with " N" before ")" from the
+ * second try; the extension is what follows the last '.' (not a leading
+ * one). */
+static void conflicted_name(const char *name, int n, char out[CFS_NAME_MAX + 1])
+{
+	const char *dot = strrchr(name, '.');
+	char day[16], tag[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t base, room;
+
+	if (!dot || dot == name)
+		dot = name + strlen(name);
+	gmtime_r(&now, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+	if (n > 1)
+		snprintf(tag, sizeof(tag), " (conflicted copy %s %d)", day, n);
+	else
+		snprintf(tag, sizeof(tag), " (conflicted copy %s)", day);
+	base = (size_t)(dot - name);
+	room = CFS_NAME_MAX - strlen(tag) - strlen(dot);
+	if (base > room)
+		base = room;
+	while (base && ((unsigned char)name[base] & 0xc0) == 0x80)
+		base--; /* not in the middle of a character */
+	if (snprintf(out, CFS_NAME_MAX + 1, "%.*s%s%s", (int)base, name, tag,
+		     dot) > CFS_NAME_MAX)
+		out[CFS_NAME_MAX] = '\0'; /* cannot happen: room was made */
+}
+
+static enum cfs_err copy_of(struct cfs_sql *db, const struct queued_op *op,
+			    char copy[CFS_NAME_MAX + 1],
+			    struct mirror_changes *ch, struct cfs_error *err)
+{
+	struct mirror_entry e, dir, c = { 0 }, taken;
+	uint64_t dir_ino;
+	bool found = true;
+	enum cfs_err rc = rows_by_ino(db, op->ino, &e, err);
+
+	if (rc)
+		return rc;
+	rc = mirror_parent(db, &e, &dir_ino, err);
+	if (rc == CFS_OK)
+		rc = mirror_get(db, dir_ino, &dir, err);
+	for (int n = 1; rc == CFS_OK && found && n < 100; n++) {
+		conflicted_name(e.name, n, copy);
+		rc = rows_child(db, &dir, copy, &taken, &found, err);
+		if (found)
+			mirror_entry_release(&taken);
+	}
+	if (rc == CFS_OK && found)
+		rc = cfs_fail(err, CFS_ERR_EXISTS,
+			      "no free name for a conflicted copy of '%s'",
+			      e.name);
+	if (rc == CFS_OK) {
+		c = (struct mirror_entry){
+			.ns = e.ns,
+			.parent = e.parent,
+			.kind = op->kind,
+			.size = op->size,
+			.mtime_ns = op->mtime_ns,
+			.mode = op->mode,
+			.blocks = op->blocks,
+			.target = op->target,
+		};
+		snprintf(c.name, sizeof(c.name), "%s", copy);
+		rc = pending_insert_new(db, &c, err);
+	}
+	if (rc == CFS_OK)
+		rc = pending_queue_state(db, &c, err);
+	if (rc == CFS_OK)
+		rc = refuse(db, op, ch, err);
+	if (rc == CFS_OK)
+		rc = rows_note(ch, dir_ino, 0, NULL, err);
+	if (dir_ino && rc != CFS_ERR_NOT_FOUND)
+		mirror_entry_release(&dir);
+	mirror_entry_release(&e);
+	return rc;
+}
+
+enum cfs_err local_conflicted_copy(struct cfs_sql *db,
+				   const struct queued_op *op,
+				   char copy[CFS_NAME_MAX + 1],
+				   struct mirror_changes *ch,
+				   struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
+
+	if (rc == CFS_OK)
+		rc = copy_of(db, op, copy, ch, err);
+	return cfs_sql_end(db, rc, err);
+}
+
+enum cfs_err local_rebase(struct cfs_sql *db, const struct queued_op *op,
+			  struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
+
+	if (rc == CFS_OK)
+		rc = rows_localize(db, op->ino, err);
+	if (rc == CFS_OK)
+		rc = local_retry(db, op, err);
+	return cfs_sql_end(db, rc, err);
+}
+
+/* Queues the creation of folder entry e before ord. */
+static enum cfs_err queue_before(struct cfs_sql *db,
+				 const struct mirror_entry *e, double ord,
+				 struct cfs_error *err)
+{
+	struct queued_op op = { .type = QUEUE_DIR,
+				.kind = e->kind,
+				.mtime_ns = e->mtime_ns,
+				.mode = e->mode,
+				.ino = e->ino,
+				.ns = e->ns };
+	enum cfs_err rc = rows_ns_path(db, e, &op.path, err);
+
+	if (rc == CFS_OK)
+		rc = pending_enqueue(db, &op, ord, err);
+	if (rc == CFS_OK)
+		rc = pending_mark(db, e, 1, err);
+	free(op.path);
+	return rc;
+}
+
+/* The ord of op, and the one of the operation queued before it (or one
+ * less when none is). */
+static enum cfs_err ords_around(struct cfs_sql *db, const struct queued_op *op,
+				double *prev, double *ord,
+				struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(
+		db,
+		"SELECT o.ord, (SELECT MAX(p.ord) FROM ops p WHERE p.ord < o.ord)"
+		" FROM ops o WHERE o.seq = ?1",
+		err, "i", op->seq);
+	enum cfs_err rc;
+	bool row = false;
+
+	rc = st ? cfs_sql_step(db, st, &row, err) : err->code;
+	if (rc == CFS_OK && !row)
+		return cfs_fail(err, CFS_ERR_NOT_FOUND,
+				"operation %lld is not queued",
+				(long long)op->seq);
+	if (rc == CFS_OK) {
+		*ord = sqlite3_column_double(st, 0);
+		*prev = sqlite3_column_type(st, 1) == SQLITE_NULL
+				? *ord - 1
+				: sqlite3_column_double(st, 1);
+	}
+	return rc;
+}
+
+static enum cfs_err recreate_parents(struct cfs_sql *db,
+				     const struct queued_op *op,
+				     struct cfs_error *err)
+{
+	uint64_t chain[CFS_PATH_MAX / 2];
+	struct mirror_entry e;
+	size_t depth = 0;
+	double prev = 0, ord = 0;
+	enum cfs_err rc = ords_around(db, op, &prev, &ord, err);
+
+	if (rc == CFS_OK)
+		rc = rows_by_ino(db, op->ino, &e, err);
+	if (rc)
+		return rc;
+	/* The folders from e's parent up to its namespace's root. */
+	while (rc == CFS_OK && e.parent != 0 && depth < CFS_PATH_MAX / 2) {
+		uint64_t up;
+
+		rc = mirror_parent(db, &e, &up, err);
+		mirror_entry_release(&e);
+		if (rc == CFS_OK)
+			rc = rows_by_ino(db, up, &e, err);
+		if (rc == CFS_OK)
+			chain[depth++] = up;
+	}
+	if (rc == CFS_OK)
+		mirror_entry_release(&e);
+	/* Root first, all between the previous operation and op. */
+	for (size_t i = 0; rc == CFS_OK && i < depth; i++) {
+		rc = rows_by_ino(db, chain[depth - 1 - i], &e, err);
+		if (rc == CFS_OK)
+			rc = queue_before(db, &e,
+					  prev + (ord - prev) *
+							  (double)(i + 1) /
+							  (double)(depth + 1),
+					  err);
+		if (rc == CFS_OK)
+			mirror_entry_release(&e);
+	}
+	return rc;
+}
+
+enum cfs_err local_recreate_parents(struct cfs_sql *db,
+				    const struct queued_op *op,
+				    struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
+
+	if (rc == CFS_OK)
+		rc = recreate_parents(db, op, err);
+	if (rc == CFS_OK)
+		rc = local_retry(db, op, err);
+	return cfs_sql_end(db, rc, err);
+}
+
+enum cfs_err local_retry(struct cfs_sql *db, const struct queued_op *op,
+			 struct cfs_error *err)
+{
+	return cfs_sql_exec(db,
+			    "UPDATE ops SET tries = tries + 1 WHERE seq = ?1",
+			    err, "i", op->seq);
+}
