@@ -250,18 +250,10 @@ static int do_create(struct fs *fs, fuse_ino_t parent, const char *name,
 			       .mode = mode & 07777,
 			       .mtime_ns = cfs_now_ns() };
 	struct mirror_entry e;
-	struct cfs_error err;
-	enum cfs_err rc;
-	int eno;
-	struct cfs_sql *db = ops_db(fs, &eno);
+	int eno = ops_make(fs, parent, name, &n, ep, &e);
 
-	if (!db)
+	if (eno)
 		return eno;
-	rc = local_mknode(db, parent, name, &n, &e, &err);
-	cache_db_release(fs->cache, db);
-	if (rc)
-		return ops_errno(rc, &err);
-	ops_entry(fs, &e, ep);
 	eno = open_handle(fs, &e, true, true, false, fi);
 	mirror_entry_release(&e);
 	return eno;

@@ -17,9 +17,9 @@
 #include "fs/session.h"
 #include "fs/upload.h"
 
-/* Creates name in parent; *ep describes it. */
-static int make(struct fs *fs, fuse_ino_t parent, const char *name,
-		const struct local_new *n, struct fuse_entry_param *ep)
+int ops_make(struct fs *fs, fuse_ino_t parent, const char *name,
+	     const struct local_new *n, struct fuse_entry_param *ep,
+	     struct mirror_entry *out)
 {
 	struct mirror_entry e;
 	struct cfs_error err;
@@ -34,7 +34,10 @@ static int make(struct fs *fs, fuse_ino_t parent, const char *name,
 	if (rc)
 		return ops_errno(rc, &err);
 	ops_entry(fs, &e, ep);
-	mirror_entry_release(&e);
+	if (out)
+		*out = e;
+	else
+		mirror_entry_release(&e);
 	return 0;
 }
 
@@ -56,7 +59,8 @@ void ops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 			       .mtime_ns = cfs_now_ns() };
 	struct fuse_entry_param ep;
 
-	reply_made(req, make(ops_fs(req), parent, name, &n, &ep), &ep);
+	reply_made(req, ops_make(ops_fs(req), parent, name, &n, &ep, NULL),
+		   &ep);
 }
 
 void ops_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
@@ -69,7 +73,7 @@ void ops_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	struct fuse_entry_param ep;
 	int eno = strlen(link) > CFS_MAX_SYMLINK_TARGET
 			  ? ENAMETOOLONG
-			  : make(ops_fs(req), parent, name, &n, &ep);
+			  : ops_make(ops_fs(req), parent, name, &n, &ep, NULL);
 
 	reply_made(req, eno, &ep);
 }
@@ -91,7 +95,7 @@ void ops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	eno = make(fs, parent, name, &n, &ep);
+	eno = ops_make(fs, parent, name, &n, &ep, NULL);
 	/* An empty file: its session (opened by the creation) commits it
 	 * after the settling delay, as for a closed file. */
 	if (!eno)

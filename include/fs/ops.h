@@ -41,6 +41,14 @@ void ops_stat(struct fs *fs, const struct mirror_entry *e, struct stat *st);
 void ops_entry(struct fs *fs, const struct mirror_entry *e,
 	       struct fuse_entry_param *ep);
 
+struct local_new;
+
+/* Creates name in parent (cache/local.h: local_mknode); *ep describes it.
+ * With out, *out gets the new entry, which the caller releases. */
+int ops_make(struct fs *fs, fuse_ino_t parent, const char *name,
+	     const struct local_new *n, struct fuse_entry_param *ep,
+	     struct mirror_entry *out);
+
 /* After a local change: the kernel drops what ch names, the uploader is
  * woken; ch is released. */
 void ops_changed(struct fs *fs, struct mirror_changes *ch);
