@@ -48,9 +48,7 @@ static struct open_inode **slot(struct open_files *t, uint64_t ino)
 	return p;
 }
 
-struct open_file *openfiles_open(struct open_files *t, uint64_t ino,
-				 const struct open_attr *attr,
-				 struct cfs_blocklist *blocks)
+struct open_file *openfiles_open(struct open_files *t, uint64_t ino)
 {
 	struct open_file *fh = calloc(1, sizeof(*fh));
 	struct open_inode **p;
@@ -63,7 +61,6 @@ struct open_file *openfiles_open(struct open_files *t, uint64_t ino,
 		(*p)->ino = ino;
 	if (*p) {
 		(*p)->refs++;
-		(*p)->attr = *attr;
 		fh->inode = *p;
 		fh->version = (*p)->version;
 		fh->next = t->handles;
@@ -77,11 +74,17 @@ struct open_file *openfiles_open(struct open_files *t, uint64_t ino,
 		return NULL;
 	}
 	fh->ino = ino;
+	pthread_mutex_init(&fh->lock, NULL);
+	return fh;
+}
+
+void openfiles_load(struct open_files *t, struct open_file *fh,
+		    const struct open_attr *attr, struct cfs_blocklist *blocks)
+{
+	openfiles_set_attr(t, fh, attr);
 	fh->size = attr->size;
 	fh->blocks = *blocks;
 	*blocks = (struct cfs_blocklist){ 0 };
-	pthread_mutex_init(&fh->lock, NULL);
-	return fh;
 }
 
 void openfiles_release(struct open_files *t, struct open_file *fh)

@@ -185,18 +185,17 @@ void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(p.ids);
 }
 
-/* A handle on file e (whose blocks it takes), with a write session when
- * the file is written (new: the session local_mknode opened). */
-static int open_handle(struct fs *fs, struct mirror_entry *e, bool write,
-		       bool new, bool trunc, struct fuse_file_info *fi)
+/* Fills the new handle fh from file e (whose blocks it takes), with a
+ * write session when the file is written (new: the session local_mknode
+ * opened).  On failure the caller releases fh. */
+static int open_handle(struct fs *fs, struct open_file *fh,
+		       struct mirror_entry *e, bool write, bool new, bool trunc,
+		       struct fuse_file_info *fi)
 {
 	struct open_attr attr = attr_of(e);
-	struct open_file *fh;
 	int eno = 0;
 
-	fh = openfiles_open(fs->open, e->ino, &attr, &e->blocks);
-	if (!fh)
-		return ENOMEM;
+	openfiles_load(fs->open, fh, &attr, &e->blocks);
 	if (write)
 		eno = session_open(fs->sessions, e->ino, new, &fh->session);
 	if (!eno && trunc)
@@ -204,7 +203,6 @@ static int open_handle(struct fs *fs, struct mirror_entry *e, bool write,
 	if (eno) {
 		if (fh->session)
 			session_release(fs->sessions, fh->session);
-		openfiles_release(fs->open, fh);
 		return eno;
 	}
 	fi->fh = (uintptr_t)fh;
@@ -219,16 +217,25 @@ static int do_open(struct fs *fs, fuse_ino_t ino, struct fuse_file_info *fi)
 	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
 	struct mirror_entry e;
 	struct cfs_sql *db;
-	int eno = ops_get(fs, ino, &db, &e);
+	/* Counted before the mirror is read: a change committed meanwhile
+	 * makes the handle reload (fs/openfile.h). */
+	struct open_file *fh = openfiles_open(fs->open, ino);
+	int eno = fh ? ops_get(fs, ino, &db, &e) : ENOMEM;
 
-	if (eno)
+	if (!fh)
 		return eno;
-	cache_db_release(fs->cache, db);
-	eno = e.kind == CFS_KIND_FILE
-		      ? open_handle(fs, &e, write || (fi->flags & O_TRUNC),
-				    false, write && (fi->flags & O_TRUNC), fi)
-		      : EISDIR;
-	mirror_entry_release(&e);
+	if (!eno) {
+		cache_db_release(fs->cache, db);
+		eno = e.kind == CFS_KIND_FILE
+			      ? open_handle(fs, fh, &e,
+					    write || (fi->flags & O_TRUNC),
+					    false,
+					    write && (fi->flags & O_TRUNC), fi)
+			      : EISDIR;
+		mirror_entry_release(&e);
+	}
+	if (eno)
+		openfiles_release(fs->open, fh);
 	return eno;
 }
 
@@ -250,11 +257,15 @@ static int do_create(struct fs *fs, fuse_ino_t parent, const char *name,
 			       .mode = mode & 07777,
 			       .mtime_ns = cfs_now_ns() };
 	struct mirror_entry e;
+	struct open_file *fh;
 	int eno = ops_make(fs, parent, name, &n, ep, &e);
 
 	if (eno)
 		return eno;
-	eno = open_handle(fs, &e, true, true, false, fi);
+	fh = openfiles_open(fs->open, e.ino);
+	eno = fh ? open_handle(fs, fh, &e, true, true, false, fi) : ENOMEM;
+	if (eno && fh)
+		openfiles_release(fs->open, fh);
 	mirror_entry_release(&e);
 	return eno;
 }

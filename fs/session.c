@@ -12,6 +12,10 @@
  *     read as zeros if the file grows again, not come back from the base.
  *  4. in_db: the mirror counts this session as a pending change of the
  *     file (local_write_begin) until its commit is queued.
+ *  5. A settling session stays in the table until its commit is in the
+ *     mirror: until then the mirror shows the file's older content, so
+ *     stat and read are answered by the session, and an open or a touch
+ *     waits for the commit and then starts from the mirror.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +41,7 @@ struct session {
 	/* The table's: */
 	unsigned handles;
 	uint64_t settle_at_ms; /* once handles is 0 */
+	bool settling;	       /* invariant 5 */
 	struct session *next;
 	/* The session's (its lock): */
 	pthread_mutex_t lock;
@@ -55,6 +60,7 @@ struct session {
 struct sessions {
 	struct fs *fs;
 	pthread_mutex_t lock;
+	pthread_cond_t settled; /* a settling session left the table */
 	struct session *table[N_BUCKETS];
 };
 
@@ -64,6 +70,16 @@ static struct session **slot(struct sessions *t, uint64_t ino)
 
 	while (*p && (*p)->ino != ino)
 		p = &(*p)->next;
+	return p;
+}
+
+/* The session of ino that may change (invariant 5), t's lock held. */
+static struct session **live_slot(struct sessions *t, uint64_t ino)
+{
+	struct session **p;
+
+	while (*(p = slot(t, ino)) && (*p)->settling)
+		pthread_cond_wait(&t->settled, &t->lock);
 	return p;
 }
 
@@ -219,6 +235,7 @@ struct sessions *sessions_new(struct fs *fs)
 	if (t) {
 		t->fs = fs;
 		pthread_mutex_init(&t->lock, NULL);
+		pthread_cond_init(&t->settled, NULL);
 	}
 	return t;
 }
@@ -289,11 +306,14 @@ static int start(struct sessions *t, uint64_t ino, bool new,
 			       .base = e.blocks,
 			       .base_size = e.size,
 			       .fd = -1,
+			       /* A new file is a change even if never
+				* written: the server must get it. */
+			       .changed = new,
 			       .in_db = new };
 	e.blocks = (struct cfs_blocklist){ 0 };
 	mirror_entry_release(&e);
 	pthread_mutex_init(&s->lock, NULL);
-	if (!new &&mark(s, true, NULL)) {
+	if (!new && mark(s, true, NULL)) {
 		session_free(s);
 		return EIO;
 	}
@@ -309,7 +329,7 @@ int session_open(struct sessions *t, uint64_t ino, bool new,
 
 	/* Held across start(): two opens of one file make one session. */
 	pthread_mutex_lock(&t->lock);
-	p = slot(t, ino);
+	p = live_slot(t, ino);
 	if (*p) {
 		(*p)->handles++;
 	} else {
@@ -436,7 +456,7 @@ bool session_touch(struct sessions *t, uint64_t ino, int64_t mtime_ns)
 	struct session *s;
 
 	pthread_mutex_lock(&t->lock);
-	s = *slot(t, ino);
+	s = *live_slot(t, ino);
 	if (s) {
 		pthread_mutex_lock(&s->lock);
 		s->mtime_ns = mtime_ns;
@@ -699,9 +719,10 @@ int session_commit(struct session *s)
 	return e;
 }
 
-/* Commits and frees s, which the table no longer holds. */
-static void settle_one(struct session *s)
+/* Commits s, settling in the table, and takes it out (invariant 5). */
+static void settle_one(struct sessions *t, struct session *s)
 {
+	struct session **p;
 	int e;
 
 	pthread_mutex_lock(&s->lock);
@@ -711,6 +732,17 @@ static void settle_one(struct session *s)
 		cfs_log_error(
 			"cannot commit inode %llu: %s; its last writes are lost",
 			(unsigned long long)s->ino, strerror(e));
+	/* Handles opened on the older content read the commit. */
+	openfiles_changed(t->fs->open, s->ino);
+	pthread_mutex_lock(&t->lock);
+	/* No reader is inside s once both locks were held. */
+	pthread_mutex_lock(&s->lock);
+	for (p = slot(t, s->ino); *p != s; p = &(*p)->next)
+		;
+	*p = s->next;
+	pthread_mutex_unlock(&s->lock);
+	pthread_cond_broadcast(&t->settled);
+	pthread_mutex_unlock(&t->lock);
 	session_free(s);
 }
 
@@ -724,14 +756,11 @@ long sessions_settle(struct sessions *t)
 
 		pthread_mutex_lock(&t->lock);
 		for (size_t i = 0; i < N_BUCKETS && !due; i++) {
-			for (struct session **p = &t->table[i]; *p;
-			     p = &(*p)->next) {
-				struct session *s = *p;
-
-				if (s->handles)
+			for (struct session *s = t->table[i]; s; s = s->next) {
+				if (s->handles || s->settling)
 					continue;
 				if (s->settle_at_ms <= now) {
-					*p = s->next;
+					s->settling = true;
 					due = s;
 					break;
 				}
@@ -743,7 +772,7 @@ long sessions_settle(struct sessions *t)
 		pthread_mutex_unlock(&t->lock);
 		if (!due)
 			return next;
-		settle_one(due);
+		settle_one(t, due);
 	}
 }
 
@@ -753,12 +782,11 @@ void sessions_free(struct sessions *t)
 		return;
 	for (size_t i = 0; i < N_BUCKETS; i++) {
 		while (t->table[i]) {
-			struct session *s = t->table[i];
-
-			t->table[i] = s->next;
-			settle_one(s);
+			t->table[i]->settling = true;
+			settle_one(t, t->table[i]);
 		}
 	}
+	pthread_cond_destroy(&t->settled);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }

@@ -50,10 +50,16 @@ struct open_files *openfiles_new(void);
  * ended by a signal). */
 void openfiles_free(struct open_files *t);
 
-/* A new handle on ino with attr and blocks (taken over). */
-struct open_file *openfiles_open(struct open_files *t, uint64_t ino,
-				 const struct open_attr *attr,
-				 struct cfs_blocklist *blocks);
+/*
+ * A new handle on ino, counted at the inode's current version and empty:
+ * the caller reads the file's content after this, then gives it with
+ * openfiles_load(), so a change made meanwhile still makes it reload.
+ */
+struct open_file *openfiles_open(struct open_files *t, uint64_t ino);
+
+/* Gives the new handle fh its content: attr and blocks (taken over). */
+void openfiles_load(struct open_files *t, struct open_file *fh,
+		    const struct open_attr *attr, struct cfs_blocklist *blocks);
 void openfiles_release(struct open_files *t, struct open_file *fh);
 
 /* The last known attributes of ino, if a handle is open on it. */
