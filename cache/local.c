@@ -10,6 +10,7 @@
 #include "cache/local.h"
 #include "cache/pending.h"
 #include "cache/rows.h"
+#include "cloudfs/clock.h"
 
 /* Whether the server has, or will have, entry e. */
 static enum cfs_err known(struct cfs_sql *db, const struct mirror_entry *e,
@@ -26,6 +27,22 @@ static enum cfs_err known(struct cfs_sql *db, const struct mirror_entry *e,
 					  " LIMIT 1",
 					  err, "i", (int64_t)e->ino),
 			     &one, yes, err);
+}
+
+/*
+ * Directories a or b had entries added, removed or renamed: their mtime
+ * is now, as POSIX has it.  In the mount only: the server keeps the mtime
+ * last set on a directory, which is what tar, rsync and cp -a set, and
+ * one more journal entry per file created would double a tree's commits.
+ */
+static enum cfs_err touch_dirs(struct cfs_sql *db, uint64_t a, uint64_t b,
+			       struct cfs_error *err)
+{
+	return cfs_sql_exec(db,
+			    "UPDATE entries SET mtime_ns = ?3 WHERE ino IN"
+			    " (?1, ?2) AND kind = ?4",
+			    err, "iiii", (int64_t)a, (int64_t)b, cfs_now_ns(),
+			    (int64_t)CFS_KIND_DIR);
 }
 
 static enum cfs_err mknode(struct cfs_sql *db, uint64_t dir_ino,
@@ -80,6 +97,8 @@ enum cfs_err local_mknode(struct cfs_sql *db, uint64_t dir_ino,
 	memset(out, 0, sizeof(*out));
 	if (rc == CFS_OK)
 		rc = mknode(db, dir_ino, name, n, out, err);
+	if (rc == CFS_OK)
+		rc = touch_dirs(db, dir_ino, dir_ino, err);
 	rc = cfs_sql_end(db, rc, err);
 	if (rc)
 		mirror_entry_release(out);
@@ -172,6 +191,8 @@ enum cfs_err local_remove(struct cfs_sql *db, uint64_t dir_ino,
 
 	if (rc == CFS_OK)
 		rc = remove_one(db, dir_ino, name, dir, ino, err);
+	if (rc == CFS_OK)
+		rc = touch_dirs(db, dir_ino, dir_ino, err);
 	return cfs_sql_end(db, rc, err);
 }
 
@@ -234,7 +255,6 @@ struct rename_args {
 };
 
 static enum cfs_err rename_move(struct cfs_sql *db, struct mirror_entry *e,
-				const struct mirror_entry *newdir,
 				int64_t new_parent, const char *newname,
 				bool replaced_on_server, struct cfs_error *err)
 {
@@ -244,7 +264,6 @@ static enum cfs_err rename_move(struct cfs_sql *db, struct mirror_entry *e,
 	bool on_server;
 	enum cfs_err rc = known(db, e, &on_server, err);
 
-	(void)newdir;
 	if (rc == CFS_OK && on_server)
 		rc = rows_ns_path(db, e, &op.path, err);
 	e->parent = new_parent;
@@ -261,14 +280,13 @@ static enum cfs_err rename_move(struct cfs_sql *db, struct mirror_entry *e,
 }
 
 static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
-			      struct mirror_changes *ch, struct cfs_error *err)
+			      struct cfs_error *err)
 {
 	struct mirror_entry dir, newdir, e, t;
 	int64_t ns, node, new_ns, new_node;
 	bool found_e = false, found_t = false, inside = false, t_known = false;
 	enum cfs_err rc = mirror_get(db, a->dir_ino, &dir, err);
 
-	(void)ch;
 	if (rc)
 		return rc;
 	rc = mirror_get(db, a->newdir_ino, &newdir, err);
@@ -320,7 +338,7 @@ static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 	if (rc == CFS_OK && found_t && t_known)
 		rc = pending_mark(db, &t, 0, err);
 	if (rc == CFS_OK)
-		rc = rename_move(db, &e, &newdir, new_node, a->newname,
+		rc = rename_move(db, &e, new_node, a->newname,
 				 found_t && t_known, err);
 out:
 	if (found_e)
@@ -335,14 +353,16 @@ out:
 enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
 			  const char *name, uint64_t newdir_ino,
 			  const char *newname, bool noreplace,
-			  struct mirror_changes *ch, struct cfs_error *err)
+			  struct cfs_error *err)
 {
 	struct rename_args a = { dir_ino, newdir_ino, name, newname,
 				 noreplace };
 	enum cfs_err rc = cfs_sql_begin(db, true, err);
 
 	if (rc == CFS_OK)
-		rc = do_rename(db, &a, ch, err);
+		rc = do_rename(db, &a, err);
+	if (rc == CFS_OK)
+		rc = touch_dirs(db, dir_ino, newdir_ino, err);
 	return cfs_sql_end(db, rc, err);
 }
 

@@ -139,7 +139,6 @@ void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
 	struct fs *fs = ops_fs(req);
-	struct mirror_changes ch = { 0 };
 	struct cfs_error err;
 	enum cfs_err rc;
 	int eno;
@@ -154,11 +153,10 @@ void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	db = ops_db(fs, &eno);
 	if (db) {
 		rc = local_rename(db, parent, name, newparent, newname,
-				  flags & RENAME_NOREPLACE, &ch, &err);
+				  flags & RENAME_NOREPLACE, &err);
 		cache_db_release(fs->cache, db);
 		eno = rc ? ops_errno(rc, &err) : 0;
 	}
-	ops_changed(fs, &ch);
 	fuse_reply_err(req, eno);
 }
 

@@ -84,12 +84,12 @@ enum cfs_err local_remove(struct cfs_sql *db, uint64_t dir_ino,
  * Renames name of dir_ino to newname of newdir_ino, replacing a compatible
  * target unless noreplace (then EXISTS).  CROSS_NS between namespaces;
  * BAD_FIELD for a folder into itself; IS_DIR, NOT_DIR, NOT_EMPTY as
- * rename(2).  ch gets what the kernel must drop.
+ * rename(2).
  */
 enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
 			  const char *name, uint64_t newdir_ino,
 			  const char *newname, bool noreplace,
-			  struct mirror_changes *ch, struct cfs_error *err);
+			  struct cfs_error *err);
 
 /*
  * Sets the mode and/or mtime (NULL: unchanged) of ino.  In a write session
