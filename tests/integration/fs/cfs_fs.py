@@ -1,16 +1,18 @@
 """Helpers of the mount.cloudfs tests: trees put on the server and read
 back through a mount, polling with a deadline, reads that must not hang."""
 
+import concurrent.futures
 import hashlib
 import os
 import random
+import re
 import stat
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from cfs_server import Mount, file_op, write_token_file
+from cfs_server import BLOCK_SIZE, Mount, file_op, write_token_file
 
 MiB = 1024 * 1024
 
@@ -112,15 +114,18 @@ def describe(path):
     return d
 
 
-def tree_of(root):
+def tree_of(root, workers=1):
     """Everything under ROOT (os.walk, symlinks not followed) described:
-    {relative path: describe(path)}."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            full = os.path.join(dirpath, name)
-            out[os.path.relpath(full, root)] = describe(full)
-    return out
+    {relative path: describe(path)}. WORKERS threads read the files (a
+    fresh mount then fetches several at once)."""
+    paths = [os.path.join(dirpath, name) for dirpath, dirnames, filenames in os.walk(root)
+             for name in dirnames + filenames]
+    if workers > 1:
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            described = list(pool.map(describe, paths))
+    else:
+        described = [describe(p) for p in paths]
+    return {os.path.relpath(p, root): d for p, d in zip(paths, described)}
 
 
 def until(check, within=1.0, what="the change"):
@@ -210,3 +215,140 @@ def mounts(tmp):
             except AssertionError as e:
                 errors.append(str(e))
         assert not errors, "\n".join(errors)
+
+
+# The server's side of what a mount wrote: listings in one form for a
+# local directory, a mount and the server, so that they compare.
+
+def block_ids(data):
+    """A file's block list: the ids of its 4 MiB blocks, in order."""
+    return [sha(data[i:i + BLOCK_SIZE]) for i in range(0, len(data), BLOCK_SIZE)]
+
+
+def listing_of(root, dir_mtimes=True):
+    """Everything under ROOT (symlinks not followed) as the server lists
+    it: {relative path: {kind, mode, mtime_ns}, with size and blocks for
+    a file, size and target for a symlink}. Without DIR_MTIMES, a
+    directory's mtime is left out."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            d = {"mode": stat.S_IMODE(st.st_mode), "mtime_ns": st.st_mtime_ns}
+            if stat.S_ISDIR(st.st_mode):
+                d["kind"] = "dir"
+                if not dir_mtimes:
+                    del d["mtime_ns"]
+            elif stat.S_ISLNK(st.st_mode):
+                target = os.readlink(full)
+                d.update(kind="symlink", size=len(os.fsencode(target)), target=target)
+            else:
+                d.update(kind="file", size=st.st_size, blocks=block_ids(read(full)))
+            out[os.path.relpath(full, root)] = d
+    return out
+
+
+def server_listing(client, ns, under="", dir_mtimes=True):
+    """Namespace NS from cursor 0 (only what is under the folder UNDER,
+    relative to it) in the form listing_of gives."""
+    out = {}
+    prefix = under + "/" if under else ""
+    for path, e in client.snapshot(ns)[0].items():
+        if not path.startswith(prefix):
+            continue
+        d = {"kind": "dir" if e["kind"] == "mount" else e["kind"], "mode": e["mode"],
+             "mtime_ns": e["mtime_ns"]}
+        if e["kind"] == "file":
+            d.update(size=e["size"], blocks=e["blocks"])
+        elif e["kind"] == "symlink":
+            d.update(size=e["size"], target=e["target"])
+        elif not dir_mtimes:
+            del d["mtime_ns"]
+        out[path[len(prefix):]] = d
+    return out
+
+
+def until_on_server(client, ns, expected, under="", within=30, what="the tree",
+                    dir_mtimes=True):
+    """Polls the server until namespace NS (or its folder UNDER) lists
+    exactly EXPECTED (a listing_of, or a function returning one, called
+    at each poll); fails after WITHIN seconds, showing what differs.
+    Returns the delay."""
+    t0 = time.monotonic()
+    while True:
+        got = server_listing(client, ns, under, dir_mtimes)
+        want = expected() if callable(expected) else expected
+        if got == want:
+            elapsed = time.monotonic() - t0
+            print(f"{what} was on the server after {elapsed:.2f} s")
+            return elapsed
+        if time.monotonic() - t0 > within:
+            diff = {p: (got.get(p), want.get(p)) for p in set(got) | set(want)
+                    if got.get(p) != want.get(p)}
+            raise AssertionError(f"{what} was not on the server within {within} s; "
+                                 f"(server, expected) where they differ: {diff}")
+        time.sleep(0.05)
+
+
+def until_server_holds(client, files, what="the files", within=30, ns=None):
+    """Polls the server until each path of FILES (in namespace NS, CLIENT's
+    root by default) is a file holding its bytes; fails after WITHIN s."""
+    ns = ns or client.root_ns
+
+    def holds():
+        listing = server_listing(client, ns)
+        return all(listing.get(path, {}).get("blocks") == block_ids(data) and
+                   listing[path]["size"] == len(data) for path, data in files.items())
+    return until(holds, within=within, what=what)
+
+
+def shape(tree):
+    """A tree_of without its mtimes: what a comparison of two trees
+    written at different times looks at."""
+    return {p: {k: v for k, v in d.items() if k != "mtime_ns"} for p, d in tree.items()}
+
+
+NOT_SENT = "changes are not on the server yet"
+
+
+def unmount_drained(m):
+    """Unmounts M, which must end cleanly with its whole queue sent: its
+    log does not say that changes wait for the next mount."""
+    m.unmount()
+    assert NOT_SENT not in m.log_text(), m.log_text()
+
+
+# The server's access log: one line per request, after it was answered.
+
+def log_size(server):
+    """Where the server's log ends now: the SINCE of the helpers below."""
+    return os.path.getsize(server.log_path)
+
+
+def requests_since(server, since, pattern):
+    """The lines of the server's log after byte SINCE whose request
+    (method and path) matches the regular expression PATTERN."""
+    rx = re.compile(pattern)
+    with open(server.log_path, errors="replace") as f:
+        f.seek(since)
+        return [line for line in f
+                if (m := re.search(r"\binfo: (\S+ \S+) \d+ ", line)) and rx.match(m.group(1))]
+
+
+def uploaded_blocks(server, since):
+    """The ids of the blocks uploaded (PUT /block/ID answered 200) after
+    byte SINCE of the server's log, in order."""
+    return [re.search(r"PUT /block/([0-9a-f]{64}) ", line).group(1)
+            for line in requests_since(server, since, r"PUT /block/")
+            if re.search(r"PUT /block/\S+ 200 ", line)]
+
+
+def uploaded_bytes(server, since, sizes):
+    """The bytes uploaded after byte SINCE of the server's log: the sizes
+    of the blocks PUT (SIZES maps every id that may be PUT to its size; an
+    unknown id fails)."""
+    ids = uploaded_blocks(server, since)
+    unknown = [b for b in ids if b not in sizes]
+    assert not unknown, f"blocks uploaded that the test did not write: {unknown}"
+    return sum(sizes[b] for b in ids)
