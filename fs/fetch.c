@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cloudfs/clock.h"
 #include "cache/blockcache.h"
 #include "cloudfs/log.h"
 #include "fs/fetch.h"
@@ -397,24 +398,10 @@ void fetcher_free(struct fetcher *f)
 	free(f);
 }
 
-static struct timespec deadline_after(unsigned ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
-}
-
 int fetcher_open(struct fetcher *f, const struct cfs_block_id *id, uint32_t len,
 		 unsigned timeout_ms, struct cfs_error *err)
 {
-	struct timespec until = deadline_after(timeout_ms);
+	struct timespec until = cfs_deadline_in_ms(timeout_ms);
 	int fd = blockcache_open(f->cache, id), state;
 	struct job *j;
 

@@ -3,11 +3,16 @@
 #define CLOUDFS_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* Wall-clock time in nanoseconds since the Unix epoch (mtimes). */
 int64_t cfs_now_ns(void);
 
 /* Monotonic time in milliseconds (deadlines and delays). */
 uint64_t cfs_monotonic_ms(void);
+
+/* The wall-clock time ms milliseconds from now, as pthread_cond_timedwait
+ * takes its deadline. */
+struct timespec cfs_deadline_in_ms(unsigned long ms);
 
 #endif
