@@ -28,6 +28,17 @@ enum cfs_err queue_length(struct cfs_sql *db, int64_t *n, struct cfs_error *err)
 		&found, err);
 }
 
+enum cfs_err queue_last(struct cfs_sql *db, int64_t *seq, struct cfs_error *err)
+{
+	bool found;
+
+	return cfs_sql_int64(
+		db,
+		cfs_sql_stmt(db, "SELECT COALESCE(MAX(seq), 0) FROM ops", err,
+			     ""),
+		seq, &found, err);
+}
+
 static enum cfs_err op_from_row(sqlite3_stmt *st, struct queued_op *op,
 				struct cfs_error *err)
 {
@@ -118,7 +129,7 @@ static enum cfs_err dequeue(struct cfs_sql *db, const struct queued_op *op,
 }
 
 static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
-			    int64_t node, int64_t jid,
+			    int64_t node, int64_t jid, int64_t prev_jid,
 			    struct mirror_changes *ch, struct cfs_error *err)
 {
 	struct mirror_entry e;
@@ -144,6 +155,9 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 	/* Invariant 2: the server named the node. */
 	if (op->type != QUEUE_MOVE && node > 0 && e.node != node)
 		rc = rows_set_node(db, e.ino, e.ns, e.node, node, err);
+	/* Moved from a newer state than ours: ours is not the server's. */
+	if (op->type == QUEUE_MOVE && prev_jid > e.jid)
+		jid = 0;
 	if (rc == CFS_OK && jid > e.jid)
 		rc = cfs_sql_exec(db,
 				  "UPDATE entries SET jid = ?2 WHERE ino = ?1",
@@ -153,13 +167,13 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 }
 
 enum cfs_err local_confirm(struct cfs_sql *db, const struct queued_op *op,
-			   int64_t node, int64_t jid, struct mirror_changes *ch,
-			   struct cfs_error *err)
+			   int64_t node, int64_t jid, int64_t prev_jid,
+			   struct mirror_changes *ch, struct cfs_error *err)
 {
 	enum cfs_err rc = cfs_sql_begin(db, true, err);
 
 	if (rc == CFS_OK)
-		rc = confirm(db, op, node, jid, ch, err);
+		rc = confirm(db, op, node, jid, prev_jid, ch, err);
 	return cfs_sql_end(db, rc, err);
 }
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "cache/local.h"
 #include "cloudfs/log.h"
 #include "cloudfs/proto.h"
 #include "config.h"
@@ -267,6 +268,18 @@ static int default_cache(const char *url, int64_t root_ns, char *out,
 	return 0;
 }
 
+/* A queue left by an earlier mount may have been applied in part: its
+ * operations are in doubt (fs->doubt_seq) until the uploader resends them. */
+static enum cfs_err queue_in_doubt(struct fs *fs, struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(fs->cache, err);
+	enum cfs_err rc = db ? queue_last(db, &fs->doubt_seq, err) : err->code;
+
+	if (db)
+		cache_db_release(fs->cache, db);
+	return rc;
+}
+
 /* Everything before the mount: returns 0 with fs ready to mount. */
 static int prepare(struct cli *c, struct fs *fs)
 {
@@ -296,6 +309,7 @@ static int prepare(struct cli *c, struct fs *fs)
 	} else if (cache_open(c->cache ? c->cache : cache_dir, &fs->cache,
 			      &err) ||
 		   cache_bind(fs->cache, fs->remote.url, root_ns, &err) ||
+		   queue_in_doubt(fs, &err) ||
 		   sync_catch_up(fs, conn, &never, &err)) {
 		cfs_log_error("%s", err.msg);
 	} else {
@@ -427,6 +441,7 @@ static int run(struct cli *c, struct fuse_args *args)
 		return EXIT_USAGE;
 	}
 	pthread_mutex_init(&fs.apply_lock, NULL);
+	pthread_cond_init(&fs.doubt_over, NULL);
 	if (prepare(c, &fs) || !(fs.sessions = sessions_new(&fs)) ||
 	    (!c->foreground && (log_fd = open_log(c, &fs)) < 0) ||
 	    mount_session(c, &fs))
@@ -454,6 +469,7 @@ out:
 		close(log_fd);
 	openfiles_free(fs.open);
 	cache_close(fs.cache);
+	pthread_cond_destroy(&fs.doubt_over);
 	pthread_mutex_destroy(&fs.apply_lock);
 	return status;
 }

@@ -14,7 +14,6 @@
 #include "cloudfs/log.h"
 #include "fs/ops.h"
 #include "fs/session.h"
-#include "fs/upload.h"
 
 struct fs *ops_fs(fuse_req_t req)
 {
@@ -103,13 +102,6 @@ void ops_entry(struct fs *fs, const struct mirror_entry *e,
 	ep->attr_timeout = OPS_CACHE_TIMEOUT_S;
 	ep->entry_timeout = OPS_CACHE_TIMEOUT_S;
 	ops_stat(fs, e, &ep->attr);
-}
-
-void ops_changed(struct fs *fs, struct mirror_changes *ch)
-{
-	fs_invalidate(fs, ch);
-	mirror_changes_release(ch);
-	uploader_wake(fs->upload);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

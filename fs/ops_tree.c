@@ -157,6 +157,8 @@ void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		cache_db_release(fs->cache, db);
 		eno = rc ? ops_errno(rc, &err) : 0;
 	}
+	if (!eno)
+		uploader_wake(fs->upload);
 	fuse_reply_err(req, eno);
 }
 

@@ -32,6 +32,7 @@
 #include "cloudfs/log.h"
 #include "fs/fs.h"
 #include "fs/session.h"
+#include "fs/upload.h"
 
 #define N_BUCKETS 256
 
@@ -62,6 +63,12 @@ struct sessions {
 	pthread_mutex_t lock;
 	pthread_cond_t settled; /* a settling session left the table */
 	struct session *table[N_BUCKETS];
+	/* The settler: its own thread, so that a closed file reaches the
+	 * durable queue on time even while the uploader waits on the
+	 * network. */
+	pthread_t settler;
+	pthread_cond_t tick; /* a handle was released, or stop */
+	bool stop, running;
 };
 
 static struct session **slot(struct sessions *t, uint64_t ino)
@@ -228,14 +235,48 @@ static int fit(struct session *s, uint64_t b)
 	return e;
 }
 
+static long settle_due(struct sessions *t);
+
+static void *settle_thread(void *arg)
+{
+	struct sessions *t = arg;
+
+	pthread_mutex_lock(&t->lock);
+	while (!t->stop) {
+		long next;
+
+		pthread_mutex_unlock(&t->lock);
+		next = settle_due(t);
+		pthread_mutex_lock(&t->lock);
+		if (next < 0) {
+			if (!t->stop)
+				pthread_cond_wait(&t->tick, &t->lock);
+		} else if (next > 0) {
+			struct timespec until = cfs_deadline_in_ms(next);
+
+			if (!t->stop)
+				pthread_cond_timedwait(&t->tick, &t->lock,
+						       &until);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
 struct sessions *sessions_new(struct fs *fs)
 {
 	struct sessions *t = calloc(1, sizeof(*t));
 
-	if (t) {
-		t->fs = fs;
-		pthread_mutex_init(&t->lock, NULL);
-		pthread_cond_init(&t->settled, NULL);
+	if (!t)
+		return NULL;
+	t->fs = fs;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->settled, NULL);
+	pthread_cond_init(&t->tick, NULL);
+	t->running = !pthread_create(&t->settler, NULL, settle_thread, t);
+	if (!t->running) {
+		sessions_free(t);
+		return NULL;
 	}
 	return t;
 }
@@ -313,7 +354,7 @@ static int start(struct sessions *t, uint64_t ino, bool new,
 	e.blocks = (struct cfs_blocklist){ 0 };
 	mirror_entry_release(&e);
 	pthread_mutex_init(&s->lock, NULL);
-	if (!new && mark(s, true, NULL)) {
+	if (!new &&mark(s, true, NULL)) {
 		session_free(s);
 		return EIO;
 	}
@@ -343,8 +384,10 @@ int session_open(struct sessions *t, uint64_t ino, bool new,
 void session_release(struct sessions *t, struct session *s)
 {
 	pthread_mutex_lock(&t->lock);
-	if (--s->handles == 0)
+	if (--s->handles == 0) {
 		s->settle_at_ms = cfs_monotonic_ms() + t->fs->opt.settle_ms;
+		pthread_cond_signal(&t->tick);
+	}
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -746,8 +789,12 @@ static void settle_one(struct sessions *t, struct session *s)
 	session_free(s);
 }
 
-long sessions_settle(struct sessions *t)
+/* Commits the sessions whose settling delay has passed; returns the
+ * milliseconds until the next one is due (or -1 when none waits). */
+static long settle_due(struct sessions *t)
 {
+	bool any = false;
+
 	uint64_t now = cfs_monotonic_ms();
 	long next = -1;
 
@@ -771,21 +818,33 @@ long sessions_settle(struct sessions *t)
 		}
 		pthread_mutex_unlock(&t->lock);
 		if (!due)
-			return next;
+			break;
 		settle_one(t, due);
+		any = true;
 	}
+	if (any)
+		uploader_wake(t->fs->upload);
+	return next;
 }
 
 void sessions_free(struct sessions *t)
 {
 	if (!t)
 		return;
+	if (t->running) {
+		pthread_mutex_lock(&t->lock);
+		t->stop = true;
+		pthread_cond_signal(&t->tick);
+		pthread_mutex_unlock(&t->lock);
+		pthread_join(t->settler, NULL);
+	}
 	for (size_t i = 0; i < N_BUCKETS; i++) {
 		while (t->table[i]) {
 			t->table[i]->settling = true;
 			settle_one(t, t->table[i]);
 		}
 	}
+	pthread_cond_destroy(&t->tick);
 	pthread_cond_destroy(&t->settled);
 	pthread_mutex_destroy(&t->lock);
 	free(t);

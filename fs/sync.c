@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cloudfs/clock.h"
 #include "cache/mirror.h"
 #include "cloudfs/json.h"
 #include "cloudfs/log.h"
@@ -139,10 +140,33 @@ void fs_invalidate(struct fs *fs, const struct mirror_changes *ch)
 	}
 }
 
+/*
+ * Whether a listing may be applied (fs->apply_lock held): once no commit
+ * is in doubt (fs/fs.h).  Waits for the uploader's answers; before the
+ * mount, with no uploader yet, the mirror stays as it is.
+ */
+static bool wait_doubt(struct fs *fs, const bool *stop)
+{
+	bool told = false;
+
+	while (fs->doubt_seq && fs->upload &&
+	       !__atomic_load_n(stop, __ATOMIC_RELAXED)) {
+		struct timespec until = cfs_deadline_in_ms(200);
+
+		if (!told)
+			cfs_log_info(
+				"listings wait for the answers to commits sent before");
+		told = true;
+		pthread_cond_timedwait(&fs->doubt_over, &fs->apply_lock,
+				       &until);
+	}
+	return fs->doubt_seq == 0;
+}
+
 /* Checks and applies one page (the answer of a listing). */
 static enum cfs_err apply_page(struct fs *fs, int64_t ns, json_t *page,
 			       int64_t *cursor, bool *more, size_t *count,
-			       struct cfs_error *err)
+			       const bool *stop, struct cfs_error *err)
 {
 	struct mirror_changes ch = { 0 };
 	struct mirror_entry *entries = NULL;
@@ -173,20 +197,22 @@ static enum cfs_err apply_page(struct fs *fs, int64_t ns, json_t *page,
 		else
 			n++;
 	}
-	if (rc == CFS_OK && (db = cache_db(fs->cache, err))) {
-		/* Not between an upload's commit and its settling (see
-		 * fs/upload.h). */
-		pthread_mutex_lock(&fs->apply_lock);
+	/* Not between an upload's commit and its settling (see
+	 * fs/upload.h). */
+	pthread_mutex_lock(&fs->apply_lock);
+	if (rc == CFS_OK && !wait_doubt(fs, stop)) {
+		*more = false; /* the next pass lists it again */
+	} else if (rc == CFS_OK && (db = cache_db(fs->cache, err))) {
 		rc = mirror_apply(db, ns, entries, n, *cursor, !*more, &ch,
 				  err);
-		pthread_mutex_unlock(&fs->apply_lock);
 		cache_db_release(fs->cache, db);
+		*count += n;
 	} else if (rc == CFS_OK) {
 		rc = err->code;
 	}
+	pthread_mutex_unlock(&fs->apply_lock);
 	if (rc == CFS_OK)
 		fs_invalidate(fs, &ch);
-	*count += n;
 	mirror_changes_release(&ch);
 	for (i = 0; i < n; i++)
 		mirror_entry_release(&entries[i]);
@@ -221,7 +247,8 @@ static enum cfs_err list_ns(struct fs *fs, struct remote_conn *conn,
 		rc = remote_call(conn, "GET", path, NULL, 0, stop, &page, err);
 		if (rc)
 			return rc;
-		rc = apply_page(fs, m->ns, page, &cursor, &more, &count, err);
+		rc = apply_page(fs, m->ns, page, &cursor, &more, &count, stop,
+				err);
 		json_decref(page);
 		if (rc)
 			return rc;
@@ -286,6 +313,17 @@ static enum cfs_err catch_up_pass(struct fs *fs, struct remote_conn *conn,
 	return rc;
 }
 
+/* Whether listings are left unapplied for now (see wait_doubt). */
+static bool deferred(struct fs *fs)
+{
+	bool yes;
+
+	pthread_mutex_lock(&fs->apply_lock);
+	yes = fs->doubt_seq && !fs->upload;
+	pthread_mutex_unlock(&fs->apply_lock);
+	return yes;
+}
+
 enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
 			   const bool *stop, struct cfs_error *err)
 {
@@ -300,7 +338,7 @@ enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
 		rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
 			      "GET /meta/namespaces: no list of namespaces");
 	while (rc == CFS_OK && again &&
-	       !__atomic_load_n(stop, __ATOMIC_RELAXED))
+	       !__atomic_load_n(stop, __ATOMIC_RELAXED) && !deferred(fs))
 		rc = catch_up_pass(fs, conn, heads, stop, &again, err);
 	json_decref(answer);
 	return rc;
@@ -344,15 +382,8 @@ static enum cfs_err wait_for_change(struct fs *fs, struct remote_conn *conn,
 /* Sleeps ms unless the thread is told to stop. */
 static void nap(struct sync *s, unsigned ms)
 {
-	struct timespec until;
+	struct timespec until = cfs_deadline_in_ms(ms);
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop &&
 	       pthread_cond_timedwait(&s->wake, &s->lock, &until) != ETIMEDOUT)

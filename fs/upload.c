@@ -50,7 +50,34 @@ struct uploader {
 	pthread_cond_t wake;
 	bool stop, woken;
 	unsigned drain_s;
+	uint64_t drain_until_ms; /* the uploader's own: 0 until the drain */
 };
+
+/*
+ * How long a request may take: until the mount stops (the request is cut
+ * short and its operations stay queued), or in the drain at unmount,
+ * until its deadline.  Sets *max_s and returns the stop flag to give
+ * remote_call().
+ */
+static const bool *request_bounds(struct uploader *u, unsigned *max_s)
+{
+	uint64_t now = cfs_monotonic_ms();
+
+	*max_s = 0;
+	if (!u->drain_until_ms)
+		return &u->stop;
+	*max_s = now < u->drain_until_ms
+			 ? (unsigned)((u->drain_until_ms - now + 999) / 1000)
+			 : 1;
+	return NULL;
+}
+
+/* Whether a request under way must end now (see request_bounds). */
+static bool cut_short(struct uploader *u)
+{
+	return u->drain_until_ms ? cfs_monotonic_ms() >= u->drain_until_ms
+				 : __atomic_load_n(&u->stop, __ATOMIC_RELAXED);
+}
 
 static const char *const op_names[] = {
 	[QUEUE_FILE] = "file",	     [QUEUE_DIR] = "dir",
@@ -152,12 +179,14 @@ static enum cfs_err needed_blocks(struct uploader *u,
 		json_t *body = json_pack("{s:o}", "blocks",
 					 cfs_json_block_ids(&ids->ids[at], k));
 		json_t *answer = NULL, *v;
+		unsigned max_s;
+		const bool *stop = request_bounds(u, &max_s);
 		size_t i;
 
 		if (!body)
 			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-		rc = remote_call(u->conn, "POST", "/block/need", body, 0, NULL,
-				 &answer, err);
+		rc = remote_call(u->conn, "POST", "/block/need", body, max_s,
+				 stop, &answer, err);
 		json_decref(body);
 		json_array_foreach(json_object_get(answer, "needed"), i, v)
 		{
@@ -303,8 +332,11 @@ static enum cfs_err upload_blocks(struct uploader *u,
 			running--;
 			done++;
 		}
+		if (rc == CFS_OK && done < ids->n && cut_short(u))
+			rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
+				      "PUT /block: stopped");
 		if (rc == CFS_OK && done < ids->n)
-			curl_multi_poll(multi, NULL, 0, 1000, NULL);
+			curl_multi_poll(multi, NULL, 0, 200, NULL);
 	}
 	for (size_t i = 0; puts && i < ids->n; i++)
 		put_end(multi, &puts[i]);
@@ -337,7 +369,10 @@ static enum cfs_err settle_result(struct cfs_sql *db,
 	if (!code)
 		code = "";
 	if (strcmp(status, "committed") == 0)
-		return local_confirm(db, op, node, jid, ch, err);
+		return local_confirm(
+			db, op, node, jid,
+			json_integer_value(json_object_get(r, "prev_jid")), ch,
+			err);
 	if (strcmp(status, "need_blocks") == 0 || op->tries >= MAX_TRIES) {
 		if (op->tries < MAX_TRIES) {
 			*retry = true;
@@ -365,7 +400,7 @@ static enum cfs_err settle_result(struct cfs_sql *db,
 		return local_recreate_parents(db, op, err);
 	}
 	if (strcmp(code, "not_found") == 0 && op->type == QUEUE_DELETE)
-		return local_confirm(db, op, 0, 0, ch, err);
+		return local_confirm(db, op, 0, 0, 0, ch, err);
 	if (strcmp(code, "storage_full") == 0 ||
 	    strcmp(code, "internal") == 0 || strcmp(code, "unavailable") == 0) {
 		*retry = true;
@@ -379,6 +414,34 @@ static enum cfs_err settle_result(struct cfs_sql *db,
 	return local_refuse(db, op, ch, err);
 }
 
+/* Sets doubt_over (fs->apply_lock held). */
+static void doubt_over(struct fs *fs)
+{
+	fs->doubt_seq = 0;
+	pthread_cond_broadcast(&fs->doubt_over);
+}
+
+/*
+ * A commit of ops that got no answer, or whose answer the mirror could not
+ * record, may have been applied all the same: they are in doubt (fs/fs.h)
+ * until a batch with them is answered and recorded.  The queue resends
+ * them first, in the same order.  fs->apply_lock held.
+ */
+static void track_doubt(struct fs *fs, const struct queued_op *ops, size_t n,
+			bool answered, enum cfs_err rc)
+{
+	int64_t last = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].seq > last)
+			last = ops[i].seq;
+	if (rc && (answered || rc == CFS_ERR_UNREACHABLE) &&
+	    last > fs->doubt_seq)
+		fs->doubt_seq = last;
+	else if (rc == CFS_OK && fs->doubt_seq && last >= fs->doubt_seq)
+		doubt_over(fs);
+}
+
 /* Commits the batch and settles every answer, under fs->apply_lock. */
 static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 				 size_t n, bool *retry_any,
@@ -389,6 +452,9 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	json_t *arr = json_array(), *body, *answer = NULL, *results;
 	char path[64];
 	struct cfs_sql *db;
+	const bool *stop;
+	unsigned max_s;
+	bool answered;
 	enum cfs_err rc = CFS_OK;
 
 	for (size_t i = 0; arr && i < n; i++)
@@ -402,12 +468,15 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	snprintf(path, sizeof(path), "/meta/ns/%lld/commit",
 		 (long long)ops[0].ns);
 	pthread_mutex_lock(&fs->apply_lock);
-	rc = remote_call(u->conn, "POST", path, body, 0, NULL, &answer, err);
+	stop = request_bounds(u, &max_s);
+	rc = remote_call(u->conn, "POST", path, body, max_s, stop, &answer,
+			 err);
 	results = json_object_get(answer, "results");
 	if (rc == CFS_OK && json_array_size(results) != n)
 		rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
 			      "POST %s: %zu answers to %zu operations", path,
 			      json_array_size(results), n);
+	answered = rc == CFS_OK;
 	db = rc ? NULL : cache_db(fs->cache, err);
 	if (rc == CFS_OK && !db)
 		rc = err->code;
@@ -420,6 +489,7 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	}
 	if (db)
 		cache_db_release(fs->cache, db);
+	track_doubt(fs, ops, n, answered, rc);
 	pthread_mutex_unlock(&fs->apply_lock);
 	fs_invalidate(fs, &ch);
 	mirror_changes_release(&ch);
@@ -443,6 +513,13 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 		return err->code;
 	rc = queue_batch(db, BATCH, &ops, &n, err);
 	cache_db_release(u->fs->cache, db);
+	if (rc == CFS_OK && n == 0) {
+		/* Nothing left to be in doubt about. */
+		pthread_mutex_lock(&u->fs->apply_lock);
+		if (u->fs->doubt_seq)
+			doubt_over(u->fs);
+		pthread_mutex_unlock(&u->fs->apply_lock);
+	}
 	if (rc || n == 0) {
 		free(ops);
 		return rc;
@@ -466,17 +543,9 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 /* Waits up to ms (forever when < 0) for a wake-up or the stop. */
 static void nap(struct uploader *u, long ms)
 {
-	struct timespec until;
+	struct timespec until =
+		cfs_deadline_in_ms(ms < 0 ? 60000 : (unsigned long)ms);
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	if (ms < 0)
-		ms = 60000;
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&u->lock);
 	while (!u->stop && !u->woken &&
 	       pthread_cond_timedwait(&u->wake, &u->lock, &until) != ETIMEDOUT)
@@ -488,7 +557,7 @@ static void nap(struct uploader *u, long ms)
 /* At unmount: every session committed, the queue sent while it can be. */
 static void drain(struct uploader *u)
 {
-	uint64_t until = cfs_monotonic_ms() / 1000 + u->drain_s;
+	uint64_t until = cfs_monotonic_ms() + 1000 * (uint64_t)u->drain_s;
 	struct cfs_error err;
 	int64_t left = 0;
 	bool sent = true, retry = false;
@@ -497,7 +566,8 @@ static void drain(struct uploader *u)
 
 	sessions_free(u->fs->sessions);
 	u->fs->sessions = NULL;
-	while (rc == CFS_OK && sent && cfs_monotonic_ms() / 1000 < until) {
+	u->drain_until_ms = until;
+	while (rc == CFS_OK && sent && cfs_monotonic_ms() < until) {
 		retry = false;
 		rc = send_batch(u, &sent, &retry, &err);
 		if (retry)
@@ -519,17 +589,16 @@ static void *upload_thread(void *arg)
 	struct cfs_error err;
 
 	while (!__atomic_load_n(&u->stop, __ATOMIC_RELAXED)) {
-		long next = sessions_settle(u->fs->sessions);
 		bool sent = false, retry = false;
 		enum cfs_err rc = send_batch(u, &sent, &retry, &err);
 
 		if (rc == CFS_OK && !retry) {
 			backoff = 0;
 			if (!sent)
-				nap(u, next);
+				nap(u, -1);
 			continue;
 		}
-		if (rc)
+		if (rc && !__atomic_load_n(&u->stop, __ATOMIC_RELAXED))
 			cfs_log_warn(
 				"cannot send local changes (%s); retrying in about %u ms",
 				err.msg,
@@ -568,6 +637,8 @@ struct uploader *uploader_start(struct fs *fs)
 
 void uploader_wake(struct uploader *u)
 {
+	if (!u)
+		return;
 	pthread_mutex_lock(&u->lock);
 	u->woken = true;
 	pthread_cond_signal(&u->wake);

@@ -32,9 +32,24 @@ enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write, struct cfs_error *err)
 	return cfs_sql_script(c, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
 }
 
+/*
+ * Resets c's cached statements that stopped at a row.  Such a statement
+ * keeps the read snapshot it started, past the end of its transaction: the
+ * connection's next BEGIN IMMEDIATE would then fail at once with "database
+ * is locked" (the snapshot is stale) instead of waiting its turn.
+ */
+static void reset_stopped(struct cfs_sql *c)
+{
+	for (sqlite3_stmt *st = sqlite3_next_stmt(c->db, NULL); st;
+	     st = sqlite3_next_stmt(c->db, st))
+		if (sqlite3_stmt_busy(st))
+			sqlite3_reset(st);
+}
+
 enum cfs_err cfs_sql_end(struct cfs_sql *c, enum cfs_err rc,
 			 struct cfs_error *err)
 {
+	reset_stopped(c);
 	if (rc == CFS_OK)
 		rc = cfs_sql_script(c, "COMMIT", err);
 	if (rc)
@@ -274,15 +289,7 @@ struct cfs_sql *cfs_sql_pool_acquire(struct cfs_sql_pool *p,
 
 void cfs_sql_pool_release(struct cfs_sql_pool *p, struct cfs_sql *c)
 {
-	/*
-	 * A cached statement that stopped at a row still holds the read
-	 * snapshot it started; the next user's BEGIN IMMEDIATE would then
-	 * fail at once with "database is locked" instead of waiting.
-	 */
-	for (sqlite3_stmt *st = sqlite3_next_stmt(c->db, NULL); st;
-	     st = sqlite3_next_stmt(c->db, st))
-		if (sqlite3_stmt_busy(st))
-			sqlite3_reset(st);
+	reset_stopped(c);
 	pthread_mutex_lock(&p->lock);
 	c->next_free = p->free;
 	p->free = c;

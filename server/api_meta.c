@@ -290,9 +290,15 @@ static json_t *result_json(const struct meta_op_result *r)
 {
 	switch (r->status) {
 	case META_COMMITTED:
-		return json_pack("{s:s, s:I, s:I}", "status", "committed",
-				 "jid", (json_int_t)r->jid, "node",
-				 (json_int_t)r->node);
+		return r->prev_jid ? json_pack("{s:s, s:I, s:I, s:I}", "status",
+					       "committed", "jid",
+					       (json_int_t)r->jid, "node",
+					       (json_int_t)r->node, "prev_jid",
+					       (json_int_t)r->prev_jid)
+				   : json_pack("{s:s, s:I, s:I}", "status",
+					       "committed", "jid",
+					       (json_int_t)r->jid, "node",
+					       (json_int_t)r->node);
 	case META_NEED_BLOCKS:
 		return json_pack("{s:s, s:o}", "status", "need_blocks",
 				 "blocks",

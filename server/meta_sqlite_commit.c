@@ -382,6 +382,7 @@ static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
 		rc = tombstone(c, u, ns, &dst.node, err);
 	if (rc)
 		goto out;
+	res->prev_jid = src.node.jid;
 	src.node.parent = dst.parent;
 	memcpy(src.node.name, dst.name, sizeof(src.node.name));
 	rc = sq_journal_put(c, ns, u->id, &src.node, err);

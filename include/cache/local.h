@@ -126,6 +126,10 @@ enum cfs_err local_write_end(struct cfs_sql *db, uint64_t ino,
 enum cfs_err queue_length(struct cfs_sql *db, int64_t *n,
 			  struct cfs_error *err);
 
+/* The seq of the last operation queued; 0 when the queue is empty. */
+enum cfs_err queue_last(struct cfs_sql *db, int64_t *seq,
+			struct cfs_error *err);
+
 /*
  * The next batch, in order: at most max operations of one namespace, no
  * entry twice (an entry's operation waits for the answer to its previous
@@ -134,10 +138,14 @@ enum cfs_err queue_length(struct cfs_sql *db, int64_t *n,
 enum cfs_err queue_batch(struct cfs_sql *db, size_t max, struct queued_op **ops,
 			 size_t *n, struct cfs_error *err);
 
-/* op was committed as node at jid. */
+/*
+ * op was committed as node at jid; a move, from the node's state at
+ * prev_jid (0: not said).  A move from a state the mirror has not seen
+ * leaves the entry's JID, so that the listing brings that state's content.
+ */
 enum cfs_err local_confirm(struct cfs_sql *db, const struct queued_op *op,
-			   int64_t node, int64_t jid, struct mirror_changes *ch,
-			   struct cfs_error *err);
+			   int64_t node, int64_t jid, int64_t prev_jid,
+			   struct mirror_changes *ch, struct cfs_error *err);
 
 /* op will never apply: the entry returns to the server's state. */
 enum cfs_err local_refuse(struct cfs_sql *db, const struct queued_op *op,

@@ -52,6 +52,16 @@ struct fs {
 	/* Held by the sync thread applying a listing, and by the uploader
 	 * from a commit's request to its settling. */
 	pthread_mutex_t apply_lock;
+	/*
+	 * Under apply_lock: the queued operations up to this seq may have
+	 * been applied by the server without this mount knowing (a commit
+	 * whose answer was lost, a queue left by an earlier mount).  A
+	 * listing would show their nodes as someone else's new entries, so
+	 * none is applied until the uploader has their answers (0) and
+	 * signals doubt_over.
+	 */
+	int64_t doubt_seq;
+	pthread_cond_t doubt_over;
 };
 
 /* The handlers the kernel calls (fs/ops.c). */
@@ -60,7 +70,8 @@ extern const struct fuse_lowlevel_ops fs_ops;
 /*
  * Lists every namespace the mirror follows up to the server's head (each
  * from its cursor, new ones from 0) and applies the pages; after mounting,
- * also tells the kernel what to drop.  Stops early when *stop turns true.
+ * also tells the kernel what to drop.  Stops early when *stop turns true,
+ * and before the mount when commits are in doubt (doubt_seq).
  */
 enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
 			   const bool *stop, struct cfs_error *err);

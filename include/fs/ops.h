@@ -49,10 +49,6 @@ int ops_make(struct fs *fs, fuse_ino_t parent, const char *name,
 	     const struct local_new *n, struct fuse_entry_param *ep,
 	     struct mirror_entry *out);
 
-/* After a local change: the kernel drops what ch names, the uploader is
- * woken; ch is released. */
-void ops_changed(struct fs *fs, struct mirror_changes *ch);
-
 /* fs/ops_meta.c */
 void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -12,7 +12,9 @@
  *
  * A commit hashes the staging blocks into block files of the cache, makes
  * the new block list the base, and queues the file's commit (cache/local.h)
- * durably before the session may forget anything.
+ * durably before the session may forget anything.  A thread of the
+ * table's commits the sessions whose settling delay has passed, and wakes
+ * the uploader.
  *
  * Lock order: the table's lock, then a session's.  The table's lock is
  * never held across I/O.
@@ -70,9 +72,5 @@ bool session_read(struct sessions *t, fuse_req_t req, uint64_t ino, size_t size,
 
 /* Commits s now (fsync); the session goes on.  0 or a positive errno. */
 int session_commit(struct session *s);
-
-/* Commits the sessions whose settling delay has passed; returns the
- * milliseconds until the next one is due (or -1 when none waits). */
-long sessions_settle(struct sessions *t);
 
 #endif

@@ -3,13 +3,14 @@
  * server, in order, batch by batch.  For each batch it asks which blocks
  * the server needs, uploads those (several at once, from the cache's
  * block files), commits the batch, and settles each operation: confirmed,
- * kept as a conflicted copy, created anew, or refused.  It also commits
- * the write sessions whose settling delay has passed.
+ * kept as a conflicted copy, created anew, or refused.
  *
  * A failure to reach the server leaves the queue as it is, retried with
  * backoff; the queue is durable, so the next mount resumes it.  The
  * uploader holds fs->apply_lock from a commit's request to the end of its
- * settling, so a listing never sees a node before the mirror knows it.
+ * settling, so a listing never sees a node before the mirror knows it;
+ * a commit that got no answer puts the listings on hold until it has one
+ * (fs->doubt_seq).
  */
 #ifndef FS_UPLOAD_H
 #define FS_UPLOAD_H

@@ -92,6 +92,7 @@ struct meta_op_result {
 	enum meta_op_status status;
 	int64_t jid;  /* committed: the node's JID; conflict: the current one */
 	int64_t node; /* committed: the node's id */
+	int64_t prev_jid; /* committed move: the node's JID it moved from */
 	struct cfs_blocklist need; /* owned; release with the result */
 	struct cfs_error err;
 };
