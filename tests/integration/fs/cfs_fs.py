@@ -100,13 +100,16 @@ def make_local(root, tree):
         os.utime(full, ns=(n.mtime_ns, n.mtime_ns), follow_symlinks=False)
 
 
-def describe(path):
+def describe(path, dir_mtimes=True):
     """What a tree comparison looks at of PATH: its type, permission bits
-    and mtime; for a file its size and content hash, for a symlink its
-    size and target. (A directory's size is the filesystem's business.)"""
+    and mtime (for a directory, only with DIR_MTIMES); for a file its size
+    and content hash, for a symlink its size and target. (A directory's
+    size is the filesystem's business.)"""
     st = os.lstat(path)
     d = {"type": stat.S_IFMT(st.st_mode), "mode": oct(stat.S_IMODE(st.st_mode)),
          "mtime_ns": st.st_mtime_ns}
+    if stat.S_ISDIR(st.st_mode) and not dir_mtimes:
+        del d["mtime_ns"]
     if stat.S_ISREG(st.st_mode):
         d.update(size=st.st_size, sha256=sha(read(path)))
     elif stat.S_ISLNK(st.st_mode):
@@ -114,17 +117,18 @@ def describe(path):
     return d
 
 
-def tree_of(root, workers=1):
+def tree_of(root, workers=1, dir_mtimes=True):
     """Everything under ROOT (os.walk, symlinks not followed) described:
-    {relative path: describe(path)}. WORKERS threads read the files (a
-    fresh mount then fetches several at once)."""
+    {relative path: describe(path, DIR_MTIMES)}. WORKERS threads read the
+    files (a fresh mount then fetches several at once)."""
     paths = [os.path.join(dirpath, name) for dirpath, dirnames, filenames in os.walk(root)
              for name in dirnames + filenames]
+    one = lambda p: describe(p, dir_mtimes)  # noqa: E731
     if workers > 1:
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            described = list(pool.map(describe, paths))
+            described = list(pool.map(one, paths))
     else:
-        described = [describe(p) for p in paths]
+        described = [one(p) for p in paths]
     return {os.path.relpath(p, root): d for p, d in zip(paths, described)}
 
 

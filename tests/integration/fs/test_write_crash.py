@@ -1,0 +1,242 @@
+"""What fsync promises survives a kill -9 of mount.cloudfs at any point of
+the way to the server, and a kill -9 of the server: once fsync returned
+(or a closed file's settle delay passed) the file reaches the server, at
+the latest from the next mount of the same cache directory, with exactly
+its bytes, and as one version: no commit is applied twice.
+
+"One version" is read from the server's journal: its JIDs increase by
+exactly one per row, so a namespace where the test wrote N files once
+each has its head at N; a commit applied twice, or a conflicted copy of
+the file with itself, would add rows.
+
+The exact points are reached with a proxy between the mount and the
+server (cfs_proxy) that holds a kind of request, or passes a commit and
+swallows its answer; or by stopping the server with SIGSTOP. Writes that
+were neither fsync'ed nor settled may be lost: nothing is asserted about
+them."""
+
+import os
+import signal
+import time
+import urllib.parse
+
+import pytest
+
+from cfs_fs import (MiB, NOT_SENT, log_size, payload, requests_since, until,
+                    until_server_holds, unmount_drained, uploaded_blocks)
+from cfs_proxy import proxy  # noqa: F401 (a fixture)
+from cfs_server import BLOCK_SIZE, block_id, split_blocks
+
+TIMEOUT = 3  # the mounts' network timeout: a dead server is involved
+
+
+def resume(server):
+    """Continues a server stopped by the paused fixture."""
+    os.kill(server.proc.pid, signal.SIGCONT)
+
+
+def write_synced(path, data, sync=os.fsync):
+    """Writes DATA to a new file at PATH and fsyncs it before closing."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        sync(f.fileno())
+
+
+def assert_one_version_each(client, files):
+    """The server holds FILES (path: bytes) and its journal has one row
+    for each: nothing was committed twice."""
+    snapshot, head = client.snapshot(client.root_ns)
+    assert sorted(snapshot) == sorted(files)
+    assert head == len(files), f"{head} journal rows for {len(files)} files written once each"
+
+
+def remount(mount, client, m, **options):
+    """A new mount of M's cache directory by CLIENT (whose URL must be the
+    one M used: a cache directory belongs to one server)."""
+    return mount(client, cache=m.cache, timeout=TIMEOUT, **options)
+
+
+def test_files_fsynced_while_the_server_is_frozen_reach_it_after_a_kill_9_and_a_remount(
+        server, alice, mount, paused):
+    m = mount(alice, timeout=TIMEOUT)
+    files = {"big.bin": payload(2 * BLOCK_SIZE + 3, "big"), "small.txt": b"small\n",
+             "fdatasync.bin": payload(MiB, "fdatasync")}
+    paused()  # nothing can reach the server from now on
+
+    write_synced(os.path.join(m.mountpoint, "big.bin"), files["big.bin"])
+    write_synced(os.path.join(m.mountpoint, "small.txt"), files["small.txt"])
+    write_synced(os.path.join(m.mountpoint, "fdatasync.bin"), files["fdatasync.bin"],
+                 os.fdatasync)
+    m.kill9()
+    resume(server)
+
+    m2 = remount(mount, alice, m)
+    until_server_holds(alice, files, "the fsync'ed files", within=10)
+    unmount_drained(m2)
+    assert_one_version_each(alice, files)
+
+
+def test_a_file_closed_and_settled_before_a_kill_9_reaches_the_server(
+        server, alice, mount, proxy):
+    # settle=0: the file is committed as soon as it is closed; the man page
+    # loses only what was "closed less than settle seconds ago". The
+    # uploader is kept busy meanwhile: its commit of a folder is held by
+    # the proxy (and dropped at the kill, so the server never applies it).
+    m = mount(alice.clone(proxy.url), timeout=10, settle=0)
+    data = payload(BLOCK_SIZE + 10, "settled")
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    os.mkdir(os.path.join(m.mountpoint, "d"))
+    proxy.wait_held(1)
+
+    with open(os.path.join(m.mountpoint, "d", "settled.bin"), "wb") as f:
+        f.write(data)
+    # What the promise is about is time passing after the close: nothing
+    # outside the driver shows a commit that cannot reach the server.
+    time.sleep(2)
+    m.kill9()
+    proxy.cut()
+
+    m2 = remount(mount, alice.clone(proxy.url), m)
+    until_server_holds(alice, {"d/settled.bin": data}, "the settled file", within=10)
+    unmount_drained(m2)
+
+
+def test_a_kill_9_during_the_upload_of_a_large_file_loses_nothing_and_uploads_no_block_twice(
+        server, alice, mount, proxy):
+    data = payload(10 * BLOCK_SIZE + 5, "large")
+    m = mount(alice.clone(proxy.url), timeout=TIMEOUT)
+    proxy.hold(r"PUT /block/", after=3)  # three blocks go up, then the uploads stop
+
+    write_synced(os.path.join(m.mountpoint, "large.bin"), data)
+    proxy.wait_held(1)
+    until(lambda: len(uploaded_blocks(server, 0)) == 3, within=10, what="three uploads")
+    m.kill9()
+    proxy.cut()
+
+    m2 = remount(mount, alice.clone(proxy.url), m)
+    until_server_holds(alice, {"large.bin": data}, "the large file", within=30)
+    unmount_drained(m2)
+    assert_one_version_each(alice, {"large.bin": data})
+    uploaded = uploaded_blocks(server, 0)
+    assert sorted(uploaded) == sorted({block_id(b) for b in split_blocks(data)}), \
+        "each block is uploaded once"
+
+
+def test_a_kill_9_after_the_upload_and_before_the_commit_commits_once_after_a_remount(
+        server, alice, mount, proxy):
+    data = payload(3 * BLOCK_SIZE + 7, "uploaded")
+    m = mount(alice.clone(proxy.url), timeout=TIMEOUT)
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+
+    write_synced(os.path.join(m.mountpoint, "up.bin"), data)
+    proxy.wait_held(1)
+    assert sorted(uploaded_blocks(server, 0)) == sorted(block_id(b) for b in split_blocks(data))
+    assert alice.snapshot(alice.root_ns) == ({}, 0)  # not committed
+    m.kill9()
+    proxy.cut()
+
+    m2 = remount(mount, alice.clone(proxy.url), m)
+    until_server_holds(alice, {"up.bin": data}, "the file", within=10)
+    unmount_drained(m2)
+    assert_one_version_each(alice, {"up.bin": data})
+    assert len(uploaded_blocks(server, 0)) == 4, "no block is uploaded again"
+
+
+def test_a_commit_applied_whose_answer_was_lost_is_not_applied_twice_after_a_kill_9(
+        server, alice, mount, proxy):
+    data = payload(BLOCK_SIZE + 1, "applied")
+    m = mount(alice.clone(proxy.url), timeout=TIMEOUT)
+    proxy.lose(r"POST /meta/ns/\d+/commit")
+
+    write_synced(os.path.join(m.mountpoint, "applied.bin"), data)
+    proxy.wait_lost(1)
+    until_server_holds(alice, {"applied.bin": data}, "the commit")  # applied, answer lost
+    m.kill9()
+    proxy.cut()
+    since = log_size(server)
+
+    m2 = remount(mount, alice.clone(proxy.url), m)
+    # The queue still holds the commit: it is sent again, and answered.
+    until(lambda: requests_since(server, since, r"POST /meta/ns/\d+/commit"), within=20,
+          what="the commit sent again")
+    unmount_drained(m2)
+    assert_one_version_each(alice, {"applied.bin": data})
+    assert "conflict" not in m2.log_text(), m2.log_text()
+
+
+def test_a_commit_whose_answer_never_comes_is_sent_again_and_applied_once(
+        server, alice, mount, proxy):
+    # Without a kill: the uploader gives up waiting after the timeout and
+    # sends the commit again, on a new connection that answers.
+    data = payload(1000, "twice")
+    m = mount(alice.clone(proxy.url), timeout=TIMEOUT)
+    proxy.lose(r"POST /meta/ns/\d+/commit")
+
+    write_synced(os.path.join(m.mountpoint, "twice.bin"), data)
+    proxy.wait_lost(1)
+    proxy.lose(None)  # later answers come through
+    until(lambda: len([s for s in proxy.seen if "/commit" in s]) >= 2, within=4 * TIMEOUT + 5,
+          what="the commit sent again")
+    unmount_drained(m)
+
+    assert_one_version_each(alice, {"twice.bin": data})
+    assert "conflict" not in m.log_text(), m.log_text()
+
+
+@pytest.mark.parametrize("driver", ["keeps running", "is killed too"])
+def test_a_server_killed_during_an_upload_and_restarted_gets_every_fsynced_file_once(
+        server, alice, mount, driver):
+    url = server.url
+    m = mount(alice, timeout=TIMEOUT)
+    files = {f"f{i}.bin": payload(3 * BLOCK_SIZE + i, f"restart{i}") for i in range(3)}
+    since = log_size(server)
+
+    for name, data in files.items():
+        write_synced(os.path.join(m.mountpoint, name), data)
+    until(lambda: uploaded_blocks(server, since), within=10, what="the first upload")
+    server.kill9()
+    if driver == "is killed too":
+        m.kill9()
+    server.start(listen=f"127.0.0.1:{urllib.parse.urlparse(url).port}")
+
+    if driver == "is killed too":
+        m = remount(mount, alice, m)
+    until_server_holds(alice, files, "the fsync'ed files", within=40)
+    unmount_drained(m)
+    assert_one_version_each(alice, files)
+    assert NOT_SENT not in m.log_text()
+
+
+def test_a_file_closed_within_the_settle_delay_is_committed_at_unmount(server, alice, mount):
+    m = mount(alice, timeout=TIMEOUT, settle=3600)
+    data = payload(BLOCK_SIZE + 3, "unmount")
+    with open(os.path.join(m.mountpoint, "late.bin"), "wb") as f:
+        f.write(data)
+    assert alice.snapshot(alice.root_ns) == ({}, 0)  # not committed: settle=3600
+
+    unmount_drained(m)
+
+    assert_one_version_each(alice, {"late.bin": data})
+
+
+def test_an_unmount_that_cannot_reach_the_server_ends_within_the_timeout_and_the_next_mount_sends(
+        server, alice, mount, proxy):
+    m = mount(alice.clone(proxy.url), timeout=TIMEOUT)
+    data = payload(MiB, "waiting")
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    write_synced(os.path.join(m.mountpoint, "waiting.bin"), data)
+    proxy.wait_held(1)
+
+    t0 = time.monotonic()
+    m.unmount()
+    took = time.monotonic() - t0
+
+    print(f"the unmount took {took:.1f} s with timeout={TIMEOUT}")
+    assert took < 2 * TIMEOUT + 5  # a request under way, then the last sending
+    assert "1 changes are not on the server yet" in m.log_text(), m.log_text()
+    proxy.cut()
+    m2 = remount(mount, alice.clone(proxy.url), m)
+    until_server_holds(alice, {"waiting.bin": data}, "the file", within=10)
+    unmount_drained(m2)
+    assert_one_version_each(alice, {"waiting.bin": data})

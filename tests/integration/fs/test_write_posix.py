@@ -1,0 +1,672 @@
+"""Every ordinary file operation on the mount behaves as on a local disk:
+each scenario runs on the mount and on a local directory (the reference),
+and what it returns, the errno of each failure, the content it reads and
+the tree it leaves must be the same; then the server must hold what the
+mount shows. The differences the man page lists (hard links, special
+files, chown to another user, RENAME_EXCHANGE, set-id bits, extended
+attributes) are checked against the man page instead.
+
+The mounts here use the default settle=1, except where a test needs
+content not committed yet (settle=3600), and the tests of what happens
+while a closed file is being committed (settle=0: at once)."""
+
+import ctypes
+import errno
+import mmap
+import os
+import stat
+import subprocess
+
+import pytest
+
+from cfs_fs import (Dir, File, Link, MiB, listing_of, make_local, payload, put_tree, read,
+                    server_listing, shape, tree_of, until_on_server, until_server_holds,
+                    unmount_drained)
+from cfs_server import BLOCK_SIZE
+
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+T = 1_650_000_000_987_654_321  # an mtime with nanoseconds
+
+
+def renameat2(old, new, flags):
+    if libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), old)
+
+
+def attempt(fn, *args, **kw):
+    """FN(ARGS): its result, or the name of the errno it failed with."""
+    try:
+        return fn(*args, **kw)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+
+def listing(root):
+    """Every name under ROOT, sorted, with its type: the shape of a tree."""
+    return sorted((os.path.relpath(os.path.join(d, n), root),
+                   stat.S_IFMT(os.lstat(os.path.join(d, n)).st_mode))
+                  for d, dirs, files in os.walk(root) for n in dirs + files)
+
+
+class Both:
+    """A mount and a local directory that start with the same tree."""
+
+    def __init__(self, client, m, local):
+        self.client, self.m, self.local = client, m, str(local)
+        self.mnt = m.mountpoint
+
+    def run(self, scenario):
+        """Runs SCENARIO(root) on the local directory, then on the mount;
+        what it returns must be equal, and so must the trees it leaves
+        (but for mtimes: the two are written at different times).
+        Returns what it returned."""
+        expected = scenario(self.local)
+        got = scenario(self.mnt)
+        assert got == expected
+        assert shape(tree_of(self.mnt)) == shape(tree_of(self.local))
+        return got
+
+    def on_server(self, within=30):
+        """The server comes to hold exactly what the mount shows (its
+        names, kinds, modes, mtimes, content, targets; not the mtimes of
+        directories, see the test of those)."""
+        until_on_server(self.client, self.client.root_ns,
+                        lambda: listing_of(self.mnt, dir_mtimes=False), within=within,
+                        dir_mtimes=False)
+
+
+@pytest.fixture
+def both(alice, mount, tmp_path):
+    """both(tree={}, **options) -> Both: TREE put on the server and mounted
+    (settle=1 unless OPTIONS say otherwise), and made in a local directory."""
+    def make(tree=None, **options):
+        tree = tree or {}
+        put_tree(alice, alice.root_ns, tree)
+        make_local(tmp_path / "local", tree)
+        m = mount(alice, **{"settle": 1, **options})
+        assert tree_of(m.mountpoint) == tree_of(tmp_path / "local")
+        return Both(alice, m, tmp_path / "local")
+    return make
+
+
+def at(root, *parts):
+    return os.path.join(root, *parts)
+
+
+def test_o_creat_o_excl_o_trunc_and_o_append_behave_as_on_a_local_disk(both):
+    b = both({"old.txt": File(b"on the server already\n")})
+
+    def scenario(root):
+        obs = []
+        fd = os.open(at(root, "new.txt"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640)
+        obs.append(os.write(fd, b"hello world\n"))
+        os.close(fd)
+        obs.append(attempt(os.open, at(root, "new.txt"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        obs.append(attempt(os.open, at(root, "old.txt"), os.O_CREAT | os.O_EXCL | os.O_RDWR))
+        obs.append(attempt(os.open, at(root, "no", "such.txt"), os.O_CREAT | os.O_WRONLY))
+        obs.append(attempt(os.open, at(root, "old.txt", "x"), os.O_CREAT | os.O_WRONLY))
+        obs.append(attempt(os.open, at(root, "missing.txt"), os.O_WRONLY))
+        for name in ("new.txt", "old.txt"):
+            fd = os.open(at(root, name), os.O_RDWR | os.O_TRUNC)
+            obs += [os.fstat(fd).st_size, os.read(fd, 100)]
+            os.write(fd, b"truncated, then ")
+            os.close(fd)
+            a = os.open(at(root, name), os.O_WRONLY | os.O_APPEND)
+            c = os.open(at(root, name), os.O_RDWR | os.O_APPEND)
+            os.write(a, b"appended by a, ")
+            os.write(c, b"by c, ")
+            os.lseek(a, 0, os.SEEK_SET)  # O_APPEND writes at the end whatever the offset
+            os.write(a, b"and by a again.")
+            obs.append(os.pread(c, 200, 0))
+            os.close(a)
+            os.close(c)
+            obs += [read(at(root, name)), oct(stat.S_IMODE(os.stat(at(root, name)).st_mode))]
+        # O_CREAT on an existing file opens it as it is.
+        fd = os.open(at(root, "old.txt"), os.O_CREAT | os.O_RDONLY, 0o600)
+        obs.append(os.read(fd, 9))
+        os.close(fd)
+        return obs
+
+    b.run(scenario)
+    b.on_server()
+
+
+def test_an_empty_file_created_and_closed_reaches_the_server(both):
+    b = both()
+
+    def scenario(root):
+        open(at(root, "opened.txt"), "wb").close()
+        os.close(os.open(at(root, "excl.txt"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.mknod(at(root, "mknod.txt"), stat.S_IFREG | 0o640)
+        return sorted(os.listdir(root))
+
+    b.run(scenario)
+    b.on_server(within=10)
+
+
+def test_writes_at_any_offset_leave_holes_that_read_as_zeros(both):
+    b = both({"base.bin": File(payload(BLOCK_SIZE + 100, "base"))})
+
+    def scenario(root):
+        obs = []
+        for name in ("sparse.bin", "base.bin"):
+            fd = os.open(at(root, name), os.O_CREAT | os.O_RDWR, 0o644)
+            os.pwrite(fd, b"far", 10 * MiB + 5)               # a hole of 2.5 blocks
+            os.pwrite(fd, b"across", BLOCK_SIZE - 3)          # straddles the first edge
+            os.pwrite(fd, b"second", 2 * BLOCK_SIZE + 17)     # inside the hole
+            os.pwrite(fd, b"!", 0)
+            obs += [os.fstat(fd).st_size, os.pread(fd, 10, BLOCK_SIZE - 5),
+                    os.pread(fd, 40, 2 * BLOCK_SIZE),
+                    os.pread(fd, 10, 10 * MiB), os.pread(fd, 10, 10 * MiB + 8)]
+            os.close(fd)
+            data = read(at(root, name))
+            obs += [len(data), data.count(0), data[:2]]
+        return obs
+
+    obs = b.run(scenario)
+    assert obs[2] == b"\0" * 17 + b"second" + b"\0" * 17  # the hole between reads as zeros
+    b.on_server()
+
+
+def test_truncate_and_ftruncate_grow_and_shrink_across_block_edges_and_cut_bytes_stay_cut(
+        both):
+    original = payload(2 * BLOCK_SIZE + MiB + 3, "cut")
+    b = both({"committed.bin": File(original)})
+
+    def scenario(root):
+        obs = []
+        written = at(root, "written.bin")
+        with open(written, "wb") as f:
+            f.write(original)
+        for name in ("committed.bin", "written.bin"):
+            p = at(root, name)
+            os.truncate(p, BLOCK_SIZE + 7)            # shrink into block 1
+            obs.append((os.stat(p).st_size, read(p) == original[:BLOCK_SIZE + 7]))
+            os.truncate(p, BLOCK_SIZE - 1)            # and across the edge
+            os.truncate(p, 3 * BLOCK_SIZE + 2)        # grow: what was cut reads as zeros
+            data = read(p)
+            obs.append((len(data), data[:BLOCK_SIZE - 1] == original[:BLOCK_SIZE - 1],
+                        data[BLOCK_SIZE - 1:] == bytes(len(data) - BLOCK_SIZE + 1)))
+            fd = os.open(p, os.O_RDWR)
+            os.ftruncate(fd, 2 * BLOCK_SIZE)          # exactly on an edge
+            os.pwrite(fd, b"tail", 2 * BLOCK_SIZE - 2)
+            obs.append((os.fstat(fd).st_size, os.pread(fd, 8, 2 * BLOCK_SIZE - 4)))
+            os.ftruncate(fd, 2 * BLOCK_SIZE - 1)      # cut one byte of what was written
+            os.ftruncate(fd, 2 * BLOCK_SIZE + 5)
+            obs.append((os.fstat(fd).st_size, os.pread(fd, 12, 2 * BLOCK_SIZE - 4)))
+            os.ftruncate(fd, 0)
+            obs.append((os.fstat(fd).st_size, os.pread(fd, 10, 0)))
+            os.ftruncate(fd, 5)                      # an empty file grown: zeros
+            obs.append(os.pread(fd, 10, 0))
+            os.pwrite(fd, b"end", BLOCK_SIZE + 1)
+            os.close(fd)
+            obs.append(read(p)[:8] + read(p)[-8:])
+        return obs
+
+    b.run(scenario)
+    b.on_server()
+
+
+def test_truncate_of_a_file_not_yet_committed_and_of_an_empty_file_work(both):
+    b = both({"empty": File(b"")})
+
+    def scenario(root):
+        obs = []
+        os.truncate(at(root, "empty"), 3 * BLOCK_SIZE)
+        obs.append(read(at(root, "empty")).count(0))
+        with open(at(root, "open.bin"), "wb+") as f:
+            f.write(payload(BLOCK_SIZE + 10, "x"))
+            f.flush()
+            f.truncate(10)
+            f.seek(0)
+            obs.append(f.read())
+            f.truncate(BLOCK_SIZE + 10)
+            f.seek(0)
+            obs.append(f.read()[5:20])
+        return obs
+
+    b.run(scenario)
+    b.on_server()
+
+
+RENAME_TREE = {
+    "a.txt": File(b"a on the server"),
+    "b.txt": File(b"b on the server"),
+    "d1": Dir(), "d1/in.txt": File(b"in d1"),
+    "empty": Dir(),
+    "full": Dir(), "full/x": File(b"x"),
+    "sub": Dir(), "sub/deep": Dir(),
+}
+
+
+def test_rename_of_files_and_directories_succeeds_and_fails_as_on_a_local_disk(both):
+    b = both(RENAME_TREE)
+
+    def scenario(root):
+        obs = []
+
+        def step(fn, *args):
+            obs.append((attempt(fn, *[at(root, a) if isinstance(a, str) else a for a in args]),
+                        listing(root)))
+
+        with open(at(root, "new.txt"), "wb") as f:  # not on the server yet
+            f.write(b"new, local")
+        os.mkdir(at(root, "newdir"))
+        step(os.rename, "a.txt", "b.txt")            # over an existing file
+        step(os.rename, "new.txt", "a.txt")          # a new file to a freed name
+        step(os.rename, "d1", "empty")               # a directory over an empty one
+        step(os.rename, "empty", "full")             # over a non-empty one: ENOTEMPTY
+        step(os.rename, "b.txt", "full")             # a file over a directory: EISDIR
+        step(os.rename, "full", "b.txt")             # a directory over a file: ENOTDIR
+        step(os.rename, "sub", "sub/deep/sub")       # into itself: EINVAL
+        step(os.rename, "nothing", "x")              # ENOENT
+        step(os.rename, "a.txt", "nowhere/a.txt")    # ENOENT
+        step(os.rename, "a.txt", "b.txt/a.txt")      # ENOTDIR
+        step(os.rename, "a.txt", "a.txt")            # onto itself: nothing happens
+        step(renameat2, "a.txt", "b.txt", RENAME_NOREPLACE)     # EEXIST
+        step(renameat2, "full", "empty", RENAME_NOREPLACE)      # EEXIST
+        step(renameat2, "a.txt", "c.txt", RENAME_NOREPLACE)     # a free name: works
+        step(os.rename, "newdir", "full/newdir")     # a new directory into another
+        step(os.rename, "full", "sub/deep/full")     # a directory with its contents
+        step(os.rename, "sub", "moved")
+        obs.append([read(at(root, p)) for p in
+                    ("b.txt", "c.txt", "empty/in.txt", "moved/deep/full/x")])
+        return obs
+
+    b.run(scenario)
+    b.on_server()
+
+
+def test_rename_exchange_fails_with_einval_and_changes_nothing_unlike_a_local_disk(both):
+    # The man page: "RENAME_EXCHANGE fails with EINVAL". A local ext4 or
+    # tmpfs swaps the two names; this is the one documented difference.
+    b = both({"a.txt": File(b"a"), "b.txt": File(b"b")})
+    before = tree_of(b.mnt)
+
+    with pytest.raises(OSError) as e:
+        renameat2(at(b.mnt, "a.txt"), at(b.mnt, "b.txt"), RENAME_EXCHANGE)
+
+    assert e.value.errno == errno.EINVAL
+    assert tree_of(b.mnt) == before
+    renameat2(at(b.local, "a.txt"), at(b.local, "b.txt"), RENAME_EXCHANGE)
+    assert read(at(b.local, "a.txt")) == b"b"  # (the local disk does swap them)
+
+
+def test_an_unlinked_open_file_stays_readable_and_writable_until_closed_and_is_not_committed(
+        both):
+    b = both({"server.txt": File(b"on the server, then unlinked")})
+
+    def scenario(root):
+        obs = []
+        with open(at(root, "local.txt"), "wb") as f:
+            f.write(b"written, then unlinked")
+        for name in ("server.txt", "local.txt"):
+            p = at(root, name)
+            r = open(p, "rb", buffering=0)
+            w = open(p, "r+b", buffering=0)
+            os.unlink(p)
+            obs += [os.path.exists(p), attempt(os.stat, p), name in os.listdir(root)]
+            obs.append(r.read())
+            w.seek(0, os.SEEK_END)
+            w.write(b" and written after")
+            r.seek(0)
+            obs += [r.read(), os.fstat(w.fileno()).st_size]
+            r.close()
+            w.close()
+            obs.append(attempt(os.stat, p))
+        return obs
+
+    b.run(scenario)
+    b.on_server()
+    unmount_drained(b.m)
+    assert server_listing(b.client, b.client.root_ns) == {}
+
+
+def test_mkdir_and_rmdir_succeed_and_fail_as_on_a_local_disk(both):
+    b = both({"full": Dir(), "full/x": File(b"x"), "f.txt": File(b"f")})
+
+    def scenario(root):
+        obs = []
+        for fn, *args in [(os.mkdir, "d", 0o700), (os.mkdir, "d/e", 0o751), (os.mkdir, "d"),
+                          (os.mkdir, "f.txt"), (os.mkdir, "no/such"), (os.mkdir, "f.txt/x"),
+                          (os.rmdir, "full"), (os.rmdir, "f.txt"), (os.rmdir, "none"),
+                          (os.unlink, "full"), (os.rmdir, "d"), (os.rmdir, "d/e"),
+                          (os.rmdir, "d"), (os.unlink, "full/x"), (os.rmdir, "full"),
+                          (os.mkdir, "full"), (os.makedirs, "a/b/c")]:
+            obs.append((attempt(fn, at(root, args[0]), *args[1:]), listing(root)))
+        obs.append([oct(stat.S_IMODE(os.stat(at(root, p)).st_mode)) for p in ("full", "a/b/c")])
+        return obs
+
+    b.run(scenario)
+    b.on_server()
+
+
+def test_symlink_and_readlink_behave_as_on_a_local_disk(both):
+    b = both({"target.txt": File(b"the target"), "old-link": Link("target.txt")})
+
+    def scenario(root):
+        obs = []
+        os.symlink("target.txt", at(root, "link"))
+        os.symlink("../no/such/thing", at(root, "dangling"))
+        os.symlink("x/" * 1500 + "y", at(root, "long"))
+        obs += [os.readlink(at(root, p)) for p in ("link", "dangling", "old-link")]
+        obs += [read(at(root, "link")), attempt(read, at(root, "dangling")),
+                attempt(os.symlink, "x", at(root, "link")),
+                attempt(os.symlink, "x", at(root, "target.txt")),
+                attempt(os.readlink, at(root, "target.txt")),
+                os.lstat(at(root, "long")).st_size,
+                stat.S_ISLNK(os.lstat(at(root, "link")).st_mode)]
+        with open(at(root, "link"), "ab") as f:  # writes through a symlink reach its target
+            f.write(b", appended")
+        os.rename(at(root, "link"), at(root, "renamed-link"))
+        os.unlink(at(root, "old-link"))
+        obs += [read(at(root, "target.txt")), os.readlink(at(root, "renamed-link"))]
+        return obs
+
+    b.run(scenario)
+    b.on_server()
+
+
+def test_chmod_sets_the_permission_bits_and_the_server_keeps_them(both):
+    b = both({"a.sh": File(b"#!/bin/sh\n"), "d": Dir(0o755), "d/f": File(b"f", 0o600)})
+
+    def scenario(root):
+        with open(at(root, "new.txt"), "wb") as f:
+            f.write(b"new")
+            os.fchmod(f.fileno(), 0o604)      # while it is being written
+        for p, mode in [("a.sh", 0o755), ("d", 0o700), ("d/f", 0o640), ("new.txt", 0o400)]:
+            os.chmod(at(root, p), mode)
+        return [oct(stat.S_IMODE(os.stat(at(root, p)).st_mode))
+                for p in ("a.sh", "d", "d/f", "new.txt")]
+
+    assert b.run(scenario) == ["0o755", "0o700", "0o640", "0o400"]
+    b.on_server()
+
+
+def test_set_id_and_sticky_bits_are_never_stored(both):
+    b = both({"a.sh": File(b"#!/bin/sh\n"), "d": Dir()})
+
+    os.chmod(at(b.mnt, "a.sh"), 0o4755)
+    os.chmod(at(b.mnt, "d"), 0o1777)
+
+    modes = {p: stat.S_IMODE(os.stat(at(b.mnt, p)).st_mode) for p in ("a.sh", "d")}
+    assert modes == {"a.sh": 0o755, "d": 0o777}
+    b.on_server()
+
+
+def test_utimensat_sets_the_mtime_to_the_nanosecond_and_the_server_keeps_it(both):
+    b = both({"old.txt": File(b"old"), "d": Dir(), "link": Link("old.txt")})
+
+    def scenario(root):
+        with open(at(root, "new.txt"), "wb") as f:
+            f.write(b"being written")
+            f.flush()
+            os.utime(f.fileno(), ns=(T, T + 1))  # futimens before close, as cp -p does
+        os.utime(at(root, "old.txt"), ns=(T, T + 2))
+        os.utime(at(root, "d"), ns=(T, T + 3))
+        os.utime(at(root, "link"), ns=(T, T + 4), follow_symlinks=False)
+        return [os.lstat(at(root, p)).st_mtime_ns for p in ("new.txt", "old.txt", "d", "link")]
+
+    assert b.run(scenario) == [T + 1, T + 2, T + 3, T + 4]
+    until_on_server(b.client, b.client.root_ns, listing_of(b.mnt))
+
+
+def test_a_write_after_utimensat_makes_the_mtime_now_again(both):
+    b = both({"f.txt": File(b"f")})
+    os.utime(at(b.mnt, "f.txt"), ns=(T, T))
+
+    with open(at(b.mnt, "f.txt"), "ab") as f:
+        f.write(b" and more")
+
+    assert os.stat(at(b.mnt, "f.txt")).st_mtime_ns > T
+    b.on_server()
+
+
+def test_statfs_reports_the_disk_of_the_cache_directory(both):
+    b = both()
+
+    got, cache = os.statvfs(b.mnt), os.statvfs(b.m.cache)
+
+    assert (got.f_bsize, got.f_frsize, got.f_blocks) == (cache.f_bsize, cache.f_frsize,
+                                                         cache.f_blocks)
+    assert abs(got.f_bavail - cache.f_bavail) * cache.f_frsize < 256 * MiB
+    assert got.f_namemax == 255
+
+
+@pytest.mark.parametrize("sync", [os.fsync, os.fdatasync], ids=["fsync", "fdatasync"])
+def test_fsync_of_a_file_still_open_commits_it_and_it_reaches_the_server(both, sync):
+    # settle=3600: nothing but the fsync commits while the file is open.
+    b = both({"old.txt": File(b"old content")}, settle=3600)
+    data = payload(BLOCK_SIZE + 5, "synced")
+
+    with open(at(b.mnt, "new.bin"), "wb") as f, open(at(b.mnt, "old.txt"), "r+b") as g:
+        f.write(data)
+        g.write(b"NEW")
+        f.flush()
+        g.flush()
+        sync(f.fileno())
+        sync(g.fileno())
+
+        until_on_server(b.client, b.client.root_ns, listing_of(b.mnt), what="the fsync'ed files")
+        assert read(at(b.mnt, "new.bin")) == data
+        assert read(at(b.mnt, "old.txt")) == b"NEW content"
+
+
+def test_mmap_reads_the_files_content(both):
+    data = payload(BLOCK_SIZE + MiB, "mapped")
+    b = both({"m.bin": File(data)})
+
+    with open(at(b.mnt, "m.bin"), "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
+        assert len(mm) == len(data)
+        assert mm[BLOCK_SIZE - 10:BLOCK_SIZE + 10] == data[BLOCK_SIZE - 10:BLOCK_SIZE + 10]
+        assert mm[:] == data
+
+
+def test_writes_through_a_shared_writable_mmap_reach_the_server(both):
+    b = both({"old.bin": File(payload(BLOCK_SIZE + 100, "old"))})
+
+    def scenario(root):
+        for name in ("new.bin", "old.bin"):
+            with open(at(root, name), "a+b") as f:
+                f.truncate(BLOCK_SIZE + 4096)
+                with mmap.mmap(f.fileno(), BLOCK_SIZE + 4096, flags=mmap.MAP_SHARED) as mm:
+                    mm[0:5] = b"first"
+                    mm[BLOCK_SIZE - 2:BLOCK_SIZE + 3] = b"EDGE!"
+                    mm[-4:] = b"last"
+                    mm.flush()            # msync
+                    mm[100:105] = b"after"  # written back at munmap or close
+        return [read(at(root, n)) for n in ("new.bin", "old.bin")]
+
+    b.run(scenario)
+    b.on_server()
+
+
+def test_hard_links_fail_with_eperm_and_change_nothing(both):
+    b = both({"a.txt": File(b"a")})
+    before, server_before = tree_of(b.mnt), b.client.snapshot(b.client.root_ns)
+
+    with pytest.raises(OSError) as e:
+        os.link(at(b.mnt, "a.txt"), at(b.mnt, "hard"))
+
+    assert e.value.errno == errno.EPERM
+    assert tree_of(b.mnt) == before
+    unmount_drained(b.m)
+    assert b.client.snapshot(b.client.root_ns) == server_before
+
+
+def test_special_files_fail_with_eperm(both):
+    b = both()
+
+    for make in (lambda p: os.mkfifo(p), lambda p: os.mknod(p, stat.S_IFCHR | 0o600, 0)):
+        with pytest.raises(OSError) as e:
+            make(at(b.mnt, "special"))
+        assert e.value.errno == errno.EPERM
+    assert os.listdir(b.mnt) == []
+
+
+def test_extended_attributes_fail_with_eopnotsupp(both):
+    b = both({"a.txt": File(b"a")})
+
+    for call in (lambda p: os.setxattr(p, "user.x", b"1"), lambda p: os.getxattr(p, "user.x")):
+        with pytest.raises(OSError) as e:
+            call(at(b.mnt, "a.txt"))
+        assert e.value.errno == errno.EOPNOTSUPP
+
+
+def test_chown_to_another_user_fails_with_eperm_and_to_the_same_user_works(both):
+    b = both({"a.txt": File(b"a")})
+    p = at(b.mnt, "a.txt")
+    st = os.stat(p)
+
+    os.chown(p, st.st_uid, st.st_gid)
+    os.chown(p, -1, st.st_gid)
+    for uid, gid in [(st.st_uid + 1000, -1), (-1, st.st_gid + 1000)]:
+        with pytest.raises(OSError) as e:
+            os.chown(p, uid, gid)
+        assert e.value.errno == errno.EPERM
+    assert (os.stat(p).st_uid, os.stat(p).st_gid) == (st.st_uid, st.st_gid)
+
+
+def test_a_write_then_a_read_return_what_was_written_before_any_commit(both):
+    # settle=3600 and the file open: nothing is committed during the test.
+    b = both({"old.bin": File(payload(BLOCK_SIZE + 10, "old"))}, settle=3600)
+    server_before = b.client.snapshot(b.client.root_ns)
+    new = payload(3 * MiB, "new")
+
+    with open(at(b.mnt, "old.bin"), "r+b", buffering=0) as f, \
+            open(at(b.mnt, "new.bin"), "w+b", buffering=0) as g:
+        f.seek(BLOCK_SIZE - MiB)
+        f.write(new)
+        g.write(new)
+        f.seek(BLOCK_SIZE - MiB)
+        g.seek(0)
+        assert f.read(len(new)) == new and g.read() == new
+        # Through another handle and another process too.
+        with open(at(b.mnt, "old.bin"), "rb") as r:
+            r.seek(BLOCK_SIZE - MiB)
+            assert r.read(len(new)) == new
+        assert subprocess.run(["cat", at(b.mnt, "new.bin")], capture_output=True).stdout == new
+        assert os.stat(at(b.mnt, "old.bin")).st_size == BLOCK_SIZE - MiB + len(new)
+
+        assert b.client.snapshot(b.client.root_ns) == server_before
+
+
+def test_a_file_renamed_while_being_written_is_committed_under_its_new_name(both):
+    b = both({"d": Dir()})
+
+    def scenario(root):
+        with open(at(root, "draft.txt"), "wb") as f:
+            f.write(b"first part, ")
+            f.flush()
+            os.rename(at(root, "draft.txt"), at(root, "d", "final.txt"))
+            f.write(b"second part")
+        return read(at(root, "d", "final.txt"))
+
+    assert b.run(scenario) == b"first part, second part"
+    b.on_server()
+
+
+def test_creating_removing_and_renaming_entries_change_the_directorys_mtime_as_locally(both):
+    b = both({"d": Dir(mtime_ns=T), "d/old.txt": File(b"old"), "e": Dir(mtime_ns=T)})
+
+    def scenario(root):
+        obs = []
+        for step in [lambda: open(at(root, "d", "new.txt"), "wb").close(),
+                     lambda: os.mkdir(at(root, "d", "sub")),
+                     lambda: os.rename(at(root, "d", "new.txt"), at(root, "e", "new.txt")),
+                     lambda: os.unlink(at(root, "d", "old.txt")),
+                     lambda: os.rmdir(at(root, "d", "sub"))]:
+            os.utime(at(root, "d"), ns=(T, T))
+            os.utime(at(root, "e"), ns=(T, T))
+            step()
+            obs.append([os.stat(at(root, p)).st_mtime_ns != T for p in ("d", "e")])
+        return obs
+
+    b.run(scenario)
+
+
+def test_a_tree_written_through_the_mount_shows_the_same_in_a_fresh_mount(both, mount):
+    b = both()
+    tree = {"d": Dir(0o750, T), "d/f.txt": File(b"f", 0o600, T + 1), "l": Link("d/f.txt", T + 2),
+            "big.bin": File(payload(2 * BLOCK_SIZE + 1, "big"), 0o644, T + 3)}
+
+    make_local(b.mnt, tree)
+    unmount_drained(b.m)
+
+    fresh = mount(b.client)
+    make_local(b.local, tree)
+    assert tree_of(fresh.mountpoint) == tree_of(b.local)
+
+
+# While a closed file is being committed (settle=0: at once), the mount
+# still shows what was written: "later reads of the file show what was
+# written", and a change made meanwhile is not lost.
+
+def test_a_file_read_right_after_its_close_reads_what_was_written(both):
+    b = both(settle=0)
+    wrong = []
+
+    for i in range(20):
+        p = at(b.mnt, f"f{i}.bin")
+        data = payload(2 * BLOCK_SIZE + i, i)
+        with open(p, "wb") as f:
+            f.write(data)
+        size, got = os.stat(p).st_size, read(p)
+        if (size, got) != (len(data), data):
+            wrong.append((i, size, len(got)))
+
+    assert not wrong, f"(file, size shown, bytes read) that are not what was written: {wrong}"
+
+
+def test_a_file_truncated_right_after_its_close_keeps_what_was_written_before_the_cut(both):
+    b = both(settle=0)
+    wrong = []
+
+    for i in range(20):
+        p = at(b.mnt, f"f{i}.bin")
+        data = payload(BLOCK_SIZE + 1000 + i, i)
+        with open(p, "wb") as f:
+            f.write(data)
+        os.truncate(p, BLOCK_SIZE + 10)
+        got = read(p)
+        if got != data[:BLOCK_SIZE + 10]:
+            wrong.append((i, len(got)))
+
+    assert not wrong, f"(file, bytes read) after the cut: {wrong}"
+    b.on_server()
+
+
+def test_a_file_rewritten_right_after_its_close_reaches_the_server_with_its_last_content(
+        both):
+    b = both(settle=0)
+    files = {}
+
+    for i in range(40):
+        p = at(b.mnt, f"f{i}.bin")
+        with open(p, "wb") as f:
+            f.write(payload(30000, f"first{i}"))
+        with open(p, "r+b") as f:  # a new write session while the first commits
+            f.write(payload(1000, f"second{i}"))
+        files[f"f{i}.bin"] = payload(1000, f"second{i}") + payload(30000, f"first{i}")[1000:]
+
+    until_server_holds(b.client, files, "the last content of every file", within=15)
+    for name, data in files.items():
+        assert read(at(b.mnt, name)) == data
+
+
+def test_an_mtime_set_right_after_a_close_is_kept_in_the_mount_and_on_the_server(both):
+    # What tar, rsync and cp -p do: write, close, then set the mtime.
+    b = both(settle=0)
+
+    for i in range(50):
+        p = at(b.mnt, f"f{i}.txt")
+        with open(p, "wb") as f:
+            f.write(payload(1000 + i, i))
+        os.utime(p, ns=(T, T + i))
+
+    assert {n: os.stat(at(b.mnt, n)).st_mtime_ns for n in os.listdir(b.mnt)} == \
+        {f"f{i}.txt": T + i for i in range(50)}
+    b.on_server()
