@@ -143,38 +143,25 @@ def test_a_folder_deleted_elsewhere_keeps_the_file_edited_here_and_its_folders(
     assert read(at(m, "a", "b", "c.txt")) == b"EDITEDiginal\n"
 
 
-def test_a_local_delete_of_a_file_changed_elsewhere_yields_to_the_other_side(
-        alice, mount, proxy):
+# A delete yields to the edit; a rename and an edit do not touch the same
+# thing: the file ends up under the new name with the newer bytes.
+@pytest.mark.parametrize("change, name", [("delete", "x.txt"), ("rename", "y.txt")])
+def test_a_local_delete_or_rename_of_a_file_changed_elsewhere_keeps_the_edit(
+        alice, mount, proxy, change, name):
     alice.write_file(alice.root_ns, "x.txt", b"the original\n")
     m = mount(alice.clone(proxy.url), settle=0)
     proxy.hold(r"POST /meta/ns/\d+/commit")
 
-    os.unlink(at(m, "x.txt"))
+    if change == "delete":
+        os.unlink(at(m, "x.txt"))
+    else:
+        os.rename(at(m, "x.txt"), at(m, "y.txt"))
     proxy.wait_held(1)
     rewrite(alice, alice.root_ns, "x.txt", b"changed elsewhere\n")
     proxy.release()
 
-    until(lambda: os.listdir(m.mountpoint) == ["x.txt"] and
-          read(at(m, "x.txt")) == b"changed elsewhere\n", within=10,
-          what="the entry back as the server has it")
+    until(lambda: os.listdir(m.mountpoint) == [name] and
+          read(at(m, name)) == b"changed elsewhere\n", within=10,
+          what=f"{name} with the newer bytes")
     unmount_drained(m)
-    assert server_files(alice) == {"x.txt": b"changed elsewhere\n"}
-
-
-def test_a_local_rename_of_a_file_changed_elsewhere_keeps_both_changes(alice, mount, proxy):
-    # A rename and an edit do not touch the same thing: the file ends up
-    # under the new name with the newer bytes, here and on the server.
-    alice.write_file(alice.root_ns, "x.txt", b"the original\n")
-    m = mount(alice.clone(proxy.url), settle=0)
-    proxy.hold(r"POST /meta/ns/\d+/commit")
-
-    os.rename(at(m, "x.txt"), at(m, "y.txt"))
-    proxy.wait_held(1)
-    rewrite(alice, alice.root_ns, "x.txt", b"changed elsewhere\n")
-    proxy.release()
-
-    until(lambda: os.listdir(m.mountpoint) == ["y.txt"] and
-          read(at(m, "y.txt")) == b"changed elsewhere\n", within=10,
-          what="the renamed file with the newer bytes")
-    unmount_drained(m)
-    assert server_files(alice) == {"y.txt": b"changed elsewhere\n"}
+    assert server_files(alice) == {name: b"changed elsewhere\n"}
