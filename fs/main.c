@@ -393,8 +393,11 @@ static int serve(struct cli *c, struct fs *fs)
 	struct fuse_loop_config *loop;
 	int rc;
 
+	/* Threads start here, after fuse_daemonize()'s fork. */
 	fs->fetch = fetcher_new(&fs->remote, fs->cache, fs->opt.parallel);
-	fs->upload = fs->fetch ? uploader_start(fs) : NULL;
+	fs->upload = fs->fetch && sessions_start(fs->sessions) == 0
+			     ? uploader_start(fs)
+			     : NULL;
 	fs->sync = fs->upload ? sync_start(fs) : NULL;
 	if (!fs->sync) {
 		cfs_log_error(

@@ -273,12 +273,15 @@ struct sessions *sessions_new(struct fs *fs)
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->settled, NULL);
 	pthread_cond_init(&t->tick, NULL);
-	t->running = !pthread_create(&t->settler, NULL, settle_thread, t);
-	if (!t->running) {
-		sessions_free(t);
-		return NULL;
-	}
 	return t;
+}
+
+int sessions_start(struct sessions *t)
+{
+	int e = pthread_create(&t->settler, NULL, settle_thread, t);
+
+	t->running = e == 0;
+	return e;
 }
 
 static void session_free(struct session *s)

@@ -36,6 +36,10 @@ struct sessions;
 
 struct sessions *sessions_new(struct fs *fs);
 
+/* Starts the table's settler thread (after the mount daemonized: a fork
+ * keeps no thread).  0 or a positive errno. */
+int sessions_start(struct sessions *t);
+
 /* Commits every session (unmount) and frees the table. */
 void sessions_free(struct sessions *t);
 
