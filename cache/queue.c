@@ -155,10 +155,10 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 	/* Invariant 2: the server named the node. */
 	if (op->type != QUEUE_MOVE && node > 0 && e.node != node)
 		rc = rows_set_node(db, e.ino, e.ns, e.node, node, err);
-	/* Moved from a newer state than ours: ours is not the server's. */
-	if (op->type == QUEUE_MOVE && prev_jid > e.jid)
-		jid = 0;
-	if (rc == CFS_OK && jid > e.jid)
+	/* A move from a newer state than ours leaves our JID: the listing
+	 * brings that state. */
+	if (rc == CFS_OK && jid > e.jid &&
+	    !(op->type == QUEUE_MOVE && prev_jid > e.jid))
 		rc = cfs_sql_exec(db,
 				  "UPDATE entries SET jid = ?2 WHERE ino = ?1",
 				  err, "ii", (int64_t)e.ino, jid);

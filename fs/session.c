@@ -34,15 +34,17 @@
 #include "fs/session.h"
 #include "fs/upload.h"
 
-#define N_BUCKETS 256
+#define N_BUCKETS    256
+#define SETTLE_BATCH 64
 
 struct session {
 	struct sessions *t;
 	uint64_t ino;
 	/* The table's: */
 	unsigned handles;
-	uint64_t settle_at_ms; /* once handles is 0 */
-	bool settling;	       /* invariant 5 */
+	uint64_t settle_at_ms;	  /* once handles is 0 */
+	bool settling;		  /* invariant 5 */
+	struct session *due_next; /* settle_due()'s batch */
 	struct session *next;
 	/* The session's (its lock): */
 	pthread_mutex_t lock;
@@ -792,42 +794,48 @@ static void settle_one(struct sessions *t, struct session *s)
 	session_free(s);
 }
 
-/* Commits the sessions whose settling delay has passed; returns the
- * milliseconds until the next one is due (or -1 when none waits). */
+/*
+ * Commits up to SETTLE_BATCH sessions whose settling delay has passed,
+ * found in one walk of the table (a tree unpacked leaves thousands); returns
+ * the milliseconds until the next one is due, 0 to look again at once, or
+ * -1 when none waits.  The batch is small so that a file reopened meanwhile
+ * does not wait long for its turn (invariant 5).
+ */
 static long settle_due(struct sessions *t)
 {
-	bool any = false;
-
 	uint64_t now = cfs_monotonic_ms();
+	struct session *due = NULL;
+	size_t n = 0;
 	long next = -1;
 
-	for (;;) {
-		struct session *due = NULL;
-
-		pthread_mutex_lock(&t->lock);
-		for (size_t i = 0; i < N_BUCKETS && !due; i++) {
-			for (struct session *s = t->table[i]; s; s = s->next) {
-				if (s->handles || s->settling)
-					continue;
-				if (s->settle_at_ms <= now) {
-					s->settling = true;
-					due = s;
-					break;
-				}
-				if (next < 0 ||
-				    (long)(s->settle_at_ms - now) < next)
-					next = (long)(s->settle_at_ms - now);
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < N_BUCKETS; i++) {
+		for (struct session *s = t->table[i]; s; s = s->next) {
+			if (s->handles || s->settling)
+				continue;
+			if (s->settle_at_ms <= now && n < SETTLE_BATCH) {
+				s->settling = true;
+				s->due_next = due;
+				due = s;
+				n++;
+			} else if (s->settle_at_ms > now &&
+				   (next < 0 ||
+				    (long)(s->settle_at_ms - now) < next)) {
+				next = (long)(s->settle_at_ms - now);
 			}
 		}
-		pthread_mutex_unlock(&t->lock);
-		if (!due)
-			break;
-		settle_one(t, due);
-		any = true;
 	}
-	if (any)
-		uploader_wake(t->fs->upload);
-	return next;
+	pthread_mutex_unlock(&t->lock);
+	if (!due)
+		return next;
+	while (due) {
+		struct session *s = due;
+
+		due = s->due_next;
+		settle_one(t, s);
+	}
+	uploader_wake(t->fs->upload);
+	return 0;
 }
 
 void sessions_free(struct sessions *t)
