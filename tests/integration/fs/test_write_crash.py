@@ -15,14 +15,16 @@ swallows its answer; or by stopping the server with SIGSTOP. Writes that
 were neither fsync'ed nor settled may be lost: nothing is asserted about
 them."""
 
+import errno
 import os
 import signal
+import subprocess
 import time
 import urllib.parse
 
 import pytest
 
-from cfs_fs import (MiB, NOT_SENT, log_size, payload, requests_since, until,
+from cfs_fs import (MiB, NOT_SENT, log_size, payload, read, requests_since, until,
                     until_server_holds, unmount_drained, uploaded_blocks)
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
 from cfs_server import BLOCK_SIZE, block_id, split_blocks
@@ -240,3 +242,42 @@ def test_an_unmount_that_cannot_reach_the_server_ends_within_the_timeout_and_the
     until_server_holds(alice, {"waiting.bin": data}, "the file", within=10)
     unmount_drained(m2)
     assert_one_version_each(alice, {"waiting.bin": data})
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 24 MiB tmpfs for a cache directory: a disk that fills up."""
+    path = tmp_path / "small-disk"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(path)], check=True)
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def test_a_full_cache_disk_gives_enospc_to_the_writer_and_keeps_what_was_written(
+        server, alice, mount, small_disk):
+    m = mount(alice, cache=str(small_disk / "cache"), timeout=TIMEOUT)
+    kept = payload(2 * BLOCK_SIZE + 9, "kept")
+    write_synced(os.path.join(m.mountpoint, "kept.bin"), kept)
+
+    with pytest.raises(OSError) as e:
+        write_synced(os.path.join(m.mountpoint, "huge.bin"), payload(40 * MiB, "huge"))
+    assert e.value.errno == errno.ENOSPC
+
+    assert read(os.path.join(m.mountpoint, "kept.bin")) == kept
+    # The failed file's staging blocks go when its session settles; until
+    # then even the index has no room for the unlink.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.unlink(os.path.join(m.mountpoint, "huge.bin"))
+            break
+        except OSError as e:
+            if e.errno != errno.ENOSPC or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    write_synced(os.path.join(m.mountpoint, "after.txt"), b"the disk has room again\n")
+    until_server_holds(alice, {"kept.bin": kept, "after.txt": b"the disk has room again\n"},
+                       "what was written around the full disk", within=20)
+    unmount_drained(m)
+    assert_one_version_each(alice, {"kept.bin": kept, "after.txt": b"the disk has room again\n"})
