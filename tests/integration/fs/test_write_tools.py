@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from cfs_fs import (MiB, listing_of, payload, server_listing, tree_of, unmount_drained, until,
-                    until_on_server)
+from cfs_fs import (MiB, listing_of, log_size, payload, requests_since, server_listing, tree_of,
+                    unmount_drained, until, until_on_server)
 
 T = 1_600_000_000_000_000_000
 
@@ -78,7 +78,7 @@ def through_the_server(alice, m, mount, what, t0, under, reference):
 
 @pytest.mark.parametrize("tool", ["cp -a", "rsync -a", "tar x"])
 def test_a_tree_copied_with_the_tool_is_on_the_server_exactly(
-        alice, mount, source, tmp_path, tool):
+        server, alice, mount, source, tmp_path, tool):
     m = mount(alice, timeout=10)  # the unmount's last sending takes at most 10 s
     reference = tmp_path / "reference"
     tarball = tmp_path / "src.tar"
@@ -91,11 +91,16 @@ def test_a_tree_copied_with_the_tool_is_on_the_server_exactly(
     }[tool]
     copy(reference)  # what the tool makes of the source on a local disk
     assert tree_of(reference) == tree_of(source)
+    since = log_size(server)
     t0 = time.monotonic()
 
     copy(os.path.join(m.mountpoint, "dst"))
 
     fresh = through_the_server(alice, m, mount, tool, t0, "dst", reference)
+    # Small files go many to a commit request, not one each.
+    commits = len(requests_since(server, since, r"POST /meta/ns/\d+/commit"))
+    print(f"{tool}: {len(tree_of(reference))} entries in {commits} commit requests")
+    assert commits < len(tree_of(reference)) / 3
     t1 = time.monotonic()
     assert tree_of(os.path.join(fresh.mountpoint, "dst"), workers=8) == tree_of(reference)
     print(f"{tool}: read back through a fresh mount in {time.monotonic() - t1:.1f} s")
