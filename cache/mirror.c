@@ -740,6 +740,45 @@ enum cfs_err rows_follow_mount(struct cfs_sql *db, uint64_t ino,
 			    err, "ii", e->mount_ns, (int64_t)ino);
 }
 
+/*
+ * Queued operations name entries by path as the server will have them
+ * when they arrive; a folder the server moved takes them along (its
+ * entries' paths from old_path on are now new_path's).
+ */
+static enum cfs_err repath_queued(struct cfs_sql *db, int64_t ns,
+				  const char *old_path, const char *new_path,
+				  struct cfs_error *err)
+{
+	static const char *const sql[] = {
+		"UPDATE ops SET path = ?3 || substr(path, length(?2) + 1)"
+		" WHERE ns = ?1 AND (path = ?2"
+		" OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+		"UPDATE ops SET to_path = ?3 || substr(to_path, length(?2) + 1)"
+		" WHERE ns = ?1 AND (to_path = ?2"
+		" OR substr(to_path, 1, length(?2) + 1) = ?2 || '/')",
+	};
+	enum cfs_err rc = CFS_OK;
+
+	for (size_t i = 0; rc == CFS_OK && i < 2; i++)
+		rc = cfs_sql_exec(db, sql[i], err, "itt", ns, old_path,
+				  new_path);
+	return rc;
+}
+
+/* The path of folder old, which the server moved to e's place, before
+ * the move is written (NULL when it is not such a move). */
+static enum cfs_err moved_folder_path(struct cfs_sql *db,
+				      const struct mirror_entry *old,
+				      const struct mirror_entry *e, char **path,
+				      struct cfs_error *err)
+{
+	*path = NULL;
+	if (old->kind != CFS_KIND_DIR || e->kind != CFS_KIND_DIR ||
+	    (old->parent == e->parent && strcmp(old->name, e->name) == 0))
+		return CFS_OK;
+	return rows_ns_path(db, old, path, err);
+}
+
 enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 			 const struct mirror_entry *e,
 			 struct mirror_changes *ch, struct cfs_error *err)
@@ -748,6 +787,7 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 	bool new_mount = e->kind == CFS_KIND_MOUNT &&
 			 (replaced || old->mount_ns != e->mount_ns);
 	uint64_t ino = replaced ? 0 : old->ino;
+	char *from = NULL, *to = NULL;
 	enum cfs_err rc = rows_note_change(db, old, e, ch, err);
 
 	if (rc == CFS_OK)
@@ -758,9 +798,17 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 		rc = rows_delete(db, old->ino, err);
 	if (rc || e->kind == CFS_KIND_DELETED)
 		return rc;
-	rc = rows_write(db, &ino, e, err);
+	rc = moved_folder_path(db, old, e, &from, err);
+	if (rc == CFS_OK)
+		rc = rows_write(db, &ino, e, err);
+	if (rc == CFS_OK && from)
+		rc = rows_ns_path(db, e, &to, err);
+	if (rc == CFS_OK && from)
+		rc = repath_queued(db, e->ns, from, to, err);
 	if (rc == CFS_OK && new_mount)
 		rc = rows_follow_mount(db, ino, e, err);
+	free(from);
+	free(to);
 	return rc;
 }
 

@@ -152,7 +152,15 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 		mirror_entry_release(&e);
 		return rc;
 	}
-	/* Invariant 2: the server named the node. */
+	/* Invariant 2: the server named the node.  A node other than the
+	 * one an entry the server has is bound to means that one went
+	 * elsewhere, and op made a new one at its old path: the listing
+	 * brings both, so nothing of op is recorded on the entry. */
+	if (op->type != QUEUE_MOVE && node > 0 && e.node > 0 &&
+	    e.node != node) {
+		mirror_entry_release(&e);
+		return pending_done(db, op->ino, ch, err);
+	}
 	if (op->type != QUEUE_MOVE && node > 0 && e.node != node)
 		rc = rows_set_node(db, e.ino, e.ns, e.node, node, err);
 	/* A move from a newer state than ours leaves our JID: the listing
@@ -292,13 +300,57 @@ enum cfs_err local_conflicted_copy(struct cfs_sql *db,
 	return cfs_sql_end(db, rc, err);
 }
 
+/*
+ * Entry ino, which the server has no longer at its place, leaves its node
+ * (invariant 2).  A newer state of that node the mirror already listed
+ * (its shadow: moved elsewhere) becomes an entry of its own, or nothing
+ * would ever show it.
+ */
+static enum cfs_err leave_node(struct cfs_sql *db, uint64_t ino,
+			       struct mirror_changes *ch, struct cfs_error *err)
+{
+	struct mirror_entry e, s = { 0 }, gone;
+	uint64_t moved = 0, dir_ino = 0;
+	bool elsewhere = false;
+	enum cfs_err rc = rows_by_ino(db, ino, &e, err);
+
+	if (rc)
+		return rc;
+	if (e.node > 0) {
+		rc = rows_shadow_get(db, ino, &s, err);
+		elsewhere = rc == CFS_OK && s.kind != CFS_KIND_DELETED &&
+			    s.jid > e.jid;
+		if (rc == CFS_ERR_NOT_FOUND)
+			rc = CFS_OK;
+	}
+	if (rc == CFS_OK)
+		rc = rows_localize(db, ino, err);
+	if (rc == CFS_OK && elsewhere)
+		rc = rows_write(db, &moved, &s, err);
+	if (rc == CFS_OK && elsewhere)
+		rc = mirror_parent(db, &s, &dir_ino, err);
+	if (rc == CFS_OK && elsewhere)
+		rc = rows_note(ch, 0, dir_ino, s.name, err);
+	/* The server has nothing of the entry now (invariant 2). */
+	gone = e;
+	gone.kind = CFS_KIND_DELETED;
+	gone.jid = 0;
+	gone.blocks = (struct cfs_blocklist){ 0 };
+	gone.target = NULL;
+	if (rc == CFS_OK)
+		rc = rows_shadow_put(db, ino, &gone, err);
+	mirror_entry_release(&s);
+	mirror_entry_release(&e);
+	return rc;
+}
+
 enum cfs_err local_rebase(struct cfs_sql *db, const struct queued_op *op,
-			  struct cfs_error *err)
+			  struct mirror_changes *ch, struct cfs_error *err)
 {
 	enum cfs_err rc = cfs_sql_begin(db, true, err);
 
 	if (rc == CFS_OK)
-		rc = rows_localize(db, op->ino, err);
+		rc = leave_node(db, op->ino, ch, err);
 	if (rc == CFS_OK)
 		rc = local_retry(db, op, err);
 	return cfs_sql_end(db, rc, err);
@@ -353,13 +405,20 @@ static enum cfs_err ords_around(struct cfs_sql *db, const struct queued_op *op,
 	return rc;
 }
 
+/*
+ * Queues, before op, the creation of the folders on op's way up that the
+ * server no longer has (those a remote delete left as local entries,
+ * invariant 2), or of every folder on the way when none is such: op was
+ * refused for a missing folder after the mirror learned all the server
+ * knew, so the mirror cannot say which.
+ */
 static enum cfs_err recreate_parents(struct cfs_sql *db,
 				     const struct queued_op *op,
 				     struct cfs_error *err)
 {
 	uint64_t chain[CFS_PATH_MAX / 2];
 	struct mirror_entry e;
-	size_t depth = 0;
+	size_t depth = 0, local = 0;
 	double prev = 0, ord = 0;
 	enum cfs_err rc = ords_around(db, op, &prev, &ord, err);
 
@@ -375,8 +434,12 @@ static enum cfs_err recreate_parents(struct cfs_sql *db,
 		mirror_entry_release(&e);
 		if (rc == CFS_OK)
 			rc = rows_by_ino(db, up, &e, err);
-		if (rc == CFS_OK)
+		if (rc == CFS_OK && (e.node < 0 || !local)) {
+			if (e.node < 0 && !local)
+				depth = 0; /* from now on, only those */
+			local += e.node < 0;
 			chain[depth++] = up;
+		}
 	}
 	if (rc == CFS_OK)
 		mirror_entry_release(&e);
@@ -396,11 +459,24 @@ static enum cfs_err recreate_parents(struct cfs_sql *db,
 }
 
 enum cfs_err local_recreate_parents(struct cfs_sql *db,
-				    const struct queued_op *op,
+				    const struct queued_op *op, int64_t head,
 				    struct cfs_error *err)
 {
+	int64_t cursor = 0;
+	bool found = false;
 	enum cfs_err rc = cfs_sql_begin(db, true, err);
 
+	if (rc == CFS_OK)
+		rc = cfs_sql_int64(db,
+				   cfs_sql_stmt(db,
+						"SELECT cursor FROM namespaces"
+						" WHERE ns = ?1",
+						err, "i", op->ns),
+				   &cursor, &found, err);
+	/* Until the listing says where the folders went (a move takes op
+	 * along), op waits without counting a try. */
+	if (rc == CFS_OK && found && cursor < head)
+		return cfs_sql_end(db, rc, err);
 	if (rc == CFS_OK)
 		rc = recreate_parents(db, op, err);
 	if (rc == CFS_OK)

@@ -346,12 +346,13 @@ static enum cfs_err upload_blocks(struct uploader *u,
 	return rc;
 }
 
-/* Settles one operation by its answer r; *retry when it must wait for
- * another round (the batch's other answers count all the same). */
+/* Settles one operation by its answer r, of a batch answered at head;
+ * *retry when it must wait for another round (the batch's other answers
+ * count all the same). */
 static enum cfs_err settle_result(struct cfs_sql *db,
 				  const struct queued_op *op, json_t *r,
-				  struct mirror_changes *ch, bool *retry,
-				  struct cfs_error *err)
+				  int64_t head, struct mirror_changes *ch,
+				  bool *retry, struct cfs_error *err)
 {
 	const char *status = json_string_value(json_object_get(r, "status"));
 	const char *code = json_string_value(
@@ -384,7 +385,7 @@ static enum cfs_err settle_result(struct cfs_sql *db,
 	}
 	if (strcmp(status, "conflict") == 0 && creates && jid == 0) {
 		*retry = true;
-		return local_rebase(db, op, err);
+		return local_rebase(db, op, ch, err);
 	}
 	if (strcmp(status, "conflict") == 0 &&
 	    (op->type == QUEUE_FILE || op->type == QUEUE_SYMLINK)) {
@@ -397,7 +398,7 @@ static enum cfs_err settle_result(struct cfs_sql *db,
 	}
 	if (strcmp(code, "not_found") == 0 && creates) {
 		*retry = true;
-		return local_recreate_parents(db, op, err);
+		return local_recreate_parents(db, op, head, err);
 	}
 	if (strcmp(code, "not_found") == 0 && op->type == QUEUE_DELETE)
 		return local_confirm(db, op, 0, 0, 0, ch, err);
@@ -483,8 +484,10 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
 		bool retry;
 
-		rc = settle_result(db, &ops[i], json_array_get(results, i), &ch,
-				   &retry, err);
+		rc = settle_result(
+			db, &ops[i], json_array_get(results, i),
+			json_integer_value(json_object_get(answer, "head")),
+			&ch, &retry, err);
 		*retry_any |= retry;
 	}
 	if (db)

@@ -163,13 +163,15 @@ enum cfs_err local_conflicted_copy(struct cfs_sql *db,
 				   struct mirror_changes *ch,
 				   struct cfs_error *err);
 
-/* op's entry is gone from the server: op will create it anew. */
+/* op's entry is gone from its place on the server: op will create it
+ * anew; its node, if the mirror knows it moved, shows where it went. */
 enum cfs_err local_rebase(struct cfs_sql *db, const struct queued_op *op,
-			  struct cfs_error *err);
+			  struct mirror_changes *ch, struct cfs_error *err);
 
-/* op's folders are gone from the server: queues their creation first. */
+/* op's folders are not on the server, as its answer with head said: once
+ * the mirror is listed up to head, queues their creation first. */
 enum cfs_err local_recreate_parents(struct cfs_sql *db,
-				    const struct queued_op *op,
+				    const struct queued_op *op, int64_t head,
 				    struct cfs_error *err);
 
 /* op failed for now: counts the try (for the uploader's patience). */
