@@ -330,6 +330,7 @@ static int start(struct sessions *t, uint64_t ino, bool new,
 	struct session *s;
 	struct cfs_sql *db = cache_db(t->fs->cache, &err);
 	enum cfs_err rc = db ? mirror_get(db, ino, &e, &err) : err.code;
+	int eno;
 
 	if (db)
 		cache_db_release(t->fs->cache, db);
@@ -359,9 +360,11 @@ static int start(struct sessions *t, uint64_t ino, bool new,
 	e.blocks = (struct cfs_blocklist){ 0 };
 	mirror_entry_release(&e);
 	pthread_mutex_init(&s->lock, NULL);
-	if (!new &&mark(s, true, NULL)) {
+	/* ENOENT: removed meanwhile (a change from elsewhere applied). */
+	eno = new ? 0 : mark(s, true, NULL);
+	if (eno) {
 		session_free(s);
-		return EIO;
+		return eno;
 	}
 	*out = s;
 	return 0;
