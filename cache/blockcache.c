@@ -60,6 +60,8 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 	cfs_block_id_to_hex(id, hex);
 	snprintf(dir, sizeof(dir), "%.2s", hex);
 	block_name(id, path);
+	/* gc must not find the file renamed but not yet indexed. */
+	blockcache_hold(c);
 	/* fsync before rename: after a power cut a block file is whole or
 	 * absent, never a renamed but empty file served as verified. */
 	if (fsync(fd) ||
@@ -72,18 +74,23 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 			      strerror(errno));
 		close(fd);
 		unlinkat(dirfd, name, 0);
+		blockcache_unhold(c);
 		return rc;
 	}
 	close(fd);
 	db = cache_db(c, err);
-	if (!db)
+	if (!db) {
+		blockcache_unhold(c);
 		return err->code;
-	rc = cfs_sql_exec(db,
-			  "INSERT OR REPLACE INTO blocks(id, size, stored)"
-			  " VALUES (?1, ?2, ?3)",
-			  err, "bii", id->b, (size_t)CFS_BLOCK_ID_LEN,
-			  (int64_t)size, (int64_t)time(NULL));
+	}
+	rc = cfs_sql_exec(
+		db,
+		"INSERT OR REPLACE INTO blocks(id, size, stored, used)"
+		" VALUES (?1, ?2, ?3, ?3)",
+		err, "bii", id->b, (size_t)CFS_BLOCK_ID_LEN, (int64_t)size,
+		(int64_t)time(NULL));
 	cache_db_release(c, db);
+	blockcache_unhold(c);
 	return rc;
 }
 
@@ -92,4 +99,50 @@ enum cfs_err blockcache_store(struct cache *c, int fd, const char *name,
 			      struct cfs_error *err)
 {
 	return blockcache_adopt(c, c->tmp_fd, fd, name, id, size, err);
+}
+
+void blockcache_hold(struct cache *c)
+{
+	pthread_rwlock_rdlock(&c->upkeep);
+}
+
+void blockcache_unhold(struct cache *c)
+{
+	pthread_rwlock_unlock(&c->upkeep);
+}
+
+void blockcache_touch(struct cache *c, const struct cfs_block_id *id)
+{
+	/* A reader streams a block in many reads: one write per block. */
+	static _Thread_local struct cfs_block_id last;
+	static _Thread_local int64_t last_at;
+	int64_t now = (int64_t)time(NULL);
+	struct cfs_error err;
+	struct cfs_sql *db;
+
+	if (cfs_block_id_equal(&last, id) && now - last_at < 60)
+		return;
+	last = *id;
+	last_at = now;
+	db = cache_db(c, &err);
+	if (!db)
+		return;
+	/* Best effort: a lost touch only makes eviction a little unfair. */
+	cfs_sql_exec(db, "UPDATE blocks SET used = ?2 WHERE id = ?1", &err,
+		     "bi", id->b, (size_t)CFS_BLOCK_ID_LEN, now);
+	cache_db_release(c, db);
+}
+
+int blockcache_remove(struct cache *c, const struct cfs_block_id *id)
+{
+	char name[68];
+
+	block_name(id, name);
+	return unlinkat(c->blocks_fd, name, 0) ? -errno : 0;
+}
+
+bool blockcache_name_id(const char *name, struct cfs_block_id *id)
+{
+	return strlen(name) == CFS_BLOCK_ID_HEX_LEN &&
+	       cfs_block_id_from_hex(name, CFS_BLOCK_ID_HEX_LEN, id);
 }

@@ -11,7 +11,12 @@
  *	                             changes not yet confirmed (pending > 0)
  *	ops(seq, ord, ino, ns, type, path, ...)
  *	                             the queue of journal operations to send
- *	blocks(id, size, stored)     the block files present
+ *	blocks(id, size, stored, used)
+ *	                             the block files present, with their
+ *	                             last use (seconds) for eviction
+ *	pins(ino)                    files and folders kept whole
+ *	conflicts(ino, original, made)
+ *	                             conflicted copies this mount made
  *
  * The mirror's invariants are in cache/mirror.c, the local changes' in
  * cache/local.c.
@@ -30,7 +35,7 @@
 #include "cache/mirror.h"
 #include "cloudfs/log.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 static const char schema[] =
 	"CREATE TABLE info(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -65,6 +70,17 @@ static const char schema[] =
 	"CREATE INDEX ops_by_ino ON ops(ino);"
 	"CREATE TABLE blocks(id BLOB PRIMARY KEY, size INTEGER NOT NULL,"
 	" stored INTEGER NOT NULL) WITHOUT ROWID;";
+
+/* From version 1 to 2: the blocks' last use (for eviction), pins, and
+ * the conflicted copies this mount made. */
+static const char upgrade_2[] =
+	"ALTER TABLE blocks ADD COLUMN used INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE blocks SET used = stored;"
+	"CREATE INDEX blocks_by_use ON blocks(used);"
+	"CREATE TABLE pins(ino INTEGER PRIMARY KEY);"
+	"CREATE TABLE conflicts(ino INTEGER PRIMARY KEY,"
+	" original TEXT NOT NULL, made INTEGER NOT NULL);"
+	"PRAGMA user_version = 2;";
 
 /* mkdir -p, the last component 0700. */
 static int make_dirs(const char *dir)
@@ -203,7 +219,11 @@ static enum cfs_err schema_init(struct cache *c, struct cfs_error *err)
 		rc = cfs_sql_script(db, schema, err);
 		if (rc == CFS_OK)
 			rc = cfs_sql_script(db, "PRAGMA user_version = 1", err);
-	} else if (rc == CFS_OK && version != SCHEMA_VERSION) {
+		version = 1;
+	}
+	if (rc == CFS_OK && version == 1)
+		rc = cfs_sql_script(db, upgrade_2, err);
+	else if (rc == CFS_OK && version != SCHEMA_VERSION) {
 		rc = cfs_fail(
 			err, CFS_ERR_CONFLICT,
 			"cache '%s' has schema version %d, this mount.cloudfs reads version %d: use another cache directory",
@@ -214,29 +234,58 @@ static enum cfs_err schema_init(struct cache *c, struct cfs_error *err)
 	return rc;
 }
 
-enum cfs_err cache_open(const char *dir, struct cache **out,
-			struct cfs_error *err)
+/* Whether a mount holds the lock open at fd now (not keeping it). */
+static bool mounted(int fd)
+{
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		flock(fd, LOCK_UN);
+		return false;
+	}
+	return errno == EWOULDBLOCK;
+}
+
+enum cfs_err cache_open_as(const char *dir, enum cache_use use,
+			   struct cache **out, struct cfs_error *err)
 {
 	struct cache *c = calloc(1, sizeof(*c));
 	char db_path[PATH_MAX + 16];
-	enum cfs_err rc;
+	struct stat st;
+	enum cfs_err rc = CFS_OK;
 
 	if (!c)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	c->dirfd = c->blocks_fd = c->tmp_fd = c->dirty_fd = c->lock_fd = -1;
+	pthread_rwlock_init(&c->upkeep, NULL);
 	snprintf(c->path, sizeof(c->path), "%s", dir);
-	rc = open_dir(c, dir, err);
+	/* Only a mount makes a cache; the others look at one. */
+	if (use != CACHE_MOUNT &&
+	    (fstatat(AT_FDCWD, dir, &st, AT_SYMLINK_NOFOLLOW) ||
+	     fstatat(AT_FDCWD, dir, &st, 0) || !S_ISDIR(st.st_mode)))
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
+			      "'%s' is not a cache directory", dir);
+	if (rc == CFS_OK)
+		rc = open_dir(c, dir, err);
 	/* Absolute: a daemonized mount runs from "/". */
 	if (rc == CFS_OK && !realpath(dir, c->path))
 		rc = cfs_fail(err, CFS_ERR_INTERNAL,
 			      "cannot resolve cache directory '%s': %s", dir,
 			      strerror(errno));
 	snprintf(db_path, sizeof(db_path), "%s/cache.db", c->path);
+	if (rc == CFS_OK && use != CACHE_MOUNT &&
+	    faccessat(c->dirfd, "cache.db", R_OK | W_OK, 0))
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
+			      "'%s' is not a cache directory (no cache.db)",
+			      c->path);
 	/* FULL: the queue of local changes is what fsync promises. */
 	cfs_sql_pool_init(&c->db, db_path, "cache index", "FULL",
 			  sizeof(struct cfs_sql));
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && use == CACHE_LOOK) {
+		c->lock_fd = openat(c->dirfd, "lock",
+				    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		c->mounted = c->lock_fd >= 0 && mounted(c->lock_fd);
+	} else if (rc == CFS_OK) {
 		rc = lock_dir(c, err);
+	}
 	if (rc == CFS_OK) {
 		c->blocks_fd = open_subdir(c->dirfd, "blocks");
 		c->tmp_fd = open_subdir(c->dirfd, "tmp");
@@ -247,12 +296,13 @@ enum cfs_err cache_open(const char *dir, struct cache **out,
 				"cannot open '%s/blocks', '%s/tmp' or '%s/dirty': %s",
 				dir, dir, dir, strerror(errno));
 	}
-	if (rc == CFS_OK) {
+	if (rc == CFS_OK && use == CACHE_MOUNT) {
 		empty_dir(c->tmp_fd);
 		empty_dir(c->dirty_fd);
 		cache_note_pid(c);
-		rc = schema_init(c, err);
 	}
+	if (rc == CFS_OK)
+		rc = schema_init(c, err);
 	if (rc) {
 		cache_close(c);
 		return rc;
@@ -261,11 +311,18 @@ enum cfs_err cache_open(const char *dir, struct cache **out,
 	return CFS_OK;
 }
 
+enum cfs_err cache_open(const char *dir, struct cache **out,
+			struct cfs_error *err)
+{
+	return cache_open_as(dir, CACHE_MOUNT, out, err);
+}
+
 void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
 	cfs_sql_pool_destroy(&c->db);
+	pthread_rwlock_destroy(&c->upkeep);
 	for (int *fd = &c->dirfd; fd <= &c->lock_fd; fd++)
 		if (*fd >= 0)
 			close(*fd);

@@ -276,6 +276,12 @@ static enum cfs_err copy_of(struct cfs_sql *db, const struct queued_op *op,
 		rc = pending_insert_new(db, &c, err);
 	}
 	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db,
+				  "INSERT OR REPLACE INTO conflicts(ino,"
+				  " original, made) VALUES (?1, ?2, ?3)",
+				  err, "iti", (int64_t)c.ino, e.name,
+				  (int64_t)time(NULL));
+	if (rc == CFS_OK)
 		rc = pending_queue_state(db, &c, err);
 	if (rc == CFS_OK)
 		rc = refuse(db, op, ch, err);

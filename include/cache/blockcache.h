@@ -36,6 +36,20 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 			      const char *name, const struct cfs_block_id *id,
 			      uint32_t size, struct cfs_error *err);
 
+/* Between the first block adopted for a commit and the commit's entry in
+ * the index, the committer holds the cache: eviction waits. */
+void blockcache_hold(struct cache *c);
+void blockcache_unhold(struct cache *c);
+
+/* Removes block id's file (not its index row): 0 or a negative errno. */
+int blockcache_remove(struct cache *c, const struct cfs_block_id *id);
+
+/* The block id a file of DIR/blocks/XX is named for, if it is one. */
+bool blockcache_name_id(const char *name, struct cfs_block_id *id);
+
+/* Notes that block id was read now (least recently used goes first). */
+void blockcache_touch(struct cache *c, const struct cfs_block_id *id);
+
 /* Drops a temporary file. */
 void blockcache_tmp_discard(struct cache *c, int fd, const char *name);
 

@@ -15,6 +15,8 @@
 #ifndef CACHE_CACHE_H
 #define CACHE_CACHE_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cloudfs/error.h"
@@ -28,6 +30,18 @@ struct cache {
 	int lock_fd;
 	char path[PATH_MAX];
 	struct cfs_sql_pool db;
+	/* Read side: blocks adopted that no entry or queued operation lists
+	 * yet (a file being committed).  Write side: eviction and gc, which
+	 * must not drop them (cache/blockcache.h). */
+	pthread_rwlock_t upkeep;
+	bool mounted; /* CACHE_LOOK: a mount had it when it was opened */
+};
+
+enum cache_use {
+	CACHE_MOUNT, /* a mount's: created if missing, locked, and what the
+		      * last mount left in flight dropped */
+	CACHE_LOOK,  /* beside a live mount, or none: never locked */
+	CACHE_TEND,  /* upkeep with no mount: locked, nothing dropped */
 };
 
 /*
@@ -36,6 +50,12 @@ struct cache {
  */
 enum cfs_err cache_open(const char *dir, struct cache **out,
 			struct cfs_error *err);
+
+/* Opens the existing cache directory dir for use (CACHE_LOOK and
+ * CACHE_TEND: CFS_ERR_NOT_FOUND when it is not one; CACHE_TEND:
+ * CFS_ERR_EXISTS while a mount has it). */
+enum cfs_err cache_open_as(const char *dir, enum cache_use use,
+			   struct cache **out, struct cfs_error *err);
 
 void cache_close(struct cache *c);
 

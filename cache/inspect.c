@@ -1,0 +1,228 @@
+/* What the cache holds (cache/inspect.h). */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache/inspect.h"
+#include "cache/local.h"
+#include "cache/rows.h"
+
+/* Whether ino or a folder above it is pinned. */
+static enum cfs_err pinned(struct cfs_sql *db, const struct mirror_entry *e,
+			   bool *out, struct cfs_error *err)
+{
+	struct mirror_entry cur = { .ino = e->ino,
+				    .ns = e->ns,
+				    .parent = e->parent };
+	enum cfs_err rc = CFS_OK;
+
+	*out = false;
+	for (int depth = 0; rc == CFS_OK && !*out && depth < CFS_PATH_MAX / 2;
+	     depth++) {
+		int64_t one;
+		uint64_t up;
+
+		rc = cfs_sql_int64(db,
+				   cfs_sql_stmt(db,
+						"SELECT 1 FROM pins"
+						" WHERE ino = ?1",
+						err, "i", (int64_t)cur.ino),
+				   &one, out, err);
+		if (rc || *out || cur.ino == MIRROR_ROOT_INO)
+			break;
+		rc = mirror_parent(db, &cur, &up, err);
+		mirror_entry_release(&cur);
+		if (rc == CFS_OK)
+			rc = mirror_get(db, up, &cur, err);
+	}
+	mirror_entry_release(&cur);
+	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
+}
+
+enum cfs_err cache_entry_state(struct cfs_sql *db, const struct mirror_entry *e,
+			       struct cache_entry_state *s,
+			       struct cfs_error *err)
+{
+	int64_t v;
+	bool found;
+	enum cfs_err rc;
+
+	*s = (struct cache_entry_state){ .pending = e->pending > 0 };
+	rc = cfs_sql_int64(
+		db,
+		cfs_sql_stmt(db, "SELECT 1 FROM conflicts WHERE ino = ?1", err,
+			     "i", (int64_t)e->ino),
+		&v, &s->conflict, err);
+	if (rc == CFS_OK)
+		rc = pinned(db, e, &s->pinned, err);
+	if (e->kind != CFS_KIND_FILE)
+		return rc;
+	s->bytes = e->size;
+	s->blocks = e->blocks.n;
+	for (size_t i = 0; rc == CFS_OK && i < e->blocks.n; i++) {
+		rc = cfs_sql_int64(
+			db,
+			cfs_sql_stmt(db,
+				     "SELECT size FROM blocks WHERE id = ?1",
+				     err, "b", e->blocks.ids[i].b,
+				     (size_t)CFS_BLOCK_ID_LEN),
+			&v, &found, err);
+		if (rc == CFS_OK && found) {
+			s->cached_blocks++;
+			s->cached_bytes += (uint64_t)v;
+		}
+	}
+	return rc;
+}
+
+const char *cache_sync_word(const struct cache_entry_state *s)
+{
+	return s->pending ? "pending" : s->conflict ? "conflict" : "synced";
+}
+
+const char *cache_local_word(const struct cache_entry_state *s,
+			     enum cfs_kind kind)
+{
+	if (s->pinned)
+		return "pinned";
+	if (kind != CFS_KIND_FILE)
+		return "";
+	if (s->cached_blocks == s->blocks)
+		return "cached";
+	return s->cached_blocks ? "partial" : "online-only";
+}
+
+/* Two numbers of one row. */
+static enum cfs_err two(struct cfs_sql *db, sqlite3_stmt *st, uint64_t *a,
+			uint64_t *b, struct cfs_error *err)
+{
+	bool row = false;
+	enum cfs_err rc = st ? cfs_sql_step(db, st, &row, err) : err->code;
+
+	if (rc == CFS_OK && row) {
+		*a = (uint64_t)sqlite3_column_int64(st, 0);
+		*b = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	if (st)
+		sqlite3_reset(st);
+	return rc;
+}
+
+/* Bytes of the files in directory fd. */
+static uint64_t dir_bytes(int fd)
+{
+	int dup_fd = fd >= 0 ? dup(fd) : -1;
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	struct dirent *de;
+	uint64_t sum = 0;
+	struct stat st;
+
+	if (!d) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return 0;
+	}
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' &&
+		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			sum += (uint64_t)st.st_size;
+	closedir(d);
+	return sum;
+}
+
+/* Files: how many, how many wholly or partly local, pinned bytes. */
+static enum cfs_err file_totals(struct cfs_sql *db, struct cache_usage *u,
+				struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(
+		db, "SELECT " ROWS_ENTRY_COLS " FROM entries WHERE kind = ?1",
+		err, "i", (int64_t)CFS_KIND_FILE);
+	struct mirror_entry e;
+	enum cfs_err rc;
+
+	while ((rc = rows_step(db, st, &e, err)) == CFS_OK) {
+		struct cache_entry_state s;
+
+		rc = cache_entry_state(db, &e, &s, err);
+		mirror_entry_release(&e);
+		if (rc)
+			break;
+		u->files++;
+		u->files_cached += s.cached_blocks == s.blocks;
+		u->files_partial +=
+			s.cached_blocks && s.cached_blocks < s.blocks;
+		if (s.pinned)
+			u->pinned_bytes += s.bytes;
+	}
+	if (st)
+		sqlite3_reset(st);
+	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
+}
+
+enum cfs_err cache_usage(struct cache *c, struct cfs_sql *db,
+			 struct cache_usage *u, struct cfs_error *err)
+{
+	int64_t limit = 0;
+	bool found;
+	uint64_t unused;
+	enum cfs_err rc = cfs_sql_begin(db, false, err);
+
+	*u = (struct cache_usage){ .dirty_bytes = dir_bytes(c->dirty_fd) };
+	if (rc == CFS_OK)
+		rc = two(db,
+			 cfs_sql_stmt(db,
+				      "SELECT COUNT(*), COALESCE(SUM(size), 0)"
+				      " FROM blocks",
+				      err, ""),
+			 &u->blocks, &u->bytes, err);
+	if (rc == CFS_OK)
+		rc = two(db,
+			 cfs_sql_stmt(db,
+				      "SELECT COUNT(*), COALESCE(SUM(CASE type"
+				      " WHEN ?1 THEN size ELSE 0 END), 0)"
+				      " FROM ops",
+				      err, "i", (int64_t)QUEUE_FILE),
+			 &u->pending_ops, &u->pending_bytes, err);
+	if (rc == CFS_OK)
+		rc = two(db,
+			 cfs_sql_stmt(db,
+				      "SELECT COUNT(*), 0 FROM conflicts c"
+				      " JOIN entries e ON e.ino = c.ino"
+				      " WHERE e.kind != 0",
+				      err, ""),
+			 &u->conflicts, &unused, err);
+	if (rc == CFS_OK)
+		rc = cfs_sql_int64(db,
+				   cfs_sql_stmt(db,
+						"SELECT value FROM info"
+						" WHERE key = 'cache_size'",
+						err, ""),
+				   &limit, &found, err);
+	u->limit = (uint64_t)limit;
+	if (rc == CFS_OK)
+		rc = file_totals(db, u, err);
+	return cfs_sql_end(db, rc, err);
+}
+
+enum cfs_err cache_pin(struct cfs_sql *db, uint64_t ino, bool pin,
+		       struct cfs_error *err)
+{
+	if (pin)
+		return cfs_sql_exec(db,
+				    "INSERT OR IGNORE INTO pins VALUES (?1)",
+				    err, "i", (int64_t)ino);
+	return cfs_sql_exec(db, "DELETE FROM pins WHERE ino = ?1", err, "i",
+			    (int64_t)ino);
+}
+
+enum cfs_err cache_set_limit(struct cfs_sql *db, uint64_t limit,
+			     struct cfs_error *err)
+{
+	return cfs_sql_exec(db,
+			    "INSERT OR REPLACE INTO info VALUES"
+			    " ('cache_size', ?1)",
+			    err, "i", (int64_t)limit);
+}

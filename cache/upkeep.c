@@ -1,0 +1,485 @@
+/* Eviction, verification and garbage collection (cache/upkeep.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/blockcache.h"
+#include "cache/rows.h"
+#include "cache/upkeep.h"
+
+/* A set of block ids: appended to, then sorted for lookups. */
+struct idset {
+	struct cfs_block_id *v;
+	size_t n, cap;
+};
+
+static int id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, CFS_BLOCK_ID_LEN);
+}
+
+static enum cfs_err idset_add_raw(struct idset *s, const void *raw, size_t len,
+				  struct cfs_error *err)
+{
+	size_t k = len / CFS_BLOCK_ID_LEN;
+
+	if (s->n + k > s->cap) {
+		size_t cap = 2 * (s->n + k) + 64;
+		void *p = realloc(s->v, cap * sizeof(s->v[0]));
+
+		if (!p)
+			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		s->v = p;
+		s->cap = cap;
+	}
+	memcpy(&s->v[s->n], raw, k * CFS_BLOCK_ID_LEN);
+	s->n += k;
+	return CFS_OK;
+}
+
+/* Adds the block lists (first column) of the rows st selects. */
+static enum cfs_err idset_fill(struct cfs_sql *db, sqlite3_stmt *st,
+			       struct idset *s, struct cfs_error *err)
+{
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	bool row = true;
+
+	while (rc == CFS_OK &&
+	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row)
+		rc = idset_add_raw(s, sqlite3_column_blob(st, 0),
+				   (size_t)sqlite3_column_bytes(st, 0), err);
+	if (st)
+		sqlite3_reset(st);
+	return rc;
+}
+
+static bool idset_has(const struct idset *s, const struct cfs_block_id *id)
+{
+	return s->n && bsearch(id, s->v, s->n, sizeof(s->v[0]), id_cmp);
+}
+
+/* The blocks of the files at or below entry ino. */
+static enum cfs_err blocks_below(struct cfs_sql *db, uint64_t ino,
+				 struct idset *s, struct cfs_error *err)
+{
+	struct mirror_entry e;
+	int64_t ns, node;
+	enum cfs_err rc = rows_by_ino(db, ino, &e, err);
+
+	if (rc == CFS_ERR_NOT_FOUND)
+		return CFS_OK; /* gone: nothing to keep */
+	if (rc)
+		return rc;
+	if (e.kind == CFS_KIND_FILE) {
+		rc = idset_add_raw(s, e.blocks.ids,
+				   e.blocks.n * CFS_BLOCK_ID_LEN, err);
+	} else if (rows_dir_key(&e, &ns, &node, err) == CFS_OK) {
+		rc = idset_fill(db,
+				cfs_sql_stmt(db,
+					     ROWS_SUBTREE_CTE
+					     "SELECT e.blocks FROM entries e"
+					     " JOIN sub ON e.ns = ?1"
+					     " AND e.node = sub.node"
+					     " WHERE e.kind = 1"
+					     " AND e.blocks IS NOT NULL",
+					     err, "ii", ns, node),
+				s, err);
+	}
+	mirror_entry_release(&e);
+	return rc;
+}
+
+/* The pinned inodes (few). */
+static enum cfs_err pinned_inos(struct cfs_sql *db, uint64_t **pins, size_t *n,
+				struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(db, "SELECT ino FROM pins", err, "");
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	size_t cap = 0;
+	bool row = true;
+
+	*pins = NULL;
+	*n = 0;
+	while (rc == CFS_OK &&
+	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row) {
+		if (*n == cap) {
+			void *p = realloc(*pins,
+					  (cap = 2 * cap + 8) * sizeof(**pins));
+
+			if (!p) {
+				rc = cfs_fail(err, CFS_ERR_INTERNAL,
+					      "out of memory");
+				break;
+			}
+			*pins = p;
+		}
+		(*pins)[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
+	}
+	if (st)
+		sqlite3_reset(st);
+	return rc;
+}
+
+/* Blocks eviction keeps: queued, of local changes, pinned. */
+static enum cfs_err kept_blocks(struct cfs_sql *db, struct idset *s,
+				struct cfs_error *err)
+{
+	uint64_t *pins = NULL;
+	size_t n = 0;
+	enum cfs_err rc = idset_fill(
+		db,
+		cfs_sql_stmt(db,
+			     "SELECT blocks FROM ops WHERE blocks IS NOT NULL",
+			     err, ""),
+		s, err);
+
+	if (rc == CFS_OK)
+		rc = idset_fill(db,
+				cfs_sql_stmt(db,
+					     "SELECT blocks FROM entries"
+					     " WHERE pending > 0"
+					     " AND blocks IS NOT NULL",
+					     err, ""),
+				s, err);
+	if (rc == CFS_OK)
+		rc = pinned_inos(db, &pins, &n, err);
+	for (size_t i = 0; rc == CFS_OK && i < n; i++)
+		rc = blocks_below(db, pins[i], s, err);
+	free(pins);
+	if (rc == CFS_OK && s->n)
+		qsort(s->v, s->n, sizeof(s->v[0]), id_cmp);
+	return rc;
+}
+
+/* Drops block id: its row, then its file. */
+static enum cfs_err drop(struct cache *c, struct cfs_sql *db,
+			 const struct cfs_block_id *id, struct cfs_error *err)
+{
+	enum cfs_err rc =
+		cfs_sql_exec(db, "DELETE FROM blocks WHERE id = ?1", err, "b",
+			     id->b, (size_t)CFS_BLOCK_ID_LEN);
+	int e = rc ? 0 : blockcache_remove(c, id);
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+
+	if (rc || e == 0 || e == -ENOENT)
+		return rc;
+	cfs_block_id_to_hex(id, hex);
+	return cfs_fail(err, CFS_ERR_INTERNAL,
+			"cannot remove block %s from '%s': %s", hex, c->path,
+			strerror(-e));
+}
+
+/* The indexed blocks, in the order eviction takes them, with sizes. */
+static enum cfs_err candidates(struct cfs_sql *db, struct idset *ids,
+			       uint64_t **sizes, uint64_t *total,
+			       struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(
+		db, "SELECT id, size FROM blocks ORDER BY used, stored", err,
+		"");
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	size_t cap = 0;
+	bool row = true;
+
+	*sizes = NULL;
+	*total = 0;
+	while (rc == CFS_OK &&
+	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row) {
+		if (sqlite3_column_bytes(st, 0) != CFS_BLOCK_ID_LEN)
+			continue;
+		if (ids->n == cap) {
+			void *p = realloc(*sizes, (cap = 2 * cap + 64) *
+							  sizeof(**sizes));
+
+			if (!p) {
+				rc = cfs_fail(err, CFS_ERR_INTERNAL,
+					      "out of memory");
+				break;
+			}
+			*sizes = p;
+		}
+		rc = idset_add_raw(ids, sqlite3_column_blob(st, 0),
+				   CFS_BLOCK_ID_LEN, err);
+		if (rc == CFS_OK) {
+			(*sizes)[ids->n - 1] =
+				(uint64_t)sqlite3_column_int64(st, 1);
+			*total += (*sizes)[ids->n - 1];
+		}
+	}
+	if (st)
+		sqlite3_reset(st);
+	return rc;
+}
+
+enum cfs_err cache_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
+			 struct cache_tally *t, struct cfs_error *err)
+{
+	struct idset kept = { 0 }, order = { 0 }, only = { 0 };
+	uint64_t *sizes = NULL, total = 0;
+	struct cfs_sql *db;
+	enum cfs_err rc;
+
+	*t = (struct cache_tally){ 0 };
+	pthread_rwlock_wrlock(&c->upkeep);
+	db = cache_db(c, err);
+	rc = db ? kept_blocks(db, &kept, err) : err->code;
+	if (rc == CFS_OK && under)
+		rc = blocks_below(db, under, &only, err);
+	if (rc == CFS_OK && only.n)
+		qsort(only.v, only.n, sizeof(only.v[0]), id_cmp);
+	if (rc == CFS_OK)
+		rc = candidates(db, &order, &sizes, &total, err);
+	for (size_t i = 0; rc == CFS_OK && i < order.n; i++) {
+		if (under ? !idset_has(&only, &order.v[i])
+			  : total <= keep_bytes)
+			continue;
+		if (idset_has(&kept, &order.v[i])) {
+			t->kept++;
+			continue;
+		}
+		rc = drop(c, db, &order.v[i], err);
+		if (rc == CFS_OK) {
+			t->blocks++;
+			t->bytes += sizes[i];
+			total -= sizes[i];
+		}
+	}
+	if (db)
+		cache_db_release(c, db);
+	pthread_rwlock_unlock(&c->upkeep);
+	free(kept.v);
+	free(order.v);
+	free(only.v);
+	free(sizes);
+	return rc;
+}
+
+/* Calls fn(arg, dirfd of DIR/blocks/XX, name, id) for each block file;
+ * stops at the first error fn returns. */
+typedef enum cfs_err (*each_block_fn)(void *arg, int dirfd, const char *name,
+				      const struct cfs_block_id *id,
+				      bool valid);
+
+static enum cfs_err each_block_file(struct cache *c, each_block_fn fn,
+				    void *arg, struct cfs_error *err)
+{
+	int dup_fd = dup(c->blocks_fd);
+	DIR *top = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	struct dirent *de;
+	enum cfs_err rc = CFS_OK;
+
+	if (!top) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"cannot list '%s/blocks': %s", c->path,
+				strerror(errno));
+	}
+	rewinddir(top);
+	while (rc == CFS_OK && (de = readdir(top))) {
+		int fd;
+		DIR *sub;
+		struct dirent *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		fd = openat(c->blocks_fd, de->d_name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		sub = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!sub) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while (rc == CFS_OK && (f = readdir(sub))) {
+			struct cfs_block_id id;
+			bool valid;
+
+			if (f->d_name[0] == '.')
+				continue;
+			valid = blockcache_name_id(f->d_name, &id) &&
+				strncmp(f->d_name, de->d_name, 2) == 0;
+			rc = fn(arg, dirfd(sub), f->d_name, &id, valid);
+		}
+		closedir(sub);
+	}
+	closedir(top);
+	return rc;
+}
+
+struct walk {
+	struct cache *c;
+	struct cfs_sql *db;
+	cache_report_fn report;
+	void *arg;
+	struct cache_tally *t;
+	struct cfs_error *err;
+};
+
+/* Removes a block file that must not be served, and its row. */
+static enum cfs_err remove_bad(struct walk *w, int dirfd, const char *name,
+			       const struct cfs_block_id *id, bool valid,
+			       const char *why)
+{
+	enum cfs_err rc =
+		valid ? cfs_sql_exec(w->db, "DELETE FROM blocks WHERE id = ?1",
+				     w->err, "b", id->b,
+				     (size_t)CFS_BLOCK_ID_LEN)
+		      : CFS_OK;
+
+	if (rc == CFS_OK && unlinkat(dirfd, name, 0) && errno != ENOENT)
+		rc = cfs_fail(w->err, CFS_ERR_INTERNAL,
+			      "cannot remove block file '%s' from '%s': %s",
+			      name, w->c->path, strerror(errno));
+	if (rc == CFS_OK && w->report)
+		w->report(w->arg, valid ? id : NULL, why);
+	return rc;
+}
+
+static enum cfs_err verify_one(void *arg, int dirfd, const char *name,
+			       const struct cfs_block_id *id, bool valid)
+{
+	struct walk *w = arg;
+	uint64_t size = 0;
+	int fd = valid ? openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+		       : -1;
+	struct cfs_blocklist bl = { 0 };
+	int e = fd >= 0 ? cfs_blocklist_cut_fd(fd, &bl, &size) : -EINVAL;
+	const char *why = NULL;
+
+	if (fd >= 0)
+		close(fd);
+	w->t->blocks++;
+	w->t->bytes += size;
+	if (!valid)
+		why = "not named for a block";
+	else if (e == -ENOMEM)
+		return cfs_fail(w->err, CFS_ERR_INTERNAL, "out of memory");
+	else if (e)
+		why = "unreadable";
+	else if (bl.n > 1 || size == 0 || !cfs_block_id_equal(&bl.ids[0], id))
+		why = "corrupt: its bytes do not hash to its name";
+	cfs_blocklist_release(&bl);
+	if (!why)
+		return CFS_OK;
+	w->t->bad++;
+	return remove_bad(w, dirfd, name, id, valid, why);
+}
+
+enum cfs_err cache_verify(struct cache *c, cache_report_fn fn, void *arg,
+			  struct cache_tally *t, struct cfs_error *err)
+{
+	struct walk w = {
+		.c = c, .report = fn, .arg = arg, .t = t, .err = err
+	};
+	enum cfs_err rc;
+
+	*t = (struct cache_tally){ 0 };
+	w.db = cache_db(c, err);
+	if (!w.db)
+		return err->code;
+	rc = each_block_file(c, verify_one, &w, err);
+	cache_db_release(c, w.db);
+	return rc;
+}
+
+static enum cfs_err gc_one(void *arg, int dirfd, const char *name,
+			   const struct cfs_block_id *id, bool valid)
+{
+	struct walk *w = arg;
+	int64_t one;
+	bool indexed = false;
+	enum cfs_err rc =
+		valid ? cfs_sql_int64(w->db,
+				      cfs_sql_stmt(w->db,
+						   "SELECT 1 FROM blocks"
+						   " WHERE id = ?1",
+						   w->err, "b", id->b,
+						   (size_t)CFS_BLOCK_ID_LEN),
+				      &one, &indexed, w->err)
+		      : CFS_OK;
+
+	if (rc || indexed)
+		return rc;
+	w->t->blocks++;
+	return remove_bad(w, dirfd, name, id, false,
+			  valid ? "not in the index" : "not named for a block");
+}
+
+/* Index rows whose block file is gone. */
+static enum cfs_err gc_rows(struct walk *w)
+{
+	struct idset rows = { 0 };
+	uint64_t *sizes = NULL, total;
+	enum cfs_err rc = candidates(w->db, &rows, &sizes, &total, w->err);
+
+	for (size_t i = 0; rc == CFS_OK && i < rows.n; i++) {
+		int fd = blockcache_open(w->c, &rows.v[i]);
+
+		if (fd >= 0) {
+			close(fd);
+			continue;
+		}
+		rc = cfs_sql_exec(w->db, "DELETE FROM blocks WHERE id = ?1",
+				  w->err, "b", rows.v[i].b,
+				  (size_t)CFS_BLOCK_ID_LEN);
+		w->t->rows += rc == CFS_OK;
+	}
+	free(rows.v);
+	free(sizes);
+	return rc;
+}
+
+enum cfs_err cache_gc(struct cache *c, cache_report_fn fn, void *arg,
+		      struct cache_tally *t, struct cfs_error *err)
+{
+	struct walk w = {
+		.c = c, .report = fn, .arg = arg, .t = t, .err = err
+	};
+	enum cfs_err rc;
+
+	*t = (struct cache_tally){ 0 };
+	pthread_rwlock_wrlock(&c->upkeep);
+	w.db = cache_db(c, err);
+	rc = w.db ? each_block_file(c, gc_one, &w, err) : err->code;
+	if (rc == CFS_OK)
+		rc = gc_rows(&w);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(w.db,
+				  "DELETE FROM pins WHERE ino NOT IN"
+				  " (SELECT ino FROM entries)",
+				  err, "");
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(w.db,
+				  "DELETE FROM conflicts WHERE ino NOT IN"
+				  " (SELECT ino FROM entries WHERE kind != 0)",
+				  err, "");
+	if (w.db)
+		cache_db_release(c, w.db);
+	pthread_rwlock_unlock(&c->upkeep);
+	return rc;
+}
+
+enum cfs_err cache_block_bytes(struct cache *c, uint64_t *bytes,
+			       struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(c, err);
+	int64_t v = 0;
+	bool found;
+	enum cfs_err rc =
+		db ? cfs_sql_int64(db,
+				   cfs_sql_stmt(db,
+						"SELECT COALESCE(SUM(size), 0)"
+						" FROM blocks",
+						err, ""),
+				   &v, &found, err)
+		   : err->code;
+
+	if (db)
+		cache_db_release(c, db);
+	*bytes = (uint64_t)v;
+	return rc;
+}

@@ -1,0 +1,62 @@
+/*
+ * What the cache holds, as people ask it: of one entry (how much of it is
+ * local, whether it is pinned, synced or a conflicted copy) and of the
+ * whole cache directory.  Read-only but for pins; safe beside a live mount
+ * (SQLite WAL readers never block its writers).
+ */
+#ifndef CACHE_INSPECT_H
+#define CACHE_INSPECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "cache/mirror.h"
+
+struct cache_entry_state {
+	uint64_t bytes;	       /* a file's size */
+	uint64_t cached_bytes; /* of its blocks, those in the cache */
+	uint64_t blocks, cached_blocks;
+	bool pinned;   /* it, or a folder it is in, is pinned */
+	bool pending;  /* local changes the server has not confirmed */
+	bool conflict; /* a conflicted copy this mount made */
+};
+
+/* The state of entry e. */
+enum cfs_err cache_entry_state(struct cfs_sql *db, const struct mirror_entry *e,
+			       struct cache_entry_state *s,
+			       struct cfs_error *err);
+
+/* "pending", "conflict" or "synced". */
+const char *cache_sync_word(const struct cache_entry_state *s);
+
+/* For files: "pinned", "cached" (every block local), "partial" or
+ * "online-only"; for other entries "pinned" or "". */
+const char *cache_local_word(const struct cache_entry_state *s,
+			     enum cfs_kind kind);
+
+struct cache_usage {
+	uint64_t bytes, blocks;	      /* block files indexed */
+	uint64_t limit;		      /* 0: none recorded */
+	uint64_t files, files_cached; /* files, and those wholly local */
+	uint64_t files_partial;	      /* some blocks local */
+	uint64_t pinned_bytes;	      /* of pinned files */
+	uint64_t dirty_bytes;	      /* in DIR/dirty: being written */
+	uint64_t pending_ops;	      /* queued for the server */
+	uint64_t pending_bytes;	      /* of the queued files' blocks */
+	uint64_t conflicts;	      /* conflicted copies still there */
+};
+
+/* The totals of cache c (db is one of its connections). */
+enum cfs_err cache_usage(struct cache *c, struct cfs_sql *db,
+			 struct cache_usage *u, struct cfs_error *err);
+
+/* Pins entry ino (a file or a whole folder), or unpins it. */
+enum cfs_err cache_pin(struct cfs_sql *db, uint64_t ino, bool pin,
+		       struct cfs_error *err);
+
+/* Records the cache's size limit (0: none) where inspection finds it. */
+enum cfs_err cache_set_limit(struct cfs_sql *db, uint64_t limit,
+			     struct cfs_error *err);
+
+#endif

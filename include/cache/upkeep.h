@@ -1,0 +1,49 @@
+/*
+ * Upkeep of the block files: eviction, verification and garbage
+ * collection.  Each takes the cache's upkeep lock exclusively, so a file
+ * being committed keeps its new blocks (cache/cache.h); a reader that has
+ * a block file open keeps reading it even if it is removed meanwhile
+ * (cache/blockcache.h).  Never removed by eviction: blocks of queued
+ * commits, of entries with local changes, and of pinned files.
+ */
+#ifndef CACHE_UPKEEP_H
+#define CACHE_UPKEEP_H
+
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "cloudfs/block.h"
+
+struct cache_tally {
+	uint64_t blocks, bytes; /* looked at (verify), dropped (the others) */
+	uint64_t bad;		/* verify: corrupt or unreadable, removed */
+	uint64_t kept;		/* evict: skipped as pinned or pending */
+	uint64_t rows;		/* gc: index rows without a file, removed */
+};
+
+/* Told of each block verify finds bad (what: why), or gc removes. */
+typedef void (*cache_report_fn)(void *arg, const struct cfs_block_id *id,
+				const char *what);
+
+/*
+ * Drops clean blocks, least recently used first, until the blocks left
+ * take at most keep_bytes; with under (an inode, 0: all), only blocks of
+ * the files at or below it, all of them.
+ */
+enum cfs_err cache_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
+			 struct cache_tally *t, struct cfs_error *err);
+
+/* The bytes of the indexed block files. */
+enum cfs_err cache_block_bytes(struct cache *c, uint64_t *bytes,
+			       struct cfs_error *err);
+
+/* Re-hashes every cached block; a bad one is removed, never served. */
+enum cfs_err cache_verify(struct cache *c, cache_report_fn fn, void *arg,
+			  struct cache_tally *t, struct cfs_error *err);
+
+/* Removes block files no index row lists, rows whose file is gone, and
+ * pins and conflict notes of entries that are gone. */
+enum cfs_err cache_gc(struct cache *c, cache_report_fn fn, void *arg,
+		      struct cache_tally *t, struct cfs_error *err);
+
+#endif
