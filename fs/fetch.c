@@ -22,6 +22,7 @@
 
 #include "cloudfs/clock.h"
 #include "cache/blockcache.h"
+#include "cache/upkeep.h"
 #include "cloudfs/log.h"
 #include "fs/fetch.h"
 
@@ -56,7 +57,9 @@ struct fetcher {
 	struct job *table[N_BUCKETS];
 	struct job *queue; /* QUEUED jobs, readers' first */
 	bool stop;
+	uint64_t hits, misses; /* readers' opens, atomic */
 	/* The fetcher thread's: */
+	uint64_t limit, used; /* bytes of block files: at most, about now */
 	CURLM *multi;
 	struct curl_slist *headers;
 	unsigned running;
@@ -273,6 +276,30 @@ static enum cfs_err verify(struct fetcher *f, struct job *j, CURLcode cc,
 	return CFS_OK;
 }
 
+/*
+ * Past the cache's size limit, evicts down to 90% of it (least recently
+ * used, clean and unpinned blocks: cache/upkeep.h), so that eviction runs
+ * now and then rather than at every block.
+ */
+static void keep_within_limit(struct fetcher *f)
+{
+	struct cache_tally t;
+	struct cfs_error err;
+
+	if (!f->limit || f->used <= f->limit)
+		return;
+	if (cache_evict(f->cache, 0, f->limit - f->limit / 10, &t, &err) ||
+	    cache_block_bytes(f->cache, &f->used, &err)) {
+		cfs_log_warn("cannot keep the cache within %llu bytes: %s",
+			     (unsigned long long)f->limit, err.msg);
+		return;
+	}
+	cfs_log_info(
+		"cache over its limit of %llu bytes: evicted %llu blocks (%llu bytes), %llu kept as pinned or not yet uploaded",
+		(unsigned long long)f->limit, (unsigned long long)t.blocks,
+		(unsigned long long)t.bytes, (unsigned long long)t.kept);
+}
+
 static void completed(struct fetcher *f, struct job *j, CURLcode cc)
 {
 	struct cfs_error e;
@@ -305,10 +332,12 @@ static void completed(struct fetcher *f, struct job *j, CURLcode cc)
 		return;
 	}
 	transfer_end(f, j);
+	f->used += j->len;
 	pthread_mutex_lock(&f->lock);
 	j->state = DONE;
-	finish(f, j);
+	finish(f, j); /* may free j */
 	pthread_mutex_unlock(&f->lock);
+	keep_within_limit(f);
 }
 
 static void *fetch_thread(void *arg)
@@ -350,15 +379,19 @@ static void *fetch_thread(void *arg)
 }
 
 struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
-			    unsigned parallel)
+			    unsigned parallel, uint64_t limit)
 {
 	struct fetcher *f = calloc(1, sizeof(*f));
+	struct cfs_error err;
 
 	if (!f)
 		return NULL;
 	f->r = r;
 	f->cache = c;
 	f->parallel = parallel ? parallel : 1;
+	f->limit = limit;
+	if (cache_block_bytes(c, &f->used, &err))
+		cfs_log_warn("%s", err.msg);
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->done, NULL);
 	f->multi = curl_multi_init();
@@ -398,15 +431,20 @@ void fetcher_free(struct fetcher *f)
 	free(f);
 }
 
-int fetcher_open(struct fetcher *f, const struct cfs_block_id *id, uint32_t len,
-		 unsigned timeout_ms, struct cfs_error *err)
+static int fetcher_open_try(struct fetcher *f, const struct cfs_block_id *id,
+			    uint32_t len, unsigned timeout_ms, int attempt,
+			    struct cfs_error *err)
 {
 	struct timespec until = cfs_deadline_in_ms(timeout_ms);
 	int fd = blockcache_open(f->cache, id), state;
 	struct job *j;
 
-	if (fd >= 0)
+	if (fd >= 0) {
+		__atomic_add_fetch(&f->hits, 1, __ATOMIC_RELAXED);
+		blockcache_touch(f->cache, id);
 		return fd;
+	}
+	__atomic_add_fetch(&f->misses, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&f->lock);
 	j = f->stop ? NULL : job_for(f, id, len, true);
 	if (!j) {
@@ -435,11 +473,28 @@ int fetcher_open(struct fetcher *f, const struct cfs_block_id *id, uint32_t len,
 		return -EIO;
 	}
 	fd = blockcache_open(f->cache, id);
+	/* Evicted as soon as fetched (a cache smaller than what is read
+	 * at once): fetched again. */
+	if (fd == -ENOENT && attempt < 2)
+		return fetcher_open_try(f, id, len, timeout_ms, attempt + 1,
+					err);
 	if (fd < 0)
 		cfs_fail(err, CFS_ERR_INTERNAL,
 			 "fetched, but cannot open it in the cache: %s",
 			 strerror(-fd));
 	return fd < 0 ? -EIO : fd;
+}
+
+int fetcher_open(struct fetcher *f, const struct cfs_block_id *id, uint32_t len,
+		 unsigned timeout_ms, struct cfs_error *err)
+{
+	return fetcher_open_try(f, id, len, timeout_ms, 0, err);
+}
+
+void fetcher_stats(struct fetcher *f, uint64_t *hits, uint64_t *misses)
+{
+	*hits = __atomic_load_n(&f->hits, __ATOMIC_RELAXED);
+	*misses = __atomic_load_n(&f->misses, __ATOMIC_RELAXED);
 }
 
 void fetcher_prefetch(struct fetcher *f, const struct cfs_block_id *id,

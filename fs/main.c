@@ -27,15 +27,19 @@
 
 #include "cache/cache.h"
 #include "cache/local.h"
+#include "cache/inspect.h"
 #include "cloudfs/log.h"
 #include "cloudfs/proto.h"
+#include "cloudfs/size.h"
 #include "config.h"
+#include "fs/control.h"
 #include "fs/fs.h"
 #include "fs/session.h"
 #include "fs/upload.h"
 
-#define EXIT_USAGE 2
-#define TOKEN_MAX  256
+#define EXIT_USAGE	   2
+#define DEFAULT_CACHE_SIZE (10ULL << 30)
+#define TOKEN_MAX	   256
 
 static const char usage[] =
 	"usage: mount.cloudfs URL MOUNTPOINT [-f] [-d] [-s] [-o OPTION[,OPTION...]]\n"
@@ -53,6 +57,8 @@ static const char usage[] =
 	"  -o parallel=N       block transfers at once (default 4)\n"
 	"  -o settle=SECONDS   from a written file's last close to its\n"
 	"                      commit (default 1)\n"
+	"  -o cache_size=SIZE  most bytes of blocks the cache keeps, as 512M,\n"
+	"                      10G... (default 10G; 0: no limit)\n"
 	"  -o ca=FILE          CA certificates to verify an https server with\n"
 	"  -o log=FILE         log file once daemonized (default\n"
 	"                      CACHE/mount.log)\n"
@@ -67,7 +73,7 @@ static const char usage[] =
 	"See mount.cloudfs(8).\n";
 
 struct cli {
-	char *token_file, *cache, *ca, *log, *type;
+	char *token_file, *cache, *ca, *log, *type, *cache_size;
 	unsigned timeout, readahead, parallel;
 	double settle;
 	int foreground, debug, single, help, version;
@@ -91,6 +97,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("readahead=%u", readahead),
 	CLI_OPT("parallel=%u", parallel),
 	CLI_OPT("settle=%lf", settle),
+	CLI_OPT("cache_size=%s", cache_size),
 	CLI_OPT("-t %s", type),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -281,6 +288,18 @@ static enum cfs_err queue_in_doubt(struct fs *fs, struct cfs_error *err)
 }
 
 /* Everything before the mount: returns 0 with fs ready to mount. */
+/* Where `cloudfs cache stat` finds it, mounted or not. */
+static enum cfs_err record_limit(struct fs *fs, struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(fs->cache, err);
+	enum cfs_err rc =
+		db ? cache_set_limit(db, fs->opt.cache_size, err) : err->code;
+
+	if (db)
+		cache_db_release(fs->cache, db);
+	return rc;
+}
+
 static int prepare(struct cli *c, struct fs *fs)
 {
 	char token[TOKEN_MAX], cache_dir[PATH_MAX];
@@ -309,7 +328,7 @@ static int prepare(struct cli *c, struct fs *fs)
 	} else if (cache_open(c->cache ? c->cache : cache_dir, &fs->cache,
 			      &err) ||
 		   cache_bind(fs->cache, fs->remote.url, root_ns, &err) ||
-		   queue_in_doubt(fs, &err) ||
+		   record_limit(fs, &err) || queue_in_doubt(fs, &err) ||
 		   sync_catch_up(fs, conn, &never, &err)) {
 		cfs_log_error("%s", err.msg);
 	} else {
@@ -394,7 +413,8 @@ static int serve(struct cli *c, struct fs *fs)
 	int rc;
 
 	/* Threads start here, after fuse_daemonize()'s fork. */
-	fs->fetch = fetcher_new(&fs->remote, fs->cache, fs->opt.parallel);
+	fs->fetch = fetcher_new(&fs->remote, fs->cache, fs->opt.parallel,
+				fs->opt.cache_size);
 	fs->upload = fs->fetch && sessions_start(fs->sessions) == 0
 			     ? uploader_start(fs)
 			     : NULL;
@@ -404,6 +424,7 @@ static int serve(struct cli *c, struct fs *fs)
 			"cannot start the fetcher, uploader and sync threads");
 		return -1;
 	}
+	fs->control = control_start(fs);
 	cfs_log_info("mounted %s on '%s' (cache '%s')", c->url, c->mountpoint,
 		     fs->cache->path);
 	if (c->single) {
@@ -432,12 +453,15 @@ static int run(struct cli *c, struct fuse_args *args)
 			.readahead = c->readahead,
 			.parallel = c->parallel,
 			.settle_ms = (unsigned)(c->settle * 1000),
+			.cache_size = DEFAULT_CACHE_SIZE,
 		},
 		.uid = getuid(),
 		.gid = getgid(),
 	};
 	int status = 1, log_fd = -1;
 
+	if (c->cache_size)
+		cfs_size_parse(c->cache_size, &fs.opt.cache_size);
 	fs.se = new_session(c, args, &fs);
 	if (!fs.se) {
 		fprintf(stderr, "\n%s", usage);
@@ -458,6 +482,7 @@ static int run(struct cli *c, struct fuse_args *args)
 	/* The order matters: the sync thread first, then every write
 	 * session committed and the queue sent while there is time (which
 	 * may fetch blocks), then the fetcher. */
+	control_stop(fs.control);
 	sync_stop(fs.sync);
 	uploader_stop(fs.upload, c->timeout);
 	sessions_free(fs.sessions);
@@ -480,6 +505,8 @@ out:
 /* What is wrong with a parsed command line, or NULL. */
 static const char *cli_problem(const struct cli *c)
 {
+	uint64_t size;
+
 	if (!c->url || !c->mountpoint)
 		return "URL and MOUNTPOINT are required";
 	if (c->extra_operands)
@@ -490,6 +517,8 @@ static const char *cli_problem(const struct cli *c)
 		return "timeout and parallel must be at least 1";
 	if (c->settle < 0 || c->settle > 3600)
 		return "settle must be from 0 to 3600 seconds";
+	if (c->cache_size && !cfs_size_parse(c->cache_size, &size))
+		return "cache_size must be a size such as 512M or 10G";
 	return NULL;
 }
 
@@ -502,6 +531,7 @@ static void cli_release(struct cli *c)
 	free(c->ca);
 	free(c->log);
 	free(c->type);
+	free(c->cache_size);
 }
 
 int main(int argc, char **argv)

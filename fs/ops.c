@@ -169,4 +169,8 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.rename = ops_rename,
 	.link = ops_link,
 	.setattr = ops_setattr,
+	.getxattr = ops_getxattr,
+	.listxattr = ops_listxattr,
+	.setxattr = ops_setxattr,
+	.removexattr = ops_removexattr,
 };

@@ -738,16 +738,16 @@ static int commit_locked(struct session *s, bool go_on)
 	bl.ids = bl.n ? malloc(bl.n * sizeof(bl.ids[0])) : NULL;
 	if (bl.n && !bl.ids)
 		return ENOMEM;
+	/* Until the mirror lists them, the new blocks must not be evicted. */
+	blockcache_hold(s->t->fs->cache);
 	for (uint64_t b = 0; !e && b < bl.n; b++)
 		e = commit_block(s, b, &bl.ids[b]);
-	if (e) {
-		cfs_blocklist_release(&bl);
-		return e;
-	}
 	c = (struct local_content){ .size = s->size,
 				    .blocks = &bl,
 				    .mtime_ns = s->mtime_ns };
-	e = mark(s, false, &c);
+	if (!e)
+		e = mark(s, false, &c);
+	blockcache_unhold(s->t->fs->cache);
 	if (e) {
 		cfs_blocklist_release(&bl);
 		return e;
@@ -862,4 +862,18 @@ void sessions_free(struct sessions *t)
 	pthread_cond_destroy(&t->settled);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
+}
+
+size_t sessions_count(struct sessions *t)
+{
+	size_t n = 0;
+
+	if (!t)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	for (size_t b = 0; b < N_BUCKETS; b++)
+		for (struct session *s = t->table[b]; s; s = s->next)
+			n++;
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }

@@ -18,9 +18,13 @@
 
 struct fetcher;
 
-/* Starts the fetcher's thread; parallel transfers at most at once. */
+/* Starts the fetcher's thread; parallel transfers at most at once; the
+ * cache's block files kept within limit bytes (0: no limit). */
 struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
-			    unsigned parallel);
+			    unsigned parallel, uint64_t limit);
+
+/* Readers' block opens since the start: found cached, and fetched. */
+void fetcher_stats(struct fetcher *f, uint64_t *hits, uint64_t *misses);
 
 /* Stops the thread and drops unfinished fetches; no reader may be waiting
  * (the FUSE loop has ended). */

@@ -28,11 +28,13 @@ struct fs_options {
 	unsigned readahead; /* blocks fetched ahead of a sequential reader */
 	unsigned parallel;  /* block transfers at once */
 	unsigned settle_ms; /* from a written file's last close to its commit */
+	uint64_t cache_size; /* bytes of blocks kept at most (0: no limit) */
 	bool foreground;
 	bool debug;
 	bool single_thread;
 };
 
+struct control;
 struct sync;
 struct sessions;
 struct uploader;
@@ -46,6 +48,7 @@ struct fs {
 	struct sessions *sessions;
 	struct uploader *upload;
 	struct sync *sync;
+	struct control *control; /* NULL when there is no control socket */
 	struct fuse_session *se; /* NULL until mounted */
 	uid_t uid;		 /* the owner of every entry */
 	gid_t gid;

@@ -5,6 +5,7 @@
  *	fs/ops_meta.c  reading the tree: lookup, getattr, readlink, readdir
  *	fs/ops_file.c  file content: open, create, read, write, fsync, release
  *	fs/ops_tree.c  changing the tree: mkdir, unlink, rename, setattr...
+ *	fs/ops_xattr.c what the mount says of an entry: extended attributes
  *
  * fs/ops.c holds the handler table, init, statfs and the helpers below.
  * Each handler replies exactly once; helpers return 0 or a positive
@@ -85,5 +86,13 @@ void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	      const char *newname);
 void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		 struct fuse_file_info *fi);
+
+/* fs/ops_xattr.c */
+void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		  size_t size);
+void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		  const char *value, size_t size, int flags);
+void ops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 #endif

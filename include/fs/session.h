@@ -40,6 +40,9 @@ struct sessions *sessions_new(struct fs *fs);
  * keeps no thread).  0 or a positive errno. */
 int sessions_start(struct sessions *t);
 
+/* Files open for writing or settling: changes not yet queued. */
+size_t sessions_count(struct sessions *t);
+
 /* Commits every session (unmount) and frees the table. */
 void sessions_free(struct sessions *t);
 

@@ -85,6 +85,9 @@ def test_a_file_changed_elsewhere_while_edited_here_keeps_both_versions(
     assert f"'{name}'" in m.log_text() and f"'{copy}'" in m.log_text() and \
         "conflict" in m.log_text(), m.log_text()
     assert alice.head(alice.root_ns) == 3  # the original, the other edit, the copy
+    # What needs attention says so (cloudfs(1)).
+    assert os.getxattr(at(m, copy), "user.cloudfs.status").startswith(b"conflict ")
+    assert os.getxattr(at(m, name), "user.cloudfs.status").startswith(b"synced ")
 
 
 def test_a_conflicted_copy_whose_name_is_taken_gets_a_counter(alice, mount):

@@ -1,0 +1,375 @@
+/* The mount's control socket (fs/control.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cache/inspect.h"
+#include "cache/upkeep.h"
+#include "cloudfs/log.h"
+#include "fs/control.h"
+#include "fs/fetch.h"
+#include "fs/fs.h"
+#include "fs/session.h"
+
+#define REQUEST_MAX  4096
+#define READ_WAIT_MS 5000
+
+struct control {
+	struct fs *fs;
+	struct sockaddr_un addr;
+	int fd;
+	int stop_pipe[2];
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	unsigned busy; /* connections being answered */
+	bool stop;
+};
+
+struct conn {
+	struct control *c;
+	int fd;
+};
+
+static bool stopping(struct control *c)
+{
+	return __atomic_load_n(&c->stop, __ATOMIC_RELAXED);
+}
+
+static json_t *failure(const char *fmt, const char *what)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), fmt, what);
+	return json_pack("{s:s}", "error", msg);
+}
+
+static json_t *tally_json(const struct cache_tally *t)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "blocks",
+			 (json_int_t)t->blocks, "bytes", (json_int_t)t->bytes,
+			 "bad", (json_int_t)t->bad, "kept", (json_int_t)t->kept,
+			 "rows", (json_int_t)t->rows);
+}
+
+/* The namespaces followed, with their heads on the server (null when it
+ * cannot be asked). */
+static json_t *namespaces_json(struct fs *fs, struct cfs_sql *db,
+			       struct cfs_error *err)
+{
+	struct remote_conn *rc_conn = remote_conn_new(&fs->remote);
+	struct mirror_ns *list = NULL;
+	json_t *answer = NULL, *heads, *out = json_array(), *o;
+	const bool never = false;
+	size_t n = 0, i;
+	bool reached =
+		rc_conn && remote_call(rc_conn, "GET", "/meta/namespaces", NULL,
+				       5, &never, &answer, err) == CFS_OK;
+
+	heads = json_object_get(answer, "namespaces");
+	if (mirror_namespaces(db, &list, &n, err) != CFS_OK)
+		n = 0;
+	for (size_t k = 0; out && k < n; k++) {
+		json_t *head = json_null();
+
+		json_array_foreach(heads, i, o)
+		{
+			if (json_integer_value(json_object_get(o, "ns")) ==
+			    list[k].ns)
+				head = json_incref(json_object_get(o, "head"));
+		}
+		json_array_append_new(
+			out, json_pack("{s:I, s:I, s:o, s:b}", "ns",
+				       (json_int_t)list[k].ns, "cursor",
+				       (json_int_t)list[k].cursor, "head", head,
+				       "listed", list[k].listed));
+	}
+	free(list);
+	json_decref(answer);
+	remote_conn_free(rc_conn);
+	return json_pack("{s:o, s:b, s:s?}", "namespaces", out, "server",
+			 reached, "server_error", reached ? NULL : err->msg);
+}
+
+static json_t *do_status(struct fs *fs)
+{
+	struct cache_usage u;
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(fs->cache, &err);
+	uint64_t hits, misses;
+	int64_t failing = 0;
+	bool found;
+	json_t *o, *more;
+
+	if (!db)
+		return failure("%s", err.msg);
+	if (cache_usage(fs->cache, db, &u, &err) ||
+	    cfs_sql_int64(
+		    db,
+		    cfs_sql_stmt(db, "SELECT COUNT(*) FROM ops WHERE tries > 0",
+				 &err, ""),
+		    &failing, &found, &err)) {
+		cache_db_release(fs->cache, db);
+		return failure("%s", err.msg);
+	}
+	o = namespaces_json(fs, db, &err);
+	cache_db_release(fs->cache, db);
+	fetcher_stats(fs->fetch, &hits, &misses);
+	more = json_pack(
+		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "mountpoint",
+		fs->opt.mountpoint, "pending_ops", (json_int_t)u.pending_ops,
+		"pending_bytes", (json_int_t)u.pending_bytes, "open_writes",
+		(json_int_t)sessions_count(fs->sessions), "retrying",
+		(json_int_t)failing, "conflicts", (json_int_t)u.conflicts,
+		"hits", (json_int_t)hits, "misses", (json_int_t)misses);
+	if (!o || !more || json_object_update_missing(o, more)) {
+		json_decref(o);
+		o = failure("%s", "out of memory");
+	}
+	json_decref(more);
+	return o;
+}
+
+/* Reports a bad block into the array arg. */
+static void report(void *arg, const struct cfs_block_id *id, const char *what)
+{
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1] = "";
+
+	if (id)
+		cfs_block_id_to_hex(id, hex);
+	json_array_append_new(
+		arg, json_pack("{s:s, s:s}", "block", hex, "problem", what));
+}
+
+static json_t *do_upkeep(struct fs *fs, const char *cmd, json_t *req)
+{
+	struct cache_tally t;
+	struct cfs_error err;
+	json_t *bad = json_array(), *o;
+	enum cfs_err rc;
+
+	if (strcmp(cmd, "evict") == 0)
+		rc = cache_evict(fs->cache,
+				 (uint64_t)json_integer_value(
+					 json_object_get(req, "ino")),
+				 (uint64_t)json_integer_value(
+					 json_object_get(req, "keep")),
+				 &t, &err);
+	else if (strcmp(cmd, "verify") == 0)
+		rc = cache_verify(fs->cache, report, bad, &t, &err);
+	else
+		rc = cache_gc(fs->cache, report, bad, &t, &err);
+	if (rc) {
+		json_decref(bad);
+		return failure("%s", err.msg);
+	}
+	o = tally_json(&t);
+	json_object_set_new(o, "problems", bad);
+	return o;
+}
+
+static json_t *do_pin(struct fs *fs, json_t *req)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(fs->cache, &err);
+	enum cfs_err rc =
+		db ? cache_pin(db,
+			       (uint64_t)json_integer_value(
+				       json_object_get(req, "ino")),
+			       json_is_true(json_object_get(req, "pin")), &err)
+		   : err.code;
+
+	if (db)
+		cache_db_release(fs->cache, db);
+	return rc ? failure("%s", err.msg) : json_object();
+}
+
+static json_t *answer(struct control *c, json_t *req)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+
+	if (!cmd)
+		return failure("%s", "a request needs \"cmd\"");
+	if (strcmp(cmd, "status") == 0)
+		return do_status(c->fs);
+	if (strcmp(cmd, "evict") == 0 || strcmp(cmd, "verify") == 0 ||
+	    strcmp(cmd, "gc") == 0)
+		return do_upkeep(c->fs, cmd, req);
+	if (strcmp(cmd, "pin") == 0)
+		return do_pin(c->fs, req);
+	return failure("unknown command '%s'", cmd);
+}
+
+/* Reads one line (the request) within READ_WAIT_MS. */
+static ssize_t read_request(int fd, char *buf, size_t cap)
+{
+	size_t len = 0;
+
+	while (len < cap - 1 && !memchr(buf, '\n', len)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t k;
+
+		if (poll(&p, 1, READ_WAIT_MS) <= 0)
+			return -1;
+		k = read(fd, buf + len, cap - 1 - len);
+		if (k <= 0)
+			return k < 0 ? -1 : (ssize_t)len;
+		len += (size_t)k;
+	}
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+static void *serve_conn(void *arg)
+{
+	struct conn *k = arg;
+	struct control *c = k->c;
+	char buf[REQUEST_MAX];
+	json_error_t jerr;
+	ssize_t n = read_request(k->fd, buf, sizeof(buf));
+	json_t *req =
+		n > 0 ? json_loads(buf, JSON_DISABLE_EOF_CHECK, &jerr) : NULL;
+	json_t *out = req ? answer(c, req)
+			  : failure("the request is not one JSON object%s", "");
+	char *text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+
+	if (text) {
+		size_t len = strlen(text), at = 0;
+
+		text[len] = '\n';
+		while (at <= len) {
+			ssize_t w = write(k->fd, text + at, len + 1 - at);
+
+			if (w <= 0)
+				break;
+			at += (size_t)w;
+		}
+	}
+	free(text);
+	json_decref(out);
+	json_decref(req);
+	close(k->fd);
+	free(k);
+	pthread_mutex_lock(&c->lock);
+	if (--c->busy == 0)
+		pthread_cond_broadcast(&c->idle);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static void *accept_thread(void *arg)
+{
+	struct control *c = arg;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN },
+				       { .fd = c->stop_pipe[0],
+					 .events = POLLIN } };
+		struct conn *k;
+		pthread_t t;
+		int fd;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents || stopping(c))
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+		k = fd >= 0 ? malloc(sizeof(*k)) : NULL;
+		if (!k) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		*k = (struct conn){ .c = c, .fd = fd };
+		pthread_mutex_lock(&c->lock);
+		c->busy++;
+		pthread_mutex_unlock(&c->lock);
+		if (pthread_create(&t, NULL, serve_conn, k) == 0) {
+			pthread_detach(t);
+		} else {
+			close(fd);
+			free(k);
+			pthread_mutex_lock(&c->lock);
+			c->busy--;
+			pthread_mutex_unlock(&c->lock);
+		}
+	}
+	return NULL;
+}
+
+struct control *control_start(struct fs *fs)
+{
+	struct control *c = calloc(1, sizeof(*c));
+	struct sockaddr_un *addr;
+	size_t len = strlen(fs->cache->path);
+
+	if (!c)
+		return NULL;
+	addr = &c->addr;
+	addr->sun_family = AF_UNIX;
+	c->fs = fs;
+	c->stop_pipe[0] = c->stop_pipe[1] = -1;
+	if (len + sizeof("/control") > sizeof(addr->sun_path)) {
+		cfs_log_warn(
+			"no control socket: '%s/control' is longer than a socket path may be; cloudfs commands cannot reach this mount",
+			fs->cache->path);
+		free(c);
+		return NULL;
+	}
+	memcpy(addr->sun_path, fs->cache->path, len);
+	memcpy(addr->sun_path + len, "/control", sizeof("/control"));
+	unlink(addr->sun_path);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || bind(c->fd, (struct sockaddr *)addr, sizeof(*addr)) ||
+	    listen(c->fd, 16) || pipe2(c->stop_pipe, O_CLOEXEC)) {
+		cfs_log_warn("no control socket at '%s': %s", addr->sun_path,
+			     strerror(errno));
+		goto fail;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->idle, NULL);
+	if (pthread_create(&c->thread, NULL, accept_thread, c) == 0)
+		return c;
+	pthread_cond_destroy(&c->idle);
+	pthread_mutex_destroy(&c->lock);
+fail:
+	if (c->fd >= 0)
+		close(c->fd);
+	for (int i = 0; i < 2; i++)
+		if (c->stop_pipe[i] >= 0)
+			close(c->stop_pipe[i]);
+	free(c);
+	return NULL;
+}
+
+void control_stop(struct control *c)
+{
+	if (!c)
+		return;
+	__atomic_store_n(&c->stop, true, __ATOMIC_RELAXED);
+	if (write(c->stop_pipe[1], "x", 1) < 0)
+		cfs_log_warn("cannot stop the control socket's thread");
+	pthread_join(c->thread, NULL);
+	pthread_mutex_lock(&c->lock);
+	while (c->busy)
+		pthread_cond_wait(&c->idle, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	unlink(c->addr.sun_path);
+	close(c->fd);
+	close(c->stop_pipe[0]);
+	close(c->stop_pipe[1]);
+	pthread_cond_destroy(&c->idle);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}

@@ -1,0 +1,30 @@
+/*
+ * The mount's control socket, CACHE/control (a Unix socket in the private
+ * cache directory, so only its user reaches it), through which the
+ * cloudfs command asks a live mount what only it knows (the server's
+ * heads, transfers under way) and has it do what must not race with it
+ * (eviction, verification, gc, pins).
+ *
+ * One request per connection: a JSON object on one line, {"cmd": NAME,
+ * ...}; one JSON object answers it, {"error": MESSAGE} when it failed.
+ * The commands are in cloudfs(1)'s terms:
+ *
+ *	status              namespaces with cursor and head, the queue,
+ *	                    open writes, block reads (hits, misses)
+ *	evict {ino, keep}   cache/upkeep.h; ino 0: by least recent use
+ *	verify, gc          cache/upkeep.h, with the blocks found bad
+ *	pin {ino, pin}      pins (true) or unpins (false) entry ino
+ */
+#ifndef FS_CONTROL_H
+#define FS_CONTROL_H
+
+struct fs;
+struct control;
+
+/* Listens at CACHE/control; NULL (logged) when it cannot. */
+struct control *control_start(struct fs *fs);
+
+/* Stops listening and waits for the requests under way. */
+void control_stop(struct control *c);
+
+#endif
