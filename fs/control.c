@@ -19,6 +19,7 @@
 #include "fs/fetch.h"
 #include "fs/fs.h"
 #include "fs/session.h"
+#include "fs/share.h"
 
 #define REQUEST_MAX  4096
 #define READ_WAIT_MS 5000
@@ -196,6 +197,7 @@ static json_t *do_pin(struct fs *fs, json_t *req)
 static json_t *answer(struct control *c, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	json_t *o;
 
 	if (!cmd)
 		return failure("%s", "a request needs \"cmd\"");
@@ -206,6 +208,8 @@ static json_t *answer(struct control *c, json_t *req)
 		return do_upkeep(c->fs, cmd, req);
 	if (strcmp(cmd, "pin") == 0)
 		return do_pin(c->fs, req);
+	if ((o = share_answer(c->fs, cmd, req)))
+		return o;
 	return failure("unknown command '%s'", cmd);
 }
 

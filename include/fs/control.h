@@ -14,6 +14,7 @@
  *	evict {ino, keep}   cache/upkeep.h; ino 0: by least recent use
  *	verify, gc          cache/upkeep.h, with the blocks found bad
  *	pin {ino, pin}      pins (true) or unpins (false) entry ino
+ *	share, unshare, leave, shares   fs/share.h
  */
 #ifndef FS_CONTROL_H
 #define FS_CONTROL_H

@@ -1,0 +1,192 @@
+/* Sharing through the server (fs/share.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/local.h"
+#include "cache/mirror.h"
+#include "fs/fs.h"
+#include "fs/remote.h"
+#include "fs/share.h"
+
+static json_t *failure(const char *msg)
+{
+	return json_pack("{s:s}", "error", msg);
+}
+
+/* One call to the server; its answer, or NULL with err set. */
+static json_t *ask_server(struct fs *fs, const char *method, const char *path,
+			  json_t *body, struct cfs_error *err)
+{
+	struct remote_conn *conn = remote_conn_new(&fs->remote);
+	const bool never = false;
+	json_t *answer = NULL;
+
+	if (!conn)
+		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	else if (remote_call(conn, method, path, body, 0, &never, &answer, err))
+		answer = NULL;
+	remote_conn_free(conn);
+	json_decref(body);
+	return answer;
+}
+
+/* Entry ino, the root namespace, and whether the queue is empty. */
+static enum cfs_err look(struct fs *fs, uint64_t ino, struct mirror_entry *e,
+			 int64_t *root_ns, int64_t *queued,
+			 struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(fs->cache, err);
+	struct mirror_entry root;
+	enum cfs_err rc =
+		db ? mirror_get(db, MIRROR_ROOT_INO, &root, err) : err->code;
+
+	if (rc == CFS_OK) {
+		*root_ns = root.ns;
+		mirror_entry_release(&root);
+		rc = mirror_get(db, ino, e, err);
+	}
+	if (rc == CFS_ERR_NOT_FOUND)
+		rc = cfs_fail(err, rc, "inode %llu is not in the mount",
+			      (unsigned long long)ino);
+	if (rc == CFS_OK)
+		rc = queue_length(db, queued, err);
+	if (rc && rc != CFS_ERR_NOT_FOUND)
+		mirror_entry_release(e);
+	if (db)
+		cache_db_release(fs->cache, db);
+	return rc;
+}
+
+/* The path of entry ino in the mount (malloc'd). */
+static enum cfs_err folder_path(struct fs *fs, uint64_t ino, char **path,
+				struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(fs->cache, err);
+	enum cfs_err rc = db ? mirror_path(db, ino, path, err) : err->code;
+
+	if (db)
+		cache_db_release(fs->cache, db);
+	return rc;
+}
+
+/* The shared namespace of folder e, sharing it first if need be. */
+static int64_t shared_ns(struct fs *fs, const struct mirror_entry *e,
+			 int64_t root_ns, int64_t queued, struct cfs_error *err)
+{
+	char path[64], *p = NULL;
+	json_t *a;
+	int64_t ns;
+
+	if (e->kind == CFS_KIND_MOUNT)
+		return e->mount_ns;
+	if (e->kind != CFS_KIND_DIR || e->ns != root_ns) {
+		cfs_fail(
+			err, CFS_ERR_FORBIDDEN,
+			"only a folder of your own tree can be shared, and '%s' is not one",
+			e->name);
+		return 0;
+	}
+	if (queued) {
+		cfs_fail(
+			err, CFS_ERR_CONFLICT,
+			"%lld changes are not on the server yet: share once they are (cloudfs status --wait)",
+			(long long)queued);
+		return 0;
+	}
+	if (folder_path(fs, e->ino, &p, err))
+		return 0;
+	snprintf(path, sizeof(path), "/meta/ns/%lld/share", (long long)root_ns);
+	a = ask_server(fs, "POST", path, json_pack("{s:s}", "path", p), err);
+	free(p);
+	ns = json_integer_value(json_object_get(a, "ns"));
+	json_decref(a);
+	return a ? ns : 0;
+}
+
+static json_t *do_share(struct fs *fs, const char *cmd, json_t *req)
+{
+	const char *user = json_string_value(json_object_get(req, "user"));
+	uint64_t ino =
+		(uint64_t)json_integer_value(json_object_get(req, "ino"));
+	struct mirror_entry e;
+	struct cfs_error err;
+	int64_t root_ns, queued, ns = 0;
+	char path[64];
+	json_t *a = NULL;
+
+	if (!user && strcmp(cmd, "leave") != 0)
+		return failure("a user is needed");
+	if (look(fs, ino, &e, &root_ns, &queued, &err))
+		return failure(err.msg);
+	if (strcmp(cmd, "share") == 0)
+		ns = shared_ns(fs, &e, root_ns, queued, &err);
+	else if (e.kind == CFS_KIND_MOUNT)
+		ns = e.mount_ns;
+	else
+		cfs_fail(&err, CFS_ERR_NOT_FOUND, "'%s' is not a shared folder",
+			 e.name);
+	mirror_entry_release(&e);
+	if (!ns)
+		return failure(err.msg);
+	snprintf(path, sizeof(path), "/meta/ns/%lld/%s", (long long)ns,
+		 strcmp(cmd, "share") == 0     ? "invite"
+		 : strcmp(cmd, "unshare") == 0 ? "remove"
+					       : "leave");
+	a = ask_server(fs, "POST", path,
+		       user ? json_pack("{s:s}", "user", user) : json_object(),
+		       &err);
+	if (!a)
+		return failure(err.msg);
+	json_decref(a);
+	return json_pack("{s:I}", "ns", (json_int_t)ns);
+}
+
+static json_t *do_shares(struct fs *fs)
+{
+	struct cfs_error err;
+	json_t *all = ask_server(fs, "GET", "/meta/namespaces", NULL, &err);
+	json_t *out = json_array(), *o;
+	size_t i;
+
+	if (!all) {
+		json_decref(out);
+		return failure(err.msg);
+	}
+	json_array_foreach(json_object_get(all, "namespaces"), i, o)
+	{
+		char path[64];
+		json_t *m;
+
+		if (json_is_true(json_object_get(o, "root")))
+			continue;
+		snprintf(path, sizeof(path), "/meta/ns/%lld/members",
+			 (long long)json_integer_value(
+				 json_object_get(o, "ns")));
+		m = ask_server(fs, "GET", path, NULL, &err);
+		if (!m) {
+			json_decref(out);
+			json_decref(all);
+			return failure(err.msg);
+		}
+		json_array_append_new(
+			out, json_pack("{s:O, s:O, s:O, s:O}", "ns",
+				       json_object_get(o, "ns"), "path",
+				       json_object_get(o, "path"), "owner",
+				       json_object_get(o, "owner"), "members",
+				       json_object_get(m, "members")));
+		json_decref(m);
+	}
+	json_decref(all);
+	return json_pack("{s:o}", "shares", out);
+}
+
+json_t *share_answer(struct fs *fs, const char *cmd, json_t *req)
+{
+	if (strcmp(cmd, "share") == 0 || strcmp(cmd, "unshare") == 0 ||
+	    strcmp(cmd, "leave") == 0)
+		return do_share(fs, cmd, req);
+	if (strcmp(cmd, "shares") == 0)
+		return do_shares(fs);
+	return NULL;
+}

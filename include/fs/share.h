@@ -1,0 +1,25 @@
+/*
+ * Sharing, for the control socket (fs/control.h): the mount asks the
+ * server with its own token, so the cloudfs command needs none.
+ *
+ *	share {ino, user}    turns folder ino of the root namespace into a
+ *	                     shared folder if it is not one, and invites user
+ *	unshare {ino, user}  the owner of shared folder ino removes user
+ *	leave {ino}          leaves shared folder ino
+ *	shares               every shared folder with its owner and members
+ *
+ * A folder with changes not yet on the server is not shared (its queued
+ * changes name paths that sharing moves to another namespace).
+ */
+#ifndef FS_SHARE_H
+#define FS_SHARE_H
+
+#include <jansson.h>
+
+struct fs;
+
+/* Answers request req of command cmd (one of the above), NULL when cmd
+ * is not one of them; {"error": MESSAGE} when it failed. */
+json_t *share_answer(struct fs *fs, const char *cmd, json_t *req);
+
+#endif
