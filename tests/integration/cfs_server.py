@@ -351,6 +351,10 @@ MOUNT_CLOUDFS = os.environ.get(
     "MOUNT_CLOUDFS",
     os.path.join(os.path.dirname(__file__), "..", "..", "build", "fs", "mount.cloudfs"))
 
+# The command line, cloudfs.
+CLOUDFS = os.environ.get(
+    "CLOUDFS", os.path.join(os.path.dirname(__file__), "..", "..", "build", "cli", "cloudfs"))
+
 
 def mounted(path):
     """Whether PATH (absolute, no symlinks) is a mountpoint, as

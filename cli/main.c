@@ -1,0 +1,126 @@
+/* The cloudfs command: its command line and exit statuses
+ * (include/cli/cli.h, cloudfs(1)). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cloudfs/log.h"
+#include "config.h"
+
+static const char usage[] =
+	"usage: cloudfs [OPTIONS] COMMAND [ARGS]\n"
+	"Shows and controls what a cloudfs mount has synced, shared and\n"
+	"cached.\n"
+	"\n"
+	"commands:\n"
+	"  status [MOUNTPOINT]    what is synced: each namespace against the\n"
+	"                         server, changes left to send, conflicts\n"
+	"  share PATH USER        share the folder at PATH with USER (it\n"
+	"                         becomes a shared folder if it is not one)\n"
+	"  unshare PATH USER      the owner takes USER off shared folder PATH\n"
+	"  leave PATH             leave the shared folder at PATH\n"
+	"  shares [MOUNTPOINT]    the shared folders, owners and members\n"
+	"  cache stat             bytes used and the limit, files cached,\n"
+	"                         pinned, pending; hit ratio since mount\n"
+	"  cache ls [PATH]        per file: cached bytes and blocks, state\n"
+	"  cache pin PATH         fetch a file or tree whole and keep it\n"
+	"  cache unpin PATH       let eviction take it again\n"
+	"  cache warm PATH        fetch without pinning\n"
+	"  cache evict [PATH]     drop clean, unpinned blocks\n"
+	"  cache verify           re-hash every cached block; drop bad ones\n"
+	"  cache gc               drop block files and rows nothing uses\n"
+	"\n"
+	"A PATH or MOUNTPOINT names a mount (default: the current directory;\n"
+	"status without one reports every cloudfs mount).\n"
+	"\n"
+	"options:\n"
+	"  --cache DIR            a cache directory instead of a mount (also\n"
+	"                         when nothing is mounted); PATH is then a\n"
+	"                         path in the cache's tree\n"
+	"  --json                 print JSON, for scripts\n"
+	"  --wait                 status: wait until every change is on the\n"
+	"                         server, with progress\n"
+	"  --timeout SECONDS      status --wait: give up after this long\n"
+	"  -h, --help             show this help\n"
+	"  -V, --version          show the version\n"
+	"\n"
+	"exit status: 0 success (status: synced), 1 failure, 2 wrong command\n"
+	"line, 3 not everything is well (status: not synced or --wait timed\n"
+	"out; verify: bad blocks found and removed).\n"
+	"See cloudfs(1).\n";
+
+int main(int argc, char **argv)
+{
+	static const struct option longs[] = {
+		{ "cache", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "wait", no_argument, NULL, 'w' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_opts opts = { 0 };
+	char *end;
+	int c;
+
+	cfs_log_init("cloudfs", CFS_LOG_WARN);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "hV", longs, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			opts.cache_dir = optarg;
+			break;
+		case 'j':
+			opts.json = true;
+			break;
+		case 'w':
+			opts.wait = true;
+			break;
+		case 't':
+			opts.timeout = strtod(optarg, &end);
+			if (*end || opts.timeout <= 0) {
+				cli_error(
+					"--timeout takes a number of seconds above 0, not '%s'",
+					optarg);
+				return CLI_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return CLI_OK;
+		case 'V':
+			printf("cloudfs %s\n", CLOUDFS_VERSION);
+			return CLI_OK;
+		default:
+			cli_error("unknown option '%s'\n\n%s", argv[optind - 1],
+				  usage);
+			return CLI_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0) {
+		cli_error("a command is needed\n\n%s", usage);
+		return CLI_USAGE;
+	}
+	if ((opts.wait || opts.timeout) && strcmp(argv[0], "status") != 0) {
+		cli_error("--wait and --timeout are for status");
+		return CLI_USAGE;
+	}
+	if (opts.timeout && !opts.wait) {
+		cli_error("--timeout is for status --wait");
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[0], "status") == 0)
+		return cli_status(&opts, argc - 1, argv + 1);
+	if (strcmp(argv[0], "cache") == 0)
+		return cli_cache(&opts, argc - 1, argv + 1);
+	if (strcmp(argv[0], "share") == 0 || strcmp(argv[0], "unshare") == 0 ||
+	    strcmp(argv[0], "leave") == 0 || strcmp(argv[0], "shares") == 0)
+		return cli_share(&opts, argv[0], argc - 1, argv + 1);
+	cli_error("unknown command '%s'\n\n%s", argv[0], usage);
+	return CLI_USAGE;
+}

@@ -1,0 +1,250 @@
+"""The cloudfs command against a live mount with known content (and a
+cache directory with no mount): status and status --wait, every cache
+sub-command with --json, eviction under a tiny cache limit while a file
+larger than the cache streams, verify against a corrupted block file,
+a pinned tree read with the server gone, and the user.cloudfs.*
+attributes; sharing between two users."""
+
+import errno
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+
+from cfs_fs import Dir, File, MiB, block_ids, payload, put_tree, read, server_listing, until
+from cfs_server import BLOCK_SIZE, CLOUDFS
+
+TREE = {
+    "photos": Dir(),
+    "photos/a.jpg": File(payload(BLOCK_SIZE + 10, "a")),
+    "photos/b.jpg": File(payload(2 * BLOCK_SIZE, "b")),
+    "notes.txt": File(b"some notes\n"),
+    "big.bin": File(payload(2 * BLOCK_SIZE + 5, "big")),
+}
+
+
+def cloudfs(*args, expect=0, cwd=None):
+    """Runs cloudfs ARGS; checks its exit status; returns its stdout (parsed
+    when --json was given)."""
+    p = subprocess.run([CLOUDFS, *args], capture_output=True, text=True, timeout=120,
+                       cwd=cwd)
+    assert p.returncode == expect, \
+        f"cloudfs {' '.join(args)} exited {p.returncode}, not {expect}: {p.stderr}"
+    return json.loads(p.stdout) if "--json" in args else p.stdout
+
+
+@pytest.fixture
+def tree(alice, mount):
+    """Alice's mount of TREE, nothing read yet."""
+    put_tree(alice, alice.root_ns, TREE)
+    return mount(alice, timeout=2)
+
+
+def at(m, *parts):
+    return os.path.join(m.mountpoint, *parts)
+
+
+def dropped(path):
+    """Reads PATH whole past the kernel's page cache, so the mount serves it."""
+    with open(path, "rb") as f:
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        return f.read()
+
+
+def test_cloudfs_has_help_version_and_usage_errors():
+    assert "cache verify" in cloudfs("--help")
+    assert cloudfs("--version").startswith("cloudfs ")
+    cloudfs(expect=2)
+    cloudfs("frobnicate", expect=2)
+    cloudfs("cache", "stat", "--wait", expect=2)
+
+
+def test_status_of_a_quiet_mount_is_synced(tree):
+    out = cloudfs("status", tree.mountpoint)
+    assert f"{tree.mountpoint}: synced" in out
+    st = cloudfs("status", "--json", tree.mountpoint)["mounts"][0]
+    assert st["synced"] and st["server"] and st["pending_ops"] == 0
+    assert all(ns["cursor"] == ns["head"] for ns in st["namespaces"])
+    # Without a MOUNTPOINT: every cloudfs mount, this one among them.
+    assert tree.mountpoint in [m["mountpoint"] for m in
+                               cloudfs("status", "--json")["mounts"]]
+
+
+def test_status_wait_returns_once_the_server_has_everything(alice, mount):
+    m = mount(alice, settle=3)
+    data = payload(3 * BLOCK_SIZE, "waited")
+    with open(at(m, "new.bin"), "wb") as f:
+        f.write(data)
+    st = cloudfs("status", "--json", m.mountpoint, expect=3)["mounts"][0]
+    assert not st["synced"] and st["pending_ops"] + st["open_writes"] > 0
+    assert os.getxattr(at(m, "new.bin"), "user.cloudfs.status").startswith(b"pending")
+    cloudfs("status", "--wait", m.mountpoint)
+    # Already there: --wait returned no earlier than the commit.
+    entry = server_listing(alice, alice.root_ns).get("new.bin", {})
+    assert entry.get("blocks") == block_ids(data) and entry["size"] == len(data)
+    assert cloudfs("status", "--json", m.mountpoint)["mounts"][0]["synced"]
+
+
+def test_status_wait_gives_up_at_its_timeout(alice, mount, paused):
+    m = mount(alice, settle=0, timeout=2)
+    paused()
+    with open(at(m, "stuck.txt"), "wb") as f:
+        f.write(b"the server is away\n")
+    cloudfs("status", "--wait", "--timeout", "2", m.mountpoint, expect=3)
+
+
+def test_cache_stat_and_ls_say_what_is_cached(tree):
+    assert read(at(tree, "photos", "a.jpg")) == TREE["photos/a.jpg"].data
+    st = cloudfs("cache", "stat", "--json", cwd=tree.mountpoint)
+    assert st["mounted"] and st["files"] == 4 and st["files_cached"] == 1
+    assert st["blocks"] == 2 and st["bytes"] == len(TREE["photos/a.jpg"].data)
+    assert st["limit"] == 10 << 30 and st["pending_ops"] == 0
+    assert st["misses"] >= 1 and st["hits"] + st["misses"] >= 2
+
+    listed = {e["name"]: e for e in
+              cloudfs("cache", "ls", "--json", at(tree, "photos"))["entries"]}
+    assert listed["a.jpg"]["local"] == "cached" and listed["a.jpg"]["cached_blocks"] == 2
+    assert listed["b.jpg"]["local"] == "online-only" and listed["b.jpg"]["blocks"] == 2
+    assert {e["state"] for e in listed.values()} == {"synced"}
+    assert "cached" in cloudfs("cache", "ls", at(tree, "photos"))
+
+
+def test_user_cloudfs_attributes_tell_the_state_and_refuse_writes(tree):
+    a, b = at(tree, "photos", "a.jpg"), at(tree, "photos", "b.jpg")
+    read(a)
+    assert os.getxattr(a, "user.cloudfs.status") == b"synced cached"
+    assert os.getxattr(b, "user.cloudfs.status") == b"synced online-only"
+    assert os.getxattr(at(tree, "photos"), "user.cloudfs.status") == b"synced"
+    lines = os.getxattr(a, "user.cloudfs.blocks").decode().splitlines()
+    assert [line.split()[1] for line in lines] == ["cached", "cached"]
+    assert os.fsdecode(os.getxattr(a, "user.cloudfs.cache")) == tree.cache
+    # Not listed (copies must not carry them), and not writable.
+    assert os.listxattr(a) == []
+    for name, err in [("user.cloudfs.status", errno.EPERM), ("user.other", errno.ENOTSUP)]:
+        with pytest.raises(OSError) as e:
+            os.setxattr(a, name, b"x")
+        assert e.value.errno == err
+    with pytest.raises(OSError) as e:
+        os.getxattr(a, "user.cloudfs.nothing")
+    assert e.value.errno == errno.ENODATA
+
+
+def test_a_pinned_folder_stays_readable_with_the_server_gone(tree, paused):
+    out = cloudfs("cache", "pin", "--json", at(tree, "photos"))
+    assert out["files"] == 2 and out["bytes"] == 3 * BLOCK_SIZE + 10
+    assert os.getxattr(at(tree, "photos", "b.jpg"), "user.cloudfs.status") == b"synced pinned"
+    read(at(tree, "notes.txt"))
+    evicted = cloudfs("cache", "evict", "--json", cwd=tree.mountpoint)
+    assert evicted["blocks"] == 1 and evicted["kept"] == 4  # notes.txt went
+
+    paused()
+    for name in ("photos/a.jpg", "photos/b.jpg"):
+        assert dropped(at(tree, name)) == TREE[name].data
+    with pytest.raises(OSError) as e:
+        dropped(at(tree, "notes.txt"))
+    assert e.value.errno == errno.EIO
+
+
+def test_unpin_lets_eviction_take_a_folder_again(tree):
+    cloudfs("cache", "pin", at(tree, "photos"))
+    cloudfs("cache", "unpin", at(tree, "photos"))
+    assert os.getxattr(at(tree, "photos", "a.jpg"), "user.cloudfs.status") == b"synced cached"
+    evicted = cloudfs("cache", "evict", "--json", at(tree, "photos"))
+    assert evicted["blocks"] == 4 and evicted["kept"] == 0
+    assert cloudfs("cache", "stat", "--json", cwd=tree.mountpoint)["bytes"] == 0
+
+
+def test_warm_fetches_without_pinning(tree):
+    out = cloudfs("cache", "warm", "--json", at(tree, "big.bin"))
+    assert out["files"] == 1 and not out["pinned"]
+    assert os.getxattr(at(tree, "big.bin"), "user.cloudfs.status") == b"synced cached"
+
+
+def test_verify_drops_a_corrupt_block_and_the_next_read_fetches_it_again(tree):
+    path = at(tree, "big.bin")
+    data = TREE["big.bin"].data
+    assert read(path) == data
+    first = hashlib.sha256(data[:BLOCK_SIZE]).hexdigest()
+    block_file = os.path.join(tree.cache, "blocks", first[:2], first)
+    with open(block_file, "r+b") as f:
+        f.seek(1000)
+        f.write(b"rot")
+
+    out = cloudfs("cache", "verify", "--json", cwd=tree.mountpoint, expect=3)
+    assert out["blocks"] == 3 and out["bad"] == 1
+    assert out["problems"][0]["block"] == first
+    assert not os.path.exists(block_file)
+    assert dropped(path) == data
+    assert cloudfs("cache", "verify", "--json", cwd=tree.mountpoint)["bad"] == 0
+
+
+def test_a_stream_larger_than_a_tiny_cache_reads_byte_exact(alice, mount):
+    data = payload(40 * MiB + 3, "stream")
+    alice.write_file(alice.root_ns, "movie.bin", data)
+    m = mount(alice, cache_size="8M")
+    h = hashlib.sha256()
+    with open(at(m, "movie.bin"), "rb") as f:
+        while chunk := f.read(MiB):
+            h.update(chunk)
+    assert h.hexdigest() == hashlib.sha256(data).hexdigest()
+    st = cloudfs("cache", "stat", "--json", cwd=m.mountpoint)
+    assert 0 < st["bytes"] <= 8 * MiB and st["limit"] == 8 * MiB
+    assert "cache over its limit" in m.log_text()
+
+
+def test_a_cache_directory_is_inspected_and_tended_with_no_mount(tree):
+    read(at(tree, "photos", "a.jpg"))
+    tree.unmount()
+    cache = ["--cache", tree.cache]
+    st = cloudfs(*cache, "cache", "stat", "--json")
+    assert not st["mounted"] and st["files_cached"] == 1
+    listed = cloudfs(*cache, "cache", "ls", "--json", "photos")["entries"]
+    assert {e["name"]: e["local"] for e in listed} == {"a.jpg": "cached", "b.jpg": "online-only"}
+
+    stray = os.path.join(tree.cache, "blocks", "ab", "ab" + "0" * 62)
+    os.makedirs(os.path.dirname(stray), exist_ok=True)
+    with open(stray, "wb") as f:
+        f.write(b"nothing lists me")
+    assert cloudfs(*cache, "cache", "gc", "--json")["blocks"] == 1
+    assert not os.path.exists(stray)
+    assert cloudfs(*cache, "cache", "evict", "--json")["blocks"] == 2
+    assert cloudfs(*cache, "cache", "stat", "--json")["bytes"] == 0
+    cloudfs(*cache, "status", expect=1)  # status needs a live mount
+
+
+def test_sharing_a_folder_end_to_end_through_the_command(alice, bob, mount):
+    ma, mb = mount(alice, settle=0), mount(bob, settle=0)
+    os.mkdir(at(ma, "Trip"))
+    with open(at(ma, "Trip", "plan.txt"), "wb") as f:
+        f.write(b"day 1: the museum\n")
+    cloudfs("status", "--wait", ma.mountpoint)
+
+    shared = cloudfs("share", "--json", at(ma, "Trip"), "bob")
+    assert shared["user"] == "bob" and shared["ns"] > 0
+    until(lambda: read(at(mb, "Trip", "plan.txt")) == b"day 1: the museum\n",
+          within=10, what="the shared folder in bob's mount")
+    with open(at(mb, "Trip", "bob.txt"), "wb") as f:
+        f.write(b"day 2: the beach\n")
+    until(lambda: read(at(ma, "Trip", "bob.txt")) == b"day 2: the beach\n",
+          within=10, what="bob's file in alice's mount")
+    (share,) = cloudfs("shares", "--json", ma.mountpoint)["shares"]
+    assert share["path"] == "Trip" and share["owner"] == "alice"
+    assert sorted(m["user"] for m in share["members"]) == ["alice", "bob"]
+    assert "Trip (owner alice): " in cloudfs("shares", cwd=mb.mountpoint)
+
+    # Only the owner takes a member off; bob may leave.
+    cloudfs("unshare", at(mb, "Trip"), "alice", expect=1)
+    cloudfs("unshare", at(ma, "Trip"), "bob")
+    until(lambda: not os.path.exists(at(mb, "Trip")), within=10,
+          what="the folder gone from bob's mount")
+    cloudfs("share", at(ma, "Trip"), "bob")
+    until(lambda: os.path.exists(at(mb, "Trip")), within=10, what="the folder back")
+    cloudfs("leave", at(mb, "Trip"))
+    until(lambda: not os.path.exists(at(mb, "Trip")), within=10,
+          what="the folder gone after leaving")
+    assert read(at(ma, "Trip", "bob.txt")) == b"day 2: the beach\n"
+    # A file is not a folder; a folder with changes not yet sent waits.
+    cloudfs("share", at(ma, "Trip", "plan.txt"), "bob", expect=1)
+    cloudfs("share", at(ma, "Trip"), expect=2)
