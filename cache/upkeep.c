@@ -405,7 +405,7 @@ static enum cfs_err gc_one(void *arg, int dirfd, const char *name,
 	if (rc || indexed)
 		return rc;
 	w->t->blocks++;
-	return remove_bad(w, dirfd, name, id, false,
+	return remove_bad(w, dirfd, name, id, valid,
 			  valid ? "not in the index" : "not named for a block");
 }
 
