@@ -80,7 +80,9 @@ enum cfs_err cache_entry_state(struct cfs_sql *db, const struct mirror_entry *e,
 
 const char *cache_sync_word(const struct cache_entry_state *s)
 {
-	return s->pending ? "pending" : s->conflict ? "conflict" : "synced";
+	if (s->pending)
+		return s->uploading ? "uploading" : "pending";
+	return s->conflict ? "conflict" : "synced";
 }
 
 const char *cache_local_word(const struct cache_entry_state *s,

@@ -130,8 +130,23 @@ static int cmd_stat(const struct cli_opts *opts, const struct cli_target *t)
 	return CLI_OK;
 }
 
-/* One entry of ls, as JSON. */
-static json_t *entry_json(struct cfs_sql *db, const struct mirror_entry *e)
+/* Whether ino is in the JSON array of inodes uploading. */
+static bool in(json_t *uploading, uint64_t ino)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(uploading, i, v)
+	{
+		if ((uint64_t)json_integer_value(v) == ino)
+			return true;
+	}
+	return false;
+}
+
+/* One entry of ls, as JSON; uploading: the inodes a live mount sends. */
+static json_t *entry_json(struct cfs_sql *db, const struct mirror_entry *e,
+			  json_t *uploading)
 {
 	static const char *const kinds[] = { "deleted", "file", "dir",
 					     "symlink", "shared" };
@@ -142,6 +157,7 @@ static json_t *entry_json(struct cfs_sql *db, const struct mirror_entry *e)
 		cli_error("%s", err.msg);
 		return NULL;
 	}
+	s.uploading = s.pending && in(uploading, e->ino);
 	return json_pack(
 		"{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:s, s:s}", "name",
 		e->name, "kind", kinds[e->kind <= CFS_KIND_MOUNT ? e->kind : 0],
@@ -155,12 +171,13 @@ static json_t *entry_json(struct cfs_sql *db, const struct mirror_entry *e)
 struct listing {
 	struct cfs_sql *db;
 	json_t *entries;
+	json_t *uploading; /* of the live mount's status, or NULL */
 };
 
 static bool add_child(void *arg, const struct mirror_entry *e)
 {
 	struct listing *l = arg;
-	json_t *o = entry_json(l->db, e);
+	json_t *o = entry_json(l->db, e, l->uploading);
 
 	return o && json_array_append_new(l->entries, o) == 0;
 }
@@ -200,7 +217,10 @@ static int cmd_ls(const struct cli_opts *opts, const struct cli_target *t,
 		  const char *in_cache)
 {
 	struct cache *c = open_cache(t, CACHE_LOOK);
-	struct listing l = { .entries = json_array() };
+	json_t *st = t->live ? cli_ask(t, json_pack("{s:s}", "cmd", "status"))
+			     : NULL;
+	struct listing l = { .entries = json_array(),
+			     .uploading = json_object_get(st, "uploading") };
 	struct mirror_entry e;
 	struct cfs_error err;
 	uint64_t ino = t->ino;
@@ -222,6 +242,7 @@ static int cmd_ls(const struct cli_opts *opts, const struct cli_target *t,
 	if (l.db)
 		cache_db_release(c, l.db);
 	cache_close(c);
+	json_decref(st);
 	if (rc) {
 		json_decref(l.entries);
 		return CLI_FAILED;

@@ -70,6 +70,9 @@ static void print_status(json_t *st)
 	if (num(st, "pending_ops"))
 		printf("  to send: %lld changes (files of %s)\n",
 		       (long long)num(st, "pending_ops"), bytes);
+	if (num(st, "fetching"))
+		printf("  fetching: %lld blocks\n",
+		       (long long)num(st, "fetching"));
 	if (num(st, "open_writes"))
 		printf("  being written: %lld files\n",
 		       (long long)num(st, "open_writes"));

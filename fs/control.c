@@ -20,6 +20,7 @@
 #include "fs/fs.h"
 #include "fs/session.h"
 #include "fs/share.h"
+#include "fs/upload.h"
 
 #define REQUEST_MAX  4096
 #define READ_WAIT_MS 5000
@@ -101,12 +102,26 @@ static json_t *namespaces_json(struct fs *fs, struct cfs_sql *db,
 			 reached, "server_error", reached ? NULL : err->msg);
 }
 
+/* The inodes whose changes are being sent now. */
+static json_t *uploading_json(struct fs *fs)
+{
+	uint64_t *inos = malloc(UPLOAD_BATCH_MAX * sizeof(*inos));
+	size_t n =
+		inos ? uploader_sending(fs->upload, inos, UPLOAD_BATCH_MAX) : 0;
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_integer((json_int_t)inos[i]));
+	free(inos);
+	return a;
+}
+
 static json_t *do_status(struct fs *fs)
 {
 	struct cache_usage u;
 	struct cfs_error err;
 	struct cfs_sql *db = cache_db(fs->cache, &err);
-	uint64_t hits, misses;
+	uint64_t hits, misses, fetching;
 	int64_t failing = 0;
 	bool found;
 	json_t *o, *more;
@@ -124,14 +139,16 @@ static json_t *do_status(struct fs *fs)
 	}
 	o = namespaces_json(fs, db, &err);
 	cache_db_release(fs->cache, db);
-	fetcher_stats(fs->fetch, &hits, &misses);
-	more = json_pack(
-		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "mountpoint",
-		fs->opt.mountpoint, "pending_ops", (json_int_t)u.pending_ops,
-		"pending_bytes", (json_int_t)u.pending_bytes, "open_writes",
-		(json_int_t)sessions_count(fs->sessions), "retrying",
-		(json_int_t)failing, "conflicts", (json_int_t)u.conflicts,
-		"hits", (json_int_t)hits, "misses", (json_int_t)misses);
+	fetcher_stats(fs->fetch, &hits, &misses, &fetching);
+	more = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+			 "mountpoint", fs->opt.mountpoint, "pending_ops",
+			 (json_int_t)u.pending_ops, "pending_bytes",
+			 (json_int_t)u.pending_bytes, "open_writes",
+			 (json_int_t)sessions_count(fs->sessions), "retrying",
+			 (json_int_t)failing, "conflicts",
+			 (json_int_t)u.conflicts, "hits", (json_int_t)hits,
+			 "misses", (json_int_t)misses, "fetching",
+			 (json_int_t)fetching, "uploading", uploading_json(fs));
 	if (!o || !more || json_object_update_missing(o, more)) {
 		json_decref(o);
 		o = failure("%s", "out of memory");

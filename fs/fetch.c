@@ -491,10 +491,17 @@ int fetcher_open(struct fetcher *f, const struct cfs_block_id *id, uint32_t len,
 	return fetcher_open_try(f, id, len, timeout_ms, 0, err);
 }
 
-void fetcher_stats(struct fetcher *f, uint64_t *hits, uint64_t *misses)
+void fetcher_stats(struct fetcher *f, uint64_t *hits, uint64_t *misses,
+		   uint64_t *fetching)
 {
 	*hits = __atomic_load_n(&f->hits, __ATOMIC_RELAXED);
 	*misses = __atomic_load_n(&f->misses, __ATOMIC_RELAXED);
+	*fetching = 0;
+	pthread_mutex_lock(&f->lock);
+	for (size_t b = 0; b < N_BUCKETS; b++)
+		for (struct job *j = f->table[b]; j; j = j->hnext)
+			(*fetching)++;
+	pthread_mutex_unlock(&f->lock);
 }
 
 void fetcher_prefetch(struct fetcher *f, const struct cfs_block_id *id,

@@ -1,12 +1,11 @@
 /*
  * Extended attributes: what the mount says of an entry, read-only.
  *
- *	user.cloudfs.status  "SYNC LOCAL": SYNC is synced, pending or
- *	                     conflict; LOCAL (files, or anything pinned) is
- *	                     cached, partial, online-only or pinned
- *	user.cloudfs.blocks  a file's blocks, one "ID cached|remote" a line
- *	user.cloudfs.cache   the cache directory (where `cloudfs` finds the
- *	                     mount's control socket)
+ *	user.cloudfs.status  "SYNC LOCAL": SYNC is synced, pending,
+ *	                     uploading or conflict; LOCAL (files, or anything
+ *pinned) is cached, partial, online-only or pinned user.cloudfs.blocks  a
+ *file's blocks, one "ID cached|remote" a line user.cloudfs.cache   the cache
+ *directory (where `cloudfs` finds the mount's control socket)
  *
  * They are not listed, so that cp -a and rsync -X do not copy them onto
  * other files; setting or removing them is EPERM.  No other attribute is
@@ -23,6 +22,7 @@
 #include "cache/inspect.h"
 #include "cloudfs/buf.h"
 #include "fs/ops.h"
+#include "fs/upload.h"
 
 #define XATTR_PREFIX "user.cloudfs."
 #define XATTR_MAX    65536 /* the kernel's limit on a value */
@@ -33,6 +33,18 @@ static int put(struct cfs_buf *b, const char *text)
 	int e = cfs_buf_append(b, text, strlen(text));
 
 	return e == -EFBIG ? E2BIG : -e;
+}
+
+/* Whether the uploader is sending a change of ino now. */
+static bool sending(struct fs *fs, uint64_t ino)
+{
+	static _Thread_local uint64_t inos[UPLOAD_BATCH_MAX];
+	size_t n = uploader_sending(fs->upload, inos, UPLOAD_BATCH_MAX);
+
+	for (size_t i = 0; i < n; i++)
+		if (inos[i] == ino)
+			return true;
+	return false;
 }
 
 /* The value of attribute name of e into b; ENODATA when e has none. */
@@ -53,6 +65,7 @@ static int value_of(struct fs *fs, struct cfs_sql *db,
 	rc = cache_entry_state(db, e, &s, &err);
 	if (rc)
 		return ops_errno(rc, &err);
+	s.uploading = s.pending && sending(fs, e->ino);
 	if (strcmp(name, XATTR_PREFIX "status") == 0) {
 		const char *local = cache_local_word(&s, e->kind);
 		int eno = put(b, cache_sync_word(&s));

@@ -36,7 +36,7 @@
 #include "fs/session.h"
 #include "fs/upload.h"
 
-#define BATCH	       1000
+#define BATCH	       UPLOAD_BATCH_MAX
 #define PARALLEL       4
 #define MAX_TRIES      8
 #define BACKOFF_MIN_MS 250
@@ -50,8 +50,21 @@ struct uploader {
 	pthread_cond_t wake;
 	bool stop, woken;
 	unsigned drain_s;
+	uint64_t sending[BATCH]; /* inodes of the batch under way */
+	size_t n_sending;
 	uint64_t drain_until_ms; /* the uploader's own: 0 until the drain */
 };
+
+/* Tells uploader_sending() which inodes the batch ops holds (n 0: none). */
+static void note_sending(struct uploader *u, const struct queued_op *ops,
+			 size_t n)
+{
+	pthread_mutex_lock(&u->lock);
+	for (size_t i = 0; i < n; i++)
+		u->sending[i] = ops[i].ino;
+	u->n_sending = n;
+	pthread_mutex_unlock(&u->lock);
+}
 
 /*
  * How long a request may take: until the mount stops (the request is cut
@@ -528,6 +541,7 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 		return rc;
 	}
 	*sent = true;
+	note_sending(u, ops, n);
 	rc = batch_blocks(ops, n, &all, err);
 	if (rc == CFS_OK)
 		rc = needed_blocks(u, &all, &needed, err);
@@ -535,6 +549,7 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 		rc = upload_blocks(u, &needed, err);
 	if (rc == CFS_OK)
 		rc = commit_batch(u, ops, n, retry_any, err);
+	note_sending(u, NULL, 0);
 	cfs_blocklist_release(&all);
 	cfs_blocklist_release(&needed);
 	for (size_t i = 0; i < n; i++)
@@ -662,4 +677,18 @@ void uploader_stop(struct uploader *u, unsigned drain_s)
 	pthread_cond_destroy(&u->wake);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
+}
+
+size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max)
+{
+	size_t n;
+
+	if (!u)
+		return 0;
+	pthread_mutex_lock(&u->lock);
+	n = u->n_sending < max ? u->n_sending : max;
+	for (size_t i = 0; i < n; i++)
+		inos[i] = u->sending[i];
+	pthread_mutex_unlock(&u->lock);
+	return n;
 }

@@ -17,9 +17,10 @@ struct cache_entry_state {
 	uint64_t bytes;	       /* a file's size */
 	uint64_t cached_bytes; /* of its blocks, those in the cache */
 	uint64_t blocks, cached_blocks;
-	bool pinned;   /* it, or a folder it is in, is pinned */
-	bool pending;  /* local changes the server has not confirmed */
-	bool conflict; /* a conflicted copy this mount made */
+	bool pinned;	/* it, or a folder it is in, is pinned */
+	bool pending;	/* local changes the server has not confirmed */
+	bool conflict;	/* a conflicted copy this mount made */
+	bool uploading; /* the caller's to set: being sent now */
 };
 
 /* The state of entry e. */
@@ -27,7 +28,7 @@ enum cfs_err cache_entry_state(struct cfs_sql *db, const struct mirror_entry *e,
 			       struct cache_entry_state *s,
 			       struct cfs_error *err);
 
-/* "pending", "conflict" or "synced". */
+/* "uploading", "pending", "conflict" or "synced". */
 const char *cache_sync_word(const struct cache_entry_state *s);
 
 /* For files: "pinned", "cached" (every block local), "partial" or

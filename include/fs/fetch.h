@@ -23,8 +23,10 @@ struct fetcher;
 struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
 			    unsigned parallel, uint64_t limit);
 
-/* Readers' block opens since the start: found cached, and fetched. */
-void fetcher_stats(struct fetcher *f, uint64_t *hits, uint64_t *misses);
+/* Readers' block opens since the start (found cached, and fetched), and
+ * the blocks being fetched or waiting to be now. */
+void fetcher_stats(struct fetcher *f, uint64_t *hits, uint64_t *misses,
+		   uint64_t *fetching);
 
 /* Stops the thread and drops unfinished fetches; no reader may be waiting
  * (the FUSE loop has ended). */

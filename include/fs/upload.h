@@ -15,10 +15,20 @@
 #ifndef FS_UPLOAD_H
 #define FS_UPLOAD_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+/* The most operations one commit request carries. */
+#define UPLOAD_BATCH_MAX 1000
+
 struct fs;
 struct uploader;
 
 struct uploader *uploader_start(struct fs *fs);
+
+/* The inodes whose changes are being sent now, at most max of them into
+ * inos; how many. */
+size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max);
 
 /* Something was queued (or a session released): look at it now. */
 void uploader_wake(struct uploader *u);

@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from cfs_fs import Dir, File, MiB, block_ids, payload, put_tree, read, server_listing, until
+from cfs_proxy import proxy  # noqa: F401 (a fixture)
 from cfs_server import BLOCK_SIZE, CLOUDFS
 
 TREE = {
@@ -248,3 +249,19 @@ def test_sharing_a_folder_end_to_end_through_the_command(alice, bob, mount):
     # A file is not a folder; a folder with changes not yet sent waits.
     cloudfs("share", at(ma, "Trip", "plan.txt"), "bob", expect=1)
     cloudfs("share", at(ma, "Trip"), expect=2)
+
+
+def test_a_change_being_sent_says_uploading(alice, mount, proxy):
+    m = mount(alice.clone(proxy.url), settle=0)
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    with open(at(m, "sent.txt"), "wb") as f:
+        f.write(b"on its way\n")
+    proxy.wait_held(1)
+    assert os.getxattr(at(m, "sent.txt"), "user.cloudfs.status") == b"uploading cached"
+    (entry,) = cloudfs("cache", "ls", "--json", at(m, "sent.txt"))["entries"]
+    assert entry["state"] == "uploading"
+    st = cloudfs("status", "--json", m.mountpoint, expect=3)["mounts"][0]
+    assert st["uploading"] == [os.stat(at(m, "sent.txt")).st_ino]
+    proxy.release()
+    cloudfs("status", "--wait", m.mountpoint)
+    assert os.getxattr(at(m, "sent.txt"), "user.cloudfs.status") == b"synced cached"
