@@ -289,6 +289,57 @@ static void put_end(CURLM *multi, struct put *p)
 	p->fd = -1;
 }
 
+/*
+ * The server needs blocks the cache has lost (removed as corrupt by
+ * cloudfs cache verify, or by hand): the changes that hold them can never
+ * be sent.  They are dropped, loudly, rather than retried forever in
+ * front of every other change; *dropped counts them.
+ */
+static enum cfs_err drop_lost(struct uploader *u, const struct queued_op *ops,
+			      size_t n, const struct cfs_blocklist *needed,
+			      size_t *dropped, struct cfs_error *err)
+{
+	struct fs *fs = u->fs;
+	struct mirror_changes ch = { 0 };
+	struct cfs_sql *db = NULL;
+	enum cfs_err rc = CFS_OK;
+
+	*dropped = 0;
+	for (size_t b = 0; rc == CFS_OK && b < needed->n; b++) {
+		char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+		int fd = blockcache_open(fs->cache, &needed->ids[b]);
+
+		if (fd >= 0) {
+			close(fd);
+			continue;
+		}
+		cfs_block_id_to_hex(&needed->ids[b], hex);
+		if (!db && !(db = cache_db(fs->cache, err)))
+			return err->code;
+		for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+			bool holds = false;
+
+			for (size_t k = 0; k < ops[i].blocks.n && !holds; k++)
+				holds = cfs_block_id_equal(
+					&ops[i].blocks.ids[k], &needed->ids[b]);
+			if (!holds)
+				continue;
+			cfs_log_error(
+				"the new content of '%s' is lost: its block %s is gone from the cache '%s' (removed as corrupt?); the file stays as the server has it",
+				ops[i].path, hex, fs->cache->path);
+			pthread_mutex_lock(&fs->apply_lock);
+			rc = local_refuse(db, &ops[i], &ch, err);
+			pthread_mutex_unlock(&fs->apply_lock);
+			*dropped += rc == CFS_OK;
+		}
+	}
+	if (db)
+		cache_db_release(fs->cache, db);
+	fs_invalidate(fs, &ch);
+	mirror_changes_release(&ch);
+	return rc;
+}
+
 /* Uploads blocks ids, PARALLEL at a time, over reused connections. */
 static enum cfs_err upload_blocks(struct uploader *u,
 				  const struct cfs_blocklist *ids,
@@ -522,7 +573,7 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	struct queued_op *ops = NULL;
 	struct cfs_sql *db = cache_db(u->fs->cache, err);
 	enum cfs_err rc;
-	size_t n = 0;
+	size_t n = 0, dropped = 0;
 
 	*sent = false;
 	if (!db)
@@ -546,9 +597,12 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	if (rc == CFS_OK)
 		rc = needed_blocks(u, &all, &needed, err);
 	if (rc == CFS_OK && needed.n)
+		rc = drop_lost(u, ops, n, &needed, &dropped, err);
+	if (rc == CFS_OK && needed.n && !dropped)
 		rc = upload_blocks(u, &needed, err);
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && !dropped)
 		rc = commit_batch(u, ops, n, retry_any, err);
+	*retry_any |= dropped > 0; /* the rest goes in the next batch */
 	note_sending(u, NULL, 0);
 	cfs_blocklist_release(&all);
 	cfs_blocklist_release(&needed);

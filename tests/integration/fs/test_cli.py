@@ -265,3 +265,27 @@ def test_a_change_being_sent_says_uploading(alice, mount, proxy):
     proxy.release()
     cloudfs("status", "--wait", m.mountpoint)
     assert os.getxattr(at(m, "sent.txt"), "user.cloudfs.status") == b"synced cached"
+
+
+def test_a_change_whose_block_verify_removed_is_dropped_loudly_and_the_rest_goes_on(
+        alice, mount, proxy):
+    m = mount(alice.clone(proxy.url), settle=0)
+    proxy.hold(r"POST /block/need")
+    data = b"rotten before it was sent\n"
+    with open(at(m, "lost.txt"), "wb") as f:
+        f.write(data)
+    proxy.wait_held(1)
+    block = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(m.cache, "blocks", block[:2], block), "r+b") as f:
+        f.write(b"R")
+    out = cloudfs("cache", "verify", "--json", cwd=m.mountpoint, expect=3)
+    assert [p["block"] for p in out["problems"]] == [block]
+    proxy.release()
+
+    with open(at(m, "kept.txt"), "wb") as f:
+        f.write(b"sent after\n")
+    cloudfs("status", "--wait", "--timeout", "30", m.mountpoint)
+    assert "'lost.txt' is lost" in m.log_text()
+    listing = server_listing(alice, alice.root_ns)
+    assert "lost.txt" not in listing and listing["kept.txt"]["size"] == 11
+    assert sorted(os.listdir(m.mountpoint)) == ["kept.txt"]
