@@ -111,7 +111,7 @@ static json_t *do_share(struct fs *fs, const char *cmd, json_t *req)
 		(uint64_t)json_integer_value(json_object_get(req, "ino"));
 	struct mirror_entry e;
 	struct cfs_error err;
-	int64_t root_ns, queued, ns = 0;
+	int64_t root_ns = 0, queued = 0, ns = 0;
 	char path[64];
 	json_t *a = NULL;
 
