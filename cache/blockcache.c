@@ -113,19 +113,27 @@ void blockcache_unhold(struct cache *c)
 
 void blockcache_touch(struct cache *c, const struct cfs_block_id *id)
 {
-	/* A reader streams a block in many reads: one write per block. */
-	static _Thread_local struct cfs_block_id last;
-	static _Thread_local int64_t last_at;
+	/* Readers come back to a block many times a second (a 4 MiB block
+	 * in 128 KiB reads, or random reads all over a file): the index is
+	 * written once a block and minute, what was written is remembered
+	 * here, one slot a block by its first bytes. */
+	struct cache_touch *slot;
 	int64_t now = (int64_t)time(NULL);
+	uint32_t h;
 	struct cfs_error err;
 	struct cfs_sql *db;
+	bool fresh;
 
-	if (cfs_block_id_equal(&last, id) && now - last_at < 60)
-		return;
-	last = *id;
-	last_at = now;
-	db = cache_db(c, &err);
-	if (!db)
+	memcpy(&h, id->b, sizeof(h));
+	slot = &c->touched[h % CACHE_TOUCH_SLOTS];
+	pthread_mutex_lock(&c->touch_lock);
+	fresh = cfs_block_id_equal(&slot->id, id) && now - slot->at < 60;
+	if (!fresh) {
+		slot->id = *id;
+		slot->at = now;
+	}
+	pthread_mutex_unlock(&c->touch_lock);
+	if (fresh || !(db = cache_db(c, &err)))
 		return;
 	/* Best effort: a lost touch only makes eviction a little unfair. */
 	cfs_sql_exec(db, "UPDATE blocks SET used = ?2 WHERE id = ?1", &err,

@@ -19,8 +19,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cloudfs/block.h"
 #include "cloudfs/error.h"
 #include "cloudfs/sql.h"
+
+#define CACHE_TOUCH_SLOTS 1024
 
 struct cache {
 	int dirfd;
@@ -35,6 +38,13 @@ struct cache {
 	 * must not drop them (cache/blockcache.h). */
 	pthread_rwlock_t upkeep;
 	bool mounted; /* CACHE_LOOK: a mount had it when it was opened */
+	/* The last use written of recently read blocks (blockcache_touch),
+	 * under touch_lock. */
+	pthread_mutex_t touch_lock;
+	struct cache_touch {
+		struct cfs_block_id id;
+		int64_t at;
+	} touched[CACHE_TOUCH_SLOTS];
 };
 
 enum cache_use {
