@@ -58,8 +58,15 @@ struct fetcher {
 	struct job *queue; /* QUEUED jobs, readers' first */
 	bool stop;
 	uint64_t hits, misses; /* readers' opens, atomic */
-	/* The fetcher thread's: */
+	/* Verified blocks the storer thread makes cache files of (fsync,
+	 * rename, index: milliseconds a block), so that transfers go on
+	 * meanwhile; under lock, linked by qnext. */
+	struct job *to_store, *to_store_last;
+	pthread_cond_t store_wake;
+	pthread_t storer;
+	/* The storer thread's: */
 	uint64_t limit, used; /* bytes of block files: at most, about now */
+	/* The fetcher thread's: */
 	CURLM *multi;
 	struct curl_slist *headers;
 	unsigned running;
@@ -318,26 +325,62 @@ static void completed(struct fetcher *f, struct job *j, CURLcode cc)
 	}
 	if (rc == CFS_ERR_HASH_MISMATCH)
 		cfs_error_prefix(&e, "verification failed twice");
-	if (rc == CFS_OK) {
-		curl_multi_remove_handle(f->multi, j->curl);
-		curl_easy_cleanup(j->curl);
-		j->curl = NULL;
-		f->running--;
-		rc = blockcache_store(f->cache, j->fd, j->tmp, &j->id, j->len,
-				      &e);
-		j->fd = -1; /* consumed */
-	}
 	if (rc) {
 		fail(f, j, &e);
 		return;
 	}
-	transfer_end(f, j);
-	f->used += j->len;
+	/* The transfer is over; the storer has the block from here. */
+	curl_multi_remove_handle(f->multi, j->curl);
+	curl_easy_cleanup(j->curl);
+	j->curl = NULL;
+	f->running--;
+	cfs_sha256_free(j->hash);
+	j->hash = NULL;
 	pthread_mutex_lock(&f->lock);
-	j->state = DONE;
-	finish(f, j); /* may free j */
+	j->qnext = NULL;
+	if (f->to_store_last)
+		f->to_store_last->qnext = j;
+	else
+		f->to_store = j;
+	f->to_store_last = j;
+	pthread_cond_signal(&f->store_wake);
 	pthread_mutex_unlock(&f->lock);
-	keep_within_limit(f);
+}
+
+/* Stores the verified blocks completed() hands over, until the stop
+ * (storing those handed over before it). */
+static void *store_thread(void *arg)
+{
+	struct fetcher *f = arg;
+
+	for (;;) {
+		struct cfs_error e;
+		struct job *j;
+
+		pthread_mutex_lock(&f->lock);
+		while (!f->to_store && !f->stop)
+			pthread_cond_wait(&f->store_wake, &f->lock);
+		j = f->to_store;
+		if (j && !(f->to_store = j->qnext))
+			f->to_store_last = NULL;
+		pthread_mutex_unlock(&f->lock);
+		if (!j)
+			break;
+		if (blockcache_store(f->cache, j->fd, j->tmp, &j->id, j->len,
+				     &e)) {
+			j->fd = -1; /* consumed */
+			fail(f, j, &e);
+			continue;
+		}
+		j->fd = -1;
+		f->used += j->len;
+		pthread_mutex_lock(&f->lock);
+		j->state = DONE;
+		finish(f, j); /* may free j */
+		pthread_mutex_unlock(&f->lock);
+		keep_within_limit(f);
+	}
+	return NULL;
 }
 
 static void *fetch_thread(void *arg)
@@ -394,10 +437,22 @@ struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
 		cfs_log_warn("%s", err.msg);
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->done, NULL);
+	pthread_cond_init(&f->store_wake, NULL);
 	f->multi = curl_multi_init();
 	f->headers = remote_block_headers(r);
 	if (!f->multi || !f->headers ||
-	    pthread_create(&f->thread, NULL, fetch_thread, f)) {
+	    pthread_create(&f->storer, NULL, store_thread, f)) {
+		curl_multi_cleanup(f->multi);
+		curl_slist_free_all(f->headers);
+		free(f);
+		return NULL;
+	}
+	if (pthread_create(&f->thread, NULL, fetch_thread, f)) {
+		pthread_mutex_lock(&f->lock);
+		f->stop = true;
+		pthread_cond_signal(&f->store_wake);
+		pthread_mutex_unlock(&f->lock);
+		pthread_join(f->storer, NULL);
 		curl_multi_cleanup(f->multi);
 		curl_slist_free_all(f->headers);
 		free(f);
@@ -412,9 +467,11 @@ void fetcher_free(struct fetcher *f)
 		return;
 	pthread_mutex_lock(&f->lock);
 	f->stop = true;
+	pthread_cond_signal(&f->store_wake);
 	pthread_mutex_unlock(&f->lock);
 	curl_multi_wakeup(f->multi);
 	pthread_join(f->thread, NULL);
+	pthread_join(f->storer, NULL);
 	for (size_t i = 0; i < N_BUCKETS; i++) {
 		while (f->table[i]) {
 			struct job *j = f->table[i];
@@ -426,6 +483,7 @@ void fetcher_free(struct fetcher *f)
 	}
 	curl_multi_cleanup(f->multi);
 	curl_slist_free_all(f->headers);
+	pthread_cond_destroy(&f->store_wake);
 	pthread_cond_destroy(&f->done);
 	pthread_mutex_destroy(&f->lock);
 	free(f);

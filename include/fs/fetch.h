@@ -3,7 +3,9 @@
  * want one block at the same time, it is fetched once; several blocks are
  * fetched at once over reused connections (a libcurl multi handle, driven
  * by the fetcher's own thread); every block is hashed as it arrives and
- * stored only if it hashes to its id and has the expected length.  A block
+ * stored only if it hashes to its id and has the expected length (by a
+ * storer thread: the fsync and rename of a stored block take
+ * milliseconds the transfers need not wait for).  A block
  * that fails verification is fetched once more before its readers get an
  * error.  Readers ask first, prefetches queue behind them.
  */
