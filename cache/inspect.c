@@ -204,6 +204,14 @@ enum cfs_err cache_usage(struct cache *c, struct cfs_sql *db,
 						err, ""),
 				   &limit, &found, err);
 	u->limit = (uint64_t)limit;
+	return cfs_sql_end(db, rc, err);
+}
+
+enum cfs_err cache_file_usage(struct cfs_sql *db, struct cache_usage *u,
+			      struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_begin(db, false, err);
+
 	if (rc == CFS_OK)
 		rc = file_totals(db, u, err);
 	return cfs_sql_end(db, rc, err);

@@ -483,3 +483,42 @@ enum cfs_err cache_block_bytes(struct cache *c, uint64_t *bytes,
 	*bytes = (uint64_t)v;
 	return rc;
 }
+
+/* Notes a block verify or gc found bad into the JSON array arg. */
+static void report_json(void *arg, const struct cfs_block_id *id,
+			const char *what)
+{
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1] = "";
+
+	if (id)
+		cfs_block_id_to_hex(id, hex);
+	json_array_append_new(
+		arg, json_pack("{s:s, s:s}", "block", hex, "problem", what));
+}
+
+json_t *cache_upkeep_json(struct cache *c, const char *cmd, uint64_t under,
+			  uint64_t keep, struct cfs_error *err)
+{
+	struct cache_tally t;
+	json_t *bad = json_array();
+	enum cfs_err rc;
+
+	if (!bad) {
+		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		return NULL;
+	}
+	if (strcmp(cmd, "evict") == 0)
+		rc = cache_evict(c, under, keep, &t, err);
+	else if (strcmp(cmd, "verify") == 0)
+		rc = cache_verify(c, report_json, bad, &t, err);
+	else
+		rc = cache_gc(c, report_json, bad, &t, err);
+	if (rc) {
+		json_decref(bad);
+		return NULL;
+	}
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "blocks",
+			 (json_int_t)t.blocks, "bytes", (json_int_t)t.bytes,
+			 "bad", (json_int_t)t.bad, "kept", (json_int_t)t.kept,
+			 "rows", (json_int_t)t.rows, "problems", bad);
+}

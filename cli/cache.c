@@ -62,6 +62,8 @@ static int cmd_stat(const struct cli_opts *opts, const struct cli_target *t)
 		return CLI_FAILED;
 	db = cache_db(c, &err);
 	rc = db ? cache_usage(c, db, &u, &err) : err.code;
+	if (rc == CFS_OK)
+		rc = cache_file_usage(db, &u, &err);
 	if (db)
 		cache_db_release(c, db);
 	cache_close(c);
@@ -70,7 +72,8 @@ static int cmd_stat(const struct cli_opts *opts, const struct cli_target *t)
 		return CLI_FAILED;
 	}
 	if (t->live)
-		st = cli_ask(t, json_pack("{s:s}", "cmd", "status"));
+		st = cli_ask(t, json_pack("{s:s, s:b}", "cmd", "status",
+					  "server", 0));
 	o = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 		      " s:I, s:I, s:I}",
 		      "cache", t->cache_dir, "mounted", t->live, "bytes",
@@ -217,7 +220,8 @@ static int cmd_ls(const struct cli_opts *opts, const struct cli_target *t,
 		  const char *in_cache)
 {
 	struct cache *c = open_cache(t, CACHE_LOOK);
-	json_t *st = t->live ? cli_ask(t, json_pack("{s:s}", "cmd", "status"))
+	json_t *st = t->live ? cli_ask(t, json_pack("{s:s, s:b}", "cmd",
+						    "status", "server", 0))
 			     : NULL;
 	struct listing l = { .entries = json_array(),
 			     .uploading = json_object_get(st, "uploading") };
@@ -293,31 +297,18 @@ static int cmd_pin(const struct cli_opts *opts, const struct cli_target *t,
 	return CLI_OK;
 }
 
-static void report(void *arg, const struct cfs_block_id *id, const char *what)
-{
-	char hex[CFS_BLOCK_ID_HEX_LEN + 1] = "";
-
-	if (id)
-		cfs_block_id_to_hex(id, hex);
-	json_array_append_new(
-		arg, json_pack("{s:s, s:s}", "block", hex, "problem", what));
-}
-
 /* evict, verify or gc: by the live mount, or here with the cache locked. */
 static json_t *upkeep(const struct cli_target *t, const char *cmd,
 		      const char *in_cache)
 {
-	struct cache_tally tally;
 	struct cfs_error err;
 	struct cache *c;
 	struct cfs_sql *db;
-	json_t *bad;
-	uint64_t under = 0;
-	enum cfs_err rc;
+	json_t *a;
+	uint64_t under = t->ino;
 
 	if (!(c = open_cache(t, t->live ? CACHE_LOOK : CACHE_TEND)))
 		return NULL;
-	under = t->ino;
 	if (in_cache && (db = cache_db(c, &err))) {
 		bool found = mirror_ino(db, in_cache, &under);
 
@@ -333,24 +324,11 @@ static json_t *upkeep(const struct cli_target *t, const char *cmd,
 					    "ino", (json_int_t)under, "keep",
 					    (json_int_t)0));
 	}
-	bad = json_array();
-	if (strcmp(cmd, "evict") == 0)
-		rc = cache_evict(c, under, 0, &tally, &err);
-	else if (strcmp(cmd, "verify") == 0)
-		rc = cache_verify(c, report, bad, &tally, &err);
-	else
-		rc = cache_gc(c, report, bad, &tally, &err);
+	a = cache_upkeep_json(c, cmd, under, 0, &err);
 	cache_close(c);
-	if (rc) {
+	if (!a)
 		cli_error("%s", err.msg);
-		json_decref(bad);
-		return NULL;
-	}
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "blocks",
-			 (json_int_t)tally.blocks, "bytes",
-			 (json_int_t)tally.bytes, "bad", (json_int_t)tally.bad,
-			 "kept", (json_int_t)tally.kept, "rows",
-			 (json_int_t)tally.rows, "problems", bad);
+	return a;
 }
 
 static int cmd_upkeep(const struct cli_opts *opts, const struct cli_target *t,
@@ -370,11 +348,14 @@ static int cmd_upkeep(const struct cli_opts *opts, const struct cli_target *t,
 	if (opts->json) {
 		cli_print_json(json_incref(a));
 	} else {
-		json_array_foreach(json_object_get(a, "problems"), i, p) printf(
-			"%s block %s: %s\n",
-			strcmp(cmd, "gc") ? "bad" : "removed",
-			json_string_value(json_object_get(p, "block")),
-			json_string_value(json_object_get(p, "problem")));
+		json_array_foreach(json_object_get(a, "problems"), i, p)
+		{
+			printf("%s block %s: %s\n",
+			       strcmp(cmd, "gc") ? "bad" : "removed",
+			       json_string_value(json_object_get(p, "block")),
+			       json_string_value(
+				       json_object_get(p, "problem")));
+		}
 		if (strcmp(cmd, "evict") == 0)
 			printf("evicted %lld blocks (%s); kept %lld pinned or not yet uploaded\n",
 			       (long long)json_integer_value(

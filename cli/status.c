@@ -111,31 +111,33 @@ static void progress(json_t *st, int64_t *most, int64_t *last)
 	*last = left;
 }
 
-/* Asks t for its status until it has sent everything or the timeout;
- * the last status, or NULL (printed why). */
-static json_t *wait_sent(const struct cli_opts *opts,
-			 const struct cli_target *t, bool *timed_out)
+/* Asks t until it has sent everything or the timeout (*timed_out),
+ * showing progress; false after printing what failed. */
+static bool wait_sent(const struct cli_opts *opts, const struct cli_target *t,
+		      bool *timed_out)
 {
 	uint64_t until = cfs_monotonic_ms() + (uint64_t)(opts->timeout * 1000);
 	int64_t most = 0, last = -1;
 	json_t *st;
+	bool done = false;
 
 	*timed_out = false;
-	while ((st = cli_ask(t, json_pack("{s:s}", "cmd", "status")))) {
-		if (sent(st))
-			break;
-		if (!opts->json)
+	/* Only what is local: the server is asked once, at the end. */
+	while (!done && !*timed_out &&
+	       (st = cli_ask(t, json_pack("{s:s, s:b}", "cmd", "status",
+					  "server", 0)))) {
+		done = sent(st);
+		if (!done && !opts->json)
 			progress(st, &most, &last);
-		if (opts->timeout > 0 && cfs_monotonic_ms() >= until) {
-			*timed_out = true;
-			break;
-		}
+		*timed_out = !done && opts->timeout > 0 &&
+			     cfs_monotonic_ms() >= until;
 		json_decref(st);
-		usleep(200 * 1000);
+		if (!done && !*timed_out)
+			usleep(200 * 1000);
 	}
 	if (!opts->json && last >= 0 && isatty(STDERR_FILENO))
 		fputc('\n', stderr);
-	return st;
+	return done || *timed_out;
 }
 
 static int status_of(const struct cli_opts *opts, const char *path, json_t *all)
@@ -150,8 +152,9 @@ static int status_of(const struct cli_opts *opts, const char *path, json_t *all)
 		cli_error("no mount is using cache '%s'", t.cache_dir);
 		return CLI_FAILED;
 	}
-	st = opts->wait ? wait_sent(opts, &t, &timed_out)
-			: cli_ask(&t, json_pack("{s:s}", "cmd", "status"));
+	if (opts->wait && !wait_sent(opts, &t, &timed_out))
+		return CLI_FAILED;
+	st = cli_ask(&t, json_pack("{s:s}", "cmd", "status"));
 	if (!st)
 		return CLI_FAILED;
 	json_object_set_new(st, "synced", json_boolean(synced(st)));

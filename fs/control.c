@@ -55,14 +55,6 @@ static json_t *failure(const char *fmt, const char *what)
 	return json_pack("{s:s}", "error", msg);
 }
 
-static json_t *tally_json(const struct cache_tally *t)
-{
-	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "blocks",
-			 (json_int_t)t->blocks, "bytes", (json_int_t)t->bytes,
-			 "bad", (json_int_t)t->bad, "kept", (json_int_t)t->kept,
-			 "rows", (json_int_t)t->rows);
-}
-
 /* The namespaces followed, with their heads on the server (null when it
  * cannot be asked). */
 static json_t *namespaces_json(struct fs *fs, struct cfs_sql *db,
@@ -116,7 +108,9 @@ static json_t *uploading_json(struct fs *fs)
 	return a;
 }
 
-static json_t *do_status(struct fs *fs)
+/* The status; with_server: also the namespaces against the server's
+ * heads (a request to it). */
+static json_t *do_status(struct fs *fs, bool with_server)
 {
 	struct cache_usage u;
 	struct cfs_error err;
@@ -137,7 +131,7 @@ static json_t *do_status(struct fs *fs)
 		cache_db_release(fs->cache, db);
 		return failure("%s", err.msg);
 	}
-	o = namespaces_json(fs, db, &err);
+	o = with_server ? namespaces_json(fs, db, &err) : json_object();
 	cache_db_release(fs->cache, db);
 	fetcher_stats(fs->fetch, &hits, &misses, &fetching);
 	more = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
@@ -154,44 +148,6 @@ static json_t *do_status(struct fs *fs)
 		o = failure("%s", "out of memory");
 	}
 	json_decref(more);
-	return o;
-}
-
-/* Reports a bad block into the array arg. */
-static void report(void *arg, const struct cfs_block_id *id, const char *what)
-{
-	char hex[CFS_BLOCK_ID_HEX_LEN + 1] = "";
-
-	if (id)
-		cfs_block_id_to_hex(id, hex);
-	json_array_append_new(
-		arg, json_pack("{s:s, s:s}", "block", hex, "problem", what));
-}
-
-static json_t *do_upkeep(struct fs *fs, const char *cmd, json_t *req)
-{
-	struct cache_tally t;
-	struct cfs_error err;
-	json_t *bad = json_array(), *o;
-	enum cfs_err rc;
-
-	if (strcmp(cmd, "evict") == 0)
-		rc = cache_evict(fs->cache,
-				 (uint64_t)json_integer_value(
-					 json_object_get(req, "ino")),
-				 (uint64_t)json_integer_value(
-					 json_object_get(req, "keep")),
-				 &t, &err);
-	else if (strcmp(cmd, "verify") == 0)
-		rc = cache_verify(fs->cache, report, bad, &t, &err);
-	else
-		rc = cache_gc(fs->cache, report, bad, &t, &err);
-	if (rc) {
-		json_decref(bad);
-		return failure("%s", err.msg);
-	}
-	o = tally_json(&t);
-	json_object_set_new(o, "problems", bad);
 	return o;
 }
 
@@ -219,10 +175,20 @@ static json_t *answer(struct control *c, json_t *req)
 	if (!cmd)
 		return failure("%s", "a request needs \"cmd\"");
 	if (strcmp(cmd, "status") == 0)
-		return do_status(c->fs);
+		return do_status(
+			c->fs, !json_is_false(json_object_get(req, "server")));
 	if (strcmp(cmd, "evict") == 0 || strcmp(cmd, "verify") == 0 ||
-	    strcmp(cmd, "gc") == 0)
-		return do_upkeep(c->fs, cmd, req);
+	    strcmp(cmd, "gc") == 0) {
+		struct cfs_error err;
+
+		o = cache_upkeep_json(c->fs->cache, cmd,
+				      (uint64_t)json_integer_value(
+					      json_object_get(req, "ino")),
+				      (uint64_t)json_integer_value(
+					      json_object_get(req, "keep")),
+				      &err);
+		return o ? o : failure("%s", err.msg);
+	}
 	if (strcmp(cmd, "pin") == 0)
 		return do_pin(c->fs, req);
 	if ((o = share_answer(c->fs, cmd, req)))

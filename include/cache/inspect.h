@@ -48,9 +48,14 @@ struct cache_usage {
 	uint64_t conflicts;	      /* conflicted copies still there */
 };
 
-/* The totals of cache c (db is one of its connections). */
+/* The totals of cache c (db is one of its connections) but the files'. */
 enum cfs_err cache_usage(struct cache *c, struct cfs_sql *db,
 			 struct cache_usage *u, struct cfs_error *err);
+
+/* Fills in u's files, files_cached, files_partial and pinned_bytes: a
+ * look at every file, for cloudfs cache stat, not for a status poll. */
+enum cfs_err cache_file_usage(struct cfs_sql *db, struct cache_usage *u,
+			      struct cfs_error *err);
 
 /* Pins entry ino (a file or a whole folder), or unpins it. */
 enum cfs_err cache_pin(struct cfs_sql *db, uint64_t ino, bool pin,

@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "cache/cache.h"
 #include "cloudfs/block.h"
 
@@ -45,5 +47,14 @@ enum cfs_err cache_verify(struct cache *c, cache_report_fn fn, void *arg,
  * pins and conflict notes of entries that are gone. */
 enum cfs_err cache_gc(struct cache *c, cache_report_fn fn, void *arg,
 		      struct cache_tally *t, struct cfs_error *err);
+
+/*
+ * Runs cmd, "evict" (below inode under, 0: all; down to keep bytes),
+ * "verify" or "gc", and answers what cloudfs(1) prints with --json: the
+ * tally and "problems", the blocks found bad or removed.  NULL with err
+ * set when it failed.
+ */
+json_t *cache_upkeep_json(struct cache *c, const char *cmd, uint64_t under,
+			  uint64_t keep, struct cfs_error *err);
 
 #endif

@@ -9,8 +9,9 @@
  * ...}; one JSON object answers it, {"error": MESSAGE} when it failed.
  * The commands are in cloudfs(1)'s terms:
  *
- *	status              namespaces with cursor and head, the queue,
- *	                    open writes, block reads (hits, misses)
+ *	status {server}     the queue, open writes, uploads and block reads
+ *	                    under way, hits and misses; unless server is
+ *	                    false, namespaces with cursor and head
  *	evict {ino, keep}   cache/upkeep.h; ino 0: by least recent use
  *	verify, gc          cache/upkeep.h, with the blocks found bad
  *	pin {ino, pin}      pins (true) or unpins (false) entry ino
