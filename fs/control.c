@@ -226,7 +226,7 @@ static void *serve_conn(void *arg)
 	json_t *req =
 		n > 0 ? json_loads(buf, JSON_DISABLE_EOF_CHECK, &jerr) : NULL;
 	json_t *out = req ? answer(c, req)
-			  : failure("the request is not one JSON object%s", "");
+			  : failure("%s", "the request is not one JSON object");
 	char *text = out ? json_dumps(out, JSON_COMPACT) : NULL;
 
 	if (text) {

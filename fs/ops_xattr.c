@@ -35,18 +35,6 @@ static int put(struct cfs_buf *b, const char *text)
 	return e == -EFBIG ? E2BIG : -e;
 }
 
-/* Whether the uploader is sending a change of ino now. */
-static bool sending(struct fs *fs, uint64_t ino)
-{
-	static _Thread_local uint64_t inos[UPLOAD_BATCH_MAX];
-	size_t n = uploader_sending(fs->upload, inos, UPLOAD_BATCH_MAX);
-
-	for (size_t i = 0; i < n; i++)
-		if (inos[i] == ino)
-			return true;
-	return false;
-}
-
 /* The value of attribute name of e into b; ENODATA when e has none. */
 static int value_of(struct fs *fs, struct cfs_sql *db,
 		    const struct mirror_entry *e, const char *name,
@@ -65,7 +53,7 @@ static int value_of(struct fs *fs, struct cfs_sql *db,
 	rc = cache_entry_state(db, e, &s, &err);
 	if (rc)
 		return ops_errno(rc, &err);
-	s.uploading = s.pending && sending(fs, e->ino);
+	s.uploading = s.pending && uploader_sends(fs->upload, e->ino);
 	if (strcmp(name, XATTR_PREFIX "status") == 0) {
 		const char *local = cache_local_word(&s, e->kind);
 		int eno = put(b, cache_sync_word(&s));

@@ -746,3 +746,16 @@ size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max)
 	pthread_mutex_unlock(&u->lock);
 	return n;
 }
+
+bool uploader_sends(struct uploader *u, uint64_t ino)
+{
+	bool found = false;
+
+	if (!u)
+		return false;
+	pthread_mutex_lock(&u->lock);
+	for (size_t i = 0; i < u->n_sending && !found; i++)
+		found = u->sending[i] == ino;
+	pthread_mutex_unlock(&u->lock);
+	return found;
+}

@@ -15,6 +15,7 @@
 #ifndef FS_UPLOAD_H
 #define FS_UPLOAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,9 @@ struct uploader *uploader_start(struct fs *fs);
 /* The inodes whose changes are being sent now, at most max of them into
  * inos; how many. */
 size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max);
+
+/* Whether a change of ino is being sent now. */
+bool uploader_sends(struct uploader *u, uint64_t ino);
 
 /* Something was queued (or a session released): look at it now. */
 void uploader_wake(struct uploader *u);
