@@ -178,7 +178,7 @@ void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (eno)
 		fuse_reply_err(req, eno);
 	else
-		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+		fuse_reply_data(req, bv, 0);
 	for (size_t i = 0; i < bv->count; i++)
 		close(bv->buf[i].fd);
 	free(bv);

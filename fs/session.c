@@ -607,7 +607,7 @@ bool session_read(struct sessions *t, fuse_req_t req, uint64_t ino, size_t size,
 	else if (!bv)
 		fuse_reply_buf(req, NULL, 0);
 	else
-		fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+		fuse_reply_data(req, bv, 0);
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; bv && i < bv->count; i++)
 		if (bv->buf[i].flags & FUSE_BUF_IS_FD)

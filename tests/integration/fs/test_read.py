@@ -112,3 +112,25 @@ def test_many_concurrent_readers_all_read_byte_exact(library, mount):
     for name, p in zip(names * 2, procs):
         out, _ = p.communicate(timeout=120)
         assert p.returncode == 0 and out.split()[0] == sha(FILES[name]), name
+
+
+def resident_bytes(path):
+    """How many bytes of PATH are in the page cache (util-linux fincore)."""
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", path],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.split()[0])
+
+
+def test_reading_through_the_mount_leaves_the_cached_block_in_the_page_cache(library, mount):
+    # A reply spliced with SPLICE_MOVE takes the cache file's pages away
+    # from it, so every warm read went back to the disk.
+    name = "size/4MiB"
+    m = mount(library)
+    path = os.path.join(m.mountpoint, name)
+    block = os.path.join(m.cache, "blocks", sha(FILES[name])[:2], sha(FILES[name]))
+
+    for _ in range(2):
+        with open(path, "rb") as f:  # the mount's own page cache: not kept
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        assert sha(read(path)) == sha(FILES[name])
+        assert resident_bytes(block) == BLOCK_SIZE
