@@ -6,11 +6,18 @@
  * outcome.  All job fields but the transfer's are protected by f->lock;
  * the transfer's (curl, fd, tmp, hash, got) belong to the fetcher thread.
  *
- *	QUEUED --(thread starts it)--> RUNNING --> DONE | FAILED
- *	            ^                     |
- *	            +-- verification failed, first time
+ *	QUEUED --(thread starts it)--> RUNNING --> VERIFIED --> DONE
+ *	            ^                     |              |
+ *	            +-- verification      +--------------+--> FAILED
+ *	                failed, first time
  *
- * A finished job is freed by whoever last lets go of it: the thread when
+ * A VERIFIED block is whole and right but not yet a cache file (the
+ * storer thread's fsync, rename and index take milliseconds): readers get
+ * a duplicate of its temporary file's descriptor rather than wait.  That
+ * descriptor (j->fd) is open from the start to VERIFIED's end, and closed
+ * under f->lock, so that no reader duplicates a closed one.
+ *
+ * A finished job is freed by whoever last lets go of it: the storer when
  * no reader waits, else the last waiting reader.
  */
 #include <errno.h>
@@ -32,7 +39,7 @@
 struct job {
 	struct cfs_block_id id;
 	uint32_t len;
-	enum { QUEUED, RUNNING, DONE, FAILED } state;
+	enum { QUEUED, RUNNING, VERIFIED, DONE, FAILED } state;
 	unsigned attempts;
 	unsigned waiters;
 	struct cfs_error err; /* FAILED */
@@ -178,8 +185,8 @@ static void fail(struct fetcher *f, struct job *j, const struct cfs_error *e)
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
 
 	cfs_block_id_to_hex(&j->id, hex);
-	transfer_end(f, j);
 	pthread_mutex_lock(&f->lock);
+	transfer_end(f, j); /* under the lock: readers of a VERIFIED j */
 	j->state = FAILED;
 	j->err = *e;
 	cfs_log_warn("cannot fetch block %s: %s", hex, e->msg);
@@ -337,6 +344,8 @@ static void completed(struct fetcher *f, struct job *j, CURLcode cc)
 	cfs_sha256_free(j->hash);
 	j->hash = NULL;
 	pthread_mutex_lock(&f->lock);
+	j->state = VERIFIED;
+	pthread_cond_broadcast(&f->done);
 	j->qnext = NULL;
 	if (f->to_store_last)
 		f->to_store_last->qnext = j;
@@ -356,6 +365,8 @@ static void *store_thread(void *arg)
 	for (;;) {
 		struct cfs_error e;
 		struct job *j;
+		bool stored;
+		int fd;
 
 		pthread_mutex_lock(&f->lock);
 		while (!f->to_store && !f->stop)
@@ -366,15 +377,22 @@ static void *store_thread(void *arg)
 		pthread_mutex_unlock(&f->lock);
 		if (!j)
 			break;
-		if (blockcache_store(f->cache, j->fd, j->tmp, &j->id, j->len,
-				     &e)) {
-			j->fd = -1; /* consumed */
+		/* Readers go on reading j->fd meanwhile: the storer uses (and
+		 * blockcache_store closes) a duplicate. */
+		fd = dup(j->fd);
+		if (fd < 0)
+			cfs_fail(&e, CFS_ERR_INTERNAL, "cannot store a block: %s",
+				 strerror(errno));
+		stored = fd >= 0 && !blockcache_store(f->cache, fd, j->tmp,
+						      &j->id, j->len, &e);
+		if (!stored) {
 			fail(f, j, &e);
 			continue;
 		}
-		j->fd = -1;
 		f->used += j->len;
 		pthread_mutex_lock(&f->lock);
+		close(j->fd);
+		j->fd = -1;
 		j->state = DONE;
 		finish(f, j); /* may free j */
 		pthread_mutex_unlock(&f->lock);
@@ -512,17 +530,24 @@ static int fetcher_open_try(struct fetcher *f, const struct cfs_block_id *id,
 		return -EIO;
 	}
 	j->waiters++;
-	while (j->state != DONE && j->state != FAILED &&
+	while (j->state != VERIFIED && j->state != DONE &&
+	       j->state != FAILED &&
 	       pthread_cond_timedwait(&f->done, &f->lock, &until) != ETIMEDOUT)
 		;
 	state = j->state;
 	if (state == FAILED)
 		*err = j->err;
+	if (state == VERIFIED && (fd = dup(j->fd)) < 0)
+		cfs_fail(err, CFS_ERR_INTERNAL,
+			 "cannot open a block fetched into '%s/tmp': %s",
+			 f->cache->path, strerror(errno));
 	if (--j->waiters == 0 && (state == DONE || state == FAILED)) {
 		unlink_job(f, j);
 		free(j);
 	}
 	pthread_mutex_unlock(&f->lock);
+	if (state == VERIFIED)
+		return fd < 0 ? -EIO : fd;
 	if (state == FAILED)
 		return -EIO;
 	if (state != DONE) {

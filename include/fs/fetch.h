@@ -5,7 +5,8 @@
  * by the fetcher's own thread); every block is hashed as it arrives and
  * stored only if it hashes to its id and has the expected length (by a
  * storer thread: the fsync and rename of a stored block take
- * milliseconds the transfers need not wait for).  A block
+ * milliseconds that neither transfers nor readers wait for: a verified
+ * block is read from its temporary file until it is stored).  A block
  * that fails verification is fetched once more before its readers get an
  * error.  Readers ask first, prefetches queue behind them.
  */
