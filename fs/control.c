@@ -181,6 +181,8 @@ static json_t *answer(struct control *c, json_t *req)
 	    strcmp(cmd, "gc") == 0) {
 		struct cfs_error err;
 
+		/* A block read a moment ago counts as cached. */
+		fetcher_drain(c->fs->fetch);
 		o = cache_upkeep_json(c->fs->cache, cmd,
 				      (uint64_t)json_integer_value(
 					      json_object_get(req, "ino")),

@@ -36,6 +36,12 @@
 #define N_BUCKETS    256
 #define MAX_ATTEMPTS 2
 
+/* Receiving, hashing and writing a block is one core's work at about
+ * 500 MB/s: two threads share the transfers, one per core here. */
+#define N_TRANSFER_THREADS 2
+
+struct transfers;
+
 struct job {
 	struct cfs_block_id id;
 	uint32_t len;
@@ -45,7 +51,8 @@ struct job {
 	struct cfs_error err; /* FAILED */
 	struct job *hnext;    /* hash chain */
 	struct job *qnext;    /* queue */
-	/* The transfer: the fetcher thread's alone. */
+	/* The transfer: its thread's alone. */
+	struct transfers *t;
 	CURL *curl;
 	int fd;
 	char tmp[32];
@@ -58,7 +65,6 @@ struct job {
 struct fetcher {
 	const struct remote *r;
 	struct cache *cache;
-	unsigned parallel;
 	pthread_mutex_t lock;
 	pthread_cond_t done; /* broadcast when any job finishes */
 	struct job *table[N_BUCKETS];
@@ -69,15 +75,21 @@ struct fetcher {
 	 * rename, index: milliseconds a block), so that transfers go on
 	 * meanwhile; under lock, linked by qnext. */
 	struct job *to_store, *to_store_last;
+	unsigned unstored; /* handed over, neither DONE nor FAILED yet */
 	pthread_cond_t store_wake;
 	pthread_t storer;
 	/* The storer thread's: */
 	uint64_t limit, used; /* bytes of block files: at most, about now */
-	/* The fetcher thread's: */
-	CURLM *multi;
 	struct curl_slist *headers;
-	unsigned running;
-	pthread_t thread;
+	/* A thread and the transfers it drives, up to its share of parallel
+	 * (at least one) at once. */
+	struct transfers {
+		struct fetcher *f;
+		CURLM *multi;
+		unsigned running, share;
+		pthread_t thread;
+	} threads[N_TRANSFER_THREADS];
+	unsigned n_threads;
 };
 
 static struct job **bucket(struct fetcher *f, const struct cfs_block_id *id)
@@ -150,24 +162,31 @@ static struct job *job_for(struct fetcher *f, const struct cfs_block_id *id,
 	j->hnext = *bucket(f, id);
 	*bucket(f, id) = j;
 	enqueue(f, j, urgent);
-	curl_multi_wakeup(f->multi);
+	for (unsigned i = 0; i < f->n_threads; i++)
+		curl_multi_wakeup(f->threads[i].multi);
 	return j;
+}
+
+/* Ends j's transfer, if any, keeping its temporary file. */
+static void transfer_stop(struct job *j)
+{
+	if (j->curl) {
+		curl_multi_remove_handle(j->t->multi, j->curl);
+		curl_easy_cleanup(j->curl);
+		j->curl = NULL;
+		j->t->running--;
+	}
+	cfs_sha256_free(j->hash);
+	j->hash = NULL;
 }
 
 /* Ends j's transfer, dropping its temporary file if it is still there. */
 static void transfer_end(struct fetcher *f, struct job *j)
 {
-	if (j->curl) {
-		curl_multi_remove_handle(f->multi, j->curl);
-		curl_easy_cleanup(j->curl);
-		j->curl = NULL;
-		f->running--;
-	}
+	transfer_stop(j);
 	if (j->fd >= 0)
 		blockcache_tmp_discard(f->cache, j->fd, j->tmp);
 	j->fd = -1;
-	cfs_sha256_free(j->hash);
-	j->hash = NULL;
 }
 
 /* Under f->lock: j is final; wake its readers, free it if nobody waits. */
@@ -219,8 +238,9 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static void start(struct fetcher *f, struct job *j)
+static void start(struct transfers *t, struct job *j)
 {
+	struct fetcher *f = t->f;
 	struct cfs_error e;
 	int fd = blockcache_tmp_create(f->cache, j->tmp);
 
@@ -244,8 +264,9 @@ static void start(struct fetcher *f, struct job *j)
 		return;
 	}
 	curl_easy_setopt(j->curl, CURLOPT_PRIVATE, j);
-	curl_multi_add_handle(f->multi, j->curl);
-	f->running++;
+	j->t = t;
+	curl_multi_add_handle(t->multi, j->curl);
+	t->running++;
 }
 
 /* Checks a finished transfer; CFS_OK when the block is whole and right. */
@@ -327,7 +348,7 @@ static void completed(struct fetcher *f, struct job *j, CURLcode cc)
 			"block %s failed verification (%s); fetching it again",
 			hex, e.msg);
 		transfer_end(f, j);
-		start(f, j);
+		start(j->t, j);
 		return;
 	}
 	if (rc == CFS_ERR_HASH_MISMATCH)
@@ -337,15 +358,11 @@ static void completed(struct fetcher *f, struct job *j, CURLcode cc)
 		return;
 	}
 	/* The transfer is over; the storer has the block from here. */
-	curl_multi_remove_handle(f->multi, j->curl);
-	curl_easy_cleanup(j->curl);
-	j->curl = NULL;
-	f->running--;
-	cfs_sha256_free(j->hash);
-	j->hash = NULL;
+	transfer_stop(j);
 	pthread_mutex_lock(&f->lock);
 	j->state = VERIFIED;
 	pthread_cond_broadcast(&f->done);
+	f->unstored++;
 	j->qnext = NULL;
 	if (f->to_store_last)
 		f->to_store_last->qnext = j;
@@ -381,16 +398,18 @@ static void *store_thread(void *arg)
 		 * blockcache_store closes) a duplicate. */
 		fd = dup(j->fd);
 		if (fd < 0)
-			cfs_fail(&e, CFS_ERR_INTERNAL, "cannot store a block: %s",
-				 strerror(errno));
+			cfs_fail(&e, CFS_ERR_INTERNAL,
+				 "cannot store a block: %s", strerror(errno));
 		stored = fd >= 0 && !blockcache_store(f->cache, fd, j->tmp,
 						      &j->id, j->len, &e);
+		pthread_mutex_lock(&f->lock);
+		f->unstored--;
 		if (!stored) {
-			fail(f, j, &e);
+			pthread_mutex_unlock(&f->lock);
+			fail(f, j, &e); /* wakes drainers too */
 			continue;
 		}
 		f->used += j->len;
-		pthread_mutex_lock(&f->lock);
 		close(j->fd);
 		j->fd = -1;
 		j->state = DONE;
@@ -401,9 +420,10 @@ static void *store_thread(void *arg)
 	return NULL;
 }
 
-static void *fetch_thread(void *arg)
+static void *transfer_thread(void *arg)
 {
-	struct fetcher *f = arg;
+	struct transfers *t = arg;
+	struct fetcher *f = t->f;
 
 	for (;;) {
 		struct CURLMsg *msg;
@@ -414,18 +434,18 @@ static void *fetch_thread(void *arg)
 			pthread_mutex_unlock(&f->lock);
 			break;
 		}
-		while (f->running < f->parallel && f->queue) {
+		while (t->running < t->share && f->queue) {
 			struct job *j = f->queue;
 
 			f->queue = j->qnext;
 			j->state = RUNNING;
 			pthread_mutex_unlock(&f->lock);
-			start(f, j);
+			start(t, j);
 			pthread_mutex_lock(&f->lock);
 		}
 		pthread_mutex_unlock(&f->lock);
-		curl_multi_perform(f->multi, &still);
-		while ((msg = curl_multi_info_read(f->multi, &left))) {
+		curl_multi_perform(t->multi, &still);
+		while ((msg = curl_multi_info_read(t->multi, &left))) {
 			struct job *j = NULL;
 
 			if (msg->msg != CURLMSG_DONE)
@@ -434,7 +454,7 @@ static void *fetch_thread(void *arg)
 					  (char **)&j);
 			completed(f, j, msg->data.result);
 		}
-		curl_multi_poll(f->multi, NULL, 0, 1000, NULL);
+		curl_multi_poll(t->multi, NULL, 0, 1000, NULL);
 	}
 	return NULL;
 }
@@ -444,37 +464,39 @@ struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
 {
 	struct fetcher *f = calloc(1, sizeof(*f));
 	struct cfs_error err;
+	unsigned n;
 
 	if (!f)
 		return NULL;
 	f->r = r;
 	f->cache = c;
-	f->parallel = parallel ? parallel : 1;
 	f->limit = limit;
 	if (cache_block_bytes(c, &f->used, &err))
 		cfs_log_warn("%s", err.msg);
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->done, NULL);
 	pthread_cond_init(&f->store_wake, NULL);
-	f->multi = curl_multi_init();
 	f->headers = remote_block_headers(r);
-	if (!f->multi || !f->headers ||
-	    pthread_create(&f->storer, NULL, store_thread, f)) {
-		curl_multi_cleanup(f->multi);
+	if (!f->headers || pthread_create(&f->storer, NULL, store_thread, f)) {
 		curl_slist_free_all(f->headers);
 		free(f);
 		return NULL;
 	}
-	if (pthread_create(&f->thread, NULL, fetch_thread, f)) {
-		pthread_mutex_lock(&f->lock);
-		f->stop = true;
-		pthread_cond_signal(&f->store_wake);
-		pthread_mutex_unlock(&f->lock);
-		pthread_join(f->storer, NULL);
-		curl_multi_cleanup(f->multi);
-		curl_slist_free_all(f->headers);
-		free(f);
-		return NULL;
+	parallel = parallel ? parallel : 1;
+	n = parallel < N_TRANSFER_THREADS ? parallel : N_TRANSFER_THREADS;
+	for (unsigned i = 0; i < n; i++) {
+		struct transfers *t = &f->threads[i];
+
+		t->f = f;
+		t->share = parallel / n + (i < parallel % n);
+		t->multi = curl_multi_init();
+		if (!t->multi ||
+		    pthread_create(&t->thread, NULL, transfer_thread, t)) {
+			curl_multi_cleanup(t->multi);
+			fetcher_free(f);
+			return NULL;
+		}
+		f->n_threads++;
 	}
 	return f;
 }
@@ -487,8 +509,10 @@ void fetcher_free(struct fetcher *f)
 	f->stop = true;
 	pthread_cond_signal(&f->store_wake);
 	pthread_mutex_unlock(&f->lock);
-	curl_multi_wakeup(f->multi);
-	pthread_join(f->thread, NULL);
+	for (unsigned i = 0; i < f->n_threads; i++) {
+		curl_multi_wakeup(f->threads[i].multi);
+		pthread_join(f->threads[i].thread, NULL);
+	}
 	pthread_join(f->storer, NULL);
 	for (size_t i = 0; i < N_BUCKETS; i++) {
 		while (f->table[i]) {
@@ -499,7 +523,8 @@ void fetcher_free(struct fetcher *f)
 			free(j);
 		}
 	}
-	curl_multi_cleanup(f->multi);
+	for (unsigned i = 0; i < f->n_threads; i++)
+		curl_multi_cleanup(f->threads[i].multi);
 	curl_slist_free_all(f->headers);
 	pthread_cond_destroy(&f->store_wake);
 	pthread_cond_destroy(&f->done);
@@ -530,8 +555,7 @@ static int fetcher_open_try(struct fetcher *f, const struct cfs_block_id *id,
 		return -EIO;
 	}
 	j->waiters++;
-	while (j->state != VERIFIED && j->state != DONE &&
-	       j->state != FAILED &&
+	while (j->state != VERIFIED && j->state != DONE && j->state != FAILED &&
 	       pthread_cond_timedwait(&f->done, &f->lock, &until) != ETIMEDOUT)
 		;
 	state = j->state;
@@ -584,6 +608,14 @@ void fetcher_stats(struct fetcher *f, uint64_t *hits, uint64_t *misses,
 	for (size_t b = 0; b < N_BUCKETS; b++)
 		for (struct job *j = f->table[b]; j; j = j->hnext)
 			(*fetching)++;
+	pthread_mutex_unlock(&f->lock);
+}
+
+void fetcher_drain(struct fetcher *f)
+{
+	pthread_mutex_lock(&f->lock);
+	while (f->unstored)
+		pthread_cond_wait(&f->done, &f->lock);
 	pthread_mutex_unlock(&f->lock);
 }
 

@@ -44,6 +44,10 @@ void fetcher_free(struct fetcher *f);
 int fetcher_open(struct fetcher *f, const struct cfs_block_id *id, uint32_t len,
 		 unsigned timeout_ms, struct cfs_error *err);
 
+/* Waits until every block fetched so far is in the cache (or failed to
+ * be stored), so that what reads have brought is there to look at. */
+void fetcher_drain(struct fetcher *f);
+
 /* Queues block id behind the readers' blocks unless it is cached or being
  * fetched already; does not wait. */
 void fetcher_prefetch(struct fetcher *f, const struct cfs_block_id *id,

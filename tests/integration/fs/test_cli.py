@@ -116,7 +116,10 @@ def test_cache_stat_and_ls_say_what_is_cached(tree):
 def test_user_cloudfs_attributes_tell_the_state_and_refuse_writes(tree):
     a, b = at(tree, "photos", "a.jpg"), at(tree, "photos", "b.jpg")
     read(a)
-    assert os.getxattr(a, "user.cloudfs.status") == b"synced cached"
+    # The reader is answered from the fetched block while the mount's
+    # storer makes it a cache file, a few milliseconds later.
+    until(lambda: os.getxattr(a, "user.cloudfs.status") == b"synced cached",
+          within=5, what="a.jpg cached")
     assert os.getxattr(b, "user.cloudfs.status") == b"synced online-only"
     assert os.getxattr(at(tree, "photos"), "user.cloudfs.status") == b"synced"
     lines = os.getxattr(a, "user.cloudfs.blocks").decode().splitlines()
