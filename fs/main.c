@@ -56,7 +56,7 @@ static const char usage[] =
 	"                      (default 8)\n"
 	"  -o parallel=N       block transfers at once (default 4)\n"
 	"  -o settle=SECONDS   from a written file's last close to its\n"
-	"                      commit (default 1)\n"
+	"                      commit (default 0.05)\n"
 	"  -o cache_size=SIZE  most bytes of blocks the cache keeps, as 512M,\n"
 	"                      10G... (default 10G; 0: no limit)\n"
 	"  -o ca=FILE          CA certificates to verify an https server with\n"
@@ -538,7 +538,7 @@ int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cli c = {
-		.timeout = 30, .readahead = 8, .parallel = 4, .settle = 1
+		.timeout = 30, .readahead = 8, .parallel = 4, .settle = 0.05
 	};
 	const char *problem = NULL;
 	int status;

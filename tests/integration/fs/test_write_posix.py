@@ -6,7 +6,7 @@ mount shows. The differences the man page lists (hard links, special
 files, chown to another user, RENAME_EXCHANGE, set-id bits, extended
 attributes) are checked against the man page instead.
 
-The mounts here use the default settle=1, except where a test needs
+The mounts here use settle=1 (the default is 0.05 s), except where a test needs
 content not committed yet (settle=3600), and the tests of what happens
 while a closed file is being committed (settle=0: at once)."""
 
