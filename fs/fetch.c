@@ -4,7 +4,8 @@
  * A job is one block being fetched.  Jobs live in a hash table by id while
  * they are queued, running, or finished with readers still to see the
  * outcome.  All job fields but the transfer's are protected by f->lock;
- * the transfer's (curl, fd, tmp, hash, got) belong to the fetcher thread.
+ * the transfer's (t, curl, tmp, hash, got) belong to the transfer thread
+ * that runs it, and fd to it until VERIFIED.
  *
  *	QUEUED --(thread starts it)--> RUNNING --> VERIFIED --> DONE
  *	            ^                     |              |
