@@ -111,34 +111,71 @@ void blockcache_unhold(struct cache *c)
 	pthread_rwlock_unlock(&c->upkeep);
 }
 
+/* Writes the n uses in batch (best effort: a lost use only makes eviction
+ * a little unfair). */
+static void write_uses(struct cache *c, const struct cache_touch *batch,
+		       size_t n)
+{
+	struct cfs_error err;
+	struct cfs_sql *db;
+	enum cfs_err rc;
+
+	if (!n || !(db = cache_db(c, &err)))
+		return;
+	rc = cfs_sql_begin(db, true, &err);
+	for (size_t i = 0; rc == CFS_OK && i < n; i++)
+		rc = cfs_sql_exec(db,
+				  "UPDATE blocks SET used = ?2 WHERE id = ?1",
+				  &err, "bi", batch[i].id.b,
+				  (size_t)CFS_BLOCK_ID_LEN, batch[i].at);
+	cfs_sql_end(db, rc, &err);
+	cache_db_release(c, db);
+}
+
+/* Empties c->unwritten into batch (touch_lock held): how many. */
+static size_t take_unwritten(struct cache *c, struct cache_touch *batch)
+{
+	size_t n = c->n_unwritten;
+
+	memcpy(batch, c->unwritten, n * sizeof(batch[0]));
+	c->n_unwritten = 0;
+	return n;
+}
+
 void blockcache_touch(struct cache *c, const struct cfs_block_id *id)
 {
 	/* Readers come back to a block many times a second (a 4 MiB block
-	 * in 128 KiB reads, or random reads all over a file): the index is
-	 * written once a block and minute, what was written is remembered
-	 * here, one slot a block by its first bytes. */
-	struct cache_touch *slot;
+	 * in 128 KiB reads, or random reads all over a file): a block's use
+	 * is noted once a minute, what was noted is remembered here, one
+	 * slot a block by its first bytes.  A commit is an fsync, so the
+	 * uses are written in batches, off the path of most reads. */
+	struct cache_touch batch[CACHE_TOUCH_BATCH], *slot;
 	int64_t now = (int64_t)time(NULL);
+	size_t n = 0;
 	uint32_t h;
-	struct cfs_error err;
-	struct cfs_sql *db;
-	bool fresh;
 
 	memcpy(&h, id->b, sizeof(h));
 	slot = &c->touched[h % CACHE_TOUCH_SLOTS];
 	pthread_mutex_lock(&c->touch_lock);
-	fresh = cfs_block_id_equal(&slot->id, id) && now - slot->at < 60;
-	if (!fresh) {
-		slot->id = *id;
-		slot->at = now;
+	if (!cfs_block_id_equal(&slot->id, id) || now - slot->at >= 60) {
+		*slot = (struct cache_touch){ *id, now };
+		c->unwritten[c->n_unwritten++] = *slot;
+		if (c->n_unwritten == CACHE_TOUCH_BATCH)
+			n = take_unwritten(c, batch);
 	}
 	pthread_mutex_unlock(&c->touch_lock);
-	if (fresh || !(db = cache_db(c, &err)))
-		return;
-	/* Best effort: a lost touch only makes eviction a little unfair. */
-	cfs_sql_exec(db, "UPDATE blocks SET used = ?2 WHERE id = ?1", &err,
-		     "bi", id->b, (size_t)CFS_BLOCK_ID_LEN, now);
-	cache_db_release(c, db);
+	write_uses(c, batch, n);
+}
+
+void blockcache_write_touches(struct cache *c)
+{
+	struct cache_touch batch[CACHE_TOUCH_BATCH];
+	size_t n;
+
+	pthread_mutex_lock(&c->touch_lock);
+	n = take_unwritten(c, batch);
+	pthread_mutex_unlock(&c->touch_lock);
+	write_uses(c, batch, n);
 }
 
 int blockcache_remove(struct cache *c, const struct cfs_block_id *id)

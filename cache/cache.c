@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache/blockcache.h"
 #include "cache/cache.h"
 #include "cache/mirror.h"
 #include "cloudfs/log.h"
@@ -322,6 +323,7 @@ void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
+	blockcache_write_touches(c);
 	cfs_sql_pool_destroy(&c->db);
 	pthread_rwlock_destroy(&c->upkeep);
 	pthread_mutex_destroy(&c->touch_lock);

@@ -223,6 +223,7 @@ enum cfs_err cache_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 	enum cfs_err rc;
 
 	*t = (struct cache_tally){ 0 };
+	blockcache_write_touches(c); /* least recently used by then */
 	pthread_rwlock_wrlock(&c->upkeep);
 	db = cache_db(c, err);
 	rc = db ? kept_blocks(db, &kept, err) : err->code;

@@ -47,8 +47,15 @@ int blockcache_remove(struct cache *c, const struct cfs_block_id *id);
 /* The block id a file of DIR/blocks/XX is named for, if it is one. */
 bool blockcache_name_id(const char *name, struct cfs_block_id *id);
 
-/* Notes that block id was read now (least recently used goes first). */
+/*
+ * Notes that block id was read now (least recently used goes first).  The
+ * index learns of it in batches: before eviction, at cache_close, or with
+ * the next CACHE_TOUCH_BATCH blocks read.
+ */
 void blockcache_touch(struct cache *c, const struct cfs_block_id *id);
+
+/* Writes the uses blockcache_touch noted to the index, in one transaction. */
+void blockcache_write_touches(struct cache *c);
 
 /* Drops a temporary file. */
 void blockcache_tmp_discard(struct cache *c, int fd, const char *name);

@@ -24,6 +24,7 @@
 #include "cloudfs/sql.h"
 
 #define CACHE_TOUCH_SLOTS 1024
+#define CACHE_TOUCH_BATCH 64
 
 struct cache {
 	int dirfd;
@@ -38,13 +39,14 @@ struct cache {
 	 * must not drop them (cache/blockcache.h). */
 	pthread_rwlock_t upkeep;
 	bool mounted; /* CACHE_LOOK: a mount had it when it was opened */
-	/* The last use written of recently read blocks (blockcache_touch),
-	 * under touch_lock. */
+	/* The last use noted of recently read blocks, and the uses not yet
+	 * written to the index (blockcache_touch), under touch_lock. */
 	pthread_mutex_t touch_lock;
 	struct cache_touch {
 		struct cfs_block_id id;
 		int64_t at;
-	} touched[CACHE_TOUCH_SLOTS];
+	} touched[CACHE_TOUCH_SLOTS], unwritten[CACHE_TOUCH_BATCH];
+	size_t n_unwritten;
 };
 
 enum cache_use {

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -197,6 +198,25 @@ def test_a_stream_larger_than_a_tiny_cache_reads_byte_exact(alice, mount):
     st = cloudfs("cache", "stat", "--json", cwd=m.mountpoint)
     assert 0 < st["bytes"] <= 8 * MiB and st["limit"] == 8 * MiB
     assert "cache over its limit" in m.log_text()
+
+
+def test_eviction_takes_the_block_read_longest_ago(alice, mount):
+    """A use the mount noted but has not yet written to the index (reads
+    are written in batches) still counts when the cache is over its limit."""
+    for name in ("old", "newer", "third"):
+        alice.write_file(alice.root_ns, name, payload(BLOCK_SIZE, name))
+    m = mount(alice)
+    read(at(m, "old"))
+    time.sleep(1.1)  # uses are kept in seconds
+    read(at(m, "newer"))
+    m.unmount()
+    time.sleep(1.1)
+    m = mount(alice, cache=m.cache, cache_size="10M")
+    assert dropped(at(m, "old")) == payload(BLOCK_SIZE, "old")  # used last now
+    read(at(m, "third"))  # 12 MiB: down to 9, one block goes
+    until(lambda: os.getxattr(at(m, "newer"), "user.cloudfs.status") == b"synced online-only",
+          within=5, what="newer evicted")
+    assert os.getxattr(at(m, "old"), "user.cloudfs.status") == b"synced cached"
 
 
 def test_a_cache_directory_is_inspected_and_tended_with_no_mount(tree):
