@@ -1,12 +1,72 @@
 /* SQLite connections with a statement cache (cloudfs/sql.h). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cloudfs/clock.h"
 #include "cloudfs/log.h"
 #include "cloudfs/sql.h"
+
+/*
+ * Writers take turns.  A writer that finds the database locked gets
+ * SQLITE_BUSY, and SQLite's own busy handler then sleeps 1 ms, 2, 5, ...
+ * before it tries again: far longer than our transactions take, so many
+ * threads writing small transactions spent most of their time asleep.
+ * Instead a waiting writer is woken as soon as a write of this process
+ * ends (turns counts them), and tries again at least every millisecond
+ * for writers in other processes, for up to BUSY_TIMEOUT_MS.
+ */
+#define BUSY_TIMEOUT_MS 10000
+
+static pthread_mutex_t turn_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t turn_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t turns;
+
+static void turn_over(void)
+{
+	pthread_mutex_lock(&turn_lock);
+	turns++;
+	pthread_cond_broadcast(&turn_cond);
+	pthread_mutex_unlock(&turn_lock);
+}
+
+/* SQLite's busy handler: nonzero to try again. */
+static int wait_turn(void *arg, int tries)
+{
+	struct cfs_sql *c = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&turn_lock);
+	if (tries == 0) {
+		/* Try again at once: a write that ended before this point is
+		 * seen by that try, one that ends after it moves turns. */
+		c->turn_seen = turns;
+		c->busy_since = cfs_monotonic_ms();
+	} else if (cfs_monotonic_ms() - c->busy_since >= BUSY_TIMEOUT_MS) {
+		pthread_mutex_unlock(&turn_lock);
+		return 0;
+	} else {
+		until = cfs_deadline_in_ms(1);
+		while (turns == c->turn_seen &&
+		       pthread_cond_timedwait(&turn_cond, &turn_lock, &until) !=
+			       ETIMEDOUT)
+			;
+		c->turn_seen = turns;
+	}
+	pthread_mutex_unlock(&turn_lock);
+	return 1;
+}
+
+/* After a statement or script: its write, if it ended one, is over. */
+static void after(struct cfs_sql *c, sqlite3_stmt *st)
+{
+	if (sqlite3_get_autocommit(c->db) &&
+	    (!st || !sqlite3_stmt_readonly(st)))
+		turn_over();
+}
 
 enum cfs_err cfs_sql_fail(struct cfs_sql *c, int rc, struct cfs_error *err)
 {
@@ -24,6 +84,7 @@ enum cfs_err cfs_sql_script(struct cfs_sql *c, const char *sql,
 {
 	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
 
+	after(c, NULL);
 	return rc == SQLITE_OK ? CFS_OK : cfs_sql_fail(c, rc, err);
 }
 
@@ -70,7 +131,7 @@ enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
 				     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
 			     NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_busy_timeout(c->db, 10000);
+		rc = sqlite3_busy_handler(c->db, wait_turn, c);
 	if (rc != SQLITE_OK) {
 		cfs_fail(err, CFS_ERR_INTERNAL, "cannot open %s '%s': %s", what,
 			 path,
@@ -202,6 +263,8 @@ enum cfs_err cfs_sql_step(struct cfs_sql *c, sqlite3_stmt *st, bool *row,
 {
 	int rc = sqlite3_step(st);
 
+	if (rc != SQLITE_ROW)
+		after(c, st);
 	*row = rc == SQLITE_ROW;
 	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
 		return CFS_OK;

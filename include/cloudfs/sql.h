@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cloudfs/error.h"
 
@@ -30,11 +31,14 @@ struct cfs_sql {
 		sqlite3_stmt *stmt;
 	} stmts[CFS_SQL_STMT_SLOTS];
 	struct cfs_sql *next_free; /* the pool's */
+	uint64_t turn_seen;	   /* while waiting for a writer (lib/sql.c) */
+	uint64_t busy_since;
 };
 
 /*
  * Opens (creating) the database at path in WAL mode with the given
- * synchronous setting ("FULL", "NORMAL") and a busy timeout.  what names
+ * synchronous setting ("FULL", "NORMAL"), waiting up to 10 s for another
+ * writer to finish (lib/sql.c: writers take turns).  what names
  * it in every message ("metadata store").
  */
 enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
