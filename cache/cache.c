@@ -278,8 +278,10 @@ enum cfs_err cache_open_as(const char *dir, enum cache_use use,
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
 			      "'%s' is not a cache directory (no cache.db)",
 			      c->path);
-	/* FULL: the queue of local changes is what fsync promises. */
-	cfs_sql_pool_init(&c->db, db_path, "cache index", "FULL",
+	/* NORMAL: a commit survives the process but is fsync'ed only at
+	 * cache_sync() (or a checkpoint): one fsync for many changes,
+	 * where the mount promises them durable. */
+	cfs_sql_pool_init(&c->db, db_path, "cache index", "NORMAL",
 			  sizeof(struct cfs_sql));
 	if (rc == CFS_OK && use == CACHE_LOOK) {
 		c->lock_fd = openat(c->dirfd, "lock",
@@ -341,6 +343,18 @@ struct cfs_sql *cache_db(struct cache *c, struct cfs_error *err)
 void cache_db_release(struct cache *c, struct cfs_sql *db)
 {
 	cfs_sql_pool_release(&c->db, db);
+}
+
+enum cfs_err cache_sync(struct cache *c, struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(c, err);
+	enum cfs_err rc;
+
+	if (!db)
+		return err->code;
+	rc = cfs_sql_sync(db, err);
+	cache_db_release(c, db);
+	return rc;
 }
 
 static enum cfs_err info_get(struct cfs_sql *db, const char *key, char *value,

@@ -31,6 +31,18 @@ struct cfs_sql *ops_db(struct fs *fs, int *e)
 	return db;
 }
 
+int ops_sync(struct fs *fs)
+{
+	struct cfs_error err;
+	enum cfs_err rc = cache_sync(fs->cache, &err);
+
+	if (rc)
+		cfs_log_error(
+			"cannot make the changes queued in '%s' durable: %s",
+			fs->cache->path, err.msg);
+	return rc ? cfs_err_errno(rc) : 0;
+}
+
 int ops_errno(enum cfs_err rc, const struct cfs_error *err)
 {
 	if (rc == CFS_ERR_INTERNAL || rc == CFS_ERR_STORAGE_FULL)
@@ -163,6 +175,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.read = ops_read,
 	.write_buf = ops_write_buf,
 	.fsync = ops_fsync,
+	.fsyncdir = ops_fsyncdir,
 	.release = ops_release,
 	.mkdir = ops_mkdir,
 	.mknod = ops_mknod,

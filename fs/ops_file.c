@@ -306,11 +306,21 @@ void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	int eno = 0;
 
 	(void)ino, (void)datasync;
-	/* Durable in the queue (cache/local.h); the uploader sends it. */
+	/* In the queue (cache/local.h), durable; the uploader sends it. */
 	if (fh->session)
 		eno = session_commit(fh->session);
+	if (!eno)
+		eno = ops_sync(fs);
 	uploader_wake(fs->upload);
 	fuse_reply_err(req, eno);
+}
+
+void ops_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		  struct fuse_file_info *fi)
+{
+	(void)ino, (void)datasync, (void)fi;
+	/* Changes to the tree are queued as they are made. */
+	fuse_reply_err(req, ops_sync(ops_fs(req)));
 }
 
 void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -797,6 +797,17 @@ static void settle_one(struct sessions *t, struct session *s)
 	session_free(s);
 }
 
+/* What settle_one() committed, made durable: one fsync for many files. */
+static void settled_durable(struct sessions *t)
+{
+	struct cfs_error err;
+
+	if (cache_sync(t->fs->cache, &err))
+		cfs_log_error(
+			"cannot make the commits of closed files durable: %s",
+			err.msg);
+}
+
 /*
  * Commits up to SETTLE_BATCH sessions whose settling delay has passed,
  * found in one walk of the table (a tree unpacked leaves thousands); returns
@@ -837,6 +848,7 @@ static long settle_due(struct sessions *t)
 		due = s->due_next;
 		settle_one(t, s);
 	}
+	settled_durable(t);
 	uploader_wake(t->fs->upload);
 	return 0;
 }
@@ -858,6 +870,7 @@ void sessions_free(struct sessions *t)
 			settle_one(t, t->table[i]);
 		}
 	}
+	settled_durable(t);
 	pthread_cond_destroy(&t->tick);
 	pthread_cond_destroy(&t->settled);
 	pthread_mutex_destroy(&t->lock);

@@ -593,7 +593,12 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	}
 	*sent = true;
 	note_sending(u, ops, n);
-	rc = batch_blocks(ops, n, &all, err);
+	/* What the server gets is durable here first: a change made only in
+	 * the mirror (a rename, a delete) is then durable within moments,
+	 * since every change wakes the uploader. */
+	rc = cache_sync(u->fs->cache, err);
+	if (rc == CFS_OK)
+		rc = batch_blocks(ops, n, &all, err);
 	if (rc == CFS_OK)
 		rc = needed_blocks(u, &all, &needed, err);
 	if (rc == CFS_OK && needed.n)

@@ -93,6 +93,22 @@ enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write, struct cfs_error *err)
 	return cfs_sql_script(c, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
 }
 
+enum cfs_err cfs_sql_sync(struct cfs_sql *c, struct cfs_error *err)
+{
+	sqlite3_file *wal = NULL;
+	int rc = sqlite3_file_control(c->db, "main",
+				      SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+
+	/* One file for all connections: syncing it through this one's
+	 * descriptor makes every frame written to it durable. */
+	if (rc == SQLITE_OK && (!wal || !wal->pMethods))
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"%s: no write-ahead log open to sync", c->what);
+	if (rc == SQLITE_OK)
+		rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+	return rc == SQLITE_OK ? CFS_OK : cfs_sql_fail(c, rc, err);
+}
+
 /*
  * Resets c's cached statements that stopped at a row.  Such a statement
  * keeps the read snapshot it started, past the end of its transaction: the

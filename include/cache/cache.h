@@ -85,4 +85,12 @@ enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
 struct cfs_sql *cache_db(struct cache *c, struct cfs_error *err);
 void cache_db_release(struct cache *c, struct cfs_sql *db);
 
+/*
+ * Makes every change committed to cache.db so far durable (cfs_sql_sync).
+ * Commits are not fsync'ed one by one: the mount calls this where it
+ * promises durability (fsync of a file or folder, a settled file's commit,
+ * before the uploader sends the queue).
+ */
+enum cfs_err cache_sync(struct cache *c, struct cfs_error *err);
+
 #endif

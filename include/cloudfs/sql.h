@@ -85,6 +85,14 @@ enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write,
 enum cfs_err cfs_sql_end(struct cfs_sql *c, enum cfs_err rc,
 			 struct cfs_error *err);
 
+/*
+ * Makes every transaction committed to c's database so far, by any
+ * connection, durable: with synchronous=NORMAL a commit reaches the
+ * write-ahead log but is fsync'ed only at a checkpoint, so a crash of the
+ * machine (not of the process) could lose it until this is called.
+ */
+enum cfs_err cfs_sql_sync(struct cfs_sql *c, struct cfs_error *err);
+
 /* Turns a failed SQLite call into an error: STORAGE_FULL for a full disk,
  * INTERNAL (logged) for anything else. */
 enum cfs_err cfs_sql_fail(struct cfs_sql *c, int rc, struct cfs_error *err);

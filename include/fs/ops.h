@@ -4,6 +4,7 @@
  *
  *	fs/ops_meta.c  reading the tree: lookup, getattr, readlink, readdir
  *	fs/ops_file.c  file content: open, create, read, write, fsync, release
+ *	               (and fsyncdir)
  *	fs/ops_tree.c  changing the tree: mkdir, unlink, rename, setattr...
  *	fs/ops_xattr.c what the mount says of an entry: extended attributes
  *
@@ -28,6 +29,10 @@ struct fs *ops_fs(fuse_req_t req);
 
 /* A cache connection for this thread; NULL with *e = EIO (logged). */
 struct cfs_sql *ops_db(struct fs *fs, int *e);
+
+/* Makes every change made so far durable on this machine (cache_sync):
+ * 0 or EIO (logged). */
+int ops_sync(struct fs *fs);
 
 /* The errno of an error, logging the ones a user cannot explain. */
 int ops_errno(enum cfs_err rc, const struct cfs_error *err);
@@ -69,6 +74,8 @@ void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		   off_t off, struct fuse_file_info *fi);
 void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	       struct fuse_file_info *fi);
+void ops_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		  struct fuse_file_info *fi);
 void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 /* fs/ops_tree.c */

@@ -12,9 +12,9 @@
  *
  * A commit hashes the staging blocks into block files of the cache, makes
  * the new block list the base, and queues the file's commit (cache/local.h)
- * durably before the session may forget anything.  A thread of the
- * table's commits the sessions whose settling delay has passed, and wakes
- * the uploader.
+ * before the session may forget anything.  A thread of the table's
+ * commits the sessions whose settling delay has passed, syncs the queue
+ * once for them (cache_sync), and wakes the uploader.
  *
  * Lock order: the table's lock, then a session's.  The table's lock is
  * never held across I/O.

@@ -17,6 +17,7 @@ them."""
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import time
@@ -208,6 +209,106 @@ def test_a_server_killed_during_an_upload_and_restarted_gets_every_fsynced_file_
     unmount_drained(m)
     assert_one_version_each(alice, files)
     assert NOT_SENT not in m.log_text()
+
+
+class WalSyncs:
+    """strace of PID's fsync and fdatasync calls on the cache's write-ahead
+    log: ended() lists when each such call returned (epoch seconds)."""
+
+    def __init__(self, pid, out):
+        self.out = out
+        self.log = out + ".log"
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                ["strace", "-f", "-ttt", "-T", "-y", "-e", "trace=fsync,fdatasync",
+                 "-o", out, "-p", str(pid)], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=log)
+
+        def attached():  # "Process PID attached with N threads"
+            assert self.proc.poll() is None, open(self.log).read()
+            with open(self.log) as f:
+                return " attached" in f.read()
+        try:
+            until(attached, within=10, what="strace attached")
+        except BaseException:
+            self.stop()  # the driver's sanitizers cannot work under ptrace
+            raise
+
+    def ended(self):
+        started, ended = {}, []
+        with open(self.out) as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # strace is writing it
+                pid, at, call = line.split(None, 2)
+                took = re.search(r"<([0-9.]+)>$", call)
+                if "cache.db-wal>" in call and call.endswith("<unfinished ...>\n"):
+                    started[pid] = float(at)
+                elif "cache.db-wal>" in call and took:
+                    ended.append(float(at) + float(took[1]))
+                elif "resumed>" in call and pid in started and took:
+                    ended.append(started.pop(pid) + float(took[1]))
+        return ended
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def traced_with_the_uploader_waiting(m, paused, tmp_path):
+    """WalSyncs of M, once its uploader waits for the frozen server (its
+    request times out after the mount's timeout)."""
+    paused()
+    os.mkdir(os.path.join(m.mountpoint, "d"))  # the uploader goes to wait
+    time.sleep(0.5)
+    return WalSyncs(m.pid, str(tmp_path / "strace.out"))
+
+
+def test_fsync_of_a_file_or_a_folder_returns_once_the_queue_is_on_disk(
+        server, alice, mount, paused, tmp_path):
+    """The cache index commits without an fsync each, so what survives a
+    crash of the machine is what was fsync'ed since: fsync(2) of a file or
+    of a folder must sync the index's write-ahead log before it returns.
+    Traced with nothing else about to sync it: the server frozen (the
+    uploader waits in its request) and a settle delay of a minute."""
+    m = mount(alice, timeout=30, settle=60)
+    trace = traced_with_the_uploader_waiting(m, paused, tmp_path)
+    try:
+        with open(os.path.join(m.mountpoint, "d", "f"), "wb") as f:
+            f.write(b"written")
+            f.flush()
+            time.sleep(0.3)
+            assert trace.ended() == [], "synced with no fsync to ask for it"
+            before = time.time()
+            os.fsync(f.fileno())
+            after = time.time()
+            assert any(before <= t <= after for t in trace.ended())
+        os.mkdir(os.path.join(m.mountpoint, "d", "e"))
+        fd = os.open(os.path.join(m.mountpoint, "d"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            before = time.time()
+            os.fsync(fd)
+            after = time.time()
+        finally:
+            os.close(fd)
+        assert any(before <= t <= after for t in trace.ended())
+    finally:
+        trace.stop()
+
+
+def test_a_settled_file_is_on_disk_with_no_fsync(server, alice, mount, paused, tmp_path):
+    """The settle delay after a close is the other promise: the commit it
+    makes is synced, though nobody called fsync."""
+    m = mount(alice, timeout=30, settle=0.5)
+    trace = traced_with_the_uploader_waiting(m, paused, tmp_path)
+    try:
+        with open(os.path.join(m.mountpoint, "d", "f"), "wb") as f:
+            f.write(b"written")
+        closed = time.time()
+        until(lambda: any(t > closed for t in trace.ended()), within=10,
+              what="the settled commit synced")
+    finally:
+        trace.stop()
 
 
 def test_a_file_closed_within_the_settle_delay_is_committed_at_unmount(server, alice, mount):
