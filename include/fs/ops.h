@@ -31,7 +31,7 @@ struct fs *ops_fs(fuse_req_t req);
 struct cfs_sql *ops_db(struct fs *fs, int *e);
 
 /* Makes every change made so far durable on this machine (cache_sync):
- * 0 or EIO (logged). */
+ * 0 or an errno (logged). */
 int ops_sync(struct fs *fs);
 
 /* The errno of an error, logging the ones a user cannot explain. */
