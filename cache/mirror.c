@@ -453,12 +453,14 @@ enum cfs_err rows_set_node(struct cfs_sql *db, uint64_t ino, int64_t ns,
 				  "UPDATE entries SET parent = ?3"
 				  " WHERE ns = ?1 AND parent = ?2",
 				  err, "iii", ns, old_node, node);
+	/* Checked row by row: "ino IN (SELECT ... WHERE ns = ?1)" listed
+	 * every entry of the namespace at each confirmed create. */
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(
 			db,
 			"UPDATE shadow SET parent = ?3 WHERE parent = ?2"
-			" AND ino IN (SELECT ino FROM entries"
-			" WHERE ns = ?1)",
+			" AND EXISTS (SELECT 1 FROM entries e"
+			" WHERE e.ino = shadow.ino AND e.ns = ?1)",
 			err, "iii", ns, old_node, node);
 	return rc;
 }
