@@ -428,6 +428,7 @@ static void *transfer_thread(void *arg)
 
 	for (;;) {
 		struct CURLMsg *msg;
+		bool ended = false;
 		int still, left;
 
 		pthread_mutex_lock(&f->lock);
@@ -454,8 +455,13 @@ static void *transfer_thread(void *arg)
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
 					  (char **)&j);
 			completed(f, j, msg->data.result);
+			ended = true;
 		}
-		curl_multi_poll(t->multi, NULL, 0, 1000, NULL);
+		/* A transfer that ended made room for a queued job: start it
+		 * first, or the wait below could be a whole second (a queued
+		 * job wakes the threads only when it is queued). */
+		if (!ended)
+			curl_multi_poll(t->multi, NULL, 0, 1000, NULL);
 	}
 	return NULL;
 }
