@@ -1,8 +1,9 @@
 /*
  * The block fetcher: brings blocks into the cache.  However many readers
  * want one block at the same time, it is fetched once; several blocks are
- * fetched at once over reused connections (a libcurl multi handle, driven
- * by the fetcher's own thread); every block is hashed as it arrives and
+ * fetched at once over reused connections (libcurl multi handles, each
+ * driven by one of the fetcher's transfer threads, which share -o
+ * parallel); every block is hashed as it arrives and
  * stored only if it hashes to its id and has the expected length (by a
  * storer thread: the fsync and rename of a stored block take
  * milliseconds that neither transfers nor readers wait for: a verified
