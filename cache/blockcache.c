@@ -49,6 +49,19 @@ void blockcache_tmp_discard(struct cache *c, int fd, const char *name)
 	unlinkat(c->tmp_fd, name, 0);
 }
 
+/* Renames dirfd/name to DIR/blocks/path, making path's folder dir only
+ * when it is missing (the first of its blocks): 0, or -1 and errno. */
+static int rename_in(struct cache *c, int dirfd, const char *name,
+		     const char *dir, const char *path)
+{
+	if (!renameat(dirfd, name, c->blocks_fd, path))
+		return 0;
+	if (errno != ENOENT ||
+	    (mkdirat(c->blocks_fd, dir, 0700) && errno != EEXIST))
+		return -1;
+	return renameat(dirfd, name, c->blocks_fd, path);
+}
+
 enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 			      const char *name, const struct cfs_block_id *id,
 			      uint32_t size, struct cfs_error *err)
@@ -64,9 +77,7 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 	blockcache_hold(c);
 	/* fsync before rename: after a power cut a block file is whole or
 	 * absent, never a renamed but empty file served as verified. */
-	if (fsync(fd) ||
-	    (mkdirat(c->blocks_fd, dir, 0700) && errno != EEXIST) ||
-	    renameat(dirfd, name, c->blocks_fd, path)) {
+	if (fsync(fd) || rename_in(c, dirfd, name, dir, path)) {
 		rc = cfs_fail(err,
 			      errno == ENOSPC ? CFS_ERR_STORAGE_FULL
 					      : CFS_ERR_INTERNAL,
