@@ -256,11 +256,9 @@ struct rename_args {
 
 static enum cfs_err rename_move(struct cfs_sql *db, struct mirror_entry *e,
 				int64_t new_parent, const char *newname,
-				bool replaced_on_server, struct cfs_error *err)
+				struct cfs_error *err)
 {
-	struct queued_op op = { .type = QUEUE_MOVE,
-				.kind = e->kind,
-				.replace = replaced_on_server };
+	struct queued_op op = { .type = QUEUE_MOVE, .kind = e->kind };
 	bool on_server;
 	enum cfs_err rc = known(db, e, &on_server, err);
 
@@ -284,7 +282,7 @@ static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 {
 	struct mirror_entry dir, newdir, e, t;
 	int64_t ns, node, new_ns, new_node;
-	bool found_e = false, found_t = false, inside = false, t_known = false;
+	bool found_e = false, found_t = false, inside = false;
 	enum cfs_err rc = mirror_get(db, a->dir_ino, &dir, err);
 
 	if (rc)
@@ -325,21 +323,17 @@ static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 	if (rc == CFS_OK && inside)
 		rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
 			      "cannot move '%s' into itself", a->name);
+	/*
+	 * The target goes first, as if unlinked: its delete is queued with
+	 * the version this mount last saw as its base.  Saving by renaming
+	 * over a file (git, sed -i, rsync, editors) then replaces our own
+	 * version whether or not the new file reached the server yet, and
+	 * only another device's edit of the target is a conflict.
+	 */
 	if (rc == CFS_OK && found_t)
-		rc = known(db, &t, &t_known, err);
-	/* A target the server has goes with the move (replace); one it
-	 * never had only goes here. */
-	if (rc == CFS_OK && found_t && !t_known)
-		rc = rows_delete(db, t.ino, err);
-	if (rc == CFS_OK && found_t && t_known)
-		rc = cfs_sql_exec(db,
-				  "UPDATE entries SET kind = 0 WHERE ino = ?1",
-				  err, "i", (int64_t)t.ino);
-	if (rc == CFS_OK && found_t && t_known)
-		rc = pending_mark(db, &t, 0, err);
+		rc = delete_entry(db, &t, err);
 	if (rc == CFS_OK)
-		rc = rename_move(db, &e, new_node, a->newname,
-				 found_t && t_known, err);
+		rc = rename_move(db, &e, new_node, a->newname, err);
 out:
 	if (found_e)
 		mirror_entry_release(&e);

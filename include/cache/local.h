@@ -45,7 +45,7 @@ struct queued_op {
 	uint32_t mode;
 	struct cfs_blocklist blocks;
 	char *target;
-	bool replace;	  /* MOVE over an existing target */
+	bool replace;	  /* MOVE over a target: queues of older versions */
 	int64_t base_jid; /* the entry's JID when read; -1: unchecked */
 	unsigned tries;
 };
