@@ -128,6 +128,43 @@ static enum cfs_err dequeue(struct cfs_sql *db, const struct queued_op *op,
 			    op->seq);
 }
 
+/*
+ * Entry e takes node, which the server gave op.  Another entry may still
+ * hold it: one removed here whose removal the server has applied, or the
+ * listed copy of a node another device created at the same place (the
+ * server answers a create of content or a folder it has with that node).
+ * With no local changes of its own, that entry is the server's state of
+ * e's node and goes, its children becoming e's; with changes, the two
+ * cannot be told apart and op waits, failing loudly (queue_failing).
+ */
+static enum cfs_err take_node(struct cfs_sql *db, const struct mirror_entry *e,
+			      int64_t node, struct mirror_changes *ch,
+			      struct cfs_error *err)
+{
+	struct mirror_entry other, gone;
+	enum cfs_err rc = rows_by_node(db, e->ns, node, &other, err);
+
+	if (rc == CFS_ERR_NOT_FOUND)
+		return rows_set_node(db, e->ino, e->ns, e->node, node, err);
+	if (rc)
+		return rc;
+	if (other.pending > 0)
+		rc = cfs_fail(
+			err, CFS_ERR_CONFLICT,
+			"the server gave '%s' the node of '%s' (inode %llu), which has changes of its own",
+			e->name, other.name, (unsigned long long)other.ino);
+	gone = other;
+	gone.kind = CFS_KIND_DELETED;
+	if (rc == CFS_OK)
+		rc = rows_note_change(db, &other, &gone, ch, err);
+	if (rc == CFS_OK)
+		rc = rows_delete(db, other.ino, err);
+	if (rc == CFS_OK)
+		rc = rows_set_node(db, e->ino, e->ns, e->node, node, err);
+	mirror_entry_release(&other);
+	return rc;
+}
+
 static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 			    int64_t node, int64_t jid, int64_t prev_jid,
 			    struct mirror_changes *ch, struct cfs_error *err)
@@ -162,7 +199,7 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 		return pending_done(db, op->ino, ch, err);
 	}
 	if (op->type != QUEUE_MOVE && node > 0 && e.node != node)
-		rc = rows_set_node(db, e.ino, e.ns, e.node, node, err);
+		rc = take_node(db, &e, node, ch, err);
 	/* A move from a newer state than ours leaves our JID: the listing
 	 * brings that state. */
 	if (rc == CFS_OK && jid > e.jid &&
