@@ -9,8 +9,9 @@
  *	shadow(ino, parent, name, kind, ..., jid, refused)
  *	                             the server's state of entries with local
  *	                             changes not yet confirmed (pending > 0)
- *	ops(seq, ord, ino, ns, type, path, ...)
- *	                             the queue of journal operations to send
+ *	ops(seq, ord, ino, ns, type, path, ..., tries, error)
+ *	                             the queue of journal operations to send,
+ *	                             with why the last try of one failed
  *	blocks(id, size, stored, used)
  *	                             the block files present, with their
  *	                             last use (seconds) for eviction
@@ -36,7 +37,7 @@
 #include "cache/mirror.h"
 #include "cloudfs/log.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static const char schema[] =
 	"CREATE TABLE info(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -82,6 +83,10 @@ static const char upgrade_2[] =
 	"CREATE TABLE conflicts(ino INTEGER PRIMARY KEY,"
 	" original TEXT NOT NULL, made INTEGER NOT NULL);"
 	"PRAGMA user_version = 2;";
+
+/* From version 2 to 3: why an operation's last try failed, for status. */
+static const char upgrade_3[] = "ALTER TABLE ops ADD COLUMN error TEXT;"
+				"PRAGMA user_version = 3;";
 
 /* mkdir -p, the last component 0700. */
 static int make_dirs(const char *dir)
@@ -222,9 +227,15 @@ static enum cfs_err schema_init(struct cache *c, struct cfs_error *err)
 			rc = cfs_sql_script(db, "PRAGMA user_version = 1", err);
 		version = 1;
 	}
-	if (rc == CFS_OK && version == 1)
+	if (rc == CFS_OK && version == 1) {
 		rc = cfs_sql_script(db, upgrade_2, err);
-	else if (rc == CFS_OK && version != SCHEMA_VERSION) {
+		version = 2;
+	}
+	if (rc == CFS_OK && version == 2) {
+		rc = cfs_sql_script(db, upgrade_3, err);
+		version = 3;
+	}
+	if (rc == CFS_OK && version != SCHEMA_VERSION) {
 		rc = cfs_fail(
 			err, CFS_ERR_CONFLICT,
 			"cache '%s' has schema version %d, this mount.cloudfs reads version %d: use another cache directory",

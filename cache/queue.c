@@ -395,7 +395,10 @@ enum cfs_err local_rebase(struct cfs_sql *db, const struct queued_op *op,
 	if (rc == CFS_OK)
 		rc = leave_node(db, op->ino, ch, err);
 	if (rc == CFS_OK)
-		rc = local_retry(db, op, err);
+		rc = local_retry(
+			db, op,
+			"the server no longer has it at its place: sending it anew",
+			err);
 	return cfs_sql_end(db, rc, err);
 }
 
@@ -523,14 +526,76 @@ enum cfs_err local_recreate_parents(struct cfs_sql *db,
 	if (rc == CFS_OK)
 		rc = recreate_parents(db, op, err);
 	if (rc == CFS_OK)
-		rc = local_retry(db, op, err);
+		rc = local_retry(
+			db, op,
+			"its folder is gone on the server: creating it again",
+			err);
 	return cfs_sql_end(db, rc, err);
 }
 
 enum cfs_err local_retry(struct cfs_sql *db, const struct queued_op *op,
-			 struct cfs_error *err)
+			 const char *why, struct cfs_error *err)
 {
 	return cfs_sql_exec(db,
-			    "UPDATE ops SET tries = tries + 1 WHERE seq = ?1",
-			    err, "i", op->seq);
+			    "UPDATE ops SET tries = tries + 1, error = ?2"
+			    " WHERE seq = ?1",
+			    err, "it", op->seq, why);
+}
+
+void queue_failures_free(struct queue_failure *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].path);
+		free(v[i].why);
+	}
+	free(v);
+}
+
+enum cfs_err queue_failing(struct cfs_sql *db, size_t max,
+			   struct queue_failure **v, size_t *n,
+			   struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(
+		db,
+		"SELECT ino, path, tries, COALESCE(error, '') FROM ops"
+		" WHERE tries > 0 ORDER BY ord LIMIT ?1",
+		err, "i", (int64_t)max);
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	uint64_t *inos = calloc(max ? max : 1, sizeof(*inos));
+	bool row = true;
+
+	*n = 0;
+	*v = calloc(max ? max : 1, sizeof(**v));
+	if (!*v || !inos)
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	while (rc == CFS_OK && *n < max &&
+	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row) {
+		struct queue_failure *f = &(*v)[*n];
+
+		inos[*n] = (uint64_t)sqlite3_column_int64(st, 0);
+		f->path = strdup((const char *)sqlite3_column_text(st, 1));
+		f->tries = (unsigned)sqlite3_column_int(st, 2);
+		f->why = strdup((const char *)sqlite3_column_text(st, 3));
+		(*n)++;
+		if (!f->path || !f->why)
+			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	if (st)
+		sqlite3_reset(st);
+	/* The path the user sees, where the mirror still has the entry. */
+	for (size_t i = 0; rc == CFS_OK && i < *n; i++) {
+		char *path = NULL;
+
+		if (mirror_path(db, inos[i], &path, err) == CFS_OK) {
+			free((*v)[i].path);
+			(*v)[i].path = path;
+		}
+	}
+	free(inos);
+	if (rc) {
+		queue_failures_free(*v, *n);
+		*v = NULL;
+		*n = 0;
+	}
+	return rc;
 }

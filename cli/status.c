@@ -40,7 +40,7 @@ static bool synced(json_t *st)
 static void print_status(json_t *st)
 {
 	char bytes[32];
-	json_t *ns;
+	json_t *ns, *f;
 	size_t i;
 
 	printf("%s: %s\n", json_string_value(json_object_get(st, "mountpoint")),
@@ -77,8 +77,18 @@ static void print_status(json_t *st)
 		printf("  being written: %lld files\n",
 		       (long long)num(st, "open_writes"));
 	if (num(st, "retrying"))
-		printf("  needs attention: %lld changes the server did not take yet (see the mount's log)\n",
+		printf("  needs attention: %lld changes not sent yet, tried and failed:\n",
 		       (long long)num(st, "retrying"));
+	json_array_foreach(json_object_get(st, "failing"), i, f)
+	{
+		printf("    '%s': %s (%lld tries)\n",
+		       json_string_value(json_object_get(f, "path")),
+		       json_string_value(json_object_get(f, "why")),
+		       (long long)num(f, "tries"));
+	}
+	if (num(st, "retrying") > (int64_t)i)
+		printf("    and %lld more\n",
+		       (long long)(num(st, "retrying") - (int64_t)i));
 	if (num(st, "conflicts"))
 		printf("  needs attention: %lld conflicted copies (cloudfs cache ls shows them)\n",
 		       (long long)num(st, "conflicts"));

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cache/inspect.h"
+#include "cache/local.h"
 #include "cache/upkeep.h"
 #include "cloudfs/log.h"
 #include "fs/control.h"
@@ -21,6 +22,9 @@
 #include "fs/session.h"
 #include "fs/share.h"
 #include "fs/upload.h"
+
+/* How many failing changes a status names (the count is of all). */
+#define STATUS_FAILING_MAX 20
 
 #define REQUEST_MAX  4096
 #define READ_WAIT_MS 5000
@@ -108,6 +112,31 @@ static json_t *uploading_json(struct fs *fs)
 	return a;
 }
 
+/* The first failing operations of the queue, each with its path, tries
+ * and why (NULL: out of memory or a failed read, said in err). */
+static json_t *failing_json(struct cfs_sql *db, struct cfs_error *err)
+{
+	struct queue_failure *v;
+	size_t n;
+	json_t *a;
+
+	if (queue_failing(db, STATUS_FAILING_MAX, &v, &n, err))
+		return NULL;
+	a = json_array();
+	for (size_t i = 0; a && i < n; i++)
+		if (json_array_append_new(
+			    a, json_pack("{s:s, s:I, s:s}", "path", v[i].path,
+					 "tries", (json_int_t)v[i].tries, "why",
+					 v[i].why))) {
+			json_decref(a);
+			a = NULL;
+		}
+	queue_failures_free(v, n);
+	if (!a)
+		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	return a;
+}
+
 /* The status; with_server: also the namespaces against the server's
  * heads (a request to it). */
 static json_t *do_status(struct fs *fs, bool with_server)
@@ -118,7 +147,7 @@ static json_t *do_status(struct fs *fs, bool with_server)
 	uint64_t hits, misses, fetching;
 	int64_t failing = 0;
 	bool found;
-	json_t *o, *more;
+	json_t *o, *more, *failures = NULL;
 
 	if (!db)
 		return failure("%s", err.msg);
@@ -127,22 +156,24 @@ static json_t *do_status(struct fs *fs, bool with_server)
 		    db,
 		    cfs_sql_stmt(db, "SELECT COUNT(*) FROM ops WHERE tries > 0",
 				 &err, ""),
-		    &failing, &found, &err)) {
+		    &failing, &found, &err) ||
+	    !(failures = failing_json(db, &err))) {
 		cache_db_release(fs->cache, db);
 		return failure("%s", err.msg);
 	}
 	o = with_server ? namespaces_json(fs, db, &err) : json_object();
 	cache_db_release(fs->cache, db);
 	fetcher_stats(fs->fetch, &hits, &misses, &fetching);
-	more = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
-			 "mountpoint", fs->opt.mountpoint, "pending_ops",
-			 (json_int_t)u.pending_ops, "pending_bytes",
-			 (json_int_t)u.pending_bytes, "open_writes",
-			 (json_int_t)sessions_count(fs->sessions), "retrying",
-			 (json_int_t)failing, "conflicts",
-			 (json_int_t)u.conflicts, "hits", (json_int_t)hits,
-			 "misses", (json_int_t)misses, "fetching",
-			 (json_int_t)fetching, "uploading", uploading_json(fs));
+	more = json_pack(
+		"{s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:o}",
+		"mountpoint", fs->opt.mountpoint, "pending_ops",
+		(json_int_t)u.pending_ops, "pending_bytes",
+		(json_int_t)u.pending_bytes, "open_writes",
+		(json_int_t)sessions_count(fs->sessions), "retrying",
+		(json_int_t)failing, "failing", failures, "conflicts",
+		(json_int_t)u.conflicts, "hits", (json_int_t)hits, "misses",
+		(json_int_t)misses, "fetching", (json_int_t)fetching,
+		"uploading", uploading_json(fs));
 	if (!o || !more || json_object_update_missing(o, more)) {
 		json_decref(o);
 		o = failure("%s", "out of memory");

@@ -15,8 +15,14 @@
  *	                            elsewhere does not undo a local edit)
  *	not_found, creating         its folders are created again first
  *	not_found, deleting         already gone: confirmed
- *	storage_full, 5xx, network  tried again later, after a backoff
+ *	need_blocks, storage_full,  tried again later, after a backoff, for
+ *	5xx, network                as long as it takes
  *	anything else               refused, and logged
+ *
+ * No change is given up in silence: an operation that failed keeps why in
+ * the queue (queue_failing), and `cloudfs status` names it.  An answer the
+ * mirror cannot record is such a failure of that operation alone; the
+ * others of the batch are settled all the same.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -38,7 +44,6 @@
 
 #define BATCH	       UPLOAD_BATCH_MAX
 #define PARALLEL       4
-#define MAX_TRIES      8
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 30000
 
@@ -438,14 +443,12 @@ static enum cfs_err settle_result(struct cfs_sql *db,
 			db, op, node, jid,
 			json_integer_value(json_object_get(r, "prev_jid")), ch,
 			err);
-	if (strcmp(status, "need_blocks") == 0 || op->tries >= MAX_TRIES) {
-		if (op->tries < MAX_TRIES) {
-			*retry = true;
-			return local_retry(db, op, err);
-		}
-		cfs_log_error("giving up on %s '%s' after %u tries",
-			      op_names[op->type], op->path, op->tries);
-		return local_refuse(db, op, ch, err);
+	if (strcmp(status, "need_blocks") == 0) {
+		*retry = true;
+		return local_retry(
+			db, op,
+			"the server still lacks blocks it was sent: sending them again",
+			err);
 	}
 	if (strcmp(status, "conflict") == 0 && creates && jid == 0) {
 		*retry = true;
@@ -469,7 +472,12 @@ static enum cfs_err settle_result(struct cfs_sql *db,
 	if (strcmp(code, "storage_full") == 0 ||
 	    strcmp(code, "internal") == 0 || strcmp(code, "unavailable") == 0) {
 		*retry = true;
-		return local_retry(db, op, err);
+		return local_retry(
+			db, op,
+			json_string_value(json_object_get(
+				json_object_get(r, "error"), "message"))
+				?: code,
+			err);
 	}
 	cfs_log_warn("the server refused %s '%s'%s%s: %s", op_names[op->type],
 		     op->path, op->to ? " to " : "", op->to ? op->to : "",
@@ -477,6 +485,25 @@ static enum cfs_err settle_result(struct cfs_sql *db,
 			     json_object_get(r, "error"), "message"))
 			     ?: status);
 	return local_refuse(db, op, ch, err);
+}
+
+/*
+ * The answer to op could not be recorded (err says why): op stays queued,
+ * in doubt, with why, and is sent again; the rest of the batch goes on.
+ * An error in recording that too is the caller's.
+ */
+static enum cfs_err settle_failed(struct cfs_sql *db,
+				  const struct queued_op *op, bool *retry,
+				  struct cfs_error *err)
+{
+	char why[sizeof(err->msg) + 64];
+
+	snprintf(why, sizeof(why), "cannot record the server's answer: %s",
+		 err->msg);
+	cfs_log_error("%s '%s'%s%s: %s", op_names[op->type], op->path,
+		      op->to ? " to " : "", op->to ? op->to : "", why);
+	*retry = true;
+	return local_retry(db, op, why, err);
 }
 
 /* Sets doubt_over (fs->apply_lock held). */
@@ -552,6 +579,8 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 			db, &ops[i], json_array_get(results, i),
 			json_integer_value(json_object_get(answer, "head")),
 			&ch, &retry, err);
+		if (rc && rc != CFS_ERR_UNREACHABLE)
+			rc = settle_failed(db, &ops[i], &retry, err);
 		*retry_any |= retry;
 	}
 	if (db)
@@ -563,6 +592,27 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	json_decref(body);
 	json_decref(answer);
 	return rc;
+}
+
+/*
+ * The batch failed as a whole for a reason other than an unreachable
+ * server (which status says once): a full disk, a block the server
+ * refuses.  Each operation keeps why, so that status names it.
+ */
+static void batch_failed(struct uploader *u, const struct queued_op *ops,
+			 size_t n, const struct cfs_error *why)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(u->fs->cache, &err);
+
+	pthread_mutex_lock(&u->fs->apply_lock);
+	for (size_t i = 0; db && i < n; i++)
+		if (local_retry(db, &ops[i], why->msg, &err))
+			cfs_log_error("cannot record why '%s' failed: %s",
+				      ops[i].path, err.msg);
+	pthread_mutex_unlock(&u->fs->apply_lock);
+	if (db)
+		cache_db_release(u->fs->cache, db);
 }
 
 /* Sends one batch; *sent is false when the queue was empty. */
@@ -607,6 +657,8 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 		rc = upload_blocks(u, &needed, err);
 	if (rc == CFS_OK && !dropped)
 		rc = commit_batch(u, ops, n, retry_any, err);
+	if (rc && rc != CFS_ERR_UNREACHABLE)
+		batch_failed(u, ops, n, err);
 	*retry_any |= dropped > 0; /* the rest goes in the next batch */
 	note_sending(u, NULL, 0);
 	cfs_blocklist_release(&all);

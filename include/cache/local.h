@@ -174,8 +174,26 @@ enum cfs_err local_recreate_parents(struct cfs_sql *db,
 				    const struct queued_op *op, int64_t head,
 				    struct cfs_error *err);
 
-/* op failed for now: counts the try (for the uploader's patience). */
+/* op failed for now, for the reason why: counts the try and keeps why
+ * for queue_failing(). */
 enum cfs_err local_retry(struct cfs_sql *db, const struct queued_op *op,
-			 struct cfs_error *err);
+			 const char *why, struct cfs_error *err);
+
+/* A queued operation that was tried and failed, as status shows it. */
+struct queue_failure {
+	char *path; /* from the mount's root, malloc'd */
+	unsigned tries;
+	char *why; /* malloc'd */
+};
+
+/*
+ * The first max operations of the queue that failed at least once, in
+ * queue order: what `cloudfs status` names, so that no change waits in
+ * silence.  *v is malloc'd; queue_failures_free() releases it.
+ */
+enum cfs_err queue_failing(struct cfs_sql *db, size_t max,
+			   struct queue_failure **v, size_t *n,
+			   struct cfs_error *err);
+void queue_failures_free(struct queue_failure *v, size_t n);
 
 #endif

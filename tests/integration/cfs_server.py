@@ -31,6 +31,17 @@ def run_cli(*args, check=True):
     return p
 
 
+def fill(path):
+    """Writes to PATH until its disk is full."""
+    with open(path, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
 def block_id(data):
     """A block's id: the SHA-256 of its bytes, in lowercase hex."""
     return hashlib.sha256(data).hexdigest()

@@ -1,6 +1,7 @@
 """Fixtures every integration suite shares: a real cloudfsd and its users."""
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -32,3 +33,16 @@ def bob(server):
 @pytest.fixture
 def carol(server):
     return server.user("carol")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 32 MiB tmpfs, with 8 MiB of ballast to free up later."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)],
+                   check=True)
+    with open(disk / "ballast", "wb") as f:
+        f.write(b"\0" * (8 << 20))
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)

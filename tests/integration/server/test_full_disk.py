@@ -2,37 +2,10 @@
 storage_full, and nothing already stored is damaged."""
 
 import os
-import subprocess
 
-import pytest
-
-from cfs_server import Server, assert_error, block_id, file_op
+from cfs_server import Server, assert_error, block_id, file_op, fill
 
 MiB = 1 << 20
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 32 MiB tmpfs, with 8 MiB of ballast to free up later."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)],
-                   check=True)
-    with open(disk / "ballast", "wb") as f:
-        f.write(b"\0" * (8 * MiB))
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=True)
-
-
-def fill(path):
-    """Writes to PATH until the disk is full."""
-    with open(path, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
 
 
 def test_a_full_disk_refuses_with_507_and_damages_nothing(small_disk, tmp_path):

@@ -1,0 +1,70 @@
+"""A change the server cannot take (here: its disk is full) is never
+dropped and never waits in silence: `cloudfs status` names it with the
+reason, its bytes stay readable in the mount, and it reaches the server
+once the server can take it."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from cfs_fs import MiB, payload, read, server_listing, until
+from cfs_server import CLOUDFS, Server, fill
+
+
+def status(m):
+    p = subprocess.run([CLOUDFS, "status", "--json", m.mountpoint], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode in (0, 3), p.stderr  # 3: not synced
+    return json.loads(p.stdout)["mounts"][0]
+
+
+def dropped(path):
+    """Reads PATH past the kernel's page cache, so the mount serves it."""
+    with open(path, "rb") as f:
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        return f.read()
+
+
+@pytest.mark.parametrize("start", ["foreground", "daemon"])
+def test_a_change_a_full_server_refuses_is_named_kept_and_sent_later(
+        small_disk, tmp_path, mount, start):
+    server = Server(small_disk / "data", tmp_path / "cloudfsd.log").start()
+    try:
+        alice = server.user("alice")
+        m = mount(alice, start=start)
+        fill(small_disk / "filler")
+        data = payload(6 * MiB, "refused")
+        path = os.path.join(m.mountpoint, "big.bin")
+        with open(path, "wb") as f:
+            f.write(data)
+
+        def named():
+            st = status(m)
+            return [f for f in st["failing"] if f["path"] == "big.bin"]
+        failing = []
+        until(lambda: failing.extend(named()) or failing, within=30,
+              what="big.bin named as failing")
+        assert "full" in failing[0]["why"], failing
+        assert failing[0]["tries"] >= 1
+        out = subprocess.run([CLOUDFS, "status", m.mountpoint], capture_output=True,
+                             text=True, timeout=60).stdout
+        assert "'big.bin'" in out and "not sent yet" in out, out
+        assert dropped(path) == data
+        assert "big.bin" not in server_listing(alice, alice.root_ns)
+
+        os.remove(small_disk / "filler")
+        os.remove(small_disk / "ballast")
+        p = subprocess.run([CLOUDFS, "status", "--wait", "--timeout", "60", m.mountpoint],
+                           capture_output=True, text=True, timeout=90)
+        assert p.returncode == 0, p.stdout + p.stderr
+        st = status(m)
+        assert st["pending_ops"] == 0 and st["failing"] == [] and st["retrying"] == 0, st
+        assert server_listing(alice, alice.root_ns)["big.bin"]["size"] == len(data)
+        fresh = mount(alice, start=start)
+        assert read(os.path.join(fresh.mountpoint, "big.bin")) == data
+        fresh.unmount()
+        m.unmount()
+    finally:
+        server.stop()
