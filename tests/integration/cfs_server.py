@@ -219,9 +219,12 @@ class Client:
                 return entries, cursor
 
     def snapshot(self, ns):
-        """Namespace NS from cursor 0 as {path: entry}, and its head."""
+        """Namespace NS from cursor 0 as {path: entry}, and its head.
+        While someone writes, a node listed in one page may come again,
+        changed or deleted, in a later one: its last state counts."""
         entries, head = self.list_all(ns)
-        return {e["path"]: e for e in entries}, head
+        last = {e["node"]: e for e in entries}
+        return {e["path"]: e for e in last.values() if e["kind"] != "deleted"}, head
 
     def head(self, ns):
         return self.snapshot(ns)[1]
@@ -416,6 +419,7 @@ class Mount:
         self.options = dict(options or {})
         self.foreground_log = str(log_path)
         self.proc = None  # the foreground process
+        self.log_start = 0  # where a daemonized mount's part of its log starts
         self.pid = None   # the process serving the mount
         self.exit_status = None
 
@@ -431,8 +435,11 @@ class Mount:
         return self.options.get("log") or os.path.join(self.cache, "mount.log")
 
     def log_text(self):
+        """What this mount logged (a daemonized mount's log file is the
+        cache's, shared with the mounts of it before: only its part)."""
         try:
             with open(self.log_path, errors="replace") as f:
+                f.seek(0 if self.proc is not None else self.log_start)
                 return f.read()
         except FileNotFoundError:
             return ""
@@ -460,6 +467,8 @@ class Mount:
         that runs it so); the command must exit 0 with the mount up.
         Returns the CompletedProcess."""
         os.makedirs(self.mountpoint, exist_ok=True)
+        daemon_log = self.options.get("log") or os.path.join(self.cache, "mount.log")
+        self.log_start = os.path.getsize(daemon_log) if os.path.exists(daemon_log) else 0
         p = subprocess.run(argv or self.argv(foreground=False), stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=timeout)
         assert p.returncode == 0, f"{p.args} exited {p.returncode}: {p.stderr}"

@@ -188,15 +188,17 @@ def timed(fn, limit):
 
 @contextmanager
 def mounts(tmp):
-    """Yields make(client, cache=None, start="foreground"|"daemon"|None,
+    """Yields make(client, cache=None, start="daemon"|"foreground"|None,
     **options) -> a Mount of CLIENT's user on a new mountpoint under TMP
-    (started with -f, or without, or not at all), with a 0600 token file
+    (started as users start it, daemonized; or with -f; or not at all:
+    a daemonized mount is where the bugs of a forked process show, so it
+    is the default), with a 0600 token file
     and, unless CACHE is given (the same one remounts), a new cache
     directory. On the way out every mount made is cleaned up: one still
     up is unmounted and must end cleanly, and nothing is left mounted."""
     made = []
 
-    def make(client, cache=None, start="foreground", **options):
+    def make(client, cache=None, start="daemon", **options):
         i = len(made)
         token = write_token_file(os.path.join(tmp, f"{client.name}.token"), client.token)
         m = Mount(f"http://{client.host}:{client.port}", os.path.join(tmp, f"mnt{i}"),

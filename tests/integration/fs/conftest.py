@@ -23,7 +23,7 @@ def fuse_ready():
 
 @pytest.fixture
 def mount(tmp_path):
-    """mount(client, cache=None, start="foreground"|"daemon"|None, **options)
+    """mount(client, cache=None, start="daemon"|"foreground"|None, **options)
     -> a Mount of CLIENT's user on a new mountpoint (see cfs_fs.mounts).
     Every mount made is cleaned up after the test."""
     with mounts(tmp_path) as make:
