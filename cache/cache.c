@@ -84,9 +84,14 @@ static const char upgrade_2[] =
 	" original TEXT NOT NULL, made INTEGER NOT NULL);"
 	"PRAGMA user_version = 2;";
 
-/* From version 2 to 3: why an operation's last try failed, for status. */
-static const char upgrade_3[] = "ALTER TABLE ops ADD COLUMN error TEXT;"
-				"PRAGMA user_version = 3;";
+/* From version 2 to 3: why an operation's last try failed, for status;
+ * the tombstones of deletes (cache/mirror.c's invariant 9), found without
+ * reading the namespace's rows. */
+static const char upgrade_3[] =
+	"ALTER TABLE ops ADD COLUMN error TEXT;"
+	"CREATE INDEX entries_tombstones ON entries(ns, jid)"
+	" WHERE kind = 0 AND pending = 0;"
+	"PRAGMA user_version = 3;";
 
 /* mkdir -p, the last component 0700. */
 static int make_dirs(const char *dir)

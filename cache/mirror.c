@@ -25,6 +25,10 @@
  *     comes to the entry once the changes are settled (cache/local.c).
  *  8. A row's JID never goes back: a listed state older than the one the
  *     entry has (the uploader records what it committed) is stale.
+ *  9. So that this holds for a node this mount deleted too, its row stays
+ *     as a tombstone (kind DELETED, pending 0, at the delete's JID) until
+ *     the namespace's cursor reaches that JID: a page listed before the
+ *     delete and applied after it cannot bring the node back.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -686,6 +690,18 @@ enum cfs_err rows_delete(struct cfs_sql *db, uint64_t ino,
 	return rc ? rc : rows_shadow_delete(db, ino, err);
 }
 
+enum cfs_err rows_tombstone(struct cfs_sql *db, uint64_t ino, int64_t jid,
+			    struct cfs_error *err)
+{
+	enum cfs_err rc =
+		cfs_sql_exec(db,
+			     "UPDATE entries SET jid = ?2, pending = 0"
+			     " WHERE ino = ?1 AND kind = 0",
+			     err, "ii", (int64_t)ino, jid);
+
+	return rc ? rc : rows_shadow_delete(db, ino, err);
+}
+
 enum cfs_err rows_shadow_get(struct cfs_sql *db, uint64_t ino,
 			     struct mirror_entry *e, struct cfs_error *err)
 {
@@ -869,6 +885,12 @@ enum cfs_err mirror_apply(struct cfs_sql *db, int64_t ns,
 
 	for (size_t i = 0; rc == CFS_OK && i < n; i++)
 		rc = apply_one(db, &entries[i], ch, err);
+	/* Invariant 9: tombstones the cursor reached have done their work. */
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db,
+				  "DELETE FROM entries WHERE ns = ?1 AND"
+				  " kind = 0 AND pending = 0 AND jid <= ?2",
+				  err, "ii", ns, cursor);
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(db,
 				  "UPDATE namespaces SET cursor = ?2,"

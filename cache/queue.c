@@ -179,10 +179,14 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 	if (rc)
 		return rc;
 	if (op->type == QUEUE_DELETE) {
-		/* Invariant 3: the server dropped it; so do we. */
+		/* Invariant 3: the server dropped it; so do we, but for a
+		 * tombstone at the delete's JID until the listing passes it
+		 * (mirror.c's invariant 9). */
 		if (e.mount_ns)
 			rc = rows_forget_ns(db, e.mount_ns, err);
-		if (rc == CFS_OK && e.kind == CFS_KIND_DELETED)
+		if (rc == CFS_OK && e.kind == CFS_KIND_DELETED && jid > 0)
+			rc = rows_tombstone(db, e.ino, jid, err);
+		else if (rc == CFS_OK && e.kind == CFS_KIND_DELETED)
 			rc = rows_delete(db, e.ino, err);
 		else if (rc == CFS_OK)
 			rc = pending_done(db, e.ino, ch, err);

@@ -53,6 +53,11 @@ enum cfs_err rows_write(struct cfs_sql *db, uint64_t *ino,
 enum cfs_err rows_delete(struct cfs_sql *db, uint64_t ino,
 			 struct cfs_error *err);
 
+/* Makes hidden entry ino, whose delete the server committed at jid, a
+ * tombstone: clean, at jid, until the listing passes it (invariant 9). */
+enum cfs_err rows_tombstone(struct cfs_sql *db, uint64_t ino, int64_t jid,
+			    struct cfs_error *err);
+
 /* The server's state of entry ino (kind DELETED: the server has none). */
 enum cfs_err rows_shadow_get(struct cfs_sql *db, uint64_t ino,
 			     struct mirror_entry *e, struct cfs_error *err);

@@ -183,3 +183,39 @@ def test_renaming_over_a_file_another_device_changed_keeps_both(alice, mount, pr
     assert sorted(on_server) == sorted(["f"] + copies) and len(copies) == 1, on_server
     until(lambda: read(f) == b"theirs\n", within=5, what="the other device's f")
     assert read(os.path.join(a.mountpoint, copies[0])) == b"ours, saved\n"
+
+
+SAVER = """
+import os, sys
+root, me = sys.argv[1], int(sys.argv[2])
+for i in range(30):
+    tmp = os.path.join(root, f".f.{me}.{i}")
+    with open(tmp, "wb") as f:
+        f.write(f"{me} {i}\\n".encode())
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(root, "f"))
+"""
+
+
+@pytest.mark.parametrize("start", START)
+def test_saves_racing_from_four_processes_never_bring_back_a_replaced_file(
+        alice, mount, start):
+    """Each save deletes the file the one before it made, often while a
+    listing of the namespace is on its way: a listing older than a delete
+    must not bring the deleted file back (it did, as a second "f", and
+    the saves after it were refused)."""
+    a = mount(alice, start=start)
+    write(os.path.join(a.mountpoint, "f"), b"first\n")
+    synced(a)
+    savers = [subprocess.Popen(["/usr/bin/python3", "-c", SAVER, a.mountpoint, str(me)])
+              for me in range(4)]
+    assert [p.wait(timeout=120) for p in savers] == [0] * 4
+    last = read(os.path.join(a.mountpoint, "f"))
+    assert last in {f"{me} 29\n".encode() for me in range(4)}, last
+    synced(a)
+    assert names(a) == ["f"] and read(os.path.join(a.mountpoint, "f")) == last
+    assert sorted(server_listing(alice, alice.root_ns)) == ["f"]
+    assert "refused" not in a.log_text(), a.log_text()
+    fresh = mount(alice, start=start)
+    assert names(fresh) == ["f"] and read(os.path.join(fresh.mountpoint, "f")) == last
+    no_conflicted_copies(a, fresh)
