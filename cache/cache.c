@@ -155,7 +155,9 @@ static enum cfs_err lock_dir(struct cache *c, struct cfs_error *err)
 			pid[0] ? ")" : "");
 }
 
-void cache_note_pid(struct cache *c)
+/* Writes this process's pid into DIR/lock, for people and tests to see
+ * which process has the cache. */
+static void note_pid(struct cache *c)
 {
 	char pid[32];
 	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
@@ -303,7 +305,7 @@ enum cfs_err cache_open_as(const char *dir, enum cache_use use,
 	if (rc == CFS_OK && use == CACHE_MOUNT) {
 		empty_dir(c->tmp_fd);
 		empty_dir(c->dirty_fd);
-		cache_note_pid(c);
+		note_pid(c);
 	}
 	if (rc == CFS_OK)
 		rc = schema_init(c, err);

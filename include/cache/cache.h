@@ -71,9 +71,6 @@ enum cfs_err cache_open_as(const char *dir, enum cache_use use,
 
 void cache_close(struct cache *c);
 
-/* Writes this process's pid into DIR/lock (again after daemonizing). */
-void cache_note_pid(struct cache *c);
-
 /*
  * Ties the cache to one server and root namespace the first time, and
  * refuses (CFS_ERR_CONFLICT) a cache that holds another one's mirror.
