@@ -98,7 +98,12 @@ def test_status_wait_gives_up_at_its_timeout(alice, mount, paused):
     cloudfs("status", "--wait", "--timeout", "2", m.mountpoint, expect=3)
 
 
-def test_cache_stat_and_ls_say_what_is_cached(tree):
+@pytest.mark.parametrize("start", ["foreground", "daemon"])
+def test_cache_stat_and_ls_say_what_is_cached(alice, mount, start):
+    """Also with the mount in the background, as users run it (issue 13:
+    the command unlinked the daemonized mount's write-ahead log)."""
+    put_tree(alice, alice.root_ns, TREE)
+    tree = mount(alice, start=start, timeout=2)
     assert read(at(tree, "photos", "a.jpg")) == TREE["photos/a.jpg"].data
     st = cloudfs("cache", "stat", "--json", cwd=tree.mountpoint)
     assert st["mounted"] and st["files"] == 4 and st["files_cached"] == 1

@@ -1,0 +1,159 @@
+"""A mount as users run it, in the background (mount.cloudfs without -f),
+with the cloudfs command and other SQLite clients beside it: the mount's
+database stays its own. Its write-ahead log and shared-memory index are
+never unlinked under it, what it writes after a command ran is what the
+next command sees, and it keeps serving and sending."""
+
+import os
+import re
+import sqlite3
+import subprocess
+
+from cfs_fs import payload, put_tree, read, until_server_holds
+from cfs_server import BLOCK_SIZE
+from test_cli import TREE, at, cloudfs
+
+
+def side_files(m):
+    """{"-wal": inode, "-shm": inode} of the mount's cache.db."""
+    return {s: os.stat(os.path.join(m.cache, "cache.db" + s)).st_ino
+            for s in ("-wal", "-shm")}
+
+
+def open_db_files(pid):
+    """The files of cache.db (with "(deleted)" when unlinked) that process
+    PID has open."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if "/cache.db" in target:
+            out.add(target)
+    return out
+
+
+def assert_database_intact(m, inodes, after):
+    """The mount still has cache.db-wal and -shm open, none unlinked, and
+    the paths name the same files as INODES."""
+    held = open_db_files(m.pid)
+    deleted = sorted(t for t in held if t.endswith("(deleted)"))
+    assert not deleted, f"after {after}, the mount holds unlinked {deleted}"
+    for s in ("-wal", "-shm"):
+        assert os.path.join(m.cache, "cache.db" + s) in held, \
+            f"after {after}, the mount has no cache.db{s} open: {held}"
+    assert side_files(m) == inodes, f"after {after}, cache.db's -wal or -shm was replaced"
+    assert "disk I/O error" not in m.log_text(), m.log_text()
+
+
+def posix_locks(pid):
+    """The inodes on which process PID holds POSIX (fcntl) locks."""
+    with open("/proc/locks") as f:
+        return {int(m.group(1)) for line in f
+                if (m := re.search(rf"\bPOSIX\s+ADVISORY\s+\w+\s+{pid}\s+\S+:\S+:(\d+)\s",
+                                   line))}
+
+
+def daemon(alice, mount):
+    put_tree(alice, alice.root_ns, TREE)
+    return mount(alice, start="daemon", timeout=5, settle=0)
+
+
+def test_a_daemonized_mount_holds_the_locks_of_its_own_database(alice, mount):
+    """SQLite's locks are POSIX advisory locks, which do not follow fork():
+    the process serving the mount must be the one that took them."""
+    m = daemon(alice, mount)
+    assert read(at(m, "notes.txt")) == TREE["notes.txt"].data
+    shm = side_files(m)["-shm"]
+    assert shm in posix_locks(m.pid), \
+        f"mount.cloudfs (pid {m.pid}) holds no lock on its cache.db-shm"
+
+
+def test_another_sqlite_connection_leaves_a_daemonized_mounts_log_alone(alice, mount):
+    """Any SQLite client (sqlite3(1), a backup script) that opens and
+    closes cache.db must see the mount's connections and leave the
+    write-ahead log to it."""
+    m = daemon(alice, mount)
+    inodes = side_files(m)
+    db = sqlite3.connect(os.path.join(m.cache, "cache.db"))
+    assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] >= len(TREE)
+    db.close()
+    assert_database_intact(m, inodes, "an sqlite3 connection closed")
+    with open(at(m, "after.txt"), "wb") as f:
+        f.write(b"written after\n")
+        os.fsync(f.fileno())
+    db = sqlite3.connect(os.path.join(m.cache, "cache.db"))
+    names = {r[0] for r in db.execute("SELECT name FROM entries")}
+    db.close()
+    assert "after.txt" in names
+
+
+def test_every_cloudfs_command_leaves_a_daemonized_mounts_database_alone(alice, mount):
+    m = daemon(alice, mount)
+    read(at(m, "photos", "a.jpg"))
+    inodes = side_files(m)
+    cache = ["--cache", m.cache]
+    commands = [
+        (("status", m.mountpoint), {}),
+        (("status", "--json", m.mountpoint), {}),
+        (("status", "--wait", m.mountpoint), {}),
+        ((*cache, "status"), {}),
+        (("cache", "stat"), {"cwd": m.mountpoint}),
+        ((*cache, "cache", "stat", "--json"), {}),
+        (("cache", "ls", at(m, "photos")), {}),
+        ((*cache, "cache", "ls", "--json", "photos"), {}),
+        (("cache", "pin", at(m, "photos")), {}),
+        (("cache", "unpin", at(m, "photos")), {}),
+        (("cache", "warm", at(m, "notes.txt")), {}),
+        (("cache", "evict", at(m, "notes.txt")), {}),
+        ((*cache, "cache", "evict", "photos"), {}),
+        (("cache", "verify"), {"cwd": m.mountpoint}),
+        ((*cache, "cache", "verify"), {}),
+        (("cache", "gc"), {"cwd": m.mountpoint}),
+        ((*cache, "cache", "gc"), {}),
+    ]
+    for args, kw in commands:
+        cloudfs(*args, **kw)
+        assert_database_intact(m, inodes, f"cloudfs {' '.join(args)}")
+
+    # What the mount writes now is what the command reads next.
+    files_before = cloudfs(*cache, "cache", "stat", "--json")["files"]
+    data = payload(BLOCK_SIZE + 7, "fresh")
+    with open(at(m, "fresh.bin"), "wb") as f:
+        f.write(data)
+    assert "fresh.bin" in {e["name"] for e in
+                           cloudfs("cache", "ls", "--json", m.mountpoint)["entries"]}
+    assert "fresh.bin" in {e["name"] for e in
+                           cloudfs(*cache, "cache", "ls", "--json")["entries"]}
+    assert cloudfs(*cache, "cache", "stat", "--json")["files"] == files_before + 1
+
+    # And the mount goes on: it serves, sends, and answers.
+    assert read(at(m, "fresh.bin")) == data
+    assert read(at(m, "photos", "b.jpg")) == TREE["photos/b.jpg"].data
+    cloudfs("status", "--wait", "--timeout", "30", m.mountpoint)
+    until_server_holds(alice, {"fresh.bin": data})
+    assert_database_intact(m, inodes, "the writes")
+    m.unmount()
+
+
+def test_a_failing_daemonized_mount_says_why_and_exits_1(alice, mount, tmp_path):
+    """The checks that need the cache run in the background process now;
+    the command still waits for them and fails with their message."""
+    m = mount(alice, start=None)
+    os.makedirs(m.mountpoint)
+    with open(os.path.join(m.mountpoint, "in-the-way"), "w"):
+        pass
+    p = subprocess.run(m.argv(foreground=False), capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1 and "is not an empty directory" in p.stderr, p
+    os.unlink(os.path.join(m.mountpoint, "in-the-way"))
+    other = os.path.join(tmp_path, "other-cache")
+    os.makedirs(other, mode=0o700)
+    sqlite3.connect(os.path.join(other, "cache.db")).executescript(
+        "PRAGMA user_version = 99;").close()
+    m.cache = other
+    p = subprocess.run(m.argv(foreground=False), capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1 and "schema version 99" in p.stderr, p
+
