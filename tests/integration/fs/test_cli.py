@@ -105,6 +105,9 @@ def test_cache_stat_and_ls_say_what_is_cached(alice, mount, start):
     put_tree(alice, alice.root_ns, TREE)
     tree = mount(alice, start=start, timeout=2)
     assert read(at(tree, "photos", "a.jpg")) == TREE["photos/a.jpg"].data
+    # The read is answered before the mount's storer indexes the blocks.
+    until(lambda: os.getxattr(at(tree, "photos", "a.jpg"), "user.cloudfs.status")
+          == b"synced cached", within=5, what="a.jpg cached")
     st = cloudfs("cache", "stat", "--json", cwd=tree.mountpoint)
     assert st["mounted"] and st["files"] == 4 and st["files_cached"] == 1
     assert st["blocks"] == 2 and st["bytes"] == len(TREE["photos/a.jpg"].data)
