@@ -8,6 +8,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import sys
 
 from cfs_fs import payload, put_tree, read, until_server_holds
 from cfs_server import BLOCK_SIZE
@@ -157,3 +158,46 @@ def test_a_failing_daemonized_mount_says_why_and_exits_1(alice, mount, tmp_path)
                        timeout=60)
     assert p.returncode == 1 and "schema version 99" in p.stderr, p
 
+
+
+# A writer as mount.cloudfs was before it forked first: the connection
+# opened, then carried across fork(), so SQLite's locks are not where
+# other processes look.
+BROKEN_WRITER = r"""
+import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("INSERT OR REPLACE INTO info VALUES ('probe', 1)")
+if os.fork():
+    os._exit(0)
+db.execute("INSERT OR REPLACE INTO info VALUES ('probe', 2)")
+print(os.getpid(), flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_cloudfs_reading_a_cache_never_deletes_its_write_ahead_log(alice, mount):
+    """With no mount live, cloudfs reads cache.db itself, and only reads:
+    even beside a writer whose locks SQLite cannot see, it neither
+    checkpoints nor deletes the write-ahead log when it closes."""
+    m = daemon(alice, mount)
+    m.unmount()
+    p = subprocess.Popen([sys.executable, "-c", BROKEN_WRITER,
+                          os.path.join(m.cache, "cache.db")],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(p.stdout.readline())
+        held = open_db_files(pid)
+        assert {os.path.join(m.cache, "cache.db" + s) for s in ("-wal", "-shm")} <= held
+        cache = ["--cache", m.cache]
+        for args in (("cache", "stat", "--json"), ("cache", "ls", "--json", "photos")):
+            out = cloudfs(*cache, *args)
+            assert out.get("mounted") is False or "entries" in out
+            deleted = sorted(t for t in open_db_files(pid) if t.endswith("(deleted)"))
+            assert not deleted, f"cloudfs {' '.join(args)} unlinked {deleted}"
+    finally:
+        p.stdin.close()
+        p.wait()
+        try:
+            os.waitpid(pid, 0)  # ours to reap (a subreaper)
+        except (ChildProcessError, NameError):
+            pass
