@@ -180,6 +180,8 @@ def test_verify_drops_a_corrupt_block_and_the_next_read_fetches_it_again(tree):
     path = at(tree, "big.bin")
     data = TREE["big.bin"].data
     assert read(path) == data
+    until(lambda: os.getxattr(path, "user.cloudfs.status") == b"synced cached",
+          within=5, what="big.bin cached")
     first = hashlib.sha256(data[:BLOCK_SIZE]).hexdigest()
     block_file = os.path.join(tree.cache, "blocks", first[:2], first)
     with open(block_file, "r+b") as f:
