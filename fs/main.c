@@ -491,10 +491,10 @@ static int daemon_start(int *ready_fd)
 		_exit(waited == pid && WIFEXITED(status) ? WEXITSTATUS(status)
 							 : 1);
 	}
+	/* The child stays in the caller's session until the mount is up, so
+	 * that ^C still stops it all while it catches up. */
 	close(p[0]);
 	*ready_fd = p[1];
-	if (setsid() < 0)
-		cfs_log_warn("cannot start a session: %s", strerror(errno));
 	return 0;
 }
 
@@ -509,6 +509,8 @@ static void daemon_ready(int ready_fd, int log_fd)
 			     strerror(errno));
 	if (ready_fd < 0)
 		return;
+	if (setsid() < 0)
+		cfs_log_warn("cannot start a session: %s", strerror(errno));
 	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null_fd >= 0) {
 		dup2(null_fd, STDIN_FILENO);
