@@ -6,12 +6,14 @@ next command sees, and it keeps serving and sending."""
 
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 from cfs_fs import payload, put_tree, read, until_server_holds
-from cfs_server import BLOCK_SIZE
+from cfs_server import BLOCK_SIZE, mounted
 from test_cli import TREE, at, cloudfs
 
 
@@ -158,6 +160,49 @@ def test_a_failing_daemonized_mount_says_why_and_exits_1(alice, mount, tmp_path)
                        timeout=60)
     assert p.returncode == 1 and "schema version 99" in p.stderr, p
 
+
+
+def processes_with(arg):
+    """The pids of the processes with ARG on their command line."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if os.fsencode(arg) in f.read().split(b"\0"):
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
+def test_interrupting_a_daemonized_mount_before_it_is_up_stops_it_all(
+        alice, mount, paused):
+    """The background process is forked before the catch-up now; until the
+    mount is up it stays in the caller's session, so ^C (SIGINT to the
+    foreground process group) still ends the whole command."""
+    m = mount(alice, start=None, timeout=30)
+    os.makedirs(m.mountpoint)
+    paused()  # the first request to the server hangs
+    p = subprocess.Popen(m.argv(foreground=False), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    deadline = time.monotonic() + 10
+    while len(processes_with(m.mountpoint)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    children = [pid for pid in processes_with(m.mountpoint) if pid != p.pid]
+    assert children, "mount.cloudfs did not fork"
+    os.killpg(p.pid, signal.SIGINT)
+    assert p.wait(timeout=10) != 0
+    deadline = time.monotonic() + 10
+    while processes_with(m.mountpoint) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not processes_with(m.mountpoint), "a mount.cloudfs outlived ^C"
+    for pid in children:
+        try:
+            os.waitpid(pid, 0)  # ours to reap (a subreaper)
+        except ChildProcessError:
+            pass
+    assert not mounted(m.mountpoint)
 
 
 # A writer as mount.cloudfs was before it forked first: the connection
