@@ -165,7 +165,9 @@ static enum cfs_err lock_dir(struct cache *c, struct cfs_error *err)
 			pid[0] ? ")" : "");
 }
 
-void cache_note_pid(struct cache *c)
+/* Writes this process's pid into DIR/lock, for people and tests to see
+ * which process has the cache. */
+static void note_pid(struct cache *c)
 {
 	char pid[32];
 	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
@@ -251,6 +253,27 @@ static enum cfs_err schema_init(struct cache *c, struct cfs_error *err)
 	return rc;
 }
 
+/* A look: only reads the schema version, which must be ours
+ * (a cache of an older version is upgraded by the next mount). */
+static enum cfs_err schema_check(struct cache *c, struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(c, err);
+	int version;
+
+	if (!db)
+		return err->code;
+	version = cfs_sql_user_version(db);
+	cache_db_release(c, db);
+	if (version == SCHEMA_VERSION)
+		return CFS_OK;
+	return cfs_fail(
+		err, CFS_ERR_CONFLICT,
+		"cache '%s' has schema version %d, this cloudfs reads version %d%s",
+		c->path, version, SCHEMA_VERSION,
+		version < SCHEMA_VERSION ? ": mount it once to upgrade it"
+					 : "");
+}
+
 /* Whether a mount holds the lock open at fd now (not keeping it). */
 static bool mounted(int fd)
 {
@@ -259,6 +282,21 @@ static bool mounted(int fd)
 		return false;
 	}
 	return errno == EWOULDBLOCK;
+}
+
+bool cache_in_use(const char *dir)
+{
+	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = dirfd >= 0 ? openat(dirfd, "lock",
+				     O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+			    : -1;
+	bool held = fd >= 0 && mounted(fd);
+
+	if (fd >= 0)
+		close(fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	return held;
 }
 
 enum cfs_err cache_open_as(const char *dir, enum cache_use use,
@@ -299,6 +337,9 @@ enum cfs_err cache_open_as(const char *dir, enum cache_use use,
 	 * where the mount promises them durable. */
 	cfs_sql_pool_init(&c->db, db_path, "cache index", "NORMAL",
 			  sizeof(struct cfs_sql));
+	/* Whatever a mount beside it does, a look never writes, checkpoints
+	 * or deletes the write-ahead log (cfs_sql_open_reader()). */
+	c->db.reader = use == CACHE_LOOK;
 	if (rc == CFS_OK && use == CACHE_LOOK) {
 		c->lock_fd = openat(c->dirfd, "lock",
 				    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
@@ -319,10 +360,11 @@ enum cfs_err cache_open_as(const char *dir, enum cache_use use,
 	if (rc == CFS_OK && use == CACHE_MOUNT) {
 		empty_dir(c->tmp_fd);
 		empty_dir(c->dirty_fd);
-		cache_note_pid(c);
+		note_pid(c);
 	}
 	if (rc == CFS_OK)
-		rc = schema_init(c, err);
+		rc = use == CACHE_LOOK ? schema_check(c, err)
+				       : schema_init(c, err);
 	if (rc) {
 		cache_close(c);
 		return rc;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -235,4 +236,140 @@ enum cfs_err cache_set_limit(struct cfs_sql *db, uint64_t limit,
 			    "INSERT OR REPLACE INTO info VALUES"
 			    " ('cache_size', ?1)",
 			    err, "i", (int64_t)limit);
+}
+
+json_t *cache_stat_json(struct cache *c, struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(c, err);
+	struct cache_usage u;
+	enum cfs_err rc = db ? cache_usage(c, db, &u, err) : err->code;
+	json_t *o;
+
+	if (rc == CFS_OK)
+		rc = cache_file_usage(db, &u, err);
+	if (db)
+		cache_db_release(c, db);
+	if (rc)
+		return NULL;
+	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+		      " s:I}",
+		      "bytes", (json_int_t)u.bytes, "limit",
+		      (json_int_t)u.limit, "blocks", (json_int_t)u.blocks,
+		      "files", (json_int_t)u.files, "files_cached",
+		      (json_int_t)u.files_cached, "files_partial",
+		      (json_int_t)u.files_partial, "pinned_bytes",
+		      (json_int_t)u.pinned_bytes, "dirty_bytes",
+		      (json_int_t)u.dirty_bytes, "pending_ops",
+		      (json_int_t)u.pending_ops, "pending_bytes",
+		      (json_int_t)u.pending_bytes, "conflicts",
+		      (json_int_t)u.conflicts);
+	if (!o)
+		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	return o;
+}
+
+enum cfs_err cache_path_ino(struct cfs_sql *db, const char *path, uint64_t *ino,
+			    struct cfs_error *err)
+{
+	struct mirror_entry dir, e;
+	char *copy = strdup(path ? path : ""), *save = NULL, *name;
+	enum cfs_err rc =
+		copy ? mirror_get(db, MIRROR_ROOT_INO, &dir, err)
+		     : cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+
+	for (name = copy && rc == CFS_OK ? strtok_r(copy, "/", &save) : NULL;
+	     rc == CFS_OK && name; name = strtok_r(NULL, "/", &save)) {
+		rc = mirror_lookup(db, &dir, name, &e, err);
+		mirror_entry_release(&dir);
+		if (rc == CFS_OK)
+			dir = e;
+	}
+	if (rc == CFS_OK) {
+		*ino = dir.ino;
+		mirror_entry_release(&dir);
+	} else if (rc == CFS_ERR_NOT_FOUND) {
+		cfs_fail(err, rc, "no '%s' in the cache's tree", path);
+	}
+	free(copy);
+	return rc;
+}
+
+/* Whether ino is in the JSON array of inodes uploading. */
+static bool in(json_t *uploading, uint64_t ino)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(uploading, i, v)
+	{
+		if ((uint64_t)json_integer_value(v) == ino)
+			return true;
+	}
+	return false;
+}
+
+struct listing {
+	struct cfs_sql *db;
+	json_t *entries;
+	json_t *uploading;
+	struct cfs_error *err;
+	bool failed; /* an entry could not be added (err says why) */
+};
+
+/* Appends entry e to the listing: false (err set) when it cannot. */
+static bool add_entry(void *arg, const struct mirror_entry *e)
+{
+	static const char *const kinds[] = { "deleted", "file", "dir",
+					     "symlink", "shared" };
+	struct listing *l = arg;
+	struct cache_entry_state s;
+	json_t *o;
+
+	if (cache_entry_state(l->db, e, &s, l->err)) {
+		l->failed = true;
+		return false;
+	}
+	s.uploading = s.pending && in(l->uploading, e->ino);
+	o = json_pack(
+		"{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:s, s:s}", "name",
+		e->name, "kind", kinds[e->kind <= CFS_KIND_MOUNT ? e->kind : 0],
+		"bytes", (json_int_t)s.bytes, "cached_bytes",
+		(json_int_t)s.cached_bytes, "blocks", (json_int_t)s.blocks,
+		"cached_blocks", (json_int_t)s.cached_blocks, "pinned",
+		s.pinned, "state", cache_sync_word(&s), "local",
+		cache_local_word(&s, e->kind));
+	if (!o || json_array_append_new(l->entries, o)) {
+		cfs_fail(l->err, CFS_ERR_INTERNAL, "out of memory");
+		l->failed = true;
+		return false;
+	}
+	return true;
+}
+
+json_t *cache_ls_json(struct cfs_sql *db, uint64_t ino, json_t *uploading,
+		      struct cfs_error *err)
+{
+	struct listing l = { .db = db,
+			     .entries = json_array(),
+			     .uploading = uploading,
+			     .err = err };
+	struct mirror_entry e;
+	enum cfs_err rc =
+		l.entries ? mirror_get(db, ino, &e, err)
+			  : cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+
+	if (rc == CFS_OK) {
+		if (e.kind == CFS_KIND_FILE)
+			add_entry(&l, &e);
+		else
+			rc = mirror_readdir(db, &e, 0, add_entry, &l, err);
+		if (rc == CFS_OK && l.failed)
+			rc = err->code;
+		mirror_entry_release(&e);
+	}
+	if (rc) {
+		json_decref(l.entries);
+		return NULL;
+	}
+	return json_pack("{s:o}", "entries", l.entries);
 }

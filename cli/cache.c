@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "cache/inspect.h"
-#include "cache/mirror.h"
 #include "cache/upkeep.h"
 #include "cli/cli.h"
 #include "cloudfs/size.h"
@@ -22,167 +21,102 @@ static struct cache *open_cache(const struct cli_target *t, enum cache_use use)
 	return c;
 }
 
-/* The inode of path ("" or NULL: the root) in the mirror, by its names. */
-static bool mirror_ino(struct cfs_sql *db, const char *path, uint64_t *ino)
+/* A request to the live mount; NULL after printing why. */
+static json_t *ask(const struct cli_target *t, json_t *request)
 {
-	struct mirror_entry dir, e;
-	struct cfs_error err;
-	char *copy = strdup(path ? path : ""), *save = NULL, *name;
-	enum cfs_err rc = copy ? mirror_get(db, MIRROR_ROOT_INO, &dir, &err)
-			       : CFS_ERR_INTERNAL;
+	if (!request) {
+		cli_error(
+			"cannot put the request to the mount of cache '%s' in JSON",
+			t->cache_dir);
+		return NULL;
+	}
+	return cli_ask(t, request);
+}
 
-	for (name = copy ? strtok_r(copy, "/", &save) : NULL;
-	     rc == CFS_OK && name; name = strtok_r(NULL, "/", &save)) {
-		rc = mirror_lookup(db, &dir, name, &e, &err);
-		mirror_entry_release(&dir);
-		if (rc == CFS_OK)
-			dir = e;
-	}
-	if (rc == CFS_OK) {
-		*ino = dir.ino;
-		mirror_entry_release(&dir);
-	} else {
-		cli_error("no '%s' in the cache's tree", path);
-	}
-	free(copy);
+/* The inode of path in the cache's tree ("" or NULL: the root). */
+static bool path_ino(struct cache *c, const char *path, uint64_t *ino)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(c, &err);
+	enum cfs_err rc = db ? cache_path_ino(db, path, ino, &err) : err.code;
+
+	if (db)
+		cache_db_release(c, db);
+	if (rc)
+		cli_error("%s", err.msg);
 	return rc == CFS_OK;
+}
+
+/* What cache stat shows: asked of the live mount (which alone may touch
+ * its database, and alone knows its hits and misses), or read here. */
+static json_t *stat_json(const struct cli_target *t)
+{
+	struct cfs_error err;
+	struct cache *c;
+	json_t *o;
+
+	if (t->live)
+		return ask(t, json_pack("{s:s}", "cmd", "stat"));
+	if (!(c = open_cache(t, CACHE_LOOK)))
+		return NULL;
+	o = cache_stat_json(c, &err);
+	cache_close(c);
+	if (!o)
+		cli_error("%s", err.msg);
+	return o;
+}
+
+static uint64_t u64(json_t *o, const char *key)
+{
+	return (uint64_t)json_integer_value(json_object_get(o, key));
 }
 
 static int cmd_stat(const struct cli_opts *opts, const struct cli_target *t)
 {
-	struct cache *c = open_cache(t, CACHE_LOOK);
-	struct cfs_sql *db;
-	struct cache_usage u;
-	struct cfs_error err;
-	json_t *o, *st = NULL;
+	json_t *o = stat_json(t);
 	char used[32], limit[32], pinned[32], dirty[32], pending[32];
-	enum cfs_err rc;
+	uint64_t files, reads;
 
-	if (!c)
+	if (!o)
 		return CLI_FAILED;
-	db = cache_db(c, &err);
-	rc = db ? cache_usage(c, db, &u, &err) : err.code;
-	if (rc == CFS_OK)
-		rc = cache_file_usage(db, &u, &err);
-	if (db)
-		cache_db_release(c, db);
-	cache_close(c);
-	if (rc) {
-		cli_error("%s", err.msg);
-		return CLI_FAILED;
-	}
-	if (t->live)
-		st = cli_ask(t, json_pack("{s:s, s:b}", "cmd", "status",
-					  "server", 0));
-	o = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-		      " s:I, s:I, s:I}",
-		      "cache", t->cache_dir, "mounted", t->live, "bytes",
-		      (json_int_t)u.bytes, "limit", (json_int_t)u.limit,
-		      "blocks", (json_int_t)u.blocks, "files",
-		      (json_int_t)u.files, "files_cached",
-		      (json_int_t)u.files_cached, "files_partial",
-		      (json_int_t)u.files_partial, "pinned_bytes",
-		      (json_int_t)u.pinned_bytes, "dirty_bytes",
-		      (json_int_t)u.dirty_bytes, "pending_ops",
-		      (json_int_t)u.pending_ops, "pending_bytes",
-		      (json_int_t)u.pending_bytes, "conflicts",
-		      (json_int_t)u.conflicts);
-	if (st) {
-		json_int_t hits =
-			json_integer_value(json_object_get(st, "hits"));
-		json_int_t misses =
-			json_integer_value(json_object_get(st, "misses"));
-
-		json_object_set_new(o, "hits", json_integer(hits));
-		json_object_set_new(o, "misses", json_integer(misses));
+	json_object_set_new(o, "cache", json_string(t->cache_dir));
+	json_object_set_new(o, "mounted", json_boolean(t->live));
+	reads = u64(o, "hits") + u64(o, "misses");
+	if (json_object_get(o, "hits"))
 		json_object_set_new(o, "hit_ratio",
-				    hits + misses
-					    ? json_real((double)hits /
-							(double)(hits + misses))
-					    : json_null());
-		json_decref(st);
-	}
+				    reads ? json_real((double)u64(o, "hits") /
+						      (double)reads)
+					  : json_null());
 	if (opts->json) {
 		cli_print_json(o);
 		return CLI_OK;
 	}
-	cfs_size_format(u.bytes, used, sizeof(used));
-	cfs_size_format(u.limit, limit, sizeof(limit));
-	cfs_size_format(u.pinned_bytes, pinned, sizeof(pinned));
-	cfs_size_format(u.dirty_bytes, dirty, sizeof(dirty));
-	cfs_size_format(u.pending_bytes, pending, sizeof(pending));
+	cfs_size_format(u64(o, "bytes"), used, sizeof(used));
+	cfs_size_format(u64(o, "limit"), limit, sizeof(limit));
+	cfs_size_format(u64(o, "pinned_bytes"), pinned, sizeof(pinned));
+	cfs_size_format(u64(o, "dirty_bytes"), dirty, sizeof(dirty));
+	cfs_size_format(u64(o, "pending_bytes"), pending, sizeof(pending));
+	files = u64(o, "files");
 	printf("cache '%s' (%s)\n", t->cache_dir,
 	       t->live ? "mounted" : "not mounted");
 	printf("  used: %s of %s in %llu blocks\n", used,
-	       u.limit ? limit : "no limit", (unsigned long long)u.blocks);
+	       u64(o, "limit") ? limit : "no limit",
+	       (unsigned long long)u64(o, "blocks"));
 	printf("  files: %llu, %llu cached, %llu partly, %llu online only\n",
-	       (unsigned long long)u.files, (unsigned long long)u.files_cached,
-	       (unsigned long long)u.files_partial,
-	       (unsigned long long)(u.files - u.files_cached -
-				    u.files_partial));
+	       (unsigned long long)files,
+	       (unsigned long long)u64(o, "files_cached"),
+	       (unsigned long long)u64(o, "files_partial"),
+	       (unsigned long long)(files - u64(o, "files_cached") -
+				    u64(o, "files_partial")));
 	printf("  pinned: %s; being written: %s; to send: %llu changes (files of %s)\n",
-	       pinned, dirty, (unsigned long long)u.pending_ops, pending);
+	       pinned, dirty, (unsigned long long)u64(o, "pending_ops"),
+	       pending);
 	if (json_is_real(json_object_get(o, "hit_ratio")))
-		printf("  hit ratio since mount: %.0f%% of %lld block reads\n",
+		printf("  hit ratio since mount: %.0f%% of %llu block reads\n",
 		       100 * json_real_value(json_object_get(o, "hit_ratio")),
-		       (long long)(json_integer_value(
-					   json_object_get(o, "hits")) +
-				   json_integer_value(
-					   json_object_get(o, "misses"))));
+		       (unsigned long long)reads);
 	json_decref(o);
 	return CLI_OK;
-}
-
-/* Whether ino is in the JSON array of inodes uploading. */
-static bool in(json_t *uploading, uint64_t ino)
-{
-	json_t *v;
-	size_t i;
-
-	json_array_foreach(uploading, i, v)
-	{
-		if ((uint64_t)json_integer_value(v) == ino)
-			return true;
-	}
-	return false;
-}
-
-/* One entry of ls, as JSON; uploading: the inodes a live mount sends. */
-static json_t *entry_json(struct cfs_sql *db, const struct mirror_entry *e,
-			  json_t *uploading)
-{
-	static const char *const kinds[] = { "deleted", "file", "dir",
-					     "symlink", "shared" };
-	struct cache_entry_state s;
-	struct cfs_error err;
-
-	if (cache_entry_state(db, e, &s, &err)) {
-		cli_error("%s", err.msg);
-		return NULL;
-	}
-	s.uploading = s.pending && in(uploading, e->ino);
-	return json_pack(
-		"{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:s, s:s}", "name",
-		e->name, "kind", kinds[e->kind <= CFS_KIND_MOUNT ? e->kind : 0],
-		"bytes", (json_int_t)s.bytes, "cached_bytes",
-		(json_int_t)s.cached_bytes, "blocks", (json_int_t)s.blocks,
-		"cached_blocks", (json_int_t)s.cached_blocks, "pinned",
-		s.pinned, "state", cache_sync_word(&s), "local",
-		cache_local_word(&s, e->kind));
-}
-
-struct listing {
-	struct cfs_sql *db;
-	json_t *entries;
-	json_t *uploading; /* of the live mount's status, or NULL */
-};
-
-static bool add_child(void *arg, const struct mirror_entry *e)
-{
-	struct listing *l = arg;
-	json_t *o = entry_json(l->db, e, l->uploading);
-
-	return o && json_array_append_new(l->entries, o) == 0;
 }
 
 static void print_entries(json_t *entries)
@@ -216,47 +150,48 @@ static void print_entries(json_t *entries)
 	}
 }
 
+/* What cache ls shows of t's path (or in_cache, a path in the cache's
+ * tree): asked of the live mount, or read here. */
+static json_t *ls_json(const struct cli_target *t, const char *in_cache)
+{
+	struct cfs_error err;
+	struct cache *c;
+	struct cfs_sql *db;
+	uint64_t ino = t->ino;
+	json_t *o = NULL;
+
+	if (t->live && ino)
+		return ask(t, json_pack("{s:s, s:I}", "cmd", "ls", "ino",
+					(json_int_t)ino));
+	if (t->live)
+		return ask(t, json_pack("{s:s, s:s}", "cmd", "ls", "path",
+					in_cache ? in_cache : ""));
+	if (!(c = open_cache(t, CACHE_LOOK)))
+		return NULL;
+	if (path_ino(c, in_cache, &ino) && (db = cache_db(c, &err))) {
+		o = cache_ls_json(db, ino, NULL, &err);
+		cache_db_release(c, db);
+	}
+	if (!o && ino)
+		cli_error("cannot list '%s': %s", in_cache ? in_cache : "",
+			  err.msg);
+	cache_close(c);
+	return o;
+}
+
 static int cmd_ls(const struct cli_opts *opts, const struct cli_target *t,
 		  const char *in_cache)
 {
-	struct cache *c = open_cache(t, CACHE_LOOK);
-	json_t *st = t->live ? cli_ask(t, json_pack("{s:s, s:b}", "cmd",
-						    "status", "server", 0))
-			     : NULL;
-	struct listing l = { .entries = json_array(),
-			     .uploading = json_object_get(st, "uploading") };
-	struct mirror_entry e;
-	struct cfs_error err;
-	uint64_t ino = t->ino;
-	enum cfs_err rc = CFS_ERR_INTERNAL;
+	json_t *o = ls_json(t, in_cache);
 
-	if (c && (l.db = cache_db(c, &err)) &&
-	    (ino || mirror_ino(l.db, in_cache, &ino))) {
-		rc = mirror_get(l.db, ino, &e, &err);
-		if (rc == CFS_OK && e.kind == CFS_KIND_FILE)
-			rc = add_child(&l, &e) ? CFS_OK : CFS_ERR_INTERNAL;
-		else if (rc == CFS_OK)
-			rc = mirror_readdir(l.db, &e, 0, add_child, &l, &err);
-		if (rc == CFS_OK || rc == CFS_ERR_NOT_FOUND)
-			mirror_entry_release(&e);
-		if (rc && rc != CFS_ERR_INTERNAL)
-			cli_error("cannot list '%s': %s",
-				  t->path[0] ? t->path : in_cache, err.msg);
-	}
-	if (l.db)
-		cache_db_release(c, l.db);
-	cache_close(c);
-	json_decref(st);
-	if (rc) {
-		json_decref(l.entries);
+	if (!o)
 		return CLI_FAILED;
-	}
 	if (opts->json)
-		cli_print_json(json_pack("{s:o}", "entries", l.entries));
+		cli_print_json(o);
 	else
-		print_entries(l.entries);
+		print_entries(json_object_get(o, "entries"));
 	if (!opts->json)
-		json_decref(l.entries);
+		json_decref(o);
 	return CLI_OK;
 }
 
@@ -297,32 +232,28 @@ static int cmd_pin(const struct cli_opts *opts, const struct cli_target *t,
 	return CLI_OK;
 }
 
-/* evict, verify or gc: by the live mount, or here with the cache locked. */
+/* evict, verify or gc: by the live mount, or here with the cache locked
+ * (no mount can start meanwhile). */
 static json_t *upkeep(const struct cli_target *t, const char *cmd,
 		      const char *in_cache)
 {
 	struct cfs_error err;
 	struct cache *c;
-	struct cfs_sql *db;
 	json_t *a;
 	uint64_t under = t->ino;
 
-	if (!(c = open_cache(t, t->live ? CACHE_LOOK : CACHE_TEND)))
+	if (t->live && in_cache)
+		return ask(t, json_pack("{s:s, s:s, s:I}", "cmd", cmd, "path",
+					in_cache, "keep", (json_int_t)0));
+	if (t->live)
+		return ask(t,
+			   json_pack("{s:s, s:I, s:I}", "cmd", cmd, "ino",
+				     (json_int_t)under, "keep", (json_int_t)0));
+	if (!(c = open_cache(t, CACHE_TEND)))
 		return NULL;
-	if (in_cache && (db = cache_db(c, &err))) {
-		bool found = mirror_ino(db, in_cache, &under);
-
-		cache_db_release(c, db);
-		if (!found) {
-			cache_close(c);
-			return NULL;
-		}
-	}
-	if (t->live) {
+	if (in_cache && !path_ino(c, in_cache, &under)) {
 		cache_close(c);
-		return cli_ask(t, json_pack("{s:s, s:I, s:I}", "cmd", cmd,
-					    "ino", (json_int_t)under, "keep",
-					    (json_int_t)0));
+		return NULL;
 	}
 	a = cache_upkeep_json(c, cmd, under, 0, &err);
 	cache_close(c);

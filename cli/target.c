@@ -36,20 +36,6 @@ void cli_print_json(json_t *o)
 	json_decref(o);
 }
 
-/* Whether a mount holds the cache directory's lock. */
-static bool cache_live(const char *dir)
-{
-	struct cache *c;
-	struct cfs_error err;
-	bool live;
-
-	if (cache_open_as(dir, CACHE_LOOK, &c, &err))
-		return false;
-	live = c->mounted;
-	cache_close(c);
-	return live;
-}
-
 bool cli_target(const struct cli_opts *opts, const char *path,
 		struct cli_target *t)
 {
@@ -64,7 +50,8 @@ bool cli_target(const struct cli_opts *opts, const char *path,
 				  opts->cache_dir);
 			return false;
 		}
-		t->live = cache_live(t->cache_dir);
+		/* By its lock alone: never open a live mount's database. */
+		t->live = cache_in_use(t->cache_dir);
 		return true;
 	}
 	if (!path)

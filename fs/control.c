@@ -182,6 +182,80 @@ static json_t *do_status(struct fs *fs, bool with_server)
 	return o;
 }
 
+/* cloudfs cache stat: the cache's numbers, with the block reads since
+ * mount. */
+static json_t *do_stat(struct fs *fs)
+{
+	struct cfs_error err;
+	uint64_t hits, misses, fetching;
+	json_t *o = cache_stat_json(fs->cache, &err);
+
+	if (!o)
+		return failure("%s", err.msg);
+	fetcher_stats(fs->fetch, &hits, &misses, &fetching);
+	if (json_object_set_new(o, "hits", json_integer((json_int_t)hits)) ||
+	    json_object_set_new(o, "misses",
+				json_integer((json_int_t)misses))) {
+		json_decref(o);
+		return failure("%s", "out of memory");
+	}
+	return o;
+}
+
+/* The inode a request names: "ino", or else "path" in the mount's tree
+ * (0 with err set when there is no such path). */
+static uint64_t request_ino(struct cfs_sql *db, json_t *req,
+			    struct cfs_error *err)
+{
+	uint64_t ino =
+		(uint64_t)json_integer_value(json_object_get(req, "ino"));
+	const char *path = json_string_value(json_object_get(req, "path"));
+
+	if (ino || !path)
+		return ino;
+	return cache_path_ino(db, path, &ino, err) ? 0 : ino;
+}
+
+/* cloudfs cache ls: entry "ino" (or "path"), or a folder's entries. */
+static json_t *do_ls(struct fs *fs, json_t *req)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(fs->cache, &err);
+	json_t *uploading = uploading_json(fs), *o = NULL;
+	uint64_t ino;
+
+	if (db) {
+		ino = request_ino(db, req, &err);
+		o = ino ? cache_ls_json(db, ino, uploading, &err) : NULL;
+		cache_db_release(fs->cache, db);
+	}
+	json_decref(uploading);
+	return o ? o : failure("%s", err.msg);
+}
+
+/* evict, verify or gc below entry "ino" (or "path"; neither: all). */
+static json_t *do_upkeep(struct fs *fs, const char *cmd, json_t *req)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(fs->cache, &err);
+	uint64_t under = 0;
+	json_t *o;
+
+	if (!db)
+		return failure("%s", err.msg);
+	under = request_ino(db, req, &err);
+	cache_db_release(fs->cache, db);
+	if (!under && json_object_get(req, "path"))
+		return failure("%s", err.msg);
+	/* A block read a moment ago counts as cached. */
+	fetcher_drain(fs->fetch);
+	o = cache_upkeep_json(
+		fs->cache, cmd, under,
+		(uint64_t)json_integer_value(json_object_get(req, "keep")),
+		&err);
+	return o ? o : failure("%s", err.msg);
+}
+
 static json_t *do_pin(struct fs *fs, json_t *req)
 {
 	struct cfs_error err;
@@ -208,20 +282,13 @@ static json_t *answer(struct control *c, json_t *req)
 	if (strcmp(cmd, "status") == 0)
 		return do_status(
 			c->fs, !json_is_false(json_object_get(req, "server")));
+	if (strcmp(cmd, "stat") == 0)
+		return do_stat(c->fs);
+	if (strcmp(cmd, "ls") == 0)
+		return do_ls(c->fs, req);
 	if (strcmp(cmd, "evict") == 0 || strcmp(cmd, "verify") == 0 ||
-	    strcmp(cmd, "gc") == 0) {
-		struct cfs_error err;
-
-		/* A block read a moment ago counts as cached. */
-		fetcher_drain(c->fs->fetch);
-		o = cache_upkeep_json(c->fs->cache, cmd,
-				      (uint64_t)json_integer_value(
-					      json_object_get(req, "ino")),
-				      (uint64_t)json_integer_value(
-					      json_object_get(req, "keep")),
-				      &err);
-		return o ? o : failure("%s", err.msg);
-	}
+	    strcmp(cmd, "gc") == 0)
+		return do_upkeep(c->fs, cmd, req);
 	if (strcmp(cmd, "pin") == 0)
 		return do_pin(c->fs, req);
 	if ((o = share_answer(c->fs, cmd, req)))

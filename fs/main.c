@@ -9,8 +9,10 @@
  * file, a mountpoint that is not an empty directory, an unreachable
  * server, a refused token, a cache directory another mount uses.  The
  * mirror is brought up to the server's head before the mount appears, so
- * what a user sees first is complete.  Without -f, it daemonizes once the
- * mount is up.
+ * what a user sees first is complete.  Without -f, it forks before all
+ * that and the parent waits: the child prepares and mounts, reporting any
+ * failure on the caller's standard error, and the parent exits 0 once the
+ * mount is up (daemon_start(), daemon_ready()).
  *
  * Exit status: 0 after a clean unmount, 1 on failure, 2 for a bad command
  * line.
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
@@ -412,7 +415,7 @@ static int serve(struct cli *c, struct fs *fs)
 	struct fuse_loop_config *loop;
 	int rc;
 
-	/* Threads start here, after fuse_daemonize()'s fork. */
+	/* Threads start here, once the mount is up. */
 	fs->fetch = fetcher_new(&fs->remote, fs->cache, fs->opt.parallel,
 				fs->opt.cache_size);
 	fs->upload = fs->fetch && sessions_start(fs->sessions) == 0
@@ -442,6 +445,86 @@ static int serve(struct cli *c, struct fs *fs)
 	return rc < 0 ? -1 : 0;
 }
 
+/*
+ * Going into the background, in two steps around everything that opens
+ * the cache.  daemon_start() forks before any SQLite connection, lock,
+ * thread or server connection exists; the parent waits and exits 0 once
+ * the child says the mount is up (daemon_ready()), or with the child's
+ * exit status when it fails first.  So every database connection is
+ * opened by the process that uses it: POSIX advisory locks do not follow
+ * fork(), and SQLite connections carried across one hold none of the
+ * locks SQLite relies on.  Another process's connection (cloudfs(1)'s)
+ * then takes itself for the last one and, closing, checkpoints and
+ * deletes the write-ahead log and the shared-memory index under the
+ * mount, which goes on writing to the deleted files.
+ */
+static int daemon_start(int *ready_fd)
+{
+	int p[2], status;
+	pid_t pid, waited;
+	ssize_t n;
+	char ok;
+
+	if (pipe2(p, O_CLOEXEC)) {
+		cfs_log_error("cannot go into the background: %s",
+			      strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		cfs_log_error("cannot go into the background: %s",
+			      strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		while ((n = read(p[0], &ok, 1)) < 0 && errno == EINTR)
+			;
+		if (n == 1)
+			_exit(0);
+		/* The child failed before the mount was up (and said why). */
+		while ((waited = waitpid(pid, &status, 0)) < 0 &&
+		       errno == EINTR)
+			;
+		_exit(waited == pid && WIFEXITED(status) ? WEXITSTATUS(status)
+							 : 1);
+	}
+	/* The child stays in the caller's session until the mount is up, so
+	 * that ^C still stops it all while it catches up. */
+	close(p[0]);
+	*ready_fd = p[1];
+	return 0;
+}
+
+/* The mount is up: the caller's terminal is let go (standard error goes to
+ * log_fd, -1 in the foreground) and the waiting parent exits 0. */
+static void daemon_ready(int ready_fd, int log_fd)
+{
+	int null_fd;
+
+	if (chdir("/"))
+		cfs_log_warn("cannot change directory to '/': %s",
+			     strerror(errno));
+	if (ready_fd < 0)
+		return;
+	if (setsid() < 0)
+		cfs_log_warn("cannot start a session: %s", strerror(errno));
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd >= 0) {
+		dup2(null_fd, STDIN_FILENO);
+		dup2(null_fd, STDOUT_FILENO);
+		close(null_fd);
+	}
+	dup2(log_fd, STDERR_FILENO);
+	/* SIGPIPE is ignored (fuse_set_signal_handlers()): a parent killed
+	 * meanwhile costs an EPIPE here, not the mount. */
+	if (write(ready_fd, "", 1) != 1)
+		cfs_log_warn("cannot tell the parent that the mount is up");
+	close(ready_fd);
+}
+
 /* Returns the exit status. */
 static int run(struct cli *c, struct fuse_args *args)
 {
@@ -458,7 +541,7 @@ static int run(struct cli *c, struct fuse_args *args)
 		.uid = getuid(),
 		.gid = getgid(),
 	};
-	int status = 1, log_fd = -1;
+	int status = 1, log_fd = -1, ready_fd = -1;
 
 	if (c->cache_size)
 		cfs_size_parse(c->cache_size, &fs.opt.cache_size);
@@ -467,18 +550,19 @@ static int run(struct cli *c, struct fuse_args *args)
 		fprintf(stderr, "\n%s", usage);
 		return EXIT_USAGE;
 	}
+	if (!c->foreground && daemon_start(&ready_fd)) {
+		fuse_session_destroy(fs.se);
+		return 1;
+	}
 	pthread_mutex_init(&fs.apply_lock, NULL);
 	pthread_cond_init(&fs.doubt_over, NULL);
 	if (prepare(c, &fs) || !(fs.sessions = sessions_new(&fs)) ||
 	    (!c->foreground && (log_fd = open_log(c, &fs)) < 0) ||
 	    mount_session(c, &fs))
 		goto out;
-	if (fuse_daemonize(c->foreground) == 0) {
-		if (log_fd >= 0)
-			dup2(log_fd, STDERR_FILENO);
-		cache_note_pid(fs.cache);
-		status = serve(c, &fs) ? 1 : 0;
-	}
+	daemon_ready(ready_fd, log_fd);
+	ready_fd = -1;
+	status = serve(c, &fs) ? 1 : 0;
 	/* The order matters: the sync thread first, then every write
 	 * session committed and the queue sent while there is time (which
 	 * may fetch blocks), then the fetcher. */
@@ -495,6 +579,8 @@ out:
 	fuse_session_destroy(fs.se);
 	if (log_fd >= 0)
 		close(log_fd);
+	if (ready_fd >= 0)
+		close(ready_fd);
 	openfiles_free(fs.open);
 	cache_close(fs.cache);
 	pthread_cond_destroy(&fs.doubt_over);

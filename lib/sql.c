@@ -134,17 +134,16 @@ enum cfs_err cfs_sql_end(struct cfs_sql *c, enum cfs_err rc,
 	return rc;
 }
 
-enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
-			  const char *synchronous, struct cfs_error *err)
+/* Opens path with SQLite's flags, the busy handler set. */
+static enum cfs_err open_db(struct cfs_sql *c, const char *path,
+			    const char *what, int flags, struct cfs_error *err)
 {
-	char pragmas[128];
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	c->what = what;
 	rc = sqlite3_open_v2(path, &c->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+			     flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
 			     NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_busy_handler(c->db, wait_turn, c);
@@ -155,6 +154,17 @@ enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
 		cfs_sql_close(c);
 		return CFS_ERR_INTERNAL;
 	}
+	return CFS_OK;
+}
+
+enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
+			  const char *synchronous, struct cfs_error *err)
+{
+	char pragmas[128];
+
+	if (open_db(c, path, what, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+		    err))
+		return err->code;
 	snprintf(pragmas, sizeof(pragmas),
 		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
 		 " PRAGMA foreign_keys=ON;",
@@ -162,6 +172,25 @@ enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
 	if (cfs_sql_script(c, pragmas, err)) {
 		cfs_sql_close(c);
 		return err->code;
+	}
+	return CFS_OK;
+}
+
+enum cfs_err cfs_sql_open_reader(struct cfs_sql *c, const char *path,
+				 const char *what, struct cfs_error *err)
+{
+	int on = 0, rc;
+
+	if (open_db(c, path, what, SQLITE_OPEN_READONLY, err))
+		return err->code;
+	rc = sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, &on);
+	if (rc != SQLITE_OK || !on) {
+		cfs_fail(
+			err, CFS_ERR_INTERNAL,
+			"cannot open %s '%s' to read: no checkpoint-on-close setting: %s",
+			what, path, sqlite3_errmsg(c->db));
+		cfs_sql_close(c);
+		return CFS_ERR_INTERNAL;
 	}
 	return CFS_OK;
 }
@@ -359,7 +388,9 @@ struct cfs_sql *cfs_sql_pool_acquire(struct cfs_sql_pool *p,
 		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 		return NULL;
 	}
-	if (cfs_sql_open(c, p->path, p->what, p->synchronous, err)) {
+	if (p->reader
+		    ? cfs_sql_open_reader(c, p->path, p->what, err)
+		    : cfs_sql_open(c, p->path, p->what, p->synchronous, err)) {
 		free(c);
 		return NULL;
 	}

@@ -52,7 +52,8 @@ struct cache {
 enum cache_use {
 	CACHE_MOUNT, /* a mount's: created if missing, locked, and what the
 		      * last mount left in flight dropped */
-	CACHE_LOOK,  /* beside a live mount, or none: never locked */
+	CACHE_LOOK,  /* beside a live mount, or none: never locked, and
+		      * cache.db only read (cfs_sql_open_reader()) */
 	CACHE_TEND,  /* upkeep with no mount: locked, nothing dropped */
 };
 
@@ -71,8 +72,9 @@ enum cfs_err cache_open_as(const char *dir, enum cache_use use,
 
 void cache_close(struct cache *c);
 
-/* Writes this process's pid into DIR/lock (again after daemonizing). */
-void cache_note_pid(struct cache *c);
+/* Whether a process (a mount, or cloudfs tending the cache) holds the lock
+ * of cache directory dir now.  Opens nothing but DIR/lock: no database. */
+bool cache_in_use(const char *dir);
 
 /*
  * Ties the cache to one server and root namespace the first time, and

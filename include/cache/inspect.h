@@ -1,14 +1,17 @@
 /*
  * What the cache holds, as people ask it: of one entry (how much of it is
  * local, whether it is pinned, synced or a conflicted copy) and of the
- * whole cache directory.  Read-only but for pins; safe beside a live mount
- * (SQLite WAL readers never block its writers).
+ * whole cache directory.  Read-only but for pins.  While a mount is live
+ * it answers these on its control socket (fs/control.h), from its own
+ * connections; cloudfs(1) opens cache.db itself only when none is.
  */
 #ifndef CACHE_INSPECT_H
 #define CACHE_INSPECT_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "cache/cache.h"
 #include "cache/mirror.h"
@@ -60,6 +63,30 @@ enum cfs_err cache_file_usage(struct cfs_sql *db, struct cache_usage *u,
 /* Pins entry ino (a file or a whole folder), or unpins it. */
 enum cfs_err cache_pin(struct cfs_sql *db, uint64_t ino, bool pin,
 		       struct cfs_error *err);
+
+/*
+ * What cloudfs cache stat prints with --json of cache c: bytes, limit,
+ * blocks, files, files_cached, files_partial, pinned_bytes, dirty_bytes,
+ * pending_ops, pending_bytes, conflicts.  NULL with err set when it
+ * failed.  The mount answers it on its control socket; cloudfs reads it
+ * itself only when no mount is live.
+ */
+json_t *cache_stat_json(struct cache *c, struct cfs_error *err);
+
+/* The inode of path ("" or NULL: the root) in the mirror, by its names;
+ * CFS_ERR_NOT_FOUND ("no 'PATH' in the cache's tree") when there is none. */
+enum cfs_err cache_path_ino(struct cfs_sql *db, const char *path, uint64_t *ino,
+			    struct cfs_error *err);
+
+/*
+ * What cloudfs cache ls prints with --json of entry ino: {"entries": [...]}
+ * with the file itself, or a folder's entries, each with name, kind,
+ * bytes, cached_bytes, blocks, cached_blocks, pinned, state and local.
+ * uploading: the JSON array of the inodes a live mount is sending (NULL:
+ * none).  NULL with err set when it failed.
+ */
+json_t *cache_ls_json(struct cfs_sql *db, uint64_t ino, json_t *uploading,
+		      struct cfs_error *err);
 
 /* Records the cache's size limit (0: none) where inspection finds it. */
 enum cfs_err cache_set_limit(struct cfs_sql *db, uint64_t limit,

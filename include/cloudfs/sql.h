@@ -44,6 +44,19 @@ struct cfs_sql {
 enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
 			  const char *synchronous, struct cfs_error *err);
 
+/*
+ * Opens the existing database at path only to read it, beside a writer in
+ * another process (WAL readers and writers never block each other):
+ * read-only, and with no checkpoint when it closes.  A connection that
+ * closes and finds by SQLite's locks that it is the last one checkpoints
+ * and deletes the write-ahead log and its shared-memory index; were a
+ * writer's locks not where SQLite looks (a connection carried across
+ * fork() holds none), that would delete them under the writer.  A reader
+ * never checkpoints nor deletes them: it leaves them to the writers.
+ */
+enum cfs_err cfs_sql_open_reader(struct cfs_sql *c, const char *path,
+				 const char *what, struct cfs_error *err);
+
 void cfs_sql_close(struct cfs_sql *c);
 
 /*
@@ -110,6 +123,8 @@ struct cfs_sql_pool {
 	const char *what;
 	const char *synchronous;
 	size_t conn_size;
+	bool reader;	      /* connections by cfs_sql_open_reader() (false: by
+			       * cfs_sql_open()); set before the first acquire */
 	pthread_mutex_t lock; /* protects free */
 	struct cfs_sql *free;
 };

@@ -12,8 +12,18 @@
  *	status {server}     the queue, open writes, uploads and block reads
  *	                    under way, hits and misses; unless server is
  *	                    false, namespaces with cursor and head
- *	evict {ino, keep}   cache/upkeep.h; ino 0: by least recent use
+ *	stat                cache_stat_json() (cache/inspect.h), with hits
+ *	                    and misses
+ *	ls {ino | path}     cache_ls_json() of entry ino, or of path in the
+ *	                    mount's tree
+ *	evict {ino | path, keep}
+ *	                    cache/upkeep.h; neither ino nor path: by least
+ *	                    recent use
  *	verify, gc          cache/upkeep.h, with the blocks found bad
+ *
+ * While a mount is live, cloudfs asks it here rather than opening cache.db
+ * itself: what it reads is then the mount's own view, and no connection of
+ * another process can checkpoint or delete the mount's write-ahead log.
  *	pin {ino, pin}      pins (true) or unpins (false) entry ino
  *	share, unshare, leave, shares   fs/share.h
  */

@@ -98,8 +98,16 @@ def test_status_wait_gives_up_at_its_timeout(alice, mount, paused):
     cloudfs("status", "--wait", "--timeout", "2", m.mountpoint, expect=3)
 
 
-def test_cache_stat_and_ls_say_what_is_cached(tree):
+@pytest.mark.parametrize("start", ["foreground", "daemon"])
+def test_cache_stat_and_ls_say_what_is_cached(alice, mount, start):
+    """Also with the mount in the background, as users run it (issue 13:
+    the command unlinked the daemonized mount's write-ahead log)."""
+    put_tree(alice, alice.root_ns, TREE)
+    tree = mount(alice, start=start, timeout=2)
     assert read(at(tree, "photos", "a.jpg")) == TREE["photos/a.jpg"].data
+    # The read is answered before the mount's storer indexes the blocks.
+    until(lambda: os.getxattr(at(tree, "photos", "a.jpg"), "user.cloudfs.status")
+          == b"synced cached", within=5, what="a.jpg cached")
     st = cloudfs("cache", "stat", "--json", cwd=tree.mountpoint)
     assert st["mounted"] and st["files"] == 4 and st["files_cached"] == 1
     assert st["blocks"] == 2 and st["bytes"] == len(TREE["photos/a.jpg"].data)
@@ -172,6 +180,8 @@ def test_verify_drops_a_corrupt_block_and_the_next_read_fetches_it_again(tree):
     path = at(tree, "big.bin")
     data = TREE["big.bin"].data
     assert read(path) == data
+    until(lambda: os.getxattr(path, "user.cloudfs.status") == b"synced cached",
+          within=5, what="big.bin cached")
     first = hashlib.sha256(data[:BLOCK_SIZE]).hexdigest()
     block_file = os.path.join(tree.cache, "blocks", first[:2], first)
     # The read is served before the storer thread files the block.
