@@ -360,6 +360,28 @@ enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
 	return cfs_sql_end(db, rc, err);
 }
 
+/*
+ * Whether e's write session is still open: its pending count holds one
+ * more than its queued operations (invariant 1).  The caller's belief may
+ * be stale: a session that settled since would never send a change
+ * written into the entry alone.
+ */
+static enum cfs_err session_open(struct cfs_sql *db,
+				 const struct mirror_entry *e, bool *open,
+				 struct cfs_error *err)
+{
+	int64_t queued = 0;
+	bool found;
+	enum cfs_err rc = cfs_sql_int64(
+		db,
+		cfs_sql_stmt(db, "SELECT COUNT(*) FROM ops WHERE ino = ?1", err,
+			     "i", (int64_t)e->ino),
+		&queued, &found, err);
+
+	*open = rc == CFS_OK && e->pending > queued;
+	return rc;
+}
+
 enum cfs_err local_setattr(struct cfs_sql *db, uint64_t ino,
 			   const uint32_t *mode, const int64_t *mtime_ns,
 			   bool in_session, struct cfs_error *err)
@@ -373,7 +395,9 @@ enum cfs_err local_setattr(struct cfs_sql *db, uint64_t ino,
 		cfs_sql_end(db, rc, err);
 		return rc;
 	}
-	if (e.kind == CFS_KIND_MOUNT)
+	if (in_session)
+		rc = session_open(db, &e, &in_session, err);
+	if (rc == CFS_OK && e.kind == CFS_KIND_MOUNT)
 		rc = cfs_fail(
 			err, CFS_ERR_FORBIDDEN,
 			"'%s' is a shared folder, whose mode and times are the server's",

@@ -93,8 +93,9 @@ enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
 
 /*
  * Sets the mode and/or mtime (NULL: unchanged) of ino.  In a write session
- * the change goes with the session's commit; otherwise it is queued now.
- * FORBIDDEN for a shared folder's mount.
+ * (in_session, and the session not settled meanwhile) the change goes with
+ * the session's commit; otherwise it is queued now.  FORBIDDEN for a
+ * shared folder's mount.
  */
 enum cfs_err local_setattr(struct cfs_sql *db, uint64_t ino,
 			   const uint32_t *mode, const int64_t *mtime_ns,
