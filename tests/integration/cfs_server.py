@@ -420,6 +420,7 @@ class Mount:
         self.foreground_log = str(log_path)
         self.proc = None  # the foreground process
         self.log_start = 0  # where a daemonized mount's part of its log starts
+        self.startup_log = ""  # what it said on stderr until it was mounted
         self.pid = None   # the process serving the mount
         self.exit_status = None
 
@@ -435,14 +436,19 @@ class Mount:
         return self.options.get("log") or os.path.join(self.cache, "mount.log")
 
     def log_text(self):
-        """What this mount logged (a daemonized mount's log file is the
-        cache's, shared with the mounts of it before: only its part)."""
+        """What this mount logged: with -f, its stderr; daemonized, what it
+        said on stderr until it was mounted, then its part of its log file
+        (the cache's, shared with the mounts of it before)."""
+        if self.proc is not None:
+            start, text = 0, ""
+        else:
+            start, text = self.log_start, self.startup_log
         try:
             with open(self.log_path, errors="replace") as f:
-                f.seek(0 if self.proc is not None else self.log_start)
-                return f.read()
+                f.seek(start)
+                return text + f.read()
         except FileNotFoundError:
-            return ""
+            return text
 
     def start(self, timeout=60):
         """Runs the driver with -f; returns once the mountpoint is mounted."""
@@ -473,6 +479,7 @@ class Mount:
                            capture_output=True, text=True, timeout=timeout)
         assert p.returncode == 0, f"{p.args} exited {p.returncode}: {p.stderr}"
         assert mounted(self.mountpoint), f"{p.args} returned, but nothing is mounted"
+        self.startup_log = p.stderr
         with open(os.path.join(self.cache, "lock")) as f:
             self.pid = int(f.read().split()[0])
         return p
