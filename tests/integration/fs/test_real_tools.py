@@ -124,9 +124,12 @@ class Cloud:
     def server_paths(self):
         return list(server_listing(self.alice, self.alice.root_ns))
 
-    def log_tail(self, lines=40):
-        text = self.first.log_text().splitlines()
-        return "the first mount's log ends:\n" + "\n".join(text[-lines:])
+    def log_tail(self, lines=12):
+        """The first mount's warnings and errors: its first and last LINES."""
+        text = [line for line in self.first.log_text().splitlines() if " info: " not in line]
+        if len(text) > 2 * lines:
+            text = text[:lines] + [f"[... {len(text) - 2 * lines} more ...]"] + text[-lines:]
+        return "the first mount's log (warnings and errors):\n" + "\n".join(text)
 
 
 @pytest.fixture(params=["local", "cloudfs"])
@@ -147,6 +150,27 @@ def without(tree, paths=(), keys=()):
     each entry."""
     return {p: {k: v for k, v in d.items() if k not in keys}
             for p, d in tree.items() if p not in paths}
+
+
+def contents(root, names):
+    """{name: the bytes of ROOT/name, or None where it is missing}."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = read(os.path.join(root, name))
+        except FileNotFoundError:
+            out[name] = None
+    return out
+
+
+def expect_files(place, root, expected):
+    """The files of EXPECTED ({name: bytes or str}) hold those bytes under
+    ROOT (a place's or the reference's)."""
+    want = {n: d.encode() if isinstance(d, str) else d for n, d in expected.items()}
+    got = contents(root, want)
+    wrong = {n: (got[n], want[n]) for n in want if got[n] != want[n]}
+    assert not wrong, f"files in {root} with other bytes than expected (got, expected): " \
+        f"{dict(list(wrong.items())[:5])} ({len(wrong)} of {len(want)})\n{place.log_tail()}"
 
 
 def verify(place, reference, compare="tree", ignore=(), dir_mtimes=True):
@@ -188,9 +212,12 @@ def both(place, reference, scenario, *args):
     directory, then in PLACE; returns what each returned."""
     ref = scenario(reference, lambda: None, os.path.join(os.path.dirname(reference), "scratch"),
                    *args)
-    got = scenario(place.root, place.synced,
-                   os.path.join(os.path.dirname(os.path.dirname(place.root)), "scratch-"
-                                + place.name), *args)
+    try:
+        got = scenario(place.root, place.synced,
+                       os.path.join(os.path.dirname(os.path.dirname(place.root)), "scratch-"
+                                    + place.name), *args)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{place.log_tail()}") from e
     return ref, got
 
 
@@ -312,12 +339,12 @@ def sed_expected(i):
 
 def test_sed_in_place_on_100_files_keeps_each_file_once_with_its_new_content(place, reference):
     both(place, reference, sed_files)
+    expected = {f"doc{i:03}.txt": sed_expected(i) for i in range(100)}
     for root in (reference, place.root):
-        for i in range(100):
-            assert read(os.path.join(root, f"doc{i:03}.txt")).decode() == sed_expected(i), i
+        expect_files(place, root, expected)
     second = verify(place, reference, "shape")
+    expect_files(place, second, expected)
     for i in range(100):
-        assert read(os.path.join(second, f"doc{i:03}.txt")).decode() == sed_expected(i), i
         assert os.stat(os.path.join(second, f"doc{i:03}.txt")).st_mode & 0o777 == \
             [0o644, 0o600, 0o755][i % 3]
 
