@@ -176,7 +176,8 @@ def expect_files(place, root, expected):
 def verify(place, reference, compare="tree", ignore=(), dir_mtimes=False):
     """The end of every test: once the first mount has sent everything,
     its tree, a second mount's and the server's listing are one and the
-    same, no conflicted copy is anywhere, and the tree equals the
+    same, no conflicted copy is anywhere, the first mount still shows
+    that tree at the end, and the tree equals the
     reference's: in full (COMPARE "tree"), without mtimes ("shape"), or
     only names, types and sizes ("names"), leaving out the paths IGNORE
     (what the tool writes differently each run, such as git's index).
@@ -207,6 +208,10 @@ def verify(place, reference, compare="tree", ignore=(), dir_mtimes=False):
     got, want = without(first, ignore, keys), without(ref, ignore, keys)
     assert got == want, f"the tree differs from the tool's on a local disk; (mount, local): " \
         f"{differ(got, want)}"
+    # What the server sends back of the first mount's own changes undoes none of them.
+    again = tree_of(place.root, dir_mtimes=dir_mtimes)
+    assert again == first, "the first mount's tree changed after everything was sent; " \
+        f"(then, now): {differ(first, again)}\n{place.log_tail()}"
     return second_root
 
 
