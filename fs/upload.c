@@ -15,8 +15,16 @@
  *	                            elsewhere does not undo a local edit)
  *	not_found, creating         its folders are created again first
  *	not_found, deleting         already gone: confirmed
+ *	cross_namespace             a folder on its way became a shared
+ *	                            folder: once the listing shows it,
+ *	                            the mirror moves the operation into
+ *	                            that namespace (cache/mirror.c,
+ *	                            invariant 9), and it goes there
  *	storage_full, 5xx, network  tried again later, after a backoff
  *	anything else               refused, and logged
+ *
+ * The operations of a namespace the mirror has not listed yet wait: their
+ * bases are known only then (a shared folder's, invariant 9 again).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -410,6 +418,27 @@ static enum cfs_err upload_blocks(struct uploader *u,
 	return rc;
 }
 
+/*
+ * op crosses into a shared folder: one on its way was shared since it was
+ * queued.  Until the mirror is listed up to head, which shows the folder
+ * and re-addresses op (cache/mirror.c, invariant 9), op waits without
+ * counting a try; a refusal after that counts one.
+ */
+static enum cfs_err wait_for_share(struct cfs_sql *db,
+				   const struct queued_op *op, int64_t head,
+				   bool *retry, struct cfs_error *err)
+{
+	struct mirror_ns m;
+	enum cfs_err rc = mirror_ns_get(db, op->ns, &m, err);
+
+	*retry = true;
+	if (rc == CFS_OK && m.cursor < head)
+		return CFS_OK;
+	if (rc && rc != CFS_ERR_NOT_FOUND)
+		return rc;
+	return local_retry(db, op, err);
+}
+
 /* Settles one operation by its answer r, of a batch answered at head;
  * *retry when it must wait for another round (the batch's other answers
  * count all the same). */
@@ -466,6 +495,8 @@ static enum cfs_err settle_result(struct cfs_sql *db,
 	}
 	if (strcmp(code, "not_found") == 0 && op->type == QUEUE_DELETE)
 		return local_confirm(db, op, 0, 0, 0, ch, err);
+	if (strcmp(code, "cross_namespace") == 0)
+		return wait_for_share(db, op, head, retry, err);
 	if (strcmp(code, "storage_full") == 0 ||
 	    strcmp(code, "internal") == 0 || strcmp(code, "unavailable") == 0) {
 		*retry = true;
@@ -565,6 +596,14 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	return rc;
 }
 
+/* Frees a batch that queue_batch() read. */
+static void batch_free(struct queued_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		queued_op_release(&ops[i]);
+	free(ops);
+}
+
 /* Sends one batch; *sent is false when the queue was empty. */
 static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 			       struct cfs_error *err)
@@ -572,6 +611,7 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	struct cfs_blocklist all = { 0 }, needed = { 0 };
 	struct queued_op *ops = NULL;
 	struct cfs_sql *db = cache_db(u->fs->cache, err);
+	struct mirror_ns m = { .listed = true };
 	enum cfs_err rc;
 	size_t n = 0, dropped = 0;
 
@@ -579,6 +619,10 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	if (!db)
 		return err->code;
 	rc = queue_batch(db, BATCH, &ops, &n, err);
+	if (rc == CFS_OK && n)
+		rc = mirror_ns_get(db, ops[0].ns, &m, err);
+	if (rc == CFS_ERR_NOT_FOUND)
+		rc = CFS_OK; /* the server says what becomes of them */
 	cache_db_release(u->fs->cache, db);
 	if (rc == CFS_OK && n == 0) {
 		/* Nothing left to be in doubt about. */
@@ -592,6 +636,12 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 		return rc;
 	}
 	*sent = true;
+	if (!m.listed) {
+		/* Their bases are not known yet (see the top). */
+		*retry_any = true;
+		batch_free(ops, n);
+		return CFS_OK;
+	}
 	note_sending(u, ops, n);
 	/* What the server gets is durable here first: a change made only in
 	 * the mirror (a rename, a delete) is then durable within moments,
@@ -611,9 +661,7 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	note_sending(u, NULL, 0);
 	cfs_blocklist_release(&all);
 	cfs_blocklist_release(&needed);
-	for (size_t i = 0; i < n; i++)
-		queued_op_release(&ops[i]);
-	free(ops);
+	batch_free(ops, n);
 	return rc;
 }
 

@@ -1,0 +1,130 @@
+"""Sharing a folder while changes under it are still on their way: a file
+settling after its close, or changes queued for the server, follow the
+folder into its shared namespace, whoever shared it (this mount, another
+mount of the same user, or a client of the HTTP API). Nothing written is
+lost, and nothing becomes a conflicted copy: the changes are this
+device's own."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from cfs_fs import read, server_listing, until, until_server_holds
+from cfs_proxy import proxy  # noqa: F401 (a fixture)
+from cfs_server import CLOUDFS
+
+
+def cloudfs(*args, expect=0):
+    """Runs cloudfs ARGS; checks its exit status; returns its stdout (parsed
+    when --json was given)."""
+    p = subprocess.run([CLOUDFS, *args], capture_output=True, text=True, timeout=120)
+    assert p.returncode == expect, \
+        f"cloudfs {' '.join(args)} exited {p.returncode}, not {expect}: {p.stderr}"
+    return json.loads(p.stdout) if "--json" in args else p.stdout
+
+
+def at(m, *parts):
+    return os.path.join(m.mountpoint, *parts)
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def on_server(client, ns, path):
+    """Whether PATH of namespace NS is on the server (any kind)."""
+    return path in server_listing(client, ns)
+
+
+def shared_ns(client, path):
+    """The namespace of the shared folder mounted at PATH of CLIENT's root."""
+    r = client.get("/meta/namespaces")
+    assert r.status == 200, r
+    (ns,) = [n["ns"] for n in r.json["namespaces"] if n.get("path") == path]
+    return ns
+
+
+def share_by_api(client, path, *members):
+    """CLIENT shares its folder PATH straight through the HTTP API, with
+    MEMBERS; returns the shared folder's namespace."""
+    r = client.post(f"/meta/ns/{client.root_ns}/share", {"path": path})
+    assert r.status == 200, r
+    for user in members:
+        assert client.post(f"/meta/ns/{r.json['ns']}/invite",
+                           {"user": user.name}).status == 200
+    return r.json["ns"]
+
+
+def all_arrived(alice, bob, mounts, ns, files, mount, dirs=()):
+    """FILES (path in the shared folder -> bytes) are in shared namespace
+    NS on the server, and read so through every mount of MOUNTS (each
+    (mount, folder name)) and a new mount of bob's with an empty cache;
+    every mount of MOUNTS has sent everything, with no conflicted copy
+    and nothing refused. The shared namespace holds FILES and DIRS only."""
+    until_server_holds(alice, files, ns=ns, what="the files in the shared namespace")
+    root = server_listing(alice, alice.root_ns)
+    assert not [p for p in root if p.startswith("proj/")], root
+    fresh = mount(bob, start="daemon")
+    for m, folder in [*mounts, (fresh, "proj")]:
+        for path, data in files.items():
+            until(lambda: read(at(m, folder, path)) == data, within=10,
+                  what=f"{path} in {m.mountpoint}")
+    for m, _ in mounts:
+        cloudfs("status", "--wait", "--timeout", "30", m.mountpoint)
+        st = cloudfs("status", "--json", m.mountpoint)["mounts"][0]
+        assert st["pending_ops"] == 0 and st["open_writes"] == 0, st
+        assert st["conflicts"] == 0, st
+        assert "refused" not in m.log_text(), m.log_text()
+    for client, space in ((alice, ns), (alice, alice.root_ns), (bob, bob.root_ns)):
+        names = server_listing(client, space)
+        assert not [p for p in names if "conflicted copy" in p], names
+    assert sorted(server_listing(alice, ns)) == sorted([*files, *dirs])
+
+
+def test_a_file_settling_follows_its_folder_shared_through_the_api(alice, bob, mount):
+    """Shared elsewhere while a new file and a new version of an old one
+    settle here: both are committed into the shared namespace, the new
+    version based on the old one's state there (no conflicted copy)."""
+    ma, mb = mount(alice, settle=2), mount(bob)
+    os.mkdir(at(ma, "proj"))
+    write(at(ma, "proj", "old.txt"), b"version 1\n")
+    until_server_holds(alice, {"proj/old.txt": b"version 1\n"})
+    write(at(ma, "proj", "old.txt"), b"version 2\n")
+    write(at(ma, "proj", "note.txt"), b"hello\n")
+    ns = share_by_api(alice, "proj", bob)
+    all_arrived(alice, bob, [(ma, "proj"), (mb, "proj")], ns,
+                {"old.txt": b"version 2\n", "note.txt": b"hello\n"}, mount)
+
+
+@pytest.mark.parametrize("start", ["foreground", "daemon"])
+def test_queued_changes_follow_a_folder_another_mount_of_the_user_shares(
+        alice, bob, mount, proxy, start):
+    """The queued commit reaches the server after the share and is refused
+    as cross_namespace: it is sent again, re-addressed to the shared
+    namespace."""
+    ma = mount(alice.clone(proxy.url), settle=0, start=start)
+    other = mount(alice, start=start)
+    mb = mount(bob, start=start)
+    os.makedirs(at(ma, "proj", "sub"))
+    write(at(ma, "proj", "old.txt"), b"version 1\n")
+    cloudfs("status", "--wait", ma.mountpoint)
+    until(lambda: read(at(other, "proj", "old.txt")) == b"version 1\n", within=10,
+          what="the folder in the other mount")
+
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    write(at(ma, "proj", "note.txt"), b"hello\n")
+    write(at(ma, "proj", "sub", "deep.txt"), b"deep\n")
+    write(at(ma, "proj", "old.txt"), b"version 2\n")
+    os.mkdir(at(ma, "proj", "new"))
+    write(at(ma, "proj", "new", "in-new.txt"), b"in a new folder\n")
+    proxy.wait_held(1)
+    cloudfs("share", at(other, "proj"), "bob")
+    ns = shared_ns(alice, "proj")
+    proxy.release()
+    all_arrived(alice, bob, [(ma, "proj"), (other, "proj"), (mb, "proj")], ns,
+                {"note.txt": b"hello\n", "sub/deep.txt": b"deep\n",
+                 "old.txt": b"version 2\n", "new/in-new.txt": b"in a new folder\n"},
+                mount, dirs=("sub", "new"))
