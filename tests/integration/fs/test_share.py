@@ -84,6 +84,32 @@ def all_arrived(alice, bob, mounts, ns, files, mount, dirs=()):
     assert sorted(server_listing(alice, ns)) == sorted([*files, *dirs])
 
 
+@pytest.mark.parametrize("start", ["foreground", "daemon"])
+def test_a_file_written_just_before_its_folder_is_shared_goes_with_it(
+        alice, bob, mount, start):
+    """The report of issue 13: mkdir, echo > file, share at once (within
+    the 50 ms the file settles after its close)."""
+    ma, mb = mount(alice, start=start), mount(bob, start=start)
+    os.mkdir(at(ma, "proj"))
+    write(at(ma, "proj", "note.txt"), b"hello\n")
+    ns = cloudfs("share", "--json", at(ma, "proj"), "bob")["ns"]
+    all_arrived(alice, bob, [(ma, "proj"), (mb, "proj")], ns,
+                {"note.txt": b"hello\n"}, mount)
+
+
+@pytest.mark.parametrize("start", ["foreground", "daemon"])
+def test_sharing_from_the_mount_waits_for_what_settles_in_the_folder(
+        alice, bob, mount, start):
+    ma, mb = mount(alice, start=start, settle=3), mount(bob, start=start)
+    os.mkdir(at(ma, "proj"))
+    until(lambda: on_server(alice, alice.root_ns, "proj"), within=10,
+          what="the folder on the server")
+    write(at(ma, "proj", "note.txt"), b"hello\n")  # committed in 3 s
+    ns = cloudfs("share", "--json", at(ma, "proj"), "bob")["ns"]
+    all_arrived(alice, bob, [(ma, "proj"), (mb, "proj")], ns,
+                {"note.txt": b"hello\n"}, mount)
+
+
 def test_a_file_settling_follows_its_folder_shared_through_the_api(alice, bob, mount):
     """Shared elsewhere while a new file and a new version of an old one
     settle here: both are committed into the shared namespace, the new
