@@ -34,7 +34,7 @@
  *     namespace: a change is never lost to a share.  A moved entry the
  *     server has (node > 0) forgets its JID (0), since the old namespace's
  *     means nothing in the new one; the first listed state of its node
- *     with the content of its shadow (the state its changes are based on)
+ *     with the bytes of its shadow (the state its changes are based on)
  *     gives it back, so its commit is not a conflict with itself.  Until
  *     the shared namespace is listed, its operations wait (fs/upload.c).
  */
@@ -933,6 +933,20 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 	return rc;
 }
 
+/*
+ * Whether a and b hold the same bytes (kind, blocks, target).  Not their
+ * mode and mtime: a shadow may carry the mount's own change of those
+ * (cache/local.c marks an entry after a setattr changed it).
+ */
+static bool same_bytes(const struct mirror_entry *a,
+		       const struct mirror_entry *b)
+{
+	return a->kind == b->kind && a->size == b->size &&
+	       cfs_blocklist_equal(&a->blocks, &b->blocks) &&
+	       (a->target == b->target ||
+		(a->target && b->target && strcmp(a->target, b->target) == 0));
+}
+
 /* Invariant 7: a listed state of an entry with local changes. */
 static enum cfs_err apply_shadow(struct cfs_sql *db,
 				 const struct mirror_entry *old,
@@ -949,8 +963,7 @@ static enum cfs_err apply_shadow(struct cfs_sql *db,
 		return rc;
 	stale = e->jid <= s.jid; /* invariant 8 */
 	/* Invariant 9: the state a share moved, which the changes edit. */
-	base = !stale && old->node > 0 && old->jid == 0 &&
-	       rows_same_content(&s, e);
+	base = !stale && old->node > 0 && old->jid == 0 && same_bytes(&s, e);
 	mirror_entry_release(&s);
 	if (stale)
 		return CFS_OK;
