@@ -604,7 +604,8 @@ static void batch_free(struct queued_op *ops, size_t n)
 	free(ops);
 }
 
-/* Sends one batch; *sent is false when the queue was empty. */
+/* Sends one batch; *sent is false when there was none to send (the queue
+ * empty, or its head waiting for its namespace's listing). */
 static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 			       struct cfs_error *err)
 {
@@ -635,13 +636,14 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 		free(ops);
 		return rc;
 	}
-	*sent = true;
 	if (!m.listed) {
-		/* Their bases are not known yet (see the top). */
+		/* Their bases are not known yet (see the top); the queue
+		 * waits behind them, in order. */
 		*retry_any = true;
 		batch_free(ops, n);
 		return CFS_OK;
 	}
+	*sent = true;
 	note_sending(u, ops, n);
 	/* What the server gets is durable here first: a change made only in
 	 * the mirror (a rename, a delete) is then durable within moments,
