@@ -188,3 +188,28 @@ def test_changes_under_a_folder_follow_it_past_a_change_of_the_folder_itself(
                 {"note.txt": b"hello\n", "old.txt": b"version 2\n",
                  "late.txt": b"after the folder's change\n"},
                 mount, allowed=("refused dir 'proj':",))
+
+
+def test_changes_queued_by_a_mount_that_was_down_follow_a_share_made_meanwhile(
+        alice, bob, mount, proxy):
+    """The mount is killed with its commit in doubt, the folder is shared
+    through the API, and the mount starts again on the same cache: its
+    queue goes to the shared namespace."""
+    ma = mount(alice.clone(proxy.url), settle=0)
+    os.mkdir(at(ma, "proj"))
+    write(at(ma, "proj", "old.txt"), b"version 1\n")
+    cloudfs("status", "--wait", ma.mountpoint)
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    write(at(ma, "proj", "note.txt"), b"hello\n")
+    write(at(ma, "proj", "old.txt"), b"version 2\n")
+    proxy.wait_held(1)
+    until(lambda: (lambda st: st["open_writes"] == 0 and st["pending_ops"] == 2)(
+        cloudfs("status", "--json", ma.mountpoint, expect=3)["mounts"][0]),
+        within=10, what="both changes queued")
+    ma.kill9()
+    ns = share_by_api(alice, "proj", bob)
+    proxy.release()  # the dead mount's commit: cross_namespace, unheard
+    again = mount(alice.clone(proxy.url), cache=ma.cache, start="daemon")
+    mb = mount(bob)
+    all_arrived(alice, bob, [(again, "proj"), (mb, "proj")], ns,
+                {"note.txt": b"hello\n", "old.txt": b"version 2\n"}, mount)
