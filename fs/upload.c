@@ -620,10 +620,10 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	if (!db)
 		return err->code;
 	rc = queue_batch(db, BATCH, &ops, &n, err);
-	if (rc == CFS_OK && n)
-		rc = mirror_ns_get(db, ops[0].ns, &m, err);
-	if (rc == CFS_ERR_NOT_FOUND)
-		rc = CFS_OK; /* the server says what becomes of them */
+	/* A namespace not followed: the server says what becomes of them. */
+	if (rc == CFS_OK && n &&
+	    (rc = mirror_ns_get(db, ops[0].ns, &m, err)) == CFS_ERR_NOT_FOUND)
+		rc = CFS_OK;
 	cache_db_release(u->fs->cache, db);
 	if (rc == CFS_OK && n == 0) {
 		/* Nothing left to be in doubt about. */

@@ -78,7 +78,8 @@ struct mirror_ns {
 enum cfs_err mirror_namespaces(struct cfs_sql *db, struct mirror_ns **list,
 			       size_t *n, struct cfs_error *err);
 
-/* How far the mirror follows namespace ns; NOT_FOUND when it does not. */
+/* How far the mirror follows namespace ns; NOT_FOUND (no message) when it
+ * does not. */
 enum cfs_err mirror_ns_get(struct cfs_sql *db, int64_t ns, struct mirror_ns *m,
 			   struct cfs_error *err);
 

@@ -44,8 +44,8 @@ int sessions_start(struct sessions *t);
 size_t sessions_count(struct sessions *t);
 
 /* Commits now every session no handle holds any more, without waiting
- * for its settling delay, and returns once their commits are queued
- * durably (a share of their folder waits for them). */
+ * for its settling delay, and returns once their commits are queued (a
+ * share of their folder waits for them). */
 void sessions_settle_now(struct sessions *t);
 
 /* Commits every session (unmount) and frees the table. */
