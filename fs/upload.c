@@ -638,7 +638,9 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	}
 	if (!m.listed) {
 		/* Their bases are not known yet (see the top); the queue
-		 * waits behind them, in order. */
+		 * waits behind them, in order, while the sync thread lists
+		 * the namespace, which it may not know of yet (fs/fs.h). */
+		__atomic_store_n(&u->fs->relist, true, __ATOMIC_SEQ_CST);
 		*retry_any = true;
 		batch_free(ops, n);
 		return CFS_OK;
