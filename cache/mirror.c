@@ -29,6 +29,18 @@
  *     as a tombstone (kind DELETED, pending 0, at the delete's JID) until
  *     the namespace's cursor reaches that JID: a page listed before the
  *     delete and applied after it cannot bring the node back.
+ * 10. A folder of the root namespace that becomes a MOUNT of the same node
+ *     was shared (here, by another mount, or through the API): the server
+ *     moved its subtree into the shared namespace with its node ids but
+ *     new JIDs.  Its entries with local changes, and the folders on their
+ *     way up, move along (the rest is listed anew from there), and so do
+ *     the queued operations under it, re-addressed within the shared
+ *     namespace: a change is never lost to a share.  A moved entry the
+ *     server has (node > 0) forgets its JID (0), since the old namespace's
+ *     means nothing in the new one; the first listed state of its node
+ *     with the bytes of its shadow (the state its changes are based on)
+ *     gives it back, so its commit is not a conflict with itself.  Until
+ *     the shared namespace is listed, its operations wait (fs/upload.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,6 +366,29 @@ enum cfs_err mirror_namespaces(struct cfs_sql *db, struct mirror_ns **list,
 	return rc;
 }
 
+enum cfs_err mirror_ns_get(struct cfs_sql *db, int64_t ns, struct mirror_ns *m,
+			   struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(db,
+					"SELECT cursor, listed FROM namespaces"
+					" WHERE ns = ?1",
+					err, "i", ns);
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	bool row = false;
+
+	if (rc == CFS_OK)
+		rc = cfs_sql_step(db, st, &row, err);
+	if (rc == CFS_OK && !row)
+		return CFS_ERR_NOT_FOUND;
+	if (rc == CFS_OK)
+		*m = (struct mirror_ns){
+			.ns = ns,
+			.cursor = sqlite3_column_int64(st, 0),
+			.listed = sqlite3_column_int(st, 1) != 0,
+		};
+	return rc;
+}
+
 enum cfs_err mirror_init_root(struct cfs_sql *db, int64_t root_ns,
 			      struct cfs_error *err)
 {
@@ -632,6 +667,87 @@ static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
 	return rc;
 }
 
+/* Moves kept entry ino of the subtree below node top into namespace ns,
+ * whose root top becomes (invariant 10). */
+static enum cfs_err rehome(struct cfs_sql *db, uint64_t ino, int64_t top,
+			   int64_t ns, struct cfs_error *err)
+{
+	enum cfs_err rc;
+
+	rc = cfs_sql_exec(db,
+			  "UPDATE entries SET ns = ?2, jid = 0,"
+			  " parent = CASE parent WHEN ?3 THEN 0"
+			  " ELSE parent END WHERE ino = ?1",
+			  err, "iii", (int64_t)ino, ns, top);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db,
+				  "UPDATE shadow SET jid = 0,"
+				  " parent = CASE parent WHEN ?2 THEN 0"
+				  " ELSE parent END WHERE ino = ?1",
+				  err, "ii", (int64_t)ino, top);
+	return rc;
+}
+
+/*
+ * Invariant 9: the queued operations of namespace ns under folder path
+ * (both paths, for a move) now go to namespace to, relative to its root.
+ * A move with one side outside the folder stays: it crosses namespaces
+ * now, and the server refuses it.
+ */
+static enum cfs_err requeue_into(struct cfs_sql *db, int64_t ns,
+				 const char *path, int64_t to,
+				 struct cfs_error *err)
+{
+	return cfs_sql_exec(
+		db,
+		"UPDATE ops SET ns = ?3, path = substr(path, length(?2) + 2),"
+		" to_path = substr(to_path, length(?2) + 2)"
+		" WHERE ns = ?1 AND substr(path, 1, length(?2) + 1) = ?2 || '/'"
+		" AND (to_path IS NULL"
+		" OR substr(to_path, 1, length(?2) + 1) = ?2 || '/')",
+		err, "iti", ns, path, to);
+}
+
+/* Invariant 9: folder old became the mount of shared namespace e's. */
+static enum cfs_err follow_share(struct cfs_sql *db,
+				 const struct mirror_entry *old,
+				 const struct mirror_entry *e,
+				 struct cfs_error *err)
+{
+	struct ino_set keep = { 0 }, all = { 0 };
+	char *path = NULL;
+	enum cfs_err rc = rows_ns_path(db, old, &path, err);
+
+	if (rc == CFS_OK)
+		rc = subtree_keep(db, old->ns, old->node, &keep, err);
+	if (rc == CFS_OK && keep.n)
+		rc = ino_set_fill(
+			db,
+			cfs_sql_stmt(db,
+				     ROWS_SUBTREE_CTE
+				     "SELECT e.ino FROM entries e JOIN sub"
+				     " ON e.ns = ?1 AND e.node = sub.node",
+				     err, "ii", old->ns, old->node),
+			&all, err);
+	else if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db,
+			"DELETE FROM entries WHERE ns = ?1 AND node IN"
+			" (" ROWS_SUBTREE_CTE "SELECT node FROM sub)",
+			err, "ii", old->ns, old->node);
+	for (size_t i = 0; rc == CFS_OK && i < all.n; i++)
+		if (!ino_set_has(&keep, all.v[i]))
+			rc = rows_delete(db, all.v[i], err);
+	for (size_t i = 0; rc == CFS_OK && i < keep.n; i++)
+		rc = rehome(db, keep.v[i], old->node, e->mount_ns, err);
+	if (rc == CFS_OK)
+		rc = requeue_into(db, old->ns, path, e->mount_ns, err);
+	free(keep.v);
+	free(all.v);
+	free(path);
+	return rc;
+}
+
 enum cfs_err rows_drop_contents(struct cfs_sql *db,
 				const struct mirror_entry *old,
 				const struct mirror_entry *e, bool *kept,
@@ -640,6 +756,9 @@ enum cfs_err rows_drop_contents(struct cfs_sql *db,
 	enum cfs_err rc = CFS_OK;
 
 	*kept = false;
+	if (old->kind == CFS_KIND_DIR && e->kind == CFS_KIND_MOUNT &&
+	    old->ns == e->ns && old->node == e->node && old->node > 0)
+		return follow_share(db, old, e, err);
 	if (old->kind == CFS_KIND_DIR && e->kind != CFS_KIND_DIR)
 		rc = drop_subtree(db, old->ns, old->node, kept, err);
 	if (rc == CFS_OK && *kept)
@@ -830,6 +949,20 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 	return rc;
 }
 
+/*
+ * Whether a and b hold the same bytes (kind, blocks, target).  Not their
+ * mode and mtime: a shadow may carry the mount's own change of those
+ * (cache/local.c marks an entry after a setattr changed it).
+ */
+static bool same_bytes(const struct mirror_entry *a,
+		       const struct mirror_entry *b)
+{
+	return a->kind == b->kind && a->size == b->size &&
+	       cfs_blocklist_equal(&a->blocks, &b->blocks) &&
+	       (a->target == b->target ||
+		(a->target && b->target && strcmp(a->target, b->target) == 0));
+}
+
 /* Invariant 7: a listed state of an entry with local changes. */
 static enum cfs_err apply_shadow(struct cfs_sql *db,
 				 const struct mirror_entry *old,
@@ -837,17 +970,24 @@ static enum cfs_err apply_shadow(struct cfs_sql *db,
 				 struct cfs_error *err)
 {
 	struct mirror_entry s;
+	bool stale, base;
 	enum cfs_err rc = rows_shadow_get(db, old->ino, &s, err);
 
-	if (rc == CFS_OK && e->jid <= s.jid) {
-		mirror_entry_release(&s);
-		return CFS_OK; /* invariant 8 */
-	}
-	if (rc == CFS_OK)
-		mirror_entry_release(&s);
-	return rc && rc != CFS_ERR_NOT_FOUND
-		       ? rc
-		       : rows_shadow_put(db, old->ino, e, err);
+	if (rc == CFS_ERR_NOT_FOUND)
+		return rows_shadow_put(db, old->ino, e, err);
+	if (rc)
+		return rc;
+	stale = e->jid <= s.jid; /* invariant 8 */
+	/* Invariant 9: the state a share moved, which the changes edit. */
+	base = !stale && old->node > 0 && old->jid == 0 && same_bytes(&s, e);
+	mirror_entry_release(&s);
+	if (stale)
+		return CFS_OK;
+	if (base)
+		rc = cfs_sql_exec(db,
+				  "UPDATE entries SET jid = ?2 WHERE ino = ?1",
+				  err, "ii", (int64_t)old->ino, e->jid);
+	return rc ? rc : rows_shadow_put(db, old->ino, e, err);
 }
 
 /* Applies one listed entry e (of namespace ns). */

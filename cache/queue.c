@@ -39,6 +39,24 @@ enum cfs_err queue_last(struct cfs_sql *db, int64_t *seq, struct cfs_error *err)
 		seq, &found, err);
 }
 
+enum cfs_err queue_length_under(struct cfs_sql *db, int64_t ns,
+				const char *path, int64_t *n,
+				struct cfs_error *err)
+{
+	bool found;
+
+	return cfs_sql_int64(
+		db,
+		cfs_sql_stmt(
+			db,
+			"SELECT COUNT(*) FROM ops WHERE ns = ?1"
+			" AND (path = ?2 OR to_path = ?2"
+			" OR substr(path, 1, length(?2) + 1) = ?2 || '/'"
+			" OR substr(to_path, 1, length(?2) + 1) = ?2 || '/')",
+			err, "it", ns, path),
+		n, &found, err);
+}
+
 static enum cfs_err op_from_row(sqlite3_stmt *st, struct queued_op *op,
 				struct cfs_error *err)
 {

@@ -877,6 +877,36 @@ void sessions_free(struct sessions *t)
 	free(t);
 }
 
+/* Whether a session of t is being committed (t's lock held). */
+static bool any_settling(struct sessions *t)
+{
+	for (size_t b = 0; b < N_BUCKETS; b++)
+		for (struct session *s = t->table[b]; s; s = s->next)
+			if (s->settling)
+				return true;
+	return false;
+}
+
+void sessions_settle_now(struct sessions *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	for (size_t b = 0; b < N_BUCKETS; b++)
+		for (struct session *s = t->table[b]; s; s = s->next)
+			if (!s->handles)
+				s->settle_at_ms = 0;
+	pthread_mutex_unlock(&t->lock);
+	/* Here rather than by the settler, to know when they are done;
+	 * those the settler took meanwhile are waited for. */
+	while (settle_due(t) == 0)
+		;
+	pthread_mutex_lock(&t->lock);
+	while (any_settling(t))
+		pthread_cond_wait(&t->settled, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+}
+
 size_t sessions_count(struct sessions *t)
 {
 	size_t n = 0;

@@ -2,12 +2,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache/local.h"
 #include "cache/mirror.h"
+#include "cloudfs/clock.h"
 #include "fs/fs.h"
 #include "fs/remote.h"
+#include "fs/session.h"
 #include "fs/share.h"
+#include "fs/upload.h"
 
 static json_t *failure(const char *msg)
 {
@@ -31,10 +35,9 @@ static json_t *ask_server(struct fs *fs, const char *method, const char *path,
 	return answer;
 }
 
-/* Entry ino, the root namespace, and whether the queue is empty. */
+/* Entry ino and the root namespace. */
 static enum cfs_err look(struct fs *fs, uint64_t ino, struct mirror_entry *e,
-			 int64_t *root_ns, int64_t *queued,
-			 struct cfs_error *err)
+			 int64_t *root_ns, struct cfs_error *err)
 {
 	struct cfs_sql *db = cache_db(fs->cache, err);
 	struct mirror_entry root;
@@ -49,10 +52,6 @@ static enum cfs_err look(struct fs *fs, uint64_t ino, struct mirror_entry *e,
 	if (rc == CFS_ERR_NOT_FOUND)
 		rc = cfs_fail(err, rc, "inode %llu is not in the mount",
 			      (unsigned long long)ino);
-	if (rc == CFS_OK)
-		rc = queue_length(db, queued, err);
-	if (rc && rc != CFS_ERR_NOT_FOUND)
-		mirror_entry_release(e);
 	if (db)
 		cache_db_release(fs->cache, db);
 	return rc;
@@ -70,9 +69,42 @@ static enum cfs_err folder_path(struct fs *fs, uint64_t ino, char **path,
 	return rc;
 }
 
+/*
+ * What is on its way to folder path of root_ns goes first: files closed a
+ * moment ago are committed now, without their settling delay, and the
+ * changes queued under the folder are sent, waited for up to the mount's
+ * network timeout.  Whatever is still queued then (a large upload), or
+ * written after, follows the folder into its namespace once the mirror
+ * sees it shared (cache/mirror.c, invariant 10): the wait only spares it
+ * the detour.
+ */
+static void send_first(struct fs *fs, int64_t root_ns, const char *path)
+{
+	uint64_t until =
+		cfs_monotonic_ms() + 1000 * (uint64_t)fs->opt.timeout_s;
+	struct cfs_error err;
+
+	sessions_settle_now(fs->sessions);
+	uploader_wake(fs->upload);
+	for (;;) {
+		struct cfs_sql *db = cache_db(fs->cache, &err);
+		int64_t n = 0;
+		enum cfs_err rc =
+			db ? queue_length_under(db, root_ns, path, &n, &err)
+			   : err.code;
+
+		if (db)
+			cache_db_release(fs->cache, db);
+		if (rc || n == 0 || cfs_monotonic_ms() >= until)
+			return;
+		/* Nothing signals the end of one folder's operations. */
+		usleep(20 * 1000);
+	}
+}
+
 /* The shared namespace of folder e, sharing it first if need be. */
 static int64_t shared_ns(struct fs *fs, const struct mirror_entry *e,
-			 int64_t root_ns, int64_t queued, struct cfs_error *err)
+			 int64_t root_ns, struct cfs_error *err)
 {
 	char path[64], *p = NULL;
 	json_t *a;
@@ -87,15 +119,9 @@ static int64_t shared_ns(struct fs *fs, const struct mirror_entry *e,
 			e->name);
 		return 0;
 	}
-	if (queued) {
-		cfs_fail(
-			err, CFS_ERR_CONFLICT,
-			"%lld changes are not on the server yet: share once they are (cloudfs status --wait)",
-			(long long)queued);
-		return 0;
-	}
 	if (folder_path(fs, e->ino, &p, err))
 		return 0;
+	send_first(fs, root_ns, p);
 	snprintf(path, sizeof(path), "/meta/ns/%lld/share", (long long)root_ns);
 	a = ask_server(fs, "POST", path, json_pack("{s:s}", "path", p), err);
 	free(p);
@@ -111,16 +137,16 @@ static json_t *do_share(struct fs *fs, const char *cmd, json_t *req)
 		(uint64_t)json_integer_value(json_object_get(req, "ino"));
 	struct mirror_entry e;
 	struct cfs_error err;
-	int64_t root_ns = 0, queued = 0, ns = 0;
+	int64_t root_ns = 0, ns = 0;
 	char path[64];
 	json_t *a = NULL;
 
 	if (!user && strcmp(cmd, "leave") != 0)
 		return failure("a user is needed");
-	if (look(fs, ino, &e, &root_ns, &queued, &err))
+	if (look(fs, ino, &e, &root_ns, &err))
 		return failure(err.msg);
 	if (strcmp(cmd, "share") == 0)
-		ns = shared_ns(fs, &e, root_ns, queued, &err);
+		ns = shared_ns(fs, &e, root_ns, &err);
 	else if (e.kind == CFS_KIND_MOUNT)
 		ns = e.mount_ns;
 	else

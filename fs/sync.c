@@ -344,9 +344,10 @@ enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
 	return rc;
 }
 
-/* Waits until a followed namespace moves (or the long poll times out). */
+/* Waits until a followed namespace moves (or the long poll times out, or
+ * fs->relist cuts it short). */
 static enum cfs_err wait_for_change(struct fs *fs, struct remote_conn *conn,
-				    const bool *stop, struct cfs_error *err)
+				    struct cfs_error *err)
 {
 	struct mirror_ns *list = NULL;
 	json_t *body, *cursors, *answer = NULL;
@@ -372,9 +373,13 @@ static enum cfs_err wait_for_change(struct fs *fs, struct remote_conn *conn,
 	if (!body)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	rc = remote_call(conn, "POST", "/meta/longpoll", body, LONGPOLL_S + 30,
-			 stop, &answer, err);
+			 &fs->relist, &answer, err);
 	json_decref(body);
 	json_decref(answer);
+	/* Ended early (fs->relist): the catch-up lists what is new. */
+	if (rc == CFS_ERR_UNREACHABLE &&
+	    __atomic_load_n(&fs->relist, __ATOMIC_SEQ_CST))
+		return CFS_OK;
 	/* A namespace left meanwhile: the catch-up will forget it. */
 	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
 }
@@ -400,10 +405,16 @@ static void *sync_thread(void *arg)
 	struct cfs_error err;
 
 	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
-		enum cfs_err rc = sync_catch_up(s->fs, conn, &s->stop, &err);
+		enum cfs_err rc;
 
+		/* Cleared before the stop is read again: sync_stop() sets
+		 * both, in the other order. */
+		__atomic_store_n(&s->fs->relist, false, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST))
+			break;
+		rc = sync_catch_up(s->fs, conn, &s->stop, &err);
 		if (rc == CFS_OK)
-			rc = wait_for_change(s->fs, conn, &s->stop, &err);
+			rc = wait_for_change(s->fs, conn, &err);
 		if (rc == CFS_OK ||
 		    __atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
 			if (backoff)
@@ -449,7 +460,8 @@ void sync_stop(struct sync *s)
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->lock);
-	__atomic_store_n(&s->stop, true, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->stop, true, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&s->fs->relist, true, __ATOMIC_SEQ_CST);
 	pthread_cond_broadcast(&s->wake);
 	pthread_mutex_unlock(&s->lock);
 	remote_conn_wake(s->conn);

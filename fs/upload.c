@@ -15,6 +15,11 @@
  *	                            elsewhere does not undo a local edit)
  *	not_found, creating         its folders are created again first
  *	not_found, deleting         already gone: confirmed
+ *	cross_namespace             a folder on its way became a shared
+ *	                            folder: once the listing shows it,
+ *	                            the mirror moves the operation into
+ *	                            that namespace (cache/mirror.c,
+ *	                            invariant 10), and it goes there
  *	need_blocks, storage_full,  tried again later, after a backoff, for
  *	5xx, network                as long as it takes
  *	anything else               refused, and logged
@@ -23,6 +28,9 @@
  * the queue (queue_failing), and `cloudfs status` names it.  An answer the
  * mirror cannot record is such a failure of that operation alone; the
  * others of the batch are settled all the same.
+ *
+ * The operations of a namespace the mirror has not listed yet wait: their
+ * bases are known only then (a shared folder's, invariant 10 again).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -415,6 +423,40 @@ static enum cfs_err upload_blocks(struct uploader *u,
 	return rc;
 }
 
+/*
+ * op crosses into a shared folder: one on its way was shared since it was
+ * queued.  Until the mirror is listed up to head, which shows the folder
+ * and re-addresses op (cache/mirror.c, invariant 10), op waits without
+ * counting a try.  Listed and still across, it is a rename over the
+ * folder's edge, which no namespace can do: the entry stays where the
+ * server has it, with its bytes.  Anything else is tried again, named.
+ */
+static enum cfs_err wait_for_share(struct cfs_sql *db,
+				   const struct queued_op *op, int64_t head,
+				   struct mirror_changes *ch, bool *retry,
+				   struct cfs_error *err)
+{
+	struct mirror_ns m;
+	enum cfs_err rc = mirror_ns_get(db, op->ns, &m, err);
+
+	*retry = true;
+	if (rc == CFS_OK && m.cursor < head)
+		return CFS_OK;
+	if (rc && rc != CFS_ERR_NOT_FOUND)
+		return rc;
+	if (op->type == QUEUE_MOVE) {
+		*retry = false;
+		cfs_log_warn(
+			"cannot move '%s' to '%s': one of them is in a folder shared since; it stays where the server has it",
+			op->path, op->to);
+		return local_refuse(db, op, ch, err);
+	}
+	return local_retry(
+		db, op,
+		"a folder on its way is a shared folder now: waiting to send it there",
+		err);
+}
+
 /* Settles one operation by its answer r, of a batch answered at head;
  * *retry when it must wait for another round (the batch's other answers
  * count all the same). */
@@ -469,6 +511,8 @@ static enum cfs_err settle_result(struct cfs_sql *db,
 	}
 	if (strcmp(code, "not_found") == 0 && op->type == QUEUE_DELETE)
 		return local_confirm(db, op, 0, 0, 0, ch, err);
+	if (strcmp(code, "cross_namespace") == 0)
+		return wait_for_share(db, op, head, ch, retry, err);
 	if (strcmp(code, "storage_full") == 0 ||
 	    strcmp(code, "internal") == 0 || strcmp(code, "unavailable") == 0) {
 		*retry = true;
@@ -615,13 +659,23 @@ static void batch_failed(struct uploader *u, const struct queued_op *ops,
 		cache_db_release(u->fs->cache, db);
 }
 
-/* Sends one batch; *sent is false when the queue was empty. */
+/* Frees a batch that queue_batch() read. */
+static void batch_free(struct queued_op *ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		queued_op_release(&ops[i]);
+	free(ops);
+}
+
+/* Sends one batch; *sent is false when there was none to send (the queue
+ * empty, or its head waiting for its namespace's listing). */
 static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 			       struct cfs_error *err)
 {
 	struct cfs_blocklist all = { 0 }, needed = { 0 };
 	struct queued_op *ops = NULL;
 	struct cfs_sql *db = cache_db(u->fs->cache, err);
+	struct mirror_ns m = { .listed = true };
 	enum cfs_err rc;
 	size_t n = 0, dropped = 0;
 
@@ -629,6 +683,10 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	if (!db)
 		return err->code;
 	rc = queue_batch(db, BATCH, &ops, &n, err);
+	/* A namespace not followed: the server says what becomes of them. */
+	if (rc == CFS_OK && n &&
+	    (rc = mirror_ns_get(db, ops[0].ns, &m, err)) == CFS_ERR_NOT_FOUND)
+		rc = CFS_OK;
 	cache_db_release(u->fs->cache, db);
 	if (rc == CFS_OK && n == 0) {
 		/* Nothing left to be in doubt about. */
@@ -640,6 +698,15 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	if (rc || n == 0) {
 		free(ops);
 		return rc;
+	}
+	if (!m.listed) {
+		/* Their bases are not known yet (see the top); the queue
+		 * waits behind them, in order, while the sync thread lists
+		 * the namespace, which it may not know of yet (fs/fs.h). */
+		__atomic_store_n(&u->fs->relist, true, __ATOMIC_SEQ_CST);
+		*retry_any = true;
+		batch_free(ops, n);
+		return CFS_OK;
 	}
 	*sent = true;
 	note_sending(u, ops, n);
@@ -663,9 +730,7 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	note_sending(u, NULL, 0);
 	cfs_blocklist_release(&all);
 	cfs_blocklist_release(&needed);
-	for (size_t i = 0; i < n; i++)
-		queued_op_release(&ops[i]);
-	free(ops);
+	batch_free(ops, n);
 	return rc;
 }
 

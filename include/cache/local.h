@@ -127,6 +127,12 @@ enum cfs_err local_write_end(struct cfs_sql *db, uint64_t ino,
 enum cfs_err queue_length(struct cfs_sql *db, int64_t *n,
 			  struct cfs_error *err);
 
+/* How many operations of namespace ns wait that touch path or what is
+ * under it (either end of a move). */
+enum cfs_err queue_length_under(struct cfs_sql *db, int64_t ns,
+				const char *path, int64_t *n,
+				struct cfs_error *err);
+
 /* The seq of the last operation queued; 0 when the queue is empty. */
 enum cfs_err queue_last(struct cfs_sql *db, int64_t *seq,
 			struct cfs_error *err);

@@ -78,6 +78,11 @@ struct mirror_ns {
 enum cfs_err mirror_namespaces(struct cfs_sql *db, struct mirror_ns **list,
 			       size_t *n, struct cfs_error *err);
 
+/* How far the mirror follows namespace ns; NOT_FOUND (no message) when it
+ * does not. */
+enum cfs_err mirror_ns_get(struct cfs_sql *db, int64_t ns, struct mirror_ns *m,
+			   struct cfs_error *err);
+
 /* Creates the root entry and namespace of a new mirror. */
 enum cfs_err mirror_init_root(struct cfs_sql *db, int64_t root_ns,
 			      struct cfs_error *err);

@@ -65,6 +65,14 @@ struct fs {
 	 */
 	int64_t doubt_seq;
 	pthread_cond_t doubt_over;
+	/*
+	 * Ends the sync thread's long poll early (atomic; only that thread
+	 * clears it): set when it stops, and by the uploader when the mirror
+	 * follows a namespace no listing has come for yet, which the long
+	 * poll, started before, does not watch (a folder that became shared
+	 * while it had changes queued, cache/mirror.c invariant 10).
+	 */
+	bool relist;
 };
 
 /* The handlers the kernel calls (fs/ops.c). */

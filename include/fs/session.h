@@ -43,6 +43,11 @@ int sessions_start(struct sessions *t);
 /* Files open for writing or settling: changes not yet queued. */
 size_t sessions_count(struct sessions *t);
 
+/* Commits now every session no handle holds any more, without waiting
+ * for its settling delay, and returns once their commits are queued (a
+ * share of their folder waits for them). */
+void sessions_settle_now(struct sessions *t);
+
 /* Commits every session (unmount) and frees the table. */
 void sessions_free(struct sessions *t);
 

@@ -8,8 +8,12 @@
  *	leave {ino}          leaves shared folder ino
  *	shares               every shared folder with its owner and members
  *
- * A folder with changes not yet on the server is not shared (its queued
- * changes name paths that sharing moves to another namespace).
+ * share first commits the files closed within their settling delay and
+ * waits (up to the network timeout) for the changes queued under the
+ * folder, so that it is shared with them.  That is a courtesy, not what
+ * keeps them: a change queued under a folder that became shared (here,
+ * elsewhere, or meanwhile) follows it into its namespace
+ * (cache/mirror.c, invariant 10).
  */
 #ifndef FS_SHARE_H
 #define FS_SHARE_H

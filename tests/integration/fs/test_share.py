@@ -1,0 +1,215 @@
+"""Sharing a folder while changes under it are still on their way: a file
+settling after its close, or changes queued for the server, follow the
+folder into its shared namespace, whoever shared it (this mount, another
+mount of the same user, or a client of the HTTP API). Nothing written is
+lost, and nothing becomes a conflicted copy: the changes are this
+device's own."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from cfs_fs import read, server_listing, until, until_server_holds
+from cfs_proxy import proxy  # noqa: F401 (a fixture)
+from cfs_server import CLOUDFS
+
+
+def cloudfs(*args, expect=0):
+    """Runs cloudfs ARGS; checks its exit status; returns its stdout (parsed
+    when --json was given)."""
+    p = subprocess.run([CLOUDFS, *args], capture_output=True, text=True, timeout=120)
+    assert p.returncode == expect, \
+        f"cloudfs {' '.join(args)} exited {p.returncode}, not {expect}: {p.stderr}"
+    return json.loads(p.stdout) if "--json" in args else p.stdout
+
+
+def at(m, *parts):
+    return os.path.join(m.mountpoint, *parts)
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def on_server(client, ns, path):
+    """Whether PATH of namespace NS is on the server (any kind)."""
+    return path in server_listing(client, ns)
+
+
+def shared_ns(client, path):
+    """The namespace of the shared folder mounted at PATH of CLIENT's root."""
+    r = client.get("/meta/namespaces")
+    assert r.status == 200, r
+    (ns,) = [n["ns"] for n in r.json["namespaces"] if n.get("path") == path]
+    return ns
+
+
+def share_by_api(client, path, *members):
+    """CLIENT shares its folder PATH straight through the HTTP API, with
+    MEMBERS; returns the shared folder's namespace."""
+    r = client.post(f"/meta/ns/{client.root_ns}/share", {"path": path})
+    assert r.status == 200, r
+    for user in members:
+        assert client.post(f"/meta/ns/{r.json['ns']}/invite",
+                           {"user": user.name}).status == 200
+    return r.json["ns"]
+
+
+def all_arrived(alice, bob, mounts, ns, files, mount, dirs=(), allowed=()):
+    """FILES (path in the shared folder -> bytes) are in shared namespace
+    NS on the server, and read so through every mount of MOUNTS (each
+    (mount, folder name)) and a new mount of bob's with an empty cache;
+    every mount of MOUNTS has sent everything, with no conflicted copy
+    and nothing refused but what ALLOWED names. The shared namespace holds
+    FILES and DIRS only."""
+    until_server_holds(alice, files, ns=ns, what="the files in the shared namespace")
+    root = server_listing(alice, alice.root_ns)
+    assert not [p for p in root if p.startswith("proj/")], root
+    fresh = mount(bob, start="daemon")
+    for m, folder in [*mounts, (fresh, "proj")]:
+        for path, data in files.items():
+            until(lambda: read(at(m, folder, path)) == data, within=10,
+                  what=f"{path} in {m.mountpoint}")
+    for m, _ in mounts:
+        cloudfs("status", "--wait", "--timeout", "30", m.mountpoint)
+        st = cloudfs("status", "--json", m.mountpoint)["mounts"][0]
+        assert st["pending_ops"] == 0 and st["open_writes"] == 0, st
+        assert st["conflicts"] == 0, st
+        refused = [line for line in m.log_text().splitlines() if "refused" in line]
+        assert all(any(r in line for r in allowed) for line in refused), refused
+    for client, space in ((alice, ns), (alice, alice.root_ns), (bob, bob.root_ns)):
+        names = server_listing(client, space)
+        assert not [p for p in names if "conflicted copy" in p], names
+    assert sorted(server_listing(alice, ns)) == sorted([*files, *dirs])
+
+
+@pytest.mark.parametrize("start", ["foreground", "daemon"])
+def test_a_file_written_just_before_its_folder_is_shared_goes_with_it(
+        alice, bob, mount, start):
+    """The report of issue 13: mkdir, echo > file, share at once (within
+    the 50 ms the file settles after its close)."""
+    ma, mb = mount(alice, start=start), mount(bob, start=start)
+    os.mkdir(at(ma, "proj"))
+    write(at(ma, "proj", "note.txt"), b"hello\n")
+    ns = cloudfs("share", "--json", at(ma, "proj"), "bob")["ns"]
+    all_arrived(alice, bob, [(ma, "proj"), (mb, "proj")], ns,
+                {"note.txt": b"hello\n"}, mount)
+
+
+@pytest.mark.parametrize("start", ["foreground", "daemon"])
+def test_sharing_from_the_mount_waits_for_what_settles_in_the_folder(
+        alice, bob, mount, start):
+    ma, mb = mount(alice, start=start, settle=3), mount(bob, start=start)
+    os.mkdir(at(ma, "proj"))
+    until(lambda: on_server(alice, alice.root_ns, "proj"), within=10,
+          what="the folder on the server")
+    write(at(ma, "proj", "note.txt"), b"hello\n")  # committed in 3 s
+    ns = cloudfs("share", "--json", at(ma, "proj"), "bob")["ns"]
+    all_arrived(alice, bob, [(ma, "proj"), (mb, "proj")], ns,
+                {"note.txt": b"hello\n"}, mount)
+
+
+def test_a_file_settling_follows_its_folder_shared_through_the_api(alice, bob, mount):
+    """Shared elsewhere while a new file and a new version of an old one
+    settle here: both are committed into the shared namespace, the new
+    version based on the old one's state there (no conflicted copy)."""
+    ma, mb = mount(alice, settle=2), mount(bob)
+    os.mkdir(at(ma, "proj"))
+    write(at(ma, "proj", "old.txt"), b"version 1\n")
+    until_server_holds(alice, {"proj/old.txt": b"version 1\n"})
+    write(at(ma, "proj", "old.txt"), b"version 2\n")
+    write(at(ma, "proj", "note.txt"), b"hello\n")
+    ns = share_by_api(alice, "proj", bob)
+    all_arrived(alice, bob, [(ma, "proj"), (mb, "proj")], ns,
+                {"old.txt": b"version 2\n", "note.txt": b"hello\n"}, mount)
+
+
+@pytest.mark.parametrize("start", ["foreground", "daemon"])
+def test_queued_changes_follow_a_folder_another_mount_of_the_user_shares(
+        alice, bob, mount, proxy, start):
+    """The queued commit reaches the server after the share and is refused
+    as cross_namespace: it is sent again, re-addressed to the shared
+    namespace."""
+    ma = mount(alice.clone(proxy.url), settle=0, start=start)
+    other = mount(alice, start=start)
+    mb = mount(bob, start=start)
+    os.makedirs(at(ma, "proj", "sub"))
+    write(at(ma, "proj", "old.txt"), b"version 1\n")
+    write(at(ma, "proj", "name.txt"), b"renamed\n")
+    write(at(ma, "proj", "gone.txt"), b"deleted\n")
+    write(at(ma, "proj", "mode.txt"), b"private\n")
+    cloudfs("status", "--wait", ma.mountpoint)
+    until(lambda: read(at(other, "proj", "old.txt")) == b"version 1\n", within=10,
+          what="the folder in the other mount")
+
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    write(at(ma, "proj", "note.txt"), b"hello\n")
+    write(at(ma, "proj", "sub", "deep.txt"), b"deep\n")
+    write(at(ma, "proj", "old.txt"), b"version 2\n")
+    os.mkdir(at(ma, "proj", "new"))
+    write(at(ma, "proj", "new", "in-new.txt"), b"in a new folder\n")
+    os.rename(at(ma, "proj", "name.txt"), at(ma, "proj", "sub", "new-name.txt"))
+    os.unlink(at(ma, "proj", "gone.txt"))
+    os.chmod(at(ma, "proj", "mode.txt"), 0o600)
+    proxy.wait_held(1)
+    cloudfs("share", at(other, "proj"), "bob")
+    ns = shared_ns(alice, "proj")
+    proxy.release()
+    all_arrived(alice, bob, [(ma, "proj"), (other, "proj"), (mb, "proj")], ns,
+                {"note.txt": b"hello\n", "sub/deep.txt": b"deep\n",
+                 "old.txt": b"version 2\n", "new/in-new.txt": b"in a new folder\n",
+                 "sub/new-name.txt": b"renamed\n", "mode.txt": b"private\n"},
+                mount, dirs=("sub", "new"))
+    assert server_listing(alice, ns)["mode.txt"]["mode"] == 0o600
+
+
+def test_changes_under_a_folder_follow_it_past_a_change_of_the_folder_itself(
+        alice, bob, mount, proxy):
+    """The folder's own change (its mode) is queued among them: it is
+    refused (a shared folder's mount has no mode of its own), and the
+    changes under the folder still follow it."""
+    ma = mount(alice.clone(proxy.url), settle=0)
+    mb = mount(bob)
+    os.makedirs(at(ma, "proj"))
+    write(at(ma, "proj", "old.txt"), b"version 1\n")
+    cloudfs("status", "--wait", ma.mountpoint)
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    write(at(ma, "proj", "note.txt"), b"hello\n")
+    write(at(ma, "proj", "old.txt"), b"version 2\n")
+    os.chmod(at(ma, "proj"), 0o700)
+    write(at(ma, "proj", "late.txt"), b"after the folder's change\n")
+    proxy.wait_held(1)
+    ns = share_by_api(alice, "proj", bob)
+    proxy.release()
+    all_arrived(alice, bob, [(ma, "proj"), (mb, "proj")], ns,
+                {"note.txt": b"hello\n", "old.txt": b"version 2\n",
+                 "late.txt": b"after the folder's change\n"},
+                mount, allowed=("refused dir 'proj':",))
+
+
+def test_changes_queued_by_a_mount_that_was_down_follow_a_share_made_meanwhile(
+        alice, bob, mount, proxy):
+    """The mount is killed with its commit in doubt, the folder is shared
+    through the API, and the mount starts again on the same cache: its
+    queue goes to the shared namespace."""
+    ma = mount(alice.clone(proxy.url), settle=0)
+    os.mkdir(at(ma, "proj"))
+    write(at(ma, "proj", "old.txt"), b"version 1\n")
+    cloudfs("status", "--wait", ma.mountpoint)
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    write(at(ma, "proj", "note.txt"), b"hello\n")
+    write(at(ma, "proj", "old.txt"), b"version 2\n")
+    proxy.wait_held(1)
+    until(lambda: (lambda st: st["open_writes"] == 0 and st["pending_ops"] == 2)(
+        cloudfs("status", "--json", ma.mountpoint, expect=3)["mounts"][0]),
+        within=10, what="both changes queued")
+    ma.kill9()
+    ns = share_by_api(alice, "proj", bob)
+    proxy.release()  # the dead mount's commit: cross_namespace, unheard
+    again = mount(alice.clone(proxy.url), cache=ma.cache, start="daemon")
+    mb = mount(bob)
+    all_arrived(alice, bob, [(again, "proj"), (mb, "proj")], ns,
+                {"note.txt": b"hello\n", "old.txt": b"version 2\n"}, mount)
