@@ -402,6 +402,12 @@ enum cfs_err local_setattr(struct cfs_sql *db, uint64_t ino,
 			err, CFS_ERR_FORBIDDEN,
 			"'%s' is a shared folder, whose mode and times are the server's",
 			e.name);
+	/* Invariant 1: the shadow is the server's state, taken before the
+	 * change (the queueing below would take the changed one). */
+	if (rc == CFS_OK && !in_session && e.pending == 0) {
+		rc = rows_shadow_put(db, e.ino, &e, err);
+		e.pending = 1; /* the shadow is there; the count comes next */
+	}
 	if (mode)
 		e.mode = *mode & CFS_MODE_MASK;
 	if (mtime_ns)
