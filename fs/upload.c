@@ -437,12 +437,22 @@ static enum cfs_err wait_for_share(struct cfs_sql *db,
 				   struct cfs_error *err)
 {
 	struct mirror_ns m;
+	int64_t ns = op->ns;
+	bool found = false;
 	enum cfs_err rc = mirror_ns_get(db, op->ns, &m, err);
 
 	*retry = true;
 	if (rc == CFS_OK && m.cursor < head)
 		return CFS_OK;
 	if (rc && rc != CFS_ERR_NOT_FOUND)
+		return rc;
+	/* The listing that showed the share may have re-addressed op
+	 * since this batch was read: then it goes again as it is now. */
+	rc = cfs_sql_int64(db,
+			   cfs_sql_stmt(db, "SELECT ns FROM ops WHERE seq = ?1",
+					err, "i", op->seq),
+			   &ns, &found, err);
+	if (rc || !found || ns != op->ns)
 		return rc;
 	if (op->type == QUEUE_MOVE) {
 		*retry = false;
