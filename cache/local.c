@@ -366,9 +366,9 @@ enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
  * be stale: a session that settled since would never send a change
  * written into the entry alone.
  */
-static enum cfs_err session_open(struct cfs_sql *db,
-				 const struct mirror_entry *e, bool *open,
-				 struct cfs_error *err)
+static enum cfs_err in_write_session(struct cfs_sql *db,
+				     const struct mirror_entry *e, bool *open,
+				     struct cfs_error *err)
 {
 	int64_t queued = 0;
 	bool found;
@@ -396,7 +396,7 @@ enum cfs_err local_setattr(struct cfs_sql *db, uint64_t ino,
 		return rc;
 	}
 	if (in_session)
-		rc = session_open(db, &e, &in_session, err);
+		rc = in_write_session(db, &e, &in_session, err);
 	if (rc == CFS_OK && e.kind == CFS_KIND_MOUNT)
 		rc = cfs_fail(
 			err, CFS_ERR_FORBIDDEN,

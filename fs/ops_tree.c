@@ -194,14 +194,10 @@ static int set_attrs(struct fs *fs, fuse_ino_t ino, const uint32_t *mode,
 		     const int64_t *mtime_ns)
 {
 	struct cfs_error err;
-	uint64_t size;
-	int64_t mtime;
 	enum cfs_err rc;
 	int eno;
 	bool in_session =
-		fs->sessions &&
-		(mtime_ns ? session_touch(fs->sessions, ino, *mtime_ns)
-			  : session_stat(fs->sessions, ino, &size, &mtime));
+		fs->sessions && session_touch(fs->sessions, ino, mtime_ns);
 	struct cfs_sql *db = ops_db(fs, &eno);
 
 	if (!db)

@@ -502,7 +502,7 @@ int session_truncate(struct session *s, uint64_t size)
 	return e;
 }
 
-bool session_touch(struct sessions *t, uint64_t ino, int64_t mtime_ns)
+bool session_touch(struct sessions *t, uint64_t ino, const int64_t *mtime_ns)
 {
 	struct session *s;
 
@@ -510,7 +510,8 @@ bool session_touch(struct sessions *t, uint64_t ino, int64_t mtime_ns)
 	s = *live_slot(t, ino);
 	if (s) {
 		pthread_mutex_lock(&s->lock);
-		s->mtime_ns = mtime_ns;
+		if (mtime_ns)
+			s->mtime_ns = *mtime_ns;
 		s->changed = true;
 		pthread_mutex_unlock(&s->lock);
 	}

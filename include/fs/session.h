@@ -72,8 +72,12 @@ int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
 /* Changes the size (truncate).  0 or a positive errno. */
 int session_truncate(struct session *s, uint64_t size);
 
-/* Sets the mtime of ino's session; false when ino has none. */
-bool session_touch(struct sessions *t, uint64_t ino, int64_t mtime_ns);
+/*
+ * Marks ino's session changed, so that its commit carries the entry's new
+ * mode (and mtime_ns, when not NULL), even with no byte written since an
+ * fsync; false when ino has none.
+ */
+bool session_touch(struct sessions *t, uint64_t ino, const int64_t *mtime_ns);
 
 /*
  * Answers a read of ino with the session's content if ino has a session;

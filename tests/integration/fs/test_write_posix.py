@@ -436,6 +436,23 @@ def test_statfs_reports_the_disk_of_the_cache_directory(both):
     assert got.f_namemax == 255
 
 
+def test_a_chmod_after_an_fsync_with_nothing_written_since_reaches_the_server(both):
+    """The fsync committed the content; the commit at close has no byte
+    to send, but the new mode must still go (it stayed in the mount)."""
+    b = both()
+
+    def scenario(root):
+        fd = os.open(at(root, "f"), os.O_CREAT | os.O_WRONLY, 0o644)
+        os.pwrite(fd, b"synced", 0)
+        os.fsync(fd)
+        os.chmod(at(root, "f"), 0o700)
+        os.close(fd)
+        return oct(stat.S_IMODE(os.stat(at(root, "f")).st_mode))
+
+    assert b.run(scenario) == "0o700"
+    b.on_server()
+
+
 @pytest.mark.parametrize("sync", [os.fsync, os.fdatasync], ids=["fsync", "fdatasync"])
 def test_fsync_of_a_file_still_open_commits_it_and_it_reaches_the_server(both, sync):
     # settle=3600: nothing but the fsync commits while the file is open.
