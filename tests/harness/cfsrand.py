@@ -524,6 +524,10 @@ class Failure(Exception):
     index of the program item at fault, when one is."""
 
     def __init__(self, kind, detail, item=None):
+        # However it shows (an extra name in a listing, a tree that differs),
+        # a conflicted copy in a single mount is one fault.
+        if "(conflicted copy " in str(detail) and kind.startswith(("op-", "tree-")):
+            kind = "conflicted-copy"
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
@@ -676,17 +680,19 @@ class LocalTarget:
     """--self-test: a second local folder; every event does nothing."""
 
     def __init__(self, work, mounts=1):
-        self.roots = []
-        for m in range(mounts):
-            r = os.path.join(work, f"self{m}")
-            os.makedirs(r)
-            self.roots.append(r)
+        # Two "mounts" of one user show one tree: the same folder.
+        r = os.path.join(work, "self")
+        os.makedirs(r)
+        self.roots = [r] * mounts
 
     def root(self, m=0):
         return self.roots[m]
 
     def event(self, item, compare):
         pass
+
+    def context(self, m):
+        return ""
 
     def settle_all(self):
         pass
@@ -810,7 +816,7 @@ class CloudTarget:
                 p = cli("share", folder, "bob", check=False)
                 if p.returncode != 0 and "status --wait" in p.stderr:
                     # Documented: a folder with changes not yet sent waits.
-                    cli("status", "--wait", "--timeout", "120", self.root(0))
+                    self.status_wait(self.mounts[0])
                     p = cli("share", folder, "bob", check=False)
                 if p.returncode != 0:
                     raise Failure("share", f"cloudfs share {folder} bob exited "
@@ -818,13 +824,33 @@ class CloudTarget:
                 self.shared.add(folder)
         compare(ev)
 
+    def log_problems(self, mt, n=8):
+        """The last N warnings and errors of MT's log."""
+        lines = [ln for ln in mt.log_text().splitlines()
+                 if " warn: " in ln or " error: " in ln or any(m in ln for m in SANITIZER_MARKS)]
+        return "\n  ".join(lines[-n:])
+
+    def context(self, m):
+        if m >= len(self.mounts):
+            return ""
+        problems = self.log_problems(self.mounts[m])
+        return f"\nthe mount's log says:\n  {problems}" if problems else ""
+
+    def status_wait(self, mt, timeout=90):
+        """cloudfs status --wait on MT; a queue that does not drain fails
+        (as queue-jam-unique when the log shows the open UNIQUE bug)."""
+        p = cli("status", "--wait", "--timeout", str(timeout), mt.mountpoint, check=False)
+        if p.returncode != 0:
+            problems = self.log_problems(mt)
+            kind = "queue-jam-unique" if "UNIQUE constraint failed" in problems else "status-wait"
+            raise Failure(kind, f"cloudfs status --wait --timeout {timeout} exited "
+                                f"{p.returncode}: {p.stdout.strip()} {p.stderr.strip()}\n"
+                                f"the mount's log:\n  {problems}")
+
     def wait_synced(self, conflicts_ok=False):
         self.ensure_up()
         for mt in self.mounts:
-            p = cli("status", "--wait", "--timeout", "180", mt.mountpoint, check=False)
-            if p.returncode != 0:
-                raise Failure("status-wait", f"cloudfs status --wait exited {p.returncode}: "
-                                             f"{p.stdout.strip()} {p.stderr.strip()}")
+            self.status_wait(mt)
         for mt in self.mounts:
             deadline = time.monotonic() + 30
             while True:
@@ -836,7 +862,8 @@ class CloudTarget:
                 if not left and not behind:
                     break
                 if time.monotonic() > deadline:
-                    raise Failure("queue-left", f"after status --wait, {mt.mountpoint}: {st}")
+                    raise Failure("queue-left", f"after status --wait, {mt.mountpoint}: {st}\n"
+                                                f"the mount's log:\n  {self.log_problems(mt)}")
                 time.sleep(0.05)
             self.conflicts = st["conflicts"]
 
@@ -955,7 +982,8 @@ class Run:
             got = describe_tree(os.path.join(self.target.root(m), f"w{w}"))
             if want != got:
                 raise Failure(f"tree-{diff_kind(want, got)}", f"w{w} differs after {when}:\n  "
-                              + "\n  ".join(tree_diff(want, got)), item)
+                              + "\n  ".join(tree_diff(want, got)) + self.target.context(m),
+                              item)
             if not self.self_test:
                 bad = check_recent(os.path.join(self.target.root(m), f"w{w}"), self.t0)
                 if bad:
@@ -1039,6 +1067,16 @@ class Run:
                 os.mkdir(os.path.join(self.target.root(self.worker_mount(w)), f"w{w}"))
             if self.contested:
                 os.mkdir(os.path.join(self.target.root(0), "contested"))
+            deadline = time.monotonic() + 30
+            while not all(os.path.isdir(os.path.join(self.target.root(self.worker_mount(w)),
+                                                     f"w{w}"))
+                          for w in range(self.workers)) or self.contested and not all(
+                    os.path.isdir(os.path.join(self.target.root(m), "contested"))
+                    for m in range(self.n_mounts)):
+                if time.monotonic() > deadline:
+                    raise Failure("not-synced", "a folder made in one mount did not show "
+                                                "in the other within 30 s")
+                time.sleep(0.02)
             for kind, body in phases(self.prog):
                 if kind == "ev":
                     i, item = body
@@ -1089,8 +1127,10 @@ class Run:
                 if mismatch[0] == "crash":
                     raise Failure("harness-crash", mismatch[1])
                 i, op, want, got = mismatch
-                raise Failure(f"op-{op[0]}", f"item {i} {json.dumps(op)}: "
-                                             f"model {want}, cloudfs {got}", i)
+                w = self.prog[i]["w"]
+                raise Failure(f"op-{op[0]}", f"item {i} {json.dumps(op)} (worker {w}): "
+                                             f"model {want}, cloudfs {got}"
+                              + self.target.context(self.worker_mount(w)), i)
         if errors:
             raise errors[0]
         self.ops_done += sum(len(c) for c in contested)
@@ -1125,36 +1165,40 @@ def shrink(prog, failure, args, budget_s, log=print):
     go first, then whole workers, then ddmin."""
     deadline = time.monotonic() + budget_s
     tries = [0]
+    attempts = 3
 
     def fails(cand):
         if time.monotonic() > deadline:
             return False
         # Timing (the settle delay, the uploader) makes some failures
         # flaky: a candidate gets a second chance before it counts as passing.
-        for _ in range(2):
+        for _ in range(attempts):
             tries[0] += 1
             f, _ = run_program(cand, args, log=lambda *a: None, keep=False)
             ok = f is not None and f.kind == failure.kind
+            log(f"  shrink try {tries[0]}: {len(cand)} items -> "
+                f"{'fails (' + f.kind + ')' if ok else 'passes' if f is None else 'other: ' + f.kind}")
             if ok or time.monotonic() > deadline:
                 break
-        log(f"  shrink try {tries[0]}: {len(cand)} items -> "
-            f"{'fails (' + f.kind + ')' if ok else 'passes' if f is None else 'other: ' + f.kind}")
         return ok
 
+    attempts = 3
     cur = list(prog)
-    if failure.item is not None:
+    if failure.item is not None and "op" in cur[failure.item] and "w" in cur[failure.item]:
+        # Only the failing worker's operations up to the failing one (the
+        # workers' folders are disjoint), with the events before it.
+        w = cur[failure.item]["w"]
+        cand = [it for it in cur[:failure.item + 1] if not ("op" in it and it.get("w") != w)]
+        if fails(cand):
+            cur = cand
+    if failure.item is not None and len(cur) == len(prog):
         cut = failure.item + 1
         while "op" in cur[failure.item] and cut < len(cur) and "ev" not in cur[cut]:
             cut += 1  # the rest of the failing operation's phase
         cand = cur[:cut]
         if len(cand) < len(cur) and fails(cand):
             cur = cand
-    if failure.item is not None and "w" in cur[min(failure.item, len(cur) - 1)] \
-            and "op" in cur[min(failure.item, len(cur) - 1)]:
-        w = cur[failure.item]["w"]
-        cand = [it for it in cur if not ("op" in it and it.get("w") != w)]
-        if len(cand) < len(cur) and fails(cand):
-            cur = cand
+    attempts = 2
     cand = [it for it in cur if it.get("ev") != "barrier"]
     if len(cand) < len(cur) and fails(cand):
         cur = cand
@@ -1351,8 +1395,14 @@ def use_build(build):
 
 
 def prepare():
+    """Makes this process the reaper of the daemonized mounts, and SIGTERM
+    an exception, so that a stopped run still unmounts and stops its server."""
     if not os.environ.get("CFSRAND_NO_SUBREAPER"):
         become_subreaper()
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, stop)
 
 
 def run_seed(seed, args, log=print):
