@@ -97,7 +97,7 @@ import cfs_server  # noqa: E402
 from cfs_server import SANITIZER_MARKS, Mount, Server, become_subreaper, write_token_file  # noqa: E402
 
 B = 4 * 1024 * 1024  # the block size
-EVENTS = ("remount", "kill9", "server", "evict", "share")
+EVENTS = ("remount", "kill9", "server", "evict", "share", "inspect")
 # Times the program sets with utimens are before this; a file written in
 # the run has a later one.
 RECENT = 1_700_000_000 * 10**9
@@ -488,9 +488,9 @@ def generate(seed, n_ops, workers, events, event_rate=0.3, mounts=1, contested=F
         if choices and done < n_ops and rng.random() < event_rate:
             ev = rng.choice(choices)
             item = {"ev": ev}
-            if ev == "share":
+            if ev in ("share", "inspect"):
                 item["w"] = rng.randrange(workers)
-            if mounts > 1 and ev in ("remount", "kill9", "evict"):
+            if mounts > 1 and ev in ("remount", "kill9", "evict", "inspect"):
                 item["m"] = rng.randrange(mounts)
             prog.append(item)
         prog.append({"ev": "barrier"})
@@ -704,9 +704,9 @@ class LocalTarget:
         pass
 
 
-def cli(*args, timeout=300, check=True):
+def cli(*args, timeout=300, check=True, cwd=None):
     p = subprocess.run([cfs_server.CLOUDFS, *args], capture_output=True, text=True,
-                       timeout=timeout)
+                       timeout=timeout, cwd=cwd)
     if check and p.returncode != 0:
         raise Failure("cli", f"cloudfs {' '.join(args)} exited {p.returncode}: "
                              f"{p.stderr.strip()}")
@@ -807,6 +807,14 @@ class CloudTarget:
             return  # the next phase runs with the server stopped
         elif ev == "evict":
             cli("cache", "evict", self.mounts[m].mountpoint)
+        elif ev == "inspect":
+            # What a user looks at next to a live mount; it changes nothing.
+            mp = self.mounts[m].mountpoint
+            cli("cache", "stat", cwd=mp)
+            cli("cache", "ls", os.path.join(mp, f"w{item.get('w', 0)}"))
+            p = cli("status", mp, check=False)
+            if p.returncode not in (0, 3):
+                raise Failure("cli", f"cloudfs status exited {p.returncode}: {p.stderr}")
         elif ev == "share":
             folder = os.path.join(self.root(0), f"w{item['w']}")
             if folder in self.shared:
@@ -1258,6 +1266,8 @@ def shell_of(prog, workers):
                                   "127.0.0.1:8479 2>>$T/server.log & S=$!; sleep 1",
                 "server_offline": "cloudfs cache warm $M; kill $S; wait $S  # start it again later",
                 "evict": "cloudfs cache evict $M",
+                "inspect": f"(cd $M && cloudfs cache stat); cloudfs cache ls $M/w{it.get('w', 0)}; "
+                           "cloudfs status $M",
                 "share": f"cloudfs share $M/w{it.get('w', 0)} bob   # (or unshare, every other time)",
             }[ev])
             continue
@@ -1387,6 +1397,7 @@ def use_build(build):
                 break
         else:
             return
+    build = os.path.abspath(build)
     cfs_server.CLOUDFSD = os.path.join(build, "server", "cloudfsd")
     cfs_server.MOUNT_CLOUDFS = os.path.join(build, "fs", "mount.cloudfs")
     cfs_server.CLOUDFS = os.path.join(build, "cli", "cloudfs")
