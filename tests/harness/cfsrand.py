@@ -916,7 +916,7 @@ class CloudTarget:
             mt.unmount()
         self.server._check_log()
         fresh = self._mount(os.path.join(self.work, "fresh"), os.path.join(self.work, "fresh-cache"))
-        self.mounts = [fresh]
+        self.mounts = [fresh] * len(self.mounts)  # every worker's folder, in the one
         compare("final-fresh")
         fresh.unmount()
         self.server.stop()
@@ -1034,6 +1034,9 @@ class Run:
                 problems.append(f"{name}: never written, yet present")
         if problems:
             raise Failure("contested", "; ".join(problems))
+        copies = sum(1 for name in os.listdir(folder) if CONFLICT_RX.match(name))
+        self.log(f"cfsrand: contested files: {len(self.written)} writes of {len(versions)} "
+                 f"names, {copies} conflicted copies, all accounted for")
 
     def run_contested(self, items):
         """Each mount's contested writer: rewrites of whole files, from a
