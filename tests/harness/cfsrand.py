@@ -1099,6 +1099,8 @@ class Run:
                         raise
                     except AssertionError as e:
                         raise Failure(f"event-{item['ev']}", str(e)[:3000], i)
+                    except subprocess.TimeoutExpired as e:
+                        raise Failure(f"event-{item['ev']}-hang", f"{e}{self.target.context(0)}", i)
                     continue
                 self.run_phase(body)
             if self.self_test:
