@@ -523,7 +523,7 @@ class Failure(Exception):
     candidate counts only if it fails with the same kind); ITEM is the
     index of the program item at fault, when one is."""
 
-    def __init__(self, kind, detail, item=None):
+    def __init__(self, kind, detail, item=None, worker=None):
         # However it shows (an extra name in a listing, a tree that differs),
         # a conflicted copy in a single mount is one fault.
         if "(conflicted copy " in str(detail) and kind.startswith(("op-", "tree-")):
@@ -532,6 +532,7 @@ class Failure(Exception):
         self.kind = kind
         self.detail = detail
         self.item = item
+        self.worker = worker  # the worker whose folder differs, when known
 
 
 # ---------------------------------------------------------------------------
@@ -910,8 +911,10 @@ class CloudTarget:
         got = {p: v for p, v in self.server_tree().items()
                if p.split("/")[0] in want_tops(model)}
         if contested is None and want != got:
+            first = min(p for p in set(want) | set(got) if want.get(p) != got.get(p))
+            w = int(first.split("/")[0][1:]) if re.fullmatch(r"w\d+", first.split("/")[0]) else None
             raise Failure("final-server", "the server's listing differs:\n  "
-                          + "\n  ".join(tree_diff(want, got)))
+                          + "\n  ".join(tree_diff(want, got)), worker=w)
         for mt in self.mounts:
             mt.unmount()
         self.server._check_log()
@@ -991,7 +994,7 @@ class Run:
             if want != got:
                 raise Failure(f"tree-{diff_kind(want, got)}", f"w{w} differs after {when}:\n  "
                               + "\n  ".join(tree_diff(want, got)) + self.target.context(m),
-                              item)
+                              item, worker=w)
             if not self.self_test:
                 bad = check_recent(os.path.join(self.target.root(m), f"w{w}"), self.t0)
                 if bad:
@@ -1204,6 +1207,15 @@ def shrink(prog, failure, args, budget_s, log=print):
         cand = [it for it in cur[:failure.item + 1] if not ("op" in it and it.get("w") != w)]
         if fails(cand):
             cur = cand
+    elif failure.worker is not None:
+        # The fault shows in one worker's folder: first try that worker alone
+        # (with every event), then also cut after the failing event.
+        keep = [it for it in cur if not ("op" in it and it.get("w") != failure.worker)]
+        if failure.item is not None:
+            keep = keep[:sum(1 for it in cur[:failure.item + 1]
+                             if not ("op" in it and it.get("w") != failure.worker))]
+        if len(keep) < len(cur) and fails(keep):
+            cur = keep
     if failure.item is not None and len(cur) == len(prog):
         cut = failure.item + 1
         while "op" in cur[failure.item] and cut < len(cur) and "ev" not in cur[cut]:
