@@ -1486,7 +1486,11 @@ def run_seed(seed, args, log=print):
 def main(argv=None):
     args = parse_args(argv if argv is not None else sys.argv[1:])
     use_build(args.build)
-    seeds = args.seed or [random.randrange(1 << 31)]
+    if args.replay:
+        with open(args.replay) as f:
+            seeds = [json.load(f).get("seed", 0)]
+    else:
+        seeds = args.seed or [random.randrange(1 << 31)]
     if args.print_program:
         for s in seeds:
             for it in generate(s, args.ops, args.workers, args.events, args.event_rate,
