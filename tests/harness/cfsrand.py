@@ -94,7 +94,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration", "fs"))
 
 import cfs_server  # noqa: E402
-from cfs_server import SANITIZER_MARKS, Mount, Server, become_subreaper, write_token_file  # noqa: E402
+from cfs_server import (SANITIZER_MARKS, Mount, Server, become_subreaper, mounted,  # noqa: E402
+                        write_token_file)
 
 B = 4 * 1024 * 1024  # the block size
 EVENTS = ("remount", "kill9", "server", "evict", "share", "inspect")
@@ -722,22 +723,28 @@ class CloudTarget:
         self.work = work
         self.log = log
         self.server = Server(os.path.join(work, "data"), os.path.join(work, "cloudfsd.log"))
-        self.server.start()
-        self.port = int(self.server.url.rsplit(":", 1)[1])
-        self.up = True
-        self.alice = self.server.user("alice")
-        self.bob = self.server.user("bob")
-        self.token = write_token_file(os.path.join(work, "alice.token"), self.alice.token)
         self.mounts = []
-        for m in range(mounts):
-            self.mounts.append(self._mount(os.path.join(work, f"mnt{m}"),
-                                           os.path.join(work, f"cache{m}")))
+        self.started = []  # every Mount ever started: close() ends each still up
+        self.up = False
+        try:
+            self.server.start()
+            self.port = int(self.server.url.rsplit(":", 1)[1])
+            self.up = True
+            self.alice = self.server.user("alice")
+            self.bob = self.server.user("bob")
+            self.token = write_token_file(os.path.join(work, "alice.token"), self.alice.token)
+            for m in range(mounts):
+                self.mounts.append(self._mount(os.path.join(work, f"mnt{m}"),
+                                               os.path.join(work, f"cache{m}")))
+        except BaseException:
+            self.close()
+            raise
         self.shared = set()
-        self.fresh = 0
 
     def _mount(self, mountpoint, cache):
         mt = Mount(self.server.url, mountpoint, self.token, cache,
                    os.path.join(self.work, "mount-fg.log"))
+        self.started.append(mt)
         mt.start_daemon()
         # The daemon writes its pid into CACHE/lock only after fuse_daemonize
         # let the foreground process exit, so start_daemon may have read the
@@ -926,16 +933,19 @@ class CloudTarget:
         self.up = False
 
     def close(self):
-        for mt in self.mounts:
+        for mt in self.started:
             try:
                 mt.cleanup()
             except Exception as e:  # noqa: BLE001
-                self.log(f"cleanup: {e}")
+                self.log(f"cleanup: {str(e)[:300]}")
+            finally:
+                if mounted(mt.mountpoint):
+                    subprocess.run(["fusermount3", "-uz", mt.mountpoint], capture_output=True)
         try:
-            if self.up:
+            if self.server.proc is not None:
                 self.server.stop()
         except Exception as e:  # noqa: BLE001
-            self.log(f"cleanup: {e}")
+            self.log(f"cleanup: {str(e)[:300]}")
             if self.server.proc:
                 self.server.kill9()
 
@@ -1074,7 +1084,7 @@ class Run:
         if self.self_test:
             self.target = LocalTarget(self.work, self.n_mounts)
         else:
-            self.target = CloudTarget(self.work, self.n_mounts, self.log)
+            self.target = CloudTarget(self.work, self.n_mounts, self.log)  # closes itself if it fails
         try:
             for w in range(self.workers):
                 os.mkdir(os.path.join(self.model, f"w{w}"))
@@ -1153,6 +1163,14 @@ class Run:
 
     def cleanup(self):
         if not self.keep:
+            # Never through a mount that is still up (rmtree would delete
+            # through it): lazily unmount whatever is left under the folder.
+            with open("/proc/self/mountinfo") as f:
+                left = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                               line.split()[4]) for line in f]
+            for mp in left:
+                if mp.startswith(self.work + "/"):
+                    subprocess.run(["fusermount3", "-uz", mp], capture_output=True)
             shutil.rmtree(self.work, ignore_errors=True)
 
 
