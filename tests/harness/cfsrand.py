@@ -1405,7 +1405,7 @@ def parse_args(argv):
                     help="time for shrinking a failure (300; 0: do not shrink)")
     ap.add_argument("--replay", metavar="FILE", help="run the program saved in FILE (JSON)")
     ap.add_argument("--save", metavar="FILE", help="save the generated program as JSON")
-    ap.add_argument("--out", default=".", help="where failures' programs are saved (.)")
+    ap.add_argument("--out", default=tempfile.gettempdir(), help="where failures' programs are saved (/tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--print-program", action="store_true", help="print the program and exit")
     args = ap.parse_args(argv)
