@@ -103,10 +103,20 @@ enum cfs_err rows_step(struct cfs_sql *db, sqlite3_stmt *st,
 	return row ? entry_from_row(st, e, err) : CFS_ERR_NOT_FOUND;
 }
 
+enum cfs_err rows_one(struct cfs_sql *db, sqlite3_stmt *st,
+		      struct mirror_entry *e, struct cfs_error *err)
+{
+	enum cfs_err rc = rows_step(db, st, e, err);
+
+	if (st)
+		sqlite3_reset(st);
+	return rc;
+}
+
 enum cfs_err mirror_get(struct cfs_sql *db, uint64_t ino,
 			struct mirror_entry *e, struct cfs_error *err)
 {
-	enum cfs_err rc = rows_step(
+	enum cfs_err rc = rows_one(
 		db,
 		cfs_sql_stmt(db,
 			     "SELECT " ROWS_ENTRY_COLS
@@ -122,12 +132,12 @@ enum cfs_err mirror_get(struct cfs_sql *db, uint64_t ino,
 enum cfs_err rows_by_node(struct cfs_sql *db, int64_t ns, int64_t node,
 			  struct mirror_entry *e, struct cfs_error *err)
 {
-	return rows_step(db,
-			 cfs_sql_stmt(db,
-				      "SELECT " ROWS_ENTRY_COLS " FROM entries"
-				      " WHERE ns = ?1 AND node = ?2",
-				      err, "ii", ns, node),
-			 e, err);
+	return rows_one(db,
+			cfs_sql_stmt(db,
+				     "SELECT " ROWS_ENTRY_COLS " FROM entries"
+				     " WHERE ns = ?1 AND node = ?2",
+				     err, "ii", ns, node),
+			e, err);
 }
 
 enum cfs_err rows_child(struct cfs_sql *db, const struct mirror_entry *dir,
@@ -143,12 +153,12 @@ enum cfs_err rows_child(struct cfs_sql *db, const struct mirror_entry *dir,
 enum cfs_err rows_by_ino(struct cfs_sql *db, uint64_t ino,
 			 struct mirror_entry *e, struct cfs_error *err)
 {
-	return rows_step(db,
-			 cfs_sql_stmt(db,
-				      "SELECT " ROWS_ENTRY_COLS
-				      " FROM entries WHERE ino = ?1",
-				      err, "i", (int64_t)ino),
-			 e, err);
+	return rows_one(db,
+			cfs_sql_stmt(db,
+				     "SELECT " ROWS_ENTRY_COLS
+				     " FROM entries WHERE ino = ?1",
+				     err, "i", (int64_t)ino),
+			e, err);
 }
 
 /* Where the children of directory entry dir live: (ns, parent node). */
@@ -183,14 +193,14 @@ enum cfs_err mirror_lookup(struct cfs_sql *db, const struct mirror_entry *dir,
 
 	if (rc)
 		return rc;
-	rc = rows_step(db,
-		       cfs_sql_stmt(db,
-				    "SELECT " ROWS_ENTRY_COLS " FROM entries"
-				    " WHERE ns = ?1 AND parent = ?2"
-				    " AND name = ?3 AND kind != 0"
-				    " ORDER BY jid DESC LIMIT 1",
-				    err, "iit", ns, node, name),
-		       e, err);
+	rc = rows_one(db,
+		      cfs_sql_stmt(db,
+				   "SELECT " ROWS_ENTRY_COLS " FROM entries"
+				   " WHERE ns = ?1 AND parent = ?2"
+				   " AND name = ?3 AND kind != 0"
+				   " ORDER BY jid DESC LIMIT 1",
+				   err, "iit", ns, node, name),
+		      e, err);
 	if (rc == CFS_ERR_NOT_FOUND)
 		cfs_fail(err, rc, "no entry '%s' in inode %llu", name,
 			 (unsigned long long)dir->ino);
@@ -574,7 +584,7 @@ static enum cfs_err subtree_keep(struct cfs_sql *db, int64_t ns, int64_t top,
 
 			rc = ino_set_add(keep, ino, err);
 			if (rc == CFS_OK)
-				rc = rows_step(
+				rc = rows_one(
 					db,
 					cfs_sql_stmt(db,
 						     "SELECT " ROWS_ENTRY_COLS
@@ -825,7 +835,7 @@ enum cfs_err rows_shadow_get(struct cfs_sql *db, uint64_t ino,
 			     struct mirror_entry *e, struct cfs_error *err)
 {
 	/* The entry's identity, the shadow's state. */
-	return rows_step(
+	return rows_one(
 		db,
 		cfs_sql_stmt(
 			db,

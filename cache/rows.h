@@ -21,9 +21,16 @@
 	" UNION ALL SELECT e.node FROM entries e JOIN sub"        \
 	"  ON e.ns = ?1 AND e.parent = sub.node) "
 
-/* Steps a statement selecting ROWS_ENTRY_COLS into *e. */
+/* Steps a statement selecting ROWS_ENTRY_COLS into *e (NOT_FOUND past
+ * the last row). */
 enum cfs_err rows_step(struct cfs_sql *db, sqlite3_stmt *st,
 		       struct mirror_entry *e, struct cfs_error *err);
+
+/* The one row st selects, into *e; st is reset after, so that no read
+ * snapshot outlives the lookup (a write on the same connection would then
+ * fail at once with "database is locked"). */
+enum cfs_err rows_one(struct cfs_sql *db, sqlite3_stmt *st,
+		      struct mirror_entry *e, struct cfs_error *err);
 
 enum cfs_err rows_by_node(struct cfs_sql *db, int64_t ns, int64_t node,
 			  struct mirror_entry *e, struct cfs_error *err);
