@@ -75,6 +75,7 @@ static enum cfs_err op_from_row(sqlite3_stmt *st, struct queued_op *op,
 		.replace = sqlite3_column_int(st, 12) != 0,
 		.tries = (unsigned)sqlite3_column_int(st, 13),
 		.base_jid = sqlite3_column_int64(st, 14),
+		.node = sqlite3_column_int64(st, 15),
 	};
 	op->path = strdup((const char *)sqlite3_column_text(st, 5));
 	op->to = to ? strdup(to) : NULL;
@@ -103,7 +104,8 @@ enum cfs_err queue_batch(struct cfs_sql *db, size_t max, struct queued_op **ops,
 		db,
 		"SELECT o.seq, o.ino, o.ns, o.type, o.kind, o.path, o.to_path,"
 		" o.size, o.mtime_ns, o.mode, o.blocks, o.target, o.replace,"
-		" o.tries, e.jid FROM ops o JOIN entries e ON e.ino = o.ino"
+		" o.tries, e.jid, e.node FROM ops o JOIN entries e"
+		" ON e.ino = o.ino"
 		" ORDER BY o.ord LIMIT ?1",
 		err, "i", (int64_t)max);
 	enum cfs_err rc = st ? CFS_OK : err->code;

@@ -145,6 +145,10 @@ static json_t *op_json(const struct queued_op *op)
 		break;
 	case QUEUE_MOVE:
 		rc |= json_object_set_new(o, "to", json_string(op->to));
+		/* A retry of a move the server applied is then committed. */
+		if (op->node > 0)
+			rc |= json_object_set_new(o, "node",
+						  json_integer(op->node));
 		rc |= json_object_set_new(o, "replace",
 					  json_boolean(op->replace));
 		break;

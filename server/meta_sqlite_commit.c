@@ -351,6 +351,32 @@ static enum cfs_err check_replace(struct sq_conn *c, int64_t ns,
 	return rc;
 }
 
+/*
+ * op's source is gone; when its node is at op->to, this is a retry of a
+ * move whose answer was lost (a client cut off, a server restarted), and
+ * it is committed as it stands.  Otherwise op->path's NOT_FOUND holds.
+ */
+static enum cfs_err moved_already(struct sq_conn *c, int64_t ns,
+				  const struct meta_op *op,
+				  struct meta_op_result *res,
+				  struct cfs_error *err)
+{
+	struct sq_resolved dst = { 0 };
+	struct cfs_error why;
+	enum cfs_err rc = sq_resolve(c, ns, op->to, &dst, &why);
+	bool there = rc == CFS_OK && dst.exists;
+
+	if (rc == CFS_ERR_INTERNAL) {
+		*err = why;
+		return rc;
+	}
+	rc = there && dst.node.node == op->node ? committed(res, &dst.node)
+						: CFS_ERR_NOT_FOUND;
+	if (there)
+		sq_node_release(&dst.node);
+	return rc;
+}
+
 /* Moves or renames within the namespace: one row for the moved node (and
  * one for a replaced target). */
 static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
@@ -362,6 +388,8 @@ static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
 	bool within = false;
 
 	rc = resolve_base(c, ns, op, &src, res, err);
+	if (rc == CFS_ERR_NOT_FOUND && op->node)
+		return moved_already(c, ns, op, res, err);
 	if (rc)
 		return rc == CFS_ERR_CONFLICT ? CFS_OK : rc;
 	rc = sq_resolve(c, ns, op->to, &dst, err);

@@ -47,6 +47,7 @@ struct queued_op {
 	char *target;
 	bool replace;	  /* MOVE over a target: queues of older versions */
 	int64_t base_jid; /* the entry's JID when read; -1: unchecked */
+	int64_t node;	  /* the entry's node when read (< 0: none yet) */
 	unsigned tries;
 };
 

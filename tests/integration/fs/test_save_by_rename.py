@@ -219,3 +219,22 @@ def test_saves_racing_from_four_processes_never_bring_back_a_replaced_file(
     fresh = mount(alice, start=start)
     assert names(fresh) == ["f"] and read(os.path.join(fresh.mountpoint, "f")) == last
     no_conflicted_copies(a, fresh)
+
+
+def test_a_rename_whose_answer_was_lost_is_sent_again_and_kept(alice, mount, proxy):
+    """The server applied the move, its answer never came: sent again,
+    the move names its node and is committed as it stands, instead of
+    failing for a source that is gone and being undone (it was, at
+    unmount, with saves by rename that followed it conflicting)."""
+    a = mount(alice.clone(proxy.url), timeout=2)
+    write(os.path.join(a.mountpoint, "f"), b"content\n")
+    synced(a)
+    proxy.lose(r"POST /meta/ns/\d+/commit")
+    os.rename(os.path.join(a.mountpoint, "f"), os.path.join(a.mountpoint, "g"))
+    proxy.wait_lost(1)
+    proxy.lose(None)  # the commit sent again is answered
+    synced(a)
+    assert names(a) == ["g"] and sorted(files_on_server(alice)) == ["g"]
+    assert "refused" not in a.log_text(), a.log_text()
+    fresh = mount(alice)
+    assert names(fresh) == ["g"] and read(os.path.join(fresh.mountpoint, "g")) == b"content\n"

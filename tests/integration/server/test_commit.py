@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cfs_server import BLOCK_SIZE, block_id, file_op, split_blocks, unchanged
+from cfs_server import BLOCK_SIZE, assert_error, block_id, file_op, split_blocks, unchanged
 
 
 def result_of(client, ns, op):
@@ -336,6 +336,24 @@ def test_a_conditional_move_with_a_stale_base_jid_is_a_conflict(alice):
                                 "base_jid": second["jid"]})
     assert res["status"] == "committed"
 
+
+
+def test_a_move_sent_again_with_its_node_is_committed_as_it_stands(alice):
+    """The first answer was lost (a client cut off, a restart): the retry
+    names the node, finds it at the target, and changes nothing."""
+    ns = alice.root_ns
+    f = alice.write_file(ns, "f", b"content")
+    other = alice.write_file(ns, "other", b"x")
+    move = {"op": "move", "path": "f", "to": "g", "node": f["node"]}
+    (first,) = alice.commit_ok(ns, move)
+    with unchanged(alice, ns):
+        assert result_of(alice, ns, move) == {"status": "committed", "jid": first["jid"],
+                                              "node": f["node"]}
+        # Without the node, or with another one, the source is missing.
+        assert_op_error(alice, ns, {"op": "move", "path": "f", "to": "g"}, "not_found")
+        assert_op_error(alice, ns, {**move, "node": other["node"]}, "not_found")
+        assert_op_error(alice, ns, {**move, "to": "h"}, "not_found")
+    assert_error(alice.commit(ns, {**move, "node": 0}), 400, "bad_field")
 
 # -- batches ------------------------------------------------------------
 
