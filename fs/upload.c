@@ -123,6 +123,11 @@ static json_t *op_json(const struct queued_op *op)
 	if (op->base_jid >= 0)
 		rc |= json_object_set_new(o, "base_jid",
 					  json_integer(op->base_jid));
+	/* The node a delete or a move means: a retry of one the server
+	 * applied (its answer lost) is then committed as it stands. */
+	if ((op->type == QUEUE_DELETE || op->type == QUEUE_MOVE) &&
+	    op->node > 0)
+		rc |= json_object_set_new(o, "node", json_integer(op->node));
 	switch (op->type) {
 	case QUEUE_FILE:
 		rc |= json_object_set_new(o, "size",
@@ -145,10 +150,6 @@ static json_t *op_json(const struct queued_op *op)
 		break;
 	case QUEUE_MOVE:
 		rc |= json_object_set_new(o, "to", json_string(op->to));
-		/* A retry of a move the server applied is then committed. */
-		if (op->node > 0)
-			rc |= json_object_set_new(o, "node",
-						  json_integer(op->node));
 		rc |= json_object_set_new(o, "replace",
 					  json_boolean(op->replace));
 		break;

@@ -271,6 +271,9 @@ static enum cfs_err parse_op(json_t *o, struct meta_op *op,
 	case META_OP_DELETE:
 		rc = cfs_json_int_opt(o, "base_jid", 0, INT64_MAX, -1,
 				      &op->base_jid, err);
+		if (rc == CFS_OK)
+			rc = cfs_json_int_opt(o, "node", 1, INT64_MAX, 0,
+					      &op->node, err);
 		return rc ? rc
 			  : cfs_json_bool_opt(o, "recursive", false,
 					      &op->recursive, err);

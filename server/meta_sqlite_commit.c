@@ -264,6 +264,35 @@ static enum cfs_err resolve_base(struct sq_conn *c, int64_t ns,
 }
 
 /*
+ * op's path is gone, or holds another node than op->node: when op->node
+ * is deleted, this is a retry of a delete whose answer was lost (a client
+ * cut off, a server restarted), and *gone says so, res committed at the
+ * node's tombstone with nothing changed.
+ */
+static enum cfs_err deleted_already(struct sq_conn *c, int64_t ns,
+				    const struct meta_op *op, bool *gone,
+				    struct meta_op_result *res,
+				    struct cfs_error *err)
+{
+	struct sq_node n;
+	struct cfs_error why;
+	enum cfs_err rc = sq_node_get(c, ns, op->node, &n, &why);
+
+	*gone = false;
+	if (rc == CFS_ERR_NOT_FOUND)
+		return CFS_OK;
+	if (rc) {
+		*err = why;
+		return rc;
+	}
+	*gone = n.kind == CFS_KIND_DELETED;
+	if (*gone)
+		committed(res, &n);
+	sq_node_release(&n);
+	return CFS_OK;
+}
+
+/*
  * Deletes a file, a symlink, a directory (recursive: with everything in
  * it, as one row), or a shared folder's mount (which leaves the folder).
  */
@@ -276,6 +305,13 @@ static enum cfs_err op_delete(struct sq_conn *c, const struct meta_user *u,
 	bool full = false;
 
 	rc = resolve_base(c, ns, op, &r, res, err);
+	if ((rc == CFS_ERR_NOT_FOUND || rc == CFS_ERR_CONFLICT) && op->node) {
+		bool gone;
+		enum cfs_err got = deleted_already(c, ns, op, &gone, res, err);
+
+		if (got || gone)
+			return got;
+	}
 	if (rc)
 		return rc == CFS_ERR_CONFLICT ? CFS_OK : rc;
 	if (r.node.kind == CFS_KIND_DIR) {

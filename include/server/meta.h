@@ -79,7 +79,8 @@ struct meta_op {
 	int64_t base_jid;   /* the version edited; 0 = new; -1 = unchecked */
 	bool recursive;	    /* delete: a non-empty directory too */
 	bool replace;	    /* move: over an existing compatible target */
-	int64_t node;	    /* move: the node meant, when known; 0: not said */
+	int64_t node; /* move, delete: the node meant, when known; 0: not said
+		       */
 };
 
 enum meta_op_status {

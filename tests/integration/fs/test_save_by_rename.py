@@ -238,3 +238,25 @@ def test_a_rename_whose_answer_was_lost_is_sent_again_and_kept(alice, mount, pro
     assert "refused" not in a.log_text(), a.log_text()
     fresh = mount(alice)
     assert names(fresh) == ["g"] and read(os.path.join(fresh.mountpoint, "g")) == b"content\n"
+
+
+def test_a_save_by_rename_whose_answer_was_lost_keeps_the_saved_file(alice, mount, proxy):
+    """The delete of the replaced file and the move were applied, their
+    answer never came: sent again, the delete (based on the old version)
+    must not conflict with the saved file now at that path, nor bring
+    the old one back in the mount."""
+    a = mount(alice.clone(proxy.url), timeout=2)
+    f, tmp = os.path.join(a.mountpoint, "f"), os.path.join(a.mountpoint, "f.tmp")
+    write(f, b"old\n")
+    write(tmp, b"new\n")
+    synced(a)
+    proxy.lose(r"POST /meta/ns/\d+/commit")
+    os.rename(tmp, f)
+    proxy.wait_lost(1)
+    proxy.lose(None)
+    synced(a)
+    assert names(a) == ["f"] and read(f) == b"new\n"
+    assert sorted(files_on_server(alice)) == ["f"]
+    assert "refused" not in a.log_text() and "conflict" not in a.log_text(), a.log_text()
+    fresh = mount(alice)
+    assert read(os.path.join(fresh.mountpoint, "f")) == b"new\n"

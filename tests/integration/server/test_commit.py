@@ -355,6 +355,22 @@ def test_a_move_sent_again_with_its_node_is_committed_as_it_stands(alice):
         assert_op_error(alice, ns, {**move, "to": "h"}, "not_found")
     assert_error(alice.commit(ns, {**move, "node": 0}), 400, "bad_field")
 
+
+def test_a_delete_sent_again_with_its_node_is_committed_as_it_stands(alice):
+    ns = alice.root_ns
+    f = alice.write_file(ns, "f", b"old")
+    delete = {"op": "delete", "path": "f", "base_jid": f["jid"], "node": f["node"]}
+    (first,) = alice.commit_ok(ns, delete)
+    # A new file at the path: the retry must not touch it.
+    g = alice.write_file(ns, "f", b"new")
+    with unchanged(alice, ns):
+        assert result_of(alice, ns, delete) == {"status": "committed", "jid": first["jid"],
+                                                "node": f["node"]}
+        res = result_of(alice, ns, {**delete, "node": g["node"]})
+        assert (res["status"], res["jid"]) == ("conflict", g["jid"]), res
+        assert_op_error(alice, ns, {"op": "delete", "path": "missing", "node": g["node"]},
+                        "not_found")
+
 # -- batches ------------------------------------------------------------
 
 def test_a_batch_answers_each_operation_in_order_and_applies_the_others(alice):
