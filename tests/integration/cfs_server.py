@@ -487,7 +487,11 @@ class Mount:
     def running(self):
         return self.pid is not None and self.exit_status is None
 
-    def wait_exit(self, timeout=20):
+    # An unmount sends what is queued for up to the mount's timeout (30 s
+    # by default, mount.cloudfs(8)) before the driver exits.
+    DRAIN_S = 45
+
+    def wait_exit(self, timeout=DRAIN_S):
         """The driver's exit status, once it exits (within TIMEOUT)."""
         if self.proc is not None:
             self.exit_status = self.proc.wait(timeout=timeout)
@@ -502,7 +506,7 @@ class Mount:
                 raise subprocess.TimeoutExpired(MOUNT_CLOUDFS, timeout)
             time.sleep(0.01)
 
-    def check_clean_exit(self, timeout=20):
+    def check_clean_exit(self, timeout=DRAIN_S):
         """The driver exits 0 within TIMEOUT, without a sanitizer report,
         and the mountpoint is no longer mounted."""
         try:
