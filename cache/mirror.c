@@ -623,6 +623,28 @@ enum cfs_err rows_localize(struct cfs_sql *db, uint64_t ino,
 	return rc;
 }
 
+/* The subtree below node of ns: with some entries to keep, all its
+ * inodes into *all (the caller sorts them out); without, it goes whole. */
+static enum cfs_err subtree_all_or_drop(struct cfs_sql *db, int64_t ns,
+					int64_t node, bool keep_some,
+					struct ino_set *all,
+					struct cfs_error *err)
+{
+	if (!keep_some)
+		return cfs_sql_exec(
+			db,
+			"DELETE FROM entries WHERE ns = ?1 AND node IN"
+			" (" ROWS_SUBTREE_CTE "SELECT node FROM sub)",
+			err, "ii", ns, node);
+	return ino_set_fill(db,
+			    cfs_sql_stmt(db,
+					 ROWS_SUBTREE_CTE
+					 "SELECT e.ino FROM entries e JOIN sub"
+					 " ON e.ns = ?1 AND e.node = sub.node",
+					 err, "ii", ns, node),
+			    all, err);
+}
+
 /* Invariant 4: removes the descendants of node, forgets the shared
  * namespaces mounted among them; *kept tells whether some stay. */
 static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
@@ -650,22 +672,9 @@ static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
 	if (rc == CFS_OK)
 		rc = subtree_keep(db, ns, node, &keep, err);
 	*kept = keep.n > 0;
-	if (rc == CFS_OK && !*kept)
-		rc = cfs_sql_exec(
-			db,
-			"DELETE FROM entries WHERE ns = ?1 AND node IN"
-			" (" ROWS_SUBTREE_CTE "SELECT node FROM sub)",
-			err, "ii", ns, node);
 	/* Rare: local changes in a folder deleted elsewhere. */
-	if (rc == CFS_OK && *kept)
-		rc = ino_set_fill(
-			db,
-			cfs_sql_stmt(db,
-				     ROWS_SUBTREE_CTE
-				     "SELECT e.ino FROM entries e JOIN sub"
-				     " ON e.ns = ?1 AND e.node = sub.node",
-				     err, "ii", ns, node),
-			&all, err);
+	if (rc == CFS_OK)
+		rc = subtree_all_or_drop(db, ns, node, *kept, &all, err);
 	for (size_t i = 0; rc == CFS_OK && i < all.n; i++)
 		rc = ino_set_has(&keep, all.v[i])
 			     ? CFS_OK
@@ -730,21 +739,9 @@ static enum cfs_err follow_share(struct cfs_sql *db,
 
 	if (rc == CFS_OK)
 		rc = subtree_keep(db, old->ns, old->node, &keep, err);
-	if (rc == CFS_OK && keep.n)
-		rc = ino_set_fill(
-			db,
-			cfs_sql_stmt(db,
-				     ROWS_SUBTREE_CTE
-				     "SELECT e.ino FROM entries e JOIN sub"
-				     " ON e.ns = ?1 AND e.node = sub.node",
-				     err, "ii", old->ns, old->node),
-			&all, err);
-	else if (rc == CFS_OK)
-		rc = cfs_sql_exec(
-			db,
-			"DELETE FROM entries WHERE ns = ?1 AND node IN"
-			" (" ROWS_SUBTREE_CTE "SELECT node FROM sub)",
-			err, "ii", old->ns, old->node);
+	if (rc == CFS_OK)
+		rc = subtree_all_or_drop(db, old->ns, old->node, keep.n > 0,
+					 &all, err);
 	for (size_t i = 0; rc == CFS_OK && i < all.n; i++)
 		if (!ino_set_has(&keep, all.v[i]))
 			rc = rows_delete(db, all.v[i], err);
