@@ -69,13 +69,31 @@ int ops_get(struct fs *fs, fuse_ino_t ino, struct cfs_sql **db,
 	return 0;
 }
 
-void ops_stat(struct fs *fs, const struct mirror_entry *e, struct stat *st)
+/* The size and mtime the mirror holds for ino now, if it still has it. */
+static void current_attr(struct fs *fs, uint64_t ino, uint64_t *size,
+			 int64_t *mtime_ns)
+{
+	struct mirror_entry e;
+	struct cfs_sql *db;
+
+	if (ops_get(fs, ino, &db, &e))
+		return;
+	cache_db_release(fs->cache, db);
+	*size = e.size;
+	*mtime_ns = e.mtime_ns;
+	mirror_entry_release(&e);
+}
+
+void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
+	      struct stat *st)
 {
 	uint64_t size = e->size;
 	int64_t mtime_ns = e->mtime_ns;
 
-	if (e->kind == CFS_KIND_FILE && fs->sessions)
-		session_stat(fs->sessions, e->ino, &size, &mtime_ns);
+	if (e->kind == CFS_KIND_FILE && fs->sessions &&
+	    !session_stat(fs->sessions, e->ino, &size, &mtime_ns) &&
+	    sessions_settled(fs->sessions) != seen)
+		current_attr(fs, e->ino, &size, &mtime_ns);
 	memset(st, 0, sizeof(*st));
 	st->st_ino = e->ino;
 	st->st_uid = fs->uid;
@@ -106,14 +124,14 @@ void ops_stat(struct fs *fs, const struct mirror_entry *e, struct stat *st)
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-void ops_entry(struct fs *fs, const struct mirror_entry *e,
+void ops_entry(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	       struct fuse_entry_param *ep)
 {
 	memset(ep, 0, sizeof(*ep));
 	ep->ino = e->ino;
 	ep->attr_timeout = OPS_CACHE_TIMEOUT_S;
 	ep->entry_timeout = OPS_CACHE_TIMEOUT_S;
-	ops_stat(fs, e, &ep->attr);
+	ops_stat(fs, e, seen, &ep->attr);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fs/ops.h"
+#include "fs/session.h"
 
 static int do_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
 		     struct fuse_entry_param *ep)
@@ -15,6 +16,7 @@ static int do_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
 	struct cfs_error err;
 	enum cfs_err rc;
 	int eno;
+	uint64_t seen = sessions_settled(fs->sessions);
 	struct cfs_sql *db = ops_db(fs, &eno);
 
 	if (!db)
@@ -27,7 +29,7 @@ static int do_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
 	cache_db_release(fs->cache, db);
 	if (rc)
 		return ops_errno(rc, &err);
-	ops_entry(fs, &e, ep);
+	ops_entry(fs, &e, seen, ep);
 	mirror_entry_release(&e);
 	return 0;
 }
@@ -57,7 +59,7 @@ static int open_file_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 	e.size = a.size;
 	e.mode = a.mode;
 	e.mtime_ns = a.mtime_ns;
-	ops_stat(fs, &e, st);
+	ops_stat(fs, &e, sessions_settled(fs->sessions), st);
 	st->st_nlink = 0;
 	return 0;
 }
@@ -68,6 +70,7 @@ void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct mirror_entry e;
 	struct cfs_sql *db;
 	struct stat st;
+	uint64_t seen = sessions_settled(fs->sessions);
 	int eno = ops_get(fs, ino, &db, &e);
 
 	(void)fi;
@@ -75,7 +78,7 @@ void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		eno = open_file_stat(fs, ino, &st);
 	else if (eno == 0) {
 		cache_db_release(fs->cache, db);
-		ops_stat(fs, &e, &st);
+		ops_stat(fs, &e, seen, &st);
 		mirror_entry_release(&e);
 	}
 	if (eno)
@@ -114,6 +117,7 @@ struct dir_fill {
 	bool plus;
 	char *buf;
 	size_t size, used;
+	uint64_t seen; /* sessions_settled() before the listing was read */
 };
 
 static bool add_dirent(struct dir_fill *d, const char *name,
@@ -122,7 +126,7 @@ static bool add_dirent(struct dir_fill *d, const char *name,
 	struct fuse_entry_param ep;
 	size_t n;
 
-	ops_entry(d->fs, e, &ep);
+	ops_entry(d->fs, e, d->seen, &ep);
 	if (d->plus)
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used,
 					   d->size - d->used, name, &ep, next);
@@ -148,7 +152,10 @@ static int do_readdir(struct fs *fs, struct dir_fill *d, fuse_ino_t ino,
 	struct cfs_sql *db;
 	enum cfs_err rc = CFS_OK;
 	uint64_t parent_ino;
-	int eno = ops_get(fs, ino, &db, &dir);
+	int eno;
+
+	d->seen = sessions_settled(fs->sessions);
+	eno = ops_get(fs, ino, &db, &dir);
 
 	if (eno)
 		return eno;

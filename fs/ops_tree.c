@@ -25,6 +25,7 @@ int ops_make(struct fs *fs, fuse_ino_t parent, const char *name,
 	struct cfs_error err;
 	enum cfs_err rc;
 	int eno;
+	uint64_t seen = sessions_settled(fs->sessions);
 	struct cfs_sql *db = ops_db(fs, &eno);
 
 	if (!db)
@@ -33,7 +34,7 @@ int ops_make(struct fs *fs, fuse_ino_t parent, const char *name,
 	cache_db_release(fs->cache, db);
 	if (rc)
 		return ops_errno(rc, &err);
-	ops_entry(fs, &e, ep);
+	ops_entry(fs, &e, seen, ep);
 	if (out)
 		*out = e;
 	else
@@ -239,16 +240,19 @@ void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	struct mirror_entry e;
 	struct cfs_sql *db;
 	struct stat st;
+	uint64_t seen = 0;
 	int eno = do_setattr(fs, ino, attr, to_set, fi);
 
-	if (!eno)
+	if (!eno) {
+		seen = sessions_settled(fs->sessions);
 		eno = ops_get(fs, ino, &db, &e);
+	}
 	if (eno) {
 		fuse_reply_err(req, eno);
 		return;
 	}
 	cache_db_release(fs->cache, db);
-	ops_stat(fs, &e, &st);
+	ops_stat(fs, &e, seen, &st);
 	mirror_entry_release(&e);
 	uploader_wake(fs->upload);
 	fuse_reply_attr(req, &st, OPS_CACHE_TIMEOUT_S);

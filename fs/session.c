@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,8 @@ struct sessions {
 	pthread_t settler;
 	pthread_cond_t tick; /* a handle was released, or stop */
 	bool stop, running;
+	/* Sessions that left the table (sessions_settled()). */
+	atomic_uint_fast64_t settled_count;
 };
 
 static struct session **slot(struct sessions *t, uint64_t ino)
@@ -792,6 +795,7 @@ static void settle_one(struct sessions *t, struct session *s)
 	for (p = slot(t, s->ino); *p != s; p = &(*p)->next)
 		;
 	*p = s->next;
+	atomic_fetch_add(&t->settled_count, 1);
 	pthread_mutex_unlock(&s->lock);
 	pthread_cond_broadcast(&t->settled);
 	pthread_mutex_unlock(&t->lock);
@@ -906,6 +910,11 @@ void sessions_settle_now(struct sessions *t)
 	while (any_settling(t))
 		pthread_cond_wait(&t->settled, &t->lock);
 	pthread_mutex_unlock(&t->lock);
+}
+
+uint64_t sessions_settled(struct sessions *t)
+{
+	return t ? atomic_load(&t->settled_count) : 0;
 }
 
 size_t sessions_count(struct sessions *t)

@@ -41,10 +41,12 @@ int ops_errno(enum cfs_err rc, const struct cfs_error *err);
 int ops_get(struct fs *fs, fuse_ino_t ino, struct cfs_sql **db,
 	    struct mirror_entry *e);
 
-/* The attributes of e, a file being written showing its session's size
- * and mtime. */
-void ops_stat(struct fs *fs, const struct mirror_entry *e, struct stat *st);
-void ops_entry(struct fs *fs, const struct mirror_entry *e,
+/* The attributes of e, read from the mirror when sessions_settled() was
+ * seen: a file being written shows its session's size and mtime, and one
+ * whose session settled since e was read shows what it committed. */
+void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
+	      struct stat *st);
+void ops_entry(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	       struct fuse_entry_param *ep);
 
 struct local_new;

@@ -40,6 +40,15 @@ struct sessions *sessions_new(struct fs *fs);
  * keeps no thread).  0 or a positive errno. */
 int sessions_start(struct sessions *t);
 
+/*
+ * How many sessions have left the table, each after committing to the
+ * mirror.  A reader that found no session of a file cannot tell its entry
+ * is current by that alone: the session may have committed after the
+ * entry was read and left before the lookup.  Taken before the entry is
+ * read, an unchanged count rules that out.
+ */
+uint64_t sessions_settled(struct sessions *t);
+
 /* Files open for writing or settling: changes not yet queued. */
 size_t sessions_count(struct sessions *t);
 

@@ -16,6 +16,8 @@ import mmap
 import os
 import stat
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -687,3 +689,51 @@ def test_an_mtime_set_right_after_a_close_is_kept_in_the_mount_and_on_the_server
     assert {n: os.stat(at(b.mnt, n)).st_mtime_ns for n in os.listdir(b.mnt)} == \
         {f"f{i}.txt": T + i for i in range(50)}
     b.on_server()
+
+
+def statx_size(path):
+    """The size of PATH from the file system itself, never the kernel's
+    cache of attributes (statx with AT_STATX_FORCE_SYNC)."""
+    buf = ctypes.create_string_buffer(256)
+    if libc.statx(AT_FDCWD, os.fsencode(path), 0x2000, 0x200, buf):  # FORCE_SYNC, SIZE
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+    return int.from_bytes(buf.raw[40:48], "little")  # stx_size
+
+
+def test_a_file_stated_while_its_close_commits_shows_what_was_written(both):
+    # The race of cfsrand seed 105: a getattr that read the entry just
+    # before the settling session committed, and looked for the session
+    # just after it left, answered the entry's older size (0, for a new
+    # file), which the kernel then kept.  Two threads ask the driver
+    # itself for the size of the file written last, as its close commits.
+    b = both(settle=0)
+    state = {"file": None, "stop": False}
+    wrong = []
+
+    def stat_loop():
+        while not state["stop"]:
+            file = state["file"]  # (path, size written), closed
+            if file is None:
+                continue
+            got = statx_size(file[0])
+            if got != file[1]:
+                wrong.append((*file, got))
+
+    threads = [threading.Thread(target=stat_loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(1500):
+            p = at(b.mnt, f"f{i}.bin")
+            data = payload(100 + i, i)
+            with open(p, "wb") as f:
+                f.write(data)
+            state["file"] = (p, len(data))
+            time.sleep(0.002)
+    finally:
+        state["stop"] = True
+        for t in threads:
+            t.join()
+
+    assert not wrong, f"(file, size written, size shown): {wrong[:20]}"
