@@ -82,6 +82,7 @@ import select
 import shlex
 import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -519,6 +520,38 @@ def phases(prog):
 # ---------------------------------------------------------------------------
 # Failures
 
+def stall_report(mt, lines=30):
+    """What a queue that does not drain needs to be understood from a CI
+    log alone: the head of MT's queue, the last LINES of its log at every
+    level, and where each of its threads waits."""
+    out = []
+    try:
+        db = sqlite3.connect(f"file:{mt.cache}/cache.db?mode=ro", uri=True, timeout=5)
+        head = db.execute("SELECT seq, type, ns, ino, path, to_path, tries, error"
+                          " FROM ops ORDER BY ord LIMIT 5").fetchall()
+        db.close()
+        out.append("the queue's head (seq, type, ns, ino, path, to, tries, error):\n  "
+                   + "\n  ".join(map(repr, head)))
+    except sqlite3.Error as e:
+        out.append(f"the queue's head: cannot read {mt.cache}/cache.db: {e}")
+    tail = mt.log_text().splitlines()[-lines:]
+    out.append("the end of the mount's log:\n  " + "\n  ".join(tail))
+    if mt.pid and shutil.which("gdb"):
+        p = subprocess.run(["gdb", "-p", str(mt.pid), "-batch", "-nx",
+                            "-ex", "thread apply all bt 12"],
+                           capture_output=True, text=True, timeout=120)
+        threads = []
+        for ln in p.stdout.splitlines():
+            if ln.startswith("Thread "):
+                threads.append([])
+            m = re.match(r"#\d+\s+(?:0x\w+ in )?(\S+) \(.*\)(?: at (\S+))?", ln)
+            if threads and m and "libsanitizer" not in (m.group(2) or ""):
+                threads[-1].append(m.group(1) + (f"@{os.path.basename(m.group(2))}"
+                                                 if m.group(2) else ""))
+        out.append("the mount's threads:\n  " + "\n  ".join(" < ".join(t) for t in threads))
+    return "\n".join(out)
+
+
 class Failure(Exception):
     """A difference from the model. KIND is what shrinking keeps (a
     candidate counts only if it fails with the same kind); ITEM is the
@@ -861,7 +894,7 @@ class CloudTarget:
             kind = "queue-jam-unique" if "UNIQUE constraint failed" in problems else "status-wait"
             raise Failure(kind, f"cloudfs status --wait --timeout {timeout} exited "
                                 f"{p.returncode}: {p.stdout.strip()} {p.stderr.strip()}\n"
-                                f"the mount's log:\n  {problems}")
+                                f"the mount's log:\n  {problems}\n{stall_report(mt)}")
 
     def wait_synced(self, conflicts_ok=False):
         self.ensure_up()
