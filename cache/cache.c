@@ -9,9 +9,11 @@
  *	shadow(ino, parent, name, kind, ..., jid, refused)
  *	                             the server's state of entries with local
  *	                             changes not yet confirmed (pending > 0)
- *	ops(seq, ord, ino, ns, type, path, ..., tries, error)
+ *	ops(seq, ord, ino, ns, type, path, ..., tries, error, sent)
  *	                             the queue of journal operations to send,
- *	                             with why the last try of one failed
+ *	                             with why the last try of one failed, and
+ *	                             whether one was sent with no answer
+ *	                             recorded yet (it is in doubt)
  *	blocks(id, size, stored, used)
  *	                             the block files present, with their
  *	                             last use (seconds) for eviction
@@ -37,7 +39,7 @@
 #include "cache/mirror.h"
 #include "cloudfs/log.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 static const char schema[] =
 	"CREATE TABLE info(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -92,6 +94,14 @@ static const char upgrade_3[] =
 	"CREATE INDEX entries_tombstones ON entries(ns, jid)"
 	" WHERE kind = 0 AND pending = 0;"
 	"PRAGMA user_version = 3;";
+
+/* From version 3 to 4: which operations are in doubt (sent, no answer
+ * recorded).  A queue left by an older mount.cloudfs is, all of it. */
+static const char upgrade_4[] =
+	"ALTER TABLE ops ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE ops SET sent = 1;"
+	"CREATE INDEX ops_sent ON ops(seq) WHERE sent;"
+	"PRAGMA user_version = 4;";
 
 /* mkdir -p, the last component 0700. */
 static int make_dirs(const char *dir)
@@ -241,6 +251,10 @@ static enum cfs_err schema_init(struct cache *c, struct cfs_error *err)
 	if (rc == CFS_OK && version == 2) {
 		rc = cfs_sql_script(db, upgrade_3, err);
 		version = 3;
+	}
+	if (rc == CFS_OK && version == 3) {
+		rc = cfs_sql_script(db, upgrade_4, err);
+		version = 4;
 	}
 	if (rc == CFS_OK && version != SCHEMA_VERSION) {
 		rc = cfs_fail(

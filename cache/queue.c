@@ -28,15 +28,48 @@ enum cfs_err queue_length(struct cfs_sql *db, int64_t *n, struct cfs_error *err)
 		&found, err);
 }
 
-enum cfs_err queue_last(struct cfs_sql *db, int64_t *seq, struct cfs_error *err)
+/* Sets the sent mark of the ops whose recorded[i] is true (all when
+ * recorded is NULL) to sent. */
+static enum cfs_err mark_sent(struct cfs_sql *db, const struct queued_op *ops,
+			      const bool *recorded, size_t n, bool sent,
+			      struct cfs_error *err)
 {
-	bool found;
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
 
-	return cfs_sql_int64(
+	for (size_t i = 0; rc == CFS_OK && i < n; i++)
+		if (!recorded || recorded[i])
+			rc = cfs_sql_exec(
+				db, "UPDATE ops SET sent = ?2 WHERE seq = ?1",
+				err, "ii", ops[i].seq, (int64_t)sent);
+	return cfs_sql_end(db, rc, err);
+}
+
+enum cfs_err queue_sent(struct cfs_sql *db, const struct queued_op *ops,
+			size_t n, struct cfs_error *err)
+{
+	return mark_sent(db, ops, NULL, n, true, err);
+}
+
+enum cfs_err queue_answered(struct cfs_sql *db, const struct queued_op *ops,
+			    const bool *recorded, size_t n,
+			    struct cfs_error *err)
+{
+	return mark_sent(db, ops, recorded, n, false, err);
+}
+
+enum cfs_err queue_in_doubt(struct cfs_sql *db, bool *any,
+			    struct cfs_error *err)
+{
+	int64_t n = 0;
+	bool found;
+	enum cfs_err rc = cfs_sql_int64(
 		db,
-		cfs_sql_stmt(db, "SELECT COALESCE(MAX(seq), 0) FROM ops", err,
-			     ""),
-		seq, &found, err);
+		cfs_sql_stmt(db, "SELECT EXISTS(SELECT 1 FROM ops WHERE sent)",
+			     err, ""),
+		&n, &found, err);
+
+	*any = n != 0;
+	return rc;
 }
 
 enum cfs_err queue_length_under(struct cfs_sql *db, int64_t ns,

@@ -278,12 +278,13 @@ static int default_cache(const char *url, int64_t root_ns, char *out,
 	return 0;
 }
 
-/* A queue left by an earlier mount may have been applied in part: its
- * operations are in doubt (fs->doubt_seq) until the uploader resends them. */
-static enum cfs_err queue_in_doubt(struct fs *fs, struct cfs_error *err)
+/* What an earlier mount sent and never had answered may have been applied:
+ * in doubt (fs->in_doubt) until the uploader resends it. */
+static enum cfs_err load_doubt(struct fs *fs, struct cfs_error *err)
 {
 	struct cfs_sql *db = cache_db(fs->cache, err);
-	enum cfs_err rc = db ? queue_last(db, &fs->doubt_seq, err) : err->code;
+	enum cfs_err rc =
+		db ? queue_in_doubt(db, &fs->in_doubt, err) : err->code;
 
 	if (db)
 		cache_db_release(fs->cache, db);
@@ -331,7 +332,7 @@ static int prepare(struct cli *c, struct fs *fs)
 	} else if (cache_open(c->cache ? c->cache : cache_dir, &fs->cache,
 			      &err) ||
 		   cache_bind(fs->cache, fs->remote.url, root_ns, &err) ||
-		   record_limit(fs, &err) || queue_in_doubt(fs, &err) ||
+		   record_limit(fs, &err) || load_doubt(fs, &err) ||
 		   sync_catch_up(fs, conn, &never, &err)) {
 		cfs_log_error("%s", err.msg);
 	} else {

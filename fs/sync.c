@@ -149,7 +149,7 @@ static bool wait_doubt(struct fs *fs, const bool *stop)
 {
 	bool told = false;
 
-	while (fs->doubt_seq && fs->upload &&
+	while (fs->in_doubt && fs->upload &&
 	       !__atomic_load_n(stop, __ATOMIC_RELAXED)) {
 		struct timespec until = cfs_deadline_in_ms(200);
 
@@ -160,7 +160,7 @@ static bool wait_doubt(struct fs *fs, const bool *stop)
 		pthread_cond_timedwait(&fs->doubt_over, &fs->apply_lock,
 				       &until);
 	}
-	return fs->doubt_seq == 0;
+	return !fs->in_doubt;
 }
 
 /* Checks and applies one page (the answer of a listing). */
@@ -319,7 +319,7 @@ static bool deferred(struct fs *fs)
 	bool yes;
 
 	pthread_mutex_lock(&fs->apply_lock);
-	yes = fs->doubt_seq && !fs->upload;
+	yes = fs->in_doubt && !fs->upload;
 	pthread_mutex_unlock(&fs->apply_lock);
 	return yes;
 }

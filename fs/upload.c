@@ -565,32 +565,58 @@ static enum cfs_err settle_failed(struct cfs_sql *db,
 	return local_retry(db, op, why, err);
 }
 
-/* Sets doubt_over (fs->apply_lock held). */
-static void doubt_over(struct fs *fs)
+/* Tells the listings whether an operation is in doubt (fs/fs.h); they
+ * go on once none is.  fs->apply_lock held. */
+static void set_doubt(struct fs *fs, bool any)
 {
-	fs->doubt_seq = 0;
-	pthread_cond_broadcast(&fs->doubt_over);
+	fs->in_doubt = any;
+	if (!any)
+		pthread_cond_broadcast(&fs->doubt_over);
 }
 
 /*
- * A commit of ops that got no answer, or whose answer the mirror could not
- * record, may have been applied all the same: they are in doubt (fs/fs.h)
- * until a batch with them is answered and recorded.  The queue resends
- * them first, in the same order.  fs->apply_lock held.
+ * Marks the batch in doubt and makes the queue durable, then sends it: if
+ * the answer is lost, this mount or the next knows which operations the
+ * server may have applied.  Each other change made only in the mirror (a
+ * rename, a delete) is durable by then too, since every change wakes the
+ * uploader.
  */
-static void track_doubt(struct fs *fs, const struct queued_op *ops, size_t n,
-			bool answered, enum cfs_err rc)
+static enum cfs_err mark_in_doubt(struct fs *fs, const struct queued_op *ops,
+				  size_t n, struct cfs_error *err)
 {
-	int64_t last = 0;
+	struct cfs_sql *db = cache_db(fs->cache, err);
+	enum cfs_err rc = db ? queue_sent(db, ops, n, err) : err->code;
 
-	for (size_t i = 0; i < n; i++)
-		if (ops[i].seq > last)
-			last = ops[i].seq;
-	if (rc && (answered || rc == CFS_ERR_UNREACHABLE) &&
-	    last > fs->doubt_seq)
-		fs->doubt_seq = last;
-	else if (rc == CFS_OK && fs->doubt_seq && last >= fs->doubt_seq)
-		doubt_over(fs);
+	if (db)
+		cache_db_release(fs->cache, db);
+	if (rc == CFS_OK)
+		rc = cache_sync(fs->cache, err);
+	if (rc == CFS_OK) {
+		pthread_mutex_lock(&fs->apply_lock);
+		fs->in_doubt = true;
+		pthread_mutex_unlock(&fs->apply_lock);
+	}
+	return rc;
+}
+
+/*
+ * The operations whose answers were recorded (recorded[i]) are no longer in
+ * doubt; the others of the batch, whose answers were lost or could not be
+ * recorded, stay so until a later answer.  fs->apply_lock held.
+ */
+static void clear_doubt(struct fs *fs, struct cfs_sql *db,
+			const struct queued_op *ops, const bool *recorded,
+			size_t n)
+{
+	struct cfs_error err;
+	bool any = true;
+
+	if (queue_answered(db, ops, recorded, n, &err) ||
+	    queue_in_doubt(db, &any, &err))
+		cfs_log_error(
+			"cannot record which changes the server answered: %s",
+			err.msg);
+	set_doubt(fs, any);
 }
 
 /* Commits the batch and settles every answer, under fs->apply_lock. */
@@ -601,11 +627,11 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	struct fs *fs = u->fs;
 	struct mirror_changes ch = { 0 };
 	json_t *arr = json_array(), *body, *answer = NULL, *results;
+	bool *recorded = calloc(n, sizeof(*recorded));
 	char path[64];
 	struct cfs_sql *db;
 	const bool *stop;
 	unsigned max_s;
-	bool answered;
 	enum cfs_err rc = CFS_OK;
 
 	for (size_t i = 0; arr && i < n; i++)
@@ -614,20 +640,24 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 			arr = NULL;
 		}
 	body = arr ? json_pack("{s:o}", "ops", arr) : NULL;
-	if (!body)
+	if (!body || !recorded) {
+		json_decref(body);
+		free(recorded);
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	rc = mark_in_doubt(fs, ops, n, err);
 	snprintf(path, sizeof(path), "/meta/ns/%lld/commit",
 		 (long long)ops[0].ns);
 	pthread_mutex_lock(&fs->apply_lock);
 	stop = request_bounds(u, &max_s);
-	rc = remote_call(u->conn, "POST", path, body, max_s, stop, &answer,
-			 err);
+	if (rc == CFS_OK)
+		rc = remote_call(u->conn, "POST", path, body, max_s, stop,
+				 &answer, err);
 	results = json_object_get(answer, "results");
 	if (rc == CFS_OK && json_array_size(results) != n)
 		rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
 			      "POST %s: %zu answers to %zu operations", path,
 			      json_array_size(results), n);
-	answered = rc == CFS_OK;
 	db = rc ? NULL : cache_db(fs->cache, err);
 	if (rc == CFS_OK && !db)
 		rc = err->code;
@@ -638,18 +668,21 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 			db, &ops[i], json_array_get(results, i),
 			json_integer_value(json_object_get(answer, "head")),
 			&ch, &retry, err);
+		recorded[i] = rc == CFS_OK;
 		if (rc && rc != CFS_ERR_UNREACHABLE)
 			rc = settle_failed(db, &ops[i], &retry, err);
 		*retry_any |= retry;
 	}
-	if (db)
+	if (db) {
+		clear_doubt(fs, db, ops, recorded, n);
 		cache_db_release(fs->cache, db);
-	track_doubt(fs, ops, n, answered, rc);
+	}
 	pthread_mutex_unlock(&fs->apply_lock);
 	fs_invalidate(fs, &ch);
 	mirror_changes_release(&ch);
 	json_decref(body);
 	json_decref(answer);
+	free(recorded);
 	return rc;
 }
 
@@ -706,8 +739,8 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	if (rc == CFS_OK && n == 0) {
 		/* Nothing left to be in doubt about. */
 		pthread_mutex_lock(&u->fs->apply_lock);
-		if (u->fs->doubt_seq)
-			doubt_over(u->fs);
+		if (u->fs->in_doubt)
+			set_doubt(u->fs, false);
 		pthread_mutex_unlock(&u->fs->apply_lock);
 	}
 	if (rc || n == 0) {
@@ -725,12 +758,7 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	}
 	*sent = true;
 	note_sending(u, ops, n);
-	/* What the server gets is durable here first: a change made only in
-	 * the mirror (a rename, a delete) is then durable within moments,
-	 * since every change wakes the uploader. */
-	rc = cache_sync(u->fs->cache, err);
-	if (rc == CFS_OK)
-		rc = batch_blocks(ops, n, &all, err);
+	rc = batch_blocks(ops, n, &all, err);
 	if (rc == CFS_OK)
 		rc = needed_blocks(u, &all, &needed, err);
 	if (rc == CFS_OK && needed.n)

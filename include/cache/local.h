@@ -134,9 +134,21 @@ enum cfs_err queue_length_under(struct cfs_sql *db, int64_t ns,
 				const char *path, int64_t *n,
 				struct cfs_error *err);
 
-/* The seq of the last operation queued; 0 when the queue is empty. */
-enum cfs_err queue_last(struct cfs_sql *db, int64_t *seq,
-			struct cfs_error *err);
+/*
+ * Doubt: an operation sent whose answer was not recorded (lost, cut
+ * short, or the mount ended first) may have been applied by the server.
+ * queue_sent() marks the n operations of a batch so, durably once the
+ * cache is synced, before the batch goes; queue_answered() clears the mark
+ * of each operation whose answer was recorded; *any tells whether one is
+ * left in doubt.
+ */
+enum cfs_err queue_sent(struct cfs_sql *db, const struct queued_op *ops,
+			size_t n, struct cfs_error *err);
+enum cfs_err queue_answered(struct cfs_sql *db, const struct queued_op *ops,
+			    const bool *recorded, size_t n,
+			    struct cfs_error *err);
+enum cfs_err queue_in_doubt(struct cfs_sql *db, bool *any,
+			    struct cfs_error *err);
 
 /*
  * The next batch, in order: at most max operations of one namespace, no

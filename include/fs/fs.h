@@ -56,14 +56,16 @@ struct fs {
 	 * from a commit's request to its settling. */
 	pthread_mutex_t apply_lock;
 	/*
-	 * Under apply_lock: the queued operations up to this seq may have
-	 * been applied by the server without this mount knowing (a commit
-	 * whose answer was lost, a queue left by an earlier mount).  A
-	 * listing would show their nodes as someone else's new entries, so
-	 * none is applied until the uploader has their answers (0) and
-	 * signals doubt_over.
+	 * Under apply_lock: some queued operations may have been applied by
+	 * the server without this mount knowing: sent, with no answer
+	 * recorded (lost, or the mount before this one ended first;
+	 * cache/local.h, queue_sent()).  A listing would show their nodes as
+	 * someone else's new entries, so none is applied until the uploader
+	 * has their answers (false) and signals doubt_over.  Only those
+	 * operations count: one that was answered and waits for a listing
+	 * (its folder moved, or shared) must not hold the listing back.
 	 */
-	int64_t doubt_seq;
+	bool in_doubt;
 	pthread_cond_t doubt_over;
 	/*
 	 * Ends the sync thread's long poll early (atomic; only that thread
@@ -82,7 +84,7 @@ extern const struct fuse_lowlevel_ops fs_ops;
  * Lists every namespace the mirror follows up to the server's head (each
  * from its cursor, new ones from 0) and applies the pages; after mounting,
  * also tells the kernel what to drop.  Stops early when *stop turns true,
- * and before the mount when commits are in doubt (doubt_seq).
+ * and before the mount when commits are in doubt (in_doubt).
  */
 enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
 			   const bool *stop, struct cfs_error *err);

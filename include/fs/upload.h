@@ -10,7 +10,7 @@
  * uploader holds fs->apply_lock from a commit's request to the end of its
  * settling, so a listing never sees a node before the mirror knows it;
  * a commit that got no answer puts the listings on hold until it has one
- * (fs->doubt_seq).
+ * (fs->in_doubt).
  */
 #ifndef FS_UPLOAD_H
 #define FS_UPLOAD_H

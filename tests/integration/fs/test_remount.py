@@ -5,10 +5,13 @@ fetched, and keeps every entry's inode number."""
 
 import errno
 import os
+import time
+import urllib.parse
 
 import pytest
 
-from cfs_fs import Dir, File, make_local, payload, put_tree, read, rewrite, timed, tree_of
+from cfs_fs import (Dir, File, make_local, payload, put_tree, read, rewrite, server_listing,
+                    timed, tree_of, until, until_server_holds)
 from cfs_server import BLOCK_SIZE
 
 # More entries than one page of a listing (the driver asks for 1000).
@@ -95,3 +98,35 @@ def test_inode_numbers_survive_a_rename_and_a_remount_and_are_never_reused(
     assert [after["keep.bin"], after["papers"], after["papers/a.txt"]] == \
         [before["keep.bin"], before["docs"], before["docs/a.txt"]]
     assert after["new.txt"] not in before.values()
+
+
+def test_changes_left_queued_follow_a_folder_moved_elsewhere_while_unmounted(
+        server, alice, mount):
+    # A mount that could not send its last changes leaves them queued, and
+    # the next mount resends them.  Here the server moved their folder
+    # meanwhile: the resent create is refused (its folder is not there),
+    # and must wait for the listing that shows where the folder went, while
+    # the rest of the queue (a rename of the same file, which cannot go
+    # before it) must not hold that listing back.  CI met this deadlock.
+    m = mount(alice, timeout=2)
+    os.mkdir(os.path.join(m.mountpoint, "docs"))
+    until(lambda: "docs" in server_listing(alice, alice.root_ns), within=10,
+          what="docs on the server")
+    url = m.url
+    server.stop()
+    with open(os.path.join(m.mountpoint, "docs", "draft.txt"), "wb") as f:
+        f.write(b"written while the server was away")
+    time.sleep(0.5)  # settled and queued
+    os.rename(os.path.join(m.mountpoint, "docs", "draft.txt"),
+              os.path.join(m.mountpoint, "docs", "note.txt"))
+    m.unmount()
+    server.start(listen=f"127.0.0.1:{urllib.parse.urlparse(url).port}")
+    alice.commit_ok(alice.root_ns, {"op": "move", "path": "docs", "to": "papers"})
+
+    m2 = mount(alice, cache=m.cache, timeout=2)
+
+    until_server_holds(alice, {"papers/note.txt": b"written while the server was away"},
+                       within=30)
+    assert read(os.path.join(m2.mountpoint, "papers", "note.txt")) == \
+        b"written while the server was away"
+    assert not os.path.exists(os.path.join(m2.mountpoint, "docs"))
