@@ -45,21 +45,82 @@ static enum cfs_err touch_dirs(struct cfs_sql *db, uint64_t a, uint64_t b,
 			    (int64_t)CFS_KIND_DIR);
 }
 
+/* The longest path below entry e, relative to it (0 without children):
+ * what a move of e adds to the length of its new path. */
+static enum cfs_err depth_below(struct cfs_sql *db,
+				const struct mirror_entry *e, int64_t *len,
+				struct cfs_error *err)
+{
+	bool found;
+
+	*len = 0;
+	if (e->kind != CFS_KIND_DIR)
+		return CFS_OK;
+	return cfs_sql_int64(
+		db,
+		cfs_sql_stmt(db,
+			     "WITH RECURSIVE sub(node, len) AS ("
+			     " SELECT ?2, 0 UNION ALL"
+			     " SELECT c.node, sub.len + 1 +"
+			     "  length(CAST(c.name AS BLOB))"
+			     " FROM entries c JOIN sub ON c.parent = sub.node"
+			     " WHERE c.ns = ?1 AND c.kind != 0)"
+			     " SELECT MAX(len) FROM sub",
+			     err, "ii", e->ns, e->node),
+		len, &found, err);
+}
+
+/*
+ * Whether name, as a child of dir with paths reaching below bytes further
+ * down, stays within what the server takes (cloudfs/path.h): an entry the
+ * server refuses would be accepted here and its bytes lost later, so the
+ * system call fails now, with ENAMETOOLONG (CFS_ERR_TOO_LONG).
+ */
+static enum cfs_err check_fits(struct cfs_sql *db,
+			       const struct mirror_entry *dir, const char *name,
+			       int64_t below, struct cfs_error *err)
+{
+	size_t len = strlen(name);
+	int64_t ns, node;
+	char *path = NULL;
+	enum cfs_err rc;
+
+	if (len > CFS_NAME_MAX)
+		return cfs_fail(err, CFS_ERR_TOO_LONG,
+				"the name '%.32s...' has %zu bytes, over %d",
+				name, len, CFS_NAME_MAX);
+	rc = rows_dir_key(dir, &ns, &node, err);
+	/* A namespace's root, or a shared folder's, is its paths' start. */
+	if (rc == CFS_OK && node != 0 && dir->kind != CFS_KIND_MOUNT) {
+		rc = rows_ns_path(db, dir, &path, err);
+		if (rc == CFS_OK)
+			len += strlen(path) + 1;
+		free(path);
+	}
+	if (rc == CFS_OK && len + (uint64_t)below > CFS_PATH_MAX)
+		rc = cfs_fail(
+			err, CFS_ERR_TOO_LONG,
+			"'%.32s...' would make a path of %llu bytes in its namespace, over %d",
+			name, (unsigned long long)(len + (uint64_t)below),
+			CFS_PATH_MAX);
+	return rc;
+}
+
 static enum cfs_err mknode(struct cfs_sql *db, uint64_t dir_ino,
 			   const char *name, const struct local_new *n,
 			   struct mirror_entry *out, struct cfs_error *err)
 {
 	struct mirror_entry dir, taken;
 	bool found;
-	enum cfs_err rc =
-		cfs_name_check(name, strlen(name), "the new name", err);
+	enum cfs_err rc = mirror_get(db, dir_ino, &dir, err);
 
 	if (rc)
 		return rc;
-	rc = mirror_get(db, dir_ino, &dir, err);
-	if (rc)
-		return rc;
-	rc = rows_dir_key(&dir, &out->ns, &out->parent, err);
+	rc = check_fits(db, &dir, name, 0, err);
+	if (rc == CFS_OK)
+		rc = cfs_name_check(name, strlen(name), "the new name", err);
+	if (rc == CFS_OK)
+		rc = rows_dir_key(&dir, &out->ns, &out->parent, err);
 	if (rc == CFS_OK)
 		rc = rows_child(db, &dir, name, &taken, &found, err);
 	mirror_entry_release(&dir);
@@ -281,7 +342,7 @@ static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 			      struct cfs_error *err)
 {
 	struct mirror_entry dir, newdir, e, t;
-	int64_t ns, node, new_ns, new_node;
+	int64_t ns, node, new_ns, new_node, below = 0;
 	bool found_e = false, found_t = false, inside = false;
 	enum cfs_err rc = mirror_get(db, a->dir_ino, &dir, err);
 
@@ -301,12 +362,16 @@ static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 			"'%s' and its new place are in different namespaces",
 			a->name);
 	if (rc == CFS_OK)
-		rc = cfs_name_check(a->newname, strlen(a->newname),
-				    "the new name", err);
-	if (rc == CFS_OK)
 		rc = rows_child(db, &dir, a->name, &e, &found_e, err);
 	if (rc == CFS_OK && !found_e)
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no entry '%s'", a->name);
+	if (rc == CFS_OK)
+		rc = depth_below(db, &e, &below, err);
+	if (rc == CFS_OK)
+		rc = check_fits(db, &newdir, a->newname, below, err);
+	if (rc == CFS_OK)
+		rc = cfs_name_check(a->newname, strlen(a->newname),
+				    "the new name", err);
 	if (rc == CFS_OK)
 		rc = rows_child(db, &newdir, a->newname, &t, &found_t, err);
 	if (rc == CFS_OK && found_t && t.ino == e.ino) {

@@ -35,6 +35,9 @@ enum cfs_err {
 	/* Client side only, never on the wire: the server could not be
 	 * reached, or answered something that is not the protocol. */
 	CFS_ERR_UNREACHABLE,
+	/* Client side only: a name or a path longer than the server takes
+	 * (which it refuses as bad_path). */
+	CFS_ERR_TOO_LONG,
 	CFS_ERR__COUNT
 };
 

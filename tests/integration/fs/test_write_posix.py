@@ -24,7 +24,7 @@ import pytest
 from cfs_fs import (Dir, File, Link, MiB, listing_of, make_local, payload, put_tree, read,
                     server_listing, shape, tree_of, until_on_server, until_server_holds,
                     unmount_drained)
-from cfs_server import BLOCK_SIZE
+from cfs_server import BLOCK_SIZE, CLOUDFS
 
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD = -100
@@ -737,3 +737,67 @@ def test_a_file_stated_while_its_close_commits_shows_what_was_written(both):
             t.join()
 
     assert not wrong, f"(file, size written, size shown): {wrong[:20]}"
+
+
+# What the server would refuse later fails at the system call instead:
+# names over 255 bytes, and paths over 4,096 bytes from the namespace's
+# root, whether made by a create or by moving a folder deeper.  (A local
+# disk takes such paths; accepting them here lost the file later.)
+
+def enametoolong(fn, *args, **kw):
+    with pytest.raises(OSError) as e:
+        fn(*args, **kw)
+    assert e.value.errno == errno.ENAMETOOLONG, e.value
+
+
+def test_a_name_over_255_bytes_fails_with_enametoolong_and_255_works(both):
+    b = both()
+    long, ok = "n" * 256, "n" * 255
+    os.mkdir(at(b.mnt, "d"))
+    os.close(os.open(at(b.mnt, "d", "f"), os.O_CREAT | os.O_WRONLY, 0o644))
+
+    enametoolong(os.open, at(b.mnt, long), os.O_CREAT | os.O_WRONLY, 0o644)
+    enametoolong(os.mkdir, at(b.mnt, long))
+    enametoolong(os.symlink, "d", at(b.mnt, long))
+    enametoolong(os.mknod, at(b.mnt, long), 0o644 | stat.S_IFREG)
+    enametoolong(os.rename, at(b.mnt, "d", "f"), at(b.mnt, long))
+    with open(at(b.mnt, ok), "wb") as f:
+        f.write(b"a name of 255 bytes")
+
+    assert sorted(os.listdir(b.mnt)) == ["d", ok]
+    b.on_server()
+
+
+def test_a_path_over_4096_bytes_in_its_namespace_fails_at_the_system_call(both, alice):
+    b = both()
+    level = "d" * 250  # 16 levels: 16 * 251 - 1 = 4,015 bytes
+    fd = os.open(b.mnt, os.O_RDONLY | os.O_DIRECTORY)
+    top = fd
+    try:
+        for _ in range(16):
+            os.mkdir(level, dir_fd=fd)
+            fd, old = os.open(level, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+            if old != top:
+                os.close(old)
+        deepest = "/".join([level] * 16)
+        fits, over = "f" * 80, "f" * 81  # 4,015 + 1 + 80 = 4,096 bytes
+        with open(os.open(fits, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd), "wb") as f:
+            f.write(b"at the limit")
+        enametoolong(os.open, over, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd)
+        enametoolong(os.mkdir, over, dir_fd=fd)
+        enametoolong(os.symlink, "x", over, dir_fd=fd)
+        enametoolong(os.rename, fits, over, src_dir_fd=fd, dst_dir_fd=fd)
+        # A folder moved deeper takes its children's paths over the limit.
+        os.mkdir(at(b.mnt, "x"))
+        with open(at(b.mnt, "x", "c" * 100), "wb") as f:
+            f.write(b"a child")
+        enametoolong(os.rename, "x", "x", src_dir_fd=top, dst_dir_fd=fd)
+        os.rename("x", "y", src_dir_fd=top, dst_dir_fd=top)  # a short move still works
+        assert sorted(os.listdir(fd)) == [fits]
+    finally:
+        os.close(fd)
+        os.close(top)
+
+    subprocess.run([CLOUDFS, "status", "--wait", "--timeout", "60", b.mnt], check=True)
+    until_server_holds(alice, {f"{deepest}/{fits}": b"at the limit",
+                               "y/" + "c" * 100: b"a child"}, within=30)
