@@ -25,6 +25,7 @@
 #include "cloudfs/json.h"
 #include "cloudfs/log.h"
 #include "fs/fs.h"
+#include "fs/upload.h"
 
 #define PAGE	       1000
 #define LONGPOLL_S     60
@@ -413,6 +414,10 @@ static void *sync_thread(void *arg)
 		if (__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST))
 			break;
 		rc = sync_catch_up(s->fs, conn, &s->stop, &err);
+		/* The server answers, and the mirror is listed up to its head:
+		 * what the uploader backs off for may be over. */
+		if (rc == CFS_OK)
+			uploader_retry_now(s->fs->upload);
 		if (rc == CFS_OK)
 			rc = wait_for_change(s->fs, conn, &err);
 		if (rc == CFS_OK ||

@@ -61,7 +61,9 @@ struct uploader {
 	pthread_t thread;
 	pthread_mutex_t lock; /* protects what follows */
 	pthread_cond_t wake;
-	bool stop, woken;
+	bool stop;
+	bool woken;	/* a change was queued (uploader_wake) */
+	bool retry_now; /* ends a backoff (uploader_retry_now) */
 	unsigned drain_s;
 	uint64_t sending[BATCH]; /* inodes of the batch under way */
 	size_t n_sending;
@@ -777,17 +779,22 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	return rc;
 }
 
-/* Waits up to ms (forever when < 0) for a wake-up or the stop. */
-static void nap(struct uploader *u, long ms)
+/*
+ * Waits up to ms (a minute when < 0) for the stop, uploader_retry_now(),
+ * or, unless backing off, uploader_wake().  A backoff is not cut short by
+ * each change made meanwhile, which would turn an outage into a storm of
+ * tries: those changes go with the next try.
+ */
+static void nap(struct uploader *u, long ms, bool backing_off)
 {
 	struct timespec until =
 		cfs_deadline_in_ms(ms < 0 ? 60000 : (unsigned long)ms);
 
 	pthread_mutex_lock(&u->lock);
-	while (!u->stop && !u->woken &&
+	while (!u->stop && !u->retry_now && (backing_off || !u->woken) &&
 	       pthread_cond_timedwait(&u->wake, &u->lock, &until) != ETIMEDOUT)
 		;
-	u->woken = false;
+	u->woken = u->retry_now = false;
 	pthread_mutex_unlock(&u->lock);
 }
 
@@ -808,7 +815,7 @@ static void drain(struct uploader *u)
 		retry = false;
 		rc = send_batch(u, &sent, &retry, &err);
 		if (retry)
-			nap(u, 100);
+			nap(u, 100, true);
 	}
 	db = cache_db(u->fs->cache, &err);
 	if (db && queue_length(db, &left, &err) == CFS_OK && left)
@@ -832,20 +839,21 @@ static void *upload_thread(void *arg)
 		if (rc == CFS_OK && !retry) {
 			backoff = 0;
 			if (!sent)
-				nap(u, -1);
+				nap(u, -1, false);
 			continue;
 		}
-		if (rc && !__atomic_load_n(&u->stop, __ATOMIC_RELAXED))
-			cfs_log_warn(
-				"cannot send local changes (%s); retrying in about %u ms",
-				err.msg,
-				backoff ? 2 * backoff : BACKOFF_MIN_MS);
 		backoff = backoff ? 2 * backoff : BACKOFF_MIN_MS;
 		if (backoff > BACKOFF_MAX_MS)
 			backoff = BACKOFF_MAX_MS;
+		if (rc && !__atomic_load_n(&u->stop, __ATOMIC_RELAXED))
+			cfs_log_warn(
+				"cannot send local changes (%s); retrying in about %u ms",
+				err.msg, backoff);
 		/* Jitter: 50% to 150%. */
-		nap(u, (long)(backoff / 2 +
-			      (unsigned)rand_r(&seed) % (backoff + 1)));
+		nap(u,
+		    (long)(backoff / 2 +
+			   (unsigned)rand_r(&seed) % (backoff + 1)),
+		    true);
 	}
 	if (u->drain_s)
 		drain(u);
@@ -878,6 +886,16 @@ void uploader_wake(struct uploader *u)
 		return;
 	pthread_mutex_lock(&u->lock);
 	u->woken = true;
+	pthread_cond_signal(&u->wake);
+	pthread_mutex_unlock(&u->lock);
+}
+
+void uploader_retry_now(struct uploader *u)
+{
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->lock);
+	u->retry_now = true;
 	pthread_cond_signal(&u->wake);
 	pthread_mutex_unlock(&u->lock);
 }

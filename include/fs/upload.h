@@ -34,8 +34,13 @@ size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max);
 /* Whether a change of ino is being sent now. */
 bool uploader_sends(struct uploader *u, uint64_t ino);
 
-/* Something was queued (or a session released): look at it now. */
+/* Something was queued (or a session released): look at it now, unless
+ * backing off after a failed try. */
 void uploader_wake(struct uploader *u);
+
+/* The server answers, or a listing was applied that queued changes may
+ * have waited for: try again now, even when backing off. */
+void uploader_retry_now(struct uploader *u);
 
 /*
  * Commits every write session, sends what it can of the queue within

@@ -8,11 +8,13 @@ The mounts here use timeout=2 (the default is 30)."""
 import errno
 import os
 import stat
+import time
 import urllib.parse
 
 import pytest
 
-from cfs_fs import Dir, File, Link, MiB, payload, put_tree, read, rewrite, timed, until
+from cfs_fs import (Dir, File, Link, MiB, payload, put_tree, read, rewrite, timed, until,
+                    until_server_holds)
 from cfs_server import BLOCK_SIZE
 
 TIMEOUT = 2
@@ -135,3 +137,24 @@ def test_a_server_killed_during_a_big_read_fails_the_read_with_eio_and_nothing_h
     assert got == data[:len(got)]
     restart_on(server, url)
     assert read(at(m, "big.bin")) == data
+
+
+def test_changes_made_during_an_outage_back_off_and_go_once_the_server_is_back(
+        server, alice, offline):
+    # Each change wakes the uploader, but one backing off after a failed
+    # try waits its time out: 300 files written in an outage of 4 s make a
+    # handful of tries (250 ms doubling), not one per file.  The sync
+    # thread, back in step with the server, ends the backoff at once.
+    m, url = offline, server.url
+    before = m.log_text().count("cannot send local changes")
+    server.stop()
+    for i in range(300):
+        with open(at(m, f"offline-{i}.txt"), "wb") as f:
+            f.write(b"written in the outage %d" % i)
+        time.sleep(4 / 300)
+    tries = m.log_text().count("cannot send local changes") - before
+    restart_on(server, url)
+
+    until_server_holds(alice, {f"offline-{i}.txt": b"written in the outage %d" % i
+                               for i in range(300)}, within=30)
+    assert 1 <= tries <= 8, f"{tries} tries to send in an outage of 4 s"
