@@ -20,13 +20,15 @@ static bool sent(json_t *st)
 	return num(st, "pending_ops") == 0 && num(st, "open_writes") == 0;
 }
 
-/* Sent, and the server reached with every namespace listed to its head. */
+/* Sent, and the server reached with every namespace listed to its head;
+ * nothing the server refused waits for the user. */
 static bool synced(json_t *st)
 {
 	json_t *ns;
 	size_t i;
 
-	if (!sent(st) || !json_is_true(json_object_get(st, "server")))
+	if (!sent(st) || !json_is_true(json_object_get(st, "server")) ||
+	    num(st, "refused"))
 		return false;
 	json_array_foreach(json_object_get(st, "namespaces"), i, ns)
 	{
@@ -92,6 +94,10 @@ static void print_status(json_t *st)
 	if (num(st, "conflicts"))
 		printf("  needs attention: %lld conflicted copies (cloudfs cache ls shows them)\n",
 		       (long long)num(st, "conflicts"));
+	if (num(st, "refused"))
+		printf("  needs attention: %lld files the server refused are kept in %s (remove them once saved elsewhere)\n",
+		       (long long)num(st, "refused"),
+		       json_string_value(json_object_get(st, "refused_dir")));
 }
 
 /* One line of progress while waiting: a bar on a terminal (redrawn),

@@ -14,6 +14,7 @@
 
 #include "cache/inspect.h"
 #include "cache/local.h"
+#include "cache/refused.h"
 #include "cache/upkeep.h"
 #include "cloudfs/log.h"
 #include "fs/control.h"
@@ -145,13 +146,17 @@ static json_t *do_status(struct fs *fs, bool with_server)
 	struct cfs_error err;
 	struct cfs_sql *db = cache_db(fs->cache, &err);
 	uint64_t hits, misses, fetching;
-	int64_t failing = 0;
+	int64_t failing = 0, refused = 0;
+	char refused_dir[PATH_MAX + 16];
 	bool found;
 	json_t *o, *more, *failures = NULL;
 
 	if (!db)
 		return failure("%s", err.msg);
+	snprintf(refused_dir, sizeof(refused_dir), "%s/refused",
+		 fs->cache->path);
 	if (cache_usage(fs->cache, db, &u, &err) ||
+	    refused_count(fs->cache, &refused, &err) ||
 	    cfs_sql_int64(
 		    db,
 		    cfs_sql_stmt(db, "SELECT COUNT(*) FROM ops WHERE tries > 0",
@@ -165,13 +170,14 @@ static json_t *do_status(struct fs *fs, bool with_server)
 	cache_db_release(fs->cache, db);
 	fetcher_stats(fs->fetch, &hits, &misses, &fetching);
 	more = json_pack(
-		"{s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:o}",
+		"{s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:s, s:I, s:I, s:I, s:o}",
 		"mountpoint", fs->opt.mountpoint, "pending_ops",
 		(json_int_t)u.pending_ops, "pending_bytes",
 		(json_int_t)u.pending_bytes, "open_writes",
 		(json_int_t)sessions_count(fs->sessions), "retrying",
 		(json_int_t)failing, "failing", failures, "conflicts",
-		(json_int_t)u.conflicts, "hits", (json_int_t)hits, "misses",
+		(json_int_t)u.conflicts, "refused", (json_int_t)refused,
+		"refused_dir", refused_dir, "hits", (json_int_t)hits, "misses",
 		(json_int_t)misses, "fetching", (json_int_t)fetching,
 		"uploading", uploading_json(fs));
 	if (!o || !more || json_object_update_missing(o, more)) {

@@ -43,6 +43,7 @@
 
 #include "cache/blockcache.h"
 #include "cache/local.h"
+#include "cache/refused.h"
 #include "cloudfs/clock.h"
 #include "cloudfs/json.h"
 #include "cloudfs/log.h"
@@ -474,17 +475,56 @@ static enum cfs_err wait_for_share(struct cfs_sql *db,
 		err);
 }
 
+/*
+ * A file the server refused for good: before the mount gives it up (the
+ * entry goes back to the server's state), its content is kept under the
+ * cache directory (cache/refused.h), and status says so.  Content that
+ * cannot be kept leaves the change queued and named in status.  Blocks
+ * not in the cache were the server's own (a chmod of an evicted file):
+ * nothing is lost with them.
+ */
+static enum cfs_err refuse_file(struct fs *fs, struct cfs_sql *db,
+				const struct queued_op *op, const char *why,
+				struct mirror_changes *ch, bool *retry,
+				struct cfs_error *err)
+{
+	char saved[PATH_MAX], msg[sizeof(err->msg)];
+	struct cfs_error kept;
+	enum cfs_err rc = refused_keep(fs->cache, op->ns, op->path, op->size,
+				       &op->blocks, saved, &kept);
+
+	if (rc == CFS_OK) {
+		cfs_log_warn(
+			"the server refused file '%s': %s; its content is kept in '%s'",
+			op->path, why, saved);
+	} else if (rc == CFS_ERR_NOT_FOUND) {
+		cfs_log_warn("the server refused file '%s': %s", op->path, why);
+	} else {
+		cfs_log_error(
+			"the server refused file '%s' (%s) and its content cannot be kept (%s): the change stays queued",
+			op->path, why, kept.msg);
+		if (snprintf(
+			    msg, sizeof(msg),
+			    "refused by the server (%s); its content cannot be kept: %s",
+			    why, kept.msg) >= (int)sizeof(msg))
+			msg[sizeof(msg) - 1] = '\0'; /* cut: still says why */
+		*retry = true;
+		return local_retry(db, op, msg, err);
+	}
+	return local_refuse(db, op, ch, err);
+}
+
 /* Settles one operation by its answer r, of a batch answered at head;
  * *retry when it must wait for another round (the batch's other answers
  * count all the same). */
-static enum cfs_err settle_result(struct cfs_sql *db,
+static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 				  const struct queued_op *op, json_t *r,
 				  int64_t head, struct mirror_changes *ch,
 				  bool *retry, struct cfs_error *err)
 {
 	const char *status = json_string_value(json_object_get(r, "status"));
-	const char *code = json_string_value(
-		json_object_get(json_object_get(r, "error"), "code"));
+	const char *why, *code = json_string_value(json_object_get(
+				 json_object_get(r, "error"), "code"));
 	int64_t jid = json_integer_value(json_object_get(r, "jid"));
 	int64_t node = json_integer_value(json_object_get(r, "node"));
 	bool creates = op->type == QUEUE_FILE || op->type == QUEUE_DIR ||
@@ -540,11 +580,14 @@ static enum cfs_err settle_result(struct cfs_sql *db,
 				?: code,
 			err);
 	}
+	why = json_string_value(
+		json_object_get(json_object_get(r, "error"), "message"));
+	if (!why)
+		why = status;
+	if (op->type == QUEUE_FILE)
+		return refuse_file(fs, db, op, why, ch, retry, err);
 	cfs_log_warn("the server refused %s '%s'%s%s: %s", op_names[op->type],
-		     op->path, op->to ? " to " : "", op->to ? op->to : "",
-		     json_string_value(json_object_get(
-			     json_object_get(r, "error"), "message"))
-			     ?: status);
+		     op->path, op->to ? " to " : "", op->to ? op->to : "", why);
 	return local_refuse(db, op, ch, err);
 }
 
@@ -667,7 +710,7 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 		bool retry;
 
 		rc = settle_result(
-			db, &ops[i], json_array_get(results, i),
+			fs, db, &ops[i], json_array_get(results, i),
 			json_integer_value(json_object_get(answer, "head")),
 			&ch, &retry, err);
 		recorded[i] = rc == CFS_OK;

@@ -8,6 +8,8 @@
  *	DIR/tmp/           fetches in flight, emptied at open
  *	DIR/dirty/         blocks of files being written, emptied at open
  *	                   (what a crashed mount never committed)
+ *	DIR/refused/       content the server refused for good, kept for
+ *	                   the user (cache/refused.h)
  *
  * DIR is created 0700, must belong to the user, and is opened without
  * following symlinks; block files are reached relative to it.

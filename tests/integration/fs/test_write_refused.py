@@ -3,13 +3,16 @@ dropped and never waits in silence: `cloudfs status` names it with the
 reason, its bytes stay readable in the mount, and it reaches the server
 once the server can take it."""
 
+import glob
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
 
 from cfs_fs import MiB, payload, read, server_listing, until
+from cfs_proxy import proxy  # noqa: F401 (a fixture)
 from cfs_server import CLOUDFS, Server, fill
 
 
@@ -68,3 +71,39 @@ def test_a_change_a_full_server_refuses_is_named_kept_and_sent_later(
         m.unmount()
     finally:
         server.stop()
+
+
+def test_a_file_the_server_refuses_for_good_is_kept_under_the_cache_and_named(
+        alice, mount, proxy):
+    # Another device turned the folder into a file while the new file's
+    # commit was on its way: the server can never take it there.  Its
+    # bytes are kept under the cache directory, and status is not synced
+    # until the user has taken them.
+    m = mount(alice.clone(proxy.url))
+    os.mkdir(os.path.join(m.mountpoint, "docs"))
+    until(lambda: "docs" in server_listing(alice, alice.root_ns), within=10,
+          what="docs on the server")
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    with open(os.path.join(m.mountpoint, "docs", "draft.txt"), "wb") as f:
+        f.write(b"the only copy of these words")
+    proxy.wait_held(1)
+    alice.commit_ok(alice.root_ns, {"op": "delete", "path": "docs"})
+    alice.write_file(alice.root_ns, "docs", b"a file now")
+    proxy.release()
+
+    until(lambda: status(m)["refused"] == 1, within=30, what="the refusal")
+    kept = glob.glob(os.path.join(m.cache, "refused", "*-ns*", "docs", "draft.txt"))
+    assert len(kept) == 1, kept
+    with open(kept[0], "rb") as f:
+        assert f.read() == b"the only copy of these words"
+    assert "refused" in m.log_text() and kept[0] in m.log_text()
+    p = subprocess.run([CLOUDFS, "status", m.mountpoint], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 3 and "not synced" in p.stdout, p.stdout
+    assert f"1 files the server refused are kept in {m.cache}/refused" in p.stdout, p.stdout
+    until(lambda: read(os.path.join(m.mountpoint, "docs")) == b"a file now", within=10,
+          what="the server's docs in the mount")
+
+    shutil.rmtree(os.path.join(m.cache, "refused"))
+
+    subprocess.run([CLOUDFS, "status", "--wait", "--timeout", "30", m.mountpoint], check=True)
