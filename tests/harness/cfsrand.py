@@ -1052,8 +1052,11 @@ class Run:
         folder = os.path.join(root, "contested")
         present = {}
         for name in os.listdir(folder):
-            mt = CONFLICT_RX.match(name)
-            base = mt.group(1) + mt.group(2) if mt else name
+            # Two mounts may make the same conflicted copy's name at once:
+            # the second is a conflicted copy of that copy.
+            base = name
+            while mt := CONFLICT_RX.match(base):
+                base = mt.group(1) + mt.group(2)
             with open(os.path.join(folder, name), "rb") as f:
                 present.setdefault(base, set()).add(digest(f.read()))
         versions = {}
