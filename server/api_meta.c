@@ -257,7 +257,9 @@ static enum cfs_err parse_op(json_t *o, struct meta_op *op,
 			"field 'op' must be file, dir, symlink, delete or move");
 	op->type = op_names[i].type;
 	op->base_jid = -1;
-	rc = op_path(o, "path", &op->path, err);
+	rc = cfs_json_int_opt(o, "seq", 1, INT64_MAX, 0, &op->seq, err);
+	if (rc == CFS_OK)
+		rc = op_path(o, "path", &op->path, err);
 	if (rc)
 		return rc;
 	switch (op->type) {
@@ -339,10 +341,33 @@ static enum cfs_err commit_reply(struct api_resp *resp,
 			 err);
 }
 
+/* The optional "client" and "keep_from" of a commit (meta_sender). */
+static enum cfs_err parse_sender(json_t *body, struct meta_sender *from,
+				 struct cfs_error *err)
+{
+	size_t len = 0;
+	enum cfs_err rc =
+		cfs_json_string_opt(body, "client", &from->client, &len, err);
+
+	if (rc == CFS_OK && from->client &&
+	    (len == 0 || len > META_CLIENT_MAX ||
+	     strspn(from->client, "0123456789abcdefghijklmnopqrstuvwxyz"
+				  "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_") != len))
+		rc = cfs_fail(
+			err, CFS_ERR_BAD_FIELD,
+			"field 'client' must be 1 to %d letters, digits, '-' or '_'",
+			META_CLIENT_MAX);
+	if (rc == CFS_OK)
+		rc = cfs_json_int_opt(body, "keep_from", 0, INT64_MAX, 0,
+				      &from->keep_from, err);
+	return rc;
+}
+
 enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
 			struct cfs_error *err)
 {
 	struct meta *m = req->ctx->meta;
+	struct meta_sender from = { 0 };
 	struct meta_op *ops = NULL;
 	struct meta_op_result *res = NULL;
 	json_t *arr, *o;
@@ -351,6 +376,8 @@ enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
 	enum cfs_err rc;
 
 	rc = cfs_json_array(req->body, "ops", CFS_MAX_BATCH_OPS, &arr, err);
+	if (rc == CFS_OK)
+		rc = parse_sender(req->body, &from, err);
 	if (rc)
 		return rc;
 	n = json_array_size(arr);
@@ -368,7 +395,8 @@ enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
 			goto out;
 		}
 	}
-	rc = m->ops->commit(m, req->user, req->ns, ops, res, n, &head, err);
+	rc = m->ops->commit(m, req->user, req->ns, &from, ops, res, n, &head,
+			    err);
 	if (rc == CFS_OK)
 		rc = commit_reply(resp, res, n, head, err);
 out:

@@ -14,7 +14,7 @@
 #include "cloudfs/log.h"
 #include "meta_sqlite.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 static const char schema[] =
 	"CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -52,6 +52,14 @@ static const char schema[] =
 	" PRIMARY KEY(id, user_id)) WITHOUT ROWID;"
 	"CREATE TABLE block_refs(id BLOB NOT NULL, ns INTEGER NOT NULL,"
 	" PRIMARY KEY(id, ns)) WITHOUT ROWID;";
+
+/* From version 1 to 2: the answers a client may ask for again. */
+static const char upgrade_2[] =
+	"CREATE TABLE answers(user_id INTEGER NOT NULL, client TEXT NOT NULL,"
+	" seq INTEGER NOT NULL, jid INTEGER NOT NULL, node INTEGER NOT NULL,"
+	" prev_jid INTEGER NOT NULL, PRIMARY KEY(user_id, client, seq))"
+	" WITHOUT ROWID;"
+	"PRAGMA user_version = 2;";
 
 void sq_changed(struct sq_conn *c, int64_t ns)
 {
@@ -113,24 +121,32 @@ enum cfs_err sq_member(struct sq_conn *c, int64_t user, int64_t ns,
 	return rc;
 }
 
-/* The whole schema, the first time the store opens. */
+/* The whole schema the first time the store opens; an older one is
+ * brought up to date. */
 static enum cfs_err schema_init(struct sq_conn *c, void *arg,
 				struct cfs_error *err)
 {
 	int version = cfs_sql_user_version(&c->sql);
-	enum cfs_err rc;
+	enum cfs_err rc = CFS_OK;
 
 	(void)arg;
-	if (version == SCHEMA_VERSION)
-		return CFS_OK;
-	if (version != 0)
-		return cfs_fail(
+	if (version == 0) {
+		rc = cfs_sql_script(&c->sql, schema, err);
+		if (rc == CFS_OK)
+			rc = cfs_sql_script(&c->sql, "PRAGMA user_version = 1",
+					    err);
+		version = 1;
+	}
+	if (rc == CFS_OK && version == 1) {
+		rc = cfs_sql_script(&c->sql, upgrade_2, err);
+		version = 2;
+	}
+	if (rc == CFS_OK && version != SCHEMA_VERSION)
+		rc = cfs_fail(
 			err, CFS_ERR_INTERNAL,
 			"metadata store has schema version %d, this cloudfsd reads version %d",
 			version, SCHEMA_VERSION);
-	rc = cfs_sql_script(&c->sql, schema, err);
-	return rc ? rc
-		  : cfs_sql_script(&c->sql, "PRAGMA user_version = 1", err);
+	return rc;
 }
 
 static void sq_close(struct meta *base)

@@ -2,7 +2,9 @@
  * Internals shared by the files of the SQLite metadata backend:
  *
  *	meta_sqlite.c        open, schema, connections, users, tokens, blocks
- *	meta_sqlite_tree.c   nodes, the journal, commits, listings
+ *	meta_sqlite_tree.c   nodes, the journal, listings
+ *	meta_sqlite_commit.c the operations of a commit, and the answers
+ *	                     kept for a client that sends them again
  *	meta_sqlite_share.c  shared folders and memberships
  *
  * Schema (meta.db under the data directory, WAL, synchronous=FULL):
@@ -14,6 +16,9 @@
  *	nodes(ns, node, ..., jid)        each node's newest state
  *	blocks(id, size)                 block_owners(id, user_id)
  *	block_refs(id, ns)               a journal row of ns lists block id
+ *	answers(user_id, client, seq, jid, node, prev_jid)
+ *	                                 committed operations a client
+ *	                                 numbered, until it lets them go
  *
  * Invariants:
  *  1. namespaces.head is the largest JID of the namespace's journal, and a
@@ -164,6 +169,7 @@ enum cfs_err sq_list(struct meta *m, const struct meta_user *user, int64_t ns,
 		     int64_t cursor, unsigned limit, meta_entry_fn fn,
 		     void *arg, struct meta_page *page, struct cfs_error *err);
 enum cfs_err sq_commit(struct meta *m, const struct meta_user *user, int64_t ns,
+		       const struct meta_sender *from,
 		       const struct meta_op *ops, struct meta_op_result *res,
 		       size_t n, int64_t *head, struct cfs_error *err);
 enum cfs_err sq_share(struct meta *m, const struct meta_user *user, int64_t ns,

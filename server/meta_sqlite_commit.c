@@ -483,11 +483,78 @@ static enum cfs_err apply(struct sq_conn *c, const struct meta_user *u,
 struct commit_args {
 	const struct meta_user *user;
 	int64_t ns;
+	const struct meta_sender *from;
 	const struct meta_op *ops;
 	struct meta_op_result *res;
 	size_t n;
 	int64_t *head;
 };
+
+/* Lets go of the answers the sender will never ask for again. */
+static enum cfs_err answers_prune(struct sq_conn *c,
+				  const struct commit_args *a,
+				  struct cfs_error *err)
+{
+	return cfs_sql_exec(&c->sql,
+			    "DELETE FROM answers WHERE user_id = ?1"
+			    " AND client = ?2 AND seq < ?3",
+			    err, "iti", a->user->id, a->from->client,
+			    a->from->keep_from);
+}
+
+/* The answer op had when it was committed before (*found). */
+static enum cfs_err answer_get(struct sq_conn *c, const struct commit_args *a,
+			       const struct meta_op *op,
+			       struct meta_op_result *res, bool *found,
+			       struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(
+		&c->sql,
+		"SELECT jid, node, prev_jid FROM answers WHERE user_id = ?1"
+		" AND client = ?2 AND seq = ?3",
+		err, "iti", a->user->id, a->from->client, op->seq);
+	enum cfs_err rc =
+		st ? cfs_sql_step(&c->sql, st, found, err) : err->code;
+
+	if (rc == CFS_OK && *found) {
+		res->status = META_COMMITTED;
+		res->jid = sqlite3_column_int64(st, 0);
+		res->node = sqlite3_column_int64(st, 1);
+		res->prev_jid = sqlite3_column_int64(st, 2);
+	}
+	return rc;
+}
+
+static enum cfs_err answer_put(struct sq_conn *c, const struct commit_args *a,
+			       const struct meta_op *op,
+			       const struct meta_op_result *res,
+			       struct cfs_error *err)
+{
+	return cfs_sql_exec(&c->sql,
+			    "INSERT OR REPLACE INTO answers VALUES"
+			    " (?1, ?2, ?3, ?4, ?5, ?6)",
+			    err, "itiiii", a->user->id, a->from->client,
+			    op->seq, res->jid, res->node, res->prev_jid);
+}
+
+/* Applies op, or answers it as before when the sender sends it again. */
+static enum cfs_err apply_once(struct sq_conn *c, const struct commit_args *a,
+			       const struct meta_op *op,
+			       struct meta_op_result *res)
+{
+	bool numbered = a->from && a->from->client && op->seq > 0,
+	     found = false;
+	enum cfs_err rc = numbered
+				  ? answer_get(c, a, op, res, &found, &res->err)
+				  : CFS_OK;
+
+	if (rc || found)
+		return rc;
+	rc = apply(c, a->user, a->ns, op, res);
+	if (rc == CFS_OK && numbered && res->status == META_COMMITTED)
+		rc = answer_put(c, a, op, res, &res->err);
+	return rc;
+}
 
 static enum cfs_err apply_all(struct sq_conn *c, void *arg,
 			      struct cfs_error *err)
@@ -495,12 +562,14 @@ static enum cfs_err apply_all(struct sq_conn *c, void *arg,
 	struct commit_args *a = arg;
 	enum cfs_err rc = sq_member(c, a->user->id, a->ns, err);
 
+	if (rc == CFS_OK && a->from && a->from->client)
+		rc = answers_prune(c, a, err);
 	for (size_t i = 0; rc == CFS_OK && i < a->n; i++) {
 		struct meta_op_result *res = &a->res[i];
 		enum cfs_err op_rc;
 
 		memset(res, 0, sizeof(*res));
-		op_rc = apply(c, a->user, a->ns, &a->ops[i], res);
+		op_rc = apply_once(c, a, &a->ops[i], res);
 		if (fatal(op_rc)) {
 			*err = res->err;
 			rc = op_rc;
@@ -512,10 +581,11 @@ static enum cfs_err apply_all(struct sq_conn *c, void *arg,
 }
 
 enum cfs_err sq_commit(struct meta *m, const struct meta_user *user, int64_t ns,
+		       const struct meta_sender *from,
 		       const struct meta_op *ops, struct meta_op_result *res,
 		       size_t n, int64_t *head, struct cfs_error *err)
 {
-	struct commit_args a = { user, ns, ops, res, n, head };
+	struct commit_args a = { user, ns, from, ops, res, n, head };
 
 	return sq_run(m, true, apply_all, &a, err);
 }

@@ -81,6 +81,22 @@ struct meta_op {
 	bool replace;	    /* move: over an existing compatible target */
 	int64_t node; /* move, delete: the node meant, when known; 0: not said
 		       */
+	int64_t seq;  /* the sender's number for it (meta_sender); 0: none */
+};
+
+/*
+ * Who sent a batch: a client that lost an answer sends the same
+ * operations again, and those the server applied must be answered as
+ * they were, not applied against a tree they changed (a folder created,
+ * then moved by the next operation, is not at its path any more).  The
+ * answers to the client's numbered operations are kept until it says it
+ * will never send one below keep_from again.
+ */
+#define META_CLIENT_MAX 64
+
+struct meta_sender {
+	const char *client; /* an id the client chose; NULL: not said */
+	int64_t keep_from;
 };
 
 enum meta_op_status {
@@ -172,10 +188,13 @@ struct meta_ops {
 	 * Applies n operations in order, in one transaction; each gets its
 	 * own result and JID, and a refused one changes nothing.  The return
 	 * value is an error only when the whole batch failed (nothing
-	 * applied).  *head receives the namespace's head afterwards.
+	 * applied).  *head receives the namespace's head afterwards.  An
+	 * operation of from->client whose seq was committed before gets that
+	 * answer again and changes nothing.
 	 */
 	enum cfs_err (*commit)(struct meta *m, const struct meta_user *user,
-			       int64_t ns, const struct meta_op *ops,
+			       int64_t ns, const struct meta_sender *from,
+			       const struct meta_op *ops,
 			       struct meta_op_result *res, size_t n,
 			       int64_t *head, struct cfs_error *err);
 

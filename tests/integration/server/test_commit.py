@@ -423,6 +423,68 @@ def test_a_batch_of_1000_operations_is_accepted(alice):
     assert len(results) == 1000 and alice.head(alice.root_ns) == 1000
 
 
+# -- a batch sent again -------------------------------------------------
+
+def sent(client, ns, ops, who="c0ffee", keep_from=0):
+    """Commits OPS numbered as a client WHO numbers them; their results."""
+    r = client.post(f"/meta/ns/{ns}/commit",
+                    {"ops": ops, "client": who, "keep_from": keep_from})
+    assert r.status == 200, r
+    return r.json["results"]
+
+
+def test_a_batch_sent_again_is_answered_as_it_was_applied(alice):
+    """Its answer was lost: sent again, the folder made by the first
+    operation is no longer at its path (the second moved it), yet it is
+    answered as committed, and nothing is applied twice."""
+    ns = alice.root_ns
+    alice.commit_ok(ns, {"op": "dir", "path": "d"})
+    batch = [{"op": "dir", "path": "d/sub", "seq": 7},
+             {"op": "move", "path": "d", "to": "e", "seq": 8},
+             file_op("e/f", b"", seq=9)]
+    first = sent(alice, ns, batch, keep_from=7)
+    assert [r["status"] for r in first] == ["committed"] * 3
+    with unchanged(alice, ns):
+        assert sent(alice, ns, batch, keep_from=7) == first
+    # Without its client, or from another client, the numbers say nothing.
+    res = sent(alice, ns, batch[:1], who="another")[0]
+    assert res["error"]["code"] == "not_found", res
+    assert result_of(alice, ns, batch[0])["error"]["code"] == "not_found"
+
+
+def test_answers_below_keep_from_are_forgotten(alice):
+    ns = alice.root_ns
+    alice.commit_ok(ns, {"op": "dir", "path": "d"})
+    made = {"op": "dir", "path": "d/sub", "seq": 3}
+    sent(alice, ns, [made, {"op": "move", "path": "d", "to": "e", "seq": 4}])
+    sent(alice, ns, [{"op": "dir", "path": "x", "seq": 5}], keep_from=4)
+    with unchanged(alice, ns):
+        assert sent(alice, ns, [made], keep_from=3)[0]["error"]["code"] == "not_found"
+
+
+def test_an_answer_is_kept_only_for_a_committed_operation(alice):
+    """A refused operation changed nothing: sent again, it is tried again."""
+    ns = alice.root_ns
+    op = {"op": "dir", "path": "d/sub", "seq": 1}
+    assert sent(alice, ns, [op])[0]["error"]["code"] == "not_found"
+    alice.commit_ok(ns, {"op": "dir", "path": "d"})
+    assert sent(alice, ns, [op])[0]["status"] == "committed"
+
+
+@pytest.mark.parametrize("body", [
+    {"client": ""}, {"client": "x" * 65}, {"client": "a b"}, {"client": 7},
+    {"client": "c", "keep_from": -1}, {"client": "c", "keep_from": "1"},
+])
+def test_a_bad_sender_is_refused_whole(alice, body):
+    ns = alice.root_ns
+    with unchanged(alice, ns):
+        r = alice.post(f"/meta/ns/{ns}/commit",
+                       {"ops": [{"op": "dir", "path": "d", "seq": 1}], **body})
+        assert_error(r, 400, "bad_field")
+    with unchanged(alice, ns):
+        assert_error(alice.commit(ns, {"op": "dir", "path": "d", "seq": 0}), 400, "bad_field")
+
+
 # -- names, paths and fields at their limits --------------------------------
 
 def test_a_255_byte_name_and_a_4096_byte_path_are_accepted(alice):

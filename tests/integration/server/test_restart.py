@@ -2,6 +2,7 @@
 or a crash (kill -9); one data directory has one server."""
 
 import os
+import sqlite3
 import subprocess
 import time
 
@@ -57,6 +58,27 @@ def test_what_was_acknowledged_before_kill_9_is_there_after_restart(server, alic
     server.kill9()
     server.start()
     assert_kept(alice.clone(server.url), snapshot, files)
+
+
+def test_a_data_dir_of_the_first_schema_is_brought_up_to_date(server, alice):
+    """A store from before the server kept answers for clients that send
+    a batch again (schema version 1) opens, keeps everything, and
+    answers such a batch as it was applied."""
+    snapshot, files = fill(alice)
+    server.stop()
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    db.executescript("DROP TABLE answers; PRAGMA user_version = 1;")
+    db.close()
+    server.start()
+    alice = alice.clone(server.url)
+    assert_kept(alice, snapshot, files)
+    batch = {"ops": [{"op": "dir", "path": "new", "seq": 1}], "client": "c1"}
+    first = alice.post(f"/meta/ns/{alice.root_ns}/commit", batch)
+    again = alice.post(f"/meta/ns/{alice.root_ns}/commit", batch)
+    assert first.status == again.status == 200
+    assert first.json["results"] == again.json["results"]
+    assert first.json["results"][0]["status"] == "committed"
+    assert alice.head(alice.root_ns) == snapshot[1] + 2  # assert_kept wrote one
 
 
 def test_a_cursor_from_before_a_restart_lists_what_changed_after_it(server, alice):
