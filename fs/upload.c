@@ -923,24 +923,28 @@ struct uploader *uploader_start(struct fs *fs)
 	return u;
 }
 
-void uploader_wake(struct uploader *u)
+/* Sets the flag now chooses (retry_now, else woken) and wakes a nap. */
+static void poke(struct uploader *u, bool now)
 {
 	if (!u)
 		return;
 	pthread_mutex_lock(&u->lock);
-	u->woken = true;
+	if (now)
+		u->retry_now = true;
+	else
+		u->woken = true;
 	pthread_cond_signal(&u->wake);
 	pthread_mutex_unlock(&u->lock);
 }
 
+void uploader_wake(struct uploader *u)
+{
+	poke(u, false);
+}
+
 void uploader_retry_now(struct uploader *u)
 {
-	if (!u)
-		return;
-	pthread_mutex_lock(&u->lock);
-	u->retry_now = true;
-	pthread_cond_signal(&u->wake);
-	pthread_mutex_unlock(&u->lock);
+	poke(u, true);
 }
 
 void uploader_stop(struct uploader *u, unsigned drain_s)
