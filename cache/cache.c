@@ -2,7 +2,8 @@
  * Opening, locking and binding the cache directory (cache/cache.h), and the
  * schema of cache.db:
  *
- *	info(key, value)             'url' and 'root_ns' the cache belongs to
+ *	info(key, value)             'url' and 'root_ns' the cache belongs to,
+ *	                             'client': the id its commits carry
  *	namespaces(ns, cursor, listed, mount_ino)
  *	entries(ino, ns, node, parent, name, kind, ..., jid, pending)
  *	                             the mirror: what the kernel is shown
@@ -460,7 +461,23 @@ static enum cfs_err bind_new(struct cfs_sql *db, const char *url,
 	return rc;
 }
 
+/* The cache's client id, made the first time a mount binds it. */
+static enum cfs_err client_id(struct cfs_sql *db,
+			      char client[CACHE_CLIENT_ID_SIZE],
+			      struct cfs_error *err)
+{
+	enum cfs_err rc =
+		cfs_sql_exec(db,
+			     "INSERT OR IGNORE INTO info VALUES"
+			     " ('client', lower(hex(randomblob(16))))",
+			     err, "");
+
+	return rc ? rc
+		  : info_get(db, "client", client, CACHE_CLIENT_ID_SIZE, err);
+}
+
 enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
+			char client[CACHE_CLIENT_ID_SIZE],
 			struct cfs_error *err)
 {
 	struct cfs_sql *db = cache_db(c, err);
@@ -483,6 +500,8 @@ enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
 			err, CFS_ERR_CONFLICT,
 			"cache directory '%s' holds the mirror of namespace %s at %s, not of namespace %s at %s: use another cache directory",
 			c->path, have_ns, have_url, want_ns, url);
+	if (rc == CFS_OK)
+		rc = client_id(db, client, err);
 	rc = cfs_sql_end(db, rc, err);
 	cache_db_release(c, db);
 	return rc;

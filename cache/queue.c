@@ -72,6 +72,18 @@ enum cfs_err queue_in_doubt(struct cfs_sql *db, bool *any,
 	return rc;
 }
 
+enum cfs_err queue_first_seq(struct cfs_sql *db, int64_t *seq,
+			     struct cfs_error *err)
+{
+	bool found;
+
+	return cfs_sql_int64(
+		db,
+		cfs_sql_stmt(db, "SELECT COALESCE(MIN(seq), 0) FROM ops", err,
+			     ""),
+		seq, &found, err);
+}
+
 enum cfs_err queue_length_under(struct cfs_sql *db, int64_t ns,
 				const char *path, int64_t *n,
 				struct cfs_error *err)

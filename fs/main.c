@@ -331,7 +331,8 @@ static int prepare(struct cli *c, struct fs *fs)
 			"neither XDG_CACHE_HOME nor HOME is set: give -o cache=DIR");
 	} else if (cache_open(c->cache ? c->cache : cache_dir, &fs->cache,
 			      &err) ||
-		   cache_bind(fs->cache, fs->remote.url, root_ns, &err) ||
+		   cache_bind(fs->cache, fs->remote.url, root_ns, fs->client,
+			      &err) ||
 		   record_limit(fs, &err) || load_doubt(fs, &err) ||
 		   sync_catch_up(fs, conn, &never, &err)) {
 		cfs_log_error("%s", err.msg);

@@ -117,8 +117,8 @@ static const char *const op_names[] = {
 /* The protocol's form of a queued operation. */
 static json_t *op_json(const struct queued_op *op)
 {
-	json_t *o = json_pack("{s:s, s:s}", "op", op_names[op->type], "path",
-			      op->path);
+	json_t *o = json_pack("{s:s, s:I, s:s}", "op", op_names[op->type],
+			      "seq", (json_int_t)op->seq, "path", op->path);
 	int rc = 0;
 
 	if (!o)
@@ -622,16 +622,21 @@ static void set_doubt(struct fs *fs, bool any)
 /*
  * Marks the batch in doubt and makes the queue durable, then sends it: if
  * the answer is lost, this mount or the next knows which operations the
- * server may have applied.  Each other change made only in the mirror (a
- * rename, a delete) is durable by then too, since every change wakes the
- * uploader.
+ * server may have applied, and sends them again with their seq, which
+ * the server answers as it did (cloudfs-protocol(7)).  Each other change
+ * made only in the mirror (a rename, a delete) is durable by then too,
+ * since every change wakes the uploader.  *keep_from: the lowest seq
+ * still queued.
  */
 static enum cfs_err mark_in_doubt(struct fs *fs, const struct queued_op *ops,
-				  size_t n, struct cfs_error *err)
+				  size_t n, int64_t *keep_from,
+				  struct cfs_error *err)
 {
 	struct cfs_sql *db = cache_db(fs->cache, err);
 	enum cfs_err rc = db ? queue_sent(db, ops, n, err) : err->code;
 
+	if (rc == CFS_OK)
+		rc = queue_first_seq(db, keep_from, err);
 	if (db)
 		cache_db_release(fs->cache, db);
 	if (rc == CFS_OK)
@@ -677,6 +682,7 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	struct cfs_sql *db;
 	const bool *stop;
 	unsigned max_s;
+	int64_t keep_from = 0;
 	enum cfs_err rc = CFS_OK;
 
 	for (size_t i = 0; arr && i < n; i++)
@@ -684,13 +690,15 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 			json_decref(arr);
 			arr = NULL;
 		}
-	body = arr ? json_pack("{s:o}", "ops", arr) : NULL;
+	rc = mark_in_doubt(fs, ops, n, &keep_from, err);
+	body = arr ? json_pack("{s:o, s:s, s:I}", "ops", arr, "client",
+			       fs->client, "keep_from", (json_int_t)keep_from)
+		   : NULL;
 	if (!body || !recorded) {
 		json_decref(body);
 		free(recorded);
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	}
-	rc = mark_in_doubt(fs, ops, n, err);
 	snprintf(path, sizeof(path), "/meta/ns/%lld/commit",
 		 (long long)ops[0].ns);
 	pthread_mutex_lock(&fs->apply_lock);

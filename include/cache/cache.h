@@ -78,11 +78,17 @@ void cache_close(struct cache *c);
  * of cache directory dir now.  Opens nothing but DIR/lock: no database. */
 bool cache_in_use(const char *dir);
 
+#define CACHE_CLIENT_ID_SIZE 33 /* 32 hex digits and a NUL */
+
 /*
  * Ties the cache to one server and root namespace the first time, and
  * refuses (CFS_ERR_CONFLICT) a cache that holds another one's mirror.
+ * Gives the cache's client id: its commits carry it, with each queued
+ * operation's seq, so that the server answers one it applied before as
+ * it did then (cloudfs-protocol(7)).
  */
 enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
+			char client[CACHE_CLIENT_ID_SIZE],
 			struct cfs_error *err);
 
 /* A connection to cache.db for the calling thread. */

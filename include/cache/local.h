@@ -150,6 +150,11 @@ enum cfs_err queue_answered(struct cfs_sql *db, const struct queued_op *ops,
 enum cfs_err queue_in_doubt(struct cfs_sql *db, bool *any,
 			    struct cfs_error *err);
 
+/* The lowest seq queued (*seq = 0 when none is): no operation below it
+ * will be sent again, so the server may forget its answer. */
+enum cfs_err queue_first_seq(struct cfs_sql *db, int64_t *seq,
+			     struct cfs_error *err);
+
 /*
  * The next batch, in order: at most max operations of one namespace, no
  * entry twice (an entry's operation waits for the answer to its previous

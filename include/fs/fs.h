@@ -50,7 +50,8 @@ struct fs {
 	struct sync *sync;
 	struct control *control; /* NULL when there is no control socket */
 	struct fuse_session *se; /* NULL until mounted */
-	uid_t uid;		 /* the owner of every entry */
+	char client[CACHE_CLIENT_ID_SIZE]; /* the cache's, for commits */
+	uid_t uid;			   /* the owner of every entry */
 	gid_t gid;
 	/* Held by the sync thread applying a listing, and by the uploader
 	 * from a commit's request to its settling. */

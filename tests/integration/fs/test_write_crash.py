@@ -25,10 +25,10 @@ import urllib.parse
 
 import pytest
 
-from cfs_fs import (MiB, NOT_SENT, log_size, payload, read, requests_since, until,
-                    until_server_holds, unmount_drained, uploaded_blocks)
+from cfs_fs import (MiB, NOT_SENT, log_size, payload, read, requests_since, server_listing,
+                    until, until_server_holds, unmount_drained, uploaded_blocks)
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
-from cfs_server import BLOCK_SIZE, block_id, split_blocks
+from cfs_server import BLOCK_SIZE, CLOUDFS, block_id, split_blocks
 
 TIMEOUT = 3  # the mounts' network timeout: a dead server is involved
 
@@ -185,6 +185,42 @@ def test_a_commit_whose_answer_never_comes_is_sent_again_and_applied_once(
 
     assert_one_version_each(alice, {"twice.bin": data})
     assert "conflict" not in m.log_text(), m.log_text()
+
+
+@pytest.mark.parametrize("driver", ["keeps running", "is killed too"])
+def test_a_folder_made_and_moved_by_commits_whose_answers_were_lost_stays_where_it_went(
+        server, alice, mount, proxy, driver):
+    # Sent again, the creation of d/sub finds no d (the move, applied,
+    # took it to e): the server must answer it as it did the first time,
+    # not refuse it for a missing folder (the queue then never drained,
+    # and an unmount left e/sub on the server but not in the mount).
+    m = mount(alice.clone(proxy.url), timeout=TIMEOUT)
+    os.mkdir(os.path.join(m.mountpoint, "d"))
+    unmount_drained(m)
+    m = remount(mount, alice.clone(proxy.url), m)
+    proxy.lose(r"POST /meta/ns/\d+/commit")
+    os.mkdir(os.path.join(m.mountpoint, "d", "sub"))
+    os.rename(os.path.join(m.mountpoint, "d"), os.path.join(m.mountpoint, "e"))
+    until(lambda: set(server_listing(alice, alice.root_ns)) == {"e", "e/sub"}, within=20,
+          what="both commits applied with their answers lost")
+    if driver == "is killed too":
+        m.kill9()
+        proxy.cut()
+        proxy.lose(None)
+        m = remount(mount, alice.clone(proxy.url), m)
+    else:
+        proxy.lose(None)
+    status = subprocess.run([CLOUDFS, "status", "--wait", "--timeout", "30", m.mountpoint],
+                            capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr + m.log_text()
+    assert sorted(os.listdir(m.mountpoint)) == ["e"]
+    assert os.listdir(os.path.join(m.mountpoint, "e")) == ["sub"]
+    unmount_drained(m)
+    assert "refused" not in m.log_text(), m.log_text()
+    assert set(server_listing(alice, alice.root_ns)) == {"e", "e/sub"}
+    fresh = mount(alice)
+    assert sorted(os.listdir(fresh.mountpoint)) == ["e"]
+    assert os.listdir(os.path.join(fresh.mountpoint, "e")) == ["sub"]
 
 
 @pytest.mark.parametrize("driver", ["keeps running", "is killed too"])
