@@ -32,15 +32,18 @@
  * 10. A folder of the root namespace that becomes a MOUNT of the same node
  *     was shared (here, by another mount, or through the API): the server
  *     moved its subtree into the shared namespace with its node ids but
- *     new JIDs.  Its entries with local changes, and the folders on their
- *     way up, move along (the rest is listed anew from there), and so do
- *     the queued operations under it, re-addressed within the shared
- *     namespace: a change is never lost to a share.  A moved entry the
- *     server has (node > 0) forgets its JID (0), since the old namespace's
- *     means nothing in the new one; the first listed state of its node
- *     with the bytes of its shadow (the state its changes are based on)
- *     gives it back, so its commit is not a conflict with itself.  Until
- *     the shared namespace is listed, its operations wait (fs/upload.c).
+ *     new JIDs.  Its subtree moves along, so the folder never shows empty
+ *     while the shared namespace is listed, and so do the queued
+ *     operations under it, re-addressed within the shared namespace: a
+ *     change is never lost to a share.  A moved entry the server has
+ *     (node > 0) forgets its JID (0), since the old namespace's means
+ *     nothing in the new one: the listing gives it a new one, and the
+ *     first complete listing drops a moved entry without local changes it
+ *     did not name.  For an entry with local changes, the first listed
+ *     state of its node with the bytes of its shadow (the state its
+ *     changes are based on) gives its JID back, so its commit is not a
+ *     conflict with itself.  Until the shared namespace is listed, its
+ *     operations wait (fs/upload.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -727,29 +730,39 @@ static enum cfs_err requeue_into(struct cfs_sql *db, int64_t ns,
 		err, "iti", ns, path, to);
 }
 
-/* Invariant 9: folder old became the mount of shared namespace e's. */
+/*
+ * Invariant 10: folder old became the mount of shared namespace e's.  Its
+ * whole subtree moves along, so that the folder never shows empty while
+ * the shared namespace is listed; its tombstones stay behind, since the
+ * old namespace's JIDs they guard mean nothing in the new one.
+ */
 static enum cfs_err follow_share(struct cfs_sql *db,
 				 const struct mirror_entry *old,
 				 const struct mirror_entry *e,
 				 struct cfs_error *err)
 {
-	struct ino_set keep = { 0 }, all = { 0 };
+	struct ino_set all = { 0 };
 	char *path = NULL;
 	enum cfs_err rc = rows_ns_path(db, old, &path, err);
 
 	if (rc == CFS_OK)
-		rc = subtree_keep(db, old->ns, old->node, &keep, err);
-	if (rc == CFS_OK)
-		rc = subtree_all_or_drop(db, old->ns, old->node, keep.n > 0,
-					 &all, err);
+		rc = ino_set_fill(db,
+				  cfs_sql_stmt(db,
+					       ROWS_SUBTREE_CTE
+					       "SELECT e.ino FROM entries e"
+					       " JOIN sub ON e.ns = ?1"
+					       " AND e.node = sub.node",
+					       err, "ii", old->ns, old->node),
+				  &all, err);
 	for (size_t i = 0; rc == CFS_OK && i < all.n; i++)
-		if (!ino_set_has(&keep, all.v[i]))
-			rc = rows_delete(db, all.v[i], err);
-	for (size_t i = 0; rc == CFS_OK && i < keep.n; i++)
-		rc = rehome(db, keep.v[i], old->node, e->mount_ns, err);
+		rc = rehome(db, all.v[i], old->node, e->mount_ns, err);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(db,
+				  "DELETE FROM entries WHERE ns = ?1"
+				  " AND kind = 0 AND pending = 0 AND jid = 0",
+				  err, "i", e->mount_ns);
 	if (rc == CFS_OK)
 		rc = requeue_into(db, old->ns, path, e->mount_ns, err);
-	free(keep.v);
 	free(all.v);
 	free(path);
 	return rc;
@@ -1038,6 +1051,14 @@ enum cfs_err mirror_apply(struct cfs_sql *db, int64_t ns,
 				  "DELETE FROM entries WHERE ns = ?1 AND"
 				  " kind = 0 AND pending = 0 AND jid <= ?2",
 				  err, "ii", ns, cursor);
+	/* Invariant 10: what a share moved that the listing did not name. */
+	if (rc == CFS_OK && complete)
+		rc = cfs_sql_exec(db,
+				  "DELETE FROM entries WHERE ns = ?1 AND"
+				  " node > 0 AND jid = 0 AND pending = 0 AND"
+				  " NOT (SELECT listed FROM namespaces"
+				  " WHERE ns = ?1)",
+				  err, "i", ns);
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(db,
 				  "UPDATE namespaces SET cursor = ?2,"

@@ -213,3 +213,49 @@ def test_changes_queued_by_a_mount_that_was_down_follow_a_share_made_meanwhile(
     mb = mount(bob)
     all_arrived(alice, bob, [(again, "proj"), (mb, "proj")], ns,
                 {"note.txt": b"hello\n", "old.txt": b"version 2\n"}, mount)
+
+
+def test_a_folder_shared_elsewhere_keeps_showing_its_files_while_it_is_listed(
+        alice, bob, mount, proxy):
+    """Between the share arriving and the shared namespace's first
+    listing, the folder shows what it held (it once showed nothing), its
+    files read, and the listing changes none of it."""
+    other = mount(alice.clone(proxy.url))
+    ma = mount(alice)
+    os.makedirs(at(ma, "proj", "sub"))
+    write(at(ma, "proj", "a.txt"), b"alpha\n")
+    write(at(ma, "proj", "sub", "b.txt"), b"beta\n")
+    cloudfs("status", "--wait", ma.mountpoint)
+    until(lambda: read(at(other, "proj", "sub", "b.txt")) == b"beta\n", within=10,
+          what="the folder in the other mount")
+    proxy.hold(rf"GET /meta/ns/(?!{alice.root_ns}/)\d+/list")
+    cloudfs("share", at(ma, "proj"), "bob")
+    proxy.wait_held(1)  # the other mount follows the share, unlisted
+    assert sorted(os.listdir(at(other, "proj"))) == ["a.txt", "sub"]
+    assert read(at(other, "proj", "a.txt")) == b"alpha\n"
+    assert os.listdir(at(other, "proj", "sub")) == ["b.txt"]
+    proxy.release()
+    cloudfs("status", "--wait", "--timeout", "30", other.mountpoint)
+    assert sorted(os.listdir(at(other, "proj"))) == ["a.txt", "sub"]
+    assert read(at(other, "proj", "sub", "b.txt")) == b"beta\n"
+
+
+def test_a_file_deleted_in_a_folder_just_shared_goes_when_it_is_listed(
+        alice, bob, mount, proxy):
+    """The shared namespace's first listing is a snapshot that leaves
+    deleted nodes out: what the share moved along and the listing does
+    not name is gone on the server, and goes here too."""
+    other = mount(alice.clone(proxy.url))
+    os.makedirs(at(other, "proj"))
+    write(at(other, "proj", "stays.txt"), b"stays\n")
+    write(at(other, "proj", "goes.txt"), b"goes\n")
+    cloudfs("status", "--wait", other.mountpoint)
+    proxy.hold(rf"GET /meta/ns/(?!{alice.root_ns}/)\d+/list")
+    ns = share_by_api(alice, "proj", bob)
+    proxy.wait_held(1)
+    alice.commit_ok(ns, {"op": "delete", "path": "goes.txt"})
+    assert sorted(os.listdir(at(other, "proj"))) == ["goes.txt", "stays.txt"]
+    proxy.release()
+    until(lambda: os.listdir(at(other, "proj")) == ["stays.txt"], within=10,
+          what="the deleted file gone from the shared folder")
+    assert read(at(other, "proj", "stays.txt")) == b"stays\n"
