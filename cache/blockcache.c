@@ -102,7 +102,16 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 		(int64_t)time(NULL));
 	cache_db_release(c, db);
 	blockcache_unhold(c);
+	if (rc == CFS_OK && c->on_store)
+		c->on_store(c->on_store_arg, size);
 	return rc;
+}
+
+void blockcache_on_store(struct cache *c, void (*fn)(void *arg, uint32_t size),
+			 void *arg)
+{
+	c->on_store = fn;
+	c->on_store_arg = arg;
 }
 
 enum cfs_err blockcache_store(struct cache *c, int fd, const char *name,

@@ -1,15 +1,12 @@
 /* What the cache holds (cache/inspect.h). */
-#include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cache/inspect.h"
 #include "cache/local.h"
 #include "cache/rows.h"
+#include "cache/upkeep.h"
 
 /* Whether ino or a folder above it is pinned. */
 static enum cfs_err pinned(struct cfs_sql *db, const struct mirror_entry *e,
@@ -114,28 +111,6 @@ static enum cfs_err two(struct cfs_sql *db, sqlite3_stmt *st, uint64_t *a,
 	return rc;
 }
 
-/* Bytes of the files in directory fd. */
-static uint64_t dir_bytes(int fd)
-{
-	int dup_fd = fd >= 0 ? dup(fd) : -1;
-	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-	struct dirent *de;
-	uint64_t sum = 0;
-	struct stat st;
-
-	if (!d) {
-		if (dup_fd >= 0)
-			close(dup_fd);
-		return 0;
-	}
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.' &&
-		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-			sum += (uint64_t)st.st_size;
-	closedir(d);
-	return sum;
-}
-
 /* Files: how many, how many wholly or partly local, pinned bytes. */
 static enum cfs_err file_totals(struct cfs_sql *db, struct cache_usage *u,
 				struct cfs_error *err)
@@ -173,7 +148,7 @@ enum cfs_err cache_usage(struct cache *c, struct cfs_sql *db,
 	uint64_t unused;
 	enum cfs_err rc = cfs_sql_begin(db, false, err);
 
-	*u = (struct cache_usage){ .dirty_bytes = dir_bytes(c->dirty_fd) };
+	*u = (struct cache_usage){ .dirty_bytes = cache_staged_bytes(c) };
 	if (rc == CFS_OK)
 		rc = two(db,
 			 cfs_sql_stmt(db,
@@ -247,15 +222,18 @@ json_t *cache_stat_json(struct cache *c, struct cfs_error *err)
 
 	if (rc == CFS_OK)
 		rc = cache_file_usage(db, &u, err);
+	if (rc == CFS_OK)
+		rc = cache_kept_bytes(db, &u.kept_bytes, err);
 	if (db)
 		cache_db_release(c, db);
 	if (rc)
 		return NULL;
 	o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-		      " s:I}",
-		      "bytes", (json_int_t)u.bytes, "limit",
-		      (json_int_t)u.limit, "blocks", (json_int_t)u.blocks,
-		      "files", (json_int_t)u.files, "files_cached",
+		      " s:I, s:I}",
+		      "bytes", (json_int_t)u.bytes, "kept_bytes",
+		      (json_int_t)u.kept_bytes, "limit", (json_int_t)u.limit,
+		      "blocks", (json_int_t)u.blocks, "files",
+		      (json_int_t)u.files, "files_cached",
 		      (json_int_t)u.files_cached, "files_partial",
 		      (json_int_t)u.files_partial, "pinned_bytes",
 		      (json_int_t)u.pinned_bytes, "dirty_bytes",

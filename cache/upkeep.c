@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cache/blockcache.h"
@@ -214,8 +215,34 @@ static enum cfs_err candidates(struct cfs_sql *db, struct idset *ids,
 	return rc;
 }
 
-enum cfs_err cache_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
-			 struct cache_tally *t, struct cfs_error *err)
+/* Blocks some file, shadow or queued operation lists: those the unlisted
+ * sweep keeps. */
+static enum cfs_err listed_blocks(struct cfs_sql *db, struct idset *s,
+				  struct cfs_error *err)
+{
+	static const char *const sql[] = {
+		"SELECT blocks FROM entries WHERE blocks IS NOT NULL",
+		"SELECT blocks FROM shadow WHERE blocks IS NOT NULL",
+		"SELECT blocks FROM ops WHERE blocks IS NOT NULL",
+	};
+	enum cfs_err rc = CFS_OK;
+
+	for (size_t i = 0; rc == CFS_OK && i < 3; i++)
+		rc = idset_fill(db, cfs_sql_stmt(db, sql[i], err, ""), s, err);
+	if (rc == CFS_OK && s->n)
+		qsort(s->v, s->n, sizeof(s->v[0]), id_cmp);
+	return rc;
+}
+
+/*
+ * Drops blocks, least recently used first, but those in kept: with under,
+ * every one of the files at or below it; else until at most keep_bytes
+ * are left.  unlisted: kept holds every listed block, not only the
+ * blocks kept_blocks() names.
+ */
+static enum cfs_err evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
+			  bool unlisted, struct cache_tally *t,
+			  struct cfs_error *err)
 {
 	struct idset kept = { 0 }, order = { 0 }, only = { 0 };
 	uint64_t *sizes = NULL, total = 0;
@@ -226,7 +253,9 @@ enum cfs_err cache_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 	blockcache_write_touches(c); /* least recently used by then */
 	pthread_rwlock_wrlock(&c->upkeep);
 	db = cache_db(c, err);
-	rc = db ? kept_blocks(db, &kept, err) : err->code;
+	rc = !db	? err->code
+	     : unlisted ? listed_blocks(db, &kept, err)
+			: kept_blocks(db, &kept, err);
 	if (rc == CFS_OK && under)
 		rc = blocks_below(db, under, &only, err);
 	if (rc == CFS_OK && only.n)
@@ -256,6 +285,67 @@ enum cfs_err cache_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 	free(only.v);
 	free(sizes);
 	return rc;
+}
+
+enum cfs_err cache_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
+			 struct cache_tally *t, struct cfs_error *err)
+{
+	return evict(c, under, keep_bytes, false, t, err);
+}
+
+enum cfs_err cache_evict_unlisted(struct cache *c, struct cache_tally *t,
+				  struct cfs_error *err)
+{
+	return evict(c, 0, 0, true, t, err);
+}
+
+enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
+			      struct cfs_error *err)
+{
+	struct idset kept = { 0 };
+	sqlite3_stmt *st;
+	enum cfs_err rc = kept_blocks(db, &kept, err);
+	bool row = true;
+
+	*bytes = 0;
+	for (size_t i = 0; rc == CFS_OK && i < kept.n; i++) {
+		/* kept may name a block twice (two files share it). */
+		if (i &&
+		    memcmp(&kept.v[i], &kept.v[i - 1], sizeof(kept.v[i])) == 0)
+			continue;
+		st = cfs_sql_stmt(db, "SELECT size FROM blocks WHERE id = ?1",
+				  err, "b", kept.v[i].b,
+				  (size_t)CFS_BLOCK_ID_LEN);
+		rc = st ? cfs_sql_step(db, st, &row, err) : err->code;
+		if (rc == CFS_OK && row)
+			*bytes += (uint64_t)sqlite3_column_int64(st, 0);
+		if (st)
+			sqlite3_reset(st);
+	}
+	free(kept.v);
+	return rc;
+}
+
+uint64_t cache_staged_bytes(struct cache *c)
+{
+	int dup_fd = dup(c->dirty_fd);
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	struct dirent *de;
+	uint64_t sum = 0;
+	struct stat st;
+
+	if (!d) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return 0;
+	}
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' &&
+		    fstatat(c->dirty_fd, de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == 0)
+			sum += (uint64_t)st.st_blocks * 512;
+	closedir(d);
+	return sum;
 }
 
 /* Calls fn(arg, dirfd of DIR/blocks/XX, name, id) for each block file;

@@ -74,7 +74,7 @@ static uint64_t u64(json_t *o, const char *key)
 static int cmd_stat(const struct cli_opts *opts, const struct cli_target *t)
 {
 	json_t *o = stat_json(t);
-	char used[32], limit[32], pinned[32], dirty[32], pending[32];
+	char used[32], limit[32], kept[32], pinned[32], dirty[32], pending[32];
 	uint64_t files, reads;
 
 	if (!o)
@@ -93,15 +93,16 @@ static int cmd_stat(const struct cli_opts *opts, const struct cli_target *t)
 	}
 	cfs_size_format(u64(o, "bytes"), used, sizeof(used));
 	cfs_size_format(u64(o, "limit"), limit, sizeof(limit));
+	cfs_size_format(u64(o, "kept_bytes"), kept, sizeof(kept));
 	cfs_size_format(u64(o, "pinned_bytes"), pinned, sizeof(pinned));
 	cfs_size_format(u64(o, "dirty_bytes"), dirty, sizeof(dirty));
 	cfs_size_format(u64(o, "pending_bytes"), pending, sizeof(pending));
 	files = u64(o, "files");
 	printf("cache '%s' (%s)\n", t->cache_dir,
 	       t->live ? "mounted" : "not mounted");
-	printf("  used: %s of %s in %llu blocks\n", used,
-	       u64(o, "limit") ? limit : "no limit",
-	       (unsigned long long)u64(o, "blocks"));
+	printf("  used: %s of %s in %llu blocks (%s not evictable: to send, changed here, or pinned)\n",
+	       used, u64(o, "limit") ? limit : "no limit",
+	       (unsigned long long)u64(o, "blocks"), kept);
 	printf("  files: %llu, %llu cached, %llu partly, %llu online only\n",
 	       (unsigned long long)files,
 	       (unsigned long long)u64(o, "files_cached"),

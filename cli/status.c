@@ -98,6 +98,8 @@ static void print_status(json_t *st)
 		printf("  needs attention: %lld files the server refused are kept in %s (remove them once saved elsewhere)\n",
 		       (long long)num(st, "refused"),
 		       json_string_value(json_object_get(st, "refused_dir")));
+	if (json_is_true(json_object_get(st, "cache_full")))
+		printf("  needs attention: the cache is full of changes not yet sent; writes wait, then fail (cloudfs cache stat)\n");
 }
 
 /* One line of progress while waiting: a bar on a terminal (redrawn),

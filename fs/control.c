@@ -170,14 +170,16 @@ static json_t *do_status(struct fs *fs, bool with_server)
 	cache_db_release(fs->cache, db);
 	fetcher_stats(fs->fetch, &hits, &misses, &fetching);
 	more = json_pack(
-		"{s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:s, s:I, s:I, s:I, s:o}",
+		"{s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:s, s:b, s:I, s:I, s:I,"
+		" s:o}",
 		"mountpoint", fs->opt.mountpoint, "pending_ops",
 		(json_int_t)u.pending_ops, "pending_bytes",
 		(json_int_t)u.pending_bytes, "open_writes",
 		(json_int_t)sessions_count(fs->sessions), "retrying",
 		(json_int_t)failing, "failing", failures, "conflicts",
 		(json_int_t)u.conflicts, "refused", (json_int_t)refused,
-		"refused_dir", refused_dir, "hits", (json_int_t)hits, "misses",
+		"refused_dir", refused_dir, "cache_full",
+		keeper_full(fs->keeper), "hits", (json_int_t)hits, "misses",
 		(json_int_t)misses, "fetching", (json_int_t)fetching,
 		"uploading", uploading_json(fs));
 	if (!o || !more || json_object_update_missing(o, more)) {

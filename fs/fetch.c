@@ -30,7 +30,6 @@
 
 #include "cloudfs/clock.h"
 #include "cache/blockcache.h"
-#include "cache/upkeep.h"
 #include "cloudfs/log.h"
 #include "fs/fetch.h"
 
@@ -79,8 +78,6 @@ struct fetcher {
 	unsigned unstored; /* handed over, neither DONE nor FAILED yet */
 	pthread_cond_t store_wake;
 	pthread_t storer;
-	/* The storer thread's: */
-	uint64_t limit, used; /* bytes of block files: at most, about now */
 	struct curl_slist *headers;
 	/* A thread and the transfers it drives, up to its share of parallel
 	 * (at least one) at once. */
@@ -312,30 +309,6 @@ static enum cfs_err verify(struct fetcher *f, struct job *j, CURLcode cc,
 	return CFS_OK;
 }
 
-/*
- * Past the cache's size limit, evicts down to 90% of it (least recently
- * used, clean and unpinned blocks: cache/upkeep.h), so that eviction runs
- * now and then rather than at every block.
- */
-static void keep_within_limit(struct fetcher *f)
-{
-	struct cache_tally t;
-	struct cfs_error err;
-
-	if (!f->limit || f->used <= f->limit)
-		return;
-	if (cache_evict(f->cache, 0, f->limit - f->limit / 10, &t, &err) ||
-	    cache_block_bytes(f->cache, &f->used, &err)) {
-		cfs_log_warn("cannot keep the cache within %llu bytes: %s",
-			     (unsigned long long)f->limit, err.msg);
-		return;
-	}
-	cfs_log_info(
-		"cache over its limit of %llu bytes: evicted %llu blocks (%llu bytes), %llu kept as pinned or not yet uploaded",
-		(unsigned long long)f->limit, (unsigned long long)t.blocks,
-		(unsigned long long)t.bytes, (unsigned long long)t.kept);
-}
-
 static void completed(struct fetcher *f, struct job *j, CURLcode cc)
 {
 	struct cfs_error e;
@@ -410,13 +383,11 @@ static void *store_thread(void *arg)
 			fail(f, j, &e); /* wakes drainers too */
 			continue;
 		}
-		f->used += j->len;
 		close(j->fd);
 		j->fd = -1;
 		j->state = DONE;
 		finish(f, j); /* may free j */
 		pthread_mutex_unlock(&f->lock);
-		keep_within_limit(f);
 	}
 	return NULL;
 }
@@ -467,19 +438,15 @@ static void *transfer_thread(void *arg)
 }
 
 struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
-			    unsigned parallel, uint64_t limit)
+			    unsigned parallel)
 {
 	struct fetcher *f = calloc(1, sizeof(*f));
-	struct cfs_error err;
 	unsigned n;
 
 	if (!f)
 		return NULL;
 	f->r = r;
 	f->cache = c;
-	f->limit = limit;
-	if (cache_block_bytes(c, &f->used, &err))
-		cfs_log_warn("%s", err.msg);
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->done, NULL);
 	pthread_cond_init(&f->store_wake, NULL);

@@ -40,9 +40,10 @@
 #include "fs/session.h"
 #include "fs/upload.h"
 
-#define EXIT_USAGE	   2
-#define DEFAULT_CACHE_SIZE (10ULL << 30)
-#define TOKEN_MAX	   256
+#define EXIT_USAGE	       2
+#define DEFAULT_CACHE_SIZE     (10ULL << 30)
+#define DEFAULT_CACHE_MIN_FREE (1ULL << 30)
+#define TOKEN_MAX	       256
 
 static const char usage[] =
 	"usage: mount.cloudfs URL MOUNTPOINT [-f] [-d] [-s] [-o OPTION[,OPTION...]]\n"
@@ -60,8 +61,11 @@ static const char usage[] =
 	"  -o parallel=N       block transfers at once (default 4)\n"
 	"  -o settle=SECONDS   from a written file's last close to its\n"
 	"                      commit (default 0.05)\n"
-	"  -o cache_size=SIZE  most bytes of blocks the cache keeps, as 512M,\n"
-	"                      10G... (default 10G; 0: no limit)\n"
+	"  -o cache_size=SIZE  most bytes of blocks and files being written\n"
+	"                      the cache keeps, as 512M, 10G... (default 10G;\n"
+	"                      0: no limit)\n"
+	"  -o cache_min_free=SIZE  bytes kept free on the cache's disk\n"
+	"                      (default 1G; 0: no floor)\n"
 	"  -o ca=FILE          CA certificates to verify an https server with\n"
 	"  -o log=FILE         log file once daemonized (default\n"
 	"                      CACHE/mount.log)\n"
@@ -76,7 +80,7 @@ static const char usage[] =
 	"See mount.cloudfs(8).\n";
 
 struct cli {
-	char *token_file, *cache, *ca, *log, *type, *cache_size;
+	char *token_file, *cache, *ca, *log, *type, *cache_size, *min_free;
 	unsigned timeout, readahead, parallel;
 	double settle;
 	int foreground, debug, single, help, version;
@@ -101,6 +105,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("parallel=%u", parallel),
 	CLI_OPT("settle=%lf", settle),
 	CLI_OPT("cache_size=%s", cache_size),
+	CLI_OPT("cache_min_free=%s", min_free),
 	CLI_OPT("-t %s", type),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -418,15 +423,18 @@ static int serve(struct cli *c, struct fs *fs)
 	int rc;
 
 	/* Threads start here, once the mount is up. */
-	fs->fetch = fetcher_new(&fs->remote, fs->cache, fs->opt.parallel,
-				fs->opt.cache_size);
+	fs->keeper = keeper_start(fs->cache, fs->opt.cache_size,
+				  fs->opt.cache_min_free);
+	fs->fetch = fs->keeper ? fetcher_new(&fs->remote, fs->cache,
+					     fs->opt.parallel)
+			       : NULL;
 	fs->upload = fs->fetch && sessions_start(fs->sessions) == 0
 			     ? uploader_start(fs)
 			     : NULL;
 	fs->sync = fs->upload ? sync_start(fs) : NULL;
 	if (!fs->sync) {
 		cfs_log_error(
-			"cannot start the fetcher, uploader and sync threads");
+			"cannot start the keeper, fetcher, uploader and sync threads");
 		return -1;
 	}
 	fs->control = control_start(fs);
@@ -539,6 +547,7 @@ static int run(struct cli *c, struct fuse_args *args)
 			.parallel = c->parallel,
 			.settle_ms = (unsigned)(c->settle * 1000),
 			.cache_size = DEFAULT_CACHE_SIZE,
+			.cache_min_free = DEFAULT_CACHE_MIN_FREE,
 		},
 		.uid = getuid(),
 		.gid = getgid(),
@@ -547,6 +556,8 @@ static int run(struct cli *c, struct fuse_args *args)
 
 	if (c->cache_size)
 		cfs_size_parse(c->cache_size, &fs.opt.cache_size);
+	if (c->min_free)
+		cfs_size_parse(c->min_free, &fs.opt.cache_min_free);
 	fs.se = new_session(c, args, &fs);
 	if (!fs.se) {
 		fprintf(stderr, "\n%s", usage);
@@ -574,6 +585,7 @@ static int run(struct cli *c, struct fuse_args *args)
 	sessions_free(fs.sessions);
 	fs.sessions = NULL;
 	fetcher_free(fs.fetch);
+	keeper_stop(fs.keeper);
 	fuse_session_unmount(fs.se);
 	fuse_remove_signal_handlers(fs.se);
 out:
@@ -607,6 +619,8 @@ static const char *cli_problem(const struct cli *c)
 		return "settle must be from 0 to 3600 seconds";
 	if (c->cache_size && !cfs_size_parse(c->cache_size, &size))
 		return "cache_size must be a size such as 512M or 10G";
+	if (c->min_free && !cfs_size_parse(c->min_free, &size))
+		return "cache_min_free must be a size such as 512M or 1G";
 	return NULL;
 }
 
@@ -620,6 +634,7 @@ static void cli_release(struct cli *c)
 	free(c->log);
 	free(c->type);
 	free(c->cache_size);
+	free(c->min_free);
 }
 
 int main(int argc, char **argv)

@@ -282,16 +282,41 @@ void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_create(req, &ep, fi);
 }
 
+/* A write refused for want of room: said once for a file refused write
+ * after write, not at every write. */
+static void log_no_room(struct fs *fs, fuse_ino_t ino)
+{
+	static fuse_ino_t last;
+	struct cfs_error err;
+	char *path = NULL;
+	int eno;
+	struct cfs_sql *db;
+
+	if (__atomic_exchange_n(&last, ino, __ATOMIC_RELAXED) == ino)
+		return;
+	db = ops_db(fs, &eno);
+	if (db) {
+		mirror_path(db, ino, &path, &err);
+		cache_db_release(fs->cache, db);
+	}
+	cfs_log_error(
+		"cannot write to '%s': the cache is full of changes not yet sent (ENOSPC; see cloudfs cache stat)",
+		path ? path : "?");
+	free(path);
+}
+
 void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		   off_t off, struct fuse_file_info *fi)
 {
+	struct fs *fs = ops_fs(req);
 	struct open_file *fh = (struct open_file *)fi->fh;
 	size_t written = 0;
-	int eno;
+	int eno = fh->session ? 0 : EBADF;
 
-	(void)ino;
-	eno = fh->session ? session_write(fh->session, bufv, off, &written)
-			  : EBADF;
+	if (eno == 0 && (eno = keeper_admit(fs->keeper, fuse_buf_size(bufv))))
+		log_no_room(fs, ino);
+	if (eno == 0)
+		eno = session_write(fh->session, bufv, off, &written);
 	if (eno)
 		fuse_reply_err(req, eno);
 	else

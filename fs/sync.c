@@ -212,8 +212,10 @@ static enum cfs_err apply_page(struct fs *fs, int64_t ns, json_t *page,
 		rc = err->code;
 	}
 	pthread_mutex_unlock(&fs->apply_lock);
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && ch.n) {
 		fs_invalidate(fs, &ch);
+		keeper_note(fs->keeper);
+	}
 	mirror_changes_release(&ch);
 	for (i = 0; i < n; i++)
 		mirror_entry_release(&entries[i]);

@@ -887,6 +887,8 @@ static void *upload_thread(void *arg)
 		bool sent = false, retry = false;
 		enum cfs_err rc = send_batch(u, &sent, &retry, &err);
 
+		if (sent) /* its blocks may be evictable now */
+			keeper_poke(u->fs->keeper);
 		if (rc == CFS_OK && !retry) {
 			backoff = 0;
 			if (!sent)

@@ -36,6 +36,12 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 			      const char *name, const struct cfs_block_id *id,
 			      uint32_t size, struct cfs_error *err);
 
+/* fn(arg, size) is told of each block indexed from now on, by any path
+ * (written, fetched, warmed), with no lock held; set it before the
+ * threads that store blocks start. */
+void blockcache_on_store(struct cache *c, void (*fn)(void *arg, uint32_t size),
+			 void *arg);
+
 /* Between the first block adopted for a commit and the commit's entry in
  * the index, the committer holds the cache: eviction waits. */
 void blockcache_hold(struct cache *c);

@@ -49,6 +49,9 @@ struct cache {
 		int64_t at;
 	} touched[CACHE_TOUCH_SLOTS], unwritten[CACHE_TOUCH_BATCH];
 	size_t n_unwritten;
+	/* Told of each block indexed (blockcache_on_store). */
+	void (*on_store)(void *arg, uint32_t size);
+	void *on_store_arg;
 };
 
 enum cache_use {

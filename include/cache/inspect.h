@@ -41,6 +41,7 @@ const char *cache_local_word(const struct cache_entry_state *s,
 
 struct cache_usage {
 	uint64_t bytes, blocks;	      /* block files indexed */
+	uint64_t kept_bytes;	      /* of them, eviction must keep */
 	uint64_t limit;		      /* 0: none recorded */
 	uint64_t files, files_cached; /* files, and those wholly local */
 	uint64_t files_partial;	      /* some blocks local */
@@ -65,7 +66,8 @@ enum cfs_err cache_pin(struct cfs_sql *db, uint64_t ino, bool pin,
 		       struct cfs_error *err);
 
 /*
- * What cloudfs cache stat prints with --json of cache c: bytes, limit,
+ * What cloudfs cache stat prints with --json of cache c: bytes,
+ * kept_bytes, limit,
  * blocks, files, files_cached, files_partial, pinned_bytes, dirty_bytes,
  * pending_ops, pending_bytes, conflicts.  NULL with err set when it
  * failed.  The mount answers it on its control socket; cloudfs reads it

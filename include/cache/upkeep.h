@@ -35,6 +35,23 @@ typedef void (*cache_report_fn)(void *arg, const struct cfs_block_id *id,
 enum cfs_err cache_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 			 struct cache_tally *t, struct cfs_error *err);
 
+/*
+ * Drops the clean blocks no file, shadow or queued operation lists any
+ * more (deleted, overwritten, replaced on the server): nobody reads them
+ * again but through a file that lists them, so they need not wait for
+ * their turn in eviction.
+ */
+enum cfs_err cache_evict_unlisted(struct cache *c, struct cache_tally *t,
+				  struct cfs_error *err);
+
+/* The bytes of the block files eviction must keep (queued, of local
+ * changes, pinned); db is one of the cache's connections. */
+enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
+			      struct cfs_error *err);
+
+/* The disk bytes of the staging files (DIR/dirty: files being written). */
+uint64_t cache_staged_bytes(struct cache *c);
+
 /* The bytes of the indexed block files. */
 enum cfs_err cache_block_bytes(struct cache *c, uint64_t *bytes,
 			       struct cfs_error *err);

@@ -22,10 +22,10 @@
 
 struct fetcher;
 
-/* Starts the fetcher's thread; parallel transfers at most at once; the
- * cache's block files kept within limit bytes (0: no limit). */
+/* Starts the fetcher's thread; parallel transfers at most at once.  What
+ * it stores counts toward the cache's limit (fs/keeper.h). */
 struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
-			    unsigned parallel, uint64_t limit);
+			    unsigned parallel);
 
 /* Readers' block opens since the start (found cached, and fetched), and
  * the blocks being fetched or waiting to be now. */

@@ -14,6 +14,7 @@
 #include "cache/cache.h"
 #include "cache/mirror.h"
 #include "fs/fetch.h"
+#include "fs/keeper.h"
 #include "fs/openfile.h"
 #include "fs/remote.h"
 
@@ -29,6 +30,7 @@ struct fs_options {
 	unsigned parallel;  /* block transfers at once */
 	unsigned settle_ms; /* from a written file's last close to its commit */
 	uint64_t cache_size; /* bytes of blocks kept at most (0: no limit) */
+	uint64_t cache_min_free; /* bytes left free on its disk (0: none) */
 	bool foreground;
 	bool debug;
 	bool single_thread;
@@ -43,6 +45,7 @@ struct fs {
 	struct fs_options opt;
 	struct remote remote;
 	struct cache *cache;
+	struct keeper *keeper;
 	struct fetcher *fetch;
 	struct open_files *open;
 	struct sessions *sessions;

@@ -1,0 +1,292 @@
+/*
+ * The keeper (fs/keeper.h).
+ *
+ * Invariants, under the keeper's lock:
+ *  1. used is the bytes of blocks and staging files the last pass
+ *     measured, plus what was stored and admitted since: never less than
+ *     the truth but for files removed meanwhile, which the next pass sees.
+ *  2. full is what the last pass found: over the limit or under the floor
+ *     after evicting all it could.  Only a pass clears it, and every pass
+ *     wakes the writers waiting for room.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/statvfs.h>
+
+#include "cache/blockcache.h"
+#include "cache/upkeep.h"
+#include "cloudfs/clock.h"
+#include "cloudfs/log.h"
+#include "fs/keeper.h"
+
+#define TICK_MS	 2000
+#define SWEEP_MS 10000 /* at least between two sweeps of unlisted blocks */
+
+struct keeper {
+	struct cache *cache;
+	uint64_t limit, min_free;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake, room;
+	uint64_t used; /* invariant 1 */
+	bool full;     /* invariant 2 */
+	bool changed;  /* blocks stored or unlisted since the last sweep */
+	bool woken, stop;
+};
+
+/* Eviction starts past 90% of the limit and goes down to 80%, so that it
+ * runs now and then rather than at every block. */
+static uint64_t high_mark(const struct keeper *k)
+{
+	return k->limit - k->limit / 10;
+}
+
+static uint64_t low_mark(const struct keeper *k)
+{
+	return k->limit - k->limit / 5;
+}
+
+/* Bytes free for us on the cache's disk (UINT64_MAX: unknown). */
+static uint64_t disk_avail(const struct keeper *k)
+{
+	struct statvfs v;
+
+	if (fstatvfs(k->cache->dirfd, &v))
+		return UINT64_MAX;
+	return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+/* Under the lock: len more bytes came in; past the high mark, a pass
+ * should look. */
+static void count_in(struct keeper *k, uint64_t len)
+{
+	k->used += len;
+	k->changed = true;
+	if (k->limit && k->used > high_mark(k) && !k->woken) {
+		k->woken = true;
+		pthread_cond_signal(&k->wake);
+	}
+}
+
+static void on_store(void *arg, uint32_t size)
+{
+	struct keeper *k = arg;
+
+	pthread_mutex_lock(&k->lock);
+	count_in(k, size);
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* What eviction must free to bring blocks + staged under the low mark and
+ * the disk above the floor (with 10% to spare). */
+static uint64_t to_free(const struct keeper *k, uint64_t blocks,
+			uint64_t staged, uint64_t avail)
+{
+	uint64_t need = 0, floor = k->min_free + k->min_free / 10;
+
+	if (k->limit && blocks + staged > high_mark(k))
+		need = blocks + staged - low_mark(k);
+	if (k->min_free && avail < floor && floor - avail > need)
+		need = floor - avail;
+	return need;
+}
+
+static void log_full(const struct keeper *k, bool full, uint64_t used,
+		     uint64_t avail)
+{
+	struct cfs_error err;
+	struct cfs_sql *db;
+	uint64_t kept = 0;
+
+	if (!full) {
+		cfs_log_info("cache '%s' has room again: %llu bytes used",
+			     k->cache->path, (unsigned long long)used);
+		return;
+	}
+	db = cache_db(k->cache, &err);
+	if (db) {
+		cache_kept_bytes(db, &kept, &err);
+		cache_db_release(k->cache, db);
+	}
+	cfs_log_warn(
+		"cache '%s' is full: %llu bytes used (limit %llu), %llu free on its disk (floor %llu); %llu bytes of blocks cannot be evicted (not yet sent, of local changes, or pinned): writes wait for the uploader, then fail with ENOSPC",
+		k->cache->path, (unsigned long long)used,
+		(unsigned long long)k->limit,
+		(unsigned long long)(avail == UINT64_MAX ? 0 : avail),
+		(unsigned long long)k->min_free, (unsigned long long)kept);
+}
+
+/* Measures, sweeps and evicts what it must; records whether the cache is
+ * full, and wakes the writers waiting for room.  A glance (nothing came
+ * in, nothing is full) looks at the disk's free space alone. */
+static void pass(struct keeper *k, bool sweep, bool glance)
+{
+	struct cache_tally t;
+	struct cfs_error err;
+	uint64_t blocks = 0, staged, avail, need;
+	bool full;
+
+	if (glance && disk_avail(k) >= k->min_free + k->min_free / 10)
+		return;
+	if (sweep && cache_evict_unlisted(k->cache, &t, &err))
+		cfs_log_warn("cannot drop the unlisted blocks of '%s': %s",
+			     k->cache->path, err.msg);
+	if (cache_block_bytes(k->cache, &blocks, &err))
+		cfs_log_warn("cannot measure the cache '%s': %s",
+			     k->cache->path, err.msg);
+	staged = cache_staged_bytes(k->cache);
+	avail = disk_avail(k);
+	need = to_free(k, blocks, staged, avail);
+	if (need) {
+		if (cache_evict(k->cache, 0, blocks > need ? blocks - need : 0,
+				&t, &err))
+			cfs_log_warn("cannot evict from the cache '%s': %s",
+				     k->cache->path, err.msg);
+		else if (t.blocks)
+			cfs_log_info(
+				"cache '%s': evicted %llu blocks (%llu bytes) to stay within its limit and floor",
+				k->cache->path, (unsigned long long)t.blocks,
+				(unsigned long long)t.bytes);
+		cache_block_bytes(k->cache, &blocks, &err);
+		avail = disk_avail(k);
+	}
+	full = (k->limit && blocks + staged > k->limit) ||
+	       (k->min_free && avail < k->min_free);
+	pthread_mutex_lock(&k->lock);
+	k->used = blocks + staged;
+	if (full != k->full)
+		log_full(k, full, k->used, avail);
+	k->full = full;
+	pthread_cond_broadcast(&k->room);
+	pthread_mutex_unlock(&k->lock);
+}
+
+static void *keeper_thread(void *arg)
+{
+	struct keeper *k = arg;
+	uint64_t last_sweep = 0;
+
+	pthread_mutex_lock(&k->lock);
+	while (!k->stop) {
+		struct timespec until = cfs_deadline_in_ms(TICK_MS);
+		bool sweep, look;
+		uint64_t now;
+
+		while (!k->stop && !k->woken &&
+		       pthread_cond_timedwait(&k->wake, &k->lock, &until) !=
+			       ETIMEDOUT)
+			;
+		now = cfs_monotonic_ms();
+		/* A change waits for the next sweep it may come to. */
+		sweep = k->changed && now - last_sweep >= SWEEP_MS;
+		look = sweep || k->woken || k->full;
+		if (sweep)
+			k->changed = false;
+		k->woken = false;
+		pthread_mutex_unlock(&k->lock);
+		/* The floor moves with whatever else fills the disk. */
+		if ((look || k->min_free) && !k->stop)
+			pass(k, sweep, !look);
+		if (sweep)
+			last_sweep = now;
+		pthread_mutex_lock(&k->lock);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+struct keeper *keeper_start(struct cache *c, uint64_t limit, uint64_t min_free)
+{
+	struct keeper *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return NULL;
+	*k = (struct keeper){ .cache = c,
+			      .limit = limit,
+			      .min_free = min_free };
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_cond_init(&k->wake, NULL);
+	pthread_cond_init(&k->room, NULL);
+	/* The first pass measures what the last mount left. */
+	k->woken = k->changed = true;
+	if (pthread_create(&k->thread, NULL, keeper_thread, k)) {
+		pthread_cond_destroy(&k->room);
+		pthread_cond_destroy(&k->wake);
+		pthread_mutex_destroy(&k->lock);
+		free(k);
+		return NULL;
+	}
+	blockcache_on_store(c, on_store, k);
+	return k;
+}
+
+void keeper_stop(struct keeper *k)
+{
+	if (!k)
+		return;
+	blockcache_on_store(k->cache, NULL, NULL);
+	pthread_mutex_lock(&k->lock);
+	k->stop = true;
+	pthread_cond_signal(&k->wake);
+	pthread_cond_broadcast(&k->room);
+	pthread_mutex_unlock(&k->lock);
+	pthread_join(k->thread, NULL);
+	pthread_cond_destroy(&k->room);
+	pthread_cond_destroy(&k->wake);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+int keeper_admit(struct keeper *k, size_t len)
+{
+	struct timespec until = cfs_deadline_in_ms(KEEPER_WAIT_S * 1000);
+	bool timed_out = false;
+	int eno;
+
+	if (!k)
+		return 0;
+	pthread_mutex_lock(&k->lock);
+	while (k->full && !k->stop && !timed_out) {
+		k->woken = true;
+		pthread_cond_signal(&k->wake);
+		timed_out = pthread_cond_timedwait(&k->room, &k->lock,
+						   &until) == ETIMEDOUT;
+	}
+	eno = k->full && !k->stop ? ENOSPC : 0;
+	if (eno == 0)
+		count_in(k, len);
+	pthread_mutex_unlock(&k->lock);
+	return eno;
+}
+
+void keeper_poke(struct keeper *k)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	k->woken = k->changed = true;
+	pthread_cond_signal(&k->wake);
+	pthread_mutex_unlock(&k->lock);
+}
+
+void keeper_note(struct keeper *k)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	k->changed = true;
+	pthread_mutex_unlock(&k->lock);
+}
+
+bool keeper_full(struct keeper *k)
+{
+	bool full;
+
+	if (!k)
+		return false;
+	pthread_mutex_lock(&k->lock);
+	full = k->full;
+	pthread_mutex_unlock(&k->lock);
+	return full;
+}

@@ -1,0 +1,47 @@
+/*
+ * The keeper: holds the cache within its size limit and the disk above its
+ * free-space floor, in the background, whatever brings bytes in (writes,
+ * fetches, warming).  It wakes when the bytes it counts cross 90% of the
+ * limit, when a commit may have made blocks evictable, and every few
+ * seconds; it then drops blocks no file lists any more, and evicts clean
+ * blocks, least recently used first, down to 80% of the limit.
+ *
+ * What it cannot evict (blocks not yet sent, of local changes, pinned;
+ * files being written) may still fill the cache: then the cache is full,
+ * and a write waits for room (the uploader's commits make some) up to
+ * KEEPER_WAIT_S before it fails with ENOSPC.
+ */
+#ifndef FS_KEEPER_H
+#define FS_KEEPER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+
+#define KEEPER_WAIT_S 30
+
+struct keeper;
+
+/* Starts the keeper of cache c: at most limit bytes of blocks and files
+ * being written (0: no limit), at least min_free bytes free on its disk
+ * (0: no floor).  NULL when the thread cannot start. */
+struct keeper *keeper_start(struct cache *c, uint64_t limit, uint64_t min_free);
+void keeper_stop(struct keeper *k);
+
+/* A write of len bytes is coming: 0 when there is room for it, else
+ * ENOSPC once KEEPER_WAIT_S passed with the cache full. */
+int keeper_admit(struct keeper *k, size_t len);
+
+/* Blocks may have become evictable (a commit settled): look now. */
+void keeper_poke(struct keeper *k);
+
+/* Files changed (a listing applied): blocks may no longer be listed, for
+ * the next sweep to drop. */
+void keeper_note(struct keeper *k);
+
+/* Whether the cache is full of what cannot be evicted: writes wait. */
+bool keeper_full(struct keeper *k);
+
+#endif
