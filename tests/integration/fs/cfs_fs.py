@@ -3,18 +3,36 @@ back through a mount, polling with a deadline, reads that must not hang."""
 
 import concurrent.futures
 import hashlib
+import json
 import os
 import random
 import re
 import stat
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from cfs_server import BLOCK_SIZE, Mount, file_op, write_token_file
+from cfs_server import BLOCK_SIZE, CLOUDFS, Mount, file_op, write_token_file
 
 MiB = 1024 * 1024
+
+
+def cloudfs(*args, expect=0, cwd=None):
+    """Runs cloudfs ARGS (in CWD); checks its exit status (EXPECT: one, or
+    a tuple of those allowed); returns its stdout (parsed when --json was
+    given)."""
+    p = subprocess.run([CLOUDFS, *args], capture_output=True, text=True, timeout=120,
+                       cwd=cwd)
+    assert p.returncode in (expect if isinstance(expect, tuple) else (expect,)), \
+        f"cloudfs {' '.join(args)} exited {p.returncode}, not {expect}: {p.stderr}"
+    return json.loads(p.stdout) if "--json" in args else p.stdout
+
+
+def at(m, *parts):
+    """The path of PARTS in mount M."""
+    return os.path.join(m.mountpoint, *parts)
 
 
 def payload(size, seed):

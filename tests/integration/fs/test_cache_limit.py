@@ -5,27 +5,13 @@ not yet on the server), writes wait for room and then fail with ENOSPC,
 and nothing that was written is lost."""
 
 import errno
-import json
 import os
 import subprocess
 
 import pytest
 
-from cfs_fs import MiB, payload, read, server_listing, until, until_server_holds
+from cfs_fs import at, cloudfs, MiB, payload, read, server_listing, until, until_server_holds
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
-from cfs_server import CLOUDFS
-
-
-def cloudfs(*args, expect=0, cwd=None):
-    p = subprocess.run([CLOUDFS, *args], capture_output=True, text=True, timeout=120,
-                       cwd=cwd)
-    assert p.returncode == expect, \
-        f"cloudfs {' '.join(args)} exited {p.returncode}, not {expect}: {p.stderr}"
-    return json.loads(p.stdout) if "--json" in args else p.stdout
-
-
-def at(m, *parts):
-    return os.path.join(m.mountpoint, *parts)
 
 
 def write(path, data):

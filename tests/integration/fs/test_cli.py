@@ -7,16 +7,15 @@ attributes; sharing between two users."""
 
 import errno
 import hashlib
-import json
 import os
-import subprocess
 import time
 
 import pytest
 
-from cfs_fs import Dir, File, MiB, block_ids, payload, put_tree, read, server_listing, until
+from cfs_fs import (at, block_ids, cloudfs, Dir, File, MiB, payload, put_tree, read,
+                    server_listing, until)
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
-from cfs_server import BLOCK_SIZE, CLOUDFS
+from cfs_server import BLOCK_SIZE
 
 TREE = {
     "photos": Dir(),
@@ -27,25 +26,11 @@ TREE = {
 }
 
 
-def cloudfs(*args, expect=0, cwd=None):
-    """Runs cloudfs ARGS; checks its exit status (EXPECT: one, or a tuple
-    of those allowed); returns its stdout (parsed when --json was given)."""
-    p = subprocess.run([CLOUDFS, *args], capture_output=True, text=True, timeout=120,
-                       cwd=cwd)
-    assert p.returncode in (expect if isinstance(expect, tuple) else (expect,)), \
-        f"cloudfs {' '.join(args)} exited {p.returncode}, not {expect}: {p.stderr}"
-    return json.loads(p.stdout) if "--json" in args else p.stdout
-
-
 @pytest.fixture
 def tree(alice, mount):
     """Alice's mount of TREE, nothing read yet."""
     put_tree(alice, alice.root_ns, TREE)
     return mount(alice, timeout=2)
-
-
-def at(m, *parts):
-    return os.path.join(m.mountpoint, *parts)
 
 
 def dropped(path):

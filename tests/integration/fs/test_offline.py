@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from cfs_fs import (Dir, File, Link, MiB, payload, put_tree, read, rewrite, timed, until,
+from cfs_fs import (at, Dir, File, Link, MiB, payload, put_tree, read, rewrite, timed, until,
                     until_server_holds)
 from cfs_server import BLOCK_SIZE
 
@@ -36,10 +36,6 @@ def offline(alice, mount):
     m = mount(alice, timeout=TIMEOUT)
     assert read(os.path.join(m.mountpoint, "cached.bin")) == TREE["cached.bin"].data
     return m
-
-
-def at(m, *parts):
-    return os.path.join(m.mountpoint, *parts)
 
 
 def take_down(server, how):

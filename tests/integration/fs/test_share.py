@@ -5,28 +5,12 @@ mount of the same user, or a client of the HTTP API). Nothing written is
 lost, and nothing becomes a conflicted copy: the changes are this
 device's own."""
 
-import json
 import os
-import subprocess
 
 import pytest
 
-from cfs_fs import read, server_listing, until, until_server_holds
+from cfs_fs import at, cloudfs, read, server_listing, until, until_server_holds
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
-from cfs_server import CLOUDFS
-
-
-def cloudfs(*args, expect=0):
-    """Runs cloudfs ARGS; checks its exit status; returns its stdout (parsed
-    when --json was given)."""
-    p = subprocess.run([CLOUDFS, *args], capture_output=True, text=True, timeout=120)
-    assert p.returncode == expect, \
-        f"cloudfs {' '.join(args)} exited {p.returncode}, not {expect}: {p.stderr}"
-    return json.loads(p.stdout) if "--json" in args else p.stdout
-
-
-def at(m, *parts):
-    return os.path.join(m.mountpoint, *parts)
 
 
 def write(path, data):

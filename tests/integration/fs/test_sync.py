@@ -13,8 +13,8 @@ import subprocess
 
 import pytest
 
-from cfs_fs import (Dir, File, Link, MiB, exists, make_local, payload, put_tree, read, rewrite,
-                    tree_of, until)
+from cfs_fs import (at, Dir, exists, File, Link, make_local, MiB, payload, put_tree, read,
+                    rewrite, tree_of, until)
 from cfs_server import BLOCK_SIZE
 
 TREE = {
@@ -34,10 +34,6 @@ def mounted(alice, mount):
     """Alice's mount of TREE, and another client of hers to change it."""
     put_tree(alice, alice.root_ns, TREE)
     return mount(alice), alice.clone()
-
-
-def at(m, *parts):
-    return os.path.join(m.mountpoint, *parts)
 
 
 def look_at_everything(m):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from cfs_fs import listing_of, read, rewrite, until, unmount_drained
+from cfs_fs import at, listing_of, read, rewrite, unmount_drained, until
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
 
 
@@ -36,10 +36,6 @@ def copy_names(name, n=1, dates=()):
         stem, dot, ext = name, "", ""
     tag = "" if n == 1 else f" {n}"
     return {f"{stem} (conflicted copy {d}{tag}){dot}{ext}" for d in days() | set(dates)}
-
-
-def at(m, *parts):
-    return os.path.join(m.mountpoint, *parts)
 
 
 def server_files(client):
