@@ -10,61 +10,28 @@
 #include "cache/blockcache.h"
 #include "cache/rows.h"
 #include "cache/upkeep.h"
-
-/* A set of block ids: appended to, then sorted for lookups. */
-struct idset {
-	struct cfs_block_id *v;
-	size_t n, cap;
-};
-
-static int id_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, CFS_BLOCK_ID_LEN);
-}
-
-static enum cfs_err idset_add_raw(struct idset *s, const void *raw, size_t len,
-				  struct cfs_error *err)
-{
-	size_t k = len / CFS_BLOCK_ID_LEN;
-
-	if (s->n + k > s->cap) {
-		size_t cap = 2 * (s->n + k) + 64;
-		void *p = realloc(s->v, cap * sizeof(s->v[0]));
-
-		if (!p)
-			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-		s->v = p;
-		s->cap = cap;
-	}
-	memcpy(&s->v[s->n], raw, k * CFS_BLOCK_ID_LEN);
-	s->n += k;
-	return CFS_OK;
-}
+#include "cloudfs/blockset.h"
 
 /* Adds the block lists (first column) of the rows st selects. */
-static enum cfs_err idset_fill(struct cfs_sql *db, sqlite3_stmt *st,
-			       struct idset *s, struct cfs_error *err)
+static enum cfs_err blockset_fill(struct cfs_sql *db, sqlite3_stmt *st,
+				  struct cfs_blockset *s, struct cfs_error *err)
 {
 	enum cfs_err rc = st ? CFS_OK : err->code;
 	bool row = true;
 
 	while (rc == CFS_OK &&
 	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row)
-		rc = idset_add_raw(s, sqlite3_column_blob(st, 0),
-				   (size_t)sqlite3_column_bytes(st, 0), err);
+		rc = cfs_blockset_add_raw(s, sqlite3_column_blob(st, 0),
+					  (size_t)sqlite3_column_bytes(st, 0),
+					  err);
 	if (st)
 		sqlite3_reset(st);
 	return rc;
 }
 
-static bool idset_has(const struct idset *s, const struct cfs_block_id *id)
-{
-	return s->n && bsearch(id, s->v, s->n, sizeof(s->v[0]), id_cmp);
-}
-
 /* The blocks of the files at or below entry ino. */
 static enum cfs_err blocks_below(struct cfs_sql *db, uint64_t ino,
-				 struct idset *s, struct cfs_error *err)
+				 struct cfs_blockset *s, struct cfs_error *err)
 {
 	struct mirror_entry e;
 	int64_t ns, node;
@@ -75,19 +42,19 @@ static enum cfs_err blocks_below(struct cfs_sql *db, uint64_t ino,
 	if (rc)
 		return rc;
 	if (e.kind == CFS_KIND_FILE) {
-		rc = idset_add_raw(s, e.blocks.ids,
-				   e.blocks.n * CFS_BLOCK_ID_LEN, err);
+		rc = cfs_blockset_add_raw(s, e.blocks.ids,
+					  e.blocks.n * CFS_BLOCK_ID_LEN, err);
 	} else if (rows_dir_key(&e, &ns, &node, err) == CFS_OK) {
-		rc = idset_fill(db,
-				cfs_sql_stmt(db,
-					     ROWS_SUBTREE_CTE
-					     "SELECT e.blocks FROM entries e"
-					     " JOIN sub ON e.ns = ?1"
-					     " AND e.node = sub.node"
-					     " WHERE e.kind = 1"
-					     " AND e.blocks IS NOT NULL",
-					     err, "ii", ns, node),
-				s, err);
+		rc = blockset_fill(db,
+				   cfs_sql_stmt(db,
+						ROWS_SUBTREE_CTE
+						"SELECT e.blocks FROM entries e"
+						" JOIN sub ON e.ns = ?1"
+						" AND e.node = sub.node"
+						" WHERE e.kind = 1"
+						" AND e.blocks IS NOT NULL",
+						err, "ii", ns, node),
+				   s, err);
 	}
 	mirror_entry_release(&e);
 	return rc;
@@ -125,12 +92,12 @@ static enum cfs_err pinned_inos(struct cfs_sql *db, uint64_t **pins, size_t *n,
 }
 
 /* Blocks eviction keeps: queued, of local changes, pinned. */
-static enum cfs_err kept_blocks(struct cfs_sql *db, struct idset *s,
+static enum cfs_err kept_blocks(struct cfs_sql *db, struct cfs_blockset *s,
 				struct cfs_error *err)
 {
 	uint64_t *pins = NULL;
 	size_t n = 0;
-	enum cfs_err rc = idset_fill(
+	enum cfs_err rc = blockset_fill(
 		db,
 		cfs_sql_stmt(db,
 			     "SELECT blocks FROM ops WHERE blocks IS NOT NULL",
@@ -138,20 +105,20 @@ static enum cfs_err kept_blocks(struct cfs_sql *db, struct idset *s,
 		s, err);
 
 	if (rc == CFS_OK)
-		rc = idset_fill(db,
-				cfs_sql_stmt(db,
-					     "SELECT blocks FROM entries"
-					     " WHERE pending > 0"
-					     " AND blocks IS NOT NULL",
-					     err, ""),
-				s, err);
+		rc = blockset_fill(db,
+				   cfs_sql_stmt(db,
+						"SELECT blocks FROM entries"
+						" WHERE pending > 0"
+						" AND blocks IS NOT NULL",
+						err, ""),
+				   s, err);
 	if (rc == CFS_OK)
 		rc = pinned_inos(db, &pins, &n, err);
 	for (size_t i = 0; rc == CFS_OK && i < n; i++)
 		rc = blocks_below(db, pins[i], s, err);
 	free(pins);
-	if (rc == CFS_OK && s->n)
-		qsort(s->v, s->n, sizeof(s->v[0]), id_cmp);
+	if (rc == CFS_OK)
+		cfs_blockset_seal(s);
 	return rc;
 }
 
@@ -174,7 +141,7 @@ static enum cfs_err drop(struct cache *c, struct cfs_sql *db,
 }
 
 /* The indexed blocks, in the order eviction takes them, with sizes. */
-static enum cfs_err candidates(struct cfs_sql *db, struct idset *ids,
+static enum cfs_err candidates(struct cfs_sql *db, struct cfs_blockset *ids,
 			       uint64_t **sizes, uint64_t *total,
 			       struct cfs_error *err)
 {
@@ -202,8 +169,8 @@ static enum cfs_err candidates(struct cfs_sql *db, struct idset *ids,
 			}
 			*sizes = p;
 		}
-		rc = idset_add_raw(ids, sqlite3_column_blob(st, 0),
-				   CFS_BLOCK_ID_LEN, err);
+		rc = cfs_blockset_add_raw(ids, sqlite3_column_blob(st, 0),
+					  CFS_BLOCK_ID_LEN, err);
 		if (rc == CFS_OK) {
 			(*sizes)[ids->n - 1] =
 				(uint64_t)sqlite3_column_int64(st, 1);
@@ -217,7 +184,7 @@ static enum cfs_err candidates(struct cfs_sql *db, struct idset *ids,
 
 /* Blocks some file, shadow or queued operation lists: those the unlisted
  * sweep keeps. */
-static enum cfs_err listed_blocks(struct cfs_sql *db, struct idset *s,
+static enum cfs_err listed_blocks(struct cfs_sql *db, struct cfs_blockset *s,
 				  struct cfs_error *err)
 {
 	static const char *const sql[] = {
@@ -228,9 +195,10 @@ static enum cfs_err listed_blocks(struct cfs_sql *db, struct idset *s,
 	enum cfs_err rc = CFS_OK;
 
 	for (size_t i = 0; rc == CFS_OK && i < 3; i++)
-		rc = idset_fill(db, cfs_sql_stmt(db, sql[i], err, ""), s, err);
-	if (rc == CFS_OK && s->n)
-		qsort(s->v, s->n, sizeof(s->v[0]), id_cmp);
+		rc = blockset_fill(db, cfs_sql_stmt(db, sql[i], err, ""), s,
+				   err);
+	if (rc == CFS_OK)
+		cfs_blockset_seal(s);
 	return rc;
 }
 
@@ -244,7 +212,7 @@ static enum cfs_err evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 			  bool unlisted, struct cache_tally *t,
 			  struct cfs_error *err)
 {
-	struct idset kept = { 0 }, order = { 0 }, only = { 0 };
+	struct cfs_blockset kept = { 0 }, order = { 0 }, only = { 0 };
 	uint64_t *sizes = NULL, total = 0;
 	struct cfs_sql *db;
 	enum cfs_err rc;
@@ -258,15 +226,15 @@ static enum cfs_err evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 			: kept_blocks(db, &kept, err);
 	if (rc == CFS_OK && under)
 		rc = blocks_below(db, under, &only, err);
-	if (rc == CFS_OK && only.n)
-		qsort(only.v, only.n, sizeof(only.v[0]), id_cmp);
+	if (rc == CFS_OK)
+		cfs_blockset_seal(&only);
 	if (rc == CFS_OK)
 		rc = candidates(db, &order, &sizes, &total, err);
 	for (size_t i = 0; rc == CFS_OK && i < order.n; i++) {
-		if (under ? !idset_has(&only, &order.v[i])
+		if (under ? !cfs_blockset_has(&only, &order.v[i])
 			  : total <= keep_bytes)
 			continue;
-		if (idset_has(&kept, &order.v[i])) {
+		if (cfs_blockset_has(&kept, &order.v[i])) {
 			t->kept++;
 			continue;
 		}
@@ -302,17 +270,13 @@ enum cfs_err cache_evict_unlisted(struct cache *c, struct cache_tally *t,
 enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
 			      struct cfs_error *err)
 {
-	struct idset kept = { 0 };
+	struct cfs_blockset kept = { 0 };
 	sqlite3_stmt *st;
 	enum cfs_err rc = kept_blocks(db, &kept, err);
 	bool row = true;
 
 	*bytes = 0;
 	for (size_t i = 0; rc == CFS_OK && i < kept.n; i++) {
-		/* kept may name a block twice (two files share it). */
-		if (i &&
-		    memcmp(&kept.v[i], &kept.v[i - 1], sizeof(kept.v[i])) == 0)
-			continue;
 		st = cfs_sql_stmt(db, "SELECT size FROM blocks WHERE id = ?1",
 				  err, "b", kept.v[i].b,
 				  (size_t)CFS_BLOCK_ID_LEN);
@@ -322,7 +286,7 @@ enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
 		if (st)
 			sqlite3_reset(st);
 	}
-	free(kept.v);
+	cfs_blockset_release(&kept);
 	return rc;
 }
 
@@ -503,7 +467,7 @@ static enum cfs_err gc_one(void *arg, int dirfd, const char *name,
 /* Index rows whose block file is gone. */
 static enum cfs_err gc_rows(struct walk *w)
 {
-	struct idset rows = { 0 };
+	struct cfs_blockset rows = { 0 };
 	uint64_t *sizes = NULL, total;
 	enum cfs_err rc = candidates(w->db, &rows, &sizes, &total, w->err);
 
