@@ -180,13 +180,15 @@ enum cfs_err api_block_put(struct api_req *req, struct api_resp *resp,
 		api_upload_release(req);
 		return rc;
 	}
+	pthread_rwlock_rdlock(req->ctx->uploads);
 	e = bs->ops->tmp_store(bs, &up->tmp, &id);
-	if (e)
-		return cfs_fail(
-			err,
-			e == -ENOSPC ? CFS_ERR_STORAGE_FULL : CFS_ERR_INTERNAL,
-			"cannot store block %s: %s", want, strerror(-e));
-	rc = m->ops->block_added(m, req->user, &id, (uint32_t)up->size, err);
+	rc = e ? cfs_fail(err,
+			  e == -ENOSPC ? CFS_ERR_STORAGE_FULL
+				       : CFS_ERR_INTERNAL,
+			  "cannot store block %s: %s", want, strerror(-e))
+	       : m->ops->block_added(m, req->user, &id, (uint32_t)up->size,
+				     err);
+	pthread_rwlock_unlock(req->ctx->uploads);
 	if (rc)
 		return rc;
 	return api_reply(resp,

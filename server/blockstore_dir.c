@@ -127,6 +127,15 @@ static int dir_open(struct blockstore *bs, const struct cfs_block_id *id,
 	return 0;
 }
 
+static int dir_remove(struct blockstore *bs, const struct cfs_block_id *id)
+{
+	struct dir_store *s = (struct dir_store *)bs;
+	char dir[4200], file[4300];
+
+	block_path(s, id, dir, sizeof(dir), file, sizeof(file));
+	return unlink(file) && errno != ENOENT ? -errno : 0;
+}
+
 static void dir_close(struct blockstore *bs)
 {
 	free(bs);
@@ -138,6 +147,7 @@ static const struct blockstore_ops dir_ops = {
 	.tmp_store = dir_tmp_store,
 	.tmp_discard = dir_tmp_discard,
 	.open = dir_open,
+	.remove = dir_remove,
 };
 
 /* Uploads that were in flight when the server last stopped are garbage. */

@@ -20,6 +20,7 @@
 #include "cloudfs/proto.h"
 #include "config.h"
 #include "server/cmd.h"
+#include "server/gc.h"
 #include "server/http.h"
 
 #define STR2(x) #x
@@ -27,17 +28,36 @@
 
 static const char usage[] =
 	"usage: cloudfsd serve --data DIR [--listen HOST:PORT] [--threads N]\n"
+	"                      [--retention DURATION] [--gc-every DURATION]\n"
 	"Serves the data directory DIR (created if missing) in the foreground.\n"
 	"  --listen HOST:PORT  address to listen on (default " CFS_DEFAULT_HOST
 	":" STR(CFS_DEFAULT_PORT) "; port 0 picks a free port)\n"
 				  "  --threads N         HTTP worker threads (default 8)\n"
+				  "  --retention DURATION  how long superseded versions and deleted\n"
+				  "                      files are kept (30d, 12h, 15m, 10s; default 30d)\n"
+				  "  --gc-every DURATION how often garbage is collected (default 1h;\n"
+				  "                      0: never)\n"
 				  "Logs one line per request to stderr; SIGTERM or SIGINT stops it.\n";
 
 struct serve_opts {
 	const char *data_dir;
 	const char *listen;
 	unsigned threads;
+	int64_t retention_s, gc_every_s;
 };
+
+/* Parses a --retention or --gc-every value into *s. */
+static int duration_arg(const char *opt, const char *arg, int64_t *s,
+			int *status)
+{
+	if (gc_duration_parse(arg, s))
+		return 0;
+	fprintf(stderr,
+		"cloudfsd serve: %s must be a duration such as 30d, 12h, 15m or 10s, not '%s'\n",
+		opt, arg);
+	*status = EXIT_USAGE;
+	return -1;
+}
 
 static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 {
@@ -45,6 +65,8 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 		{ "data", required_argument, NULL, 'd' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "retention", required_argument, NULL, 'r' },
+		{ "gc-every", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -52,7 +74,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:t:r:g:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			o->data_dir = optarg;
@@ -69,6 +91,16 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 				*status = EXIT_USAGE;
 				return -1;
 			}
+			break;
+		case 'r':
+			if (duration_arg("--retention", optarg, &o->retention_s,
+					 status))
+				return -1;
+			break;
+		case 'g':
+			if (duration_arg("--gc-every", optarg, &o->gc_every_s,
+					 status))
+				return -1;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -91,9 +123,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 	return 0;
 }
 
-/* One server per data directory: the long polls of a second one would
- * never hear of the first one's commits. */
-static int lock_data_dir(const char *dir)
+int cmd_lock_data_dir(const char *dir)
 {
 	char path[PATH_MAX];
 	int fd;
@@ -110,9 +140,8 @@ static int lock_data_dir(const char *dir)
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		cfs_log_error("another cloudfsd is serving '%s' already", dir);
 		close(fd);
-		return -1;
+		return -2;
 	}
 	return fd;
 }
@@ -124,7 +153,9 @@ static void notify_longpoll(void *arg, int64_t ns)
 
 static int run(const struct serve_opts *o, const sigset_t *stop)
 {
-	struct api_ctx ctx = { 0 };
+	pthread_rwlock_t uploads = PTHREAD_RWLOCK_INITIALIZER;
+	struct api_ctx ctx = { .uploads = &uploads };
+	struct gc_daemon *gc = NULL;
 	struct http_server *http = NULL;
 	struct cfs_error err;
 	char bound[128];
@@ -153,11 +184,15 @@ static int run(const struct serve_opts *o, const sigset_t *stop)
 	}
 	cfs_log_info("cloudfsd %s serving '%s', listening on %s",
 		     CLOUDFS_VERSION, o->data_dir, bound);
+	if (o->gc_every_s && !(gc = gc_start(ctx.meta, ctx.blocks, &uploads,
+					     o->retention_s, o->gc_every_s)))
+		cfs_log_warn("cannot start garbage collection: no thread");
 	sigwait(stop, &sig);
 	cfs_log_info("stopping on %s", strsignal(sig));
 	http_quiesce(http);
 	longpoll_shutdown(ctx.longpoll);
 	http_stop(http);
+	gc_stop(gc);
 	status = 0;
 out:
 	longpoll_free(ctx.longpoll);
@@ -173,6 +208,8 @@ int cmd_serve(int argc, char **argv)
 	struct serve_opts o = {
 		.listen = CFS_DEFAULT_HOST ":" STR(CFS_DEFAULT_PORT),
 		.threads = 8,
+		.retention_s = GC_DEFAULT_RETENTION_S,
+		.gc_every_s = GC_DEFAULT_EVERY_S,
 	};
 	sigset_t stop;
 	int lock, status;
@@ -186,7 +223,10 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&stop, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	lock = lock_data_dir(o.data_dir);
+	lock = cmd_lock_data_dir(o.data_dir);
+	if (lock == -2)
+		cfs_log_error("another cloudfsd is serving '%s' already",
+			      o.data_dir);
 	if (lock < 0)
 		return 1;
 	status = run(&o, &stop);

@@ -15,8 +15,11 @@ static const char usage[] =
 	"\n"
 	"commands:\n"
 	"  serve --data DIR [--listen HOST:PORT] [--threads N]\n"
+	"        [--retention DURATION] [--gc-every DURATION]\n"
 	"                           serve in the foreground (default listen\n"
 	"                           address 127.0.0.1:8470)\n"
+	"  gc --data DIR [--retention DURATION]\n"
+	"                           collect garbage by hand, with a report\n"
 	"  useradd --data DIR NAME  create a user; print a new token\n"
 	"  token --data DIR NAME    print another token for a user\n"
 	"  revoke --data DIR TOKEN  revoke a token\n"
@@ -32,10 +35,9 @@ static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } commands[] = {
-	{ "serve", cmd_serve },
-	{ "useradd", cmd_useradd },
-	{ "token", cmd_token },
-	{ "revoke", cmd_revoke },
+	{ "serve", cmd_serve }, { "useradd", cmd_useradd },
+	{ "token", cmd_token }, { "revoke", cmd_revoke },
+	{ "gc", cmd_gc },
 };
 
 int main(int argc, char **argv)

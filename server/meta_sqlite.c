@@ -14,7 +14,7 @@
 #include "cloudfs/log.h"
 #include "meta_sqlite.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static const char schema[] =
 	"CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -60,6 +60,17 @@ static const char upgrade_2[] =
 	" prev_jid INTEGER NOT NULL, PRIMARY KEY(user_id, client, seq))"
 	" WITHOUT ROWID;"
 	"PRAGMA user_version = 2;";
+
+/* From version 2 to 3: when each journal row was committed and each block
+ * last uploaded, so that garbage collection keeps what retention covers
+ * (server/gc.h); what is there already counts from the upgrade. */
+static const char upgrade_3[] =
+	"ALTER TABLE journal ADD COLUMN at INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE journal SET at = strftime('%s', 'now');"
+	"ALTER TABLE blocks ADD COLUMN stored INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE blocks SET stored = strftime('%s', 'now');"
+	"CREATE INDEX journal_by_node ON journal(ns, node, jid);"
+	"PRAGMA user_version = 3;";
 
 void sq_changed(struct sq_conn *c, int64_t ns)
 {
@@ -140,6 +151,10 @@ static enum cfs_err schema_init(struct sq_conn *c, void *arg,
 	if (rc == CFS_OK && version == 1) {
 		rc = cfs_sql_script(&c->sql, upgrade_2, err);
 		version = 2;
+	}
+	if (rc == CFS_OK && version == 2) {
+		rc = cfs_sql_script(&c->sql, upgrade_3, err);
+		version = 3;
 	}
 	if (rc == CFS_OK && version != SCHEMA_VERSION)
 		rc = cfs_fail(
@@ -420,8 +435,10 @@ static enum cfs_err add_block(struct sq_conn *c, void *arg,
 
 	rc = cfs_sql_exec(
 		&c->sql,
-		"INSERT OR IGNORE INTO blocks(id, size) VALUES (?1, ?2)", err,
-		"bi", a->id->b, (size_t)CFS_BLOCK_ID_LEN, (int64_t)a->size);
+		"INSERT INTO blocks(id, size, stored) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT(id) DO UPDATE SET stored = excluded.stored",
+		err, "bii", a->id->b, (size_t)CFS_BLOCK_ID_LEN,
+		(int64_t)a->size, now_s());
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(
 			&c->sql,
@@ -487,6 +504,7 @@ static const struct meta_ops sq_ops = {
 	.leave = sq_leave,
 	.remove_member = sq_remove_member,
 	.members = sq_members,
+	.gc = sq_gc,
 };
 
 enum cfs_err meta_sqlite_open(const char *data_dir, meta_notify_fn notify,

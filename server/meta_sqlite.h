@@ -114,6 +114,10 @@ enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
 enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,
 			  char **path, struct cfs_error *err);
 
+/* meta_ops.gc (meta_sqlite_gc.c). */
+enum cfs_err sq_gc(struct meta *m, int64_t before, meta_block_fn fn, void *arg,
+		   struct meta_gc_tally *t, struct cfs_error *err);
+
 /* The head of namespace ns (no access check). */
 enum cfs_err sq_ns_head(struct sq_conn *c, int64_t ns, int64_t *head,
 			struct cfs_error *err);

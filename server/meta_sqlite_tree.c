@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cloudfs/path.h"
 #include "meta_sqlite.h"
@@ -148,13 +149,13 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 			&c->sql,
 			"INSERT INTO journal(ns, jid, node, parent, name,"
 			" kind, size, mtime_ns, mode, blocks, target,"
-			" mount_ns, author) VALUES (?1, ?2, ?3, ?4, ?5,"
-			" ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-			err, "iiiitiiiibtIi", ns, n->jid, n->node, n->parent,
+			" mount_ns, author, at) VALUES (?1, ?2, ?3, ?4, ?5,"
+			" ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+			err, "iiiitiiiibtIii", ns, n->jid, n->node, n->parent,
 			n->name, (int64_t)n->kind, (int64_t)n->size,
 			n->mtime_ns, (int64_t)n->mode,
 			(const void *)n->blocks.ids, blocks_len, n->target,
-			n->mount_ns, author);
+			n->mount_ns, author, (int64_t)time(NULL));
 	/* An upsert by key only: a clash on (ns, parent, name) must fail,
 	 * never silently replace another node. */
 	if (rc == CFS_OK)

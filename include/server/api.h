@@ -7,6 +7,8 @@
 #ifndef SERVER_API_H
 #define SERVER_API_H
 
+#include <pthread.h>
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,6 +24,10 @@ struct api_ctx {
 	struct meta *meta;
 	struct blockstore *blocks;
 	struct longpoll *longpoll;
+	/* Held (read) by an upload from storing a block's bytes to recording
+	 * them; garbage collection holds it (write) while it removes bytes
+	 * (server/gc.h). */
+	pthread_rwlock_t *uploads;
 };
 
 /* A block upload as it streams in (PUT /block/ID). */

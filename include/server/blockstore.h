@@ -42,6 +42,9 @@ struct blockstore_ops {
 	 */
 	int (*open)(struct blockstore *bs, const struct cfs_block_id *id,
 		    int *fd, uint64_t *size);
+	/* Removes block id's bytes (garbage collection, server/gc.h); a
+	 * block the store lacks is no error.  0 or a negative errno. */
+	int (*remove)(struct blockstore *bs, const struct cfs_block_id *id);
 };
 
 struct blockstore {

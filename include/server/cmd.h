@@ -15,5 +15,12 @@ int cmd_serve(int argc, char **argv);
 int cmd_useradd(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+
+/* One server per data directory, made if missing (the long polls of a
+ * second one would never hear of the first one's commits): a descriptor
+ * holding its lock, -2 when another process holds it, -1 on an error
+ * (logged). */
+int cmd_lock_data_dir(const char *dir);
 
 #endif

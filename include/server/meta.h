@@ -126,6 +126,15 @@ struct meta_member {
 	bool owner;
 };
 
+/* What a garbage collection did and found (meta_ops.gc). */
+struct meta_gc_tally {
+	uint64_t journal_rows;		  /* compacted: dropped */
+	uint64_t blocks, bytes;		  /* forgotten: their bytes may go */
+	uint64_t live_blocks, live_bytes; /* kept: listed, or uploaded lately */
+};
+
+typedef void (*meta_block_fn)(void *arg, const struct cfs_block_id *id);
+
 struct meta;
 
 /* Callbacks that hand results over one at a time; an error they return
@@ -241,6 +250,20 @@ struct meta_ops {
 	enum cfs_err (*members)(struct meta *m, const struct meta_user *user,
 				int64_t ns, meta_member_fn fn, void *arg,
 				struct cfs_error *err);
+
+	/*
+	 * Garbage collection, in one transaction: drops the journal rows
+	 * superseded before `before` (unix seconds; a node's current row
+	 * stays, and so does the row of its delete), then forgets each block
+	 * no node and no journal row left lists, and that was last uploaded
+	 * before `before`, telling fn of it.  A commit after this one finds
+	 * the block missing and asks for it again.  Its bytes may be removed
+	 * once this returned CFS_OK (never before: the transaction may still
+	 * fail), but not while an upload of it may be in flight (server/gc.h).
+	 */
+	enum cfs_err (*gc)(struct meta *m, int64_t before, meta_block_fn fn,
+			   void *arg, struct meta_gc_tally *t,
+			   struct cfs_error *err);
 };
 
 struct meta {

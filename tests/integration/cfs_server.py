@@ -289,15 +289,20 @@ class Server:
         self.proc = None
         self.url = None
         self.runs = 0
+        self.options = []
 
-    def start(self, listen="127.0.0.1:0"):
+    def start(self, listen="127.0.0.1:0", options=None):
+        """Starts (again) with OPTIONS, extra arguments of serve (kept
+        for later starts)."""
+        if options is not None:
+            self.options = list(options)
         self.runs += 1
         self.log = open(self.log_path, "a")
         self.log.write(f"--- run {self.runs}\n")
         self.log.flush()
         start = os.path.getsize(self.log_path)
         self.proc = subprocess.Popen(
-            [CLOUDFSD, "serve", "--data", self.data_dir, "--listen", listen],
+            [CLOUDFSD, "serve", "--data", self.data_dir, "--listen", listen, *self.options],
             stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

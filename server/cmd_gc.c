@@ -1,0 +1,126 @@
+/*
+ * cloudfsd gc: garbage collection by hand (server/gc.h), with a report.
+ * The server collects by itself (serve --gc-every); this is for a data
+ * directory no server runs on, so it takes the server's lock.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cloudfs/log.h"
+#include "server/cmd.h"
+#include "server/gc.h"
+
+static const char usage[] =
+	"usage: cloudfsd gc --data DIR [--retention DURATION]\n"
+	"Collects the garbage of the data directory DIR, which no server may\n"
+	"be serving: journal rows superseded longer ago than the retention\n"
+	"period, and the bytes of blocks nothing within it lists.\n"
+	"  --retention DURATION  30d, 12h, 15m, 10s (default 30d)\n"
+	"Prints what it dropped and kept.\n";
+
+static int parse_args(int argc, char **argv, const char **data_dir,
+		      int64_t *retention_s, int *status)
+{
+	static const struct option opts[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "retention", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "d:r:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			*data_dir = optarg;
+			break;
+		case 'r':
+			if (gc_duration_parse(optarg, retention_s))
+				break;
+			fprintf(stderr,
+				"cloudfsd gc: --retention must be a duration such as 30d, 12h, 15m or 10s, not '%s'\n",
+				optarg);
+			*status = EXIT_USAGE;
+			return -1;
+		case 'h':
+			fputs(usage, stdout);
+			*status = 0;
+			return -1;
+		default:
+			fputs(usage, stderr);
+			*status = EXIT_USAGE;
+			return -1;
+		}
+	}
+	if (!*data_dir || optind != argc) {
+		fprintf(stderr, "cloudfsd gc: %s\n%s",
+			!*data_dir ? "--data DIR is required"
+				   : "unexpected operand",
+			usage);
+		*status = EXIT_USAGE;
+		return -1;
+	}
+	return 0;
+}
+
+static int collect(const char *data_dir, int64_t retention_s)
+{
+	struct meta *m = NULL;
+	struct blockstore *bs = NULL;
+	struct gc_report r;
+	struct cfs_error err;
+	int status = 1, e;
+
+	if (meta_sqlite_open(data_dir, NULL, NULL, &m, &err)) {
+		cfs_log_error("%s", err.msg);
+		return 1;
+	}
+	e = blockstore_dir_open(data_dir, &bs);
+	if (e)
+		cfs_log_error("cannot open the block store in '%s': %s",
+			      data_dir, strerror(-e));
+	else if (gc_run(m, bs, NULL, retention_s, &r, &err))
+		cfs_log_error("gc of '%s' failed: %s", data_dir, err.msg);
+	else
+		status = r.remove_failed ? 1 : 0;
+	if (!e && status == 0)
+		printf("journal rows compacted: %llu\n"
+		       "blocks dropped: %llu (%llu bytes)\n"
+		       "blocks kept: %llu (%llu bytes)\n",
+		       (unsigned long long)r.t.journal_rows,
+		       (unsigned long long)r.removed,
+		       (unsigned long long)r.t.bytes,
+		       (unsigned long long)r.t.live_blocks,
+		       (unsigned long long)r.t.live_bytes);
+	if (bs)
+		bs->ops->close(bs);
+	m->ops->close(m);
+	return status;
+}
+
+int cmd_gc(int argc, char **argv)
+{
+	const char *data_dir = NULL;
+	int64_t retention_s = GC_DEFAULT_RETENTION_S;
+	int status, lock;
+
+	if (parse_args(argc, argv, &data_dir, &retention_s, &status))
+		return status;
+	if (access(data_dir, F_OK)) {
+		cfs_log_error("no data directory '%s'", data_dir);
+		return 1;
+	}
+	lock = cmd_lock_data_dir(data_dir);
+	if (lock == -2)
+		cfs_log_error(
+			"a cloudfsd serves '%s': it collects garbage itself (serve --gc-every); stop it to collect by hand",
+			data_dir);
+	if (lock < 0)
+		return 1;
+	status = collect(data_dir, retention_s);
+	close(lock);
+	return status;
+}
