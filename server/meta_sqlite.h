@@ -25,8 +25,9 @@
  *     JID is taken from it inside the transaction that writes its row.
  *  2. nodes holds, per node, the columns of its newest journal row, except
  *     that the descendants of a deleted (or shared-away) directory are
- *     marked deleted there without a row of their own: the directory's row
- *     tells clients to drop the whole subtree.
+ *     marked deleted there with the JID they had: their delete rows in the
+ *     journal (for history and garbage collection) are not listed, since
+ *     the directory's row tells clients to drop the whole subtree.
  *  3. Among live nodes, (ns, parent, name) is unique; node 0 is the root.
  *  4. A user is a member of their root namespace (mount_node NULL) and of
  *     each shared namespace mounted by a MOUNT node of their root.
@@ -151,8 +152,13 @@ enum cfs_err sq_subtree_mounts(struct sq_conn *c, int64_t ns, int64_t node,
 			       int64_t **mounts, size_t *n,
 			       struct cfs_error *err);
 
-/* Marks node's live descendants deleted (invariant 2) and unmounts the
- * shared folders among them for user. */
+/* Marks node's live descendants deleted (invariant 2), each with a delete
+ * row in the journal, and unmounts the shared folders among them for
+ * user. */
+/* Appends n's delete to the journal (n's blocks and target dropped). */
+enum cfs_err sq_tombstone(struct sq_conn *c, int64_t author, int64_t ns,
+			  struct sq_node *n, struct cfs_error *err);
+
 enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
 			     int64_t ns, int64_t node, struct cfs_error *err);
 

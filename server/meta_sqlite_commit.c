@@ -226,17 +226,6 @@ static enum cfs_err has_children(struct sq_conn *c, int64_t ns, int64_t node,
 }
 
 /* Turns n into its own tombstone and appends it. */
-static enum cfs_err tombstone(struct sq_conn *c, const struct meta_user *u,
-			      int64_t ns, struct sq_node *n,
-			      struct cfs_error *err)
-{
-	sq_node_release(n);
-	n->kind = CFS_KIND_DELETED;
-	n->size = 0;
-	n->mount_ns = 0;
-	return sq_journal_put(c, ns, u->id, n, err);
-}
-
 /*
  * Resolves op->path for a delete or a move: it must exist, and be at
  * op->base_jid when one is given.  CFS_ERR_CONFLICT when it is not, with
@@ -326,7 +315,7 @@ static enum cfs_err op_delete(struct sq_conn *c, const struct meta_user *u,
 		rc = sq_unmount(c, u->id, r.node.mount_ns, err);
 	}
 	if (rc == CFS_OK)
-		rc = tombstone(c, u, ns, &r.node, err);
+		rc = sq_tombstone(c, u->id, ns, &r.node, err);
 	if (rc == CFS_OK)
 		committed(res, &r.node);
 	sq_node_release(&r.node);
@@ -443,7 +432,7 @@ static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
 	if (rc == CFS_OK && dst.exists)
 		rc = check_replace(c, ns, op, &src.node, &dst.node, err);
 	if (rc == CFS_OK && dst.exists)
-		rc = tombstone(c, u, ns, &dst.node, err);
+		rc = sq_tombstone(c, u->id, ns, &dst.node, err);
 	if (rc)
 		goto out;
 	res->prev_jid = src.node.jid;

@@ -34,13 +34,13 @@ static enum cfs_err compact(struct sq_conn *c, const struct gc_args *a,
 	return rc;
 }
 
-/* Marks: every block a node or a journal row lists. */
+/* Marks: every block a live file or a journal row of a file lists. */
 static enum cfs_err listed(struct sq_conn *c, struct cfs_blockset *live,
 			   struct cfs_error *err)
 {
 	static const char *const sql[] = {
-		"SELECT blocks FROM nodes WHERE blocks IS NOT NULL",
-		"SELECT blocks FROM journal WHERE blocks IS NOT NULL",
+		"SELECT blocks FROM nodes WHERE kind = 1 AND blocks IS NOT NULL",
+		"SELECT blocks FROM journal WHERE kind = 1 AND blocks IS NOT NULL",
 	};
 	enum cfs_err rc = CFS_OK;
 

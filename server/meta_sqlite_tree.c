@@ -137,13 +137,13 @@ static enum cfs_err next_jid(struct sq_conn *c, int64_t ns, int64_t *jid,
 			  ns, jid, err);
 }
 
-enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
-			    struct sq_node *n, struct cfs_error *err)
+/* The journal row of n's new state, with a new JID (n->jid). */
+static enum cfs_err journal_append(struct sq_conn *c, int64_t ns,
+				   int64_t author, struct sq_node *n,
+				   struct cfs_error *err)
 {
-	size_t blocks_len = n->blocks.n * CFS_BLOCK_ID_LEN;
-	enum cfs_err rc;
+	enum cfs_err rc = next_jid(c, ns, &n->jid, err);
 
-	rc = next_jid(c, ns, &n->jid, err);
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(
 			&c->sql,
@@ -154,8 +154,18 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 			err, "iiiitiiiibtIii", ns, n->jid, n->node, n->parent,
 			n->name, (int64_t)n->kind, (int64_t)n->size,
 			n->mtime_ns, (int64_t)n->mode,
-			(const void *)n->blocks.ids, blocks_len, n->target,
-			n->mount_ns, author, (int64_t)time(NULL));
+			(const void *)n->blocks.ids,
+			n->blocks.n * CFS_BLOCK_ID_LEN, n->target, n->mount_ns,
+			author, (int64_t)time(NULL));
+	return rc;
+}
+
+enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
+			    struct sq_node *n, struct cfs_error *err)
+{
+	size_t blocks_len = n->blocks.n * CFS_BLOCK_ID_LEN;
+	enum cfs_err rc = journal_append(c, ns, author, n, err);
+
 	/* An upsert by key only: a clash on (ns, parent, name) must fail,
 	 * never silently replace another node. */
 	if (rc == CFS_OK)
@@ -341,8 +351,8 @@ enum cfs_err sq_subtree_mounts(struct sq_conn *c, int64_t ns, int64_t node,
 enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
 			     int64_t ns, int64_t node, struct cfs_error *err)
 {
-	int64_t *mounts;
-	size_t n_mounts;
+	int64_t *mounts, *ids = NULL;
+	size_t n_mounts, n = 0;
 	enum cfs_err rc;
 
 	rc = sq_subtree_mounts(c, ns, node, &mounts, &n_mounts, err);
@@ -350,12 +360,40 @@ enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
 		rc = sq_unmount(c, user->id, mounts[i], err);
 	free(mounts);
 	if (rc == CFS_OK)
+		rc = sq_descendants(c, ns, node, &ids, &n, err);
+	/* A journal row each, so that a file's history ends with its delete
+	 * and the versions before it are garbage once retention has passed;
+	 * but not in nodes, whose rows keep their JIDs (invariant 2). */
+	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+		struct sq_node d;
+
+		rc = sq_node_get(c, ns, ids[i], &d, err);
+		if (rc)
+			break;
+		sq_node_release(&d);
+		d.kind = CFS_KIND_DELETED;
+		d.size = 0;
+		d.mount_ns = 0;
+		rc = journal_append(c, ns, user->id, &d, err);
+	}
+	free(ids);
+	if (rc == CFS_OK)
 		rc = cfs_sql_exec(
 			&c->sql,
 			"UPDATE nodes SET kind = 0 WHERE ns = ?1 AND node"
 			" IN (" SQ_SUBTREE_CTE "SELECT node FROM sub)",
 			err, "ii", ns, node);
 	return rc;
+}
+
+enum cfs_err sq_tombstone(struct sq_conn *c, int64_t author, int64_t ns,
+			  struct sq_node *n, struct cfs_error *err)
+{
+	sq_node_release(n);
+	n->kind = CFS_KIND_DELETED;
+	n->size = 0;
+	n->mount_ns = 0;
+	return sq_journal_put(c, ns, author, n, err);
 }
 
 enum cfs_err sq_ns_head(struct sq_conn *c, int64_t ns, int64_t *head,

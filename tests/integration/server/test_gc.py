@@ -52,20 +52,25 @@ def test_gc_keeps_what_retention_covers_and_drops_the_rest(server, alice):
     alice.write_file(ns, "doc", new, base_jid=jid)
     alice.write_file(ns, "gone", gone)
     alice.commit_ok(ns, {"op": "delete", "path": "gone"})
+    # A file deleted with its folder has its own delete in the journal.
+    inner = os.urandom(8000)
+    alice.commit_ok(ns, {"op": "dir", "path": "dir"})
+    alice.write_file(ns, "dir/inner", inner)
+    alice.commit_ok(ns, {"op": "delete", "path": "dir", "recursive": True})
     server.stop()
     rows = journal_rows(server)
 
     kept = gc(server, "1h")
     assert kept["journal rows compacted"] == [0] and kept["blocks dropped"] == [0, 0]
-    assert ids(old) | ids(new) | ids(gone) <= stored_blocks(server)
+    assert ids(old) | ids(new) | ids(gone) | ids(inner) <= stored_blocks(server)
 
     time.sleep(1.1)  # superseded a second ago and more: past a retention of 0
     dropped = gc(server, "0")
-    # The first version of doc is compacted; gone's delete stays, as does
-    # its file row's successor chain end (the delete row itself).
-    assert dropped["journal rows compacted"] == [2]
-    assert journal_rows(server) == rows - 2
-    assert dropped["blocks dropped"] == [2, len(old) + len(gone)]
+    # Compacted: doc's first version, and the last versions of gone, dir
+    # and dir/inner before their deletes; the deletes stay.
+    assert dropped["journal rows compacted"] == [4]
+    assert journal_rows(server) == rows - 4
+    assert dropped["blocks dropped"] == [3, len(old) + len(gone) + len(inner)]
     assert stored_blocks(server) == ids(new)
     assert gc(server, "0")["blocks dropped"] == [0, 0]
 
