@@ -79,14 +79,19 @@ enum cfs_err api_namespaces(struct api_req *req, struct api_resp *resp,
 static json_t *entry_json(const struct meta_entry *e)
 {
 	json_t *o =
-		json_pack("{s:I, s:I, s:s, s:s, s:s, s:I}", "node",
+		json_pack("{s:I, s:I, s:s, s:s*, s:s, s:I}", "node",
 			  (json_int_t)e->node, "parent", (json_int_t)e->parent,
 			  "name", e->name, "path", e->path, "kind",
 			  cfs_kind_name(e->kind), "jid", (json_int_t)e->jid);
 	int rc = 0;
 
+	if (o && e->at) /* a version in a history */
+		rc |= json_object_set_new(o, "at", json_integer(e->at)) |
+		      json_object_set_new(o, "author", json_string(e->author));
+	if (o && e->before)
+		rc |= json_object_set_new(o, "before", json_integer(e->before));
 	if (!o || e->kind == CFS_KIND_DELETED)
-		return o;
+		return rc ? (json_decref(o), NULL) : o;
 	rc |= json_object_set_new(o, "size", json_integer((json_int_t)e->size));
 	rc |= json_object_set_new(o, "mtime_ns", json_integer(e->mtime_ns));
 	rc |= json_object_set_new(o, "mode", json_integer(e->mode));
@@ -138,7 +143,7 @@ enum cfs_err api_list(struct api_req *req, struct api_resp *resp,
 {
 	struct meta *m = req->ctx->meta;
 	struct meta_page page;
-	int64_t cursor, limit;
+	int64_t cursor, limit, as_of, at;
 	json_t *entries;
 	enum cfs_err rc;
 
@@ -146,13 +151,26 @@ enum cfs_err api_list(struct api_req *req, struct api_resp *resp,
 	if (rc == CFS_OK)
 		rc = query_int(req, "limit", 1, CFS_LIST_MAX_LIMIT,
 			       CFS_LIST_DEFAULT_LIMIT, &limit, err);
+	if (rc == CFS_OK)
+		rc = query_int(req, "as_of", 0, INT64_MAX, -1, &as_of, err);
+	if (rc == CFS_OK)
+		rc = query_int(req, "at", 1, INT64_MAX, 0, &at, err);
+	if (rc == CFS_OK && as_of >= 0 && at)
+		rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
+			      "give 'as_of' or 'at', not both");
 	if (rc)
 		return rc;
 	entries = json_array();
 	if (!entries)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	rc = m->ops->list(m, req->user, req->ns, cursor, (unsigned)limit,
-			  append_entry, entries, &page, err);
+	if (as_of >= 0 || at)
+		rc = m->ops->list_as_of(m, req->user, req->ns, as_of, at,
+					cursor, (unsigned)limit, append_entry,
+					entries, &page, err);
+	else
+		rc = m->ops->list(m, req->user, req->ns, cursor,
+				  (unsigned)limit, append_entry, entries, &page,
+				  err);
 	if (rc) {
 		json_decref(entries);
 		return rc;
@@ -162,6 +180,36 @@ enum cfs_err api_list(struct api_req *req, struct api_resp *resp,
 				   (json_int_t)req->ns, "entries", entries,
 				   "cursor", (json_int_t)page.cursor, "head",
 				   (json_int_t)page.head, "more", page.more),
+			 err);
+}
+
+enum cfs_err api_history(struct api_req *req, struct api_resp *resp,
+			 struct cfs_error *err)
+{
+	struct meta *m = req->ctx->meta;
+	const char *path = http_query(req, "path");
+	json_t *versions;
+	enum cfs_err rc;
+
+	if (!path)
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"query argument 'path' is required");
+	rc = cfs_path_check(path, strlen(path), false, "query argument 'path'",
+			    err);
+	if (rc)
+		return rc;
+	versions = json_array();
+	if (!versions)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	rc = m->ops->history(m, req->user, req->ns, path, append_entry,
+			     versions, err);
+	if (rc) {
+		json_decref(versions);
+		return rc;
+	}
+	return api_reply(resp,
+			 json_pack("{s:I, s:s, s:o}", "ns", (json_int_t)req->ns,
+				   "path", path, "versions", versions),
 			 err);
 }
 

@@ -63,13 +63,16 @@ static const char upgrade_2[] =
 
 /* From version 2 to 3: when each journal row was committed and each block
  * last uploaded, so that garbage collection keeps what retention covers
- * (server/gc.h); what is there already counts from the upgrade. */
+ * (server/gc.h), what is there already counting from the upgrade; and
+ * the time before which it may have compacted the journal. */
 static const char upgrade_3[] =
 	"ALTER TABLE journal ADD COLUMN at INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE journal SET at = strftime('%s', 'now');"
 	"ALTER TABLE blocks ADD COLUMN stored INTEGER NOT NULL DEFAULT 0;"
 	"UPDATE blocks SET stored = strftime('%s', 'now');"
 	"CREATE INDEX journal_by_node ON journal(ns, node, jid);"
+	"CREATE TABLE gc_horizon(at INTEGER NOT NULL);"
+	"INSERT INTO gc_horizon VALUES (0);"
 	"PRAGMA user_version = 3;";
 
 void sq_changed(struct sq_conn *c, int64_t ns)
@@ -504,6 +507,8 @@ static const struct meta_ops sq_ops = {
 	.leave = sq_leave,
 	.remove_member = sq_remove_member,
 	.members = sq_members,
+	.history = sq_history,
+	.list_as_of = sq_list_as_of,
 	.gc = sq_gc,
 };
 

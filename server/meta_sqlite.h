@@ -19,6 +19,8 @@
  *	answers(user_id, client, seq, jid, node, prev_jid)
  *	                                 committed operations a client
  *	                                 numbered, until it lets them go
+ *	gc_horizon(at)                   rows superseded before it may be
+ *	                                 gone (garbage collection)
  *
  * Invariants:
  *  1. namespaces.head is the largest JID of the namespace's journal, and a
@@ -99,6 +101,15 @@ struct sq_node {
 
 void sq_node_release(struct sq_node *n);
 
+/* The columns a node's state is read from, of nodes or of journal. */
+#define SQ_NODE_COLS                                                      \
+	"node, parent, name, kind, size, mtime_ns, mode, blocks, target," \
+	" mount_ns, jid"
+
+/* The node state of a row selected with SQ_NODE_COLS first. */
+enum cfs_err sq_node_from_row(sqlite3_stmt *st, struct sq_node *n,
+			      struct cfs_error *err);
+
 /* Nodes and the journal (meta_sqlite_tree.c). */
 enum cfs_err sq_node_get(struct sq_conn *c, int64_t ns, int64_t node,
 			 struct sq_node *n, struct cfs_error *err);
@@ -114,6 +125,16 @@ enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
 /* The current path of node (malloc'd; "" for the root). */
 enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,
 			  char **path, struct cfs_error *err);
+
+/* meta_ops.history and list_as_of (meta_sqlite_history.c). */
+enum cfs_err sq_history(struct meta *m, const struct meta_user *user,
+			int64_t ns, const char *path, meta_entry_fn fn,
+			void *arg, struct cfs_error *err);
+enum cfs_err sq_list_as_of(struct meta *m, const struct meta_user *user,
+			   int64_t ns, int64_t as_of, int64_t at,
+			   int64_t cursor, unsigned limit, meta_entry_fn fn,
+			   void *arg, struct meta_page *page,
+			   struct cfs_error *err);
 
 /* meta_ops.gc (meta_sqlite_gc.c). */
 enum cfs_err sq_gc(struct meta *m, int64_t before, meta_block_fn fn, void *arg,

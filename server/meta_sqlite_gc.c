@@ -31,6 +31,11 @@ static enum cfs_err compact(struct sq_conn *c, const struct gc_args *a,
 
 	if (rc == CFS_OK)
 		a->t->journal_rows = (uint64_t)sqlite3_changes(c->sql.db);
+	/* States from before it may lack rows now (meta_ops.list_as_of). */
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(&c->sql,
+				  "UPDATE gc_horizon SET at = max(at, ?1)", err,
+				  "i", a->before);
 	return rc;
 }
 

@@ -11,10 +11,6 @@
 #include "cloudfs/path.h"
 #include "meta_sqlite.h"
 
-#define NODE_COLS                                                         \
-	"node, parent, name, kind, size, mtime_ns, mode, blocks, target," \
-	" mount_ns, jid"
-
 void sq_node_release(struct sq_node *n)
 {
 	cfs_blocklist_release(&n->blocks);
@@ -22,8 +18,8 @@ void sq_node_release(struct sq_node *n)
 	n->target = NULL;
 }
 
-static enum cfs_err node_from_row(sqlite3_stmt *st, struct sq_node *n,
-				  struct cfs_error *err)
+enum cfs_err sq_node_from_row(sqlite3_stmt *st, struct sq_node *n,
+			      struct cfs_error *err)
 {
 	const void *blocks = sqlite3_column_blob(st, 7);
 	const char *target = (const char *)sqlite3_column_text(st, 8);
@@ -52,7 +48,7 @@ static enum cfs_err node_from_row(sqlite3_stmt *st, struct sq_node *n,
 	return CFS_OK;
 }
 
-/* Steps a statement that selects NODE_COLS: NOT_FOUND when no row. */
+/* Steps a statement that selects SQ_NODE_COLS: NOT_FOUND when no row. */
 static enum cfs_err node_step(struct sq_conn *c, sqlite3_stmt *st,
 			      struct sq_node *n, struct cfs_error *err)
 {
@@ -66,7 +62,7 @@ static enum cfs_err node_step(struct sq_conn *c, sqlite3_stmt *st,
 		return rc;
 	if (!row)
 		return CFS_ERR_NOT_FOUND; /* callers word the message */
-	return node_from_row(st, n, err);
+	return sq_node_from_row(st, n, err);
 }
 
 enum cfs_err sq_node_get(struct sq_conn *c, int64_t ns, int64_t node,
@@ -75,7 +71,7 @@ enum cfs_err sq_node_get(struct sq_conn *c, int64_t ns, int64_t node,
 	enum cfs_err rc =
 		node_step(c,
 			  cfs_sql_stmt(&c->sql,
-				       "SELECT " NODE_COLS " FROM nodes"
+				       "SELECT " SQ_NODE_COLS " FROM nodes"
 				       " WHERE ns = ?1 AND node = ?2",
 				       err, "ii", ns, node),
 			  n, err);
@@ -93,7 +89,7 @@ enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
 	enum cfs_err rc = node_step(
 		c,
 		cfs_sql_stmt(&c->sql,
-			     "SELECT " NODE_COLS " FROM nodes WHERE ns = ?1"
+			     "SELECT " SQ_NODE_COLS " FROM nodes WHERE ns = ?1"
 			     " AND parent = ?2 AND name = ?3 AND kind != 0",
 			     err, "iis", ns, parent, name, len),
 		n, err);
@@ -541,7 +537,7 @@ static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
 {
 	sqlite3_stmt *st =
 		cfs_sql_stmt(&c->sql,
-			     "SELECT " NODE_COLS " FROM nodes"
+			     "SELECT " SQ_NODE_COLS " FROM nodes"
 			     " WHERE ns = ?1 AND jid > ?2"
 			     " AND (?2 > 0 OR kind != 0)"
 			     " ORDER BY jid LIMIT ?3",
@@ -562,7 +558,7 @@ static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
 			page->more = true;
 			break;
 		}
-		rc = node_from_row(st, &n, err);
+		rc = sq_node_from_row(st, &n, err);
 		if (rc)
 			break;
 		rc = entry_path(c, ns, &memo, &n, &path, err);

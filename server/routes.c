@@ -17,6 +17,7 @@ static const struct route routes[] = {
 	  .public = true },
 	ROUTE("GET", "/meta/namespaces", api_namespaces, ROUTE_BODY_NONE),
 	ROUTE("GET", "/meta/ns/{ns}/list", api_list, ROUTE_BODY_NONE),
+	ROUTE("GET", "/meta/ns/{ns}/history", api_history, ROUTE_BODY_NONE),
 	ROUTE("POST", "/meta/ns/{ns}/commit", api_commit, ROUTE_BODY_JSON),
 	ROUTE("POST", "/meta/ns/{ns}/share", api_share, ROUTE_BODY_JSON),
 	ROUTE("GET", "/meta/ns/{ns}/members", api_members, ROUTE_BODY_NONE),

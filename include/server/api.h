@@ -69,6 +69,8 @@ enum cfs_err api_health(struct api_req *, struct api_resp *,
 enum cfs_err api_namespaces(struct api_req *, struct api_resp *,
 			    struct cfs_error *);
 enum cfs_err api_list(struct api_req *, struct api_resp *, struct cfs_error *);
+enum cfs_err api_history(struct api_req *, struct api_resp *,
+			 struct cfs_error *);
 enum cfs_err api_commit(struct api_req *, struct api_resp *,
 			struct cfs_error *);
 

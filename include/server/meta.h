@@ -47,6 +47,10 @@ struct meta_entry {
 	struct cfs_blocklist blocks; /* files */
 	const char *target;	     /* symlinks */
 	int64_t mount_ns;	     /* mounts */
+	/* History only (meta_ops.history): */
+	int64_t at;	    /* when the row was committed (unix seconds) */
+	const char *author; /* who committed it */
+	int64_t before;	    /* a folder's delete: the JID before its batch */
 };
 
 /* One namespace a user can read, for meta_ops.namespaces. */
@@ -251,6 +255,29 @@ struct meta_ops {
 				int64_t ns, meta_member_fn fn, void *arg,
 				struct cfs_error *err);
 
+	/*
+	 * The versions of the node at path in ns, newest first: the node
+	 * there now, else the last one deleted there (its folders must be
+	 * there).  Each is a journal row retention kept, with its time and
+	 * author; the path is the one asked for.  NOT_FOUND when no node
+	 * ever was there.
+	 */
+	enum cfs_err (*history)(struct meta *m, const struct meta_user *user,
+				int64_t ns, const char *path, meta_entry_fn fn,
+				void *arg, struct cfs_error *err);
+	/*
+	 * Like list from cursor 0, of the namespace as it was at JID as_of
+	 * (or, when at > 0, at the last JID committed at or before that unix
+	 * second): the live nodes' rows of then, without their paths (the
+	 * parents and names of then give them).  page->head is that JID.
+	 * NOT_FOUND when garbage collection took rows that state needs.
+	 */
+	enum cfs_err (*list_as_of)(struct meta *m, const struct meta_user *user,
+				   int64_t ns, int64_t as_of, int64_t at,
+				   int64_t cursor, unsigned limit,
+				   meta_entry_fn fn, void *arg,
+				   struct meta_page *page,
+				   struct cfs_error *err);
 	/*
 	 * Garbage collection, in one transaction: drops the journal rows
 	 * superseded before `before` (unix seconds; a node's current row
