@@ -196,15 +196,31 @@ static void *keeper_thread(void *arg)
 	return NULL;
 }
 
+/* The default floor: enough to keep the disk usable, little enough not
+ * to refuse writes on a small one. */
+static uint64_t default_floor(const struct cache *c)
+{
+	struct statvfs v;
+	uint64_t size;
+
+	if (fstatvfs(c->dirfd, &v))
+		return 0;
+	size = (uint64_t)v.f_blocks * v.f_frsize;
+	return size / 20 < (1ULL << 30) ? size / 20 : 1ULL << 30;
+}
+
 struct keeper *keeper_start(struct cache *c, uint64_t limit, uint64_t min_free)
 {
 	struct keeper *k = calloc(1, sizeof(*k));
 
 	if (!k)
 		return NULL;
-	*k = (struct keeper){ .cache = c,
-			      .limit = limit,
-			      .min_free = min_free };
+	*k = (struct keeper){
+		.cache = c,
+		.limit = limit,
+		.min_free = min_free == KEEPER_FLOOR_DEFAULT ? default_floor(c)
+							     : min_free,
+	};
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_cond_init(&k->wake, NULL);
 	pthread_cond_init(&k->room, NULL);

@@ -40,10 +40,9 @@
 #include "fs/session.h"
 #include "fs/upload.h"
 
-#define EXIT_USAGE	       2
-#define DEFAULT_CACHE_SIZE     (10ULL << 30)
-#define DEFAULT_CACHE_MIN_FREE (1ULL << 30)
-#define TOKEN_MAX	       256
+#define EXIT_USAGE	   2
+#define DEFAULT_CACHE_SIZE (10ULL << 30)
+#define TOKEN_MAX	   256
 
 static const char usage[] =
 	"usage: mount.cloudfs URL MOUNTPOINT [-f] [-d] [-s] [-o OPTION[,OPTION...]]\n"
@@ -65,7 +64,7 @@ static const char usage[] =
 	"                      the cache keeps, as 512M, 10G... (default 10G;\n"
 	"                      0: no limit)\n"
 	"  -o cache_min_free=SIZE  bytes kept free on the cache's disk\n"
-	"                      (default 1G; 0: no floor)\n"
+	"                      (default 5% of the disk, at most 1G; 0: none)\n"
 	"  -o ca=FILE          CA certificates to verify an https server with\n"
 	"  -o log=FILE         log file once daemonized (default\n"
 	"                      CACHE/mount.log)\n"
@@ -547,7 +546,7 @@ static int run(struct cli *c, struct fuse_args *args)
 			.parallel = c->parallel,
 			.settle_ms = (unsigned)(c->settle * 1000),
 			.cache_size = DEFAULT_CACHE_SIZE,
-			.cache_min_free = DEFAULT_CACHE_MIN_FREE,
+			.cache_min_free = KEEPER_FLOOR_DEFAULT,
 		},
 		.uid = getuid(),
 		.gid = getgid(),

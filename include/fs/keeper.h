@@ -22,11 +22,14 @@
 
 #define KEEPER_WAIT_S 30
 
+/* min_free for the default floor: 5% of the disk, at most 1 GiB. */
+#define KEEPER_FLOOR_DEFAULT UINT64_MAX
+
 struct keeper;
 
 /* Starts the keeper of cache c: at most limit bytes of blocks and files
  * being written (0: no limit), at least min_free bytes free on its disk
- * (0: no floor).  NULL when the thread cannot start. */
+ * (0: no floor; KEEPER_FLOOR_DEFAULT).  NULL when the thread cannot start. */
 struct keeper *keeper_start(struct cache *c, uint64_t limit, uint64_t min_free);
 void keeper_stop(struct keeper *k);
 
