@@ -339,6 +339,38 @@ enum cfs_err rows_ns_path(struct cfs_sql *db, const struct mirror_entry *e,
 	return path_of(db, e, true, path, err);
 }
 
+enum cfs_err mirror_address(struct cfs_sql *db, const struct mirror_entry *e,
+			    const char *name, int64_t *ns, char **path,
+			    struct cfs_error *err)
+{
+	char *base = NULL;
+	enum cfs_err rc = CFS_OK;
+
+	*path = NULL;
+	*ns = e->ns;
+	if (name && e->kind == CFS_KIND_MOUNT) {
+		*ns = e->mount_ns;
+		base = strdup("");
+	} else if (name && e->kind != CFS_KIND_DIR) {
+		return cfs_fail(err, CFS_ERR_NOT_DIR, "'%s' is not a folder",
+				e->name);
+	} else {
+		rc = rows_ns_path(db, e, &base, err);
+	}
+	if (rc == CFS_OK && base && name && *base) {
+		*path = malloc(strlen(base) + strlen(name) + 2);
+		if (*path)
+			sprintf(*path, "%s/%s", base, name);
+	} else if (rc == CFS_OK && base) {
+		*path = name ? strdup(name) : base;
+		base = name ? base : NULL;
+	}
+	free(base);
+	if (rc == CFS_OK && !*path)
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	return rc;
+}
+
 enum cfs_err mirror_namespaces(struct cfs_sql *db, struct mirror_ns **list,
 			       size_t *n, struct cfs_error *err)
 {

@@ -22,6 +22,11 @@ static const char usage[] =
 	"  unshare PATH USER      the owner takes USER off shared folder PATH\n"
 	"  leave PATH             leave the shared folder at PATH\n"
 	"  shares [MOUNTPOINT]    the shared folders, owners and members\n"
+	"  history PATH           the versions of a file or folder (also one\n"
+	"                         deleted) the server keeps\n"
+	"  restore PATH           bring back the version before the last (of\n"
+	"                         a deleted file or folder: the last one), or\n"
+	"                         the one of --jid or --at, as a new version\n"
 	"  cache stat             bytes used and the limit, files cached,\n"
 	"                         pinned, pending; hit ratio since mount\n"
 	"  cache ls [PATH]        per file: cached bytes and blocks, state\n"
@@ -43,6 +48,10 @@ static const char usage[] =
 	"  --wait                 status: wait until every change is on the\n"
 	"                         server, with progress\n"
 	"  --timeout SECONDS      status --wait: give up after this long\n"
+	"  --jid N                restore: the version with JID N (a folder:\n"
+	"                         with its contents as of JID N)\n"
+	"  --at TIME              restore: the version of TIME, as\n"
+	"                         2026-12-01T10:00[:SS][Z] or @UNIX_SECONDS\n"
 	"  -h, --help             show this help\n"
 	"  -V, --version          show the version\n"
 	"\n"
@@ -58,6 +67,8 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "jid", required_argument, NULL, 'J' },
+		{ "at", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -88,6 +99,22 @@ int main(int argc, char **argv)
 				return CLI_USAGE;
 			}
 			break;
+		case 'J':
+			opts.jid = strtoll(optarg, &end, 10);
+			if (*end || opts.jid <= 0) {
+				cli_error("--jid takes a JID above 0, not '%s'",
+					  optarg);
+				return CLI_USAGE;
+			}
+			break;
+		case 'A':
+			if (!cli_time_parse(optarg, &opts.at)) {
+				cli_error(
+					"--at takes a time as 2026-12-01T10:00, 2026-12-01T10:00:30Z or @1795000000, not '%s'",
+					optarg);
+				return CLI_USAGE;
+			}
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return CLI_OK;
@@ -110,6 +137,14 @@ int main(int argc, char **argv)
 		cli_error("--wait and --timeout are for status");
 		return CLI_USAGE;
 	}
+	if ((opts.jid || opts.at) && strcmp(argv[0], "restore") != 0) {
+		cli_error("--jid and --at are for restore");
+		return CLI_USAGE;
+	}
+	if (opts.jid && opts.at) {
+		cli_error("give --jid or --at, not both");
+		return CLI_USAGE;
+	}
 	if (opts.timeout && !opts.wait) {
 		cli_error("--timeout is for status --wait");
 		return CLI_USAGE;
@@ -121,6 +156,8 @@ int main(int argc, char **argv)
 	if (strcmp(argv[0], "share") == 0 || strcmp(argv[0], "unshare") == 0 ||
 	    strcmp(argv[0], "leave") == 0 || strcmp(argv[0], "shares") == 0)
 		return cli_share(&opts, argv[0], argc - 1, argv + 1);
+	if (strcmp(argv[0], "history") == 0 || strcmp(argv[0], "restore") == 0)
+		return cli_history(&opts, argv[0], argc - 1, argv + 1);
 	cli_error("unknown command '%s'\n\n%s", argv[0], usage);
 	return CLI_USAGE;
 }

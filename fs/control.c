@@ -21,6 +21,7 @@
 #include "fs/fetch.h"
 #include "fs/fs.h"
 #include "fs/session.h"
+#include "fs/history.h"
 #include "fs/share.h"
 #include "fs/upload.h"
 
@@ -299,7 +300,8 @@ static json_t *answer(struct control *c, json_t *req)
 		return do_upkeep(c->fs, cmd, req);
 	if (strcmp(cmd, "pin") == 0)
 		return do_pin(c->fs, req);
-	if ((o = share_answer(c->fs, cmd, req)))
+	if ((o = share_answer(c->fs, cmd, req)) ||
+	    (o = history_answer(c->fs, cmd, req)))
 		return o;
 	return failure("unknown command '%s'", cmd);
 }

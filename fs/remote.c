@@ -251,3 +251,18 @@ CURL *remote_block_easy(const struct remote *r, const struct cfs_block_id *id,
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, arg);
 	return curl;
 }
+
+json_t *remote_ask(const struct remote *r, const char *method, const char *path,
+		   json_t *body, struct cfs_error *err)
+{
+	struct remote_conn *conn = remote_conn_new(r);
+	json_t *answer = NULL;
+
+	if (!conn)
+		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	else if (remote_call(conn, method, path, body, 0, NULL, &answer, err))
+		answer = NULL;
+	remote_conn_free(conn);
+	json_decref(body);
+	return answer;
+}

@@ -18,23 +18,6 @@ static json_t *failure(const char *msg)
 	return json_pack("{s:s}", "error", msg);
 }
 
-/* One call to the server; its answer, or NULL with err set. */
-static json_t *ask_server(struct fs *fs, const char *method, const char *path,
-			  json_t *body, struct cfs_error *err)
-{
-	struct remote_conn *conn = remote_conn_new(&fs->remote);
-	const bool never = false;
-	json_t *answer = NULL;
-
-	if (!conn)
-		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	else if (remote_call(conn, method, path, body, 0, &never, &answer, err))
-		answer = NULL;
-	remote_conn_free(conn);
-	json_decref(body);
-	return answer;
-}
-
 /* Entry ino and the root namespace. */
 static enum cfs_err look(struct fs *fs, uint64_t ino, struct mirror_entry *e,
 			 int64_t *root_ns, struct cfs_error *err)
@@ -123,7 +106,8 @@ static int64_t shared_ns(struct fs *fs, const struct mirror_entry *e,
 		return 0;
 	send_first(fs, root_ns, p);
 	snprintf(path, sizeof(path), "/meta/ns/%lld/share", (long long)root_ns);
-	a = ask_server(fs, "POST", path, json_pack("{s:s}", "path", p), err);
+	a = remote_ask(&fs->remote, "POST", path, json_pack("{s:s}", "path", p),
+		       err);
 	free(p);
 	ns = json_integer_value(json_object_get(a, "ns"));
 	json_decref(a);
@@ -159,7 +143,7 @@ static json_t *do_share(struct fs *fs, const char *cmd, json_t *req)
 		 strcmp(cmd, "share") == 0     ? "invite"
 		 : strcmp(cmd, "unshare") == 0 ? "remove"
 					       : "leave");
-	a = ask_server(fs, "POST", path,
+	a = remote_ask(&fs->remote, "POST", path,
 		       user ? json_pack("{s:s}", "user", user) : json_object(),
 		       &err);
 	if (!a)
@@ -171,7 +155,8 @@ static json_t *do_share(struct fs *fs, const char *cmd, json_t *req)
 static json_t *do_shares(struct fs *fs)
 {
 	struct cfs_error err;
-	json_t *all = ask_server(fs, "GET", "/meta/namespaces", NULL, &err);
+	json_t *all =
+		remote_ask(&fs->remote, "GET", "/meta/namespaces", NULL, &err);
 	json_t *out = json_array(), *o;
 	size_t i;
 
@@ -189,7 +174,7 @@ static json_t *do_shares(struct fs *fs)
 		snprintf(path, sizeof(path), "/meta/ns/%lld/members",
 			 (long long)json_integer_value(
 				 json_object_get(o, "ns")));
-		m = ask_server(fs, "GET", path, NULL, &err);
+		m = remote_ask(&fs->remote, "GET", path, NULL, &err);
 		if (!m) {
 			json_decref(out);
 			json_decref(all);

@@ -9,31 +9,14 @@
 
 #include "meta_sqlite.h"
 
-/* The node at path now, else the one deleted there last. */
-static enum cfs_err node_at(struct sq_conn *c, int64_t ns, const char *path,
-			    int64_t *node, struct cfs_error *err)
+/* Where path is: its parent folder and name (the folders must exist). */
+static enum cfs_err place_of(struct sq_conn *c, int64_t ns, const char *path,
+			     struct sq_resolved *r, struct cfs_error *err)
 {
-	struct sq_resolved r;
-	bool found = false;
-	enum cfs_err rc = sq_resolve(c, ns, path, &r, err);
+	enum cfs_err rc = sq_resolve(c, ns, path, r, err);
 
-	if (rc)
-		return rc;
-	if (r.exists) {
-		*node = r.node.node;
-		sq_node_release(&r.node);
-		return CFS_OK;
-	}
-	rc = cfs_sql_int64(&c->sql,
-			   cfs_sql_stmt(&c->sql,
-					"SELECT node FROM nodes WHERE ns = ?1"
-					" AND parent = ?2 AND name = ?3"
-					" AND kind = 0 ORDER BY jid DESC",
-					err, "iit", ns, r.parent, r.name),
-			   node, &found, err);
-	if (rc == CFS_OK && !found)
-		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
-			      "nothing was ever at '%s'", path);
+	if (rc == CFS_OK && r->exists)
+		sq_node_release(&r->node);
 	return rc;
 }
 
@@ -109,20 +92,23 @@ static enum cfs_err history_rows(struct sq_conn *c, void *arg,
 				 struct cfs_error *err)
 {
 	struct history_args *a = arg;
-	int64_t node = 0;
+	struct sq_resolved r;
 	enum cfs_err rc = sq_member(c, a->user->id, a->ns, err);
 	sqlite3_stmt *st;
-	bool row = true;
+	bool row = true, any = false;
 
 	if (rc == CFS_OK)
-		rc = node_at(c, a->ns, a->path, &node, err);
+		rc = place_of(c, a->ns, a->path, &r, err);
 	if (rc)
 		return rc;
+	/* Every node that is there now or was deleted there: a file deleted
+	 * and written anew has one history. */
 	st = cfs_sql_stmt(&c->sql,
 			  "SELECT " SQ_NODE_COLS ", at, (SELECT name FROM users"
 			  " WHERE id = author) FROM journal WHERE ns = ?1"
-			  " AND node = ?2 ORDER BY jid DESC",
-			  err, "ii", a->ns, node);
+			  " AND node IN (SELECT node FROM nodes WHERE ns = ?1"
+			  " AND parent = ?2 AND name = ?3) ORDER BY jid DESC",
+			  err, "iit", a->ns, r.parent, r.name);
 	rc = st ? CFS_OK : err->code;
 	while (rc == CFS_OK &&
 	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
@@ -150,14 +136,18 @@ static enum cfs_err history_rows(struct sq_conn *c, void *arg,
 			.author = author ? author : "",
 		};
 		if (n.kind == CFS_KIND_DELETED)
-			rc = before_delete(c, a->ns, node, n.jid, &e.before,
+			rc = before_delete(c, a->ns, n.node, n.jid, &e.before,
 					   err);
 		if (rc == CFS_OK)
 			rc = a->fn(a->arg, &e, err);
 		sq_node_release(&n);
+		any = true;
 	}
 	if (st)
 		sqlite3_reset(st);
+	if (rc == CFS_OK && !any)
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
+			      "nothing was ever at '%s'", a->path);
 	return rc;
 }
 

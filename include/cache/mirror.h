@@ -63,6 +63,15 @@ enum cfs_err mirror_readdir(struct cfs_sql *db, const struct mirror_entry *dir,
 enum cfs_err mirror_parent(struct cfs_sql *db, const struct mirror_entry *e,
 			   uint64_t *ino, struct cfs_error *err);
 
+/*
+ * Where the protocol addresses name in folder e (name NULL: e itself): the
+ * namespace and the path there (malloc'd).  In the mount of a shared
+ * folder that is the shared namespace.
+ */
+enum cfs_err mirror_address(struct cfs_sql *db, const struct mirror_entry *e,
+			    const char *name, int64_t *ns, char **path,
+			    struct cfs_error *err);
+
 /* The path of inode ino from the mount's root, for messages (malloc'd). */
 enum cfs_err mirror_path(struct cfs_sql *db, uint64_t ino, char **path,
 			 struct cfs_error *err);

@@ -32,6 +32,8 @@ struct cli_opts {
 	bool wait;
 	double timeout; /* status --wait: seconds, 0 for none */
 	const char *cache_dir;
+	int64_t jid; /* restore --jid: the version (0: not given) */
+	int64_t at;  /* restore --at: unix seconds (0: not given) */
 };
 
 /* What a command is about: a live mount (by a path in it) or a cache
@@ -66,6 +68,13 @@ int cli_status(const struct cli_opts *opts, int argc, char **argv);
 int cli_cache(const struct cli_opts *opts, int argc, char **argv);
 int cli_share(const struct cli_opts *opts, const char *cmd, int argc,
 	      char **argv);
+/* history and restore (cmd) of one path. */
+int cli_history(const struct cli_opts *opts, const char *cmd, int argc,
+		char **argv);
+
+/* "@UNIX_SECONDS", or "YYYY-MM-DDTHH:MM[:SS]" in local time ("Z" after it:
+ * UTC; a space for the "T" will do): *at; false when s is none of these. */
+bool cli_time_parse(const char *s, int64_t *at);
 
 /* Reads every file at or below path whole (fetching what is not cached);
  * progress on stderr when it is a terminal.  *files and *bytes count what

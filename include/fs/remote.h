@@ -62,6 +62,11 @@ enum cfs_err remote_call(struct remote_conn *c, const char *method,
 CURL *remote_block_easy(const struct remote *r, const struct cfs_block_id *id,
 			struct curl_slist *headers, curl_write_callback write,
 			void *arg);
+/* One call on a connection of its own (for the control socket's
+ * commands): the answer, or NULL with err set.  Consumes body. */
+json_t *remote_ask(const struct remote *r, const char *method, const char *path,
+		   json_t *body, struct cfs_error *err);
+
 struct curl_slist *remote_block_headers(const struct remote *r);
 
 /* Applies what every request to r shares to an easy handle: TLS, the

@@ -256,11 +256,10 @@ struct meta_ops {
 				struct cfs_error *err);
 
 	/*
-	 * The versions of the node at path in ns, newest first: the node
-	 * there now, else the last one deleted there (its folders must be
-	 * there).  Each is a journal row retention kept, with its time and
-	 * author; the path is the one asked for.  NOT_FOUND when no node
-	 * ever was there.
+	 * The versions of what was at path in ns, newest first: of the node
+	 * there now and of each deleted there (its folders must be there). Each
+	 * is a journal row retention kept, with its time and author; the path
+	 * is the one asked for.  NOT_FOUND when no node ever was there.
 	 */
 	enum cfs_err (*history)(struct meta *m, const struct meta_user *user,
 				int64_t ns, const char *path, meta_entry_fn fn,

@@ -68,6 +68,11 @@ def test_a_deleted_file_and_a_folder_deleted_with_its_contents(alice):
     # A file deleted by itself: its delete first, then what it was.
     alice.commit_ok(ns, {"op": "delete", "path": "keep.txt"})
     assert [v["kind"] for v in history(alice, ns, "keep.txt")] == ["deleted", "file"]
+    # Written anew (a new node): still one history of the path.
+    alice.write_file(ns, "keep.txt", b"again")
+    versions = history(alice, ns, "keep.txt")
+    assert [v["kind"] for v in versions] == ["file", "deleted", "file"]
+    assert versions[0]["node"] != versions[2]["node"]
 
 
 def test_the_namespace_at_a_time(alice):

@@ -1,0 +1,135 @@
+/* cloudfs history and restore (include/cli/cli.h, cloudfs(1)). */
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cloudfs/size.h"
+
+/*
+ * The mount serving path, and its request for it: its entry, or (a path
+ * not there now) the folder it was in and its name.  false after
+ * printing what failed.
+ */
+static bool target_of(const struct cli_opts *opts, const char *path,
+		      const char *cmd, struct cli_target *t, json_t **req)
+{
+	char dir[4096], base[4096];
+	struct stat st;
+
+	if (lstat(path, &st) == 0) {
+		if (!cli_target(opts, path, t))
+			return false;
+		*req = json_pack("{s:s, s:I}", "cmd", cmd, "ino",
+				 (json_int_t)t->ino);
+	} else {
+		snprintf(dir, sizeof(dir), "%s", path);
+		snprintf(base, sizeof(base), "%s", path);
+		if (!cli_target(opts, dirname(dir), t))
+			return false;
+		*req = json_pack("{s:s, s:I, s:s}", "cmd", cmd, "ino",
+				 (json_int_t)t->ino, "name", basename(base));
+	}
+	if (!*req)
+		cli_error("out of memory");
+	return *req != NULL;
+}
+
+/* When, in local time. */
+static void when(int64_t at, char out[32])
+{
+	time_t t = (time_t)at;
+	struct tm tm;
+
+	if (!localtime_r(&t, &tm) ||
+	    !strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(out, 32, "%lld", (long long)at);
+}
+
+static void print_versions(json_t *a)
+{
+	json_t *v;
+	size_t i;
+
+	printf("%s:\n", json_string_value(json_object_get(a, "path")));
+	printf("  %-8s %-19s  %-12s %s\n", "JID", "WHEN", "WHAT", "BY");
+	json_array_foreach(json_object_get(a, "versions"), i, v)
+	{
+		const char *kind =
+			json_string_value(json_object_get(v, "kind"));
+		char at[32], what[32];
+
+		when(json_integer_value(json_object_get(v, "at")), at);
+		if (strcmp(kind, "file") == 0)
+			cfs_size_format((uint64_t)json_integer_value(
+						json_object_get(v, "size")),
+					what, sizeof(what));
+		else
+			snprintf(what, sizeof(what), "%s", kind);
+		printf("  %-8lld %-19s  %-12s %s\n",
+		       (long long)json_integer_value(json_object_get(v, "jid")),
+		       at, what,
+		       json_string_value(json_object_get(v, "author")));
+	}
+}
+
+bool cli_time_parse(const char *s, int64_t *at)
+{
+	struct tm tm = { 0 };
+	const char *end;
+	char *num_end;
+	bool utc;
+
+	if (s[0] == '@') {
+		*at = strtoll(s + 1, &num_end, 10);
+		return s[1] && !*num_end && *at > 0;
+	}
+	end = strptime(s, "%Y-%m-%dT%H:%M", &tm);
+	if (!end)
+		end = strptime(s, "%Y-%m-%d %H:%M", &tm);
+	if (end && *end == ':')
+		end = strptime(end + 1, "%S", &tm);
+	if (!end)
+		return false;
+	utc = end[0] == 'Z' && end[1] == '\0';
+	if (*end && !utc)
+		return false;
+	tm.tm_isdst = -1;
+	*at = (int64_t)(utc ? timegm(&tm) : mktime(&tm));
+	return *at > 0;
+}
+
+int cli_history(const struct cli_opts *opts, const char *cmd, int argc,
+		char **argv)
+{
+	struct cli_target t;
+	json_t *req, *a;
+
+	if (argc != 1 || opts->cache_dir) {
+		cli_error("%s takes one PATH in a mount", cmd);
+		return CLI_USAGE;
+	}
+	if (!target_of(opts, argv[0], cmd, &t, &req))
+		return CLI_FAILED;
+	if (opts->jid)
+		json_object_set_new(req, "jid", json_integer(opts->jid));
+	if (opts->at)
+		json_object_set_new(req, "at", json_integer(opts->at));
+	a = cli_ask(&t, req);
+	if (!a)
+		return CLI_FAILED;
+	if (opts->json)
+		cli_print_json(json_incref(a));
+	else if (strcmp(cmd, "history") == 0)
+		print_versions(a);
+	else
+		printf("restored '%s' from JID %lld (%lld entries)\n", argv[0],
+		       (long long)json_integer_value(json_object_get(a, "jid")),
+		       (long long)json_integer_value(
+			       json_object_get(a, "restored")));
+	json_decref(a);
+	return CLI_OK;
+}
