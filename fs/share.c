@@ -114,6 +114,42 @@ static int64_t shared_ns(struct fs *fs, const struct mirror_entry *e,
 	return a ? ns : 0;
 }
 
+/* Whether folder e shows as the mount of shared namespace ns now. */
+static bool shows_shared(struct fs *fs, const struct mirror_entry *e,
+			 int64_t ns)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(fs->cache, &err);
+	struct mirror_entry dir, now;
+	uint64_t parent = 0;
+	bool shown = false;
+
+	if (db && mirror_parent(db, e, &parent, &err) == CFS_OK &&
+	    mirror_get(db, parent, &dir, &err) == CFS_OK) {
+		if (mirror_lookup(db, &dir, e->name, &now, &err) == CFS_OK) {
+			shown = now.kind == CFS_KIND_MOUNT &&
+				now.mount_ns == ns;
+			mirror_entry_release(&now);
+		}
+		mirror_entry_release(&dir);
+	}
+	if (db)
+		cache_db_release(fs->cache, db);
+	return shown;
+}
+
+/* A share returns once this mount shows it, so that what comes next (an
+ * unshare, a listing by a script) finds the shared folder; the server's
+ * notice of it comes within moments, bounded by the network timeout. */
+static void await_shown(struct fs *fs, const struct mirror_entry *e, int64_t ns)
+{
+	uint64_t until =
+		cfs_monotonic_ms() + 1000 * (uint64_t)fs->opt.timeout_s;
+
+	while (!shows_shared(fs, e, ns) && cfs_monotonic_ms() < until)
+		usleep(10 * 1000);
+}
+
 static json_t *do_share(struct fs *fs, const char *cmd, json_t *req)
 {
 	const char *user = json_string_value(json_object_get(req, "user"));
@@ -136,6 +172,8 @@ static json_t *do_share(struct fs *fs, const char *cmd, json_t *req)
 	else
 		cfs_fail(&err, CFS_ERR_NOT_FOUND, "'%s' is not a shared folder",
 			 e.name);
+	if (ns && strcmp(cmd, "share") == 0)
+		await_shown(fs, &e, ns);
 	mirror_entry_release(&e);
 	if (!ns)
 		return failure(err.msg);

@@ -6,11 +6,14 @@ lost, and nothing becomes a conflicted copy: the changes are this
 device's own."""
 
 import os
+import subprocess
+import time
 
 import pytest
 
 from cfs_fs import at, cloudfs, read, server_listing, until, until_server_holds
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
+from cfs_server import CLOUDFS
 
 
 def write(path, data):
@@ -243,3 +246,20 @@ def test_a_file_deleted_in_a_folder_just_shared_goes_when_it_is_listed(
     until(lambda: os.listdir(at(other, "proj")) == ["stays.txt"], within=10,
           what="the deleted file gone from the shared folder")
     assert read(at(other, "proj", "stays.txt")) == b"stays\n"
+
+
+def test_share_returns_once_the_mount_shows_the_shared_folder(alice, bob, mount, proxy):
+    """So that an unshare (or a script) right after it finds the shared
+    folder: the harness once unshared at once and was told 'w2' is not a
+    shared folder."""
+    m = mount(alice.clone(proxy.url))
+    os.mkdir(at(m, "proj"))
+    cloudfs("status", "--wait", m.mountpoint)
+    proxy.hold(rf"GET /meta/ns/{alice.root_ns}/list")
+    share = subprocess.Popen([CLOUDFS, "share", at(m, "proj"), "bob"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1)
+    assert share.poll() is None, "share returned before the mount showed it"
+    proxy.release()
+    assert share.wait(timeout=30) == 0, share.stderr.read()
+    cloudfs("unshare", at(m, "proj"), "bob")
