@@ -76,32 +76,6 @@ static void print_versions(json_t *a)
 	}
 }
 
-bool cli_time_parse(const char *s, int64_t *at)
-{
-	struct tm tm = { 0 };
-	const char *end;
-	char *num_end;
-	bool utc;
-
-	if (s[0] == '@') {
-		*at = strtoll(s + 1, &num_end, 10);
-		return s[1] && !*num_end && *at > 0;
-	}
-	end = strptime(s, "%Y-%m-%dT%H:%M", &tm);
-	if (!end)
-		end = strptime(s, "%Y-%m-%d %H:%M", &tm);
-	if (end && *end == ':')
-		end = strptime(end + 1, "%S", &tm);
-	if (!end)
-		return false;
-	utc = end[0] == 'Z' && end[1] == '\0';
-	if (*end && !utc)
-		return false;
-	tm.tm_isdst = -1;
-	*at = (int64_t)(utc ? timegm(&tm) : mktime(&tm));
-	return *at > 0;
-}
-
 int cli_history(const struct cli_opts *opts, const char *cmd, int argc,
 		char **argv)
 {

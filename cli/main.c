@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cloudfs/clock.h"
 #include "cloudfs/log.h"
 #include "config.h"
 
@@ -108,7 +109,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'A':
-			if (!cli_time_parse(optarg, &opts.at)) {
+			if (!cfs_time_parse(optarg, &opts.at)) {
 				cli_error(
 					"--at takes a time as 2026-12-01T10:00, 2026-12-01T10:00:30Z or @1795000000, not '%s'",
 					optarg);

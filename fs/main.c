@@ -31,6 +31,7 @@
 #include "cache/cache.h"
 #include "cache/local.h"
 #include "cache/inspect.h"
+#include "cloudfs/clock.h"
 #include "cloudfs/log.h"
 #include "cloudfs/proto.h"
 #include "cloudfs/size.h"
@@ -63,6 +64,9 @@ static const char usage[] =
 	"  -o cache_size=SIZE  most bytes of blocks and files being written\n"
 	"                      the cache keeps, as 512M, 10G... (default 10G;\n"
 	"                      0: no limit)\n"
+	"  -o at=TIME          the tree as it was at TIME (2026-12-01T10:00,\n"
+	"                      @UNIX_SECONDS), read-only, from the server's\n"
+	"                      history\n"
 	"  -o cache_min_free=SIZE  bytes kept free on the cache's disk\n"
 	"                      (default 5% of the disk, at most 1G; 0: none)\n"
 	"  -o ca=FILE          CA certificates to verify an https server with\n"
@@ -79,7 +83,7 @@ static const char usage[] =
 	"See mount.cloudfs(8).\n";
 
 struct cli {
-	char *token_file, *cache, *ca, *log, *type, *cache_size, *min_free;
+	char *token_file, *cache, *ca, *log, *type, *cache_size, *min_free, *at;
 	unsigned timeout, readahead, parallel;
 	double settle;
 	int foreground, debug, single, help, version;
@@ -105,6 +109,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("settle=%lf", settle),
 	CLI_OPT("cache_size=%s", cache_size),
 	CLI_OPT("cache_min_free=%s", min_free),
+	CLI_OPT("at=%s", at),
 	CLI_OPT("-t %s", type),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -261,9 +266,10 @@ static int root_namespace(struct remote_conn *conn, const struct cli *c,
 	return 0;
 }
 
-/* $XDG_CACHE_HOME/cloudfs/ID, ID naming the server and the user. */
-static int default_cache(const char *url, int64_t root_ns, char *out,
-			 size_t len)
+/* $XDG_CACHE_HOME/cloudfs/ID, ID naming the server and the user (and the
+ * time of a point-in-time mount, whose mirror is of then). */
+static int default_cache(const char *url, int64_t root_ns, int64_t at,
+			 char *out, size_t len)
 {
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
@@ -279,6 +285,8 @@ static int default_cache(const char *url, int64_t root_ns, char *out,
 			 (long long)root_ns);
 	else
 		return -1;
+	if (at && strlen(out) + 24 < len)
+		sprintf(out + strlen(out), "-at-%lld", (long long)at);
 	return 0;
 }
 
@@ -329,8 +337,9 @@ static int prepare(struct cli *c, struct fs *fs)
 		cfs_log_error("out of memory");
 	} else if (root_namespace(conn, c, &root_ns)) {
 		/* logged */
-	} else if (!c->cache && default_cache(fs->remote.url, root_ns,
-					      cache_dir, sizeof(cache_dir))) {
+	} else if (!c->cache &&
+		   default_cache(fs->remote.url, root_ns, fs->opt.at, cache_dir,
+				 sizeof(cache_dir))) {
 		cfs_log_error(
 			"neither XDG_CACHE_HOME nor HOME is set: give -o cache=DIR");
 	} else if (cache_open(c->cache ? c->cache : cache_dir, &fs->cache,
@@ -380,6 +389,7 @@ static struct fuse_session *new_session(struct cli *c, struct fuse_args *args,
 	fail = !fsname ||
 	       fuse_opt_add_opt(&opts, "default_permissions,subtype=cloudfs") ||
 	       fuse_opt_add_opt(&opts, fsname) ||
+	       (fs->opt.at && fuse_opt_add_opt(&opts, "ro")) ||
 	       fuse_opt_add_arg(args, "-o") || fuse_opt_add_arg(args, opts) ||
 	       (c->debug && fuse_opt_add_arg(args, "-d"));
 	free(fsname);
@@ -557,6 +567,8 @@ static int run(struct cli *c, struct fuse_args *args)
 		cfs_size_parse(c->cache_size, &fs.opt.cache_size);
 	if (c->min_free)
 		cfs_size_parse(c->min_free, &fs.opt.cache_min_free);
+	if (c->at)
+		cfs_time_parse(c->at, &fs.opt.at);
 	fs.se = new_session(c, args, &fs);
 	if (!fs.se) {
 		fprintf(stderr, "\n%s", usage);
@@ -605,6 +617,7 @@ out:
 static const char *cli_problem(const struct cli *c)
 {
 	uint64_t size;
+	int64_t when;
 
 	if (!c->url || !c->mountpoint)
 		return "URL and MOUNTPOINT are required";
@@ -620,6 +633,8 @@ static const char *cli_problem(const struct cli *c)
 		return "cache_size must be a size such as 512M or 10G";
 	if (c->min_free && !cfs_size_parse(c->min_free, &size))
 		return "cache_min_free must be a size such as 512M or 1G";
+	if (c->at && !cfs_time_parse(c->at, &when))
+		return "at must be a time such as 2026-12-01T10:00 or @1795000000";
 	return NULL;
 }
 
@@ -634,6 +649,7 @@ static void cli_release(struct cli *c)
 	free(c->type);
 	free(c->cache_size);
 	free(c->min_free);
+	free(c->at);
 }
 
 int main(int argc, char **argv)

@@ -244,9 +244,11 @@ static enum cfs_err list_ns(struct fs *fs, struct remote_conn *conn,
 		char path[96];
 		json_t *page;
 
+		/* A point-in-time mount lists each namespace as of then. */
 		snprintf(path, sizeof(path),
-			 "/meta/ns/%lld/list?cursor=%lld&limit=%d",
-			 (long long)m->ns, (long long)cursor, PAGE);
+			 "/meta/ns/%lld/list?cursor=%lld&limit=%d%s%.0lld",
+			 (long long)m->ns, (long long)cursor, PAGE,
+			 fs->opt.at ? "&at=" : "", (long long)fs->opt.at);
 		rc = remote_call(conn, "GET", path, NULL, 0, stop, &page, err);
 		if (rc)
 			return rc;
@@ -306,7 +308,8 @@ static enum cfs_err catch_up_pass(struct fs *fs, struct remote_conn *conn,
 				"namespace %lld is no longer shared with you",
 				(long long)list[i].ns);
 			rc = mirror_forget_ns(db, list[i].ns, err);
-		} else if (!list[i].listed || list[i].cursor < head) {
+		} else if (!list[i].listed ||
+			   (!fs->opt.at && list[i].cursor < head)) {
 			rc = list_ns(fs, conn, &list[i], stop, err);
 			*listed_any = true;
 		}
@@ -420,6 +423,10 @@ static void *sync_thread(void *arg)
 		 * what the uploader backs off for may be over. */
 		if (rc == CFS_OK)
 			uploader_retry_now(s->fs->upload);
+		if (rc == CFS_OK && s->fs->opt.at) {
+			nap(s, 60 * 1000); /* then never changes */
+			continue;
+		}
 		if (rc == CFS_OK)
 			rc = wait_for_change(s->fs, conn, &err);
 		if (rc == CFS_OK ||

@@ -1,4 +1,5 @@
 /* The two clocks cloudfs reads (cloudfs/clock.h). */
+#include <stdlib.h>
 #include <time.h>
 
 #include "cloudfs/clock.h"
@@ -31,4 +32,30 @@ struct timespec cfs_deadline_in_ms(unsigned long ms)
 		ts.tv_nsec -= 1000000000;
 	}
 	return ts;
+}
+
+bool cfs_time_parse(const char *s, int64_t *at)
+{
+	struct tm tm = { 0 };
+	const char *end;
+	char *num_end;
+	bool utc;
+
+	if (s[0] == '@') {
+		*at = strtoll(s + 1, &num_end, 10);
+		return s[1] && !*num_end && *at > 0;
+	}
+	end = strptime(s, "%Y-%m-%dT%H:%M", &tm);
+	if (!end)
+		end = strptime(s, "%Y-%m-%d %H:%M", &tm);
+	if (end && *end == ':')
+		end = strptime(end + 1, "%S", &tm);
+	if (!end)
+		return false;
+	utc = end[0] == 'Z' && end[1] == '\0';
+	if (*end && !utc)
+		return false;
+	tm.tm_isdst = -1;
+	*at = (int64_t)(utc ? timegm(&tm) : mktime(&tm));
+	return *at > 0;
 }

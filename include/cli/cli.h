@@ -72,10 +72,6 @@ int cli_share(const struct cli_opts *opts, const char *cmd, int argc,
 int cli_history(const struct cli_opts *opts, const char *cmd, int argc,
 		char **argv);
 
-/* "@UNIX_SECONDS", or "YYYY-MM-DDTHH:MM[:SS]" in local time ("Z" after it:
- * UTC; a space for the "T" will do): *at; false when s is none of these. */
-bool cli_time_parse(const char *s, int64_t *at);
-
 /* Reads every file at or below path whole (fetching what is not cached);
  * progress on stderr when it is a terminal.  *files and *bytes count what
  * was read.  false after printing what failed. */

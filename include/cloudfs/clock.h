@@ -2,6 +2,7 @@
 #ifndef CLOUDFS_CLOCK_H
 #define CLOUDFS_CLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -14,5 +15,10 @@ uint64_t cfs_monotonic_ms(void);
 /* The wall-clock time ms milliseconds from now, as pthread_cond_timedwait
  * takes its deadline. */
 struct timespec cfs_deadline_in_ms(unsigned long ms);
+
+/* "@UNIX_SECONDS", or "YYYY-MM-DDTHH:MM[:SS]" in local time ("Z" after it:
+ * UTC; a space for the "T" will do), as unix seconds in *at; false when
+ * s is none of these. */
+bool cfs_time_parse(const char *s, int64_t *at);
 
 #endif

@@ -31,6 +31,7 @@ struct fs_options {
 	unsigned settle_ms; /* from a written file's last close to its commit */
 	uint64_t cache_size; /* bytes of blocks kept at most (0: no limit) */
 	uint64_t cache_min_free; /* bytes left free on its disk (0: none) */
+	int64_t at; /* a point-in-time mount: unix seconds (0: live) */
 	bool foreground;
 	bool debug;
 	bool single_thread;

@@ -4,6 +4,7 @@ a folder deleted with everything in it, by default, by JID or by time.
 A restore is a new version: on the server, in this mount and in any
 other."""
 
+import errno
 import os
 import time
 
@@ -94,3 +95,29 @@ def test_what_cannot_be_restored_says_why(alice, mount):
     cloudfs("restore", at(m, "one.txt"), expect=1)
     cloudfs("history", "--jid", "3", at(m, "one.txt"), expect=2)
     cloudfs("restore", "--at", "yesterday", at(m, "one.txt"), expect=2)
+
+
+def test_a_point_in_time_mount_shows_the_tree_of_then_read_only(alice, mount):
+    m = mount(alice)
+    write(at(m, "doc.txt"), b"then\n")
+    os.mkdir(at(m, "dir"))
+    write(at(m, "dir/gone.bin"), payload(4 * 1024 * 1024 + 1, "gone"))
+    synced(m)
+    time.sleep(1.1)
+    then = int(time.time())
+    time.sleep(1.1)
+    write(at(m, "doc.txt"), b"now\n")
+    os.unlink(at(m, "dir/gone.bin"))
+    write(at(m, "new.txt"), b"new\n")
+    synced(m)
+    past = mount(alice, at=f"@{then}")
+    assert sorted(os.listdir(past.mountpoint)) == ["dir", "doc.txt"]
+    assert read(at(past, "doc.txt")) == b"then\n"
+    assert read(at(past, "dir/gone.bin")) == payload(4 * 1024 * 1024 + 1, "gone")
+    try:
+        write(at(past, "doc.txt"), b"changed\n")
+        raise AssertionError("a point-in-time mount took a write")
+    except OSError as e:
+        assert e.errno == errno.EROFS, e
+    assert read(at(m, "doc.txt")) == b"now\n"
+    assert sorted(os.listdir(m.mountpoint)) == ["dir", "doc.txt", "new.txt"]
