@@ -114,18 +114,18 @@ static int64_t shared_ns(struct fs *fs, const struct mirror_entry *e,
 	return a ? ns : 0;
 }
 
-/* Whether folder e shows as the mount of shared namespace ns now. */
+/* Whether folder e shows as the mount of shared namespace ns now; *parent
+ * gets its folder's inode. */
 static bool shows_shared(struct fs *fs, const struct mirror_entry *e,
-			 int64_t ns)
+			 int64_t ns, uint64_t *parent)
 {
 	struct cfs_error err;
 	struct cfs_sql *db = cache_db(fs->cache, &err);
 	struct mirror_entry dir, now;
-	uint64_t parent = 0;
 	bool shown = false;
 
-	if (db && mirror_parent(db, e, &parent, &err) == CFS_OK &&
-	    mirror_get(db, parent, &dir, &err) == CFS_OK) {
+	if (db && mirror_parent(db, e, parent, &err) == CFS_OK &&
+	    mirror_get(db, *parent, &dir, &err) == CFS_OK) {
 		if (mirror_lookup(db, &dir, e->name, &now, &err) == CFS_OK) {
 			shown = now.kind == CFS_KIND_MOUNT &&
 				now.mount_ns == ns;
@@ -138,16 +138,27 @@ static bool shows_shared(struct fs *fs, const struct mirror_entry *e,
 	return shown;
 }
 
-/* A share returns once this mount shows it, so that what comes next (an
+/*
+ * A share returns once this mount shows it, so that what comes next (an
  * unshare, a listing by a script) finds the shared folder; the server's
- * notice of it comes within moments, bounded by the network timeout. */
+ * notice of it comes within moments, bounded by the network timeout.
+ * The kernel is told at once too (the sync thread tells it a moment after
+ * the mirror changed): its entry of the folder names an inode that is
+ * gone (cache/mirror.c, invariant 6).
+ */
 static void await_shown(struct fs *fs, const struct mirror_entry *e, int64_t ns)
 {
 	uint64_t until =
 		cfs_monotonic_ms() + 1000 * (uint64_t)fs->opt.timeout_s;
+	uint64_t parent = 0;
+	bool shown;
 
-	while (!shows_shared(fs, e, ns) && cfs_monotonic_ms() < until)
+	while (!(shown = shows_shared(fs, e, ns, &parent)) &&
+	       cfs_monotonic_ms() < until)
 		usleep(10 * 1000);
+	if (shown && fs->se)
+		fuse_lowlevel_notify_inval_entry(fs->se, parent, e->name,
+						 strlen(e->name));
 }
 
 static json_t *do_share(struct fs *fs, const char *cmd, json_t *req)
