@@ -16,12 +16,11 @@ import cfsrand  # noqa: E402
 
 # The CI budget: 6 seeds of 3,500 operations (21,000), 3 workers, every
 # operation (renames over existing entries and atomic saves among them),
-# with remounts, evictions and the CLI beside the mount between phases.
-# kill -9, server outages and shares are run by hand
-# (`tests/harness/run --seed S`): under load they still find faults now
-# and then that are not fixed yet (issue 13's note names the seeds).
+# with every event between phases: remounts, kill -9 of the driver,
+# server outages, evictions, shares and unshares, and the CLI beside the
+# mount.  Longer runs: `tests/harness/run --seed S --ops N`.
 SEEDS = (101, 102, 103, 104, 105, 106)
-CI_OPTIONS = ["--events", "remount,evict,inspect"]
+CI_OPTIONS = ["--events", "remount,kill9,server,evict,share,inspect"]
 OPS_PER_SEED = 3500
 
 # Shrunk programs of faults found once (found/*.json): each must pass now.
