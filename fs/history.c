@@ -158,48 +158,65 @@ static json_t *op_of(json_t *v, const char *path)
 	return NULL;
 }
 
+/*
+ * Lists namespace ns (query: more arguments of the listing, "" for none)
+ * page by page into a new object: each entry under the key keyed() makes
+ * of it, replacing one listed before; NULL with err set on a failure.
+ */
+static json_t *listed(struct fs *fs, int64_t ns, const char *query,
+		      const char *(*keyed)(json_t *e, char buf[24]),
+		      struct cfs_error *err)
+{
+	json_t *all = json_object(), *page = NULL;
+	int64_t cursor = 0;
+	bool more = all != NULL;
+
+	if (!all)
+		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	while (more) {
+		char url[192], buf[24];
+		json_t *e;
+		size_t i;
+
+		snprintf(url, sizeof(url),
+			 "/meta/ns/%lld/list?cursor=%lld&limit=1000%s",
+			 (long long)ns, (long long)cursor, query);
+		page = remote_ask(&fs->remote, "GET", url, NULL, err);
+		if (!page) {
+			json_decref(all);
+			return NULL;
+		}
+		json_array_foreach(json_object_get(page, "entries"), i, e)
+			json_object_set(all, keyed(e, buf), e);
+		cursor = num(page, "cursor");
+		more = json_is_true(json_object_get(page, "more"));
+		json_decref(page);
+	}
+	return all;
+}
+
+static const char *by_node(json_t *e, char buf[24])
+{
+	snprintf(buf, 24, "%lld", (long long)num(e, "node"));
+	return buf;
+}
+
+static const char *by_path(json_t *e, char buf[24])
+{
+	(void)buf;
+	return json_string_value(json_object_get(e, "path"));
+}
+
 /* Every entry of namespace ns as of JID as_of (-1: at unix second at),
  * by node ("%lld" keys). */
 static json_t *state_then(struct fs *fs, int64_t ns, int64_t as_of, int64_t at,
 			  struct cfs_error *err)
 {
-	json_t *by_node = json_object(), *page = NULL;
-	int64_t cursor = 0;
+	char query[48];
 
-	while (by_node) {
-		char url[160];
-		json_t *e;
-		size_t i;
-
-		snprintf(url, sizeof(url),
-			 "/meta/ns/%lld/list?cursor=%lld&limit=1000&%s=%lld",
-			 (long long)ns, (long long)cursor,
-			 as_of >= 0 ? "as_of" : "at",
-			 (long long)(as_of >= 0 ? as_of : at));
-		page = remote_ask(&fs->remote, "GET", url, NULL, err);
-		if (!page)
-			break;
-		json_array_foreach(json_object_get(page, "entries"), i, e)
-		{
-			char key[24];
-
-			snprintf(key, sizeof(key), "%lld",
-				 (long long)num(e, "node"));
-			json_object_set(by_node, key, e);
-		}
-		cursor = num(page, "cursor");
-		if (!json_is_true(json_object_get(page, "more")))
-			break;
-		json_decref(page);
-	}
-	if (!page) {
-		json_decref(by_node);
-		return NULL;
-	}
-	json_decref(page);
-	if (!by_node)
-		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	return by_node;
+	snprintf(query, sizeof(query), "&%s=%lld", as_of >= 0 ? "as_of" : "at",
+		 (long long)(as_of >= 0 ? as_of : at));
+	return listed(fs, ns, query, by_node, err);
 }
 
 /* The depth of e below folder top in state, 0 when it is not below it
@@ -273,65 +290,26 @@ static enum cfs_err subtree_ops(json_t *state, int64_t top, const char *base,
 	return CFS_OK;
 }
 
-/* The JIDs of the live entries of ns now, by path. */
-static json_t *jids_now(struct fs *fs, int64_t ns, struct cfs_error *err)
-{
-	json_t *by_path = json_object(), *page = NULL;
-	int64_t cursor = 0;
-
-	while (by_path) {
-		char url[128];
-		json_t *e;
-		size_t i;
-
-		snprintf(url, sizeof(url),
-			 "/meta/ns/%lld/list?cursor=%lld&limit=1000",
-			 (long long)ns, (long long)cursor);
-		page = remote_ask(&fs->remote, "GET", url, NULL, err);
-		if (!page)
-			break;
-		json_array_foreach(json_object_get(page, "entries"), i, e)
-		{
-			const char *path =
-				json_string_value(json_object_get(e, "path"));
-
-			if (is_deleted(e))
-				json_object_del(by_path, path);
-			else
-				json_object_set(by_path, path,
-						json_object_get(e, "jid"));
-		}
-		cursor = num(page, "cursor");
-		if (!json_is_true(json_object_get(page, "more")))
-			break;
-		json_decref(page);
-	}
-	json_decref(page);
-	if (!page) {
-		json_decref(by_path);
-		return NULL;
-	}
-	return by_path;
-}
-
 /* Each file and symlink of ops edits what is at its path now: a new
  * version of it, never a conflict with it. */
 static enum cfs_err base_on_now(struct fs *fs, int64_t ns, json_t *ops,
 				struct cfs_error *err)
 {
-	json_t *now = jids_now(fs, ns, err), *op;
+	json_t *now = listed(fs, ns, "", by_path, err), *op;
 	size_t i;
 
 	if (!now)
 		return err->code;
 	json_array_foreach(ops, i, op)
 	{
-		json_t *jid = json_object_get(
+		json_t *e = json_object_get(
 			now, json_string_value(json_object_get(op, "path")));
 
-		if (jid && strcmp(json_string_value(json_object_get(op, "op")),
-				  "dir") != 0)
-			json_object_set(op, "base_jid", jid);
+		if (e && !is_deleted(e) &&
+		    strcmp(json_string_value(json_object_get(op, "op")),
+			   "dir") != 0)
+			json_object_set(op, "base_jid",
+					json_object_get(e, "jid"));
 	}
 	json_decref(now);
 	return CFS_OK;

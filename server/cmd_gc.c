@@ -38,13 +38,10 @@ static int parse_args(int argc, char **argv, const char **data_dir,
 			*data_dir = optarg;
 			break;
 		case 'r':
-			if (gc_duration_parse(optarg, retention_s))
-				break;
-			fprintf(stderr,
-				"cloudfsd gc: --retention must be a duration such as 30d, 12h, 15m or 10s, not '%s'\n",
-				optarg);
-			*status = EXIT_USAGE;
-			return -1;
+			if (!gc_duration_arg("gc", "--retention", optarg,
+					     retention_s, status))
+				return -1;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			*status = 0;

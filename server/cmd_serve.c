@@ -46,19 +46,6 @@ struct serve_opts {
 	int64_t retention_s, gc_every_s;
 };
 
-/* Parses a --retention or --gc-every value into *s. */
-static int duration_arg(const char *opt, const char *arg, int64_t *s,
-			int *status)
-{
-	if (gc_duration_parse(arg, s))
-		return 0;
-	fprintf(stderr,
-		"cloudfsd serve: %s must be a duration such as 30d, 12h, 15m or 10s, not '%s'\n",
-		opt, arg);
-	*status = EXIT_USAGE;
-	return -1;
-}
-
 static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 {
 	static const struct option opts[] = {
@@ -93,13 +80,13 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 			}
 			break;
 		case 'r':
-			if (duration_arg("--retention", optarg, &o->retention_s,
-					 status))
+			if (!gc_duration_arg("serve", "--retention", optarg,
+					     &o->retention_s, status))
 				return -1;
 			break;
 		case 'g':
-			if (duration_arg("--gc-every", optarg, &o->gc_every_s,
-					 status))
+			if (!gc_duration_arg("serve", "--gc-every", optarg,
+					     &o->gc_every_s, status))
 				return -1;
 			break;
 		case 'h':

@@ -1,6 +1,7 @@
 /* Garbage collection of the server (server/gc.h). */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -8,6 +9,7 @@
 #include "cloudfs/blockset.h"
 #include "cloudfs/clock.h"
 #include "cloudfs/log.h"
+#include "server/cmd.h"
 #include "server/gc.h"
 
 struct forgotten {
@@ -180,5 +182,17 @@ bool gc_duration_parse(const char *s, int64_t *seconds)
 			*seconds = v * units[i].s;
 			return true;
 		}
+	return false;
+}
+
+bool gc_duration_arg(const char *cmd, const char *opt, const char *arg,
+		     int64_t *seconds, int *status)
+{
+	if (gc_duration_parse(arg, seconds))
+		return true;
+	fprintf(stderr,
+		"cloudfsd %s: %s must be a duration such as 30d, 12h, 15m or 10s, not '%s'\n",
+		cmd, opt, arg);
+	*status = EXIT_USAGE;
 	return false;
 }

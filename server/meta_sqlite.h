@@ -101,6 +101,9 @@ struct sq_node {
 
 void sq_node_release(struct sq_node *n);
 
+/* n as a listing entry at path (n keeps what it points to). */
+struct meta_entry sq_entry_of(const struct sq_node *n, const char *path);
+
 /* The columns a node's state is read from, of nodes or of journal. */
 #define SQ_NODE_COLS                                                      \
 	"node, parent, name, kind, size, mtime_ns, mode, blocks, target," \

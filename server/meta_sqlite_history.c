@@ -119,22 +119,9 @@ static enum cfs_err history_rows(struct sq_conn *c, void *arg,
 		rc = sq_node_from_row(st, &n, err);
 		if (rc)
 			break;
-		e = (struct meta_entry){
-			.node = n.node,
-			.parent = n.parent,
-			.jid = n.jid,
-			.kind = n.kind,
-			.name = n.name,
-			.path = a->path,
-			.size = n.size,
-			.mtime_ns = n.mtime_ns,
-			.mode = n.mode,
-			.blocks = n.blocks,
-			.target = n.target,
-			.mount_ns = n.mount_ns,
-			.at = sqlite3_column_int64(st, 11),
-			.author = author ? author : "",
-		};
+		e = sq_entry_of(&n, a->path);
+		e.at = sqlite3_column_int64(st, 11);
+		e.author = author ? author : "";
 		if (n.kind == CFS_KIND_DELETED)
 			rc = before_delete(c, a->ns, n.node, n.jid, &e.before,
 					   err);
@@ -261,19 +248,7 @@ static enum cfs_err as_of_rows(struct sq_conn *c, void *arg,
 		}
 		rc = sq_node_from_row(st, &n, err);
 		if (rc == CFS_OK) {
-			struct meta_entry e = {
-				.node = n.node,
-				.parent = n.parent,
-				.jid = n.jid,
-				.kind = n.kind,
-				.name = n.name,
-				.size = n.size,
-				.mtime_ns = n.mtime_ns,
-				.mode = n.mode,
-				.blocks = n.blocks,
-				.target = n.target,
-				.mount_ns = n.mount_ns,
-			};
+			struct meta_entry e = sq_entry_of(&n, NULL);
 
 			rc = a->fn(a->arg, &e, err);
 			last = n.jid;

@@ -11,6 +11,24 @@
 #include "cloudfs/path.h"
 #include "meta_sqlite.h"
 
+struct meta_entry sq_entry_of(const struct sq_node *n, const char *path)
+{
+	return (struct meta_entry){
+		.node = n->node,
+		.parent = n->parent,
+		.jid = n->jid,
+		.kind = n->kind,
+		.name = n->name,
+		.path = path,
+		.size = n->size,
+		.mtime_ns = n->mtime_ns,
+		.mode = n->mode,
+		.blocks = n->blocks,
+		.target = n->target,
+		.mount_ns = n->mount_ns,
+	};
+}
+
 void sq_node_release(struct sq_node *n)
 {
 	cfs_blocklist_release(&n->blocks);
@@ -563,20 +581,7 @@ static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
 			break;
 		rc = entry_path(c, ns, &memo, &n, &path, err);
 		if (rc == CFS_OK) {
-			struct meta_entry e = {
-				.node = n.node,
-				.parent = n.parent,
-				.jid = n.jid,
-				.kind = n.kind,
-				.name = n.name,
-				.path = path,
-				.size = n.size,
-				.mtime_ns = n.mtime_ns,
-				.mode = n.mode,
-				.blocks = n.blocks,
-				.target = n.target,
-				.mount_ns = n.mount_ns,
-			};
+			struct meta_entry e = sq_entry_of(&n, path);
 
 			rc = fn(arg, &e, err);
 			last = n.jid;

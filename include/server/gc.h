@@ -50,4 +50,10 @@ void gc_stop(struct gc_daemon *d);
  * none of these. */
 bool gc_duration_parse(const char *s, int64_t *seconds);
 
+/* gc_duration_parse of option opt's argument arg for cloudfsd cmd; when
+ * it is none, says so on stderr, sets *status to EXIT_USAGE and returns
+ * false. */
+bool gc_duration_arg(const char *cmd, const char *opt, const char *arg,
+		     int64_t *seconds, int *status);
+
 #endif
