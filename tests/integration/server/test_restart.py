@@ -69,7 +69,7 @@ def test_a_data_dir_of_the_first_schema_is_brought_up_to_date(server, alice):
     server.stop()
     db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
     db.executescript("DROP TABLE answers; DROP INDEX journal_by_node;"
-                     " ALTER TABLE journal DROP COLUMN at;"
+                     " DROP TABLE gc_horizon; ALTER TABLE journal DROP COLUMN at;"
                      " ALTER TABLE blocks DROP COLUMN stored;"
                      " PRAGMA user_version = 1;")
     db.close()
