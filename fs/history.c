@@ -370,7 +370,7 @@ static bool is_dir(json_t *v)
 /* The operations that bring back version v at path (in ns), a folder with
  * what it held then; NULL with err set when they cannot be made. */
 static json_t *restore_ops(struct fs *fs, int64_t ns, const char *path,
-			   json_t *v, int64_t as_of, int64_t at,
+			   json_t *v, json_t *newest, int64_t as_of, int64_t at,
 			   struct cfs_error *err)
 {
 	json_t *ops = json_array(), *first = op_of(v, path), *state = NULL;
@@ -389,8 +389,13 @@ static json_t *restore_ops(struct fs *fs, int64_t ns, const char *path,
 			   : err->code;
 	}
 	json_decref(state);
-	if (rc == CFS_OK)
+	/* A file's base is in its history already (its newest version, the
+	 * node there now); a folder's contents need the listing of now. */
+	if (rc == CFS_OK && is_dir(v))
 		rc = base_on_now(fs, ns, ops, err);
+	else if (rc == CFS_OK && !is_deleted(newest))
+		json_object_set(first, "base_jid",
+				json_object_get(newest, "jid"));
 	if (rc) {
 		json_decref(ops);
 		return NULL;
@@ -409,7 +414,10 @@ static json_t *do_restore(struct fs *fs, json_t *req)
 	    (versions = versions_of(fs, ns, path, &err)) &&
 	    (v = choose(json_object_get(versions, "versions"), jid, at, &as_of,
 			&err)) &&
-	    (ops = restore_ops(fs, ns, path, v, as_of, at, &err)) &&
+	    (ops = restore_ops(
+		     fs, ns, path, v,
+		     json_array_get(json_object_get(versions, "versions"), 0),
+		     as_of, at, &err)) &&
 	    commit_all(fs, ns, ops, &err) == CFS_OK)
 		out = json_pack("{s:s, s:I, s:O, s:I}", "path", path, "ns",
 				(json_int_t)ns, "jid",

@@ -101,19 +101,27 @@ static int plan_read(struct fs *fs, struct open_file *fh, size_t size,
 	return 0;
 }
 
-static void log_read_error(struct fs *fs, fuse_ino_t ino, uint64_t index,
-			   const struct cfs_block_id *id,
-			   const struct cfs_error *err)
+/* The path of ino, for a message (malloc'd; NULL when it cannot be had). */
+static char *path_for_log(struct fs *fs, fuse_ino_t ino)
 {
-	char hex[CFS_BLOCK_ID_HEX_LEN + 1], *path = NULL;
-	struct cfs_error perr;
+	struct cfs_error err;
+	char *path = NULL;
 	int eno;
 	struct cfs_sql *db = ops_db(fs, &eno);
 
 	if (db) {
-		mirror_path(db, ino, &path, &perr);
+		mirror_path(db, ino, &path, &err);
 		cache_db_release(fs->cache, db);
 	}
+	return path;
+}
+
+static void log_read_error(struct fs *fs, fuse_ino_t ino, uint64_t index,
+			   const struct cfs_block_id *id,
+			   const struct cfs_error *err)
+{
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1], *path = path_for_log(fs, ino);
+
 	cfs_block_id_to_hex(id, hex);
 	cfs_log_error("cannot read block %llu of '%s' (%s): %s",
 		      (unsigned long long)index, path ? path : "?", hex,
@@ -287,18 +295,11 @@ void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void log_no_room(struct fs *fs, fuse_ino_t ino)
 {
 	static fuse_ino_t last;
-	struct cfs_error err;
-	char *path = NULL;
-	int eno;
-	struct cfs_sql *db;
+	char *path;
 
 	if (__atomic_exchange_n(&last, ino, __ATOMIC_RELAXED) == ino)
 		return;
-	db = ops_db(fs, &eno);
-	if (db) {
-		mirror_path(db, ino, &path, &err);
-		cache_db_release(fs->cache, db);
-	}
+	path = path_for_log(fs, ino);
 	cfs_log_error(
 		"cannot write to '%s': the cache is full of changes not yet sent (ENOSPC; see cloudfs cache stat)",
 		path ? path : "?");

@@ -244,11 +244,14 @@ static enum cfs_err list_ns(struct fs *fs, struct remote_conn *conn,
 		char path[96];
 		json_t *page;
 
-		/* A point-in-time mount lists each namespace as of then. */
 		snprintf(path, sizeof(path),
-			 "/meta/ns/%lld/list?cursor=%lld&limit=%d%s%.0lld",
-			 (long long)m->ns, (long long)cursor, PAGE,
-			 fs->opt.at ? "&at=" : "", (long long)fs->opt.at);
+			 "/meta/ns/%lld/list?cursor=%lld&limit=%d",
+			 (long long)m->ns, (long long)cursor, PAGE);
+		/* A point-in-time mount lists each namespace as of then. */
+		if (fs->opt.at)
+			snprintf(path + strlen(path),
+				 sizeof(path) - strlen(path), "&at=%lld",
+				 (long long)fs->opt.at);
 		rc = remote_call(conn, "GET", path, NULL, 0, stop, &page, err);
 		if (rc)
 			return rc;
