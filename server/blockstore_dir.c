@@ -4,13 +4,35 @@
  *	DATA/blocks/ab/abcdef...   the bytes of block abcdef... (64 hex digits)
  *	DATA/tmp/upload-XXXXXX     uploads in flight (emptied at open)
  *
- * A block file appears only by rename(2) of a complete, fsync'ed temporary
- * file, followed by an fsync of its directory, so after a crash a block
- * file is either absent or whole.
+ * Invariants:
+ *  1. A block file appears only by rename(2) of a complete, fsync'ed
+ *     temporary file, followed by an fsync of its directory, so after a
+ *     crash a block file is either absent or whole.
+ *  2. Storing a block does the same work whether or not the store holds
+ *     it already (Dropship, by timing): the temporary file is fsync'ed,
+ *     renamed over the block's name and the directory fsync'ed in both
+ *     cases.  Renaming over a block already stored replaces it with the
+ *     same bytes (the caller checked their hash), atomically: a reader
+ *     opens either the old file or the new one, both whole.
+ *  3. The one cost that renaming over a file adds, freeing the old
+ *     file's disk blocks (about 0.2 ms for 4 KiB, 1 ms for 1 MiB on
+ *     ext4), is not paid by the upload: the old file is opened (O_PATH)
+ *     before the rename, which therefore only drops a name, and once
+ *     the directory is fsync'ed (a freeing under way would hold up that
+ *     fsync) the reaper thread closes it, which frees it.  A new block makes
+ *the same open attempt (ENOENT) and hands -1 to the reaper.  Should the
+ *     reaper's pipe be full, the upload closes the file itself: a slower
+ *     upload under overload, never a lost one.
+ *  4. The 256 folders blocks/00 to blocks/ff all exist once the store is
+ *     open (created and made durable there), so that the first block of
+ *     a prefix costs no mkdir() that a later one would not.
+ *  5. Every file is created 0600 and every folder 0700 (mkostemp, mkdir):
+ *     block bytes are no business of other local users.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +46,10 @@ struct dir_store {
 	struct blockstore base;
 	char blocks[4096];
 	char tmp[4096];
+	/* Invariant 3: file descriptors to close, written by uploads
+	 * (non-blocking), read by the reaper until the store closes. */
+	int reap[2];
+	pthread_t reaper;
 };
 
 static int mkdir_private(const char *path)
@@ -77,29 +103,57 @@ static void dir_tmp_discard(struct blockstore *bs, struct blockstore_tmp *tmp)
 	}
 }
 
+/* Invariant 3: closes what uploads hand over, off their path. */
+static void *reaper_thread(void *arg)
+{
+	struct dir_store *s = arg;
+	int fd;
+
+	for (;;) {
+		ssize_t n = read(s->reap[0], &fd, sizeof(fd));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(fd))
+			break; /* the store is closing: the pipe is empty */
+		if (fd >= 0)
+			close(fd);
+	}
+	return NULL;
+}
+
+static void reap_later(struct dir_store *s, int fd)
+{
+	if (write(s->reap[1], &fd, sizeof(fd)) != (ssize_t)sizeof(fd) &&
+	    fd >= 0)
+		close(fd);
+}
+
+/* Invariants 1 to 3: the same steps for bytes new and bytes held. */
 static int dir_tmp_store(struct blockstore *bs, struct blockstore_tmp *tmp,
 			 const struct cfs_block_id *id)
 {
 	struct dir_store *s = (struct dir_store *)bs;
 	char dir[4200], file[4300];
-	struct stat st;
-	int rc = 0;
+	int rc = 0, old;
 
 	block_path(s, id, dir, sizeof(dir), file, sizeof(file));
-	if (stat(file, &st) == 0)
-		goto out; /* stored before: this copy was only hashed */
 	if (fsync(tmp->fd)) {
 		rc = -errno;
 		goto out;
 	}
-	rc = mkdir_private(dir);
-	if (rc)
-		goto out;
+	old = open(file, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (rename(tmp->path, file)) {
 		rc = -errno;
-		goto out;
+	} else {
+		/* The name is free again: mkostemp() may hand it to another
+		 * upload, whose file dir_tmp_discard() would then unlink. */
+		close(tmp->fd);
+		tmp->fd = -1;
+		rc = fsync_dir(dir);
 	}
-	rc = fsync_dir(dir);
+	/* After the fsync, which would wait for the freeing otherwise. */
+	reap_later(s, old);
 out:
 	dir_tmp_discard(bs, tmp);
 	return rc;
@@ -138,7 +192,12 @@ static int dir_remove(struct blockstore *bs, const struct cfs_block_id *id)
 
 static void dir_close(struct blockstore *bs)
 {
-	free(bs);
+	struct dir_store *s = (struct dir_store *)bs;
+
+	close(s->reap[1]); /* the reaper drains the pipe, then stops */
+	pthread_join(s->reaper, NULL);
+	close(s->reap[0]);
+	free(s);
 }
 
 static const struct blockstore_ops dir_ops = {
@@ -149,6 +208,19 @@ static const struct blockstore_ops dir_ops = {
 	.open = dir_open,
 	.remove = dir_remove,
 };
+
+/* Invariant 4: blocks/00 to blocks/ff, and durably so. */
+static int make_prefixes(const char *blocks)
+{
+	char dir[4200];
+	int rc = 0;
+
+	for (unsigned i = 0; rc == 0 && i < 256; i++) {
+		snprintf(dir, sizeof(dir), "%s/%02x", blocks, i);
+		rc = mkdir_private(dir);
+	}
+	return rc ? rc : fsync_dir(blocks);
+}
 
 /* Uploads that were in flight when the server last stopped are garbage. */
 static void empty_tmp(const char *path)
@@ -184,8 +256,23 @@ int blockstore_dir_open(const char *data_dir, struct blockstore **out)
 	}
 	rc = mkdir_private(s->blocks);
 	if (rc == 0)
+		rc = make_prefixes(s->blocks);
+	if (rc == 0)
 		rc = mkdir_private(s->tmp);
+	if (rc == 0 && pipe2(s->reap, O_CLOEXEC))
+		rc = -errno;
 	if (rc) {
+		free(s);
+		return rc;
+	}
+	/* Uploads never wait for the reaper (invariant 3). */
+	if (fcntl(s->reap[1], F_SETFL, O_NONBLOCK))
+		rc = -errno;
+	else
+		rc = -pthread_create(&s->reaper, NULL, reaper_thread, s);
+	if (rc) {
+		close(s->reap[0]);
+		close(s->reap[1]);
 		free(s);
 		return rc;
 	}

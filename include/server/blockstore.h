@@ -28,8 +28,9 @@ struct blockstore_ops {
 	int (*tmp_create)(struct blockstore *bs, struct blockstore_tmp *tmp);
 	/*
 	 * Makes the (fully written, verified) temporary file the bytes of
-	 * block id, durably; a block already stored is kept and the
-	 * temporary dropped.  Consumes tmp either way.  0 or a negative
+	 * block id, durably.  A block already stored costs the same work
+	 * as a new one, so that timing tells no caller what the store
+	 * holds (Dropship).  Consumes tmp either way.  0 or a negative
 	 * errno (-ENOSPC when the disk is full).
 	 */
 	int (*tmp_store)(struct blockstore *bs, struct blockstore_tmp *tmp,
