@@ -1,10 +1,12 @@
 /* SQLite connections with a statement cache (cloudfs/sql.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cloudfs/clock.h"
 #include "cloudfs/log.h"
@@ -157,11 +159,34 @@ static enum cfs_err open_db(struct cfs_sql *c, const char *path,
 	return CFS_OK;
 }
 
+/*
+ * Creates path 0600 if it is missing.  SQLite would create it 0644 less
+ * the umask, and gives its -wal and -shm files the mode of the database
+ * file (os_unix.c), so this one mode covers all three.  An empty file is
+ * an empty database to SQLite.
+ */
+static enum cfs_err create_private(const char *path, const char *what,
+				   struct cfs_error *err)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"cannot open %s '%s': %s", what, path,
+				strerror(errno));
+	close(fd);
+	return CFS_OK;
+}
+
 enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
 			  const char *synchronous, struct cfs_error *err)
 {
 	char pragmas[128];
 
+	if (create_private(path, what, err)) {
+		memset(c, 0, sizeof(*c));
+		return err->code;
+	}
 	if (open_db(c, path, what, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 		    err))
 		return err->code;

@@ -39,7 +39,8 @@ struct cfs_sql {
  * Opens (creating) the database at path in WAL mode with the given
  * synchronous setting ("FULL", "NORMAL"), waiting up to 10 s for another
  * writer to finish (lib/sql.c: writers take turns).  what names
- * it in every message ("metadata store").
+ * it in every message ("metadata store").  A database it creates is
+ * 0600, and so are its -wal and -shm files, whatever the umask.
  */
 enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
 			  const char *synchronous, struct cfs_error *err);
