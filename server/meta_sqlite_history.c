@@ -226,6 +226,7 @@ static enum cfs_err as_of_rows(struct sq_conn *c, void *arg,
 		return rc;
 	a->page->head = a->as_of;
 	a->page->more = false;
+	a->page->bytes = 0;
 	last = a->cursor;
 	/* Each node's newest row up to as_of, if it is not its delete. */
 	st = cfs_sql_stmt(&c->sql,
@@ -250,6 +251,11 @@ static enum cfs_err as_of_rows(struct sq_conn *c, void *arg,
 		if (rc == CFS_OK) {
 			struct meta_entry e = sq_entry_of(&n, NULL);
 
+			if (!meta_page_take(a->page, &e)) {
+				a->page->more = true;
+				sq_node_release(&n);
+				break;
+			}
 			rc = a->fn(a->arg, &e, err);
 			last = n.jid;
 		}

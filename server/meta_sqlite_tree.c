@@ -567,6 +567,7 @@ static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
 	bool row = true;
 
 	page->more = false;
+	page->bytes = 0;
 	while (rc == CFS_OK &&
 	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
 		struct sq_node n;
@@ -583,6 +584,12 @@ static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
 		if (rc == CFS_OK) {
 			struct meta_entry e = sq_entry_of(&n, path);
 
+			if (!meta_page_take(page, &e)) {
+				page->more = true;
+				free(path);
+				sq_node_release(&n);
+				break;
+			}
 			rc = fn(arg, &e, err);
 			last = n.jid;
 		}

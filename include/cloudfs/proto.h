@@ -15,16 +15,21 @@
 #define CFS_DEFAULT_PORT     8470
 
 /* Request limits; the server answers 413 (too_large) beyond them. */
-#define CFS_MAX_JSON_BODY      (16u * 1024 * 1024)
-#define CFS_MAX_BATCH_OPS      1000
-#define CFS_MAX_NEED_BLOCKS    10000
-#define CFS_MAX_FILE_SIZE      (256ull * 1024 * 1024 * 1024)
-#define CFS_MAX_SYMLINK_TARGET 4096
-#define CFS_LIST_DEFAULT_LIMIT 1000
-#define CFS_LIST_MAX_LIMIT     5000
-#define CFS_LONGPOLL_DEFAULT_S 60
-#define CFS_LONGPOLL_MAX_S     300
-#define CFS_LONGPOLL_MAX_NS    1000
+#define CFS_MAX_JSON_BODY	(1u * 1024 * 1024) /* every other endpoint */
+#define CFS_MAX_COMMIT_BODY	(8u * 1024 * 1024) /* block lists */
+#define CFS_MAX_LONGPOLL_BODY	(64u * 1024)
+#define CFS_MAX_BATCH_OPS	1000
+#define CFS_MAX_NEED_BLOCKS	10000
+#define CFS_MAX_FILE_SIZE	(256ull * 1024 * 1024 * 1024)
+#define CFS_MAX_SYMLINK_TARGET	4096
+#define CFS_LIST_DEFAULT_LIMIT	1000
+#define CFS_LIST_MAX_LIMIT	5000
+/* A list page stops before this many bytes (about; at least one entry),
+ * far below the 64 MiB a client takes in one answer. */
+#define CFS_LIST_MAX_PAGE_BYTES (8u * 1024 * 1024)
+#define CFS_LONGPOLL_DEFAULT_S	60
+#define CFS_LONGPOLL_MAX_S	300
+#define CFS_LONGPOLL_MAX_NS	1000
 
 /* Only permission bits travel; set-id and sticky bits are dropped. */
 #define CFS_MODE_MASK 0777

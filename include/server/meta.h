@@ -31,6 +31,9 @@ struct meta_user {
 	int64_t id;
 	int64_t root_ns;
 	char name[META_USER_NAME_MAX + 1];
+	/* Filled by meta_ops.auth only: the hash of the token it accepted,
+	 * so that a long request can ask again whether it is still live. */
+	uint8_t token[META_TOKEN_HASH_LEN];
 };
 
 /* The state of one node, as a journal row or a listing entry carries it. */
@@ -123,7 +126,17 @@ struct meta_page {
 	int64_t cursor; /* pass it back to continue */
 	int64_t head;
 	bool more;
+	uint64_t bytes; /* about what its entries take on the wire */
 };
+
+/*
+ * Counts e into the page and returns true when it fits: the first entry
+ * always does, a later one while the page stays within
+ * CFS_LIST_MAX_PAGE_BYTES.  A listing backend stops its page (more = true)
+ * at the first entry that does not fit, so no page grows past what a
+ * client takes, whatever its entries hold.
+ */
+bool meta_page_take(struct meta_page *page, const struct meta_entry *e);
 
 struct meta_member {
 	const char *user;
@@ -168,7 +181,8 @@ struct meta_ops {
 	enum cfs_err (*token_revoke)(struct meta *m,
 				     const uint8_t hash[META_TOKEN_HASH_LEN],
 				     struct cfs_error *err);
-	/* The user of a live token; UNAUTHORIZED otherwise. */
+	/* The user of a live token (out->token is hash); UNAUTHORIZED
+	 * otherwise, also for a token revoked by another process. */
 	enum cfs_err (*auth)(struct meta *m,
 			     const uint8_t hash[META_TOKEN_HASH_LEN],
 			     struct meta_user *out, struct cfs_error *err);
