@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cache/mirror.h"
+#include "cloudfs/proto.h"
 #include "fs/fs.h"
 #include "fs/history.h"
 #include "fs/upload.h" /* UPLOAD_BATCH_MAX */
@@ -323,13 +324,19 @@ static enum cfs_err commit_all(struct fs *fs, int64_t ns, json_t *ops,
 	char url[64];
 
 	snprintf(url, sizeof(url), "/meta/ns/%lld/commit", (long long)ns);
-	for (size_t at = 0; at < n; at += UPLOAD_BATCH_MAX) {
+	for (size_t at = 0, k = 0; at < n; at = k) {
 		json_t *batch = json_array(), *a, *r;
-		size_t i;
+		size_t i, bytes = 0;
 
-		for (size_t k = at; batch && k < n && k < at + UPLOAD_BATCH_MAX;
-		     k++)
-			json_array_append(batch, json_array_get(ops, k));
+		/* As many as one commit body holds (one at least). */
+		for (k = at; batch && k < n && k < at + UPLOAD_BATCH_MAX; k++) {
+			json_t *op = json_array_get(ops, k);
+
+			bytes += json_dumpb(op, NULL, 0, JSON_COMPACT) + 1;
+			if (k > at && bytes > CFS_MAX_COMMIT_BODY - 1024)
+				break;
+			json_array_append(batch, op);
+		}
 		a = batch ? remote_ask(&fs->remote, "POST", url,
 				       json_pack("{s:o}", "ops", batch), err)
 			  : NULL;

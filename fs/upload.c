@@ -47,6 +47,7 @@
 #include "cloudfs/clock.h"
 #include "cloudfs/json.h"
 #include "cloudfs/log.h"
+#include "cloudfs/proto.h"
 #include "fs/fs.h"
 #include "fs/session.h"
 #include "fs/upload.h"
@@ -768,6 +769,38 @@ static void batch_free(struct queued_op *ops, size_t n)
 	free(ops);
 }
 
+/* About the most op takes in a commit's JSON (escapes may make a byte of
+ * a string six). */
+static uint64_t op_wire_bytes(const struct queued_op *op)
+{
+	uint64_t n = 256 + 67 * (uint64_t)op->blocks.n;
+
+	n += 6 * (uint64_t)strlen(op->path);
+	n += op->to ? 6 * (uint64_t)strlen(op->to) : 0;
+	n += op->target ? 6 * (uint64_t)strlen(op->target) : 0;
+	return n;
+}
+
+/*
+ * How many of the batch's n ops fit in one commit body (at least one: the
+ * largest op fits alone); the others are released and go in a later batch,
+ * in the same order.
+ */
+static size_t fit_commit_body(struct queued_op *ops, size_t n)
+{
+	uint64_t bytes = 0;
+	size_t k;
+
+	for (k = 0; k < n; k++) {
+		bytes += op_wire_bytes(&ops[k]);
+		if (k && bytes > CFS_MAX_COMMIT_BODY - 64 * 1024)
+			break;
+	}
+	for (size_t i = k; i < n; i++)
+		queued_op_release(&ops[i]);
+	return k;
+}
+
 /* Sends one batch; *sent is false when there was none to send (the queue
  * empty, or its head waiting for its namespace's listing). */
 static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
@@ -810,6 +843,7 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 		return CFS_OK;
 	}
 	*sent = true;
+	n = fit_commit_body(ops, n);
 	note_sending(u, ops, n);
 	rc = batch_blocks(ops, n, &all, err);
 	if (rc == CFS_OK)

@@ -18,6 +18,7 @@
 
 #include "cloudfs/log.h"
 #include "cloudfs/proto.h"
+#include "cloudfs/size.h"
 #include "config.h"
 #include "server/cmd.h"
 #include "server/gc.h"
@@ -37,6 +38,14 @@ static const char usage[] =
 				  "                      files are kept (30d, 12h, 15m, 10s; default 30d)\n"
 				  "  --gc-every DURATION how often garbage is collected (default 1h;\n"
 				  "                      0: never)\n"
+				  "Limits that keep one client from starving the others (cloudfsd(8)):\n"
+				  "  --max-connections N   connections in all (default 1000)\n"
+				  "  --max-per-address N   connections from one address (default 128)\n"
+				  "  --header-timeout DURATION  for a request's headers (default 30s)\n"
+				  "  --body-timeout DURATION    for a body, plus 1s per 64 KiB (default 10s)\n"
+				  "  --body-budget SIZE    bodies being received, in all (default 256M)\n"
+				  "  --user-body-budget SIZE  ... by one user (default 64M)\n"
+				  "  --user-longpolls N    long polls waiting per user (default 64)\n"
 				  "Logs one line per request to stderr; SIGTERM or SIGINT stops it.\n";
 
 struct serve_opts {
@@ -44,7 +53,99 @@ struct serve_opts {
 	const char *listen;
 	unsigned threads;
 	int64_t retention_s, gc_every_s;
+	struct http_limits limits;
 };
+
+/* A count for option opt, from min to max. */
+static bool count_arg(const char *opt, const char *arg, unsigned min,
+		      unsigned max, unsigned *out, int *status)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (arg[0] >= '0' && arg[0] <= '9' && !*end && !errno && v >= min &&
+	    v <= max) {
+		*out = (unsigned)v;
+		return true;
+	}
+	fprintf(stderr, "cloudfsd serve: %s must be %u to %u, not '%s'\n", opt,
+		min, max, arg);
+	*status = EXIT_USAGE;
+	return false;
+}
+
+/* A duration for option opt, from 1 s to a day. */
+static bool seconds_arg(const char *opt, const char *arg, unsigned *out,
+			int *status)
+{
+	int64_t s;
+
+	if (!gc_duration_arg("serve", opt, arg, &s, status))
+		return false;
+	if (s >= 1 && s <= 86400) {
+		*out = (unsigned)s;
+		return true;
+	}
+	fprintf(stderr, "cloudfsd serve: %s must be 1s to 1d, not '%s'\n", opt,
+		arg);
+	*status = EXIT_USAGE;
+	return false;
+}
+
+/* A byte count for option opt, at least a block. */
+static bool bytes_arg(const char *opt, const char *arg, uint64_t *out,
+		      int *status)
+{
+	if (cfs_size_parse(arg, out) && *out >= CFS_BLOCK_SIZE)
+		return true;
+	fprintf(stderr,
+		"cloudfsd serve: %s must be a size of at least 4M (such as "
+		"64M or 1G), not '%s'\n",
+		opt, arg);
+	*status = EXIT_USAGE;
+	return false;
+}
+
+enum {
+	OPT_MAX_CONN = 256,
+	OPT_PER_ADDR,
+	OPT_HEADER_TO,
+	OPT_BODY_TO,
+	OPT_BODY_BUDGET,
+	OPT_USER_BUDGET,
+	OPT_USER_POLLS
+};
+
+/* The limits' options; false when arg is not what opt takes. */
+static bool limit_arg(int opt, const char *arg, struct http_limits *l,
+		      int *status)
+{
+	switch (opt) {
+	case OPT_MAX_CONN:
+		return count_arg("--max-connections", arg, 16, 1000000,
+				 &l->max_connections, status);
+	case OPT_PER_ADDR:
+		return count_arg("--max-per-address", arg, 1, 1000000,
+				 &l->max_per_address, status);
+	case OPT_HEADER_TO:
+		return seconds_arg("--header-timeout", arg,
+				   &l->header_timeout_s, status);
+	case OPT_BODY_TO:
+		return seconds_arg("--body-timeout", arg, &l->body_timeout_s,
+				   status);
+	case OPT_BODY_BUDGET:
+		return bytes_arg("--body-budget", arg, &l->body_budget, status);
+	case OPT_USER_BUDGET:
+		return bytes_arg("--user-body-budget", arg,
+				 &l->user_body_budget, status);
+	case OPT_USER_POLLS:
+		return count_arg("--user-longpolls", arg, 1, 1000000,
+				 &l->user_longpolls, status);
+	}
+	return false;
+}
 
 static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 {
@@ -54,6 +155,14 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 		{ "threads", required_argument, NULL, 't' },
 		{ "retention", required_argument, NULL, 'r' },
 		{ "gc-every", required_argument, NULL, 'g' },
+		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
+		{ "max-per-address", required_argument, NULL, OPT_PER_ADDR },
+		{ "header-timeout", required_argument, NULL, OPT_HEADER_TO },
+		{ "body-timeout", required_argument, NULL, OPT_BODY_TO },
+		{ "body-budget", required_argument, NULL, OPT_BODY_BUDGET },
+		{ "user-body-budget", required_argument, NULL,
+		  OPT_USER_BUDGET },
+		{ "user-longpolls", required_argument, NULL, OPT_USER_POLLS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -93,6 +202,16 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 			fputs(usage, stdout);
 			*status = 0;
 			return -1;
+		case OPT_MAX_CONN:
+		case OPT_PER_ADDR:
+		case OPT_HEADER_TO:
+		case OPT_BODY_TO:
+		case OPT_BODY_BUDGET:
+		case OPT_USER_BUDGET:
+		case OPT_USER_POLLS:
+			if (!limit_arg(c, optarg, &o->limits, status))
+				return -1;
+			break;
 		default:
 			fputs(usage, stderr);
 			*status = EXIT_USAGE;
@@ -164,8 +283,8 @@ static int run(const struct serve_opts *o, const sigset_t *stop)
 			      o->data_dir, strerror(-e));
 		goto out;
 	}
-	if (http_start(o->listen, o->threads, &ctx, &http, bound, sizeof(bound),
-		       &err)) {
+	if (http_start(o->listen, o->threads, &o->limits, &ctx, &http, bound,
+		       sizeof(bound), &err)) {
 		cfs_log_error("%s", err.msg);
 		goto out;
 	}
@@ -197,6 +316,7 @@ int cmd_serve(int argc, char **argv)
 		.threads = 8,
 		.retention_s = GC_DEFAULT_RETENTION_S,
 		.gc_every_s = GC_DEFAULT_EVERY_S,
+		.limits = HTTP_LIMITS_DEFAULT,
 	};
 	sigset_t stop;
 	int lock, status;

@@ -4,8 +4,9 @@
  * A request goes through these states, driven by MHD's calls to
  * on_request() and on_completed():
  *
- *	NEW     first call: route, token and Content-Length are checked;
- *	        a failure is answered at once, before any body is read
+ *	NEW     first call: route, token and Content-Length are checked,
+ *	        and the body's bytes reserved from the user's budget; a
+ *	        failure is answered at once, before any body is read
  *	BODY    body bytes arrive: JSON is buffered up to its cap, a block
  *	        streams to the upload; a body over its cap is drained and
  *	        answered 413 (or the connection dropped if it goes on)
@@ -13,16 +14,20 @@
  *	        wake-up resumes it and the route's resume handler answers
  *	DONE    a response is queued; on_completed() logs and frees
  *
+ * Each step is reported to the guard (server/http_guard.h), which holds
+ * the deadlines and budgets that keep one client from starving the rest.
  * Only this file turns error codes into statuses and JSON error bodies.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,17 +35,25 @@
 #include "cloudfs/buf.h"
 #include "cloudfs/json.h"
 #include "cloudfs/log.h"
+#include "cloudfs/num.h"
 #include "cloudfs/proto.h"
 #include "server/http.h"
+#include "server/http_guard.h"
 #include "server/routes.h"
 #include "server/token.h"
 
 /* A body this far over its cap is not drained: the connection is cut. */
-#define DRAIN_MAX (8u * 1024 * 1024)
+#define DRAIN_MAX	 (8u * 1024 * 1024)
+/* JSON bodies from this size on take turns to be parsed (and the memory
+ * their parse took is handed back to the system once they are freed). */
+#define LARGE_JSON	 (64u * 1024)
+/* What one JSON parse may allocate: ten times the largest honest body. */
+#define PARSE_MEMORY_MAX (10u * CFS_MAX_COMMIT_BODY)
 
 struct http_server {
 	struct MHD_Daemon *daemon;
 	const struct api_ctx *ctx;
+	struct http_guard *guard;
 	int listen_fd;
 };
 
@@ -55,10 +68,13 @@ struct request {
 	struct meta_user user;
 	struct api_req req;
 	struct api_resp resp;
-	struct cfs_buf body; /* JSON bodies */
-	uint64_t received;   /* body bytes, however consumed */
-	size_t cap;	     /* the route's body cap */
-	enum cfs_err failed; /* answered once the body is drained */
+	struct http_guard_conn *guarded; /* the connection's, or NULL */
+	struct cfs_buf body;		 /* JSON bodies */
+	uint64_t received;		 /* body bytes, however consumed */
+	size_t cap;			 /* the route's body cap */
+	uint64_t reserved;		 /* of the user's body budget */
+	struct longpoll_waiter *parked;	 /* while a long poll is counted */
+	enum cfs_err failed;		 /* answered once the body is drained */
 	struct cfs_error err;
 	unsigned status; /* for the access log */
 	uint64_t sent;
@@ -176,7 +192,7 @@ static size_t body_cap(const struct route *route)
 {
 	switch (route->body) {
 	case ROUTE_BODY_JSON:
-		return CFS_MAX_JSON_BODY;
+		return route->cap ? route->cap : CFS_MAX_JSON_BODY;
 	case ROUTE_BODY_BLOCK:
 		return CFS_BLOCK_SIZE;
 	case ROUTE_BODY_NONE:
@@ -185,11 +201,43 @@ static size_t body_cap(const struct route *route)
 	return 0;
 }
 
+/*
+ * The body's bytes are reserved before any arrives, so that bodies in
+ * flight never hold more memory or disk than the budgets allow: the
+ * Content-Length, or the cap for a chunked body.
+ */
+static enum cfs_err reserve_body(struct request *rq)
+{
+	const char *cl = MHD_lookup_connection_value(
+		rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	int64_t len = (int64_t)rq->cap;
+	int e = cl ? cfs_num_parse_i64(cl, 0, len, &len) : 0;
+
+	if (e == -EINVAL)
+		return cfs_fail(&rq->err, CFS_ERR_BAD_FIELD,
+				"header Content-Length '%.40s' of %s %s is not "
+				"a number",
+				cl, rq->method, rq->path);
+	if (e == -ERANGE)
+		return cfs_fail(&rq->err, CFS_ERR_TOO_LARGE,
+				"body of %.40s bytes is over the limit of %zu "
+				"for %s %s",
+				cl, rq->cap, rq->method, rq->path);
+	if (len == 0 || !rq->req.user)
+		return CFS_OK;
+	if (http_guard_reserve(rq->srv->guard, rq->user.id, (uint64_t)len,
+			       &rq->err)) {
+		cfs_error_prefix(&rq->err, "%s %s", rq->method, rq->path);
+		return rq->err.code;
+	}
+	rq->reserved = (uint64_t)len;
+	return CFS_OK;
+}
+
 /* The first call: everything that can be refused before the body. */
 static enum MHD_Result start(struct request *rq)
 {
 	char allow[64];
-	const char *cl;
 	enum cfs_err rc;
 
 	rq->route = route_match(rq->method, rq->path, &rq->req, allow,
@@ -202,14 +250,9 @@ static enum MHD_Result start(struct request *rq)
 			return respond_error(rq, &rq->err, NULL);
 	}
 	rq->cap = body_cap(rq->route);
-	cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-					 MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && strtoull(cl, NULL, 10) > rq->cap) {
-		cfs_fail(&rq->err, CFS_ERR_TOO_LARGE,
-			 "body of %s bytes is over the limit of %zu for %s %s",
-			 cl, rq->cap, rq->method, rq->path);
+	if (reserve_body(rq))
 		return respond_error(rq, &rq->err, NULL);
-	}
+	http_guard_request(rq->srv->guard, rq->guarded, rq->reserved);
 	cfs_buf_init(&rq->body, rq->cap);
 	if (rq->route->body == ROUTE_BODY_BLOCK)
 		api_upload_begin(&rq->req);
@@ -255,6 +298,29 @@ static void resume_cb(void *arg)
 	MHD_resume_connection(rq->conn);
 }
 
+/* The guard saw the client of a parked long poll hang up: answering it
+ * now ends the connection and frees its slot. */
+static void gone_cb(void *arg)
+{
+	struct request *rq = arg;
+
+	longpoll_expire(rq->srv->ctx->longpoll, rq->parked);
+}
+
+/* Counts the long poll of the request's user as waiting (or not). */
+static enum cfs_err count_parked(struct request *rq, struct longpoll_waiter *w)
+{
+	struct http_guard *g = rq->srv->guard;
+
+	if (rq->parked)
+		http_guard_unpark(g, rq->user.id);
+	rq->parked = NULL;
+	if (w && http_guard_park(g, rq->user.id, &rq->err))
+		return rq->err.code;
+	rq->parked = w;
+	return CFS_OK;
+}
+
 /*
  * Runs handler and answers, unless the handler parks the request (a long
  * poll); a wake-up that comes before the connection is suspended runs the
@@ -267,13 +333,17 @@ static enum MHD_Result run(struct request *rq, api_handler handler)
 	for (;;) {
 		rq->resp.park = NULL;
 		rc = handler(&rq->req, &rq->resp, &rq->err);
+		if (!rc && rq->resp.park)
+			rc = count_parked(rq, rq->resp.park);
 		if (rc || !rq->resp.park)
 			return respond(rq, rc);
 		if (longpoll_park(rq->srv->ctx->longpoll, rq->resp.park,
 				  suspend_cb, resume_cb, rq)) {
 			rq->state = RQ_PARKED;
+			http_guard_parked(rq->srv->guard, rq->guarded, rq);
 			return MHD_YES;
 		}
+		count_parked(rq, NULL);
 		handler = rq->route->resume;
 	}
 }
@@ -281,6 +351,17 @@ static enum MHD_Result run(struct request *rq, api_handler handler)
 /* A JSON body; an empty one is an empty object. */
 static enum cfs_err parse_body(struct request *rq)
 {
+	struct http_guard *g = rq->srv->guard;
+	enum cfs_err rc;
+
+	if (rq->body.len >= LARGE_JSON) {
+		http_guard_parse_begin(g);
+		rc = cfs_json_parse_object_within(rq->body.data, rq->body.len,
+						  PARSE_MEMORY_MAX,
+						  &rq->req.body, &rq->err);
+		http_guard_parse_end(g);
+		return rc;
+	}
 	if (rq->body.len)
 		return cfs_json_parse_object(rq->body.data, rq->body.len,
 					     &rq->req.body, &rq->err);
@@ -296,6 +377,7 @@ static enum MHD_Result finish(struct request *rq)
 	const struct route *route = rq->route;
 	enum cfs_err rc;
 
+	http_guard_busy(rq->srv->guard, rq->guarded);
 	if (rq->failed)
 		return respond_error(rq, &rq->err, NULL);
 	if (route->body == ROUTE_BODY_JSON) {
@@ -308,6 +390,11 @@ static enum MHD_Result finish(struct request *rq)
 
 static void request_free(struct request *rq)
 {
+	bool large = rq->body.len >= LARGE_JSON;
+
+	count_parked(rq, NULL);
+	if (rq->reserved)
+		http_guard_unreserve(rq->srv->guard, rq->user.id, rq->reserved);
 	if (rq->req.state_free)
 		rq->req.state_free(rq->req.state);
 	if (rq->route && rq->route->body == ROUTE_BODY_BLOCK)
@@ -319,6 +406,10 @@ static void request_free(struct request *rq)
 	cfs_buf_release(&rq->body);
 	free(rq->path);
 	free(rq);
+	/* A large parse leaves its memory in the allocator's free lists,
+	 * where an attack's would stay for good. */
+	if (large)
+		malloc_trim(0);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
@@ -341,6 +432,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		rq->resp.fd = -1;
 		snprintf(rq->method, sizeof(rq->method), "%s", method);
 		rq->path = strdup(url);
+		rq->guarded = MHD_get_connection_info(
+				      conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT)
+				      ->socket_context;
 		clock_gettime(CLOCK_MONOTONIC, &rq->start);
 		*con_cls = rq;
 		if (!rq->path)
@@ -349,6 +443,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	}
 	switch (rq->state) {
 	case RQ_PARKED:
+		http_guard_busy(rq->srv->guard, rq->guarded);
+		count_parked(rq, NULL);
 		return run(rq, rq->route->resume);
 	case RQ_BODY:
 		if (*upload_data_size == 0)
@@ -369,10 +465,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct timespec end;
 	double ms;
 
-	(void)cls;
 	(void)conn;
 	if (!rq)
 		return;
+	http_guard_idle(((struct http_server *)cls)->guard, rq->guarded);
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	ms = (double)(end.tv_sec - rq->start.tv_sec) * 1e3 +
 	     (double)(end.tv_nsec - rq->start.tv_nsec) / 1e6;
@@ -384,6 +480,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 								: " (aborted)");
 	request_free(rq);
 	*con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct http_server *s = cls;
+	const union MHD_ConnectionInfo *ci;
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		http_guard_close(s->guard, *socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	*socket_context = ci ? http_guard_open(s->guard, ci->connect_fd) : NULL;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -478,7 +590,37 @@ static enum cfs_err open_listener(const char *where, int *fd, char *bound,
 	return CFS_OK;
 }
 
+/*
+ * Every connection is a file descriptor: the soft limit is raised to what
+ * max_connections needs (and the rest of the server, say 64 more), as far
+ * as the hard limit allows.
+ */
+static enum cfs_err fit_file_limit(unsigned max_connections,
+				   struct cfs_error *err)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)max_connections + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return CFS_OK;
+	if (rl.rlim_cur >= want)
+		return CFS_OK;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"--max-connections %u needs %llu open files, "
+				"and this process may open %llu",
+				max_connections, (unsigned long long)want,
+				(unsigned long long)rl.rlim_max);
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"cannot raise the open-file limit to %llu: %s",
+				(unsigned long long)want, strerror(errno));
+	return CFS_OK;
+}
+
 enum cfs_err http_start(const char *where, unsigned threads,
+			const struct http_limits *lim,
 			const struct api_ctx *ctx, struct http_server **out,
 			char *bound, size_t bound_len, struct cfs_error *err)
 {
@@ -488,8 +630,21 @@ enum cfs_err http_start(const char *where, unsigned threads,
 	if (!s)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	s->ctx = ctx;
+	cfs_json_limit_memory();
+	rc = fit_file_limit(lim->max_connections, err);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	s->guard = http_guard_new(lim, gone_cb);
+	if (!s->guard) {
+		free(s);
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"cannot start the connection guard");
+	}
 	rc = open_listener(where, &s->listen_fd, bound, bound_len, err);
 	if (rc) {
+		http_guard_free(s->guard);
 		free(s);
 		return rc;
 	}
@@ -503,9 +658,13 @@ enum cfs_err http_start(const char *where, unsigned threads,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
+		MHD_OPTION_CONNECTION_LIMIT, lim->max_connections,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->max_per_address,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
 	if (!s->daemon) {
 		close(s->listen_fd);
+		http_guard_free(s->guard);
 		free(s);
 		return cfs_fail(err, CFS_ERR_INTERNAL,
 				"cannot start the HTTP server on '%s'", where);
@@ -523,5 +682,6 @@ void http_stop(struct http_server *s)
 {
 	MHD_stop_daemon(s->daemon);
 	close(s->listen_fd);
+	http_guard_free(s->guard);
 	free(s);
 }

@@ -277,6 +277,14 @@ void longpoll_cancel(struct longpoll *lp, struct longpoll_waiter *w)
 	pthread_mutex_unlock(&lp->lock);
 }
 
+void longpoll_expire(struct longpoll *lp, struct longpoll_waiter *w)
+{
+	pthread_mutex_lock(&lp->lock);
+	if (w->state == LP_WAITING || w->state == LP_PARKED)
+		wake(lp, w, true);
+	pthread_mutex_unlock(&lp->lock);
+}
+
 void longpoll_notify(struct longpoll *lp, int64_t ns)
 {
 	struct longpoll_waiter *woken = NULL;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cloudfs/proto.h"
 #include "server/routes.h"
 
 #define ROUTE(m, p, h, b)                                                  \
@@ -18,7 +19,11 @@ static const struct route routes[] = {
 	ROUTE("GET", "/meta/namespaces", api_namespaces, ROUTE_BODY_NONE),
 	ROUTE("GET", "/meta/ns/{ns}/list", api_list, ROUTE_BODY_NONE),
 	ROUTE("GET", "/meta/ns/{ns}/history", api_history, ROUTE_BODY_NONE),
-	ROUTE("POST", "/meta/ns/{ns}/commit", api_commit, ROUTE_BODY_JSON),
+	{ .method = "POST",
+	  .pattern = "/meta/ns/{ns}/commit",
+	  .handler = api_commit,
+	  .body = ROUTE_BODY_JSON,
+	  .cap = CFS_MAX_COMMIT_BODY },
 	ROUTE("POST", "/meta/ns/{ns}/share", api_share, ROUTE_BODY_JSON),
 	ROUTE("GET", "/meta/ns/{ns}/members", api_members, ROUTE_BODY_NONE),
 	ROUTE("POST", "/meta/ns/{ns}/invite", api_invite, ROUTE_BODY_JSON),
@@ -28,7 +33,8 @@ static const struct route routes[] = {
 	  .pattern = "/meta/longpoll",
 	  .handler = api_longpoll,
 	  .resume = api_longpoll_resume,
-	  .body = ROUTE_BODY_JSON },
+	  .body = ROUTE_BODY_JSON,
+	  .cap = CFS_MAX_LONGPOLL_BODY },
 	ROUTE("POST", "/block/need", api_blocks_need, ROUTE_BODY_JSON),
 	ROUTE("GET", "/block/{block}", api_block_get, ROUTE_BODY_NONE),
 	ROUTE("PUT", "/block/{block}", api_block_put, ROUTE_BODY_BLOCK),

@@ -9,15 +9,18 @@
 
 #include "cloudfs/error.h"
 #include "server/api.h"
+#include "server/http_guard.h"
 
 struct http_server;
 
 /*
  * Listens on where ("HOST:PORT"; "[V6]:PORT"; port 0 picks a free one)
- * and serves with threads threads.  *bound receives the address actually
- * bound, as "http://HOST:PORT".
+ * and serves with threads threads, within lim.  *bound receives the
+ * address actually bound, as "http://HOST:PORT".  Makes jansson count
+ * what parses allocate (cfs_json_limit_memory) for the whole process.
  */
 enum cfs_err http_start(const char *where, unsigned threads,
+			const struct http_limits *lim,
 			const struct api_ctx *ctx, struct http_server **out,
 			char *bound, size_t bound_len, struct cfs_error *err);
 

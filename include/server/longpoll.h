@@ -66,6 +66,10 @@ bool longpoll_park(struct longpoll *lp, struct longpoll_waiter *w,
 /* Removes w if it is still registered; safe in any state. */
 void longpoll_cancel(struct longpoll *lp, struct longpoll_waiter *w);
 
+/* Wakes w now as if its deadline had passed, if it is still registered
+ * (its client went away: the answer frees the connection). */
+void longpoll_expire(struct longpoll *lp, struct longpoll_waiter *w);
+
 /* Wakes every waiter that watches ns. */
 void longpoll_notify(struct longpoll *lp, int64_t ns);
 

@@ -16,7 +16,7 @@
 
 enum route_body {
 	ROUTE_BODY_NONE,  /* a body is refused (400) */
-	ROUTE_BODY_JSON,  /* a JSON object of at most CFS_MAX_JSON_BODY */
+	ROUTE_BODY_JSON,  /* a JSON object of at most the route's cap */
 	ROUTE_BODY_BLOCK, /* block bytes, streamed to api_upload_data() */
 };
 
@@ -26,6 +26,7 @@ struct route {
 	api_handler handler;
 	api_handler resume; /* long polls: answers after the wake-up */
 	enum route_body body;
+	size_t cap;  /* JSON: the body's cap; 0 for CFS_MAX_JSON_BODY */
 	bool public; /* no token needed */
 };
 

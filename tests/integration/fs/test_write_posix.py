@@ -801,3 +801,33 @@ def test_a_path_over_4096_bytes_in_its_namespace_fails_at_the_system_call(both, 
     subprocess.run([CLOUDFS, "status", "--wait", "--timeout", "60", b.mnt], check=True)
     until_server_holds(alice, {f"{deepest}/{fits}": b"at the limit",
                                "y/" + "c" * 100: b"a child"}, within=30)
+
+
+def test_changes_too_many_for_one_commit_body_reach_the_server_in_several(alice, mount):
+    """A commit body is capped (8 MiB); a batch of changes whose JSON is
+    larger (here 450 creates whose long paths of control characters are
+    escaped six bytes a byte, about 10 MiB, all settled at once by the
+    unmount) goes in several commits instead of being refused whole,
+    again and again."""
+    m = mount(alice, settle=3600)
+    level = "\x01" * 255  # 15 levels: 15 * 256 = 3,840 bytes
+    fd = os.open(m.mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+    top = fd
+    try:
+        for _ in range(15):
+            os.mkdir(level, dir_fd=fd)
+            fd, old = os.open(level, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+            if old != top:
+                os.close(old)
+        names = ["\x01" * 200 + f"{i:04d}" for i in range(450)]
+        for name in names:
+            with open(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd), "wb") as f:
+                f.write(b"x")
+    finally:
+        os.close(fd)
+        os.close(top)
+    unmount_drained(m)
+
+    listing = server_listing(alice, alice.root_ns)
+    deepest = "/".join([level] * 15)
+    assert [n for n in names if listing.get(f"{deepest}/{n}", {}).get("size") != 1] == []
