@@ -104,16 +104,18 @@ char **cli_mounts(void)
 static int dial(const struct cli_target *t)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd;
+	int fd, len;
 
-	if (strlen(t->cache_dir) + sizeof("/control") > sizeof(addr.sun_path)) {
+	/* sun_path holds 108 bytes, a cache directory's name up to 4095:
+	 * snprintf's count is the one check of whether it fits. */
+	len = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/control",
+		       t->cache_dir);
+	if (len < 0 || (size_t)len >= sizeof(addr.sun_path)) {
 		cli_error(
 			"cache directory '%s': its control socket's path is too long",
 			t->cache_dir);
 		return -1;
 	}
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/control",
-		 t->cache_dir);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
 		cli_error("cannot reach the mount of cache '%s' at '%s': %s",
