@@ -1,4 +1,6 @@
 /* The two clocks cloudfs reads (cloudfs/clock.h). */
+#include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -42,8 +44,18 @@ bool cfs_time_parse(const char *s, int64_t *at)
 	bool utc;
 
 	if (s[0] == '@') {
-		*at = strtoll(s + 1, &num_end, 10);
-		return s[1] && !*num_end && *at > 0;
+		long long v;
+
+		/* Digits alone: strtoll() would also take spaces and a sign,
+		 * and saturate on overflow. */
+		if (!isdigit((unsigned char)s[1]))
+			return false;
+		errno = 0;
+		v = strtoll(s + 1, &num_end, 10);
+		if (errno || *num_end || v <= 0)
+			return false;
+		*at = v;
+		return true;
 	}
 	end = strptime(s, "%Y-%m-%dT%H:%M", &tm);
 	if (!end)

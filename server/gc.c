@@ -1,4 +1,5 @@
 /* Garbage collection of the server (server/gc.h). */
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -168,9 +169,12 @@ bool gc_duration_parse(const char *s, int64_t *seconds)
 	char *end;
 	long long v;
 
+	/* Digits first: strtoll() would also take spaces and a sign. */
+	if (!isdigit((unsigned char)*s))
+		return false;
 	errno = 0;
 	v = strtoll(s, &end, 10);
-	if (errno || end == s || v < 0 || *s == '-' || *s == '+')
+	if (errno)
 		return false;
 	if (*end == '\0') {
 		*seconds = v;
