@@ -17,12 +17,14 @@
  *  3. The one cost that renaming over a file adds, freeing the old
  *     file's disk blocks (about 0.2 ms for 4 KiB, 1 ms for 1 MiB on
  *     ext4), is not paid by the upload: the old file is opened (O_PATH)
- *     before the rename, which therefore only drops a name, and once
- *     the directory is fsync'ed (a freeing under way would hold up that
- *     fsync) the reaper thread closes it, which frees it.  A new block makes
- *the same open attempt (ENOENT) and hands -1 to the reaper.  Should the
- *     reaper's pipe be full, the upload closes the file itself: a slower
- *     upload under overload, never a lost one.
+ *     before the rename, which therefore only drops a name, and the
+ *     reaper thread closes it, which frees it, REAP_DELAY_MS later.  The
+ *     delay keeps the freeing clear of the rest of the upload (the
+ *     folder's fsync, the metadata commit's), whose fsyncs a freeing
+ *     under way holds up.  A new block makes the same open attempt
+ *     (ENOENT) and hands -1 to the reaper.  Should the reaper's pipe be
+ *     full, the upload closes the file itself: a slower upload under
+ *     overload, never a lost one.
  *  4. The 256 folders blocks/00 to blocks/ff all exist once the store is
  *     open (created and made durable there), so that the first block of
  *     a prefix costs no mkdir() that a later one would not.
@@ -37,17 +39,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloudfs/log.h"
 #include "server/blockstore.h"
 
+#define REAP_DELAY_MS 100
+
+/* A file to close at a time (CLOCK_MONOTONIC, ms); fd -1 for none. */
+struct reap_item {
+	int fd;
+	uint64_t at_ms;
+};
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 struct dir_store {
 	struct blockstore base;
 	char blocks[4096];
 	char tmp[4096];
-	/* Invariant 3: file descriptors to close, written by uploads
-	 * (non-blocking), read by the reaper until the store closes. */
+	/* Invariant 3: struct reap_item, written by uploads (non-blocking),
+	 * read by the reaper until the store closes. */
 	int reap[2];
 	pthread_t reaper;
 };
@@ -103,28 +122,43 @@ static void dir_tmp_discard(struct blockstore *bs, struct blockstore_tmp *tmp)
 	}
 }
 
-/* Invariant 3: closes what uploads hand over, off their path. */
+/* Invariant 3: closes what uploads hand over, when its time comes. */
 static void *reaper_thread(void *arg)
 {
 	struct dir_store *s = arg;
-	int fd;
+	struct reap_item it;
 
 	for (;;) {
-		ssize_t n = read(s->reap[0], &fd, sizeof(fd));
+		ssize_t n = read(s->reap[0], &it, sizeof(it));
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n != (ssize_t)sizeof(fd))
+		if (n != (ssize_t)sizeof(it))
 			break; /* the store is closing: the pipe is empty */
-		if (fd >= 0)
-			close(fd);
+		if (it.fd < 0)
+			continue;
+		/* Items come in time order: one wait covers those behind. */
+		while (monotonic_ms() < it.at_ms) {
+			struct timespec ts = {
+				.tv_sec = (time_t)(it.at_ms / 1000),
+				.tv_nsec = (long)(it.at_ms % 1000) * 1000000,
+			};
+
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
+					NULL);
+		}
+		close(it.fd);
 	}
 	return NULL;
 }
 
 static void reap_later(struct dir_store *s, int fd)
 {
-	if (write(s->reap[1], &fd, sizeof(fd)) != (ssize_t)sizeof(fd) &&
+	struct reap_item it = { .fd = fd,
+				.at_ms = monotonic_ms() + REAP_DELAY_MS };
+
+	/* One item is well under PIPE_BUF: written whole or not at all. */
+	if (write(s->reap[1], &it, sizeof(it)) != (ssize_t)sizeof(it) &&
 	    fd >= 0)
 		close(fd);
 }
@@ -152,7 +186,6 @@ static int dir_tmp_store(struct blockstore *bs, struct blockstore_tmp *tmp,
 		tmp->fd = -1;
 		rc = fsync_dir(dir);
 	}
-	/* After the fsync, which would wait for the freeing otherwise. */
 	reap_later(s, old);
 out:
 	dir_tmp_discard(bs, tmp);
