@@ -7,6 +7,15 @@
  * The registry is joined before the heads are read: a commit that lands
  * after the read wakes the waiter, and one that landed before it is seen
  * by the read, so no commit can slip between the two.
+ *
+ * A token may be revoked while its poll waits, by another process
+ * (cloudfsd revoke) that the server hears nothing from.  So every wake-up
+ * asks the store again whether the token is live before it answers, and a
+ * waiter is registered for at most RECHECK_MS at a time: when that slice
+ * ends before the poll's own deadline, the token is checked, the heads
+ * are read again and the waiter parks for another slice.  A revoked
+ * token's poll ends with 401 within RECHECK_MS; a live one costs the
+ * store two small reads every RECHECK_MS.
  */
 #include <stdlib.h>
 
@@ -14,10 +23,13 @@
 #include "cloudfs/proto.h"
 #include "server/api.h"
 
+#define RECHECK_MS 5000
+
 struct poll_state {
 	struct longpoll *lp;
 	struct longpoll_waiter waiter;
-	uint64_t deadline_ms;
+	uint64_t deadline_ms; /* the poll's own, from its timeout */
+	uint64_t slice_ms;    /* the waiter's: at most RECHECK_MS ahead */
 	size_t n;
 	int64_t *ns;
 	int64_t *cursors;
@@ -131,10 +143,13 @@ static enum cfs_err answer(struct api_resp *resp, struct poll_state *st,
 static enum cfs_err wait_or_answer(struct api_req *req, struct api_resp *resp,
 				   struct poll_state *st, struct cfs_error *err)
 {
+	uint64_t now = longpoll_clock_ms();
 	bool moved;
 	enum cfs_err rc;
 
-	if (longpoll_add(st->lp, &st->waiter, st->ns, st->n, st->deadline_ms))
+	st->slice_ms = now + RECHECK_MS < st->deadline_ms ? now + RECHECK_MS
+							  : st->deadline_ms;
+	if (longpoll_add(st->lp, &st->waiter, st->ns, st->n, st->slice_ms))
 		return cfs_fail(err, CFS_ERR_UNAVAILABLE,
 				"the server is stopping");
 	rc = read_heads(req, st, &moved, err);
@@ -188,17 +203,38 @@ enum cfs_err api_longpoll(struct api_req *req, struct api_resp *resp,
 	return wait_or_answer(req, resp, st, err);
 }
 
+/* Whether the token of the request is still live (another process may
+ * have revoked it since the request began). */
+static enum cfs_err recheck_token(struct api_req *req, struct cfs_error *err)
+{
+	struct meta *m = req->ctx->meta;
+	struct meta_user now;
+	enum cfs_err rc;
+
+	rc = m->ops->auth(m, req->user->token, &now, err);
+	if (rc == CFS_ERR_UNAUTHORIZED)
+		cfs_fail(err, rc, "token was revoked during the long poll");
+	return rc;
+}
+
 enum cfs_err api_longpoll_resume(struct api_req *req, struct api_resp *resp,
 				 struct cfs_error *err)
 {
 	struct poll_state *st = req->state;
+	uint64_t now = longpoll_clock_ms();
 	bool moved;
 	enum cfs_err rc;
 
 	if (st->waiter.stopping)
 		return cfs_fail(err, CFS_ERR_UNAVAILABLE,
 				"the server is stopping");
-	if (!st->waiter.timed_out)
+	rc = recheck_token(req, err);
+	if (rc)
+		return rc;
+	/* A slice that ended short of the deadline; a wake-up as timed out
+	 * before its slice ended is the registry ending the poll early. */
+	if (!st->waiter.timed_out ||
+	    (now >= st->slice_ms && now < st->deadline_ms))
 		return wait_or_answer(req, resp, st, err);
 	rc = read_heads(req, st, &moved, err);
 	return rc ? rc : answer(resp, st, err);

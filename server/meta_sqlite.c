@@ -350,8 +350,10 @@ static enum cfs_err find_token(struct sq_conn *c, void *arg,
 	if (rc == CFS_OK && !row)
 		return cfs_fail(err, CFS_ERR_UNAUTHORIZED,
 				"token is unknown or revoked");
-	if (rc == CFS_OK)
+	if (rc == CFS_OK) {
 		user_from_row(st, a->out);
+		memcpy(a->out->token, a->hash, META_TOKEN_HASH_LEN);
+	}
 	return rc;
 }
 

@@ -5,7 +5,12 @@ import concurrent.futures
 import threading
 import time
 
-from cfs_server import file_op, waiting_longpoll, woken
+from cfs_server import assert_error, file_op, run_cli, waiting_longpoll, woken
+
+# The server asks its store about a waiting poll's token this often
+# (server/api_longpoll.c, RECHECK_MS): a revocation by another process
+# is noticed within it.
+RECHECK_S = 5.0
 
 
 def timed_longpoll(client, cursors, timeout):
@@ -93,3 +98,54 @@ def test_fifty_waiting_longpolls_hold_no_thread_and_one_commit_wakes_them_all(al
     wrong = [a for a in answers if a.status != 200 or a.json != expected]
     assert not wrong, f"{len(wrong)} of {n} polls answered {wrong[0]}"
     assert slowest < 5.0
+
+
+def revoke(server, token):
+    """`cloudfsd revoke`, by a process of its own, as an administrator runs it."""
+    run_cli("revoke", "--data", server.data_dir, token)
+
+
+def test_a_token_revoked_by_another_process_ends_its_waiting_longpoll_with_401(
+        server, alice):
+    other_device = alice.clone()
+    other_device.token = run_cli("token", "--data", server.data_dir, "alice").stdout.strip()
+    with waiting_longpoll(alice, {alice.root_ns: 0}, timeout=60) as revoked, \
+            waiting_longpoll(other_device, {alice.root_ns: 0}, timeout=60) as live:
+        revoke(server, alice.token)
+        t0 = time.monotonic()
+        r = revoked.result(timeout=60)
+        waited = time.monotonic() - t0
+        print(f"the revoked token's poll ended {waited:.2f} s after the revocation")
+        assert_error(r, 401, "unauthorized", "revoked")
+        assert waited < RECHECK_S + 3
+        # The user's other token was not revoked: its poll goes on.
+        assert not live.done(), live.result()
+        other_device.commit_ok(alice.root_ns, file_op("a"))
+        assert woken(live) == {"changes": [{"ns": alice.root_ns, "head": 1}], "gone": []}
+    assert_error(alice.get("/meta/namespaces"), 401, "unauthorized")
+
+
+def test_a_commit_wakes_a_revoked_tokens_longpoll_with_401_at_once(server, alice):
+    other_device = alice.clone()
+    other_device.token = run_cli("token", "--data", server.data_dir, "alice").stdout.strip()
+    with waiting_longpoll(alice, {alice.root_ns: 0}, timeout=60) as poll:
+        revoke(server, alice.token)
+        other_device.commit_ok(alice.root_ns, file_op("a"))
+        t0 = time.monotonic()
+        r = poll.result(timeout=60)
+        waited = time.monotonic() - t0
+    assert_error(r, 401, "unauthorized", "revoked")
+    assert waited < 1.0, f"answered {waited:.2f} s after the commit"
+
+
+def test_a_longpoll_longer_than_the_recheck_answers_at_its_timeout_and_still_wakes(alice):
+    timeout = int(RECHECK_S) + 2
+    answer, took = timed_longpoll(alice, {alice.root_ns: 0}, timeout)
+    print(f"answered after {took:.2f} s")
+    assert answer == {"changes": [], "gone": []}
+    assert timeout - 0.1 <= took < timeout + 3
+    with waiting_longpoll(alice, {alice.root_ns: 0}, timeout=60) as poll:
+        time.sleep(RECHECK_S + 1)  # past the first recheck: parked anew
+        assert not poll.done(), poll.result()
+        alice.commit_ok(alice.root_ns, file_op("a"))
+        assert woken(poll) == {"changes": [{"ns": alice.root_ns, "head": 1}], "gone": []}
