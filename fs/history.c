@@ -83,10 +83,18 @@ static int64_t num(json_t *o, const char *key)
 	return json_integer_value(json_object_get(o, key));
 }
 
+/* A version's kind; "" when the server's answer has none (it is then
+ * no kind that can be restored, not a crash). */
+static const char *kind_of(json_t *v)
+{
+	const char *kind = json_string_value(json_object_get(v, "kind"));
+
+	return kind ? kind : "";
+}
+
 static bool is_deleted(json_t *v)
 {
-	return strcmp(json_string_value(json_object_get(v, "kind")),
-		      "deleted") == 0;
+	return strcmp(kind_of(v), "deleted") == 0;
 }
 
 /*
@@ -123,8 +131,7 @@ static json_t *choose(json_t *versions, int64_t jid, int64_t at, int64_t *as_of,
 		return NULL;
 	}
 	*as_of = jid ? jid : at ? -1 : num(newest, "before");
-	if (!jid && !at &&
-	    strcmp(json_string_value(json_object_get(v, "kind")), "dir") == 0 &&
+	if (!jid && !at && strcmp(kind_of(v), "dir") == 0 &&
 	    !is_deleted(newest)) {
 		cfs_fail(
 			err, CFS_ERR_EXISTS,
@@ -138,7 +145,7 @@ static json_t *choose(json_t *versions, int64_t jid, int64_t at, int64_t *as_of,
  * a shared folder comes back by sharing, not by restore). */
 static json_t *op_of(json_t *v, const char *path)
 {
-	const char *kind = json_string_value(json_object_get(v, "kind"));
+	const char *kind = kind_of(v);
 	json_t *mtime = json_object_get(v, "mtime_ns");
 
 	if (strcmp(kind, "file") == 0)
@@ -370,8 +377,7 @@ static enum cfs_err commit_all(struct fs *fs, int64_t ns, json_t *ops,
 
 static bool is_dir(json_t *v)
 {
-	return strcmp(json_string_value(json_object_get(v, "kind")), "dir") ==
-	       0;
+	return strcmp(kind_of(v), "dir") == 0;
 }
 
 /* The operations that bring back version v at path (in ns), a folder with
