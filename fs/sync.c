@@ -111,6 +111,13 @@ static enum cfs_err parse_entry(json_t *o, int64_t ns, int64_t head,
 	}
 	if (rc == CFS_OK && e->kind == CFS_KIND_MOUNT)
 		rc = cfs_json_int(o, "ns", 1, INT64_MAX, &e->mount_ns, err);
+	/* Followed as a mount, a namespace mounted in itself would take the
+	 * place of its own row in the mirror, and be forgotten with the
+	 * mount (cache/mirror.c, invariant 3). */
+	if (rc == CFS_OK && e->kind == CFS_KIND_MOUNT && e->mount_ns == ns)
+		rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
+			      "namespace %lld mounted in itself",
+			      (long long)ns);
 	if (rc)
 		mirror_entry_release(e);
 	return rc;
