@@ -1,0 +1,172 @@
+/*
+ * fuzz_listing: what the mount makes of the server's answers: listing
+ * pages applied to the mirror (fs/sync.c), error bodies (fs/remote.c),
+ * and the history and past listings a restore is built from
+ * (fs/history.c).  The static functions are reached by including the
+ * two files, so that neither needs to change for this harness.
+ *
+ * Feeds: byte 0 picks the answer, the rest is its body:
+ *   0  a page of GET /meta/ns/1/list, applied from the mirror's cursor
+ *   1  the body of an HTTP error answer (byte 1: its status)
+ *   2  {"versions": [...], "jid": J, "at": T}: a history, and the version
+ *      a restore would choose from it, written as a commit operation
+ *   3  {"state": {...}, "top": N}: a listing as of then, and the commit
+ *      operations that bring back folder N's contents
+ * Checks: a page is applied whole or not at all (the mirror's cursor is
+ * the page's after it, and unchanged after a refusal, which is always
+ * "unreachable"); an error answer is never a success and its message
+ * names the request; the version chosen is one of the history's, and its
+ * operation is a file, dir or symlink at the path asked; the operations
+ * of a folder's contents all lie below it.
+ */
+#include "../fs/sync.c"
+
+#include "../fs/history.c"
+
+#include "fuzz_util.h"
+#include "mount_env.h"
+
+static int64_t mirror_cursor(struct fs *fs, int64_t ns)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(fs->cache, &err);
+	struct mirror_ns m = { .cursor = -1 };
+
+	FUZZ_CHECK(db, "no database: %s", err.msg);
+	FUZZ_CHECK(mirror_ns_get(db, ns, &m, &err) == CFS_OK,
+		   "the mirror forgot namespace %lld", (long long)ns);
+	cache_db_release(fs->cache, db);
+	return m.cursor;
+}
+
+static void listing_page(json_t *page)
+{
+	struct fs *fs = mount_env_get(500);
+	const bool stop = false;
+	struct cfs_error err = { 0 };
+	int64_t before = mirror_cursor(fs, MOUNT_ENV_ROOT_NS), cursor = before;
+	size_t count = 0;
+	bool more = false;
+	enum cfs_err rc;
+
+	rc = apply_page(fs, MOUNT_ENV_ROOT_NS, page, &cursor, &more, &count,
+			&stop, &err);
+	if (rc) {
+		FUZZ_CHECK(err.code == rc && err.msg[0],
+			   "a refused page without its error");
+		FUZZ_CHECK(mirror_cursor(fs, MOUNT_ENV_ROOT_NS) == before,
+			   "a refused page moved the cursor");
+		return;
+	}
+	FUZZ_CHECK(cursor >= before, "the cursor went back from %lld to %lld",
+		   (long long)before, (long long)cursor);
+	FUZZ_CHECK(mirror_cursor(fs, MOUNT_ENV_ROOT_NS) == cursor,
+		   "the mirror is at %lld, the page at %lld",
+		   (long long)mirror_cursor(fs, MOUNT_ENV_ROOT_NS),
+		   (long long)cursor);
+}
+
+static void error_answer(const uint8_t *data, size_t size)
+{
+	static const long statuses[] = { 400, 401, 404, 409, 413, 500,
+					 502, 503, 201, 302, 0,	  599 };
+	struct cfs_error err = { 0 };
+	long status;
+	enum cfs_err rc;
+
+	if (!size)
+		return;
+	status = statuses[data[0] % (sizeof(statuses) / sizeof(statuses[0]))];
+	rc = remote_http_error("GET /x", status, (const char *)data + 1,
+			       size - 1, &err);
+	FUZZ_CHECK(rc != CFS_OK, "an HTTP %ld error answer is a success",
+		   status);
+	FUZZ_CHECK(err.code == rc && strncmp(err.msg, "GET /x: ", 8) == 0,
+		   "the error does not name the request: '%s'", err.msg);
+}
+
+static void check_op(json_t *op, const char *path, bool below)
+{
+	const char *kind = json_string_value(json_object_get(op, "op"));
+	const char *at = json_string_value(json_object_get(op, "path"));
+
+	FUZZ_CHECK(json_is_object(op), "an operation that is no object");
+	FUZZ_CHECK(kind && (!strcmp(kind, "file") || !strcmp(kind, "dir") ||
+			    !strcmp(kind, "symlink")),
+		   "an operation '%s'", kind ? kind : "(none)");
+	FUZZ_CHECK(at && (below ? strncmp(at, path, strlen(path)) == 0 &&
+					  at[strlen(path)] == '/'
+				: strcmp(at, path) == 0),
+		   "an operation at '%s', not %s '%s'", at ? at : "(none)",
+		   below ? "below" : "at", path);
+}
+
+static void restore_version(json_t *answer)
+{
+	json_t *versions = json_object_get(answer, "versions"), *v, *w, *op;
+	int64_t jid = json_integer_value(json_object_get(answer, "jid"));
+	int64_t at = json_integer_value(json_object_get(answer, "at"));
+	struct cfs_error err = { 0 };
+	int64_t as_of = 0;
+	bool found = false;
+	size_t i;
+
+	v = choose(versions, jid, at, &as_of, &err);
+	if (!v) {
+		FUZZ_CHECK(err.code != CFS_OK && err.msg[0],
+			   "no version, and no reason");
+		return;
+	}
+	json_array_foreach(versions, i, w) found |= w == v;
+	FUZZ_CHECK(found, "the version chosen is not in the history");
+	op = op_of(v, "a/b");
+	if (op)
+		check_op(op, "a/b", false);
+	json_decref(op);
+}
+
+static void restore_folder(json_t *answer)
+{
+	json_t *state = json_object_get(answer, "state"), *ops = json_array();
+	int64_t top = json_integer_value(json_object_get(answer, "top"));
+	struct cfs_error err = { 0 };
+	json_t *op;
+	size_t i;
+
+	FUZZ_CHECK(ops, "out of memory");
+	if (json_is_object(state) &&
+	    subtree_ops(state, top, "a/b", ops, &err) == CFS_OK)
+		json_array_foreach(ops, i, op) check_op(op, "a/b", true);
+	json_decref(ops);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	json_t *answer;
+
+	if (size < 1)
+		return 0;
+	if (data[0] % 4 == 1) {
+		error_answer(data + 1, size - 1);
+		return 0;
+	}
+	/* As remote_call() takes an answer: a JSON object, or nothing. */
+	answer = json_loadb((const char *)data + 1, size - 1, 0, NULL);
+	if (!json_is_object(answer)) {
+		json_decref(answer);
+		return 0;
+	}
+	switch (data[0] % 4) {
+	case 0:
+		listing_page(answer);
+		break;
+	case 2:
+		restore_version(answer);
+		break;
+	case 3:
+		restore_folder(answer);
+		break;
+	}
+	json_decref(answer);
+	return 0;
+}
