@@ -127,6 +127,8 @@ static void print_entries(json_t *entries)
 
 	json_array_foreach(entries, i, o)
 	{
+		const char *kind =
+			json_string_value(json_object_get(o, "kind"));
 		char cached[32], bytes[32];
 
 		cfs_size_format((uint64_t)json_integer_value(
@@ -144,10 +146,7 @@ static void print_entries(json_t *entries)
 		       (long long)json_integer_value(
 			       json_object_get(o, "blocks")),
 		       json_string_value(json_object_get(o, "name")),
-		       strcmp(json_string_value(json_object_get(o, "kind")),
-			      "file")
-			       ? "/"
-			       : "");
+		       kind && strcmp(kind, "file") != 0 ? "/" : "");
 	}
 }
 
