@@ -121,7 +121,8 @@ enum cfs_err remote_http_error(const char *what, long status, const char *body,
 	const char *msg = json_string_value(json_object_get(e, "message"));
 	enum cfs_err rc;
 
-	if (code && msg)
+	/* An error answer is never a success, whatever code it names. */
+	if (code && msg && cfs_err_from_name(code) != CFS_OK)
 		rc = cfs_fail(err, cfs_err_from_name(code), "%s: %s", what,
 			      msg);
 	else
