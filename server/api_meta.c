@@ -13,6 +13,7 @@
 #include "cloudfs/clock.h"
 #include "cloudfs/json.h"
 #include "cloudfs/log.h"
+#include "cloudfs/num.h"
 #include "cloudfs/path.h"
 #include "cloudfs/proto.h"
 #include "config.h"
@@ -116,26 +117,21 @@ static enum cfs_err append_entry(void *arg, const struct meta_entry *e,
 	return api_append(arg, entry_json(e), err);
 }
 
-/* An optional integer query argument within [min, max]. */
+/* An optional integer query argument within [min, max]: decimal digits
+ * only, an overflow out of range rather than saturated (cloudfs/num.h). */
 static enum cfs_err query_int(struct api_req *req, const char *key, int64_t min,
 			      int64_t max, int64_t def, int64_t *out,
 			      struct cfs_error *err)
 {
 	const char *s = http_query(req, key);
-	char *end;
-	long long v;
 
 	*out = def;
-	if (!s)
+	if (!s || cfs_num_parse_i64(s, min, max, out) == 0)
 		return CFS_OK;
-	v = strtoll(s, &end, 10);
-	if (!*s || *end || v < min || v > max)
-		return cfs_fail(
-			err, CFS_ERR_BAD_FIELD,
-			"query argument '%s' must be an integer from %lld to %lld",
-			key, (long long)min, (long long)max);
-	*out = v;
-	return CFS_OK;
+	return cfs_fail(
+		err, CFS_ERR_BAD_FIELD,
+		"query argument '%s' must be an integer from %lld to %lld, not '%.40s'",
+		key, (long long)min, (long long)max, s);
 }
 
 enum cfs_err api_list(struct api_req *req, struct api_resp *resp,
@@ -183,12 +179,30 @@ enum cfs_err api_list(struct api_req *req, struct api_resp *resp,
 			 err);
 }
 
+/* A history answer: the newest versions, as many as a list page holds. */
+struct history_page {
+	json_t *versions;
+	struct meta_page page;
+};
+
+static enum cfs_err append_version(void *arg, const struct meta_entry *e,
+				   struct cfs_error *err)
+{
+	struct history_page *h = arg;
+
+	if (h->page.more || !meta_page_take(&h->page, e)) {
+		h->page.more = true; /* the older ones are left out */
+		return CFS_OK;
+	}
+	return api_append(h->versions, entry_json(e), err);
+}
+
 enum cfs_err api_history(struct api_req *req, struct api_resp *resp,
 			 struct cfs_error *err)
 {
 	struct meta *m = req->ctx->meta;
 	const char *path = http_query(req, "path");
-	json_t *versions;
+	struct history_page page = { 0 };
 	enum cfs_err rc;
 
 	if (!path)
@@ -198,18 +212,20 @@ enum cfs_err api_history(struct api_req *req, struct api_resp *resp,
 			    err);
 	if (rc)
 		return rc;
-	versions = json_array();
-	if (!versions)
+	page.versions = json_array();
+	if (!page.versions)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	rc = m->ops->history(m, req->user, req->ns, path, append_entry,
-			     versions, err);
+	rc = m->ops->history(m, req->user, req->ns, path, append_version, &page,
+			     err);
 	if (rc) {
-		json_decref(versions);
+		json_decref(page.versions);
 		return rc;
 	}
 	return api_reply(resp,
-			 json_pack("{s:I, s:s, s:o}", "ns", (json_int_t)req->ns,
-				   "path", path, "versions", versions),
+			 json_pack("{s:I, s:s, s:o, s:b}", "ns",
+				   (json_int_t)req->ns, "path", path,
+				   "versions", page.versions, "more",
+				   page.page.more),
 			 err);
 }
 

@@ -2,6 +2,8 @@
 wrong, and changes nothing: the namespaces list the same afterwards and
 the server still serves."""
 
+import hashlib
+import json
 import pytest
 
 from cfs_server import assert_error, block_id, file_op, unchanged
@@ -209,24 +211,55 @@ def test_a_batch_of_1001_operations_is_too_large(alice):
     commit_refused(alice, body, 413, "too_large")
 
 
-def test_a_json_body_over_16_mib_is_too_large(alice):
-    body = ops(file_op("f"))
-    body["padding"] = "x" * (16 * MiB)
-    commit_refused(alice, body, 413, "too_large")
+COMMIT_CAP = 8 * MiB
+JSON_CAP = 1 * MiB
+LONGPOLL_CAP = 64 * 1024
 
 
-def test_a_json_body_just_under_16_mib_is_read(alice):
-    body = ops({"op": "dir", "path": "d"})
-    body["padding"] = ""
-    body["padding"] = "x" * (16 * MiB - len(str(body).encode()) - 64)
+def padded(body, size):
+    """BODY with a padding field that makes its JSON SIZE bytes long."""
+    body = dict(body, padding="")
+    body["padding"] = "x" * (size - len(json.dumps(body).encode()))
+    assert len(json.dumps(body).encode()) == size
+    return body
+
+
+def test_a_commit_over_8_mib_is_too_large(alice):
+    commit_refused(alice, padded(ops(file_op("f")), COMMIT_CAP + 1), 413,
+                   "too_large")
+
+
+def test_a_commit_of_8_mib_is_read(alice):
+    body = padded(ops({"op": "dir", "path": "d"}), COMMIT_CAP)
     r = alice.post(f"/meta/ns/{alice.root_ns}/commit", body)
     assert r.status == 200 and r.json["results"][0]["status"] == "committed", r
 
 
-def test_a_json_body_over_16_mib_is_too_large_on_every_post_endpoint(alice):
-    pad = "x" * (16 * MiB + 1)
-    for path in ("/meta/longpoll", "/block/need", f"/meta/ns/{alice.shared_ns}/invite"):
-        assert_refused(alice, "POST", path, {"pad": pad}, 413, "too_large")
+def test_a_commit_of_the_largest_file_under_the_longest_path_fits(alice):
+    """The commit cap leaves room for 65536 block ids (a 256 GiB file)."""
+    path = "/".join(["d" * 250] * 16)[:4000]
+    blocks = [hashlib.sha256(b"%d" % i).hexdigest() for i in range(65536)]
+    body = ops({"op": "file", "path": path, "size": 65536 * 4 * MiB,
+                "blocks": blocks})
+    assert len(json.dumps(body).encode()) < COMMIT_CAP
+    r = alice.post(f"/meta/ns/{alice.root_ns}/commit", body)
+    assert r.status == 200, r
+    assert r.json["results"][0]["status"] in ("need_blocks", "error"), r
+    assert r.json["results"][0].get("error", {}).get("code") != "too_large", r
+
+
+@pytest.mark.parametrize("path,cap", [
+    ("/meta/longpoll", LONGPOLL_CAP),
+    ("/block/need", JSON_CAP),
+    ("/meta/ns/{shared}/invite", JSON_CAP),
+    ("/meta/ns/{shared}/share", JSON_CAP),
+])
+def test_each_json_endpoint_takes_its_cap_and_not_a_byte_more(alice, path, cap):
+    path = path.format(shared=alice.shared_ns)
+    assert_refused(alice, "POST", path, padded({}, cap + 1), 413, "too_large",
+                   str(cap))
+    r = alice.request("POST", path, padded({}, cap))
+    assert r.status != 413, r
 
 
 # -- namespaces ----------------------------------------------------------
@@ -331,3 +364,45 @@ def test_a_malformed_need_is_bad_field(alice, body, words):
 def test_a_malformed_share_request_is_bad_field(alice, endpoint, body, words):
     ns = alice.root_ns if endpoint == "share" else alice.shared_ns
     assert_refused(alice, "POST", f"/meta/ns/{ns}/{endpoint}", body, 400, "bad_field", *words)
+
+
+# -- numbers in the query string -----------------------------------------
+
+BAD_NUMBERS = {
+    "2^63": str(2**63),
+    "20 digits": "99999999999999999999",
+    "2^64": str(2**64),
+    "negative": "-1",
+    "plus sign": "%2B5",
+    "leading space": "%205",
+    "trailing space": "5%20",
+    "empty": "",
+    "hex": "0x10",
+    "exponent": "1e3",
+    "fraction": "1.0",
+    "letters": "five",
+}
+
+
+@pytest.mark.parametrize("arg", ["cursor", "limit", "as_of", "at"])
+@pytest.mark.parametrize("value", BAD_NUMBERS.values(), ids=BAD_NUMBERS.keys())
+def test_a_malformed_or_out_of_range_number_in_a_listing_query_is_bad_field(
+        alice, arg, value):
+    assert_refused(alice, "GET", f"/meta/ns/{alice.root_ns}/list?{arg}={value}", None,
+                   400, "bad_field", f"'{arg}'")
+
+
+def test_the_largest_cursor_is_read_as_itself_not_clamped(alice):
+    """2^63 - 1 parses (and is beyond the head); 2^63 is refused as a number,
+    where it used to be clamped to 2^63 - 1."""
+    assert_refused(alice, "GET", f"/meta/ns/{alice.root_ns}/list?cursor={2**63 - 1}", None,
+                   400, "bad_cursor", str(2**63 - 1))
+    r = alice.get(f"/meta/ns/{alice.root_ns}/list?cursor={2**63}")
+    assert_error(r, 400, "bad_field", "'cursor'", str(2**63))
+
+
+def test_a_longpoll_cursor_beyond_int64_is_refused_not_clamped(alice):
+    body = ('{"cursors": [{"ns": %d, "cursor": %d}], "timeout": 0}'
+            % (alice.root_ns, 2**63)).encode()
+    r = alice.post("/meta/longpoll", body, headers={"Content-Type": "application/json"})
+    assert r.status == 400 and r.error_code in ("bad_json", "bad_field"), r
