@@ -47,8 +47,9 @@
 /* JSON bodies from this size on take turns to be parsed (and the memory
  * their parse took is handed back to the system once they are freed). */
 #define LARGE_JSON	 (64u * 1024)
-/* What one JSON parse may allocate: ten times the largest honest body. */
-#define PARSE_MEMORY_MAX (10u * CFS_MAX_COMMIT_BODY)
+/* What one JSON parse may allocate: the largest honest body (a commit of
+ * block ids) takes about twice its size; nested empty arrays, 35 times. */
+#define PARSE_MEMORY_MAX (4u * CFS_MAX_COMMIT_BODY)
 
 struct http_server {
 	struct MHD_Daemon *daemon;
@@ -355,11 +356,13 @@ static enum cfs_err parse_body(struct request *rq)
 	enum cfs_err rc;
 
 	if (rq->body.len >= LARGE_JSON) {
-		http_guard_parse_begin(g);
+		rc = http_guard_parse_begin(g, rq->user.id, &rq->err);
+		if (rc)
+			return rc;
 		rc = cfs_json_parse_object_within(rq->body.data, rq->body.len,
 						  PARSE_MEMORY_MAX,
 						  &rq->req.body, &rq->err);
-		http_guard_parse_end(g);
+		http_guard_parse_end(g, rq->user.id);
 		return rc;
 	}
 	if (rq->body.len)

@@ -23,7 +23,7 @@
 #define BODY_RATE	 (64u * 1024) /* bytes a second a body must keep up */
 #define LOG_EVERY_MS	 10000
 #define USER_BUCKETS	 64
-#define PARSE_TURNS	 2 /* large JSON parses at once */
+#define PARSE_TURNS	 4 /* large JSON parses at once, one a user */
 
 enum phase { IDLE, BODY, BUSY, PARKED };
 
@@ -40,6 +40,7 @@ struct user_use {
 	int64_t user;
 	uint64_t body_used;
 	unsigned polls;
+	unsigned parses;
 	struct user_use *next;
 };
 
@@ -47,7 +48,7 @@ struct http_guard {
 	struct http_limits lim;
 	void (*gone)(void *arg);
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* the thread's tick; parse turns */
+	pthread_cond_t cond; /* the thread's tick */
 	pthread_t thread;
 	bool stopping;
 	struct http_guard_conn *conns;
@@ -115,8 +116,11 @@ static void find_gone(struct http_guard *g)
 			if (fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
 				void *arg = who[i]->parked;
 
+				/* libmicrohttpd leaves a resumed connection
+				 * whose client hung up hanging, unless its
+				 * socket fails: cut it, then wake it. */
 				who[i]->parked = NULL;
-				g->cut_parked++;
+				cut(who[i], &g->cut_parked);
 				g->gone(arg);
 			}
 	free(fds);
@@ -308,7 +312,7 @@ static void user_tidy(struct http_guard *g, struct user_use *u)
 {
 	struct user_use **p = &g->users[(uint64_t)u->user % USER_BUCKETS];
 
-	if (u->body_used || u->polls)
+	if (u->body_used || u->polls || u->parses)
 		return;
 	while (*p != u)
 		p = &(*p)->next;
@@ -400,19 +404,41 @@ void http_guard_unpark(struct http_guard *g, int64_t user)
 	pthread_mutex_unlock(&g->lock);
 }
 
-void http_guard_parse_begin(struct http_guard *g)
+enum cfs_err http_guard_parse_begin(struct http_guard *g, int64_t user,
+				    struct cfs_error *err)
 {
+	enum cfs_err rc = CFS_OK;
+	struct user_use *u;
+
 	pthread_mutex_lock(&g->lock);
-	while (g->parses >= PARSE_TURNS)
-		pthread_cond_wait(&g->cond, &g->lock);
-	g->parses++;
+	u = user_of(g, user, true);
+	if (!u)
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	else if (u->parses || g->parses >= PARSE_TURNS)
+		rc = cfs_fail(err, CFS_ERR_UNAVAILABLE,
+			      "%s large JSON bodies are being read; retry "
+			      "soon",
+			      u->parses ? "this user's other" : "too many");
+	if (rc == CFS_OK) {
+		u->parses++;
+		g->parses++;
+	} else if (u) {
+		user_tidy(g, u);
+	}
 	pthread_mutex_unlock(&g->lock);
+	return rc;
 }
 
-void http_guard_parse_end(struct http_guard *g)
+void http_guard_parse_end(struct http_guard *g, int64_t user)
 {
+	struct user_use *u;
+
 	pthread_mutex_lock(&g->lock);
-	g->parses--;
-	pthread_cond_broadcast(&g->cond);
+	u = user_of(g, user, false);
+	if (u) {
+		u->parses--;
+		g->parses--;
+		user_tidy(g, u);
+	}
 	pthread_mutex_unlock(&g->lock);
 }

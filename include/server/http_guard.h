@@ -18,7 +18,9 @@
  * headers in milliseconds, so the connections trickling bytes are the ones
  * cut to make room (slowloris).  BODY ends within body_timeout_s plus one
  * second per 64 KiB expected.  A PARKED connection whose client hung up is
- * handed to gone(), so the long poll answers and frees its slot.  A cut is
+ * cut and handed to gone(), which wakes the long poll so that the
+ * connection ends and frees its slot (a resumed connection whose socket
+ * still works but whose client is gone would hang).  A cut is
  * a shutdown(2) of the socket: libmicrohttpd then sees the connection end
  * and closes it as it would any other.
  *
@@ -99,10 +101,12 @@ void http_guard_unpark(struct http_guard *g, int64_t user);
 
 /*
  * Bounds the JSON parses of large bodies running at once (each may take
- * many times its body in memory): http_guard_parse_begin() waits for a
- * turn, http_guard_parse_end() gives it back.
+ * many times its body in memory): a few in all, one per user.  A parse
+ * never waits for a turn, which would hold one of the few threads that
+ * serve everyone: UNAVAILABLE when there is none (the client retries).
  */
-void http_guard_parse_begin(struct http_guard *g);
-void http_guard_parse_end(struct http_guard *g);
+enum cfs_err http_guard_parse_begin(struct http_guard *g, int64_t user,
+				    struct cfs_error *err);
+void http_guard_parse_end(struct http_guard *g, int64_t user);
 
 #endif
