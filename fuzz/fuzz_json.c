@@ -10,6 +10,8 @@
  * included); a block list is accepted exactly when it is an array of at
  * most max strings of 64 lowercase hex digits, and cfs_json_block_ids()
  * writes it back equal; refusals carry a protocol code and a message.
+ * The same body parsed within a memory limit (cfs_json_parse_object_within)
+ * gives the same object, or too_large.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -169,6 +171,29 @@ static void check_field(json_t *obj, const char *key)
 	check_arrays(obj, key, v);
 }
 
+/* The body parsed again within a limit of a few times its size. */
+static void check_within(const uint8_t *data, size_t size, enum cfs_err rc,
+			 json_t *obj)
+{
+	struct cfs_error err = { 0 };
+	/* The first byte moves the limit, so that parses stop anywhere. */
+	size_t max = 4 * size + (size ? (size_t)(data[0] & 0x3f) * 64 : 0);
+	json_t *got = NULL;
+	enum cfs_err within;
+
+	within = cfs_json_parse_object_within((const char *)data, size, max,
+					      &got, &err);
+	if (within == CFS_ERR_TOO_LARGE) {
+		FUZZ_CHECK(!got && err.msg[0], "too_large with an object");
+		return;
+	}
+	FUZZ_CHECK(within == rc, "within a limit says %s, without %s",
+		   cfs_err_name(within), cfs_err_name(rc));
+	FUZZ_CHECK(rc || json_equal(got, obj),
+		   "within a limit the object differs");
+	json_decref(got);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
@@ -192,6 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		   "parse says %d, jansson reads %s", rc,
 		   ref ? "something else" : "nothing");
 	json_decref(ref);
+	check_within(data, size, rc, obj);
 	if (rc) {
 		check_refusal(rc, &err, CFS_ERR_BAD_JSON, CFS_ERR_BAD_JSON);
 		FUZZ_CHECK(!obj, "a refused body gives an object");

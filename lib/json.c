@@ -1,6 +1,5 @@
 /* Typed JSON field access over jansson (cloudfs/json.h). */
 #include <inttypes.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,64 +8,48 @@
 #include "cloudfs/json.h"
 
 /*
- * What the parse running on this thread may still allocate.  jansson
- * allocates through json_alloc()/json_free() once cfs_json_limit_memory()
- * installed them; outside a limited parse they only pass through.
+ * About what jansson allocates for buf: every value (one more than the
+ * characters that open or separate values outside strings) takes up to
+ * about 128 bytes, and the text is copied.  A scan, not a parse: jansson
+ * still decides what the body is.  (Failing jansson's allocations instead
+ * would be exact, but its lexer asserts when one fails halfway.)
  */
-static _Thread_local struct {
-	bool on;
-	bool over;
-	size_t used, max;
-} parse_budget;
-
-static void *json_alloc(size_t n)
+static size_t parse_cost(const char *buf, size_t len)
 {
-	void *p;
+	size_t values = 1;
+	bool in_string = false;
 
-	if (parse_budget.on && n > parse_budget.max - parse_budget.used) {
-		parse_budget.over = true;
-		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '[' || c == '{' || c == ',' || c == ':') {
+			values++;
+		}
 	}
-	p = malloc(n);
-	if (p && parse_budget.on)
-		parse_budget.used += malloc_usable_size(p);
-	return p;
-}
-
-static void json_free(void *p)
-{
-	if (p && parse_budget.on) {
-		size_t n = malloc_usable_size(p);
-
-		parse_budget.used -=
-			n < parse_budget.used ? n : parse_budget.used;
-	}
-	free(p);
-}
-
-void cfs_json_limit_memory(void)
-{
-	json_set_alloc_funcs(json_alloc, json_free);
+	return values * 128 + len;
 }
 
 enum cfs_err cfs_json_parse_object_within(const char *buf, size_t len,
 					  size_t max_mem, json_t **out,
 					  struct cfs_error *err)
 {
-	enum cfs_err rc;
+	size_t cost = parse_cost(buf, len);
 
-	parse_budget.on = true;
-	parse_budget.over = false;
-	parse_budget.used = 0;
-	parse_budget.max = max_mem;
-	rc = cfs_json_parse_object(buf, len, out, err);
-	parse_budget.on = false;
-	if (rc && parse_budget.over)
+	*out = NULL;
+	if (cost > max_mem)
 		return cfs_fail(err, CFS_ERR_TOO_LARGE,
-				"body of %zu bytes needs more than %zu MiB of "
-				"memory to parse",
-				len, max_mem >> 20);
-	return rc;
+				"body of %zu bytes holds too many values: "
+				"about %zu MiB to parse, over the %zu MiB "
+				"limit",
+				len, cost >> 20, max_mem >> 20);
+	return cfs_json_parse_object(buf, len, out, err);
 }
 
 enum cfs_err cfs_json_parse_object(const char *buf, size_t len, json_t **out,

@@ -633,7 +633,6 @@ enum cfs_err http_start(const char *where, unsigned threads,
 	if (!s)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	s->ctx = ctx;
-	cfs_json_limit_memory();
 	rc = fit_file_limit(lim->max_connections, err);
 	if (rc) {
 		free(s);

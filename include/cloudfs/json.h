@@ -21,17 +21,9 @@ enum cfs_err cfs_json_parse_object(const char *buf, size_t len, json_t **out,
 				   struct cfs_error *err);
 
 /*
- * Makes jansson allocate through counting functions, so that
- * cfs_json_parse_object_within() can bound a parse (they allocate with
- * malloc, so values made before or after mix freely).  Call once at start.
- */
-void cfs_json_limit_memory(void);
-
-/*
- * Like cfs_json_parse_object, but the parse may allocate at most max_mem
- * bytes (CFS_ERR_TOO_LARGE beyond): a small body of nested empty arrays
- * takes fifty times its size in memory.  Without cfs_json_limit_memory()
- * there is no limit.
+ * Like cfs_json_parse_object, but refuses (CFS_ERR_TOO_LARGE) a body whose
+ * values would take more than about max_mem bytes once parsed: a small
+ * body of nested empty arrays takes thirty-five times its size in memory.
  */
 enum cfs_err cfs_json_parse_object_within(const char *buf, size_t len,
 					  size_t max_mem, json_t **out,

@@ -16,8 +16,7 @@ struct http_server;
 /*
  * Listens on where ("HOST:PORT"; "[V6]:PORT"; port 0 picks a free one)
  * and serves with threads threads, within lim.  *bound receives the
- * address actually bound, as "http://HOST:PORT".  Makes jansson count
- * what parses allocate (cfs_json_limit_memory) for the whole process.
+ * address actually bound, as "http://HOST:PORT".
  */
 enum cfs_err http_start(const char *where, unsigned threads,
 			const struct http_limits *lim,

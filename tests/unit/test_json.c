@@ -1,6 +1,7 @@
 /* Typed JSON fields, errors and buffers (lib/json.c, lib/error.c,
  * lib/buf.c). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -114,6 +115,55 @@ static void test_buffers_refuse_to_grow_past_their_cap(void)
 	CHECK(b.data == NULL && b.len == 0);
 }
 
+/* A body of n copies of piece between head and tail. */
+static char *repeat(const char *head, const char *piece, size_t n,
+		    const char *tail, size_t *len)
+{
+	size_t hl = strlen(head), pl = strlen(piece), tl = strlen(tail);
+	char *s = malloc(hl + n * pl + tl + 1);
+
+	CHECK(s != NULL);
+	memcpy(s, head, hl);
+	for (size_t i = 0; i < n; i++)
+		memcpy(s + hl + i * pl, piece, pl);
+	memcpy(s + hl + n * pl, tail, tl + 1);
+	*len = hl + n * pl + tl;
+	return s;
+}
+
+static void test_a_parse_within_a_limit_refuses_bodies_of_many_values(void)
+{
+	const size_t max = 32u << 20;
+	struct cfs_error err;
+	json_t *o = NULL;
+	size_t len;
+	char *ids, *arrays, *text;
+
+	/* The largest honest body: 65,536 block ids (a 256 GiB file). */
+	ids = repeat("{\"blocks\":[",
+		     "\"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5"
+		     "c1fa7425e73043362938b9824\",",
+		     65535,
+		     "\"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e7304336"
+		     "2938b9824\"]}",
+		     &len);
+	CHECK(cfs_json_parse_object_within(ids, len, max, &o, &err) == CFS_OK);
+	CHECK(json_array_size(json_object_get(o, "blocks")) == 65536);
+	json_decref(o);
+	/* A mebibyte of empty arrays would take about 35 MiB. */
+	arrays = repeat("{\"x\":[", "[],", 349525, "[]]}", &len);
+	CHECK(cfs_json_parse_object_within(arrays, len, max, &o, &err) ==
+	      CFS_ERR_TOO_LARGE);
+	CHECK(o == NULL && strstr(err.msg, "too many values") != NULL);
+	/* Brackets inside a string are text, not values. */
+	text = repeat("{\"x\":\"", "[],", 349525, "\\\"\"}", &len);
+	CHECK(cfs_json_parse_object_within(text, len, max, &o, &err) == CFS_OK);
+	json_decref(o);
+	free(ids);
+	free(arrays);
+	free(text);
+}
+
 int main(void)
 {
 	RUN(test_only_json_objects_parse);
@@ -121,5 +171,6 @@ int main(void)
 	RUN(test_block_lists_parse_and_print_back);
 	RUN(test_error_names_round_trip_and_map_to_statuses);
 	RUN(test_buffers_refuse_to_grow_past_their_cap);
+	RUN(test_a_parse_within_a_limit_refuses_bodies_of_many_values);
 	return CHECK_DONE();
 }
