@@ -31,11 +31,15 @@ int blockcache_open(struct cache *c, const struct cfs_block_id *id)
 int blockcache_tmp_create(struct cache *c, char name[32])
 {
 	static unsigned long counter;
+	char made[32];
 	int fd;
 
 	do {
-		snprintf(name, 32, "fetch-%d-%lu", (int)getpid(),
+		/* Made aside and copied: GCC 12 with -O3 and UBSan sees a
+		 * null destination in snprintf(name, ...). */
+		snprintf(made, sizeof(made), "fetch-%d-%lu", (int)getpid(),
 			 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+		memcpy(name, made, sizeof(made));
 		fd = openat(c->tmp_fd, name,
 			    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			    0600);

@@ -249,9 +249,14 @@ enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,
 	if (rc == CFS_OK) {
 		char *p = *path;
 
-		for (size_t i = depth; i-- > 0;)
-			p += sprintf(p, "%s%s", p == *path ? "" : "/",
-				     names[i]);
+		for (size_t i = depth; i-- > 0;) {
+			size_t n = strlen(names[i]);
+
+			if (p != *path)
+				*p++ = '/';
+			memcpy(p, names[i], n);
+			p += n;
+		}
 		*p = '\0';
 	}
 	for (size_t i = 0; i < depth; i++)
