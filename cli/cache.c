@@ -127,8 +127,7 @@ static void print_entries(json_t *entries)
 
 	json_array_foreach(entries, i, o)
 	{
-		const char *kind =
-			json_string_value(json_object_get(o, "kind"));
+		const char *kind = cli_text(o, "kind");
 		char cached[32], bytes[32];
 
 		cfs_size_format((uint64_t)json_integer_value(
@@ -138,14 +137,13 @@ static void print_entries(json_t *entries)
 					json_object_get(o, "bytes")),
 				bytes, sizeof(bytes));
 		printf("%-9s %-12s %10s of %-10s %5lld/%-5lld %s%s\n",
-		       json_string_value(json_object_get(o, "state")),
-		       json_string_value(json_object_get(o, "local")), cached,
+		       cli_text(o, "state"), cli_text(o, "local"), cached,
 		       bytes,
 		       (long long)json_integer_value(
 			       json_object_get(o, "cached_blocks")),
 		       (long long)json_integer_value(
 			       json_object_get(o, "blocks")),
-		       json_string_value(json_object_get(o, "name")),
+		       cli_text(o, "name"),
 		       kind && strcmp(kind, "file") != 0 ? "/" : "");
 	}
 }
@@ -283,9 +281,7 @@ static int cmd_upkeep(const struct cli_opts *opts, const struct cli_target *t,
 		{
 			printf("%s block %s: %s\n",
 			       strcmp(cmd, "gc") ? "bad" : "removed",
-			       json_string_value(json_object_get(p, "block")),
-			       json_string_value(
-				       json_object_get(p, "problem")));
+			       cli_text(p, "block"), cli_text(p, "problem"));
 		}
 		if (strcmp(cmd, "evict") == 0)
 			printf("evicted %lld blocks (%s); kept %lld pinned or not yet uploaded\n",

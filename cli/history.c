@@ -49,24 +49,16 @@ static void when(int64_t at, char out[32])
 		snprintf(out, 32, "%lld", (long long)at);
 }
 
-/* A string field of an answer, "?" when the answer lacks it. */
-static const char *text(json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : "?";
-}
-
 static void print_versions(json_t *a)
 {
 	json_t *v;
 	size_t i;
 
-	printf("%s:\n", text(a, "path"));
+	printf("%s:\n", cli_text(a, "path"));
 	printf("  %-8s %-19s  %-12s %s\n", "JID", "WHEN", "WHAT", "BY");
 	json_array_foreach(json_object_get(a, "versions"), i, v)
 	{
-		const char *kind = text(v, "kind");
+		const char *kind = cli_text(v, "kind");
 		char at[32], what[32];
 
 		when(json_integer_value(json_object_get(v, "at")), at);
@@ -78,7 +70,7 @@ static void print_versions(json_t *a)
 			snprintf(what, sizeof(what), "%s", kind);
 		printf("  %-8lld %-19s  %-12s %s\n",
 		       (long long)json_integer_value(json_object_get(v, "jid")),
-		       at, what, text(v, "author"));
+		       at, what, cli_text(v, "author"));
 	}
 }
 

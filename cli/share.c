@@ -15,11 +15,10 @@ static int print_shares(const struct cli_opts *opts, json_t *a)
 	}
 	json_array_foreach(json_object_get(a, "shares"), i, s)
 	{
-		printf("%s (owner %s):",
-		       json_string_value(json_object_get(s, "path")),
-		       json_string_value(json_object_get(s, "owner")));
-		json_array_foreach(json_object_get(s, "members"), k, m) printf(
-			" %s", json_string_value(json_object_get(m, "user")));
+		printf("%s (owner %s):", cli_text(s, "path"),
+		       cli_text(s, "owner"));
+		json_array_foreach(json_object_get(s, "members"), k, m)
+			printf(" %s", cli_text(m, "user"));
 		putchar('\n');
 	}
 	json_decref(a);

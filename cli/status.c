@@ -45,11 +45,11 @@ static void print_status(json_t *st)
 	json_t *ns, *f;
 	size_t i;
 
-	printf("%s: %s\n", json_string_value(json_object_get(st, "mountpoint")),
+	printf("%s: %s\n", cli_text(st, "mountpoint"),
 	       synced(st) ? "synced" : "not synced");
 	if (!json_is_true(json_object_get(st, "server")))
 		printf("  server: unreachable (%s)\n",
-		       json_string_value(json_object_get(st, "server_error")));
+		       cli_text(st, "server_error"));
 	json_array_foreach(json_object_get(st, "namespaces"), i, ns)
 	{
 		if (!json_is_integer(json_object_get(ns, "head")))
@@ -83,10 +83,8 @@ static void print_status(json_t *st)
 		       (long long)num(st, "retrying"));
 	json_array_foreach(json_object_get(st, "failing"), i, f)
 	{
-		printf("    '%s': %s (%lld tries)\n",
-		       json_string_value(json_object_get(f, "path")),
-		       json_string_value(json_object_get(f, "why")),
-		       (long long)num(f, "tries"));
+		printf("    '%s': %s (%lld tries)\n", cli_text(f, "path"),
+		       cli_text(f, "why"), (long long)num(f, "tries"));
 	}
 	if (num(st, "retrying") > (int64_t)i)
 		printf("    and %lld more\n",
@@ -97,7 +95,7 @@ static void print_status(json_t *st)
 	if (num(st, "refused"))
 		printf("  needs attention: %lld files the server refused are kept in %s (remove them once saved elsewhere)\n",
 		       (long long)num(st, "refused"),
-		       json_string_value(json_object_get(st, "refused_dir")));
+		       cli_text(st, "refused_dir"));
 	if (json_is_true(json_object_get(st, "cache_full")))
 		printf("  needs attention: the cache is full of changes not yet sent; writes wait, then fail (cloudfs cache stat)\n");
 }

@@ -29,6 +29,13 @@ void cli_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+const char *cli_text(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "?";
+}
+
 void cli_print_json(json_t *o)
 {
 	json_dumpf(o, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);

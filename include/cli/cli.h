@@ -61,6 +61,10 @@ json_t *cli_ask(const struct cli_target *t, json_t *request);
 /* Prints o as one JSON document on stdout, and releases it. */
 void cli_print_json(json_t *o);
 
+/* A string field of a mount's answer, "?" when the answer lacks it (a
+ * mount of another version, or a broken one: never a NULL to print). */
+const char *cli_text(json_t *o, const char *key);
+
 /* Prints a message on stderr, "cloudfs: " first. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
