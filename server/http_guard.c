@@ -287,18 +287,16 @@ void http_guard_idle(struct http_guard *g, struct http_guard_conn *c)
 	set_phase(g, c, IDLE, now_ms(), NULL);
 }
 
-/* The user's record, made if make; NULL when there is none (or no memory). */
-static struct user_use *user_of(struct http_guard *g, int64_t user, bool make)
+/* The user's record, made if there is none; NULL when out of memory. */
+static struct user_use *user_of(struct http_guard *g, int64_t user)
 {
 	struct user_use **slot = &g->users[(uint64_t)user % USER_BUCKETS];
+	struct user_use *u;
 
-	for (struct user_use *u = *slot; u; u = u->next)
+	for (u = *slot; u; u = u->next)
 		if (u->user == user)
 			return u;
-	if (!make)
-		return NULL;
-	struct user_use *u = calloc(1, sizeof(*u));
-
+	u = calloc(1, sizeof(*u));
 	if (u) {
 		u->user = user;
 		u->next = *slot;
@@ -320,17 +318,38 @@ static void user_tidy(struct http_guard *g, struct user_use *u)
 	free(u);
 }
 
-enum cfs_err http_guard_reserve(struct http_guard *g, int64_t user,
-				uint64_t bytes, struct cfs_error *err)
+/* Locks the guard and finds or makes the user's record; NULL (unlocked)
+ * with *err set when out of memory. */
+static struct user_use *user_lock(struct http_guard *g, int64_t user,
+				  struct cfs_error *err)
 {
-	enum cfs_err rc = CFS_OK;
 	struct user_use *u;
 
 	pthread_mutex_lock(&g->lock);
-	u = user_of(g, user, true);
+	u = user_of(g, user);
+	if (!u) {
+		pthread_mutex_unlock(&g->lock);
+		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	return u;
+}
+
+/* Keeps invariant 2 and unlocks. */
+static void user_unlock(struct http_guard *g, struct user_use *u)
+{
+	user_tidy(g, u);
+	pthread_mutex_unlock(&g->lock);
+}
+
+enum cfs_err http_guard_reserve(struct http_guard *g, int64_t user,
+				uint64_t bytes, struct cfs_error *err)
+{
+	struct user_use *u = user_lock(g, user, err);
+	enum cfs_err rc = CFS_OK;
+
 	if (!u)
-		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	else if (u->body_used + bytes > g->lim.user_body_budget)
+		return err->code;
+	if (u->body_used + bytes > g->lim.user_body_budget)
 		rc = cfs_fail(err, CFS_ERR_UNAVAILABLE,
 			      "this user is sending %llu bytes of request "
 			      "bodies already (at most %llu at once); retry "
@@ -347,98 +366,79 @@ enum cfs_err http_guard_reserve(struct http_guard *g, int64_t user,
 	if (rc == CFS_OK) {
 		u->body_used += bytes;
 		g->body_used += bytes;
-	} else if (u) {
-		user_tidy(g, u);
 	}
-	pthread_mutex_unlock(&g->lock);
+	user_unlock(g, u);
 	return rc;
 }
 
 void http_guard_unreserve(struct http_guard *g, int64_t user, uint64_t bytes)
 {
-	struct user_use *u;
+	struct user_use *u = user_lock(g, user, NULL);
 
-	pthread_mutex_lock(&g->lock);
-	u = user_of(g, user, false);
 	if (u) {
 		u->body_used -= bytes;
 		g->body_used -= bytes;
-		user_tidy(g, u);
+		user_unlock(g, u);
 	}
-	pthread_mutex_unlock(&g->lock);
 }
 
 enum cfs_err http_guard_park(struct http_guard *g, int64_t user,
 			     struct cfs_error *err)
 {
+	struct user_use *u = user_lock(g, user, err);
 	enum cfs_err rc = CFS_OK;
-	struct user_use *u;
 
-	pthread_mutex_lock(&g->lock);
-	u = user_of(g, user, true);
 	if (!u)
-		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	else if (u->polls >= g->lim.user_longpolls)
+		return err->code;
+	if (u->polls >= g->lim.user_longpolls)
 		rc = cfs_fail(err, CFS_ERR_UNAVAILABLE,
 			      "this user has %u long polls waiting already "
 			      "(at most %u)",
 			      u->polls, g->lim.user_longpolls);
-	if (rc == CFS_OK)
+	else
 		u->polls++;
-	else if (u)
-		user_tidy(g, u);
-	pthread_mutex_unlock(&g->lock);
+	user_unlock(g, u);
 	return rc;
 }
 
 void http_guard_unpark(struct http_guard *g, int64_t user)
 {
-	struct user_use *u;
+	struct user_use *u = user_lock(g, user, NULL);
 
-	pthread_mutex_lock(&g->lock);
-	u = user_of(g, user, false);
 	if (u) {
 		u->polls--;
-		user_tidy(g, u);
+		user_unlock(g, u);
 	}
-	pthread_mutex_unlock(&g->lock);
 }
 
 enum cfs_err http_guard_parse_begin(struct http_guard *g, int64_t user,
 				    struct cfs_error *err)
 {
+	struct user_use *u = user_lock(g, user, err);
 	enum cfs_err rc = CFS_OK;
-	struct user_use *u;
 
-	pthread_mutex_lock(&g->lock);
-	u = user_of(g, user, true);
 	if (!u)
-		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	else if (u->parses || g->parses >= PARSE_TURNS)
+		return err->code;
+	if (u->parses || g->parses >= PARSE_TURNS) {
 		rc = cfs_fail(err, CFS_ERR_UNAVAILABLE,
 			      "%s large JSON bodies are being read; retry "
 			      "soon",
 			      u->parses ? "this user's other" : "too many");
-	if (rc == CFS_OK) {
+	} else {
 		u->parses++;
 		g->parses++;
-	} else if (u) {
-		user_tidy(g, u);
 	}
-	pthread_mutex_unlock(&g->lock);
+	user_unlock(g, u);
 	return rc;
 }
 
 void http_guard_parse_end(struct http_guard *g, int64_t user)
 {
-	struct user_use *u;
+	struct user_use *u = user_lock(g, user, NULL);
 
-	pthread_mutex_lock(&g->lock);
-	u = user_of(g, user, false);
 	if (u) {
 		u->parses--;
 		g->parses--;
-		user_tidy(g, u);
+		user_unlock(g, u);
 	}
-	pthread_mutex_unlock(&g->lock);
 }

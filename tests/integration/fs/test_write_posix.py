@@ -744,6 +744,19 @@ def test_a_file_stated_while_its_close_commits_shows_what_was_written(both):
 # root, whether made by a create or by moving a folder deeper.  (A local
 # disk takes such paths; accepting them here lost the file later.)
 
+def dig(root, level, depth):
+    """Makes DEPTH folders named LEVEL, each in the last, under ROOT
+    (by file descriptors: their path may pass PATH_MAX). Returns open
+    descriptors of ROOT and of the deepest; close both."""
+    top = fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir(level, dir_fd=fd)
+        fd, old = os.open(level, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        if old != top:
+            os.close(old)
+    return top, fd
+
+
 def enametoolong(fn, *args, **kw):
     with pytest.raises(OSError) as e:
         fn(*args, **kw)
@@ -771,14 +784,8 @@ def test_a_name_over_255_bytes_fails_with_enametoolong_and_255_works(both):
 def test_a_path_over_4096_bytes_in_its_namespace_fails_at_the_system_call(both, alice):
     b = both()
     level = "d" * 250  # 16 levels: 16 * 251 - 1 = 4,015 bytes
-    fd = os.open(b.mnt, os.O_RDONLY | os.O_DIRECTORY)
-    top = fd
+    top, fd = dig(b.mnt, level, 16)
     try:
-        for _ in range(16):
-            os.mkdir(level, dir_fd=fd)
-            fd, old = os.open(level, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
-            if old != top:
-                os.close(old)
         deepest = "/".join([level] * 16)
         fits, over = "f" * 80, "f" * 81  # 4,015 + 1 + 80 = 4,096 bytes
         with open(os.open(fits, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd), "wb") as f:
@@ -811,14 +818,8 @@ def test_changes_too_many_for_one_commit_body_reach_the_server_in_several(alice,
     again and again."""
     m = mount(alice, settle=3600)
     level = "\x01" * 255  # 15 levels: 15 * 256 = 3,840 bytes
-    fd = os.open(m.mountpoint, os.O_RDONLY | os.O_DIRECTORY)
-    top = fd
+    top, fd = dig(m.mountpoint, level, 15)
     try:
-        for _ in range(15):
-            os.mkdir(level, dir_fd=fd)
-            fd, old = os.open(level, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
-            if old != top:
-                os.close(old)
         names = ["\x01" * 200 + f"{i:04d}" for i in range(450)]
         for name in names:
             with open(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd), "wb") as f:
