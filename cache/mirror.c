@@ -919,10 +919,44 @@ enum cfs_err rows_shadow_delete(struct cfs_sql *db, uint64_t ino,
 			    (int64_t)ino);
 }
 
+/* The mount inode of followed namespace ns (*found false: not followed). */
+static enum cfs_err ns_mount_ino(struct cfs_sql *db, int64_t ns, int64_t *ino,
+				 bool *found, struct cfs_error *err)
+{
+	return cfs_sql_int64(
+		db,
+		cfs_sql_stmt(db,
+			     "SELECT mount_ino FROM namespaces WHERE ns = ?1",
+			     err, "i", ns),
+		ino, found, err);
+}
+
+/*
+ * Invariant 3, against a listing that breaks it (a broken or hostile
+ * server): a mount is followed only from the root namespace, and never
+ * takes the row of a namespace followed through another inode, the root's
+ * above all, whose tree would be forgotten with the mount.
+ */
 enum cfs_err rows_follow_mount(struct cfs_sql *db, uint64_t ino,
 			       const struct mirror_entry *e,
 			       struct cfs_error *err)
 {
+	int64_t at = 0;
+	bool found = false;
+	enum cfs_err rc = ns_mount_ino(db, e->ns, &at, &found, err);
+
+	if (rc == CFS_OK && (!found || at != MIRROR_ROOT_INO))
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"namespace %lld, not the root, holds a mount",
+				(long long)e->ns);
+	if (rc == CFS_OK)
+		rc = ns_mount_ino(db, e->mount_ns, &at, &found, err);
+	if (rc == CFS_OK && found && at != (int64_t)ino)
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"namespace %lld is mounted twice",
+				(long long)e->mount_ns);
+	if (rc)
+		return rc;
 	return cfs_sql_exec(db,
 			    "INSERT OR REPLACE INTO namespaces(ns, mount_ino)"
 			    " VALUES (?1, ?2)",
