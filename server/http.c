@@ -595,25 +595,33 @@ static enum cfs_err open_listener(const char *where, int *fd, char *bound,
 
 /*
  * Every connection is a file descriptor: the soft limit is raised to what
- * max_connections needs (and the rest of the server, say 64 more), as far
- * as the hard limit allows.
+ * *max_connections needs (and the rest of the server, say 64 more); where
+ * the hard limit is lower, *max_connections is lowered to fit, with a
+ * warning, rather than the server failing on its busiest day.
  */
-static enum cfs_err fit_file_limit(unsigned max_connections,
+static enum cfs_err fit_file_limit(unsigned *max_connections,
 				   struct cfs_error *err)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)max_connections + 64;
+	rlim_t want = (rlim_t)*max_connections + 64;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl))
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
 		return CFS_OK;
-	if (rl.rlim_cur >= want)
-		return CFS_OK;
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
-		return cfs_fail(err, CFS_ERR_BAD_FIELD,
-				"--max-connections %u needs %llu open files, "
-				"and this process may open %llu",
-				max_connections, (unsigned long long)want,
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		if (rl.rlim_max < 64 + 16)
+			return cfs_fail(
+				err, CFS_ERR_BAD_FIELD,
+				"this process may open only %llu files, "
+				"too few to serve",
 				(unsigned long long)rl.rlim_max);
+		cfs_log_warn("this process may open %llu files: serving at "
+			     "most %llu connections, not %u",
+			     (unsigned long long)rl.rlim_max,
+			     (unsigned long long)(rl.rlim_max - 64),
+			     *max_connections);
+		*max_connections = (unsigned)(rl.rlim_max - 64);
+		want = rl.rlim_max;
+	}
 	rl.rlim_cur = want;
 	if (setrlimit(RLIMIT_NOFILE, &rl))
 		return cfs_fail(err, CFS_ERR_INTERNAL,
@@ -628,17 +636,18 @@ enum cfs_err http_start(const char *where, unsigned threads,
 			char *bound, size_t bound_len, struct cfs_error *err)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
+	struct http_limits fit = *lim;
 	enum cfs_err rc;
 
 	if (!s)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	s->ctx = ctx;
-	rc = fit_file_limit(lim->max_connections, err);
+	rc = fit_file_limit(&fit.max_connections, err);
 	if (rc) {
 		free(s);
 		return rc;
 	}
-	s->guard = http_guard_new(lim, gone_cb);
+	s->guard = http_guard_new(&fit, gone_cb);
 	if (!s->guard) {
 		free(s);
 		return cfs_fail(err, CFS_ERR_INTERNAL,
@@ -660,8 +669,8 @@ enum cfs_err http_start(const char *where, unsigned threads,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
-		MHD_OPTION_CONNECTION_LIMIT, lim->max_connections,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->max_per_address,
+		MHD_OPTION_CONNECTION_LIMIT, fit.max_connections,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, fit.max_per_address,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
 	if (!s->daemon) {
