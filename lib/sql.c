@@ -1,11 +1,11 @@
 /* SQLite connections with a statement cache (cloudfs/sql.h). */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cloudfs/clock.h"
@@ -159,37 +159,30 @@ static enum cfs_err open_db(struct cfs_sql *c, const char *path,
 	return CFS_OK;
 }
 
-/*
- * Creates path 0600 if it is missing.  SQLite would create it 0644 less
- * the umask, and gives its -wal and -shm files the mode of the database
- * file (os_unix.c), so this one mode covers all three.  An empty file is
- * an empty database to SQLite.
- */
-static enum cfs_err create_private(const char *path, const char *what,
-				   struct cfs_error *err)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		return cfs_fail(err, CFS_ERR_INTERNAL,
-				"cannot open %s '%s': %s", what, path,
-				strerror(errno));
-	close(fd);
-	return CFS_OK;
-}
-
 enum cfs_err cfs_sql_open(struct cfs_sql *c, const char *path, const char *what,
 			  const char *synchronous, struct cfs_error *err)
 {
 	char pragmas[128];
+	bool created = access(path, F_OK) != 0;
 
-	if (create_private(path, what, err)) {
-		memset(c, 0, sizeof(*c));
-		return err->code;
-	}
 	if (open_db(c, path, what, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 		    err))
 		return err->code;
+	/*
+	 * A database we made is private, and so are the -wal and -shm that
+	 * the pragmas below make: SQLite gives them the database's mode.
+	 * chmod(2), not an open(2) and close(2) of our own, which would drop
+	 * the POSIX locks every other connection of this process holds on
+	 * the file, so that another process's closing connection would take
+	 * itself for the last one and unlink the -wal and -shm in use.
+	 */
+	if (created && chmod(path, 0600)) {
+		cfs_fail(err, CFS_ERR_INTERNAL,
+			 "cannot make %s '%s' private: %s", what, path,
+			 strerror(errno));
+		cfs_sql_close(c);
+		return err->code;
+	}
 	snprintf(pragmas, sizeof(pragmas),
 		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
 		 " PRAGMA foreign_keys=ON;",
