@@ -14,7 +14,7 @@
 #include "cloudfs/log.h"
 #include "meta_sqlite.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 static const char schema[] =
 	"CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -74,6 +74,14 @@ static const char upgrade_3[] =
 	"CREATE TABLE gc_horizon(at INTEGER NOT NULL);"
 	"INSERT INTO gc_horizon VALUES (0);"
 	"PRAGMA user_version = 3;";
+
+/* From version 3 to 4: each answer names the namespace it was for, so
+ * that an operation sent again to another namespace (a folder shared
+ * meanwhile) is not answered with a JID of the first.  Answers kept
+ * before the upgrade (ns 0) still answer in any namespace. */
+static const char upgrade_4[] =
+	"ALTER TABLE answers ADD COLUMN ns INTEGER NOT NULL DEFAULT 0;"
+	"PRAGMA user_version = 4;";
 
 void sq_changed(struct sq_conn *c, int64_t ns)
 {
@@ -158,6 +166,10 @@ static enum cfs_err schema_init(struct sq_conn *c, void *arg,
 	if (rc == CFS_OK && version == 2) {
 		rc = cfs_sql_script(&c->sql, upgrade_3, err);
 		version = 3;
+	}
+	if (rc == CFS_OK && version == 3) {
+		rc = cfs_sql_script(&c->sql, upgrade_4, err);
+		version = 4;
 	}
 	if (rc == CFS_OK && version != SCHEMA_VERSION)
 		rc = cfs_fail(

@@ -491,7 +491,8 @@ static enum cfs_err answers_prune(struct sq_conn *c,
 			    a->from->keep_from);
 }
 
-/* The answer op had when it was committed before (*found). */
+/* The answer op had when it was committed before in this namespace
+ * (*found). */
 static enum cfs_err answer_get(struct sq_conn *c, const struct commit_args *a,
 			       const struct meta_op *op,
 			       struct meta_op_result *res, bool *found,
@@ -500,8 +501,8 @@ static enum cfs_err answer_get(struct sq_conn *c, const struct commit_args *a,
 	sqlite3_stmt *st = cfs_sql_stmt(
 		&c->sql,
 		"SELECT jid, node, prev_jid FROM answers WHERE user_id = ?1"
-		" AND client = ?2 AND seq = ?3",
-		err, "iti", a->user->id, a->from->client, op->seq);
+		" AND client = ?2 AND seq = ?3 AND ns IN (?4, 0)",
+		err, "itii", a->user->id, a->from->client, op->seq, a->ns);
 	enum cfs_err rc =
 		st ? cfs_sql_step(&c->sql, st, found, err) : err->code;
 
@@ -520,10 +521,11 @@ static enum cfs_err answer_put(struct sq_conn *c, const struct commit_args *a,
 			       struct cfs_error *err)
 {
 	return cfs_sql_exec(&c->sql,
-			    "INSERT OR REPLACE INTO answers VALUES"
-			    " (?1, ?2, ?3, ?4, ?5, ?6)",
-			    err, "itiiii", a->user->id, a->from->client,
-			    op->seq, res->jid, res->node, res->prev_jid);
+			    "INSERT OR REPLACE INTO answers(user_id, client,"
+			    " seq, jid, node, prev_jid, ns)"
+			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+			    err, "itiiiii", a->user->id, a->from->client,
+			    op->seq, res->jid, res->node, res->prev_jid, a->ns);
 }
 
 /* Applies op, or answers it as before when the sender sends it again. */

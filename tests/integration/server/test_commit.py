@@ -452,6 +452,24 @@ def test_a_batch_sent_again_is_answered_as_it_was_applied(alice):
     assert result_of(alice, ns, batch[0])["error"]["code"] == "not_found"
 
 
+def test_an_answer_is_for_the_namespace_it_was_committed_in(alice):
+    """Sent again to another namespace (its folder was shared meanwhile),
+    a numbered operation is applied there, not answered with a JID of the
+    first namespace. Found by fuzz_api: the answer named JID 11 of a
+    namespace whose head was 4."""
+    root = alice.root_ns
+    for i in range(5):
+        alice.commit_ok(root, {"op": "dir", "path": f"pad{i}"})
+    alice.commit_ok(root, {"op": "dir", "path": "team"})
+    shared = alice.post(f"/meta/ns/{root}/share", {"path": "team"}).json["ns"]
+    op = {"op": "dir", "path": "made", "seq": 11}
+    (first,) = sent(alice, root, [op])
+    (there,) = sent(alice, shared, [op])
+    assert first["status"] == there["status"] == "committed", (first, there)
+    assert there["jid"] <= alice.head(shared) < first["jid"], (first, there)
+    assert "made" in alice.snapshot(shared)[0]
+
+
 def test_answers_below_keep_from_are_forgotten(alice):
     ns = alice.root_ns
     alice.commit_ok(ns, {"op": "dir", "path": "d"})
