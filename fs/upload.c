@@ -769,16 +769,13 @@ static void batch_free(struct queued_op *ops, size_t n)
 	free(ops);
 }
 
-/* About the most op takes in a commit's JSON (escapes may make a byte of
- * a string six). */
+/* About the most op takes in a commit's JSON: its fields and names (256),
+ * its block ids and strings (cloudfs/proto.h). */
 static uint64_t op_wire_bytes(const struct queued_op *op)
 {
-	uint64_t n = 256 + 67 * (uint64_t)op->blocks.n;
-
-	n += 6 * (uint64_t)strlen(op->path);
-	n += op->to ? 6 * (uint64_t)strlen(op->to) : 0;
-	n += op->target ? 6 * (uint64_t)strlen(op->target) : 0;
-	return n;
+	return 256 + (uint64_t)op->blocks.n * CFS_WIRE_BLOCK_ID_BYTES +
+	       cfs_wire_string_bytes(op->path) + cfs_wire_string_bytes(op->to) +
+	       cfs_wire_string_bytes(op->target);
 }
 
 /*

@@ -26,3 +26,8 @@ bool cfs_kind_from_name(const char *name, enum cfs_kind *kind)
 	}
 	return false;
 }
+
+uint64_t cfs_wire_string_bytes(const char *s)
+{
+	return s ? 6 * (uint64_t)strlen(s) : 0;
+}

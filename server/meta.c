@@ -4,23 +4,17 @@
 #include "cloudfs/proto.h"
 #include "server/meta.h"
 
-/* A block id as a listing writes it: 64 hex digits, quotes, a comma. */
-#define WIRE_BLOCK_BYTES 67
 /* An entry's fields and their names, besides its strings and blocks. */
 #define WIRE_ENTRY_BYTES 192
 
-/* The most a string takes in JSON: an escape is up to six bytes a byte. */
-static uint64_t wire_string_bytes(const char *s)
-{
-	return s ? 6 * (uint64_t)strlen(s) : 0;
-}
-
 bool meta_page_take(struct meta_page *page, const struct meta_entry *e)
 {
-	uint64_t n =
-		WIRE_ENTRY_BYTES + (uint64_t)e->blocks.n * WIRE_BLOCK_BYTES +
-		wire_string_bytes(e->path) + wire_string_bytes(e->name) +
-		wire_string_bytes(e->target) + wire_string_bytes(e->author);
+	uint64_t n = WIRE_ENTRY_BYTES +
+		     (uint64_t)e->blocks.n * CFS_WIRE_BLOCK_ID_BYTES +
+		     cfs_wire_string_bytes(e->path) +
+		     cfs_wire_string_bytes(e->name) +
+		     cfs_wire_string_bytes(e->target) +
+		     cfs_wire_string_bytes(e->author);
 
 	if (page->bytes && page->bytes + n > CFS_LIST_MAX_PAGE_BYTES)
 		return false;

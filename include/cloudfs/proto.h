@@ -49,4 +49,13 @@ const char *cfs_kind_name(enum cfs_kind kind);
 /* Kind for a wire name; false when the name is unknown. */
 bool cfs_kind_from_name(const char *name, enum cfs_kind *kind);
 
+/*
+ * What bodies take on the wire, at most, for the size caps: a block id in
+ * a JSON array (64 hex digits, quotes, a comma), and a string of JSON
+ * (escapes make a byte up to six; NULL takes nothing).  The server stops
+ * list pages by them, the mount splits its commit batches.
+ */
+#define CFS_WIRE_BLOCK_ID_BYTES 67
+uint64_t cfs_wire_string_bytes(const char *s);
+
 #endif
