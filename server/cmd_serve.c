@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cloudfs/log.h"
+#include "cloudfs/num.h"
 #include "cloudfs/proto.h"
 #include "cloudfs/size.h"
 #include "config.h"
@@ -60,13 +61,9 @@ struct serve_opts {
 static bool count_arg(const char *opt, const char *arg, unsigned min,
 		      unsigned max, unsigned *out, int *status)
 {
-	char *end;
-	unsigned long v;
+	int64_t v;
 
-	errno = 0;
-	v = strtoul(arg, &end, 10);
-	if (arg[0] >= '0' && arg[0] <= '9' && !*end && !errno && v >= min &&
-	    v <= max) {
+	if (cfs_num_parse_i64(arg, min, max, &v) == 0) {
 		*out = (unsigned)v;
 		return true;
 	}
@@ -166,7 +163,6 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char *end;
 	int c;
 
 	optind = 1;
@@ -179,14 +175,9 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 			o->listen = optarg;
 			break;
 		case 't':
-			o->threads = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || o->threads < 1 || o->threads > 256) {
-				fprintf(stderr,
-					"cloudfsd serve: --threads must be 1 to 256, not '%s'\n",
-					optarg);
-				*status = EXIT_USAGE;
+			if (!count_arg("--threads", optarg, 1, 256, &o->threads,
+				       status))
 				return -1;
-			}
 			break;
 		case 'r':
 			if (!gc_duration_arg("serve", "--retention", optarg,
