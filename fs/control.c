@@ -16,6 +16,7 @@
 #include "cache/local.h"
 #include "cache/refused.h"
 #include "cache/upkeep.h"
+#include "cloudfs/clock.h"
 #include "cloudfs/log.h"
 #include "fs/control.h"
 #include "fs/fetch.h"
@@ -306,18 +307,30 @@ static json_t *answer(struct control *c, json_t *req)
 	return failure("unknown command '%s'", cmd);
 }
 
-/* Reads one line (the request) within READ_WAIT_MS. */
+/*
+ * Reads one line (the request) within READ_WAIT_MS in all.  A signal
+ * that lands on this thread (any of the process's may take one) does not
+ * cut the request short: it would be answered as malformed.
+ */
 static ssize_t read_request(int fd, char *buf, size_t cap)
 {
+	uint64_t deadline = cfs_monotonic_ms() + READ_WAIT_MS;
 	size_t len = 0;
 
 	while (len < cap - 1 && !memchr(buf, '\n', len)) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
+		uint64_t now = cfs_monotonic_ms();
+		int ready =
+			now < deadline ? poll(&p, 1, (int)(deadline - now)) : 0;
 		ssize_t k;
 
-		if (poll(&p, 1, READ_WAIT_MS) <= 0)
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0)
 			return -1;
 		k = read(fd, buf + len, cap - 1 - len);
+		if (k < 0 && errno == EINTR)
+			continue;
 		if (k <= 0)
 			return k < 0 ? -1 : (ssize_t)len;
 		len += (size_t)k;
@@ -346,6 +359,8 @@ static void *serve_conn(void *arg)
 		while (at <= len) {
 			ssize_t w = write(k->fd, text + at, len + 1 - at);
 
+			if (w < 0 && errno == EINTR)
+				continue;
 			if (w <= 0)
 				break;
 			at += (size_t)w;

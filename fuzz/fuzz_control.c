@@ -64,10 +64,18 @@ static char *ask(const uint8_t *data, size_t size, size_t *len)
 	*len = 0;
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int ready;
 		ssize_t k;
 
-		FUZZ_CHECK(poll(&p, 1, 20000) == 1, "no answer in 20 s");
+		/* libFuzzer's timer signals this process every few seconds:
+		 * an interrupted wait is no missing answer. */
+		do
+			ready = poll(&p, 1, 20000);
+		while (ready < 0 && errno == EINTR);
+		FUZZ_CHECK(ready == 1, "no answer in 20 s");
 		k = read(fd, buf + *len, ANSWER_MAX - *len);
+		if (k < 0 && errno == EINTR)
+			continue;
 		if (k < 0 && errno == ECONNRESET)
 			break;
 		FUZZ_CHECK(k >= 0, "cannot read the answer: %s",
