@@ -157,6 +157,16 @@ static void check_op(const struct meta_op *op)
 				   strlen(op->target) <= CFS_MAX_SYMLINK_TARGET,
 			   "a bad symlink target reaches the store");
 		break;
+	case META_OP_SPECIAL: {
+		uint32_t major, minor;
+
+		FUZZ_CHECK(cfs_kind_is_special(op->kind),
+			   "a special operation of kind %d", op->kind);
+		FUZZ_CHECK(!cfs_kind_has_target(op->kind) ||
+				   cfs_device_parse(op->target, &major, &minor),
+			   "a bad device target reaches the store");
+		break;
+	}
 	case META_OP_MOVE:
 		check_path(op->to, false, "a move's target");
 		break;

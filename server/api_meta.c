@@ -100,7 +100,7 @@ static json_t *entry_json(const struct meta_entry *e)
 		rc |= json_object_set_new(
 			o, "blocks",
 			cfs_json_block_ids(e->blocks.ids, e->blocks.n));
-	if (e->kind == CFS_KIND_SYMLINK)
+	if (cfs_kind_has_target(e->kind))
 		rc |= json_object_set_new(o, "target", json_string(e->target));
 	if (e->kind == CFS_KIND_MOUNT)
 		rc |= json_object_set_new(o, "ns", json_integer(e->mount_ns));
@@ -258,7 +258,22 @@ static enum cfs_err op_target(json_t *o, const char **out,
 	return CFS_OK;
 }
 
-/* Fields of the "file", "dir" and "symlink" operations. */
+/* A device's target: which device, "MAJOR:MINOR". */
+static enum cfs_err op_device(json_t *o, const char **out,
+			      struct cfs_error *err)
+{
+	size_t len;
+	uint32_t major, minor;
+	enum cfs_err rc = cfs_json_string(o, "target", out, &len, err);
+
+	if (rc == CFS_OK &&
+	    (len != strlen(*out) || !cfs_device_parse(*out, &major, &minor)))
+		rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
+			      "field 'target' of a device must be MAJOR:MINOR");
+	return rc;
+}
+
+/* Fields of the "file", "dir", "symlink" and special files' operations. */
 static enum cfs_err op_attrs(json_t *o, struct meta_op *op, int64_t mode,
 			     struct cfs_error *err)
 {
@@ -294,10 +309,17 @@ static enum cfs_err op_attrs(json_t *o, struct meta_op *op, int64_t mode,
 static const struct {
 	const char *name;
 	enum meta_op_type type;
+	enum cfs_kind kind; /* what the operation makes (none: deleted) */
 } op_names[] = {
-	{ "file", META_OP_FILE },	{ "dir", META_OP_DIR },
-	{ "symlink", META_OP_SYMLINK }, { "delete", META_OP_DELETE },
-	{ "move", META_OP_MOVE },
+	{ "file", META_OP_FILE, CFS_KIND_FILE },
+	{ "dir", META_OP_DIR, CFS_KIND_DIR },
+	{ "symlink", META_OP_SYMLINK, CFS_KIND_SYMLINK },
+	{ "delete", META_OP_DELETE, CFS_KIND_DELETED },
+	{ "move", META_OP_MOVE, CFS_KIND_DELETED },
+	{ "fifo", META_OP_SPECIAL, CFS_KIND_FIFO },
+	{ "socket", META_OP_SPECIAL, CFS_KIND_SOCKET },
+	{ "chardev", META_OP_SPECIAL, CFS_KIND_CHARDEV },
+	{ "blockdev", META_OP_SPECIAL, CFS_KIND_BLOCKDEV },
 };
 
 static enum cfs_err parse_op(json_t *o, struct meta_op *op,
@@ -318,8 +340,9 @@ static enum cfs_err parse_op(json_t *o, struct meta_op *op,
 	if (i == sizeof(op_names) / sizeof(op_names[0]))
 		return cfs_fail(
 			err, CFS_ERR_BAD_FIELD,
-			"field 'op' must be file, dir, symlink, delete or move");
+			"field 'op' must be file, dir, symlink, fifo, socket, chardev, blockdev, delete or move");
 	op->type = op_names[i].type;
+	op->kind = op_names[i].kind;
 	op->base_jid = -1;
 	rc = cfs_json_int_opt(o, "seq", 1, INT64_MAX, 0, &op->seq, err);
 	if (rc == CFS_OK)
@@ -334,6 +357,10 @@ static enum cfs_err parse_op(json_t *o, struct meta_op *op,
 	case META_OP_SYMLINK:
 		rc = op_target(o, &op->target, err);
 		return rc ? rc : op_attrs(o, op, 0777, err);
+	case META_OP_SPECIAL:
+		if (cfs_kind_has_target(op->kind))
+			rc = op_device(o, &op->target, err);
+		return rc ? rc : op_attrs(o, op, 0644, err);
 	case META_OP_DELETE:
 		rc = cfs_json_int_opt(o, "base_jid", 0, INT64_MAX, -1,
 				      &op->base_jid, err);

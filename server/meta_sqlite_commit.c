@@ -98,13 +98,15 @@ static bool same_content(const struct sq_node *n, const struct meta_op *op,
 {
 	if (n->kind != kind || n->mode != op->mode)
 		return false;
-	if (kind == CFS_KIND_SYMLINK)
+	if (cfs_kind_has_target(kind))
 		return n->target && strcmp(n->target, op->target) == 0;
+	if (kind != CFS_KIND_FILE)
+		return true;
 	return n->size == op->size &&
 	       cfs_blocklist_equal(&n->blocks, &op->blocks);
 }
 
-/* A new version of a file or symlink (ops "file" and "symlink"). */
+/* A new version of a file, symlink or special file. */
 static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 				int64_t ns, const struct meta_op *op,
 				enum cfs_kind kind, struct meta_op_result *res,
@@ -155,7 +157,9 @@ static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 	}
 	sq_node_release(&n);
 	n.kind = kind;
-	n.size = kind == CFS_KIND_SYMLINK ? strlen(op->target) : op->size;
+	n.size = kind == CFS_KIND_SYMLINK ? strlen(op->target)
+		 : kind == CFS_KIND_FILE  ? op->size
+					  : 0;
 	n.mtime_ns = op->mtime_ns;
 	n.mode = op->mode;
 	n.mount_ns = 0;
@@ -167,7 +171,7 @@ static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 		       op->blocks.n * sizeof(op->blocks.ids[0]));
 		n.blocks.n = op->blocks.n;
 	}
-	if (kind == CFS_KIND_SYMLINK && !(n.target = strdup(op->target)))
+	if (cfs_kind_has_target(kind) && !(n.target = strdup(op->target)))
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	rc = sq_journal_put(c, ns, u->id, &n, err);
 	if (rc == CFS_OK)
@@ -458,6 +462,8 @@ static enum cfs_err apply(struct sq_conn *c, const struct meta_user *u,
 		return op_put_leaf(c, u, ns, op, CFS_KIND_FILE, res, err);
 	case META_OP_SYMLINK:
 		return op_put_leaf(c, u, ns, op, CFS_KIND_SYMLINK, res, err);
+	case META_OP_SPECIAL:
+		return op_put_leaf(c, u, ns, op, op->kind, res, err);
 	case META_OP_DIR:
 		return op_dir(c, u, ns, op, res, err);
 	case META_OP_DELETE:

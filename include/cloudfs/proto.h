@@ -41,13 +41,36 @@ enum cfs_kind {
 	CFS_KIND_DIR = 2,
 	CFS_KIND_SYMLINK = 3,
 	CFS_KIND_MOUNT = 4, /* a shared folder's namespace mounted here */
+	/* Special files: the namespace keeps them as entries; opening one
+	 * is the local kernel's business.  A device's target names it. */
+	CFS_KIND_FIFO = 5,
+	CFS_KIND_SOCKET = 6,
+	CFS_KIND_CHARDEV = 7,
+	CFS_KIND_BLOCKDEV = 8,
 };
+
+/* A FIFO, socket or device. */
+bool cfs_kind_is_special(enum cfs_kind kind);
+
+/* A kind whose entries carry a target: symlinks (a path) and devices
+ * ("MAJOR:MINOR", decimal). */
+bool cfs_kind_has_target(enum cfs_kind kind);
 
 /* Wire name of a kind ("file"); "?" for a value outside the enum. */
 const char *cfs_kind_name(enum cfs_kind kind);
 
 /* Kind for a wire name; false when the name is unknown. */
 bool cfs_kind_from_name(const char *name, enum cfs_kind *kind);
+
+/*
+ * A device's target: "MAJOR:MINOR", each in decimal digits below 2^32.
+ * The two numbers travel apart because Linux and macOS pack them into
+ * dev_t differently.  Parse: true when s is one.
+ */
+#define CFS_DEVICE_TARGET_MAX sizeof("4294967295:4294967295")
+bool cfs_device_parse(const char *s, uint32_t *major, uint32_t *minor);
+void cfs_device_format(char out[CFS_DEVICE_TARGET_MAX], uint32_t major,
+		       uint32_t minor);
 
 /*
  * What bodies take on the wire, at most, for the size caps: a block id in

@@ -48,7 +48,7 @@ struct meta_entry {
 	int64_t mtime_ns;
 	uint32_t mode;
 	struct cfs_blocklist blocks; /* files */
-	const char *target;	     /* symlinks */
+	const char *target;	     /* symlinks, devices */
 	int64_t mount_ns;	     /* mounts */
 	/* History only (meta_ops.history): */
 	int64_t at;	    /* when the row was committed (unix seconds) */
@@ -69,6 +69,7 @@ enum meta_op_type {
 	META_OP_FILE,
 	META_OP_DIR,
 	META_OP_SYMLINK,
+	META_OP_SPECIAL, /* a FIFO, socket or device: see kind */
 	META_OP_DELETE,
 	META_OP_MOVE,
 };
@@ -76,13 +77,14 @@ enum meta_op_type {
 /* One journal operation of a commit batch, already checked for syntax. */
 struct meta_op {
 	enum meta_op_type type;
+	enum cfs_kind kind;	     /* what it makes; deleted: none */
 	const char *path;	     /* valid, non-root (cloudfs/path.h) */
 	const char *to;		     /* move: valid, non-root */
 	struct cfs_blocklist blocks; /* file: count matches size */
 	uint64_t size;
 	int64_t mtime_ns;
 	uint32_t mode;
-	const char *target; /* symlink */
+	const char *target; /* symlink, device */
 	int64_t base_jid;   /* the version edited; 0 = new; -1 = unchecked */
 	bool recursive;	    /* delete: a non-empty directory too */
 	bool replace;	    /* move: over an existing compatible target */

@@ -135,6 +135,14 @@ def test_every_post_endpoint_refuses_a_body_that_is_not_json(alice, path):
     (ops({"op": "symlink", "path": "l", "target": ""}), ["target"]),
     (ops({"op": "symlink", "path": "l", "target": "t" * 4097}), ["target"]),
     (ops({"op": "symlink", "path": "l", "target": "a\u0000b"}), ["target"]),
+    (ops({"op": "chardev", "path": "c"}), ["target"]),
+    (ops({"op": "chardev", "path": "c", "target": "1"}), ["target", "MAJOR:MINOR"]),
+    (ops({"op": "blockdev", "path": "c", "target": "1:-3"}), ["target", "MAJOR:MINOR"]),
+    (ops({"op": "blockdev", "path": "c", "target": "1:4294967296"}), ["target"]),
+    (ops({"op": "chardev", "path": "c", "target": " 1:3"}), ["target"]),
+    (ops({"op": "chardev", "path": "c", "target": "1:3\u0000"}), ["target"]),
+    (ops({"op": "fifo", "path": "p", "mode": "600"}), ["mode"]),
+    (ops({"op": "pipe", "path": "p"}), ["op", "fifo"]),
 ], ids=lambda v: None)
 def test_a_missing_or_mistyped_field_is_bad_field(alice, body, words):
     commit_refused(alice, body, 400, "bad_field", *words)

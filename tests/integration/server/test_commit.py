@@ -201,6 +201,32 @@ def test_a_symlink_keeps_its_target_and_has_mode_0777(alice):
     assert (e["kind"], e["target"], e["mode"]) == ("symlink", target, 0o777)
 
 
+# -- special files ------------------------------------------------------
+
+def test_fifos_sockets_and_devices_are_entries_with_their_mode_and_device(alice):
+    ns = alice.root_ns
+    made = alice.commit_ok(ns, {"op": "fifo", "path": "p", "mode": 0o640, "mtime_ns": 5},
+                           {"op": "socket", "path": "s"},
+                           {"op": "chardev", "path": "c", "target": "4294967295:0"},
+                           {"op": "blockdev", "path": "b", "target": "8:1", "mode": 0o4660})
+    got = [entry(alice, ns, p) for p in ("p", "s", "c", "b")]
+    assert [(e["kind"], e["mode"], e["size"], e.get("target"), e["jid"]) for e in got] == [
+        ("fifo", 0o640, 0, None, made[0]["jid"]), ("socket", 0o644, 0, None, made[1]["jid"]),
+        ("chardev", 0o644, 0, "4294967295:0", made[2]["jid"]),
+        ("blockdev", 0o660, 0, "8:1", made[3]["jid"])]
+    assert got[0]["mtime_ns"] == 5
+    # The same again is no new version; another device number is one.
+    (same,) = alice.commit_ok(ns, {"op": "blockdev", "path": "b", "target": "8:1", "mode": 0o660,
+                                   "base_jid": made[3]["jid"], "mtime_ns": got[3]["mtime_ns"]})
+    assert same["jid"] == made[3]["jid"]
+    (other,) = alice.commit_ok(ns, {"op": "blockdev", "path": "b", "target": "8:2", "mode": 0o660,
+                                    "base_jid": made[3]["jid"]})
+    assert other["jid"] > made[3]["jid"] and entry(alice, ns, "b")["target"] == "8:2"
+    # A FIFO over a folder is refused as a file would be.
+    alice.commit_ok(ns, {"op": "dir", "path": "d"})
+    assert_op_refused(alice, ns, {"op": "fifo", "path": "d"}, "is_a_directory")
+
+
 # -- dir ----------------------------------------------------------------
 
 def test_dir_creates_a_directory_and_sets_an_existing_ones_mode_and_mtime(alice):
