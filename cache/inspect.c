@@ -297,8 +297,6 @@ struct listing {
 /* Appends entry e to the listing: false (err set) when it cannot. */
 static bool add_entry(void *arg, const struct mirror_entry *e)
 {
-	static const char *const kinds[] = { "deleted", "file", "dir",
-					     "symlink", "shared" };
 	struct listing *l = arg;
 	struct cache_entry_state s;
 	json_t *o;
@@ -310,7 +308,8 @@ static bool add_entry(void *arg, const struct mirror_entry *e)
 	s.uploading = s.pending && in(l->uploading, e->ino);
 	o = json_pack(
 		"{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:s, s:s}", "name",
-		e->name, "kind", kinds[e->kind <= CFS_KIND_MOUNT ? e->kind : 0],
+		e->name, "kind",
+		e->kind == CFS_KIND_MOUNT ? "shared" : cfs_kind_name(e->kind),
 		"bytes", (json_int_t)s.bytes, "cached_bytes",
 		(json_int_t)s.cached_bytes, "blocks", (json_int_t)s.blocks,
 		"cached_blocks", (json_int_t)s.cached_blocks, "pinned",

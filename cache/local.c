@@ -134,7 +134,7 @@ static enum cfs_err mknode(struct cfs_sql *db, uint64_t dir_ino,
 	out->kind = n->kind;
 	out->mode = n->mode & CFS_MODE_MASK;
 	out->mtime_ns = n->mtime_ns;
-	out->size = n->target ? strlen(n->target) : 0;
+	out->size = n->kind == CFS_KIND_SYMLINK ? strlen(n->target) : 0;
 	if (n->target && !(out->target = strdup(n->target)))
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	rc = pending_insert_new(db, out, err);

@@ -71,9 +71,10 @@ enum cfs_err pending_queue_state(struct cfs_sql *db,
 				 struct cfs_error *err)
 {
 	struct queued_op op = {
-		.type = e->kind == CFS_KIND_DIR	      ? QUEUE_DIR
-			: e->kind == CFS_KIND_SYMLINK ? QUEUE_SYMLINK
-						      : QUEUE_FILE,
+		.type = e->kind == CFS_KIND_DIR	       ? QUEUE_DIR
+			: e->kind == CFS_KIND_SYMLINK  ? QUEUE_SYMLINK
+			: cfs_kind_is_special(e->kind) ? QUEUE_SPECIAL
+						       : QUEUE_FILE,
 		.kind = e->kind,
 		.size = e->size,
 		.mtime_ns = e->mtime_ns,

@@ -133,9 +133,10 @@ static enum cfs_err op_from_row(sqlite3_stmt *st, struct queued_op *op,
 		return cfs_fail(err, CFS_ERR_INTERNAL,
 				"out of memory or a corrupt queued operation");
 	}
-	/* Invariant 4: files carry their base; folders and moves do not
-	 * need one. */
-	if (op->kind != CFS_KIND_FILE && op->kind != CFS_KIND_SYMLINK)
+	/* Invariant 4: files (and the other leaves) carry their base;
+	 * folders and moves do not need one. */
+	if (op->kind != CFS_KIND_FILE && op->kind != CFS_KIND_SYMLINK &&
+	    !cfs_kind_is_special(op->kind))
 		op->base_jid = -1;
 	if (op->type == QUEUE_MOVE)
 		op->base_jid = -1;

@@ -147,6 +147,7 @@ static json_t *op_of(json_t *v, const char *path)
 {
 	const char *kind = kind_of(v);
 	json_t *mtime = json_object_get(v, "mtime_ns");
+	enum cfs_kind k;
 
 	if (strcmp(kind, "file") == 0)
 		return json_pack("{s:s, s:s, s:O, s:O, s:O, s:O}", "op", "file",
@@ -159,6 +160,11 @@ static json_t *op_of(json_t *v, const char *path)
 				 "path", path, "target",
 				 json_object_get(v, "target"), "mtime_ns",
 				 mtime);
+	if (cfs_kind_from_name(kind, &k) && cfs_kind_is_special(k))
+		return json_pack("{s:s, s:s, s:O, s:O, s:O*}", "op", kind,
+				 "path", path, "mode",
+				 json_object_get(v, "mode"), "mtime_ns", mtime,
+				 "target", json_object_get(v, "target"));
 	if (strcmp(kind, "dir") == 0)
 		return json_pack("{s:s, s:s, s:O, s:O}", "op", "dir", "path",
 				 path, "mode", json_object_get(v, "mode"),

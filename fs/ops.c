@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#ifdef __linux__
+#include <sys/sysmacros.h> /* makedev(), major(), minor() */
+#endif
 
 #include "cloudfs/log.h"
 #include "fs/ops.h"
@@ -84,6 +87,51 @@ static void current_attr(struct fs *fs, uint64_t ino, uint64_t *size,
 	mirror_entry_release(&e);
 }
 
+static const struct {
+	mode_t type;
+	enum cfs_kind kind;
+} special_kinds[] = {
+	{ S_IFIFO, CFS_KIND_FIFO },
+	{ S_IFSOCK, CFS_KIND_SOCKET },
+	{ S_IFCHR, CFS_KIND_CHARDEV },
+	{ S_IFBLK, CFS_KIND_BLOCKDEV },
+};
+
+#define N_SPECIAL (sizeof(special_kinds) / sizeof(special_kinds[0]))
+
+bool ops_special_kind(mode_t type, enum cfs_kind *kind)
+{
+	for (size_t i = 0; i < N_SPECIAL; i++) {
+		if (special_kinds[i].type == (type & S_IFMT)) {
+			*kind = special_kinds[i].kind;
+			return true;
+		}
+	}
+	return false;
+}
+
+mode_t ops_special_type(enum cfs_kind kind)
+{
+	for (size_t i = 0; i < N_SPECIAL; i++)
+		if (special_kinds[i].kind == kind)
+			return special_kinds[i].type;
+	return 0;
+}
+
+dev_t ops_device_number(const char *target)
+{
+	uint32_t major, minor;
+
+	return target && cfs_device_parse(target, &major, &minor)
+		       ? makedev(major, minor)
+		       : 0;
+}
+
+void ops_device_target(dev_t rdev, char out[CFS_DEVICE_TARGET_MAX])
+{
+	cfs_device_format(out, (uint32_t)major(rdev), (uint32_t)minor(rdev));
+}
+
 void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	      struct stat *st)
 {
@@ -108,6 +156,13 @@ void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	case CFS_KIND_SYMLINK:
 		st->st_mode = S_IFLNK | 0777;
 		st->st_size = (off_t)size;
+		break;
+	case CFS_KIND_FIFO:
+	case CFS_KIND_SOCKET:
+	case CFS_KIND_CHARDEV:
+	case CFS_KIND_BLOCKDEV:
+		st->st_mode = ops_special_type(e->kind) | (e->mode & 07777);
+		st->st_rdev = ops_device_number(e->target);
 		break;
 	default: /* directories and shared folders' mounts */
 		st->st_mode = S_IFDIR | (e->mode & 07777);

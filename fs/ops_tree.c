@@ -4,7 +4,7 @@
  * transaction (cache/local.h); the uploader sends it.
  *
  * POSIX behaviours a user should know: hard links are refused (EPERM), as
- * are special files and changing the owner; RENAME_EXCHANGE is EINVAL;
+ * is changing the owner; RENAME_EXCHANGE is EINVAL;
  * renaming across a shared folder's boundary is EXDEV.
  */
 #include <errno.h>
@@ -87,13 +87,22 @@ void ops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 			       .mtime_ns = cfs_now_ns() };
 	struct fs *fs = ops_fs(req);
 	struct fuse_entry_param ep;
+	char device[CFS_DEVICE_TARGET_MAX];
 	struct session *s;
 	int eno;
 
-	(void)rdev;
-	/* A cloud namespace holds no devices, fifos or sockets. */
+	/* FIFOs, sockets and devices are entries like symlinks; opening
+	 * one is the kernel's business, never ours. */
+	if (ops_special_kind(mode, &n.kind)) {
+		if (cfs_kind_has_target(n.kind)) {
+			ops_device_target(rdev, device);
+			n.target = device;
+		}
+		reply_made(req, ops_make(fs, parent, name, &n, &ep, NULL), &ep);
+		return;
+	}
 	if (!S_ISREG(mode)) {
-		fuse_reply_err(req, EPERM);
+		fuse_reply_err(req, EINVAL);
 		return;
 	}
 	eno = ops_make(fs, parent, name, &n, &ep, NULL);

@@ -97,15 +97,20 @@ static enum cfs_err parse_entry(json_t *o, int64_t ns, int64_t head,
 				      "%zu blocks for %llu bytes", e->blocks.n,
 				      (unsigned long long)e->size);
 	}
-	if (rc == CFS_OK && e->kind == CFS_KIND_SYMLINK) {
+	if (rc == CFS_OK && cfs_kind_has_target(e->kind)) {
 		const char *t;
 		size_t len;
+		uint32_t major, minor;
 
 		rc = cfs_json_string(o, "target", &t, &len, err);
 		if (rc == CFS_OK && (len == 0 || len > CFS_MAX_SYMLINK_TARGET ||
 				     memchr(t, '\0', len)))
 			rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
 				      "bad symlink target");
+		if (rc == CFS_OK && e->kind != CFS_KIND_SYMLINK &&
+		    !cfs_device_parse(t, &major, &minor))
+			rc = cfs_fail(err, CFS_ERR_BAD_FIELD, "bad device '%s'",
+				      t);
 		if (rc == CFS_OK && !(e->target = strdup(t)))
 			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	}

@@ -115,11 +115,18 @@ static const char *const op_names[] = {
 	[QUEUE_MOVE] = "move",
 };
 
+/* A special file's operation is named by its kind ("fifo"). */
+static const char *op_name(const struct queued_op *op)
+{
+	return op->type == QUEUE_SPECIAL ? cfs_kind_name(op->kind)
+					 : op_names[op->type];
+}
+
 /* The protocol's form of a queued operation. */
 static json_t *op_json(const struct queued_op *op)
 {
-	json_t *o = json_pack("{s:s, s:I, s:s}", "op", op_names[op->type],
-			      "seq", (json_int_t)op->seq, "path", op->path);
+	json_t *o = json_pack("{s:s, s:I, s:s}", "op", op_name(op), "seq",
+			      (json_int_t)op->seq, "path", op->path);
 	int rc = 0;
 
 	if (!o)
@@ -141,12 +148,13 @@ static json_t *op_json(const struct queued_op *op)
 			cfs_json_block_ids(op->blocks.ids, op->blocks.n));
 		/* fall through */
 	case QUEUE_DIR:
+	case QUEUE_SPECIAL:
 		rc |= json_object_set_new(o, "mode", json_integer(op->mode));
 		/* fall through */
 	case QUEUE_SYMLINK:
 		rc |= json_object_set_new(o, "mtime_ns",
 					  json_integer(op->mtime_ns));
-		if (op->type == QUEUE_SYMLINK)
+		if (cfs_kind_has_target(op->kind))
 			rc |= json_object_set_new(o, "target",
 						  json_string(op->target));
 		break;
@@ -528,8 +536,9 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 				 json_object_get(r, "error"), "code"));
 	int64_t jid = json_integer_value(json_object_get(r, "jid"));
 	int64_t node = json_integer_value(json_object_get(r, "node"));
-	bool creates = op->type == QUEUE_FILE || op->type == QUEUE_DIR ||
-		       op->type == QUEUE_SYMLINK;
+	bool leaf = op->type == QUEUE_FILE || op->type == QUEUE_SYMLINK ||
+		    op->type == QUEUE_SPECIAL;
+	bool creates = leaf || op->type == QUEUE_DIR;
 	char copy[CFS_NAME_MAX + 1];
 	enum cfs_err rc;
 
@@ -554,8 +563,7 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 		*retry = true;
 		return local_rebase(db, op, ch, err);
 	}
-	if (strcmp(status, "conflict") == 0 &&
-	    (op->type == QUEUE_FILE || op->type == QUEUE_SYMLINK)) {
+	if (strcmp(status, "conflict") == 0 && leaf) {
 		rc = local_conflicted_copy(db, op, copy, ch, err);
 		if (rc == CFS_OK)
 			cfs_log_warn(

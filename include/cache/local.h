@@ -29,6 +29,7 @@ enum queue_type {
 	QUEUE_SYMLINK,
 	QUEUE_DELETE,
 	QUEUE_MOVE,
+	QUEUE_SPECIAL, /* a FIFO, socket or device: its kind says which */
 };
 
 /* One queued journal operation, as the uploader sends it. */
@@ -44,7 +45,7 @@ struct queued_op {
 	int64_t mtime_ns;
 	uint32_t mode;
 	struct cfs_blocklist blocks;
-	char *target;
+	char *target;	  /* symlinks, devices */
 	bool replace;	  /* MOVE over a target: queues of older versions */
 	int64_t base_jid; /* the entry's JID when read; -1: unchecked */
 	int64_t node;	  /* the entry's node when read (< 0: none yet) */
@@ -53,13 +54,13 @@ struct queued_op {
 
 void queued_op_release(struct queued_op *op);
 
-/* A new entry: a file (whose write session the creation opens), a folder
- * or a symlink. */
+/* A new entry: a file (whose write session the creation opens), a
+ * folder, a symlink or a special file. */
 struct local_new {
 	enum cfs_kind kind;
 	uint32_t mode;
 	int64_t mtime_ns;
-	const char *target;
+	const char *target; /* symlinks, devices (cloudfs/proto.h) */
 };
 
 /*

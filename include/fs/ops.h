@@ -49,6 +49,16 @@ void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 void ops_entry(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	       struct fuse_entry_param *ep);
 
+/*
+ * Special files between the kernel and the namespace: the kind of a file
+ * type (S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK; false for the others), and
+ * back; a device's number from its target, and back.
+ */
+bool ops_special_kind(mode_t type, enum cfs_kind *kind);
+mode_t ops_special_type(enum cfs_kind kind);
+dev_t ops_device_number(const char *target);
+void ops_device_target(dev_t rdev, char out[CFS_DEVICE_TARGET_MAX]);
+
 struct local_new;
 
 /* Creates name in parent (cache/local.h: local_mknode); *ep describes it.

@@ -121,8 +121,8 @@ def make_local(root, tree):
 def describe(path, dir_mtimes=True):
     """What a tree comparison looks at of PATH: its type, permission bits
     and mtime (for a directory, only with DIR_MTIMES); for a file its size
-    and content hash, for a symlink its size and target. (A directory's
-    size is the filesystem's business.)"""
+    and content hash, for a symlink its size and target, for a device its
+    number. (A directory's size is the filesystem's business.)"""
     st = os.lstat(path)
     d = {"type": stat.S_IFMT(st.st_mode), "mode": oct(stat.S_IMODE(st.st_mode)),
          "mtime_ns": st.st_mtime_ns}
@@ -132,7 +132,14 @@ def describe(path, dir_mtimes=True):
         d.update(size=st.st_size, sha256=sha(read(path)))
     elif stat.S_ISLNK(st.st_mode):
         d.update(size=st.st_size, target=os.readlink(path))
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        d.update(rdev=(os.major(st.st_rdev), os.minor(st.st_rdev)))
     return d
+
+
+# The server's kinds of the special files, by file type.
+SPECIAL_KINDS = {stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "chardev",
+                 stat.S_IFBLK: "blockdev"}
 
 
 def tree_of(root, workers=1, dir_mtimes=True):
@@ -252,8 +259,8 @@ def block_ids(data):
 def listing_of(root, dir_mtimes=True):
     """Everything under ROOT (symlinks not followed) as the server lists
     it: {relative path: {kind, mode, mtime_ns}, with size and blocks for
-    a file, size and target for a symlink}. Without DIR_MTIMES, a
-    directory's mtime is left out."""
+    a file, size and target for a symlink, the target MAJOR:MINOR for a
+    device}. Without DIR_MTIMES, a directory's mtime is left out."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
@@ -267,6 +274,10 @@ def listing_of(root, dir_mtimes=True):
             elif stat.S_ISLNK(st.st_mode):
                 target = os.readlink(full)
                 d.update(kind="symlink", size=len(os.fsencode(target)), target=target)
+            elif stat.S_IFMT(st.st_mode) in SPECIAL_KINDS:
+                d["kind"] = SPECIAL_KINDS[stat.S_IFMT(st.st_mode)]
+                if d["kind"] in ("chardev", "blockdev"):
+                    d["target"] = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
             else:
                 d.update(kind="file", size=st.st_size, blocks=block_ids(read(full)))
             out[os.path.relpath(full, root)] = d
@@ -287,6 +298,10 @@ def server_listing(client, ns, under="", dir_mtimes=True):
             d.update(size=e["size"], blocks=e["blocks"])
         elif e["kind"] == "symlink":
             d.update(size=e["size"], target=e["target"])
+        elif e["kind"] in ("chardev", "blockdev"):
+            d["target"] = e["target"]
+        elif e["kind"] in SPECIAL_KINDS.values():
+            pass
         elif not dir_mtimes:
             del d["mtime_ns"]
         out[path[len(prefix):]] = d

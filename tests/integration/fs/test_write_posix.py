@@ -2,9 +2,9 @@
 each scenario runs on the mount and on a local directory (the reference),
 and what it returns, the errno of each failure, the content it reads and
 the tree it leaves must be the same; then the server must hold what the
-mount shows. The differences the man page lists (hard links, special
-files, chown to another user, RENAME_EXCHANGE, set-id bits, extended
-attributes) are checked against the man page instead.
+mount shows. The differences the man page lists (hard links, chown to
+another user, RENAME_EXCHANGE, set-id bits, extended attributes) are
+checked against the man page instead.
 
 The mounts here use settle=1 (the default is 0.05 s), except where a test needs
 content not committed yet (settle=3600), and the tests of what happens
@@ -14,6 +14,7 @@ import ctypes
 import errno
 import mmap
 import os
+import socket
 import stat
 import subprocess
 import threading
@@ -22,7 +23,7 @@ import time
 import pytest
 
 from cfs_fs import (Dir, File, Link, MiB, listing_of, make_local, payload, put_tree, read,
-                    server_listing, shape, tree_of, until_on_server, until_server_holds,
+                    server_listing, shape, tree_of, until, until_on_server, until_server_holds,
                     unmount_drained)
 from cfs_server import BLOCK_SIZE, CLOUDFS
 
@@ -516,16 +517,67 @@ def test_hard_links_fail_with_eperm_and_change_nothing(both):
     assert b.client.snapshot(b.client.root_ns) == server_before
 
 
-def test_special_files_fail_with_eperm(both):
-    b = both()
+def test_fifos_sockets_and_devices_are_made_renamed_and_removed_as_on_a_local_disk(both):
+    b = both({"a.txt": File(b"a")})
 
-    for make in (lambda p: os.mkfifo(p), lambda p: os.mknod(p, stat.S_IFCHR | 0o600, 0)):
-        with pytest.raises(OSError) as e:
-            make(at(b.mnt, "special"))
-        assert e.value.errno == errno.EPERM
-    assert os.listdir(b.mnt) == []
+    def scenario(root):
+        obs = []
+        os.mkfifo(at(root, "pipe"), 0o640)
+        os.mknod(at(root, "tty"), stat.S_IFCHR | 0o620, os.makedev(4, 64))
+        os.mknod(at(root, "disk"), stat.S_IFBLK | 0o660, os.makedev(259, 1048575))
+        with socket.socket(socket.AF_UNIX) as srv:
+            srv.bind(at(root, "sock"))
+            srv.listen()
+            with socket.socket(socket.AF_UNIX) as cli:  # the kernel's socket, found by path
+                cli.connect(at(root, "sock"))
+                conn, _ = srv.accept()
+                cli.sendall(b"ping")
+                obs.append(conn.recv(4))
+                conn.close()
+        fd = os.open(at(root, "pipe"), os.O_RDWR)  # a FIFO works, locally
+        os.write(fd, b"through the fifo")
+        obs.append(os.read(fd, 100))
+        os.close(fd)
+        for name in ("pipe", "tty", "disk", "sock"):
+            st = os.lstat(at(root, name))
+            dev = stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            obs.append((name, stat.S_IFMT(st.st_mode), oct(stat.S_IMODE(st.st_mode)),
+                        st.st_size, (os.major(st.st_rdev), os.minor(st.st_rdev)) if dev else 0))
+        obs += [attempt(os.mkfifo, at(root, "pipe")), attempt(os.mkfifo, at(root, "a.txt")),
+                attempt(os.mknod, at(root, "no/such"), stat.S_IFIFO | 0o600),
+                attempt(os.mkdir, at(root, "tty")), attempt(os.rmdir, at(root, "tty")),
+                attempt(os.listdir, at(root, "pipe"))]
+        os.chmod(at(root, "pipe"), 0o600)
+        os.rename(at(root, "pipe"), at(root, "renamed-pipe"))
+        os.rename(at(root, "tty"), at(root, "a.txt"))  # over a file
+        os.unlink(at(root, "disk"))
+        obs.append(listing(root))
+        return obs
+
+    b.run(scenario)
+    b.on_server()
 
 
+def test_special_files_made_on_one_mount_show_on_another_and_after_a_remount(alice, mount):
+    a, b = mount(alice), mount(alice)
+    os.mkfifo(at(a.mountpoint, "pipe"), 0o600)
+    os.mknod(at(a.mountpoint, "null"), stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.mknod(at(a.mountpoint, "loop"), stat.S_IFBLK | 0o660, os.makedev(7, 0))
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(at(a.mountpoint, "sock"))
+    made = tree_of(a.mountpoint)
+    assert len(made) == 4
+
+    until(lambda: tree_of(b.mountpoint) == made, within=10,
+          what="the special files on the second mount")
+    fd = os.open(at(b.mountpoint, "pipe"), os.O_RDWR | os.O_NONBLOCK)
+    os.write(fd, b"x")
+    assert os.read(fd, 1) == b"x"
+    os.close(fd)
+    unmount_drained(a)
+    again = mount(alice, cache=a.cache)
+    assert tree_of(again.mountpoint) == made
+    assert server_listing(alice, alice.root_ns)["null"]["target"] == "1:3"
 def test_setting_an_extended_attribute_fails_with_eopnotsupp(both):
     b = both({"a.txt": File(b"a")})
 
