@@ -120,6 +120,24 @@ static int cmd_stat(const struct cli_opts *opts, const struct cli_target *t)
 	return CLI_OK;
 }
 
+/* What ls -F marks a name with: '/' for a folder, '@' a symlink, '|' a
+ * FIFO, '=' a socket; nothing for files and devices. */
+static const char *kind_mark(const char *kind)
+{
+	static const struct {
+		const char *kind, *mark;
+	} marks[] = { { "dir", "/" },
+		      { "shared", "/" },
+		      { "symlink", "@" },
+		      { "fifo", "|" },
+		      { "socket", "=" } };
+
+	for (size_t i = 0; kind && i < sizeof(marks) / sizeof(marks[0]); i++)
+		if (strcmp(marks[i].kind, kind) == 0)
+			return marks[i].mark;
+	return "";
+}
+
 static void print_entries(json_t *entries)
 {
 	json_t *o;
@@ -127,7 +145,6 @@ static void print_entries(json_t *entries)
 
 	json_array_foreach(entries, i, o)
 	{
-		const char *kind = cli_text(o, "kind");
 		char cached[32], bytes[32];
 
 		cfs_size_format((uint64_t)json_integer_value(
@@ -143,8 +160,7 @@ static void print_entries(json_t *entries)
 			       json_object_get(o, "cached_blocks")),
 		       (long long)json_integer_value(
 			       json_object_get(o, "blocks")),
-		       cli_text(o, "name"),
-		       kind && strcmp(kind, "file") != 0 ? "/" : "");
+		       cli_text(o, "name"), kind_mark(cli_text(o, "kind")));
 	}
 }
 

@@ -8,6 +8,7 @@ attributes; sharing between two users."""
 import errno
 import hashlib
 import os
+import stat
 import time
 
 import pytest
@@ -108,6 +109,19 @@ def test_cache_stat_and_ls_say_what_is_cached(alice, mount, start):
     assert listed["b.jpg"]["local"] == "online-only" and listed["b.jpg"]["blocks"] == 2
     assert {e["state"] for e in listed.values()} == {"synced"}
     assert "cached" in cloudfs("cache", "ls", at(tree, "photos"))
+
+
+def test_cache_ls_marks_each_kind_as_ls_f_does(tree):
+    m = tree.mountpoint
+    os.mkdir(at(tree, "d"))
+    os.symlink("notes.txt", at(tree, "link"))
+    os.mkfifo(at(tree, "pipe"))
+    os.mknod(at(tree, "null"), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+
+    names = {line.split()[-1] for line in cloudfs("cache", "ls", m).splitlines()}
+    assert {"d/", "photos/", "link@", "pipe|", "null", "notes.txt"} <= names
+    kinds = {e["name"]: e["kind"] for e in cloudfs("cache", "ls", "--json", m)["entries"]}
+    assert (kinds["link"], kinds["pipe"], kinds["null"]) == ("symlink", "fifo", "chardev")
 
 
 def test_user_cloudfs_attributes_tell_the_state_and_refuse_writes(tree):
