@@ -1,6 +1,7 @@
 """Mounting and unmounting: the mount(8) helper convention, going into the
-background once the mount is up, refusals (exit 1) before anything is
-mounted, a wrong command line (exit 2), and every way of unmounting."""
+background once the mount is up, refusals (exit 32, mount(8)'s "mount
+failure") before anything is mounted, a wrong command line (exit 1, its
+"incorrect invocation"), and every way of unmounting."""
 
 import contextlib
 import os
@@ -145,7 +146,7 @@ def cache_through_a_symlink(m, t):
 @pytest.mark.parametrize("problem", [
     unreachable_server, bad_token, missing_token_file, token_file_others_can_read,
     mountpoint_not_empty, cache_in_use, cache_of_another_user, cache_through_a_symlink])
-def test_a_problem_is_refused_with_exit_1_before_mounting_naming_it(
+def test_a_problem_is_refused_with_exit_32_before_mounting_naming_it(
         server, filled, mount, tmp_path, problem):
     m = mount(filled, start=None)
     words = problem(m, SimpleNamespace(server=server, alice=filled, mount=mount,
@@ -154,7 +155,7 @@ def test_a_problem_is_refused_with_exit_1_before_mounting_naming_it(
 
     p = run(m.argv(foreground=False))
 
-    assert p.returncode == 1, p
+    assert p.returncode == 32, p
     for w in words:
         assert w in p.stderr, f"the message does not name {w!r}: {p.stderr}"
     assert not mounted(m.mountpoint)
@@ -168,7 +169,7 @@ def test_a_problem_is_refused_with_exit_1_before_mounting_naming_it(
     ["URL", "MP", "-o", "token_file=TOKEN,no_such_option"],
     ["URL", "MP", "-o", "token_file=TOKEN", "--no-such-flag"],
 ], ids=lambda a: " ".join(a) or "nothing")
-def test_a_wrong_command_line_exits_2_with_the_usage_and_mounts_nothing(
+def test_a_wrong_command_line_exits_1_with_the_usage_and_mounts_nothing(
         filled, mount, argv):
     m = mount(filled, start=None)
     os.makedirs(m.mountpoint)
@@ -178,7 +179,7 @@ def test_a_wrong_command_line_exits_2_with_the_usage_and_mounts_nothing(
 
     p = run([MOUNT_CLOUDFS, *argv])
 
-    assert p.returncode == 2, p
+    assert p.returncode == 1, p
     assert "usage: mount.cloudfs" in p.stderr, p.stderr
     assert not mounted(m.mountpoint)
 
