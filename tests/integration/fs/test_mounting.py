@@ -1,7 +1,8 @@
-"""Mounting and unmounting: the mount(8) helper convention, going into the
-background once the mount is up, refusals (exit 32, mount(8)'s "mount
-failure") before anything is mounted, a wrong command line (exit 1, its
-"incorrect invocation"), and every way of unmounting."""
+"""Mounting and unmounting: going into the background once the mount is
+up, refusals (exit 32, mount(8)'s "mount failure") before anything is
+mounted, a wrong command line (exit 1, its "incorrect invocation"), and
+every way of unmounting. mount(8) running the installed helper, from the
+command line and from fstab: test_install.py."""
 
 import contextlib
 import os
@@ -16,54 +17,13 @@ import pytest
 from cfs_fs import File, MiB, payload, put_tree, read, timed, tree_of, until
 from cfs_server import CLOUDFSD, MOUNT_CLOUDFS, SANITIZER_MARKS, mounted, write_token_file
 
-HELPER = "/sbin/mount.fuse.cloudfs"
-
 TREE = {"hello.txt": File(b"hello\n"), "big.bin": File(payload(3 * 4 * MiB + 5, "big"))}
-
-
-@pytest.fixture
-def helper():
-    """/sbin/mount.fuse.cloudfs, the helper mount(8) runs for -t
-    fuse.cloudfs, pointing at the driver under test for the test's
-    length (what was there before is put back)."""
-    before = os.readlink(HELPER) if os.path.islink(HELPER) else None
-    assert before is not None or not os.path.exists(HELPER), f"{HELPER} is not a symlink"
-    if before is not None:
-        os.unlink(HELPER)
-    os.symlink(os.path.realpath(MOUNT_CLOUDFS), HELPER)
-    yield HELPER
-    os.unlink(HELPER)
-    if before is not None:
-        os.symlink(before, HELPER)
 
 
 @pytest.fixture
 def filled(alice):
     put_tree(alice, alice.root_ns, TREE)
     return alice
-
-
-def mountinfo_of(path):
-    """(filesystem type, source) of the mount at PATH."""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            if fields[4] == path:
-                rest = fields[fields.index("-") + 1:]
-                return rest[0], rest[1]
-    return None
-
-
-def test_mount_t_fuse_cloudfs_mounts_through_the_helper_and_umount_unmounts(
-        filled, mount, helper):
-    m = mount(filled, start=None)
-    opts = f"token_file={m.token_file},cache={m.cache},_netdev,nofail,defaults,x-systemd.automount"
-
-    m.start_daemon(["mount", "-t", "fuse.cloudfs", m.url, m.mountpoint, "-o", opts])
-
-    assert mountinfo_of(m.mountpoint) == ("fuse.cloudfs", m.url)
-    assert read(os.path.join(m.mountpoint, "hello.txt")) == b"hello\n"
-    m.unmount(command=("umount",))
 
 
 def test_without_f_the_command_returns_once_mounted_and_the_daemon_serves(filled, mount):
