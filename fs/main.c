@@ -14,8 +14,9 @@
  * failure on the caller's standard error, and the parent exits 0 once the
  * mount is up (daemon_start(), daemon_ready()).
  *
- * Exit status: 0 after a clean unmount, 1 on failure, 2 for a bad command
- * line.
+ * Exit status: 0 once mounted (with -f, after a clean unmount), 1 for a bad
+ * command line, 32 on failure: mount(8)'s return codes, which it passes on
+ * from its helpers.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -41,7 +42,11 @@
 #include "fs/session.h"
 #include "fs/upload.h"
 
-#define EXIT_USAGE	   2
+/* mount(8)'s "incorrect invocation" and "mount failure", as mount.nfs and
+ * mount.cifs use them: mount(8) and an fstab line run us and return what we
+ * return. */
+#define EXIT_USAGE	   1
+#define EXIT_FAILED	   32
 #define DEFAULT_CACHE_SIZE (10ULL << 30)
 #define TOKEN_MAX	   256
 
@@ -79,8 +84,8 @@ static const char usage[] =
 	"  -h, --help          show this help\n"
 	"  -V, --version       show the version\n"
 	"\n"
-	"exit status: 0 after a clean unmount, 1 failure, 2 wrong command line.\n"
-	"See mount.cloudfs(8).\n";
+	"exit status: 0 mounted (with -f: unmounted cleanly), 1 wrong command line,\n"
+	"32 failure, as mount(8) expects of a helper.  See mount.cloudfs(8).\n";
 
 struct cli {
 	char *token_file, *cache, *ca, *log, *type, *cache_size, *min_free, *at;
@@ -508,7 +513,7 @@ static int daemon_start(int *ready_fd)
 		       errno == EINTR)
 			;
 		_exit(waited == pid && WIFEXITED(status) ? WEXITSTATUS(status)
-							 : 1);
+							 : EXIT_FAILED);
 	}
 	/* The child stays in the caller's session until the mount is up, so
 	 * that ^C still stops it all while it catches up. */
@@ -561,7 +566,7 @@ static int run(struct cli *c, struct fuse_args *args)
 		.uid = getuid(),
 		.gid = getgid(),
 	};
-	int status = 1, log_fd = -1, ready_fd = -1;
+	int status = EXIT_FAILED, log_fd = -1, ready_fd = -1;
 
 	if (c->cache_size)
 		cfs_size_parse(c->cache_size, &fs.opt.cache_size);
@@ -576,7 +581,7 @@ static int run(struct cli *c, struct fuse_args *args)
 	}
 	if (!c->foreground && daemon_start(&ready_fd)) {
 		fuse_session_destroy(fs.se);
-		return 1;
+		return EXIT_FAILED;
 	}
 	pthread_mutex_init(&fs.apply_lock, NULL);
 	pthread_cond_init(&fs.doubt_over, NULL);
@@ -586,7 +591,7 @@ static int run(struct cli *c, struct fuse_args *args)
 		goto out;
 	daemon_ready(ready_fd, log_fd);
 	ready_fd = -1;
-	status = serve(c, &fs) ? 1 : 0;
+	status = serve(c, &fs) ? EXIT_FAILED : 0;
 	/* The order matters: the sync thread first, then every write
 	 * session committed and the queue sent while there is time (which
 	 * may fetch blocks), then the fetcher. */

@@ -140,7 +140,7 @@ def test_every_cloudfs_command_leaves_a_daemonized_mounts_database_alone(alice, 
     m.unmount()
 
 
-def test_a_failing_daemonized_mount_says_why_and_exits_1(alice, mount, tmp_path):
+def test_a_failing_daemonized_mount_says_why_and_exits_32(alice, mount, tmp_path):
     """The checks that need the cache run in the background process now;
     the command still waits for them and fails with their message."""
     m = mount(alice, start=None)
@@ -149,7 +149,7 @@ def test_a_failing_daemonized_mount_says_why_and_exits_1(alice, mount, tmp_path)
         pass
     p = subprocess.run(m.argv(foreground=False), capture_output=True, text=True,
                        timeout=60)
-    assert p.returncode == 1 and "is not an empty directory" in p.stderr, p
+    assert p.returncode == 32 and "is not an empty directory" in p.stderr, p
     os.unlink(os.path.join(m.mountpoint, "in-the-way"))
     other = os.path.join(tmp_path, "other-cache")
     os.makedirs(other, mode=0o700)
@@ -158,7 +158,7 @@ def test_a_failing_daemonized_mount_says_why_and_exits_1(alice, mount, tmp_path)
     m.cache = other
     p = subprocess.run(m.argv(foreground=False), capture_output=True, text=True,
                        timeout=60)
-    assert p.returncode == 1 and "schema version 99" in p.stderr, p
+    assert p.returncode == 32 and "schema version 99" in p.stderr, p
 
 
 
