@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -38,10 +39,12 @@ static int read_whole(const char *path, const struct stat *st, int type,
 	int fd;
 	ssize_t k;
 
-	(void)st, (void)ftw;
-	if (type != FTW_F)
+	(void)ftw;
+	/* Only files have content: a FIFO's open would wait for a writer.
+	 * (O_NONBLOCK too, for one that takes a file's place meanwhile.) */
+	if (type != FTW_F || !S_ISREG(st->st_mode))
 		return 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		cli_error("cannot open '%s': %s", path, strerror(errno));
 		walk.failed = true;

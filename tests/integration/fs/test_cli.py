@@ -14,7 +14,7 @@ import time
 import pytest
 
 from cfs_fs import (at, block_ids, cloudfs, Dir, File, MiB, payload, put_tree, read,
-                    server_listing, until)
+                    server_listing, timed, until)
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
 from cfs_server import BLOCK_SIZE
 
@@ -176,6 +176,14 @@ def test_warm_fetches_without_pinning(tree):
     out = cloudfs("cache", "warm", "--json", at(tree, "big.bin"))
     assert out["files"] == 1 and not out["pinned"]
     assert os.getxattr(at(tree, "big.bin"), "user.cloudfs.status") == b"synced cached"
+
+
+def test_warm_reads_the_files_of_a_folder_and_passes_by_a_fifo(tree):
+    os.mkfifo(at(tree, "photos", "pipe"))  # opening it would wait for a writer
+
+    out, _ = timed(lambda: cloudfs("cache", "warm", "--json", at(tree, "photos")), 60)
+    assert out["files"] == 2
+    assert os.getxattr(at(tree, "photos", "b.jpg"), "user.cloudfs.status") == b"synced cached"
 
 
 def test_verify_drops_a_corrupt_block_and_the_next_read_fetches_it_again(tree):
