@@ -3,7 +3,9 @@
  * schema of cache.db:
  *
  *	info(key, value)             'url' and 'root_ns' the cache belongs to,
- *	                             'client': the id its commits carry
+ *	                             'client': the id its commits carry,
+ *	                             'token': a hash of the last token that
+ *	                             mounted it with the server reachable
  *	namespaces(ns, cursor, listed, mount_ino)
  *	entries(ino, ns, node, parent, name, kind, ..., jid, pending)
  *	                             the mirror: what the kernel is shown
@@ -39,6 +41,7 @@
 #include "cache/cache.h"
 #include "cache/mirror.h"
 #include "cloudfs/log.h"
+#include "cloudfs/num.h"
 
 #define SCHEMA_VERSION 4
 
@@ -477,7 +480,7 @@ static enum cfs_err client_id(struct cfs_sql *db,
 }
 
 enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
-			char client[CACHE_CLIENT_ID_SIZE],
+			const char *token_id, char client[CACHE_CLIENT_ID_SIZE],
 			struct cfs_error *err)
 {
 	struct cfs_sql *db = cache_db(c, err);
@@ -500,9 +503,49 @@ enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
 			err, CFS_ERR_CONFLICT,
 			"cache directory '%s' holds the mirror of namespace %s at %s, not of namespace %s at %s: use another cache directory",
 			c->path, have_ns, have_url, want_ns, url);
+	if (rc == CFS_OK && token_id)
+		rc = cfs_sql_exec(db,
+				  "INSERT OR REPLACE INTO info VALUES"
+				  " ('token', ?1)",
+				  err, "t", token_id);
 	if (rc == CFS_OK)
 		rc = client_id(db, client, err);
 	rc = cfs_sql_end(db, rc, err);
+	cache_db_release(c, db);
+	return rc;
+}
+
+enum cfs_err cache_offline_root(struct cache *c, const char *url,
+				const char *token_id, int64_t *root_ns,
+				struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(c, err);
+	char have_url[600], have_ns[32], have_token[CACHE_TOKEN_ID_SIZE];
+	struct mirror_ns root;
+	enum cfs_err rc;
+
+	if (!db)
+		return err->code;
+	rc = info_get(db, "url", have_url, sizeof(have_url), err);
+	if (rc == CFS_OK)
+		rc = info_get(db, "root_ns", have_ns, sizeof(have_ns), err);
+	if (rc == CFS_OK)
+		rc = info_get(db, "token", have_token, sizeof(have_token), err);
+	if (rc == CFS_OK &&
+	    (strcmp(have_url, url) != 0 || strcmp(have_token, token_id) != 0 ||
+	     cfs_num_parse_i64(have_ns, 1, INT64_MAX, root_ns) != 0))
+		rc = cfs_fail(
+			err, CFS_ERR_NOT_FOUND,
+			"cache directory '%s' was never mounted from %s with this token",
+			c->path, url);
+	if (rc == CFS_OK) {
+		rc = mirror_ns_get(db, *root_ns, &root, err);
+		if (rc == CFS_ERR_NOT_FOUND || (rc == CFS_OK && !root.listed))
+			rc = cfs_fail(
+				err, CFS_ERR_NOT_FOUND,
+				"cache directory '%s' holds no complete listing yet",
+				c->path);
+	}
 	cache_db_release(c, db);
 	return rc;
 }

@@ -6,13 +6,14 @@
  * It follows the mount.TYPE helper convention, so mount(8) and fstab work
  * with "-t fuse.cloudfs".  Everything that can be refused is refused
  * before mounting: a bad command line, an unreadable or exposed token
- * file, a mountpoint that is not an empty directory, an unreachable
- * server, a refused token, a cache directory another mount uses.  The
- * mirror is brought up to the server's head before the mount appears, so
- * what a user sees first is complete.  Without -f, it forks before all
- * that and the parent waits: the child prepares and mounts, reporting any
- * failure on the caller's standard error, and the parent exits 0 once the
- * mount is up (daemon_start(), daemon_ready()).
+ * file, a mountpoint that is not an empty directory, a refused token, a
+ * cache directory another mount uses, an unreachable server when no cache
+ * of an earlier mount with the token is there to start from.  The mirror
+ * is brought up to the server's head before the mount appears, so what a
+ * user sees first is complete; offline, it is what the last mount left. Without
+ *-f, it forks before all that and the parent waits: the child prepares and
+ *mounts, reporting any failure on the caller's standard error, and the parent
+ *exits 0 once the mount is up (daemon_start(), daemon_ready()).
  *
  * Exit status: 0 once mounted (with -f, after a clean unmount), 1 for a bad
  * command line, 32 on failure: mount(8)'s return codes, which it passes on
@@ -233,28 +234,27 @@ static int check_mountpoint(const char *path)
 	return empty ? 0 : -1;
 }
 
-/* The root namespace of the token's user; checks the server on the way. */
+/* The root namespace of the token's user; checks the server on the way.
+ * -1 (logged) when it refused, 1 (why says) when it cannot be reached. */
 static int root_namespace(struct remote_conn *conn, const struct cli *c,
-			  int64_t *root_ns)
+			  int64_t *root_ns, struct cfs_error *why)
 {
 	json_t *answer = NULL, *o;
-	struct cfs_error err;
 	size_t i;
 
-	if (remote_call(conn, "GET", "/", NULL, 0, NULL, &answer, &err)) {
-		cfs_log_error("cannot reach the server at %s: %s", c->url,
-			      err.msg);
-		return -1;
-	}
+	if (remote_call(conn, "GET", "/", NULL, 0, NULL, &answer, why))
+		return why->code == CFS_ERR_UNREACHABLE ? 1 : -1;
 	json_decref(answer);
 	if (remote_call(conn, "GET", "/meta/namespaces", NULL, 0, NULL, &answer,
-			&err)) {
-		if (err.code == CFS_ERR_UNAUTHORIZED)
+			why)) {
+		if (why->code == CFS_ERR_UNREACHABLE)
+			return 1;
+		if (why->code == CFS_ERR_UNAUTHORIZED)
 			cfs_log_error(
 				"the server refused the token in '%s': %s",
-				c->token_file, err.msg);
+				c->token_file, why->msg);
 		else
-			cfs_log_error("%s", err.msg);
+			cfs_log_error("%s", why->msg);
 		return -1;
 	}
 	*root_ns = 0;
@@ -271,10 +271,14 @@ static int root_namespace(struct remote_conn *conn, const struct cli *c,
 	return 0;
 }
 
-/* $XDG_CACHE_HOME/cloudfs/ID, ID naming the server and the user (and the
- * time of a point-in-time mount, whose mirror is of then). */
-static int default_cache(const char *url, int64_t root_ns, int64_t at,
-			 char *out, size_t len)
+/*
+ * Where the default caches of url are: $XDG_CACHE_HOME/cloudfs (or
+ * ~/.cache/cloudfs) into *dir, and the start of their names, "HASH-",
+ * into *name: each is "HASH-ROOTNS", plus "-at-TIME" for a
+ * point-in-time mount, whose mirror is of then.  -1 without a home.
+ */
+static int default_caches(const char *url, char *dir, size_t dir_len,
+			  char name[24])
 {
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
@@ -282,16 +286,93 @@ static int default_cache(const char *url, int64_t root_ns, int64_t at,
 
 	cfs_sha256(url, strlen(url), &h);
 	cfs_block_id_to_hex(&h, hex);
+	snprintf(name, 24, "%.16s-", hex);
 	if (xdg && xdg[0] == '/')
-		snprintf(out, len, "%s/cloudfs/%.16s-%lld", xdg, hex,
-			 (long long)root_ns);
+		snprintf(dir, dir_len, "%s/cloudfs", xdg);
 	else if (home && home[0] == '/')
-		snprintf(out, len, "%s/.cache/cloudfs/%.16s-%lld", home, hex,
-			 (long long)root_ns);
+		snprintf(dir, dir_len, "%s/.cache/cloudfs", home);
 	else
 		return -1;
-	if (at && strlen(out) + 24 < len)
-		sprintf(out + strlen(out), "-at-%lld", (long long)at);
+	return 0;
+}
+
+/* The default cache of url's root namespace root_ns (see default_caches). */
+static int default_cache(const char *url, int64_t root_ns, int64_t at,
+			 char *out, size_t len)
+{
+	char dir[PATH_MAX], name[24];
+	int n;
+
+	if (default_caches(url, dir, sizeof(dir), name))
+		return -1;
+	n = at ? snprintf(out, len, "%s/%s%lld-at-%lld", dir, name,
+			  (long long)root_ns, (long long)at)
+	       : snprintf(out, len, "%s/%s%lld", dir, name, (long long)root_ns);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* Opens dir as the cache of an offline mount, if it is one (see
+ * cache_offline_root); fs->cache stays NULL otherwise. */
+static int try_offline_cache(const char *dir, struct fs *fs,
+			     const char *token_id, int64_t *root_ns,
+			     struct cfs_error *err)
+{
+	if (cache_open(dir, &fs->cache, err))
+		return -1;
+	if (cache_offline_root(fs->cache, fs->remote.url, token_id, root_ns,
+			       err) == CFS_OK)
+		return 0;
+	cache_close(fs->cache);
+	fs->cache = NULL;
+	return -1;
+}
+
+/*
+ * A mount that starts while the server cannot be reached (why) serves the
+ * cache of an earlier mount of this URL with this token: -o cache=, or
+ * the default one.  What it holds reads, writes are queued, and the sync
+ * thread catches up once the server answers.  Without such a cache there
+ * is nothing to show, and the mount is refused.
+ */
+static int open_offline(const struct cli *c, struct fs *fs,
+			const char *token_id, int64_t *root_ns,
+			const struct cfs_error *why)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 256], name[24];
+	struct cfs_error err = { .msg = "" };
+	DIR *d;
+	struct dirent *de;
+
+	if (c->cache) {
+		try_offline_cache(c->cache, fs, token_id, root_ns, &err);
+	} else if (default_caches(fs->remote.url, dir, sizeof(dir), name) ==
+			   0 &&
+		   (d = opendir(dir))) {
+		while (!fs->cache && (de = readdir(d))) {
+			const char *digits = de->d_name + strlen(name);
+			int64_t ns;
+
+			/* HASH-ROOTNS, and -at-TIME for a mount of that time
+			 * only: exactly the name this mount would use. */
+			if (strncmp(de->d_name, name, strlen(name)) != 0 ||
+			    (ns = atoll(digits)) <= 0 ||
+			    default_cache(fs->remote.url, ns, fs->opt.at, path,
+					  sizeof(path)) ||
+			    strcmp(path + strlen(dir) + 1, de->d_name) != 0)
+				continue;
+			try_offline_cache(path, fs, token_id, root_ns, &err);
+		}
+		closedir(d);
+	}
+	if (!fs->cache) {
+		cfs_log_error(
+			"cannot reach the server at %s (%s), and there is no cache of an earlier mount with this token to start from%s%s",
+			c->url, why->msg, err.msg[0] ? ": " : "", err.msg);
+		return -1;
+	}
+	cfs_log_warn(
+		"cannot reach the server at %s (%s): mounted from cache '%s' as the last mount left it; what it holds reads, changes are queued until the server answers",
+		c->url, why->msg, fs->cache->path);
 	return 0;
 }
 
@@ -324,11 +405,13 @@ static enum cfs_err record_limit(struct fs *fs, struct cfs_error *err)
 static int prepare(struct cli *c, struct fs *fs)
 {
 	char token[TOKEN_MAX], cache_dir[PATH_MAX];
+	char token_id[CACHE_TOKEN_ID_SIZE];
 	static const bool never = false;
 	struct remote_conn *conn = NULL;
-	struct cfs_error err;
+	struct cfs_error err, why;
+	struct cfs_block_id h;
 	int64_t root_ns;
-	int rc = -1;
+	int reached = -1, rc = -1;
 
 	if (read_token(c->token_file, token) || check_mountpoint(c->mountpoint))
 		return -1;
@@ -336,12 +419,27 @@ static int prepare(struct cli *c, struct fs *fs)
 		cfs_log_error("%s", err.msg);
 		return -1;
 	}
+	/* The cache keeps a hash of the token, never the token. */
+	cfs_sha256(token, strlen(token), &h);
+	cfs_block_id_to_hex(&h, token_id);
 	fs->open = openfiles_new();
 	conn = remote_conn_new(&fs->remote);
-	if (!fs->open || !conn) {
+	if (!fs->open || !conn)
 		cfs_log_error("out of memory");
-	} else if (root_namespace(conn, c, &root_ns)) {
+	else
+		reached = root_namespace(conn, c, &root_ns, &why);
+	if (reached < 0) {
 		/* logged */
+	} else if (reached > 0) {
+		if (open_offline(c, fs, token_id, &root_ns, &why)) {
+			/* logged */
+		} else if (cache_bind(fs->cache, fs->remote.url, root_ns, NULL,
+				      fs->client, &err) ||
+			   record_limit(fs, &err) || load_doubt(fs, &err)) {
+			cfs_log_error("%s", err.msg);
+		} else {
+			rc = 0;
+		}
 	} else if (!c->cache &&
 		   default_cache(fs->remote.url, root_ns, fs->opt.at, cache_dir,
 				 sizeof(cache_dir))) {
@@ -349,8 +447,8 @@ static int prepare(struct cli *c, struct fs *fs)
 			"neither XDG_CACHE_HOME nor HOME is set: give -o cache=DIR");
 	} else if (cache_open(c->cache ? c->cache : cache_dir, &fs->cache,
 			      &err) ||
-		   cache_bind(fs->cache, fs->remote.url, root_ns, fs->client,
-			      &err) ||
+		   cache_bind(fs->cache, fs->remote.url, root_ns, token_id,
+			      fs->client, &err) ||
 		   record_limit(fs, &err) || load_doubt(fs, &err) ||
 		   sync_catch_up(fs, conn, &never, &err)) {
 		cfs_log_error("%s", err.msg);

@@ -15,7 +15,7 @@ static void open_cache(struct fs *fs, const char *dir)
 
 	FUZZ_CHECK(cache_open(dir, &fs->cache, &err) == CFS_OK &&
 			   cache_bind(fs->cache, NOWHERE, MOUNT_ENV_ROOT_NS,
-				      fs->client, &err) == CFS_OK,
+				      NULL, fs->client, &err) == CFS_OK,
 		   "cannot make a cache in '%s': %s", dir, err.msg);
 }
 

@@ -88,11 +88,24 @@ bool cache_in_use(const char *dir);
  * refuses (CFS_ERR_CONFLICT) a cache that holds another one's mirror.
  * Gives the cache's client id: its commits carry it, with each queued
  * operation's seq, so that the server answers one it applied before as
- * it did then (cloudfs-protocol(7)).
+ * it did then (cloudfs-protocol(7)).  token_id (a hash of the token, never
+ * the token; NULL: keep the one known) is remembered for
+ * cache_offline_root.
  */
+#define CACHE_TOKEN_ID_SIZE 65 /* hex SHA-256 and its NUL */
 enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
-			char client[CACHE_CLIENT_ID_SIZE],
+			const char *token_id, char client[CACHE_CLIENT_ID_SIZE],
 			struct cfs_error *err);
+
+/*
+ * For a mount that starts while the server cannot be reached: the root
+ * namespace whose mirror the cache holds for url, when a mount with the
+ * token of token_id bound it and listed that namespace whole.
+ * CFS_ERR_NOT_FOUND otherwise (err says why).
+ */
+enum cfs_err cache_offline_root(struct cache *c, const char *url,
+				const char *token_id, int64_t *root_ns,
+				struct cfs_error *err);
 
 /* A connection to cache.db for the calling thread. */
 struct cfs_sql *cache_db(struct cache *c, struct cfs_error *err);

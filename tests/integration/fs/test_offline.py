@@ -2,20 +2,24 @@
 cached content keep working; a read of content that is not cached fails
 with EIO within the timeout. Once the server is back (on the same port),
 reads work again and the mount catches up with what changed meanwhile.
+A mount started while the server is down (a reboot in an outage) starts
+from the cache its last mount left, and catches up the same way.
 
 The mounts here use timeout=2 (the default is 30)."""
 
 import errno
+import hashlib
 import os
 import stat
+import subprocess
 import time
 import urllib.parse
 
 import pytest
 
-from cfs_fs import (at, Dir, File, Link, MiB, payload, put_tree, read, rewrite, timed, until,
-                    until_server_holds)
-from cfs_server import BLOCK_SIZE
+from cfs_fs import (at, cloudfs, Dir, File, Link, MiB, payload, put_tree, read, rewrite, timed,
+                    unmount_drained, until, until_server_holds)
+from cfs_server import BLOCK_SIZE, MOUNT_CLOUDFS, run_cli
 
 TIMEOUT = 2
 BOUND = 10  # seconds a failing read may take, with TIMEOUT=2, ASan and a busy machine
@@ -154,3 +158,95 @@ def test_changes_made_during_an_outage_back_off_and_go_once_the_server_is_back(
     until_server_holds(alice, {f"offline-{i}.txt": b"written in the outage %d" % i
                                for i in range(300)}, within=30)
     assert 1 <= tries <= 8, f"{tries} tries to send in an outage of 4 s"
+
+
+# -- starting without the server (a reboot during an outage) -----------------
+
+def reboot_offline(server, alice, mount):
+    """Alice's mount of TREE with docs pinned and cached.bin read, unmounted
+    with everything sent, then the server stopped: the machine comes back
+    during an outage. Returns the first mount (its cache, its URL)."""
+    put_tree(alice, alice.root_ns, TREE)
+    first = mount(alice, timeout=TIMEOUT)
+    cloudfs("cache", "pin", at(first, "docs"))
+    assert read(at(first, "cached.bin")) == TREE["cached.bin"].data
+    until(lambda: os.getxattr(at(first, "cached.bin"), "user.cloudfs.status")
+          == b"synced cached", within=5, what="cached.bin cached")
+    unmount_drained(first)
+    server.stop()
+    return first
+
+
+@pytest.mark.parametrize("start", ["daemon", "foreground"])
+def test_a_mount_started_while_the_server_is_down_serves_its_cache_and_catches_up(
+        server, alice, mount, start):
+    first = reboot_offline(server, alice, mount)
+
+    m = mount(alice, cache=first.cache, timeout=TIMEOUT, start=start)
+    assert "cannot reach the server" in m.log_text()
+    assert sorted(os.listdir(m.mountpoint)) == ["cached.bin", "docs", "uncached.bin"]
+    assert read(at(m, "cached.bin")) == TREE["cached.bin"].data
+    assert read(at(m, "docs", "note.txt")) == b"a note"  # pinned
+    assert os.readlink(at(m, "docs", "link")) == "note.txt"
+    assert stat.S_IMODE(os.stat(at(m, "uncached.bin")).st_mode) == 0o755
+    assert_eio(*timed(lambda: read(at(m, "uncached.bin")), 60), "the uncached read")
+    with open(at(m, "docs", "offline.txt"), "wb") as f:
+        f.write(b"written on a machine booted in an outage")
+    os.unlink(at(m, "cached.bin"))
+    (st,) = cloudfs("status", "--json", m.mountpoint, expect=3)["mounts"]  # 3: not synced
+    assert st["server"] is False and st["pending_ops"] >= 1
+    assert "unreachable" in cloudfs("status", m.mountpoint, expect=3)
+
+    restart_on(server, first.url)
+    cloudfs("status", "--wait", "--timeout", "60", m.mountpoint)
+    until_server_holds(alice, {"docs/offline.txt": b"written on a machine booted in an outage"})
+    other = mount(alice)
+    assert sorted(os.listdir(other.mountpoint)) == ["docs", "uncached.bin"]
+    assert read(at(other, "docs", "offline.txt")) == b"written on a machine booted in an outage"
+    assert read(at(m, "uncached.bin")) == TREE["uncached.bin"].data
+
+
+def test_without_the_server_the_default_cache_of_the_same_token_is_found(
+        server, alice, mount, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    put_tree(alice, alice.root_ns, TREE)
+    url = f"http://{alice.host}:{alice.port}"
+    default = os.path.join(tmp_path, "xdg", "cloudfs",
+                           f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{alice.root_ns}")
+    def without_cache(m):  # as a user mounts: the default cache
+        return [MOUNT_CLOUDFS, url, m.mountpoint, "-o",
+                f"token_file={m.token_file},timeout={TIMEOUT}"]
+
+    first = mount(alice, cache=default, start=None)
+    first.start_daemon(argv=without_cache(first))
+    assert read(at(first, "cached.bin")) == TREE["cached.bin"].data
+    until(lambda: os.getxattr(at(first, "cached.bin"), "user.cloudfs.status")
+          == b"synced cached", within=5, what="cached.bin cached")
+    unmount_drained(first)
+    server.stop()
+
+    m = mount(alice, cache=default, start=None)
+    m.start_daemon(argv=without_cache(m))
+    assert read(at(m, "cached.bin")) == TREE["cached.bin"].data
+    assert "cannot reach the server" in m.log_text()
+
+
+def test_without_the_server_a_token_that_never_mounted_the_cache_is_refused(
+        server, alice, mount, tmp_path):
+    first = reboot_offline(server, alice, mount)
+    other_token = tmp_path / "other.token"
+    other_token.write_text(run_cli("token", "--data", server.data_dir, "alice").stdout)
+    other_token.chmod(0o600)
+    os.mkdir(tmp_path / "mnt-refused")
+
+    p = subprocess.run([MOUNT_CLOUDFS, first.url, str(tmp_path / "mnt-refused"), "-o",
+                        f"token_file={other_token},cache={first.cache},timeout={TIMEOUT}"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 32, p
+    assert "cannot reach the server" in p.stderr and "never mounted" in p.stderr, p.stderr
+    assert not os.path.ismount(tmp_path / "mnt-refused")
+    empty = tmp_path / "empty-cache"
+    p = subprocess.run([MOUNT_CLOUDFS, first.url, str(tmp_path / "mnt-refused"), "-o",
+                        f"token_file={first.token_file},cache={empty},timeout={TIMEOUT}"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 32 and "no cache of an earlier mount" in p.stderr, p.stderr
