@@ -3,7 +3,7 @@ JuiceFS's fsrand and Dropbox's CanopyCheck.
 
 A seed becomes a *program*: a list of items, each either an operation of
 one worker (create, write across 4 MiB block boundaries, truncate, append,
-rename of files and folders, mkdir/rmdir, symlink, chmod, utimens, unlink
+rename of files and folders, mkdir/rmdir, symlink, mkfifo, chmod, utimens, unlink
 of an open file, fsync, atomic save, and reads, stats and listings that
 look) or an *event* that happens to the mount as a whole (remount, kill -9
 of the driver, a restart of cloudfsd, a spell with cloudfsd stopped,
@@ -173,19 +173,21 @@ def read_all(fd):
 
 def do_op(root, op):
     """Runs OP under the folder ROOT; returns its outcome (a tuple that
-    must be equal on the mount and on the model)."""
+    must be equal on the mount and on the model). Every open is
+    O_NONBLOCK: the path may be a FIFO, whose blocking open would wait
+    forever for the other end; on a file it changes nothing."""
     name, *a = op
     P = lambda p: os.path.join(root, p) if p else root  # noqa: E731
     try:
         if name == "create":
             p, mode, how = a
-            flags = os.O_WRONLY | os.O_CREAT | {"excl": os.O_EXCL, "trunc": os.O_TRUNC,
-                                                 "plain": 0}[how]
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | {
+                "excl": os.O_EXCL, "trunc": os.O_TRUNC, "plain": 0}[how]
             os.close(os.open(P(p), flags, mode))
             return ("ok",)
         if name == "write" or name == "fsync":
             p, off, n, dseed = a
-            flags = os.O_WRONLY | (os.O_CREAT if name == "fsync" else 0)
+            flags = os.O_WRONLY | os.O_NONBLOCK | (os.O_CREAT if name == "fsync" else 0)
             fd = os.open(P(p), flags, 0o644)
             try:
                 w = pwrite_all(fd, data(dseed, n), off)
@@ -196,7 +198,7 @@ def do_op(root, op):
             return ("ok", w)
         if name == "append":
             p, n, dseed = a
-            fd = os.open(P(p), os.O_WRONLY | os.O_APPEND)
+            fd = os.open(P(p), os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
             try:
                 b = data(dseed, n)
                 w = 0
@@ -212,7 +214,7 @@ def do_op(root, op):
             return ("ok",)
         if name == "read":
             p, off, n = a
-            fd = os.open(P(p), os.O_RDONLY)
+            fd = os.open(P(p), os.O_RDONLY | os.O_NONBLOCK)
             try:
                 if n < 0:
                     b = read_all(fd)
@@ -245,6 +247,10 @@ def do_op(root, op):
             target, p = a
             os.symlink(target, P(p))
             return ("ok",)
+        if name == "mkfifo":
+            p, mode = a
+            os.mkfifo(P(p), mode)
+            return ("ok",)
         if name == "rename":
             src, dst, noreplace = a
             if noreplace:
@@ -262,7 +268,7 @@ def do_op(root, op):
             return ("ok",)
         if name == "unlink_open":
             p, off, n, dseed = a
-            fd = os.open(P(p), os.O_RDWR)
+            fd = os.open(P(p), os.O_RDWR | os.O_NONBLOCK)
             try:
                 os.unlink(P(p))
                 w = pwrite_all(fd, data(dseed, n), off)
@@ -275,7 +281,7 @@ def do_op(root, op):
             p, n, dseed, mode, sync = a
             d, base = os.path.split(p)
             tmp = os.path.join(d, "." + base + ".tmp")
-            fd = os.open(P(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            fd = os.open(P(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, mode)
             try:
                 pwrite_all(fd, data(dseed, n), 0)
                 if sync:
@@ -296,7 +302,7 @@ def do_op(root, op):
 
 class Sim:
     def __init__(self):
-        self.kind = {"": "d"}  # path -> "f" | "d" | "l"
+        self.kind = {"": "d"}  # path -> "f" | "d" | "l" | "p" (a FIFO)
 
     def exists(self, p):
         return p in self.kind
@@ -328,8 +334,10 @@ class Sim:
             self.add(a[0], "d")
         elif name == "symlink":
             self.add(a[1], "l")
+        elif name == "mkfifo":
+            self.add(a[0], "p")
         elif name in ("unlink", "unlink_open"):
-            if self.kind.get(a[0]) in ("f", "l"):
+            if self.kind.get(a[0]) in ("f", "l", "p"):
                 self.remove(a[0])
         elif name == "rmdir":
             if self.kind.get(a[0]) == "d" and a[0] and not self.children(a[0]):
@@ -401,6 +409,7 @@ OP_WEIGHTS = {
     "create": 8, "write": 14, "append": 6, "truncate": 6, "read": 10, "stat": 6,
     "listdir": 4, "readlink": 2, "mkdir": 6, "rmdir": 3, "unlink": 5, "symlink": 3,
     "rename": 9, "chmod": 3, "utime": 3, "fsync": 4, "unlink_open": 2, "save": 5,
+    "mkfifo": 2,
 }
 
 
@@ -412,7 +421,7 @@ def gen_op(rng, sim, without=()):
     weights = {k: v for k, v in OP_WEIGHTS.items()
                if k not in without and not (k == "save" and "replace" in without)}
     name = rng.choices(list(weights), weights=list(weights.values()))[0]
-    F, D, L = "f", "d", "l"
+    F, D, L, FIFO = "f", "d", "l", "p"
     if name == "create":
         op = [name, sim.pick(rng, (F,), 0.5, FILE_NAMES), rng.choice(MODES[:4]),
               rng.choice(["excl", "trunc", "plain"])]
@@ -429,7 +438,7 @@ def gen_op(rng, sim, without=()):
         op = [name, sim.pick(rng, (F, L), 0.1), 0 if whole else pick_off(rng),
               -1 if whole else pick_len(rng)]
     elif name == "stat":
-        op = [name, sim.pick(rng, (F, D, L), 0.1), rng.random() < 0.5]
+        op = [name, sim.pick(rng, (F, D, L, FIFO), 0.1), rng.random() < 0.5]
     elif name == "listdir":
         op = [name, sim.pick(rng, (D,), 0.1, DIR_NAMES)]
     elif name == "readlink":
@@ -439,18 +448,20 @@ def gen_op(rng, sim, without=()):
     elif name == "rmdir":
         op = [name, sim.pick(rng, (D,), 0.1, DIR_NAMES)]
     elif name == "unlink":
-        op = [name, sim.pick(rng, (F, L), 0.1)]
+        op = [name, sim.pick(rng, (F, L, FIFO), 0.1)]
     elif name == "symlink":
         op = [name, pick_target(rng, sim), sim.pick(rng, (L,), 0.7)]
+    elif name == "mkfifo":
+        op = [name, sim.pick(rng, (FIFO,), 0.7), rng.choice(MODES[:4])]
     elif name == "rename":
-        src = sim.pick(rng, (F, D, L) if rng.random() < 0.7 else (D,), 0.1)
-        dst = sim.pick(rng, (F, D, L), 0.5)
+        src = sim.pick(rng, (F, D, L, FIFO) if rng.random() < 0.7 else (D,), 0.1)
+        dst = sim.pick(rng, (F, D, L, FIFO), 0.5)
         if rng.random() < 0.25:  # into another folder, under its own name
             dirs = sorted(p for p, k in sim.kind.items() if k == "d")
             dst = os.path.join(rng.choice(dirs), os.path.basename(src)).lstrip("/")
         op = [name, src, dst, "replace" in without or rng.random() < 0.15]
     elif name == "chmod":
-        op = [name, sim.pick(rng, (F, D), 0.1), rng.choice(MODES)]
+        op = [name, sim.pick(rng, (F, D, FIFO), 0.1), rng.choice(MODES)]
     elif name == "utime":
         op = [name, sim.pick(rng, (F, D), 0.1),
               rng.randrange(978_307_200, RECENT // 10**9) * 10**9 + rng.randrange(10**9)]
@@ -936,6 +947,8 @@ class CloudTarget:
                                  mtime_class(e["mtime_ns"]), e["blocks"])
                 elif e["kind"] == "symlink":
                     out[full] = ("symlink", e["target"])
+                elif e["kind"] == "fifo":
+                    out[full] = ("fifo", oct(e["mode"]))
                 else:
                     out[full] = (e["kind"],)
         walk(self.alice.root_ns, "")
@@ -999,6 +1012,8 @@ def model_server_tree(model):
                 out[rel] = ("dir", mode)
             elif stat.S_ISLNK(st.st_mode):
                 out[rel] = ("symlink", os.readlink(full))
+            elif stat.S_ISFIFO(st.st_mode):
+                out[rel] = ("fifo", mode)
             else:
                 with open(full, "rb") as f:
                     b = f.read()
@@ -1376,6 +1391,8 @@ def shell_of(prog, workers):
             lines.append(f"rm {P(a[0])}")
         elif name == "symlink":
             lines.append(f"ln -s {q(a[0])} {P(a[1])}")
+        elif name == "mkfifo":
+            lines.append(f"mkfifo -m {oct(a[1])[2:]} {P(a[0])}")
         elif name == "rename":
             lines.append(f"mv -T {'-n ' if a[2] else ''}{P(a[0])} {P(a[1])}")
         elif name == "chmod":
