@@ -247,6 +247,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.create = ops_create,
 	.read = ops_read,
 	.write_buf = ops_write_buf,
+	.fallocate = ops_fallocate,
 	.fsync = ops_fsync,
 	.fsyncdir = ops_fsyncdir,
 	.release = ops_release,

@@ -1,5 +1,6 @@
 /*
- * File content: open, create, read, write, fsync, release (fs/ops.h).
+ * File content: open, create, read, write, fallocate, fsync, release
+ * (fs/ops.h).
  *
  * A handle opened for reading keeps the block list it reads
  * (fs/openfile.h); one opened for writing also holds the file's write
@@ -7,6 +8,7 @@
  * so a process always reads what was written.
  */
 #include <errno.h>
+#include <fcntl.h> /* FALLOC_FL_* */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -322,6 +324,75 @@ void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		fuse_reply_err(req, eno);
 	else
 		fuse_reply_write(req, written);
+}
+
+/* Writes zeros over len bytes at off of s (a hole punched, a range
+ * zeroed): blocks of zeros are one block id, stored and sent once. */
+static int write_zeros(struct session *s, off_t off, off_t len)
+{
+	static const char zeros[1 << 20];
+	int eno = 0;
+
+	while (!eno && len > 0) {
+		struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(
+			len < (off_t)sizeof(zeros) ? (size_t)len
+						   : sizeof(zeros));
+		size_t written = 0;
+
+		bufv.buf[0].mem = (void *)zeros;
+		eno = session_write(s, &bufv, off, &written);
+		if (!eno && written == 0)
+			eno = EIO;
+		off += (off_t)written;
+		len -= (off_t)written;
+	}
+	return eno;
+}
+
+/*
+ * A cache of blocks has no space to reserve: the default mode grows the
+ * file to off + len if it is shorter (the new part reads as zeros, as
+ * after a truncate), KEEP_SIZE keeps the size; PUNCH_HOLE and ZERO_RANGE
+ * write zeros over what the range covers of the file.  Other modes
+ * (collapsing, inserting, unsharing ranges) are EOPNOTSUPP.
+ */
+void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+		   off_t len, struct fuse_file_info *fi)
+{
+	struct fs *fs = ops_fs(req);
+	struct open_file *fh = (struct open_file *)fi->fh;
+	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
+			  FALLOC_FL_ZERO_RANGE;
+	uint64_t size = 0;
+	int64_t mtime_ns;
+	int eno = 0;
+
+	if (mode & ~known)
+		eno = EOPNOTSUPP;
+	else if (off < 0 || len <= 0)
+		eno = EINVAL;
+	else if (len > (off_t)CFS_MAX_FILE_SIZE ||
+		 (uint64_t)off + (uint64_t)len > CFS_MAX_FILE_SIZE)
+		eno = EFBIG;
+	else if (!fh->session)
+		eno = EBADF;
+	else if (!session_stat(fs->sessions, ino, &size, &mtime_ns))
+		eno = EIO;
+	if (!eno && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) &&
+	    (uint64_t)off < size) {
+		off_t cover =
+			(uint64_t)(off + len) < size ? len : (off_t)size - off;
+
+		eno = keeper_admit(fs->keeper, (uint64_t)cover);
+		if (eno)
+			log_no_room(fs, ino);
+		else
+			eno = write_zeros(fh->session, off, cover);
+	}
+	if (!eno && !(mode & FALLOC_FL_KEEP_SIZE) &&
+	    (uint64_t)(off + len) > size)
+		eno = session_truncate(fh->session, (uint64_t)(off + len));
+	fuse_reply_err(req, eno);
 }
 
 void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,

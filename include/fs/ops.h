@@ -3,8 +3,8 @@
  * what they touch:
  *
  *	fs/ops_meta.c  reading the tree: lookup, getattr, readlink, readdir
- *	fs/ops_file.c  file content: open, create, read, write, fsync, release
- *	               (and fsyncdir)
+ *	fs/ops_file.c  file content: open, create, read, write, fallocate,
+ *	               fsync, release (and fsyncdir)
  *	fs/ops_tree.c  changing the tree: mkdir, unlink, rename, setattr...
  *	fs/ops_xattr.c what the mount says of an entry: extended attributes
  *
@@ -84,6 +84,8 @@ void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	      struct fuse_file_info *fi);
 void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		   off_t off, struct fuse_file_info *fi);
+void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+		   off_t len, struct fuse_file_info *fi);
 void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	       struct fuse_file_info *fi);
 void ops_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,

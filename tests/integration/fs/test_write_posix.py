@@ -23,7 +23,7 @@ import time
 import pytest
 
 from cfs_fs import (Dir, File, Link, MiB, listing_of, make_local, payload, put_tree, read,
-                    server_listing, shape, tree_of, until, until_on_server, until_server_holds,
+                    server_listing, sha, shape, tree_of, until, until_on_server, until_server_holds,
                     unmount_drained)
 from cfs_server import BLOCK_SIZE, CLOUDFS
 
@@ -211,6 +211,48 @@ def test_truncate_and_ftruncate_grow_and_shrink_across_block_edges_and_cut_bytes
 
     b.run(scenario)
     b.on_server()
+
+
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 1, 2, 0x10
+
+
+def fallocate(fd, mode, off, length):
+    if libc.fallocate(fd, mode, ctypes.c_long(off), ctypes.c_long(length)):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def test_fallocate_grows_keeps_the_size_punches_holes_and_zeroes_ranges_as_a_local_disk(both):
+    old = payload(BLOCK_SIZE + 5000, "old")
+    b = both({"old.bin": File(old)})
+
+    def scenario(root):
+        obs = []
+        fd = os.open(at(root, "new.bin"), os.O_RDWR | os.O_CREAT, 0o644)
+        os.posix_fallocate(fd, 0, 3 * MiB)  # mode 0: the size grows, zeros
+        os.pwrite(fd, b"x" * 100, MiB)
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 8 * MiB)  # no change of size
+        obs.append(os.fstat(fd).st_size)
+        os.close(fd)
+        fd = os.open(at(root, "old.bin"), os.O_RDWR)
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 10, BLOCK_SIZE)  # across a block
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, BLOCK_SIZE + 4000, MiB)  # past EOF
+        fallocate(fd, FALLOC_FL_ZERO_RANGE, BLOCK_SIZE + 4990, 20)  # grows by 10
+        os.posix_fallocate(fd, 100, 10)  # inside: nothing changes
+        obs += [os.fstat(fd).st_size, attempt(fallocate, fd, 0, 0, 0),
+                attempt(fallocate, fd, 0, -1, 10)]
+        os.close(fd)
+        obs += [sha(read(at(root, p))) for p in ("new.bin", "old.bin")]
+        return obs
+
+    got = b.run(scenario)
+    assert got[0] == 3 * MiB and got[1] == BLOCK_SIZE + 5010 and got[2] == got[3] == "EINVAL"
+    b.on_server()
+    fd = os.open(at(b.mnt, "old.bin"), os.O_RDWR)
+    try:  # moving ranges (COLLAPSE_RANGE here) is not done: the man page says so
+        assert attempt(fallocate, fd, 0x8, 0, BLOCK_SIZE) == errno.errorcode[errno.EOPNOTSUPP]
+    finally:
+        os.close(fd)
 
 
 def test_truncate_of_a_file_not_yet_committed_and_of_an_empty_file_work(both):
