@@ -210,6 +210,26 @@ enum cfs_err mirror_lookup(struct cfs_sql *db, const struct mirror_entry *dir,
 	return rc;
 }
 
+enum cfs_err mirror_subdirs(struct cfs_sql *db, const struct mirror_entry *dir,
+			    int64_t *n, struct cfs_error *err)
+{
+	int64_t ns, node;
+	bool found;
+	enum cfs_err rc = rows_dir_key(dir, &ns, &node, err);
+
+	*n = 0;
+	return rc ? rc
+		  : cfs_sql_int64(db,
+				  cfs_sql_stmt(db,
+					       "SELECT COUNT(*) FROM entries"
+					       " WHERE ns = ?1 AND parent = ?2"
+					       " AND kind IN (?3, ?4)",
+					       err, "iiii", ns, node,
+					       (int64_t)CFS_KIND_DIR,
+					       (int64_t)CFS_KIND_MOUNT),
+				  n, &found, err);
+}
+
 enum cfs_err mirror_readdir(struct cfs_sql *db, const struct mirror_entry *dir,
 			    uint64_t after, mirror_child_fn fn, void *arg,
 			    struct cfs_error *err)

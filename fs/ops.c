@@ -132,6 +132,23 @@ void ops_device_target(dev_t rdev, char out[CFS_DEVICE_TARGET_MAX])
 	cfs_device_format(out, (uint32_t)major(rdev), (uint32_t)minor(rdev));
 }
 
+/* How many folders e holds, for its link count (find(1) and ls count on
+ * it); 0 when the mirror cannot say. */
+static nlink_t subdirs(struct fs *fs, const struct mirror_entry *e)
+{
+	struct cfs_error err;
+	int64_t n = 0;
+	int eno;
+	struct cfs_sql *db = ops_db(fs, &eno);
+
+	if (db) {
+		if (mirror_subdirs(db, e, &n, &err))
+			n = 0;
+		cache_db_release(fs->cache, db);
+	}
+	return (nlink_t)n;
+}
+
 void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	      struct stat *st)
 {
@@ -167,6 +184,7 @@ void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	default: /* directories and shared folders' mounts */
 		st->st_mode = S_IFDIR | (e->mode & 07777);
 		st->st_size = 4096;
+		st->st_nlink = 2 + subdirs(fs, e);
 		break;
 	}
 	st->st_blocks = (st->st_size + 511) / 512;

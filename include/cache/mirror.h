@@ -59,6 +59,11 @@ enum cfs_err mirror_readdir(struct cfs_sql *db, const struct mirror_entry *dir,
 			    uint64_t after, mirror_child_fn fn, void *arg,
 			    struct cfs_error *err);
 
+/* How many folders (shared ones too) directory dir holds: its link count
+ * is 2 more, as on a local disk. */
+enum cfs_err mirror_subdirs(struct cfs_sql *db, const struct mirror_entry *dir,
+			    int64_t *n, struct cfs_error *err);
+
 /* The inode of e's parent directory (the root's is the root). */
 enum cfs_err mirror_parent(struct cfs_sql *db, const struct mirror_entry *e,
 			   uint64_t *ino, struct cfs_error *err);

@@ -389,6 +389,24 @@ def test_mkdir_and_rmdir_succeed_and_fail_as_on_a_local_disk(both):
     b.on_server()
 
 
+def test_a_folders_link_count_is_two_and_one_per_subfolder_as_on_a_local_disk(both):
+    b = both({"a": Dir(), "a/f.txt": File(b"f"), "a/b": Dir()})
+
+    def scenario(root):
+        nlinks = lambda: [os.stat(at(root, p)).st_nlink  # noqa: E731
+                          for p in ("", "a", "a/b")]
+        obs = [nlinks()]
+        os.makedirs(at(root, "a/c/d"))
+        os.symlink("b", at(root, "a/link-to-b"))  # not a folder
+        obs.append(nlinks())
+        os.rename(at(root, "a/c"), at(root, "c"))
+        os.rmdir(at(root, "a/b"))
+        obs.append([os.stat(at(root, p)).st_nlink for p in ("", "a", "c", "c/d")])
+        return obs
+
+    assert b.run(scenario) == [[3, 3, 2], [3, 4, 2], [4, 2, 3, 2]]
+
+
 def test_symlink_and_readlink_behave_as_on_a_local_disk(both):
     b = both({"target.txt": File(b"the target"), "old-link": Link("target.txt")})
 
