@@ -541,10 +541,23 @@ static enum cfs_err split_listen(const char *where, char *host, size_t host_len,
 	return CFS_OK;
 }
 
+/* Whether only this machine can reach an address. */
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct in6_addr *a6 =
+		&((const struct sockaddr_in6 *)ss)->sin6_addr;
+	const struct in_addr *a4 = &((const struct sockaddr_in *)ss)->sin_addr;
+
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+	return (ntohl(a4->s_addr) >> 24) == 127;
+}
+
 /* Binds where; *bound is the URL it serves at, with scheme. */
 static enum cfs_err open_listener(const char *where, const char *scheme,
 				  int *fd, char *bound, size_t bound_len,
-				  struct cfs_error *err)
+				  bool *loopback, struct cfs_error *err)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
@@ -580,6 +593,7 @@ static enum cfs_err open_listener(const char *where, const char *scheme,
 		return rc;
 	}
 	freeaddrinfo(ai);
+	*loopback = is_loopback(&ss);
 	if (ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 
@@ -656,6 +670,7 @@ enum cfs_err http_start(const char *where, unsigned threads,
 	};
 	struct MHD_OptionItem plain_opts[] = { { MHD_OPTION_END, 0, NULL } };
 	enum cfs_err rc;
+	bool loopback;
 
 	if (!s)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
@@ -672,12 +687,17 @@ enum cfs_err http_start(const char *where, unsigned threads,
 				"cannot start the connection guard");
 	}
 	rc = open_listener(where, tls ? "https" : "http", &s->listen_fd, bound,
-			   bound_len, err);
+			   bound_len, &loopback, err);
 	if (rc) {
 		http_guard_free(s->guard);
 		free(s);
 		return rc;
 	}
+	if (!tls && !loopback)
+		cfs_log_warn("serving %s beyond this machine without TLS: "
+			     "tokens and file contents travel in clear text "
+			     "(see --tls-cert in cloudfsd(8))",
+			     bound);
 	/* Suspended long polls need ITC (part of ALLOW_SUSPEND_RESUME) so
 	 * that a resume from another thread wakes the polling thread. */
 	s->daemon = MHD_start_daemon(

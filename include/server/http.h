@@ -21,7 +21,8 @@ bool http_tls_supported(void);
  * Listens on where ("HOST:PORT"; "[V6]:PORT"; port 0 picks a free one)
  * and serves with threads threads, within lim: HTTPS with tls (which
  * must outlive the server; http_tls_supported() must be true), or plain
- * HTTP when tls is NULL.  *bound receives the address actually bound, as
+ * HTTP when tls is NULL, with a warning in the log unless where is a
+ * loopback address.  *bound receives the address actually bound, as
  * "http://HOST:PORT" or "https://HOST:PORT".
  */
 enum cfs_err http_start(const char *where, unsigned threads,

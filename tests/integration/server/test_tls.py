@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from cfs_server import CLOUDFSD, Client, tls_files
+from cfs_server import CLOUDFSD, Client, Server, tls_files
 
 
 def serve(data, *args):
@@ -101,3 +101,28 @@ def test_a_certificate_without_its_key_or_the_other_way_is_a_usage_error(tmp_pat
     assert p.returncode == 2, p
     assert "--tls-cert and --tls-key go together" in p.stderr
     assert "usage: cloudfsd serve" in p.stderr
+
+
+CLEAR_TEXT = "tokens and file contents travel in clear text"
+
+
+@pytest.mark.parametrize("listen, tls_on, warned", [
+    ("0.0.0.0:0", False, True),
+    ("127.0.0.1:0", False, False),
+    ("0.0.0.0:0", True, False),
+], ids=["all-addresses-plain", "loopback-plain", "all-addresses-tls"])
+def test_plain_http_beyond_loopback_is_served_with_one_warning_line(
+        tmp_path, tls, listen, tls_on, warned):
+    s = Server(tmp_path / "data", tmp_path / "cloudfsd.log")
+    if tls_on:
+        s.ca = tls.ca
+    s.start(listen, ["--tls-cert", tls.cert, "--tls-key", tls.key] if tls_on else [])
+    try:
+        assert Client(s.url.replace("0.0.0.0", "127.0.0.1"), ca=s.ca).get("/").status == 200
+    finally:
+        s.stop()
+
+    warnings = [line for line in s.log_text().splitlines() if CLEAR_TEXT in line]
+    assert len(warnings) == (1 if warned else 0), s.log_text()
+    if warned:
+        assert "warning:" in warnings[0] and "0.0.0.0" in warnings[0], warnings
