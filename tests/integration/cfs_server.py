@@ -511,15 +511,15 @@ class Mount:
             time.sleep(0.01)
         return self
 
-    def start_daemon(self, argv=None, timeout=60):
+    def start_daemon(self, argv=None, timeout=60, cwd=None):
         """Runs the driver without -f (or ARGV, a command such as mount(8)
-        that runs it so); the command must exit 0 with the mount up.
-        Returns the CompletedProcess."""
+        that runs it so), in CWD if given; the command must exit 0 with the
+        mount up. Returns the CompletedProcess."""
         os.makedirs(self.mountpoint, exist_ok=True)
         daemon_log = self.options.get("log") or os.path.join(self.cache, "mount.log")
         self.log_start = os.path.getsize(daemon_log) if os.path.exists(daemon_log) else 0
         p = subprocess.run(argv or self.argv(foreground=False), stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout, cwd=cwd)
         assert p.returncode == 0, f"{p.args} exited {p.returncode}: {p.stderr}"
         assert mounted(self.mountpoint), f"{p.args} returned, but nothing is mounted"
         self.startup_log = p.stderr
