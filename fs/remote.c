@@ -1,7 +1,10 @@
 /* The protocol client over libcurl (fs/remote.h). */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cloudfs/buf.h"
 #include "cloudfs/json.h"
@@ -20,6 +23,36 @@ struct remote_conn {
 	struct cfs_buf answer;
 };
 
+/*
+ * The CA file by an absolute path (its symbolic links left as given, for
+ * a renewal to replace): libcurl opens the file again whenever it sets up
+ * TLS afresh, long after a daemonized mount has left the caller's
+ * directory for '/'.
+ */
+static enum cfs_err ca_path(const char *ca_file, char *out, size_t len,
+			    struct cfs_error *err)
+{
+	char cwd[PATH_MAX];
+	int n;
+
+	if (ca_file[0] == '/')
+		n = snprintf(out, len, "%s", ca_file);
+	else if (getcwd(cwd, sizeof(cwd)))
+		n = snprintf(out, len, "%s/%s", cwd, ca_file);
+	else
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"cannot find the directory of CA file '%s': %s",
+				ca_file, strerror(errno));
+	if (n < 0 || (size_t)n >= len)
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"CA file name '%s' is too long", ca_file);
+	if (access(out, R_OK))
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"cannot read CA file '%s': %s", ca_file,
+				strerror(errno));
+	return CFS_OK;
+}
+
 enum cfs_err remote_init(struct remote *r, const char *url, const char *token,
 			 const char *ca_file, unsigned timeout_s,
 			 struct cfs_error *err)
@@ -34,15 +67,13 @@ enum cfs_err remote_init(struct remote *r, const char *url, const char *token,
 			url);
 	while (len && url[len - 1] == '/')
 		len--;
-	if (len >= sizeof(r->url) || strlen(token) + 32 >= sizeof(r->auth) ||
-	    (ca_file && strlen(ca_file) >= sizeof(r->ca_file)))
-		return cfs_fail(
-			err, CFS_ERR_BAD_FIELD,
-			"server URL, token or CA file name is too long");
+	if (len >= sizeof(r->url) || strlen(token) + 32 >= sizeof(r->auth))
+		return cfs_fail(err, CFS_ERR_BAD_FIELD,
+				"server URL or token is too long");
+	if (ca_file && ca_path(ca_file, r->ca_file, sizeof(r->ca_file), err))
+		return err->code;
 	memcpy(r->url, url, len);
 	snprintf(r->auth, sizeof(r->auth), "Authorization: Bearer %s", token);
-	if (ca_file)
-		snprintf(r->ca_file, sizeof(r->ca_file), "%s", ca_file);
 	r->timeout_s = timeout_s;
 	return CFS_OK;
 }
@@ -174,6 +205,12 @@ static enum cfs_err perform(struct remote_conn *c, const char *what,
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
 	if (cc == CURLE_ABORTED_BY_CALLBACK)
 		return cfs_fail(err, CFS_ERR_UNREACHABLE, "%s: stopped", what);
+	if (cc == CURLE_PEER_FAILED_VERIFICATION)
+		return cfs_fail(err, CFS_ERR_UNREACHABLE,
+				"%s: %s (for a server whose certificate a "
+				"private CA signed, give -o ca=FILE)",
+				what,
+				errbuf[0] ? errbuf : curl_easy_strerror(cc));
 	if (cc != CURLE_OK)
 		return cfs_fail(err, CFS_ERR_UNREACHABLE, "%s: %s", what,
 				errbuf[0] ? errbuf : curl_easy_strerror(cc));

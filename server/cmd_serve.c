@@ -24,6 +24,7 @@
 #include "server/cmd.h"
 #include "server/gc.h"
 #include "server/http.h"
+#include "server/tls.h"
 
 #define STR2(x) #x
 #define STR(x)	STR2(x)
@@ -31,9 +32,13 @@
 static const char usage[] =
 	"usage: cloudfsd serve --data DIR [--listen HOST:PORT] [--threads N]\n"
 	"                      [--retention DURATION] [--gc-every DURATION]\n"
+	"                      [--tls-cert FILE --tls-key FILE]\n"
 	"Serves the data directory DIR (created if missing) in the foreground.\n"
 	"  --listen HOST:PORT  address to listen on (default " CFS_DEFAULT_HOST
 	":" STR(CFS_DEFAULT_PORT) "; port 0 picks a free port)\n"
+				  "  --tls-cert FILE     serve HTTPS with the PEM certificate (and chain)\n"
+				  "                      in FILE...\n"
+				  "  --tls-key FILE      ... and its unencrypted PEM private key in FILE\n"
 				  "  --threads N         HTTP worker threads (default 8)\n"
 				  "  --retention DURATION  how long superseded versions and deleted\n"
 				  "                      files are kept (30d, 12h, 15m, 10s; default 30d)\n"
@@ -52,6 +57,7 @@ static const char usage[] =
 struct serve_opts {
 	const char *data_dir;
 	const char *listen;
+	const char *tls_cert, *tls_key; /* both or neither */
 	unsigned threads;
 	int64_t retention_s, gc_every_s;
 	struct http_limits limits;
@@ -112,7 +118,9 @@ enum {
 	OPT_BODY_TO,
 	OPT_BODY_BUDGET,
 	OPT_USER_BUDGET,
-	OPT_USER_POLLS
+	OPT_USER_POLLS,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY
 };
 
 /* The limits' options; false when arg is not what opt takes. */
@@ -160,9 +168,12 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 		{ "user-body-budget", required_argument, NULL,
 		  OPT_USER_BUDGET },
 		{ "user-longpolls", required_argument, NULL, OPT_USER_POLLS },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *problem = NULL;
 	int c;
 
 	optind = 1;
@@ -193,6 +204,12 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 			fputs(usage, stdout);
 			*status = 0;
 			return -1;
+		case OPT_TLS_CERT:
+			o->tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			o->tls_key = optarg;
+			break;
 		case OPT_MAX_CONN:
 		case OPT_PER_ADDR:
 		case OPT_HEADER_TO:
@@ -209,11 +226,14 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 			return -1;
 		}
 	}
-	if (!o->data_dir || optind != argc) {
-		fprintf(stderr, "cloudfsd serve: %s\n%s",
-			!o->data_dir ? "--data DIR is required"
-				     : "unexpected operand",
-			usage);
+	if (!o->data_dir)
+		problem = "--data DIR is required";
+	else if (optind != argc)
+		problem = "unexpected operand";
+	else if (!o->tls_cert != !o->tls_key)
+		problem = "--tls-cert and --tls-key go together";
+	if (problem) {
+		fprintf(stderr, "cloudfsd serve: %s\n%s", problem, usage);
 		*status = EXIT_USAGE;
 		return -1;
 	}
@@ -248,7 +268,8 @@ static void notify_longpoll(void *arg, int64_t ns)
 	longpoll_notify(arg, ns);
 }
 
-static int run(const struct serve_opts *o, const sigset_t *stop)
+static int run(const struct serve_opts *o, const struct tls_pair *tls,
+	       const sigset_t *stop)
 {
 	pthread_rwlock_t uploads = PTHREAD_RWLOCK_INITIALIZER;
 	struct api_ctx ctx = { .uploads = &uploads };
@@ -274,8 +295,8 @@ static int run(const struct serve_opts *o, const sigset_t *stop)
 			      o->data_dir, strerror(-e));
 		goto out;
 	}
-	if (http_start(o->listen, o->threads, &o->limits, &ctx, &http, bound,
-		       sizeof(bound), &err)) {
+	if (http_start(o->listen, o->threads, &o->limits, tls, &ctx, &http,
+		       bound, sizeof(bound), &err)) {
 		cfs_log_error("%s", err.msg);
 		goto out;
 	}
@@ -300,6 +321,24 @@ out:
 	return status;
 }
 
+/* The certificate and key, read before anything is created or locked:
+ * with a bad one the server does not start. */
+static int load_tls(const struct serve_opts *o, struct tls_pair *tls)
+{
+	struct cfs_error err;
+
+	if (!http_tls_supported()) {
+		cfs_log_error("cannot serve HTTPS: this cloudfsd's "
+			      "libmicrohttpd is built without TLS");
+		return -1;
+	}
+	if (tls_pair_load(tls, o->tls_cert, o->tls_key, &err)) {
+		cfs_log_error("%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	struct serve_opts o = {
@@ -309,11 +348,14 @@ int cmd_serve(int argc, char **argv)
 		.gc_every_s = GC_DEFAULT_EVERY_S,
 		.limits = HTTP_LIMITS_DEFAULT,
 	};
+	struct tls_pair tls = { 0 };
 	sigset_t stop;
 	int lock, status;
 
 	if (parse_args(argc, argv, &o, &status))
 		return status;
+	if (o.tls_cert && load_tls(&o, &tls))
+		return 1;
 	/* Blocked before any thread starts, so that every thread inherits
 	 * the mask and only sigwait() takes these signals. */
 	sigemptyset(&stop);
@@ -325,9 +367,12 @@ int cmd_serve(int argc, char **argv)
 	if (lock == -2)
 		cfs_log_error("another cloudfsd is serving '%s' already",
 			      o.data_dir);
-	if (lock < 0)
+	if (lock < 0) {
+		tls_pair_release(&tls);
 		return 1;
-	status = run(&o, &stop);
+	}
+	status = run(&o, o.tls_cert ? &tls : NULL, &stop);
 	close(lock);
+	tls_pair_release(&tls);
 	return status;
 }

@@ -40,6 +40,7 @@
 #include "server/http.h"
 #include "server/http_guard.h"
 #include "server/routes.h"
+#include "server/tls.h"
 #include "server/token.h"
 
 /* A body this far over its cap is not drained: the connection is cut. */
@@ -540,15 +541,30 @@ static enum cfs_err split_listen(const char *where, char *host, size_t host_len,
 	return CFS_OK;
 }
 
-static enum cfs_err open_listener(const char *where, int *fd, char *bound,
-				  size_t bound_len, struct cfs_error *err)
+/* Whether only this machine can reach an address. */
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct in6_addr *a6 =
+		&((const struct sockaddr_in6 *)ss)->sin6_addr;
+	const struct in_addr *a4 = &((const struct sockaddr_in *)ss)->sin_addr;
+
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+	return (ntohl(a4->s_addr) >> 24) == 127;
+}
+
+/* Binds where; *bound is the URL it serves at, with scheme. */
+static enum cfs_err open_listener(const char *where, const char *scheme,
+				  int *fd, char *bound, size_t bound_len,
+				  bool *loopback, struct cfs_error *err)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *ai = NULL;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	char host[256], addr[INET6_ADDRSTRLEN], port_s[8];
+	char host[256], addr[INET6_ADDRSTRLEN];
 	const char *port = NULL;
 	enum cfs_err rc;
 	int one = 1, e;
@@ -577,18 +593,19 @@ static enum cfs_err open_listener(const char *where, int *fd, char *bound,
 		return rc;
 	}
 	freeaddrinfo(ai);
+	*loopback = is_loopback(&ss);
 	if (ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 
 		inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
-		snprintf(port_s, sizeof(port_s), "%u", ntohs(in6->sin6_port));
-		snprintf(bound, bound_len, "http://[%s]:%s", addr, port_s);
+		snprintf(bound, bound_len, "%s://[%s]:%u", scheme, addr,
+			 ntohs(in6->sin6_port));
 	} else {
 		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
 
 		inet_ntop(AF_INET, &in->sin_addr, addr, sizeof(addr));
-		snprintf(port_s, sizeof(port_s), "%u", ntohs(in->sin_port));
-		snprintf(bound, bound_len, "http://%s:%s", addr, port_s);
+		snprintf(bound, bound_len, "%s://%s:%u", scheme, addr,
+			 ntohs(in->sin_port));
 	}
 	return CFS_OK;
 }
@@ -630,14 +647,30 @@ static enum cfs_err fit_file_limit(unsigned *max_connections,
 	return CFS_OK;
 }
 
+bool http_tls_supported(void)
+{
+	return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
+}
+
 enum cfs_err http_start(const char *where, unsigned threads,
 			const struct http_limits *lim,
-			const struct api_ctx *ctx, struct http_server **out,
-			char *bound, size_t bound_len, struct cfs_error *err)
+			const struct tls_pair *tls, const struct api_ctx *ctx,
+			struct http_server **out, char *bound, size_t bound_len,
+			struct cfs_error *err)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
 	struct http_limits fit = *lim;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	/* Only with TLS: libmicrohttpd warns of TLS options without it. */
+	struct MHD_OptionItem tls_opts[] = {
+		{ MHD_OPTION_HTTPS_MEM_CERT, 0, tls ? tls->cert : NULL },
+		{ MHD_OPTION_HTTPS_MEM_KEY, 0, tls ? tls->key : NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	struct MHD_OptionItem plain_opts[] = { { MHD_OPTION_END, 0, NULL } };
 	enum cfs_err rc;
+	bool loopback;
 
 	if (!s)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
@@ -653,26 +686,32 @@ enum cfs_err http_start(const char *where, unsigned threads,
 		return cfs_fail(err, CFS_ERR_INTERNAL,
 				"cannot start the connection guard");
 	}
-	rc = open_listener(where, &s->listen_fd, bound, bound_len, err);
+	rc = open_listener(where, tls ? "https" : "http", &s->listen_fd, bound,
+			   bound_len, &loopback, err);
 	if (rc) {
 		http_guard_free(s->guard);
 		free(s);
 		return rc;
 	}
+	if (!tls && !loopback)
+		cfs_log_warn("serving %s beyond this machine without TLS: "
+			     "tokens and file contents travel in clear text "
+			     "(see --tls-cert in cloudfsd(8))",
+			     bound);
 	/* Suspended long polls need ITC (part of ALLOW_SUSPEND_RESUME) so
 	 * that a resume from another thread wakes the polling thread. */
 	s->daemon = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-			MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-		0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-		on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+		flags | (tls ? MHD_USE_TLS : 0), 0, NULL, NULL, on_request, s,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+		MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
 		MHD_OPTION_CONNECTION_LIMIT, fit.max_connections,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, fit.max_per_address,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY,
+		tls ? tls_opts : plain_opts, MHD_OPTION_END);
 	if (!s->daemon) {
 		close(s->listen_fd);
 		http_guard_free(s->guard);

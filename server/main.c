@@ -16,6 +16,7 @@ static const char usage[] =
 	"commands:\n"
 	"  serve --data DIR [--listen HOST:PORT] [--threads N]\n"
 	"        [--retention DURATION] [--gc-every DURATION]\n"
+	"        [--tls-cert FILE --tls-key FILE]\n"
 	"                           serve in the foreground (default listen\n"
 	"                           address 127.0.0.1:8470)\n"
 	"  gc --data DIR [--retention DURATION]\n"

@@ -25,11 +25,12 @@
 struct remote {
 	char url[512];	    /* the base URL, without a trailing '/' */
 	char auth[128];	    /* "Authorization: Bearer TOKEN" */
-	char ca_file[512];  /* "" for the system's CAs */
+	char ca_file[512];  /* absolute; "" for the system's CAs */
 	unsigned timeout_s; /* to connect, and the longest stall */
 };
 
-/* Checks and copies the settings; curl_global_init() must have run. */
+/* Checks and copies the settings (ca_file, if not NULL, must be readable;
+ * it is kept by its absolute path); curl_global_init() must have run. */
 enum cfs_err remote_init(struct remote *r, const char *url, const char *token,
 			 const char *ca_file, unsigned timeout_s,
 			 struct cfs_error *err);

@@ -10,18 +10,26 @@
 #include "cloudfs/error.h"
 #include "server/api.h"
 #include "server/http_guard.h"
+#include "server/tls.h"
 
 struct http_server;
 
+/* Whether this libmicrohttpd can serve TLS (it is built with GnuTLS). */
+bool http_tls_supported(void);
+
 /*
  * Listens on where ("HOST:PORT"; "[V6]:PORT"; port 0 picks a free one)
- * and serves with threads threads, within lim.  *bound receives the
- * address actually bound, as "http://HOST:PORT".
+ * and serves with threads threads, within lim: HTTPS with tls (which
+ * must outlive the server; http_tls_supported() must be true), or plain
+ * HTTP when tls is NULL, with a warning in the log unless where is a
+ * loopback address.  *bound receives the address actually bound, as
+ * "http://HOST:PORT" or "https://HOST:PORT".
  */
 enum cfs_err http_start(const char *where, unsigned threads,
 			const struct http_limits *lim,
-			const struct api_ctx *ctx, struct http_server **out,
-			char *bound, size_t bound_len, struct cfs_error *err);
+			const struct tls_pair *tls, const struct api_ctx *ctx,
+			struct http_server **out, char *bound, size_t bound_len,
+			struct cfs_error *err);
 
 /* Stops accepting connections (first step of a clean stop). */
 void http_quiesce(struct http_server *s);

@@ -9,10 +9,12 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import time
 import urllib.parse
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 CLOUDFSD = os.environ.get(
     "CLOUDFSD",
@@ -77,14 +79,28 @@ class Response:
 
 
 class Client:
-    """One user's view of the server: a token and a keep-alive connection."""
+    """One user's view of the server: a token and a keep-alive connection
+    (over https, checking the server's certificate against the CA file
+    CA)."""
 
-    def __init__(self, url, token=None, timeout=30):
+    def __init__(self, url, token=None, timeout=30, ca=None):
         u = urllib.parse.urlparse(url)
-        self.host, self.port = u.hostname, u.port
+        self.scheme, self.host, self.port = u.scheme, u.hostname, u.port
         self.token = token
         self.timeout = timeout
+        self.ca = ca
         self.conn = None
+
+    @property
+    def url(self):
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def _connect(self, timeout):
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(
+                self.host, self.port, timeout=timeout,
+                context=ssl.create_default_context(cafile=self.ca))
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def request(self, method, path, body=None, headers=None, timeout=None):
         h = dict(headers or {})
@@ -97,8 +113,7 @@ class Client:
             body = body.encode()
         for attempt in range(2):
             if self.conn is None:
-                self.conn = http.client.HTTPConnection(
-                    self.host, self.port, timeout=timeout or self.timeout)
+                self.conn = self._connect(timeout or self.timeout)
             elif self.conn.sock is not None:
                 self.conn.sock.settimeout(timeout or self.timeout)
             try:
@@ -120,9 +135,9 @@ class Client:
     def clone(self, url=None):
         """Another client of the same user, with its own connection (to
         URL if given: a restarted server listens on a new port)."""
-        c = Client(url or f"http://{self.host}:{self.port}", self.token, self.timeout)
+        c = Client(url or self.url, self.token, self.timeout)
         c.__dict__.update({k: v for k, v in self.__dict__.items()
-                           if k not in ("host", "port", "conn")})
+                           if k not in ("scheme", "host", "port", "conn")})
         return c
 
     def close(self):
@@ -280,14 +295,37 @@ def woken(poll, within=1.0):
     return r.json
 
 
+def tls_files(directory):
+    """A private CA and a certificate it signed for 127.0.0.1 (an IP
+    subjectAltName, as clients check it), made by openssl(1) in DIRECTORY:
+    the paths .ca, .cert and .key (the certificate's, unencrypted), all PEM."""
+    os.makedirs(directory, exist_ok=True)
+    f = SimpleNamespace(**{k: os.path.join(directory, n) for k, n in (
+        ("ca", "ca.pem"), ("ca_key", "ca.key"), ("cert", "server.pem"),
+        ("key", "server.key"), ("csr", "server.csr"), ("ext", "server.ext"))})
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc"]
+    with open(f.ext, "w") as ext:
+        ext.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    for argv in (
+            ["req", "-x509", *key, "-days", "2", "-subj", "/CN=cloudfs test CA",
+             "-keyout", f.ca_key, "-out", f.ca],
+            ["req", *key, "-subj", "/CN=127.0.0.1", "-keyout", f.key, "-out", f.csr],
+            ["x509", "-req", "-in", f.csr, "-CA", f.ca, "-CAkey", f.ca_key,
+             "-days", "2", "-extfile", f.ext, "-out", f.cert]):
+        subprocess.run(["openssl", *argv], check=True, capture_output=True, timeout=60)
+    return f
+
+
 class Server:
-    """cloudfsd serve --data DATA, on 127.0.0.1 and a free port."""
+    """cloudfsd serve --data DATA, on 127.0.0.1 and a free port (https
+    when started with --tls-cert and --tls-key; set .ca for its clients)."""
 
     def __init__(self, data_dir, log_path):
         self.data_dir = str(data_dir)
         self.log_path = str(log_path)
         self.proc = None
         self.url = None
+        self.ca = None
         self.runs = 0
         self.options = []
 
@@ -308,7 +346,7 @@ class Server:
         while time.monotonic() < deadline:
             with open(self.log_path) as f:
                 f.seek(start)
-                m = re.search(r"listening on (http://\S+)", f.read())
+                m = re.search(r"listening on (https?://\S+)", f.read())
             if m:
                 self.url = m.group(1)
                 return self
@@ -354,7 +392,7 @@ class Server:
         return token.strip()
 
     def client(self, token=None):
-        return Client(self.url, token)
+        return Client(self.url, token, ca=self.ca)
 
     def user(self, name):
         """A new user and a client that acts as them (with .root_ns)."""
@@ -473,15 +511,15 @@ class Mount:
             time.sleep(0.01)
         return self
 
-    def start_daemon(self, argv=None, timeout=60):
+    def start_daemon(self, argv=None, timeout=60, cwd=None):
         """Runs the driver without -f (or ARGV, a command such as mount(8)
-        that runs it so); the command must exit 0 with the mount up.
-        Returns the CompletedProcess."""
+        that runs it so), in CWD if given; the command must exit 0 with the
+        mount up. Returns the CompletedProcess."""
         os.makedirs(self.mountpoint, exist_ok=True)
         daemon_log = self.options.get("log") or os.path.join(self.cache, "mount.log")
         self.log_start = os.path.getsize(daemon_log) if os.path.exists(daemon_log) else 0
         p = subprocess.run(argv or self.argv(foreground=False), stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout, cwd=cwd)
         assert p.returncode == 0, f"{p.args} exited {p.returncode}: {p.stderr}"
         assert mounted(self.mountpoint), f"{p.args} returned, but nothing is mounted"
         self.startup_log = p.stderr

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from cfs_server import Server  # noqa: E402
+from cfs_server import Server, tls_files  # noqa: E402
 
 
 @pytest.fixture
@@ -16,6 +16,24 @@ def server(tmp_path):
     """A running cloudfsd on an empty data directory; stopped (and checked
     for a clean exit) after the test, unless the test stopped it."""
     s = Server(tmp_path / "data", tmp_path / "cloudfsd.log").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def tls(tmp_path):
+    """A private CA and a certificate it signed for 127.0.0.1, with its
+    key (cfs_server.tls_files)."""
+    return tls_files(tmp_path / "tls")
+
+
+@pytest.fixture
+def tls_server(tmp_path, tls):
+    """A running cloudfsd serving https with TLS's certificate, whose
+    clients trust TLS's CA; stopped and checked as server is."""
+    s = Server(tmp_path / "tls-data", tmp_path / "cloudfsd-tls.log")
+    s.ca = tls.ca
+    s.start(options=["--tls-cert", tls.cert, "--tls-key", tls.key])
     yield s
     s.stop()
 

@@ -226,7 +226,7 @@ def mounts(tmp):
     def make(client, cache=None, start="daemon", **options):
         i = len(made)
         token = write_token_file(os.path.join(tmp, f"{client.name}.token"), client.token)
-        m = Mount(f"http://{client.host}:{client.port}", os.path.join(tmp, f"mnt{i}"),
+        m = Mount(client.url, os.path.join(tmp, f"mnt{i}"),
                   token, cache or os.path.join(tmp, f"cache{i}"),
                   os.path.join(tmp, f"mount{i}.log"), options)
         made.append(m)
