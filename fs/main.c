@@ -235,21 +235,28 @@ static int check_mountpoint(const char *path)
 }
 
 /* The root namespace of the token's user; checks the server on the way.
- * -1 (logged) when it refused, 1 (why says) when it cannot be reached. */
+ * -1 (logged) when it refused, or answered with a certificate that does
+ * not verify; 1 (why says) when it cannot be reached. */
 static int root_namespace(struct remote_conn *conn, const struct cli *c,
 			  int64_t *root_ns, struct cfs_error *why)
 {
 	json_t *answer = NULL, *o;
 	size_t i;
+	bool failed = remote_call(conn, "GET", "/", NULL, 0, NULL, &answer,
+				  why) != CFS_OK;
 
-	if (remote_call(conn, "GET", "/", NULL, 0, NULL, &answer, why))
-		return why->code == CFS_ERR_UNREACHABLE ? 1 : -1;
-	json_decref(answer);
-	if (remote_call(conn, "GET", "/meta/namespaces", NULL, 0, NULL, &answer,
-			why)) {
-		if (why->code == CFS_ERR_UNREACHABLE)
+	if (!failed) {
+		json_decref(answer);
+		failed = remote_call(conn, "GET", "/meta/namespaces", NULL, 0,
+				     NULL, &answer, why) != CFS_OK;
+	}
+	if (failed) {
+		if (remote_conn_untrusted(conn))
+			cfs_log_error("cannot trust the server at %s: %s",
+				      c->url, why->msg);
+		else if (why->code == CFS_ERR_UNREACHABLE)
 			return 1;
-		if (why->code == CFS_ERR_UNAUTHORIZED)
+		else if (why->code == CFS_ERR_UNAUTHORIZED)
 			cfs_log_error(
 				"the server refused the token in '%s': %s",
 				c->token_file, why->msg);

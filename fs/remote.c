@@ -21,6 +21,7 @@ struct remote_conn {
 	CURL *curl;
 	struct curl_slist *headers;
 	struct cfs_buf answer;
+	bool untrusted; /* the last call's certificate did not verify */
 };
 
 /*
@@ -203,6 +204,7 @@ static enum cfs_err perform(struct remote_conn *c, const char *what,
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
 	cc = transfer(c, stop);
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+	c->untrusted = cc == CURLE_PEER_FAILED_VERIFICATION;
 	if (cc == CURLE_ABORTED_BY_CALLBACK)
 		return cfs_fail(err, CFS_ERR_UNREACHABLE, "%s: stopped", what);
 	if (cc == CURLE_PEER_FAILED_VERIFICATION)
@@ -226,6 +228,11 @@ static enum cfs_err perform(struct remote_conn *c, const char *what,
 				"%s: the answer is not a JSON object", what);
 	}
 	return CFS_OK;
+}
+
+bool remote_conn_untrusted(const struct remote_conn *c)
+{
+	return c->untrusted;
 }
 
 enum cfs_err remote_call(struct remote_conn *c, const char *method,

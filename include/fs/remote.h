@@ -56,6 +56,13 @@ enum cfs_err remote_call(struct remote_conn *c, const char *method,
 			 const bool *stop, json_t **out, struct cfs_error *err);
 
 /*
+ * Whether c's last call failed because the server's certificate did not
+ * verify.  Its error is CFS_ERR_UNREACHABLE, which the threads retry; a
+ * mount that starts refuses it instead of starting offline.
+ */
+bool remote_conn_untrusted(const struct remote_conn *c);
+
+/*
  * A new easy handle that GETs block id into write(data, 1, n, arg) and
  * gives up when the transfer stalls for timeout_s; headers must outlive it
  * (remote_block_headers()).  NULL when out of memory.

@@ -88,7 +88,7 @@ def test_an_unverified_certificate_refuses_the_mount_and_says_so(
                        capture_output=True, text=True, timeout=60)
 
     assert p.returncode == 32, p
-    assert "cannot reach the server" in p.stderr, p.stderr
+    assert "cannot trust the server" in p.stderr, p.stderr
     assert "certificate" in p.stderr, p.stderr
     assert "-o ca=FILE" in p.stderr, p.stderr
     assert not mounted(m.mountpoint)
@@ -104,4 +104,23 @@ def test_a_ca_file_that_cannot_be_read_refuses_the_mount_naming_it(alice, mount,
 
     assert p.returncode == 32, p
     assert f"cannot read CA file '{missing}'" in p.stderr, p.stderr
+    assert not mounted(m.mountpoint)
+
+
+def test_a_certificate_that_does_not_verify_never_starts_a_mount_offline(
+        alice, tls, mount, tmp_path):
+    # The cache of an earlier mount would let an unreachable server's mount
+    # start offline; a server that answers with the wrong certificate is no
+    # outage, and is refused.
+    first = mount(alice, ca=tls.ca)
+    write(at(first, "a.txt"), b"a")
+    cloudfs("status", "--wait", "--timeout", "60", first.mountpoint)
+    first.unmount()
+    m = mount(alice, cache=first.cache, start=None, ca=another_ca(tmp_path))
+    os.makedirs(m.mountpoint)
+
+    p = subprocess.run(m.argv(foreground=False), stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=60)
+
+    assert p.returncode == 32 and "cannot trust the server" in p.stderr, p
     assert not mounted(m.mountpoint)
