@@ -670,7 +670,7 @@ enum cfs_err http_start(const char *where, unsigned threads,
 	};
 	struct MHD_OptionItem plain_opts[] = { { MHD_OPTION_END, 0, NULL } };
 	enum cfs_err rc;
-	bool loopback;
+	bool loopback = false;
 
 	if (!s)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
