@@ -123,15 +123,16 @@ int main(int argc, char **argv)
 			printf("cloudfs %s\n", CLOUDFS_VERSION);
 			return CLI_OK;
 		default:
-			cli_error("unknown option '%s'\n\n%s", argv[optind - 1],
-				  usage);
+			cli_error(
+				"unknown option '%s' ('cloudfs --help' lists them)",
+				argv[optind - 1]);
 			return CLI_USAGE;
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc == 0) {
-		cli_error("a command is needed\n\n%s", usage);
+		cli_error("a command is needed ('cloudfs --help' lists them)");
 		return CLI_USAGE;
 	}
 	if ((opts.wait || opts.timeout) && strcmp(argv[0], "status") != 0) {
@@ -159,6 +160,7 @@ int main(int argc, char **argv)
 		return cli_share(&opts, argv[0], argc - 1, argv + 1);
 	if (strcmp(argv[0], "history") == 0 || strcmp(argv[0], "restore") == 0)
 		return cli_history(&opts, argv[0], argc - 1, argv + 1);
-	cli_error("unknown command '%s'\n\n%s", argv[0], usage);
+	cli_error("unknown command '%s' ('cloudfs --help' lists them)",
+		  argv[0]);
 	return CLI_USAGE;
 }

@@ -1,4 +1,5 @@
-/* Timestamped log lines on stderr (cloudfs/log.h). */
+/* Log lines on stderr (cloudfs/log.h): timestamped for a log file or the
+ * journal, plain for a person at a terminal. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,13 +34,23 @@ void cfs_log(enum cfs_log_level level, const char *fmt, ...)
 
 	if (level > log_level)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line),
-		     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_prog,
-		     (int)getpid(), level_names[level]);
+	/* Asked each time: a daemon's stderr turns from the terminal it
+	 * started on into its log file. */
+	if (isatty(STDERR_FILENO)) {
+		n = level == CFS_LOG_ERROR
+			    ? snprintf(line, sizeof(line), "%s: ", log_prog)
+			    : snprintf(line, sizeof(line), "%s: %s: ", log_prog,
+				       level_names[level]);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = snprintf(line, sizeof(line),
+			     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s: ",
+			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			     tm.tm_hour, tm.tm_min, tm.tm_sec,
+			     ts.tv_nsec / 1000000, log_prog, (int)getpid(),
+			     level_names[level]);
+	}
 	va_start(ap, fmt);
 	if (n > 0 && (size_t)n < sizeof(line))
 		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);

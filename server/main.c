@@ -45,7 +45,8 @@ int main(int argc, char **argv)
 {
 	cfs_log_init("cloudfsd", CFS_LOG_INFO);
 	if (argc < 2) {
-		fputs(usage, stderr);
+		fprintf(stderr,
+			"cloudfsd: a command is needed ('cloudfsd --help' lists them)\n");
 		return EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "cloudfsd: unknown command '%s'\n\n%s", argv[1], usage);
+	fprintf(stderr,
+		"cloudfsd: unknown command '%s' ('cloudfsd --help' lists them)\n",
+		argv[1]);
 	return EXIT_USAGE;
 }

@@ -9,6 +9,7 @@ import errno
 import hashlib
 import os
 import stat
+import subprocess
 import time
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from cfs_fs import (at, block_ids, cloudfs, Dir, File, MiB, payload, put_tree, read,
                     server_listing, timed, until)
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
-from cfs_server import BLOCK_SIZE
+from cfs_server import BLOCK_SIZE, CLOUDFS
 
 TREE = {
     "photos": Dir(),
@@ -48,6 +49,14 @@ def test_cloudfs_has_help_version_and_usage_errors():
     cloudfs("frobnicate", expect=2)
     cloudfs("cache", "stat", "--wait", expect=2)
     cloudfs("status", "--timeout", "2", expect=2)  # only with --wait
+
+
+@pytest.mark.parametrize("args", [["frobnicate"], ["--frobnicate"], []])
+def test_a_wrong_command_is_one_line_with_the_help_hint(args):
+    p = subprocess.run([CLOUDFS, *args], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and p.stdout == "", p
+    assert p.stderr.startswith("cloudfs: ") and p.stderr.count("\n") == 1, p.stderr
+    assert "'cloudfs --help' lists them" in p.stderr, p.stderr
 
 
 def test_status_of_a_quiet_mount_is_synced(tree):

@@ -1,6 +1,8 @@
 """The cloudfsd command line: help, version, usage errors, users and
 tokens (exit codes 0 success, 1 failure, 2 wrong command line)."""
 
+import os
+import pty
 import re
 import subprocess
 
@@ -52,6 +54,30 @@ def test_wrong_usage_exits_2_with_a_message(tmp_path, args):
     assert p.returncode == 2, p
     assert p.stderr.strip(), p
     assert p.stdout == "", p
+
+
+@pytest.mark.parametrize("args", [[], ["frobnicate"]], ids=["no-command", "unknown"])
+def test_a_missing_or_unknown_command_is_one_line_with_the_help_hint(args):
+    p = cli(*args)
+    assert p.returncode == 2, p
+    assert p.stderr.count("\n") == 1 and "'cloudfsd --help'" in p.stderr, p.stderr
+    assert args == [] or "'frobnicate'" in p.stderr
+
+
+def test_errors_on_a_terminal_carry_no_timestamp_and_in_a_log_they_do(tmp_path):
+    # The server's own messages, as a person at a terminal reads them, and
+    # as a log file or the journal keeps them.
+    args = [CLOUDFSD, "useradd", "--data", str(tmp_path / "data"), "alice"]
+    run_cli(*args[1:])
+    main, other = pty.openpty()
+    p = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=other, timeout=15)
+    os.close(other)
+    on_tty = os.read(main, 4096).decode()
+    os.close(main)
+    assert p.returncode == 1
+    assert on_tty.startswith("cloudfsd: ") and "alice" in on_tty, on_tty
+    in_log = cli(*args[1:]).stderr
+    assert re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z cloudfsd\[\d+\] error: ", in_log), in_log
 
 
 def test_useradd_prints_only_a_new_token(tmp_path):
