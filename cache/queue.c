@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache/pending.h"
 #include "cache/rows.h"
@@ -314,13 +315,17 @@ enum cfs_err local_refuse(struct cfs_sql *db, const struct queued_op *op,
 	return cfs_sql_end(db, rc, err);
 }
 
-/* "NAME (conflicted copy YYYY-MM-DD).EXT", with " N" before ")" from the
- * second try; the extension is what follows the last '.' (not a leading
- * one). */
+/*
+ * "NAME (HOST's conflicted copy YYYY-MM-DD).EXT", as Dropbox names them,
+ * HOST this machine's name (at most 32 bytes; left out when it has none)
+ * so that the copies of several machines tell whose they are; " N" before
+ * ")" from the second try.  The extension is what follows the last '.'
+ * (not a leading one).
+ */
 static void conflicted_name(const char *name, int n, char out[CFS_NAME_MAX + 1])
 {
 	const char *dot = strrchr(name, '.');
-	char day[16], tag[64];
+	char day[16], tag[96], host[33] = "", whose[40] = "", count[16] = "";
 	time_t now = time(NULL);
 	struct tm tm;
 	size_t base, room;
@@ -329,10 +334,13 @@ static void conflicted_name(const char *name, int n, char out[CFS_NAME_MAX + 1])
 		dot = name + strlen(name);
 	gmtime_r(&now, &tm);
 	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+	if (gethostname(host, sizeof(host) - 1) == 0 && host[0] &&
+	    !strchr(host, '/'))
+		snprintf(whose, sizeof(whose), "%s's ", host);
 	if (n > 1)
-		snprintf(tag, sizeof(tag), " (conflicted copy %s %d)", day, n);
-	else
-		snprintf(tag, sizeof(tag), " (conflicted copy %s)", day);
+		snprintf(count, sizeof(count), " %d", n);
+	snprintf(tag, sizeof(tag), " (%sconflicted copy %s%s)", whose, day,
+		 count);
 	base = (size_t)(dot - name);
 	room = CFS_NAME_MAX - strlen(tag) - strlen(dot);
 	if (base > room)

@@ -50,7 +50,7 @@ the same user, each still in its own folder (exact model), and adds
 *contested* writers: one per mount, rewriting whole files of the folder
 `contested/` at the same time.  There the rule is weaker: after both
 mounts are synced, every file name's main file and conflicted copies
-("NAME (conflicted copy YYYY-MM-DD).EXT") hold only versions that were
+("NAME (HOST's conflicted copy YYYY-MM-DD).EXT") hold only versions that were
 written, and the last version each mount wrote of a file survives (as the
 file or as a conflicted copy) unless the other mount wrote that file after
 it (then the other's write may legitimately have replaced it).  Nothing
@@ -107,7 +107,7 @@ MODES = (0o644, 0o600, 0o755, 0o700, 0o444, 0o640, 0o750, 0o555, 0o777, 0o000)
 FILE_NAMES = ("a.txt", "b.txt", "c", "d.bin", "e", "f.tar.gz")
 DIR_NAMES = ("D0", "D1", "D2")
 CONTESTED = ("x.txt", "y", "z.md")
-CONFLICT_RX = re.compile(r"^(.*) \(conflicted copy \d{4}-\d{2}-\d{2}(?: \d+)?\)(.*)$")
+CONFLICT_RX = re.compile(r"^(.*) \((?:.+'s )?conflicted copy \d{4}-\d{2}-\d{2}(?: \d+)?\)(.*)$")
 
 
 def data(dseed, n):
@@ -571,7 +571,7 @@ class Failure(Exception):
     def __init__(self, kind, detail, item=None, worker=None):
         # However it shows (an extra name in a listing, a tree that differs),
         # a conflicted copy in a single mount is one fault.
-        if "(conflicted copy " in str(detail) and kind.startswith(("op-", "tree-")):
+        if "conflicted copy " in str(detail) and kind.startswith(("op-", "tree-")):
             kind = "conflicted-copy"
         super().__init__(f"{kind}: {detail}")
         self.kind = kind

@@ -1,7 +1,7 @@
 """Conflicts keep both: a file changed on the server (by another client or
 another mount) while this mount had uncommitted changes to it keeps the
 server's version under its name, and the local bytes go next to it as
-"NAME (conflicted copy YYYY-MM-DD).EXT" (a counter after the date when
+"NAME (HOST's conflicted copy YYYY-MM-DD).EXT" (a counter after the date when
 that name is taken), and the log says so. A file deleted elsewhere while
 edited here comes back with the edit, with the folders it needs. A local
 delete of something changed elsewhere yields to the other side; a local
@@ -12,12 +12,17 @@ committed when closed), or by holding the mount's commit in a proxy."""
 
 import datetime
 import os
+import socket
 import time
 
 import pytest
 
 from cfs_fs import at, listing_of, read, rewrite, unmount_drained, until
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
+
+
+# The machine's name, which a conflicted copy's name carries.
+HOST = socket.gethostname()[:32]
 
 
 def days():
@@ -35,7 +40,8 @@ def copy_names(name, n=1, dates=()):
     if not stem:  # no extension, or a leading dot only
         stem, dot, ext = name, "", ""
     tag = "" if n == 1 else f" {n}"
-    return {f"{stem} (conflicted copy {d}{tag}){dot}{ext}" for d in days() | set(dates)}
+    return {f"{stem} ({HOST}'s conflicted copy {d}{tag}){dot}{ext}"
+            for d in days() | set(dates)}
 
 
 def server_files(client):
@@ -89,7 +95,7 @@ def test_a_file_changed_elsewhere_while_edited_here_keeps_both_versions(
 def test_a_conflicted_copy_whose_name_is_taken_gets_a_counter(alice, mount):
     alice.write_file(alice.root_ns, "notes.txt", b"the original\n")
     day = sorted(days())[0]
-    taken = f"notes (conflicted copy {day}).txt"
+    taken = f"notes ({HOST}'s conflicted copy {day}).txt"
     alice.write_file(alice.root_ns, taken, b"an older copy\n")
     m = mount(alice, settle=0)
 
