@@ -143,6 +143,8 @@ static void print_entries(json_t *entries)
 	json_t *o;
 	size_t i;
 
+	printf("%-9s %-12s %10s    %-10s %11s %s\n", "STATE", "LOCAL", "CACHED",
+	       "BYTES", "BLOCKS", "NAME");
 	json_array_foreach(entries, i, o)
 	{
 		char cached[32], bytes[32];
@@ -228,6 +230,13 @@ static int cmd_pin(const struct cli_opts *opts, const struct cli_target *t,
 	}
 	if (warm && !cli_warm(t->path, &files, &bytes))
 		return CLI_FAILED;
+	/* The mount stores what it read in the background: once this
+	 * returns, the files count as cached (cache stat, ls, the status
+	 * attribute). */
+	if (warm && !(a = cli_ask(t, json_pack("{s:s}", "cmd", "drain"))))
+		return CLI_FAILED;
+	if (warm)
+		json_decref(a);
 	if (opts->json) {
 		cli_print_json(json_pack("{s:s, s:b, s:I, s:I}", "path",
 					 t->path, "pinned", pin, "files",
@@ -324,8 +333,10 @@ static int cmd_upkeep(const struct cli_opts *opts, const struct cli_target *t,
 
 int cli_cache(const struct cli_opts *opts, int argc, char **argv)
 {
-	static const char *const takes_path[] = { "ls",	  "pin",   "unpin",
-						  "warm", "evict", NULL };
+	/* stat's PATH only names the mount, from outside it too. */
+	static const char *const takes_path[] = { "stat",  "ls",   "pin",
+						  "unpin", "warm", "evict",
+						  NULL };
 	const char *sub = argc ? argv[0] : NULL;
 	const char *path = argc > 1 ? argv[1] : NULL;
 	bool path_ok = false;

@@ -28,7 +28,7 @@ static const char usage[] =
 	"  restore PATH           bring back the version before the last (of\n"
 	"                         a deleted file or folder: the last one), or\n"
 	"                         the one of --jid or --at, as a new version\n"
-	"  cache stat             bytes used and the limit, files cached,\n"
+	"  cache stat [PATH]      bytes used and the limit, files cached,\n"
 	"                         pinned, pending; hit ratio since mount\n"
 	"  cache ls [PATH]        per file: cached bytes and blocks, state\n"
 	"  cache pin PATH         fetch a file or tree whole and keep it\n"

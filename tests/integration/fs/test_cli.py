@@ -127,7 +127,9 @@ def test_cache_ls_marks_each_kind_as_ls_f_does(tree):
     os.mkfifo(at(tree, "pipe"))
     os.mknod(at(tree, "null"), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
 
-    names = {line.split()[-1] for line in cloudfs("cache", "ls", m).splitlines()}
+    header, *lines = cloudfs("cache", "ls", m).splitlines()
+    assert header.split() == ["STATE", "LOCAL", "CACHED", "BYTES", "BLOCKS", "NAME"]
+    names = {line.split()[-1] for line in lines}
     assert {"d/", "photos/", "link@", "pipe|", "null", "notes.txt"} <= names
     kinds = {e["name"]: e["kind"] for e in cloudfs("cache", "ls", "--json", m)["entries"]}
     assert (kinds["link"], kinds["pipe"], kinds["null"]) == ("symlink", "fifo", "chardev")
@@ -185,6 +187,14 @@ def test_warm_fetches_without_pinning(tree):
     out = cloudfs("cache", "warm", "--json", at(tree, "big.bin"))
     assert out["files"] == 1 and not out["pinned"]
     assert os.getxattr(at(tree, "big.bin"), "user.cloudfs.status") == b"synced cached"
+
+
+def test_cache_stat_names_its_mount_from_outside_it(tree):
+    inside = cloudfs("cache", "stat", "--json", cwd=tree.mountpoint)
+    outside = cloudfs("cache", "stat", "--json", tree.mountpoint, cwd="/")
+    assert outside["mounted"] and outside["files"] == inside["files"] == 4
+    assert f"cache '{tree.cache}' (mounted)" in cloudfs("cache", "stat", at(tree, "photos"), cwd="/")
+    cloudfs("cache", "stat", tree.mountpoint, "extra", expect=2)
 
 
 def test_warm_reads_the_files_of_a_folder_and_passes_by_a_fifo(tree):
