@@ -1,6 +1,6 @@
 /*
- * File content: open, create, read, write, fallocate, fsync, release
- * (fs/ops.h).
+ * File content: open, create, read, write, fallocate, copy_file_range,
+ * fsync, release (fs/ops.h).
  *
  * A handle opened for reading keeps the block list it reads
  * (fs/openfile.h); one opened for writing also holds the file's write
@@ -393,6 +393,59 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	    (uint64_t)(off + len) > size)
 		eno = session_truncate(fh->session, (uint64_t)(off + len));
 	fuse_reply_err(req, eno);
+}
+
+/*
+ * copy_file_range within a namespace, from a file not being written: the
+ * destination takes the source's blocks (session_append_blocks), so cp
+ * of a large file moves no byte.  Any other copy is EOPNOTSUPP, for which
+ * the kernel copies the bytes itself.
+ */
+void ops_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			 struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			 off_t off_out, struct fuse_file_info *fi_out,
+			 size_t len, int flags)
+{
+	struct fs *fs = ops_fs(req);
+	struct open_file *out = (struct open_file *)fi_out->fh;
+	struct mirror_entry src, dst;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	uint64_t size, copied = 0;
+	int64_t mtime_ns;
+	int eno;
+
+	(void)fi_in;
+	if (flags || off_in < 0 || off_out < 0)
+		eno = EINVAL;
+	else if (!out->session)
+		eno = EBADF;
+	else if (session_stat(fs->sessions, ino_in, &size, &mtime_ns))
+		eno = EOPNOTSUPP; /* its newest bytes are not blocks yet */
+	else
+		eno = ops_get(fs, ino_in, &db, &src);
+	if (eno) {
+		fuse_reply_err(req, eno);
+		return;
+	}
+	if (mirror_get(db, ino_out, &dst, &err) == CFS_OK) {
+		/* The server lets a namespace's file list blocks of its own. */
+		eno = src.kind != CFS_KIND_FILE || src.ns != dst.ns
+			      ? EOPNOTSUPP
+			      : session_append_blocks(
+					out->session, (uint64_t)off_out,
+					&src.blocks, src.size, (uint64_t)off_in,
+					len, &copied);
+		mirror_entry_release(&dst);
+	} else {
+		eno = EOPNOTSUPP;
+	}
+	cache_db_release(fs->cache, db);
+	mirror_entry_release(&src);
+	if (eno)
+		fuse_reply_err(req, eno);
+	else
+		fuse_reply_write(req, copied);
 }
 
 void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,

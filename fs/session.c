@@ -505,6 +505,57 @@ int session_truncate(struct session *s, uint64_t size)
 	return e;
 }
 
+/* At most this much per call: FUSE answers a copy's length in 32 bits. */
+#define APPEND_MAX (256 * (uint64_t)CFS_BLOCK_SIZE)
+
+int session_append_blocks(struct session *s, uint64_t off,
+			  const struct cfs_blocklist *src, uint64_t src_size,
+			  uint64_t src_off, uint64_t len, uint64_t *copied)
+{
+	uint64_t first = off / CFS_BLOCK_SIZE, from = src_off / CFS_BLOCK_SIZE;
+	uint64_t bytes, n;
+	struct cfs_block_id *ids;
+	int e = 0;
+
+	*copied = 0;
+	if (src->n != cfs_block_count(src_size))
+		return EIO;
+	if (src_off >= src_size || len == 0)
+		return 0;
+	bytes = len < src_size - src_off ? len : src_size - src_off;
+	/* Whole blocks, but for the source's last one. */
+	if (src_off + bytes < src_size)
+		bytes -= bytes % CFS_BLOCK_SIZE;
+	if (bytes > APPEND_MAX)
+		bytes = APPEND_MAX;
+	if (off % CFS_BLOCK_SIZE || src_off % CFS_BLOCK_SIZE || bytes == 0)
+		return EOPNOTSUPP;
+	if (off + bytes > CFS_MAX_FILE_SIZE)
+		return EFBIG;
+	n = cfs_block_count(bytes);
+	pthread_mutex_lock(&s->lock);
+	if (s->size != off || s->base_size != off || s->base.n != first)
+		e = EOPNOTSUPP;
+	for (uint64_t b = first; !e && b < s->dirty_cap; b++)
+		if (s->dirty[b])
+			e = EOPNOTSUPP;
+	ids = e ? NULL
+		: realloc(s->base.ids, (first + n) * sizeof(s->base.ids[0]));
+	if (!e && !ids)
+		e = ENOMEM;
+	if (!e) {
+		memcpy(ids + first, src->ids + from, n * sizeof(ids[0]));
+		s->base.ids = ids;
+		s->base.n = first + n;
+		s->base_size = s->size = off + bytes;
+		s->mtime_ns = cfs_now_ns();
+		s->changed = true;
+		*copied = bytes;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
 bool session_touch(struct sessions *t, uint64_t ino, const int64_t *mtime_ns)
 {
 	struct session *s;

@@ -4,7 +4,7 @@
  *
  *	fs/ops_meta.c  reading the tree: lookup, getattr, readlink, readdir
  *	fs/ops_file.c  file content: open, create, read, write, fallocate,
- *	               fsync, release (and fsyncdir)
+ *	               copy_file_range, fsync, release (and fsyncdir)
  *	fs/ops_tree.c  changing the tree: mkdir, unlink, rename, setattr...
  *	fs/ops_xattr.c what the mount says of an entry: extended attributes
  *
@@ -86,6 +86,10 @@ void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		   off_t off, struct fuse_file_info *fi);
 void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		   off_t len, struct fuse_file_info *fi);
+void ops_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			 struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			 off_t off_out, struct fuse_file_info *fi_out,
+			 size_t len, int flags);
 void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	       struct fuse_file_info *fi);
 void ops_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,

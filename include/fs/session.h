@@ -82,6 +82,19 @@ int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
 int session_truncate(struct session *s, uint64_t size);
 
 /*
+ * A copy that moves no bytes: appends to s, at its end off, the blocks of
+ * src (a committed file of src_size bytes) from src_off for up to len
+ * bytes, as its own.  Nothing is read, hashed, stored or sent: the blocks
+ * are content-addressed, and the server has them.  *copied says how many
+ * bytes (0 at src's end).  EOPNOTSUPP when the copy is not of whole
+ * blocks from a block boundary to the end of s, where its base ends with
+ * nothing written since: the caller copies the bytes then.
+ */
+int session_append_blocks(struct session *s, uint64_t off,
+			  const struct cfs_blocklist *src, uint64_t src_size,
+			  uint64_t src_off, uint64_t len, uint64_t *copied);
+
+/*
  * Marks ino's session changed, so that its commit carries the entry's new
  * mode (and mtime_ns, when not NULL), even with no byte written since an
  * fsync; false when ino has none.

@@ -22,8 +22,9 @@ import time
 
 import pytest
 
-from cfs_fs import (Dir, File, Link, MiB, listing_of, make_local, payload, put_tree, read,
-                    server_listing, sha, shape, tree_of, until, until_on_server, until_server_holds,
+from cfs_fs import (Dir, File, Link, MiB, block_ids, cloudfs, listing_of, log_size, make_local,
+                    payload, put_tree, read, requests_since, server_listing, sha, shape,
+                    tree_of, until, until_on_server, until_server_holds,
                     unmount_drained)
 from cfs_server import BLOCK_SIZE, CLOUDFS
 
@@ -253,6 +254,66 @@ def test_fallocate_grows_keeps_the_size_punches_holes_and_zeroes_ranges_as_a_loc
         assert attempt(fallocate, fd, 0x8, 0, BLOCK_SIZE) == errno.errorcode[errno.EOPNOTSUPP]
     finally:
         os.close(fd)
+
+
+def copy_range(src, dst, n, off_in=None, off_out=None):
+    """copy_file_range(2) of up to N bytes, to its end; the bytes copied."""
+    fi, fo = os.open(src, os.O_RDONLY), os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        done = 0
+        while done < n:
+            k = os.copy_file_range(fi, fo, n - done,
+                                   None if off_in is None else off_in + done,
+                                   None if off_out is None else off_out + done)
+            if k == 0:
+                break
+            done += k
+        return done
+    finally:
+        os.close(fi)
+        os.close(fo)
+
+
+def test_copy_file_range_and_cp_copy_as_on_a_local_disk(both):
+    big = payload(2 * BLOCK_SIZE + 100, "big")
+    b = both({"big.bin": File(big), "small.txt": File(b"0123456789")})
+
+    def scenario(root):
+        obs = [copy_range(at(root, "big.bin"), at(root, "whole.bin"), 10 * BLOCK_SIZE),
+               copy_range(at(root, "big.bin"), at(root, "middle.bin"), BLOCK_SIZE + 7,
+                          off_in=BLOCK_SIZE - 3, off_out=5),  # unaligned: bytes copied
+               copy_range(at(root, "small.txt"), at(root, "small.copy"), 100),
+               copy_range(at(root, "big.bin"), at(root, "past-end.bin"), 10,
+                          off_in=len(big) + 1)]
+        with open(at(root, "open.bin"), "wb") as f:  # copied while it is being written
+            f.write(b"being written")
+            f.flush()
+            obs.append(copy_range(at(root, "open.bin"), at(root, "open.copy"), 100))
+        subprocess.run(["cp", at(root, "big.bin"), at(root, "cp.bin")], check=True)
+        obs += [sha(read(at(root, p))) for p in ("whole.bin", "middle.bin", "small.copy",
+                                                  "open.copy", "cp.bin")]
+        return obs
+
+    b.run(scenario)
+    b.on_server()
+
+
+def test_a_copy_of_whole_blocks_moves_no_byte(alice, server, mount):
+    big = payload(3 * BLOCK_SIZE + 12345, "copied")
+    alice.write_file(alice.root_ns, "big.bin", big)
+    m = mount(alice)  # an empty cache: big.bin is online only
+    since = log_size(server)
+
+    assert copy_range(at(m.mountpoint, "big.bin"), at(m.mountpoint, "copy.bin"),
+                      len(big)) == len(big)
+    subprocess.run(["cp", at(m.mountpoint, "big.bin"), at(m.mountpoint, "cp.bin")], check=True)
+    cloudfs("status", "--wait", "--timeout", "60", m.mountpoint)
+
+    listing = server_listing(alice, alice.root_ns)
+    assert listing["copy.bin"]["blocks"] == listing["cp.bin"]["blocks"] == block_ids(big)
+    assert requests_since(server, since, r"(GET|PUT) /block/") == []  # nothing fetched or sent
+    assert cloudfs("cache", "stat", "--json", m.mountpoint)["bytes"] == 0
+    assert read(at(m.mountpoint, "copy.bin")) == big
 
 
 def test_truncate_of_a_file_not_yet_committed_and_of_an_empty_file_work(both):
