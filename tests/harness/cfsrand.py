@@ -3,7 +3,8 @@ JuiceFS's fsrand and Dropbox's CanopyCheck.
 
 A seed becomes a *program*: a list of items, each either an operation of
 one worker (create, write across 4 MiB block boundaries, truncate, append,
-rename of files and folders, mkdir/rmdir, symlink, mkfifo, chmod, utimens, unlink
+rename of files and folders, mkdir/rmdir, symlink, mkfifo, copy_file_range,
+chmod, utimens, unlink
 of an open file, fsync, atomic save, and reads, stats and listings that
 look) or an *event* that happens to the mount as a whole (remount, kill -9
 of the driver, a restart of cloudfsd, a spell with cloudfsd stopped,
@@ -251,6 +252,20 @@ def do_op(root, op):
             p, mode = a
             os.mkfifo(P(p), mode)
             return ("ok",)
+        if name == "copy":  # copy_file_range, whole or from an offset
+            src, dst, off = a
+            fi = os.open(P(src), os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                fo = os.open(P(dst), os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK, 0o644)
+                try:
+                    n = 0
+                    while k := os.copy_file_range(fi, fo, 1 << 30, off + n, off + n):
+                        n += k
+                finally:
+                    os.close(fo)
+            finally:
+                os.close(fi)
+            return ("ok", n)
         if name == "rename":
             src, dst, noreplace = a
             if noreplace:
@@ -336,6 +351,9 @@ class Sim:
             self.add(a[1], "l")
         elif name == "mkfifo":
             self.add(a[0], "p")
+        elif name == "copy":
+            if self.kind.get(a[0]) == "f":
+                self.add(a[1], "f")
         elif name in ("unlink", "unlink_open"):
             if self.kind.get(a[0]) in ("f", "l", "p"):
                 self.remove(a[0])
@@ -409,7 +427,7 @@ OP_WEIGHTS = {
     "create": 8, "write": 14, "append": 6, "truncate": 6, "read": 10, "stat": 6,
     "listdir": 4, "readlink": 2, "mkdir": 6, "rmdir": 3, "unlink": 5, "symlink": 3,
     "rename": 9, "chmod": 3, "utime": 3, "fsync": 4, "unlink_open": 2, "save": 5,
-    "mkfifo": 2,
+    "mkfifo": 2, "copy": 3,
 }
 
 
@@ -453,6 +471,9 @@ def gen_op(rng, sim, without=()):
         op = [name, pick_target(rng, sim), sim.pick(rng, (L,), 0.7)]
     elif name == "mkfifo":
         op = [name, sim.pick(rng, (FIFO,), 0.7), rng.choice(MODES[:4])]
+    elif name == "copy":  # from 0 (whole blocks) or from within the file
+        op = [name, sim.pick(rng, (F,), 0.1), sim.pick(rng, (F,), 0.6, FILE_NAMES),
+              rng.choice([0, 0, 0, B, pick_off(rng)])]
     elif name == "rename":
         src = sim.pick(rng, (F, D, L, FIFO) if rng.random() < 0.7 else (D,), 0.1)
         dst = sim.pick(rng, (F, D, L, FIFO), 0.5)
@@ -1393,6 +1414,11 @@ def shell_of(prog, workers):
             lines.append(f"ln -s {q(a[0])} {P(a[1])}")
         elif name == "mkfifo":
             lines.append(f"mkfifo -m {oct(a[1])[2:]} {P(a[0])}")
+        elif name == "copy":
+            lines.append(f"python3 -c 'import os,sys; i=os.open(sys.argv[1],os.O_RDONLY); "
+                         f"o=os.open(sys.argv[2],os.O_WRONLY|os.O_CREAT,0o644); n=int(sys.argv[3]); "
+                         f"exec(\"while k:=os.copy_file_range(i,o,1<<30,n,n): n+=k\")' "
+                         f"{P(a[0])} {P(a[1])} {a[2]}")
         elif name == "rename":
             lines.append(f"mv -T {'-n ' if a[2] else ''}{P(a[0])} {P(a[1])}")
         elif name == "chmod":
