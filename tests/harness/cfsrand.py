@@ -908,7 +908,8 @@ class CloudTarget:
     def log_problems(self, mt, n=8):
         """The last N warnings and errors of MT's log."""
         lines = [ln for ln in mt.log_text().splitlines()
-                 if " warn: " in ln or " error: " in ln or any(m in ln for m in SANITIZER_MARKS)]
+                 if " warning: " in ln or " error: " in ln
+                 or any(m in ln for m in SANITIZER_MARKS)]
         return "\n  ".join(lines[-n:])
 
     def context(self, m):
@@ -933,7 +934,10 @@ class CloudTarget:
         for mt in self.mounts:
             self.status_wait(mt)
         for mt in self.mounts:
-            deadline = time.monotonic() + 30
+            # A mount that met an error while the other one was sending
+            # backs off before it lists again: up to 30 s, 45 with jitter
+            # (mount.cloudfs(8)).
+            deadline = time.monotonic() + 60
             while True:
                 st = json.loads(cli("--json", "status", mt.mountpoint,
                                     check=False).stdout)["mounts"][0]
