@@ -77,7 +77,7 @@ static const char usage[] =
 	"                      (default 5% of the disk, at most 1G; 0: none)\n"
 	"  -o ca=FILE          CA certificates to verify an https server with\n"
 	"  -o log=FILE         log file once daemonized (default\n"
-	"                      CACHE/mount.log)\n"
+	"                      CACHE/mount.log; syslog gets every line too)\n"
 	"  -o OPTION           any other option goes to FUSE (allow_other...)\n"
 	"  -f                  stay in the foreground, log to stderr\n"
 	"  -d                  debug output (implies -f)\n"
@@ -628,7 +628,8 @@ static int daemon_start(int *ready_fd)
 }
 
 /* The mount is up: the caller's terminal is let go (standard error goes to
- * log_fd, -1 in the foreground) and the waiting parent exits 0. */
+ * log_fd, -1 in the foreground, and to syslog) and the waiting parent
+ * exits 0. */
 static void daemon_ready(int ready_fd, int log_fd)
 {
 	int null_fd;
@@ -647,6 +648,9 @@ static void daemon_ready(int ready_fd, int log_fd)
 		close(null_fd);
 	}
 	dup2(log_fd, STDERR_FILENO);
+	/* The log file stays (cloudfs tools and bug reports read it); syslog
+	 * is where an admin of a boot-time mount looks first. */
+	cfs_log_syslog();
 	/* SIGPIPE is ignored (fuse_set_signal_handlers()): a parent killed
 	 * meanwhile costs an EPIPE here, not the mount. */
 	if (write(ready_fd, "", 1) != 1)

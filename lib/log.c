@@ -1,8 +1,12 @@
-/* Log lines on stderr (cloudfs/log.h): timestamped for a log file or the
- * journal, plain for a person at a terminal. */
+/* Log lines on stderr (cloudfs/log.h): timestamped for a log file, plain
+ * for a person at a terminal, with a priority for the journal. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -10,6 +14,7 @@
 
 static const char *log_prog = "cloudfs";
 static enum cfs_log_level log_level = CFS_LOG_INFO;
+static bool log_syslog;
 
 static const char *const level_names[] = {
 	[CFS_LOG_ERROR] = "error",
@@ -18,10 +23,38 @@ static const char *const level_names[] = {
 	[CFS_LOG_DEBUG] = "debug",
 };
 
+static const int priorities[] = {
+	[CFS_LOG_ERROR] = LOG_ERR,
+	[CFS_LOG_WARN] = LOG_WARNING,
+	[CFS_LOG_INFO] = LOG_INFO,
+	[CFS_LOG_DEBUG] = LOG_DEBUG,
+};
+
 void cfs_log_init(const char *prog, enum cfs_log_level level)
 {
 	log_prog = prog;
 	log_level = level;
+}
+
+void cfs_log_syslog(void)
+{
+	openlog(log_prog, LOG_PID, LOG_DAEMON);
+	log_syslog = true;
+}
+
+/* systemd.exec(5): JOURNAL_STREAM names the journal's stream as
+ * "DEVICE:INODE"; stderr is that stream only while they match (not once
+ * redirected to a file, nor in a child given another stderr).  The
+ * journal stamps and names lines itself. */
+static bool stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+	       fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev &&
+	       st.st_ino == ino;
 }
 
 void cfs_log(enum cfs_log_level level, const char *fmt, ...)
@@ -36,7 +69,10 @@ void cfs_log(enum cfs_log_level level, const char *fmt, ...)
 		return;
 	/* Asked each time: a daemon's stderr turns from the terminal it
 	 * started on into its log file. */
-	if (isatty(STDERR_FILENO)) {
+	if (stderr_is_journal()) {
+		/* sd-daemon(3)'s "<N>" prefix: the journal keeps the level. */
+		n = snprintf(line, sizeof(line), "<%d>", priorities[level]);
+	} else if (isatty(STDERR_FILENO)) {
 		n = level == CFS_LOG_ERROR
 			    ? snprintf(line, sizeof(line), "%s: ", log_prog)
 			    : snprintf(line, sizeof(line), "%s: %s: ", log_prog,
@@ -55,6 +91,8 @@ void cfs_log(enum cfs_log_level level, const char *fmt, ...)
 	if (n > 0 && (size_t)n < sizeof(line))
 		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
+	if (log_syslog && n > 0 && (size_t)n < sizeof(line))
+		syslog(priorities[level], "%s", line + n);
 	/* One write per line, so lines from threads never interleave. */
 	n = (int)strnlen(line, sizeof(line) - 2);
 	line[n++] = '\n';

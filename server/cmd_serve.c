@@ -32,13 +32,15 @@
 static const char usage[] =
 	"usage: cloudfsd serve --data DIR [--listen HOST:PORT] [--threads N]\n"
 	"                      [--retention DURATION] [--gc-every DURATION]\n"
-	"                      [--tls-cert FILE --tls-key FILE]\n"
+	"                      [--tls-cert FILE --tls-key FILE] [--pidfile FILE]\n"
 	"Serves the data directory DIR (created if missing) in the foreground.\n"
 	"  --listen HOST:PORT  address to listen on (default " CFS_DEFAULT_HOST
 	":" STR(CFS_DEFAULT_PORT) "; port 0 picks a free port)\n"
 				  "  --tls-cert FILE     serve HTTPS with the PEM certificate (and chain)\n"
 				  "                      in FILE...\n"
 				  "  --tls-key FILE      ... and its unencrypted PEM private key in FILE\n"
+				  "  --pidfile FILE      write the process id to FILE once listening\n"
+				  "                      ('cloudfsd stop' needs no pidfile)\n"
 				  "  --threads N         HTTP worker threads (default 8)\n"
 				  "  --retention DURATION  how long superseded versions and deleted\n"
 				  "                      files are kept (30d, 12h, 15m, 10s; default 30d)\n"
@@ -58,6 +60,7 @@ struct serve_opts {
 	const char *data_dir;
 	const char *listen;
 	const char *tls_cert, *tls_key; /* both or neither */
+	const char *pidfile;
 	unsigned threads;
 	int64_t retention_s, gc_every_s;
 	struct http_limits limits;
@@ -120,7 +123,8 @@ enum {
 	OPT_USER_BUDGET,
 	OPT_USER_POLLS,
 	OPT_TLS_CERT,
-	OPT_TLS_KEY
+	OPT_TLS_KEY,
+	OPT_PIDFILE
 };
 
 /* The limits' options; false when arg is not what opt takes. */
@@ -170,6 +174,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 		{ "user-longpolls", required_argument, NULL, OPT_USER_POLLS },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -209,6 +214,9 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 			break;
 		case OPT_TLS_KEY:
 			o->tls_key = optarg;
+			break;
+		case OPT_PIDFILE:
+			o->pidfile = optarg;
 			break;
 		case OPT_MAX_CONN:
 		case OPT_PER_ADDR:
@@ -260,7 +268,32 @@ int cmd_lock_data_dir(const char *dir)
 		close(fd);
 		return -2;
 	}
+	/* Emptied, so that a 'cloudfsd gc' holding the lock is never taken
+	 * for the server whose pid the file last held. */
+	if (ftruncate(fd, 0))
+		cfs_log_warn("cannot empty '%s': %s", path, strerror(errno));
 	return fd;
+}
+
+/* Our pid into fd, an empty file: 0 or -errno. */
+static int write_pid(int fd)
+{
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+
+	return pwrite(fd, pid, (size_t)n, 0) == n ? 0 : -errno;
+}
+
+static void write_pidfile(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int e = fd < 0 ? -errno : write_pid(fd);
+
+	if (e)
+		cfs_log_warn("cannot write pidfile '%s': %s", path,
+			     strerror(-e));
+	if (fd >= 0)
+		close(fd);
 }
 
 static void notify_longpoll(void *arg, int64_t ns)
@@ -302,6 +335,8 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 	}
 	cfs_log_info("cloudfsd %s serving '%s', listening on %s",
 		     CLOUDFS_VERSION, o->data_dir, bound);
+	if (o->pidfile)
+		write_pidfile(o->pidfile);
 	if (o->gc_every_s && !(gc = gc_start(ctx.meta, ctx.blocks, &uploads,
 					     o->retention_s, o->gc_every_s)))
 		cfs_log_warn("cannot start garbage collection: no thread");
@@ -311,6 +346,9 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 	longpoll_shutdown(ctx.longpoll);
 	http_stop(http);
 	gc_stop(gc);
+	if (o->pidfile && unlink(o->pidfile))
+		cfs_log_warn("cannot remove pidfile '%s': %s", o->pidfile,
+			     strerror(errno));
 	status = 0;
 out:
 	longpoll_free(ctx.longpoll);
@@ -350,7 +388,7 @@ int cmd_serve(int argc, char **argv)
 	};
 	struct tls_pair tls = { 0 };
 	sigset_t stop;
-	int lock, status;
+	int lock, status, e;
 
 	if (parse_args(argc, argv, &o, &status))
 		return status;
@@ -371,6 +409,13 @@ int cmd_serve(int argc, char **argv)
 		tls_pair_release(&tls);
 		return 1;
 	}
+	/* The lock says whether a server runs; the pid in its file is what
+	 * 'cloudfsd stop' signals. */
+	e = write_pid(lock);
+	if (e)
+		cfs_log_warn(
+			"cannot write the process id to the lock of '%s': %s",
+			o.data_dir, strerror(-e));
 	status = run(&o, o.tls_cert ? &tls : NULL, &stop);
 	close(lock);
 	tls_pair_release(&tls);

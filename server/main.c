@@ -16,9 +16,11 @@ static const char usage[] =
 	"commands:\n"
 	"  serve --data DIR [--listen HOST:PORT] [--threads N]\n"
 	"        [--retention DURATION] [--gc-every DURATION]\n"
-	"        [--tls-cert FILE --tls-key FILE]\n"
+	"        [--tls-cert FILE --tls-key FILE] [--pidfile FILE]\n"
 	"                           serve in the foreground (default listen\n"
 	"                           address 127.0.0.1:8470)\n"
+	"  stop --data DIR [--timeout SECONDS]\n"
+	"                           stop the server of DIR, wait for its exit\n"
 	"  gc --data DIR [--retention DURATION]\n"
 	"                           collect garbage by hand, with a report\n"
 	"  useradd --data DIR NAME  create a user; print a new token\n"
@@ -38,7 +40,7 @@ static const struct {
 } commands[] = {
 	{ "serve", cmd_serve }, { "useradd", cmd_useradd },
 	{ "token", cmd_token }, { "revoke", cmd_revoke },
-	{ "gc", cmd_gc },
+	{ "gc", cmd_gc },	{ "stop", cmd_stop },
 };
 
 int main(int argc, char **argv)

@@ -3,6 +3,8 @@
  *
  *	2026-11-22T18:22:01.123Z cloudfsd[1234] error: cannot open 'x': ...
  *
+ * "prog: msg" instead on a terminal, and "<3>msg" (the syslog priority,
+ * sd-daemon(3)) when stderr is the systemd journal's stream.
  * Messages start with the problem, in lower case, and name the object.
  * Safe to call from any thread.
  */
@@ -19,6 +21,10 @@ enum cfs_log_level {
 /* Sets the program name shown on every line and the least important level
  * that is still printed. */
 void cfs_log_init(const char *prog, enum cfs_log_level level);
+
+/* From now on each line also goes to syslog(3) as prog, facility
+ * LOG_DAEMON: for a daemon whose stderr is a file nobody reads. */
+void cfs_log_syslog(void);
 
 void cfs_log(enum cfs_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -16,6 +16,7 @@ int cmd_useradd(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
 
 /* One server per data directory, made if missing (the long polls of a
  * second one would never hear of the first one's commits): a descriptor
