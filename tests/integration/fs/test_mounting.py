@@ -122,7 +122,7 @@ def test_a_problem_is_refused_with_exit_32_before_mounting_naming_it(
 
 
 @pytest.mark.parametrize("argv", [
-    [], ["URL"], ["URL", "MP"], ["URL", "MP", "EXTRA", "-o", "token_file=TOKEN"],
+    [], ["URL"], ["URL", "MP", "EXTRA", "-o", "token_file=TOKEN"],
     ["URL", "MP", "-o", "token_file=TOKEN,timeout=0"],
     ["URL", "MP", "-o", "token_file=TOKEN,timeout=soon"],
     ["URL", "MP", "-o", "token_file=TOKEN,parallel=0"],

@@ -1,0 +1,158 @@
+"""The configuration file (mount.cloudfs(8), FILES): `mount.cloudfs
+MOUNTPOINT` mounts the server of ~/.config/cloudfs/config with its token
+file, daemonized and with the default cache, as users run it; the command
+line wins over the file; a malformed file is refused naming its line."""
+
+import glob
+import os
+import subprocess
+
+import pytest
+
+from cfs_fs import until, until_server_holds
+from cfs_server import MOUNT_CLOUDFS, SANITIZER_MARKS, Mount, mounted, write_token_file
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    """$XDG_CACHE_HOME, where the default caches are."""
+    d = tmp_path / "xdg-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(d))
+    return d
+
+
+def write_config(own_config, text):
+    (own_config / "config").write_text(text)
+
+
+def start_as_users_do(m, argv, cache_home):
+    """Runs ARGV (no -f): it must exit 0 with M's mountpoint mounted; M then
+    knows its default cache (the one under CACHE_HOME) and its daemon."""
+    os.makedirs(m.mountpoint, exist_ok=True)
+    p = run(argv)
+    assert p.returncode == 0, f"{argv} exited {p.returncode}: {p.stderr}"
+    assert mounted(m.mountpoint), f"{argv} returned, but nothing is mounted"
+    [lock] = glob.glob(os.path.join(cache_home, "cloudfs", "*", "lock"))
+    m.cache = os.path.dirname(lock)
+    m.startup_log = p.stderr
+    with open(lock) as f:
+        m.pid = int(f.read().split()[0])
+
+
+def run(argv):
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=60)
+    for mark in SANITIZER_MARKS:
+        assert mark not in p.stderr, f"sanitizer report from {argv}:\n{p.stderr}"
+    return p
+
+
+@pytest.fixture
+def plain_mount(tmp_path):
+    """A Mount whose arguments the test gives; cleaned up after it."""
+    made = []
+
+    def make(url):
+        m = Mount(url, tmp_path / f"mnt{len(made)}", "", "", tmp_path / "fg.log")
+        made.append(m)
+        return m
+
+    yield make
+    for m in made:
+        m.cleanup()
+
+
+def test_one_operand_mounts_the_configured_server_with_the_default_token_file(
+        alice, own_config, cache_home, plain_mount):
+    write_token_file(own_config / "token", alice.token)
+    write_config(own_config, f"# set by hand\n\nserver = {alice.url}\n")
+    m = plain_mount(alice.url)
+
+    start_as_users_do(m, [MOUNT_CLOUDFS, m.mountpoint], cache_home)
+
+    with open(os.path.join(m.mountpoint, "from-config.txt"), "wb") as f:
+        f.write(b"written through a configured mount\n")
+    until_server_holds(alice, {"from-config.txt": b"written through a configured mount\n"})
+    m.unmount()
+
+
+def test_the_configured_token_file_and_options_are_used(
+        alice, own_config, cache_home, tmp_path, plain_mount):
+    token = write_token_file(tmp_path / "elsewhere.token", alice.token)
+    log = tmp_path / "custom.log"
+    write_config(own_config, f"server = {alice.url}\ntoken_file = {token}\n"
+                             f"options = settle=0.2,log={log}\n")
+    m = plain_mount(alice.url)
+    m.options["log"] = str(log)
+
+    start_as_users_do(m, [MOUNT_CLOUDFS, m.mountpoint], cache_home)
+
+    # The option reached the driver: the daemon logs where it was told to.
+    until(lambda: f"mounted {alice.url}" in log.read_text(), what="the log line")
+    m.unmount()
+
+
+def test_the_command_line_wins_over_the_file(
+        alice, own_config, cache_home, tmp_path, plain_mount):
+    token = write_token_file(tmp_path / "alice.token", alice.token)
+    # Everything the file says is wrong; the command line puts it right.
+    write_config(own_config, "server = http://127.0.0.1:1\n"
+                             "token_file = /nonexistent/token\n"
+                             "options = timeout=0\n")
+    m = plain_mount(alice.url)
+
+    start_as_users_do(m, [MOUNT_CLOUDFS, alice.url, m.mountpoint,
+                          "-o", f"token_file={token},timeout=5"], cache_home)
+
+    with open(os.path.join(m.mountpoint, "cli-wins.txt"), "wb") as f:
+        f.write(b"x")
+    until_server_holds(alice, {"cli-wins.txt": b"x"})
+    m.unmount()
+
+
+def test_the_fstab_spec_cloudfs_means_the_configured_server(
+        alice, own_config, cache_home, tmp_path, plain_mount):
+    token = write_token_file(tmp_path / "alice.token", alice.token)
+    write_config(own_config, f"server = {alice.url}\n")
+    m = plain_mount(alice.url)
+
+    start_as_users_do(m, [MOUNT_CLOUDFS, "cloudfs", m.mountpoint,
+                          "-o", f"_netdev,token_file={token}"], cache_home)
+
+    assert os.listdir(m.mountpoint) == []
+    m.unmount()
+
+
+def test_a_malformed_line_is_refused_with_exit_1_naming_file_and_line(
+        alice, own_config, tmp_path):
+    write_config(own_config, f"server = {alice.url}\n# fine\nsever = typo\n")
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+
+    p = run([MOUNT_CLOUDFS, str(mp)])
+
+    assert p.returncode == 1, p
+    assert f"'{own_config / 'config'}' line 3: unknown key 'sever'" in p.stderr, p.stderr
+    assert not mounted(str(mp))
+
+
+def test_without_a_server_anywhere_one_operand_is_a_wrong_command_line(tmp_path):
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+
+    p = run([MOUNT_CLOUDFS, str(mp)])
+
+    assert p.returncode == 1, p
+    assert "URL is required" in p.stderr, p.stderr
+
+
+def test_a_missing_default_token_file_is_a_failure_naming_it(alice, own_config, tmp_path):
+    write_config(own_config, f"server = {alice.url}\n")
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+
+    p = run([MOUNT_CLOUDFS, str(mp)])
+
+    assert p.returncode == 32, p
+    assert f"'{own_config / 'token'}'" in p.stderr, p.stderr
+    assert not mounted(str(mp))
