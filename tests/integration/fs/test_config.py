@@ -1,16 +1,19 @@
 """The configuration file (mount.cloudfs(8), FILES): `mount.cloudfs
 MOUNTPOINT` mounts the server of ~/.config/cloudfs/config with its token
 file, daemonized and with the default cache, as users run it; the command
-line wins over the file; a malformed file is refused naming its line."""
+line wins over the file; a malformed file is refused naming its line.
+`cloudfs login URL` writes that file and the token file, once the server
+accepted the token."""
 
 import glob
 import os
+import stat
 import subprocess
 
 import pytest
 
 from cfs_fs import until, until_server_holds
-from cfs_server import MOUNT_CLOUDFS, SANITIZER_MARKS, Mount, mounted, write_token_file
+from cfs_server import CLOUDFS, MOUNT_CLOUDFS, SANITIZER_MARKS, Mount, mounted, write_token_file
 
 
 @pytest.fixture
@@ -156,3 +159,66 @@ def test_a_missing_default_token_file_is_a_failure_naming_it(alice, own_config, 
     assert p.returncode == 32, p
     assert f"'{own_config / 'token'}'" in p.stderr, p.stderr
     assert not mounted(str(mp))
+
+
+def login(url, token, *args):
+    """cloudfs login URL ARGS with TOKEN piped on its stdin."""
+    p = subprocess.run([CLOUDFS, "login", url, *args], input=token + "\n",
+                       capture_output=True, text=True, timeout=60)
+    for mark in SANITIZER_MARKS:
+        assert mark not in p.stderr, f"sanitizer report from cloudfs login:\n{p.stderr}"
+    return p
+
+
+def test_login_keeps_a_good_token_0600_and_then_one_operand_mounts(
+        alice, own_config, cache_home, plain_mount):
+    p = login(alice.url, alice.token)
+
+    assert p.returncode == 0, p.stderr
+    token = own_config / "token"
+    assert token.read_text() == alice.token + "\n"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert (own_config / "config").read_text() == \
+        f"server = {alice.url}\ntoken_file = {token}\n"
+    m = plain_mount(alice.url)
+    start_as_users_do(m, [MOUNT_CLOUDFS, m.mountpoint], cache_home)
+    with open(os.path.join(m.mountpoint, "after-login.txt"), "wb") as f:
+        f.write(b"logged in\n")
+    until_server_holds(alice, {"after-login.txt": b"logged in\n"})
+    m.unmount()
+
+
+def test_login_creates_the_directories_private_and_keeps_other_settings(
+        alice, own_config, tmp_path):
+    (own_config / "config").write_text("# mine\noptions = settle=1\nserver = http://old\n")
+    elsewhere = tmp_path / "new" / "dir" / "alice.token"
+
+    p = login(alice.url, alice.token, "--token-file", str(elsewhere))
+
+    assert p.returncode == 0, p.stderr
+    assert stat.S_IMODE(elsewhere.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o600
+    assert (own_config / "config").read_text() == \
+        f"# mine\noptions = settle=1\nserver = {alice.url}\ntoken_file = {elsewhere}\n"
+
+
+def test_login_with_a_refused_token_exits_1_and_writes_nothing(alice, own_config):
+    p = login(alice.url, "0" * 64)
+
+    assert p.returncode == 1, p
+    assert "refused the token" in p.stderr and alice.url in p.stderr, p.stderr
+    assert os.listdir(own_config) == []
+
+
+def test_login_with_an_unreachable_server_exits_1_naming_it(own_config):
+    p = login("http://127.0.0.1:1", "0" * 64)
+
+    assert p.returncode == 1, p
+    assert "http://127.0.0.1:1/meta/namespaces" in p.stderr, p.stderr
+    assert os.listdir(own_config) == []
+
+
+def test_help_lists_login():
+    p = subprocess.run([CLOUDFS, "--help"], capture_output=True, text=True)
+
+    assert p.returncode == 0 and "  login URL" in p.stdout, p

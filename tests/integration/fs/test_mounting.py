@@ -149,7 +149,7 @@ def test_help_shows_the_usage_and_exits_0(flag):
     p = run([MOUNT_CLOUDFS, flag])
 
     assert p.returncode == 0, p
-    assert p.stdout.startswith("usage: mount.cloudfs URL MOUNTPOINT"), p.stdout
+    assert p.stdout.startswith("usage: mount.cloudfs [URL] MOUNTPOINT"), p.stdout
     assert "token_file=" in p.stdout
 
 
