@@ -27,18 +27,20 @@ static int read_token(const char *url, char token[TOKEN_MAX])
 	struct termios saved, quiet;
 	int tty = isatty(STDIN_FILENO), echo_off = 0, got;
 
+	/* Echo goes off before the prompt: what is typed once the prompt
+	 * shows is never echoed, nor flushed away by TCSAFLUSH. */
 	if (tty) {
-		fprintf(stderr, "token for %s: ", url);
 		if (tcgetattr(STDIN_FILENO, &saved) == 0) {
 			quiet = saved;
 			quiet.c_lflag &= ~(tcflag_t)ECHO;
 			echo_off =
 				tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
 		}
+		fprintf(stderr, "token for %s: ", url);
 	}
 	got = fgets(token, TOKEN_MAX, stdin) != NULL;
 	if (echo_off)
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	if (tty)
 		fputc('\n', stderr);
 	if (got)
@@ -140,8 +142,10 @@ static int write_token(const char *path, const char *token)
 	char tmp[PATH_MAX + 8];
 	int fd, rc;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* mkostemp creates with O_EXCL and mode 0600, under a unique name
+	 * that a crashed login's leftover cannot block. */
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		cli_error("cannot create '%s': %s", tmp, strerror(errno));
 		return -1;

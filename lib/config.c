@@ -205,8 +205,10 @@ int cfs_config_save(const char *path, const char *server,
 			 strerror(errno));
 		return -1;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* A unique name (O_EXCL, mode 0600): a temporary file a crash left
+	 * behind never blocks the next save. */
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0 || !(out = fdopen(fd, "w"))) {
 		snprintf(err, err_len, "cannot create '%s': %s", tmp,
 			 strerror(errno));

@@ -7,8 +7,10 @@ accepted the token."""
 
 import glob
 import os
+import pty
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -222,3 +224,29 @@ def test_help_lists_login():
     p = subprocess.run([CLOUDFS, "--help"], capture_output=True, text=True)
 
     assert p.returncode == 0 and "  login URL" in p.stdout, p
+
+
+def test_login_on_a_terminal_prompts_and_does_not_echo_the_token(alice, own_config):
+    master, slave = pty.openpty()
+    p = subprocess.Popen([CLOUDFS, "login", alice.url], stdin=slave, stdout=slave,
+                         stderr=slave, start_new_session=True)
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"token for" not in seen and time.monotonic() < deadline:
+        seen += os.read(master, 4096)
+    os.write(master, alice.token.encode() + b"\n")
+    assert p.wait(timeout=60) == 0
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the terminal's last writer is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+
+    assert f"token for {alice.url}: ".encode() in seen, seen
+    assert alice.token.encode() not in seen, "the token was echoed"
+    assert (own_config / "token").read_text() == alice.token + "\n"
