@@ -796,9 +796,14 @@ static int parse_config_options(const struct cfs_config *cfg, struct cli *c,
 		return 0;
 	if (fuse_opt_add_arg(file_args, "mount.cloudfs") ||
 	    fuse_opt_add_arg(file_args, "-o") ||
-	    fuse_opt_add_arg(file_args, cfg->options) ||
-	    fuse_opt_parse(file_args, c, cli_opts, on_arg))
+	    fuse_opt_add_arg(file_args, cfg->options))
 		return -1;
+	if (fuse_opt_parse(file_args, c, cli_opts, on_arg)) {
+		fprintf(stderr,
+			"mount.cloudfs: 'options = %s' of '%s' is not valid\n",
+			cfg->options, cfg->options_file);
+		return -1;
+	}
 	for (size_t i = 0; i < sizeof(cli_strings) / sizeof(cli_strings[0]);
 	     i++) {
 		*cli_string(file, i) = *cli_string(c, i);

@@ -113,7 +113,7 @@ int cfs_config_read(struct cfs_config *cfg, const char *path, char *err,
 		    size_t err_len)
 {
 	FILE *f = fopen(path, "re");
-	char *line = NULL, why[256];
+	char *line = NULL, why[256], *options = cfg->options;
 	size_t cap = 0;
 	ssize_t n;
 	unsigned lineno = 0;
@@ -146,6 +146,14 @@ int cfs_config_read(struct cfs_config *cfg, const char *path, char *err,
 	}
 	free(line);
 	fclose(f);
+	if (!rc && cfg->options != options) {
+		free(cfg->options_file);
+		if (!(cfg->options_file = strdup(path))) {
+			snprintf(err, err_len, "cannot read '%s': %s", path,
+				 strerror(ENOMEM));
+			rc = -1;
+		}
+	}
 	return rc;
 }
 
@@ -239,5 +247,6 @@ void cfs_config_release(struct cfs_config *cfg)
 	free(cfg->token_file);
 	free(cfg->ca);
 	free(cfg->options);
+	free(cfg->options_file);
 	*cfg = (struct cfs_config){ 0 };
 }

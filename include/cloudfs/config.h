@@ -24,6 +24,7 @@
 /* Values read so far, each malloc'ed or NULL when no file set it. */
 struct cfs_config {
 	char *server, *token_file, *ca, *options;
+	char *options_file; /* the file options came from, for errors */
 };
 
 /* The user's configuration directory, $XDG_CONFIG_HOME/cloudfs or

@@ -56,6 +56,9 @@ static void test_a_later_file_wins_per_key(void)
 	CHECK(read_text(&cfg, "server = http://b\n", err) == 0);
 	CHECK(strcmp(cfg.server, "http://b") == 0);
 	CHECK(strcmp(cfg.ca, "/a.pem") == 0);
+	CHECK(cfg.options_file == NULL);
+	CHECK(read_text(&cfg, "options = settle=1\n", err) == 0);
+	CHECK(strcmp(cfg.options_file, path) == 0);
 	cfs_config_release(&cfg);
 }
 

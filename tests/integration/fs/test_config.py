@@ -141,6 +141,19 @@ def test_a_malformed_line_is_refused_with_exit_1_naming_file_and_line(
     assert not mounted(str(mp))
 
 
+def test_invalid_options_in_the_file_are_refused_with_exit_1_naming_it(
+        alice, own_config, tmp_path):
+    write_config(own_config, f"server = {alice.url}\noptions = timeout=soon\n")
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+
+    p = run([MOUNT_CLOUDFS, str(mp)])
+
+    assert p.returncode == 1, p
+    assert f"'options = timeout=soon' of '{own_config / 'config'}'" in p.stderr, p.stderr
+    assert not mounted(str(mp))
+
+
 def test_without_a_server_anywhere_one_operand_is_a_wrong_command_line(tmp_path):
     mp = tmp_path / "mnt"
     mp.mkdir()
