@@ -16,6 +16,9 @@ static const char usage[] =
 	"cached.\n"
 	"\n"
 	"commands:\n"
+	"  login URL              read a token (from the server's admin) on\n"
+	"                         stdin, check it against the server at URL,\n"
+	"                         keep it for mount.cloudfs MOUNTPOINT\n"
 	"  status [MOUNTPOINT]    what is synced: each namespace against the\n"
 	"                         server, changes left to send, conflicts\n"
 	"  share PATH USER        share the folder at PATH with USER (it\n"
@@ -53,6 +56,8 @@ static const char usage[] =
 	"                         with its contents as of JID N)\n"
 	"  --at TIME              restore: the version of TIME, as\n"
 	"                         2026-12-01T10:00[:SS][Z] or @UNIX_SECONDS\n"
+	"  --token-file FILE      login: where to keep the token (default\n"
+	"                         ~/.config/cloudfs/token)\n"
 	"  -h, --help             show this help\n"
 	"  -V, --version          show the version\n"
 	"\n"
@@ -70,6 +75,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "jid", required_argument, NULL, 'J' },
 		{ "at", required_argument, NULL, 'A' },
+		{ "token-file", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -116,6 +122,9 @@ int main(int argc, char **argv)
 				return CLI_USAGE;
 			}
 			break;
+		case 'T':
+			opts.token_file = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return CLI_OK;
@@ -147,6 +156,10 @@ int main(int argc, char **argv)
 		cli_error("give --jid or --at, not both");
 		return CLI_USAGE;
 	}
+	if (opts.token_file && strcmp(argv[0], "login") != 0) {
+		cli_error("--token-file is for login");
+		return CLI_USAGE;
+	}
 	if (opts.timeout && !opts.wait) {
 		cli_error("--timeout is for status --wait");
 		return CLI_USAGE;
@@ -160,6 +173,8 @@ int main(int argc, char **argv)
 		return cli_share(&opts, argv[0], argc - 1, argv + 1);
 	if (strcmp(argv[0], "history") == 0 || strcmp(argv[0], "restore") == 0)
 		return cli_history(&opts, argv[0], argc - 1, argv + 1);
+	if (strcmp(argv[0], "login") == 0)
+		return cli_login(&opts, argc - 1, argv + 1);
 	cli_error("unknown command '%s' ('cloudfs --help' lists them)",
 		  argv[0]);
 	return CLI_USAGE;

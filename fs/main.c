@@ -37,6 +37,7 @@
 #include "cloudfs/log.h"
 #include "cloudfs/proto.h"
 #include "cloudfs/size.h"
+#include "cloudfs/config.h"
 #include "config.h"
 #include "fs/control.h"
 #include "fs/fs.h"
@@ -52,12 +53,15 @@
 #define TOKEN_MAX	   256
 
 static const char usage[] =
-	"usage: mount.cloudfs URL MOUNTPOINT [-f] [-d] [-s] [-o OPTION[,OPTION...]]\n"
+	"usage: mount.cloudfs [URL] MOUNTPOINT [-f] [-d] [-s] [-o OPTION[,OPTION...]]\n"
 	"Mounts the cloudfs namespaces of the token's user, served at URL.\n"
+	"Without URL (or with URL \"cloudfs\"), the server is the configuration's:\n"
+	"~/.config/cloudfs/config, then /etc/cloudfs/config.\n"
 	"\n"
 	"options:\n"
 	"  -o token_file=FILE  file holding the bearer token, readable only\n"
-	"                      by its owner (required)\n"
+	"                      by its owner (default: the configuration's,\n"
+	"                      else ~/.config/cloudfs/token)\n"
 	"  -o cache=DIR        cache directory (default under\n"
 	"                      $XDG_CACHE_HOME/cloudfs/)\n"
 	"  -o timeout=SECONDS  network timeout: to connect, for a stalled\n"
@@ -85,8 +89,11 @@ static const char usage[] =
 	"  -h, --help          show this help\n"
 	"  -V, --version       show the version\n"
 	"\n"
-	"exit status: 0 mounted (with -f: unmounted cleanly), 1 wrong command line,\n"
-	"32 failure, as mount(8) expects of a helper.  See mount.cloudfs(8).\n";
+	"Options from the command line win over the configuration's.\n"
+	"\n"
+	"exit status: 0 mounted (with -f: unmounted cleanly), 1 wrong command line\n"
+	"or configuration, 32 failure, as mount(8) expects of a helper.\n"
+	"See mount.cloudfs(8).\n";
 
 struct cli {
 	char *token_file, *cache, *ca, *log, *type, *cache_size, *min_free, *at;
@@ -733,12 +740,14 @@ static const char *cli_problem(const struct cli *c)
 	uint64_t size;
 	int64_t when;
 
-	if (!c->url || !c->mountpoint)
-		return "URL and MOUNTPOINT are required";
+	if (!c->mountpoint)
+		return "MOUNTPOINT is required";
+	if (!c->url)
+		return "URL is required: give it, or 'server =' in ~/.config/cloudfs/config";
 	if (c->extra_operands)
 		return "too many operands";
 	if (!c->token_file)
-		return "-o token_file=FILE is required";
+		return "-o token_file=FILE is required (no HOME for the default)";
 	if (c->timeout == 0 || c->parallel == 0)
 		return "timeout and parallel must be at least 1";
 	if (c->settle < 0 || c->settle > 3600)
@@ -766,17 +775,118 @@ static void cli_release(struct cli *c)
 	free(c->at);
 }
 
+/* fuse_opt overwrites a string option without freeing the value before, so
+ * the configuration's strings are parsed into c and moved to file, and fill
+ * what the command line leaves unset (see complete). */
+static const size_t cli_strings[] = {
+	offsetof(struct cli, token_file), offsetof(struct cli, cache),
+	offsetof(struct cli, ca),	  offsetof(struct cli, log),
+	offsetof(struct cli, cache_size), offsetof(struct cli, min_free),
+	offsetof(struct cli, at),
+};
+
+static char **cli_string(struct cli *c, size_t i)
+{
+	return (char **)((char *)c + cli_strings[i]);
+}
+
+/* Parses the configuration's "options =" into c before the command line,
+ * which so wins for numbers and flags.  The FUSE options among them stay
+ * in file_args. */
+static int parse_config_options(const struct cfs_config *cfg, struct cli *c,
+				struct cli *file, struct fuse_args *file_args)
+{
+	if (!cfg->options)
+		return 0;
+	if (fuse_opt_add_arg(file_args, "mount.cloudfs") ||
+	    fuse_opt_add_arg(file_args, "-o") ||
+	    fuse_opt_add_arg(file_args, cfg->options))
+		return -1;
+	if (fuse_opt_parse(file_args, c, cli_opts, on_arg)) {
+		fprintf(stderr,
+			"mount.cloudfs: 'options = %s' of '%s' is not valid\n",
+			cfg->options, cfg->options_file);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(cli_strings) / sizeof(cli_strings[0]);
+	     i++) {
+		*cli_string(file, i) = *cli_string(c, i);
+		*cli_string(c, i) = NULL;
+	}
+	return 0;
+}
+
+/* The default token file, $XDG_CONFIG_HOME/cloudfs/token; NULL without a
+ * configuration directory. */
+static char *default_token_file(void)
+{
+	char dir[4096], *path;
+
+	if (cfs_config_dir(dir, sizeof(dir)) ||
+	    asprintf(&path, "%s/token", dir) < 0)
+		return NULL;
+	return path;
+}
+
+/* Fills what the command line left unset: from the configuration's
+ * options, then its keys, then the defaults.  One operand is the
+ * mountpoint; "cloudfs" as the URL (an fstab line's first field, which
+ * mount(8) requires) means the configuration's server. */
+static int complete(struct cli *c, struct cli *file,
+		    const struct cfs_config *cfg, struct fuse_args *file_args,
+		    struct fuse_args *args)
+{
+	if (c->url && !c->mountpoint) {
+		c->mountpoint = c->url;
+		c->url = NULL;
+	} else if (c->url && strcmp(c->url, "cloudfs") == 0) {
+		free(c->url);
+		c->url = NULL;
+	}
+	if (!c->url && cfg->server && !(c->url = strdup(cfg->server)))
+		return -1;
+	for (size_t i = 0; i < sizeof(cli_strings) / sizeof(cli_strings[0]);
+	     i++) {
+		char **mine = cli_string(c, i), **theirs = cli_string(file, i);
+
+		if (!*mine) {
+			*mine = *theirs;
+			*theirs = NULL;
+		}
+	}
+	if (!c->token_file && cfg->token_file &&
+	    !(c->token_file = strdup(cfg->token_file)))
+		return -1;
+	if (!c->token_file)
+		c->token_file = default_token_file();
+	if (!c->ca && cfg->ca && !(c->ca = strdup(cfg->ca)))
+		return -1;
+	for (int i = 1; i < file_args->argc; i++)
+		if (fuse_opt_add_arg(args, file_args->argv[i]))
+			return -1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cli c = {
 		.timeout = 30, .readahead = 8, .parallel = 4, .settle = 0.05
 	};
+	struct fuse_args file_args = FUSE_ARGS_INIT(0, NULL);
+	struct cli file = { 0 };
+	struct cfs_config cfg = { 0 };
 	const char *problem = NULL;
+	char why[600];
 	int status;
 
 	cfs_log_init("mount.cloudfs", CFS_LOG_INFO);
-	if (fuse_opt_parse(&args, &c, cli_opts, on_arg)) {
+	if (cfs_config_load(&cfg, why, sizeof(why))) {
+		fprintf(stderr, "mount.cloudfs: %s\n", why);
+		status = EXIT_USAGE;
+	} else if (parse_config_options(&cfg, &c, &file, &file_args) ||
+		   fuse_opt_parse(&args, &c, cli_opts, on_arg) ||
+		   complete(&c, &file, &cfg, &file_args, &args)) {
 		fputs(usage, stderr);
 		status = EXIT_USAGE;
 	} else if (c.help || c.version) {
@@ -797,6 +907,9 @@ int main(int argc, char **argv)
 		curl_global_cleanup();
 	}
 	cli_release(&c);
+	cli_release(&file);
+	cfs_config_release(&cfg);
 	fuse_opt_free_args(&args);
+	fuse_opt_free_args(&file_args);
 	return status;
 }

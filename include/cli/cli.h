@@ -32,8 +32,9 @@ struct cli_opts {
 	bool wait;
 	double timeout; /* status --wait: seconds, 0 for none */
 	const char *cache_dir;
-	int64_t jid; /* restore --jid: the version (0: not given) */
-	int64_t at;  /* restore --at: unix seconds (0: not given) */
+	int64_t jid;		/* restore --jid: the version (0: not given) */
+	int64_t at;		/* restore --at: unix seconds (0: not given) */
+	const char *token_file; /* login --token-file (NULL: the default) */
 };
 
 /* What a command is about: a live mount (by a path in it) or a cache
@@ -75,6 +76,9 @@ int cli_share(const struct cli_opts *opts, const char *cmd, int argc,
 /* history and restore (cmd) of one path. */
 int cli_history(const struct cli_opts *opts, const char *cmd, int argc,
 		char **argv);
+/* login URL: checks a token read from stdin against URL, then writes the
+ * token file and the configuration (cli/login.c). */
+int cli_login(const struct cli_opts *opts, int argc, char **argv);
 
 /* Reads every file at or below path whole (fetching what is not cached);
  * progress on stderr when it is a terminal.  *files and *bytes count what

@@ -11,6 +11,17 @@ sys.path.insert(0, os.path.dirname(__file__))
 from cfs_server import Server, tls_files  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def own_config(tmp_path, monkeypatch):
+    """An empty configuration directory ($XDG_CONFIG_HOME) for each test:
+    the configuration of whoever runs the tests never changes what a
+    mount.cloudfs or cloudfs they start does. Returns its cloudfs/."""
+    d = tmp_path / "xdg-config" / "cloudfs"
+    d.mkdir(parents=True)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(d.parent))
+    return d
+
+
 @pytest.fixture
 def server(tmp_path):
     """A running cloudfsd on an empty data directory; stopped (and checked

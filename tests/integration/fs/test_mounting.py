@@ -122,7 +122,7 @@ def test_a_problem_is_refused_with_exit_32_before_mounting_naming_it(
 
 
 @pytest.mark.parametrize("argv", [
-    [], ["URL"], ["URL", "MP"], ["URL", "MP", "EXTRA", "-o", "token_file=TOKEN"],
+    [], ["URL"], ["URL", "MP", "EXTRA", "-o", "token_file=TOKEN"],
     ["URL", "MP", "-o", "token_file=TOKEN,timeout=0"],
     ["URL", "MP", "-o", "token_file=TOKEN,timeout=soon"],
     ["URL", "MP", "-o", "token_file=TOKEN,parallel=0"],
@@ -149,7 +149,7 @@ def test_help_shows_the_usage_and_exits_0(flag):
     p = run([MOUNT_CLOUDFS, flag])
 
     assert p.returncode == 0, p
-    assert p.stdout.startswith("usage: mount.cloudfs URL MOUNTPOINT"), p.stdout
+    assert p.stdout.startswith("usage: mount.cloudfs [URL] MOUNTPOINT"), p.stdout
     assert "token_file=" in p.stdout
 
 
