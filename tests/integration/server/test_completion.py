@@ -29,11 +29,13 @@ def complete(program, words, cwd=None):
 
 
 @pytest.mark.parametrize("program, words, want", [
-    ("cloudfs", [""], ["cache", "history", "leave", "restore", "share", "shares", "status",
-                       "unshare"]),
+    ("cloudfs", [""], ["cache", "history", "leave", "login", "restore", "share", "shares",
+                       "status", "unshare"]),
     ("cloudfs", ["cache", ""], ["evict", "gc", "ls", "pin", "stat", "unpin", "verify", "warm"]),
     ("cloudfs", ["restore", "--j"], ["--jid", "--json"]),
-    ("cloudfsd", [""], ["--help", "--version", "gc", "revoke", "serve", "token", "useradd"]),
+    ("cloudfsd", [""], ["--help", "--version", "gc", "revoke", "serve", "stop", "token",
+                        "useradd"]),
+    ("cloudfsd", ["stop", "--"], ["--data", "--help", "--timeout"]),
     ("cloudfsd", ["serve", "--tls-"], ["--tls-cert", "--tls-key"]),
     ("cloudfsd", ["gc", "--"], ["--data", "--help", "--retention"]),
     ("mount.cloudfs", ["-o", "token_file=t,cache_"], ["token_file=t,cache_min_free=",
@@ -48,18 +50,19 @@ def test_paths_complete_where_a_program_takes_one(tmp_path):
     (tmp_path / "mnt").mkdir()
     (tmp_path / "file").write_text("x")
     assert complete("mount.cloudfs", ["http://h:8470", "m"], cwd=tmp_path) == ["mnt"]
+    assert complete("mount.cloudfs", ["m"], cwd=tmp_path) == ["mnt"]  # URL from the config
     assert complete("cloudfsd", ["serve", "--data", "m"], cwd=tmp_path) == ["mnt"]
     assert complete("cloudfs", ["cache", "pin", "f"], cwd=tmp_path) == ["file"]
 
 
 @pytest.mark.parametrize("program, binary, words", [
     ("cloudfs", CLOUDFS, [["--"]]),
-    ("cloudfsd", CLOUDFSD, [["serve", "--"], ["gc", "--"], ["useradd", "--"]]),
+    ("cloudfsd", CLOUDFSD, [["serve", "--"], ["gc", "--"], ["useradd", "--"], ["stop", "--"]]),
     ("mount.cloudfs", MOUNT_CLOUDFS, [["--"], ["-o", ""]]),
 ])
 def test_every_option_offered_is_one_the_help_names(program, binary, words):
     helps = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
-    for sub in {w[0] for w in words if w[0] in ("serve", "gc", "useradd")}:
+    for sub in {w[0] for w in words if w[0] in ("serve", "gc", "useradd", "stop")}:
         helps += subprocess.run([binary, sub, "--help"], capture_output=True, text=True).stdout
     for w in words:
         for offered in complete(program, w):
