@@ -212,6 +212,46 @@ static json_t *do_stat(struct fs *fs)
 	return o;
 }
 
+/* cloudfs stats: what the mount did since it started, read from the
+ * counters of the threads that do it, and the queue's length now. */
+static json_t *do_stats(struct fs *fs)
+{
+	struct fetch_counts f;
+	struct upload_counts up;
+	struct cache_usage u;
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(fs->cache, &err);
+	uint64_t hits, misses, fetching, longpolls, sync_failures;
+	enum cfs_err rc = db ? cache_usage(fs->cache, db, &u, &err) : err.code;
+	json_t *o;
+
+	if (db)
+		cache_db_release(fs->cache, db);
+	if (rc)
+		return failure("%s", err.msg);
+	fetcher_stats(fs->fetch, &hits, &misses, &fetching);
+	fetcher_counts(fs->fetch, &f);
+	uploader_counts(fs->upload, &up);
+	sync_counts(fs->sync, &longpolls, &sync_failures);
+	o = json_pack(
+		"{s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+		" s:{s:I, s:I}}",
+		"mountpoint", fs->opt.mountpoint, "reads", "hits",
+		(json_int_t)f.hits, "misses", (json_int_t)f.misses,
+		"fetched_blocks", (json_int_t)f.blocks, "fetched_bytes",
+		(json_int_t)f.bytes, "refetched", (json_int_t)f.refetched,
+		"fetch_failures", (json_int_t)f.failed, "fetching",
+		(json_int_t)fetching, "uploads", "blocks",
+		(json_int_t)up.blocks, "bytes", (json_int_t)up.bytes, "commits",
+		(json_int_t)up.commits, "committed", (json_int_t)up.committed,
+		"failures", (json_int_t)up.failures, "queue",
+		(json_int_t)u.pending_ops, "queue_bytes",
+		(json_int_t)u.pending_bytes, "sync", "longpolls",
+		(json_int_t)longpolls, "failures", (json_int_t)sync_failures);
+	return o ? o : failure("%s", "out of memory");
+}
+
 /* The inode a request names: "ino", or else "path" in the mount's tree
  * (0 with err set when there is no such path). */
 static uint64_t request_ino(struct cfs_sql *db, json_t *req,
@@ -294,6 +334,8 @@ static json_t *answer(struct control *c, json_t *req)
 			c->fs, !json_is_false(json_object_get(req, "server")));
 	if (strcmp(cmd, "stat") == 0)
 		return do_stat(c->fs);
+	if (strcmp(cmd, "stats") == 0)
+		return do_stats(c->fs);
 	if (strcmp(cmd, "ls") == 0)
 		return do_ls(c->fs, req);
 	if (strcmp(cmd, "evict") == 0 || strcmp(cmd, "verify") == 0 ||

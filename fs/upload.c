@@ -69,8 +69,14 @@ struct uploader {
 	unsigned drain_s;
 	uint64_t sending[BATCH]; /* inodes of the batch under way */
 	size_t n_sending;
-	uint64_t drain_until_ms; /* the uploader's own: 0 until the drain */
+	uint64_t drain_until_ms;     /* the uploader's own: 0 until the drain */
+	struct upload_counts counts; /* atomic, without the lock */
 };
+
+static void count(uint64_t *c, uint64_t n)
+{
+	__atomic_add_fetch(c, n, __ATOMIC_RELAXED);
+}
 
 /* Tells uploader_sending() which inodes the batch ops holds (n 0: none). */
 static void note_sending(struct uploader *u, const struct queued_op *ops,
@@ -422,6 +428,10 @@ static enum cfs_err upload_blocks(struct uploader *u,
 			else if (status != 200)
 				rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
 					      "PUT /block: HTTP %ld", status);
+			if (rc == CFS_OK) {
+				count(&u->counts.blocks, 1);
+				count(&u->counts.bytes, (uint64_t)p->len);
+			}
 			put_end(multi, p);
 			running--;
 			done++;
@@ -679,6 +689,13 @@ static void clear_doubt(struct fs *fs, struct cfs_sql *db,
 }
 
 /* Commits the batch and settles every answer, under fs->apply_lock. */
+static bool is_committed(json_t *result)
+{
+	const char *s = json_string_value(json_object_get(result, "status"));
+
+	return s && strcmp(s, "committed") == 0;
+}
+
 static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 				 size_t n, bool *retry_any,
 				 struct cfs_error *err)
@@ -720,6 +737,8 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 		rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
 			      "POST %s: %zu answers to %zu operations", path,
 			      json_array_size(results), n);
+	if (rc == CFS_OK)
+		count(&u->counts.commits, 1);
 	db = rc ? NULL : cache_db(fs->cache, err);
 	if (rc == CFS_OK && !db)
 		rc = err->code;
@@ -731,6 +750,8 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 			json_integer_value(json_object_get(answer, "head")),
 			&ch, &retry, err);
 		recorded[i] = rc == CFS_OK;
+		if (rc == CFS_OK && is_committed(json_array_get(results, i)))
+			count(&u->counts.committed, 1);
 		if (rc && rc != CFS_ERR_UNREACHABLE)
 			rc = settle_failed(db, &ops[i], &retry, err);
 		*retry_any |= retry;
@@ -934,6 +955,7 @@ static void *upload_thread(void *arg)
 				nap(u, -1, false);
 			continue;
 		}
+		count(&u->counts.failures, 1);
 		backoff = backoff ? 2 * backoff : BACKOFF_MIN_MS;
 		if (backoff > BACKOFF_MAX_MS)
 			backoff = BACKOFF_MAX_MS;
@@ -1037,4 +1059,13 @@ bool uploader_sends(struct uploader *u, uint64_t ino)
 		found = u->sending[i] == ino;
 	pthread_mutex_unlock(&u->lock);
 	return found;
+}
+
+void uploader_counts(struct uploader *u, struct upload_counts *c)
+{
+	c->blocks = __atomic_load_n(&u->counts.blocks, __ATOMIC_RELAXED);
+	c->bytes = __atomic_load_n(&u->counts.bytes, __ATOMIC_RELAXED);
+	c->commits = __atomic_load_n(&u->counts.commits, __ATOMIC_RELAXED);
+	c->committed = __atomic_load_n(&u->counts.committed, __ATOMIC_RELAXED);
+	c->failures = __atomic_load_n(&u->counts.failures, __ATOMIC_RELAXED);
 }
