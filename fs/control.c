@@ -115,6 +115,22 @@ static json_t *uploading_json(struct fs *fs)
 	return a;
 }
 
+/* The largest file being sent, with its bytes on the server (null:
+ * none). */
+static json_t *progress_json(struct fs *fs)
+{
+	uint64_t sent, size;
+	char *path;
+	json_t *o;
+
+	if (!uploader_progress(fs->upload, &path, &sent, &size))
+		return json_null();
+	o = json_pack("{s:s, s:I, s:I}", "path", path, "sent", (json_int_t)sent,
+		      "size", (json_int_t)size);
+	free(path);
+	return o;
+}
+
 /* The first failing operations of the queue, each with its path, tries
  * and why (NULL: out of memory or a failed read, said in err). */
 static json_t *failing_json(struct cfs_sql *db, struct cfs_error *err)
@@ -173,7 +189,7 @@ static json_t *do_status(struct fs *fs, bool with_server)
 	fetcher_stats(fs->fetch, &hits, &misses, &fetching);
 	more = json_pack(
 		"{s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:s, s:b, s:I, s:I, s:I,"
-		" s:o}",
+		" s:o, s:o}",
 		"mountpoint", fs->opt.mountpoint, "pending_ops",
 		(json_int_t)u.pending_ops, "pending_bytes",
 		(json_int_t)u.pending_bytes, "open_writes",
@@ -183,7 +199,8 @@ static json_t *do_status(struct fs *fs, bool with_server)
 		"refused_dir", refused_dir, "cache_full",
 		keeper_full(fs->keeper), "hits", (json_int_t)hits, "misses",
 		(json_int_t)misses, "fetching", (json_int_t)fetching,
-		"uploading", uploading_json(fs));
+		"uploading", uploading_json(fs), "upload_progress",
+		progress_json(fs));
 	if (!o || !more || json_object_update_missing(o, more)) {
 		json_decref(o);
 		o = failure("%s", "out of memory");
