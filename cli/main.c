@@ -21,6 +21,8 @@ static const char usage[] =
 	"                         keep it for mount.cloudfs MOUNTPOINT\n"
 	"  status [MOUNTPOINT]    what is synced: each namespace against the\n"
 	"                         server, changes left to send, conflicts\n"
+	"  stats [MOUNTPOINT]     what the mount did since it started: reads,\n"
+	"                         fetches, uploads, commits, long polls\n"
 	"  share PATH USER        share the folder at PATH with USER (it\n"
 	"                         becomes a shared folder if it is not one)\n"
 	"  unshare PATH USER      the owner takes USER off shared folder PATH\n"
@@ -166,6 +168,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "status") == 0)
 		return cli_status(&opts, argc - 1, argv + 1);
+	if (strcmp(argv[0], "stats") == 0)
+		return cli_stats(&opts, argc - 1, argv + 1);
 	if (strcmp(argv[0], "cache") == 0)
 		return cli_cache(&opts, argc - 1, argv + 1);
 	if (strcmp(argv[0], "share") == 0 || strcmp(argv[0], "unshare") == 0 ||

@@ -39,6 +39,19 @@ static bool synced(json_t *st)
 	return true;
 }
 
+/* The largest file being sent, if any: "uploading big.iso: 1.2 GiB of
+ * 4.0 GiB". */
+static void print_progress(json_t *p)
+{
+	char sent[32], size[32];
+
+	if (!json_is_object(p))
+		return;
+	cfs_size_format((uint64_t)num(p, "sent"), sent, sizeof(sent));
+	cfs_size_format((uint64_t)num(p, "size"), size, sizeof(size));
+	printf("  uploading %s: %s of %s\n", cli_text(p, "path"), sent, size);
+}
+
 static void print_status(json_t *st)
 {
 	char bytes[32];
@@ -72,6 +85,7 @@ static void print_status(json_t *st)
 	if (num(st, "pending_ops"))
 		printf("  to send: %lld changes (files of %s)\n",
 		       (long long)num(st, "pending_ops"), bytes);
+	print_progress(json_object_get(st, "upload_progress"));
 	if (num(st, "fetching"))
 		printf("  fetching: %lld blocks\n",
 		       (long long)num(st, "fetching"));

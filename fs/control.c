@@ -115,6 +115,22 @@ static json_t *uploading_json(struct fs *fs)
 	return a;
 }
 
+/* The largest file being sent, with its bytes on the server (null:
+ * none). */
+static json_t *progress_json(struct fs *fs)
+{
+	uint64_t sent, size;
+	char *path;
+	json_t *o;
+
+	if (!uploader_progress(fs->upload, &path, &sent, &size))
+		return json_null();
+	o = json_pack("{s:s, s:I, s:I}", "path", path, "sent", (json_int_t)sent,
+		      "size", (json_int_t)size);
+	free(path);
+	return o;
+}
+
 /* The first failing operations of the queue, each with its path, tries
  * and why (NULL: out of memory or a failed read, said in err). */
 static json_t *failing_json(struct cfs_sql *db, struct cfs_error *err)
@@ -173,7 +189,7 @@ static json_t *do_status(struct fs *fs, bool with_server)
 	fetcher_stats(fs->fetch, &hits, &misses, &fetching);
 	more = json_pack(
 		"{s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:s, s:b, s:I, s:I, s:I,"
-		" s:o}",
+		" s:o, s:o}",
 		"mountpoint", fs->opt.mountpoint, "pending_ops",
 		(json_int_t)u.pending_ops, "pending_bytes",
 		(json_int_t)u.pending_bytes, "open_writes",
@@ -183,7 +199,8 @@ static json_t *do_status(struct fs *fs, bool with_server)
 		"refused_dir", refused_dir, "cache_full",
 		keeper_full(fs->keeper), "hits", (json_int_t)hits, "misses",
 		(json_int_t)misses, "fetching", (json_int_t)fetching,
-		"uploading", uploading_json(fs));
+		"uploading", uploading_json(fs), "upload_progress",
+		progress_json(fs));
 	if (!o || !more || json_object_update_missing(o, more)) {
 		json_decref(o);
 		o = failure("%s", "out of memory");
@@ -210,6 +227,46 @@ static json_t *do_stat(struct fs *fs)
 		return failure("%s", "out of memory");
 	}
 	return o;
+}
+
+/* cloudfs stats: what the mount did since it started, read from the
+ * counters of the threads that do it, and the queue's length now. */
+static json_t *do_stats(struct fs *fs)
+{
+	struct fetch_counts f;
+	struct upload_counts up;
+	struct cache_usage u;
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(fs->cache, &err);
+	uint64_t hits, misses, fetching, longpolls, sync_failures;
+	enum cfs_err rc = db ? cache_usage(fs->cache, db, &u, &err) : err.code;
+	json_t *o;
+
+	if (db)
+		cache_db_release(fs->cache, db);
+	if (rc)
+		return failure("%s", err.msg);
+	fetcher_stats(fs->fetch, &hits, &misses, &fetching);
+	fetcher_counts(fs->fetch, &f);
+	uploader_counts(fs->upload, &up);
+	sync_counts(fs->sync, &longpolls, &sync_failures);
+	o = json_pack(
+		"{s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+		" s:{s:I, s:I}}",
+		"mountpoint", fs->opt.mountpoint, "reads", "hits",
+		(json_int_t)f.hits, "misses", (json_int_t)f.misses,
+		"fetched_blocks", (json_int_t)f.blocks, "fetched_bytes",
+		(json_int_t)f.bytes, "refetched", (json_int_t)f.refetched,
+		"fetch_failures", (json_int_t)f.failed, "fetching",
+		(json_int_t)fetching, "uploads", "blocks",
+		(json_int_t)up.blocks, "bytes", (json_int_t)up.bytes, "commits",
+		(json_int_t)up.commits, "committed", (json_int_t)up.committed,
+		"failures", (json_int_t)up.failures, "queue",
+		(json_int_t)u.pending_ops, "queue_bytes",
+		(json_int_t)u.pending_bytes, "sync", "longpolls",
+		(json_int_t)longpolls, "failures", (json_int_t)sync_failures);
+	return o ? o : failure("%s", "out of memory");
 }
 
 /* The inode a request names: "ino", or else "path" in the mount's tree
@@ -294,6 +351,8 @@ static json_t *answer(struct control *c, json_t *req)
 			c->fs, !json_is_false(json_object_get(req, "server")));
 	if (strcmp(cmd, "stat") == 0)
 		return do_stat(c->fs);
+	if (strcmp(cmd, "stats") == 0)
+		return do_stats(c->fs);
 	if (strcmp(cmd, "ls") == 0)
 		return do_ls(c->fs, req);
 	if (strcmp(cmd, "evict") == 0 || strcmp(cmd, "verify") == 0 ||

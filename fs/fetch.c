@@ -71,6 +71,8 @@ struct fetcher {
 	struct job *queue; /* QUEUED jobs, readers' first */
 	bool stop;
 	uint64_t hits, misses; /* readers' opens, atomic */
+	/* struct fetch_counts' others, atomic: written by the transfers */
+	uint64_t blocks, bytes, refetched, failed;
 	/* Verified blocks the storer thread makes cache files of (fsync,
 	 * rename, index: milliseconds a block), so that transfers go on
 	 * meanwhile; under lock, linked by qnext. */
@@ -321,6 +323,7 @@ static void completed(struct fetcher *f, struct job *j, CURLcode cc)
 		cfs_log_warn(
 			"block %s failed verification (%s); fetching it again",
 			hex, e.msg);
+		__atomic_add_fetch(&f->refetched, 1, __ATOMIC_RELAXED);
 		transfer_end(f, j);
 		start(j->t, j);
 		return;
@@ -328,9 +331,12 @@ static void completed(struct fetcher *f, struct job *j, CURLcode cc)
 	if (rc == CFS_ERR_HASH_MISMATCH)
 		cfs_error_prefix(&e, "verification failed twice");
 	if (rc) {
+		__atomic_add_fetch(&f->failed, 1, __ATOMIC_RELAXED);
 		fail(f, j, &e);
 		return;
 	}
+	__atomic_add_fetch(&f->blocks, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&f->bytes, j->len, __ATOMIC_RELAXED);
 	/* The transfer is over; the storer has the block from here. */
 	transfer_stop(j);
 	pthread_mutex_lock(&f->lock);
@@ -583,6 +589,16 @@ void fetcher_stats(struct fetcher *f, uint64_t *hits, uint64_t *misses,
 		for (struct job *j = f->table[b]; j; j = j->hnext)
 			(*fetching)++;
 	pthread_mutex_unlock(&f->lock);
+}
+
+void fetcher_counts(struct fetcher *f, struct fetch_counts *c)
+{
+	c->hits = __atomic_load_n(&f->hits, __ATOMIC_RELAXED);
+	c->misses = __atomic_load_n(&f->misses, __ATOMIC_RELAXED);
+	c->blocks = __atomic_load_n(&f->blocks, __ATOMIC_RELAXED);
+	c->bytes = __atomic_load_n(&f->bytes, __ATOMIC_RELAXED);
+	c->refetched = __atomic_load_n(&f->refetched, __ATOMIC_RELAXED);
+	c->failed = __atomic_load_n(&f->failed, __ATOMIC_RELAXED);
 }
 
 void fetcher_drain(struct fetcher *f)

@@ -39,6 +39,7 @@ struct sync {
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* stop, for the backoff's sleep */
 	bool stop;
+	uint64_t longpolls, failures; /* atomic: read by cloudfs stats */
 };
 
 /* Fields every kind of entry has. */
@@ -444,6 +445,8 @@ static void *sync_thread(void *arg)
 		}
 		if (rc == CFS_OK)
 			rc = wait_for_change(s->fs, conn, &err);
+		if (rc == CFS_OK)
+			__atomic_add_fetch(&s->longpolls, 1, __ATOMIC_RELAXED);
 		if (rc == CFS_OK ||
 		    __atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
 			if (backoff)
@@ -451,6 +454,7 @@ static void *sync_thread(void *arg)
 			backoff = 0;
 			continue;
 		}
+		__atomic_add_fetch(&s->failures, 1, __ATOMIC_RELAXED);
 		backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
 		if (backoff > BACKOFF_MAX_MS)
 			backoff = BACKOFF_MAX_MS;
@@ -499,4 +503,10 @@ void sync_stop(struct sync *s)
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+void sync_counts(struct sync *s, uint64_t *longpolls, uint64_t *failures)
+{
+	*longpolls = s ? __atomic_load_n(&s->longpolls, __ATOMIC_RELAXED) : 0;
+	*failures = s ? __atomic_load_n(&s->failures, __ATOMIC_RELAXED) : 0;
 }

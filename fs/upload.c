@@ -69,18 +69,79 @@ struct uploader {
 	unsigned drain_s;
 	uint64_t sending[BATCH]; /* inodes of the batch under way */
 	size_t n_sending;
-	uint64_t drain_until_ms; /* the uploader's own: 0 until the drain */
+	/* The largest file of the batch under way, for cloudfs status (a
+	 * small file's progress is over before anyone looks): its path
+	 * (NULL: none) and size under the lock; its bytes on the server,
+	 * atomic, written by the uploader thread alone. */
+	char *current_path;
+	uint64_t current_size, current_sent;
+	const struct queued_op *current; /* the uploader thread's own */
+	uint64_t drain_until_ms;     /* the uploader's own: 0 until the drain */
+	struct upload_counts counts; /* atomic, without the lock */
 };
 
-/* Tells uploader_sending() which inodes the batch ops holds (n 0: none). */
+static void count(uint64_t *c, uint64_t n)
+{
+	__atomic_add_fetch(c, n, __ATOMIC_RELAXED);
+}
+
+/* Tells uploader_sending() which inodes the batch ops holds (n 0: none),
+ * and uploader_progress() which is its largest file. */
 static void note_sending(struct uploader *u, const struct queued_op *ops,
 			 size_t n)
 {
+	const struct queued_op *largest = NULL;
+	char *path;
+
+	for (size_t i = 0; i < n; i++)
+		if (ops[i].type == QUEUE_FILE && ops[i].blocks.n &&
+		    (!largest || ops[i].size > largest->size))
+			largest = &ops[i];
+	/* Without memory for the copy, status shows no progress: no more. */
+	path = largest ? strdup(largest->path) : NULL;
+	u->current = path ? largest : NULL;
+	__atomic_store_n(&u->current_sent, 0, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&u->lock);
 	for (size_t i = 0; i < n; i++)
 		u->sending[i] = ops[i].ino;
 	u->n_sending = n;
+	free(u->current_path);
+	u->current_path = path;
+	u->current_size = path ? largest->size : 0;
 	pthread_mutex_unlock(&u->lock);
+}
+
+/* The size of block i of op (the last one may be short). */
+static uint64_t block_len(const struct queued_op *op, size_t i)
+{
+	uint64_t at = (uint64_t)i * CFS_BLOCK_SIZE;
+
+	return op->size - at < CFS_BLOCK_SIZE ? op->size - at : CFS_BLOCK_SIZE;
+}
+
+static bool listed(const struct cfs_blocklist *l, const struct cfs_block_id *id)
+{
+	for (size_t k = 0; k < l->n; k++)
+		if (cfs_block_id_equal(&l->ids[k], id))
+			return true;
+	return false;
+}
+
+/* Counts as sent the blocks of the largest file that are id (uploaded),
+ * or with id NULL, those the server holds already (not in needed). */
+static void progress(struct uploader *u, const struct cfs_block_id *id,
+		     const struct cfs_blocklist *needed)
+{
+	const struct queued_op *op = u->current;
+	uint64_t sent = 0;
+
+	for (size_t i = 0; op && i < op->blocks.n; i++) {
+		const struct cfs_block_id *b = &op->blocks.ids[i];
+
+		if (id ? cfs_block_id_equal(id, b) : !listed(needed, b))
+			sent += block_len(op, i);
+	}
+	__atomic_add_fetch(&u->current_sent, sent, __ATOMIC_RELAXED);
 }
 
 /*
@@ -422,6 +483,11 @@ static enum cfs_err upload_blocks(struct uploader *u,
 			else if (status != 200)
 				rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
 					      "PUT /block: HTTP %ld", status);
+			if (rc == CFS_OK) {
+				count(&u->counts.blocks, 1);
+				count(&u->counts.bytes, (uint64_t)p->len);
+				progress(u, &p->id, NULL);
+			}
 			put_end(multi, p);
 			running--;
 			done++;
@@ -679,6 +745,13 @@ static void clear_doubt(struct fs *fs, struct cfs_sql *db,
 }
 
 /* Commits the batch and settles every answer, under fs->apply_lock. */
+static bool is_committed(json_t *result)
+{
+	const char *s = json_string_value(json_object_get(result, "status"));
+
+	return s && strcmp(s, "committed") == 0;
+}
+
 static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 				 size_t n, bool *retry_any,
 				 struct cfs_error *err)
@@ -720,6 +793,8 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 		rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
 			      "POST %s: %zu answers to %zu operations", path,
 			      json_array_size(results), n);
+	if (rc == CFS_OK)
+		count(&u->counts.commits, 1);
 	db = rc ? NULL : cache_db(fs->cache, err);
 	if (rc == CFS_OK && !db)
 		rc = err->code;
@@ -731,6 +806,8 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 			json_integer_value(json_object_get(answer, "head")),
 			&ch, &retry, err);
 		recorded[i] = rc == CFS_OK;
+		if (rc == CFS_OK && is_committed(json_array_get(results, i)))
+			count(&u->counts.committed, 1);
 		if (rc && rc != CFS_ERR_UNREACHABLE)
 			rc = settle_failed(db, &ops[i], &retry, err);
 		*retry_any |= retry;
@@ -853,6 +930,8 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	rc = batch_blocks(ops, n, &all, err);
 	if (rc == CFS_OK)
 		rc = needed_blocks(u, &all, &needed, err);
+	if (rc == CFS_OK)
+		progress(u, NULL, &needed);
 	if (rc == CFS_OK && needed.n)
 		rc = drop_lost(u, ops, n, &needed, &dropped, err);
 	if (rc == CFS_OK && needed.n && !dropped)
@@ -934,6 +1013,7 @@ static void *upload_thread(void *arg)
 				nap(u, -1, false);
 			continue;
 		}
+		count(&u->counts.failures, 1);
 		backoff = backoff ? 2 * backoff : BACKOFF_MIN_MS;
 		if (backoff > BACKOFF_MAX_MS)
 			backoff = BACKOFF_MAX_MS;
@@ -1009,6 +1089,7 @@ void uploader_stop(struct uploader *u, unsigned drain_s)
 	remote_conn_free(u->conn);
 	pthread_cond_destroy(&u->wake);
 	pthread_mutex_destroy(&u->lock);
+	free(u->current_path);
 	free(u);
 }
 
@@ -1026,6 +1107,19 @@ size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max)
 	return n;
 }
 
+bool uploader_progress(struct uploader *u, char **path, uint64_t *sent,
+		       uint64_t *size)
+{
+	if (!u)
+		return false;
+	pthread_mutex_lock(&u->lock);
+	*path = u->current_path ? strdup(u->current_path) : NULL;
+	*size = u->current_size;
+	pthread_mutex_unlock(&u->lock);
+	*sent = __atomic_load_n(&u->current_sent, __ATOMIC_RELAXED);
+	return *path != NULL;
+}
+
 bool uploader_sends(struct uploader *u, uint64_t ino)
 {
 	bool found = false;
@@ -1037,4 +1131,13 @@ bool uploader_sends(struct uploader *u, uint64_t ino)
 		found = u->sending[i] == ino;
 	pthread_mutex_unlock(&u->lock);
 	return found;
+}
+
+void uploader_counts(struct uploader *u, struct upload_counts *c)
+{
+	c->blocks = __atomic_load_n(&u->counts.blocks, __ATOMIC_RELAXED);
+	c->bytes = __atomic_load_n(&u->counts.bytes, __ATOMIC_RELAXED);
+	c->commits = __atomic_load_n(&u->counts.commits, __ATOMIC_RELAXED);
+	c->committed = __atomic_load_n(&u->counts.committed, __ATOMIC_RELAXED);
+	c->failures = __atomic_load_n(&u->counts.failures, __ATOMIC_RELAXED);
 }

@@ -9,12 +9,14 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloudfs/json.h"
 #include "cloudfs/log.h"
 #include "cloudfs/proto.h"
 #include "server/api.h"
+#include "server/metrics.h"
 
 enum cfs_err api_blocks_need(struct api_req *req, struct api_resp *resp,
 			     struct cfs_error *err)
@@ -45,13 +47,16 @@ enum cfs_err api_block_get(struct api_req *req, struct api_resp *resp,
 	struct meta *m = req->ctx->meta;
 	struct blockstore *bs = req->ctx->blocks;
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+	struct timespec start;
 	enum cfs_err rc;
 	int e;
 
 	rc = m->ops->block_readable(m, req->user, &req->block, err);
 	if (rc)
 		return rc;
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	e = bs->ops->open(bs, &req->block, &resp->fd, &resp->size);
+	metrics_store_time(METRICS_STORE_OPEN, &start);
 	if (e == 0)
 		return CFS_OK;
 	cfs_block_id_to_hex(&req->block, hex);
@@ -171,6 +176,7 @@ enum cfs_err api_block_put(struct api_req *req, struct api_resp *resp,
 	struct blockstore *bs = req->ctx->blocks;
 	char want[CFS_BLOCK_ID_HEX_LEN + 1];
 	struct cfs_block_id id;
+	struct timespec start;
 	enum cfs_err rc;
 	int e;
 
@@ -181,7 +187,9 @@ enum cfs_err api_block_put(struct api_req *req, struct api_resp *resp,
 		return rc;
 	}
 	pthread_rwlock_rdlock(req->ctx->uploads);
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	e = bs->ops->tmp_store(bs, &up->tmp, &id);
+	metrics_store_time(METRICS_STORE_WRITE, &start);
 	rc = e ? cfs_fail(err,
 			  e == -ENOSPC ? CFS_ERR_STORAGE_FULL
 				       : CFS_ERR_INTERNAL,
@@ -191,6 +199,7 @@ enum cfs_err api_block_put(struct api_req *req, struct api_resp *resp,
 	pthread_rwlock_unlock(req->ctx->uploads);
 	if (rc)
 		return rc;
+	metrics_block_uploaded(up->size);
 	return api_reply(resp,
 			 json_pack("{s:s, s:I}", "block", want, "size",
 				   (json_int_t)up->size),

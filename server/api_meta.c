@@ -19,6 +19,7 @@
 #include "config.h"
 #include "server/api.h"
 #include "server/http.h"
+#include "server/metrics.h"
 
 enum cfs_err api_reply(struct api_resp *resp, json_t *json,
 		       struct cfs_error *err)
@@ -432,6 +433,15 @@ static enum cfs_err commit_reply(struct api_resp *resp,
 			 err);
 }
 
+static size_t count_committed(const struct meta_op_result *res, size_t n)
+{
+	size_t committed = 0;
+
+	for (size_t i = 0; i < n; i++)
+		committed += res[i].status == META_COMMITTED;
+	return committed;
+}
+
 /* The optional "client" and "keep_from" of a commit (meta_sender). */
 static enum cfs_err parse_sender(json_t *body, struct meta_sender *from,
 				 struct cfs_error *err)
@@ -488,8 +498,10 @@ enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
 	}
 	rc = m->ops->commit(m, req->user, req->ns, &from, ops, res, n, &head,
 			    err);
-	if (rc == CFS_OK)
+	if (rc == CFS_OK) {
+		metrics_commit(count_committed(res, n));
 		rc = commit_reply(resp, res, n, head, err);
+	}
 out:
 	for (i = 0; ops && i < n; i++) {
 		cfs_blocklist_release(&ops[i].blocks);

@@ -39,6 +39,7 @@
 #include "cloudfs/proto.h"
 #include "server/http.h"
 #include "server/http_guard.h"
+#include "server/metrics.h"
 #include "server/routes.h"
 #include "server/tls.h"
 #include "server/token.h"
@@ -142,6 +143,21 @@ static enum MHD_Result respond_error(struct request *rq,
 	return queue(rq, cfs_err_http_status(err->code), r, len);
 }
 
+/* The Prometheus exposition format names its version in the type. */
+static enum MHD_Result text_response(struct request *rq)
+{
+	size_t len = strlen(rq->resp.text);
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		len, rq->resp.text, MHD_RESPMEM_MUST_FREE);
+
+	if (!r)
+		return MHD_NO;
+	rq->resp.text = NULL; /* the response frees it */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; version=0.0.4; charset=utf-8");
+	return queue(rq, MHD_HTTP_OK, r, len);
+}
+
 static enum MHD_Result respond(struct request *rq, enum cfs_err rc)
 {
 	struct api_resp *resp = &rq->resp;
@@ -162,6 +178,8 @@ static enum MHD_Result respond(struct request *rq, enum cfs_err rc)
 					"application/octet-stream");
 		return queue(rq, MHD_HTTP_OK, r, resp->size);
 	}
+	if (resp->text)
+		return text_response(rq);
 	r = json_response(resp->json, &len);
 	if (!r) {
 		cfs_fail(&rq->err, CFS_ERR_INTERNAL,
@@ -314,12 +332,16 @@ static enum cfs_err count_parked(struct request *rq, struct longpoll_waiter *w)
 {
 	struct http_guard *g = rq->srv->guard;
 
-	if (rq->parked)
+	if (rq->parked) {
 		http_guard_unpark(g, rq->user.id);
+		metrics_longpoll_held(-1);
+	}
 	rq->parked = NULL;
 	if (w && http_guard_park(g, rq->user.id, &rq->err))
 		return rq->err.code;
 	rq->parked = w;
+	if (w)
+		metrics_longpoll_held(1);
 	return CFS_OK;
 }
 
@@ -406,6 +428,7 @@ static void request_free(struct request *rq)
 	if (rq->resp.fd >= 0)
 		close(rq->resp.fd);
 	json_decref(rq->resp.json);
+	free(rq->resp.text);
 	json_decref(rq->req.body);
 	cfs_buf_release(&rq->body);
 	free(rq->path);
@@ -476,6 +499,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	ms = (double)(end.tv_sec - rq->start.tv_sec) * 1e3 +
 	     (double)(end.tv_nsec - rq->start.tv_nsec) / 1e6;
+	metrics_request(rq->route, rq->status);
 	cfs_log_info("%s %s %u %lluB %.1fms %s%s", rq->method,
 		     rq->path ? rq->path : "?", rq->status,
 		     (unsigned long long)rq->sent, ms,
@@ -494,10 +518,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 	const union MHD_ConnectionInfo *ci;
 
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		metrics_connection(-1);
 		http_guard_close(s->guard, *socket_context);
 		*socket_context = NULL;
 		return;
 	}
+	metrics_connection(1);
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	*socket_context = ci ? http_guard_open(s->guard, ci->connect_fd) : NULL;
 }

@@ -1,4 +1,5 @@
 /* The route table of cloudfsd (server/routes.h). */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +36,34 @@ static const struct route routes[] = {
 	  .resume = api_longpoll_resume,
 	  .body = ROUTE_BODY_JSON,
 	  .cap = CFS_MAX_LONGPOLL_BODY },
+	{ .method = "GET",
+	  .pattern = "/metrics",
+	  .handler = api_metrics,
+	  .public = true },
 	ROUTE("POST", "/block/need", api_blocks_need, ROUTE_BODY_JSON),
 	ROUTE("GET", "/block/{block}", api_block_get, ROUTE_BODY_NONE),
 	ROUTE("PUT", "/block/{block}", api_block_put, ROUTE_BODY_BLOCK),
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+_Static_assert(N_ROUTES <= ROUTES_MAX, "raise ROUTES_MAX");
+
+size_t route_count(void)
+{
+	return N_ROUTES;
+}
+
+const struct route *route_nth(size_t i)
+{
+	assert(i < N_ROUTES);
+	return &routes[i];
+}
+
+size_t route_index(const struct route *route)
+{
+	assert(route >= routes && route < routes + N_ROUTES);
+	return (size_t)(route - routes);
+}
 
 /* A namespace id: decimal, no sign, no leading zero, fits in int64. */
 static bool parse_ns(const char *s, size_t len, int64_t *ns)

@@ -5,6 +5,7 @@
  *	cli/target.c  which mount or cache a command is about, and the
  *	              mount's control socket (fs/control.h)
  *	cli/status.c  cloudfs status [--wait]
+ *	cli/stats.c   cloudfs stats
  *	cli/cache.c   cloudfs cache SUBCOMMAND
  *	cli/share.c   cloudfs share, unshare, leave, shares
  *	cli/warm.c    reading files whole through a mount, with progress
@@ -70,6 +71,7 @@ const char *cli_text(json_t *o, const char *key);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int cli_status(const struct cli_opts *opts, int argc, char **argv);
+int cli_stats(const struct cli_opts *opts, int argc, char **argv);
 int cli_cache(const struct cli_opts *opts, int argc, char **argv);
 int cli_share(const struct cli_opts *opts, const char *cmd, int argc,
 	      char **argv);

@@ -32,6 +32,15 @@ struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
 void fetcher_stats(struct fetcher *f, uint64_t *hits, uint64_t *misses,
 		   uint64_t *fetching);
 
+/* What the fetcher did since the start, for cloudfs stats. */
+struct fetch_counts {
+	uint64_t hits, misses;	/* as fetcher_stats() */
+	uint64_t blocks, bytes; /* fetched from the server and verified */
+	uint64_t refetched;	/* fetched again after a failed verification */
+	uint64_t failed;	/* fetches given up */
+};
+void fetcher_counts(struct fetcher *f, struct fetch_counts *c);
+
 /* Stops the thread and drops unfinished fetches; no reader may be waiting
  * (the FUSE loop has ended). */
 void fetcher_free(struct fetcher *f);

@@ -101,5 +101,8 @@ void fs_invalidate(struct fs *fs, const struct mirror_changes *ch);
 /* Starts the sync thread: long polls, catches up, reconnects with backoff. */
 struct sync *sync_start(struct fs *fs);
 void sync_stop(struct sync *s);
+/* Long polls answered, and rounds that failed (then backed off), since
+ * the start. */
+void sync_counts(struct sync *s, uint64_t *longpolls, uint64_t *failures);
 
 #endif

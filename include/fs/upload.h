@@ -34,6 +34,21 @@ size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max);
 /* Whether a change of ino is being sent now. */
 bool uploader_sends(struct uploader *u, uint64_t ino);
 
+/* The largest file of the batch under way: its path in its namespace
+ * (malloc'ed, in *path), size, and bytes the server holds so far (a
+ * block's bytes count once its upload is answered).  false: none. */
+bool uploader_progress(struct uploader *u, char **path, uint64_t *sent,
+		       uint64_t *size);
+
+/* What the uploader did since the start, for cloudfs stats. */
+struct upload_counts {
+	uint64_t blocks, bytes; /* uploaded (answered 200) */
+	uint64_t commits;	/* commit requests answered */
+	uint64_t committed;	/* operations the server committed */
+	uint64_t failures;	/* rounds that failed or must be tried again */
+};
+void uploader_counts(struct uploader *u, struct upload_counts *c);
+
 /* Something was queued (or a session released): look at it now, unless
  * backing off after a failed try. */
 void uploader_wake(struct uploader *u);

@@ -52,7 +52,8 @@ struct api_req {
 };
 
 struct api_resp {
-	json_t *json; /* the body, or NULL with fd set */
+	json_t *json; /* the body, or NULL with fd or text set */
+	char *text;   /* a malloc'ed text/plain body (GET /metrics) */
 	int fd;	      /* -1, or a file to send (size bytes) */
 	uint64_t size;
 	/* Long poll: park waiter (suspend the connection); the route's
@@ -73,6 +74,10 @@ enum cfs_err api_history(struct api_req *, struct api_resp *,
 			 struct cfs_error *);
 enum cfs_err api_commit(struct api_req *, struct api_resp *,
 			struct cfs_error *);
+
+/* server/metrics.c */
+enum cfs_err api_metrics(struct api_req *, struct api_resp *,
+			 struct cfs_error *);
 
 /* server/api_longpoll.c */
 enum cfs_err api_longpoll(struct api_req *, struct api_resp *,

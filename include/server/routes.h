@@ -30,6 +30,14 @@ struct route {
 	bool public; /* no token needed */
 };
 
+/* The table's size is at most this (metrics keep a row per route). */
+#define ROUTES_MAX 32
+
+/* The routes in table order: route_nth(route_index(r)) == r. */
+size_t route_count(void);
+const struct route *route_nth(size_t i);
+size_t route_index(const struct route *route);
+
 /*
  * The route for method and path, with its segments parsed into req.  NULL
  * with *err set: NOT_FOUND for a path nothing serves, METHOD for a path

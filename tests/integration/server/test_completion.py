@@ -30,7 +30,7 @@ def complete(program, words, cwd=None):
 
 @pytest.mark.parametrize("program, words, want", [
     ("cloudfs", [""], ["cache", "history", "leave", "login", "restore", "share", "shares",
-                       "status", "unshare"]),
+                       "stats", "status", "unshare"]),
     ("cloudfs", ["cache", ""], ["evict", "gc", "ls", "pin", "stat", "unpin", "verify", "warm"]),
     ("cloudfs", ["restore", "--j"], ["--jid", "--json"]),
     ("cloudfsd", [""], ["--help", "--version", "gc", "revoke", "serve", "stop", "token",
