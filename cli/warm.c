@@ -45,6 +45,10 @@ static int read_whole(const char *path, const struct stat *st, int type,
 	if (type != FTW_F || !S_ISREG(st->st_mode))
 		return 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	/* Removed or renamed since the walk listed it (by another mount's
+	 * change arriving): nothing of it is left to warm. */
+	if (fd < 0 && errno == ENOENT)
+		return 0;
 	if (fd < 0) {
 		cli_error("cannot open '%s': %s", path, strerror(errno));
 		walk.failed = true;
