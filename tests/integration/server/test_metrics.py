@@ -2,6 +2,7 @@
 counters move by what the server did, and which names no user and no path."""
 
 import re
+import time
 
 from cfs_server import Client, block_id, file_op, waiting_longpoll
 
@@ -43,6 +44,18 @@ def scrape(server):
     return r.body.decode()
 
 
+def scrape_until(server, ok, within=5):
+    """The samples once OK(samples) holds, or after WITHIN seconds: a
+    request is counted once its answer is sent whole, which may be a
+    moment after its client has read it."""
+    deadline = time.monotonic() + within
+    while True:
+        samples, _ = parse(scrape(server))
+        if ok(samples) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.05)
+
+
 def value(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())), 0.0)
 
@@ -65,7 +78,11 @@ def test_a_commit_moves_the_counters_by_what_it_did(server, alice):
     before, _ = parse(scrape(server))
     alice.write_file(alice.root_ns, "secret-name.txt", data)
     alice.commit_ok(alice.root_ns, file_op("a"), file_op("b"))
-    after, _ = parse(scrape(server))
+    after = scrape_until(server, lambda now: (
+        requests(now, "/meta/ns/{ns}/commit", 200, "POST")
+        - requests(before, "/meta/ns/{ns}/commit", 200, "POST") >= 3
+        and requests(now, "/block/{block}", 200, "PUT")
+        - requests(before, "/block/{block}", 200, "PUT") >= 2))
 
     def moved(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
@@ -88,7 +105,10 @@ def test_refused_and_unknown_requests_are_counted_by_route_not_path(server, alic
     before, _ = parse(scrape(server))
     assert Client(server.url, token="wrong").get("/meta/namespaces").status == 401
     assert alice.get("/no/such/thing").status == 404
-    after, _ = parse(scrape(server))
+    after = scrape_until(server, lambda now: requests(now, "unmatched", 404, "")
+                         > requests(before, "unmatched", 404, "")
+                         and requests(now, "/meta/namespaces", 401, "GET")
+                         > requests(before, "/meta/namespaces", 401, "GET"))
     assert (requests(after, "/meta/namespaces", 401, "GET")
             - requests(before, "/meta/namespaces", 401, "GET")) == 1
     assert (requests(after, "unmatched", 404, "")
@@ -102,7 +122,7 @@ def test_a_waiting_longpoll_is_held(server, alice):
         assert value(samples, "cloudfsd_longpolls_held") == 1
         assert value(samples, "cloudfsd_connections_open") >= 2
         poll.result(timeout=10)
-    samples, _ = parse(scrape(server))
+    samples = scrape_until(server, lambda now: value(now, "cloudfsd_longpolls_held") == 0)
     assert value(samples, "cloudfsd_longpolls_held") == 0
 
 
