@@ -160,7 +160,10 @@ static json_t *op_of(json_t *v, const char *path)
 				 "path", path, "target",
 				 json_object_get(v, "target"), "mtime_ns",
 				 mtime);
-	if (cfs_kind_from_name(kind, &k) && cfs_kind_is_special(k))
+	/* A device's version without its device is none to restore. */
+	if (cfs_kind_from_name(kind, &k) && cfs_kind_is_special(k) &&
+	    (!cfs_kind_has_target(k) ||
+	     json_is_string(json_object_get(v, "target"))))
 		return json_pack("{s:s, s:s, s:O, s:O, s:O*}", "op", kind,
 				 "path", path, "mode",
 				 json_object_get(v, "mode"), "mtime_ns", mtime,

@@ -89,11 +89,16 @@ static void check_op(json_t *op, const char *path, bool below)
 {
 	const char *kind = json_string_value(json_object_get(op, "op"));
 	const char *at = json_string_value(json_object_get(op, "path"));
+	enum cfs_kind k = CFS_KIND_DELETED;
 
 	FUZZ_CHECK(json_is_object(op), "an operation that is no object");
-	FUZZ_CHECK(kind && (!strcmp(kind, "file") || !strcmp(kind, "dir") ||
-			    !strcmp(kind, "symlink")),
+	FUZZ_CHECK(kind && cfs_kind_from_name(kind, &k) &&
+			   (k == CFS_KIND_FILE || k == CFS_KIND_DIR ||
+			    k == CFS_KIND_SYMLINK || cfs_kind_is_special(k)),
 		   "an operation '%s'", kind ? kind : "(none)");
+	FUZZ_CHECK(!cfs_kind_has_target(k) ||
+			   json_is_string(json_object_get(op, "target")),
+		   "a '%s' operation without its target", kind);
 	FUZZ_CHECK(at && (below ? strncmp(at, path, strlen(path)) == 0 &&
 					  at[strlen(path)] == '/'
 				: strcmp(at, path) == 0),
