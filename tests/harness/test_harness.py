@@ -20,17 +20,7 @@ import cfsrand  # noqa: E402
 # server outages, evictions, shares and unshares, and the CLI beside the
 # mount.  Longer runs: `tests/harness/run --seed S --ops N`.
 SEEDS = (101, 102, 103, 104, 105, 106)
-# Without the FIFOs and copies the generator learnt in stop 25, so that
-# each seed is the program it was: with them, about one run in three (under
-# ASan and load) meets one of two open bugs, written up in the notes:
-#  - after a share, a worker's subtree missing from the mount (seed 102;
-#    release seed 3005 with --ops 4000);
-#  - with two mounts, a sync thread out of step for good, "the parent of
-#    inode N is not in the mirror" (seed 201 with --mounts 2 --ops 2000).
-# Replay either with tests/harness/run --seed N ... --events
-# remount,kill9,server,evict,share,inspect.  Drop --without with the fixes.
-CI_OPTIONS = ["--events", "remount,kill9,server,evict,share,inspect",
-              "--without", "mkfifo,copy"]
+CI_OPTIONS = ["--events", "remount,kill9,server,evict,share,inspect"]
 OPS_PER_SEED = 3500
 
 # Shrunk programs of faults found once (found/*.json): each must pass now.
