@@ -30,6 +30,15 @@ def write_config(own_config, text):
     (own_config / "config").write_text(text)
 
 
+def writes_reach_the_server(m, client, name, data):
+    """A file written through mount M reaches CLIENT's server; then M is
+    unmounted."""
+    with open(os.path.join(m.mountpoint, name), "wb") as f:
+        f.write(data)
+    until_server_holds(client, {name: data})
+    m.unmount()
+
+
 def start_as_users_do(m, argv, cache_home):
     """Runs ARGV (no -f): it must exit 0 with M's mountpoint mounted; M then
     knows its default cache (the one under CACHE_HOME) and its daemon."""
@@ -75,10 +84,7 @@ def test_one_operand_mounts_the_configured_server_with_the_default_token_file(
 
     start_as_users_do(m, [MOUNT_CLOUDFS, m.mountpoint], cache_home)
 
-    with open(os.path.join(m.mountpoint, "from-config.txt"), "wb") as f:
-        f.write(b"written through a configured mount\n")
-    until_server_holds(alice, {"from-config.txt": b"written through a configured mount\n"})
-    m.unmount()
+    writes_reach_the_server(m, alice, "from-config.txt", b"written through a configured mount\n")
 
 
 def test_the_configured_token_file_and_options_are_used(
@@ -109,10 +115,7 @@ def test_the_command_line_wins_over_the_file(
     start_as_users_do(m, [MOUNT_CLOUDFS, alice.url, m.mountpoint,
                           "-o", f"token_file={token},timeout=5"], cache_home)
 
-    with open(os.path.join(m.mountpoint, "cli-wins.txt"), "wb") as f:
-        f.write(b"x")
-    until_server_holds(alice, {"cli-wins.txt": b"x"})
-    m.unmount()
+    writes_reach_the_server(m, alice, "cli-wins.txt", b"x")
 
 
 def test_the_fstab_spec_cloudfs_means_the_configured_server(
@@ -197,10 +200,7 @@ def test_login_keeps_a_good_token_0600_and_then_one_operand_mounts(
         f"server = {alice.url}\ntoken_file = {token}\n"
     m = plain_mount(alice.url)
     start_as_users_do(m, [MOUNT_CLOUDFS, m.mountpoint], cache_home)
-    with open(os.path.join(m.mountpoint, "after-login.txt"), "wb") as f:
-        f.write(b"logged in\n")
-    until_server_holds(alice, {"after-login.txt": b"logged in\n"})
-    m.unmount()
+    writes_reach_the_server(m, alice, "after-login.txt", b"logged in\n")
 
 
 def test_login_creates_the_directories_private_and_keeps_other_settings(
