@@ -23,6 +23,9 @@
  *	pins(ino)                    files and folders kept whole
  *	conflicts(ino, original, made)
  *	                             conflicted copies this mount made
+ *	repaths(ino, ns, from_path)  folders the server moved under a folder
+ *	                             not listed yet, whose queued operations
+ *	                             still name them by from_path
  *
  * The mirror's invariants are in cache/mirror.c, the local changes' in
  * cache/local.c.
@@ -43,7 +46,7 @@
 #include "cloudfs/log.h"
 #include "cloudfs/num.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 static const char schema[] =
 	"CREATE TABLE info(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -106,6 +109,13 @@ static const char upgrade_4[] =
 	"UPDATE ops SET sent = 1;"
 	"CREATE INDEX ops_sent ON ops(seq) WHERE sent;"
 	"PRAGMA user_version = 4;";
+
+/* From version 4 to 5: the moves whose queued operations wait for their
+ * folder's new place (cache/mirror.c, invariant 11). */
+static const char upgrade_5[] =
+	"CREATE TABLE repaths(ino INTEGER PRIMARY KEY, ns INTEGER NOT NULL,"
+	" from_path TEXT NOT NULL);"
+	"PRAGMA user_version = 5;";
 
 /* mkdir -p, the last component 0700. */
 static int make_dirs(const char *dir)
@@ -259,6 +269,10 @@ static enum cfs_err schema_init(struct cache *c, struct cfs_error *err)
 	if (rc == CFS_OK && version == 3) {
 		rc = cfs_sql_script(db, upgrade_4, err);
 		version = 4;
+	}
+	if (rc == CFS_OK && version == 4) {
+		rc = cfs_sql_script(db, upgrade_5, err);
+		version = 5;
 	}
 	if (rc == CFS_OK && version != SCHEMA_VERSION) {
 		rc = cfs_fail(

@@ -44,6 +44,13 @@
  *     changes are based on) gives its JID back, so its commit is not a
  *     conflict with itself.  Until the shared namespace is listed, its
  *     operations wait (fs/upload.c).
+ * 11. A page is applied folders first: a folder's last change may come
+ *     after (by JID) the entries it holds now, and an entry is placed by
+ *     its folder.  Across pages that cannot be helped: an entry may wait
+ *     a page for its folder (an orphan, invisible until then).  A folder
+ *     the server moved takes the queued operations under it along to its
+ *     new path, at once, or, when its new folder is such a page away, as
+ *     soon as the path is known (table repaths).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -1008,18 +1015,119 @@ static enum cfs_err repath_queued(struct cfs_sql *db, int64_t ns,
 	return rc;
 }
 
-/* The path of folder old, which the server moved to e's place, before
- * the move is written (NULL when it is not such a move). */
+/*
+ * The path of folder old, which the server moved to e's place, before the
+ * move is written: NULL when it is not such a move, or nothing is queued
+ * in its namespace to re-address, or old was not placed itself (an
+ * orphan, whose move, if any, is in repaths already).
+ */
 static enum cfs_err moved_folder_path(struct cfs_sql *db,
 				      const struct mirror_entry *old,
 				      const struct mirror_entry *e, char **path,
 				      struct cfs_error *err)
 {
+	int64_t queued = 0;
+	bool found;
+	enum cfs_err rc;
+
 	*path = NULL;
 	if (old->kind != CFS_KIND_DIR || e->kind != CFS_KIND_DIR ||
 	    (old->parent == e->parent && strcmp(old->name, e->name) == 0))
 		return CFS_OK;
-	return rows_ns_path(db, old, path, err);
+	rc = cfs_sql_int64(db,
+			   cfs_sql_stmt(db,
+					"SELECT EXISTS (SELECT 1 FROM ops"
+					" WHERE ns = ?1)",
+					err, "i", old->ns),
+			   &queued, &found, err);
+	if (rc || !queued)
+		return rc;
+	rc = rows_ns_path(db, old, path, err);
+	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
+}
+
+/* The queued operations of ns that name folder ino by its path before
+ * a move it waited for (invariant 11) now name it by to. */
+static enum cfs_err repath_waited(struct cfs_sql *db, uint64_t ino, int64_t ns,
+				  const char *to, struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(db,
+					"SELECT from_path FROM repaths"
+					" WHERE ino = ?1 AND ns = ?2",
+					err, "ii", (int64_t)ino, ns);
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	char *from = NULL;
+	bool row = false;
+
+	if (rc == CFS_OK)
+		rc = cfs_sql_step(db, st, &row, err);
+	if (rc == CFS_OK && row &&
+	    !(from = strdup((const char *)sqlite3_column_text(st, 0))))
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	if (st)
+		sqlite3_reset(st);
+	/* Not of ns: a share moved the folder, and its operations with it
+	 * (follow_share). */
+	if (rc == CFS_OK && from)
+		rc = repath_queued(db, ns, from, to, err);
+	free(from);
+	return rc;
+}
+
+/*
+ * Invariant 11: the queued operations under the folders of repaths (all,
+ * or ino's alone) go to the folders' paths, for those placed now; orphans
+ * wait for a later page.
+ */
+static enum cfs_err repaths_resolve(struct cfs_sql *db, uint64_t only,
+				    struct cfs_error *err)
+{
+	struct ino_set all = { 0 };
+	enum cfs_err rc = ino_set_fill(db,
+				       cfs_sql_stmt(db,
+						    "SELECT ino FROM repaths"
+						    " WHERE ?1 = 0 OR ino = ?1",
+						    err, "i", (int64_t)only),
+				       &all, err);
+
+	for (size_t i = 0; rc == CFS_OK && i < all.n; i++) {
+		struct mirror_entry e;
+		char *to = NULL;
+		bool gone;
+
+		rc = rows_by_ino(db, all.v[i], &e, err);
+		gone = rc == CFS_ERR_NOT_FOUND;
+		if (rc == CFS_OK) {
+			rc = rows_ns_path(db, &e, &to, err);
+			if (rc == CFS_OK)
+				rc = repath_waited(db, e.ino, e.ns, to, err);
+			mirror_entry_release(&e);
+			free(to);
+			if (rc == CFS_ERR_NOT_FOUND) {
+				rc = CFS_OK; /* still an orphan */
+				continue;
+			}
+		}
+		if (rc == CFS_OK || gone)
+			rc = cfs_sql_exec(db,
+					  "DELETE FROM repaths WHERE ino = ?1",
+					  err, "i", (int64_t)all.v[i]);
+	}
+	free(all.v);
+	return rc;
+}
+
+/* Folder ino of ns, whose queued operations name it by from, moved
+ * (invariant 11); a move already waiting keeps its older from. */
+static enum cfs_err repath_moved(struct cfs_sql *db, uint64_t ino, int64_t ns,
+				 const char *from, struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_exec(db,
+				       "INSERT OR IGNORE INTO repaths(ino, ns,"
+				       " from_path) VALUES (?1, ?2, ?3)",
+				       err, "iit", (int64_t)ino, ns, from);
+
+	return rc ? rc : repaths_resolve(db, ino, err);
 }
 
 enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
@@ -1030,7 +1138,7 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 	bool new_mount = e->kind == CFS_KIND_MOUNT &&
 			 (replaced || old->mount_ns != e->mount_ns);
 	uint64_t ino = replaced ? 0 : old->ino;
-	char *from = NULL, *to = NULL;
+	char *from = NULL;
 	enum cfs_err rc = rows_note_change(db, old, e, ch, err);
 
 	if (rc == CFS_OK)
@@ -1045,13 +1153,10 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 	if (rc == CFS_OK)
 		rc = rows_write(db, &ino, e, err);
 	if (rc == CFS_OK && from)
-		rc = rows_ns_path(db, e, &to, err);
-	if (rc == CFS_OK && from)
-		rc = repath_queued(db, e->ns, from, to, err);
+		rc = repath_moved(db, ino, e->ns, from, err);
 	if (rc == CFS_OK && new_mount)
 		rc = rows_follow_mount(db, ino, e, err);
 	free(from);
-	free(to);
 	return rc;
 }
 
@@ -1122,15 +1227,88 @@ static enum cfs_err apply_one(struct cfs_sql *db, const struct mirror_entry *e,
 	return rc;
 }
 
+struct by_node {
+	int64_t node;
+	size_t i;
+};
+
+static int by_node_cmp(const void *a, const void *b)
+{
+	const struct by_node *x = a, *y = b;
+
+	return (x->node > y->node) - (x->node < y->node);
+}
+
+/*
+ * Invariant 11: the order to apply entries in: the server's, but with
+ * each entry's folder, when the page has it, hoisted before it.  A page
+ * is one moment of the tree, so folders cannot form a cycle; a hostile
+ * one that does is cut where the walk meets itself.
+ */
+static enum cfs_err apply_order(const struct mirror_entry *entries, size_t n,
+				size_t **order, struct cfs_error *err)
+{
+	struct by_node *index = calloc(n + 1, sizeof(*index));
+	size_t *out = calloc(n + 1, sizeof(*out)),
+	       *chain = calloc(n + 1, sizeof(*chain));
+	unsigned char *seen = calloc(n + 1, 1);
+	size_t m = 0;
+
+	*order = out;
+	if (!index || !out || !chain || !seen) {
+		free(index);
+		free(out);
+		free(chain);
+		free(seen);
+		*order = NULL;
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		index[i] = (struct by_node){ .node = entries[i].node, .i = i };
+	qsort(index, n, sizeof(*index), by_node_cmp);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = 0, j = i;
+
+		while (!seen[j]) {
+			const struct mirror_entry *e = &entries[j];
+			struct by_node key = { .node = e->parent }, *up;
+
+			seen[j] = 1;
+			chain[k++] = j;
+			/* A deletion needs no folder; the root is no entry. */
+			up = e->kind == CFS_KIND_DELETED || e->parent == 0
+				     ? NULL
+				     : bsearch(&key, index, n, sizeof(*index),
+					       by_node_cmp);
+			if (!up)
+				break;
+			j = up->i;
+		}
+		while (k)
+			out[m++] = chain[--k];
+	}
+	free(index);
+	free(chain);
+	free(seen);
+	return CFS_OK;
+}
+
 enum cfs_err mirror_apply(struct cfs_sql *db, int64_t ns,
 			  const struct mirror_entry *entries, size_t n,
 			  int64_t cursor, bool complete,
 			  struct mirror_changes *ch, struct cfs_error *err)
 {
-	enum cfs_err rc = cfs_sql_begin(db, true, err);
+	size_t *order = NULL;
+	enum cfs_err rc = apply_order(entries, n, &order, err);
 
+	if (rc)
+		return rc;
+	rc = cfs_sql_begin(db, true, err);
 	for (size_t i = 0; rc == CFS_OK && i < n; i++)
-		rc = apply_one(db, &entries[i], ch, err);
+		rc = apply_one(db, &entries[order[i]], ch, err);
+	free(order);
+	if (rc == CFS_OK)
+		rc = repaths_resolve(db, 0, err);
 	/* Invariant 9: tombstones the cursor reached have done their work. */
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(db,

@@ -2,13 +2,16 @@
  * The mirror against listings a broken or hostile server could send
  * (cache/mirror.c, invariant 3): a mount is followed only from the root
  * namespace, and never takes the place of a namespace already followed,
- * so no listing makes the mount forget its own tree.
+ * so no listing makes the mount forget its own tree.  And against pages
+ * in the server's order (invariant 11), where a folder may come after
+ * what it holds, on the same page or a later one.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "cache/local.h"
 #include "cache/mirror.h"
 #include "check.h"
 
@@ -45,6 +48,88 @@ static enum cfs_err apply(struct mirror_entry e, struct cfs_error *err)
 	mirror_changes_release(&ch);
 	cache_db_release(cache, db);
 	return rc;
+}
+
+/* A folder of the root namespace: node, called name, in folder parent. */
+static struct mirror_entry folder(int64_t node, int64_t parent,
+				  const char *name, int64_t jid)
+{
+	struct mirror_entry e = { .ns = ROOT_NS,
+				  .node = node,
+				  .parent = parent,
+				  .jid = jid,
+				  .kind = CFS_KIND_DIR,
+				  .mode = 0755 };
+
+	strcpy(e.name, name);
+	return e;
+}
+
+/* Applies page (n entries of the root namespace) up to cursor. */
+static enum cfs_err apply_page(const struct mirror_entry *page, size_t n,
+			       int64_t cursor, bool complete,
+			       struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(cache, err);
+	struct mirror_changes ch = { 0 };
+	enum cfs_err rc;
+
+	CHECK(db != NULL);
+	rc = mirror_apply(db, ROOT_NS, page, n, cursor, complete, &ch, err);
+	mirror_changes_release(&ch);
+	cache_db_release(cache, db);
+	return rc;
+}
+
+/* The path the queued operation of inode ino names ("" when none). */
+static void queued_path(uint64_t ino, char *out, size_t len)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(cache, &err);
+	sqlite3_stmt *st;
+	bool row = false;
+
+	CHECK(db != NULL);
+	st = cfs_sql_stmt(db, "SELECT path FROM ops WHERE ino = ?1", &err, "i",
+			  (int64_t)ino);
+	CHECK(st && cfs_sql_step(db, st, &row, &err) == CFS_OK);
+	snprintf(out, len, "%s",
+		 row ? (const char *)sqlite3_column_text(st, 0) : "");
+	sqlite3_reset(st);
+	cache_db_release(cache, db);
+}
+
+/* Creates folder name in folder ino here (queued, not yet sent). */
+static uint64_t mkdir_here(uint64_t ino, const char *name)
+{
+	struct local_new n = { .kind = CFS_KIND_DIR, .mode = 0755 };
+	struct mirror_entry e = { 0 };
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(cache, &err);
+
+	CHECK(db && local_mknode(db, ino, name, &n, &e, &err) == CFS_OK);
+	mirror_entry_release(&e);
+	cache_db_release(cache, db);
+	return e.ino;
+}
+
+/* The inode of node in the root namespace (0: none). */
+static uint64_t ino_of(int64_t node)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(cache, &err);
+	int64_t ino = 0;
+	bool found = false;
+
+	CHECK(db != NULL);
+	CHECK(cfs_sql_int64(db,
+			    cfs_sql_stmt(db,
+					 "SELECT ino FROM entries"
+					 " WHERE ns = ?1 AND node = ?2",
+					 &err, "ii", (int64_t)ROOT_NS, node),
+			    &ino, &found, &err) == CFS_OK);
+	cache_db_release(cache, db);
+	return found ? (uint64_t)ino : 0;
 }
 
 /* Whether the mirror follows ns. */
@@ -129,6 +214,54 @@ static void test_the_root_cannot_mount_a_namespace_twice(void)
 	CHECK(root_intact() && followed(SHARED_NS));
 }
 
+/*
+ * "docs" (node 20) moved into "new" (node 21), which was made and then
+ * renamed "archive" after the move: the page names docs first.  A folder
+ * made here in docs, not yet sent, goes along to the new path.
+ */
+static void test_a_page_places_a_moved_folder_whose_folder_comes_later(void)
+{
+	struct mirror_entry page[] = { folder(20, 21, "docs", 12),
+				       folder(21, 0, "archive", 13) };
+	struct cfs_error err;
+	char path[256];
+	uint64_t sub;
+
+	CHECK(apply_page((struct mirror_entry[]){ folder(20, 0, "docs", 10) },
+			 1, 11, true, &err) == CFS_OK);
+	sub = mkdir_here(ino_of(20), "drafts");
+	queued_path(sub, path, sizeof(path));
+	CHECK(strcmp(path, "docs/drafts") == 0);
+	CHECK(apply_page(page, 2, 13, true, &err) == CFS_OK);
+	queued_path(sub, path, sizeof(path));
+	CHECK(strcmp(path, "archive/docs/drafts") == 0);
+}
+
+/*
+ * The same across pages: "notes" (node 30) moves into "box" (node 31),
+ * whose newest change is on the next page.  The first page leaves notes
+ * without a folder for a moment; its queued folder follows once box is
+ * known.
+ */
+static void test_a_moved_folder_waits_for_its_folder_on_a_later_page(void)
+{
+	struct cfs_error err;
+	char path[256];
+	uint64_t sub;
+
+	CHECK(apply_page((struct mirror_entry[]){ folder(30, 0, "notes", 20) },
+			 1, 20, true, &err) == CFS_OK);
+	sub = mkdir_here(ino_of(30), "todo");
+	CHECK(apply_page((struct mirror_entry[]){ folder(30, 31, "notes", 21) },
+			 1, 21, false, &err) == CFS_OK);
+	queued_path(sub, path, sizeof(path));
+	CHECK(strcmp(path, "notes/todo") == 0);
+	CHECK(apply_page((struct mirror_entry[]){ folder(31, 0, "box", 22) }, 1,
+			 22, true, &err) == CFS_OK);
+	queued_path(sub, path, sizeof(path));
+	CHECK(strcmp(path, "box/notes/todo") == 0);
+}
+
 int main(void)
 {
 	char cmd[64];
@@ -137,6 +270,8 @@ int main(void)
 	RUN(test_a_shared_folder_cannot_mount_the_root_namespace);
 	RUN(test_a_shared_folder_holds_no_mount_of_any_namespace);
 	RUN(test_the_root_cannot_mount_a_namespace_twice);
+	RUN(test_a_page_places_a_moved_folder_whose_folder_comes_later);
+	RUN(test_a_moved_folder_waits_for_its_folder_on_a_later_page);
 	cache_close(cache);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
