@@ -301,18 +301,40 @@ static int64_t head_of(json_t *namespaces, int64_t ns)
 	return -1;
 }
 
-/* One pass over the mirror's namespaces; *listed_any when it listed one
- * (which may have brought new shared folders to list). */
+/* Whether the mirror follows other namespaces than the n of list. */
+static bool followed_changed(struct cfs_sql *db, const struct mirror_ns *list,
+			     size_t n)
+{
+	struct mirror_ns *now = NULL;
+	struct cfs_error err;
+	size_t m = 0;
+	bool changed =
+		mirror_namespaces(db, &now, &m, &err) != CFS_OK || m != n;
+
+	for (size_t i = 0; !changed && i < n; i++)
+		changed = now[i].ns != list[i].ns;
+	free(now);
+	return changed;
+}
+
+/*
+ * One pass over the mirror's namespaces, against heads (the server's
+ * answer from before the pass).  *again when the pass changed which
+ * namespaces the mirror follows: a listing brought a new shared folder,
+ * which heads may not know yet, so the next pass must ask for them anew
+ * (or it would take the new namespace for one the user left).
+ */
 static enum cfs_err catch_up_pass(struct fs *fs, struct remote_conn *conn,
-				  json_t *heads, const bool *stop,
-				  bool *listed_any, struct cfs_error *err)
+				  json_t *heads, const bool *stop, bool *again,
+				  struct cfs_error *err)
 {
 	struct mirror_ns *list = NULL;
 	struct cfs_sql *db = cache_db(fs->cache, err);
 	enum cfs_err rc;
 	size_t n = 0;
+	bool listed_any = false;
 
-	*listed_any = false;
+	*again = false;
 	if (!db)
 		return err->code;
 	rc = mirror_namespaces(db, &list, &n, err);
@@ -327,9 +349,11 @@ static enum cfs_err catch_up_pass(struct fs *fs, struct remote_conn *conn,
 		} else if (!list[i].listed ||
 			   (!fs->opt.at && list[i].cursor < head)) {
 			rc = list_ns(fs, conn, &list[i], stop, err);
-			*listed_any = true;
+			listed_any = true;
 		}
 	}
+	if (rc == CFS_OK && listed_any)
+		*again = followed_changed(db, list, n);
 	cache_db_release(fs->cache, db);
 	free(list);
 	return rc;
@@ -349,20 +373,24 @@ static bool deferred(struct fs *fs)
 enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
 			   const bool *stop, struct cfs_error *err)
 {
-	json_t *answer = NULL, *heads;
-	enum cfs_err rc;
+	enum cfs_err rc = CFS_OK;
 	bool again = true;
 
-	rc = remote_call(conn, "GET", "/meta/namespaces", NULL, 0, stop,
-			 &answer, err);
-	heads = json_object_get(answer, "namespaces");
-	if (rc == CFS_OK && !json_is_array(heads))
-		rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
-			      "GET /meta/namespaces: no list of namespaces");
 	while (rc == CFS_OK && again &&
-	       !__atomic_load_n(stop, __ATOMIC_RELAXED) && !deferred(fs))
-		rc = catch_up_pass(fs, conn, heads, stop, &again, err);
-	json_decref(answer);
+	       !__atomic_load_n(stop, __ATOMIC_RELAXED) && !deferred(fs)) {
+		json_t *answer = NULL, *heads;
+
+		rc = remote_call(conn, "GET", "/meta/namespaces", NULL, 0, stop,
+				 &answer, err);
+		heads = json_object_get(answer, "namespaces");
+		if (rc == CFS_OK && !json_is_array(heads))
+			rc = cfs_fail(
+				err, CFS_ERR_UNREACHABLE,
+				"GET /meta/namespaces: no list of namespaces");
+		if (rc == CFS_OK)
+			rc = catch_up_pass(fs, conn, heads, stop, &again, err);
+		json_decref(answer);
+	}
 	return rc;
 }
 

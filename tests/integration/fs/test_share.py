@@ -248,6 +248,32 @@ def test_a_file_deleted_in_a_folder_just_shared_goes_when_it_is_listed(
     assert read(at(other, "proj", "stays.txt")) == b"stays\n"
 
 
+def test_a_share_between_the_heads_and_the_listing_is_not_taken_for_one_left(
+        alice, bob, mount, proxy):
+    """A catch-up asks the server for its namespaces' heads, then lists
+    them. A share made in between reaches the mount through the root's
+    listing, and heads from before it do not name the new namespace: the
+    mount once took it for a namespace the user had left, forgot it, and
+    showed the folder empty for good (harness seed 102)."""
+    m = mount(alice.clone(proxy.url))
+    os.makedirs(at(m, "proj", "sub"))
+    write(at(m, "proj", "sub", "b.txt"), b"beta\n")
+    cloudfs("status", "--wait", m.mountpoint)
+    proxy.hold(rf"GET /meta/ns/{alice.root_ns}/list")
+    alice.write_file(alice.root_ns, "poke.txt", b"a change to catch up with\n")
+    proxy.wait_held(1)  # the heads are asked for; the listing waits
+    ns = share_by_api(alice, "proj", bob)
+    proxy.release()
+    until(lambda: os.path.exists(at(m, "poke.txt")), within=10, what="the listing")
+    cloudfs("status", "--wait", "--timeout", "30", m.mountpoint)
+    followed = [n["ns"] for n in
+                cloudfs("--json", "status", m.mountpoint)["mounts"][0]["namespaces"]]
+    assert ns in followed, followed
+    assert os.listdir(at(m, "proj", "sub")) == ["b.txt"]
+    assert read(at(m, "proj", "sub", "b.txt")) == b"beta\n"
+    assert "no longer shared" not in m.log_text()
+
+
 def test_share_returns_once_the_mount_shows_the_shared_folder(alice, bob, mount, proxy):
     """So that an unshare (or a script) right after it finds the shared
     folder: the harness once unshared at once and was told 'w2' is not a
