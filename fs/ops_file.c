@@ -270,6 +270,13 @@ static int do_create(struct fs *fs, fuse_ino_t parent, const char *name,
 	struct open_file *fh;
 	int eno = ops_make(fs, parent, name, &n, ep, &e);
 
+	/* The kernel asks to create a name it saw missing; another mount's
+	 * file may have come by since.  Without O_EXCL, open(2) opens it
+	 * then, as a local disk would. */
+	if (eno == EEXIST && !(fi->flags & O_EXCL)) {
+		eno = ops_lookup_entry(fs, parent, name, ep);
+		return eno ? eno : do_open(fs, ep->ino, fi);
+	}
 	if (eno)
 		return eno;
 	fh = openfiles_open(fs->open, e.ino);

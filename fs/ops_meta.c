@@ -9,7 +9,7 @@
 #include "fs/ops.h"
 #include "fs/session.h"
 
-static int do_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
+int ops_lookup_entry(struct fs *fs, fuse_ino_t parent, const char *name,
 		     struct fuse_entry_param *ep)
 {
 	struct mirror_entry dir, e;
@@ -37,7 +37,7 @@ static int do_lookup(struct fs *fs, fuse_ino_t parent, const char *name,
 void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param ep;
-	int e = do_lookup(ops_fs(req), parent, name, &ep);
+	int e = ops_lookup_entry(ops_fs(req), parent, name, &ep);
 
 	/* Not found is not cached: the sync thread would otherwise have to
 	 * invalidate every name that appears. */

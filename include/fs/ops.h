@@ -68,6 +68,9 @@ int ops_make(struct fs *fs, fuse_ino_t parent, const char *name,
 	     struct mirror_entry *out);
 
 /* fs/ops_meta.c */
+/* The entry called name in parent, as a lookup answers it. */
+int ops_lookup_entry(struct fs *fs, fuse_ino_t parent, const char *name,
+		     struct fuse_entry_param *ep);
 void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void ops_readlink(fuse_req_t req, fuse_ino_t ino);
