@@ -661,7 +661,7 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 		why = status;
 	if (op->type == QUEUE_FILE)
 		return refuse_file(fs, db, op, why, ch, retry, err);
-	cfs_log_warn("the server refused %s '%s'%s%s: %s", op_names[op->type],
+	cfs_log_warn("the server refused %s '%s'%s%s: %s", op_name(op),
 		     op->path, op->to ? " to " : "", op->to ? op->to : "", why);
 	return local_refuse(db, op, ch, err);
 }
@@ -679,7 +679,7 @@ static enum cfs_err settle_failed(struct cfs_sql *db,
 
 	snprintf(why, sizeof(why), "cannot record the server's answer: %s",
 		 err->msg);
-	cfs_log_error("%s '%s'%s%s: %s", op_names[op->type], op->path,
+	cfs_log_error("%s '%s'%s%s: %s", op_name(op), op->path,
 		      op->to ? " to " : "", op->to ? op->to : "", why);
 	*retry = true;
 	return local_retry(db, op, why, err);

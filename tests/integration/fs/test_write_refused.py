@@ -107,3 +107,26 @@ def test_a_file_the_server_refuses_for_good_is_kept_under_the_cache_and_named(
     shutil.rmtree(os.path.join(m.cache, "refused"))
 
     subprocess.run([CLOUDFS, "status", "--wait", "--timeout", "30", m.mountpoint], check=True)
+
+
+def test_a_special_file_the_server_refuses_is_named_by_its_kind(alice, mount, proxy):
+    """A FIFO whose folder became a file on the server meanwhile is
+    refused; the log names the operation by the FIFO's kind (its line
+    once read past the table of operation names)."""
+    m = mount(alice.clone(proxy.url))
+    os.mkdir(os.path.join(m.mountpoint, "docs"))
+    until(lambda: "docs" in server_listing(alice, alice.root_ns), within=10,
+          what="docs on the server")
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    os.mkfifo(os.path.join(m.mountpoint, "docs", "pipe"))
+    proxy.wait_held(1)
+    alice.commit_ok(alice.root_ns, {"op": "delete", "path": "docs"})
+    alice.write_file(alice.root_ns, "docs", b"a file now")
+    proxy.release()
+
+    until(lambda: "the server refused fifo 'docs/pipe'" in m.log_text(), within=30,
+          what="the refusal in the log")
+    # Until the listing arrives the mount may still show docs a folder.
+    docs = os.path.join(m.mountpoint, "docs")
+    until(lambda: os.path.isfile(docs) and read(docs) == b"a file now", within=10,
+          what="the server's docs in the mount")
