@@ -36,6 +36,7 @@ def args_for(seed, ops, self_test=False, mounts=1, options=()):
     return cfsrand.parse_args(["--seed", str(seed), "--ops", str(ops),
                                "--shrink", str(SHRINK_S), "--mounts", str(mounts),
                                "--out", os.environ.get("CFSRAND_OUT", "/tmp"), *options]
+                              + (["--keep"] if os.environ.get("CFSRAND_KEEP") else [])
                               + (["--self-test"] if self_test else []))
 
 
