@@ -67,7 +67,13 @@ int ops_get(struct fs *fs, fuse_ino_t ino, struct cfs_sql **db,
 	if (rc) {
 		cache_db_release(fs->cache, *db);
 		*db = NULL;
-		return ops_errno(rc, &err);
+		/* The kernel reached ino through an entry the mirror has
+		 * replaced since (a file saved elsewhere by rename), and is
+		 * told to invalidate a moment later.  ESTALE, as NFS answers,
+		 * makes open(2) and stat(2) look the name up again and find
+		 * what is there now; ENOENT said a file that exists was
+		 * missing (harness seed 436). */
+		return rc == CFS_ERR_NOT_FOUND ? ESTALE : ops_errno(rc, &err);
 	}
 	return 0;
 }

@@ -55,7 +55,7 @@ static int open_file_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 	struct mirror_entry e = { .ino = ino, .kind = CFS_KIND_FILE };
 
 	if (!openfiles_attr(fs->open, ino, &a))
-		return ENOENT;
+		return ESTALE; /* see ops_get() */
 	e.size = a.size;
 	e.mode = a.mode;
 	e.mtime_ns = a.mtime_ns;
@@ -74,7 +74,7 @@ void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int eno = ops_get(fs, ino, &db, &e);
 
 	(void)fi;
-	if (eno == ENOENT)
+	if (eno == ESTALE)
 		eno = open_file_stat(fs, ino, &st);
 	else if (eno == 0) {
 		cache_db_release(fs->cache, db);

@@ -37,7 +37,8 @@ int ops_sync(struct fs *fs);
 /* The errno of an error, logging the ones a user cannot explain. */
 int ops_errno(enum cfs_err rc, const struct cfs_error *err);
 
-/* The entry of ino, with its connection (*db, the caller releases it). */
+/* The entry of ino, with its connection (*db, the caller releases it);
+ * ESTALE when the mirror no longer has ino. */
 int ops_get(struct fs *fs, fuse_ino_t ino, struct cfs_sql **db,
 	    struct mirror_entry *e);
 
