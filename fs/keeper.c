@@ -5,9 +5,10 @@
  *  1. used is the bytes of blocks and staging files the last pass
  *     measured, plus what was stored and admitted since: never less than
  *     the truth but for files removed meanwhile, which the next pass sees.
- *  2. full is what the last pass found: over the limit or under the floor
- *     after evicting all it could.  Only a pass clears it, and every pass
- *     wakes the writers waiting for room.
+ *  2. full is what the last pass found: over the limit (with room for the
+ *     write waiting, want) or under the floor after evicting all it
+ *     could.  Only a pass clears it, and every pass wakes the writers
+ *     waiting for room.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,6 +31,7 @@ struct keeper {
 	pthread_mutex_t lock;
 	pthread_cond_t wake, room;
 	uint64_t used; /* invariant 1 */
+	uint64_t want; /* the write waiting for room (invariant 2) */
 	bool full;     /* invariant 2 */
 	bool changed;  /* blocks stored or unlisted since the last sweep */
 	bool woken, stop;
@@ -124,9 +126,12 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 {
 	struct cache_tally t;
 	struct cfs_error err;
-	uint64_t blocks = 0, staged, avail, need;
+	uint64_t blocks = 0, staged, avail, need, want;
 	bool full;
 
+	pthread_mutex_lock(&k->lock);
+	want = k->want;
+	pthread_mutex_unlock(&k->lock);
 	if (glance && disk_avail(k) >= k->min_free + k->min_free / 10)
 		return;
 	if (sweep && cache_evict_unlisted(k->cache, &t, &err))
@@ -135,7 +140,8 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 	if (cache_block_bytes(k->cache, &blocks, &err))
 		cfs_log_warn("cannot measure the cache '%s': %s",
 			     k->cache->path, err.msg);
-	staged = cache_staged_bytes(k->cache);
+	/* A write waiting for room counts as staged already. */
+	staged = cache_staged_bytes(k->cache) + want;
 	avail = disk_avail(k);
 	need = to_free(k, blocks, staged, avail);
 	if (need) {
@@ -154,7 +160,7 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 	full = (k->limit && blocks + staged > k->limit) ||
 	       (k->min_free && avail < k->min_free);
 	pthread_mutex_lock(&k->lock);
-	k->used = blocks + staged;
+	k->used = blocks + staged - want;
 	if (full != k->full)
 		log_full(k, full, k->used, avail);
 	k->full = full;
@@ -254,6 +260,16 @@ void keeper_stop(struct keeper *k)
 	free(k);
 }
 
+/*
+ * Under the lock: whether a write of len bytes must wait: the cache is
+ * full, or the write would take it past its limit before the next pass
+ * (which measures, and evicts down to the low mark) has made room.
+ */
+static bool no_room(const struct keeper *k, size_t len)
+{
+	return k->full || (k->limit && k->used + len > k->limit);
+}
+
 int keeper_admit(struct keeper *k, size_t len)
 {
 	struct timespec until;
@@ -262,17 +278,23 @@ int keeper_admit(struct keeper *k, size_t len)
 
 	if (!k)
 		return 0;
+	/* More than the whole cache: no wait makes room for it. */
+	if (k->limit && len > k->limit)
+		return ENOSPC;
 	pthread_mutex_lock(&k->lock);
 	/* Every write comes here: the clock is read only when it must wait. */
-	if (k->full)
+	if (no_room(k, len))
 		until = cfs_deadline_in_ms(KEEPER_WAIT_S * 1000);
-	while (k->full && !k->stop && !timed_out) {
+	while (no_room(k, len) && !k->stop && !timed_out) {
+		if (len > k->want)
+			k->want = len;
 		k->woken = true;
 		pthread_cond_signal(&k->wake);
 		timed_out = pthread_cond_timedwait(&k->room, &k->lock,
 						   &until) == ETIMEDOUT;
 	}
-	eno = k->full && !k->stop ? ENOSPC : 0;
+	k->want = 0; /* writers still waiting say again what they want */
+	eno = no_room(k, len) && !k->stop ? ENOSPC : 0;
 	if (eno == 0)
 		count_in(k, len);
 	pthread_mutex_unlock(&k->lock);

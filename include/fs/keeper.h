@@ -6,10 +6,11 @@
  * seconds; it then drops blocks no file lists any more, and evicts clean
  * blocks, least recently used first, down to 80% of the limit.
  *
- * What it cannot evict (blocks not yet sent, of local changes, pinned;
- * files being written) may still fill the cache: then the cache is full,
- * and a write waits for room (the uploader's commits make some) up to
- * KEEPER_WAIT_S before it fails with ENOSPC.
+ * A write that would take the cache past its limit waits for a pass to
+ * make room.  What it cannot evict (blocks not yet sent, of local
+ * changes, pinned; files being written) may still fill the cache: then
+ * the cache is full, and a write waits for room (the uploader's commits
+ * make some) up to KEEPER_WAIT_S before it fails with ENOSPC.
  */
 #ifndef FS_KEEPER_H
 #define FS_KEEPER_H
@@ -34,7 +35,7 @@ struct keeper *keeper_start(struct cache *c, uint64_t limit, uint64_t min_free);
 void keeper_stop(struct keeper *k);
 
 /* A write of len bytes is coming: 0 when there is room for it, else
- * ENOSPC once KEEPER_WAIT_S passed with the cache full. */
+ * ENOSPC once KEEPER_WAIT_S passed without room. */
 int keeper_admit(struct keeper *k, size_t len);
 
 /* Blocks may have become evictable (a commit settled): look now. */
