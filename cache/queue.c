@@ -232,6 +232,30 @@ static enum cfs_err take_node(struct cfs_sql *db, const struct mirror_entry *e,
 	return rc;
 }
 
+/*
+ * The server's state of op's node holds op's bytes at jid now: its shadow
+ * (kept while more changes wait) says so, not the older state a listing
+ * gave.  A share that moves the node before the mount lists it again
+ * finds its JID by these bytes (cache/mirror.c, invariant 10): without
+ * them the next change was sent on no base, a conflict with itself
+ * (harness seed 519: a second mount's queue under a folder the first
+ * one shared).
+ */
+static enum cfs_err shadow_committed(struct cfs_sql *db,
+				     const struct queued_op *op, int64_t jid,
+				     struct cfs_error *err)
+{
+	return cfs_sql_exec(
+		db,
+		"UPDATE shadow SET kind = ?2, size = ?3, mtime_ns = ?4,"
+		" mode = ?5, blocks = ?6, target = ?7, jid = ?8"
+		" WHERE ino = ?1 AND jid < ?8",
+		err, "iiiiibti", (int64_t)op->ino, (int64_t)op->kind,
+		(int64_t)op->size, op->mtime_ns, (int64_t)op->mode,
+		(const void *)op->blocks.ids, op->blocks.n * CFS_BLOCK_ID_LEN,
+		op->target, jid);
+}
+
 static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 			    int64_t node, int64_t jid, int64_t prev_jid,
 			    struct mirror_changes *ch, struct cfs_error *err)
@@ -279,6 +303,8 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 				  "UPDATE entries SET jid = ?2 WHERE ino = ?1",
 				  err, "ii", (int64_t)e.ino, jid);
 	mirror_entry_release(&e);
+	if (rc == CFS_OK && op->type != QUEUE_MOVE)
+		rc = shadow_committed(db, op, jid, err);
 	return rc ? rc : pending_done(db, op->ino, ch, err);
 }
 
