@@ -273,6 +273,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.write_buf = ops_write_buf,
 	.fallocate = ops_fallocate,
 	.copy_file_range = ops_copy_file_range,
+	.lseek = ops_lseek,
 	.fsync = ops_fsync,
 	.fsyncdir = ops_fsyncdir,
 	.release = ops_release,

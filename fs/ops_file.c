@@ -26,8 +26,7 @@ static struct open_attr attr_of(const struct mirror_entry *e)
 	return (struct open_attr){ e->size, e->mode, e->mtime_ns };
 }
 
-/* Brings fh's block list up to date if the file changed (fh->lock held). */
-static void refresh(struct fs *fs, struct open_file *fh)
+void ops_refresh(struct fs *fs, struct open_file *fh)
 {
 	uint64_t version = openfiles_version(fs->open, fh);
 	struct mirror_entry e;
@@ -70,7 +69,7 @@ static int plan_read(struct fs *fs, struct open_file *fh, size_t size,
 	bool sequential;
 
 	pthread_mutex_lock(&fh->lock);
-	refresh(fs, fh);
+	ops_refresh(fs, fh);
 	p->size = fh->size;
 	p->ids = NULL;
 	if ((uint64_t)off >= fh->size || size == 0) {

@@ -99,6 +99,12 @@ void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 void ops_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 		  struct fuse_file_info *fi);
 void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Brings fh's block list up to date if the file changed (fh->lock held). */
+void ops_refresh(struct fs *fs, struct open_file *fh);
+
+/* fs/ops_seek.c */
+void ops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+	       struct fuse_file_info *fi);
 
 /* fs/ops_tree.c */
 void ops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,

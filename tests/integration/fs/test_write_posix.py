@@ -1005,3 +1005,49 @@ def test_changes_too_many_for_one_commit_body_reach_the_server_in_several(alice,
     listing = server_listing(alice, alice.root_ns)
     deepest = "/".join([level] * 15)
     assert [n for n in names if listing.get(f"{deepest}/{n}", {}).get("size") != 1] == []
+
+
+def test_seek_hole_and_seek_data_find_the_blocks_of_zeros(alice, mount):
+    """lseek(2) SEEK_HOLE and SEEK_DATA: a whole block of zeros is a hole,
+    found in the block list without reading, so cp, tar and rsync skip
+    it. The last, short block and a file being written count as data
+    (POSIX lets a filesystem report zeros as data, never the reverse)."""
+    m = mount(alice)
+    path = os.path.join(m.mountpoint, "sparse.bin")
+    size = 3 * BLOCK_SIZE + 6
+    with open(path, "wb") as f:
+        f.write(b"a" * MiB)                 # block 0: data
+        f.seek(3 * BLOCK_SIZE + 5)          # blocks 1 and 2: zeros
+        f.write(b"b")                       # block 3: data, short
+        f.flush()
+        assert os.lseek(f.fileno(), 0, os.SEEK_HOLE) == size  # being written
+        assert os.lseek(f.fileno(), BLOCK_SIZE, os.SEEK_DATA) == BLOCK_SIZE
+    cloudfs("status", "--wait", m.mountpoint)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert os.lseek(fd, 0, os.SEEK_HOLE) == BLOCK_SIZE
+        assert os.lseek(fd, 100, os.SEEK_DATA) == 100
+        assert os.lseek(fd, BLOCK_SIZE + 7, os.SEEK_HOLE) == BLOCK_SIZE + 7
+        assert os.lseek(fd, BLOCK_SIZE, os.SEEK_DATA) == 3 * BLOCK_SIZE
+        assert os.lseek(fd, 3 * BLOCK_SIZE, os.SEEK_HOLE) == size
+        for whence in (os.SEEK_DATA, os.SEEK_HOLE):
+            with pytest.raises(OSError) as e:
+                os.lseek(fd, size, whence)
+            assert e.value.errno == errno.ENXIO
+    finally:
+        os.close(fd)
+    with open(path, "wb") as f:
+        f.truncate(2 * BLOCK_SIZE)          # zeros only
+    cloudfs("status", "--wait", m.mountpoint)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(OSError) as e:
+            os.lseek(fd, 0, os.SEEK_DATA)
+        assert e.value.errno == errno.ENXIO
+        assert os.lseek(fd, 0, os.SEEK_HOLE) == 0
+    finally:
+        os.close(fd)
+    copy = os.path.join(os.path.dirname(m.cache), "copy.bin")
+    subprocess.run(["cp", "--sparse=always", path, copy], check=True)
+    with open(copy, "rb") as f:
+        assert f.read() == bytes(2 * BLOCK_SIZE)
