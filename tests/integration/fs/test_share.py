@@ -153,6 +153,39 @@ def test_queued_changes_follow_a_folder_another_mount_of_the_user_shares(
     assert server_listing(alice, ns)["mode.txt"]["mode"] == 0o600
 
 
+def test_a_queued_save_by_rename_follows_a_folder_another_mount_shares(
+        alice, bob, mount, proxy):
+    """Renames over existing entries (a file, a symlink), queued when
+    another mount shares their folder, replace them in the shared
+    namespace: the replaced entries' deletes go along with the moves
+    (harness seed 519 once lost such a rename: its delete was refused as
+    a conflict)."""
+    ma = mount(alice.clone(proxy.url), settle=0)
+    other = mount(alice)
+    os.makedirs(at(ma, "proj", "sub"))
+    write(at(ma, "proj", "doc.txt"), b"version 1\n")
+    os.symlink("doc.txt", at(ma, "proj", "sub", "link"))
+    os.symlink("elsewhere", at(ma, "proj", "link-new"))
+    cloudfs("status", "--wait", ma.mountpoint)
+    until(lambda: os.path.lexists(at(other, "proj", "link-new")), within=10,
+          what="the folder in the other mount")
+
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    write(at(ma, "proj", ".doc.txt.tmp"), b"version 2\n")
+    os.rename(at(ma, "proj", ".doc.txt.tmp"), at(ma, "proj", "doc.txt"))
+    os.rename(at(ma, "proj", "link-new"), at(ma, "proj", "sub", "link"))
+    proxy.wait_held(1)
+    cloudfs("share", at(other, "proj"), "bob")
+    ns = shared_ns(alice, "proj")
+    proxy.release()
+    cloudfs("status", "--wait", "--timeout", "60", ma.mountpoint)
+    listing = server_listing(alice, ns)
+    assert sorted(listing) == ["doc.txt", "sub", "sub/link"], sorted(listing)
+    assert listing["sub/link"]["target"] == "elsewhere"
+    assert read(at(ma, "proj", "doc.txt")) == b"version 2\n"
+    assert os.readlink(at(ma, "proj", "sub", "link")) == "elsewhere"
+
+
 def test_changes_under_a_folder_follow_it_past_a_change_of_the_folder_itself(
         alice, bob, mount, proxy):
     """The folder's own change (its mode) is queued among them: it is
