@@ -111,10 +111,14 @@ static const char upgrade_4[] =
 	"PRAGMA user_version = 4;";
 
 /* From version 4 to 5: the moves whose queued operations wait for their
- * folder's new place (cache/mirror.c, invariant 11). */
+ * folder's new place (cache/mirror.c, invariant 11); the folders of a
+ * folder, counted for its link count at every stat without reading its
+ * files. */
 static const char upgrade_5[] =
 	"CREATE TABLE repaths(ino INTEGER PRIMARY KEY, ns INTEGER NOT NULL,"
 	" from_path TEXT NOT NULL);"
+	"CREATE INDEX entries_subdirs ON entries(ns, parent)"
+	" WHERE kind IN (2, 4);"
 	"PRAGMA user_version = 5;";
 
 /* mkdir -p, the last component 0700. */
