@@ -1077,41 +1077,35 @@ static enum cfs_err repath_waited(struct cfs_sql *db, uint64_t ino, int64_t ns,
 	return rc;
 }
 
-/*
- * Invariant 11: the queued operations under the folders of repaths (all,
- * or ino's alone) go to the folders' paths, for those placed now; orphans
- * wait for a later page.
- */
-static enum cfs_err repaths_resolve(struct cfs_sql *db, uint64_t only,
-				    struct cfs_error *err)
+/* Invariant 11: the queued operations under the folders of repaths go
+ * to the folders' paths, for those placed now; orphans wait. */
+static enum cfs_err repaths_resolve(struct cfs_sql *db, struct cfs_error *err)
 {
 	struct ino_set all = { 0 };
-	enum cfs_err rc = ino_set_fill(db,
-				       cfs_sql_stmt(db,
-						    "SELECT ino FROM repaths"
-						    " WHERE ?1 = 0 OR ino = ?1",
-						    err, "i", (int64_t)only),
-				       &all, err);
+	enum cfs_err rc = ino_set_fill(
+		db, cfs_sql_stmt(db, "SELECT ino FROM repaths", err, ""), &all,
+		err);
 
 	for (size_t i = 0; rc == CFS_OK && i < all.n; i++) {
 		struct mirror_entry e;
 		char *to = NULL;
-		bool gone;
 
 		rc = rows_by_ino(db, all.v[i], &e, err);
-		gone = rc == CFS_ERR_NOT_FOUND;
 		if (rc == CFS_OK) {
 			rc = rows_ns_path(db, &e, &to, err);
+			if (rc == CFS_ERR_NOT_FOUND) {
+				mirror_entry_release(&e);
+				rc = CFS_OK; /* still an orphan */
+				continue;
+			}
 			if (rc == CFS_OK)
 				rc = repath_waited(db, e.ino, e.ns, to, err);
 			mirror_entry_release(&e);
 			free(to);
-			if (rc == CFS_ERR_NOT_FOUND) {
-				rc = CFS_OK; /* still an orphan */
-				continue;
-			}
+		} else if (rc == CFS_ERR_NOT_FOUND) {
+			rc = CFS_OK; /* gone: nothing left to re-address */
 		}
-		if (rc == CFS_OK || gone)
+		if (rc == CFS_OK)
 			rc = cfs_sql_exec(db,
 					  "DELETE FROM repaths WHERE ino = ?1",
 					  err, "i", (int64_t)all.v[i]);
@@ -1130,7 +1124,7 @@ static enum cfs_err repath_moved(struct cfs_sql *db, uint64_t ino, int64_t ns,
 				       " from_path) VALUES (?1, ?2, ?3)",
 				       err, "iit", (int64_t)ino, ns, from);
 
-	return rc ? rc : repaths_resolve(db, ino, err);
+	return rc ? rc : repaths_resolve(db, err);
 }
 
 enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
@@ -1311,7 +1305,7 @@ enum cfs_err mirror_apply(struct cfs_sql *db, int64_t ns,
 		rc = apply_one(db, &entries[order[i]], ch, err);
 	free(order);
 	if (rc == CFS_OK)
-		rc = repaths_resolve(db, 0, err);
+		rc = repaths_resolve(db, err);
 	/* Invariant 9: tombstones the cursor reached have done their work. */
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(db,
