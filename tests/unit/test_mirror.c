@@ -21,51 +21,40 @@
 static char dir[] = "/tmp/test_mirror.XXXXXX";
 static struct cache *cache;
 
-/* A MOUNT entry of ns: node, called name, of namespace mount_ns. */
-static struct mirror_entry mount_entry(int64_t ns, int64_t node,
-				       const char *name, int64_t mount_ns)
+/* An entry of ns: node, called name, of kind, in folder parent, at jid. */
+static struct mirror_entry entry(int64_t ns, int64_t node, int64_t parent,
+				 const char *name, enum cfs_kind kind,
+				 int64_t jid)
 {
 	struct mirror_entry e = { .ns = ns,
 				  .node = node,
-				  .jid = node,
-				  .kind = CFS_KIND_MOUNT,
-				  .mount_ns = mount_ns,
+				  .parent = parent,
+				  .jid = jid,
+				  .kind = kind,
 				  .mode = 0755 };
 
 	strcpy(e.name, name);
 	return e;
 }
 
-/* Applies a page of one entry e to its namespace, at JID e.jid. */
-static enum cfs_err apply(struct mirror_entry e, struct cfs_error *err)
+/* A MOUNT entry of ns: node, called name, of namespace mount_ns. */
+static struct mirror_entry mount_entry(int64_t ns, int64_t node,
+				       const char *name, int64_t mount_ns)
 {
-	struct cfs_sql *db = cache_db(cache, err);
-	struct mirror_changes ch = { 0 };
-	enum cfs_err rc;
+	struct mirror_entry e = entry(ns, node, 0, name, CFS_KIND_MOUNT, node);
 
-	CHECK(db != NULL);
-	rc = mirror_apply(db, e.ns, &e, 1, e.jid, true, &ch, err);
-	mirror_changes_release(&ch);
-	cache_db_release(cache, db);
-	return rc;
+	e.mount_ns = mount_ns;
+	return e;
 }
 
 /* A folder of the root namespace: node, called name, in folder parent. */
 static struct mirror_entry folder(int64_t node, int64_t parent,
 				  const char *name, int64_t jid)
 {
-	struct mirror_entry e = { .ns = ROOT_NS,
-				  .node = node,
-				  .parent = parent,
-				  .jid = jid,
-				  .kind = CFS_KIND_DIR,
-				  .mode = 0755 };
-
-	strcpy(e.name, name);
-	return e;
+	return entry(ROOT_NS, node, parent, name, CFS_KIND_DIR, jid);
 }
 
-/* Applies page (n entries of the root namespace) up to cursor. */
+/* Applies page (n entries of one namespace) up to cursor. */
 static enum cfs_err apply_page(const struct mirror_entry *page, size_t n,
 			       int64_t cursor, bool complete,
 			       struct cfs_error *err)
@@ -75,10 +64,16 @@ static enum cfs_err apply_page(const struct mirror_entry *page, size_t n,
 	enum cfs_err rc;
 
 	CHECK(db != NULL);
-	rc = mirror_apply(db, ROOT_NS, page, n, cursor, complete, &ch, err);
+	rc = mirror_apply(db, page[0].ns, page, n, cursor, complete, &ch, err);
 	mirror_changes_release(&ch);
 	cache_db_release(cache, db);
 	return rc;
+}
+
+/* Applies a page of one entry e to its namespace, at JID e.jid. */
+static enum cfs_err apply(struct mirror_entry e, struct cfs_error *err)
+{
+	return apply_page(&e, 1, e.jid, true, err);
 }
 
 /* The path the queued operation of inode ino names ("" when none). */
