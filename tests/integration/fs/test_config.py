@@ -131,29 +131,20 @@ def test_the_fstab_spec_cloudfs_means_the_configured_server(
     m.unmount()
 
 
-def test_a_malformed_line_is_refused_with_exit_1_naming_file_and_line(
-        alice, own_config, tmp_path):
-    write_config(own_config, f"server = {alice.url}\n# fine\nsever = typo\n")
+@pytest.mark.parametrize("lines, says", [
+    ("# fine\nsever = typo\n", "'{config}' line 3: unknown key 'sever'"),
+    ("options = timeout=soon\n", "'options = timeout=soon' of '{config}'"),
+], ids=["a malformed line, by file and line", "invalid options, by file"])
+def test_a_bad_configuration_is_refused_with_exit_1_naming_it(
+        alice, own_config, tmp_path, lines, says):
+    write_config(own_config, f"server = {alice.url}\n{lines}")
     mp = tmp_path / "mnt"
     mp.mkdir()
 
     p = run([MOUNT_CLOUDFS, str(mp)])
 
     assert p.returncode == 1, p
-    assert f"'{own_config / 'config'}' line 3: unknown key 'sever'" in p.stderr, p.stderr
-    assert not mounted(str(mp))
-
-
-def test_invalid_options_in_the_file_are_refused_with_exit_1_naming_it(
-        alice, own_config, tmp_path):
-    write_config(own_config, f"server = {alice.url}\noptions = timeout=soon\n")
-    mp = tmp_path / "mnt"
-    mp.mkdir()
-
-    p = run([MOUNT_CLOUDFS, str(mp)])
-
-    assert p.returncode == 1, p
-    assert f"'options = timeout=soon' of '{own_config / 'config'}'" in p.stderr, p.stderr
+    assert says.format(config=own_config / "config") in p.stderr, p.stderr
     assert not mounted(str(mp))
 
 
