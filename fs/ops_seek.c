@@ -16,15 +16,16 @@
 #include "fs/ops.h"
 #include "fs/session.h"
 
+/* Without memory for the hash, it stays an id no block has: then every
+ * block is data, which is never wrong. */
 static struct cfs_block_id zero_block;
-static bool have_zero_block;
 
 static void hash_zero_block(void)
 {
 	void *zeros = calloc(1, CFS_BLOCK_SIZE);
 
-	have_zero_block =
-		zeros && cfs_sha256(zeros, CFS_BLOCK_SIZE, &zero_block) == 0;
+	if (zeros && cfs_sha256(zeros, CFS_BLOCK_SIZE, &zero_block))
+		zero_block = (struct cfs_block_id){ 0 };
 	free(zeros);
 }
 
@@ -78,11 +79,8 @@ void ops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	} else {
 		pthread_mutex_lock(&fh->lock);
 		ops_refresh(fs, fh);
-		at = have_zero_block		 ? seek(&fh->blocks, fh->size,
-							(uint64_t)off, whence == SEEK_HOLE)
-		     : (uint64_t)off >= fh->size ? -ENXIO
-		     : whence == SEEK_DATA	 ? off
-						 : (off_t)fh->size;
+		at = seek(&fh->blocks, fh->size, (uint64_t)off,
+			  whence == SEEK_HOLE);
 		pthread_mutex_unlock(&fh->lock);
 	}
 	if (at < 0)
