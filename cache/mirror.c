@@ -1185,8 +1185,15 @@ static enum cfs_err apply_shadow(struct cfs_sql *db,
 		return rows_shadow_put(db, old->ino, e, err);
 	if (rc)
 		return rc;
-	stale = e->jid <= s.jid; /* invariant 8 */
-	/* Invariant 9: the state a share moved, which the changes edit. */
+	/* Invariant 8, against both the shadow and what the uploader
+	 * recorded: a move this mount committed leaves the shadow's JID
+	 * behind.  A node whose folder was shared away is listed deleted at
+	 * the JID it had (the server's invariant 2), which may be that move:
+	 * taken for news, its deletion wiped the state the queued changes
+	 * edit, and they went to the shared namespace as a conflict with
+	 * themselves (harness seed 519). */
+	stale = e->jid <= s.jid || e->jid <= old->jid;
+	/* Invariant 10: the state a share moved, which the changes edit. */
 	base = !stale && old->node > 0 && old->jid == 0 && same_bytes(&s, e);
 	mirror_entry_release(&s);
 	if (stale)

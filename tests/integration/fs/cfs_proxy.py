@@ -35,6 +35,7 @@ class Proxy:
         self.hold_after = 0
         self.lose_rx = None
         self.held = 0          # requests waiting now
+        self.passes = 0        # held requests let go by pass_held()
         self.seen = []         # request lines forwarded, in order
         self.lost = []         # request lines whose answers were swallowed
         self.socks = []
@@ -55,6 +56,13 @@ class Proxy:
         """Held requests go on; nothing is held any more."""
         with self.lock:
             self.hold_rx = None
+            self.lock.notify_all()
+
+    def pass_held(self, n=1):
+        """N of the requests held now go on; the pattern holds the rest,
+        and those to come."""
+        with self.lock:
+            self.passes += n
             self.lock.notify_all()
 
     def lose(self, pattern):
@@ -169,8 +177,10 @@ class Proxy:
                         self.held += 1
                         self.lock.notify_all()
                         while self.hold_rx and self.hold_rx.match(line) and not self.closed \
-                                and self.epoch == epoch:
+                                and self.epoch == epoch and not self.passes:
                             self.lock.wait()
+                        if self.passes:
+                            self.passes -= 1
                         self.held -= 1
                     if self.closed or self.epoch != epoch:
                         return

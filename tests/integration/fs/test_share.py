@@ -186,6 +186,39 @@ def test_a_queued_save_by_rename_follows_a_folder_another_mount_shares(
     assert os.readlink(at(ma, "proj", "sub", "link")) == "elsewhere"
 
 
+def test_a_change_after_an_own_rename_not_yet_listed_follows_a_share(
+        alice, bob, mount, proxy):
+    """The mount's rename of a file is committed, the file's next change
+    waits behind it, and the mount has not listed its own rename when
+    another mount shares the folder. The server lists the moved-away node
+    as deleted at the JID of that rename, which the mount once took for
+    news: the change lost its base and came back as a conflicted copy of
+    itself (harness seed 519)."""
+    ma = mount(alice.clone(proxy.url), settle=0)
+    other = mount(alice)
+    os.makedirs(at(ma, "proj"))
+    write(at(ma, "proj", "doc.txt"), b"version 1\n")
+    cloudfs("status", "--wait", ma.mountpoint)
+    until(lambda: read(at(other, "proj", "doc.txt")) == b"version 1\n", within=10,
+          what="the folder in the other mount")
+
+    proxy.hold(rf"GET /meta/ns/{alice.root_ns}/list|POST /meta/ns/\d+/commit")
+    os.rename(at(ma, "proj", "doc.txt"), at(ma, "proj", "renamed.txt"))
+    proxy.wait_held(1)  # the rename's commit
+    write(at(ma, "proj", "renamed.txt"), b"version 2\n")
+    until(lambda: cloudfs("status", "--json", ma.mountpoint, expect=3)
+          ["mounts"][0]["pending_ops"] == 2, within=10, what="the change queued")
+    proxy.pass_held(1)
+    until(lambda: on_server(alice, alice.root_ns, "proj/renamed.txt"), within=10,
+          what="the rename on the server")
+    proxy.wait_held(2)  # the change's commit, and the listing of the rename
+    cloudfs("share", at(other, "proj"), "bob")
+    ns = shared_ns(alice, "proj")
+    proxy.release()
+    all_arrived(alice, bob, [(ma, "proj"), (other, "proj")], ns,
+                {"renamed.txt": b"version 2\n"}, mount)
+
+
 def test_changes_under_a_folder_follow_it_past_a_change_of_the_folder_itself(
         alice, bob, mount, proxy):
     """The folder's own change (its mode) is queued among them: it is
