@@ -322,7 +322,10 @@ void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	size_t written = 0;
 	int eno = fh->session ? 0 : EBADF;
 
-	if (eno == 0 && (eno = keeper_admit(fs->keeper, fuse_buf_size(bufv))))
+	if (eno == 0 &&
+	    (eno = keeper_admit(fs->keeper,
+				session_write_cost(fh->session, off,
+						   fuse_buf_size(bufv)))))
 		log_no_room(fs, ino);
 	if (eno == 0)
 		eno = session_write(fh->session, bufv, off, &written);

@@ -419,6 +419,42 @@ bool session_stat(struct sessions *t, uint64_t ino, uint64_t *size,
 	return s != NULL;
 }
 
+/* Whether base block b is in the cache now. */
+static bool cached(struct session *s, uint64_t b)
+{
+	int fd = blockcache_open(s->t->fs->cache, &s->base.ids[b]);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+uint64_t session_write_cost(struct session *s, off_t off, size_t len)
+{
+	uint64_t end = (uint64_t)off + len, pos = (uint64_t)off, cost = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (uint64_t b = pos / CFS_BLOCK_SIZE; pos < end; b++) {
+		uint64_t block_end = (b + 1) * CFS_BLOCK_SIZE;
+		uint64_t n = (end < block_end ? end : block_end) - pos;
+		uint64_t upto = pos + n - b * CFS_BLOCK_SIZE, copied;
+
+		if (is_dirty(s, b) || b >= s->base.n) {
+			cost += n;
+		} else {
+			copied = cfs_block_len(s->base_size, b);
+			cost += upto > copied ? upto : copied;
+			/* And the base block itself, fetched to be copied. */
+			if (!cached(s, b))
+				cost += copied;
+		}
+		pos += n;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return cost;
+}
+
 int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
 		  size_t *written)
 {

@@ -74,6 +74,12 @@ void session_release(struct sessions *t, struct session *s);
 bool session_stat(struct sessions *t, uint64_t ino, uint64_t *size,
 		  int64_t *mtime_ns);
 
+/* The bytes a write of len at off brings into the cache, for the keeper
+ * to admit: the bytes written, but the whole block for one written into
+ * for the first time since its last commit (its staging file starts as
+ * a copy of it), and that block again when it must be fetched first. */
+uint64_t session_write_cost(struct session *s, off_t off, size_t len);
+
 /* Writes bufv at off; 0 or a positive errno (ENOSPC: the cache's disk). */
 int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
 		  size_t *written);
