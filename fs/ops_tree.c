@@ -204,12 +204,12 @@ static int set_size(struct fs *fs, fuse_ino_t ino, uint64_t size,
 
 /* The new attributes, and a ctime of now; a file being written takes
  * them with its session's commit. */
-static int set_attrs(struct fs *fs, fuse_ino_t ino, const struct local_attrs *a)
+static int set_attrs(struct fs *fs, fuse_ino_t ino, const struct local_attrs *a,
+		     int64_t now)
 {
 	struct cfs_error err;
 	enum cfs_err rc;
 	int eno;
-	int64_t now = cfs_now_ns();
 	bool in_session =
 		fs->sessions && session_touch(fs->sessions, ino, a, now);
 	struct cfs_sql *db = ops_db(fs, &eno);
@@ -224,10 +224,11 @@ static int set_attrs(struct fs *fs, fuse_ino_t ino, const struct local_attrs *a)
 /* A time utimensat(2) sets: *ns, now (UTIME_NOW: the kernel says so
  * with a flag), or none (UTIME_OMIT: no flag). */
 static const int64_t *time_set(int to_set, int flag, int now_flag,
-			       const struct timespec *ts, int64_t *ns)
+			       const struct timespec *ts, int64_t now,
+			       int64_t *ns)
 {
 	if (to_set & now_flag)
-		*ns = cfs_now_ns();
+		*ns = now;
 	else if (to_set & flag)
 		*ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 	else
@@ -239,15 +240,16 @@ static int do_setattr(struct fs *fs, fuse_ino_t ino, const struct stat *attr,
 		      int to_set, struct fuse_file_info *fi)
 {
 	uint32_t mode = (uint32_t)attr->st_mode & 07777;
-	int64_t atime_ns, mtime_ns;
+	/* One now for all the times a call sets, as a local disk has. */
+	int64_t atime_ns, mtime_ns, now = cfs_now_ns();
 	struct local_attrs a = {
 		.mode = to_set & FUSE_SET_ATTR_MODE ? &mode : NULL,
 		.atime_ns = time_set(to_set, FUSE_SET_ATTR_ATIME,
 				     FUSE_SET_ATTR_ATIME_NOW, &attr->st_atim,
-				     &atime_ns),
+				     now, &atime_ns),
 		.mtime_ns = time_set(to_set, FUSE_SET_ATTR_MTIME,
 				     FUSE_SET_ATTR_MTIME_NOW, &attr->st_mtim,
-				     &mtime_ns),
+				     now, &mtime_ns),
 	};
 	int eno = 0;
 
@@ -261,7 +263,7 @@ static int do_setattr(struct fs *fs, fuse_ino_t ino, const struct stat *attr,
 	 * local disk. */
 	if (!eno && (a.mode || a.atime_ns || a.mtime_ns ||
 		     (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))))
-		eno = set_attrs(fs, ino, &a);
+		eno = set_attrs(fs, ino, &a, now);
 	return eno;
 }
 

@@ -4,7 +4,7 @@
  * A session starts when a file is created or opened for writing, and
  * lives until its content is committed: at fsync, after the last handle
  * closes and the settling delay passes, or at unmount.  It keeps the
- * file's size and mtime and the block list it started from (its base);
+ * file's size and times and the block list it started from (its base);
  * the first write into a block copies that block (fetched if it is not
  * cached) into a staging file, DIR/dirty/INO.INDEX, and every later
  * write to the block goes there.  Reads overlay the staging files on the
