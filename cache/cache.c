@@ -46,7 +46,7 @@
 #include "cloudfs/log.h"
 #include "cloudfs/num.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 static const char schema[] =
 	"CREATE TABLE info(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -120,6 +120,23 @@ static const char upgrade_5[] =
 	"CREATE INDEX entries_subdirs ON entries(ns, parent)"
 	" WHERE kind IN (2, 4);"
 	"PRAGMA user_version = 5;";
+
+/* From version 5 to 6: atime and ctime, kept apart from mtime in the
+ * mirror, its shadows and the queue (mount.cloudfs(8), "POSIX BEHAVIOUR").
+ * The mirror's rows take their mtime as both, as the server's rows from
+ * before do; a queued change happened before now, its best ctime. */
+static const char upgrade_6[] =
+	"ALTER TABLE entries ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE entries ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE entries SET atime_ns = mtime_ns, ctime_ns = mtime_ns;"
+	"ALTER TABLE shadow ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE shadow ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE shadow SET atime_ns = mtime_ns, ctime_ns = mtime_ns;"
+	"ALTER TABLE ops ADD COLUMN atime_ns INTEGER;"
+	"ALTER TABLE ops ADD COLUMN ctime_ns INTEGER;"
+	"UPDATE ops SET atime_ns = mtime_ns,"
+	" ctime_ns = CAST(strftime('%s', 'now') AS INTEGER) * 1000000000;"
+	"PRAGMA user_version = 6;";
 
 /* mkdir -p, the last component 0700. */
 static int make_dirs(const char *dir)
@@ -277,6 +294,10 @@ static enum cfs_err schema_init(struct cache *c, struct cfs_error *err)
 	if (rc == CFS_OK && version == 4) {
 		rc = cfs_sql_script(db, upgrade_5, err);
 		version = 5;
+	}
+	if (rc == CFS_OK && version == 5) {
+		rc = cfs_sql_script(db, upgrade_6, err);
+		version = 6;
 	}
 	if (rc == CFS_OK && version != SCHEMA_VERSION) {
 		rc = cfs_fail(

@@ -31,16 +31,17 @@ static enum cfs_err known(struct cfs_sql *db, const struct mirror_entry *e,
 
 /*
  * Directories a or b had entries added, removed or renamed: their mtime
- * is now, as POSIX has it.  In the mount only: the server keeps the mtime
- * last set on a directory, which is what tar, rsync and cp -a set, and
- * one more journal entry per file created would double a tree's commits.
+ * and ctime are now, as POSIX has it.  In the mount only: the server keeps
+ * the times last set on a directory, which is what tar, rsync and cp -a
+ * set, and one more journal entry per file created would double a tree's
+ * commits.
  */
 static enum cfs_err touch_dirs(struct cfs_sql *db, uint64_t a, uint64_t b,
 			       struct cfs_error *err)
 {
 	return cfs_sql_exec(db,
-			    "UPDATE entries SET mtime_ns = ?3 WHERE ino IN"
-			    " (?1, ?2) AND kind = ?4",
+			    "UPDATE entries SET mtime_ns = ?3, ctime_ns = ?3"
+			    " WHERE ino IN (?1, ?2) AND kind = ?4",
 			    err, "iiii", (int64_t)a, (int64_t)b, cfs_now_ns(),
 			    (int64_t)CFS_KIND_DIR);
 }
@@ -133,7 +134,7 @@ static enum cfs_err mknode(struct cfs_sql *db, uint64_t dir_ino,
 	snprintf(out->name, sizeof(out->name), "%s", name);
 	out->kind = n->kind;
 	out->mode = n->mode & CFS_MODE_MASK;
-	out->mtime_ns = n->mtime_ns;
+	out->atime_ns = out->mtime_ns = out->ctime_ns = n->time_ns;
 	out->size = n->kind == CFS_KIND_SYMLINK ? strlen(n->target) : 0;
 	if (n->target && !(out->target = strdup(n->target)))
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
@@ -313,11 +314,14 @@ struct rename_args {
 	uint64_t dir_ino, newdir_ino;
 	const char *name, *newname;
 	bool noreplace;
+	int64_t ctime_ns;
+	uint64_t *ino;
 };
 
+/* Moves e, and sets its ctime, on the server too. */
 static enum cfs_err rename_move(struct cfs_sql *db, struct mirror_entry *e,
 				int64_t new_parent, const char *newname,
-				struct cfs_error *err)
+				int64_t ctime_ns, struct cfs_error *err)
 {
 	struct queued_op op = { .type = QUEUE_MOVE, .kind = e->kind };
 	bool on_server;
@@ -327,6 +331,7 @@ static enum cfs_err rename_move(struct cfs_sql *db, struct mirror_entry *e,
 		rc = rows_ns_path(db, e, &op.path, err);
 	e->parent = new_parent;
 	snprintf(e->name, sizeof(e->name), "%s", newname);
+	e->ctime_ns = op.ctime_ns = ctime_ns;
 	if (rc == CFS_OK && on_server)
 		rc = rows_ns_path(db, e, &op.to, err);
 	if (rc == CFS_OK && on_server)
@@ -398,7 +403,10 @@ static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 	if (rc == CFS_OK && found_t)
 		rc = delete_entry(db, &t, err);
 	if (rc == CFS_OK)
-		rc = rename_move(db, &e, new_node, a->newname, err);
+		rc = rename_move(db, &e, new_node, a->newname, a->ctime_ns,
+				 err);
+	if (rc == CFS_OK)
+		*a->ino = e.ino;
 out:
 	if (found_e)
 		mirror_entry_release(&e);
@@ -411,13 +419,19 @@ out:
 
 enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
 			  const char *name, uint64_t newdir_ino,
-			  const char *newname, bool noreplace,
-			  struct cfs_error *err)
+			  const char *newname, bool noreplace, int64_t ctime_ns,
+			  uint64_t *ino, struct cfs_error *err)
 {
-	struct rename_args a = { dir_ino, newdir_ino, name, newname,
-				 noreplace };
+	struct rename_args a = { .dir_ino = dir_ino,
+				 .newdir_ino = newdir_ino,
+				 .name = name,
+				 .newname = newname,
+				 .noreplace = noreplace,
+				 .ctime_ns = ctime_ns,
+				 .ino = ino };
 	enum cfs_err rc = cfs_sql_begin(db, true, err);
 
+	*ino = 0;
 	if (rc == CFS_OK)
 		rc = do_rename(db, &a, err);
 	if (rc == CFS_OK)
@@ -448,7 +462,7 @@ static enum cfs_err in_write_session(struct cfs_sql *db,
 }
 
 enum cfs_err local_setattr(struct cfs_sql *db, uint64_t ino,
-			   const uint32_t *mode, const int64_t *mtime_ns,
+			   const struct local_attrs *a, int64_t ctime_ns,
 			   bool in_session, struct cfs_error *err)
 {
 	struct mirror_entry e;
@@ -473,10 +487,13 @@ enum cfs_err local_setattr(struct cfs_sql *db, uint64_t ino,
 		rc = rows_shadow_put(db, e.ino, &e, err);
 		e.pending = 1; /* the shadow is there; the count comes next */
 	}
-	if (mode)
-		e.mode = *mode & CFS_MODE_MASK;
-	if (mtime_ns)
-		e.mtime_ns = *mtime_ns;
+	if (a->mode)
+		e.mode = *a->mode & CFS_MODE_MASK;
+	if (a->atime_ns)
+		e.atime_ns = *a->atime_ns;
+	if (a->mtime_ns)
+		e.mtime_ns = *a->mtime_ns;
+	e.ctime_ns = ctime_ns;
 	if (rc == CFS_OK)
 		rc = rows_write(db, &e.ino, &e, err);
 	if (rc == CFS_OK && !in_session)
@@ -525,7 +542,10 @@ enum cfs_err local_write_end(struct cfs_sql *db, uint64_t ino,
 		cfs_blocklist_release(&e.blocks);
 		e.blocks = *c->blocks;
 		e.size = c->size;
+		e.atime_ns = c->atime_ns;
 		e.mtime_ns = c->mtime_ns;
+		if (c->ctime_ns > e.ctime_ns)
+			e.ctime_ns = c->ctime_ns;
 		rc = rows_write(db, &e.ino, &e, err);
 		/* The session's count passes to the queued commit. */
 		if (rc == CFS_OK)

@@ -6,7 +6,7 @@
  *     insertion (AUTOINCREMENT: never reused) and kept while the node
  *     lives, through renames and new versions.
  *  2. The root entry is ino 1: node 0 of the root namespace, parent -1;
- *     the server keeps no row for it, so its mtime is the mirror's birth.
+ *     the server keeps no row for it, so its times are the mirror's birth.
  *  3. namespaces has a row per namespace followed: the root one (mount_ino
  *     1) and one per MOUNT entry of the root namespace (mount_ino: that
  *     entry).  Forgetting a namespace deletes its rows from both tables.
@@ -83,6 +83,8 @@ static enum cfs_err entry_from_row(sqlite3_stmt *st, struct mirror_entry *e,
 		.mount_ns = sqlite3_column_int64(st, 11),
 		.jid = sqlite3_column_int64(st, 12),
 		.pending = sqlite3_column_int64(st, 13),
+		.atime_ns = sqlite3_column_int64(st, 14),
+		.ctime_ns = sqlite3_column_int64(st, 15),
 	};
 	snprintf(e->name, sizeof(e->name), "%s",
 		 (const char *)sqlite3_column_text(st, 4));
@@ -471,8 +473,9 @@ enum cfs_err mirror_init_root(struct cfs_sql *db, int64_t root_ns,
 
 	rc = cfs_sql_exec(db,
 			  "INSERT INTO entries(ino, ns, node, parent, name,"
-			  " kind, size, mtime_ns, mode, jid)"
-			  " VALUES (1, ?1, 0, -1, '', ?2, 0, ?3, 493, 0)",
+			  " kind, size, atime_ns, mtime_ns, ctime_ns, mode,"
+			  " jid) VALUES (1, ?1, 0, -1, '', ?2, 0, ?3, ?3, ?3,"
+			  " 493, 0)",
 			  err, "iii", root_ns, (int64_t)CFS_KIND_DIR,
 			  (int64_t)time(NULL) * 1000000000);
 	if (rc == CFS_OK)
@@ -514,7 +517,8 @@ bool rows_same_content(const struct mirror_entry *a,
 		       const struct mirror_entry *b)
 {
 	return a->kind == b->kind && a->size == b->size &&
-	       a->mtime_ns == b->mtime_ns && a->mode == b->mode &&
+	       a->atime_ns == b->atime_ns && a->mtime_ns == b->mtime_ns &&
+	       a->ctime_ns == b->ctime_ns && a->mode == b->mode &&
 	       a->mount_ns == b->mount_ns &&
 	       cfs_blocklist_equal(&a->blocks, &b->blocks) &&
 	       (a->target == b->target ||
@@ -862,21 +866,23 @@ enum cfs_err rows_write(struct cfs_sql *db, uint64_t *ino,
 			db,
 			"UPDATE entries SET parent = ?2, name = ?3, kind = ?4,"
 			" size = ?5, mtime_ns = ?6, mode = ?7, blocks = ?8,"
-			" target = ?9, mount_ns = ?10, jid = ?11 WHERE ino = ?1",
-			err, "iitiiiibtIi", (int64_t)*ino, e->parent, e->name,
+			" target = ?9, mount_ns = ?10, jid = ?11,"
+			" atime_ns = ?12, ctime_ns = ?13 WHERE ino = ?1",
+			err, "iitiiiibtIiii", (int64_t)*ino, e->parent, e->name,
 			(int64_t)e->kind, (int64_t)e->size, e->mtime_ns,
 			(int64_t)e->mode, (const void *)e->blocks.ids,
-			blocks_len, e->target, e->mount_ns, e->jid);
+			blocks_len, e->target, e->mount_ns, e->jid, e->atime_ns,
+			e->ctime_ns);
 	rc = cfs_sql_exec(db,
 			  "INSERT INTO entries(ns, node, parent, name, kind,"
 			  " size, mtime_ns, mode, blocks, target, mount_ns,"
-			  " jid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-			  " ?10, ?11, ?12)",
-			  err, "iiitiiiibtIi", e->ns, e->node, e->parent,
+			  " jid, atime_ns, ctime_ns) VALUES (?1, ?2, ?3, ?4,"
+			  " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+			  err, "iiitiiiibtIiii", e->ns, e->node, e->parent,
 			  e->name, (int64_t)e->kind, (int64_t)e->size,
 			  e->mtime_ns, (int64_t)e->mode,
 			  (const void *)e->blocks.ids, blocks_len, e->target,
-			  e->mount_ns, e->jid);
+			  e->mount_ns, e->jid, e->atime_ns, e->ctime_ns);
 	if (rc == CFS_OK)
 		*ino = (uint64_t)sqlite3_last_insert_rowid(db->db);
 	return rc;
@@ -913,7 +919,8 @@ enum cfs_err rows_shadow_get(struct cfs_sql *db, uint64_t ino,
 			db,
 			"SELECT e.ino, e.ns, e.node, s.parent, s.name, s.kind,"
 			" s.size, s.mtime_ns, s.mode, s.blocks, s.target,"
-			" s.mount_ns, s.jid, e.pending FROM shadow s"
+			" s.mount_ns, s.jid, e.pending, s.atime_ns, s.ctime_ns"
+			" FROM shadow s"
 			" JOIN entries e ON e.ino = s.ino WHERE s.ino = ?1",
 			err, "i", (int64_t)ino),
 		e, err);
@@ -927,19 +934,21 @@ enum cfs_err rows_shadow_put(struct cfs_sql *db, uint64_t ino,
 	return cfs_sql_exec(
 		db,
 		"INSERT INTO shadow(ino, parent, name, kind, size,"
-		" mtime_ns, mode, blocks, target, mount_ns, jid)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-		" ?11) ON CONFLICT(ino) DO UPDATE SET"
+		" mtime_ns, mode, blocks, target, mount_ns, jid, atime_ns,"
+		" ctime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+		" ?10, ?11, ?12, ?13) ON CONFLICT(ino) DO UPDATE SET"
 		" parent = excluded.parent, name = excluded.name,"
 		" kind = excluded.kind, size = excluded.size,"
 		" mtime_ns = excluded.mtime_ns,"
 		" mode = excluded.mode, blocks = excluded.blocks,"
 		" target = excluded.target,"
-		" mount_ns = excluded.mount_ns, jid = excluded.jid",
-		err, "iitiiiibtIi", (int64_t)ino, e->parent, e->name,
+		" mount_ns = excluded.mount_ns, jid = excluded.jid,"
+		" atime_ns = excluded.atime_ns, ctime_ns = excluded.ctime_ns",
+		err, "iitiiiibtIiii", (int64_t)ino, e->parent, e->name,
 		(int64_t)e->kind, (int64_t)e->size, e->mtime_ns,
 		(int64_t)e->mode, (const void *)e->blocks.ids,
-		e->blocks.n * CFS_BLOCK_ID_LEN, e->target, e->mount_ns, e->jid);
+		e->blocks.n * CFS_BLOCK_ID_LEN, e->target, e->mount_ns, e->jid,
+		e->atime_ns, e->ctime_ns);
 }
 
 enum cfs_err rows_shadow_delete(struct cfs_sql *db, uint64_t ino,
@@ -1159,7 +1168,7 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 
 /*
  * Whether a and b hold the same bytes (kind, blocks, target).  Not their
- * mode and mtime: a shadow may carry the mount's own change of those
+ * mode and times: a shadow may carry the mount's own change of those
  * (cache/local.c marks an entry after a setattr changed it).
  */
 static bool same_bytes(const struct mirror_entry *a,

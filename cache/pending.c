@@ -27,13 +27,14 @@ enum cfs_err pending_enqueue(struct cfs_sql *db, const struct queued_op *op,
 	return cfs_sql_exec(
 		db,
 		"INSERT INTO ops(ord, ino, ns, type, kind, path, to_path, size,"
-		" mtime_ns, mode, blocks, target, replace) VALUES (?1, ?2, ?3,"
-		" ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-		err, "diiiittiiibti", ord, (int64_t)op->ino, op->ns,
+		" mtime_ns, mode, blocks, target, replace, atime_ns, ctime_ns)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+		" ?13, ?14, ?15)",
+		err, "diiiittiiibtiii", ord, (int64_t)op->ino, op->ns,
 		(int64_t)op->type, (int64_t)op->kind, op->path, op->to,
 		(int64_t)op->size, op->mtime_ns, (int64_t)op->mode,
 		(const void *)op->blocks.ids, op->blocks.n * CFS_BLOCK_ID_LEN,
-		op->target, (int64_t)op->replace);
+		op->target, (int64_t)op->replace, op->atime_ns, op->ctime_ns);
 }
 
 /* The ord after every queued operation. */
@@ -77,7 +78,9 @@ enum cfs_err pending_queue_state(struct cfs_sql *db,
 						       : QUEUE_FILE,
 		.kind = e->kind,
 		.size = e->size,
+		.atime_ns = e->atime_ns,
 		.mtime_ns = e->mtime_ns,
+		.ctime_ns = e->ctime_ns,
 		.mode = e->mode,
 		.blocks = e->blocks,
 		.target = e->target,

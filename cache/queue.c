@@ -122,6 +122,8 @@ static enum cfs_err op_from_row(sqlite3_stmt *st, struct queued_op *op,
 		.tries = (unsigned)sqlite3_column_int(st, 13),
 		.base_jid = sqlite3_column_int64(st, 14),
 		.node = sqlite3_column_int64(st, 15),
+		.atime_ns = sqlite3_column_int64(st, 16),
+		.ctime_ns = sqlite3_column_int64(st, 17),
 	};
 	op->path = strdup((const char *)sqlite3_column_text(st, 5));
 	op->to = to ? strdup(to) : NULL;
@@ -151,7 +153,8 @@ enum cfs_err queue_batch(struct cfs_sql *db, size_t max, struct queued_op **ops,
 		db,
 		"SELECT o.seq, o.ino, o.ns, o.type, o.kind, o.path, o.to_path,"
 		" o.size, o.mtime_ns, o.mode, o.blocks, o.target, o.replace,"
-		" o.tries, e.jid, e.node FROM ops o JOIN entries e"
+		" o.tries, e.jid, e.node, o.atime_ns, o.ctime_ns"
+		" FROM ops o JOIN entries e"
 		" ON e.ino = o.ino"
 		" ORDER BY o.ord LIMIT ?1",
 		err, "i", (int64_t)max);
@@ -248,12 +251,13 @@ static enum cfs_err shadow_committed(struct cfs_sql *db,
 	return cfs_sql_exec(
 		db,
 		"UPDATE shadow SET kind = ?2, size = ?3, mtime_ns = ?4,"
-		" mode = ?5, blocks = ?6, target = ?7, jid = ?8"
+		" mode = ?5, blocks = ?6, target = ?7, jid = ?8,"
+		" atime_ns = ?9, ctime_ns = ?10"
 		" WHERE ino = ?1 AND jid < ?8",
-		err, "iiiiibti", (int64_t)op->ino, (int64_t)op->kind,
+		err, "iiiiibtiii", (int64_t)op->ino, (int64_t)op->kind,
 		(int64_t)op->size, op->mtime_ns, (int64_t)op->mode,
 		(const void *)op->blocks.ids, op->blocks.n * CFS_BLOCK_ID_LEN,
-		op->target, jid);
+		op->target, jid, op->atime_ns, op->ctime_ns);
 }
 
 static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
@@ -408,7 +412,9 @@ static enum cfs_err copy_of(struct cfs_sql *db, const struct queued_op *op,
 			.parent = e.parent,
 			.kind = op->kind,
 			.size = op->size,
+			.atime_ns = op->atime_ns,
 			.mtime_ns = op->mtime_ns,
+			.ctime_ns = op->ctime_ns,
 			.mode = op->mode,
 			.blocks = op->blocks,
 			.target = op->target,
@@ -513,7 +519,9 @@ static enum cfs_err queue_before(struct cfs_sql *db,
 {
 	struct queued_op op = { .type = QUEUE_DIR,
 				.kind = e->kind,
+				.atime_ns = e->atime_ns,
 				.mtime_ns = e->mtime_ns,
+				.ctime_ns = e->ctime_ns,
 				.mode = e->mode,
 				.ino = e->ino,
 				.ns = e->ns };

@@ -12,7 +12,7 @@
 
 #define ROWS_ENTRY_COLS                                                    \
 	"ino, ns, node, parent, name, kind, size, mtime_ns, mode, blocks," \
-	" target, mount_ns, jid, pending"
+	" target, mount_ns, jid, pending, atime_ns, ctime_ns"
 
 /* The descendants of node ?2 in namespace ?1, as a prefix of SQL. */
 #define ROWS_SUBTREE_CTE                                          \

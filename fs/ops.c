@@ -78,9 +78,8 @@ int ops_get(struct fs *fs, fuse_ino_t ino, struct cfs_sql **db,
 	return 0;
 }
 
-/* The size and mtime the mirror holds for ino now, if it still has it. */
-static void current_attr(struct fs *fs, uint64_t ino, uint64_t *size,
-			 int64_t *mtime_ns)
+/* The size and times the mirror holds for ino now, if it still has it. */
+static void current_attr(struct fs *fs, uint64_t ino, struct session_attr *a)
 {
 	struct mirror_entry e;
 	struct cfs_sql *db;
@@ -88,9 +87,24 @@ static void current_attr(struct fs *fs, uint64_t ino, uint64_t *size,
 	if (ops_get(fs, ino, &db, &e))
 		return;
 	cache_db_release(fs->cache, db);
-	*size = e.size;
-	*mtime_ns = e.mtime_ns;
+	*a = (struct session_attr){ .size = e.size,
+				    .atime_ns = e.atime_ns,
+				    .mtime_ns = e.mtime_ns,
+				    .ctime_ns = e.ctime_ns };
 	mirror_entry_release(&e);
+}
+
+static struct timespec timespec_of(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000,
+			       .tv_nsec = ns % 1000000000 };
+
+	/* Before 1970: the remainder is negative, tv_nsec never is. */
+	if (ts.tv_nsec < 0) {
+		ts.tv_sec--;
+		ts.tv_nsec += 1000000000;
+	}
+	return ts;
 }
 
 static const struct {
@@ -158,13 +172,15 @@ static nlink_t subdirs(struct fs *fs, const struct mirror_entry *e)
 void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	      struct stat *st)
 {
-	uint64_t size = e->size;
-	int64_t mtime_ns = e->mtime_ns;
+	struct session_attr a = { .size = e->size,
+				  .atime_ns = e->atime_ns,
+				  .mtime_ns = e->mtime_ns,
+				  .ctime_ns = e->ctime_ns };
 
 	if (e->kind == CFS_KIND_FILE && fs->sessions &&
-	    !session_stat(fs->sessions, e->ino, &size, &mtime_ns) &&
+	    !session_stat(fs->sessions, e->ino, &a) &&
 	    sessions_settled(fs->sessions) != seen)
-		current_attr(fs, e->ino, &size, &mtime_ns);
+		current_attr(fs, e->ino, &a);
 	memset(st, 0, sizeof(*st));
 	st->st_ino = e->ino;
 	st->st_uid = fs->uid;
@@ -174,11 +190,11 @@ void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	switch (e->kind) {
 	case CFS_KIND_FILE:
 		st->st_mode = S_IFREG | (e->mode & 07777);
-		st->st_size = (off_t)size;
+		st->st_size = (off_t)a.size;
 		break;
 	case CFS_KIND_SYMLINK:
 		st->st_mode = S_IFLNK | 0777;
-		st->st_size = (off_t)size;
+		st->st_size = (off_t)a.size;
 		break;
 	case CFS_KIND_FIFO:
 	case CFS_KIND_SOCKET:
@@ -194,13 +210,9 @@ void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 		break;
 	}
 	st->st_blocks = (st->st_size + 511) / 512;
-	st->st_mtim.tv_sec = mtime_ns / 1000000000;
-	st->st_mtim.tv_nsec = mtime_ns % 1000000000;
-	if (st->st_mtim.tv_nsec < 0) {
-		st->st_mtim.tv_sec--;
-		st->st_mtim.tv_nsec += 1000000000;
-	}
-	st->st_atim = st->st_ctim = st->st_mtim;
+	st->st_atim = timespec_of(a.atime_ns);
+	st->st_mtim = timespec_of(a.mtime_ns);
+	st->st_ctim = timespec_of(a.ctime_ns);
 }
 
 void ops_entry(struct fs *fs, const struct mirror_entry *e, uint64_t seen,

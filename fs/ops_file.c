@@ -23,7 +23,11 @@
 
 static struct open_attr attr_of(const struct mirror_entry *e)
 {
-	return (struct open_attr){ e->size, e->mode, e->mtime_ns };
+	return (struct open_attr){ .size = e->size,
+				   .mode = e->mode,
+				   .atime_ns = e->atime_ns,
+				   .mtime_ns = e->mtime_ns,
+				   .ctime_ns = e->ctime_ns };
 }
 
 void ops_refresh(struct fs *fs, struct open_file *fh)
@@ -264,7 +268,7 @@ static int do_create(struct fs *fs, fuse_ino_t parent, const char *name,
 {
 	struct local_new n = { .kind = CFS_KIND_FILE,
 			       .mode = mode & 07777,
-			       .mtime_ns = cfs_now_ns() };
+			       .time_ns = cfs_now_ns() };
 	struct mirror_entry e;
 	struct open_file *fh;
 	int eno = ops_make(fs, parent, name, &n, ep, &e);
@@ -372,8 +376,7 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	struct open_file *fh = (struct open_file *)fi->fh;
 	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
 			  FALLOC_FL_ZERO_RANGE;
-	uint64_t size = 0;
-	int64_t mtime_ns;
+	struct session_attr a = { 0 };
 	int eno = 0;
 
 	if (mode & ~known)
@@ -385,12 +388,13 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		eno = EFBIG;
 	else if (!fh->session)
 		eno = EBADF;
-	else if (!session_stat(fs->sessions, ino, &size, &mtime_ns))
+	else if (!session_stat(fs->sessions, ino, &a))
 		eno = EIO;
 	if (!eno && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) &&
-	    (uint64_t)off < size) {
-		off_t cover =
-			(uint64_t)(off + len) < size ? len : (off_t)size - off;
+	    (uint64_t)off < a.size) {
+		off_t cover = (uint64_t)(off + len) < a.size
+				      ? len
+				      : (off_t)a.size - off;
 
 		eno = keeper_admit(fs->keeper, (uint64_t)cover);
 		if (eno)
@@ -399,7 +403,7 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 			eno = write_zeros(fh->session, off, cover);
 	}
 	if (!eno && !(mode & FALLOC_FL_KEEP_SIZE) &&
-	    (uint64_t)(off + len) > size)
+	    (uint64_t)(off + len) > a.size)
 		eno = session_truncate(fh->session, (uint64_t)(off + len));
 	fuse_reply_err(req, eno);
 }
@@ -420,8 +424,8 @@ void ops_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	struct mirror_entry src, dst;
 	struct cfs_error err;
 	struct cfs_sql *db;
-	uint64_t size, copied = 0;
-	int64_t mtime_ns;
+	struct session_attr busy;
+	uint64_t copied = 0;
 	int eno;
 
 	(void)fi_in;
@@ -429,7 +433,7 @@ void ops_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		eno = EINVAL;
 	else if (!out->session)
 		eno = EBADF;
-	else if (session_stat(fs->sessions, ino_in, &size, &mtime_ns))
+	else if (session_stat(fs->sessions, ino_in, &busy))
 		eno = EOPNOTSUPP; /* its newest bytes are not blocks yet */
 	else
 		eno = ops_get(fs, ino_in, &db, &src);

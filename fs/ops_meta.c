@@ -58,7 +58,9 @@ static int open_file_stat(struct fs *fs, fuse_ino_t ino, struct stat *st)
 		return ESTALE; /* see ops_get() */
 	e.size = a.size;
 	e.mode = a.mode;
+	e.atime_ns = a.atime_ns;
 	e.mtime_ns = a.mtime_ns;
+	e.ctime_ns = a.ctime_ns;
 	ops_stat(fs, &e, sessions_settled(fs->sessions), st);
 	st->st_nlink = 0;
 	return 0;

@@ -58,8 +58,7 @@ void ops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct fs *fs = ops_fs(req);
 	struct open_file *fh = (struct open_file *)fi->fh;
-	uint64_t written = 0;
-	int64_t mtime_ns;
+	struct session_attr written;
 	off_t at;
 
 	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
@@ -71,11 +70,11 @@ void ops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		return;
 	}
 	pthread_once(&once, hash_zero_block);
-	if (session_stat(fs->sessions, ino, &written, &mtime_ns)) {
+	if (session_stat(fs->sessions, ino, &written)) {
 		/* Being written: all data, as far as this call knows. */
-		at = (uint64_t)off >= written ? -ENXIO
-		     : whence == SEEK_DATA    ? off
-					      : (off_t)written;
+		at = (uint64_t)off >= written.size ? -ENXIO
+		     : whence == SEEK_DATA	   ? off
+						   : (off_t)written.size;
 	} else {
 		pthread_mutex_lock(&fh->lock);
 		ops_refresh(fs, fh);

@@ -57,7 +57,7 @@ void ops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct local_new n = { .kind = CFS_KIND_DIR,
 			       .mode = mode & 07777,
-			       .mtime_ns = cfs_now_ns() };
+			       .time_ns = cfs_now_ns() };
 	struct fuse_entry_param ep;
 
 	reply_made(req, ops_make(ops_fs(req), parent, name, &n, &ep, NULL),
@@ -69,7 +69,7 @@ void ops_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 {
 	struct local_new n = { .kind = CFS_KIND_SYMLINK,
 			       .mode = 0777,
-			       .mtime_ns = cfs_now_ns(),
+			       .time_ns = cfs_now_ns(),
 			       .target = link };
 	struct fuse_entry_param ep;
 	int eno = strlen(link) > CFS_MAX_SYMLINK_TARGET
@@ -84,7 +84,7 @@ void ops_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 {
 	struct local_new n = { .kind = CFS_KIND_FILE,
 			       .mode = mode & 07777,
-			       .mtime_ns = cfs_now_ns() };
+			       .time_ns = cfs_now_ns() };
 	struct fs *fs = ops_fs(req);
 	struct fuse_entry_param ep;
 	char device[CFS_DEVICE_TARGET_MAX];
@@ -153,6 +153,8 @@ void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	enum cfs_err rc;
 	int eno;
 	struct cfs_sql *db;
+	int64_t now = cfs_now_ns();
+	uint64_t moved = 0;
 
 	/* Two entries swapped in one journal operation: not in the
 	 * protocol. */
@@ -163,10 +165,12 @@ void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	db = ops_db(fs, &eno);
 	if (db) {
 		rc = local_rename(db, parent, name, newparent, newname,
-				  flags & RENAME_NOREPLACE, &err);
+				  flags & RENAME_NOREPLACE, now, &moved, &err);
 		cache_db_release(fs->cache, db);
 		eno = rc ? ops_errno(rc, &err) : 0;
 	}
+	if (!eno && moved && fs->sessions)
+		session_ctime(fs->sessions, moved, now);
 	if (!eno)
 		uploader_wake(fs->upload);
 	fuse_reply_err(req, eno);
@@ -198,33 +202,55 @@ static int set_size(struct fs *fs, fuse_ino_t ino, uint64_t size,
 	return eno;
 }
 
-/* The new mode and mtime (NULL: unchanged); a file being written takes
+/* The new attributes, and a ctime of now; a file being written takes
  * them with its session's commit. */
-static int set_attrs(struct fs *fs, fuse_ino_t ino, const uint32_t *mode,
-		     const int64_t *mtime_ns)
+static int set_attrs(struct fs *fs, fuse_ino_t ino, const struct local_attrs *a,
+		     int64_t now)
 {
 	struct cfs_error err;
 	enum cfs_err rc;
 	int eno;
 	bool in_session =
-		fs->sessions && session_touch(fs->sessions, ino, mtime_ns);
+		fs->sessions && session_touch(fs->sessions, ino, a, now);
 	struct cfs_sql *db = ops_db(fs, &eno);
 
 	if (!db)
 		return eno;
-	rc = local_setattr(db, ino, mode, mtime_ns, in_session, &err);
+	rc = local_setattr(db, ino, a, now, in_session, &err);
 	cache_db_release(fs->cache, db);
 	return rc ? ops_errno(rc, &err) : 0;
+}
+
+/* A time utimensat(2) sets: *ns, now (UTIME_NOW: the kernel says so
+ * with a flag), or none (UTIME_OMIT: no flag). */
+static const int64_t *time_set(int to_set, int flag, int now_flag,
+			       const struct timespec *ts, int64_t now,
+			       int64_t *ns)
+{
+	if (to_set & now_flag)
+		*ns = now;
+	else if (to_set & flag)
+		*ns = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+	else
+		return NULL;
+	return ns;
 }
 
 static int do_setattr(struct fs *fs, fuse_ino_t ino, const struct stat *attr,
 		      int to_set, struct fuse_file_info *fi)
 {
 	uint32_t mode = (uint32_t)attr->st_mode & 07777;
-	int64_t mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 +
-			   attr->st_mtim.tv_nsec;
-	bool set_mtime =
-		to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW);
+	/* One now for all the times a call sets, as a local disk has. */
+	int64_t atime_ns, mtime_ns, now = cfs_now_ns();
+	struct local_attrs a = {
+		.mode = to_set & FUSE_SET_ATTR_MODE ? &mode : NULL,
+		.atime_ns = time_set(to_set, FUSE_SET_ATTR_ATIME,
+				     FUSE_SET_ATTR_ATIME_NOW, &attr->st_atim,
+				     now, &atime_ns),
+		.mtime_ns = time_set(to_set, FUSE_SET_ATTR_MTIME,
+				     FUSE_SET_ATTR_MTIME_NOW, &attr->st_mtim,
+				     now, &mtime_ns),
+	};
 	int eno = 0;
 
 	/* Every entry belongs to the user who mounted. */
@@ -233,12 +259,11 @@ static int do_setattr(struct fs *fs, fuse_ino_t ino, const struct stat *attr,
 		return EPERM;
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		eno = set_size(fs, ino, (uint64_t)attr->st_size, fi);
-	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-		mtime_ns = cfs_now_ns();
-	if (!eno && (set_mtime || (to_set & FUSE_SET_ATTR_MODE)))
-		eno = set_attrs(fs, ino,
-				to_set & FUSE_SET_ATTR_MODE ? &mode : NULL,
-				set_mtime ? &mtime_ns : NULL);
+	/* A chown to the owner it has changes the ctime too, as on a
+	 * local disk. */
+	if (!eno && (a.mode || a.atime_ns || a.mtime_ns ||
+		     (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))))
+		eno = set_attrs(fs, ino, &a, now);
 	return eno;
 }
 

@@ -50,7 +50,7 @@ struct session {
 	/* The session's (its lock): */
 	pthread_mutex_t lock;
 	uint64_t size;
-	int64_t mtime_ns;
+	int64_t atime_ns, mtime_ns, ctime_ns;
 	bool changed;
 	bool in_db;
 	struct cfs_blocklist base;
@@ -352,7 +352,9 @@ static int start(struct sessions *t, uint64_t ino, bool new,
 			       .ino = ino,
 			       .handles = 1,
 			       .size = e.size,
+			       .atime_ns = e.atime_ns,
 			       .mtime_ns = e.mtime_ns,
+			       .ctime_ns = e.ctime_ns,
 			       .base = e.blocks,
 			       .base_size = e.size,
 			       .fd = -1,
@@ -402,8 +404,7 @@ void session_release(struct sessions *t, struct session *s)
 	pthread_mutex_unlock(&t->lock);
 }
 
-bool session_stat(struct sessions *t, uint64_t ino, uint64_t *size,
-		  int64_t *mtime_ns)
+bool session_stat(struct sessions *t, uint64_t ino, struct session_attr *a)
 {
 	struct session *s;
 
@@ -411,8 +412,10 @@ bool session_stat(struct sessions *t, uint64_t ino, uint64_t *size,
 	s = *slot(t, ino);
 	if (s) {
 		pthread_mutex_lock(&s->lock);
-		*size = s->size;
-		*mtime_ns = s->mtime_ns;
+		*a = (struct session_attr){ .size = s->size,
+					    .atime_ns = s->atime_ns,
+					    .mtime_ns = s->mtime_ns,
+					    .ctime_ns = s->ctime_ns };
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -499,7 +502,7 @@ int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
 	     !e && pos > (uint64_t)off && b <= (pos - 1) / CFS_BLOCK_SIZE; b++)
 		e = fit(s, b);
 	if (*written) {
-		s->mtime_ns = cfs_now_ns();
+		s->mtime_ns = s->ctime_ns = cfs_now_ns();
 		s->changed = true;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -534,7 +537,7 @@ int session_truncate(struct session *s, uint64_t size)
 			e = fit(s, keep - 1);
 		if (!e && old_last < keep)
 			e = fit(s, old_last);
-		s->mtime_ns = cfs_now_ns();
+		s->mtime_ns = s->ctime_ns = cfs_now_ns();
 		s->changed = true;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -584,7 +587,7 @@ int session_append_blocks(struct session *s, uint64_t off,
 		s->base.ids = ids;
 		s->base.n = first + n;
 		s->base_size = s->size = off + bytes;
-		s->mtime_ns = cfs_now_ns();
+		s->mtime_ns = s->ctime_ns = cfs_now_ns();
 		s->changed = true;
 		*copied = bytes;
 	}
@@ -592,7 +595,8 @@ int session_append_blocks(struct session *s, uint64_t off,
 	return e;
 }
 
-bool session_touch(struct sessions *t, uint64_t ino, const int64_t *mtime_ns)
+bool session_touch(struct sessions *t, uint64_t ino,
+		   const struct local_attrs *a, int64_t ctime_ns)
 {
 	struct session *s;
 
@@ -600,13 +604,31 @@ bool session_touch(struct sessions *t, uint64_t ino, const int64_t *mtime_ns)
 	s = *live_slot(t, ino);
 	if (s) {
 		pthread_mutex_lock(&s->lock);
-		if (mtime_ns)
-			s->mtime_ns = *mtime_ns;
+		if (a->atime_ns)
+			s->atime_ns = *a->atime_ns;
+		if (a->mtime_ns)
+			s->mtime_ns = *a->mtime_ns;
+		s->ctime_ns = ctime_ns;
 		s->changed = true;
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_unlock(&t->lock);
 	return s != NULL;
+}
+
+void session_ctime(struct sessions *t, uint64_t ino, int64_t ctime_ns)
+{
+	struct session *s;
+
+	pthread_mutex_lock(&t->lock);
+	s = *live_slot(t, ino);
+	if (s) {
+		pthread_mutex_lock(&s->lock);
+		if (ctime_ns > s->ctime_ns)
+			s->ctime_ns = ctime_ns;
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
 }
 
 /* Adds a buffer of n zeros to bv (zeros, of at least n bytes, outlives
@@ -835,7 +857,9 @@ static int commit_locked(struct session *s, bool go_on)
 		e = commit_block(s, b, &bl.ids[b]);
 	c = (struct local_content){ .size = s->size,
 				    .blocks = &bl,
-				    .mtime_ns = s->mtime_ns };
+				    .atime_ns = s->atime_ns,
+				    .mtime_ns = s->mtime_ns,
+				    .ctime_ns = s->ctime_ns };
 	if (!e)
 		e = mark(s, false, &c);
 	blockcache_unhold(s->t->fs->cache);

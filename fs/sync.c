@@ -86,6 +86,14 @@ static enum cfs_err parse_entry(json_t *o, int64_t ns, int64_t head,
 	if (rc == CFS_OK)
 		rc = cfs_json_int(o, "mtime_ns", INT64_MIN, INT64_MAX,
 				  &e->mtime_ns, err);
+	/* A server from before atime and ctime were kept sends neither:
+	 * mtime is the best guess of both, as its own upgrade makes it. */
+	if (rc == CFS_OK)
+		rc = cfs_json_int_opt(o, "atime_ns", INT64_MIN, INT64_MAX,
+				      e->mtime_ns, &e->atime_ns, err);
+	if (rc == CFS_OK)
+		rc = cfs_json_int_opt(o, "ctime_ns", INT64_MIN, INT64_MAX,
+				      e->mtime_ns, &e->ctime_ns, err);
 	if (rc == CFS_OK)
 		rc = cfs_json_int(o, "mode", 0, CFS_MODE_MASK, &v, err);
 	e->mode = (uint32_t)v;

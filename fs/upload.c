@@ -213,8 +213,12 @@ static json_t *op_json(const struct queued_op *op)
 		rc |= json_object_set_new(o, "mode", json_integer(op->mode));
 		/* fall through */
 	case QUEUE_SYMLINK:
+		rc |= json_object_set_new(o, "atime_ns",
+					  json_integer(op->atime_ns));
 		rc |= json_object_set_new(o, "mtime_ns",
 					  json_integer(op->mtime_ns));
+		rc |= json_object_set_new(o, "ctime_ns",
+					  json_integer(op->ctime_ns));
 		if (cfs_kind_has_target(op->kind))
 			rc |= json_object_set_new(o, "target",
 						  json_string(op->target));
@@ -225,6 +229,8 @@ static json_t *op_json(const struct queued_op *op)
 		rc |= json_object_set_new(o, "to", json_string(op->to));
 		rc |= json_object_set_new(o, "replace",
 					  json_boolean(op->replace));
+		rc |= json_object_set_new(o, "ctime_ns",
+					  json_integer(op->ctime_ns));
 		break;
 	}
 	if (rc) {

@@ -95,7 +95,9 @@ static json_t *entry_json(const struct meta_entry *e)
 	if (!o || e->kind == CFS_KIND_DELETED)
 		return rc ? (json_decref(o), NULL) : o;
 	rc |= json_object_set_new(o, "size", json_integer((json_int_t)e->size));
+	rc |= json_object_set_new(o, "atime_ns", json_integer(e->atime_ns));
 	rc |= json_object_set_new(o, "mtime_ns", json_integer(e->mtime_ns));
+	rc |= json_object_set_new(o, "ctime_ns", json_integer(e->ctime_ns));
 	rc |= json_object_set_new(o, "mode", json_integer(e->mode));
 	if (e->kind == CFS_KIND_FILE)
 		rc |= json_object_set_new(
@@ -274,15 +276,32 @@ static enum cfs_err op_device(json_t *o, const char **out,
 	return rc;
 }
 
+/* The node's ctime an operation sets: the client's, or now (now, so
+ * that an API client that sends none still gets POSIX's ctime). */
+static enum cfs_err op_ctime(json_t *o, struct meta_op *op, int64_t now,
+			     struct cfs_error *err)
+{
+	json_t *v = json_object_get(o, "ctime_ns");
+
+	op->ctime_said = v && !json_is_null(v);
+	return cfs_json_int_opt(o, "ctime_ns", INT64_MIN, INT64_MAX, now,
+				&op->ctime_ns, err);
+}
+
 /* Fields of the "file", "dir", "symlink" and special files' operations. */
 static enum cfs_err op_attrs(json_t *o, struct meta_op *op, int64_t mode,
 			     struct cfs_error *err)
 {
-	int64_t v;
+	int64_t v, now = cfs_now_ns();
 	enum cfs_err rc;
 
-	rc = cfs_json_int_opt(o, "mtime_ns", INT64_MIN, INT64_MAX, cfs_now_ns(),
+	rc = cfs_json_int_opt(o, "mtime_ns", INT64_MIN, INT64_MAX, now,
 			      &op->mtime_ns, err);
+	if (rc == CFS_OK)
+		rc = cfs_json_int_opt(o, "atime_ns", INT64_MIN, INT64_MAX,
+				      op->mtime_ns, &op->atime_ns, err);
+	if (rc == CFS_OK)
+		rc = op_ctime(o, op, now, err);
 	if (rc == CFS_OK && op->type != META_OP_SYMLINK)
 		rc = cfs_json_int_opt(o, "mode", 0, 07777, mode, &mode, err);
 	op->mode = (uint32_t)mode & CFS_MODE_MASK;
@@ -379,6 +398,8 @@ static enum cfs_err parse_op(json_t *o, struct meta_op *op,
 		if (rc == CFS_OK)
 			rc = cfs_json_int_opt(o, "node", 1, INT64_MAX, 0,
 					      &op->node, err);
+		if (rc == CFS_OK)
+			rc = op_ctime(o, op, cfs_now_ns(), err);
 		return rc ? rc
 			  : cfs_json_bool_opt(o, "replace", false, &op->replace,
 					      err);

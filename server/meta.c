@@ -5,7 +5,7 @@
 #include "server/meta.h"
 
 /* An entry's fields and their names, besides its strings and blocks. */
-#define WIRE_ENTRY_BYTES 192
+#define WIRE_ENTRY_BYTES 256
 
 bool meta_page_take(struct meta_page *page, const struct meta_entry *e)
 {

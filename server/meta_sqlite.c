@@ -14,7 +14,7 @@
 #include "cloudfs/log.h"
 #include "meta_sqlite.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 static const char schema[] =
 	"CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -82,6 +82,18 @@ static const char upgrade_3[] =
 static const char upgrade_4[] =
 	"ALTER TABLE answers ADD COLUMN ns INTEGER NOT NULL DEFAULT 0;"
 	"PRAGMA user_version = 4;";
+
+/* From version 4 to 5: atime and ctime of every version, kept apart from
+ * mtime (cloudfs-protocol(7)).  Rows from before knew only mtime, which
+ * is the best guess of both. */
+static const char upgrade_5[] =
+	"ALTER TABLE journal ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE journal ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE journal SET atime_ns = mtime_ns, ctime_ns = mtime_ns;"
+	"ALTER TABLE nodes ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE nodes ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE nodes SET atime_ns = mtime_ns, ctime_ns = mtime_ns;"
+	"PRAGMA user_version = 5;";
 
 void sq_changed(struct sq_conn *c, int64_t ns)
 {
@@ -170,6 +182,10 @@ static enum cfs_err schema_init(struct sq_conn *c, void *arg,
 	if (rc == CFS_OK && version == 3) {
 		rc = cfs_sql_script(&c->sql, upgrade_4, err);
 		version = 4;
+	}
+	if (rc == CFS_OK && version == 4) {
+		rc = cfs_sql_script(&c->sql, upgrade_5, err);
+		version = 5;
 	}
 	if (rc == CFS_OK && version != SCHEMA_VERSION)
 		rc = cfs_fail(

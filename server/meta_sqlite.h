@@ -93,7 +93,7 @@ struct sq_node {
 	enum cfs_kind kind;
 	char name[CFS_NAME_MAX + 1];
 	uint64_t size;
-	int64_t mtime_ns;
+	int64_t atime_ns, mtime_ns, ctime_ns;
 	uint32_t mode;
 	struct cfs_blocklist blocks; /* owned */
 	char *target;		     /* owned */
@@ -107,7 +107,7 @@ struct meta_entry sq_entry_of(const struct sq_node *n, const char *path);
 /* The columns a node's state is read from, of nodes or of journal. */
 #define SQ_NODE_COLS                                                      \
 	"node, parent, name, kind, size, mtime_ns, mode, blocks, target," \
-	" mount_ns, jid"
+	" mount_ns, jid, atime_ns, ctime_ns"
 
 /* The node state of a row selected with SQ_NODE_COLS first. */
 enum cfs_err sq_node_from_row(sqlite3_stmt *st, struct sq_node *n,

@@ -93,6 +93,14 @@ static enum cfs_err check_blocks(struct sq_conn *c, int64_t user,
 	return rc;
 }
 
+/* Whether n has the times op sets: a ctime not said is the commit's,
+ * which matches any. */
+static bool same_times(const struct sq_node *n, const struct meta_op *op)
+{
+	return n->atime_ns == op->atime_ns && n->mtime_ns == op->mtime_ns &&
+	       (!op->ctime_said || n->ctime_ns == op->ctime_ns);
+}
+
 static bool same_content(const struct sq_node *n, const struct meta_op *op,
 			 enum cfs_kind kind)
 {
@@ -134,7 +142,7 @@ static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 		 * a conflict, and neither may add a second version.
 		 */
 		if (same_content(&n, op, kind) &&
-		    (n.mtime_ns == op->mtime_ns || n.jid != op->base_jid)) {
+		    (same_times(&n, op) || n.jid != op->base_jid)) {
 			rc = committed(res, &n);
 			goto out;
 		}
@@ -160,7 +168,9 @@ static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 	n.size = kind == CFS_KIND_SYMLINK ? strlen(op->target)
 		 : kind == CFS_KIND_FILE  ? op->size
 					  : 0;
+	n.atime_ns = op->atime_ns;
 	n.mtime_ns = op->mtime_ns;
+	n.ctime_ns = op->ctime_ns;
 	n.mode = op->mode;
 	n.mount_ns = 0;
 	if (kind == CFS_KIND_FILE && op->blocks.n) {
@@ -181,7 +191,7 @@ out:
 	return rc;
 }
 
-/* Creates a directory, or updates the mode and mtime of one (op "dir"). */
+/* Creates a directory, or updates the mode and times of one (op "dir"). */
 static enum cfs_err op_dir(struct sq_conn *c, const struct meta_user *u,
 			   int64_t ns, const struct meta_op *op,
 			   struct meta_op_result *res, struct cfs_error *err)
@@ -201,7 +211,7 @@ static enum cfs_err op_dir(struct sq_conn *c, const struct meta_user *u,
 					"'%s' exists and is not a directory",
 					op->path);
 		}
-		if (n.mode == op->mode && n.mtime_ns == op->mtime_ns)
+		if (n.mode == op->mode && same_times(&n, op))
 			return committed(res, &n);
 	} else {
 		rc = new_node(c, ns, &r, &n, err);
@@ -210,7 +220,9 @@ static enum cfs_err op_dir(struct sq_conn *c, const struct meta_user *u,
 		n.kind = CFS_KIND_DIR;
 	}
 	n.mode = op->mode;
+	n.atime_ns = op->atime_ns;
 	n.mtime_ns = op->mtime_ns;
+	n.ctime_ns = op->ctime_ns;
 	rc = sq_journal_put(c, ns, u->id, &n, err);
 	if (rc == CFS_OK)
 		committed(res, &n);
@@ -442,6 +454,7 @@ static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
 	res->prev_jid = src.node.jid;
 	src.node.parent = dst.parent;
 	memcpy(src.node.name, dst.name, sizeof(src.node.name));
+	src.node.ctime_ns = op->ctime_ns; /* a rename changes it (POSIX) */
 	rc = sq_journal_put(c, ns, u->id, &src.node, err);
 	if (rc == CFS_OK)
 		committed(res, &src.node);

@@ -114,13 +114,13 @@ static enum cfs_err history_rows(struct sq_conn *c, void *arg,
 	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
 		struct sq_node n;
 		struct meta_entry e;
-		const char *author = (const char *)sqlite3_column_text(st, 12);
+		const char *author = (const char *)sqlite3_column_text(st, 14);
 
 		rc = sq_node_from_row(st, &n, err);
 		if (rc)
 			break;
 		e = sq_entry_of(&n, a->path);
-		e.at = sqlite3_column_int64(st, 11);
+		e.at = sqlite3_column_int64(st, 13);
 		e.author = author ? author : "";
 		if (n.kind == CFS_KIND_DELETED)
 			rc = before_delete(c, a->ns, n.node, n.jid, &e.before,

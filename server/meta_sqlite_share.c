@@ -269,7 +269,7 @@ static enum cfs_err mount_for(struct sq_conn *c, const struct meta_user *u,
 		return rc;
 	n.kind = CFS_KIND_MOUNT;
 	n.mode = 0755;
-	n.mtime_ns = cfs_now_ns();
+	n.atime_ns = n.mtime_ns = n.ctime_ns = cfs_now_ns();
 	n.mount_ns = ns;
 	rc = sq_journal_put(c, invitee->root_ns, u->id, &n, err);
 	if (rc == CFS_OK)

@@ -21,7 +21,9 @@ struct meta_entry sq_entry_of(const struct sq_node *n, const char *path)
 		.name = n->name,
 		.path = path,
 		.size = n->size,
+		.atime_ns = n->atime_ns,
 		.mtime_ns = n->mtime_ns,
+		.ctime_ns = n->ctime_ns,
 		.mode = n->mode,
 		.blocks = n->blocks,
 		.target = n->target,
@@ -51,6 +53,8 @@ enum cfs_err sq_node_from_row(sqlite3_stmt *st, struct sq_node *n,
 		.mode = (uint32_t)sqlite3_column_int(st, 6),
 		.mount_ns = sqlite3_column_int64(st, 9),
 		.jid = sqlite3_column_int64(st, 10),
+		.atime_ns = sqlite3_column_int64(st, 11),
+		.ctime_ns = sqlite3_column_int64(st, 12),
 	};
 	snprintf(n->name, sizeof(n->name), "%s",
 		 (const char *)sqlite3_column_text(st, 2));
@@ -163,14 +167,15 @@ static enum cfs_err journal_append(struct sq_conn *c, int64_t ns,
 			&c->sql,
 			"INSERT INTO journal(ns, jid, node, parent, name,"
 			" kind, size, mtime_ns, mode, blocks, target,"
-			" mount_ns, author, at) VALUES (?1, ?2, ?3, ?4, ?5,"
-			" ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-			err, "iiiitiiiibtIii", ns, n->jid, n->node, n->parent,
+			" mount_ns, author, at, atime_ns, ctime_ns) VALUES"
+			" (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+			" ?12, ?13, ?14, ?15, ?16)",
+			err, "iiiitiiiibtIiiii", ns, n->jid, n->node, n->parent,
 			n->name, (int64_t)n->kind, (int64_t)n->size,
 			n->mtime_ns, (int64_t)n->mode,
 			(const void *)n->blocks.ids,
 			n->blocks.n * CFS_BLOCK_ID_LEN, n->target, n->mount_ns,
-			author, (int64_t)time(NULL));
+			author, (int64_t)time(NULL), n->atime_ns, n->ctime_ns);
 	return rc;
 }
 
@@ -187,19 +192,23 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 			&c->sql,
 			"INSERT INTO nodes(ns, node, parent, name, kind,"
 			" size, mtime_ns, mode, blocks, target, mount_ns,"
-			" jid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-			" ?9, ?10, ?11, ?12) ON CONFLICT(ns, node) DO"
+			" jid, atime_ns, ctime_ns) VALUES (?1, ?2, ?3, ?4,"
+			" ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+			" ON CONFLICT(ns, node) DO"
 			" UPDATE SET parent = excluded.parent,"
 			" name = excluded.name, kind = excluded.kind,"
 			" size = excluded.size,"
 			" mtime_ns = excluded.mtime_ns,"
 			" mode = excluded.mode, blocks = excluded.blocks,"
 			" target = excluded.target,"
-			" mount_ns = excluded.mount_ns, jid = excluded.jid",
-			err, "iiitiiiibtIi", ns, n->node, n->parent, n->name,
+			" mount_ns = excluded.mount_ns, jid = excluded.jid,"
+			" atime_ns = excluded.atime_ns,"
+			" ctime_ns = excluded.ctime_ns",
+			err, "iiitiiiibtIiii", ns, n->node, n->parent, n->name,
 			(int64_t)n->kind, (int64_t)n->size, n->mtime_ns,
 			(int64_t)n->mode, (const void *)n->blocks.ids,
-			blocks_len, n->target, n->mount_ns, n->jid);
+			blocks_len, n->target, n->mount_ns, n->jid, n->atime_ns,
+			n->ctime_ns);
 	for (size_t i = 0; rc == CFS_OK && i < n->blocks.n; i++)
 		rc = cfs_sql_exec(&c->sql,
 				  "INSERT OR IGNORE INTO block_refs(id, ns)"

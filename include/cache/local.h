@@ -42,7 +42,8 @@ struct queued_op {
 	char *path;	    /* within ns */
 	char *to;	    /* MOVE */
 	uint64_t size;
-	int64_t mtime_ns;
+	int64_t atime_ns, mtime_ns;
+	int64_t ctime_ns; /* a MOVE's too */
 	uint32_t mode;
 	struct cfs_blocklist blocks;
 	char *target;	  /* symlinks, devices */
@@ -55,11 +56,12 @@ struct queued_op {
 void queued_op_release(struct queued_op *op);
 
 /* A new entry: a file (whose write session the creation opens), a
- * folder, a symlink or a special file. */
+ * folder, a symlink or a special file; its atime, mtime and ctime are
+ * time_ns. */
 struct local_new {
 	enum cfs_kind kind;
 	uint32_t mode;
-	int64_t mtime_ns;
+	int64_t time_ns;
 	const char *target; /* symlinks, devices (cloudfs/proto.h) */
 };
 
@@ -84,40 +86,50 @@ enum cfs_err local_remove(struct cfs_sql *db, uint64_t dir_ino,
 
 /*
  * Renames name of dir_ino to newname of newdir_ino, replacing a compatible
- * target unless noreplace (then EXISTS).  CROSS_NS between namespaces;
+ * target unless noreplace (then EXISTS); the entry moved (*ino, 0 when
+ * the rename was onto itself and changed nothing) gets ctime_ns, as on
+ * Linux filesystems (POSIX allows it).  CROSS_NS between namespaces;
  * BAD_FIELD for a folder into itself; IS_DIR, NOT_DIR, NOT_EMPTY as
  * rename(2).
  */
 enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
 			  const char *name, uint64_t newdir_ino,
-			  const char *newname, bool noreplace,
-			  struct cfs_error *err);
+			  const char *newname, bool noreplace, int64_t ctime_ns,
+			  uint64_t *ino, struct cfs_error *err);
+
+/* What a setattr sets (NULL: unchanged). */
+struct local_attrs {
+	const uint32_t *mode;
+	const int64_t *atime_ns, *mtime_ns;
+};
 
 /*
- * Sets the mode and/or mtime (NULL: unchanged) of ino.  In a write session
- * (in_session, and the session not settled meanwhile) the change goes with
- * the session's commit; otherwise it is queued now.  FORBIDDEN for a
- * shared folder's mount.
+ * Sets the attributes a of ino, and its ctime to ctime_ns (any change of
+ * a node's metadata is one, even with nothing in a: a chown to the owner
+ * it has).  In a write session (in_session, and the session not settled
+ * meanwhile) the change goes with the session's commit; otherwise it is
+ * queued now.  FORBIDDEN for a shared folder's mount.
  */
 enum cfs_err local_setattr(struct cfs_sql *db, uint64_t ino,
-			   const uint32_t *mode, const int64_t *mtime_ns,
+			   const struct local_attrs *a, int64_t ctime_ns,
 			   bool in_session, struct cfs_error *err);
 
 /* Opens a write session on file ino: its content is about to change. */
 enum cfs_err local_write_begin(struct cfs_sql *db, uint64_t ino,
 			       struct cfs_error *err);
 
-/* What a write session leaves: the new content. */
+/* What a write session leaves: the new content, and the file's times. */
 struct local_content {
 	uint64_t size;
 	const struct cfs_blocklist *blocks;
-	int64_t mtime_ns;
+	int64_t atime_ns, mtime_ns, ctime_ns;
 };
 
 /*
  * Closes a write session: with c, the file shows c and its commit is
  * queued; without, nothing changed.  A file removed meanwhile commits
- * nothing.
+ * nothing.  The ctime stays the entry's when that is the later one (a
+ * rename while c was being committed): a ctime never goes back.
  */
 enum cfs_err local_write_end(struct cfs_sql *db, uint64_t ino,
 			     const struct local_content *c,

@@ -31,7 +31,7 @@ struct mirror_entry {
 	enum cfs_kind kind;
 	char name[CFS_NAME_MAX + 1];
 	uint64_t size;
-	int64_t mtime_ns;
+	int64_t atime_ns, mtime_ns, ctime_ns;
 	uint32_t mode;
 	struct cfs_blocklist blocks; /* files; owned */
 	char *target;		     /* symlinks; owned */

@@ -24,7 +24,7 @@ struct open_inode;
 struct open_attr {
 	uint64_t size;
 	uint32_t mode;
-	int64_t mtime_ns;
+	int64_t atime_ns, mtime_ns, ctime_ns;
 };
 
 struct session;

@@ -4,7 +4,7 @@
  * A session starts when a file is created or opened for writing, and
  * lives until its content is committed: at fsync, after the last handle
  * closes and the settling delay passes, or at unmount.  It keeps the
- * file's size and mtime and the block list it started from (its base);
+ * file's size and times and the block list it started from (its base);
  * the first write into a block copies that block (fetched if it is not
  * cached) into a staging file, DIR/dirty/INO.INDEX, and every later
  * write to the block goes there.  Reads overlay the staging files on the
@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "cache/cache.h"
+#include "cache/local.h"
 #include "cloudfs/block.h"
 #include "cloudfs/error.h"
 
@@ -70,9 +71,14 @@ int session_open(struct sessions *t, uint64_t ino, bool new,
 		 struct session **out);
 void session_release(struct sessions *t, struct session *s);
 
-/* The session of ino if there is one (no handle counted). */
-bool session_stat(struct sessions *t, uint64_t ino, uint64_t *size,
-		  int64_t *mtime_ns);
+/* What a session shows of its file. */
+struct session_attr {
+	uint64_t size;
+	int64_t atime_ns, mtime_ns, ctime_ns;
+};
+
+/* The attributes of ino's session, if it has one (no handle counted). */
+bool session_stat(struct sessions *t, uint64_t ino, struct session_attr *a);
 
 /* The bytes a write of len at off brings into the cache, for the keeper
  * to admit: the bytes written, but the whole block for one written into
@@ -102,10 +108,17 @@ int session_append_blocks(struct session *s, uint64_t off,
 
 /*
  * Marks ino's session changed, so that its commit carries the entry's new
- * mode (and mtime_ns, when not NULL), even with no byte written since an
- * fsync; false when ino has none.
+ * mode and the times of a (those not NULL) with ctime_ns, even with no
+ * byte written since an fsync; false when ino has none.
  */
-bool session_touch(struct sessions *t, uint64_t ino, const int64_t *mtime_ns);
+bool session_touch(struct sessions *t, uint64_t ino,
+		   const struct local_attrs *a, int64_t ctime_ns);
+
+/*
+ * ino's metadata changed outside its session (a rename): its session, if
+ * it has one, shows ctime_ns and commits it, or a later one.
+ */
+void session_ctime(struct sessions *t, uint64_t ino, int64_t ctime_ns);
 
 /*
  * Answers a read of ino with the session's content if ino has a session;

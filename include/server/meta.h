@@ -45,7 +45,7 @@ struct meta_entry {
 	const char *name;
 	const char *path; /* current path, or the last one for deleted nodes */
 	uint64_t size;
-	int64_t mtime_ns;
+	int64_t atime_ns, mtime_ns, ctime_ns;
 	uint32_t mode;
 	struct cfs_blocklist blocks; /* files */
 	const char *target;	     /* symlinks, devices */
@@ -82,7 +82,10 @@ struct meta_op {
 	const char *to;		     /* move: valid, non-root */
 	struct cfs_blocklist blocks; /* file: count matches size */
 	uint64_t size;
+	int64_t atime_ns; /* not said: mtime_ns */
 	int64_t mtime_ns;
+	int64_t ctime_ns; /* a move's too; not said: the commit's time */
+	bool ctime_said;  /* the client gave ctime_ns */
 	uint32_t mode;
 	const char *target; /* symlink, device */
 	int64_t base_jid;   /* the version edited; 0 = new; -1 = unchecked */

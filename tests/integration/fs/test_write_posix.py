@@ -34,6 +34,39 @@ RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 T = 1_650_000_000_987_654_321  # an mtime with nanoseconds
 
 
+A = 1_600_000_000_123_456_789  # an atime with nanoseconds, apart from T
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+AT_SYMLINK_NOFOLLOW = 0x100
+
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def utimensat(path, atime, mtime):
+    """utimensat(2) of PATH (not following a symlink) with each time in
+    nanoseconds, or UTIME_NOW, or UTIME_OMIT (os.utime has neither)."""
+    def ts(t):
+        return Timespec(0, t) if t in (UTIME_NOW, UTIME_OMIT) else Timespec(*divmod(t, 10**9))
+    times = (Timespec * 2)(ts(atime), ts(mtime))
+    if libc.utimensat(AT_FDCWD, os.fsencode(path), times, AT_SYMLINK_NOFOLLOW):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+
+
+def times_of(root, paths):
+    """{path: (atime, mtime)} of PATHS under ROOT, symlinks not followed."""
+    return {p: (os.lstat(at(root, p)).st_atime_ns, os.lstat(at(root, p)).st_mtime_ns)
+            for p in paths}
+
+
+def server_times(client, paths):
+    """{path: (atime, mtime, ctime)} of PATHS as the server lists them."""
+    entries = client.snapshot(client.root_ns)[0]
+    return {p: (entries[p]["atime_ns"], entries[p]["mtime_ns"], entries[p]["ctime_ns"])
+            for p in paths if p in entries}
+
+
 def renameat2(old, new, flags):
     if libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags):
         e = ctypes.get_errno()
@@ -536,6 +569,129 @@ def test_utimensat_sets_the_mtime_to_the_nanosecond_and_the_server_keeps_it(both
 
     assert b.run(scenario) == [T + 1, T + 2, T + 3, T + 4]
     until_on_server(b.client, b.client.root_ns, listing_of(b.mnt))
+
+
+def test_utimensat_keeps_atime_apart_from_mtime_to_the_nanosecond_here_after_a_remount_and_on_another_mount(
+        both, mount):
+    b = both({"old.txt": File(b"old"), "d": Dir(), "link": Link("old.txt")})
+    paths = ("new.txt", "old.txt", "d", "link")
+
+    def scenario(root):
+        with open(at(root, "new.txt"), "wb") as f:
+            f.write(b"being written")
+            f.flush()
+            os.utime(f.fileno(), ns=(A + 1, T + 1))  # futimens before close, as cp -p does
+        os.utime(at(root, "old.txt"), ns=(A + 2, T + 2))
+        os.utime(at(root, "d"), ns=(A + 3, T + 3))
+        os.utime(at(root, "link"), ns=(A + 4, T + 4), follow_symlinks=False)
+        return times_of(root, paths)
+
+    want = {p: (A + i, T + i) for i, p in enumerate(paths, 1)}
+    assert b.run(scenario) == want
+    until(lambda: {p: t[:2] for p, t in server_times(b.client, paths).items()} == want,
+          within=30, what="the times on the server")
+    unmount_drained(b.m)
+    again = mount(b.client, cache=b.m.cache)
+    assert times_of(again.mountpoint, paths) == want
+    other = mount(b.client)
+    assert times_of(other.mountpoint, paths) == want
+
+
+def test_utime_omit_keeps_the_other_time_and_utime_now_sets_the_clock_as_locally(both):
+    b = both({"f.txt": File(b"f")})
+    slack = 50_000_000  # the kernel's clock for UTIME_NOW lags a tick
+    steps = [(A, T), (UTIME_OMIT, T + 5), (A + 7, UTIME_OMIT), (UTIME_NOW, UTIME_OMIT),
+             (UTIME_OMIT, UTIME_NOW), (UTIME_OMIT, UTIME_OMIT), (UTIME_NOW, UTIME_NOW)]
+
+    def scenario(root):
+        p = at(root, "f.txt")
+        obs = []
+        before = times_of(root, ["f.txt"])["f.txt"]
+        for atime, mtime in steps:
+            t0 = time.time_ns() - slack
+            utimensat(p, atime, mtime)
+            t1 = time.time_ns() + slack
+            after = times_of(root, ["f.txt"])["f.txt"]
+            obs.append(tuple("kept" if t == old else "now" if t0 <= t <= t1 else t
+                             for t, old in zip(after, before)))
+            before = after
+        obs.append(before[0] == before[1])  # one now for both
+        return obs
+
+    assert b.run(scenario) == [(A, T), ("kept", T + 5), (A + 7, "kept"), ("now", "kept"),
+                               ("kept", "now"), ("kept", "kept"), ("now", "now"), True]
+    want = times_of(b.mnt, ["f.txt"])
+    until(lambda: {p: t[:2] for p, t in server_times(b.client, ["f.txt"]).items()} == want,
+          within=30, what="the times on the server")
+
+
+def test_ctime_follows_every_change_never_a_read_and_never_goes_back(both, mount):
+    b = both({"f.txt": File(b"content"), "d": Dir()})
+
+    def scenario(root):
+        where = [at(root, "f.txt")]
+
+        def append():
+            with open(where[0], "ab") as f:
+                f.write(b" and more")
+
+        def rename():
+            os.rename(where[0], at(root, "d", "g.txt"))
+            where[0] = at(root, "d", "g.txt")
+
+        steps = [("chmod", lambda: os.chmod(where[0], 0o600)),
+                 ("write", append),
+                 ("read", lambda: read(where[0])),
+                 ("truncate", lambda: os.truncate(where[0], 3)),
+                 ("utimensat", lambda: os.utime(where[0], ns=(A, T))),
+                 ("rename", rename),
+                 ("chown", lambda: os.chown(where[0], os.getuid(), os.getgid())),
+                 ("stat", lambda: os.stat(where[0]))]
+        obs = []
+        for name, step in steps:
+            before = os.stat(where[0]).st_ctime_ns
+            time.sleep(0.02)  # past the coarse clock's tick of a local disk
+            step()
+            after = os.stat(where[0]).st_ctime_ns
+            obs.append((name, "later" if after > before else "same" if after == before
+                        else "earlier"))
+        return obs
+
+    assert b.run(scenario) == [("chmod", "later"), ("write", "later"), ("read", "same"),
+                               ("truncate", "later"), ("utimensat", "later"),
+                               ("rename", "later"), ("chown", "later"), ("stat", "same")]
+    path = at(b.mnt, "d", "g.txt")
+    last = os.stat(path).st_ctime_ns
+    assert last > T  # utimensat never sets it
+    until(lambda: server_times(b.client, ["d/g.txt"]).get("d/g.txt", (0, 0, 0))[2] == last,
+          within=30, what="the ctime on the server")
+    time.sleep(1)  # the mount lists what it committed
+    assert os.stat(path).st_ctime_ns == last
+    unmount_drained(b.m)
+    again = mount(b.client, cache=b.m.cache)
+    assert os.stat(at(again.mountpoint, "d", "g.txt")).st_ctime_ns == last
+    other = mount(b.client)
+    assert os.stat(at(other.mountpoint, "d", "g.txt")).st_ctime_ns == last
+
+
+def test_reads_leave_the_atime_as_it_was_set_as_with_noatime(both, mount):
+    b = both({"f.txt": File(payload(3 * BLOCK_SIZE // 2, "f")), "d": Dir()})
+    os.utime(at(b.mnt, "f.txt"), ns=(A, T))
+    os.utime(at(b.mnt, "d"), ns=(A, T))
+    want = times_of(b.mnt, ["f.txt", "d"])
+    assert want == {"f.txt": (A, T), "d": (A, T)}
+
+    read(at(b.mnt, "f.txt"))
+    with open(at(b.mnt, "f.txt"), "rb") as f:
+        os.pread(f.fileno(), 10, BLOCK_SIZE)
+        with mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as mm:
+            mm[:10]
+    os.listdir(at(b.mnt, "d"))
+    assert times_of(b.mnt, ["f.txt", "d"]) == want
+    other = mount(b.client, noatime=None)  # accepted, and the same
+    read(at(other.mountpoint, "f.txt"))
+    time.sleep(1)  # whatever the other mount could have sent
+    assert times_of(b.mnt, ["f.txt", "d"]) == times_of(other.mountpoint, ["f.txt", "d"]) == want
 
 
 def test_a_write_after_utimensat_makes_the_mtime_now_again(both):

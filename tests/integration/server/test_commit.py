@@ -77,6 +77,50 @@ def test_defaults_are_mode_0644_and_the_servers_clock(alice):
     e = entry(alice, alice.root_ns, "f")
     assert e["mode"] == 0o644
     assert before - 5 * 10**9 <= e["mtime_ns"] <= after + 5 * 10**9
+    assert e["atime_ns"] == e["mtime_ns"] == e["ctime_ns"]
+
+
+def test_a_commit_without_atime_and_ctime_takes_the_mtime_and_the_commit_time(alice):
+    ns = alice.root_ns
+    before = time.time_ns()
+    alice.commit_ok(ns, file_op("f", mtime_ns=1_000_000_007),
+                    {"op": "dir", "path": "d", "mtime_ns": 3},
+                    {"op": "fifo", "path": "p", "mtime_ns": 4})
+    after = time.time_ns()
+    for path, mtime in (("f", 1_000_000_007), ("d", 3), ("p", 4)):
+        e = entry(alice, ns, path)
+        assert (e["atime_ns"], e["mtime_ns"]) == (mtime, mtime), e
+        assert before <= e["ctime_ns"] <= after, e
+
+
+def test_atime_mtime_and_ctime_are_kept_apart_to_the_nanosecond_per_version(alice):
+    ns = alice.root_ns
+    versions = [(b"v1", 1_000_000_000_123_456_781, 1_000_000_000_123_456_789,
+                 1_795_372_644_002_787_903),
+                (b"v1", 1_795_372_644_002_787_999, 1_000_000_000_123_456_789,
+                 1_795_372_644_002_788_000),
+                (b"v1", -5, -7, 9)]
+    base = 0
+    for data, atime, mtime, ctime in versions:
+        res = alice.write_file(ns, "f", data, atime_ns=atime, mtime_ns=mtime, ctime_ns=ctime,
+                               base_jid=base)
+        e = entry(alice, ns, "f")
+        assert (e["jid"], e["atime_ns"], e["mtime_ns"], e["ctime_ns"]) == \
+            (res["jid"], atime, mtime, ctime)
+        base = res["jid"]
+    assert alice.head(ns) == 3
+    (res,) = alice.commit_ok(ns, {"op": "dir", "path": "d", "atime_ns": 1, "mtime_ns": 2,
+                                  "ctime_ns": 3})
+    (again,) = alice.commit_ok(ns, {"op": "dir", "path": "d", "atime_ns": 1, "mtime_ns": 2,
+                                    "ctime_ns": 4})
+    assert again["jid"] == res["jid"] + 1
+    assert entry(alice, ns, "d")["ctime_ns"] == 4
+
+
+@pytest.mark.parametrize("field", ["atime_ns", "ctime_ns"])
+@pytest.mark.parametrize("value", ["1", 1.5])
+def test_a_time_that_is_not_a_64_bit_integer_is_bad_field(alice, field, value):
+    assert_op_refused(alice, alice.root_ns, file_op("f", **{field: value}), "bad_field")
 
 
 def test_mode_and_mtime_are_kept_per_version(alice):
@@ -135,6 +179,27 @@ def test_recommitting_the_same_content_with_a_stale_base_adds_no_row(alice):
                                       "node": first["node"]}], (op, r)
         assert r.json["head"] == head
     assert alice.head(ns) == head
+
+
+def test_a_file_sent_again_with_its_times_adds_no_row(alice):
+    ns = alice.root_ns
+    op = file_op("f", b"same", atime_ns=1, mtime_ns=2, ctime_ns=3)
+    first = alice.write_file(ns, "f", b"same", atime_ns=1, mtime_ns=2, ctime_ns=3)
+    for again in (op, file_op("f", b"same", atime_ns=1, mtime_ns=2)):
+        r = alice.commit(ns, {**again, "base_jid": first["jid"]})
+        assert r.json["results"][0]["jid"] == first["jid"], r
+    assert alice.head(ns) == first["jid"]
+
+
+@pytest.mark.parametrize("changed", [{"atime_ns": 9}, {"ctime_ns": 9}])
+def test_the_same_content_with_a_new_atime_or_ctime_is_a_new_version(alice, changed):
+    ns = alice.root_ns
+    first = alice.write_file(ns, "f", b"same", atime_ns=1, mtime_ns=2, ctime_ns=3)
+    times = {"atime_ns": 1, "mtime_ns": 2, "ctime_ns": 3, **changed}
+    second = alice.write_file(ns, "f", b"same", base_jid=first["jid"], **times)
+    assert second["jid"] == first["jid"] + 1
+    e = entry(alice, ns, "f")
+    assert {k: e[k] for k in times} == times
 
 
 def test_the_same_content_with_a_new_mtime_is_a_new_version(alice):
@@ -296,6 +361,25 @@ def test_move_renames_keeping_the_node_id_in_one_row(alice):
     e = entry(alice, ns, "d/g")
     assert (e["node"], e["blocks"], e["name"]) == (f["node"], [block_id(b"content")], "g")
     assert "f" not in alice.snapshot(ns)[0]
+
+
+def test_a_move_sets_the_ctime_it_carries_and_keeps_atime_and_mtime(alice):
+    ns = alice.root_ns
+    alice.write_file(ns, "f", b"x", atime_ns=1, mtime_ns=2, ctime_ns=3)
+    alice.commit_ok(ns, {"op": "move", "path": "f", "to": "g", "ctime_ns": 1_000_000_000_000_000_123})
+    e = entry(alice, ns, "g")
+    assert (e["atime_ns"], e["mtime_ns"], e["ctime_ns"]) == (1, 2, 1_000_000_000_000_000_123)
+
+
+def test_a_move_without_ctime_takes_the_commit_time(alice):
+    ns = alice.root_ns
+    alice.write_file(ns, "f", b"x", atime_ns=1, mtime_ns=2, ctime_ns=3)
+    before = time.time_ns()
+    alice.commit_ok(ns, {"op": "move", "path": "f", "to": "g"})
+    after = time.time_ns()
+    e = entry(alice, ns, "g")
+    assert (e["atime_ns"], e["mtime_ns"]) == (1, 2)
+    assert before <= e["ctime_ns"] <= after
 
 
 def test_moving_onto_an_existing_name_is_exists_without_replace(alice):

@@ -21,23 +21,28 @@ def by_node(entries):
 
 def test_entries_carry_the_fields_of_their_kind(alice):
     ns = alice.root_ns
-    alice.write_file(ns, "f", b"hello", mode=0o600, mtime_ns=1795372644002787903)
-    alice.commit_ok(ns, {"op": "dir", "path": "d", "mode": 0o700, "mtime_ns": 7},
-                    {"op": "symlink", "path": "d/l", "target": "../f", "mtime_ns": 8},
+    alice.write_file(ns, "f", b"hello", mode=0o600, atime_ns=1795372644002787901,
+                     mtime_ns=1795372644002787903, ctime_ns=1795372644002787905)
+    alice.commit_ok(ns, {"op": "dir", "path": "d", "mode": 0o700, "atime_ns": 6,
+                         "mtime_ns": 7, "ctime_ns": 9},
+                    {"op": "symlink", "path": "d/l", "target": "../f", "mtime_ns": 8,
+                     "ctime_ns": 10},
                     file_op("gone"), {"op": "delete", "path": "gone"})
     start = alice.head(ns) - 1
     entries = {e["path"]: e for e in alice.list_all(ns, 0)[0] + alice.list_all(ns, start)[0]}
     d = entries["d"]
     assert entries["f"] == {
         "node": entries["f"]["node"], "parent": 0, "name": "f", "path": "f", "kind": "file",
-        "jid": 1, "size": 5, "mtime_ns": 1795372644002787903, "mode": 0o600,
+        "jid": 1, "size": 5, "atime_ns": 1795372644002787901,
+        "mtime_ns": 1795372644002787903, "ctime_ns": 1795372644002787905, "mode": 0o600,
         "blocks": ["2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"]}
-    assert set(d) == ALWAYS | {"size", "mtime_ns", "mode"}
-    assert (d["kind"], d["parent"], d["mode"], d["mtime_ns"]) == ("dir", 0, 0o700, 7)
+    assert set(d) == ALWAYS | {"size", "atime_ns", "mtime_ns", "ctime_ns", "mode"}
+    assert (d["kind"], d["parent"], d["mode"], d["atime_ns"], d["mtime_ns"], d["ctime_ns"]) \
+        == ("dir", 0, 0o700, 6, 7, 9)
     link = entries["d/l"]
-    assert set(link) == ALWAYS | {"size", "mtime_ns", "mode", "target"}
-    assert (link["kind"], link["parent"], link["name"], link["target"], link["mtime_ns"]) == \
-        ("symlink", d["node"], "l", "../f", 8)
+    assert set(link) == ALWAYS | {"size", "atime_ns", "mtime_ns", "ctime_ns", "mode", "target"}
+    assert (link["kind"], link["parent"], link["name"], link["target"], link["atime_ns"],
+            link["mtime_ns"], link["ctime_ns"]) == ("symlink", d["node"], "l", "../f", 8, 8, 10)
     assert entries["gone"]["kind"] == "deleted"
     assert set(entries["gone"]) == ALWAYS
 

@@ -60,6 +60,39 @@ def test_what_was_acknowledged_before_kill_9_is_there_after_restart(server, alic
     assert_kept(alice.clone(server.url), snapshot, files)
 
 
+# What schema version 5 added: atime and ctime, kept apart from mtime.
+DROP_TIMES = "".join(f" ALTER TABLE {t} DROP COLUMN {c};"
+                     for t in ("journal", "nodes") for c in ("atime_ns", "ctime_ns"))
+
+
+def times_from_mtime(snapshot):
+    """SNAPSHOT as a store from before version 5 shows it: each entry's
+    atime and ctime are its mtime, the best guess of both."""
+    entries, head = snapshot
+    return {p: {**e, "atime_ns": e["mtime_ns"], "ctime_ns": e["mtime_ns"]}
+            for p, e in entries.items()}, head
+
+
+def test_a_data_dir_of_schema_4_gets_atime_and_ctime_from_mtime(server, alice):
+    snapshot, files = fill(alice)
+    alice.write_file(alice.root_ns, "timed", b"t", atime_ns=5, mtime_ns=7, ctime_ns=9)
+    snapshot = alice.snapshot(alice.root_ns)
+    files["timed"] = b"t"
+    server.stop()
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    db.executescript(DROP_TIMES + " PRAGMA user_version = 4;")
+    db.close()
+    server.start()
+    alice = alice.clone(server.url)
+    migrated = times_from_mtime(snapshot)
+    assert migrated[0]["timed"]["atime_ns"] == migrated[0]["timed"]["ctime_ns"] == 7
+    assert_kept(alice, migrated, files)
+    alice.write_file(alice.root_ns, "timed", b"t2", atime_ns=11, mtime_ns=12, ctime_ns=13,
+                     base_jid=migrated[0]["timed"]["jid"])
+    e = alice.snapshot(alice.root_ns)[0]["timed"]
+    assert (e["atime_ns"], e["mtime_ns"], e["ctime_ns"]) == (11, 12, 13)
+
+
 def test_a_data_dir_of_the_first_schema_is_brought_up_to_date(server, alice):
     """A store from before the server kept answers for clients that send
     a batch again, and times for garbage collection (schema version 1)
@@ -71,11 +104,11 @@ def test_a_data_dir_of_the_first_schema_is_brought_up_to_date(server, alice):
     db.executescript("DROP TABLE answers; DROP INDEX journal_by_node;"
                      " DROP TABLE gc_horizon; ALTER TABLE journal DROP COLUMN at;"
                      " ALTER TABLE blocks DROP COLUMN stored;"
-                     " PRAGMA user_version = 1;")
+                     + DROP_TIMES + " PRAGMA user_version = 1;")
     db.close()
     server.start()
     alice = alice.clone(server.url)
-    assert_kept(alice, snapshot, files)
+    assert_kept(alice, times_from_mtime(snapshot), files)
     batch = {"ops": [{"op": "dir", "path": "new", "seq": 1}], "client": "c1"}
     first = alice.post(f"/meta/ns/{alice.root_ns}/commit", batch)
     again = alice.post(f"/meta/ns/{alice.root_ns}/commit", batch)
