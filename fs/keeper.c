@@ -39,11 +39,12 @@ struct keeper {
 	bool woken, stop;
 };
 
-/* Eviction starts a margin below the limit and frees another, so that it
- * runs now and then rather than at every block.  The margin is 10% of the
- * limit, but at least a few blocks: fetches and settles land whole 4 MiB
- * blocks while a pass runs, and a small cache would cross its limit
- * before the pass is done (bench/storage, 64 MiB: 74 MB). */
+/* Eviction starts a margin below the limit and frees another 10% of the
+ * limit, so that it runs now and then rather than at every block.  The
+ * margin is 10% of the limit, but at least a few blocks (at most a
+ * quarter of the cache): fetches and settles land whole 4 MiB blocks
+ * while a pass runs, and a small cache would cross its limit before the
+ * pass is done (bench/storage, 64 MiB: 74 MB). */
 static uint64_t margin(const struct keeper *k)
 {
 	uint64_t m = k->limit / 10, least = 4 * (uint64_t)CFS_BLOCK_SIZE;
@@ -60,7 +61,7 @@ static uint64_t high_mark(const struct keeper *k)
 
 static uint64_t low_mark(const struct keeper *k)
 {
-	return k->limit - 2 * margin(k);
+	return high_mark(k) - k->limit / 10;
 }
 
 /* Bytes free for us on the cache's disk (UINT64_MAX: unknown). */
