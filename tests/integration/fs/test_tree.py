@@ -5,6 +5,7 @@ targets, and every shared folder at its mount path."""
 import errno
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -138,13 +139,28 @@ def test_statfs_reports_the_disk_of_the_cache_directory(alice, mount):
     assert got.f_namemax == 255
 
 
-def test_no_extended_attribute_is_listed_and_others_than_ours_are_absent(alice, mount):
+def test_no_extended_attribute_is_listed_and_others_than_ours_are_unsupported(alice, mount):
     put_tree(alice, alice.root_ns, {"a.txt": File(b"a")})
     m = mount(alice)
     path = os.path.join(m.mountpoint, "a.txt")
 
-    # The user.cloudfs.* ones are read by name only (test_cli.py).
+    # The user.cloudfs.* ones are read by name only (test_cli.py); no other
+    # is kept, and saying so (not "absent") lets tools stop asking.
     assert os.listxattr(path) == []
-    with pytest.raises(OSError) as e:
-        os.getxattr(path, "user.x")
-    assert e.value.errno == errno.ENODATA
+    for name in ("user.x", "security.selinux", "system.posix_acl_access"):
+        with pytest.raises(OSError) as e:
+            os.getxattr(path, name)
+        assert e.value.errno == errno.ENOTSUP, name
+
+
+def test_ls_l_asks_for_no_attribute_per_file(alice, mount):
+    """ls -l asks each file for its SELinux label and ACL, two FUSE round
+    trips a file with warm caches, unless the first answer says the file
+    system keeps none: then it stops asking for the whole mount."""
+    put_tree(alice, alice.root_ns, {f"f{i}": File(b"x") for i in range(20)})
+    m = mount(alice)
+    p = subprocess.run(["strace", "-f", "-e", "trace=getxattr,lgetxattr", "ls", "-l",
+                        m.mountpoint], capture_output=True, text=True, check=True)
+    asked = [line for line in p.stderr.splitlines() if "getxattr(" in line]
+    assert len(p.stdout.splitlines()) == 21  # "total" and the 20 files
+    assert 0 < len(asked) <= 3, asked
