@@ -2,9 +2,11 @@
  * The keeper: holds the cache within its size limit and the disk above its
  * free-space floor, in the background, whatever brings bytes in (writes,
  * fetches, warming).  It wakes when the bytes it counts cross 90% of the
- * limit, when a commit may have made blocks evictable, and every few
+ * limit (a small cache: four blocks below it, at most a quarter of it
+ * below), when a commit may have made blocks evictable, and every few
  * seconds; it then drops blocks no file lists any more, and evicts clean
- * blocks, least recently used first, down to 80% of the limit.
+ * blocks, least recently used first, until 10% of the limit more is
+ * free.
  *
  * A write that would take the cache past its limit waits for a pass to
  * make room.  What it cannot evict (blocks not yet sent, of local
