@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from cfs_fs import MiB, payload, read, sha
+from cfs_fs import MiB, payload, read, sha, until
 from cfs_server import BLOCK_SIZE, Server
 
 SIZES = {"0": 0, "1": 1, "4MiB-1": BLOCK_SIZE - 1, "4MiB": BLOCK_SIZE,
@@ -133,4 +133,6 @@ def test_reading_through_the_mount_leaves_the_cached_block_in_the_page_cache(lib
         with open(path, "rb") as f:  # the mount's own page cache: not kept
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         assert sha(read(path)) == sha(FILES[name])
+        # The first read is answered before the storer makes the file.
+        until(lambda: os.path.exists(block), within=5, what="the block stored")
         assert resident_bytes(block) == BLOCK_SIZE
