@@ -29,23 +29,6 @@ static enum cfs_err known(struct cfs_sql *db, const struct mirror_entry *e,
 			     &one, yes, err);
 }
 
-/*
- * Directories a or b had entries added, removed or renamed: their mtime
- * and ctime are now, as POSIX has it.  In the mount only: the server keeps
- * the times last set on a directory, which is what tar, rsync and cp -a
- * set, and one more journal entry per file created would double a tree's
- * commits.
- */
-static enum cfs_err touch_dirs(struct cfs_sql *db, uint64_t a, uint64_t b,
-			       struct cfs_error *err)
-{
-	return cfs_sql_exec(db,
-			    "UPDATE entries SET mtime_ns = ?3, ctime_ns = ?3"
-			    " WHERE ino IN (?1, ?2) AND kind = ?4",
-			    err, "iiii", (int64_t)a, (int64_t)b, cfs_now_ns(),
-			    (int64_t)CFS_KIND_DIR);
-}
-
 /* The longest path below entry e, relative to it (0 without children):
  * what a move of e adds to the length of its new path. */
 static enum cfs_err depth_below(struct cfs_sql *db,
@@ -160,7 +143,7 @@ enum cfs_err local_mknode(struct cfs_sql *db, uint64_t dir_ino,
 	if (rc == CFS_OK)
 		rc = mknode(db, dir_ino, name, n, out, err);
 	if (rc == CFS_OK)
-		rc = touch_dirs(db, dir_ino, dir_ino, err);
+		rc = mirror_touch_dirs(db, dir_ino, dir_ino, err);
 	rc = cfs_sql_end(db, rc, err);
 	if (rc)
 		mirror_entry_release(out);
@@ -254,7 +237,7 @@ enum cfs_err local_remove(struct cfs_sql *db, uint64_t dir_ino,
 	if (rc == CFS_OK)
 		rc = remove_one(db, dir_ino, name, dir, ino, err);
 	if (rc == CFS_OK)
-		rc = touch_dirs(db, dir_ino, dir_ino, err);
+		rc = mirror_touch_dirs(db, dir_ino, dir_ino, err);
 	return cfs_sql_end(db, rc, err);
 }
 
@@ -435,7 +418,7 @@ enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
 	if (rc == CFS_OK)
 		rc = do_rename(db, &a, err);
 	if (rc == CFS_OK)
-		rc = touch_dirs(db, dir_ino, newdir_ino, err);
+		rc = mirror_touch_dirs(db, dir_ino, newdir_ino, err);
 	return cfs_sql_end(db, rc, err);
 }
 

@@ -58,6 +58,7 @@
 #include <time.h>
 
 #include "cache/rows.h"
+#include "cloudfs/clock.h"
 
 void mirror_entry_release(struct mirror_entry *e)
 {
@@ -494,6 +495,33 @@ void mirror_changes_release(struct mirror_changes *ch)
 	*ch = (struct mirror_changes){ 0 };
 }
 
+enum cfs_err mirror_touch_dirs(struct cfs_sql *db, uint64_t a, uint64_t b,
+			       struct cfs_error *err)
+{
+	int64_t now = cfs_now_ns();
+
+	/* Later than before even when the clock is not: the kernel's cache
+	 * of a listing is good while the folder's mtime stays the same
+	 * (fs/invalidate.c). */
+	return cfs_sql_exec(
+		db,
+		"UPDATE entries SET mtime_ns = MAX(?3, mtime_ns + 1),"
+		" ctime_ns = MAX(?3, ctime_ns + 1)"
+		" WHERE ino IN (?1, ?2) AND kind IN (?4, ?5)",
+		err, "iiiii", (int64_t)a, (int64_t)b, now,
+		(int64_t)CFS_KIND_DIR, (int64_t)CFS_KIND_MOUNT);
+}
+
+enum cfs_err rows_note_children(struct mirror_changes *ch, uint64_t dir,
+				struct cfs_error *err)
+{
+	enum cfs_err rc = rows_note(ch, dir, 0, NULL, err);
+
+	if (rc == CFS_OK)
+		ch->v[ch->n - 1].children = true;
+	return rc;
+}
+
 enum cfs_err rows_note(struct mirror_changes *ch, uint64_t ino, uint64_t parent,
 		       const char *name, struct cfs_error *err)
 {
@@ -530,15 +558,24 @@ enum cfs_err rows_note_change(struct cfs_sql *db,
 			      const struct mirror_entry *e,
 			      struct mirror_changes *ch, struct cfs_error *err)
 {
-	uint64_t parent_ino = 0;
+	uint64_t parent_ino = 0, to_ino = 0;
 	enum cfs_err rc = mirror_parent(db, old, &parent_ino, err);
+	bool placed = e->kind != old->kind || old->parent != e->parent ||
+		      strcmp(old->name, e->name) != 0;
 
 	if (rc == CFS_ERR_NOT_FOUND)
 		rc = CFS_OK; /* an orphan: the kernel never saw it */
-	if (rc == CFS_OK && parent_ino &&
-	    (e->kind != old->kind || old->parent != e->parent ||
-	     strcmp(old->name, e->name) != 0))
+	if (rc == CFS_OK && parent_ino && placed)
 		rc = rows_note(ch, old->ino, parent_ino, old->name, err);
+	/* Its new folder lists one more. */
+	if (rc == CFS_OK && e->kind != CFS_KIND_DELETED &&
+	    old->parent != e->parent) {
+		rc = mirror_parent(db, e, &to_ino, err);
+		if (rc == CFS_OK)
+			rc = rows_note_children(ch, to_ino, err);
+		else if (rc == CFS_ERR_NOT_FOUND)
+			rc = CFS_OK; /* not listed yet: new to the kernel */
+	}
 	if (rc == CFS_OK && !rows_same_content(old, e))
 		rc = rows_note(ch, old->ino, 0, NULL, err);
 	return rc;
@@ -1214,6 +1251,19 @@ static enum cfs_err apply_shadow(struct cfs_sql *db,
 	return rc ? rc : rows_shadow_put(db, old->ino, e, err);
 }
 
+/* New entry e: its folder lists one more (unless the folder is not
+ * listed yet, and so new to the kernel too). */
+static enum cfs_err note_new(struct cfs_sql *db, const struct mirror_entry *e,
+			     struct mirror_changes *ch, struct cfs_error *err)
+{
+	uint64_t dir = 0;
+	enum cfs_err rc = mirror_parent(db, e, &dir, err);
+
+	if (rc == CFS_ERR_NOT_FOUND)
+		return CFS_OK;
+	return rc ? rc : rows_note_children(ch, dir, err);
+}
+
 /* Applies one listed entry e (of namespace ns). */
 static enum cfs_err apply_one(struct cfs_sql *db, const struct mirror_entry *e,
 			      struct mirror_changes *ch, struct cfs_error *err)
@@ -1228,6 +1278,8 @@ static enum cfs_err apply_one(struct cfs_sql *db, const struct mirror_entry *e,
 		rc = rows_write(db, &ino, e, err);
 		if (rc == CFS_OK && e->kind == CFS_KIND_MOUNT)
 			rc = rows_follow_mount(db, ino, e, err);
+		if (rc == CFS_OK)
+			rc = note_new(db, e, ch, err);
 		return rc;
 	}
 	if (rc)
@@ -1306,6 +1358,40 @@ static enum cfs_err apply_order(const struct mirror_entry *entries, size_t n,
 	return CFS_OK;
 }
 
+/* Invariant 10: what a share moved that the first complete listing of
+ * ns did not name goes, and the kernel forgets it. */
+#define UNNAMED                                                    \
+	" FROM entries WHERE ns = ?1 AND node > 0 AND jid = 0 AND" \
+	" pending = 0 AND NOT (SELECT listed FROM namespaces WHERE ns = ?1)"
+
+static enum cfs_err drop_unnamed(struct cfs_sql *db, int64_t ns,
+				 struct mirror_changes *ch,
+				 struct cfs_error *err)
+{
+	struct ino_set set = { 0 };
+	enum cfs_err rc = ino_set_fill(
+		db, cfs_sql_stmt(db, "SELECT ino" UNNAMED, err, "i", ns), &set,
+		err);
+
+	for (size_t i = 0; rc == CFS_OK && i < set.n; i++) {
+		struct mirror_entry e, gone;
+
+		rc = mirror_get(db, set.v[i], &e, err);
+		if (rc == CFS_ERR_NOT_FOUND) {
+			rc = CFS_OK; /* hidden: the kernel never saw it */
+			continue;
+		}
+		if (rc)
+			break;
+		gone = e;
+		gone.kind = CFS_KIND_DELETED;
+		rc = rows_note_change(db, &e, &gone, ch, err);
+		mirror_entry_release(&e);
+	}
+	free(set.v);
+	return rc ? rc : cfs_sql_exec(db, "DELETE" UNNAMED, err, "i", ns);
+}
+
 enum cfs_err mirror_apply(struct cfs_sql *db, int64_t ns,
 			  const struct mirror_entry *entries, size_t n,
 			  int64_t cursor, bool complete,
@@ -1328,14 +1414,8 @@ enum cfs_err mirror_apply(struct cfs_sql *db, int64_t ns,
 				  "DELETE FROM entries WHERE ns = ?1 AND"
 				  " kind = 0 AND pending = 0 AND jid <= ?2",
 				  err, "ii", ns, cursor);
-	/* Invariant 10: what a share moved that the listing did not name. */
 	if (rc == CFS_OK && complete)
-		rc = cfs_sql_exec(db,
-				  "DELETE FROM entries WHERE ns = ?1 AND"
-				  " node > 0 AND jid = 0 AND pending = 0 AND"
-				  " NOT (SELECT listed FROM namespaces"
-				  " WHERE ns = ?1)",
-				  err, "i", ns);
+		rc = drop_unnamed(db, ns, ch, err);
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(db,
 				  "UPDATE namespaces SET cursor = ?2,"

@@ -433,7 +433,7 @@ static enum cfs_err copy_of(struct cfs_sql *db, const struct queued_op *op,
 	if (rc == CFS_OK)
 		rc = refuse(db, op, ch, err);
 	if (rc == CFS_OK)
-		rc = rows_note(ch, dir_ino, 0, NULL, err);
+		rc = rows_note_children(ch, dir_ino, err);
 	if (dir_ino && rc != CFS_ERR_NOT_FOUND)
 		mirror_entry_release(&dir);
 	mirror_entry_release(&e);

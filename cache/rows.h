@@ -83,6 +83,11 @@ bool rows_same_content(const struct mirror_entry *a,
 enum cfs_err rows_note(struct mirror_changes *ch, uint64_t ino, uint64_t parent,
 		       const char *name, struct cfs_error *err);
 
+/* Appends that folder dir's listing changed (an entry came, went or was
+ * renamed). */
+enum cfs_err rows_note_children(struct mirror_changes *ch, uint64_t dir,
+				struct cfs_error *err);
+
 /* Notes what the kernel must drop when entry old becomes e (or goes, for
  * a DELETED e): its name, if it moved or went; its inode, if it shows
  * something else. */

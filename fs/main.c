@@ -41,6 +41,7 @@
 #include "config.h"
 #include "fs/control.h"
 #include "fs/fs.h"
+#include "fs/invalidate.h"
 #include "fs/session.h"
 #include "fs/upload.h"
 
@@ -437,8 +438,9 @@ static int prepare(struct cli *c, struct fs *fs)
 	cfs_sha256(token, strlen(token), &h);
 	cfs_block_id_to_hex(&h, token_id);
 	fs->open = openfiles_new();
+	fs->listed = listed_dirs_new();
 	conn = remote_conn_new(&fs->remote);
-	if (!fs->open || !conn)
+	if (!fs->open || !fs->listed || !conn)
 		cfs_log_error("out of memory");
 	else
 		reached = root_namespace(conn, c, &root_ns, &why);
@@ -728,6 +730,7 @@ out:
 	if (ready_fd >= 0)
 		close(ready_fd);
 	openfiles_free(fs.open);
+	listed_dirs_free(fs.listed);
 	cache_close(fs.cache);
 	pthread_cond_destroy(&fs.doubt_over);
 	pthread_mutex_destroy(&fs.apply_lock);

@@ -277,6 +277,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.lookup = ops_lookup,
 	.getattr = ops_getattr,
 	.readlink = ops_readlink,
+	.opendir = ops_opendir,
 	.readdir = ops_readdir,
 	.readdirplus = ops_readdirplus,
 	.open = ops_open,

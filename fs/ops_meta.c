@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fs/invalidate.h"
 #include "fs/ops.h"
 #include "fs/session.h"
 
@@ -200,6 +201,16 @@ static void reply_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	else
 		fuse_reply_buf(req, d.buf, d.used);
 	free(d.buf);
+}
+
+void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* The kernel keeps the listing until the folder changes
+	 * (fs/invalidate.h): a walk of a listed tree costs no round trip. */
+	listed_dirs_add(ops_fs(req)->listed, ino);
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
 }
 
 void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

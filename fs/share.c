@@ -8,6 +8,7 @@
 #include "cache/mirror.h"
 #include "cloudfs/clock.h"
 #include "fs/fs.h"
+#include "fs/invalidate.h"
 #include "fs/remote.h"
 #include "fs/session.h"
 #include "fs/share.h"
@@ -156,9 +157,8 @@ static void await_shown(struct fs *fs, const struct mirror_entry *e, int64_t ns)
 	while (!(shown = shows_shared(fs, e, ns, &parent)) &&
 	       cfs_monotonic_ms() < until)
 		usleep(10 * 1000);
-	if (shown && fs->se)
-		fuse_lowlevel_notify_inval_entry(fs->se, parent, e->name,
-						 strlen(e->name));
+	if (shown)
+		fs_invalidate_child(fs, parent, e->name);
 }
 
 static json_t *do_share(struct fs *fs, const char *cmd, json_t *req)

@@ -25,6 +25,7 @@
 #include "cloudfs/json.h"
 #include "cloudfs/log.h"
 #include "fs/fs.h"
+#include "fs/invalidate.h"
 #include "fs/upload.h"
 
 #define PAGE	       1000
@@ -135,31 +136,6 @@ static enum cfs_err parse_entry(json_t *o, int64_t ns, int64_t head,
 	if (rc)
 		mirror_entry_release(e);
 	return rc;
-}
-
-void fs_invalidate(struct fs *fs, const struct mirror_changes *ch)
-{
-	for (size_t i = 0; i < ch->n; i++) {
-		const struct mirror_inval *v = &ch->v[i];
-		int e;
-
-		if (!v->name)
-			openfiles_changed(fs->open, v->ino);
-		if (!fs->se)
-			continue; /* not mounted yet: the kernel has nothing */
-		if (v->name)
-			e = fuse_lowlevel_notify_inval_entry(
-				fs->se, v->parent, v->name, strlen(v->name));
-		else
-			e = fuse_lowlevel_notify_inval_inode(fs->se, v->ino, 0,
-							     0);
-		/* ENOENT: the kernel holds nothing of it. */
-		if (e && e != -ENOENT)
-			cfs_log_debug("cannot invalidate inode %llu: %s",
-				      (unsigned long long)(v->name ? v->parent
-								   : v->ino),
-				      strerror(-e));
-	}
 }
 
 /*

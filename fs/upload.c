@@ -49,6 +49,7 @@
 #include "cloudfs/log.h"
 #include "cloudfs/proto.h"
 #include "fs/fs.h"
+#include "fs/invalidate.h"
 #include "fs/session.h"
 #include "fs/upload.h"
 

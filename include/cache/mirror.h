@@ -69,6 +69,16 @@ enum cfs_err mirror_parent(struct cfs_sql *db, const struct mirror_entry *e,
 			   uint64_t *ino, struct cfs_error *err);
 
 /*
+ * Folders a and b (the same one, or 0 for none) had entries added, removed
+ * or renamed: their mtime and ctime are now, as POSIX has it, and later
+ * than they were.  In the mount only: the server keeps the times last set
+ * on a folder, which is what tar, rsync and cp -a set, and one more
+ * journal entry per file created would double a tree's commits.
+ */
+enum cfs_err mirror_touch_dirs(struct cfs_sql *db, uint64_t a, uint64_t b,
+			       struct cfs_error *err);
+
+/*
  * Where the protocol addresses name in folder e (name NULL: e itself): the
  * namespace and the path there (malloc'd).  In the mount of a shared
  * folder that is the shared namespace.
@@ -102,11 +112,14 @@ enum cfs_err mirror_init_root(struct cfs_sql *db, int64_t root_ns,
 			      struct cfs_error *err);
 
 /* What the kernel must drop after a change: an inode's attributes and
- * data, or, with name set, a directory entry of parent. */
+ * data, or, with name set, a directory entry of parent (whose listing
+ * changed then too); children: folder ino's listing changed (an entry
+ * came, went or was renamed). */
 struct mirror_inval {
 	uint64_t ino;
 	uint64_t parent;
 	char *name;
+	bool children;
 };
 
 struct mirror_changes {

@@ -49,6 +49,7 @@ struct fs {
 	struct keeper *keeper;
 	struct fetcher *fetch;
 	struct open_files *open;
+	struct listed_dirs *listed; /* fs/invalidate.h */
 	struct sessions *sessions;
 	struct uploader *upload;
 	struct sync *sync;
@@ -93,10 +94,6 @@ extern const struct fuse_lowlevel_ops fs_ops;
  */
 enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
 			   const bool *stop, struct cfs_error *err);
-
-/* Tells the kernel to drop what a change of the mirror made stale, and
- * open handles of changed files to reload. */
-void fs_invalidate(struct fs *fs, const struct mirror_changes *ch);
 
 /* Starts the sync thread: long polls, catches up, reconnects with backoff. */
 struct sync *sync_start(struct fs *fs);

@@ -75,6 +75,7 @@ int ops_lookup_entry(struct fs *fs, fuse_ino_t parent, const char *name,
 void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void ops_readlink(fuse_req_t req, fuse_ino_t ino);
+void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		 struct fuse_file_info *fi);
 void ops_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

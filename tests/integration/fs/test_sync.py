@@ -67,6 +67,32 @@ def test_a_file_created_elsewhere_shows_within_a_second(mounted):
     assert stat.S_IMODE(os.stat(at(m, "docs", "new.txt")).st_mode) == 0o640
 
 
+def test_a_folder_listed_before_lists_what_changes_in_it_elsewhere(mounted):
+    """The kernel keeps a folder's listing once it read it (a walk of a
+    listed tree costs no round trip), so every change made elsewhere must
+    reach it: an entry that comes, goes, or is renamed in, out or within;
+    and the folder's mtime moves, as POSIX has it for a changed folder."""
+    m, other = mounted
+    papers = at(m, "papers")
+    assert os.listdir(papers) == []
+    before = os.stat(papers).st_mtime_ns
+
+    other.write_file(other.root_ns, "papers/one.txt", b"1")
+    until(lambda: os.listdir(papers) == ["one.txt"], what="the new entry")
+    assert os.stat(papers).st_mtime_ns > before
+    other.commit_ok(other.root_ns, {"op": "move", "path": "a.txt", "to": "papers/two.txt"})
+    until(lambda: sorted(os.listdir(papers)) == ["one.txt", "two.txt"] and
+          "a.txt" not in os.listdir(m.mountpoint), what="the entry moved in")
+    other.commit_ok(other.root_ns, {"op": "move", "path": "papers/one.txt",
+                                    "to": "papers/uno.txt"})
+    until(lambda: sorted(os.listdir(papers)) == ["two.txt", "uno.txt"], what="the rename")
+    other.commit_ok(other.root_ns, {"op": "move", "path": "papers/two.txt", "to": "a.txt"})
+    other.commit_ok(other.root_ns, {"op": "delete", "path": "papers/uno.txt"})
+    until(lambda: os.listdir(papers) == [] and "a.txt" in os.listdir(m.mountpoint),
+          what="the entries gone")
+    assert read(at(m, "a.txt")) == TREE["a.txt"].data
+
+
 def test_a_file_deleted_elsewhere_disappears_within_a_second(mounted):
     m, other = mounted
     look_at_everything(m)
