@@ -1369,9 +1369,21 @@ static enum cfs_err drop_unnamed(struct cfs_sql *db, int64_t ns,
 				 struct cfs_error *err)
 {
 	struct ino_set set = { 0 };
-	enum cfs_err rc = ino_set_fill(
-		db, cfs_sql_stmt(db, "SELECT ino" UNNAMED, err, "i", ns), &set,
-		err);
+	int64_t listed = 0;
+	bool found = false;
+	enum cfs_err rc = cfs_sql_int64(
+		db,
+		cfs_sql_stmt(db, "SELECT listed FROM namespaces WHERE ns = ?1",
+			     err, "i", ns),
+		&listed, &found, err);
+
+	/* Once listed, nothing is unnamed: no need to look at every entry
+	 * of ns at each page. */
+	if (rc || (found && listed))
+		return rc;
+	rc = ino_set_fill(db,
+			  cfs_sql_stmt(db, "SELECT ino" UNNAMED, err, "i", ns),
+			  &set, err);
 
 	for (size_t i = 0; rc == CFS_OK && i < set.n; i++) {
 		struct mirror_entry e, gone;
