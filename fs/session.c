@@ -759,6 +759,34 @@ static int hash_fd(int fd, uint64_t n, struct cfs_block_id *id)
 	return e;
 }
 
+static struct cfs_block_id zero_id;
+static bool zero_id_ok;
+
+static void hash_zeros(void)
+{
+	void *zeros = calloc(1, CFS_BLOCK_SIZE);
+
+	zero_id_ok = zeros && cfs_sha256(zeros, CFS_BLOCK_SIZE, &zero_id) == 0;
+	free(zeros);
+}
+
+/* Whether a whole block of zeros is in the cache already, *id its id.  A
+ * file grown by truncate is holes, each the same block: a 200 GiB one is
+ * 51,200 of them, and building, hashing and storing each took minutes
+ * before the file could commit. */
+static bool zeros_cached(struct cache *c, struct cfs_block_id *id)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	int fd;
+
+	pthread_once(&once, hash_zeros);
+	if (!zero_id_ok || (fd = blockcache_open(c, &zero_id)) < 0)
+		return false;
+	close(fd);
+	*id = zero_id;
+	return true;
+}
+
 /* Block b of the new content, when it is neither staged nor the base's
  * as it was (a grown or cut last block, a hole): built, hashed, stored. */
 static int materialize(struct session *s, uint64_t b, struct cfs_block_id *id)
@@ -772,6 +800,8 @@ static int materialize(struct session *s, uint64_t b, struct cfs_block_id *id)
 
 	if (from_base > len)
 		from_base = len;
+	if (!from_base && len == CFS_BLOCK_SIZE && zeros_cached(c, id))
+		return 0;
 	fd = blockcache_tmp_create(c, tmp);
 	if (fd < 0)
 		return -fd;

@@ -371,6 +371,24 @@ def test_truncate_of_a_file_not_yet_committed_and_of_an_empty_file_work(both):
     b.on_server()
 
 
+def test_a_huge_sparse_file_commits_at_once_its_holes_one_block(alice, mount):
+    """truncate -s 200G is 51,200 holes, each the same block of zeros: it
+    is built, hashed and stored once, not once a hole, which took minutes
+    of CPU while the file stayed unsynced (and a crash then lost it)."""
+    m = mount(alice)
+    size = 200 * 1024 * MiB
+    open(at(m.mountpoint, "huge.img"), "wb").close()
+    os.truncate(at(m.mountpoint, "huge.img"), size)
+    cloudfs("status", "--wait", "--timeout", "60", m.mountpoint)
+    (entry,) = [e for p, e in alice.snapshot(alice.root_ns)[0].items() if p == "huge.img"]
+    assert entry["size"] == size
+    assert len(entry["blocks"]) == size // BLOCK_SIZE
+    assert set(entry["blocks"]) == {sha(b"\0" * BLOCK_SIZE)}
+    with open(at(m.mountpoint, "huge.img"), "rb") as f:
+        f.seek(size - 10)
+        assert f.read() == b"\0" * 10
+
+
 RENAME_TREE = {
     "a.txt": File(b"a on the server"),
     "b.txt": File(b"b on the server"),
