@@ -69,16 +69,16 @@ static int collect(const char *data_dir, int64_t retention_s)
 	struct blockstore *bs = NULL;
 	struct gc_report r;
 	struct cfs_error err;
-	int status = 1, e;
+	int status = 1;
+	enum cfs_err e;
 
 	if (meta_sqlite_open(data_dir, NULL, NULL, &m, &err)) {
 		cfs_log_error("%s", err.msg);
 		return 1;
 	}
-	e = blockstore_dir_open(data_dir, &bs);
+	e = blockstore_dir_open(data_dir, &bs, &err);
 	if (e)
-		cfs_log_error("cannot open the block store in '%s': %s",
-			      data_dir, strerror(-e));
+		cfs_log_error("%s", err.msg);
 	else if (gc_run(m, bs, NULL, retention_s, &r, &err))
 		cfs_log_error("gc of '%s' failed: %s", data_dir, err.msg);
 	else

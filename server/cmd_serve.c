@@ -310,7 +310,7 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 	struct http_server *http = NULL;
 	struct cfs_error err;
 	char bound[128];
-	int sig = 0, status = 1, e;
+	int sig = 0, status = 1;
 
 	ctx.longpoll = longpoll_new();
 	if (!ctx.longpoll) {
@@ -322,10 +322,8 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 		cfs_log_error("%s", err.msg);
 		goto out;
 	}
-	e = blockstore_dir_open(o->data_dir, &ctx.blocks);
-	if (e) {
-		cfs_log_error("cannot open the block store in '%s': %s",
-			      o->data_dir, strerror(-e));
+	if (blockstore_dir_open(o->data_dir, &ctx.blocks, &err)) {
+		cfs_log_error("%s", err.msg);
 		goto out;
 	}
 	if (http_start(o->listen, o->threads, &o->limits, tls, &ctx, &http,
