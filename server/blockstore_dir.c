@@ -400,7 +400,9 @@ static int dir_open(struct dir_store *s, const char *dir)
 	    (size_t)snprintf(s->tmp, sizeof(s->tmp), "%s/tmp", dir) >=
 		    sizeof(s->tmp))
 		return -ENAMETOOLONG;
-	rc = mkdir_private(s->blocks);
+	rc = mkdir_private(dir);
+	if (rc == 0)
+		rc = mkdir_private(s->blocks);
 	if (rc == 0)
 		rc = make_prefixes(s->blocks);
 	if (rc == 0)

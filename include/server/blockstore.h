@@ -1,7 +1,8 @@
 /*
  * The block store: block bytes by id.  A backend is a table of functions
  * behind struct blockstore; the embedded default keeps one file per block
- * under the data directory (server/blockstore_dir.c).
+ * under the data directory (server/blockstore_dir.c), the scale-out one
+ * keeps one object per block in an S3 bucket (server/blockstore_s3.c).
  *
  * Bytes stream through the interface both ways, so that no backend needs
  * a local file the HTTP layer writes or reads:
@@ -28,6 +29,7 @@
 #ifndef SERVER_BLOCKSTORE_H
 #define SERVER_BLOCKSTORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cloudfs/block.h"
@@ -103,5 +105,21 @@ struct blockstore {
 /* Opens the store under dir (blocks/ and tmp/, created 0700). */
 enum cfs_err blockstore_dir_open(const char *dir, struct blockstore **out,
 				 struct cfs_error *err);
+
+/* Where the S3 backend keeps blocks, and as whom. */
+struct blockstore_s3_config {
+	const char *bucket;
+	const char *prefix;   /* "" or a key prefix ("cloudfs/blocks") */
+	const char *endpoint; /* "https://s3.eu-west-1.amazonaws.com" */
+	const char *region;   /* signed into every request */
+	bool path_style;      /* ENDPOINT/BUCKET/KEY, else BUCKET.HOST/KEY */
+	const char *access_key, *secret_key;
+};
+
+/* Opens the bucket's store (server/blockstore_s3.c), after a HEAD of the
+ * bucket that shows the endpoint and credentials work.  Call before any
+ * thread starts (it initializes libcurl). */
+enum cfs_err blockstore_s3_open(const struct blockstore_s3_config *c,
+				struct blockstore **out, struct cfs_error *err);
 
 #endif
