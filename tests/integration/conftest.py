@@ -8,7 +8,56 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import cfs_s3  # noqa: E402
+import cfs_server  # noqa: E402
 from cfs_server import Server, tls_files  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--blocks", choices=("dir", "s3"),
+                     default=os.environ.get("CFS_TEST_BLOCKS", "dir"),
+                     help="where the servers keep blocks: their data directory (dir), "
+                          "or an S3 server started for the session (s3)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "dir_blocks_only(what): looks at block files, "
+                            "skipped with --blocks s3")
+    cfs_server.S3_BLOCKS = config.getoption("blocks") == "s3"
+
+
+def pytest_runtest_setup(item):
+    mark = item.get_closest_marker("dir_blocks_only")
+    if mark and cfs_server.S3_BLOCKS:
+        pytest.skip(f"{mark.args[0]}: blocks are in S3 in this run")
+
+
+def need_s3():
+    """Skips the test when no S3 server can be started here, which only a
+    developer's machine may lack: CI (CI=true) installs it, and fails."""
+    why = cfs_s3.missing()
+    if why and os.environ.get("CI"):
+        pytest.fail(f"no S3 server for the tests: {why}")
+    if why:
+        pytest.skip(f"no S3 server for the tests: {why}")
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """One S3 server (cfs_s3.S3Server) for the whole session."""
+    need_s3()
+    d = tmp_path_factory.mktemp("s3")
+    s = cfs_s3.S3Server(d / "data", d / "s3rver.log").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def s3_blocks(request):
+    """With --blocks s3, every Server keeps its blocks in the session's
+    S3 server (cfs_server.S3)."""
+    if cfs_server.S3_BLOCKS:
+        cfs_server.S3 = request.getfixturevalue("s3")
 
 
 @pytest.fixture(autouse=True)
