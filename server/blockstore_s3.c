@@ -5,7 +5,9 @@
  *	PREFIX/ab/cd/abcd...   the bytes of block abcd... (64 hex digits)
  *
  * The two levels of hash prefix spread keys over the store's partitions
- * (S3 scales request rates per key prefix).  The endpoint is addressed
+ * (S3 scales request rates per key prefix).  At its start the store lists
+ * one key of the bucket, to show that the endpoint and the credentials
+ * work.  The endpoint is addressed
  * path-style (ENDPOINT/BUCKET/KEY) or virtual-host style
  * (BUCKET.ENDPOINT-HOST/KEY).
  *
@@ -55,7 +57,7 @@
 #define CONNECT_TIMEOUT_S 10L
 /* A transfer slower than a byte a second for this long has failed. */
 #define STALL_TIMEOUT_S	  30L
-/* The SHA-256 of no bytes: the payload hash of GET, HEAD and DELETE. */
+/* The SHA-256 of no bytes: the payload hash of GET and DELETE. */
 #define EMPTY_SHA256 \
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -150,8 +152,10 @@ static size_t keep_error_body(char *data, size_t one, size_t n, void *cls)
 }
 
 /*
- * Sets up c for method on the object of block id (or the bucket itself
- * when id is NULL), with payload_hash as x-amz-content-sha256.
+ * Sets up c for method on the object of block id, with payload_hash as
+ * x-amz-content-sha256; when id is NULL, for a listing of at most one
+ * key of the bucket (a GET whose error answers carry S3's code, where a
+ * HEAD's carry none).
  */
 static enum cfs_err call_init(struct s3_call *c, struct s3_store *s,
 			      const char *method, const struct cfs_block_id *id,
@@ -174,7 +178,8 @@ static enum cfs_err call_init(struct s3_call *c, struct s3_store *s,
 		snprintf(c->what, sizeof(c->what), "'%s'", c->key);
 	else
 		snprintf(c->what, sizeof(c->what), "the bucket");
-	snprintf(url, sizeof(url), "%s%s", s->base_url, c->key);
+	snprintf(url, sizeof(url), "%s%s", s->base_url,
+		 id ? c->key : "?max-keys=1");
 	snprintf(header, sizeof(header), "x-amz-content-sha256: %s",
 		 payload_hash);
 	c->easy = curl_easy_init();
@@ -193,7 +198,6 @@ static enum cfs_err call_init(struct s3_call *c, struct s3_store *s,
 	} while (0)
 	SET(CURLOPT_URL, url);
 	SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") ? method : NULL);
-	SET(CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
 	SET(CURLOPT_AWS_SIGV4, s->sigv4);
 	SET(CURLOPT_USERNAME, s->access_key);
 	SET(CURLOPT_PASSWORD, s->secret_key);
@@ -707,15 +711,15 @@ static enum cfs_err s3_setup(struct s3_store *s,
 	return CFS_OK;
 }
 
-/* The bucket answers HEAD with these credentials: a wrong key, secret,
- * bucket or endpoint stops the server at its start, not at its first
- * upload. */
+/* The bucket answers a listing with these credentials: a wrong key,
+ * secret, bucket or endpoint stops the server at its start, not at its
+ * first upload. */
 static enum cfs_err check_bucket(struct s3_store *s, struct cfs_error *err)
 {
 	struct s3_call c;
 	enum cfs_err rc;
 
-	rc = call_init(&c, s, "HEAD", NULL, EMPTY_SHA256, err);
+	rc = call_init(&c, s, "GET", NULL, EMPTY_SHA256, err);
 	if (rc == CFS_OK)
 		rc = call_perform(&c, err);
 	call_release(&c);

@@ -116,8 +116,8 @@ struct blockstore_s3_config {
 	const char *access_key, *secret_key;
 };
 
-/* Opens the bucket's store (server/blockstore_s3.c), after a HEAD of the
- * bucket that shows the endpoint and credentials work.  Call before any
+/* Opens the bucket's store (server/blockstore_s3.c), after a listing of
+ * the bucket that shows the endpoint and credentials work.  Call before any
  * thread starts (it initializes libcurl). */
 enum cfs_err blockstore_s3_open(const struct blockstore_s3_config *c,
 				struct blockstore **out, struct cfs_error *err);

@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import cfs_rgw  # noqa: E402
 import cfs_s3  # noqa: E402
 import cfs_server  # noqa: E402
 from cfs_server import Server, tls_files  # noqa: E402
@@ -32,24 +33,36 @@ def pytest_runtest_setup(item):
         pytest.skip(f"{mark.args[0]}: blocks are in S3 in this run")
 
 
-def need_s3():
-    """Skips the test when no S3 server can be started here, which only a
-    developer's machine may lack: CI (CI=true) installs it, and fails."""
-    why = cfs_s3.missing()
+def need(why):
+    """Skips the test for WHY (a server is missing, or None: go on), which
+    only a developer's machine may lack: CI (CI=true) installs what the
+    tests need, and fails."""
     if why and os.environ.get("CI"):
-        pytest.fail(f"no S3 server for the tests: {why}")
+        pytest.fail(f"cannot run: {why}")
     if why:
-        pytest.skip(f"no S3 server for the tests: {why}")
+        pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory):
     """One S3 server (cfs_s3.S3Server) for the whole session."""
-    need_s3()
+    need(cfs_s3.missing())
     d = tmp_path_factory.mktemp("s3")
     s = cfs_s3.S3Server(d / "data", d / "s3rver.log").start()
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def rgw(tmp_path_factory):
+    """One Ceph radosgw (cfs_rgw.RadosGateway), which checks signatures,
+    for the whole session."""
+    need(cfs_rgw.missing())
+    g = cfs_rgw.RadosGateway(tmp_path_factory.mktemp("rgw"))
+    try:
+        yield g.start()
+    finally:
+        g.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -132,8 +132,8 @@ def test_credentials_the_bucket_refuses_stop_the_server_at_its_start(s3, tmp_pat
         capture_output=True, text=True, timeout=60,
         env={**os.environ, **S3Server.credentials_env(access_key="NOBODY")})
     assert p.returncode == 1, p.stderr
-    assert f"HEAD of the bucket in s3://{BUCKET} at {s3.endpoint} failed: HTTP 403" \
-        in p.stderr, p.stderr
+    assert f"GET of the bucket in s3://{BUCKET} at {s3.endpoint} failed: " \
+        "HTTP 403 InvalidAccessKeyId" in p.stderr, p.stderr
 
 
 def test_credentials_come_from_a_file_only_its_owner_reads(s3, tmp_path):
