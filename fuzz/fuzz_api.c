@@ -72,8 +72,8 @@ static void check_commit(struct api_req *req, const struct api_resp *resp,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct server_env *env = server_env_get(2000);
-	struct api_req req = { .ctx = &env->ctx, .upload.tmp.fd = -1 };
-	struct api_resp resp = { .fd = -1 };
+	struct api_req req = { .ctx = &env->ctx };
+	struct api_resp resp = { 0 };
 	struct cfs_error err = { 0 };
 	api_handler handler;
 	int64_t namespaces[4], before = -1, after = -1;

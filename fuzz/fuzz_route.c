@@ -86,7 +86,7 @@ static void check_miss(const char *method, const char *allow,
 
 static void run_get(const struct route *route, struct api_req *req)
 {
-	struct api_resp resp = { .fd = -1 };
+	struct api_resp resp = { 0 };
 	struct cfs_error err = { 0 };
 	enum cfs_err rc;
 
@@ -99,7 +99,7 @@ static void run_get(const struct route *route, struct api_req *req)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct server_env *env = server_env_get(10000);
-	struct api_req req = { .ctx = &env->ctx, .upload.tmp.fd = -1 };
+	struct api_req req = { .ctx = &env->ctx };
 	const uint8_t *nl = memchr(data, '\n', size);
 	char *line = fuzz_strndup(data, nl ? (size_t)(nl - data) : size);
 	char *sp = strchr(line, ' '), *q, allow[64], again[8192];

@@ -521,15 +521,14 @@ static void must(enum cfs_err rc, const struct cfs_error *err, const char *what)
 static void upload_hello(struct server_env *env, struct cfs_block_id *id)
 {
 	struct blockstore *bs = env->ctx.blocks;
-	struct blockstore_tmp tmp;
+	struct blockstore_writer *w;
 	struct cfs_error err;
 
-	FUZZ_CHECK(bs->ops->tmp_create(bs, &tmp) == 0, "no temporary file");
-	FUZZ_CHECK(write(tmp.fd, HELLO, strlen(HELLO)) ==
-			   (ssize_t)strlen(HELLO),
-		   "cannot write a block");
+	must(bs->ops->write_begin(bs, &w, &err), &err, "start an upload");
+	must(bs->ops->write(w, HELLO, strlen(HELLO), &err), &err,
+	     "write a block");
 	FUZZ_CHECK(cfs_sha256(HELLO, strlen(HELLO), id) == 0, "no SHA-256");
-	FUZZ_CHECK(bs->ops->tmp_store(bs, &tmp, id) == 0, "cannot store");
+	must(bs->ops->write_finish(w, id, &err), &err, "store a block");
 	must(real->ops->block_added(real, &env->user, id, strlen(HELLO), &err),
 	     &err, "record a block");
 }
@@ -582,8 +581,8 @@ static void open_store(struct server_env *env, const char *dir)
 
 	must(meta_sqlite_open(dir, notify, env->ctx.longpoll, &real, &err),
 	     &err, "open the metadata store");
-	FUZZ_CHECK(blockstore_dir_open(dir, &env->ctx.blocks) == 0,
-		   "cannot open the block store in '%s'", dir);
+	must(blockstore_dir_open(dir, &env->ctx.blocks, &err), &err,
+	     "open the block store");
 	seed(env);
 }
 
@@ -632,7 +631,7 @@ void server_env_check_answer(enum cfs_err rc, const struct cfs_error *err,
 			   cfs_err_http_status(rc));
 		return;
 	}
-	if (resp->park || resp->fd >= 0)
+	if (resp->park || resp->reader)
 		return;
 	if (resp->text) /* GET /metrics */
 		return;
@@ -648,9 +647,9 @@ void server_env_release(struct api_req *req, struct api_resp *resp)
 		req->state_free(req->state);
 	req->state_free = NULL;
 	req->state = NULL;
-	if (resp->fd >= 0)
-		close(resp->fd);
-	resp->fd = -1;
+	if (resp->reader)
+		resp->reader->bs->ops->read_close(resp->reader);
+	resp->reader = NULL;
 	json_decref(resp->json);
 	resp->json = NULL;
 	free(resp->text);

@@ -1,11 +1,11 @@
 /*
  * The block endpoints: "which do you need", download and upload.
  *
- * An upload is written to a temporary file and hashed as it streams in;
- * only a body whose SHA-256 is the id in the path, at most 4 MiB long, is
- * stored.  A block the server holds already is read and hashed in full
- * like any other, so neither the answer nor its timing tells the caller
- * what others have stored (Dropship).
+ * An upload streams into the block store's writer and is hashed as it
+ * comes; only a body whose SHA-256 is the id in the path, at most 4 MiB
+ * long, is stored (write_finish).  A block the server holds already is
+ * read and hashed in full like any other, so neither the answer nor its
+ * timing tells the caller what others have stored (Dropship).
  */
 #include <errno.h>
 #include <string.h>
@@ -41,6 +41,27 @@ enum cfs_err api_blocks_need(struct api_req *req, struct api_resp *resp,
 	return rc;
 }
 
+/*
+ * The block store failed with rc (*err says how) at what, about block
+ * hex: the details (paths, endpoint, status) go to the log, and *err is
+ * rewritten for the client, who learns what failed and whether a retry
+ * may help, not how the server stores its blocks.
+ */
+static enum cfs_err store_failed(enum cfs_err rc, const char *what,
+				 const char *hex, struct cfs_error *err)
+{
+	const char *why = "the block store failed";
+
+	cfs_log_error("%s block %s: %s", what, hex, err->msg);
+	if (rc == CFS_ERR_UNAVAILABLE)
+		why = "the block store is unavailable";
+	else if (rc == CFS_ERR_STORAGE_FULL)
+		why = "the block store is full";
+	else
+		rc = CFS_ERR_INTERNAL;
+	return cfs_fail(err, rc, "%s block %s: %s", what, hex, why);
+}
+
 enum cfs_err api_block_get(struct api_req *req, struct api_resp *resp,
 			   struct cfs_error *err)
 {
@@ -49,38 +70,27 @@ enum cfs_err api_block_get(struct api_req *req, struct api_resp *resp,
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
 	struct timespec start;
 	enum cfs_err rc;
-	int e;
 
 	rc = m->ops->block_readable(m, req->user, &req->block, err);
 	if (rc)
 		return rc;
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	e = bs->ops->open(bs, &req->block, &resp->fd, &resp->size);
+	rc = bs->ops->read_open(bs, &req->block, &resp->reader, &resp->size,
+				err);
 	metrics_store_time(METRICS_STORE_OPEN, &start);
-	if (e == 0)
+	if (rc == CFS_OK)
 		return CFS_OK;
+	/* The index lists it, so the store must have it: a lost block is
+	 * the server's failure (500), not the caller's. */
 	cfs_block_id_to_hex(&req->block, hex);
-	cfs_log_error("block %s is indexed but cannot be opened: %s", hex,
-		      strerror(-e));
-	return cfs_fail(err, CFS_ERR_INTERNAL, "cannot read block %s", hex);
+	return store_failed(rc, "cannot read", hex, err);
 }
 
-/* The upload failed: remember why, and free its disk space at once (on a
- * full disk every byte counts). */
-static void upload_fail(struct api_req *req, enum cfs_err code, const char *msg,
-			int errnum)
+/* The upload failed (up->err says why): remember it, and free what the
+ * store kept of it at once (on a full disk every byte counts). */
+static void upload_failed(struct api_req *req, enum cfs_err code)
 {
-	struct api_upload *up = &req->upload;
-
-	if (up->failed)
-		return;
-	if (errnum == ENOSPC || errnum == EDQUOT)
-		code = CFS_ERR_STORAGE_FULL;
-	up->failed = code;
-	if (errnum)
-		cfs_fail(&up->err, code, "%s: %s", msg, strerror(errnum));
-	else
-		cfs_fail(&up->err, code, "%s", msg);
+	req->upload.failed = code;
 	api_upload_release(req);
 }
 
@@ -88,46 +98,53 @@ void api_upload_begin(struct api_req *req)
 {
 	struct api_upload *up = &req->upload;
 	struct blockstore *bs = req->ctx->blocks;
-	int e;
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+	enum cfs_err rc;
 
-	up->tmp.fd = -1;
 	up->hash = cfs_sha256_new();
-	e = up->hash ? bs->ops->tmp_create(bs, &up->tmp) : -ENOMEM;
-	if (e)
-		upload_fail(req, CFS_ERR_INTERNAL,
-			    "cannot create a temporary file for the upload",
-			    -e);
+	if (!up->hash) {
+		upload_failed(req, cfs_fail(&up->err, CFS_ERR_INTERNAL,
+					    "out of memory"));
+		return;
+	}
+	rc = bs->ops->write_begin(bs, &up->writer, &up->err);
+	if (rc) {
+		up->writer = NULL;
+		cfs_block_id_to_hex(&req->block, hex);
+		upload_failed(req, store_failed(rc, "cannot start to store",
+						hex, &up->err));
+	}
 }
 
 void api_upload_data(struct api_req *req, const char *data, size_t len)
 {
 	struct api_upload *up = &req->upload;
+	struct blockstore *bs = req->ctx->blocks;
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+	enum cfs_err rc;
 
 	if (up->failed)
 		return;
 	if (len > CFS_BLOCK_SIZE - up->size) {
-		upload_fail(req, CFS_ERR_TOO_LARGE,
-			    "body is larger than a block (4194304 bytes)", 0);
+		upload_failed(
+			req,
+			cfs_fail(
+				&up->err, CFS_ERR_TOO_LARGE,
+				"body is larger than a block (4194304 bytes)"));
 		return;
 	}
 	if (cfs_sha256_update(up->hash, data, len)) {
-		upload_fail(req, CFS_ERR_INTERNAL, "cannot hash the upload",
-			    ENOMEM);
+		upload_failed(req, cfs_fail(&up->err, CFS_ERR_INTERNAL,
+					    "cannot hash the upload: %s",
+					    strerror(ENOMEM)));
 		return;
 	}
 	up->size += len;
-	while (len) {
-		ssize_t n = write(up->tmp.fd, data, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			upload_fail(req, CFS_ERR_INTERNAL,
-				    "cannot write the upload", errno);
-			return;
-		}
-		data += n;
-		len -= (size_t)n;
+	rc = bs->ops->write(up->writer, data, len, &up->err);
+	if (rc) {
+		cfs_block_id_to_hex(&req->block, hex);
+		upload_failed(req,
+			      store_failed(rc, "cannot store", hex, &up->err));
 	}
 }
 
@@ -136,8 +153,9 @@ void api_upload_release(struct api_req *req)
 	struct api_upload *up = &req->upload;
 	struct blockstore *bs = req->ctx->blocks;
 
-	if (up->tmp.fd >= 0)
-		bs->ops->tmp_discard(bs, &up->tmp);
+	if (up->writer)
+		bs->ops->write_abort(up->writer);
+	up->writer = NULL;
 	cfs_sha256_free(up->hash);
 	up->hash = NULL;
 }
@@ -176,9 +194,9 @@ enum cfs_err api_block_put(struct api_req *req, struct api_resp *resp,
 	struct blockstore *bs = req->ctx->blocks;
 	char want[CFS_BLOCK_ID_HEX_LEN + 1];
 	struct cfs_block_id id;
+	struct blockstore_writer *w = up->writer;
 	struct timespec start;
 	enum cfs_err rc;
-	int e;
 
 	cfs_block_id_to_hex(&req->block, want);
 	rc = check_upload(req, &id, want, err);
@@ -188,14 +206,14 @@ enum cfs_err api_block_put(struct api_req *req, struct api_resp *resp,
 	}
 	pthread_rwlock_rdlock(req->ctx->uploads);
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	e = bs->ops->tmp_store(bs, &up->tmp, &id);
+	up->writer = NULL; /* write_finish consumes it */
+	rc = bs->ops->write_finish(w, &id, err);
 	metrics_store_time(METRICS_STORE_WRITE, &start);
-	rc = e ? cfs_fail(err,
-			  e == -ENOSPC ? CFS_ERR_STORAGE_FULL
-				       : CFS_ERR_INTERNAL,
-			  "cannot store block %s: %s", want, strerror(-e))
-	       : m->ops->block_added(m, req->user, &id, (uint32_t)up->size,
-				     err);
+	if (rc)
+		rc = store_failed(rc, "cannot store", want, err);
+	else
+		rc = m->ops->block_added(m, req->user, &id, (uint32_t)up->size,
+					 err);
 	pthread_rwlock_unlock(req->ctx->uploads);
 	if (rc)
 		return rc;

@@ -1,8 +1,13 @@
 /*
  * The embedded block store: one file per block.
  *
- *	DATA/blocks/ab/abcdef...   the bytes of block abcdef... (64 hex digits)
- *	DATA/tmp/upload-XXXXXX     uploads in flight (emptied at open)
+ *	DIR/blocks/ab/abcdef...   the bytes of block abcdef... (64 hex digits)
+ *	DIR/tmp/upload-XXXXXX     uploads in flight (emptied at open)
+ *
+ * DIR is the data directory (serve --data) or the one --blocks dir:DIR
+ * names.  An upload streams into its temporary file; a download hands
+ * the HTTP layer the block file's descriptor (read_take_fd), which it
+ * sends with sendfile(2).
  *
  * Invariants:
  *  1. A block file appears only by rename(2) of a complete, fsync'ed
@@ -35,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,25 +107,97 @@ static void block_path(const struct dir_store *s, const struct cfs_block_id *id,
 	snprintf(file, file_len, "%s/%.2s/%s", s->blocks, hex, hex);
 }
 
-static int dir_tmp_create(struct blockstore *bs, struct blockstore_tmp *tmp)
-{
-	struct dir_store *s = (struct dir_store *)bs;
+struct dir_writer {
+	struct blockstore_writer base;
+	int fd;
+	char path[4096];
+};
 
-	if ((size_t)snprintf(tmp->path, sizeof(tmp->path), "%s/upload-XXXXXX",
-			     s->tmp) >= sizeof(tmp->path))
-		return -ENAMETOOLONG;
-	tmp->fd = mkostemp(tmp->path, O_CLOEXEC);
-	return tmp->fd < 0 ? -errno : 0;
+struct dir_reader {
+	struct blockstore_reader base;
+	int fd; /* -1 once taken */
+};
+
+/* errnum (positive) as the interface's code, with the message fmt... */
+static enum cfs_err dir_fail(struct cfs_error *err, int errnum, const char *fmt,
+			     ...) __attribute__((format(printf, 3, 4)));
+
+static enum cfs_err dir_fail(struct cfs_error *err, int errnum, const char *fmt,
+			     ...)
+{
+	enum cfs_err code = CFS_ERR_INTERNAL;
+	char what[400];
+	va_list ap;
+
+	if (errnum == ENOSPC || errnum == EDQUOT)
+		code = CFS_ERR_STORAGE_FULL;
+	else if (errnum == ENOENT)
+		code = CFS_ERR_NOT_FOUND;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return cfs_fail(err, code, "%s: %s", what, strerror(errnum));
 }
 
-static void dir_tmp_discard(struct blockstore *bs, struct blockstore_tmp *tmp)
+static enum cfs_err dir_write_begin(struct blockstore *bs,
+				    struct blockstore_writer **out,
+				    struct cfs_error *err)
 {
-	(void)bs;
-	if (tmp->fd >= 0) {
-		close(tmp->fd);
-		unlink(tmp->path);
-		tmp->fd = -1;
+	struct dir_store *s = (struct dir_store *)bs;
+	struct dir_writer *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	w->base.bs = bs;
+	if ((size_t)snprintf(w->path, sizeof(w->path), "%s/upload-XXXXXX",
+			     s->tmp) >= sizeof(w->path)) {
+		free(w);
+		return dir_fail(err, ENAMETOOLONG,
+				"cannot create a temporary file in '%s'",
+				s->tmp);
 	}
+	w->fd = mkostemp(w->path, O_CLOEXEC);
+	if (w->fd < 0) {
+		int e = errno;
+
+		free(w);
+		return dir_fail(err, e,
+				"cannot create a temporary file in '%s'",
+				s->tmp);
+	}
+	*out = &w->base;
+	return CFS_OK;
+}
+
+static enum cfs_err dir_write(struct blockstore_writer *bw, const void *data,
+			      size_t len, struct cfs_error *err)
+{
+	struct dir_writer *w = (struct dir_writer *)bw;
+	const char *p = data;
+
+	while (len) {
+		ssize_t n = write(w->fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return dir_fail(err, errno, "cannot write '%s'",
+					w->path);
+		p += n;
+		len -= (size_t)n;
+	}
+	return CFS_OK;
+}
+
+static void dir_write_abort(struct blockstore_writer *bw)
+{
+	struct dir_writer *w = (struct dir_writer *)bw;
+
+	if (w->fd >= 0) {
+		close(w->fd);
+		unlink(w->path);
+	}
+	free(w);
 }
 
 /* Invariant 3: closes what uploads hand over, when its time comes. */
@@ -164,63 +242,101 @@ static void reap_later(struct dir_store *s, int fd)
 }
 
 /* Invariants 1 to 3: the same steps for bytes new and bytes held. */
-static int dir_tmp_store(struct blockstore *bs, struct blockstore_tmp *tmp,
-			 const struct cfs_block_id *id)
+static enum cfs_err dir_write_finish(struct blockstore_writer *bw,
+				     const struct cfs_block_id *id,
+				     struct cfs_error *err)
 {
-	struct dir_store *s = (struct dir_store *)bs;
+	struct dir_writer *w = (struct dir_writer *)bw;
+	struct dir_store *s = (struct dir_store *)bw->bs;
 	char dir[4200], file[4300];
-	int rc = 0, old;
+	enum cfs_err rc = CFS_OK;
+	int old, e;
 
 	block_path(s, id, dir, sizeof(dir), file, sizeof(file));
-	if (fsync(tmp->fd)) {
-		rc = -errno;
+	if (fsync(w->fd)) {
+		rc = dir_fail(err, errno, "cannot sync '%s'", w->path);
 		goto out;
 	}
 	old = open(file, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (rename(tmp->path, file)) {
-		rc = -errno;
+	if (rename(w->path, file)) {
+		rc = dir_fail(err, errno, "cannot rename '%s' to '%s'", w->path,
+			      file);
 	} else {
 		/* The name is free again: mkostemp() may hand it to another
-		 * upload, whose file dir_tmp_discard() would then unlink. */
-		close(tmp->fd);
-		tmp->fd = -1;
-		rc = fsync_dir(dir);
+		 * upload, whose file dir_write_abort() would then unlink. */
+		close(w->fd);
+		w->fd = -1;
+		e = fsync_dir(dir);
+		if (e)
+			rc = dir_fail(err, -e, "cannot sync folder '%s'", dir);
 	}
 	reap_later(s, old);
 out:
-	dir_tmp_discard(bs, tmp);
+	dir_write_abort(bw);
 	return rc;
 }
 
-static int dir_open(struct blockstore *bs, const struct cfs_block_id *id,
-		    int *fd, uint64_t *size)
+static enum cfs_err dir_read_open(struct blockstore *bs,
+				  const struct cfs_block_id *id,
+				  struct blockstore_reader **out,
+				  uint64_t *size, struct cfs_error *err)
 {
 	struct dir_store *s = (struct dir_store *)bs;
 	char dir[4200], file[4300];
+	struct dir_reader *r;
 	struct stat st;
+	int fd, e;
 
 	block_path(s, id, dir, sizeof(dir), file, sizeof(file));
-	*fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (*fd < 0)
-		return -errno;
-	if (fstat(*fd, &st)) {
-		int rc = -errno;
-
-		close(*fd);
-		*fd = -1;
-		return rc;
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return dir_fail(err, errno, "cannot open '%s'", file);
+	if (fstat(fd, &st)) {
+		e = errno;
+		close(fd);
+		return dir_fail(err, e, "cannot stat '%s'", file);
 	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		close(fd);
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	r->base.bs = bs;
+	r->fd = fd;
 	*size = (uint64_t)st.st_size;
-	return 0;
+	*out = &r->base;
+	return CFS_OK;
 }
 
-static int dir_remove(struct blockstore *bs, const struct cfs_block_id *id)
+static int dir_read_take_fd(struct blockstore_reader *br)
+{
+	struct dir_reader *r = (struct dir_reader *)br;
+	int fd = r->fd;
+
+	r->fd = -1;
+	return fd;
+}
+
+static void dir_read_close(struct blockstore_reader *br)
+{
+	struct dir_reader *r = (struct dir_reader *)br;
+
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r);
+}
+
+static enum cfs_err dir_remove(struct blockstore *bs,
+			       const struct cfs_block_id *id,
+			       struct cfs_error *err)
 {
 	struct dir_store *s = (struct dir_store *)bs;
 	char dir[4200], file[4300];
 
 	block_path(s, id, dir, sizeof(dir), file, sizeof(file));
-	return unlink(file) && errno != ENOENT ? -errno : 0;
+	if (unlink(file) && errno != ENOENT)
+		return dir_fail(err, errno, "cannot remove '%s'", file);
+	return CFS_OK;
 }
 
 static void dir_close(struct blockstore *bs)
@@ -235,10 +351,13 @@ static void dir_close(struct blockstore *bs)
 
 static const struct blockstore_ops dir_ops = {
 	.close = dir_close,
-	.tmp_create = dir_tmp_create,
-	.tmp_store = dir_tmp_store,
-	.tmp_discard = dir_tmp_discard,
-	.open = dir_open,
+	.write_begin = dir_write_begin,
+	.write = dir_write,
+	.write_finish = dir_write_finish,
+	.write_abort = dir_write_abort,
+	.read_open = dir_read_open,
+	.read_take_fd = dir_read_take_fd,
+	.read_close = dir_read_close,
 	.remove = dir_remove,
 };
 
@@ -272,32 +391,26 @@ static void empty_tmp(const char *path)
 	closedir(d);
 }
 
-int blockstore_dir_open(const char *data_dir, struct blockstore **out)
+static int dir_open(struct dir_store *s, const char *dir)
 {
-	struct dir_store *s = calloc(1, sizeof(*s));
 	int rc;
 
-	if (!s)
-		return -ENOMEM;
-	s->base.ops = &dir_ops;
-	if ((size_t)snprintf(s->blocks, sizeof(s->blocks), "%s/blocks",
-			     data_dir) >= sizeof(s->blocks) ||
-	    (size_t)snprintf(s->tmp, sizeof(s->tmp), "%s/tmp", data_dir) >=
-		    sizeof(s->tmp)) {
-		free(s);
+	if ((size_t)snprintf(s->blocks, sizeof(s->blocks), "%s/blocks", dir) >=
+		    sizeof(s->blocks) ||
+	    (size_t)snprintf(s->tmp, sizeof(s->tmp), "%s/tmp", dir) >=
+		    sizeof(s->tmp))
 		return -ENAMETOOLONG;
-	}
-	rc = mkdir_private(s->blocks);
+	rc = mkdir_private(dir);
+	if (rc == 0)
+		rc = mkdir_private(s->blocks);
 	if (rc == 0)
 		rc = make_prefixes(s->blocks);
 	if (rc == 0)
 		rc = mkdir_private(s->tmp);
 	if (rc == 0 && pipe2(s->reap, O_CLOEXEC))
 		rc = -errno;
-	if (rc) {
-		free(s);
+	if (rc)
 		return rc;
-	}
 	/* Uploads never wait for the reaper (invariant 3). */
 	if (fcntl(s->reap[1], F_SETFL, O_NONBLOCK))
 		rc = -errno;
@@ -306,10 +419,27 @@ int blockstore_dir_open(const char *data_dir, struct blockstore **out)
 	if (rc) {
 		close(s->reap[0]);
 		close(s->reap[1]);
-		free(s);
 		return rc;
 	}
 	empty_tmp(s->tmp);
-	*out = &s->base;
 	return 0;
+}
+
+enum cfs_err blockstore_dir_open(const char *dir, struct blockstore **out,
+				 struct cfs_error *err)
+{
+	struct dir_store *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	s->base.ops = &dir_ops;
+	rc = dir_open(s, dir);
+	if (rc) {
+		free(s);
+		return dir_fail(err, -rc, "cannot open the block store in '%s'",
+				dir);
+	}
+	*out = &s->base;
+	return CFS_OK;
 }

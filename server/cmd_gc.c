@@ -9,26 +9,32 @@
 #include <unistd.h>
 
 #include "cloudfs/log.h"
+#include "server/blocks_opts.h"
 #include "server/cmd.h"
 #include "server/gc.h"
 
 static const char usage[] =
 	"usage: cloudfsd gc --data DIR [--retention DURATION]\n"
+	"                   [--blocks dir:DIR|s3://BUCKET[/PREFIX] ...]\n"
 	"Collects the garbage of the data directory DIR, which no server may\n"
 	"be serving: journal rows superseded longer ago than the retention\n"
 	"period, and the bytes of blocks nothing within it lists.\n"
-	"  --retention DURATION  30d, 12h, 15m, 10s (default 30d)\n"
+	"  --retention DURATION  30d, 12h, 15m, 10s (default 30d)\n" BLOCKS_USAGE
+	"  (the same as the server's)\n"
 	"Prints what it dropped and kept.\n";
 
 static int parse_args(int argc, char **argv, const char **data_dir,
-		      int64_t *retention_s, int *status)
+		      int64_t *retention_s, struct blocks_opts *blocks,
+		      int *status)
 {
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, 'd' },
 		{ "retention", required_argument, NULL, 'r' },
+		BLOCKS_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *problem;
 	int c;
 
 	optind = 1;
@@ -47,38 +53,41 @@ static int parse_args(int argc, char **argv, const char **data_dir,
 			*status = 0;
 			return -1;
 		default:
+			if (blocks_opts_take(blocks, c, optarg))
+				break;
 			fputs(usage, stderr);
 			*status = EXIT_USAGE;
 			return -1;
 		}
 	}
-	if (!*data_dir || optind != argc) {
-		fprintf(stderr, "cloudfsd gc: %s\n%s",
-			!*data_dir ? "--data DIR is required"
-				   : "unexpected operand",
-			usage);
+	problem = !*data_dir	   ? "--data DIR is required"
+		  : optind != argc ? "unexpected operand"
+				   : blocks_opts_problem(blocks);
+	if (problem) {
+		fprintf(stderr, "cloudfsd gc: %s\n%s", problem, usage);
 		*status = EXIT_USAGE;
 		return -1;
 	}
 	return 0;
 }
 
-static int collect(const char *data_dir, int64_t retention_s)
+static int collect(const char *data_dir, const struct blocks_opts *blocks,
+		   int64_t retention_s)
 {
 	struct meta *m = NULL;
 	struct blockstore *bs = NULL;
 	struct gc_report r;
 	struct cfs_error err;
-	int status = 1, e;
+	int status = 1;
+	enum cfs_err e;
 
 	if (meta_sqlite_open(data_dir, NULL, NULL, &m, &err)) {
 		cfs_log_error("%s", err.msg);
 		return 1;
 	}
-	e = blockstore_dir_open(data_dir, &bs);
+	e = blocks_opts_open(blocks, data_dir, &bs, &err);
 	if (e)
-		cfs_log_error("cannot open the block store in '%s': %s",
-			      data_dir, strerror(-e));
+		cfs_log_error("%s", err.msg);
 	else if (gc_run(m, bs, NULL, retention_s, &r, &err))
 		cfs_log_error("gc of '%s' failed: %s", data_dir, err.msg);
 	else
@@ -102,9 +111,10 @@ int cmd_gc(int argc, char **argv)
 {
 	const char *data_dir = NULL;
 	int64_t retention_s = GC_DEFAULT_RETENTION_S;
+	struct blocks_opts blocks = BLOCKS_OPTS_INIT;
 	int status, lock;
 
-	if (parse_args(argc, argv, &data_dir, &retention_s, &status))
+	if (parse_args(argc, argv, &data_dir, &retention_s, &blocks, &status))
 		return status;
 	if (access(data_dir, F_OK)) {
 		cfs_log_error("no data directory '%s'", data_dir);
@@ -117,7 +127,7 @@ int cmd_gc(int argc, char **argv)
 			data_dir);
 	if (lock < 0)
 		return 1;
-	status = collect(data_dir, retention_s);
+	status = collect(data_dir, &blocks, retention_s);
 	close(lock);
 	return status;
 }

@@ -21,6 +21,7 @@
 #include "cloudfs/proto.h"
 #include "cloudfs/size.h"
 #include "config.h"
+#include "server/blocks_opts.h"
 #include "server/cmd.h"
 #include "server/gc.h"
 #include "server/http.h"
@@ -33,7 +34,9 @@ static const char usage[] =
 	"usage: cloudfsd serve --data DIR [--listen HOST:PORT] [--threads N]\n"
 	"                      [--retention DURATION] [--gc-every DURATION]\n"
 	"                      [--tls-cert FILE --tls-key FILE] [--pidfile FILE]\n"
-	"Serves the data directory DIR (created if missing) in the foreground.\n"
+	"                      [--blocks dir:DIR|s3://BUCKET[/PREFIX] ...]\n"
+	"Serves the data directory DIR (created if missing) in the foreground:\n"
+	"its metadata, and its blocks unless --blocks keeps them elsewhere.\n"
 	"  --listen HOST:PORT  address to listen on (default " CFS_DEFAULT_HOST
 	":" STR(CFS_DEFAULT_PORT) "; port 0 picks a free port)\n"
 				  "  --tls-cert FILE     serve HTTPS with the PEM certificate (and chain)\n"
@@ -53,7 +56,7 @@ static const char usage[] =
 				  "  --body-timeout DURATION    for a body, plus 1s per 64 KiB (default 10s)\n"
 				  "  --body-budget SIZE    bodies being received, in all (default 256M)\n"
 				  "  --user-body-budget SIZE  ... by one user (default 64M)\n"
-				  "  --user-longpolls N    long polls waiting per user (default 64)\n"
+				  "  --user-longpolls N    long polls waiting per user (default 64)\n" BLOCKS_USAGE
 				  "Logs one line per request to stderr; SIGTERM or SIGINT stops it.\n";
 
 struct serve_opts {
@@ -64,6 +67,7 @@ struct serve_opts {
 	unsigned threads;
 	int64_t retention_s, gc_every_s;
 	struct http_limits limits;
+	struct blocks_opts blocks;
 };
 
 /* A count for option opt, from min to max. */
@@ -175,6 +179,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+		BLOCKS_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -229,6 +234,8 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 				return -1;
 			break;
 		default:
+			if (blocks_opts_take(&o->blocks, c, optarg))
+				break;
 			fputs(usage, stderr);
 			*status = EXIT_USAGE;
 			return -1;
@@ -240,6 +247,8 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 		problem = "unexpected operand";
 	else if (!o->tls_cert != !o->tls_key)
 		problem = "--tls-cert and --tls-key go together";
+	else
+		problem = blocks_opts_problem(&o->blocks);
 	if (problem) {
 		fprintf(stderr, "cloudfsd serve: %s\n%s", problem, usage);
 		*status = EXIT_USAGE;
@@ -310,7 +319,7 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 	struct http_server *http = NULL;
 	struct cfs_error err;
 	char bound[128];
-	int sig = 0, status = 1, e;
+	int sig = 0, status = 1;
 
 	ctx.longpoll = longpoll_new();
 	if (!ctx.longpoll) {
@@ -322,10 +331,8 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 		cfs_log_error("%s", err.msg);
 		goto out;
 	}
-	e = blockstore_dir_open(o->data_dir, &ctx.blocks);
-	if (e) {
-		cfs_log_error("cannot open the block store in '%s': %s",
-			      o->data_dir, strerror(-e));
+	if (blocks_opts_open(&o->blocks, o->data_dir, &ctx.blocks, &err)) {
+		cfs_log_error("%s", err.msg);
 		goto out;
 	}
 	if (http_start(o->listen, o->threads, &o->limits, tls, &ctx, &http,
@@ -385,6 +392,7 @@ int cmd_serve(int argc, char **argv)
 		.retention_s = GC_DEFAULT_RETENTION_S,
 		.gc_every_s = GC_DEFAULT_EVERY_S,
 		.limits = HTTP_LIMITS_DEFAULT,
+		.blocks = BLOCKS_OPTS_INIT,
 	};
 	struct tls_pair tls = { 0 };
 	sigset_t stop;

@@ -34,17 +34,17 @@ static void remove_bytes(struct blockstore *bs, const struct forgotten *f,
 			 struct gc_report *r)
 {
 	for (size_t i = 0; i < f->ids.n; i++) {
-		int e = bs->ops->remove(bs, &f->ids.v[i]);
 		char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+		struct cfs_error err;
 
-		if (e == 0) {
+		if (bs->ops->remove(bs, &f->ids.v[i], &err) == CFS_OK) {
 			r->removed++;
 			continue;
 		}
 		r->remove_failed++;
 		cfs_block_id_to_hex(&f->ids.v[i], hex);
 		cfs_log_warn("gc: cannot remove the bytes of block %s: %s", hex,
-			     strerror(-e));
+			     err.msg);
 	}
 }
 

@@ -52,6 +52,8 @@
 /* What one JSON parse may allocate: the largest honest body (a commit of
  * block ids) takes about twice its size; nested empty arrays, 35 times. */
 #define PARSE_MEMORY_MAX (4u * CFS_MAX_COMMIT_BODY)
+/* The most a streamed block's read is asked for at once. */
+#define BLOCK_PULL_CHUNK (64u * 1024)
 
 struct http_server {
 	struct MHD_Daemon *daemon;
@@ -158,6 +160,55 @@ static enum MHD_Result text_response(struct request *rq)
 	return queue(rq, MHD_HTTP_OK, r, len);
 }
 
+/* MHD pulls a streamed block's bytes (a backend without descriptors). */
+static ssize_t block_pull(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct blockstore_reader *r = cls;
+	struct cfs_error err;
+	size_t got;
+
+	(void)pos; /* MHD reads in order */
+	if (r->bs->ops->read(r, buf, max, &got, &err)) {
+		/* The status went out already: cutting the connection is
+		 * how the client learns, and it never gets a whole block. */
+		cfs_log_error("%s", err.msg);
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	return got ? (ssize_t)got : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void block_pull_done(void *cls)
+{
+	struct blockstore_reader *r = cls;
+
+	r->bs->ops->read_close(r);
+}
+
+/* A block's bytes: sendfile(2) from the backend's descriptor where it
+ * has one, else pulled through the interface. */
+static struct MHD_Response *block_response(struct api_resp *resp)
+{
+	struct blockstore_reader *r = resp->reader;
+	struct MHD_Response *mr;
+	int fd;
+
+	resp->reader = NULL; /* closed here or by the response */
+	if (!r->bs->ops->read_take_fd) {
+		mr = MHD_create_response_from_callback(
+			resp->size, BLOCK_PULL_CHUNK, block_pull, r,
+			block_pull_done);
+		if (!mr)
+			r->bs->ops->read_close(r);
+		return mr;
+	}
+	fd = r->bs->ops->read_take_fd(r);
+	r->bs->ops->read_close(r);
+	mr = MHD_create_response_from_fd64(resp->size, fd);
+	if (!mr)
+		close(fd); /* else the response closes it */
+	return mr;
+}
+
 static enum MHD_Result respond(struct request *rq, enum cfs_err rc)
 {
 	struct api_resp *resp = &rq->resp;
@@ -166,14 +217,10 @@ static enum MHD_Result respond(struct request *rq, enum cfs_err rc)
 
 	if (rc)
 		return respond_error(rq, &rq->err, NULL);
-	if (resp->fd >= 0) {
-		r = MHD_create_response_from_fd64(resp->size, resp->fd);
-		if (!r) {
-			close(resp->fd);
-			resp->fd = -1;
+	if (resp->reader) {
+		r = block_response(resp);
+		if (!r)
 			return MHD_NO;
-		}
-		resp->fd = -1; /* the response closes it */
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 					"application/octet-stream");
 		return queue(rq, MHD_HTTP_OK, r, resp->size);
@@ -425,8 +472,8 @@ static void request_free(struct request *rq)
 		rq->req.state_free(rq->req.state);
 	if (rq->route && rq->route->body == ROUTE_BODY_BLOCK)
 		api_upload_release(&rq->req);
-	if (rq->resp.fd >= 0)
-		close(rq->resp.fd);
+	if (rq->resp.reader)
+		rq->resp.reader->bs->ops->read_close(rq->resp.reader);
 	json_decref(rq->resp.json);
 	free(rq->resp.text);
 	json_decref(rq->req.body);
@@ -455,8 +502,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		rq->conn = conn;
 		rq->req.ctx = rq->srv->ctx;
 		rq->req.http = rq;
-		rq->req.upload.tmp.fd = -1;
-		rq->resp.fd = -1;
 		snprintf(rq->method, sizeof(rq->method), "%s", method);
 		rq->path = strdup(url);
 		rq->guarded = MHD_get_connection_info(

@@ -32,7 +32,7 @@ struct api_ctx {
 
 /* A block upload as it streams in (PUT /block/ID). */
 struct api_upload {
-	struct blockstore_tmp tmp;
+	struct blockstore_writer *writer; /* NULL once finished or dropped */
 	struct cfs_sha256 *hash;
 	uint64_t size;
 	enum cfs_err failed; /* set once; later bytes are only drained */
@@ -52,9 +52,10 @@ struct api_req {
 };
 
 struct api_resp {
-	json_t *json; /* the body, or NULL with fd or text set */
+	json_t *json; /* the body, or NULL with reader or text set */
 	char *text;   /* a malloc'ed text/plain body (GET /metrics) */
-	int fd;	      /* -1, or a file to send (size bytes) */
+	/* NULL, or a block to send (size bytes); the HTTP layer closes it */
+	struct blockstore_reader *reader;
 	uint64_t size;
 	/* Long poll: park waiter (suspend the connection); the route's
 	 * resume handler answers once the registry wakes it. */

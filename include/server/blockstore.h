@@ -1,58 +1,125 @@
 /*
  * The block store: block bytes by id.  A backend is a table of functions
  * behind struct blockstore; the embedded default keeps one file per block
- * under the data directory (server/blockstore_dir.c).
+ * under the data directory (server/blockstore_dir.c), the scale-out one
+ * keeps one object per block in an S3 bucket (server/blockstore_s3.c).
  *
- * Uploads arrive in a temporary file that the HTTP layer writes and hashes
- * as the bytes come; only bytes whose hash was checked are put.  The store
- * knows nothing of users: the metadata store decides who may read a block.
+ * Bytes stream through the interface both ways, so that no backend needs
+ * a local file the HTTP layer writes or reads:
+ *
+ *	upload    write_begin, write (any number of chunks), then either
+ *	          write_finish with the id the caller checked the bytes
+ *	          against, or write_abort
+ *	download  read_open, then the bytes by read (in order) or, where
+ *	          the backend has one, a descriptor by read_take_fd (so the
+ *	          HTTP layer can sendfile(2) it), then read_close
+ *
+ * Only bytes whose hash was checked are stored: the HTTP layer hashes an
+ * upload as it streams in and calls write_finish only when the hash is
+ * the block's id.  The store knows nothing of users: the metadata store
+ * decides who may read a block.  Every operation may run on any HTTP
+ * thread at once; writers and readers belong to one thread at a time.
+ *
+ * Errors: each operation returns CFS_OK or a code with *err saying what
+ * failed, on which block, and where: CFS_ERR_NOT_FOUND (no such block),
+ * CFS_ERR_STORAGE_FULL, CFS_ERR_UNAVAILABLE (the storage cannot be
+ * reached or answers that it cannot serve now: worth a retry) or
+ * CFS_ERR_INTERNAL.
  */
 #ifndef SERVER_BLOCKSTORE_H
 #define SERVER_BLOCKSTORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cloudfs/block.h"
-
-/* A temporary file being filled with an upload. */
-struct blockstore_tmp {
-	int fd;
-	char path[4096];
-};
+#include "cloudfs/error.h"
 
 struct blockstore;
 
+/* An upload in flight; the backend's own structure starts with it. */
+struct blockstore_writer {
+	struct blockstore *bs;
+};
+
+/* A download in flight; the backend's own structure starts with it. */
+struct blockstore_reader {
+	struct blockstore *bs;
+};
+
 struct blockstore_ops {
 	void (*close)(struct blockstore *bs);
-	/* Creates an empty temporary file.  0 or a negative errno. */
-	int (*tmp_create)(struct blockstore *bs, struct blockstore_tmp *tmp);
+
+	/* Starts an upload: *out until write_finish or write_abort. */
+	enum cfs_err (*write_begin)(struct blockstore *bs,
+				    struct blockstore_writer **out,
+				    struct cfs_error *err);
+	/* Appends len bytes (the upload stays at most CFS_BLOCK_SIZE). */
+	enum cfs_err (*write)(struct blockstore_writer *w, const void *data,
+			      size_t len, struct cfs_error *err);
 	/*
-	 * Makes the (fully written, verified) temporary file the bytes of
-	 * block id, durably.  A block already stored costs the same work
-	 * as a new one, so that timing tells no caller what the store
-	 * holds (Dropship).  Consumes tmp either way.  0 or a negative
-	 * errno (-ENOSPC when the disk is full).
+	 * Makes the bytes written, whose SHA-256 the caller checked to be
+	 * id, the bytes of block id, durably.  A block already stored
+	 * costs the same work as a new one, so that timing tells no caller
+	 * what the store holds (Dropship).  Consumes w either way.
 	 */
-	int (*tmp_store)(struct blockstore *bs, struct blockstore_tmp *tmp,
-			 const struct cfs_block_id *id);
-	/* Drops a temporary file. */
-	void (*tmp_discard)(struct blockstore *bs, struct blockstore_tmp *tmp);
+	enum cfs_err (*write_finish)(struct blockstore_writer *w,
+				     const struct cfs_block_id *id,
+				     struct cfs_error *err);
+	/* Drops an upload and whatever of it was kept. */
+	void (*write_abort)(struct blockstore_writer *w);
+
+	/* Opens block id for reading: *out and its *size (1 to
+	 * CFS_BLOCK_SIZE bytes).  CFS_ERR_NOT_FOUND when the store lacks
+	 * it; nothing has been sent to the client yet on any error. */
+	enum cfs_err (*read_open)(struct blockstore *bs,
+				  const struct cfs_block_id *id,
+				  struct blockstore_reader **out,
+				  uint64_t *size, struct cfs_error *err);
 	/*
-	 * Opens block id for reading: *fd (the caller closes it) and *size.
-	 * -ENOENT when the store lacks it.
+	 * The next bytes of the block, at most max of them, into buf:
+	 * *got is 0 at the end only.  A backend that cannot vouch for the
+	 * last byte (the block's hash is checked as it streams) fails the
+	 * read that would return it, so a reader never gets a whole wrong
+	 * block.  NULL for a backend whose readers have a descriptor.
 	 */
-	int (*open)(struct blockstore *bs, const struct cfs_block_id *id,
-		    int *fd, uint64_t *size);
+	enum cfs_err (*read)(struct blockstore_reader *r, char *buf, size_t max,
+			     size_t *got, struct cfs_error *err);
+	/* Hands over the reader's descriptor, positioned at the block's
+	 * first byte (the caller closes it; read_close is still due).
+	 * NULL for a backend that streams through read. */
+	int (*read_take_fd)(struct blockstore_reader *r);
+	void (*read_close)(struct blockstore_reader *r);
+
 	/* Removes block id's bytes (garbage collection, server/gc.h); a
-	 * block the store lacks is no error.  0 or a negative errno. */
-	int (*remove)(struct blockstore *bs, const struct cfs_block_id *id);
+	 * block the store lacks is no error. */
+	enum cfs_err (*remove)(struct blockstore *bs,
+			       const struct cfs_block_id *id,
+			       struct cfs_error *err);
 };
 
 struct blockstore {
 	const struct blockstore_ops *ops;
 };
 
-/* Opens the store under data_dir (blocks/ and tmp/, created 0700). */
-int blockstore_dir_open(const char *data_dir, struct blockstore **out);
+/* Opens the store under dir (blocks/ and tmp/, created 0700). */
+enum cfs_err blockstore_dir_open(const char *dir, struct blockstore **out,
+				 struct cfs_error *err);
+
+/* Where the S3 backend keeps blocks, and as whom. */
+struct blockstore_s3_config {
+	const char *bucket;
+	const char *prefix;   /* "" or a key prefix ("cloudfs/blocks") */
+	const char *endpoint; /* "https://s3.eu-west-1.amazonaws.com" */
+	const char *region;   /* signed into every request */
+	bool path_style;      /* ENDPOINT/BUCKET/KEY, else BUCKET.HOST/KEY */
+	const char *access_key, *secret_key;
+};
+
+/* Opens the bucket's store (server/blockstore_s3.c), after a listing of
+ * the bucket that shows the endpoint and credentials work.  Call before any
+ * thread starts (it initializes libcurl). */
+enum cfs_err blockstore_s3_open(const struct blockstore_s3_config *c,
+				struct blockstore **out, struct cfs_error *err);
 
 #endif

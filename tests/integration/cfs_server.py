@@ -316,11 +316,29 @@ def tls_files(directory):
     return f
 
 
+# pytest --blocks s3 (or CFS_TEST_BLOCKS=s3) runs a suite with every
+# Server's blocks in S3, each under a prefix of its own, in the S3 server
+# (cfs_s3.S3Server) that tests/integration/conftest.py starts once per
+# session and puts in S3.  The default: blocks under the data directory.
+S3_BLOCKS = False
+S3 = None
+
+
+def dir_blocks_only(what):
+    """Marks a test that looks at what the directory block store keeps
+    on disk (WHAT), which a run with its blocks in S3 skips."""
+    import pytest
+    return pytest.mark.dir_blocks_only(what)
+
+
 class Server:
     """cloudfsd serve --data DATA, on 127.0.0.1 and a free port (https
-    when started with --tls-cert and --tls-key; set .ca for its clients)."""
+    when started with --tls-cert and --tls-key; set .ca for its clients);
+    with its blocks in S3 when S3 is set, or when given BLOCKS, options
+    of serve that choose the block store, and ENV, the environment they
+    need."""
 
-    def __init__(self, data_dir, log_path):
+    def __init__(self, data_dir, log_path, blocks=None, env=None):
         self.data_dir = str(data_dir)
         self.log_path = str(log_path)
         self.proc = None
@@ -328,6 +346,29 @@ class Server:
         self.ca = None
         self.runs = 0
         self.options = []
+        self.blocks = list(blocks or [])
+        self.env = dict(env or {})
+        if blocks is None and S3_BLOCKS:
+            self.s3_prefix = "p-" + os.urandom(8).hex()
+            self.blocks = S3.blocks_options(self.s3_prefix)
+            self.env = S3.credentials_env()
+
+    def stored_blocks(self):
+        """The ids of the blocks whose bytes the block store holds."""
+        if S3_BLOCKS:
+            return {key.rsplit("/", 1)[1] for key in S3.keys(self.s3_prefix)}
+        root = os.path.join(self.data_dir, "blocks")
+        return {name for d in os.listdir(root) for name in os.listdir(os.path.join(root, d))}
+
+    def cli(self, *args, check=True):
+        """`cloudfsd ARGS --data DATA` with this server's block store
+        options, for commands that touch blocks (gc)."""
+        p = subprocess.run([CLOUDFSD, *args, "--data", self.data_dir, *self.blocks],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, **self.env})
+        if check and p.returncode != 0:
+            raise AssertionError(f"cloudfsd {' '.join(args)} exited {p.returncode}: {p.stderr}")
+        return p
 
     def start(self, listen="127.0.0.1:0", options=None):
         """Starts (again) with OPTIONS, extra arguments of serve (kept
@@ -340,8 +381,9 @@ class Server:
         self.log.flush()
         start = os.path.getsize(self.log_path)
         self.proc = subprocess.Popen(
-            [CLOUDFSD, "serve", "--data", self.data_dir, "--listen", listen, *self.options],
-            stdout=subprocess.DEVNULL, stderr=self.log)
+            [CLOUDFSD, "serve", "--data", self.data_dir, "--listen", listen, *self.blocks,
+             *self.options],
+            stdout=subprocess.DEVNULL, stderr=self.log, env={**os.environ, **self.env})
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with open(self.log_path) as f:

@@ -8,7 +8,69 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import cfs_rgw  # noqa: E402
+import cfs_s3  # noqa: E402
+import cfs_server  # noqa: E402
 from cfs_server import Server, tls_files  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--blocks", choices=("dir", "s3"),
+                     default=os.environ.get("CFS_TEST_BLOCKS", "dir"),
+                     help="where the servers keep blocks: their data directory (dir), "
+                          "or an S3 server started for the session (s3)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "dir_blocks_only(what): looks at block files, "
+                            "skipped with --blocks s3")
+    cfs_server.S3_BLOCKS = config.getoption("blocks") == "s3"
+
+
+def pytest_runtest_setup(item):
+    mark = item.get_closest_marker("dir_blocks_only")
+    if mark and cfs_server.S3_BLOCKS:
+        pytest.skip(f"{mark.args[0]}: blocks are in S3 in this run")
+
+
+def need(why):
+    """Skips the test for WHY (a server is missing, or None: go on), which
+    only a developer's machine may lack: CI (CI=true) installs what the
+    tests need, and fails."""
+    if why and os.environ.get("CI"):
+        pytest.fail(f"cannot run: {why}")
+    if why:
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """One S3 server (cfs_s3.S3Server) for the whole session."""
+    need(cfs_s3.missing())
+    d = tmp_path_factory.mktemp("s3")
+    s = cfs_s3.S3Server(d / "data", d / "s3rver.log").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def rgw(tmp_path_factory):
+    """One Ceph radosgw (cfs_rgw.RadosGateway), which checks signatures,
+    for the whole session."""
+    need(cfs_rgw.missing())
+    g = cfs_rgw.RadosGateway(tmp_path_factory.mktemp("rgw"))
+    try:
+        yield g.start()
+    finally:
+        g.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def s3_blocks(request):
+    """With --blocks s3, every Server keeps its blocks in the session's
+    S3 server (cfs_server.S3)."""
+    if cfs_server.S3_BLOCKS:
+        cfs_server.S3 = request.getfixturevalue("s3")
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ files (-wal, -shm) included (cloudfsd(8), FILES)."""
 import os
 import stat
 
-from cfs_server import Server, file_op
+from cfs_server import Server, dir_blocks_only, file_op
 
 
 def modes_under(top):
@@ -26,6 +26,7 @@ def assert_private(top):
     return modes
 
 
+@dir_blocks_only("checks the modes of block files")
 def test_a_fresh_data_directory_is_private_under_umask_022(tmp_path):
     old = os.umask(0o022)
     try:

@@ -3,11 +3,12 @@ storage_full, and nothing already stored is damaged."""
 
 import os
 
-from cfs_server import Server, assert_error, block_id, file_op, fill
+from cfs_server import Server, assert_error, block_id, dir_blocks_only, file_op, fill
 
 MiB = 1 << 20
 
 
+@dir_blocks_only("fills the disk the block files are on")
 def test_a_full_disk_refuses_with_507_and_damages_nothing(small_disk, tmp_path):
     server = Server(small_disk / "data", tmp_path / "cloudfsd.log").start()
     try:

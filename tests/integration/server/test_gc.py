@@ -18,21 +18,13 @@ from cfs_server import CLOUDFSD, block_id, file_op, split_blocks
 def gc(server, retention):
     """cloudfsd gc by hand on SERVER's data directory (the server
     stopped); its report as {line: (count, bytes)}."""
-    p = subprocess.run([CLOUDFSD, "gc", "--data", server.data_dir, "--retention", retention],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
+    p = server.cli("gc", "--retention", retention)
     report = {}
     for line in p.stdout.splitlines():
         what, _, rest = line.partition(": ")
         numbers = [int(w.strip("()")) for w in rest.split() if w.strip("()").isdigit()]
         report[what] = numbers
     return report
-
-
-def stored_blocks(server):
-    """The ids of the blocks whose bytes the data directory holds."""
-    root = os.path.join(server.data_dir, "blocks")
-    return {name for d in os.listdir(root) for name in os.listdir(os.path.join(root, d))}
 
 
 def ids(data):
@@ -62,7 +54,7 @@ def test_gc_keeps_what_retention_covers_and_drops_the_rest(server, alice):
 
     kept = gc(server, "1h")
     assert kept["journal rows compacted"] == [0] and kept["blocks dropped"] == [0, 0]
-    assert ids(old) | ids(new) | ids(gone) | ids(inner) <= stored_blocks(server)
+    assert ids(old) | ids(new) | ids(gone) | ids(inner) <= server.stored_blocks()
 
     time.sleep(1.1)  # superseded a second ago and more: past a retention of 0
     dropped = gc(server, "0")
@@ -71,7 +63,7 @@ def test_gc_keeps_what_retention_covers_and_drops_the_rest(server, alice):
     assert dropped["journal rows compacted"] == [4]
     assert journal_rows(server) == rows - 4
     assert dropped["blocks dropped"] == [3, len(old) + len(gone) + len(inner)]
-    assert stored_blocks(server) == ids(new)
+    assert server.stored_blocks() == ids(new)
     assert gc(server, "0")["blocks dropped"] == [0, 0]
 
     server.start()
@@ -91,12 +83,11 @@ def test_an_upload_waiting_for_its_commit_is_kept_within_retention(server, alice
     time.sleep(1.1)
     assert gc(server, "1h")["blocks dropped"] == [0, 0]
     assert gc(server, "0")["blocks dropped"] == [1, len(data)]
-    assert stored_blocks(server) == set()
+    assert server.stored_blocks() == set()
 
 
 def test_gc_refuses_a_data_directory_a_server_serves(server):
-    p = subprocess.run([CLOUDFSD, "gc", "--data", server.data_dir],
-                       capture_output=True, text=True, timeout=60)
+    p = server.cli("gc", check=False)
     assert p.returncode == 1 and "stop it to collect by hand" in p.stderr
 
 

@@ -6,7 +6,7 @@ import sqlite3
 import subprocess
 import time
 
-from cfs_server import (BLOCK_SIZE, CLOUDFSD, block_id, file_op, split_blocks,
+from cfs_server import (BLOCK_SIZE, CLOUDFSD, block_id, dir_blocks_only, file_op, split_blocks,
                         waiting_longpoll)
 
 BIG = os.urandom(BLOCK_SIZE + 1000)
@@ -139,6 +139,7 @@ def test_a_second_server_on_the_same_data_dir_is_refused(server, alice):
     assert alice.head(alice.root_ns) == 1
 
 
+@dir_blocks_only("looks for block files")
 def test_the_data_dir_holds_meta_db_and_blocks(server, alice):
     alice.write_file(alice.root_ns, "f", b"some bytes")
     assert os.path.isfile(os.path.join(server.data_dir, "meta.db"))
