@@ -13,18 +13,19 @@
 #include "server/gc.h"
 
 static const char usage[] =
-	"usage: cloudfsd gc --data DIR [--retention DURATION]\n"
+	"usage: cloudfsd gc --data DIR [--meta URL] [--retention DURATION]\n"
 	"Collects the garbage of the data directory DIR, which no server may\n"
 	"be serving: journal rows superseded longer ago than the retention\n"
 	"period, and the bytes of blocks nothing within it lists.\n"
-	"  --retention DURATION  30d, 12h, 15m, 10s (default 30d)\n"
+	"  --retention DURATION  30d, 12h, 15m, 10s (default 30d)\n" CMD_META_USAGE
 	"Prints what it dropped and kept.\n";
 
 static int parse_args(int argc, char **argv, const char **data_dir,
-		      int64_t *retention_s, int *status)
+		      const char **url, int64_t *retention_s, int *status)
 {
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, 'd' },
+		{ "meta", required_argument, NULL, 'm' },
 		{ "retention", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -32,10 +33,13 @@ static int parse_args(int argc, char **argv, const char **data_dir,
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:r:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:m:r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			*data_dir = optarg;
+			break;
+		case 'm':
+			*url = optarg;
 			break;
 		case 'r':
 			if (!gc_duration_arg("gc", "--retention", optarg,
@@ -63,18 +67,17 @@ static int parse_args(int argc, char **argv, const char **data_dir,
 	return 0;
 }
 
-static int collect(const char *data_dir, int64_t retention_s)
+static int collect(const char *data_dir, const struct cmd_meta *store,
+		   int64_t retention_s)
 {
-	struct meta *m = NULL;
+	struct meta *m = cmd_meta_open(store, NULL, NULL);
 	struct blockstore *bs = NULL;
 	struct gc_report r;
 	struct cfs_error err;
 	int status = 1, e;
 
-	if (meta_sqlite_open(data_dir, NULL, NULL, &m, &err)) {
-		cfs_log_error("%s", err.msg);
+	if (!m)
 		return 1;
-	}
 	e = blockstore_dir_open(data_dir, &bs);
 	if (e)
 		cfs_log_error("cannot open the block store in '%s': %s",
@@ -100,24 +103,30 @@ static int collect(const char *data_dir, int64_t retention_s)
 
 int cmd_gc(int argc, char **argv)
 {
-	const char *data_dir = NULL;
+	const char *data_dir = NULL, *url = NULL;
 	int64_t retention_s = GC_DEFAULT_RETENTION_S;
-	int status, lock;
+	struct cmd_meta store;
+	int status, lock = -1;
 
-	if (parse_args(argc, argv, &data_dir, &retention_s, &status))
+	if (parse_args(argc, argv, &data_dir, &url, &retention_s, &status))
+		return status;
+	if (!cmd_meta_resolve("gc", url, data_dir, &store, &status))
 		return status;
 	if (access(data_dir, F_OK)) {
 		cfs_log_error("no data directory '%s'", data_dir);
 		return 1;
 	}
-	lock = cmd_lock_data_dir(data_dir);
+	/* Only the embedded store has a lock that tells of a server. */
+	if (store.dir)
+		lock = cmd_lock_data_dir(store.dir);
 	if (lock == -2)
 		cfs_log_error(
 			"a cloudfsd serves '%s': it collects garbage itself (serve --gc-every); stop it to collect by hand",
-			data_dir);
-	if (lock < 0)
+			store.dir);
+	if (store.dir && lock < 0)
 		return 1;
-	status = collect(data_dir, retention_s);
-	close(lock);
+	status = collect(data_dir, &store, retention_s);
+	if (lock >= 0)
+		close(lock);
 	return status;
 }

@@ -147,4 +147,52 @@ enum cfs_err db_sqlite_open(const char *path, const char *what,
 			    const char *synchronous, struct db **out,
 			    struct cfs_error *err);
 
+/* Told that namespace ns (0: any namespace) may have moved. */
+typedef void (*db_heard_fn)(void *arg, int64_t ns);
+
+/* The channel of PostgreSQL's NOTIFY the announcements go on, and the
+ * key of the advisory lock that schema changes take. */
+#define DB_PG_CHANNEL	  "cloudfs_ns"
+#define DB_PG_SCHEMA_LOCK "7215001"
+
+/*
+ * The PostgreSQL driver (server/db_pg.c, libpq): connections to the
+ * database conninfo names (a libpq connection string or URI; a password
+ * from libpq's usual sources, PGPASSWORD or ~/.pgpass).
+ *
+ * First the schema: the database's version (table schema_version, 0 when
+ * there is none) is brought to n_steps by running steps[v] for each
+ * version v it lacks, in one transaction, under an advisory lock, so that
+ * instances starting together create or upgrade it once.
+ *
+ * Isolation and locks:
+ *  1. A write transaction is SERIALIZABLE.  The backend reads (a node's
+ *     JID, a name's owner, a membership), decides and writes, as it does
+ *     on SQLite where writers take turns; SERIALIZABLE makes every write
+ *     transaction behave as if it ran alone, across connections and
+ *     instances, so that logic holds unchanged.
+ *  2. JIDs come from the namespace's row (UPDATE namespaces SET head =
+ *     head + 1 ... RETURNING), whose row lock is held until the commit:
+ *     a second commit to that namespace waits for it, and then fails as
+ *     a collision and runs again.  So JID n+1 is taken only after the
+ *     transaction that took n committed: rows become visible in JID order
+ *     and a cursor never skips one.
+ *  3. A read transaction is REPEATABLE READ, READ ONLY: one snapshot, so
+ *     a listing's head and rows agree; it takes no row locks and never
+ *     collides.
+ *  4. A serialization failure (SQLSTATE 40001) or a deadlock (40P01)
+ *     makes the transaction retryable (db_retryable()); the caller runs
+ *     it again, a bounded number of times.
+ *  5. announce() is pg_notify(DB_PG_CHANNEL, ns) inside the transaction:
+ *     PostgreSQL delivers it at the commit, and never for a rollback.
+ *
+ * When heard is given, a thread LISTENs on a connection of its own and
+ * calls heard(arg, ns) for every namespace announced by any process on
+ * the database, this one included; when that connection is lost, it
+ * calls heard(arg, 0) and again once it listens anew.
+ */
+enum cfs_err db_pg_open(const char *conninfo, const char *const *steps,
+			int n_steps, db_heard_fn heard, void *arg,
+			struct db **out, struct cfs_error *err);
+
 #endif

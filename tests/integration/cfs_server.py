@@ -16,6 +16,8 @@ import urllib.parse
 from contextlib import contextmanager
 from types import SimpleNamespace
 
+import cfs_postgres
+
 CLOUDFSD = os.environ.get(
     "CLOUDFSD",
     os.path.join(os.path.dirname(__file__), "..", "..", "build", "server", "cloudfsd"))
@@ -318,10 +320,18 @@ def tls_files(directory):
 
 class Server:
     """cloudfsd serve --data DATA, on 127.0.0.1 and a free port (https
-    when started with --tls-cert and --tls-key; set .ca for its clients)."""
+    when started with --tls-cert and --tls-key; set .ca for its clients).
+    Its metadata is the data directory's, or, when the tests run on
+    PostgreSQL (cfs_postgres.ENGINE), in a database of its own (.database,
+    or META's, to share one with another Server)."""
 
-    def __init__(self, data_dir, log_path):
+    def __init__(self, data_dir, log_path, meta=None):
         self.data_dir = str(data_dir)
+        self.database = None
+        if meta is None and cfs_postgres.ENGINE == "postgresql":
+            self.database = cfs_postgres.cluster().new_database()
+            meta = cfs_postgres.cluster().url(self.database)
+        self.meta = meta
         self.log_path = str(log_path)
         self.proc = None
         self.url = None
@@ -340,7 +350,8 @@ class Server:
         self.log.flush()
         start = os.path.getsize(self.log_path)
         self.proc = subprocess.Popen(
-            [CLOUDFSD, "serve", "--data", self.data_dir, "--listen", listen, *self.options],
+            [CLOUDFSD, "serve", "--data", self.data_dir, *self.meta_args(), "--listen", listen,
+             *self.options],
             stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -386,8 +397,16 @@ class Server:
         self.proc = None
         self.log.close()
 
+    def meta_args(self):
+        """The options that name its metadata store, besides --data."""
+        return ["--meta", self.meta] if self.meta else []
+
+    def store_args(self):
+        """The options of an administrative command on its store."""
+        return self.meta_args() or ["--data", self.data_dir]
+
     def useradd(self, name):
-        token = run_cli("useradd", "--data", self.data_dir, name).stdout
+        token = run_cli("useradd", *self.store_args(), name).stdout
         assert re.fullmatch(r"[0-9a-f]{64}\n", token), repr(token)
         return token.strip()
 

@@ -8,7 +8,23 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import cfs_postgres  # noqa: E402
 from cfs_server import Server, tls_files  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "embedded_only(reason): a test of the embedded store's data directory "
+        "itself, skipped when the suite runs on PostgreSQL (CLOUDFS_TEST_META)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if cfs_postgres.ENGINE != "postgresql":
+        return
+    for item in items:
+        mark = item.get_closest_marker("embedded_only")
+        if mark:
+            item.add_marker(pytest.mark.skip(reason="embedded store only: " + mark.args[0]))
 
 
 @pytest.fixture(autouse=True)

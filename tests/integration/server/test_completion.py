@@ -37,7 +37,7 @@ def complete(program, words, cwd=None):
                         "useradd"]),
     ("cloudfsd", ["stop", "--"], ["--data", "--help", "--timeout"]),
     ("cloudfsd", ["serve", "--tls-"], ["--tls-cert", "--tls-key"]),
-    ("cloudfsd", ["gc", "--"], ["--data", "--help", "--retention"]),
+    ("cloudfsd", ["gc", "--"], ["--data", "--help", "--meta", "--retention"]),
     ("mount.cloudfs", ["-o", "token_file=t,cache_"], ["token_file=t,cache_min_free=",
                                                       "token_file=t,cache_size="]),
     ("mount.cloudfs", ["--"], ["--help", "--version"]),

@@ -12,13 +12,17 @@ import subprocess
 import threading
 import time
 
+import pytest
+
+import cfs_postgres
 from cfs_server import CLOUDFSD, block_id, file_op, split_blocks
 
 
 def gc(server, retention):
     """cloudfsd gc by hand on SERVER's data directory (the server
     stopped); its report as {line: (count, bytes)}."""
-    p = subprocess.run([CLOUDFSD, "gc", "--data", server.data_dir, "--retention", retention],
+    p = subprocess.run([CLOUDFSD, "gc", "--data", server.data_dir, *server.meta_args(),
+                        "--retention", retention],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     report = {}
@@ -40,6 +44,8 @@ def ids(data):
 
 
 def journal_rows(server):
+    if server.database:
+        return int(cfs_postgres.cluster().sql(server.database, "SELECT COUNT(*) FROM journal")[0][0])
     with sqlite3.connect(os.path.join(server.data_dir, "meta.db")) as db:
         return db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
 
@@ -94,6 +100,7 @@ def test_an_upload_waiting_for_its_commit_is_kept_within_retention(server, alice
     assert stored_blocks(server) == set()
 
 
+@pytest.mark.embedded_only("the data directory's lock tells of a server of an embedded store only")
 def test_gc_refuses_a_data_directory_a_server_serves(server):
     p = subprocess.run([CLOUDFSD, "gc", "--data", server.data_dir],
                        capture_output=True, text=True, timeout=60)

@@ -103,7 +103,8 @@ def test_a_state_older_than_retention_is_refused(server, alice):
     alice.write_file(ns, "f", b"2", base_jid=first)
     server.stop()
     time.sleep(1.1)
-    p = subprocess.run([CLOUDFSD, "gc", "--data", server.data_dir, "--retention", "0"],
+    p = subprocess.run([CLOUDFSD, "gc", "--data", server.data_dir, *server.meta_args(),
+                        "--retention", "0"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     server.start()
