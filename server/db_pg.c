@@ -555,9 +555,8 @@ static void *listen_thread(void *arg)
 				     err.msg);
 			lost = true;
 		}
-		if (!listen_wait(db, pg ? PQsocket(pg) : -1,
-				 pg ? -1 : RELISTEN_MS))
-			break;
+		/* Drained before each wait: libpq may hold notifications
+		 * already read with a reply, which poll() never shows. */
 		if (pg && !listen_drain(db, pg)) {
 			cfs_log_warn(
 				"lost the metadata store's notifications: %s",
@@ -566,7 +565,11 @@ static void *listen_thread(void *arg)
 			pg = NULL;
 			lost = true;
 			db->heard(db->heard_arg, 0);
+			continue;
 		}
+		if (!listen_wait(db, pg ? PQsocket(pg) : -1,
+				 pg ? -1 : RELISTEN_MS))
+			break;
 	}
 	PQfinish(pg);
 	return NULL;
