@@ -371,11 +371,13 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 			     strerror(errno));
 	status = 0;
 out:
-	longpoll_free(ctx.longpoll);
 	if (ctx.blocks)
 		ctx.blocks->ops->close(ctx.blocks);
+	/* Before the registry: a store shared with other servers tells it
+	 * of their commits until it is closed. */
 	if (ctx.meta)
 		ctx.meta->ops->close(ctx.meta);
+	longpoll_free(ctx.longpoll);
 	return status;
 }
 
