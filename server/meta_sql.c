@@ -3,12 +3,9 @@
  * block index.  The schema and its invariants are described in
  * meta_sql.h.
  */
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "cloudfs/log.h"
