@@ -293,9 +293,8 @@ static int bind_one(sqlite3_stmt *st, int i, char type, va_list *ap)
 	return sqlite3_bind_null(st, i);
 }
 
-static sqlite3_stmt *stmt_vbind(struct cfs_sql *c, const char *sql,
-				struct cfs_error *err, const char *fmt,
-				va_list *ap)
+sqlite3_stmt *cfs_sql_vstmt(struct cfs_sql *c, const char *sql,
+			    struct cfs_error *err, const char *fmt, va_list *ap)
 {
 	sqlite3_stmt *st = stmt_cached(c, sql, err);
 	int rc = SQLITE_OK;
@@ -316,7 +315,7 @@ sqlite3_stmt *cfs_sql_stmt(struct cfs_sql *c, const char *sql,
 	va_list ap;
 
 	va_start(ap, fmt);
-	st = stmt_vbind(c, sql, err, fmt, &ap);
+	st = cfs_sql_vstmt(c, sql, err, fmt, &ap);
 	va_end(ap);
 	return st;
 }
@@ -357,7 +356,7 @@ enum cfs_err cfs_sql_exec(struct cfs_sql *c, const char *sql,
 	va_list ap;
 
 	va_start(ap, fmt);
-	st = stmt_vbind(c, sql, err, fmt, &ap);
+	st = cfs_sql_vstmt(c, sql, err, fmt, &ap);
 	va_end(ap);
 	if (!st)
 		return err->code;

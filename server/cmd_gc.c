@@ -14,21 +14,22 @@
 #include "server/gc.h"
 
 static const char usage[] =
-	"usage: cloudfsd gc --data DIR [--retention DURATION]\n"
+	"usage: cloudfsd gc --data DIR [--meta URL] [--retention DURATION]\n"
 	"                   [--blocks dir:DIR|s3://BUCKET[/PREFIX] ...]\n"
 	"Collects the garbage of the data directory DIR, which no server may\n"
 	"be serving: journal rows superseded longer ago than the retention\n"
 	"period, and the bytes of blocks nothing within it lists.\n"
-	"  --retention DURATION  30d, 12h, 15m, 10s (default 30d)\n" BLOCKS_USAGE
-	"  (the same as the server's)\n"
+	"  --retention DURATION  30d, 12h, 15m, 10s (default 30d)\n" CMD_META_USAGE
+	BLOCKS_USAGE "  (the same as the server's)\n"
 	"Prints what it dropped and kept.\n";
 
 static int parse_args(int argc, char **argv, const char **data_dir,
-		      int64_t *retention_s, struct blocks_opts *blocks,
-		      int *status)
+		      const char **url, int64_t *retention_s,
+		      struct blocks_opts *blocks, int *status)
 {
 	static const struct option opts[] = {
 		{ "data", required_argument, NULL, 'd' },
+		{ "meta", required_argument, NULL, 'm' },
 		{ "retention", required_argument, NULL, 'r' },
 		BLOCKS_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
@@ -38,10 +39,13 @@ static int parse_args(int argc, char **argv, const char **data_dir,
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:r:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:m:r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			*data_dir = optarg;
+			break;
+		case 'm':
+			*url = optarg;
 			break;
 		case 'r':
 			if (!gc_duration_arg("gc", "--retention", optarg,
@@ -71,20 +75,19 @@ static int parse_args(int argc, char **argv, const char **data_dir,
 	return 0;
 }
 
-static int collect(const char *data_dir, const struct blocks_opts *blocks,
+static int collect(const char *data_dir, const struct cmd_meta *store,
+		   const struct blocks_opts *blocks,
 		   int64_t retention_s)
 {
-	struct meta *m = NULL;
+	struct meta *m = cmd_meta_open(store, NULL, NULL);
 	struct blockstore *bs = NULL;
 	struct gc_report r;
 	struct cfs_error err;
 	int status = 1;
 	enum cfs_err e;
 
-	if (meta_sqlite_open(data_dir, NULL, NULL, &m, &err)) {
-		cfs_log_error("%s", err.msg);
+	if (!m)
 		return 1;
-	}
 	e = blocks_opts_open(blocks, data_dir, &bs, &err);
 	if (e)
 		cfs_log_error("%s", err.msg);
@@ -109,25 +112,32 @@ static int collect(const char *data_dir, const struct blocks_opts *blocks,
 
 int cmd_gc(int argc, char **argv)
 {
-	const char *data_dir = NULL;
+	const char *data_dir = NULL, *url = NULL;
 	int64_t retention_s = GC_DEFAULT_RETENTION_S;
 	struct blocks_opts blocks = BLOCKS_OPTS_INIT;
-	int status, lock;
+	struct cmd_meta store;
+	int status, lock = -1;
 
-	if (parse_args(argc, argv, &data_dir, &retention_s, &blocks, &status))
+	if (parse_args(argc, argv, &data_dir, &url, &retention_s, &blocks,
+		       &status))
+		return status;
+	if (!cmd_meta_resolve("gc", url, data_dir, &store, &status))
 		return status;
 	if (access(data_dir, F_OK)) {
 		cfs_log_error("no data directory '%s'", data_dir);
 		return 1;
 	}
-	lock = cmd_lock_data_dir(data_dir);
+	/* Only the embedded store has a lock that tells of a server. */
+	if (store.dir)
+		lock = cmd_lock_data_dir(store.dir);
 	if (lock == -2)
 		cfs_log_error(
 			"a cloudfsd serves '%s': it collects garbage itself (serve --gc-every); stop it to collect by hand",
-			data_dir);
-	if (lock < 0)
+			store.dir);
+	if (store.dir && lock < 0)
 		return 1;
-	status = collect(data_dir, &blocks, retention_s);
-	close(lock);
+	status = collect(data_dir, &store, &blocks, retention_s);
+	if (lock >= 0)
+		close(lock);
 	return status;
 }

@@ -31,12 +31,14 @@
 #define STR(x)	STR2(x)
 
 static const char usage[] =
-	"usage: cloudfsd serve --data DIR [--listen HOST:PORT] [--threads N]\n"
+	"usage: cloudfsd serve --data DIR [--meta URL] [--listen HOST:PORT]\n"
+	"                      [--threads N]\n"
 	"                      [--retention DURATION] [--gc-every DURATION]\n"
 	"                      [--tls-cert FILE --tls-key FILE] [--pidfile FILE]\n"
 	"                      [--blocks dir:DIR|s3://BUCKET[/PREFIX] ...]\n"
 	"Serves the data directory DIR (created if missing) in the foreground:\n"
-	"its metadata, and its blocks unless --blocks keeps them elsewhere.\n"
+	"its metadata, unless --meta keeps it elsewhere, and its blocks unless\n"
+	"--blocks does.\n" CMD_META_USAGE
 	"  --listen HOST:PORT  address to listen on (default " CFS_DEFAULT_HOST
 	":" STR(CFS_DEFAULT_PORT) "; port 0 picks a free port)\n"
 				  "  --tls-cert FILE     serve HTTPS with the PEM certificate (and chain)\n"
@@ -61,6 +63,8 @@ static const char usage[] =
 
 struct serve_opts {
 	const char *data_dir;
+	const char *meta_url; /* --meta */
+	struct cmd_meta store;
 	const char *listen;
 	const char *tls_cert, *tls_key; /* both or neither */
 	const char *pidfile;
@@ -128,7 +132,8 @@ enum {
 	OPT_USER_POLLS,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
-	OPT_PIDFILE
+	OPT_PIDFILE,
+	OPT_META
 };
 
 /* The limits' options; false when arg is not what opt takes. */
@@ -180,6 +185,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 		BLOCKS_LONG_OPTIONS,
+		{ "meta", required_argument, NULL, OPT_META },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -223,6 +229,9 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 		case OPT_PIDFILE:
 			o->pidfile = optarg;
 			break;
+		case OPT_META:
+			o->meta_url = optarg;
+			break;
 		case OPT_MAX_CONN:
 		case OPT_PER_ADDR:
 		case OPT_HEADER_TO:
@@ -254,6 +263,20 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 		*status = EXIT_USAGE;
 		return -1;
 	}
+	return cmd_meta_resolve("serve", o->meta_url, o->data_dir, &o->store,
+				status)
+		       ? 0
+		       : -1;
+}
+
+/* The data directory, made if missing: 0 or -1 (logged). */
+static int make_data_dir(const char *dir)
+{
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		cfs_log_error("cannot create data directory '%s': %s", dir,
+			      strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -262,11 +285,8 @@ int cmd_lock_data_dir(const char *dir)
 	char path[PATH_MAX];
 	int fd;
 
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		cfs_log_error("cannot create data directory '%s': %s", dir,
-			      strerror(errno));
+	if (make_data_dir(dir))
 		return -1;
-	}
 	snprintf(path, sizeof(path), "%s/serve.lock", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -307,7 +327,10 @@ static void write_pidfile(const char *path)
 
 static void notify_longpoll(void *arg, int64_t ns)
 {
-	longpoll_notify(arg, ns);
+	if (ns == META_NS_ALL)
+		longpoll_notify_all(arg);
+	else
+		longpoll_notify(arg, ns);
 }
 
 static int run(const struct serve_opts *o, const struct tls_pair *tls,
@@ -326,11 +349,9 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 		cfs_log_error("cannot start the long-poll registry");
 		return 1;
 	}
-	if (meta_sqlite_open(o->data_dir, notify_longpoll, ctx.longpoll,
-			     &ctx.meta, &err)) {
-		cfs_log_error("%s", err.msg);
+	ctx.meta = cmd_meta_open(&o->store, notify_longpoll, ctx.longpoll);
+	if (!ctx.meta)
 		goto out;
-	}
 	if (blocks_opts_open(&o->blocks, o->data_dir, &ctx.blocks, &err)) {
 		cfs_log_error("%s", err.msg);
 		goto out;
@@ -358,11 +379,13 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 			     strerror(errno));
 	status = 0;
 out:
-	longpoll_free(ctx.longpoll);
 	if (ctx.blocks)
 		ctx.blocks->ops->close(ctx.blocks);
+	/* Before the registry: a store shared with other servers tells it
+	 * of their commits until it is closed. */
 	if (ctx.meta)
 		ctx.meta->ops->close(ctx.meta);
+	longpoll_free(ctx.longpoll);
 	return status;
 }
 
@@ -396,7 +419,7 @@ int cmd_serve(int argc, char **argv)
 	};
 	struct tls_pair tls = { 0 };
 	sigset_t stop;
-	int lock, status, e;
+	int lock = -1, status, e;
 
 	if (parse_args(argc, argv, &o, &status))
 		return status;
@@ -409,23 +432,27 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&stop, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	lock = cmd_lock_data_dir(o.data_dir);
+	/* Only an embedded store is one process's; on PostgreSQL many
+	 * servers share the metadata and hear of each other's commits. */
+	if (o.store.dir)
+		lock = cmd_lock_data_dir(o.store.dir);
 	if (lock == -2)
 		cfs_log_error("another cloudfsd is serving '%s' already",
-			      o.data_dir);
-	if (lock < 0) {
+			      o.store.dir);
+	if ((o.store.dir && lock < 0) || make_data_dir(o.data_dir)) {
 		tls_pair_release(&tls);
 		return 1;
 	}
 	/* The lock says whether a server runs; the pid in its file is what
 	 * 'cloudfsd stop' signals. */
-	e = write_pid(lock);
+	e = lock >= 0 ? write_pid(lock) : 0;
 	if (e)
 		cfs_log_warn(
 			"cannot write the process id to the lock of '%s': %s",
-			o.data_dir, strerror(-e));
+			o.store.dir, strerror(-e));
 	status = run(&o, o.tls_cert ? &tls : NULL, &stop);
-	close(lock);
+	if (lock >= 0)
+		close(lock);
 	tls_pair_release(&tls);
 	return status;
 }

@@ -285,6 +285,14 @@ void longpoll_expire(struct longpoll *lp, struct longpoll_waiter *w)
 	pthread_mutex_unlock(&lp->lock);
 }
 
+void longpoll_notify_all(struct longpoll *lp)
+{
+	pthread_mutex_lock(&lp->lock);
+	while (lp->heap_len)
+		wake(lp, lp->heap[0], false);
+	pthread_mutex_unlock(&lp->lock);
+}
+
 void longpoll_notify(struct longpoll *lp, int64_t ns)
 {
 	struct longpoll_waiter *woken = NULL;

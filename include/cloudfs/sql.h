@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,11 @@ void cfs_sql_close(struct cfs_sql *c);
  */
 sqlite3_stmt *cfs_sql_stmt(struct cfs_sql *c, const char *sql,
 			   struct cfs_error *err, const char *fmt, ...);
+
+/* cfs_sql_stmt() with the parameters in ap. */
+sqlite3_stmt *cfs_sql_vstmt(struct cfs_sql *c, const char *sql,
+			    struct cfs_error *err, const char *fmt,
+			    va_list *ap);
 
 /* Steps st: CFS_OK with *row telling whether a row came, or an error. */
 enum cfs_err cfs_sql_step(struct cfs_sql *c, sqlite3_stmt *st, bool *row,

@@ -73,6 +73,10 @@ void longpoll_expire(struct longpoll *lp, struct longpoll_waiter *w);
 /* Wakes every waiter that watches ns. */
 void longpoll_notify(struct longpoll *lp, int64_t ns);
 
+/* Wakes every waiter to read the heads again (the store may have missed
+ * commits it would have notified). */
+void longpoll_notify_all(struct longpoll *lp);
+
 /* Wakes all waiters and refuses new ones (server shutdown). */
 void longpoll_shutdown(struct longpoll *lp);
 

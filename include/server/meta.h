@@ -12,7 +12,9 @@
  *
  * After a transaction that moved a namespace's head has committed, the
  * backend calls the notify function given at open with that namespace's id
- * (the long-poll registry wakes its waiters from there).
+ * (the long-poll registry wakes its waiters from there); a backend shared
+ * by several processes also calls it for their commits, and with
+ * META_NS_ALL when it may have missed some.
  */
 #ifndef SERVER_META_H
 #define SERVER_META_H
@@ -167,6 +169,8 @@ typedef enum cfs_err (*meta_ns_fn)(void *arg, const struct meta_ns_info *ns,
 				   struct cfs_error *err);
 typedef enum cfs_err (*meta_member_fn)(void *arg, const struct meta_member *m,
 				       struct cfs_error *err);
+/* Namespace ids start at 1: 0 in a notification means "any of them". */
+#define META_NS_ALL 0
 typedef void (*meta_notify_fn)(void *arg, int64_t ns);
 
 struct meta_ops {
@@ -322,6 +326,16 @@ struct meta {
 enum cfs_err meta_sqlite_open(const char *data_dir, meta_notify_fn notify,
 			      void *notify_arg, struct meta **out,
 			      struct cfs_error *err);
+
+/*
+ * Opens (creating or upgrading its schema if needed) the store on the
+ * PostgreSQL database conninfo names (a libpq URI or connection string),
+ * which any number of processes may share; notify as above (then a
+ * thread listens to the database for the other processes' commits).
+ */
+enum cfs_err meta_pg_open(const char *conninfo, meta_notify_fn notify,
+			  void *notify_arg, struct meta **out,
+			  struct cfs_error *err);
 
 /* Checks a user name: 1-64 of [a-z0-9._-], starting with a letter or digit. */
 enum cfs_err meta_user_name_check(const char *name, size_t len,

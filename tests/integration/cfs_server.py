@@ -16,6 +16,8 @@ import urllib.parse
 from contextlib import contextmanager
 from types import SimpleNamespace
 
+import cfs_postgres
+
 CLOUDFSD = os.environ.get(
     "CLOUDFSD",
     os.path.join(os.path.dirname(__file__), "..", "..", "build", "server", "cloudfsd"))
@@ -333,13 +335,20 @@ def dir_blocks_only(what):
 
 class Server:
     """cloudfsd serve --data DATA, on 127.0.0.1 and a free port (https
-    when started with --tls-cert and --tls-key; set .ca for its clients);
-    with its blocks in S3 when S3 is set, or when given BLOCKS, options
-    of serve that choose the block store, and ENV, the environment they
-    need."""
+    when started with --tls-cert and --tls-key; set .ca for its clients).
+    Its metadata is the data directory's, or, when the tests run on
+    PostgreSQL (cfs_postgres.ENGINE), in a database of its own (.database,
+    or META's, to share one with another Server).  Its blocks are in S3
+    when S3 is set, or where BLOCKS, options of serve that choose the
+    block store, say, with ENV, the environment they need."""
 
-    def __init__(self, data_dir, log_path, blocks=None, env=None):
+    def __init__(self, data_dir, log_path, meta=None, blocks=None, env=None):
         self.data_dir = str(data_dir)
+        self.database = None
+        if meta is None and cfs_postgres.ENGINE == "postgresql":
+            self.database = cfs_postgres.cluster().new_database()
+            meta = cfs_postgres.cluster().url(self.database)
+        self.meta = meta
         self.log_path = str(log_path)
         self.proc = None
         self.url = None
@@ -361,9 +370,10 @@ class Server:
         return {name for d in os.listdir(root) for name in os.listdir(os.path.join(root, d))}
 
     def cli(self, *args, check=True):
-        """`cloudfsd ARGS --data DATA` with this server's block store
-        options, for commands that touch blocks (gc)."""
-        p = subprocess.run([CLOUDFSD, *args, "--data", self.data_dir, *self.blocks],
+        """`cloudfsd ARGS --data DATA` with this server's metadata and
+        block store options, for commands that touch blocks (gc)."""
+        p = subprocess.run([CLOUDFSD, *args, "--data", self.data_dir, *self.meta_args(),
+                            *self.blocks],
                            capture_output=True, text=True, timeout=60,
                            env={**os.environ, **self.env})
         if check and p.returncode != 0:
@@ -381,8 +391,8 @@ class Server:
         self.log.flush()
         start = os.path.getsize(self.log_path)
         self.proc = subprocess.Popen(
-            [CLOUDFSD, "serve", "--data", self.data_dir, "--listen", listen, *self.blocks,
-             *self.options],
+            [CLOUDFSD, "serve", "--data", self.data_dir, *self.meta_args(), "--listen", listen,
+             *self.blocks, *self.options],
             stdout=subprocess.DEVNULL, stderr=self.log, env={**os.environ, **self.env})
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -428,8 +438,16 @@ class Server:
         self.proc = None
         self.log.close()
 
+    def meta_args(self):
+        """The options that name its metadata store, besides --data."""
+        return ["--meta", self.meta] if self.meta else []
+
+    def store_args(self):
+        """The options of an administrative command on its store."""
+        return self.meta_args() or ["--data", self.data_dir]
+
     def useradd(self, name):
-        token = run_cli("useradd", "--data", self.data_dir, name).stdout
+        token = run_cli("useradd", *self.store_args(), name).stdout
         assert re.fullmatch(r"[0-9a-f]{64}\n", token), repr(token)
         return token.strip()
 

@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import cfs_postgres  # noqa: E402
 import cfs_rgw  # noqa: E402
 import cfs_s3  # noqa: E402
 import cfs_server  # noqa: E402
@@ -24,6 +25,9 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "dir_blocks_only(what): looks at block files, "
                             "skipped with --blocks s3")
+    config.addinivalue_line(
+        "markers", "embedded_only(reason): a test of the embedded store's data directory "
+        "itself, skipped when the suite runs on PostgreSQL (CLOUDFS_TEST_META)")
     cfs_server.S3_BLOCKS = config.getoption("blocks") == "s3"
 
 
@@ -31,6 +35,9 @@ def pytest_runtest_setup(item):
     mark = item.get_closest_marker("dir_blocks_only")
     if mark and cfs_server.S3_BLOCKS:
         pytest.skip(f"{mark.args[0]}: blocks are in S3 in this run")
+    mark = item.get_closest_marker("embedded_only")
+    if mark and cfs_postgres.ENGINE == "postgresql":
+        pytest.skip("embedded store only: " + mark.args[0])
 
 
 def need(why):

@@ -130,6 +130,28 @@ static void test_deadlines_fire_in_order_with_many_waiters(void)
 		CHECK(c[i].resumed == 1);
 }
 
+static void test_notify_all_wakes_every_waiter_to_look_again(void)
+{
+	struct longpoll *lp = longpoll_new();
+	struct longpoll_waiter w[3], later;
+	struct conn c[3] = { 0 }, cl = { 0 };
+	int64_t ns[][1] = { { 1 }, { 2 }, { 3 } };
+
+	for (int i = 0; i < 3; i++) {
+		CHECK(longpoll_add(lp, &w[i], ns[i], 1, in_ms(60000)) == 0);
+		CHECK(longpoll_park(lp, &w[i], suspend, resume, &c[i]));
+	}
+	longpoll_notify_all(lp);
+	for (int i = 0; i < 3; i++)
+		CHECK(c[i].resumed == 1 && !w[i].timed_out && !w[i].stopping);
+	/* Not a shutdown: waiters come and are woken as before. */
+	CHECK(longpoll_add(lp, &later, ns[0], 1, in_ms(60000)) == 0);
+	CHECK(longpoll_park(lp, &later, suspend, resume, &cl));
+	longpoll_notify(lp, 1);
+	CHECK(cl.resumed == 1);
+	longpoll_free(lp);
+}
+
 int main(void)
 {
 	RUN(test_a_commit_wakes_the_parked_waiters_of_its_namespace_only);
@@ -137,5 +159,6 @@ int main(void)
 	RUN(test_the_deadline_resumes_a_waiter_as_timed_out);
 	RUN(test_shutdown_wakes_everyone_and_refuses_newcomers);
 	RUN(test_deadlines_fire_in_order_with_many_waiters);
+	RUN(test_notify_all_wakes_every_waiter_to_look_again);
 	return CHECK_DONE();
 }

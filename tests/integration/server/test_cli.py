@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from cfs_server import CLOUDFSD, run_cli
+from cfs_server import CLOUDFSD, Server, block_id, dir_blocks_only, run_cli
 
 TOKEN = re.compile(r"[0-9a-f]{64}\n")
 
@@ -48,12 +48,30 @@ def test_version_exits_0_and_prints_the_version(flag):
     ["useradd", "--data", "{d}", "alice", "bob"],
     ["token", "--data", "{d}"],
     ["revoke", "--data", "{d}"],
+    ["useradd", "--meta", "mysql://db/cloudfs", "alice"],
+    ["serve", "--data", "{d}", "--meta", "sqlite:"],
 ], ids=lambda a: " ".join(a) or "no-arguments")
 def test_wrong_usage_exits_2_with_a_message(tmp_path, args):
     p = cli(*(a.format(d=tmp_path / "data") for a in args))
     assert p.returncode == 2, p
     assert p.stderr.strip(), p
     assert p.stdout == "", p
+
+
+@dir_blocks_only("looks for the block file")
+def test_meta_sqlite_dir_keeps_the_metadata_apart_from_the_blocks(tmp_path):
+    meta, data = tmp_path / "meta", tmp_path / "data"
+    token = run_cli("useradd", "--meta", f"sqlite:{meta}", "alice").stdout.strip()
+    s = Server(data, tmp_path / "cloudfsd.log", meta=f"sqlite:{meta}").start()
+    try:
+        alice = s.client(token)
+        ns = alice.get("/meta/namespaces").json["namespaces"][0]["ns"]
+        alice.write_file(ns, "f", b"bytes")
+    finally:
+        s.stop()
+    assert (meta / "meta.db").is_file() and not (data / "meta.db").exists()
+    bid = block_id(b"bytes")
+    assert (data / "blocks" / bid[:2] / bid).is_file()
 
 
 @pytest.mark.parametrize("args", [[], ["frobnicate"]], ids=["no-command", "unknown"])
@@ -113,7 +131,7 @@ def test_revoking_an_unknown_token_exits_1(tmp_path):
 
 def test_a_second_token_works_and_revoking_it_leaves_the_first_working(server):
     first = server.useradd("alice")
-    second = run_cli("token", "--data", server.data_dir, "alice").stdout
+    second = run_cli("token", *server.store_args(), "alice").stdout
     assert TOKEN.fullmatch(second), repr(second)
     second = second.strip()
     assert second != first
@@ -122,7 +140,7 @@ def test_a_second_token_works_and_revoking_it_leaves_the_first_working(server):
     assert r1.status == r2.status == 200
     assert r1.json == r2.json
 
-    run_cli("revoke", "--data", server.data_dir, second)
+    run_cli("revoke", *server.store_args(), second)
     r = a2.get("/meta/namespaces")
     assert r.status == 401 and r.error_code == "unauthorized", r
     assert "WWW-Authenticate" in r.headers

@@ -37,7 +37,7 @@ def complete(program, words, cwd=None):
                         "useradd"]),
     ("cloudfsd", ["stop", "--"], ["--data", "--help", "--timeout"]),
     ("cloudfsd", ["serve", "--tls-"], ["--tls-cert", "--tls-key"]),
-    ("cloudfsd", ["gc", "--"], ["--blocks", "--data", "--help", "--retention",
+    ("cloudfsd", ["gc", "--"], ["--blocks", "--data", "--help", "--meta", "--retention",
                                 "--s3-credentials", "--s3-endpoint", "--s3-path-style",
                                 "--s3-region", "--s3-virtual-host"]),
     ("cloudfsd", ["serve", "--blocks", "s"], ["s3://"]),

@@ -5,6 +5,8 @@ files (-wal, -shm) included (cloudfsd(8), FILES)."""
 import os
 import stat
 
+import pytest
+
 from cfs_server import Server, dir_blocks_only, file_op
 
 
@@ -27,6 +29,7 @@ def assert_private(top):
 
 
 @dir_blocks_only("checks the modes of block files")
+@pytest.mark.embedded_only("its metadata file meta.db")
 def test_a_fresh_data_directory_is_private_under_umask_022(tmp_path):
     old = os.umask(0o022)
     try:
@@ -44,6 +47,7 @@ def test_a_fresh_data_directory_is_private_under_umask_022(tmp_path):
         os.umask(old)
 
 
+@pytest.mark.embedded_only("useradd makes the data directory of an embedded store")
 def test_a_data_directory_made_by_useradd_is_private_too(tmp_path):
     old = os.umask(0o022)
     try:

@@ -12,6 +12,9 @@ import subprocess
 import threading
 import time
 
+import pytest
+
+import cfs_postgres
 from cfs_server import CLOUDFSD, block_id, file_op, split_blocks
 
 
@@ -32,6 +35,8 @@ def ids(data):
 
 
 def journal_rows(server):
+    if server.database:
+        return int(cfs_postgres.cluster().sql(server.database, "SELECT COUNT(*) FROM journal")[0][0])
     with sqlite3.connect(os.path.join(server.data_dir, "meta.db")) as db:
         return db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
 
@@ -86,6 +91,7 @@ def test_an_upload_waiting_for_its_commit_is_kept_within_retention(server, alice
     assert server.stored_blocks() == set()
 
 
+@pytest.mark.embedded_only("the data directory's lock tells of a server of an embedded store only")
 def test_gc_refuses_a_data_directory_a_server_serves(server):
     p = server.cli("gc", check=False)
     assert p.returncode == 1 and "stop it to collect by hand" in p.stderr

@@ -102,13 +102,13 @@ def test_fifty_waiting_longpolls_hold_no_thread_and_one_commit_wakes_them_all(al
 
 def revoke(server, token):
     """`cloudfsd revoke`, by a process of its own, as an administrator runs it."""
-    run_cli("revoke", "--data", server.data_dir, token)
+    run_cli("revoke", *server.store_args(), token)
 
 
 def test_a_token_revoked_by_another_process_ends_its_waiting_longpoll_with_401(
         server, alice):
     other_device = alice.clone()
-    other_device.token = run_cli("token", "--data", server.data_dir, "alice").stdout.strip()
+    other_device.token = run_cli("token", *server.store_args(), "alice").stdout.strip()
     with waiting_longpoll(alice, {alice.root_ns: 0}, timeout=60) as revoked, \
             waiting_longpoll(other_device, {alice.root_ns: 0}, timeout=60) as live:
         revoke(server, alice.token)
@@ -127,7 +127,7 @@ def test_a_token_revoked_by_another_process_ends_its_waiting_longpoll_with_401(
 
 def test_a_commit_wakes_a_revoked_tokens_longpoll_with_401_at_once(server, alice):
     other_device = alice.clone()
-    other_device.token = run_cli("token", "--data", server.data_dir, "alice").stdout.strip()
+    other_device.token = run_cli("token", *server.store_args(), "alice").stdout.strip()
     with waiting_longpoll(alice, {alice.root_ns: 0}, timeout=60) as poll:
         revoke(server, alice.token)
         other_device.commit_ok(alice.root_ns, file_op("a"))

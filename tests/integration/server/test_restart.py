@@ -6,6 +6,8 @@ import sqlite3
 import subprocess
 import time
 
+import pytest
+
 from cfs_server import (BLOCK_SIZE, CLOUDFSD, block_id, dir_blocks_only, file_op, split_blocks,
                         waiting_longpoll)
 
@@ -73,6 +75,7 @@ def times_from_mtime(snapshot):
             for p, e in entries.items()}, head
 
 
+@pytest.mark.embedded_only("upgrades of the SQLite schema")
 def test_a_data_dir_of_schema_4_gets_atime_and_ctime_from_mtime(server, alice):
     snapshot, files = fill(alice)
     alice.write_file(alice.root_ns, "timed", b"t", atime_ns=5, mtime_ns=7, ctime_ns=9)
@@ -93,6 +96,7 @@ def test_a_data_dir_of_schema_4_gets_atime_and_ctime_from_mtime(server, alice):
     assert (e["atime_ns"], e["mtime_ns"], e["ctime_ns"]) == (11, 12, 13)
 
 
+@pytest.mark.embedded_only("upgrades of the SQLite schema")
 def test_a_data_dir_of_the_first_schema_is_brought_up_to_date(server, alice):
     """A store from before the server kept answers for clients that send
     a batch again, and times for garbage collection (schema version 1)
@@ -128,6 +132,7 @@ def test_a_cursor_from_before_a_restart_lists_what_changed_after_it(server, alic
     assert [(e["path"], e["jid"]) for e in entries] == [("c", 3)] and cursor == 3
 
 
+@pytest.mark.embedded_only("servers on PostgreSQL share their metadata by design")
 def test_a_second_server_on_the_same_data_dir_is_refused(server, alice):
     alice.commit_ok(alice.root_ns, file_op("a"))
     p = subprocess.run([CLOUDFSD, "serve", "--data", server.data_dir,
@@ -140,6 +145,7 @@ def test_a_second_server_on_the_same_data_dir_is_refused(server, alice):
 
 
 @dir_blocks_only("looks for block files")
+@pytest.mark.embedded_only("the data directory holds no meta.db")
 def test_the_data_dir_holds_meta_db_and_blocks(server, alice):
     alice.write_file(alice.root_ns, "f", b"some bytes")
     assert os.path.isfile(os.path.join(server.data_dir, "meta.db"))

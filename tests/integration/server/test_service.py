@@ -77,6 +77,7 @@ def test_a_stale_journal_stream_is_not_the_journal(tmp_path):
                         log.read_text())
 
 
+@pytest.mark.embedded_only("cloudfsd stop finds the server by the embedded store's lock")
 def test_cloudfsd_stop_stops_the_server_of_a_data_directory(tmp_path):
     s = Server(tmp_path / "data", tmp_path / "cloudfsd.log").start(
         options=["--pidfile", str(tmp_path / "cloudfsd.pid")])

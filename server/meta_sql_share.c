@@ -1,7 +1,7 @@
 /*
- * The SQLite backend's shared folders: sharing a folder, invitations,
+ * The SQL backend's shared folders: sharing a folder, invitations,
  * leaving, removing members, and listing them (invariant 4 of
- * meta_sqlite.h).
+ * meta_sql.h).
  *
  * A shared folder is a namespace of its own.  Each member has a MOUNT node
  * for it in their root namespace, and members.mount_node points at it; the
@@ -14,33 +14,33 @@
 #include <time.h>
 
 #include "cloudfs/clock.h"
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 
 /* Member of ns, and ns is a shared folder (not somebody's root). */
 static enum cfs_err shared_member(struct sq_conn *c, const struct meta_user *u,
 				  int64_t ns, int64_t *owner,
 				  struct cfs_error *err)
 {
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	enum cfs_err rc;
 	bool row;
 
 	rc = sq_member(c, u->id, ns, err);
 	if (rc)
 		return rc;
-	st = cfs_sql_stmt(&c->sql,
-			  "SELECT shared, owner FROM namespaces WHERE id = ?1",
-			  err, "i", ns);
-	rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
+	st = db_stmt(c->db,
+		     "SELECT shared, owner FROM namespaces WHERE id = ?1", err,
+		     "i", ns);
+	rc = st ? db_step(c->db, st, &row, err) : err->code;
 	if (rc)
 		return rc;
-	if (!row || sqlite3_column_int(st, 0) == 0)
+	if (!row || db_col_int64(c->db, st, 0) == 0)
 		return cfs_fail(
 			err, CFS_ERR_FORBIDDEN,
 			"namespace %lld is a root namespace, not a shared folder",
 			(long long)ns);
 	if (owner)
-		*owner = sqlite3_column_int64(st, 1);
+		*owner = db_col_int64(c->db, st, 1);
 	return CFS_OK;
 }
 
@@ -49,21 +49,21 @@ static enum cfs_err mount_of(struct sq_conn *c, const struct meta_user *user,
 			     int64_t ns, struct sq_node *n,
 			     struct cfs_error *err)
 {
-	sqlite3_stmt *st = cfs_sql_stmt(&c->sql,
-					"SELECT mount_node FROM members"
-					" WHERE ns = ?1 AND user_id = ?2",
-					err, "ii", ns, user->id);
+	struct db_stmt *st = db_stmt(c->db,
+				     "SELECT mount_node FROM members"
+				     " WHERE ns = ?1 AND user_id = ?2",
+				     err, "ii", ns, user->id);
 	enum cfs_err rc;
 	bool row;
 
-	rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
+	rc = st ? db_step(c->db, st, &row, err) : err->code;
 	if (rc)
 		return rc;
 	if (!row)
 		return cfs_fail(err, CFS_ERR_NOT_FOUND,
 				"'%s' is not a member of namespace %lld",
 				user->name, (long long)ns);
-	return sq_node_get(c, user->root_ns, sqlite3_column_int64(st, 0), n,
+	return sq_node_get(c, user->root_ns, db_col_int64(c->db, st, 0), n,
 			   err);
 }
 
@@ -72,18 +72,17 @@ enum cfs_err sq_unmount(struct sq_conn *c, int64_t user, int64_t ns,
 {
 	enum cfs_err rc;
 
-	rc = cfs_sql_exec(&c->sql,
-			  "DELETE FROM members WHERE ns = ?1 AND user_id = ?2",
-			  err, "ii", ns, user);
+	rc = db_exec(c->db,
+		     "DELETE FROM members WHERE ns = ?1 AND user_id = ?2", err,
+		     "ii", ns, user);
 	/* A folder whose owner leaves passes to its oldest member. */
 	if (rc == CFS_OK)
-		rc = cfs_sql_exec(
-			&c->sql,
-			"UPDATE namespaces SET owner = (SELECT user_id"
-			" FROM members WHERE ns = ?1"
-			" ORDER BY joined, user_id LIMIT 1)"
-			" WHERE id = ?1 AND owner = ?2",
-			err, "ii", ns, user);
+		rc = db_exec(c->db,
+			     "UPDATE namespaces SET owner = (SELECT user_id"
+			     " FROM members WHERE ns = ?1"
+			     " ORDER BY joined, user_id LIMIT 1)"
+			     " WHERE id = ?1 AND owner = ?2",
+			     err, "ii", ns, user);
 	/* The user's long polls on ns must hear that it is gone. */
 	if (rc == CFS_OK)
 		sq_changed(c, ns);
@@ -125,6 +124,7 @@ static enum cfs_err share_folder(struct sq_conn *c, const struct meta_user *u,
 	int64_t *mounts;
 	size_t n_mounts;
 	enum cfs_err rc;
+	bool found;
 
 	rc = sq_subtree_mounts(c, ns, folder->node, &mounts, &n_mounts, err);
 	free(mounts);
@@ -137,15 +137,15 @@ static enum cfs_err share_folder(struct sq_conn *c, const struct meta_user *u,
 			folder->name);
 	/* Node ids are kept, so the new namespace starts numbering where
 	 * the old one stands. */
-	rc = cfs_sql_exec(
-		&c->sql,
-		"INSERT INTO namespaces(shared, owner, created, next_node)"
-		" SELECT 1, ?1, ?2, next_node FROM namespaces"
-		" WHERE id = ?3",
-		err, "iii", u->id, (int64_t)time(NULL), ns);
+	rc = db_int64(c->db,
+		      db_stmt(c->db,
+			      "INSERT INTO namespaces(shared, owner, created,"
+			      " next_node) SELECT 1, ?1, ?2, next_node"
+			      " FROM namespaces WHERE id = ?3 RETURNING id",
+			      err, "iii", u->id, (int64_t)time(NULL), ns),
+		      shared, &found, err);
 	if (rc)
 		return rc;
-	*shared = sqlite3_last_insert_rowid(c->sql.db);
 	rc = move_subtree(c, u, ns, folder->node, *shared, err);
 	if (rc)
 		return rc;
@@ -155,11 +155,11 @@ static enum cfs_err share_folder(struct sq_conn *c, const struct meta_user *u,
 	folder->mount_ns = *shared;
 	rc = sq_journal_put(c, ns, u->id, folder, err);
 	if (rc == CFS_OK)
-		rc = cfs_sql_exec(&c->sql,
-				  "INSERT INTO members(ns, user_id, mount_node,"
-				  " joined) VALUES (?1, ?2, ?3, ?4)",
-				  err, "iiii", *shared, u->id, folder->node,
-				  (int64_t)time(NULL));
+		rc = db_exec(c->db,
+			     "INSERT INTO members(ns, user_id, mount_node,"
+			     " joined) VALUES (?1, ?2, ?3, ?4)",
+			     err, "iiii", *shared, u->id, folder->node,
+			     (int64_t)time(NULL));
 	if (rc == CFS_OK)
 		sq_changed(c, *shared);
 	return rc;
@@ -273,11 +273,11 @@ static enum cfs_err mount_for(struct sq_conn *c, const struct meta_user *u,
 	n.mount_ns = ns;
 	rc = sq_journal_put(c, invitee->root_ns, u->id, &n, err);
 	if (rc == CFS_OK)
-		rc = cfs_sql_exec(&c->sql,
-				  "INSERT INTO members(ns, user_id, mount_node,"
-				  " joined) VALUES (?1, ?2, ?3, ?4)",
-				  err, "iiii", ns, invitee->id, n.node,
-				  (int64_t)time(NULL));
+		rc = db_exec(c->db,
+			     "INSERT INTO members(ns, user_id, mount_node,"
+			     " joined) VALUES (?1, ?2, ?3, ?4)",
+			     err, "iiii", ns, invitee->id, n.node,
+			     (int64_t)time(NULL));
 	return rc;
 }
 
@@ -382,23 +382,24 @@ static enum cfs_err list_members(struct sq_conn *c, void *arg,
 				 struct cfs_error *err)
 {
 	struct share_args *a = arg;
-	sqlite3_stmt *st = NULL;
+	struct db_stmt *st = NULL;
 	enum cfs_err rc = sq_member(c, a->user->id, a->ns, err);
 	bool row = true;
 
 	if (rc == CFS_OK &&
-	    !(st = cfs_sql_stmt(&c->sql,
-				"SELECT u.name, n.owner IS u.id FROM members m"
-				" JOIN users u ON u.id = m.user_id"
-				" JOIN namespaces n ON n.id = m.ns"
-				" WHERE m.ns = ?1 ORDER BY m.joined, u.name",
-				err, "i", a->ns)))
+	    !(st = db_stmt(c->db,
+			   "SELECT u.name, CASE WHEN n.owner = u.id THEN 1"
+			   " ELSE 0 END FROM members m"
+			   " JOIN users u ON u.id = m.user_id"
+			   " JOIN namespaces n ON n.id = m.ns"
+			   " WHERE m.ns = ?1 ORDER BY m.joined, u.name",
+			   err, "i", a->ns)))
 		rc = err->code;
-	while (rc == CFS_OK &&
-	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
+	while (rc == CFS_OK && (rc = db_step(c->db, st, &row, err)) == CFS_OK &&
+	       row) {
 		struct meta_member mm = {
-			.user = (const char *)sqlite3_column_text(st, 0),
-			.owner = sqlite3_column_int(st, 1) != 0,
+			.user = db_col_text(c->db, st, 0),
+			.owner = db_col_int64(c->db, st, 1) != 0,
 		};
 
 		rc = a->fn(a->arg, &mm, err);

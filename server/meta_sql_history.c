@@ -1,13 +1,13 @@
 /*
  * History from the journal (meta_ops.history and list_as_of): the
  * versions of one node, and a namespace as it was at a JID.  Both read
- * the rows garbage collection kept (meta_sqlite_gc.c); a state older
+ * the rows garbage collection kept (meta_sql_gc.c); a state older
  * than its horizon is refused rather than shown with holes.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 
 /* Where path is: its parent folder and name (the folders must exist). */
 static enum cfs_err place_of(struct sq_conn *c, int64_t ns, const char *path,
@@ -32,12 +32,12 @@ static enum cfs_err is_below(struct sq_conn *c, int64_t ns, int64_t node,
 	for (int depth = 0; rc == CFS_OK && found && node != 0 && !*below &&
 			    depth < CFS_PATH_MAX / 2;
 	     depth++) {
-		rc = cfs_sql_int64(&c->sql,
-				   cfs_sql_stmt(&c->sql,
-						"SELECT parent FROM nodes"
-						" WHERE ns = ?1 AND node = ?2",
-						err, "ii", ns, node),
-				   &node, &found, err);
+		rc = db_int64(c->db,
+			      db_stmt(c->db,
+				      "SELECT parent FROM nodes"
+				      " WHERE ns = ?1 AND node = ?2",
+				      err, "ii", ns, node),
+			      &node, &found, err);
 		*below = rc == CFS_OK && found && node == folder;
 	}
 	return rc;
@@ -57,21 +57,21 @@ static enum cfs_err before_delete(struct sq_conn *c, int64_t ns, int64_t folder,
 
 	*before = jid - 1;
 	while (rc == CFS_OK && below && *before > 0) {
-		sqlite3_stmt *st = cfs_sql_stmt(
-			&c->sql,
-			"SELECT kind, node FROM journal WHERE ns = ?1"
-			" AND jid = ?2",
-			err, "ii", ns, *before);
+		struct db_stmt *st =
+			db_stmt(c->db,
+				"SELECT kind, node FROM journal WHERE ns = ?1"
+				" AND jid = ?2",
+				err, "ii", ns, *before);
 		int64_t node = 0;
 		bool row = false;
 
-		rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
+		rc = st ? db_step(c->db, st, &row, err) : err->code;
 		below = rc == CFS_OK && row &&
-			sqlite3_column_int(st, 0) == CFS_KIND_DELETED;
+			db_col_int64(c->db, st, 0) == CFS_KIND_DELETED;
 		if (below)
-			node = sqlite3_column_int64(st, 1);
+			node = db_col_int64(c->db, st, 1);
 		if (st)
-			sqlite3_reset(st);
+			db_reset(c->db, st);
 		if (below)
 			rc = is_below(c, ns, node, folder, &below, err);
 		if (rc == CFS_OK && below)
@@ -94,7 +94,7 @@ static enum cfs_err history_rows(struct sq_conn *c, void *arg,
 	struct history_args *a = arg;
 	struct sq_resolved r;
 	enum cfs_err rc = sq_member(c, a->user->id, a->ns, err);
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	bool row = true, any = false;
 
 	if (rc == CFS_OK)
@@ -103,24 +103,24 @@ static enum cfs_err history_rows(struct sq_conn *c, void *arg,
 		return rc;
 	/* Every node that is there now or was deleted there: a file deleted
 	 * and written anew has one history. */
-	st = cfs_sql_stmt(&c->sql,
-			  "SELECT " SQ_NODE_COLS ", at, (SELECT name FROM users"
-			  " WHERE id = author) FROM journal WHERE ns = ?1"
-			  " AND node IN (SELECT node FROM nodes WHERE ns = ?1"
-			  " AND parent = ?2 AND name = ?3) ORDER BY jid DESC",
-			  err, "iit", a->ns, r.parent, r.name);
+	st = db_stmt(c->db,
+		     "SELECT " SQ_NODE_COLS ", at, (SELECT name FROM users"
+		     " WHERE id = author) FROM journal WHERE ns = ?1"
+		     " AND node IN (SELECT node FROM nodes WHERE ns = ?1"
+		     " AND parent = ?2 AND name = ?3) ORDER BY jid DESC",
+		     err, "iit", a->ns, r.parent, r.name);
 	rc = st ? CFS_OK : err->code;
-	while (rc == CFS_OK &&
-	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
+	while (rc == CFS_OK && (rc = db_step(c->db, st, &row, err)) == CFS_OK &&
+	       row) {
 		struct sq_node n;
 		struct meta_entry e;
-		const char *author = (const char *)sqlite3_column_text(st, 14);
+		const char *author = db_col_text(c->db, st, 14);
 
-		rc = sq_node_from_row(st, &n, err);
+		rc = sq_node_from_row(c, st, &n, err);
 		if (rc)
 			break;
 		e = sq_entry_of(&n, a->path);
-		e.at = sqlite3_column_int64(st, 13);
+		e.at = db_col_int64(c->db, st, 13);
 		e.author = author ? author : "";
 		if (n.kind == CFS_KIND_DELETED)
 			rc = before_delete(c, a->ns, n.node, n.jid, &e.before,
@@ -131,7 +131,7 @@ static enum cfs_err history_rows(struct sq_conn *c, void *arg,
 		any = true;
 	}
 	if (st)
-		sqlite3_reset(st);
+		db_reset(c->db, st);
 	if (rc == CFS_OK && !any)
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
 			      "nothing was ever at '%s'", a->path);
@@ -162,13 +162,13 @@ static enum cfs_err jid_at(struct sq_conn *c, int64_t ns, int64_t at,
 {
 	bool found;
 
-	return cfs_sql_int64(&c->sql,
-			     cfs_sql_stmt(&c->sql,
-					  "SELECT COALESCE(MAX(jid), 0)"
-					  " FROM journal WHERE ns = ?1"
-					  " AND at <= ?2",
-					  err, "ii", ns, at),
-			     jid, &found, err);
+	return db_int64(c->db,
+			db_stmt(c->db,
+				"SELECT COALESCE(MAX(jid), 0)"
+				" FROM journal WHERE ns = ?1"
+				" AND at <= ?2",
+				err, "ii", ns, at),
+			jid, &found, err);
 }
 
 /* Refuses a state some of whose rows garbage collection may have taken:
@@ -178,19 +178,18 @@ static enum cfs_err whole_at(struct sq_conn *c, int64_t ns, int64_t jid,
 {
 	int64_t horizon = 0, first = 0;
 	bool found;
-	enum cfs_err rc = cfs_sql_int64(
-		&c->sql,
-		cfs_sql_stmt(&c->sql, "SELECT at FROM gc_horizon", err, ""),
+	enum cfs_err rc = db_int64(
+		c->db, db_stmt(c->db, "SELECT at FROM gc_horizon", err, ""),
 		&horizon, &found, err);
 
 	if (rc == CFS_OK && horizon > 0)
-		rc = cfs_sql_int64(&c->sql,
-				   cfs_sql_stmt(&c->sql,
-						"SELECT COALESCE(MIN(at), ?3)"
-						" FROM journal WHERE ns = ?1"
-						" AND jid > ?2",
-						err, "iii", ns, jid, horizon),
-				   &first, &found, err);
+		rc = db_int64(c->db,
+			      db_stmt(c->db,
+				      "SELECT COALESCE(MIN(at), ?3)"
+				      " FROM journal WHERE ns = ?1"
+				      " AND jid > ?2",
+				      err, "iii", ns, jid, horizon),
+			      &first, &found, err);
 	if (rc == CFS_OK && horizon > 0 && first < horizon)
 		rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
 			      "namespace %lld at JID %lld is older than the "
@@ -204,7 +203,7 @@ static enum cfs_err as_of_rows(struct sq_conn *c, void *arg,
 {
 	struct as_of_args *a = arg;
 	enum cfs_err rc = sq_member(c, a->user->id, a->ns, err);
-	sqlite3_stmt *st;
+	struct db_stmt *st;
 	int64_t head = 0, last;
 	unsigned count = 0;
 	bool row = true;
@@ -229,25 +228,25 @@ static enum cfs_err as_of_rows(struct sq_conn *c, void *arg,
 	a->page->bytes = 0;
 	last = a->cursor;
 	/* Each node's newest row up to as_of, if it is not its delete. */
-	st = cfs_sql_stmt(&c->sql,
-			  "SELECT " SQ_NODE_COLS " FROM journal j"
-			  " WHERE ns = ?1 AND jid > ?3 AND jid <= ?2"
-			  " AND kind != 0 AND NOT EXISTS (SELECT 1 FROM"
-			  " journal k WHERE k.ns = ?1 AND k.node = j.node"
-			  " AND k.jid > j.jid AND k.jid <= ?2)"
-			  " ORDER BY jid LIMIT ?4",
-			  err, "iiii", a->ns, a->as_of, a->cursor,
-			  (int64_t)a->limit + 1);
+	st = db_stmt(c->db,
+		     "SELECT " SQ_NODE_COLS " FROM journal j"
+		     " WHERE ns = ?1 AND jid > ?3 AND jid <= ?2"
+		     " AND kind != 0 AND NOT EXISTS (SELECT 1 FROM"
+		     " journal k WHERE k.ns = ?1 AND k.node = j.node"
+		     " AND k.jid > j.jid AND k.jid <= ?2)"
+		     " ORDER BY jid LIMIT ?4",
+		     err, "iiii", a->ns, a->as_of, a->cursor,
+		     (int64_t)a->limit + 1);
 	rc = st ? CFS_OK : err->code;
-	while (rc == CFS_OK &&
-	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
+	while (rc == CFS_OK && (rc = db_step(c->db, st, &row, err)) == CFS_OK &&
+	       row) {
 		struct sq_node n;
 
 		if (count++ == a->limit) {
 			a->page->more = true;
 			break;
 		}
-		rc = sq_node_from_row(st, &n, err);
+		rc = sq_node_from_row(c, st, &n, err);
 		if (rc == CFS_OK) {
 			struct meta_entry e = sq_entry_of(&n, NULL);
 
@@ -262,7 +261,7 @@ static enum cfs_err as_of_rows(struct sq_conn *c, void *arg,
 		sq_node_release(&n);
 	}
 	if (st)
-		sqlite3_reset(st);
+		db_reset(c->db, st);
 	a->page->cursor = a->page->more ? last : a->as_of;
 	return rc;
 }

@@ -1,6 +1,6 @@
 /*
- * The SQLite backend's tree: reading nodes, resolving paths, appending to
- * the journal (invariants 1-3 of meta_sqlite.h), and the read side of the
+ * The SQL backend's tree: reading nodes, resolving paths, appending to
+ * the journal (invariants 1-3 of meta_sql.h), and the read side of the
  * protocol (namespaces, heads, listings).
  */
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "cloudfs/path.h"
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 
 struct meta_entry sq_entry_of(const struct sq_node *n, const char *path)
 {
@@ -38,28 +38,27 @@ void sq_node_release(struct sq_node *n)
 	n->target = NULL;
 }
 
-enum cfs_err sq_node_from_row(sqlite3_stmt *st, struct sq_node *n,
-			      struct cfs_error *err)
+enum cfs_err sq_node_from_row(struct sq_conn *c, struct db_stmt *st,
+			      struct sq_node *n, struct cfs_error *err)
 {
-	const void *blocks = sqlite3_column_blob(st, 7);
-	const char *target = (const char *)sqlite3_column_text(st, 8);
+	size_t blocks_len;
+	const void *blocks = db_col_blob(c->db, st, 7, &blocks_len);
+	const char *target = db_col_text(c->db, st, 8);
 
 	*n = (struct sq_node){
-		.node = sqlite3_column_int64(st, 0),
-		.parent = sqlite3_column_int64(st, 1),
-		.kind = (enum cfs_kind)sqlite3_column_int(st, 3),
-		.size = (uint64_t)sqlite3_column_int64(st, 4),
-		.mtime_ns = sqlite3_column_int64(st, 5),
-		.mode = (uint32_t)sqlite3_column_int(st, 6),
-		.mount_ns = sqlite3_column_int64(st, 9),
-		.jid = sqlite3_column_int64(st, 10),
-		.atime_ns = sqlite3_column_int64(st, 11),
-		.ctime_ns = sqlite3_column_int64(st, 12),
+		.node = db_col_int64(c->db, st, 0),
+		.parent = db_col_int64(c->db, st, 1),
+		.kind = (enum cfs_kind)db_col_int64(c->db, st, 3),
+		.size = (uint64_t)db_col_int64(c->db, st, 4),
+		.mtime_ns = db_col_int64(c->db, st, 5),
+		.mode = (uint32_t)db_col_int64(c->db, st, 6),
+		.mount_ns = db_col_int64(c->db, st, 9),
+		.jid = db_col_int64(c->db, st, 10),
+		.atime_ns = db_col_int64(c->db, st, 11),
+		.ctime_ns = db_col_int64(c->db, st, 12),
 	};
-	snprintf(n->name, sizeof(n->name), "%s",
-		 (const char *)sqlite3_column_text(st, 2));
-	if (cfs_blocklist_from_raw(blocks, (size_t)sqlite3_column_bytes(st, 7),
-				   &n->blocks))
+	snprintf(n->name, sizeof(n->name), "%s", db_col_text(c->db, st, 2));
+	if (cfs_blocklist_from_raw(blocks, blocks_len, &n->blocks))
 		return cfs_fail(err, CFS_ERR_INTERNAL,
 				"node %lld has a corrupt block list",
 				(long long)n->node);
@@ -71,7 +70,7 @@ enum cfs_err sq_node_from_row(sqlite3_stmt *st, struct sq_node *n,
 }
 
 /* Steps a statement that selects SQ_NODE_COLS: NOT_FOUND when no row. */
-static enum cfs_err node_step(struct sq_conn *c, sqlite3_stmt *st,
+static enum cfs_err node_step(struct sq_conn *c, struct db_stmt *st,
 			      struct sq_node *n, struct cfs_error *err)
 {
 	enum cfs_err rc;
@@ -79,24 +78,23 @@ static enum cfs_err node_step(struct sq_conn *c, sqlite3_stmt *st,
 
 	if (!st)
 		return err->code;
-	rc = cfs_sql_step(&c->sql, st, &row, err);
+	rc = db_step(c->db, st, &row, err);
 	if (rc)
 		return rc;
 	if (!row)
 		return CFS_ERR_NOT_FOUND; /* callers word the message */
-	return sq_node_from_row(st, n, err);
+	return sq_node_from_row(c, st, n, err);
 }
 
 enum cfs_err sq_node_get(struct sq_conn *c, int64_t ns, int64_t node,
 			 struct sq_node *n, struct cfs_error *err)
 {
-	enum cfs_err rc =
-		node_step(c,
-			  cfs_sql_stmt(&c->sql,
-				       "SELECT " SQ_NODE_COLS " FROM nodes"
-				       " WHERE ns = ?1 AND node = ?2",
-				       err, "ii", ns, node),
-			  n, err);
+	enum cfs_err rc = node_step(c,
+				    db_stmt(c->db,
+					    "SELECT " SQ_NODE_COLS " FROM nodes"
+					    " WHERE ns = ?1 AND node = ?2",
+					    err, "ii", ns, node),
+				    n, err);
 
 	if (rc == CFS_ERR_NOT_FOUND)
 		cfs_fail(err, rc, "no node %lld in namespace %lld",
@@ -110,10 +108,10 @@ enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
 {
 	enum cfs_err rc = node_step(
 		c,
-		cfs_sql_stmt(&c->sql,
-			     "SELECT " SQ_NODE_COLS " FROM nodes WHERE ns = ?1"
-			     " AND parent = ?2 AND name = ?3 AND kind != 0",
-			     err, "iis", ns, parent, name, len),
+		db_stmt(c->db,
+			"SELECT " SQ_NODE_COLS " FROM nodes WHERE ns = ?1"
+			" AND parent = ?2 AND name = ?3 AND kind != 0",
+			err, "iis", ns, parent, name, len),
 		n, err);
 
 	if (rc == CFS_ERR_NOT_FOUND)
@@ -126,9 +124,8 @@ static enum cfs_err ns_counter(struct sq_conn *c, const char *sql, int64_t ns,
 			       int64_t *out, struct cfs_error *err)
 {
 	bool found;
-	enum cfs_err rc =
-		cfs_sql_int64(&c->sql, cfs_sql_stmt(&c->sql, sql, err, "i", ns),
-			      out, &found, err);
+	enum cfs_err rc = db_int64(c->db, db_stmt(c->db, sql, err, "i", ns),
+				   out, &found, err);
 
 	if (rc == CFS_OK && !found)
 		rc = cfs_fail(err, CFS_ERR_INTERNAL, "no namespace %lld",
@@ -163,19 +160,19 @@ static enum cfs_err journal_append(struct sq_conn *c, int64_t ns,
 	enum cfs_err rc = next_jid(c, ns, &n->jid, err);
 
 	if (rc == CFS_OK)
-		rc = cfs_sql_exec(
-			&c->sql,
-			"INSERT INTO journal(ns, jid, node, parent, name,"
-			" kind, size, mtime_ns, mode, blocks, target,"
-			" mount_ns, author, at, atime_ns, ctime_ns) VALUES"
-			" (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-			" ?12, ?13, ?14, ?15, ?16)",
-			err, "iiiitiiiibtIiiii", ns, n->jid, n->node, n->parent,
-			n->name, (int64_t)n->kind, (int64_t)n->size,
-			n->mtime_ns, (int64_t)n->mode,
-			(const void *)n->blocks.ids,
-			n->blocks.n * CFS_BLOCK_ID_LEN, n->target, n->mount_ns,
-			author, (int64_t)time(NULL), n->atime_ns, n->ctime_ns);
+		rc = db_exec(c->db,
+			     "INSERT INTO journal(ns, jid, node, parent, name,"
+			     " kind, size, mtime_ns, mode, blocks, target,"
+			     " mount_ns, author, at, atime_ns, ctime_ns) VALUES"
+			     " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+			     " ?12, ?13, ?14, ?15, ?16)",
+			     err, "iiiitiiiibtIiiii", ns, n->jid, n->node,
+			     n->parent, n->name, (int64_t)n->kind,
+			     (int64_t)n->size, n->mtime_ns, (int64_t)n->mode,
+			     (const void *)n->blocks.ids,
+			     n->blocks.n * CFS_BLOCK_ID_LEN, n->target,
+			     n->mount_ns, author, (int64_t)time(NULL),
+			     n->atime_ns, n->ctime_ns);
 	return rc;
 }
 
@@ -188,8 +185,8 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 	/* An upsert by key only: a clash on (ns, parent, name) must fail,
 	 * never silently replace another node. */
 	if (rc == CFS_OK)
-		rc = cfs_sql_exec(
-			&c->sql,
+		rc = db_exec(
+			c->db,
 			"INSERT INTO nodes(ns, node, parent, name, kind,"
 			" size, mtime_ns, mode, blocks, target, mount_ns,"
 			" jid, atime_ns, ctime_ns) VALUES (?1, ?2, ?3, ?4,"
@@ -210,11 +207,11 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 			blocks_len, n->target, n->mount_ns, n->jid, n->atime_ns,
 			n->ctime_ns);
 	for (size_t i = 0; rc == CFS_OK && i < n->blocks.n; i++)
-		rc = cfs_sql_exec(&c->sql,
-				  "INSERT OR IGNORE INTO block_refs(id, ns)"
-				  " VALUES (?1, ?2)",
-				  err, "bi", n->blocks.ids[i].b,
-				  (size_t)CFS_BLOCK_ID_LEN, ns);
+		rc = db_exec(c->db,
+			     "INSERT INTO block_refs(id, ns) VALUES (?1, ?2)"
+			     " ON CONFLICT DO NOTHING",
+			     err, "bi", n->blocks.ids[i].b,
+			     (size_t)CFS_BLOCK_ID_LEN, ns);
 	if (rc == CFS_OK)
 		sq_changed(c, ns);
 	return rc;
@@ -230,13 +227,13 @@ enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,
 
 	*path = NULL;
 	while (node != 0 && rc == CFS_OK) {
-		sqlite3_stmt *st = cfs_sql_stmt(&c->sql,
-						"SELECT parent, name FROM nodes"
-						" WHERE ns = ?1 AND node = ?2",
-						err, "ii", ns, node);
+		struct db_stmt *st = db_stmt(c->db,
+					     "SELECT parent, name FROM nodes"
+					     " WHERE ns = ?1 AND node = ?2",
+					     err, "ii", ns, node);
 		bool row;
 
-		rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
+		rc = st ? db_step(c->db, st, &row, err) : err->code;
 		if (rc)
 			break;
 		if (!row || depth == sizeof(names) / sizeof(names[0])) {
@@ -245,8 +242,8 @@ enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,
 				      (long long)node, (long long)ns);
 			break;
 		}
-		node = sqlite3_column_int64(st, 0);
-		names[depth] = strdup((const char *)sqlite3_column_text(st, 1));
+		node = db_col_int64(c->db, st, 0);
+		names[depth] = strdup(db_col_text(c->db, st, 1));
 		if (!names[depth]) {
 			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 			break;
@@ -316,7 +313,7 @@ enum cfs_err sq_resolve(struct sq_conn *c, int64_t ns, const char *path,
 }
 
 /* Collects the first column of every row of st into a new array. */
-static enum cfs_err collect_ids(struct sq_conn *c, sqlite3_stmt *st,
+static enum cfs_err collect_ids(struct sq_conn *c, struct db_stmt *st,
 				int64_t **ids, size_t *n, struct cfs_error *err)
 {
 	size_t cap = 0;
@@ -325,8 +322,8 @@ static enum cfs_err collect_ids(struct sq_conn *c, sqlite3_stmt *st,
 
 	*ids = NULL;
 	*n = 0;
-	while (rc == CFS_OK &&
-	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
+	while (rc == CFS_OK && (rc = db_step(c->db, st, &row, err)) == CFS_OK &&
+	       row) {
 		if (*n == cap) {
 			int64_t *p;
 
@@ -339,7 +336,7 @@ static enum cfs_err collect_ids(struct sq_conn *c, sqlite3_stmt *st,
 			}
 			*ids = p;
 		}
-		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+		(*ids)[(*n)++] = db_col_int64(c->db, st, 0);
 	}
 	if (rc) {
 		free(*ids);
@@ -352,28 +349,26 @@ static enum cfs_err collect_ids(struct sq_conn *c, sqlite3_stmt *st,
 enum cfs_err sq_descendants(struct sq_conn *c, int64_t ns, int64_t node,
 			    int64_t **ids, size_t *n, struct cfs_error *err)
 {
-	return collect_ids(
-		c,
-		cfs_sql_stmt(&c->sql,
-			     SQ_SUBTREE_CTE
-			     "SELECT node FROM sub ORDER BY depth, node",
-			     err, "ii", ns, node),
-		ids, n, err);
+	return collect_ids(c,
+			   db_stmt(c->db,
+				   SQ_SUBTREE_CTE
+				   "SELECT node FROM sub ORDER BY depth, node",
+				   err, "ii", ns, node),
+			   ids, n, err);
 }
 
 enum cfs_err sq_subtree_mounts(struct sq_conn *c, int64_t ns, int64_t node,
 			       int64_t **mounts, size_t *n,
 			       struct cfs_error *err)
 {
-	return collect_ids(
-		c,
-		cfs_sql_stmt(&c->sql,
-			     SQ_SUBTREE_CTE
-			     "SELECT n.mount_ns FROM nodes n JOIN sub"
-			     " ON n.ns = ?1 AND n.node = sub.node"
-			     " WHERE n.kind = 4",
-			     err, "ii", ns, node),
-		mounts, n, err);
+	return collect_ids(c,
+			   db_stmt(c->db,
+				   SQ_SUBTREE_CTE
+				   "SELECT n.mount_ns FROM nodes n JOIN sub"
+				   " ON n.ns = ?1 AND n.node = sub.node"
+				   " WHERE n.kind = 4",
+				   err, "ii", ns, node),
+			   mounts, n, err);
 }
 
 enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
@@ -406,11 +401,10 @@ enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
 	}
 	free(ids);
 	if (rc == CFS_OK)
-		rc = cfs_sql_exec(
-			&c->sql,
-			"UPDATE nodes SET kind = 0 WHERE ns = ?1 AND node"
-			" IN (" SQ_SUBTREE_CTE "SELECT node FROM sub)",
-			err, "ii", ns, node);
+		rc = db_exec(c->db,
+			     "UPDATE nodes SET kind = 0 WHERE ns = ?1 AND node"
+			     " IN (" SQ_SUBTREE_CTE "SELECT node FROM sub)",
+			     err, "ii", ns, node);
 	return rc;
 }
 
@@ -428,11 +422,10 @@ enum cfs_err sq_ns_head(struct sq_conn *c, int64_t ns, int64_t *head,
 			struct cfs_error *err)
 {
 	bool found;
-	enum cfs_err rc = cfs_sql_int64(
-		&c->sql,
-		cfs_sql_stmt(&c->sql,
-			     "SELECT head FROM namespaces WHERE id = ?1", err,
-			     "i", ns),
+	enum cfs_err rc = db_int64(
+		c->db,
+		db_stmt(c->db, "SELECT head FROM namespaces WHERE id = ?1", err,
+			"i", ns),
 		head, &found, err);
 
 	if (rc == CFS_OK && !found)
@@ -456,29 +449,29 @@ static enum cfs_err list_namespaces(struct sq_conn *c, void *arg,
 				    struct cfs_error *err)
 {
 	struct ns_args *a = arg;
-	sqlite3_stmt *st = cfs_sql_stmt(
-		&c->sql,
-		"SELECT m.ns, n.head, n.shared, m.mount_node, o.name"
-		" FROM members m JOIN namespaces n ON n.id = m.ns"
-		" LEFT JOIN users o ON o.id = n.owner"
-		" WHERE m.user_id = ?1 ORDER BY n.shared, m.ns",
-		err, "i", a->user->id);
+	struct db_stmt *st =
+		db_stmt(c->db,
+			"SELECT m.ns, n.head, n.shared, m.mount_node, o.name"
+			" FROM members m JOIN namespaces n ON n.id = m.ns"
+			" LEFT JOIN users o ON o.id = n.owner"
+			" WHERE m.user_id = ?1 ORDER BY n.shared, m.ns",
+			err, "i", a->user->id);
 	enum cfs_err rc = st ? CFS_OK : err->code;
 	bool row = true;
 
-	while (rc == CFS_OK &&
-	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
+	while (rc == CFS_OK && (rc = db_step(c->db, st, &row, err)) == CFS_OK &&
+	       row) {
 		struct meta_ns_info info = {
-			.ns = sqlite3_column_int64(st, 0),
-			.head = sqlite3_column_int64(st, 1),
-			.root = sqlite3_column_int(st, 2) == 0,
-			.owner = (const char *)sqlite3_column_text(st, 4),
+			.ns = db_col_int64(c->db, st, 0),
+			.head = db_col_int64(c->db, st, 1),
+			.root = db_col_int64(c->db, st, 2) == 0,
+			.owner = db_col_text(c->db, st, 4),
 		};
 		char *path = NULL;
 
 		if (!info.root)
 			rc = sq_node_path(c, a->user->root_ns,
-					  sqlite3_column_int64(st, 3), &path,
+					  db_col_int64(c->db, st, 3), &path,
 					  err);
 		info.path = path ? path : "";
 		if (rc == CFS_OK)
@@ -503,18 +496,17 @@ static enum cfs_err read_heads(struct sq_conn *c, void *arg,
 	enum cfs_err rc = CFS_OK;
 
 	for (size_t i = 0; rc == CFS_OK && i < a->n; i++) {
-		sqlite3_stmt *st =
-			cfs_sql_stmt(&c->sql,
-				     "SELECT n.head FROM namespaces n"
-				     " JOIN members m ON m.ns = n.id"
-				     " AND m.user_id = ?2"
-				     " WHERE n.id = ?1",
-				     err, "ii", a->ns[i], a->user->id);
+		struct db_stmt *st = db_stmt(c->db,
+					     "SELECT n.head FROM namespaces n"
+					     " JOIN members m ON m.ns = n.id"
+					     " AND m.user_id = ?2"
+					     " WHERE n.id = ?1",
+					     err, "ii", a->ns[i], a->user->id);
 		bool row;
 
-		rc = st ? cfs_sql_step(&c->sql, st, &row, err) : err->code;
+		rc = st ? db_step(c->db, st, &row, err) : err->code;
 		if (rc == CFS_OK)
-			a->heads[i] = row ? sqlite3_column_int64(st, 0) : -1;
+			a->heads[i] = row ? db_col_int64(c->db, st, 0) : -1;
 	}
 	return rc;
 }
@@ -567,13 +559,13 @@ static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
 			      unsigned limit, meta_entry_fn fn, void *arg,
 			      struct meta_page *page, struct cfs_error *err)
 {
-	sqlite3_stmt *st =
-		cfs_sql_stmt(&c->sql,
-			     "SELECT " SQ_NODE_COLS " FROM nodes"
-			     " WHERE ns = ?1 AND jid > ?2"
-			     " AND (?2 > 0 OR kind != 0)"
-			     " ORDER BY jid LIMIT ?3",
-			     err, "iii", ns, cursor, (int64_t)limit + 1);
+	struct db_stmt *st =
+		db_stmt(c->db,
+			"SELECT " SQ_NODE_COLS " FROM nodes"
+			" WHERE ns = ?1 AND jid > ?2"
+			" AND (?2 > 0 OR kind != 0)"
+			" ORDER BY jid LIMIT ?3",
+			err, "iii", ns, cursor, (int64_t)limit + 1);
 	struct path_memo memo = { 0 };
 	enum cfs_err rc = st ? CFS_OK : err->code;
 	int64_t last = cursor;
@@ -582,8 +574,8 @@ static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
 
 	page->more = false;
 	page->bytes = 0;
-	while (rc == CFS_OK &&
-	       (rc = cfs_sql_step(&c->sql, st, &row, err)) == CFS_OK && row) {
+	while (rc == CFS_OK && (rc = db_step(c->db, st, &row, err)) == CFS_OK &&
+	       row) {
 		struct sq_node n;
 		char *path = NULL;
 
@@ -591,7 +583,7 @@ static enum cfs_err list_rows(struct sq_conn *c, int64_t ns, int64_t cursor,
 			page->more = true;
 			break;
 		}
-		rc = sq_node_from_row(st, &n, err);
+		rc = sq_node_from_row(c, st, &n, err);
 		if (rc)
 			break;
 		rc = entry_path(c, ns, &memo, &n, &path, err);

@@ -1,5 +1,5 @@
 /*
- * The SQLite backend's commits: the five journal operations of a batch.
+ * The SQL backend's commits: the five journal operations of a batch.
  *
  * Each operation first checks everything it depends on (paths, base JIDs,
  * blocks) and only then writes, so a refused operation leaves nothing
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "cloudfs/path.h"
-#include "meta_sqlite.h"
+#include "meta_sql.h"
 
 static bool fatal(enum cfs_err rc)
 {
@@ -232,13 +232,12 @@ static enum cfs_err op_dir(struct sq_conn *c, const struct meta_user *u,
 static enum cfs_err has_children(struct sq_conn *c, int64_t ns, int64_t node,
 				 bool *yes, struct cfs_error *err)
 {
-	sqlite3_stmt *st =
-		cfs_sql_stmt(&c->sql,
-			     "SELECT 1 FROM nodes WHERE ns = ?1"
-			     " AND parent = ?2 AND kind != 0 LIMIT 1",
-			     err, "ii", ns, node);
+	struct db_stmt *st = db_stmt(c->db,
+				     "SELECT 1 FROM nodes WHERE ns = ?1"
+				     " AND parent = ?2 AND kind != 0 LIMIT 1",
+				     err, "ii", ns, node);
 
-	return st ? cfs_sql_step(&c->sql, st, yes, err) : err->code;
+	return st ? db_step(c->db, st, yes, err) : err->code;
 }
 
 /* Turns n into its own tombstone and appends it. */
@@ -503,11 +502,11 @@ static enum cfs_err answers_prune(struct sq_conn *c,
 				  const struct commit_args *a,
 				  struct cfs_error *err)
 {
-	return cfs_sql_exec(&c->sql,
-			    "DELETE FROM answers WHERE user_id = ?1"
-			    " AND client = ?2 AND seq < ?3",
-			    err, "iti", a->user->id, a->from->client,
-			    a->from->keep_from);
+	return db_exec(c->db,
+		       "DELETE FROM answers WHERE user_id = ?1"
+		       " AND client = ?2 AND seq < ?3",
+		       err, "iti", a->user->id, a->from->client,
+		       a->from->keep_from);
 }
 
 /* The answer op had when it was committed before in this namespace
@@ -517,19 +516,18 @@ static enum cfs_err answer_get(struct sq_conn *c, const struct commit_args *a,
 			       struct meta_op_result *res, bool *found,
 			       struct cfs_error *err)
 {
-	sqlite3_stmt *st = cfs_sql_stmt(
-		&c->sql,
+	struct db_stmt *st = db_stmt(
+		c->db,
 		"SELECT jid, node, prev_jid FROM answers WHERE user_id = ?1"
 		" AND client = ?2 AND seq = ?3 AND ns IN (?4, 0)",
 		err, "itii", a->user->id, a->from->client, op->seq, a->ns);
-	enum cfs_err rc =
-		st ? cfs_sql_step(&c->sql, st, found, err) : err->code;
+	enum cfs_err rc = st ? db_step(c->db, st, found, err) : err->code;
 
 	if (rc == CFS_OK && *found) {
 		res->status = META_COMMITTED;
-		res->jid = sqlite3_column_int64(st, 0);
-		res->node = sqlite3_column_int64(st, 1);
-		res->prev_jid = sqlite3_column_int64(st, 2);
+		res->jid = db_col_int64(c->db, st, 0);
+		res->node = db_col_int64(c->db, st, 1);
+		res->prev_jid = db_col_int64(c->db, st, 2);
 	}
 	return rc;
 }
@@ -539,12 +537,15 @@ static enum cfs_err answer_put(struct sq_conn *c, const struct commit_args *a,
 			       const struct meta_op_result *res,
 			       struct cfs_error *err)
 {
-	return cfs_sql_exec(&c->sql,
-			    "INSERT OR REPLACE INTO answers(user_id, client,"
-			    " seq, jid, node, prev_jid, ns)"
-			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-			    err, "itiiiii", a->user->id, a->from->client,
-			    op->seq, res->jid, res->node, res->prev_jid, a->ns);
+	return db_exec(c->db,
+		       "INSERT INTO answers(user_id, client, seq, jid,"
+		       " node, prev_jid, ns)"
+		       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+		       " ON CONFLICT(user_id, client, seq) DO UPDATE"
+		       " SET jid = excluded.jid, node = excluded.node,"
+		       " prev_jid = excluded.prev_jid, ns = excluded.ns",
+		       err, "itiiiii", a->user->id, a->from->client, op->seq,
+		       res->jid, res->node, res->prev_jid, a->ns);
 }
 
 /* Applies op, or answers it as before when the sender sends it again. */
@@ -578,6 +579,8 @@ static enum cfs_err apply_all(struct sq_conn *c, void *arg,
 		struct meta_op_result *res = &a->res[i];
 		enum cfs_err op_rc;
 
+		/* What a try that collided left (sq_run) goes. */
+		meta_op_result_release(res);
 		memset(res, 0, sizeof(*res));
 		op_rc = apply_once(c, a, &a->ops[i], res);
 		if (fatal(op_rc)) {

@@ -1,13 +1,18 @@
 /*
- * Internals shared by the files of the SQLite metadata backend:
+ * Internals shared by the files of the SQL metadata backend, written once
+ * on the SQL seam (server/db.h) and run by both engines:
  *
- *	meta_sqlite.c        open, schema, connections, users, tokens, blocks
- *	meta_sqlite_tree.c   nodes, the journal, listings
- *	meta_sqlite_commit.c the operations of a commit, and the answers
+ *	meta_sql.c           transactions, users, tokens, blocks
+ *	meta_sql_tree.c      nodes, the journal, listings
+ *	meta_sql_commit.c    the operations of a commit, and the answers
  *	                     kept for a client that sends them again
- *	meta_sqlite_share.c  shared folders and memberships
+ *	meta_sql_share.c     shared folders and memberships
+ *	meta_sql_history.c   history and listings of the past
+ *	meta_sql_gc.c        garbage collection
+ *	meta_sqlite.c        the embedded engine: its schema, opening it
+ *	meta_pg.c            PostgreSQL: its schema, opening it, LISTEN
  *
- * Schema (meta.db under the data directory, WAL, synchronous=FULL):
+ * Schema (each engine's open function holds it in its own dialect):
  *
  *	users(id, name, root_ns)         tokens(hash, user_id, revoked)
  *	namespaces(id, head, next_node, shared, owner)
@@ -35,18 +40,21 @@
  *     each shared namespace mounted by a MOUNT node of their root.
  *  5. block_refs has (id, ns) for every block of every file row of ns.
  */
-#ifndef SERVER_META_SQLITE_H
-#define SERVER_META_SQLITE_H
+#ifndef SERVER_META_SQL_H
+#define SERVER_META_SQL_H
 
 #include "cloudfs/path.h"
-#include "cloudfs/sql.h"
+#include "server/db.h"
 #include "server/meta.h"
 
 #define SQ_MAX_CHANGED 16
 
-/* A pooled connection, used by one thread between acquire and release. */
+/* Tries of a transaction that collided with another (db_retryable()). */
+#define SQ_ATTEMPTS 20
+
+/* One transaction on a pooled connection (sq_run). */
 struct sq_conn {
-	struct cfs_sql sql;		 /* first: the pool hands these out */
+	struct db_conn *db;
 	int64_t changed[SQ_MAX_CHANGED]; /* namespaces to wake after commit */
 	size_t n_changed;
 };
@@ -55,13 +63,21 @@ struct sq_meta {
 	struct meta base;
 	meta_notify_fn notify;
 	void *notify_arg;
-	struct cfs_sql_pool pool;
+	struct db *db;
 };
 
+/* The backend on db, which it owns from now on (closed on failure too). */
+enum cfs_err sq_meta_new(struct db *db, meta_notify_fn notify, void *notify_arg,
+			 struct meta **out, struct cfs_error *err);
+
 /*
- * Runs body(c, arg, err) in one transaction (BEGIN IMMEDIATE when write)
- * on a pooled connection: commits if body returns CFS_OK, then wakes the
- * long polls of the namespaces it changed; rolls back otherwise.
+ * Runs body(c, arg, err) in one transaction (db_begin(), write or not) on
+ * a pooled connection: commits if body returns CFS_OK, announcing the
+ * namespaces it changed (db_announce()), then wakes their long polls
+ * here; rolls back otherwise.  A write the engine refused because it
+ * collided with another transaction is run again, up to SQ_ATTEMPTS
+ * times, so body must start from its arguments afresh each time and
+ * leave nothing outside the database that a second run would repeat.
  */
 typedef enum cfs_err (*sq_body)(struct sq_conn *c, void *arg,
 				struct cfs_error *err);
@@ -110,10 +126,10 @@ struct meta_entry sq_entry_of(const struct sq_node *n, const char *path);
 	" mount_ns, jid, atime_ns, ctime_ns"
 
 /* The node state of a row selected with SQ_NODE_COLS first. */
-enum cfs_err sq_node_from_row(sqlite3_stmt *st, struct sq_node *n,
-			      struct cfs_error *err);
+enum cfs_err sq_node_from_row(struct sq_conn *c, struct db_stmt *st,
+			      struct sq_node *n, struct cfs_error *err);
 
-/* Nodes and the journal (meta_sqlite_tree.c). */
+/* Nodes and the journal (meta_sql_tree.c). */
 enum cfs_err sq_node_get(struct sq_conn *c, int64_t ns, int64_t node,
 			 struct sq_node *n, struct cfs_error *err);
 enum cfs_err sq_node_alloc(struct sq_conn *c, int64_t ns, int64_t *node,
@@ -129,7 +145,7 @@ enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
 enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,
 			  char **path, struct cfs_error *err);
 
-/* meta_ops.history and list_as_of (meta_sqlite_history.c). */
+/* meta_ops.history and list_as_of (meta_sql_history.c). */
 enum cfs_err sq_history(struct meta *m, const struct meta_user *user,
 			int64_t ns, const char *path, meta_entry_fn fn,
 			void *arg, struct cfs_error *err);
@@ -139,7 +155,7 @@ enum cfs_err sq_list_as_of(struct meta *m, const struct meta_user *user,
 			   void *arg, struct meta_page *page,
 			   struct cfs_error *err);
 
-/* meta_ops.gc (meta_sqlite_gc.c). */
+/* meta_ops.gc (meta_sql_gc.c). */
 enum cfs_err sq_gc(struct meta *m, int64_t before, meta_block_fn fn, void *arg,
 		   struct meta_gc_tally *t, struct cfs_error *err);
 
@@ -186,7 +202,7 @@ enum cfs_err sq_tombstone(struct sq_conn *c, int64_t author, int64_t ns,
 enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
 			     int64_t ns, int64_t node, struct cfs_error *err);
 
-/* Shared folders (meta_sqlite_share.c). */
+/* Shared folders (meta_sql_share.c). */
 
 /* Drops user's membership of shared ns, passing ownership on if needed;
  * the mount node is the caller's to remove. */
