@@ -30,7 +30,10 @@ def _owner():
 
 
 class Cluster:
-    def __init__(self):
+    """DURABLE keeps PostgreSQL's own fsync and synchronous commit, as a
+    deployment would (bench/run measures with it); the tests go without."""
+
+    def __init__(self, durable=False):
         self.dir = tempfile.mkdtemp(prefix="cfs-postgres-")
         self.user = _owner() if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
         os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
@@ -38,11 +41,11 @@ class Cluster:
         self.names = itertools.count(1)
         self._run("initdb", "-D", self.data, "-A", "trust", "-E", "UTF8",
                   "--locale=C", "-U", "cloudfs")
-        # Durability is not what these tests are about: no fsync.
+        # Durability is not what the tests are about: no fsync.
+        fast = "" if durable else \
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w",
-                  "-o", f"-k {self.dir} -c listen_addresses= -c fsync=off"
-                        " -c synchronous_commit=off -c full_page_writes=off"
-                        " -c max_connections=300",
+                  "-o", f"-k {self.dir} -c listen_addresses= -c max_connections=300{fast}",
                   "start")
         atexit.register(self.stop)
 
