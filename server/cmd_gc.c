@@ -20,7 +20,7 @@ static const char usage[] =
 	"be serving: journal rows superseded longer ago than the retention\n"
 	"period, and the bytes of blocks nothing within it lists.\n"
 	"  --retention DURATION  30d, 12h, 15m, 10s (default 30d)\n" CMD_META_USAGE
-	BLOCKS_USAGE "  (the same as the server's)\n"
+		BLOCKS_USAGE "  (the same as the server's)\n"
 	"Prints what it dropped and kept.\n";
 
 static int parse_args(int argc, char **argv, const char **data_dir,
@@ -76,8 +76,7 @@ static int parse_args(int argc, char **argv, const char **data_dir,
 }
 
 static int collect(const char *data_dir, const struct cmd_meta *store,
-		   const struct blocks_opts *blocks,
-		   int64_t retention_s)
+		   const struct blocks_opts *blocks, int64_t retention_s)
 {
 	struct meta *m = cmd_meta_open(store, NULL, NULL);
 	struct blockstore *bs = NULL;
