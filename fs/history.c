@@ -7,7 +7,6 @@
  * another device would.  Nothing is overwritten without a version to go
  * back to: the state replaced is a version too.
  */
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,16 +50,16 @@ static enum cfs_err locate(struct fs *fs, json_t *req, int64_t *ns, char **path,
 static json_t *versions_of(struct fs *fs, int64_t ns, const char *path,
 			   struct cfs_error *err)
 {
-	char *q = curl_easy_escape(NULL, path, 0);
+	char *q = remote_curl_escape(path);
 	char *url = NULL;
 	json_t *a = NULL;
 
 	if (q && asprintf(&url, "/meta/ns/%lld/history?path=%s", (long long)ns,
 			  q) > 0)
-		a = remote_ask(&fs->remote, "GET", url, NULL, err);
+		a = remote_curl_ask(fs->remote, "GET", url, NULL, err);
 	else
 		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	curl_free(q);
+	free(q);
 	free(url);
 	return a;
 }
@@ -198,7 +197,7 @@ static json_t *listed(struct fs *fs, int64_t ns, const char *query,
 		snprintf(url, sizeof(url),
 			 "/meta/ns/%lld/list?cursor=%lld&limit=1000%s",
 			 (long long)ns, (long long)cursor, query);
-		page = remote_ask(&fs->remote, "GET", url, NULL, err);
+		page = remote_curl_ask(fs->remote, "GET", url, NULL, err);
 		if (!page) {
 			json_decref(all);
 			return NULL;
@@ -353,8 +352,9 @@ static enum cfs_err commit_all(struct fs *fs, int64_t ns, json_t *ops,
 				break;
 			json_array_append(batch, op);
 		}
-		a = batch ? remote_ask(&fs->remote, "POST", url,
-				       json_pack("{s:o}", "ops", batch), err)
+		a = batch ? remote_curl_ask(fs->remote, "POST", url,
+					    json_pack("{s:o}", "ops", batch),
+					    err)
 			  : NULL;
 		if (!a)
 			return batch ? err->code

@@ -1,9 +1,10 @@
 /*
  * fuzz_listing: what the mount makes of the server's answers: listing
- * pages applied to the mirror (fs/sync.c), error bodies (fs/remote.c),
- * and the history and past listings a restore is built from
- * (fs/history.c).  The static functions are reached by including the
- * two files, so that neither needs to change for this harness.
+ * pages checked by the remote (fs/remote_curl.c) and applied to the
+ * mirror (fs/sync.c), error bodies (fs/remote_curl.c), and the history
+ * and past listings a restore is built from (fs/history.c).  The static
+ * functions are reached by including the three files, so that none needs
+ * to change for this harness.
  *
  * Feeds: byte 0 picks the answer, the rest is its body:
  *   0  a page of GET /meta/ns/1/list, applied from the mirror's cursor
@@ -23,6 +24,8 @@
 
 #include "../fs/history.c"
 
+#include "../fs/remote_curl.c"
+
 #include "fuzz_util.h"
 #include "mount_env.h"
 
@@ -39,21 +42,28 @@ static int64_t mirror_cursor(struct fs *fs, int64_t ns)
 	return m.cursor;
 }
 
-static void listing_page(json_t *page)
+static void listing_page(json_t *answer)
 {
 	struct fs *fs = mount_env_get(500);
 	const bool stop = false;
 	struct cfs_error err = { 0 };
 	int64_t before = mirror_cursor(fs, MOUNT_ENV_ROOT_NS), cursor = before;
+	struct remote_page page;
 	size_t count = 0;
-	bool more = false;
 	enum cfs_err rc;
 
-	rc = apply_page(fs, MOUNT_ENV_ROOT_NS, page, &cursor, &more, &count,
-			&stop, &err);
+	rc = parse_page(answer, MOUNT_ENV_ROOT_NS, before, &page, &err);
+	if (rc == CFS_OK) {
+		rc = apply_page(fs, MOUNT_ENV_ROOT_NS, &page, &count, &stop,
+				&err);
+		cursor = page.cursor;
+		remote_page_release(&page);
+	}
 	if (rc) {
 		FUZZ_CHECK(err.code == rc && err.msg[0],
 			   "a refused page without its error");
+		FUZZ_CHECK(rc == CFS_ERR_UNREACHABLE,
+			   "a refused page is not 'unreachable': %s", err.msg);
 		FUZZ_CHECK(mirror_cursor(fs, MOUNT_ENV_ROOT_NS) == before,
 			   "a refused page moved the cursor");
 		return;
@@ -77,8 +87,8 @@ static void error_answer(const uint8_t *data, size_t size)
 	if (!size)
 		return;
 	status = statuses[data[0] % (sizeof(statuses) / sizeof(statuses[0]))];
-	rc = remote_http_error("GET /x", status, (const char *)data + 1,
-			       size - 1, &err);
+	rc = http_error("GET /x", status, (const char *)data + 1, size - 1,
+			&err);
 	FUZZ_CHECK(rc != CFS_OK, "an HTTP %ld error answer is a success",
 		   status);
 	FUZZ_CHECK(err.code == rc && strncmp(err.msg, "GET /x: ", 8) == 0,
@@ -155,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		error_answer(data + 1, size - 1);
 		return 0;
 	}
-	/* As remote_call() takes an answer: a JSON object, or nothing. */
+	/* As the remote takes an answer: a JSON object, or nothing. */
 	answer = json_loadb((const char *)data + 1, size - 1, 0, NULL);
 	if (!json_is_object(answer)) {
 		json_decref(answer);
