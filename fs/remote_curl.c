@@ -502,8 +502,11 @@ static enum cfs_err parse_page(json_t *o, int64_t ns, int64_t cursor,
 	if (rc == CFS_OK)
 		rc = cfs_json_array(o, "entries", CFS_LIST_MAX_LIMIT, &arr,
 				    err);
-	if (rc == CFS_OK && !(page->entries = calloc(json_array_size(arr) + 1,
-						     sizeof(*page->entries))))
+	if (rc == CFS_OK &&
+	    (!(page->entries = calloc(json_array_size(arr) + 1,
+				      sizeof(*page->entries))) ||
+	     !(page->paths =
+		       calloc(json_array_size(arr) + 1, sizeof(*page->paths)))))
 		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	json_array_foreach(arr, i, v)
 	{
@@ -513,7 +516,7 @@ static enum cfs_err parse_page(json_t *o, int64_t ns, int64_t cursor,
 		if (rc)
 			cfs_error_prefix(err, "entry %zu", i);
 		else
-			page->n++;
+			page->paths[page->n++] = dup_string(v, "path");
 	}
 	if (rc)
 		remote_page_release(page);
@@ -538,8 +541,12 @@ static enum cfs_err list(struct remote_conn *c,
 	memset(page, 0, sizeof(*page));
 	snprintf(path, sizeof(path), "/meta/ns/%lld/list?cursor=%lld&limit=%u",
 		 (long long)req->ns, (long long)req->cursor, req->limit);
-	/* A point-in-time mount lists each namespace as of then. */
-	if (req->at)
+	/* A point-in-time mount lists each namespace as of then, and so
+	 * does a restore. */
+	if (req->as_of_jid)
+		snprintf(path + strlen(path), sizeof(path) - strlen(path),
+			 "&as_of=%lld", (long long)req->as_of);
+	else if (req->at)
 		snprintf(path + strlen(path), sizeof(path) - strlen(path),
 			 "&at=%lld", (long long)req->at);
 	rc = call(c, "GET", path, NULL, 0, stop, &answer, err);
@@ -610,14 +617,16 @@ static const char *op_name(const struct queued_op *op)
 }
 
 /* The protocol's form of a queued operation. */
-static json_t *op_json(const struct queued_op *op)
+static json_t *op_json(const struct queued_op *op, bool queued)
 {
-	json_t *o = json_pack("{s:s, s:I, s:s}", "op", op_name(op), "seq",
-			      (json_int_t)op->seq, "path", op->path);
+	json_t *o =
+		json_pack("{s:s, s:s}", "op", op_name(op), "path", op->path);
 	int rc = 0;
 
 	if (!o)
 		return NULL;
+	if (queued)
+		rc |= json_object_set_new(o, "seq", json_integer(op->seq));
 	if (op->base_jid >= 0)
 		rc |= json_object_set_new(o, "base_jid",
 					  json_integer(op->base_jid));
@@ -643,8 +652,9 @@ static json_t *op_json(const struct queued_op *op)
 					  json_integer(op->atime_ns));
 		rc |= json_object_set_new(o, "mtime_ns",
 					  json_integer(op->mtime_ns));
-		rc |= json_object_set_new(o, "ctime_ns",
-					  json_integer(op->ctime_ns));
+		if (queued)
+			rc |= json_object_set_new(o, "ctime_ns",
+						  json_integer(op->ctime_ns));
 		if (cfs_kind_has_target(op->kind))
 			rc |= json_object_set_new(o, "target",
 						  json_string(op->target));
@@ -708,25 +718,27 @@ static enum cfs_err commit(struct remote_conn *c,
 			   const bool *stop, struct remote_commit *out,
 			   struct cfs_error *err)
 {
-	json_t *arr = json_array(), *answer = NULL, *results;
+	json_t *arr = json_array(), *answer = NULL, *results, *body = NULL;
 	char path[64];
 	enum cfs_err rc;
 
 	out->head = 0;
 	out->results = NULL;
 	for (size_t i = 0; arr && i < req->n; i++)
-		if (json_array_append_new(arr, op_json(&req->ops[i]))) {
+		if (json_array_append_new(
+			    arr, op_json(&req->ops[i], req->client != NULL))) {
 			json_decref(arr);
 			arr = NULL;
 		}
 	snprintf(path, sizeof(path), "/meta/ns/%lld/commit",
 		 (long long)req->ns);
-	rc = call_new(c, "POST", path,
-		      arr ? json_pack("{s:o, s:s, s:I}", "ops", arr, "client",
-				      req->client, "keep_from",
-				      (json_int_t)req->keep_from)
-			  : NULL,
-		      max_s, stop, &answer, err);
+	if (arr && !req->client)
+		body = json_pack("{s:o}", "ops", arr);
+	else if (arr)
+		body = json_pack("{s:o, s:s, s:I}", "ops", arr, "client",
+				 req->client, "keep_from",
+				 (json_int_t)req->keep_from);
+	rc = call_new(c, "POST", path, body, max_s, stop, &answer, err);
 	results = json_object_get(answer, "results");
 	if (rc == CFS_OK && json_array_size(results) != req->n)
 		rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
@@ -807,6 +819,67 @@ static enum cfs_err members(struct remote_conn *c, int64_t ns,
 			json_is_true(json_object_get(o, "owner"));
 	}
 	json_decref(a);
+	return rc;
+}
+
+/* The versions of a history's answer, each checked as a listing's entry
+ * (their heads are their own JIDs). */
+static enum cfs_err parse_history(json_t *o, int64_t ns,
+				  struct remote_version **list, size_t *n,
+				  struct cfs_error *err)
+{
+	json_t *arr = json_object_get(o, "versions"), *v;
+	enum cfs_err rc = CFS_OK;
+	size_t i;
+
+	*n = 0;
+	if (!(*list = calloc(json_array_size(arr) + 1, sizeof(**list))))
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	json_array_foreach(arr, i, v)
+	{
+		struct remote_version *w = &(*list)[*n];
+
+		rc = parse_entry(v, ns, INT64_MAX, &w->e, err);
+		if (rc) {
+			cfs_error_prefix(err, "version %zu", i);
+			break;
+		}
+		w->at = json_integer_value(json_object_get(v, "at"));
+		w->before = json_integer_value(json_object_get(v, "before"));
+		w->author = dup_string(v, "author");
+		(*n)++;
+	}
+	if (rc) {
+		remote_versions_free(*list, *n);
+		*list = NULL;
+		*n = 0;
+		cfs_error_prefix(err, "bad history");
+		err->code = rc = CFS_ERR_UNREACHABLE;
+	}
+	return rc;
+}
+
+static enum cfs_err history(struct remote_conn *c, int64_t ns,
+			    const char *folder, struct remote_version **list,
+			    size_t *n, struct cfs_error *err)
+{
+	char *q = curl_easy_escape(NULL, folder, 0), *path = NULL;
+	json_t *a = NULL;
+	enum cfs_err rc;
+
+	*list = NULL;
+	*n = 0;
+	if (!q || asprintf(&path, "/meta/ns/%lld/history?path=%s",
+			   (long long)ns, q) < 0) {
+		curl_free(q);
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	curl_free(q);
+	rc = call(c, "GET", path, NULL, 0, NULL, &a, err);
+	if (rc == CFS_OK)
+		rc = parse_history(a, ns, list, n, err);
+	json_decref(a);
+	free(path);
 	return rc;
 }
 
@@ -1012,6 +1085,7 @@ static const struct remote_ops curl_ops = {
 	.share = share,
 	.member = member,
 	.members = members,
+	.history = history,
 	.xfers_new = xfers_new,
 	.xfers_free = xfers_free,
 	.get = get,
@@ -1057,31 +1131,6 @@ struct remote *remote_curl_new(const char *url, const char *token,
 	}
 	free(r);
 	return NULL;
-}
-
-json_t *remote_curl_ask(struct remote *r, const char *method, const char *path,
-			json_t *body, struct cfs_error *err)
-{
-	struct remote_conn *conn = conn_new(r);
-	json_t *answer = NULL;
-
-	if (!conn)
-		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	else if (call(conn, method, path, body, 0, NULL, &answer, err))
-		answer = NULL;
-	if (conn)
-		conn_free(conn);
-	json_decref(body);
-	return answer;
-}
-
-char *remote_curl_escape(const char *s)
-{
-	char *q = curl_easy_escape(NULL, s, 0);
-	char *out = q ? strdup(q) : NULL;
-
-	curl_free(q);
-	return out;
 }
 
 void remote_curl_global_init(void)

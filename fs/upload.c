@@ -704,15 +704,6 @@ static void batch_free(struct queued_op *ops, size_t n)
 	free(ops);
 }
 
-/* About the most op takes in a commit's JSON: its fields and names (256),
- * its block ids and strings (cloudfs/proto.h). */
-static uint64_t op_wire_bytes(const struct queued_op *op)
-{
-	return 256 + (uint64_t)op->blocks.n * CFS_WIRE_BLOCK_ID_BYTES +
-	       cfs_wire_string_bytes(op->path) + cfs_wire_string_bytes(op->to) +
-	       cfs_wire_string_bytes(op->target);
-}
-
 /*
  * How many of the batch's n ops fit in one commit body (at least one: the
  * largest op fits alone); the others are released and go in a later batch,
@@ -720,14 +711,8 @@ static uint64_t op_wire_bytes(const struct queued_op *op)
  */
 static size_t fit_commit_body(struct queued_op *ops, size_t n)
 {
-	uint64_t bytes = 0;
-	size_t k;
+	size_t k = remote_commit_fit(ops, n);
 
-	for (k = 0; k < n; k++) {
-		bytes += op_wire_bytes(&ops[k]);
-		if (k && bytes > CFS_MAX_COMMIT_BODY - 64 * 1024)
-			break;
-	}
 	for (size_t i = k; i < n; i++)
 		queued_op_release(&ops[i]);
 	return k;

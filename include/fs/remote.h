@@ -65,6 +65,9 @@ struct remote_list_req {
 	int64_t cursor;
 	unsigned limit;
 	int64_t at; /* unix seconds: the namespace as of then (0: live) */
+	/* With as_of_jid, the namespace as of JID as_of instead. */
+	bool as_of_jid;
+	int64_t as_of;
 };
 
 /* A listing's page, checked entry by entry against the page's head. */
@@ -73,8 +76,19 @@ struct remote_page {
 	int64_t head;
 	bool more;
 	struct mirror_entry *entries; /* of req->ns; owned */
+	char **paths; /* each entry's path (NULL: not given); owned */
 	size_t n;
 };
+
+/* A version of what was at a path (GET /meta/ns/NS/history). */
+struct remote_version {
+	struct mirror_entry e; /* as a listing's entry */
+	int64_t at;	       /* when it was committed, unix seconds */
+	int64_t before; /* a folder's delete: the JID just before it, or 0 */
+	char *author;	/* the user who committed it; owned */
+};
+
+void remote_versions_free(struct remote_version *list, size_t n);
 
 void remote_page_release(struct remote_page *p);
 
@@ -84,9 +98,13 @@ struct remote_cursor {
 	int64_t cursor;
 };
 
-/* A commit request: the operations of one namespace, in queue order, the
+/*
+ * A commit request: the operations of one namespace, in queue order, the
  * mount's client id, and the lowest seq it still has queued (the server
- * forgets the answers of those before). */
+ * forgets the answers of those before).  Without a client (a restore),
+ * operations go without their seq and ctime (the server's now).  An
+ * operation's base_jid < 0 is none.
+ */
 struct remote_commit_req {
 	int64_t ns;
 	const struct queued_op *ops;
@@ -94,6 +112,9 @@ struct remote_commit_req {
 	const char *client;
 	int64_t keep_from;
 };
+
+/* How many of ops (at least one) one commit request holds. */
+size_t remote_commit_fit(const struct queued_op *ops, size_t n);
 
 /* The server's answer to one operation of a commit. */
 struct remote_result {
@@ -196,6 +217,10 @@ struct remote_ops {
 	enum cfs_err (*members)(struct remote_conn *c, int64_t ns,
 				struct remote_member **list, size_t *n,
 				struct cfs_error *err);
+	/* The versions of what was at path of ns, newest first. */
+	enum cfs_err (*history)(struct remote_conn *c, int64_t ns,
+				const char *path, struct remote_version **list,
+				size_t *n, struct cfs_error *err);
 
 	/* Block transfers: a set run by one thread at a time. */
 	struct remote_xfers *(*xfers_new)(struct remote *r);
@@ -236,13 +261,6 @@ struct remote *remote_curl_new(const char *url, const char *token,
 			       const char *ca_file, unsigned timeout_s,
 			       struct cfs_error *err);
 void remote_curl_global_init(void);
-/* Transitional, for fs/history.c until its calls are typed: one call on
- * a connection of its own (consumes body), and a query string's escape
- * (malloc'd). */
-typedef struct json_t json_t;
-json_t *remote_curl_ask(struct remote *r, const char *method, const char *path,
-			json_t *body, struct cfs_error *err);
-char *remote_curl_escape(const char *s);
 void remote_curl_global_cleanup(void);
 
 static inline void remote_free(struct remote *r)
@@ -320,5 +338,8 @@ static inline enum cfs_err remote_commit(struct remote_conn *c,
 }
 
 void remote_commit_release(struct remote_commit *out);
+
+/* A status' name on the wire ("need_blocks"). */
+const char *remote_status_name(enum remote_status status);
 
 #endif
