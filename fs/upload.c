@@ -867,7 +867,7 @@ static void *upload_thread(void *arg)
 	return NULL;
 }
 
-struct uploader *uploader_start(struct fs *fs)
+struct uploader *uploader_new(struct fs *fs)
 {
 	struct uploader *u = calloc(1, sizeof(*u));
 
@@ -877,11 +877,37 @@ struct uploader *uploader_start(struct fs *fs)
 	u->conn = remote_conn_new(fs->remote);
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->wake, NULL);
-	if (!u->conn || pthread_create(&u->thread, NULL, upload_thread, u)) {
-		remote_conn_free(u->conn);
-		pthread_cond_destroy(&u->wake);
-		pthread_mutex_destroy(&u->lock);
-		free(u);
+	if (!u->conn) {
+		uploader_free(u);
+		return NULL;
+	}
+	return u;
+}
+
+void uploader_free(struct uploader *u)
+{
+	if (!u)
+		return;
+	remote_conn_free(u->conn);
+	pthread_cond_destroy(&u->wake);
+	pthread_mutex_destroy(&u->lock);
+	free(u->current_path);
+	free(u);
+}
+
+enum cfs_err uploader_step(struct uploader *u, bool *sent, bool *retry,
+			   struct cfs_error *err)
+{
+	*retry = false;
+	return send_batch(u, sent, retry, err);
+}
+
+struct uploader *uploader_start(struct fs *fs)
+{
+	struct uploader *u = uploader_new(fs);
+
+	if (u && pthread_create(&u->thread, NULL, upload_thread, u)) {
+		uploader_free(u);
 		return NULL;
 	}
 	return u;
@@ -921,11 +947,7 @@ void uploader_stop(struct uploader *u, unsigned drain_s)
 	pthread_cond_signal(&u->wake);
 	pthread_mutex_unlock(&u->lock);
 	pthread_join(u->thread, NULL);
-	remote_conn_free(u->conn);
-	pthread_cond_destroy(&u->wake);
-	pthread_mutex_destroy(&u->lock);
-	free(u->current_path);
-	free(u);
+	uploader_free(u);
 }
 
 size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max)
