@@ -81,3 +81,27 @@ size_t remote_commit_fit(const struct queued_op *ops, size_t n)
 	}
 	return k;
 }
+
+const char *remote_op_name(const struct queued_op *op)
+{
+	static const char *const names[] = {
+		[QUEUE_FILE] = "file",	     [QUEUE_DIR] = "dir",
+		[QUEUE_SYMLINK] = "symlink", [QUEUE_DELETE] = "delete",
+		[QUEUE_MOVE] = "move",
+	};
+
+	/* A special file's operation is named by its kind ("fifo"). */
+	return op->type == QUEUE_SPECIAL ? cfs_kind_name(op->kind)
+					 : names[op->type];
+}
+
+enum cfs_err remote_bad_listing(enum cfs_err rc, int64_t ns,
+				struct cfs_error *err)
+{
+	if (rc != CFS_ERR_BAD_FIELD && rc != CFS_ERR_BAD_PATH &&
+	    rc != CFS_ERR_BAD_BLOCK && rc != CFS_ERR_TOO_LARGE)
+		return rc;
+	cfs_error_prefix(err, "bad listing of namespace %lld", (long long)ns);
+	err->code = CFS_ERR_UNREACHABLE;
+	return CFS_ERR_UNREACHABLE;
+}

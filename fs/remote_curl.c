@@ -520,14 +520,7 @@ static enum cfs_err parse_page(json_t *o, int64_t ns, int64_t cursor,
 	}
 	if (rc)
 		remote_page_release(page);
-	if (rc == CFS_ERR_BAD_FIELD || rc == CFS_ERR_BAD_PATH ||
-	    rc == CFS_ERR_BAD_BLOCK || rc == CFS_ERR_TOO_LARGE) {
-		cfs_error_prefix(err, "bad listing of namespace %lld",
-				 (long long)ns);
-		rc = CFS_ERR_UNREACHABLE;
-		err->code = rc;
-	}
-	return rc;
+	return remote_bad_listing(rc, ns, err);
 }
 
 static enum cfs_err list(struct remote_conn *c,
@@ -603,24 +596,11 @@ static enum cfs_err need_blocks(struct remote_conn *c,
 	return rc;
 }
 
-static const char *const op_names[] = {
-	[QUEUE_FILE] = "file",	     [QUEUE_DIR] = "dir",
-	[QUEUE_SYMLINK] = "symlink", [QUEUE_DELETE] = "delete",
-	[QUEUE_MOVE] = "move",
-};
-
-/* A special file's operation is named by its kind ("fifo"). */
-static const char *op_name(const struct queued_op *op)
-{
-	return op->type == QUEUE_SPECIAL ? cfs_kind_name(op->kind)
-					 : op_names[op->type];
-}
-
 /* The protocol's form of a queued operation. */
 static json_t *op_json(const struct queued_op *op, bool queued)
 {
-	json_t *o =
-		json_pack("{s:s, s:s}", "op", op_name(op), "path", op->path);
+	json_t *o = json_pack("{s:s, s:s}", "op", remote_op_name(op), "path",
+			      op->path);
 	int rc = 0;
 
 	if (!o)

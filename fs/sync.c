@@ -117,14 +117,7 @@ static enum cfs_err apply_page(struct fs *fs, int64_t ns,
 		keeper_note(fs->keeper);
 	}
 	mirror_changes_release(&ch);
-	if (rc == CFS_ERR_BAD_FIELD || rc == CFS_ERR_BAD_PATH ||
-	    rc == CFS_ERR_BAD_BLOCK || rc == CFS_ERR_TOO_LARGE) {
-		cfs_error_prefix(err, "bad listing of namespace %lld",
-				 (long long)ns);
-		rc = CFS_ERR_UNREACHABLE;
-		err->code = rc;
-	}
-	return rc;
+	return remote_bad_listing(rc, ns, err);
 }
 
 /* Lists ns from cursor to the head, one page at a time. */

@@ -169,19 +169,6 @@ static bool cut_short(struct uploader *u)
 				 : __atomic_load_n(&u->stop, __ATOMIC_RELAXED);
 }
 
-static const char *const op_names[] = {
-	[QUEUE_FILE] = "file",	     [QUEUE_DIR] = "dir",
-	[QUEUE_SYMLINK] = "symlink", [QUEUE_DELETE] = "delete",
-	[QUEUE_MOVE] = "move",
-};
-
-/* A special file's operation is named by its kind ("fifo"). */
-static const char *op_name(const struct queued_op *op)
-{
-	return op->type == QUEUE_SPECIAL ? cfs_kind_name(op->kind)
-					 : op_names[op->type];
-}
-
 /* The distinct blocks of the batch's files. */
 static enum cfs_err batch_blocks(const struct queued_op *ops, size_t n,
 				 struct cfs_blocklist *all,
@@ -537,7 +524,7 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 	}
 	if (op->type == QUEUE_FILE)
 		return refuse_file(fs, db, op, r->message, ch, retry, err);
-	cfs_log_warn("the server refused %s '%s'%s%s: %s", op_name(op),
+	cfs_log_warn("the server refused %s '%s'%s%s: %s", remote_op_name(op),
 		     op->path, op->to ? " to " : "", op->to ? op->to : "",
 		     r->message);
 	return local_refuse(db, op, ch, err);
@@ -556,7 +543,7 @@ static enum cfs_err settle_failed(struct cfs_sql *db,
 
 	snprintf(why, sizeof(why), "cannot record the server's answer: %s",
 		 err->msg);
-	cfs_log_error("%s '%s'%s%s: %s", op_name(op), op->path,
+	cfs_log_error("%s '%s'%s%s: %s", remote_op_name(op), op->path,
 		      op->to ? " to " : "", op->to ? op->to : "", why);
 	*retry = true;
 	return local_retry(db, op, why, err);

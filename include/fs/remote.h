@@ -339,6 +339,15 @@ static inline enum cfs_err remote_commit(struct remote_conn *c,
 
 void remote_commit_release(struct remote_commit *out);
 
+/* An operation's name on the wire ("file", "fifo"). */
+const char *remote_op_name(const struct queued_op *op);
+
+/* A listing of ns refused as malformed (rc a BAD_ code, or TOO_LARGE) is
+ * an answer that is not the protocol: CFS_ERR_UNREACHABLE, named so in
+ * err.  Other codes are returned as they are. */
+enum cfs_err remote_bad_listing(enum cfs_err rc, int64_t ns,
+				struct cfs_error *err);
+
 /* A status' name on the wire ("need_blocks"). */
 const char *remote_status_name(enum remote_status status);
 
