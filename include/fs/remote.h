@@ -2,8 +2,10 @@
  * The remote: everything the mount asks of the server, as typed calls
  * (struct remote_ops), with one implementation per kind of server behind
  * them.  fs/remote_curl.c speaks cloudfs-protocol(7) over libcurl and owns
- * all wire code: URLs, JSON, HTTP statuses, connection reuse.  Nothing
- * above this header builds a URL or reads the protocol's JSON.
+ * all wire code: URLs, JSON, HTTP statuses, connection reuse;
+ * fs/remote_fake.c is an in-process fake server for the unit tests
+ * (fs/remote_fake.h).  Nothing above this header builds a URL or reads
+ * the protocol's JSON.
  *
  * A struct remote is one server; a struct remote_conn is one thread's
  * keep-alive connection to it, for one call at a time; a struct
@@ -175,8 +177,7 @@ struct remote_ops {
 
 	/* Whether the server speaks the protocol (needs no token). */
 	enum cfs_err (*hello)(struct remote_conn *c, struct cfs_error *err);
-	/* The namespaces the caller can read, the root first; NOT_FOUND
-	 * when the answer has no list. */
+	/* The namespaces the caller can read, the root first. */
 	enum cfs_err (*namespaces)(struct remote_conn *c, unsigned max_s,
 				   const bool *stop, struct remote_ns **list,
 				   size_t *n, struct cfs_error *err);
