@@ -67,27 +67,23 @@ static json_t *failure(const char *fmt, const char *what)
 static json_t *namespaces_json(struct fs *fs, struct cfs_sql *db,
 			       struct cfs_error *err)
 {
-	struct remote_conn *rc_conn = remote_conn_new(&fs->remote);
+	struct remote_conn *rc_conn = remote_conn_new(fs->remote);
+	struct remote_ns *heads = NULL;
 	struct mirror_ns *list = NULL;
-	json_t *answer = NULL, *heads, *out = json_array(), *o;
+	json_t *out = json_array();
 	const bool never = false;
-	size_t n = 0, i;
-	bool reached =
-		rc_conn && remote_call(rc_conn, "GET", "/meta/namespaces", NULL,
-				       5, &never, &answer, err) == CFS_OK;
+	size_t n = 0, n_heads = 0;
+	bool reached = rc_conn && remote_namespaces(rc_conn, 5, &never, &heads,
+						    &n_heads, err) == CFS_OK;
 
-	heads = json_object_get(answer, "namespaces");
 	if (mirror_namespaces(db, &list, &n, err) != CFS_OK)
 		n = 0;
 	for (size_t k = 0; out && k < n; k++) {
 		json_t *head = json_null();
 
-		json_array_foreach(heads, i, o)
-		{
-			if (json_integer_value(json_object_get(o, "ns")) ==
-			    list[k].ns)
-				head = json_incref(json_object_get(o, "head"));
-		}
+		for (size_t i = 0; i < n_heads; i++)
+			if (heads[i].ns == list[k].ns)
+				head = json_integer(heads[i].head);
 		json_array_append_new(
 			out, json_pack("{s:I, s:I, s:o, s:b}", "ns",
 				       (json_int_t)list[k].ns, "cursor",
@@ -95,7 +91,7 @@ static json_t *namespaces_json(struct fs *fs, struct cfs_sql *db,
 				       "listed", list[k].listed));
 	}
 	free(list);
-	json_decref(answer);
+	remote_ns_free(heads, n_heads);
 	remote_conn_free(rc_conn);
 	return json_pack("{s:o, s:b, s:s?}", "namespaces", out, "server",
 			 reached, "server_error", reached ? NULL : err->msg);

@@ -4,7 +4,7 @@
  * A job is one block being fetched.  Jobs live in a hash table by id while
  * they are queued, running, or finished with readers still to see the
  * outcome.  All job fields but the transfer's are protected by f->lock;
- * the transfer's (t, curl, tmp, hash, got) belong to the transfer thread
+ * the transfer's (t, x, tmp, hash, got) belong to the transfer thread
  * that runs it, and fd to it until VERIFIED.
  *
  *	QUEUED --(thread starts it)--> RUNNING --> VERIFIED --> DONE
@@ -53,7 +53,7 @@ struct job {
 	struct job *qnext;    /* queue */
 	/* The transfer: its thread's alone. */
 	struct transfers *t;
-	CURL *curl;
+	struct remote_xfer *x;
 	int fd;
 	char tmp[32];
 	struct cfs_sha256 *hash;
@@ -63,7 +63,7 @@ struct job {
 };
 
 struct fetcher {
-	const struct remote *r;
+	struct remote *r;
 	struct cache *cache;
 	pthread_mutex_t lock;
 	pthread_cond_t done; /* broadcast when any job finishes */
@@ -80,12 +80,11 @@ struct fetcher {
 	unsigned unstored; /* handed over, neither DONE nor FAILED yet */
 	pthread_cond_t store_wake;
 	pthread_t storer;
-	struct curl_slist *headers;
 	/* A thread and the transfers it drives, up to its share of parallel
 	 * (at least one) at once. */
 	struct transfers {
 		struct fetcher *f;
-		CURLM *multi;
+		struct remote_xfers *set;
 		unsigned running, share;
 		pthread_t thread;
 	} threads[N_TRANSFER_THREADS];
@@ -163,17 +162,16 @@ static struct job *job_for(struct fetcher *f, const struct cfs_block_id *id,
 	*bucket(f, id) = j;
 	enqueue(f, j, urgent);
 	for (unsigned i = 0; i < f->n_threads; i++)
-		curl_multi_wakeup(f->threads[i].multi);
+		f->r->ops->xfers_wake(f->threads[i].set);
 	return j;
 }
 
 /* Ends j's transfer, if any, keeping its temporary file. */
 static void transfer_stop(struct job *j)
 {
-	if (j->curl) {
-		curl_multi_remove_handle(j->t->multi, j->curl);
-		curl_easy_cleanup(j->curl);
-		j->curl = NULL;
+	if (j->x) {
+		j->t->f->r->ops->xfer_end(j->t->set, j->x);
+		j->x = NULL;
 		j->t->running--;
 	}
 	cfs_sha256_free(j->hash);
@@ -213,10 +211,10 @@ static void fail(struct fetcher *f, struct job *j, const struct cfs_error *e)
 	pthread_mutex_unlock(&f->lock);
 }
 
-static size_t on_data(char *data, size_t size, size_t n, void *arg)
+static size_t on_data(void *arg, const char *data, size_t len)
 {
 	struct job *j = arg;
-	size_t len = size * n, done = 0;
+	size_t done = 0;
 
 	if (j->got + len > j->len) {
 		j->too_long = true;
@@ -257,25 +255,23 @@ static void start(struct transfers *t, struct job *j)
 		return;
 	}
 	j->fd = fd;
-	j->curl = remote_block_easy(f->r, &j->id, f->headers, on_data, j);
-	if (!j->curl) {
+	j->t = t;
+	j->x = f->r->ops->get(t->set, &j->id, on_data, j, j);
+	if (!j->x) {
 		cfs_fail(&e, CFS_ERR_INTERNAL, "out of memory");
 		fail(f, j, &e);
 		return;
 	}
-	curl_easy_setopt(j->curl, CURLOPT_PRIVATE, j);
-	j->t = t;
-	curl_multi_add_handle(t->multi, j->curl);
 	t->running++;
 }
 
-/* Checks a finished transfer; CFS_OK when the block is whole and right. */
-static enum cfs_err verify(struct fetcher *f, struct job *j, CURLcode cc,
-			   struct cfs_error *e)
+/* Checks a finished transfer (rc, got: how the remote saw it end);
+ * CFS_OK when the block is whole and right. */
+static enum cfs_err verify(struct fetcher *f, struct job *j, enum cfs_err rc,
+			   const struct cfs_error *got_err, struct cfs_error *e)
 {
 	char got_hex[CFS_BLOCK_ID_HEX_LEN + 1];
 	struct cfs_block_id got;
-	long status = 0;
 
 	if (j->write_errno)
 		return cfs_fail(e,
@@ -288,13 +284,10 @@ static enum cfs_err verify(struct fetcher *f, struct job *j, CURLcode cc,
 			e, CFS_ERR_HASH_MISMATCH,
 			"the server sent more than the %u bytes of the block",
 			j->len);
-	if (cc != CURLE_OK)
-		return cfs_fail(e, CFS_ERR_UNREACHABLE, "%s",
-				curl_easy_strerror(cc));
-	curl_easy_getinfo(j->curl, CURLINFO_RESPONSE_CODE, &status);
-	if (status != 200)
-		return cfs_fail(e, CFS_ERR_UNREACHABLE,
-				"the server answered HTTP %ld", status);
+	if (rc) {
+		*e = *got_err;
+		return rc;
+	}
 	if (j->got != j->len)
 		return cfs_fail(
 			e, CFS_ERR_HASH_MISMATCH,
@@ -311,10 +304,15 @@ static enum cfs_err verify(struct fetcher *f, struct job *j, CURLcode cc,
 	return CFS_OK;
 }
 
-static void completed(struct fetcher *f, struct job *j, CURLcode cc)
+static void completed(void *arg, struct remote_xfer *x, void *tag,
+		      enum cfs_err got, const struct cfs_error *got_err)
 {
+	struct fetcher *f = arg;
+	struct job *j = tag;
 	struct cfs_error e;
-	enum cfs_err rc = verify(f, j, cc, &e);
+	enum cfs_err rc = verify(f, j, got, got_err, &e);
+
+	(void)x;
 
 	if (rc == CFS_ERR_HASH_MISMATCH && ++j->attempts < MAX_ATTEMPTS) {
 		char hex[CFS_BLOCK_ID_HEX_LEN + 1];
@@ -404,10 +402,6 @@ static void *transfer_thread(void *arg)
 	struct fetcher *f = t->f;
 
 	for (;;) {
-		struct CURLMsg *msg;
-		bool ended = false;
-		int still, left;
-
 		pthread_mutex_lock(&f->lock);
 		if (f->stop) {
 			pthread_mutex_unlock(&f->lock);
@@ -423,27 +417,16 @@ static void *transfer_thread(void *arg)
 			pthread_mutex_lock(&f->lock);
 		}
 		pthread_mutex_unlock(&f->lock);
-		curl_multi_perform(t->multi, &still);
-		while ((msg = curl_multi_info_read(t->multi, &left))) {
-			struct job *j = NULL;
-
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
-					  (char **)&j);
-			completed(f, j, msg->data.result);
-			ended = true;
-		}
 		/* A transfer that ended made room for a queued job: start it
 		 * first, or the wait below could be a whole second (a queued
 		 * job wakes the threads only when it is queued). */
-		if (!ended)
-			curl_multi_poll(t->multi, NULL, 0, 1000, NULL);
+		if (!f->r->ops->xfers_step(t->set, completed, f))
+			f->r->ops->xfers_wait(t->set, 1000);
 	}
 	return NULL;
 }
 
-struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
+struct fetcher *fetcher_new(struct remote *r, struct cache *c,
 			    unsigned parallel)
 {
 	struct fetcher *f = calloc(1, sizeof(*f));
@@ -456,9 +439,7 @@ struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->done, NULL);
 	pthread_cond_init(&f->store_wake, NULL);
-	f->headers = remote_block_headers(r);
-	if (!f->headers || pthread_create(&f->storer, NULL, store_thread, f)) {
-		curl_slist_free_all(f->headers);
+	if (pthread_create(&f->storer, NULL, store_thread, f)) {
 		free(f);
 		return NULL;
 	}
@@ -469,10 +450,11 @@ struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
 
 		t->f = f;
 		t->share = parallel / n + (i < parallel % n);
-		t->multi = curl_multi_init();
-		if (!t->multi ||
+		t->set = r->ops->xfers_new(r);
+		if (!t->set ||
 		    pthread_create(&t->thread, NULL, transfer_thread, t)) {
-			curl_multi_cleanup(t->multi);
+			if (t->set)
+				r->ops->xfers_free(t->set);
 			fetcher_free(f);
 			return NULL;
 		}
@@ -490,7 +472,7 @@ void fetcher_free(struct fetcher *f)
 	pthread_cond_signal(&f->store_wake);
 	pthread_mutex_unlock(&f->lock);
 	for (unsigned i = 0; i < f->n_threads; i++) {
-		curl_multi_wakeup(f->threads[i].multi);
+		f->r->ops->xfers_wake(f->threads[i].set);
 		pthread_join(f->threads[i].thread, NULL);
 	}
 	pthread_join(f->storer, NULL);
@@ -504,8 +486,7 @@ void fetcher_free(struct fetcher *f)
 		}
 	}
 	for (unsigned i = 0; i < f->n_threads; i++)
-		curl_multi_cleanup(f->threads[i].multi);
-	curl_slist_free_all(f->headers);
+		f->r->ops->xfers_free(f->threads[i].set);
 	pthread_cond_destroy(&f->store_wake);
 	pthread_cond_destroy(&f->done);
 	pthread_mutex_destroy(&f->lock);

@@ -248,16 +248,12 @@ static int check_mountpoint(const char *path)
 static int root_namespace(struct remote_conn *conn, const struct cli *c,
 			  int64_t *root_ns, struct cfs_error *why)
 {
-	json_t *answer = NULL, *o;
-	size_t i;
-	bool failed = remote_call(conn, "GET", "/", NULL, 0, NULL, &answer,
-				  why) != CFS_OK;
+	struct remote_ns *list = NULL;
+	size_t n = 0;
+	bool failed =
+		remote_hello(conn, why) != CFS_OK ||
+		remote_namespaces(conn, 0, NULL, &list, &n, why) != CFS_OK;
 
-	if (!failed) {
-		json_decref(answer);
-		failed = remote_call(conn, "GET", "/meta/namespaces", NULL, 0,
-				     NULL, &answer, why) != CFS_OK;
-	}
 	if (failed) {
 		if (remote_conn_untrusted(conn))
 			cfs_log_error("cannot trust the server at %s: %s",
@@ -273,11 +269,10 @@ static int root_namespace(struct remote_conn *conn, const struct cli *c,
 		return -1;
 	}
 	*root_ns = 0;
-	json_array_foreach(
-		json_object_get(answer, "namespaces"), i,
-		o) if (json_is_true(json_object_get(o, "root"))) *root_ns =
-		json_integer_value(json_object_get(o, "ns"));
-	json_decref(answer);
+	for (size_t i = 0; i < n; i++)
+		if (list[i].root)
+			*root_ns = list[i].ns;
+	remote_ns_free(list, n);
 	if (*root_ns <= 0) {
 		cfs_log_error("the server at %s named no root namespace",
 			      c->url);
@@ -334,7 +329,7 @@ static int try_offline_cache(const char *dir, struct fs *fs,
 {
 	if (cache_open(dir, &fs->cache, err))
 		return -1;
-	if (cache_offline_root(fs->cache, fs->remote.url, token_id, root_ns,
+	if (cache_offline_root(fs->cache, fs->remote->url, token_id, root_ns,
 			       err) == CFS_OK)
 		return 0;
 	cache_close(fs->cache);
@@ -360,7 +355,7 @@ static int open_offline(const struct cli *c, struct fs *fs,
 
 	if (c->cache) {
 		try_offline_cache(c->cache, fs, token_id, root_ns, &err);
-	} else if (default_caches(fs->remote.url, dir, sizeof(dir), name) ==
+	} else if (default_caches(fs->remote->url, dir, sizeof(dir), name) ==
 			   0 &&
 		   (d = opendir(dir))) {
 		while (!fs->cache && (de = readdir(d))) {
@@ -371,7 +366,7 @@ static int open_offline(const struct cli *c, struct fs *fs,
 			 * only: exactly the name this mount would use. */
 			if (strncmp(de->d_name, name, strlen(name)) != 0 ||
 			    (ns = atoll(digits)) <= 0 ||
-			    default_cache(fs->remote.url, ns, fs->opt.at, path,
+			    default_cache(fs->remote->url, ns, fs->opt.at, path,
 					  sizeof(path)) ||
 			    strcmp(path + strlen(dir) + 1, de->d_name) != 0)
 				continue;
@@ -430,7 +425,8 @@ static int prepare(struct cli *c, struct fs *fs)
 
 	if (read_token(c->token_file, token) || check_mountpoint(c->mountpoint))
 		return -1;
-	if (remote_init(&fs->remote, c->url, token, c->ca, c->timeout, &err)) {
+	if (!(fs->remote = remote_curl_new(c->url, token, c->ca, c->timeout,
+					   &err))) {
 		cfs_log_error("%s", err.msg);
 		return -1;
 	}
@@ -439,7 +435,7 @@ static int prepare(struct cli *c, struct fs *fs)
 	cfs_block_id_to_hex(&h, token_id);
 	fs->open = openfiles_new();
 	fs->listed = listed_dirs_new();
-	conn = remote_conn_new(&fs->remote);
+	conn = remote_conn_new(fs->remote);
 	if (!fs->open || !fs->listed || !conn)
 		cfs_log_error("out of memory");
 	else
@@ -449,7 +445,7 @@ static int prepare(struct cli *c, struct fs *fs)
 	} else if (reached > 0) {
 		if (open_offline(c, fs, token_id, &root_ns, &why)) {
 			/* logged */
-		} else if (cache_bind(fs->cache, fs->remote.url, root_ns, NULL,
+		} else if (cache_bind(fs->cache, fs->remote->url, root_ns, NULL,
 				      fs->client, &err) ||
 			   record_limit(fs, &err) || load_doubt(fs, &err)) {
 			cfs_log_error("%s", err.msg);
@@ -457,13 +453,13 @@ static int prepare(struct cli *c, struct fs *fs)
 			rc = 0;
 		}
 	} else if (!c->cache &&
-		   default_cache(fs->remote.url, root_ns, fs->opt.at, cache_dir,
-				 sizeof(cache_dir))) {
+		   default_cache(fs->remote->url, root_ns, fs->opt.at,
+				 cache_dir, sizeof(cache_dir))) {
 		cfs_log_error(
 			"neither XDG_CACHE_HOME nor HOME is set: give -o cache=DIR");
 	} else if (cache_open(c->cache ? c->cache : cache_dir, &fs->cache,
 			      &err) ||
-		   cache_bind(fs->cache, fs->remote.url, root_ns, token_id,
+		   cache_bind(fs->cache, fs->remote->url, root_ns, token_id,
 			      fs->client, &err) ||
 		   record_limit(fs, &err) || load_doubt(fs, &err) ||
 		   sync_catch_up(fs, conn, &never, &err)) {
@@ -553,7 +549,7 @@ static int serve(struct cli *c, struct fs *fs)
 	/* Threads start here, once the mount is up. */
 	fs->keeper = keeper_start(fs->cache, fs->opt.cache_size,
 				  fs->opt.cache_min_free);
-	fs->fetch = fs->keeper ? fetcher_new(&fs->remote, fs->cache,
+	fs->fetch = fs->keeper ? fetcher_new(fs->remote, fs->cache,
 					     fs->opt.parallel)
 			       : NULL;
 	fs->upload = fs->fetch && sessions_start(fs->sessions) == 0
@@ -732,6 +728,7 @@ out:
 	openfiles_free(fs.open);
 	listed_dirs_free(fs.listed);
 	cache_close(fs.cache);
+	remote_free(fs.remote);
 	pthread_cond_destroy(&fs.doubt_over);
 	pthread_mutex_destroy(&fs.apply_lock);
 	return status;
@@ -905,9 +902,9 @@ int main(int argc, char **argv)
 	} else {
 		if (c.debug)
 			cfs_log_init("mount.cloudfs", CFS_LOG_DEBUG);
-		curl_global_init(CURL_GLOBAL_DEFAULT);
+		remote_curl_global_init();
 		status = run(&c, &args);
-		curl_global_cleanup();
+		remote_curl_global_cleanup();
 	}
 	cli_release(&c);
 	cli_release(&file);

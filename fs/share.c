@@ -90,9 +90,9 @@ static void send_first(struct fs *fs, int64_t root_ns, const char *path)
 static int64_t shared_ns(struct fs *fs, const struct mirror_entry *e,
 			 int64_t root_ns, struct cfs_error *err)
 {
-	char path[64], *p = NULL;
-	json_t *a;
-	int64_t ns;
+	struct remote_conn *c;
+	char *p = NULL;
+	int64_t ns = 0;
 
 	if (e->kind == CFS_KIND_MOUNT)
 		return e->mount_ns;
@@ -106,13 +106,13 @@ static int64_t shared_ns(struct fs *fs, const struct mirror_entry *e,
 	if (folder_path(fs, e->ino, &p, err))
 		return 0;
 	send_first(fs, root_ns, p);
-	snprintf(path, sizeof(path), "/meta/ns/%lld/share", (long long)root_ns);
-	a = remote_ask(&fs->remote, "POST", path, json_pack("{s:s}", "path", p),
-		       err);
+	if (!(c = remote_conn_new(fs->remote)))
+		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	else if (fs->remote->ops->share(c, root_ns, p, &ns, err))
+		ns = 0;
+	remote_conn_free(c);
 	free(p);
-	ns = json_integer_value(json_object_get(a, "ns"));
-	json_decref(a);
-	return a ? ns : 0;
+	return ns;
 }
 
 /* Whether folder e shows as the mount of shared namespace ns now; *parent
@@ -169,8 +169,8 @@ static json_t *do_share(struct fs *fs, const char *cmd, json_t *req)
 	struct mirror_entry e;
 	struct cfs_error err;
 	int64_t root_ns = 0, ns = 0;
-	char path[64];
-	json_t *a = NULL;
+	struct remote_conn *c;
+	enum cfs_err rc;
 
 	if (!user && strcmp(cmd, "leave") != 0)
 		return failure("a user is needed");
@@ -188,56 +188,65 @@ static json_t *do_share(struct fs *fs, const char *cmd, json_t *req)
 	mirror_entry_release(&e);
 	if (!ns)
 		return failure(err.msg);
-	snprintf(path, sizeof(path), "/meta/ns/%lld/%s", (long long)ns,
-		 strcmp(cmd, "share") == 0     ? "invite"
-		 : strcmp(cmd, "unshare") == 0 ? "remove"
-					       : "leave");
-	a = remote_ask(&fs->remote, "POST", path,
-		       user ? json_pack("{s:s}", "user", user) : json_object(),
-		       &err);
-	if (!a)
+	if (!(c = remote_conn_new(fs->remote)))
+		rc = cfs_fail(&err, CFS_ERR_INTERNAL, "out of memory");
+	else
+		rc = fs->remote->ops->member(
+			c, ns,
+			strcmp(cmd, "share") == 0     ? REMOTE_INVITE
+			: strcmp(cmd, "unshare") == 0 ? REMOTE_REMOVE
+						      : REMOTE_LEAVE,
+			user, &err);
+	remote_conn_free(c);
+	if (rc)
 		return failure(err.msg);
-	json_decref(a);
 	return json_pack("{s:I}", "ns", (json_int_t)ns);
+}
+
+/* A member as `cloudfs shares` shows it. */
+static json_t *members_json(const struct remote_member *m, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_pack("{s:s?, s:b}", "user",
+						   m[i].user, "owner",
+						   m[i].owner));
+	return a;
 }
 
 static json_t *do_shares(struct fs *fs)
 {
+	struct remote_conn *c = remote_conn_new(fs->remote);
+	struct remote_ns *all = NULL;
 	struct cfs_error err;
-	json_t *all =
-		remote_ask(&fs->remote, "GET", "/meta/namespaces", NULL, &err);
-	json_t *out = json_array(), *o;
-	size_t i;
+	json_t *out = json_array();
+	size_t n = 0;
+	enum cfs_err rc = c ? remote_namespaces(c, 0, NULL, &all, &n, &err)
+			    : cfs_fail(&err, CFS_ERR_INTERNAL, "out of memory");
 
-	if (!all) {
+	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+		struct remote_member *m = NULL;
+		size_t k = 0;
+
+		if (all[i].root)
+			continue;
+		rc = fs->remote->ops->members(c, all[i].ns, &m, &k, &err);
+		if (rc == CFS_OK)
+			json_array_append_new(
+				out,
+				json_pack("{s:I, s:s?, s:s?, s:o}", "ns",
+					  (json_int_t)all[i].ns, "path",
+					  all[i].path, "owner", all[i].owner,
+					  "members", members_json(m, k)));
+		remote_members_free(m, k);
+	}
+	remote_ns_free(all, n);
+	remote_conn_free(c);
+	if (rc) {
 		json_decref(out);
 		return failure(err.msg);
 	}
-	json_array_foreach(json_object_get(all, "namespaces"), i, o)
-	{
-		char path[64];
-		json_t *m;
-
-		if (json_is_true(json_object_get(o, "root")))
-			continue;
-		snprintf(path, sizeof(path), "/meta/ns/%lld/members",
-			 (long long)json_integer_value(
-				 json_object_get(o, "ns")));
-		m = remote_ask(&fs->remote, "GET", path, NULL, &err);
-		if (!m) {
-			json_decref(out);
-			json_decref(all);
-			return failure(err.msg);
-		}
-		json_array_append_new(
-			out, json_pack("{s:O, s:O, s:O, s:O}", "ns",
-				       json_object_get(o, "ns"), "path",
-				       json_object_get(o, "path"), "owner",
-				       json_object_get(o, "owner"), "members",
-				       json_object_get(m, "members")));
-		json_decref(m);
-	}
-	json_decref(all);
 	return json_pack("{s:o}", "shares", out);
 }
 

@@ -22,7 +22,6 @@
 
 #include "cloudfs/clock.h"
 #include "cache/mirror.h"
-#include "cloudfs/json.h"
 #include "cloudfs/log.h"
 #include "fs/fs.h"
 #include "fs/invalidate.h"
@@ -42,101 +41,6 @@ struct sync {
 	bool stop;
 	uint64_t longpolls, failures; /* atomic: read by cloudfs stats */
 };
-
-/* Fields every kind of entry has. */
-static enum cfs_err parse_common(json_t *o, int64_t head,
-				 struct mirror_entry *e, struct cfs_error *err)
-{
-	const char *s;
-	size_t len;
-	enum cfs_err rc;
-
-	rc = cfs_json_int(o, "node", 1, INT64_MAX, &e->node, err);
-	if (rc == CFS_OK)
-		rc = cfs_json_int(o, "parent", 0, INT64_MAX, &e->parent, err);
-	if (rc == CFS_OK)
-		rc = cfs_json_int(o, "jid", 1, head, &e->jid, err);
-	if (rc == CFS_OK)
-		rc = cfs_json_string(o, "name", &s, &len, err);
-	if (rc == CFS_OK)
-		rc = cfs_name_check(s, len, "entry", err);
-	if (rc == CFS_OK)
-		memcpy(e->name, s, len + 1);
-	if (rc == CFS_OK)
-		rc = cfs_json_string(o, "kind", &s, &len, err);
-	if (rc == CFS_OK && !cfs_kind_from_name(s, &e->kind))
-		rc = cfs_fail(err, CFS_ERR_BAD_FIELD, "unknown kind '%s'", s);
-	return rc;
-}
-
-static enum cfs_err parse_entry(json_t *o, int64_t ns, int64_t head,
-				struct mirror_entry *e, struct cfs_error *err)
-{
-	int64_t v;
-	enum cfs_err rc;
-
-	memset(e, 0, sizeof(*e));
-	e->ns = ns;
-	if (!json_is_object(o))
-		return cfs_fail(err, CFS_ERR_BAD_FIELD, "not an object");
-	rc = parse_common(o, head, e, err);
-	if (rc || e->kind == CFS_KIND_DELETED)
-		return rc;
-	rc = cfs_json_int(o, "size", 0, (int64_t)CFS_MAX_FILE_SIZE, &v, err);
-	e->size = (uint64_t)v;
-	if (rc == CFS_OK)
-		rc = cfs_json_int(o, "mtime_ns", INT64_MIN, INT64_MAX,
-				  &e->mtime_ns, err);
-	/* A server from before atime and ctime were kept sends neither:
-	 * mtime is the best guess of both, as its own upgrade makes it. */
-	if (rc == CFS_OK)
-		rc = cfs_json_int_opt(o, "atime_ns", INT64_MIN, INT64_MAX,
-				      e->mtime_ns, &e->atime_ns, err);
-	if (rc == CFS_OK)
-		rc = cfs_json_int_opt(o, "ctime_ns", INT64_MIN, INT64_MAX,
-				      e->mtime_ns, &e->ctime_ns, err);
-	if (rc == CFS_OK)
-		rc = cfs_json_int(o, "mode", 0, CFS_MODE_MASK, &v, err);
-	e->mode = (uint32_t)v;
-	if (rc == CFS_OK && e->kind == CFS_KIND_FILE) {
-		rc = cfs_json_blocklist(o, "blocks",
-					cfs_block_count(CFS_MAX_FILE_SIZE),
-					&e->blocks, err);
-		if (rc == CFS_OK && e->blocks.n != cfs_block_count(e->size))
-			rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
-				      "%zu blocks for %llu bytes", e->blocks.n,
-				      (unsigned long long)e->size);
-	}
-	if (rc == CFS_OK && cfs_kind_has_target(e->kind)) {
-		const char *t;
-		size_t len;
-		uint32_t major, minor;
-
-		rc = cfs_json_string(o, "target", &t, &len, err);
-		if (rc == CFS_OK && (len == 0 || len > CFS_MAX_SYMLINK_TARGET ||
-				     memchr(t, '\0', len)))
-			rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
-				      "bad symlink target");
-		if (rc == CFS_OK && e->kind != CFS_KIND_SYMLINK &&
-		    !cfs_device_parse(t, &major, &minor))
-			rc = cfs_fail(err, CFS_ERR_BAD_FIELD, "bad device '%s'",
-				      t);
-		if (rc == CFS_OK && !(e->target = strdup(t)))
-			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	}
-	if (rc == CFS_OK && e->kind == CFS_KIND_MOUNT)
-		rc = cfs_json_int(o, "ns", 1, INT64_MAX, &e->mount_ns, err);
-	/* Followed as a mount, a namespace mounted in itself would take the
-	 * place of its own row in the mirror, and be forgotten with the
-	 * mount (cache/mirror.c, invariant 3). */
-	if (rc == CFS_OK && e->kind == CFS_KIND_MOUNT && e->mount_ns == ns)
-		rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
-			      "namespace %lld mounted in itself",
-			      (long long)ns);
-	if (rc)
-		mirror_entry_release(e);
-	return rc;
-}
 
 /*
  * Whether a listing may be applied (fs->apply_lock held): once no commit
@@ -161,51 +65,26 @@ static bool wait_doubt(struct fs *fs, const bool *stop)
 	return !fs->in_doubt;
 }
 
-/* Checks and applies one page (the answer of a listing). */
-static enum cfs_err apply_page(struct fs *fs, int64_t ns, json_t *page,
-			       int64_t *cursor, bool *more, size_t *count,
+/* Applies one page of a listing of ns (checked by the remote). */
+static enum cfs_err apply_page(struct fs *fs, int64_t ns,
+			       struct remote_page *page, size_t *count,
 			       const bool *stop, struct cfs_error *err)
 {
 	struct mirror_changes ch = { 0 };
-	struct mirror_entry *entries = NULL;
-	int64_t head = 0;
-	json_t *arr = NULL, *o;
 	struct cfs_sql *db;
-	enum cfs_err rc;
-	size_t i, n = 0;
+	enum cfs_err rc = CFS_OK;
 
-	rc = cfs_json_int(page, "head", *cursor, INT64_MAX, &head, err);
-	if (rc == CFS_OK)
-		rc = cfs_json_int(page, "cursor", *cursor, head, cursor, err);
-	if (rc == CFS_OK)
-		rc = cfs_json_bool_opt(page, "more", false, more, err);
-	if (rc == CFS_OK)
-		rc = cfs_json_array(page, "entries", CFS_LIST_MAX_LIMIT, &arr,
-				    err);
-	if (rc == CFS_OK &&
-	    !(entries = calloc(json_array_size(arr) + 1, sizeof(*entries))))
-		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	json_array_foreach(arr, i, o)
-	{
-		if (rc)
-			break;
-		rc = parse_entry(o, ns, head, &entries[i], err);
-		if (rc)
-			cfs_error_prefix(err, "entry %zu", i);
-		else
-			n++;
-	}
 	/* Not between an upload's commit and its settling (see
 	 * fs/upload.h). */
 	pthread_mutex_lock(&fs->apply_lock);
-	if (rc == CFS_OK && !wait_doubt(fs, stop)) {
-		*more = false; /* the next pass lists it again */
-	} else if (rc == CFS_OK && (db = cache_db(fs->cache, err))) {
-		rc = mirror_apply(db, ns, entries, n, *cursor, !*more, &ch,
-				  err);
+	if (!wait_doubt(fs, stop)) {
+		page->more = false; /* the next pass lists it again */
+	} else if ((db = cache_db(fs->cache, err))) {
+		rc = mirror_apply(db, ns, page->entries, page->n, page->cursor,
+				  !page->more, &ch, err);
 		cache_db_release(fs->cache, db);
-		*count += n;
-	} else if (rc == CFS_OK) {
+		*count += page->n;
+	} else {
 		rc = err->code;
 	}
 	pthread_mutex_unlock(&fs->apply_lock);
@@ -214,17 +93,7 @@ static enum cfs_err apply_page(struct fs *fs, int64_t ns, json_t *page,
 		keeper_note(fs->keeper);
 	}
 	mirror_changes_release(&ch);
-	for (i = 0; i < n; i++)
-		mirror_entry_release(&entries[i]);
-	free(entries);
-	if (rc == CFS_ERR_BAD_FIELD || rc == CFS_ERR_BAD_PATH ||
-	    rc == CFS_ERR_BAD_BLOCK || rc == CFS_ERR_TOO_LARGE) {
-		cfs_error_prefix(err, "bad listing of namespace %lld",
-				 (long long)ns);
-		rc = CFS_ERR_UNREACHABLE;
-		err->code = rc;
-	}
-	return rc;
+	return remote_bad_listing(rc, ns, err);
 }
 
 /* Lists ns from cursor to the head, one page at a time. */
@@ -238,23 +107,19 @@ static enum cfs_err list_ns(struct fs *fs, struct remote_conn *conn,
 	bool more = true;
 
 	while (more && !__atomic_load_n(stop, __ATOMIC_RELAXED)) {
-		char path[96];
-		json_t *page;
+		struct remote_list_req req = { .ns = m->ns,
+					       .cursor = cursor,
+					       .limit = PAGE,
+					       .at = fs->opt.at };
+		struct remote_page page;
 
-		snprintf(path, sizeof(path),
-			 "/meta/ns/%lld/list?cursor=%lld&limit=%d",
-			 (long long)m->ns, (long long)cursor, PAGE);
-		/* A point-in-time mount lists each namespace as of then. */
-		if (fs->opt.at)
-			snprintf(path + strlen(path),
-				 sizeof(path) - strlen(path), "&at=%lld",
-				 (long long)fs->opt.at);
-		rc = remote_call(conn, "GET", path, NULL, 0, stop, &page, err);
+		rc = remote_list(conn, &req, stop, &page, err);
 		if (rc)
 			return rc;
-		rc = apply_page(fs, m->ns, page, &cursor, &more, &count, stop,
-				err);
-		json_decref(page);
+		rc = apply_page(fs, m->ns, &page, &count, stop, err);
+		cursor = page.cursor;
+		more = page.more;
+		remote_page_release(&page);
 		if (rc)
 			return rc;
 		if (!m->listed && count - reported >= 10 * PAGE) {
@@ -272,16 +137,11 @@ static enum cfs_err list_ns(struct fs *fs, struct remote_conn *conn,
 }
 
 /* The head the server gave for ns, or -1 when the caller left it. */
-static int64_t head_of(json_t *namespaces, int64_t ns)
+static int64_t head_of(const struct remote_ns *heads, size_t n, int64_t ns)
 {
-	json_t *o;
-	size_t i;
-
-	json_array_foreach(namespaces, i, o)
-	{
-		if (json_integer_value(json_object_get(o, "ns")) == ns)
-			return json_integer_value(json_object_get(o, "head"));
-	}
+	for (size_t i = 0; i < n; i++)
+		if (heads[i].ns == ns)
+			return heads[i].head;
 	return -1;
 }
 
@@ -309,7 +169,8 @@ static bool followed_changed(struct cfs_sql *db, const struct mirror_ns *list,
  * (or it would take the new namespace for one the user left).
  */
 static enum cfs_err catch_up_pass(struct fs *fs, struct remote_conn *conn,
-				  json_t *heads, const bool *stop, bool *again,
+				  const struct remote_ns *heads, size_t n_heads,
+				  const bool *stop, bool *again,
 				  struct cfs_error *err)
 {
 	struct mirror_ns *list = NULL;
@@ -323,7 +184,7 @@ static enum cfs_err catch_up_pass(struct fs *fs, struct remote_conn *conn,
 		return err->code;
 	rc = mirror_namespaces(db, &list, &n, err);
 	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
-		int64_t head = head_of(heads, list[i].ns);
+		int64_t head = head_of(heads, n_heads, list[i].ns);
 
 		if (head < 0) {
 			cfs_log_info(
@@ -362,18 +223,14 @@ enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
 
 	while (rc == CFS_OK && again &&
 	       !__atomic_load_n(stop, __ATOMIC_RELAXED) && !deferred(fs)) {
-		json_t *answer = NULL, *heads;
+		struct remote_ns *heads = NULL;
+		size_t n = 0;
 
-		rc = remote_call(conn, "GET", "/meta/namespaces", NULL, 0, stop,
-				 &answer, err);
-		heads = json_object_get(answer, "namespaces");
-		if (rc == CFS_OK && !json_is_array(heads))
-			rc = cfs_fail(
-				err, CFS_ERR_UNREACHABLE,
-				"GET /meta/namespaces: no list of namespaces");
+		rc = remote_namespaces(conn, 0, stop, &heads, &n, err);
 		if (rc == CFS_OK)
-			rc = catch_up_pass(fs, conn, heads, stop, &again, err);
-		json_decref(answer);
+			rc = catch_up_pass(fs, conn, heads, n, stop, &again,
+					   err);
+		remote_ns_free(heads, n);
 	}
 	return rc;
 }
@@ -384,7 +241,7 @@ static enum cfs_err wait_for_change(struct fs *fs, struct remote_conn *conn,
 				    struct cfs_error *err)
 {
 	struct mirror_ns *list = NULL;
-	json_t *body, *cursors, *answer = NULL;
+	struct remote_cursor *cursors;
 	struct cfs_sql *db = cache_db(fs->cache, err);
 	enum cfs_err rc;
 	size_t n = 0;
@@ -395,21 +252,15 @@ static enum cfs_err wait_for_change(struct fs *fs, struct remote_conn *conn,
 	cache_db_release(fs->cache, db);
 	if (rc)
 		return rc;
-	cursors = json_array();
+	cursors = calloc(n + 1, sizeof(*cursors));
 	for (size_t i = 0; cursors && i < n; i++)
-		json_array_append_new(
-			cursors,
-			json_pack("{s:I, s:I}", "ns", (json_int_t)list[i].ns,
-				  "cursor", (json_int_t)list[i].cursor));
+		cursors[i] = (struct remote_cursor){ .ns = list[i].ns,
+						     .cursor = list[i].cursor };
 	free(list);
-	body = json_pack("{s:o, s:i}", "cursors", cursors, "timeout",
-			 LONGPOLL_S);
-	if (!body)
+	if (!cursors)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	rc = remote_call(conn, "POST", "/meta/longpoll", body, LONGPOLL_S + 30,
-			 &fs->relist, &answer, err);
-	json_decref(body);
-	json_decref(answer);
+	rc = remote_longpoll(conn, cursors, n, LONGPOLL_S, &fs->relist, err);
+	free(cursors);
 	/* Ended early (fs->relist): the catch-up lists what is new. */
 	if (rc == CFS_ERR_UNREACHABLE &&
 	    __atomic_load_n(&fs->relist, __ATOMIC_SEQ_CST))
@@ -487,7 +338,7 @@ struct sync *sync_start(struct fs *fs)
 	if (!s)
 		return NULL;
 	s->fs = fs;
-	s->conn = remote_conn_new(&fs->remote);
+	s->conn = remote_conn_new(fs->remote);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	if (!s->conn || pthread_create(&s->thread, NULL, sync_thread, s)) {

@@ -45,7 +45,6 @@
 #include "cache/local.h"
 #include "cache/refused.h"
 #include "cloudfs/clock.h"
-#include "cloudfs/json.h"
 #include "cloudfs/log.h"
 #include "cloudfs/proto.h"
 #include "fs/fs.h"
@@ -149,7 +148,7 @@ static void progress(struct uploader *u, const struct cfs_block_id *id,
  * How long a request may take: until the mount stops (the request is cut
  * short and its operations stay queued), or in the drain at unmount,
  * until its deadline.  Sets *max_s and returns the stop flag to give
- * remote_call().
+ * the remote's calls.
  */
 static const bool *request_bounds(struct uploader *u, unsigned *max_s)
 {
@@ -169,76 +168,6 @@ static bool cut_short(struct uploader *u)
 {
 	return u->drain_until_ms ? cfs_monotonic_ms() >= u->drain_until_ms
 				 : __atomic_load_n(&u->stop, __ATOMIC_RELAXED);
-}
-
-static const char *const op_names[] = {
-	[QUEUE_FILE] = "file",	     [QUEUE_DIR] = "dir",
-	[QUEUE_SYMLINK] = "symlink", [QUEUE_DELETE] = "delete",
-	[QUEUE_MOVE] = "move",
-};
-
-/* A special file's operation is named by its kind ("fifo"). */
-static const char *op_name(const struct queued_op *op)
-{
-	return op->type == QUEUE_SPECIAL ? cfs_kind_name(op->kind)
-					 : op_names[op->type];
-}
-
-/* The protocol's form of a queued operation. */
-static json_t *op_json(const struct queued_op *op)
-{
-	json_t *o = json_pack("{s:s, s:I, s:s}", "op", op_name(op), "seq",
-			      (json_int_t)op->seq, "path", op->path);
-	int rc = 0;
-
-	if (!o)
-		return NULL;
-	if (op->base_jid >= 0)
-		rc |= json_object_set_new(o, "base_jid",
-					  json_integer(op->base_jid));
-	/* The node a delete or a move means: a retry of one the server
-	 * applied (its answer lost) is then committed as it stands. */
-	if ((op->type == QUEUE_DELETE || op->type == QUEUE_MOVE) &&
-	    op->node > 0)
-		rc |= json_object_set_new(o, "node", json_integer(op->node));
-	switch (op->type) {
-	case QUEUE_FILE:
-		rc |= json_object_set_new(o, "size",
-					  json_integer((json_int_t)op->size));
-		rc |= json_object_set_new(
-			o, "blocks",
-			cfs_json_block_ids(op->blocks.ids, op->blocks.n));
-		/* fall through */
-	case QUEUE_DIR:
-	case QUEUE_SPECIAL:
-		rc |= json_object_set_new(o, "mode", json_integer(op->mode));
-		/* fall through */
-	case QUEUE_SYMLINK:
-		rc |= json_object_set_new(o, "atime_ns",
-					  json_integer(op->atime_ns));
-		rc |= json_object_set_new(o, "mtime_ns",
-					  json_integer(op->mtime_ns));
-		rc |= json_object_set_new(o, "ctime_ns",
-					  json_integer(op->ctime_ns));
-		if (cfs_kind_has_target(op->kind))
-			rc |= json_object_set_new(o, "target",
-						  json_string(op->target));
-		break;
-	case QUEUE_DELETE:
-		break;
-	case QUEUE_MOVE:
-		rc |= json_object_set_new(o, "to", json_string(op->to));
-		rc |= json_object_set_new(o, "replace",
-					  json_boolean(op->replace));
-		rc |= json_object_set_new(o, "ctime_ns",
-					  json_integer(op->ctime_ns));
-		break;
-	}
-	if (rc) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
 }
 
 /* The distinct blocks of the batch's files. */
@@ -287,27 +216,11 @@ static enum cfs_err needed_blocks(struct uploader *u,
 		size_t k = ids->n - at < CFS_MAX_NEED_BLOCKS
 				   ? ids->n - at
 				   : CFS_MAX_NEED_BLOCKS;
-		json_t *body = json_pack("{s:o}", "blocks",
-					 cfs_json_block_ids(&ids->ids[at], k));
-		json_t *answer = NULL, *v;
 		unsigned max_s;
 		const bool *stop = request_bounds(u, &max_s);
-		size_t i;
 
-		if (!body)
-			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-		rc = remote_call(u->conn, "POST", "/block/need", body, max_s,
-				 stop, &answer, err);
-		json_decref(body);
-		json_array_foreach(json_object_get(answer, "needed"), i, v)
-		{
-			if (json_is_string(v) &&
-			    cfs_block_id_from_hex(json_string_value(v),
-						  json_string_length(v),
-						  &needed->ids[needed->n]))
-				needed->n += needed->n < ids->n;
-		}
-		json_decref(answer);
+		rc = remote_need_blocks(u->conn, &ids->ids[at], k, max_s, stop,
+					needed, err);
 	}
 	return rc;
 }
@@ -316,37 +229,14 @@ static enum cfs_err needed_blocks(struct uploader *u,
 struct put {
 	struct cfs_block_id id;
 	int fd;
-	off_t at, len;
-	CURL *curl;
+	uint64_t len;
+	struct remote_xfer *x;
 };
 
-static size_t put_read(char *buf, size_t size, size_t n, void *arg)
+static enum cfs_err put_start(struct uploader *u, struct remote_xfers *set,
+			      struct put *p, struct cfs_error *err)
 {
-	struct put *p = arg;
-	ssize_t k;
-
-	if (p->at >= p->len)
-		return 0;
-	if ((off_t)(size * n) > p->len - p->at)
-		n = (size_t)(p->len - p->at) / size;
-	k = pread(p->fd, buf, size * n, p->at);
-	if (k < 0)
-		return CURL_READFUNC_ABORT;
-	p->at += k;
-	return (size_t)k;
-}
-
-static size_t put_answer(char *data, size_t size, size_t n, void *arg)
-{
-	(void)data, (void)arg;
-	return size * n; /* the answer only repeats the id */
-}
-
-static enum cfs_err put_start(struct uploader *u, CURLM *multi,
-			      struct curl_slist *headers, struct put *p,
-			      struct cfs_error *err)
-{
-	char url[700], hex[CFS_BLOCK_ID_HEX_LEN + 1];
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
 	struct stat st;
 
 	cfs_block_id_to_hex(&p->id, hex);
@@ -356,35 +246,52 @@ static enum cfs_err put_start(struct uploader *u, CURLM *multi,
 			err, CFS_ERR_INTERNAL,
 			"block %s of a pending commit is missing from '%s'",
 			hex, u->fs->cache->path);
-	p->at = 0;
-	p->len = st.st_size;
-	p->curl = curl_easy_init();
-	if (!p->curl)
+	p->len = (uint64_t)st.st_size;
+	p->x = u->fs->remote->ops->put(set, &p->id, p->fd, p->len, p);
+	if (!p->x)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	snprintf(url, sizeof(url), "%s/block/%s", u->fs->remote.url, hex);
-	curl_easy_setopt(p->curl, CURLOPT_URL, url);
-	curl_easy_setopt(p->curl, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt(p->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)p->len);
-	curl_easy_setopt(p->curl, CURLOPT_READFUNCTION, put_read);
-	curl_easy_setopt(p->curl, CURLOPT_READDATA, p);
-	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, put_answer);
-	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, headers);
-	remote_setup(&u->fs->remote, p->curl);
-	curl_easy_setopt(p->curl, CURLOPT_PRIVATE, p);
-	curl_multi_add_handle(multi, p->curl);
 	return CFS_OK;
 }
 
-static void put_end(CURLM *multi, struct put *p)
+static void put_end(struct uploader *u, struct remote_xfers *set, struct put *p)
 {
-	if (p->curl) {
-		curl_multi_remove_handle(multi, p->curl);
-		curl_easy_cleanup(p->curl);
-		p->curl = NULL;
-	}
+	if (p->x)
+		u->fs->remote->ops->xfer_end(set, p->x);
+	p->x = NULL;
 	if (p->fd >= 0)
 		close(p->fd);
 	p->fd = -1;
+}
+
+/* The state of upload_blocks() that put_done() sees. */
+struct puts {
+	struct uploader *u;
+	struct remote_xfers *set;
+	size_t running, done;
+	enum cfs_err rc;
+	struct cfs_error *err;
+};
+
+static void put_done(void *arg, struct remote_xfer *x, void *tag,
+		     enum cfs_err rc, const struct cfs_error *e)
+{
+	struct puts *s = arg;
+	struct put *p = tag;
+
+	(void)x;
+	if (s->rc == CFS_OK && rc) {
+		*s->err = *e;
+		cfs_error_prefix(s->err, "PUT /block");
+		s->rc = rc;
+	}
+	if (rc == CFS_OK) {
+		count(&s->u->counts.blocks, 1);
+		count(&s->u->counts.bytes, p->len);
+		progress(s->u, &p->id, NULL);
+	}
+	put_end(s->u, s->set, p);
+	s->running--;
+	s->done++;
 }
 
 /*
@@ -443,74 +350,40 @@ static enum cfs_err upload_blocks(struct uploader *u,
 				  const struct cfs_blocklist *ids,
 				  struct cfs_error *err)
 {
-	struct curl_slist *headers = remote_block_headers(&u->fs->remote);
+	const struct remote_ops *ops = u->fs->remote->ops;
 	struct put *puts = calloc(ids->n ? ids->n : 1, sizeof(*puts));
-	CURLM *multi = curl_multi_init();
-	size_t next = 0, done = 0, running = 0;
-	enum cfs_err rc =
-		headers && puts && multi
-			? CFS_OK
-			: cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	struct puts s = { .u = u,
+			  .set = ops->xfers_new(u->fs->remote),
+			  .err = err };
+	size_t next = 0;
 
+	if (!puts || !s.set)
+		s.rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	for (size_t i = 0; puts && i < ids->n; i++) {
 		puts[i].id = ids->ids[i];
 		puts[i].fd = -1;
 	}
-	while (rc == CFS_OK && done < ids->n) {
-		struct CURLMsg *msg;
-		int still, left;
-
-		while (rc == CFS_OK && running < PARALLEL && next < ids->n) {
-			rc = put_start(u, multi, headers, &puts[next++], err);
-			running += rc == CFS_OK;
+	while (s.rc == CFS_OK && s.done < ids->n) {
+		while (s.rc == CFS_OK && s.running < PARALLEL &&
+		       next < ids->n) {
+			s.rc = put_start(u, s.set, &puts[next++], err);
+			s.running += s.rc == CFS_OK;
 		}
-		if (rc)
+		if (s.rc)
 			break;
-		curl_multi_perform(multi, &still);
-		while (rc == CFS_OK &&
-		       (msg = curl_multi_info_read(multi, &left))) {
-			struct put *p = NULL;
-			long status = 0;
-
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
-					  (char **)&p);
-			curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE,
-					  &status);
-			if (msg->data.result != CURLE_OK)
-				rc = cfs_fail(
-					err, CFS_ERR_UNREACHABLE,
-					"PUT /block: %s",
-					curl_easy_strerror(msg->data.result));
-			else if (status == 507)
-				rc = cfs_fail(
-					err, CFS_ERR_STORAGE_FULL,
-					"PUT /block: the server's disk is full");
-			else if (status != 200)
-				rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
-					      "PUT /block: HTTP %ld", status);
-			if (rc == CFS_OK) {
-				count(&u->counts.blocks, 1);
-				count(&u->counts.bytes, (uint64_t)p->len);
-				progress(u, &p->id, NULL);
-			}
-			put_end(multi, p);
-			running--;
-			done++;
-		}
-		if (rc == CFS_OK && done < ids->n && cut_short(u))
-			rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
-				      "PUT /block: stopped");
-		if (rc == CFS_OK && done < ids->n)
-			curl_multi_poll(multi, NULL, 0, 200, NULL);
+		ops->xfers_step(s.set, put_done, &s);
+		if (s.rc == CFS_OK && s.done < ids->n && cut_short(u))
+			s.rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
+					"PUT /block: stopped");
+		if (s.rc == CFS_OK && s.done < ids->n)
+			ops->xfers_wait(s.set, 200);
 	}
 	for (size_t i = 0; puts && i < ids->n; i++)
-		put_end(multi, &puts[i]);
+		put_end(u, s.set, &puts[i]);
 	free(puts);
-	curl_multi_cleanup(multi);
-	curl_slist_free_all(headers);
-	return rc;
+	if (s.set)
+		ops->xfers_free(s.set);
+	return s.rc;
 }
 
 /*
@@ -600,15 +473,11 @@ static enum cfs_err refuse_file(struct fs *fs, struct cfs_sql *db,
  * *retry when it must wait for another round (the batch's other answers
  * count all the same). */
 static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
-				  const struct queued_op *op, json_t *r,
-				  int64_t head, struct mirror_changes *ch,
-				  bool *retry, struct cfs_error *err)
+				  const struct queued_op *op,
+				  const struct remote_result *r, int64_t head,
+				  struct mirror_changes *ch, bool *retry,
+				  struct cfs_error *err)
 {
-	const char *status = json_string_value(json_object_get(r, "status"));
-	const char *why, *code = json_string_value(json_object_get(
-				 json_object_get(r, "error"), "code"));
-	int64_t jid = json_integer_value(json_object_get(r, "jid"));
-	int64_t node = json_integer_value(json_object_get(r, "node"));
 	bool leaf = op->type == QUEUE_FILE || op->type == QUEUE_SYMLINK ||
 		    op->type == QUEUE_SPECIAL;
 	bool creates = leaf || op->type == QUEUE_DIR;
@@ -616,27 +485,21 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 	enum cfs_err rc;
 
 	*retry = false;
-	if (!status)
-		status = "";
-	if (!code)
-		code = "";
-	if (strcmp(status, "committed") == 0)
-		return local_confirm(
-			db, op, node, jid,
-			json_integer_value(json_object_get(r, "prev_jid")), ch,
-			err);
-	if (strcmp(status, "need_blocks") == 0) {
+	if (r->status == REMOTE_COMMITTED)
+		return local_confirm(db, op, r->node, r->jid, r->prev_jid, ch,
+				     err);
+	if (r->status == REMOTE_NEED_BLOCKS) {
 		*retry = true;
 		return local_retry(
 			db, op,
 			"the server still lacks blocks it was sent: sending them again",
 			err);
 	}
-	if (strcmp(status, "conflict") == 0 && creates && jid == 0) {
+	if (r->status == REMOTE_CONFLICT && creates && r->jid == 0) {
 		*retry = true;
 		return local_rebase(db, op, ch, err);
 	}
-	if (strcmp(status, "conflict") == 0 && leaf) {
+	if (r->status == REMOTE_CONFLICT && leaf) {
 		rc = local_conflicted_copy(db, op, copy, ch, err);
 		if (rc == CFS_OK)
 			cfs_log_warn(
@@ -644,32 +507,27 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 				op->path, copy);
 		return rc;
 	}
-	if (strcmp(code, "not_found") == 0 && creates) {
+	if (r->code == CFS_ERR_NOT_FOUND && creates) {
 		*retry = true;
 		return local_recreate_parents(db, op, head, err);
 	}
-	if (strcmp(code, "not_found") == 0 && op->type == QUEUE_DELETE)
+	if (r->code == CFS_ERR_NOT_FOUND && op->type == QUEUE_DELETE)
 		return local_confirm(db, op, 0, 0, 0, ch, err);
-	if (strcmp(code, "cross_namespace") == 0)
+	if (r->code == CFS_ERR_CROSS_NS)
 		return wait_for_share(db, op, head, ch, retry, err);
-	if (strcmp(code, "storage_full") == 0 ||
-	    strcmp(code, "internal") == 0 || strcmp(code, "unavailable") == 0) {
+	if (r->code == CFS_ERR_STORAGE_FULL || r->code == CFS_ERR_INTERNAL ||
+	    r->code == CFS_ERR_UNAVAILABLE) {
 		*retry = true;
-		return local_retry(
-			db, op,
-			json_string_value(json_object_get(
-				json_object_get(r, "error"), "message"))
-				?: code,
-			err);
+		return local_retry(db, op,
+				   r->has_message ? r->message
+						  : cfs_err_name(r->code),
+				   err);
 	}
-	why = json_string_value(
-		json_object_get(json_object_get(r, "error"), "message"));
-	if (!why)
-		why = status;
 	if (op->type == QUEUE_FILE)
-		return refuse_file(fs, db, op, why, ch, retry, err);
-	cfs_log_warn("the server refused %s '%s'%s%s: %s", op_name(op),
-		     op->path, op->to ? " to " : "", op->to ? op->to : "", why);
+		return refuse_file(fs, db, op, r->message, ch, retry, err);
+	cfs_log_warn("the server refused %s '%s'%s%s: %s", remote_op_name(op),
+		     op->path, op->to ? " to " : "", op->to ? op->to : "",
+		     r->message);
 	return local_refuse(db, op, ch, err);
 }
 
@@ -686,7 +544,7 @@ static enum cfs_err settle_failed(struct cfs_sql *db,
 
 	snprintf(why, sizeof(why), "cannot record the server's answer: %s",
 		 err->msg);
-	cfs_log_error("%s '%s'%s%s: %s", op_name(op), op->path,
+	cfs_log_error("%s '%s'%s%s: %s", remote_op_name(op), op->path,
 		      op->to ? " to " : "", op->to ? op->to : "", why);
 	*retry = true;
 	return local_retry(db, op, why, err);
@@ -752,54 +610,29 @@ static void clear_doubt(struct fs *fs, struct cfs_sql *db,
 }
 
 /* Commits the batch and settles every answer, under fs->apply_lock. */
-static bool is_committed(json_t *result)
-{
-	const char *s = json_string_value(json_object_get(result, "status"));
-
-	return s && strcmp(s, "committed") == 0;
-}
-
 static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 				 size_t n, bool *retry_any,
 				 struct cfs_error *err)
 {
 	struct fs *fs = u->fs;
 	struct mirror_changes ch = { 0 };
-	json_t *arr = json_array(), *body, *answer = NULL, *results;
+	struct remote_commit answer = { 0 };
+	struct remote_commit_req req = {
+		.ns = ops[0].ns, .ops = ops, .n = n, .client = fs->client
+	};
 	bool *recorded = calloc(n, sizeof(*recorded));
-	char path[64];
 	struct cfs_sql *db;
 	const bool *stop;
 	unsigned max_s;
-	int64_t keep_from = 0;
 	enum cfs_err rc = CFS_OK;
 
-	for (size_t i = 0; arr && i < n; i++)
-		if (json_array_append_new(arr, op_json(&ops[i]))) {
-			json_decref(arr);
-			arr = NULL;
-		}
-	rc = mark_in_doubt(fs, ops, n, &keep_from, err);
-	body = arr ? json_pack("{s:o, s:s, s:I}", "ops", arr, "client",
-			       fs->client, "keep_from", (json_int_t)keep_from)
-		   : NULL;
-	if (!body || !recorded) {
-		json_decref(body);
-		free(recorded);
+	rc = mark_in_doubt(fs, ops, n, &req.keep_from, err);
+	if (!recorded)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	}
-	snprintf(path, sizeof(path), "/meta/ns/%lld/commit",
-		 (long long)ops[0].ns);
 	pthread_mutex_lock(&fs->apply_lock);
 	stop = request_bounds(u, &max_s);
 	if (rc == CFS_OK)
-		rc = remote_call(u->conn, "POST", path, body, max_s, stop,
-				 &answer, err);
-	results = json_object_get(answer, "results");
-	if (rc == CFS_OK && json_array_size(results) != n)
-		rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
-			      "POST %s: %zu answers to %zu operations", path,
-			      json_array_size(results), n);
+		rc = remote_commit(u->conn, &req, max_s, stop, &answer, err);
 	if (rc == CFS_OK)
 		count(&u->counts.commits, 1);
 	db = rc ? NULL : cache_db(fs->cache, err);
@@ -808,12 +641,11 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
 		bool retry;
 
-		rc = settle_result(
-			fs, db, &ops[i], json_array_get(results, i),
-			json_integer_value(json_object_get(answer, "head")),
-			&ch, &retry, err);
+		rc = settle_result(fs, db, &ops[i], &answer.results[i],
+				   answer.head, &ch, &retry, err);
 		recorded[i] = rc == CFS_OK;
-		if (rc == CFS_OK && is_committed(json_array_get(results, i)))
+		if (rc == CFS_OK &&
+		    answer.results[i].status == REMOTE_COMMITTED)
 			count(&u->counts.committed, 1);
 		if (rc && rc != CFS_ERR_UNREACHABLE)
 			rc = settle_failed(db, &ops[i], &retry, err);
@@ -826,8 +658,7 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	pthread_mutex_unlock(&fs->apply_lock);
 	fs_invalidate(fs, &ch);
 	mirror_changes_release(&ch);
-	json_decref(body);
-	json_decref(answer);
+	remote_commit_release(&answer);
 	free(recorded);
 	return rc;
 }
@@ -861,15 +692,6 @@ static void batch_free(struct queued_op *ops, size_t n)
 	free(ops);
 }
 
-/* About the most op takes in a commit's JSON: its fields and names (256),
- * its block ids and strings (cloudfs/proto.h). */
-static uint64_t op_wire_bytes(const struct queued_op *op)
-{
-	return 256 + (uint64_t)op->blocks.n * CFS_WIRE_BLOCK_ID_BYTES +
-	       cfs_wire_string_bytes(op->path) + cfs_wire_string_bytes(op->to) +
-	       cfs_wire_string_bytes(op->target);
-}
-
 /*
  * How many of the batch's n ops fit in one commit body (at least one: the
  * largest op fits alone); the others are released and go in a later batch,
@@ -877,14 +699,8 @@ static uint64_t op_wire_bytes(const struct queued_op *op)
  */
 static size_t fit_commit_body(struct queued_op *ops, size_t n)
 {
-	uint64_t bytes = 0;
-	size_t k;
+	size_t k = remote_commit_fit(ops, n);
 
-	for (k = 0; k < n; k++) {
-		bytes += op_wire_bytes(&ops[k]);
-		if (k && bytes > CFS_MAX_COMMIT_BODY - 64 * 1024)
-			break;
-	}
 	for (size_t i = k; i < n; i++)
 		queued_op_release(&ops[i]);
 	return k;
@@ -1039,21 +855,47 @@ static void *upload_thread(void *arg)
 	return NULL;
 }
 
-struct uploader *uploader_start(struct fs *fs)
+struct uploader *uploader_new(struct fs *fs)
 {
 	struct uploader *u = calloc(1, sizeof(*u));
 
 	if (!u)
 		return NULL;
 	u->fs = fs;
-	u->conn = remote_conn_new(&fs->remote);
+	u->conn = remote_conn_new(fs->remote);
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->wake, NULL);
-	if (!u->conn || pthread_create(&u->thread, NULL, upload_thread, u)) {
-		remote_conn_free(u->conn);
-		pthread_cond_destroy(&u->wake);
-		pthread_mutex_destroy(&u->lock);
-		free(u);
+	if (!u->conn) {
+		uploader_free(u);
+		return NULL;
+	}
+	return u;
+}
+
+void uploader_free(struct uploader *u)
+{
+	if (!u)
+		return;
+	remote_conn_free(u->conn);
+	pthread_cond_destroy(&u->wake);
+	pthread_mutex_destroy(&u->lock);
+	free(u->current_path);
+	free(u);
+}
+
+enum cfs_err uploader_step(struct uploader *u, bool *sent, bool *retry,
+			   struct cfs_error *err)
+{
+	*retry = false;
+	return send_batch(u, sent, retry, err);
+}
+
+struct uploader *uploader_start(struct fs *fs)
+{
+	struct uploader *u = uploader_new(fs);
+
+	if (u && pthread_create(&u->thread, NULL, upload_thread, u)) {
+		uploader_free(u);
 		return NULL;
 	}
 	return u;
@@ -1093,11 +935,7 @@ void uploader_stop(struct uploader *u, unsigned drain_s)
 	pthread_cond_signal(&u->wake);
 	pthread_mutex_unlock(&u->lock);
 	pthread_join(u->thread, NULL);
-	remote_conn_free(u->conn);
-	pthread_cond_destroy(&u->wake);
-	pthread_mutex_destroy(&u->lock);
-	free(u->current_path);
-	free(u);
+	uploader_free(u);
 }
 
 size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max)

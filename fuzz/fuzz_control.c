@@ -12,7 +12,9 @@
  * to answer the next.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>

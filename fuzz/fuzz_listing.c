@@ -1,17 +1,19 @@
 /*
  * fuzz_listing: what the mount makes of the server's answers: listing
- * pages applied to the mirror (fs/sync.c), error bodies (fs/remote.c),
- * and the history and past listings a restore is built from
- * (fs/history.c).  The static functions are reached by including the
- * two files, so that neither needs to change for this harness.
+ * pages checked by the remote (fs/remote_curl.c) and applied to the
+ * mirror (fs/sync.c), error bodies (fs/remote_curl.c), and the history
+ * and past listings a restore is built from (fs/history.c).  The static
+ * functions are reached by including the three files, so that none needs
+ * to change for this harness.
  *
  * Feeds: byte 0 picks the answer, the rest is its body:
  *   0  a page of GET /meta/ns/1/list, applied from the mirror's cursor
  *   1  the body of an HTTP error answer (byte 1: its status)
  *   2  {"versions": [...], "jid": J, "at": T}: a history, and the version
- *      a restore would choose from it, written as a commit operation
- *   3  {"state": {...}, "top": N}: a listing as of then, and the commit
- *      operations that bring back folder N's contents
+ *      a restore would choose from it, made a commit operation
+ *   3  {"state": {...}, "top": N}: a listing as of then (entries by
+ *      node), and the commit operations that bring back folder N's
+ *      contents
  * Checks: a page is applied whole or not at all (the mirror's cursor is
  * the page's after it, and unchanged after a refusal, which is always
  * "unreachable"); an error answer is never a success and its message
@@ -22,6 +24,8 @@
 #include "../fs/sync.c"
 
 #include "../fs/history.c"
+
+#include "../fs/remote_curl.c"
 
 #include "fuzz_util.h"
 #include "mount_env.h"
@@ -39,21 +43,28 @@ static int64_t mirror_cursor(struct fs *fs, int64_t ns)
 	return m.cursor;
 }
 
-static void listing_page(json_t *page)
+static void listing_page(json_t *answer)
 {
 	struct fs *fs = mount_env_get(500);
 	const bool stop = false;
 	struct cfs_error err = { 0 };
 	int64_t before = mirror_cursor(fs, MOUNT_ENV_ROOT_NS), cursor = before;
+	struct remote_page page;
 	size_t count = 0;
-	bool more = false;
 	enum cfs_err rc;
 
-	rc = apply_page(fs, MOUNT_ENV_ROOT_NS, page, &cursor, &more, &count,
-			&stop, &err);
+	rc = parse_page(answer, MOUNT_ENV_ROOT_NS, before, &page, &err);
+	if (rc == CFS_OK) {
+		rc = apply_page(fs, MOUNT_ENV_ROOT_NS, &page, &count, &stop,
+				&err);
+		cursor = page.cursor;
+		remote_page_release(&page);
+	}
 	if (rc) {
 		FUZZ_CHECK(err.code == rc && err.msg[0],
 			   "a refused page without its error");
+		FUZZ_CHECK(rc == CFS_ERR_UNREACHABLE,
+			   "a refused page is not 'unreachable': %s", err.msg);
 		FUZZ_CHECK(mirror_cursor(fs, MOUNT_ENV_ROOT_NS) == before,
 			   "a refused page moved the cursor");
 		return;
@@ -77,28 +88,26 @@ static void error_answer(const uint8_t *data, size_t size)
 	if (!size)
 		return;
 	status = statuses[data[0] % (sizeof(statuses) / sizeof(statuses[0]))];
-	rc = remote_http_error("GET /x", status, (const char *)data + 1,
-			       size - 1, &err);
+	rc = http_error("GET /x", status, (const char *)data + 1, size - 1,
+			&err);
 	FUZZ_CHECK(rc != CFS_OK, "an HTTP %ld error answer is a success",
 		   status);
 	FUZZ_CHECK(err.code == rc && strncmp(err.msg, "GET /x: ", 8) == 0,
 		   "the error does not name the request: '%s'", err.msg);
 }
 
-static void check_op(json_t *op, const char *path, bool below)
+static void check_op(const struct queued_op *op, const char *path, bool below)
 {
-	const char *kind = json_string_value(json_object_get(op, "op"));
-	const char *at = json_string_value(json_object_get(op, "path"));
-	enum cfs_kind k = CFS_KIND_DELETED;
+	const char *at = op->path;
 
-	FUZZ_CHECK(json_is_object(op), "an operation that is no object");
-	FUZZ_CHECK(kind && cfs_kind_from_name(kind, &k) &&
-			   (k == CFS_KIND_FILE || k == CFS_KIND_DIR ||
-			    k == CFS_KIND_SYMLINK || cfs_kind_is_special(k)),
-		   "an operation '%s'", kind ? kind : "(none)");
-	FUZZ_CHECK(!cfs_kind_has_target(k) ||
-			   json_is_string(json_object_get(op, "target")),
-		   "a '%s' operation without its target", kind);
+	FUZZ_CHECK(op->type == QUEUE_FILE || op->type == QUEUE_DIR ||
+			   op->type == QUEUE_SYMLINK ||
+			   (op->type == QUEUE_SPECIAL &&
+			    cfs_kind_is_special(op->kind)),
+		   "an operation of type %d", (int)op->type);
+	FUZZ_CHECK(!cfs_kind_has_target(op->kind) || op->target,
+		   "a '%s' operation without its target",
+		   cfs_kind_name(op->kind));
 	FUZZ_CHECK(at && (below ? strncmp(at, path, strlen(path)) == 0 &&
 					  at[strlen(path)] == '/'
 				: strcmp(at, path) == 0),
@@ -108,41 +117,73 @@ static void check_op(json_t *op, const char *path, bool below)
 
 static void restore_version(json_t *answer)
 {
-	json_t *versions = json_object_get(answer, "versions"), *v, *w, *op;
 	int64_t jid = json_integer_value(json_object_get(answer, "jid"));
 	int64_t at = json_integer_value(json_object_get(answer, "at"));
+	const struct remote_version *v;
+	struct remote_version *versions = NULL;
 	struct cfs_error err = { 0 };
+	struct queued_op op;
 	int64_t as_of = 0;
-	bool found = false;
-	size_t i;
+	size_t n = 0;
 
-	v = choose(versions, jid, at, &as_of, &err);
+	if (parse_history(answer, MOUNT_ENV_ROOT_NS, &versions, &n, &err)) {
+		FUZZ_CHECK(err.code == CFS_ERR_UNREACHABLE && err.msg[0],
+			   "a refused history is not 'unreachable'");
+		return;
+	}
+	v = choose(versions, n, jid, at, &as_of, &err);
 	if (!v) {
 		FUZZ_CHECK(err.code != CFS_OK && err.msg[0],
 			   "no version, and no reason");
-		return;
+	} else {
+		FUZZ_CHECK(v >= versions && v < versions + n,
+			   "the version chosen is not in the history");
+		if (op_of(&v->e, "a/b", &op)) {
+			check_op(&op, "a/b", false);
+			queued_op_release(&op);
+		}
 	}
-	json_array_foreach(versions, i, w) found |= w == v;
-	FUZZ_CHECK(found, "the version chosen is not in the history");
-	op = op_of(v, "a/b");
-	if (op)
-		check_op(op, "a/b", false);
-	json_decref(op);
+	remote_versions_free(versions, n);
 }
 
 static void restore_folder(json_t *answer)
 {
-	json_t *state = json_object_get(answer, "state"), *ops = json_array();
 	int64_t top = json_integer_value(json_object_get(answer, "top"));
+	json_t *state = json_object_get(answer, "state");
 	struct cfs_error err = { 0 };
-	json_t *op;
-	size_t i;
+	struct op_list ops = { 0 };
+	struct listing l = { 0 };
+	const char *key;
+	json_t *e;
 
-	FUZZ_CHECK(ops, "out of memory");
-	if (json_is_object(state) &&
-	    subtree_ops(state, top, "a/b", ops, &err) == CFS_OK)
-		json_array_foreach(ops, i, op) check_op(op, "a/b", true);
-	json_decref(ops);
+	if (!json_is_object(state))
+		return;
+	/* The entries of a listing as of then, checked one by one as the
+	 * remote checks a page's. */
+	json_object_foreach(state, key, e)
+	{
+		struct mirror_entry one;
+		char *path = NULL;
+		struct remote_page page = { .entries = &one,
+					    .paths = &path,
+					    .n = 1 };
+
+		if (parse_entry(e, MOUNT_ENV_ROOT_NS, INT64_MAX, &one, &err))
+			continue;
+		if (!(page.entries = malloc(sizeof(one))) ||
+		    !(page.paths = calloc(1, sizeof(char *))))
+			FUZZ_CHECK(false, "out of memory");
+		page.entries[0] = one;
+		FUZZ_CHECK(listing_take(&l, &page, &err) == CFS_OK,
+			   "out of memory");
+	}
+	if (l.n)
+		qsort(l.e, l.n, sizeof(*l.e), by_node);
+	if (subtree_ops(&l, top, "a/b", &ops, &err) == CFS_OK)
+		for (size_t i = 0; i < ops.n; i++)
+			check_op(&ops.ops[i], "a/b", true);
+	op_list_release(&ops);
+	listing_release(&l);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -155,7 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		error_answer(data + 1, size - 1);
 		return 0;
 	}
-	/* As remote_call() takes an answer: a JSON object, or nothing. */
+	/* As the remote takes an answer: a JSON object, or nothing. */
 	answer = json_loadb((const char *)data + 1, size - 1, 0, NULL);
 	if (!json_is_object(answer)) {
 		json_decref(answer);

@@ -28,7 +28,7 @@ struct fs *mount_env_get(unsigned every)
 
 	if (!dir) {
 		cfs_log_init("fuzz", CFS_LOG_ERROR);
-		curl_global_init(CURL_GLOBAL_DEFAULT);
+		remote_curl_global_init();
 		dir = fuzz_tmpdir("mount");
 		fs.opt.url = NOWHERE;
 		fs.opt.mountpoint = "/nonexistent/mountpoint";
@@ -38,13 +38,12 @@ struct fs *mount_env_get(unsigned every)
 		fs.gid = getgid();
 		pthread_mutex_init(&fs.apply_lock, NULL);
 		pthread_cond_init(&fs.doubt_over, NULL);
-		FUZZ_CHECK(remote_init(&fs.remote, NOWHERE, "token", NULL, 1,
-				       &err) == CFS_OK,
-			   "%s", err.msg);
+		fs.remote = remote_curl_new(NOWHERE, "token", NULL, 1, &err);
+		FUZZ_CHECK(fs.remote, "%s", err.msg);
 		fs.open = openfiles_new();
 		FUZZ_CHECK(fs.open, "out of memory");
 		open_cache(&fs, dir);
-		fs.fetch = fetcher_new(&fs.remote, fs.cache, 1);
+		fs.fetch = fetcher_new(fs.remote, fs.cache, 1);
 		FUZZ_CHECK(fs.fetch, "no fetcher");
 	} else if (every && ++calls % every == 0) {
 		fetcher_drain(fs.fetch);
@@ -52,7 +51,7 @@ struct fs *mount_env_get(unsigned every)
 		cache_close(fs.cache);
 		fuzz_empty_dir(dir);
 		open_cache(&fs, dir);
-		fs.fetch = fetcher_new(&fs.remote, fs.cache, 1);
+		fs.fetch = fetcher_new(fs.remote, fs.cache, 1);
 		FUZZ_CHECK(fs.fetch, "no fetcher");
 	}
 	return &fs;

@@ -1,15 +1,14 @@
 /*
  * The block fetcher: brings blocks into the cache.  However many readers
  * want one block at the same time, it is fetched once; several blocks are
- * fetched at once over reused connections (libcurl multi handles, each
- * driven by one of the fetcher's transfer threads, which share -o
- * parallel); every block is hashed as it arrives and
- * stored only if it hashes to its id and has the expected length (by a
- * storer thread: the fsync and rename of a stored block take
- * milliseconds that neither transfers nor readers wait for: a verified
- * block is read from its temporary file until it is stored).  A block
- * that fails verification is fetched once more before its readers get an
- * error.  Readers ask first, prefetches queue behind them.
+ * fetched at once over reused connections (sets of the remote's block
+ * transfers, each driven by one of the fetcher's transfer threads, which share
+ * -o parallel); every block is hashed as it arrives and stored only if it
+ * hashes to its id and has the expected length (by a storer thread: the fsync
+ * and rename of a stored block take milliseconds that neither transfers nor
+ * readers wait for: a verified block is read from its temporary file until it
+ * is stored).  A block that fails verification is fetched once more before its
+ * readers get an error.  Readers ask first, prefetches queue behind them.
  */
 #ifndef FS_FETCH_H
 #define FS_FETCH_H
@@ -24,7 +23,7 @@ struct fetcher;
 
 /* Starts the fetcher's thread; parallel transfers at most at once.  What
  * it stores counts toward the cache's limit (fs/keeper.h). */
-struct fetcher *fetcher_new(const struct remote *r, struct cache *c,
+struct fetcher *fetcher_new(struct remote *r, struct cache *c,
 			    unsigned parallel);
 
 /* Readers' block opens since the start (found cached, and fetched), and

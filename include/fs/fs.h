@@ -44,7 +44,7 @@ struct uploader;
 
 struct fs {
 	struct fs_options opt;
-	struct remote remote;
+	struct remote *remote; /* NULL until prepared */
 	struct cache *cache;
 	struct keeper *keeper;
 	struct fetcher *fetch;

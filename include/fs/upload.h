@@ -27,6 +27,17 @@ struct uploader;
 
 struct uploader *uploader_start(struct fs *fs);
 
+/*
+ * An uploader without its thread, for tests that drive it one step at a
+ * time: uploader_step() sends one batch as the thread does (*sent: there
+ * was one; *retry: some of it waits for another round), and
+ * uploader_free() frees it, sending nothing more.
+ */
+struct uploader *uploader_new(struct fs *fs);
+enum cfs_err uploader_step(struct uploader *u, bool *sent, bool *retry,
+			   struct cfs_error *err);
+void uploader_free(struct uploader *u);
+
 /* The inodes whose changes are being sent now, at most max of them into
  * inos; how many. */
 size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max);

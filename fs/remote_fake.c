@@ -1,0 +1,1281 @@
+/*
+ * The in-process fake server (fs/remote_fake.h).
+ *
+ * One lock guards the whole server; calls are short and never wait under
+ * it but the long poll, which waits on a condition of it.  Within a
+ * namespace, a node's index in nodes is its id less one; a node's jid is
+ * that of its newest row, and the journal keeps every row's (jid, node).
+ * A listing from a cursor is the nodes whose newest row is past it, in
+ * JID order: as the server's, a node changed twice shows once.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloudfs/clock.h"
+#include "cloudfs/path.h"
+#include "cloudfs/proto.h"
+#include "fs/remote_fake.h"
+
+#define MAX_NS	    16
+#define MAX_ANSWERS 4096
+
+struct fake_node {
+	int64_t id, parent;
+	char name[CFS_NAME_MAX + 1];
+	enum cfs_kind kind;
+	int64_t jid;
+	uint64_t size;
+	uint32_t mode;
+	int64_t atime_ns, mtime_ns, ctime_ns;
+	struct cfs_blocklist blocks;
+	char *target;
+	bool live;
+};
+
+struct fake_row {
+	int64_t jid, node;
+};
+
+/* An answer kept for a replay: (client, seq) of a committed operation. */
+struct fake_answer {
+	char client[65];
+	int64_t seq;
+	struct remote_result r;
+};
+
+struct fake_ns {
+	int64_t ns, head;
+	uint64_t members; /* a bit per user */
+	struct fake_node *nodes;
+	size_t n, cap;
+	struct fake_row *rows;
+	size_t n_rows, cap_rows;
+	struct fake_answer answers[MAX_ANSWERS];
+	size_t n_answers;
+};
+
+struct fake_block {
+	struct cfs_block_id id;
+	char *data;
+	uint32_t len;
+	uint64_t uploaders; /* a bit per user */
+};
+
+struct fake_server {
+	pthread_mutex_t lock;
+	pthread_cond_t moved; /* a namespace's head moved */
+	struct fake_ns ns[MAX_NS];
+	size_t n_ns;
+	struct fake_block *blocks;
+	size_t n_blocks, cap_blocks;
+	unsigned percent;
+	unsigned seed;
+	enum fake_fault next, next_commit;
+};
+
+struct fake_remote {
+	struct remote base;
+	struct fake_server *s;
+	unsigned user;
+};
+
+struct fake_conn {
+	struct remote_conn base;
+	bool woken; /* under the server's lock */
+};
+
+struct remote_xfer {
+	struct remote_xfer *next;
+	uint64_t born; /* the set's clock when it was made */
+	bool ran;
+	void *tag;
+	struct cfs_block_id id;
+	bool put;
+	remote_sink *sink;
+	void *arg;
+	int fd;
+	uint64_t len;
+};
+
+struct remote_xfers {
+	struct fake_remote *r;
+	struct remote_xfer *list; /* the driving thread's */
+	uint64_t clock;		  /* steps so far */
+	pthread_mutex_t lock;	  /* protects woken */
+	pthread_cond_t wake;
+	bool woken;
+};
+
+static struct fake_remote *fr(struct remote *r)
+{
+	return (struct fake_remote *)r;
+}
+
+static struct fake_remote *fr_of(struct remote_conn *c)
+{
+	return fr(c->r);
+}
+
+/* The fault of a call (under the lock). */
+static enum fake_fault draw(struct fake_server *s)
+{
+	enum fake_fault f = s->next;
+
+	s->next = FAKE_OK;
+	if (f == FAKE_OK && s->percent &&
+	    (unsigned)rand_r(&s->seed) % 100 < s->percent)
+		f = (enum fake_fault)(1 + (unsigned)rand_r(&s->seed) % 3);
+	return f;
+}
+
+/* The error of a fault before anything is applied, or CFS_OK. */
+static enum cfs_err fault_before(enum fake_fault f, const char *what,
+				 struct cfs_error *err)
+{
+	if (f == FAKE_ERROR)
+		return cfs_fail(err, CFS_ERR_UNAVAILABLE,
+				"%s: the fake server is stopping", what);
+	if (f == FAKE_OUTAGE)
+		return cfs_fail(err, CFS_ERR_UNREACHABLE,
+				"%s: the fake server is out", what);
+	return CFS_OK;
+}
+
+static struct fake_ns *ns_get(struct fake_server *s, int64_t ns)
+{
+	for (size_t i = 0; i < s->n_ns; i++)
+		if (s->ns[i].ns == ns)
+			return &s->ns[i];
+	return NULL;
+}
+
+static bool readable(const struct fake_ns *n, unsigned user)
+{
+	return n && (n->members >> user & 1);
+}
+
+struct fake_server *fake_server_new(void)
+{
+	struct fake_server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->moved, NULL);
+	return s;
+}
+
+void fake_server_free(struct fake_server *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n_ns; i++) {
+		struct fake_ns *n = &s->ns[i];
+
+		for (size_t k = 0; k < n->n; k++) {
+			cfs_blocklist_release(&n->nodes[k].blocks);
+			free(n->nodes[k].target);
+		}
+		free(n->nodes);
+		free(n->rows);
+	}
+	for (size_t i = 0; i < s->n_blocks; i++)
+		free(s->blocks[i].data);
+	free(s->blocks);
+	pthread_cond_destroy(&s->moved);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+int64_t fake_namespace(struct fake_server *s, unsigned user)
+{
+	struct fake_ns *n;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->n_ns == MAX_NS) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	n = &s->ns[s->n_ns];
+	memset(n, 0, sizeof(*n));
+	n->ns = (int64_t)++s->n_ns;
+	n->members = 1ull << user;
+	pthread_mutex_unlock(&s->lock);
+	return n->ns;
+}
+
+void fake_add_member(struct fake_server *s, int64_t ns, unsigned user)
+{
+	pthread_mutex_lock(&s->lock);
+	if (ns_get(s, ns))
+		ns_get(s, ns)->members |= 1ull << user;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void fake_faults(struct fake_server *s, unsigned percent, unsigned seed)
+{
+	pthread_mutex_lock(&s->lock);
+	s->percent = percent;
+	s->seed = seed;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void fake_fault_commit(struct fake_server *s, enum fake_fault f)
+{
+	pthread_mutex_lock(&s->lock);
+	s->next_commit = f;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void fake_fault_next(struct fake_server *s, enum fake_fault f)
+{
+	pthread_mutex_lock(&s->lock);
+	s->next = f;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The tree. */
+
+static struct fake_node *node_get(struct fake_ns *n, int64_t id)
+{
+	return id >= 1 && (size_t)id <= n->n ? &n->nodes[id - 1] : NULL;
+}
+
+static struct fake_node *child(struct fake_ns *n, int64_t parent,
+			       const char *name, size_t len)
+{
+	for (size_t i = 0; i < n->n; i++)
+		if (n->nodes[i].live && n->nodes[i].parent == parent &&
+		    strlen(n->nodes[i].name) == len &&
+		    memcmp(n->nodes[i].name, name, len) == 0)
+			return &n->nodes[i];
+	return NULL;
+}
+
+static bool has_children(struct fake_ns *n, int64_t id)
+{
+	for (size_t i = 0; i < n->n; i++)
+		if (n->nodes[i].live && n->nodes[i].parent == id)
+			return true;
+	return false;
+}
+
+/*
+ * Resolves path's folder: *parent (0: the root) and its last name.
+ * NOT_FOUND or NOT_DIR for the folders on the way, BAD_PATH for an empty
+ * path.
+ */
+static enum cfs_err resolve(struct fake_ns *n, const char *path,
+			    int64_t *parent, const char **name,
+			    struct cfs_error *err)
+{
+	const char *p = path, *slash;
+
+	*parent = 0;
+	if (!*path)
+		return cfs_fail(err, CFS_ERR_BAD_PATH, "an empty path");
+	while ((slash = strchr(p, '/'))) {
+		struct fake_node *d = child(n, *parent, p, (size_t)(slash - p));
+
+		if (!d)
+			return cfs_fail(err, CFS_ERR_NOT_FOUND,
+					"no folder on the way to '%s'", path);
+		if (d->kind != CFS_KIND_DIR)
+			return cfs_fail(err, CFS_ERR_NOT_DIR,
+					"a file on the way to '%s'", path);
+		*parent = d->id;
+		p = slash + 1;
+	}
+	*name = p;
+	if (strlen(p) > CFS_NAME_MAX)
+		return cfs_fail(err, CFS_ERR_BAD_PATH, "a name too long");
+	return CFS_OK;
+}
+
+static struct fake_node *at_path(struct fake_ns *n, const char *path)
+{
+	struct cfs_error err;
+	const char *name;
+	int64_t parent;
+
+	if (resolve(n, path, &parent, &name, &err))
+		return NULL;
+	return child(n, parent, name, strlen(name));
+}
+
+/* A new row of node d: the next JID. */
+static enum cfs_err row(struct fake_server *s, struct fake_ns *n,
+			struct fake_node *d, struct cfs_error *err)
+{
+	if (n->n_rows == n->cap_rows) {
+		size_t cap = n->cap_rows ? 2 * n->cap_rows : 64;
+		struct fake_row *rows = realloc(n->rows, cap * sizeof(*rows));
+
+		if (!rows)
+			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		n->rows = rows;
+		n->cap_rows = cap;
+	}
+	d->jid = ++n->head;
+	n->rows[n->n_rows++] = (struct fake_row){ d->jid, d->id };
+	pthread_cond_broadcast(&s->moved);
+	return CFS_OK;
+}
+
+static struct fake_node *node_new(struct fake_ns *n, int64_t parent,
+				  const char *name)
+{
+	struct fake_node *d;
+
+	if (n->n == n->cap) {
+		size_t cap = n->cap ? 2 * n->cap : 64;
+		struct fake_node *nodes =
+			realloc(n->nodes, cap * sizeof(*nodes));
+
+		if (!nodes)
+			return NULL;
+		n->nodes = nodes;
+		n->cap = cap;
+	}
+	d = &n->nodes[n->n];
+	memset(d, 0, sizeof(*d));
+	d->id = (int64_t)++n->n;
+	d->parent = parent;
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	d->live = true;
+	return d;
+}
+
+static struct fake_block *block_get(struct fake_server *s,
+				    const struct cfs_block_id *id)
+{
+	for (size_t i = 0; i < s->n_blocks; i++)
+		if (cfs_block_id_equal(&s->blocks[i].id, id))
+			return &s->blocks[i];
+	return NULL;
+}
+
+/* Whether user may read block id: they uploaded it, or a live file of a
+ * namespace they can read lists it. */
+static bool block_readable(struct fake_server *s, unsigned user,
+			   const struct cfs_block_id *id)
+{
+	struct fake_block *b = block_get(s, id);
+
+	if (!b)
+		return false;
+	if (b->uploaders >> user & 1)
+		return true;
+	for (size_t i = 0; i < s->n_ns; i++) {
+		struct fake_ns *n = &s->ns[i];
+
+		if (!readable(n, user))
+			continue;
+		for (size_t k = 0; k < n->n; k++)
+			for (size_t j = 0; n->nodes[k].live &&
+					   n->nodes[k].kind == CFS_KIND_FILE &&
+					   j < n->nodes[k].blocks.n;
+			     j++)
+				if (cfs_block_id_equal(
+					    &n->nodes[k].blocks.ids[j], id))
+					return true;
+	}
+	return false;
+}
+
+static struct remote_result result_error(enum cfs_err code, const char *msg)
+{
+	struct remote_result r = { .status = REMOTE_ERROR, .code = code };
+
+	r.has_message = true;
+	snprintf(r.message, sizeof(r.message), "%.*s",
+		 (int)sizeof(r.message) - 1, msg);
+	return r;
+}
+
+static struct remote_result result_committed(const struct fake_node *d,
+					     int64_t prev_jid)
+{
+	return (struct remote_result){ .status = REMOTE_COMMITTED,
+				       .jid = d->jid,
+				       .node = d->id,
+				       .prev_jid = prev_jid };
+}
+
+static bool same_content(const struct fake_node *d, const struct queued_op *op)
+{
+	if (d->kind != op->kind || d->mode != op->mode)
+		return false;
+	if (op->type == QUEUE_FILE)
+		return d->size == op->size && d->blocks.n == op->blocks.n &&
+		       (!op->blocks.n ||
+			memcmp(d->blocks.ids, op->blocks.ids,
+			       op->blocks.n * sizeof(*op->blocks.ids)) == 0);
+	if (cfs_kind_has_target(op->kind))
+		return d->target && op->target &&
+		       strcmp(d->target, op->target) == 0;
+	return true;
+}
+
+static void set_attrs(struct fake_node *d, const struct queued_op *op)
+{
+	d->kind = op->kind;
+	d->mode = op->kind == CFS_KIND_SYMLINK ? 0777 : op->mode;
+	d->atime_ns = op->atime_ns;
+	d->mtime_ns = op->mtime_ns;
+	d->ctime_ns = op->ctime_ns;
+}
+
+/* A file, symlink or special file at op->path. */
+static struct remote_result apply_leaf(struct fake_server *s, struct fake_ns *n,
+				       unsigned user,
+				       const struct queued_op *op)
+{
+	struct cfs_error err;
+	struct fake_node *d;
+	const char *name;
+	int64_t parent, base = op->base_jid < 0 ? 0 : op->base_jid;
+	enum cfs_err rc = resolve(n, op->path, &parent, &name, &err);
+	struct remote_result r = { .status = REMOTE_NEED_BLOCKS };
+
+	if (rc)
+		return result_error(rc, err.msg);
+	d = child(n, parent, name, strlen(name));
+	if (d && (d->kind == CFS_KIND_DIR || d->kind == CFS_KIND_MOUNT))
+		return result_error(CFS_ERR_IS_DIR, "a folder is there");
+	if (d && same_content(d, op))
+		return result_committed(d, 0);
+	if (base != (d ? d->jid : 0))
+		return (struct remote_result){ .status = REMOTE_CONFLICT,
+					       .jid = d ? d->jid : 0 };
+	for (size_t i = 0; op->type == QUEUE_FILE && i < op->blocks.n; i++)
+		if (!block_readable(s, user, &op->blocks.ids[i]))
+			return r;
+	if (!d && !(d = node_new(n, parent, name)))
+		return result_error(CFS_ERR_INTERNAL, "out of memory");
+	set_attrs(d, op);
+	cfs_blocklist_release(&d->blocks);
+	free(d->target);
+	d->target = op->target ? strdup(op->target) : NULL;
+	d->size = op->type == QUEUE_FILE ? op->size
+		  : d->target		 ? strlen(d->target)
+					 : 0;
+	if (op->type == QUEUE_FILE && op->blocks.n) {
+		d->blocks.ids = malloc(op->blocks.n * sizeof(*op->blocks.ids));
+		if (!d->blocks.ids)
+			return result_error(CFS_ERR_INTERNAL, "out of memory");
+		memcpy(d->blocks.ids, op->blocks.ids,
+		       op->blocks.n * sizeof(*op->blocks.ids));
+		d->blocks.n = op->blocks.n;
+	}
+	if (row(s, n, d, &err))
+		return result_error(CFS_ERR_INTERNAL, err.msg);
+	return result_committed(d, 0);
+}
+
+static struct remote_result apply_dir(struct fake_server *s, struct fake_ns *n,
+				      const struct queued_op *op)
+{
+	struct cfs_error err;
+	struct fake_node *d;
+	const char *name;
+	int64_t parent;
+	enum cfs_err rc = resolve(n, op->path, &parent, &name, &err);
+
+	if (rc)
+		return result_error(rc, err.msg);
+	d = child(n, parent, name, strlen(name));
+	if (d && d->kind != CFS_KIND_DIR)
+		return result_error(CFS_ERR_EXISTS, "not a folder there");
+	if (d && d->mode == op->mode && d->mtime_ns == op->mtime_ns)
+		return result_committed(d, 0);
+	if (!d && !(d = node_new(n, parent, name)))
+		return result_error(CFS_ERR_INTERNAL, "out of memory");
+	set_attrs(d, op);
+	if (row(s, n, d, &err))
+		return result_error(CFS_ERR_INTERNAL, err.msg);
+	return result_committed(d, 0);
+}
+
+static struct remote_result apply_delete(struct fake_server *s,
+					 struct fake_ns *n,
+					 const struct queued_op *op)
+{
+	struct fake_node *d = at_path(n, op->path), *was;
+	struct cfs_error err;
+
+	/* A retry of a delete applied before. */
+	if (!d && op->node > 0 && (was = node_get(n, op->node)) && !was->live)
+		return result_committed(was, 0);
+	if (!d)
+		return result_error(CFS_ERR_NOT_FOUND, "nothing there");
+	if (op->base_jid > 0 && op->base_jid != d->jid)
+		return (struct remote_result){ .status = REMOTE_CONFLICT,
+					       .jid = d->jid };
+	if (has_children(n, d->id))
+		return result_error(CFS_ERR_NOT_EMPTY, "a folder not empty");
+	d->live = false;
+	d->kind = CFS_KIND_DELETED;
+	if (row(s, n, d, &err))
+		return result_error(CFS_ERR_INTERNAL, err.msg);
+	return result_committed(d, 0);
+}
+
+/* Whether folder id is top or inside it. */
+static bool inside(struct fake_ns *n, int64_t id, int64_t top)
+{
+	for (struct fake_node *d; id; id = d->parent) {
+		if (id == top)
+			return true;
+		if (!(d = node_get(n, id)))
+			return false;
+	}
+	return false;
+}
+
+static struct remote_result apply_move(struct fake_server *s, struct fake_ns *n,
+				       const struct queued_op *op)
+{
+	struct fake_node *d = at_path(n, op->path), *t, *was;
+	struct cfs_error err;
+	const char *name;
+	int64_t parent, prev;
+	enum cfs_err rc;
+
+	/* A retry of a move applied before: the node is at to. */
+	if (!d && op->node > 0 && (was = node_get(n, op->node)) && was->live &&
+	    at_path(n, op->to) == was)
+		return result_committed(was, 0);
+	if (!d)
+		return result_error(CFS_ERR_NOT_FOUND, "nothing there");
+	if (op->base_jid > 0 && op->base_jid != d->jid)
+		return (struct remote_result){ .status = REMOTE_CONFLICT,
+					       .jid = d->jid };
+	rc = resolve(n, op->to, &parent, &name, &err);
+	if (rc)
+		return result_error(rc, err.msg);
+	t = child(n, parent, name, strlen(name));
+	if (t == d)
+		return result_committed(d, 0);
+	if (d->kind == CFS_KIND_DIR && inside(n, parent, d->id))
+		return result_error(CFS_ERR_BAD_FIELD, "a folder into itself");
+	if (t && !op->replace)
+		return result_error(CFS_ERR_EXISTS, "the target is there");
+	if (t && t->kind == CFS_KIND_DIR && d->kind != CFS_KIND_DIR)
+		return result_error(CFS_ERR_IS_DIR, "a folder is there");
+	if (t && t->kind != CFS_KIND_DIR && d->kind == CFS_KIND_DIR)
+		return result_error(CFS_ERR_NOT_DIR, "a file is there");
+	if (t && has_children(n, t->id))
+		return result_error(CFS_ERR_NOT_EMPTY, "a folder not empty");
+	if (t) {
+		t->live = false;
+		t->kind = CFS_KIND_DELETED;
+		if (row(s, n, t, &err))
+			return result_error(CFS_ERR_INTERNAL, err.msg);
+	}
+	prev = d->jid;
+	d->parent = parent;
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	d->ctime_ns = op->ctime_ns;
+	if (row(s, n, d, &err))
+		return result_error(CFS_ERR_INTERNAL, err.msg);
+	return result_committed(d, prev);
+}
+
+/* Applies op to n as user (under the lock). */
+static struct remote_result apply(struct fake_server *s, struct fake_ns *n,
+				  unsigned user, const struct queued_op *op)
+{
+	switch (op->type) {
+	case QUEUE_FILE:
+	case QUEUE_SYMLINK:
+	case QUEUE_SPECIAL:
+		return apply_leaf(s, n, user, op);
+	case QUEUE_DIR:
+		return apply_dir(s, n, op);
+	case QUEUE_DELETE:
+		return apply_delete(s, n, op);
+	case QUEUE_MOVE:
+		return apply_move(s, n, op);
+	}
+	return result_error(CFS_ERR_BAD_FIELD, "an unknown operation");
+}
+
+/* The answer kept for (client, seq) in n, or NULL. */
+static struct fake_answer *kept(struct fake_ns *n, const char *client,
+				int64_t seq)
+{
+	for (size_t i = 0; client && i < n->n_answers; i++)
+		if (n->answers[i].seq == seq &&
+		    strcmp(n->answers[i].client, client) == 0)
+			return &n->answers[i];
+	return NULL;
+}
+
+static void keep(struct fake_ns *n, const char *client, int64_t seq,
+		 int64_t keep_from, const struct remote_result *r)
+{
+	size_t k = 0;
+
+	/* Forgets those the client will not send again. */
+	for (size_t i = 0; i < n->n_answers; i++)
+		if (strcmp(n->answers[i].client, client) != 0 ||
+		    n->answers[i].seq >= keep_from)
+			n->answers[k++] = n->answers[i];
+	n->n_answers = k;
+	if (k == MAX_ANSWERS)
+		return;
+	snprintf(n->answers[k].client, sizeof(n->answers[k].client), "%s",
+		 client);
+	n->answers[k].seq = seq;
+	n->answers[k].r = *r;
+	n->n_answers++;
+}
+
+struct remote_result fake_commit_one(struct fake_server *s, int64_t ns,
+				     const struct queued_op *op)
+{
+	struct remote_result r;
+	struct fake_ns *n;
+
+	pthread_mutex_lock(&s->lock);
+	n = ns_get(s, ns);
+	r = n ? apply(s, n, 0, op)
+	      : result_error(CFS_ERR_NOT_FOUND, "no such namespace");
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* The calls. */
+
+static struct remote_conn *conn_new(struct remote *r)
+{
+	struct fake_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->base.r = r;
+	return &c->base;
+}
+
+static void conn_free(struct remote_conn *c)
+{
+	free(c);
+}
+
+static void conn_wake(struct remote_conn *rc)
+{
+	struct fake_server *s = fr_of(rc)->s;
+
+	pthread_mutex_lock(&s->lock);
+	((struct fake_conn *)rc)->woken = true;
+	pthread_cond_broadcast(&s->moved);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static bool conn_untrusted(const struct remote_conn *c)
+{
+	(void)c;
+	return false;
+}
+
+static enum cfs_err hello(struct remote_conn *c, struct cfs_error *err)
+{
+	struct fake_server *s = fr_of(c)->s;
+	enum cfs_err rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = fault_before(draw(s), "GET /", err);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static enum cfs_err namespaces(struct remote_conn *c, unsigned max_s,
+			       const bool *stop, struct remote_ns **list,
+			       size_t *n, struct cfs_error *err)
+{
+	struct fake_remote *r = fr_of(c);
+	struct fake_server *s = r->s;
+	enum cfs_err rc;
+
+	(void)max_s, (void)stop;
+	*list = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	rc = fault_before(draw(s), "GET /meta/namespaces", err);
+	if (rc == CFS_OK && !(*list = calloc(s->n_ns + 1, sizeof(**list))))
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	for (size_t i = 0; rc == CFS_OK && i < s->n_ns; i++) {
+		if (!readable(&s->ns[i], r->user))
+			continue;
+		/* A user's first namespace is their root. */
+		(*list)[*n].root = *n == 0;
+		(*list)[*n].ns = s->ns[i].ns;
+		(*list)[(*n)++].head = s->ns[i].head;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static void entry_of(const struct fake_ns *n, const struct fake_node *d,
+		     struct mirror_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ns = n->ns;
+	e->node = d->id;
+	e->parent = d->parent;
+	e->jid = d->jid;
+	e->kind = d->live ? d->kind : CFS_KIND_DELETED;
+	memcpy(e->name, d->name, sizeof(e->name));
+	if (!d->live)
+		return;
+	e->size = d->size;
+	e->mode = d->mode;
+	e->atime_ns = d->atime_ns;
+	e->mtime_ns = d->mtime_ns;
+	e->ctime_ns = d->ctime_ns;
+	if (d->blocks.n &&
+	    (e->blocks.ids = malloc(d->blocks.n * sizeof(*d->blocks.ids)))) {
+		memcpy(e->blocks.ids, d->blocks.ids,
+		       d->blocks.n * sizeof(*d->blocks.ids));
+		e->blocks.n = d->blocks.n;
+	}
+	if (d->target)
+		e->target = strdup(d->target);
+}
+
+static int by_jid(const void *a, const void *b)
+{
+	const struct fake_node *const *x = a, *const *y = b;
+
+	return (*x)->jid < (*y)->jid ? -1 : (*x)->jid > (*y)->jid;
+}
+
+static enum cfs_err list(struct remote_conn *c,
+			 const struct remote_list_req *req, const bool *stop,
+			 struct remote_page *page, struct cfs_error *err)
+{
+	struct fake_remote *r = fr_of(c);
+	struct fake_server *s = r->s;
+	struct fake_node **pick = NULL;
+	struct fake_ns *n;
+	size_t k = 0;
+	enum cfs_err rc;
+
+	(void)stop;
+	memset(page, 0, sizeof(*page));
+	pthread_mutex_lock(&s->lock);
+	n = ns_get(s, req->ns);
+	rc = fault_before(draw(s), "GET /meta/ns/NS/list", err);
+	if (rc == CFS_OK && !readable(n, r->user))
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
+			      (long long)req->ns);
+	else if (rc == CFS_OK && (req->at || req->as_of_jid))
+		rc = cfs_fail(err, CFS_ERR_INTERNAL,
+			      "the fake keeps no past states");
+	else if (rc == CFS_OK && req->cursor > n->head)
+		rc = cfs_fail(err, CFS_ERR_BAD_CURSOR,
+			      "a cursor past the head");
+	if (rc == CFS_OK && !(pick = calloc(n->n + 1, sizeof(*pick))))
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	for (size_t i = 0; rc == CFS_OK && i < n->n; i++)
+		if (n->nodes[i].jid > req->cursor &&
+		    (n->nodes[i].live || req->cursor > 0))
+			pick[k++] = &n->nodes[i];
+	if (rc == CFS_OK && k)
+		qsort(pick, k, sizeof(*pick), by_jid);
+	if (rc == CFS_OK) {
+		size_t m = k < req->limit ? k : req->limit;
+
+		page->head = n->head;
+		page->more = m < k;
+		page->cursor = page->more ? pick[m - 1]->jid : n->head;
+		page->entries = calloc(m + 1, sizeof(*page->entries));
+		page->paths = calloc(m + 1, sizeof(*page->paths));
+		if (!page->entries || !page->paths)
+			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		for (size_t i = 0; rc == CFS_OK && i < m; i++)
+			entry_of(n, pick[i], &page->entries[page->n++]);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(pick);
+	if (rc)
+		remote_page_release(page);
+	return rc;
+}
+
+static bool moved(struct fake_server *s, unsigned user,
+		  const struct remote_cursor *cursors, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct fake_ns *m = ns_get(s, cursors[i].ns);
+
+		if (!readable(m, user) || m->head > cursors[i].cursor)
+			return true;
+	}
+	return false;
+}
+
+static enum cfs_err longpoll(struct remote_conn *c,
+			     const struct remote_cursor *cursors, size_t n,
+			     unsigned timeout_s, const bool *stop,
+			     struct cfs_error *err)
+{
+	struct fake_remote *r = fr_of(c);
+	struct fake_conn *fc = (struct fake_conn *)c;
+	struct fake_server *s = r->s;
+	uint64_t until = cfs_monotonic_ms() + 1000 * (uint64_t)timeout_s;
+	enum cfs_err rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = fault_before(draw(s), "POST /meta/longpoll", err);
+	while (rc == CFS_OK && !moved(s, r->user, cursors, n) &&
+	       cfs_monotonic_ms() < until) {
+		struct timespec t = cfs_deadline_in_ms(50);
+
+		if ((stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) ||
+		    fc->woken)
+			rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
+				      "POST /meta/longpoll: stopped");
+		else
+			pthread_cond_timedwait(&s->moved, &s->lock, &t);
+	}
+	fc->woken = false;
+	for (size_t i = 0; rc == CFS_OK && i < n; i++)
+		if (!readable(ns_get(s, cursors[i].ns), r->user))
+			rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
+				      "namespace %lld is not yours",
+				      (long long)cursors[i].ns);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static enum cfs_err need_blocks(struct remote_conn *c,
+				const struct cfs_block_id *ids, size_t n,
+				unsigned max_s, const bool *stop,
+				struct cfs_blocklist *needed,
+				struct cfs_error *err)
+{
+	struct fake_remote *r = fr_of(c);
+	struct fake_server *s = r->s;
+	enum cfs_err rc;
+
+	(void)max_s, (void)stop;
+	pthread_mutex_lock(&s->lock);
+	rc = fault_before(draw(s), "POST /block/need", err);
+	for (size_t i = 0; rc == CFS_OK && i < n; i++)
+		if (!block_readable(s, r->user, &ids[i]))
+			needed->ids[needed->n++] = ids[i];
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static enum cfs_err commit(struct remote_conn *c,
+			   const struct remote_commit_req *req, unsigned max_s,
+			   const bool *stop, struct remote_commit *out,
+			   struct cfs_error *err)
+{
+	struct fake_remote *r = fr_of(c);
+	struct fake_server *s = r->s;
+	enum fake_fault f;
+	struct fake_ns *n;
+	enum cfs_err rc;
+
+	(void)max_s, (void)stop;
+	out->head = 0;
+	out->results = calloc(req->n + 1, sizeof(*out->results));
+	if (!out->results)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	pthread_mutex_lock(&s->lock);
+	f = s->next_commit ? s->next_commit : draw(s);
+	s->next_commit = FAKE_OK;
+	n = ns_get(s, req->ns);
+	rc = fault_before(f, "POST /meta/ns/NS/commit", err);
+	if (rc == CFS_OK && !readable(n, r->user))
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
+			      (long long)req->ns);
+	for (size_t i = 0; rc == CFS_OK && i < req->n; i++) {
+		const struct queued_op *op = &req->ops[i];
+		struct fake_answer *a =
+			kept(n, req->client, req->client ? op->seq : 0);
+
+		if (a) {
+			out->results[i] = a->r;
+			continue;
+		}
+		out->results[i] = apply(s, n, r->user, op);
+		if (req->client && out->results[i].status == REMOTE_COMMITTED)
+			keep(n, req->client, op->seq, req->keep_from,
+			     &out->results[i]);
+	}
+	if (rc == CFS_OK)
+		out->head = n->head;
+	if (rc == CFS_OK && f == FAKE_DROP)
+		rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
+			      "POST /meta/ns/NS/commit: the answer was lost");
+	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		remote_commit_release(out);
+	return rc;
+}
+
+static enum cfs_err share(struct remote_conn *c, int64_t root_ns,
+			  const char *folder, int64_t *ns,
+			  struct cfs_error *err)
+{
+	(void)c, (void)root_ns, (void)folder, (void)ns;
+	return cfs_fail(err, CFS_ERR_INTERNAL, "the fake does not share");
+}
+
+static enum cfs_err member(struct remote_conn *c, int64_t ns,
+			   enum remote_member_verb verb, const char *user,
+			   struct cfs_error *err)
+{
+	(void)c, (void)ns, (void)verb, (void)user;
+	return cfs_fail(err, CFS_ERR_INTERNAL, "the fake does not share");
+}
+
+static enum cfs_err members(struct remote_conn *c, int64_t ns,
+			    struct remote_member **list, size_t *n,
+			    struct cfs_error *err)
+{
+	(void)c, (void)ns;
+	*list = NULL;
+	*n = 0;
+	return cfs_fail(err, CFS_ERR_INTERNAL, "the fake does not share");
+}
+
+static enum cfs_err history(struct remote_conn *c, int64_t ns, const char *path,
+			    struct remote_version **list, size_t *n,
+			    struct cfs_error *err)
+{
+	(void)c, (void)ns, (void)path;
+	*list = NULL;
+	*n = 0;
+	return cfs_fail(err, CFS_ERR_INTERNAL, "the fake keeps no history");
+}
+
+/* Block transfers: queued by get and put, run whole by xfers_step. */
+
+static struct remote_xfers *xfers_new(struct remote *r)
+{
+	struct remote_xfers *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return NULL;
+	x->r = fr(r);
+	pthread_mutex_init(&x->lock, NULL);
+	pthread_cond_init(&x->wake, NULL);
+	return x;
+}
+
+static void xfer_end(struct remote_xfers *set, struct remote_xfer *x)
+{
+	for (struct remote_xfer **p = &set->list; *p; p = &(*p)->next) {
+		if (*p == x) {
+			*p = x->next;
+			break;
+		}
+	}
+	free(x);
+}
+
+static void xfers_free(struct remote_xfers *set)
+{
+	if (!set)
+		return;
+	while (set->list)
+		xfer_end(set, set->list);
+	pthread_cond_destroy(&set->wake);
+	pthread_mutex_destroy(&set->lock);
+	free(set);
+}
+
+static struct remote_xfer *xfer_add(struct remote_xfers *set,
+				    const struct cfs_block_id *id, void *tag)
+{
+	struct remote_xfer *x = calloc(1, sizeof(*x)), **p = &set->list;
+
+	if (!x)
+		return NULL;
+	x->id = *id;
+	x->tag = tag;
+	x->fd = -1;
+	x->born = set->clock;
+	while (*p)
+		p = &(*p)->next;
+	*p = x;
+	return x;
+}
+
+static struct remote_xfer *get(struct remote_xfers *set,
+			       const struct cfs_block_id *id, remote_sink *sink,
+			       void *arg, void *tag)
+{
+	struct remote_xfer *x = xfer_add(set, id, tag);
+
+	if (x) {
+		x->sink = sink;
+		x->arg = arg;
+	}
+	return x;
+}
+
+static struct remote_xfer *put(struct remote_xfers *set,
+			       const struct cfs_block_id *id, int fd,
+			       uint64_t len, void *tag)
+{
+	struct remote_xfer *x = xfer_add(set, id, tag);
+
+	if (x) {
+		x->put = true;
+		x->fd = fd;
+		x->len = len;
+	}
+	return x;
+}
+
+/* Stores the block x uploads, as user, if it hashes to its id. */
+static enum cfs_err store(struct fake_server *s, unsigned user,
+			  struct remote_xfer *x, struct cfs_error *err)
+{
+	struct cfs_block_id got;
+	struct fake_block *b;
+	char *data = x->len > CFS_BLOCK_SIZE ? NULL : malloc(x->len + 1);
+	ssize_t k = data ? pread(x->fd, data, x->len, 0) : -1;
+
+	if (k < 0 || (uint64_t)k != x->len || cfs_sha256(data, x->len, &got)) {
+		free(data);
+		return cfs_fail(err, CFS_ERR_UNREACHABLE,
+				"cannot read the block to send");
+	}
+	if (!cfs_block_id_equal(&got, &x->id)) {
+		free(data);
+		return cfs_fail(err, CFS_ERR_UNREACHABLE, "HTTP 400");
+	}
+	if ((b = block_get(s, &x->id))) {
+		free(data); /* a duplicate: read and hashed all the same */
+		b->uploaders |= 1ull << user;
+		return CFS_OK;
+	}
+	if (s->n_blocks == s->cap_blocks) {
+		size_t cap = s->cap_blocks ? 2 * s->cap_blocks : 64;
+		struct fake_block *v = realloc(s->blocks, cap * sizeof(*v));
+
+		if (!v) {
+			free(data);
+			return cfs_fail(err, CFS_ERR_UNREACHABLE, "HTTP 500");
+		}
+		s->blocks = v;
+		s->cap_blocks = cap;
+	}
+	s->blocks[s->n_blocks++] = (struct fake_block){
+		.id = x->id,
+		.data = data,
+		.len = (uint32_t)x->len,
+		.uploaders = 1ull << user,
+	};
+	return CFS_OK;
+}
+
+/* Runs transfer x whole (under the lock): its outcome. */
+static enum cfs_err run(struct fake_server *s, unsigned user,
+			struct remote_xfer *x, struct cfs_error *err)
+{
+	enum fake_fault f = draw(s);
+	enum cfs_err rc = fault_before(f, "block", err);
+	struct fake_block *b;
+
+	if (rc)
+		return rc;
+	if (x->put) {
+		rc = store(s, user, x, err);
+		if (rc == CFS_OK && f == FAKE_DROP)
+			rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
+				      "the answer was lost");
+		return rc;
+	}
+	/* Unknown and forbidden look the same. */
+	if (!block_readable(s, user, &x->id) || !(b = block_get(s, &x->id)))
+		return cfs_fail(err, CFS_ERR_UNREACHABLE,
+				"the server answered HTTP 404");
+	if (x->sink(x->arg, b->data, b->len) != b->len)
+		return cfs_fail(err, CFS_ERR_UNREACHABLE, "write error");
+	return CFS_OK;
+}
+
+static unsigned xfers_step(struct remote_xfers *set, remote_xfer_done *done,
+			   void *arg)
+{
+	struct fake_server *s = set->r->s;
+	uint64_t stamp = ++set->clock;
+	unsigned ended = 0;
+
+	/* Each transfer made before the step runs once, whole: done() may
+	 * end it, and start others, which the next step runs. */
+	for (;;) {
+		struct remote_xfer *x = set->list;
+		struct cfs_error e = { 0 };
+		enum cfs_err rc;
+
+		while (x && (x->ran || x->born >= stamp))
+			x = x->next;
+		if (!x)
+			break;
+		pthread_mutex_lock(&s->lock);
+		rc = run(s, set->r->user, x, &e);
+		pthread_mutex_unlock(&s->lock);
+		x->ran = true;
+		ended++;
+		done(arg, x, x->tag, rc, &e);
+	}
+	return ended;
+}
+
+/* Whether a transfer of set has yet to run. */
+static bool waiting(const struct remote_xfers *set)
+{
+	for (const struct remote_xfer *x = set->list; x; x = x->next)
+		if (!x->ran)
+			return true;
+	return false;
+}
+
+static void xfers_wait(struct remote_xfers *set, unsigned ms)
+{
+	struct timespec until = cfs_deadline_in_ms(ms);
+
+	pthread_mutex_lock(&set->lock);
+	while (!set->woken && !waiting(set) &&
+	       pthread_cond_timedwait(&set->wake, &set->lock, &until) !=
+		       ETIMEDOUT)
+		;
+	set->woken = false;
+	pthread_mutex_unlock(&set->lock);
+}
+
+static void xfers_wake(struct remote_xfers *set)
+{
+	pthread_mutex_lock(&set->lock);
+	set->woken = true;
+	pthread_cond_signal(&set->wake);
+	pthread_mutex_unlock(&set->lock);
+}
+
+static void fake_remote_free(struct remote *r)
+{
+	free(fr(r));
+}
+
+static const struct remote_ops fake_ops = {
+	.conn_new = conn_new,
+	.conn_free = conn_free,
+	.conn_wake = conn_wake,
+	.conn_untrusted = conn_untrusted,
+	.hello = hello,
+	.namespaces = namespaces,
+	.list = list,
+	.longpoll = longpoll,
+	.need_blocks = need_blocks,
+	.commit = commit,
+	.share = share,
+	.member = member,
+	.members = members,
+	.history = history,
+	.xfers_new = xfers_new,
+	.xfers_free = xfers_free,
+	.get = get,
+	.put = put,
+	.xfer_end = xfer_end,
+	.xfers_step = xfers_step,
+	.xfers_wait = xfers_wait,
+	.xfers_wake = xfers_wake,
+	.free = fake_remote_free,
+};
+
+struct remote *fake_remote_new(struct fake_server *s, unsigned user)
+{
+	struct fake_remote *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->base.ops = &fake_ops;
+	snprintf(r->base.url, sizeof(r->base.url), "fake://%u", user);
+	r->s = s;
+	r->user = user;
+	return &r->base;
+}
+
+int64_t fake_head(struct fake_server *s, int64_t ns)
+{
+	int64_t head;
+
+	pthread_mutex_lock(&s->lock);
+	head = ns_get(s, ns) ? ns_get(s, ns)->head : -1;
+	pthread_mutex_unlock(&s->lock);
+	return head;
+}
+
+bool fake_journal_has(struct fake_server *s, int64_t ns, int64_t jid,
+		      int64_t node)
+{
+	struct fake_ns *n;
+	bool found = false;
+
+	pthread_mutex_lock(&s->lock);
+	n = ns_get(s, ns);
+	for (size_t i = 0; n && i < n->n_rows && !found; i++)
+		found = n->rows[i].jid == jid && n->rows[i].node == node;
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+enum cfs_kind fake_lookup(struct fake_server *s, int64_t ns, const char *path,
+			  uint64_t *size)
+{
+	struct fake_node *d;
+	enum cfs_kind kind = CFS_KIND_DELETED;
+
+	pthread_mutex_lock(&s->lock);
+	d = ns_get(s, ns) ? at_path(ns_get(s, ns), path) : NULL;
+	if (d) {
+		kind = d->kind;
+		*size = d->size;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return kind;
+}
+
+static void walk(struct fake_ns *n, int64_t parent, const char *base,
+		 void (*fn)(void *, const char *, enum cfs_kind, uint64_t),
+		 void *arg)
+{
+	for (size_t i = 0; i < n->n; i++) {
+		struct fake_node *d = &n->nodes[i];
+		char path[CFS_PATH_MAX + 1];
+
+		if (!d->live || d->parent != parent)
+			continue;
+		snprintf(path, sizeof(path), "%s%s%s", base, *base ? "/" : "",
+			 d->name);
+		fn(arg, path, d->kind, d->size);
+		if (d->kind == CFS_KIND_DIR)
+			walk(n, d->id, path, fn, arg);
+	}
+}
+
+void fake_walk(struct fake_server *s, int64_t ns,
+	       void (*fn)(void *arg, const char *path, enum cfs_kind kind,
+			  uint64_t size),
+	       void *arg)
+{
+	pthread_mutex_lock(&s->lock);
+	if (ns_get(s, ns))
+		walk(ns_get(s, ns), 0, "", fn, arg);
+	pthread_mutex_unlock(&s->lock);
+}

@@ -1,0 +1,71 @@
+/*
+ * An in-process fake server behind the remote seam (fs/remote.h), for
+ * deterministic tests of fs/ and cache/ code: namespaces with journals
+ * (JIDs strictly increasing per namespace), commits with need_blocks,
+ * base-JID conflicts and replayed answers by (client, seq), listings
+ * from a cursor, long polls that wake on a commit, and blocks by SHA-256
+ * that a user may download only if a file in a namespace they can read
+ * lists it or they uploaded it themselves (the Dropship rule; an unknown
+ * block and a forbidden one get the same answer).
+ *
+ * Faults are drawn per call from a seeded generator, or forced for the
+ * next call: an error answer (nothing applied), an outage (nothing
+ * applied, unreachable), and a dropped answer (applied, then
+ * unreachable).  Sharing verbs are not faked: they answer
+ * CFS_ERR_INTERNAL.
+ */
+#ifndef FS_REMOTE_FAKE_H
+#define FS_REMOTE_FAKE_H
+
+#include "fs/remote.h"
+
+struct fake_server;
+
+enum fake_fault {
+	FAKE_OK,
+	FAKE_ERROR,  /* answered 503 unavailable; nothing applied */
+	FAKE_OUTAGE, /* unreachable; nothing applied */
+	FAKE_DROP,   /* applied, then the answer is lost: unreachable */
+};
+
+struct fake_server *fake_server_new(void);
+void fake_server_free(struct fake_server *s);
+
+/* A new namespace (its head 0) readable by user (0 to 63). */
+int64_t fake_namespace(struct fake_server *s, unsigned user);
+/* Lets user read namespace ns too. */
+void fake_add_member(struct fake_server *s, int64_t ns, unsigned user);
+
+/* Faults: each call draws one with probability percent/100 from a
+ * generator seeded with seed (0 percent: none). */
+void fake_faults(struct fake_server *s, unsigned percent, unsigned seed);
+/* The next call gets fault f, whatever the draw; or the next commit. */
+void fake_fault_next(struct fake_server *s, enum fake_fault f);
+void fake_fault_commit(struct fake_server *s, enum fake_fault f);
+
+/* A remote of s as user: its calls are that user's. */
+struct remote *fake_remote_new(struct fake_server *s, unsigned user);
+
+/* The journal of ns: its head, and whether JID jid is a row of node. */
+int64_t fake_head(struct fake_server *s, int64_t ns);
+bool fake_journal_has(struct fake_server *s, int64_t ns, int64_t jid,
+		      int64_t node);
+
+/*
+ * What is at path of ns now (kind, and for a file its size), or
+ * CFS_KIND_DELETED when nothing is.  Paths as in commits ("a/b").
+ */
+enum cfs_kind fake_lookup(struct fake_server *s, int64_t ns, const char *path,
+			  uint64_t *size);
+
+/* Calls fn for each live entry of ns with its path, parents first. */
+void fake_walk(struct fake_server *s, int64_t ns,
+	       void (*fn)(void *arg, const char *path, enum cfs_kind kind,
+			  uint64_t size),
+	       void *arg);
+
+/* Commits one operation of another device (no client, no seq). */
+struct remote_result fake_commit_one(struct fake_server *s, int64_t ns,
+				     const struct queued_op *op);
+
+#endif

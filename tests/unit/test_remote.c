@@ -1,0 +1,819 @@
+/*
+ * The client's upload and sync paths against the in-process fake server
+ * (fs/remote_fake.h): the real uploader (one batch a step), the real
+ * catch-up that lists and applies pages to the mirror, on a real cache
+ * directory, with the fake's faults.
+ *
+ * The seeded test draws a sequence of local changes (folders, files with
+ * content, symlinks, renames, removes), uploader steps, catch-ups,
+ * simulated restarts (the cache closed and opened again from its files)
+ * and faults (errors, outages, answers lost after the commit).  It checks
+ * all along that every entry the mirror shows as committed is a row of the
+ * fake's journal, that a restart loses nothing queued, and at the end,
+ * faults off, that the mirror, the test's own model of the tree and the
+ * fake's namespace are the same.  It prints each seed it runs;
+ * TEST_REMOTE_SEED=N runs that one alone, TEST_REMOTE_RUNS=N that many.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/blockcache.h"
+#include "cache/cache.h"
+#include "cache/local.h"
+#include "cache/mirror.h"
+#include "check.h"
+#include "cloudfs/clock.h"
+#include "cloudfs/log.h"
+#include "fs/fetch.h"
+#include "fs/fs.h"
+#include "fs/remote_fake.h"
+#include "fs/upload.h"
+
+#define ROOT_NS	  1
+#define MAX_MODEL 256
+
+static char dir[] = "/tmp/test_remote.XXXXXX";
+
+/* One mount: its struct fs as mount.cloudfs makes it, less FUSE and the
+ * threads; the uploader is stepped by hand. */
+struct client {
+	struct fs fs;
+	struct uploader *u;
+	struct remote_conn *conn;
+	char cache_dir[64];
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void client_open(struct client *c, struct fake_server *s, unsigned user,
+			int64_t root)
+{
+	struct cfs_error err;
+	struct cfs_sql *db;
+
+	c->fs.remote = fake_remote_new(s, user);
+	c->fs.open = openfiles_new();
+	c->fs.opt.timeout_s = 1;
+	pthread_mutex_init(&c->fs.apply_lock, NULL);
+	pthread_cond_init(&c->fs.doubt_over, NULL);
+	CHECK(c->fs.remote && c->fs.open);
+	CHECK(cache_open(c->cache_dir, &c->fs.cache, &err) == CFS_OK);
+	CHECK(cache_bind(c->fs.cache, c->fs.remote->url, root, NULL,
+			 c->fs.client, &err) == CFS_OK);
+	/* As mount.cloudfs starts: commits sent and not answered are in
+	 * doubt until the uploader has their answers. */
+	db = cache_db(c->fs.cache, &err);
+	CHECK(db && queue_in_doubt(db, &c->fs.in_doubt, &err) == CFS_OK);
+	cache_db_release(c->fs.cache, db);
+	c->u = uploader_new(&c->fs);
+	c->conn = remote_conn_new(c->fs.remote);
+	CHECK(c->u && c->conn);
+}
+
+static void client_close(struct client *c)
+{
+	uploader_free(c->u);
+	remote_conn_free(c->conn);
+	cache_close(c->fs.cache);
+	openfiles_free(c->fs.open);
+	remote_free(c->fs.remote);
+	pthread_cond_destroy(&c->fs.doubt_over);
+	pthread_mutex_destroy(&c->fs.apply_lock);
+	c->u = NULL;
+	c->conn = NULL;
+	c->fs.cache = NULL;
+	c->fs.open = NULL;
+	c->fs.remote = NULL;
+}
+
+static void client_new(struct client *c, struct fake_server *s, unsigned user,
+		       int64_t root, const char *name)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->cache_dir, sizeof(c->cache_dir), "%s/%s", dir, name);
+	client_open(c, s, user, root);
+}
+
+static int64_t queued(struct client *c)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(c->fs.cache, &err);
+	int64_t n = -1;
+
+	CHECK(db && queue_length(db, &n, &err) == CFS_OK);
+	cache_db_release(c->fs.cache, db);
+	return n;
+}
+
+static enum cfs_err catch_up(struct client *c, struct cfs_error *err)
+{
+	static const bool never = false;
+
+	return sync_catch_up(&c->fs, c->conn, &never, err);
+}
+
+/* Sends and lists, as the mount's threads do, until nothing is queued
+ * (or steps run out): whether nothing is. */
+static bool upload_all(struct client *c, unsigned steps)
+{
+	while (steps-- && queued(c) > 0) {
+		struct cfs_error err;
+		bool sent, retry;
+
+		catch_up(c, &err);
+		uploader_step(c->u, &sent, &retry, &err);
+	}
+	return queued(c) == 0;
+}
+
+/* The test's model of the tree the user sees: path, kind and size. */
+struct model {
+	struct {
+		char path[64];
+		enum cfs_kind kind;
+		uint64_t size;
+	} e[MAX_MODEL];
+	size_t n;
+};
+
+static int model_find(const struct model *m, const char *path)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->e[i].path, path) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void model_set(struct model *m, const char *path, enum cfs_kind kind,
+		      uint64_t size)
+{
+	int i = model_find(m, path);
+
+	if (i < 0 && m->n < MAX_MODEL)
+		i = (int)m->n++;
+	if (i < 0)
+		return;
+	snprintf(m->e[i].path, sizeof(m->e[i].path), "%s", path);
+	m->e[i].kind = kind;
+	m->e[i].size = size;
+}
+
+/* Drops path and, for a folder, what it holds. */
+static void model_drop(struct model *m, const char *path)
+{
+	size_t len = strlen(path), k = 0;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (!(strcmp(m->e[i].path, path) == 0 ||
+		      (strncmp(m->e[i].path, path, len) == 0 &&
+		       m->e[i].path[len] == '/')))
+			m->e[k++] = m->e[i];
+	m->n = k;
+}
+
+/* Moves path (and what a folder holds) to to, over what was there. */
+static void model_move(struct model *m, const char *path, const char *to)
+{
+	size_t len = strlen(path);
+
+	if (strcmp(path, to) == 0)
+		return; /* onto itself: nothing changes */
+	model_drop(m, to);
+	for (size_t i = 0; i < m->n; i++) {
+		char moved[64];
+
+		if (strcmp(m->e[i].path, path) != 0 &&
+		    !(strncmp(m->e[i].path, path, len) == 0 &&
+		      m->e[i].path[len] == '/'))
+			continue;
+		snprintf(moved, sizeof(moved), "%s%s", to, m->e[i].path + len);
+		memcpy(m->e[i].path, moved, sizeof(moved));
+	}
+}
+
+/* A tree as a sorted list of "kind size path" lines, to compare. */
+struct listing {
+	char lines[MAX_MODEL][96];
+	size_t n;
+};
+
+static int by_line(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void listing_add(struct listing *l, const char *path, enum cfs_kind kind,
+			uint64_t size)
+{
+	if (l->n < MAX_MODEL)
+		snprintf(l->lines[l->n++], sizeof(l->lines[0]), "%s %llu %s",
+			 cfs_kind_name(kind),
+			 kind == CFS_KIND_FILE ? (unsigned long long)size : 0,
+			 path);
+}
+
+static void on_fake(void *arg, const char *path, enum cfs_kind kind,
+		    uint64_t size)
+{
+	listing_add(arg, path, kind, size);
+}
+
+/* The children of a mirror folder, collected. */
+struct children {
+	struct mirror_entry e[MAX_MODEL];
+	size_t n;
+};
+
+static bool on_child(void *arg, const struct mirror_entry *e)
+{
+	struct children *c = arg;
+
+	if (c->n == MAX_MODEL)
+		return false;
+	c->e[c->n] = *e;
+	c->e[c->n].blocks = (struct cfs_blocklist){ 0 };
+	c->e[c->n++].target = NULL;
+	return true;
+}
+
+/* Walks the mirror under d: each entry's path into l; with s, checks
+ * that each entry committed (a node, nothing pending) is a journal row. */
+static void mirror_walk(struct cfs_sql *db, const struct mirror_entry *d,
+			const char *base, struct listing *l,
+			struct fake_server *s)
+{
+	struct children *c = calloc(1, sizeof(*c));
+	struct cfs_error err;
+
+	CHECK(c && mirror_readdir(db, d, 0, on_child, c, &err) == CFS_OK);
+	for (size_t i = 0; c && i < c->n; i++) {
+		const struct mirror_entry *e = &c->e[i];
+		char path[64];
+
+		snprintf(path, sizeof(path), "%s%s%s", base, *base ? "/" : "",
+			 e->name);
+		listing_add(l, path, e->kind, e->size);
+		if (s && e->node > 0 && !e->pending &&
+		    !fake_journal_has(s, ROOT_NS, e->jid, e->node)) {
+			fprintf(stderr,
+				"'%s' shows JID %lld of node %lld, "
+				"which the journal does not have\n",
+				path, (long long)e->jid, (long long)e->node);
+			CHECK(!"a committed entry is in the journal");
+		}
+		if (e->kind == CFS_KIND_DIR)
+			mirror_walk(db, e, path, l, s);
+	}
+	free(c);
+}
+
+static void mirror_listing(struct client *c, struct listing *l,
+			   struct fake_server *s)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(c->fs.cache, &err);
+	struct mirror_entry root;
+
+	l->n = 0;
+	CHECK(db && mirror_get(db, MIRROR_ROOT_INO, &root, &err) == CFS_OK);
+	if (db)
+		mirror_walk(db, &root, "", l, s);
+	mirror_entry_release(&root);
+	cache_db_release(c->fs.cache, db);
+	qsort(l->lines, l->n, sizeof(l->lines[0]), by_line);
+}
+
+static void model_listing(const struct model *m, struct listing *l)
+{
+	l->n = 0;
+	for (size_t i = 0; i < m->n; i++)
+		listing_add(l, m->e[i].path, m->e[i].kind, m->e[i].size);
+	qsort(l->lines, l->n, sizeof(l->lines[0]), by_line);
+}
+
+static bool same(const struct listing *a, const struct listing *b,
+		 const char *what)
+{
+	bool eq = a->n == b->n;
+
+	for (size_t i = 0; eq && i < a->n; i++)
+		eq = strcmp(a->lines[i], b->lines[i]) == 0;
+	if (!eq) {
+		fprintf(stderr, "%s differ:\n", what);
+		for (size_t i = 0; i < a->n || i < b->n; i++)
+			fprintf(stderr, "  %-40s | %s\n",
+				i < a->n ? a->lines[i] : "",
+				i < b->n ? b->lines[i] : "");
+	}
+	return eq;
+}
+
+/* The inode at path in the mirror (0: none) and its kind. */
+static uint64_t ino_at(struct cfs_sql *db, const char *path,
+		       enum cfs_kind *kind)
+{
+	struct mirror_entry e, next;
+	struct cfs_error err;
+	char buf[64], *save = NULL;
+	uint64_t ino;
+
+	if (mirror_get(db, MIRROR_ROOT_INO, &e, &err))
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *name = strtok_r(buf, "/", &save); name;
+	     name = strtok_r(NULL, "/", &save)) {
+		enum cfs_err rc = mirror_lookup(db, &e, name, &next, &err);
+
+		mirror_entry_release(&e);
+		if (rc)
+			return 0;
+		e = next;
+	}
+	ino = e.ino;
+	*kind = e.kind;
+	mirror_entry_release(&e);
+	return ino;
+}
+
+/* Splits path into its folder's inode and its name. */
+static uint64_t folder_of(struct cfs_sql *db, const char *path,
+			  const char **name)
+{
+	char up[64];
+	const char *slash = strrchr(path, '/');
+	enum cfs_kind kind = CFS_KIND_DIR;
+
+	*name = slash ? slash + 1 : path;
+	if (!slash)
+		return MIRROR_ROOT_INO;
+	snprintf(up, sizeof(up), "%.*s", (int)(slash - path), path);
+	return ino_at(db, up, &kind);
+}
+
+/* Stores len bytes made from seed as a block of the cache: its id. */
+static struct cfs_block_id cache_block(struct client *c, unsigned seed,
+				       uint32_t len)
+{
+	char *data = malloc(len), name[32];
+	struct cfs_block_id id;
+	struct cfs_error err;
+	int fd = blockcache_tmp_create(c->fs.cache, name);
+
+	for (uint32_t i = 0; data && i < len; i++)
+		data[i] = (char)rand_r(&seed);
+	CHECK(data && fd >= 0 && cfs_sha256(data, len, &id) == 0);
+	CHECK(write(fd, data, len) == (ssize_t)len);
+	CHECK(blockcache_store(c->fs.cache, fd, name, &id, len, &err) ==
+	      CFS_OK);
+	free(data);
+	return id;
+}
+
+/* A random path among a few: folders d0..d2, and names in them. */
+static void pick_path(unsigned *seed, char *out, size_t len, bool folder)
+{
+	unsigned depth = (unsigned)rand_r(seed) % 3;
+	int n;
+
+	if (folder || depth == 0)
+		n = snprintf(out, len, "%s%u", folder ? "d" : "f",
+			     (unsigned)rand_r(seed) % 3);
+	else if (depth == 1)
+		n = snprintf(out, len, "d%u/f%u", (unsigned)rand_r(seed) % 3,
+			     (unsigned)rand_r(seed) % 3);
+	else
+		n = snprintf(
+			out, len, "d%u/d%u/f%u", (unsigned)rand_r(seed) % 3,
+			(unsigned)rand_r(seed) % 3, (unsigned)rand_r(seed) % 3);
+	(void)n;
+}
+
+/* One local change drawn from seed, applied to the mirror as the FUSE
+ * handlers do, and to the model when the mirror took it. */
+static void local_change(struct client *c, struct model *m, unsigned *seed)
+{
+	struct cfs_error err = { 0 };
+	struct cfs_sql *db = cache_db(c->fs.cache, &err);
+	struct mirror_changes ch = { 0 };
+	struct mirror_entry out;
+	char path[64] = "", to[64] = "";
+	const char *name, *to_name;
+	unsigned what = (unsigned)rand_r(seed) % 10;
+	uint64_t dir_ino, ino = 0;
+	enum cfs_kind kind;
+
+	CHECK(db != NULL);
+	if (!db)
+		return;
+	pthread_mutex_lock(&c->fs.apply_lock);
+	if (what < 2) { /* mkdir */
+		struct local_new n = { CFS_KIND_DIR, 0755, now_ns(), NULL };
+
+		pick_path(seed, path, sizeof(path), (unsigned)rand_r(seed) % 2);
+		if (rand_r(seed) % 2 && strchr(path, '/') == NULL)
+			snprintf(path, sizeof(path), "d%u",
+				 (unsigned)rand_r(seed) % 3);
+		else if (strncmp(path, "d", 1) == 0 && strchr(path, '/'))
+			*strrchr(path, 'f') = 'd';
+		dir_ino = folder_of(db, path, &name);
+		if (dir_ino &&
+		    local_mknode(db, dir_ino, name, &n, &out, &err) == CFS_OK) {
+			model_set(m, path, CFS_KIND_DIR, 0);
+			mirror_entry_release(&out);
+		}
+	} else if (what < 6) { /* write a file: created, or its content */
+		struct local_new n = { CFS_KIND_FILE, 0644, now_ns(), NULL };
+		uint32_t size = 1 + (uint32_t)rand_r(seed) % 3000;
+		struct cfs_block_id id =
+			cache_block(c, (unsigned)rand_r(seed), size);
+		struct cfs_blocklist bl = { .ids = &id, .n = 1 };
+		struct local_content content = { size, &bl, now_ns(), now_ns(),
+						 now_ns() };
+		bool opened = false;
+
+		pick_path(seed, path, sizeof(path), false);
+		dir_ino = folder_of(db, path, &name);
+		ino = ino_at(db, path, &kind);
+		if (ino && kind == CFS_KIND_FILE)
+			opened = local_write_begin(db, ino, &err) == CFS_OK;
+		else if (!ino && dir_ino &&
+			 local_mknode(db, dir_ino, name, &n, &out, &err) ==
+				 CFS_OK) {
+			ino = out.ino;
+			opened = true;
+			mirror_entry_release(&out);
+		}
+		if (opened &&
+		    local_write_end(db, ino, &content, &ch, &err) == CFS_OK)
+			model_set(m, path, CFS_KIND_FILE, size);
+	} else if (what < 7) { /* symlink */
+		struct local_new n = { CFS_KIND_SYMLINK, 0777, now_ns(),
+				       "target" };
+
+		pick_path(seed, path, sizeof(path), false);
+		dir_ino = folder_of(db, path, &name);
+		if (dir_ino &&
+		    local_mknode(db, dir_ino, name, &n, &out, &err) == CFS_OK) {
+			model_set(m, path, CFS_KIND_SYMLINK, 6);
+			mirror_entry_release(&out);
+		}
+	} else if (what < 9) { /* rename, over what is there */
+		bool folder = rand_r(seed) % 3 == 0;
+
+		pick_path(seed, path, sizeof(path), folder);
+		pick_path(seed, to, sizeof(to), folder);
+		dir_ino = folder_of(db, path, &name);
+		if (dir_ino && ino_at(db, path, &kind)) {
+			uint64_t to_dir = folder_of(db, to, &to_name);
+
+			if (to_dir &&
+			    local_rename(db, dir_ino, name, to_dir, to_name,
+					 false, now_ns(), &ino, &err) == CFS_OK)
+				model_move(m, path, to);
+		}
+	} else { /* remove */
+		pick_path(seed, path, sizeof(path), rand_r(seed) % 3 == 0);
+		dir_ino = folder_of(db, path, &name);
+		if (dir_ino && ino_at(db, path, &kind) &&
+		    local_remove(db, dir_ino, name, kind == CFS_KIND_DIR, &ino,
+				 &err) == CFS_OK)
+			model_drop(m, path);
+	}
+	pthread_mutex_unlock(&c->fs.apply_lock);
+	if (getenv("TEST_REMOTE_VERBOSE"))
+		fprintf(stderr, "  change %u '%s' '%s': %s\n", what, path,
+			what == 7 || what == 8 ? to : "", err.msg);
+	mirror_changes_release(&ch);
+	cache_db_release(c->fs.cache, db);
+}
+
+/* Writes size bytes made from seed to file name at the root of c's
+ * mirror (created if need be), as a close after writes queues it. */
+static struct cfs_block_id write_file(struct client *c, const char *name,
+				      unsigned seed, uint32_t size)
+{
+	struct local_new n = { CFS_KIND_FILE, 0644, now_ns(), NULL };
+	struct cfs_block_id id = cache_block(c, seed, size);
+	struct cfs_blocklist bl = { .ids = &id, .n = 1 };
+	struct local_content content = { size, &bl, now_ns(), now_ns(),
+					 now_ns() };
+	struct mirror_changes ch = { 0 };
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(c->fs.cache, &err);
+	struct mirror_entry out;
+	enum cfs_kind kind;
+	uint64_t ino = db ? ino_at(db, name, &kind) : 0;
+
+	CHECK(db != NULL);
+	if (ino)
+		CHECK(local_write_begin(db, ino, &err) == CFS_OK);
+	else if (local_mknode(db, MIRROR_ROOT_INO, name, &n, &out, &err) ==
+		 CFS_OK)
+		ino = out.ino, mirror_entry_release(&out);
+	CHECK(ino && local_write_end(db, ino, &content, &ch, &err) == CFS_OK);
+	mirror_changes_release(&ch);
+	cache_db_release(c->fs.cache, db);
+	return id;
+}
+
+static unsigned count_files;
+static uint64_t copy_size; /* the conflicted copy's, 0: none */
+
+static void on_file(void *arg, const char *path, enum cfs_kind kind,
+		    uint64_t size)
+{
+	(void)arg;
+	if (getenv("TEST_REMOTE_VERBOSE"))
+		fprintf(stderr, "  server: %s %s\n", cfs_kind_name(kind), path);
+	count_files += kind == CFS_KIND_FILE;
+	if (strstr(path, "conflicted copy"))
+		copy_size = size;
+}
+
+static void test_two_devices_editing_one_version_keep_both(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct client a, b;
+	struct cfs_error err;
+	uint64_t size = 0;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	client_new(&a, s, 0, ROOT_NS, "conflict-a");
+	client_new(&b, s, 0, ROOT_NS, "conflict-b");
+	write_file(&a, "doc.txt", 1, 100);
+	CHECK(upload_all(&a, 20));
+	CHECK(catch_up(&b, &err) == CFS_OK);
+	write_file(&a, "doc.txt", 2, 200);
+	CHECK(upload_all(&a, 20));
+	/* b edits the first version, which is no longer the newest. */
+	write_file(&b, "doc.txt", 3, 300);
+	CHECK(upload_all(&b, 20));
+	CHECK(fake_lookup(s, ROOT_NS, "doc.txt", &size) == CFS_KIND_FILE &&
+	      size == 200);
+	/* The server has a's edit, and b's as a conflicted copy. */
+	count_files = 0;
+	copy_size = 0;
+	fake_walk(s, ROOT_NS, on_file, NULL);
+	CHECK(count_files == 2 && copy_size == 300);
+	client_close(&a);
+	client_close(&b);
+	fake_server_free(s);
+}
+
+static void test_a_commit_whose_answer_was_lost_is_applied_once(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct listing *l = calloc(1, sizeof(*l));
+	struct local_new dir_new = { CFS_KIND_DIR, 0755, now_ns(), NULL };
+	struct client c;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	struct mirror_entry e;
+	bool sent, retry;
+	uint64_t size = 0, ino;
+
+	CHECK(s && l && fake_namespace(s, 0) == ROOT_NS);
+	client_new(&c, s, 0, ROOT_NS, "lost");
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	/* A folder made, then moved, in one batch: sent again as paths, the
+	 * folder would be made anew beside the moved one. */
+	db = cache_db(c.fs.cache, &err);
+	CHECK(db && local_mknode(db, MIRROR_ROOT_INO, "x", &dir_new, &e,
+				 &err) == CFS_OK);
+	mirror_entry_release(&e);
+	CHECK(local_rename(db, MIRROR_ROOT_INO, "x", MIRROR_ROOT_INO, "y",
+			   false, now_ns(), &ino, &err) == CFS_OK);
+	cache_db_release(c.fs.cache, db);
+	write_file(&c, "a.txt", 4, 10);
+	fake_fault_commit(s, FAKE_DROP);
+	CHECK(uploader_step(c.u, &sent, &retry, &err) == CFS_ERR_UNREACHABLE);
+	if (getenv("TEST_REMOTE_VERBOSE"))
+		fprintf(stderr, "  step: %s, head %lld\n", err.msg,
+			(long long)fake_head(s, ROOT_NS));
+	/* Applied, and the mount does not know: still queued, in doubt. */
+	CHECK(fake_head(s, ROOT_NS) >= 1);
+	CHECK(queued(&c) == 3);
+	/* A crash, and the next mount sends it again: each change is one
+	 * row (the folder, its move, the file), none made twice. */
+	client_close(&c);
+	client_open(&c, s, 0, ROOT_NS);
+	CHECK(c.fs.in_doubt);
+	CHECK(upload_all(&c, 20));
+	CHECK(!c.fs.in_doubt);
+	CHECK(fake_head(s, ROOT_NS) == 3);
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	mirror_listing(&c, l, s);
+	CHECK(l->n == 2 && strcmp(l->lines[0], "dir 0 y") == 0 &&
+	      strcmp(l->lines[1], "file 10 a.txt") == 0);
+	CHECK(fake_lookup(s, ROOT_NS, "x", &size) == CFS_KIND_DELETED);
+	client_close(&c);
+	fake_server_free(s);
+	free(l);
+}
+
+/* A reader of the fetcher, for the Dropship test: opens block id. */
+static int fetch(struct client *c, const struct cfs_block_id *id, uint32_t len)
+{
+	struct cfs_error err;
+	int fd = fetcher_open(c->fs.fetch, id, len, 2000, &err);
+
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 ? -1 : 0;
+}
+
+static void test_a_block_is_fetched_only_by_those_who_may_read_it(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct client a, b;
+	struct cfs_block_id id;
+	struct cfs_block_id room[1];
+	struct cfs_blocklist needed = { .ids = room };
+	struct cfs_error err;
+	int64_t b_ns;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	b_ns = fake_namespace(s, 1);
+	client_new(&a, s, 0, ROOT_NS, "dropship-a");
+	client_new(&b, s, 1, b_ns, "dropship-b");
+	CHECK(catch_up(&a, &err) == CFS_OK);
+	id = write_file(&a, "secret.txt", 6, 1000);
+	CHECK(upload_all(&a, 20));
+	b.fs.fetch = fetcher_new(b.fs.remote, b.fs.cache, 2);
+	CHECK(b.fs.fetch != NULL);
+	/* Knowing the hash is not enough to read it, nor to skip its
+	 * upload. */
+	CHECK(fetch(&b, &id, 1000) < 0);
+	CHECK(remote_need_blocks(b.conn, &id, 1, 0, NULL, &needed, &err) ==
+	      CFS_OK);
+	CHECK(needed.n == 1 && cfs_block_id_equal(&needed.ids[0], &id));
+	/* Shared with b: now it may. */
+	fake_add_member(s, ROOT_NS, 1);
+	CHECK(fetch(&b, &id, 1000) == 0);
+	fetcher_free(b.fs.fetch);
+	b.fs.fetch = NULL;
+	client_close(&a);
+	client_close(&b);
+	fake_server_free(s);
+}
+
+struct poller {
+	struct remote_conn *conn;
+	struct remote_cursor cursor;
+	enum cfs_err rc;
+};
+
+static void *poll_thread(void *arg)
+{
+	struct poller *p = arg;
+	struct cfs_error err;
+
+	p->rc = remote_longpoll(p->conn, &p->cursor, 1, 10, NULL, &err);
+	return NULL;
+}
+
+static void test_a_long_poll_wakes_when_its_namespace_moves(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct queued_op op = { .type = QUEUE_DIR,
+				.kind = CFS_KIND_DIR,
+				.path = "new",
+				.mode = 0755,
+				.base_jid = -1 };
+	struct remote *r;
+	struct poller p = { .rc = CFS_ERR__COUNT };
+	uint64_t start = cfs_monotonic_ms();
+	pthread_t t;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	r = fake_remote_new(s, 0);
+	p.conn = remote_conn_new(r);
+	p.cursor = (struct remote_cursor){ ROOT_NS, fake_head(s, ROOT_NS) };
+	CHECK(pthread_create(&t, NULL, poll_thread, &p) == 0);
+	usleep(100 * 1000);
+	CHECK(fake_commit_one(s, ROOT_NS, &op).status == REMOTE_COMMITTED);
+	pthread_join(t, NULL);
+	CHECK(p.rc == CFS_OK);
+	CHECK(cfs_monotonic_ms() - start < 5000);
+	remote_conn_free(p.conn);
+	remote_free(r);
+	fake_server_free(s);
+}
+
+/* One seeded run: what it checks is said at the top. */
+static void random_run(unsigned seed)
+{
+	struct fake_server *s = fake_server_new();
+	struct model *m = calloc(1, sizeof(*m));
+	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct client c;
+	struct cfs_error err;
+	unsigned rng = seed;
+	char name[32];
+	int before = check_failures;
+
+	CHECK(s && m && a && b && fake_namespace(s, 0) == ROOT_NS);
+	snprintf(name, sizeof(name), "run-%u", seed);
+	client_new(&c, s, 0, ROOT_NS, name);
+	fake_faults(s, 20, seed);
+	for (unsigned step = 0; step < 60; step++) {
+		unsigned what = (unsigned)rand_r(&rng) % 10;
+
+		if (what < 5) {
+			local_change(&c, m, &rng);
+		} else if (what < 8) {
+			bool sent, retry;
+
+			uploader_step(c.u, &sent, &retry, &err);
+		} else if (what < 9) {
+			catch_up(&c, &err);
+		} else {
+			/* A restart: nothing queued is lost. */
+			int64_t n = queued(&c);
+
+			client_close(&c);
+			client_open(&c, s, 0, ROOT_NS);
+			CHECK(queued(&c) == n);
+		}
+		mirror_listing(&c, a, s);
+		model_listing(m, b);
+		CHECK(same(a, b, "the mirror and the model"));
+		if (check_failures != before)
+			break;
+	}
+	/* The server comes back for good: everything gets there. */
+	fake_faults(s, 0, 0);
+	CHECK(upload_all(&c, 200));
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	mirror_listing(&c, a, s);
+	model_listing(m, b);
+	CHECK(same(a, b, "the mirror and the model"));
+	b->n = 0;
+	fake_walk(s, ROOT_NS, on_fake, b);
+	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
+	CHECK(same(a, b, "the mirror and the server"));
+	if (getenv("TEST_REMOTE_VERBOSE"))
+		fprintf(stderr, "seed %u: %zu entries, journal at JID %lld\n",
+			seed, a->n, (long long)fake_head(s, ROOT_NS));
+	client_close(&c);
+	fake_server_free(s);
+	free(m);
+	free(a);
+	free(b);
+	if (check_failures != before)
+		fprintf(stderr,
+			"seed %u failed: TEST_REMOTE_SEED=%u replays it\n",
+			seed, seed);
+}
+
+static void test_seeded_random_sequences_with_faults_converge(void)
+{
+	const char *one = getenv("TEST_REMOTE_SEED");
+	const char *runs_s = getenv("TEST_REMOTE_RUNS");
+	unsigned runs = runs_s ? (unsigned)atoi(runs_s) : 100;
+	unsigned first = (unsigned)time(NULL);
+	int before = check_failures;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (one) {
+		random_run((unsigned)strtoul(one, NULL, 10));
+		return;
+	}
+	fprintf(stderr, "seeds %u to %u\n", first, first + runs - 1);
+	for (unsigned i = 0; i < runs && check_failures == before; i++)
+		random_run(first + i);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fprintf(stderr, "%u seeded runs in %.2f s\n", runs,
+		(double)(t1.tv_sec - t0.tv_sec) +
+			(double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
+
+int main(void)
+{
+	cfs_log_init("test_remote", CFS_LOG_ERROR);
+	if (!mkdtemp(dir))
+		return 1;
+	RUN(test_a_long_poll_wakes_when_its_namespace_moves);
+	RUN(test_a_block_is_fetched_only_by_those_who_may_read_it);
+	RUN(test_two_devices_editing_one_version_keep_both);
+	RUN(test_a_commit_whose_answer_was_lost_is_applied_once);
+	RUN(test_seeded_random_sequences_with_faults_converge);
+	if (!check_failures) {
+		char cmd[64];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			return 1;
+	}
+	return CHECK_DONE();
+}
