@@ -411,8 +411,8 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 /*
  * copy_file_range within a namespace, from a file not being written: the
  * destination takes the source's blocks (session_append_blocks), so cp
- * of a large file moves no byte.  Any other copy is EOPNOTSUPP, for which
- * the kernel copies the bytes itself.
+ * of a large file moves no byte.  Any other copy (also from a file removed
+ * while open) is EOPNOTSUPP, for which the kernel copies the bytes itself.
  */
 void ops_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			 struct fuse_file_info *fi_in, fuse_ino_t ino_out,
@@ -437,6 +437,9 @@ void ops_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		eno = EOPNOTSUPP; /* its newest bytes are not blocks yet */
 	else
 		eno = ops_get(fs, ino_in, &db, &src);
+	/* Removed while open: the kernel copies what its handle reads. */
+	if (eno == ESTALE)
+		eno = EOPNOTSUPP;
 	if (eno) {
 		fuse_reply_err(req, eno);
 		return;

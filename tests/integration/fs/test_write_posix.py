@@ -323,8 +323,16 @@ def test_copy_file_range_and_cp_copy_as_on_a_local_disk(both):
             f.flush()
             obs.append(copy_range(at(root, "open.bin"), at(root, "open.copy"), 100))
         subprocess.run(["cp", at(root, "big.bin"), at(root, "cp.bin")], check=True)
+        fi = os.open(at(root, "small.txt"), os.O_RDONLY)  # copied once it is removed
+        os.unlink(at(root, "small.txt"))
+        fo = os.open(at(root, "orphan.copy"), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            obs.append(os.copy_file_range(fi, fo, 100))
+        finally:
+            os.close(fi)
+            os.close(fo)
         obs += [sha(read(at(root, p))) for p in ("whole.bin", "middle.bin", "small.copy",
-                                                  "open.copy", "cp.bin")]
+                                                  "open.copy", "cp.bin", "orphan.copy")]
         return obs
 
     b.run(scenario)
