@@ -337,8 +337,11 @@ static int start(struct sessions *t, uint64_t ino, bool new,
 
 	if (db)
 		cache_db_release(t->fs->cache, db);
+	/* Gone since the kernel's lookup (a change from elsewhere applied):
+	 * ESTALE, as ops_get answers, makes open(2) look the name up again
+	 * rather than fail with ENOENT on a name that exists. */
 	if (rc)
-		return cfs_err_errno(rc);
+		return rc == CFS_ERR_NOT_FOUND ? ESTALE : cfs_err_errno(rc);
 	if (e.kind != CFS_KIND_FILE) {
 		mirror_entry_release(&e);
 		return EISDIR;
@@ -365,8 +368,9 @@ static int start(struct sessions *t, uint64_t ino, bool new,
 	e.blocks = (struct cfs_blocklist){ 0 };
 	mirror_entry_release(&e);
 	pthread_mutex_init(&s->lock, NULL);
-	/* ENOENT: removed meanwhile (a change from elsewhere applied). */
 	eno = new ? 0 : mark(s, true, NULL);
+	if (eno == ENOENT)
+		eno = ESTALE; /* removed meanwhile, as above */
 	if (eno) {
 		session_free(s);
 		return eno;
