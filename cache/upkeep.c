@@ -309,7 +309,7 @@ uint64_t cache_staged_bytes(struct cache *c)
 			    AT_SYMLINK_NOFOLLOW) == 0)
 			sum += (uint64_t)st.st_blocks * 512;
 	closedir(d);
-	return sum;
+	return sum + __atomic_load_n(&c->adopting, __ATOMIC_SEQ_CST);
 }
 
 /* Calls fn(arg, dirfd of DIR/blocks/XX, name, id) for each block file;

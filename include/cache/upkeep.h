@@ -49,7 +49,9 @@ enum cfs_err cache_evict_unlisted(struct cache *c, struct cache_tally *t,
 enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
 			      struct cfs_error *err);
 
-/* The disk bytes of the staging files (DIR/dirty: files being written). */
+/* The disk bytes of the staging files (DIR/dirty: files being written),
+ * and of blocks on their way into the index (blockcache_adopt), which a
+ * measure of the index and of the staging folder would both miss. */
 uint64_t cache_staged_bytes(struct cache *c);
 
 /* The bytes of the indexed block files. */
