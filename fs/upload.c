@@ -980,6 +980,9 @@ bool uploader_sends(struct uploader *u, uint64_t ino)
 
 void uploader_counts(struct uploader *u, struct upload_counts *c)
 {
+	*c = (struct upload_counts){ 0 };
+	if (!u)
+		return; /* not started yet: nothing sent */
 	c->blocks = __atomic_load_n(&u->counts.blocks, __ATOMIC_RELAXED);
 	c->bytes = __atomic_load_n(&u->counts.bytes, __ATOMIC_RELAXED);
 	c->commits = __atomic_load_n(&u->counts.commits, __ATOMIC_RELAXED);

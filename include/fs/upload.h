@@ -58,6 +58,7 @@ struct upload_counts {
 	uint64_t committed;	/* operations the server committed */
 	uint64_t failures;	/* rounds that failed or must be tried again */
 };
+/* u may be NULL (not started yet): all zero. */
 void uploader_counts(struct uploader *u, struct upload_counts *c);
 
 /* Something was queued (or a session released): look at it now, unless
