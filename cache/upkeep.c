@@ -292,17 +292,13 @@ enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
 
 uint64_t cache_staged_bytes(struct cache *c)
 {
-	int dup_fd = dup(c->dirty_fd);
-	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	DIR *d = cache_opendir(c->dirty_fd);
 	struct dirent *de;
 	uint64_t sum = 0;
 	struct stat st;
 
-	if (!d) {
-		if (dup_fd >= 0)
-			close(dup_fd);
+	if (!d)
 		return 0;
-	}
 	while ((de = readdir(d)))
 		if (de->d_name[0] != '.' &&
 		    fstatat(c->dirty_fd, de->d_name, &st,
@@ -321,19 +317,14 @@ typedef enum cfs_err (*each_block_fn)(void *arg, int dirfd, const char *name,
 static enum cfs_err each_block_file(struct cache *c, each_block_fn fn,
 				    void *arg, struct cfs_error *err)
 {
-	int dup_fd = dup(c->blocks_fd);
-	DIR *top = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	DIR *top = cache_opendir(c->blocks_fd);
 	struct dirent *de;
 	enum cfs_err rc = CFS_OK;
 
-	if (!top) {
-		if (dup_fd >= 0)
-			close(dup_fd);
+	if (!top)
 		return cfs_fail(err, CFS_ERR_INTERNAL,
 				"cannot list '%s/blocks': %s", c->path,
 				strerror(errno));
-	}
-	rewinddir(top);
 	while (rc == CFS_OK && (de = readdir(top))) {
 		int fd;
 		DIR *sub;

@@ -17,6 +17,7 @@
 #ifndef CACHE_CACHE_H
 #define CACHE_CACHE_H
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -109,6 +110,15 @@ enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
 enum cfs_err cache_offline_root(struct cache *c, const char *url,
 				const char *token_id, int64_t *root_ns,
 				struct cfs_error *err);
+
+/*
+ * A directory stream of its own over the folder dirfd names (one of the
+ * cache's subfolders), for one walk; NULL with errno set.  Not dup(): a
+ * duplicate shares the open folder's offset, so every walk after the first
+ * found the folder empty, and two threads walking at once skipped each
+ * other's entries.
+ */
+DIR *cache_opendir(int dirfd);
 
 /* A connection to cache.db for the calling thread. */
 struct cfs_sql *cache_db(struct cache *c, struct cfs_error *err);

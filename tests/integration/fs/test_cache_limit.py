@@ -32,6 +32,22 @@ def cache_bytes(m):
     return st["bytes"] + st["dirty_bytes"]
 
 
+def test_a_file_being_written_counts_at_every_look(alice, mount):
+    """The bytes of files still open for writing count each time the cache
+    is measured, not only the first: the keeper measures at every pass, and
+    a miss let writes past the limit (all eight of the test below, now and
+    then)."""
+    m = mount(alice)
+    fd = os.open(at(m, "open.bin"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, payload(3 * MiB, "open"))
+        looks = [cloudfs("cache", "stat", "--json", cwd=m.mountpoint)["dirty_bytes"]
+                 for _ in range(3)]
+    finally:
+        os.close(fd)
+    assert all(n >= 3 * MiB for n in looks), looks
+
+
 def test_writing_and_deleting_three_times_the_limit_stays_within_it(alice, mount):
     limit = 24 * MiB
     m = mount(alice, cache_size="24M", cache_min_free="0")
