@@ -290,7 +290,8 @@ enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
 	return rc;
 }
 
-uint64_t cache_staged_bytes(struct cache *c)
+/* Under the upkeep lock: the disk bytes of the staging files. */
+static uint64_t staged_bytes(struct cache *c)
 {
 	DIR *d = cache_opendir(c->dirty_fd);
 	struct dirent *de;
@@ -305,7 +306,7 @@ uint64_t cache_staged_bytes(struct cache *c)
 			    AT_SYMLINK_NOFOLLOW) == 0)
 			sum += (uint64_t)st.st_blocks * 512;
 	closedir(d);
-	return sum + __atomic_load_n(&c->adopting, __ATOMIC_SEQ_CST);
+	return sum;
 }
 
 /* Calls fn(arg, dirfd of DIR/blocks/XX, name, id) for each block file;
@@ -509,24 +510,28 @@ enum cfs_err cache_gc(struct cache *c, cache_report_fn fn, void *arg,
 	return rc;
 }
 
-enum cfs_err cache_block_bytes(struct cache *c, uint64_t *bytes,
-			       struct cfs_error *err)
+enum cfs_err cache_measure(struct cache *c, uint64_t *blocks, uint64_t *staged,
+			   struct cfs_error *err)
 {
-	struct cfs_sql *db = cache_db(c, err);
+	struct cfs_sql *db;
 	int64_t v = 0;
 	bool found;
-	enum cfs_err rc =
-		db ? cfs_sql_int64(db,
-				   cfs_sql_stmt(db,
-						"SELECT COALESCE(SUM(size), 0)"
-						" FROM blocks",
-						err, ""),
-				   &v, &found, err)
-		   : err->code;
+	enum cfs_err rc;
 
+	pthread_rwlock_wrlock(&c->upkeep);
+	db = cache_db(c, err);
+	rc = db ? cfs_sql_int64(db,
+				cfs_sql_stmt(db,
+					     "SELECT COALESCE(SUM(size), 0)"
+					     " FROM blocks",
+					     err, ""),
+				&v, &found, err)
+		: err->code;
 	if (db)
 		cache_db_release(c, db);
-	*bytes = (uint64_t)v;
+	*blocks = (uint64_t)v;
+	*staged = staged_bytes(c);
+	pthread_rwlock_unlock(&c->upkeep);
 	return rc;
 }
 

@@ -549,7 +549,7 @@ static int serve(struct cli *c, struct fs *fs)
 	/* Threads start here, once the mount is up. */
 	fs->keeper = keeper_start(fs->cache, fs->opt.cache_size,
 				  fs->opt.cache_min_free);
-	fs->fetch = fs->keeper ? fetcher_new(fs->remote, fs->cache,
+	fs->fetch = fs->keeper ? fetcher_new(fs->remote, fs->cache, fs->keeper,
 					     fs->opt.parallel)
 			       : NULL;
 	fs->upload = fs->fetch && sessions_start(fs->sessions) == 0

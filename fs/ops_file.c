@@ -318,6 +318,15 @@ static void log_no_room(struct fs *fs, fuse_ino_t ino)
 	free(path);
 }
 
+int ops_admit(struct fs *fs, fuse_ino_t ino, uint64_t cost)
+{
+	int eno = keeper_admit(fs->keeper, cost);
+
+	if (eno)
+		log_no_room(fs, ino);
+	return eno;
+}
+
 void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		   off_t off, struct fuse_file_info *fi)
 {
@@ -326,11 +335,10 @@ void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	size_t written = 0;
 	int eno = fh->session ? 0 : EBADF;
 
-	if (eno == 0 &&
-	    (eno = keeper_admit(fs->keeper,
+	if (eno == 0)
+		eno = ops_admit(fs, ino,
 				session_write_cost(fh->session, off,
-						   fuse_buf_size(bufv)))))
-		log_no_room(fs, ino);
+						   fuse_buf_size(bufv)));
 	if (eno == 0)
 		eno = session_write(fh->session, bufv, off, &written);
 	if (eno)
@@ -396,10 +404,8 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 				      ? len
 				      : (off_t)a.size - off;
 
-		eno = keeper_admit(fs->keeper, (uint64_t)cover);
-		if (eno)
-			log_no_room(fs, ino);
-		else
+		eno = ops_admit(fs, ino, (uint64_t)cover);
+		if (!eno)
 			eno = write_zeros(fh->session, off, cover);
 	}
 	if (!eno && !(mode & FALLOC_FL_KEEP_SIZE) &&

@@ -196,6 +196,8 @@ static int set_size(struct fs *fs, fuse_ino_t ino, uint64_t size,
 	if (!s)
 		eno = session_open(fs->sessions, ino, false, &s);
 	if (!eno)
+		eno = ops_admit(fs, ino, session_truncate_cost(s, size));
+	if (!eno)
 		eno = session_truncate(s, size);
 	if (!fh || !fh->session)
 		session_release(fs->sessions, s);

@@ -50,9 +50,6 @@ struct cache {
 		int64_t at;
 	} touched[CACHE_TOUCH_SLOTS], unwritten[CACHE_TOUCH_BATCH];
 	size_t n_unwritten;
-	/* Bytes of blocks being adopted: renamed out of the staging or
-	 * temporary folder, not yet indexed (atomic; cache_staged_bytes). */
-	uint64_t adopting;
 	/* Told of each block indexed (blockcache_on_store). */
 	void (*on_store)(void *arg, uint32_t size);
 	void *on_store_arg;

@@ -49,14 +49,15 @@ enum cfs_err cache_evict_unlisted(struct cache *c, struct cache_tally *t,
 enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
 			      struct cfs_error *err);
 
-/* The disk bytes of the staging files (DIR/dirty: files being written),
- * and of blocks on their way into the index (blockcache_adopt), which a
- * measure of the index and of the staging folder would both miss. */
-uint64_t cache_staged_bytes(struct cache *c);
-
-/* The bytes of the indexed block files. */
-enum cfs_err cache_block_bytes(struct cache *c, uint64_t *bytes,
-			       struct cfs_error *err);
+/*
+ * The bytes of the indexed block files (blocks) and the disk bytes of the
+ * staging files (staged: DIR/dirty, files being written), measured
+ * together under the upkeep lock: no block is then between the staging
+ * folder and the index (blockcache_adopt holds the cache), so none is
+ * counted twice or missed.  Waits for a file being committed.
+ */
+enum cfs_err cache_measure(struct cache *c, uint64_t *blocks, uint64_t *staged,
+			   struct cfs_error *err);
 
 /* Re-hashes every cached block; a bad one is removed, never served. */
 enum cfs_err cache_verify(struct cache *c, cache_report_fn fn, void *arg,

@@ -648,7 +648,7 @@ static void test_a_block_is_fetched_only_by_those_who_may_read_it(void)
 	CHECK(catch_up(&a, &err) == CFS_OK);
 	id = write_file(&a, "secret.txt", 6, 1000);
 	CHECK(upload_all(&a, 20));
-	b.fs.fetch = fetcher_new(b.fs.remote, b.fs.cache, 2);
+	b.fs.fetch = fetcher_new(b.fs.remote, b.fs.cache, NULL, 2);
 	CHECK(b.fs.fetch != NULL);
 	/* Knowing the hash is not enough to read it, nor to skip its
 	 * upload. */
