@@ -478,8 +478,8 @@ static enum cfs_err op_link(struct sq_conn *c, const struct meta_user *u,
 	if (rc)
 		return rc == CFS_ERR_CONFLICT ? CFS_OK : rc;
 	rc = sq_node_follow(c, ns, &src.node, err);
-	if (rc == CFS_OK && (src.node.kind == CFS_KIND_DIR ||
-			     src.node.kind == CFS_KIND_MOUNT))
+	if (rc == CFS_OK &&
+	    (src.node.kind == CFS_KIND_DIR || src.node.kind == CFS_KIND_MOUNT))
 		rc = cfs_fail(err, CFS_ERR_FORBIDDEN,
 			      "cannot link '%s': a %s has one name", op->path,
 			      src.node.kind == CFS_KIND_DIR ? "directory"

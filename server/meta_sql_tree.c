@@ -231,10 +231,9 @@ enum cfs_err sq_node_follow(struct sq_conn *c, int64_t ns, struct sq_node *n,
 	if (n->kind != CFS_KIND_LINK)
 		return CFS_OK;
 	rc = sq_node_get(c, ns, n->link_of, &to, err);
-	if (rc == CFS_OK && (to.kind == CFS_KIND_DELETED ||
-			     to.kind == CFS_KIND_DIR ||
-			     to.kind == CFS_KIND_MOUNT ||
-			     to.kind == CFS_KIND_LINK)) {
+	if (rc == CFS_OK &&
+	    (to.kind == CFS_KIND_DELETED || to.kind == CFS_KIND_DIR ||
+	     to.kind == CFS_KIND_MOUNT || to.kind == CFS_KIND_LINK)) {
 		sq_node_release(&to);
 		rc = cfs_fail(err, CFS_ERR_INTERNAL,
 			      "link %lld of namespace %lld names node %lld,"
