@@ -159,10 +159,11 @@ enum cfs_err sq_is_within(struct sq_conn *c, int64_t ns, int64_t dir,
 /*
  * n's own name is going (invariant 6): when n has LINK nodes that do not
  * lie below directory keep_out (0: anywhere), one of them goes and n takes
- * its parent and name, and *moved says so (n updated, with its new JID).
+ * its parent and name (n updated, with its new JID), and *gone is the JID
+ * of that link's delete, the row where n's name went; 0 otherwise.
  */
 enum cfs_err sq_name_drop(struct sq_conn *c, int64_t author, int64_t ns,
-			  struct sq_node *n, int64_t keep_out, bool *moved,
+			  struct sq_node *n, int64_t keep_out, int64_t *gone,
 			  struct cfs_error *err);
 /* The current path of node (malloc'd; "" for the root). */
 enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,

@@ -314,7 +314,8 @@ static enum cfs_err op_delete(struct sq_conn *c, const struct meta_user *u,
 {
 	struct sq_resolved r;
 	enum cfs_err rc;
-	bool full = false, renamed = false;
+	bool full = false;
+	int64_t gone = 0;
 
 	rc = resolve_base(c, ns, op, &r, res, err);
 	if ((rc == CFS_ERR_NOT_FOUND || rc == CFS_ERR_CONFLICT) && op->node) {
@@ -337,12 +338,18 @@ static enum cfs_err op_delete(struct sq_conn *c, const struct meta_user *u,
 	} else if (r.node.kind == CFS_KIND_MOUNT) {
 		rc = sq_unmount(c, u->id, r.node.mount_ns, err);
 	} else {
-		rc = sq_name_drop(c, u->id, ns, &r.node, 0, &renamed, err);
+		rc = sq_name_drop(c, u->id, ns, &r.node, 0, &gone, err);
 	}
-	if (rc == CFS_OK && !renamed)
+	if (rc == CFS_OK && !gone)
 		rc = sq_tombstone(c, u->id, ns, &r.node, err);
 	if (rc == CFS_OK)
 		committed(res, &r.node);
+	/* The node lives on at another name: what op deleted is the name,
+	 * at the JID before the node's move there, so that a client that
+	 * keeps the node's delete until its cursor passes it (as
+	 * cache/mirror.c does) takes the move for news. */
+	if (rc == CFS_OK && gone)
+		res->jid = gone;
 	sq_node_release(&r.node);
 	return rc;
 }
@@ -419,7 +426,8 @@ static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
 {
 	struct sq_resolved src, dst = { 0 };
 	enum cfs_err rc;
-	bool within = false, renamed = false;
+	bool within = false;
+	int64_t gone = 0;
 
 	rc = resolve_base(c, ns, op, &src, res, err);
 	if (rc == CFS_ERR_NOT_FOUND && op->node)
@@ -442,8 +450,8 @@ static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
 	if (rc == CFS_OK && dst.exists)
 		rc = check_replace(c, ns, op, &src.node, &dst.node, err);
 	if (rc == CFS_OK && dst.exists)
-		rc = sq_name_drop(c, u->id, ns, &dst.node, 0, &renamed, err);
-	if (rc == CFS_OK && dst.exists && !renamed)
+		rc = sq_name_drop(c, u->id, ns, &dst.node, 0, &gone, err);
+	if (rc == CFS_OK && dst.exists && !gone)
 		rc = sq_tombstone(c, u->id, ns, &dst.node, err);
 	if (rc)
 		goto out;

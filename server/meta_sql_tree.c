@@ -311,24 +311,26 @@ static enum cfs_err other_name(struct sq_conn *c, int64_t ns,
 }
 
 enum cfs_err sq_name_drop(struct sq_conn *c, int64_t author, int64_t ns,
-			  struct sq_node *n, int64_t keep_out, bool *moved,
+			  struct sq_node *n, int64_t keep_out, int64_t *gone,
 			  struct cfs_error *err)
 {
 	struct sq_node link;
+	bool found = false;
 	enum cfs_err rc;
 
-	*moved = false;
+	*gone = 0;
 	if (n->kind == CFS_KIND_DELETED || n->kind == CFS_KIND_DIR ||
 	    n->kind == CFS_KIND_MOUNT || n->kind == CFS_KIND_LINK)
 		return CFS_OK;
-	rc = other_name(c, ns, n, keep_out, &link, moved, err);
-	if (rc || !*moved)
+	rc = other_name(c, ns, n, keep_out, &link, &found, err);
+	if (rc || !found)
 		return rc;
 	/* The link's delete first, so that no two live nodes ever hold one
 	 * name (invariant 3), in the journal as in nodes. */
 	n->parent = link.parent;
 	memcpy(n->name, link.name, sizeof(n->name));
 	rc = sq_tombstone(c, author, ns, &link, err);
+	*gone = link.jid;
 	sq_node_release(&link);
 	if (rc == CFS_OK)
 		rc = sq_journal_put(c, ns, author, n, err);
@@ -515,12 +517,12 @@ static enum cfs_err keep_linked(struct sq_conn *c, int64_t author, int64_t ns,
 
 	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
 		struct sq_node f;
-		bool moved;
+		int64_t gone;
 
 		rc = sq_node_get(c, ns, ids[i], &f, err);
 		if (rc)
 			break;
-		rc = sq_name_drop(c, author, ns, &f, node, &moved, err);
+		rc = sq_name_drop(c, author, ns, &f, node, &gone, err);
 		sq_node_release(&f);
 	}
 	free(ids);

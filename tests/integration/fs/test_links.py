@@ -80,7 +80,8 @@ def test_a_file_the_mount_makes_at_a_links_name_never_writes_into_the_linked_fil
         os.fsync(f.fileno())
 
     def kept_apart():
-        names = os.listdir(m.mountpoint)
-        return any(n.startswith("b (conflicted copy") for n in names)
+        copies = [n for n in os.listdir(m.mountpoint) if "conflicted copy" in n]
+        return any(read(at(m, n)) == b"mine\n" for n in copies)
     until(kept_apart, within=30, what="the mount's b.txt as a conflicted copy")
     assert content_at(alice, "a.txt") == before == content_at(alice, "b.txt")
+    assert alice.snapshot(alice.root_ns)[0]["b.txt"]["kind"] == "link"

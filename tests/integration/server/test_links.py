@@ -73,9 +73,14 @@ def test_unlinking_one_name_keeps_the_others(alice):
     assert names(alice, ns)[0] == {"a": f["node"], "c": f["node"]}
     # The node's own name goes: it takes the place of its link, and
     # keeps its id and content.
-    alice.commit_ok(ns, {"op": "delete", "path": "a"})
+    head = alice.head(ns)
+    (gone,) = alice.commit_ok(ns, {"op": "delete", "path": "a"})
     by_path, held = names(alice, ns)
     assert by_path == {"c": f["node"]}
+    # Two rows, the link's delete then the node's move; the answer is at
+    # the first, so the node's new state is news to whoever deleted it.
+    assert gone["node"] == f["node"] and gone["jid"] == head + 1
+    assert held[f["node"]]["jid"] == head + 2 == alice.head(ns)
     assert held[f["node"]]["kind"] == "file" and held[f["node"]]["size"] == 4
     alice.commit_ok(ns, {"op": "delete", "path": "c"})
     assert names(alice, ns)[0] == {}
