@@ -85,3 +85,22 @@ def test_a_file_the_mount_makes_at_a_links_name_never_writes_into_the_linked_fil
     until(kept_apart, within=30, what="the mount's b.txt as a conflicted copy")
     assert content_at(alice, "a.txt") == before == content_at(alice, "b.txt")
     assert alice.snapshot(alice.root_ns)[0]["b.txt"]["kind"] == "link"
+
+
+def test_a_folder_that_holds_only_a_links_name_is_refused_and_comes_back(alice, mount):
+    """rmdir(2) of a folder the mount shows empty, where the server holds
+    a further name of a file the mount does not show: the server refuses
+    the delete (not empty), the folder comes back, and no name and no
+    byte is lost (mount.cloudfs(8), BUGS)."""
+    alice.commit_ok(alice.root_ns, {"op": "dir", "path": "d"})
+    alice.write_file(alice.root_ns, "a.txt", b"the one content\n")
+    link(alice, "a.txt", "d/b.txt")
+    m = mount(alice)
+    assert os.listdir(at(m, "d")) == []
+    os.rmdir(at(m, "d"))
+    until(lambda: os.path.isdir(at(m, "d")), within=30, what="d back on the mount")
+    snap = alice.snapshot(alice.root_ns)[0]
+    assert sorted(snap) == ["a.txt", "d", "d/b.txt"]
+    assert content_at(alice, "d/b.txt") == content_at(alice, "a.txt")
+    assert read(at(m, "a.txt")) == b"the one content\n"
+    assert "refused delete 'd'" in m.log_text()
