@@ -4,6 +4,7 @@ a name going keeps the others; directories and other namespaces refused;
 deletes of folders, renames over a name, sharing and history."""
 
 import os
+import time
 import urllib.parse
 
 from cfs_server import block_id, file_op, split_blocks, unchanged
@@ -178,3 +179,36 @@ def test_the_history_of_a_link_name_is_the_nodes(alice):
     assert [(v["jid"], v["kind"]) for v in r.json["versions"]] == \
         [(v2["jid"], "file"), (v1["jid"], "file")]
     assert os.path.basename(r.json["versions"][0]["path"]) == "b"
+
+
+def test_the_namespace_as_of_a_jid_has_its_links_of_then(alice):
+    ns = alice.root_ns
+    f = alice.write_file(ns, "a", b"x")
+    l = link(alice, ns, "a", "b")
+    then = alice.head(ns)
+    alice.commit_ok(ns, {"op": "delete", "path": "a"})
+    r = alice.get(f"/meta/ns/{ns}/list?as_of={then}")
+    assert r.status == 200, r
+    by_name = {e["name"]: e for e in r.json["entries"]}
+    assert by_name["a"]["node"] == f["node"] and by_name["a"]["kind"] == "file"
+    assert (by_name["b"]["node"], by_name["b"]["kind"], by_name["b"]["of"]) == \
+        (l["node"], "link", f["node"])
+    assert names(alice, ns)[0] == {"b": f["node"]}
+
+
+def test_garbage_collection_keeps_what_any_name_lists(server, alice):
+    ns = alice.root_ns
+    old, new = os.urandom(5000), os.urandom(6000)
+    f = alice.write_file(ns, "a", old)
+    link(alice, ns, "a", "b")
+    alice.write_file(ns, "b", new, base_jid=f["jid"])
+    alice.commit_ok(ns, {"op": "delete", "path": "a"})
+    before = alice.snapshot(ns)
+    server.stop()
+    time.sleep(1.1)  # superseded a second ago and more: past a retention of 0
+    server.cli("gc", "--retention", "0")
+    assert server.stored_blocks() == {block_id(new)}
+    server.start()
+    alice = alice.clone(server.url)
+    assert alice.snapshot(ns) == before
+    assert alice.download(block_id(new)).body == new
