@@ -170,6 +170,9 @@ static void check_op(const struct meta_op *op)
 	case META_OP_MOVE:
 		check_path(op->to, false, "a move's target");
 		break;
+	case META_OP_LINK:
+		check_path(op->to, false, "a link's new name");
+		break;
 	case META_OP_DIR:
 	case META_OP_DELETE:
 		break;

@@ -92,7 +92,11 @@ static json_t *entry_json(const struct meta_entry *e)
 		      json_object_set_new(o, "author", json_string(e->author));
 	if (o && e->before)
 		rc |= json_object_set_new(o, "before", json_integer(e->before));
-	if (!o || e->kind == CFS_KIND_DELETED)
+	/* A link's name is all it has of its own: the node it names holds
+	 * the rest (cloudfs-protocol(7)). */
+	if (o && e->kind == CFS_KIND_LINK)
+		rc |= json_object_set_new(o, "of", json_integer(e->link_of));
+	if (!o || e->kind == CFS_KIND_DELETED || e->kind == CFS_KIND_LINK)
 		return rc ? (json_decref(o), NULL) : o;
 	rc |= json_object_set_new(o, "size", json_integer((json_int_t)e->size));
 	rc |= json_object_set_new(o, "atime_ns", json_integer(e->atime_ns));
@@ -336,6 +340,7 @@ static const struct {
 	{ "symlink", META_OP_SYMLINK, CFS_KIND_SYMLINK },
 	{ "delete", META_OP_DELETE, CFS_KIND_DELETED },
 	{ "move", META_OP_MOVE, CFS_KIND_DELETED },
+	{ "link", META_OP_LINK, CFS_KIND_LINK },
 	{ "fifo", META_OP_SPECIAL, CFS_KIND_FIFO },
 	{ "socket", META_OP_SPECIAL, CFS_KIND_SOCKET },
 	{ "chardev", META_OP_SPECIAL, CFS_KIND_CHARDEV },
@@ -360,7 +365,7 @@ static enum cfs_err parse_op(json_t *o, struct meta_op *op,
 	if (i == sizeof(op_names) / sizeof(op_names[0]))
 		return cfs_fail(
 			err, CFS_ERR_BAD_FIELD,
-			"field 'op' must be file, dir, symlink, fifo, socket, chardev, blockdev, delete or move");
+			"field 'op' must be file, dir, symlink, fifo, socket, chardev, blockdev, delete, move or link");
 	op->type = op_names[i].type;
 	op->kind = op_names[i].kind;
 	op->base_jid = -1;
@@ -403,6 +408,12 @@ static enum cfs_err parse_op(json_t *o, struct meta_op *op,
 		return rc ? rc
 			  : cfs_json_bool_opt(o, "replace", false, &op->replace,
 					      err);
+	case META_OP_LINK:
+		rc = op_path(o, "to", &op->to, err);
+		if (rc == CFS_OK)
+			rc = cfs_json_int_opt(o, "base_jid", 0, INT64_MAX, -1,
+					      &op->base_jid, err);
+		return rc ? rc : op_ctime(o, op, cfs_now_ns(), err);
 	}
 	return CFS_OK;
 }

@@ -3,7 +3,8 @@
  * driver (server/db.h, db_pg_open(), which states the isolation levels
  * and locks).  This file holds what is PostgreSQL's own: the schema in
  * its dialect and its versions.  The concepts are the embedded store's
- * (meta_sqlite.c) at its version 5; version 1 here is that schema.
+ * (meta_sqlite.c) at its version 5; version 1 here is that schema,
+ * version 2 its version 6.
  *
  * Names, paths and clients' ids are byte strings compared exactly, as on
  * SQLite: their columns are COLLATE "C", whatever the database's locale.
@@ -58,8 +59,14 @@ static const char schema_1[] =
 	"CREATE TABLE gc_horizon(at BIGINT NOT NULL);"
 	"INSERT INTO gc_horizon VALUES (0);";
 
+/* Version 1 to 2: hard links, as version 6 of the embedded store. */
+static const char schema_2[] =
+	"ALTER TABLE journal ADD COLUMN link_of BIGINT;"
+	"ALTER TABLE nodes ADD COLUMN link_of BIGINT;"
+	"CREATE INDEX nodes_by_link ON nodes(ns, link_of) WHERE kind = 9;";
+
 /* steps[v] brings the schema from version v to v + 1. */
-static const char *const steps[] = { schema_1 };
+static const char *const steps[] = { schema_1, schema_2 };
 
 enum cfs_err meta_pg_open(const char *conninfo, meta_notify_fn notify,
 			  void *notify_arg, struct meta **out,

@@ -39,6 +39,13 @@
  *  4. A user is a member of their root namespace (mount_node NULL) and of
  *     each shared namespace mounted by a MOUNT node of their root.
  *  5. block_refs has (id, ns) for every block of every file row of ns.
+ *  6. Hard links: a LINK node is a further name of the live node link_of
+ *     of the same namespace (a file, symlink or special file, never a
+ *     directory, a mount or another LINK), which holds the content of
+ *     every name.  A node keeps its id while it has a name: when its own
+ *     name goes (deleted, replaced, its folder deleted or shared away),
+ *     it takes the place of one of its LINK nodes instead, which goes
+ *     (sq_name_drop).
  */
 #ifndef SERVER_META_SQL_H
 #define SERVER_META_SQL_H
@@ -106,6 +113,7 @@ enum cfs_err sq_block_available(struct sq_conn *c, int64_t user,
 /* A node's state while a transaction works on it. */
 struct sq_node {
 	int64_t node, parent, jid, mount_ns;
+	int64_t link_of; /* LINK: the node it is a name of; 0 otherwise */
 	enum cfs_kind kind;
 	char name[CFS_NAME_MAX + 1];
 	uint64_t size;
@@ -123,7 +131,7 @@ struct meta_entry sq_entry_of(const struct sq_node *n, const char *path);
 /* The columns a node's state is read from, of nodes or of journal. */
 #define SQ_NODE_COLS                                                      \
 	"node, parent, name, kind, size, mtime_ns, mode, blocks, target," \
-	" mount_ns, jid, atime_ns, ctime_ns"
+	" mount_ns, jid, atime_ns, ctime_ns, link_of"
 
 /* The node state of a row selected with SQ_NODE_COLS first. */
 enum cfs_err sq_node_from_row(struct sq_conn *c, struct db_stmt *st,
@@ -140,6 +148,22 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 /* The live child of parent called name; NOT_FOUND when there is none. */
 enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
 			  const char *name, size_t len, struct sq_node *n,
+			  struct cfs_error *err);
+/* Replaces a LINK n by the node that holds its content (invariant 6);
+ * leaves any other n as it is. */
+enum cfs_err sq_node_follow(struct sq_conn *c, int64_t ns, struct sq_node *n,
+			    struct cfs_error *err);
+/* Whether directory dir is node or lies below it. */
+enum cfs_err sq_is_within(struct sq_conn *c, int64_t ns, int64_t dir,
+			  int64_t node, bool *within, struct cfs_error *err);
+/*
+ * n's own name is going (invariant 6): when n has LINK nodes that do not
+ * lie below directory keep_out (0: anywhere), one of them goes and n takes
+ * its parent and name (n updated, with its new JID), and *gone is the JID
+ * of that link's delete, the row where n's name went; 0 otherwise.
+ */
+enum cfs_err sq_name_drop(struct sq_conn *c, int64_t author, int64_t ns,
+			  struct sq_node *n, int64_t keep_out, int64_t *gone,
 			  struct cfs_error *err);
 /* The current path of node (malloc'd; "" for the root). */
 enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,

@@ -13,7 +13,7 @@
 #include "cloudfs/sql.h"
 #include "meta_sql.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 static const char schema[] =
 	"CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -94,12 +94,21 @@ static const char upgrade_5[] =
 	"UPDATE nodes SET atime_ns = mtime_ns, ctime_ns = mtime_ns;"
 	"PRAGMA user_version = 5;";
 
+/* From version 5 to 6: hard links.  A LINK node is a further name of the
+ * node link_of names (meta_sql.h, invariant 6); the index finds a node's
+ * other names when one of them goes. */
+static const char upgrade_6[] =
+	"ALTER TABLE journal ADD COLUMN link_of INTEGER;"
+	"ALTER TABLE nodes ADD COLUMN link_of INTEGER;"
+	"CREATE INDEX nodes_by_link ON nodes(ns, link_of) WHERE kind = 9;"
+	"PRAGMA user_version = 6;";
+
 /* The whole schema the first time the store opens; an older one is
  * brought up to date, in one transaction on a connection of its own. */
 static enum cfs_err schema_init(struct cfs_sql *c, struct cfs_error *err)
 {
 	static const char *const steps[] = {
-		schema, upgrade_2, upgrade_3, upgrade_4, upgrade_5,
+		schema, upgrade_2, upgrade_3, upgrade_4, upgrade_5, upgrade_6,
 	};
 	enum cfs_err rc = cfs_sql_begin(c, true, err);
 	int version = rc ? -1 : cfs_sql_user_version(c);

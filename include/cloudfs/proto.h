@@ -47,6 +47,10 @@ enum cfs_kind {
 	CFS_KIND_SOCKET = 6,
 	CFS_KIND_CHARDEV = 7,
 	CFS_KIND_BLOCKDEV = 8,
+	/* A further name of a file, symlink or special file of the same
+	 * namespace (a hard link): the entry's "of" names that node, which
+	 * holds the content and the attributes of every name. */
+	CFS_KIND_LINK = 9,
 };
 
 /* A FIFO, socket or device. */

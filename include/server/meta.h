@@ -52,6 +52,7 @@ struct meta_entry {
 	struct cfs_blocklist blocks; /* files */
 	const char *target;	     /* symlinks, devices */
 	int64_t mount_ns;	     /* mounts */
+	int64_t link_of;	     /* links: the node it is a name of */
 	/* History only (meta_ops.history): */
 	int64_t at;	    /* when the row was committed (unix seconds) */
 	const char *author; /* who committed it */
@@ -74,6 +75,7 @@ enum meta_op_type {
 	META_OP_SPECIAL, /* a FIFO, socket or device: see kind */
 	META_OP_DELETE,
 	META_OP_MOVE,
+	META_OP_LINK, /* a further name, to, of what is at path */
 };
 
 /* One journal operation of a commit batch, already checked for syntax. */
@@ -81,7 +83,7 @@ struct meta_op {
 	enum meta_op_type type;
 	enum cfs_kind kind;	     /* what it makes; deleted: none */
 	const char *path;	     /* valid, non-root (cloudfs/path.h) */
-	const char *to;		     /* move: valid, non-root */
+	const char *to;		     /* move, link: valid, non-root */
 	struct cfs_blocklist blocks; /* file: count matches size */
 	uint64_t size;
 	int64_t atime_ns; /* not said: mtime_ns */

@@ -62,9 +62,14 @@ def test_what_was_acknowledged_before_kill_9_is_there_after_restart(server, alic
     assert_kept(alice.clone(server.url), snapshot, files)
 
 
+# What schema version 6 added: hard links.
+DROP_LINKS = (" DROP INDEX nodes_by_link; ALTER TABLE journal DROP COLUMN link_of;"
+              " ALTER TABLE nodes DROP COLUMN link_of;")
+
 # What schema version 5 added: atime and ctime, kept apart from mtime.
-DROP_TIMES = "".join(f" ALTER TABLE {t} DROP COLUMN {c};"
-                     for t in ("journal", "nodes") for c in ("atime_ns", "ctime_ns"))
+DROP_TIMES = DROP_LINKS + "".join(f" ALTER TABLE {t} DROP COLUMN {c};"
+                                  for t in ("journal", "nodes")
+                                  for c in ("atime_ns", "ctime_ns"))
 
 
 def times_from_mtime(snapshot):
@@ -73,6 +78,22 @@ def times_from_mtime(snapshot):
     entries, head = snapshot
     return {p: {**e, "atime_ns": e["mtime_ns"], "ctime_ns": e["mtime_ns"]}
             for p, e in entries.items()}, head
+
+
+@pytest.mark.embedded_only("upgrades of the SQLite schema")
+def test_a_data_dir_of_schema_5_keeps_everything_and_takes_links(server, alice):
+    snapshot, files = fill(alice)
+    server.stop()
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    db.executescript(DROP_LINKS + " PRAGMA user_version = 5;")
+    db.close()
+    server.start()
+    alice = alice.clone(server.url)
+    assert_kept(alice, snapshot, files)
+    path = next(p for p, e in snapshot[0].items() if e["kind"] == "file")
+    alice.commit_ok(alice.root_ns, {"op": "link", "path": path, "to": "second name"})
+    e = alice.snapshot(alice.root_ns)[0]["second name"]
+    assert (e["kind"], e["of"]) == ("link", snapshot[0][path]["node"])
 
 
 @pytest.mark.embedded_only("upgrades of the SQLite schema")
