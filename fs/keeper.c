@@ -10,11 +10,12 @@
  *     room under the limit for the write waiting (want), or for one byte
  *     when none waits; or the disk under the floor.  Only a pass clears
  *     it, and every pass wakes the writers waiting for room.
- *  3. fetching is the bytes of blocks given room by keeper_await and not
- *     yet released: on their way into the cache, where no measure sees
- *     them.  Room is what the limit leaves above used + fetching, and a
- *     pass evicts for them and for the largest fetch waiting (awaiting)
- *     as for files being written.
+ *  3. coming is the bytes given room (keeper_admit, keeper_await) and
+ *     not yet released: writes being made and blocks being fetched, on
+ *     their way into the cache where no measure may see them yet (a pass
+ *     in between would have forgotten them).  Room is what the limit
+ *     leaves above used + coming, and a pass evicts for them and for the
+ *     largest fetch waiting (awaiting) as for files being written.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,8 +40,8 @@ struct keeper {
 	uint64_t used;	  /* invariant 1 */
 	uint64_t arrived; /* counted in since the pass began (invariant 1) */
 	uint64_t want;	  /* the write waiting for room (invariant 2) */
-	uint64_t fetching, awaiting; /* invariant 3 */
-	bool full;		     /* invariant 2 */
+	uint64_t coming, awaiting; /* invariant 3 */
+	bool full;		   /* invariant 2 */
 	bool changed; /* blocks stored or unlisted since the last sweep */
 	bool woken, stop;
 };
@@ -80,17 +81,29 @@ static uint64_t disk_avail(const struct keeper *k)
 	return (uint64_t)v.f_bavail * v.f_frsize;
 }
 
-/* Under the lock: len more bytes came in; past the high mark, a pass
- * should look. */
+/* Under the lock: past the high mark, a pass should look. */
+static void nudge(struct keeper *k)
+{
+	if (k->limit && k->used + k->coming > high_mark(k) && !k->woken) {
+		k->woken = true;
+		pthread_cond_signal(&k->wake);
+	}
+}
+
+/* Under the lock: len more bytes came in. */
 static void count_in(struct keeper *k, uint64_t len)
 {
 	k->used += len;
 	k->arrived += len;
 	k->changed = true;
-	if (k->limit && k->used > high_mark(k) && !k->woken) {
-		k->woken = true;
-		pthread_cond_signal(&k->wake);
-	}
+	nudge(k);
+}
+
+/* Under the lock: room given for len bytes on their way (invariant 3). */
+static void take_room(struct keeper *k, uint64_t len)
+{
+	k->coming += len;
+	nudge(k);
 }
 
 static void on_store(void *arg, uint32_t size)
@@ -181,7 +194,7 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 
 	pthread_mutex_lock(&k->lock);
 	want = k->want;
-	coming = k->fetching + k->awaiting;
+	coming = k->coming + k->awaiting;
 	k->arrived = 0;
 	pthread_mutex_unlock(&k->lock);
 	if (glance && disk_avail(k) >= k->min_free + k->min_free / 10)
@@ -330,7 +343,7 @@ void keeper_stop(struct keeper *k)
  */
 static bool no_room(const struct keeper *k, size_t len)
 {
-	return k->full || (k->limit && k->used + k->fetching + len > k->limit);
+	return k->full || (k->limit && k->used + k->coming + len > k->limit);
 }
 
 int keeper_admit(struct keeper *k, size_t len)
@@ -359,7 +372,7 @@ int keeper_admit(struct keeper *k, size_t len)
 	k->want = 0; /* writers still waiting say again what they want */
 	eno = no_room(k, len) && !k->stop ? ENOSPC : 0;
 	if (eno == 0)
-		count_in(k, len);
+		take_room(k, len);
 	pthread_mutex_unlock(&k->lock);
 	return eno;
 }
@@ -387,7 +400,7 @@ void keeper_await(struct keeper *k, size_t len)
 						   &until) == ETIMEDOUT;
 	}
 	k->awaiting = 0; /* fetches still waiting say again what they want */
-	k->fetching += len;
+	take_room(k, len);
 	pthread_mutex_unlock(&k->lock);
 }
 
@@ -396,10 +409,10 @@ void keeper_release(struct keeper *k, size_t len)
 	if (!k)
 		return;
 	pthread_mutex_lock(&k->lock);
-	k->fetching -= len;
-	/* Its block is stored, and counted: a fetch waiting for room needs a
-	 * pass to evict for it (the count may not cross the high mark). */
-	if (k->awaiting && !k->woken) {
+	k->coming -= len;
+	/* The bytes are in the cache, where a pass measures them: one waiting
+	 * for room needs a pass (the count may not cross the high mark). */
+	if ((k->awaiting || k->want) && !k->woken) {
 		k->woken = true;
 		pthread_cond_signal(&k->wake);
 	}

@@ -334,13 +334,17 @@ void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	struct open_file *fh = (struct open_file *)fi->fh;
 	size_t written = 0;
 	int eno = fh->session ? 0 : EBADF;
+	uint64_t cost = 0;
 
-	if (eno == 0)
-		eno = ops_admit(fs, ino,
-				session_write_cost(fh->session, off,
-						   fuse_buf_size(bufv)));
-	if (eno == 0)
+	if (eno == 0) {
+		cost = session_write_cost(fh->session, off,
+					  fuse_buf_size(bufv));
+		eno = ops_admit(fs, ino, cost);
+	}
+	if (eno == 0) {
 		eno = session_write(fh->session, bufv, off, &written);
+		keeper_release(fs->keeper, cost);
+	}
 	if (eno)
 		fuse_reply_err(req, eno);
 	else
@@ -405,8 +409,10 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 				      : (off_t)a.size - off;
 
 		eno = ops_admit(fs, ino, (uint64_t)cover);
-		if (!eno)
+		if (!eno) {
 			eno = write_zeros(fh->session, off, cover);
+			keeper_release(fs->keeper, (uint64_t)cover);
+		}
 	}
 	if (!eno && !(mode & FALLOC_FL_KEEP_SIZE) &&
 	    (uint64_t)(off + len) > a.size)

@@ -35,7 +35,8 @@ struct cfs_sql *ops_db(struct fs *fs, int *e);
 int ops_sync(struct fs *fs);
 
 /* A change to ino brings cost bytes into the cache: 0 once the keeper
- * admits them, or ENOSPC (logged once per file). */
+ * admits them (keeper_release once they are written), or ENOSPC (logged
+ * once per file). */
 int ops_admit(struct fs *fs, fuse_ino_t ino, uint64_t cost);
 
 /* The errno of an error, logging the ones a user cannot explain. */
