@@ -404,19 +404,37 @@ void keeper_await(struct keeper *k, size_t len)
 	pthread_mutex_unlock(&k->lock);
 }
 
-void keeper_release(struct keeper *k, size_t len)
+/* Under the lock: room for len bytes given back; written: they are in the
+ * cache now, counted until a pass measures them. */
+static void give_back(struct keeper *k, size_t len, bool written)
 {
-	if (!k)
-		return;
-	pthread_mutex_lock(&k->lock);
 	k->coming -= len;
-	/* The bytes are in the cache, where a pass measures them: one waiting
-	 * for room needs a pass (the count may not cross the high mark). */
+	if (written)
+		count_in(k, len);
+	/* One waiting for room needs a pass (the count may not cross the
+	 * high mark). */
 	if ((k->awaiting || k->want) && !k->woken) {
 		k->woken = true;
 		pthread_cond_signal(&k->wake);
 	}
 	pthread_cond_broadcast(&k->room);
+}
+
+void keeper_written(struct keeper *k, size_t len)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	give_back(k, len, true);
+	pthread_mutex_unlock(&k->lock);
+}
+
+void keeper_release(struct keeper *k, size_t len)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	give_back(k, len, false); /* a stored block was counted as stored */
 	pthread_mutex_unlock(&k->lock);
 }
 

@@ -343,7 +343,7 @@ void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	}
 	if (eno == 0) {
 		eno = session_write(fh->session, bufv, off, &written);
-		keeper_release(fs->keeper, cost);
+		keeper_written(fs->keeper, cost);
 	}
 	if (eno)
 		fuse_reply_err(req, eno);
@@ -411,7 +411,7 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		eno = ops_admit(fs, ino, (uint64_t)cover);
 		if (!eno) {
 			eno = write_zeros(fh->session, off, cover);
-			keeper_release(fs->keeper, (uint64_t)cover);
+			keeper_written(fs->keeper, (uint64_t)cover);
 		}
 	}
 	if (!eno && !(mode & FALLOC_FL_KEEP_SIZE) &&

@@ -203,7 +203,7 @@ static int set_size(struct fs *fs, fuse_ino_t ino, uint64_t size,
 	}
 	if (!eno) {
 		eno = session_truncate(s, size);
-		keeper_release(fs->keeper, cost);
+		keeper_written(fs->keeper, cost);
 	}
 	if (!fh || !fh->session)
 		session_release(fs->sessions, s);

@@ -37,9 +37,11 @@ struct keeper *keeper_start(struct cache *c, uint64_t limit, uint64_t min_free);
 void keeper_stop(struct keeper *k);
 
 /* A write of len bytes is coming: 0 when there is room for it, held until
- * keeper_release once the bytes are written (or not); else ENOSPC once
- * KEEPER_WAIT_S passed without room. */
+ * keeper_written once the write is done (or failed: counted all the
+ * same until the next measure); else ENOSPC once KEEPER_WAIT_S passed
+ * without room. */
 int keeper_admit(struct keeper *k, size_t len);
+void keeper_written(struct keeper *k, size_t len);
 
 /*
  * A block of len bytes is about to be fetched: when it would take the

@@ -35,7 +35,7 @@ struct cfs_sql *ops_db(struct fs *fs, int *e);
 int ops_sync(struct fs *fs);
 
 /* A change to ino brings cost bytes into the cache: 0 once the keeper
- * admits them (keeper_release once they are written), or ENOSPC (logged
+ * admits them (keeper_written once they are), or ENOSPC (logged
  * once per file). */
 int ops_admit(struct fs *fs, fuse_ino_t ino, uint64_t cost);
 
