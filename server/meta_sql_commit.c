@@ -58,7 +58,7 @@ static enum cfs_err new_node(struct sq_conn *c, int64_t ns,
  * The blocks of a file operation: those the user could not read go to
  * res->need; when all are readable, their sizes must add up to op->size.
  */
-static enum cfs_err check_blocks(struct sq_conn *c, int64_t user,
+static enum cfs_err check_blocks(struct sq_conn *c, int64_t ns, int64_t user,
 				 const struct meta_op *op,
 				 struct meta_op_result *res,
 				 struct cfs_error *err)
@@ -88,8 +88,12 @@ static enum cfs_err check_blocks(struct sq_conn *c, int64_t user,
 				cfs_block_len(op->size, i));
 		}
 	}
-	if (rc == CFS_OK && res->need.n)
+	if (rc == CFS_OK && res->need.n) {
 		res->status = META_NEED_BLOCKS;
+		/* Streaming sync: the other members may fetch these as they
+		 * land, while the committer is still sending them. */
+		rc = sq_pending_record(c, ns, user, op, &res->need, err);
+	}
 	return rc;
 }
 
@@ -154,7 +158,7 @@ static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 		return conflict(res, 0, op->path);
 	}
 	if (kind == CFS_KIND_FILE) {
-		rc = check_blocks(c, u->id, op, res, err);
+		rc = check_blocks(c, ns, u->id, op, res, err);
 		if (rc || res->status == META_NEED_BLOCKS)
 			goto out;
 	}
@@ -184,6 +188,8 @@ static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 	if (cfs_kind_has_target(kind) && !(n.target = strdup(op->target)))
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	rc = sq_journal_put(c, ns, u->id, &n, err);
+	if (rc == CFS_OK && kind == CFS_KIND_FILE)
+		rc = sq_pending_drop(c, ns, u->id, op->path, err);
 	if (rc == CFS_OK)
 		committed(res, &n);
 out:
