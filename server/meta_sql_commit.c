@@ -197,6 +197,25 @@ out:
 	return rc;
 }
 
+/*
+ * A file operation sent only to publish its pending list before its
+ * blocks go up (streaming sync), by a client that asked /block/need
+ * first.  Whatever the tree holds, nothing is applied: the operation
+ * goes again, in its batch's order, once its blocks are there.  So the
+ * path need not exist yet (its folders may come earlier in that batch).
+ */
+static enum cfs_err op_announce(struct sq_conn *c, const struct meta_user *u,
+				int64_t ns, const struct meta_op *op,
+				struct meta_op_result *res,
+				struct cfs_error *err)
+{
+	enum cfs_err rc = check_blocks(c, ns, u->id, op, res, err);
+
+	if (rc == CFS_OK)
+		res->status = META_NEED_BLOCKS;
+	return rc;
+}
+
 /* Creates a directory, or updates the mode and times of one (op "dir"). */
 static enum cfs_err op_dir(struct sq_conn *c, const struct meta_user *u,
 			   int64_t ns, const struct meta_op *op,
@@ -477,6 +496,8 @@ static enum cfs_err apply(struct sq_conn *c, const struct meta_user *u,
 
 	switch (op->type) {
 	case META_OP_FILE:
+		if (op->announce)
+			return op_announce(c, u, ns, op, res, err);
 		return op_put_leaf(c, u, ns, op, CFS_KIND_FILE, res, err);
 	case META_OP_SYMLINK:
 		return op_put_leaf(c, u, ns, op, CFS_KIND_SYMLINK, res, err);

@@ -240,9 +240,10 @@ static enum cfs_err read_pending(struct sq_conn *c, void *arg,
 
 		if (!watched(a, p.ns) || !p.path || len != CFS_BLOCK_ID_LEN)
 			continue;
-		/* Full: stop where one landing ends, and say so. */
-		if (taken == META_PENDING_MAX && ready != last) {
-			*a->cursor = last;
+		/* Full: the next call goes on from where this one stopped
+		 * (cut inside a landing, that landing comes again whole). */
+		if (taken == META_PENDING_MAX) {
+			*a->cursor = ready != last ? last : last - 1;
 			break;
 		}
 		memcpy(p.id.b, raw, CFS_BLOCK_ID_LEN);

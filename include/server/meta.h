@@ -96,6 +96,10 @@ struct meta_op {
 	int64_t node; /* move, delete: the node meant, when known; 0: not said
 		       */
 	int64_t seq;  /* the sender's number for it (meta_sender); 0: none */
+	/* file, of POST .../announce: only publish the pending list of the
+	 * blocks it needs, never apply it (answered need_blocks, with no
+	 * blocks when none) */
+	bool announce;
 };
 
 /*
@@ -181,7 +185,7 @@ struct meta_pending {
 #define META_PENDING_TTL_S 600
 
 /* The most landed blocks one meta_ops.pending call hands over. */
-#define META_PENDING_MAX 1024
+#define META_PENDING_MAX CFS_PENDING_MAX_BLOCKS
 
 struct meta;
 

@@ -173,3 +173,32 @@ def test_a_poll_without_pending_lists_answers_as_before(alice, after):
     answer = pending_poll(alice, {alice.root_ns: 0}, after=after)
     assert answer["pending"] == [] and answer["pending_cursor"] >= 0
     assert "pending" not in alice.longpoll({alice.root_ns: 0}, timeout=0).json
+
+
+def test_an_announcement_publishes_the_list_and_applies_nothing(alice, carol):
+    ns = share_with(alice, carol)
+    blocks = split_blocks(BIG)
+    head = alice.head(ns)
+    # Its folder does not exist yet: the batch that makes it comes later.
+    op = file_op("new/big.bin", BIG)
+    r = alice.post(f"/meta/ns/{ns}/announce", {"ops": [op]})
+    assert r.json["results"] == [{"status": "need_blocks",
+                                  "blocks": [block_id(b) for b in blocks]}]
+    assert alice.upload(blocks[0]).status == 200
+    assert landed(pending_poll(carol, {ns: carol.head(ns)})) == [block_id(blocks[0])]
+    for b in blocks[1:]:
+        assert alice.upload(b).status == 200
+    # All there now: still nothing applied, and nothing left to upload.
+    r = alice.post(f"/meta/ns/{ns}/announce", {"ops": [op]})
+    assert r.json["results"] == [{"status": "need_blocks", "blocks": []}]
+    assert alice.head(ns) == head
+    assert "new/big.bin" not in alice.snapshot(ns)[0]
+    alice.commit_ok(ns, {"op": "dir", "path": "new"}, file_op("new/big.bin", BIG))
+    assert pending_poll(carol, {ns: carol.head(ns)})["pending"] == []
+
+
+@pytest.mark.parametrize("op", [{"op": "dir", "path": "d"},
+                                {"op": "delete", "path": "x"}])
+def test_an_announcement_takes_file_operations_only(alice, op):
+    r = alice.post(f"/meta/ns/{alice.root_ns}/announce", {"ops": [op]})
+    assert_error(r, 400, "bad_field", "op 0", "file")
