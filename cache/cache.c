@@ -379,6 +379,7 @@ enum cfs_err cache_open_as(const char *dir, enum cache_use use,
 	c->dirfd = c->blocks_fd = c->tmp_fd = c->dirty_fd = c->lock_fd = -1;
 	pthread_rwlock_init(&c->upkeep, NULL);
 	pthread_mutex_init(&c->touch_lock, NULL);
+	pthread_mutex_init(&c->streamed_lock, NULL);
 	snprintf(c->path, sizeof(c->path), "%s", dir);
 	/* Only a mount makes a cache; the others look at one. */
 	if (use != CACHE_MOUNT &&
@@ -454,6 +455,8 @@ void cache_close(struct cache *c)
 	cfs_sql_pool_destroy(&c->db);
 	pthread_rwlock_destroy(&c->upkeep);
 	pthread_mutex_destroy(&c->touch_lock);
+	pthread_mutex_destroy(&c->streamed_lock);
+	free(c->streamed);
 	for (int *fd = &c->dirfd; fd <= &c->lock_fd; fd++)
 		if (*fd >= 0)
 			close(*fd);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/blockcache.h"
@@ -202,6 +203,64 @@ static enum cfs_err listed_blocks(struct cfs_sql *db, struct cfs_blockset *s,
 	return rc;
 }
 
+void cache_streamed_keep(struct cache *c, const struct cfs_block_id *id,
+			 int64_t until)
+{
+	int64_t now = (int64_t)time(NULL);
+	size_t k = 0, soonest = 0;
+
+	pthread_mutex_lock(&c->streamed_lock);
+	for (size_t i = 0; i < c->n_streamed; i++)
+		if (c->streamed[i].until > now &&
+		    !cfs_block_id_equal(&c->streamed[i].id, id))
+			c->streamed[k++] = c->streamed[i];
+	c->n_streamed = k;
+	if (!c->streamed &&
+	    !(c->streamed = calloc(CACHE_STREAMED_MAX, sizeof(*c->streamed))))
+		goto out; /* only the sweep may come early */
+	if (k == CACHE_STREAMED_MAX) {
+		for (size_t i = 1; i < k; i++)
+			if (c->streamed[i].until < c->streamed[soonest].until)
+				soonest = i;
+		c->streamed[soonest] = c->streamed[--c->n_streamed];
+	}
+	c->streamed[c->n_streamed++] =
+		(struct cache_streamed){ .id = *id, .until = until };
+out:
+	pthread_mutex_unlock(&c->streamed_lock);
+}
+
+bool cache_streamed_expire(struct cache *c)
+{
+	int64_t now = (int64_t)time(NULL);
+	size_t k = 0, n;
+
+	pthread_mutex_lock(&c->streamed_lock);
+	n = c->n_streamed;
+	for (size_t i = 0; i < n; i++)
+		if (c->streamed[i].until > now)
+			c->streamed[k++] = c->streamed[i];
+	c->n_streamed = k;
+	pthread_mutex_unlock(&c->streamed_lock);
+	return k < n;
+}
+
+/* Adds the blocks cache_streamed_keep() still keeps to s. */
+static enum cfs_err streamed_blocks(struct cache *c, struct cfs_blockset *s,
+				    struct cfs_error *err)
+{
+	int64_t now = (int64_t)time(NULL);
+	enum cfs_err rc = CFS_OK;
+
+	pthread_mutex_lock(&c->streamed_lock);
+	for (size_t i = 0; rc == CFS_OK && i < c->n_streamed; i++)
+		if (c->streamed[i].until > now)
+			rc = cfs_blockset_add_raw(s, c->streamed[i].id.b,
+						  CFS_BLOCK_ID_LEN, err);
+	pthread_mutex_unlock(&c->streamed_lock);
+	return rc;
+}
+
 /*
  * Drops blocks, least recently used first, but those in kept: with under,
  * every one of the files at or below it; else until at most keep_bytes
@@ -221,9 +280,13 @@ static enum cfs_err evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 	blockcache_write_touches(c); /* least recently used by then */
 	pthread_rwlock_wrlock(&c->upkeep);
 	db = cache_db(c, err);
-	rc = !db	? err->code
-	     : unlisted ? listed_blocks(db, &kept, err)
-			: kept_blocks(db, &kept, err);
+	if (!db)
+		rc = err->code;
+	else if (!unlisted)
+		rc = kept_blocks(db, &kept, err);
+	/* Before the seal that listed_blocks() ends with. */
+	else if ((rc = streamed_blocks(c, &kept, err)) == CFS_OK)
+		rc = listed_blocks(db, &kept, err);
 	if (rc == CFS_OK && under)
 		rc = blocks_below(db, under, &only, err);
 	if (rc == CFS_OK)

@@ -260,6 +260,10 @@ static void *keeper_thread(void *arg)
 			       ETIMEDOUT)
 			;
 		now = cfs_monotonic_ms();
+		/* Blocks fetched ahead for a file that never came are
+		 * unlisted like any other once their pending list ends. */
+		if (cache_streamed_expire(k->cache))
+			k->changed = true;
 		/* A change waits for the next sweep it may come to. */
 		sweep = k->changed && now - last_sweep >= SWEEP_MS;
 		look = sweep || k->woken || k->full;

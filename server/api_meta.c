@@ -496,8 +496,11 @@ static enum cfs_err parse_sender(json_t *body, struct meta_sender *from,
 	return rc;
 }
 
-enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
-			struct cfs_error *err)
+/* A commit, or with announce, an announcement of pending lists (file
+ * operations only, none applied). */
+static enum cfs_err commit_or_announce(struct api_req *req,
+				       struct api_resp *resp, bool announce,
+				       struct cfs_error *err)
 {
 	struct meta *m = req->ctx->meta;
 	struct meta_sender from = { 0 };
@@ -509,7 +512,7 @@ enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
 	enum cfs_err rc;
 
 	rc = cfs_json_array(req->body, "ops", CFS_MAX_BATCH_OPS, &arr, err);
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && !announce)
 		rc = parse_sender(req->body, &from, err);
 	if (rc)
 		return rc;
@@ -523,15 +526,22 @@ enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
 	json_array_foreach(arr, i, o)
 	{
 		rc = parse_op(o, &ops[i], err);
+		if (rc == CFS_OK && announce && ops[i].type != META_OP_FILE)
+			rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
+				      "only file operations are announced");
 		if (rc) {
 			cfs_error_prefix(err, "op %zu", i);
 			goto out;
 		}
+		ops[i].announce = announce;
+		if (announce)
+			ops[i].seq = 0; /* nothing applied: no answer kept */
 	}
 	rc = m->ops->commit(m, req->user, req->ns, &from, ops, res, n, &head,
 			    err);
 	if (rc == CFS_OK) {
-		metrics_commit(count_committed(res, n));
+		if (!announce)
+			metrics_commit(count_committed(res, n));
 		rc = commit_reply(resp, res, n, head, err);
 	}
 out:
@@ -542,4 +552,16 @@ out:
 	free(ops);
 	free(res);
 	return rc;
+}
+
+enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
+			struct cfs_error *err)
+{
+	return commit_or_announce(req, resp, false, err);
+}
+
+enum cfs_err api_announce(struct api_req *req, struct api_resp *resp,
+			  struct cfs_error *err)
+{
+	return commit_or_announce(req, resp, true, err);
 }

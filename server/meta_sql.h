@@ -9,6 +9,7 @@
  *	meta_sql_share.c     shared folders and memberships
  *	meta_sql_history.c   history and listings of the past
  *	meta_sql_gc.c        garbage collection
+ *	meta_sql_pending.c   pending block lists (streaming sync)
  *	meta_sqlite.c        the embedded engine: its schema, opening it
  *	meta_pg.c            PostgreSQL: its schema, opening it, LISTEN
  *
@@ -26,6 +27,13 @@
  *	                                 numbered, until it lets them go
  *	gc_horizon(at)                   rows superseded before it may be
  *	                                 gone (garbage collection)
+ *	pending(id, ns, path, user_id, expires)
+ *	                                 a file commit answered need_blocks
+ *	pending_blocks(pending, idx, id, size, ready)
+ *	                                 the blocks it needed; ready: the
+ *	                                 pending cursor when it landed, 0
+ *	                                 before
+ *	pending_seq(n)                   the pending cursor: one row
  *
  * Invariants:
  *  1. namespaces.head is the largest JID of the namespace's journal, and a
@@ -46,6 +54,13 @@
  *     name goes (deleted, replaced, its folder deleted or shared away),
  *     it takes the place of one of its LINK nodes instead, which goes
  *     (sq_name_drop).
+ *  7. A pending_blocks row is ready (> 0) only once the pending list's
+ *     user uploaded that block after the list was recorded (the upload
+ *     checked its hash); ready values come from pending_seq, taken
+ *     inside the transaction that sets them, so they grow in commit
+ *     order as JIDs do (invariant 1).
+ *  8. A pending list lives until its expiry, or until a file commits at
+ *     its (ns, path) for its user; then it and its blocks' rows go.
  */
 #ifndef SERVER_META_SQL_H
 #define SERVER_META_SQL_H
@@ -64,6 +79,7 @@ struct sq_conn {
 	struct db_conn *db;
 	int64_t changed[SQ_MAX_CHANGED]; /* namespaces to wake after commit */
 	size_t n_changed;
+	int64_t pending_ttl_s; /* the store's (struct meta) */
 };
 
 struct sq_meta {
@@ -178,6 +194,36 @@ enum cfs_err sq_list_as_of(struct meta *m, const struct meta_user *user,
 			   int64_t cursor, unsigned limit, meta_entry_fn fn,
 			   void *arg, struct meta_page *page,
 			   struct cfs_error *err);
+
+/* Pending block lists (meta_sql_pending.c). */
+
+/* Records the blocks of file op that a commit by user needs (need, in the
+ * order of op->blocks) as the pending list of (ns, op->path), in place
+ * of user's list there before; drops expired lists. */
+enum cfs_err sq_pending_record(struct sq_conn *c, int64_t ns, int64_t user,
+			       const struct meta_op *op,
+			       const struct cfs_blocklist *need,
+			       struct cfs_error *err);
+/* Drops user's pending list at (ns, path): the file committed. */
+enum cfs_err sq_pending_drop(struct sq_conn *c, int64_t ns, int64_t user,
+			     const char *path, struct cfs_error *err);
+/* Marks block id landed in user's live pending lists that need it, and
+ * wakes their namespaces' long polls. */
+enum cfs_err sq_pending_landed(struct sq_conn *c, int64_t user,
+			       const struct cfs_block_id *id,
+			       struct cfs_error *err);
+/* Whether user may read block id as a landed block of a live pending
+ * list of one of user's namespaces (the server holds it). */
+enum cfs_err sq_pending_readable(struct sq_conn *c, int64_t user,
+				 const struct cfs_block_id *id, bool *ok,
+				 struct cfs_error *err);
+/* Drops every expired pending list. */
+enum cfs_err sq_pending_expire(struct sq_conn *c, struct cfs_error *err);
+/* meta_ops.pending. */
+enum cfs_err sq_pending(struct meta *m, const struct meta_user *user,
+			const int64_t *ns, size_t n, int64_t after,
+			meta_pending_fn fn, void *arg, int64_t *cursor,
+			struct cfs_error *err);
 
 /* meta_ops.gc (meta_sql_gc.c). */
 enum cfs_err sq_gc(struct meta *m, int64_t before, meta_block_fn fn, void *arg,

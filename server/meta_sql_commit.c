@@ -58,7 +58,7 @@ static enum cfs_err new_node(struct sq_conn *c, int64_t ns,
  * The blocks of a file operation: those the user could not read go to
  * res->need; when all are readable, their sizes must add up to op->size.
  */
-static enum cfs_err check_blocks(struct sq_conn *c, int64_t user,
+static enum cfs_err check_blocks(struct sq_conn *c, int64_t ns, int64_t user,
 				 const struct meta_op *op,
 				 struct meta_op_result *res,
 				 struct cfs_error *err)
@@ -88,8 +88,12 @@ static enum cfs_err check_blocks(struct sq_conn *c, int64_t user,
 				cfs_block_len(op->size, i));
 		}
 	}
-	if (rc == CFS_OK && res->need.n)
+	if (rc == CFS_OK && res->need.n) {
 		res->status = META_NEED_BLOCKS;
+		/* Streaming sync: the other members may fetch these as they
+		 * land, while the committer is still sending them. */
+		rc = sq_pending_record(c, ns, user, op, &res->need, err);
+	}
 	return rc;
 }
 
@@ -162,7 +166,7 @@ static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 		return conflict(res, 0, op->path);
 	}
 	if (kind == CFS_KIND_FILE) {
-		rc = check_blocks(c, u->id, op, res, err);
+		rc = check_blocks(c, ns, u->id, op, res, err);
 		if (rc || res->status == META_NEED_BLOCKS)
 			goto out;
 	}
@@ -192,10 +196,31 @@ static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 	if (cfs_kind_has_target(kind) && !(n.target = strdup(op->target)))
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	rc = sq_journal_put(c, ns, u->id, &n, err);
+	if (rc == CFS_OK && kind == CFS_KIND_FILE)
+		rc = sq_pending_drop(c, ns, u->id, op->path, err);
 	if (rc == CFS_OK)
 		committed(res, &n);
 out:
 	sq_node_release(&n);
+	return rc;
+}
+
+/*
+ * A file operation sent only to publish its pending list before its
+ * blocks go up (streaming sync), by a client that asked /block/need
+ * first.  Whatever the tree holds, nothing is applied: the operation
+ * goes again, in its batch's order, once its blocks are there.  So the
+ * path need not exist yet (its folders may come earlier in that batch).
+ */
+static enum cfs_err op_announce(struct sq_conn *c, const struct meta_user *u,
+				int64_t ns, const struct meta_op *op,
+				struct meta_op_result *res,
+				struct cfs_error *err)
+{
+	enum cfs_err rc = check_blocks(c, ns, u->id, op, res, err);
+
+	if (rc == CFS_OK)
+		res->status = META_NEED_BLOCKS;
 	return rc;
 }
 
@@ -529,6 +554,8 @@ static enum cfs_err apply(struct sq_conn *c, const struct meta_user *u,
 
 	switch (op->type) {
 	case META_OP_FILE:
+		if (op->announce)
+			return op_announce(c, u, ns, op, res, err);
 		return op_put_leaf(c, u, ns, op, CFS_KIND_FILE, res, err);
 	case META_OP_SYMLINK:
 		return op_put_leaf(c, u, ns, op, CFS_KIND_SYMLINK, res, err);

@@ -53,6 +53,17 @@ struct cache {
 	/* Told of each block indexed (blockcache_on_store). */
 	void (*on_store)(void *arg, uint32_t size);
 	void *on_store_arg;
+	/* Blocks fetched ahead for another device's file whose journal row
+	 * has not come yet (streaming sync), until when (unix seconds) the
+	 * sweep of unlisted blocks keeps them; under streamed_lock
+	 * (cache_streamed_keep, cache/upkeep.h), taken after any other
+	 * lock and held briefly. */
+	pthread_mutex_t streamed_lock;
+	struct cache_streamed {
+		struct cfs_block_id id;
+		int64_t until;
+	} * streamed;
+	size_t n_streamed;
 };
 
 enum cache_use {

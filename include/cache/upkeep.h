@@ -44,6 +44,24 @@ enum cfs_err cache_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 enum cfs_err cache_evict_unlisted(struct cache *c, struct cache_tally *t,
 				  struct cfs_error *err);
 
+/* The most blocks cache_streamed_keep() remembers at once. */
+#define CACHE_STREAMED_MAX 4096
+
+/*
+ * Keeps block id from the unlisted sweep until unix second until: it was
+ * fetched ahead for a file of a pending list (streaming sync), which no
+ * entry lists before its journal row lands.  Eviction to stay within the
+ * limit may still drop it, as any clean block; past until, it is an
+ * ordinary unlisted block.  Beyond CACHE_STREAMED_MAX live ones, the
+ * soonest to end is forgotten.
+ */
+void cache_streamed_keep(struct cache *c, const struct cfs_block_id *id,
+			 int64_t until);
+
+/* Forgets the blocks cache_streamed_keep() kept whose time has passed;
+ * whether there were any (the unlisted sweep may drop them now). */
+bool cache_streamed_expire(struct cache *c);
+
 /* The bytes of the block files eviction must keep (queued, of local
  * changes, pinned); db is one of the cache's connections. */
 enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,

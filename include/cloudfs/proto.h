@@ -30,6 +30,7 @@
 #define CFS_LONGPOLL_DEFAULT_S	60
 #define CFS_LONGPOLL_MAX_S	300
 #define CFS_LONGPOLL_MAX_NS	1000
+#define CFS_PENDING_MAX_BLOCKS	1024 /* landed blocks in one long poll */
 
 /* Only permission bits travel; set-id and sticky bits are dropped. */
 #define CFS_MODE_MASK 0777

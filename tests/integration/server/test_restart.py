@@ -72,6 +72,10 @@ DROP_TIMES = DROP_LINKS + "".join(f" ALTER TABLE {t} DROP COLUMN {c};"
                                   for c in ("atime_ns", "ctime_ns"))
 
 
+# What schema version 7 added: pending block lists (streaming sync).
+DROP_PENDING = " DROP TABLE pending; DROP TABLE pending_blocks; DROP TABLE pending_seq;"
+
+
 def times_from_mtime(snapshot):
     """SNAPSHOT as a store from before version 5 shows it: each entry's
     atime and ctime are its mtime, the best guess of both."""
@@ -85,7 +89,7 @@ def test_a_data_dir_of_schema_5_keeps_everything_and_takes_links(server, alice):
     snapshot, files = fill(alice)
     server.stop()
     db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
-    db.executescript(DROP_LINKS + " PRAGMA user_version = 5;")
+    db.executescript(DROP_PENDING + DROP_LINKS + " PRAGMA user_version = 5;")
     db.close()
     server.start()
     alice = alice.clone(server.url)
@@ -104,7 +108,7 @@ def test_a_data_dir_of_schema_4_gets_atime_and_ctime_from_mtime(server, alice):
     files["timed"] = b"t"
     server.stop()
     db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
-    db.executescript(DROP_TIMES + " PRAGMA user_version = 4;")
+    db.executescript(DROP_PENDING + DROP_TIMES + " PRAGMA user_version = 4;")
     db.close()
     server.start()
     alice = alice.clone(server.url)
@@ -129,7 +133,7 @@ def test_a_data_dir_of_the_first_schema_is_brought_up_to_date(server, alice):
     db.executescript("DROP TABLE answers; DROP INDEX journal_by_node;"
                      " DROP TABLE gc_horizon; ALTER TABLE journal DROP COLUMN at;"
                      " ALTER TABLE blocks DROP COLUMN stored;"
-                     + DROP_TIMES + " PRAGMA user_version = 1;")
+                     + DROP_PENDING + DROP_TIMES + " PRAGMA user_version = 1;")
     db.close()
     server.start()
     alice = alice.clone(server.url)
