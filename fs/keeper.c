@@ -7,8 +7,8 @@
  *     measuring (arrived): never less than the truth but for files
  *     removed meanwhile, which the next pass sees.
  *  2. full is what the last pass found after evicting all it could: no
- *     room under the limit for the write waiting (want), or for one byte
- *     when none waits; or the disk under the floor.  Only a pass clears
+ *     room under the high mark for the write waiting (want), or for one
+ *     byte when none waits; or the disk under the floor.  Only a pass clears
  *     it, and every pass wakes the writers waiting for room.
  *  3. coming is the bytes given room (keeper_admit, keeper_await) and
  *     not yet released: writes being made and blocks being fetched, on
@@ -116,13 +116,15 @@ static void on_store(void *arg, uint32_t size)
 }
 
 /* What eviction must free to bring blocks + staged under the low mark and
- * the disk above the floor (with 10% to spare). */
+ * the disk above the floor (with 10% to spare).  At the high mark already,
+ * as full is (pass): a cache there with blocks it could evict is not
+ * full. */
 static uint64_t to_free(const struct keeper *k, uint64_t blocks,
 			uint64_t staged, uint64_t avail)
 {
 	uint64_t need = 0, floor = k->min_free + k->min_free / 10;
 
-	if (k->limit && blocks + staged > high_mark(k))
+	if (k->limit && blocks + staged >= high_mark(k))
 		need = blocks + staged - low_mark(k);
 	if (k->min_free && avail < floor && floor - avail > need)
 		need = floor - avail;
@@ -224,11 +226,11 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 		measure(k, want, &blocks, &staged);
 		avail = disk_avail(k);
 	}
-	/* Full: no room for the write waiting or, with none waiting, for any
-	 * write at all.  A cache exactly at its limit is full: a pass between
-	 * two waits must not call it roomy again (status said "room" right
-	 * after a write got ENOSPC). */
-	full = (k->limit && blocks + staged + (want ? 0 : 1) > k->limit) ||
+	/* Full: no room below the high mark (no_room) for the write waiting
+	 * or, with none waiting, for any write at all.  A cache exactly at
+	 * its mark is full: a pass between two waits must not call it roomy
+	 * again (status said "room" right after a write got ENOSPC). */
+	full = (k->limit && blocks + staged + (want ? 0 : 1) > high_mark(k)) ||
 	       (k->min_free && avail < k->min_free);
 	pthread_mutex_lock(&k->lock);
 	/* What came in while this pass measured may be in its figures or
@@ -341,13 +343,15 @@ void keeper_stop(struct keeper *k)
 }
 
 /*
- * Under the lock: whether a write of len bytes must wait: the cache is
- * full, or the write would take it past its limit before the next pass
- * (which measures, and evicts down to the low mark) has made room.
+ * Under the lock: whether len more bytes must wait: the cache is full, or
+ * they would take it past mark before the next pass (which measures, and
+ * evicts down to the low mark) has made room.  Writes stop at the high
+ * mark, fetches at the limit: what cannot be evicted leaves the margin
+ * between them to the blocks being read.
  */
-static bool no_room(const struct keeper *k, size_t len)
+static bool no_room(const struct keeper *k, size_t len, uint64_t mark)
 {
-	return k->full || (k->limit && k->used + k->coming + len > k->limit);
+	return k->full || (k->limit && k->used + k->coming + len > mark);
 }
 
 int keeper_admit(struct keeper *k, size_t len)
@@ -358,14 +362,14 @@ int keeper_admit(struct keeper *k, size_t len)
 
 	if (!k)
 		return 0;
-	/* More than the whole cache: no wait makes room for it. */
-	if (k->limit && len > k->limit)
+	/* More than writes may ever fill: no wait makes room for it. */
+	if (k->limit && len > high_mark(k))
 		return ENOSPC;
 	pthread_mutex_lock(&k->lock);
 	/* Every write comes here: the clock is read only when it must wait. */
-	if (no_room(k, len))
+	if (no_room(k, len, high_mark(k)))
 		until = cfs_deadline_in_ms(KEEPER_WAIT_S * 1000);
-	while (no_room(k, len) && !k->stop && !timed_out) {
+	while (no_room(k, len, high_mark(k)) && !k->stop && !timed_out) {
 		if (len > k->want)
 			k->want = len;
 		k->woken = true;
@@ -374,7 +378,7 @@ int keeper_admit(struct keeper *k, size_t len)
 						   &until) == ETIMEDOUT;
 	}
 	k->want = 0; /* writers still waiting say again what they want */
-	eno = no_room(k, len) && !k->stop ? ENOSPC : 0;
+	eno = no_room(k, len, high_mark(k)) && !k->stop ? ENOSPC : 0;
 	if (eno == 0)
 		take_room(k, len);
 	pthread_mutex_unlock(&k->lock);
@@ -391,13 +395,14 @@ void keeper_await(struct keeper *k, size_t len)
 	pthread_mutex_lock(&k->lock);
 	/* Bounded: a pass waits for files being committed, and a reader must
 	 * not wait long on a keeper that has nothing left to evict (full). */
-	if (!k->full && no_room(k, len) && !k->stop) {
+	if (!k->full && no_room(k, len, k->limit) && !k->stop) {
 		until = cfs_deadline_in_ms(TICK_MS);
 		k->woken = true;
 		pthread_cond_signal(&k->wake);
 	}
 	/* Woken by passes and by fetches that release their room. */
-	while (!k->full && no_room(k, len) && !k->stop && !timed_out) {
+	while (!k->full && no_room(k, len, k->limit) && !k->stop &&
+	       !timed_out) {
 		if (len > k->awaiting)
 			k->awaiting = len;
 		timed_out = pthread_cond_timedwait(&k->room, &k->lock,

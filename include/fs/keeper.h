@@ -8,11 +8,13 @@
  * blocks, least recently used first, until 10% of the limit more is
  * free.
  *
- * A write that would take the cache past its limit waits for a pass to
- * make room.  What it cannot evict (blocks not yet sent, of local
- * changes, pinned; files being written) may still fill the cache: then
- * the cache is full, and a write waits for room (the uploader's commits
- * make some) up to KEEPER_WAIT_S before it fails with ENOSPC.
+ * A write that would take the cache past that 90% (the high mark) waits
+ * for a pass to make room; a fetch waits only past the limit.  What it
+ * cannot evict (blocks not yet sent, of local changes, pinned; files
+ * being written) may still fill the cache up to the high mark, leaving
+ * the rest to blocks being read: then the cache is full, and a write
+ * waits for room (the uploader's commits make some) up to KEEPER_WAIT_S
+ * before it fails with ENOSPC.
  */
 #ifndef FS_KEEPER_H
 #define FS_KEEPER_H
