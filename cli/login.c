@@ -15,6 +15,7 @@
 
 #include "cli/cli.h"
 #include "cloudfs/config.h"
+#include "cloudfs/platform.h"
 
 /* Tokens are 64 hex digits; anything much longer is not one. */
 #define TOKEN_MAX     256

@@ -18,6 +18,7 @@
 #include "cache/upkeep.h"
 #include "cloudfs/clock.h"
 #include "cloudfs/log.h"
+#include "cloudfs/platform.h"
 #include "fs/control.h"
 #include "fs/fetch.h"
 #include "fs/fs.h"
@@ -460,7 +461,7 @@ static void *accept_thread(void *arg)
 			break;
 		if (!(p[0].revents & POLLIN))
 			continue;
-		fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+		fd = platform_accept(c->fd);
 		k = fd >= 0 ? malloc(sizeof(*k)) : NULL;
 		if (!k) {
 			if (fd >= 0)
@@ -506,9 +507,9 @@ struct control *control_start(struct fs *fs)
 	memcpy(addr->sun_path, fs->cache->path, len);
 	memcpy(addr->sun_path + len, "/control", sizeof("/control"));
 	unlink(addr->sun_path);
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c->fd = platform_socket(AF_UNIX, SOCK_STREAM, 0);
 	if (c->fd < 0 || bind(c->fd, (struct sockaddr *)addr, sizeof(*addr)) ||
-	    listen(c->fd, 16) || pipe2(c->stop_pipe, O_CLOEXEC)) {
+	    listen(c->fd, 16) || platform_pipe(c->stop_pipe)) {
 		cfs_log_warn("no control socket at '%s': %s", addr->sun_path,
 			     strerror(errno));
 		goto fail;

@@ -31,6 +31,7 @@
 #include "cloudfs/clock.h"
 #include "cache/local.h"
 #include "cloudfs/log.h"
+#include "cloudfs/platform.h"
 #include "fs/fs.h"
 #include "fs/session.h"
 #include "fs/upload.h"
@@ -148,23 +149,6 @@ static void unstage(struct session *s, uint64_t b)
 	set_dirty(s, b, false);
 }
 
-/* Copies n bytes of src (from 0) into dst (from 0). */
-static int copy_all(int src, int dst, size_t n)
-{
-	off_t in = 0, out = 0;
-
-	while (n) {
-		ssize_t k = copy_file_range(src, &in, dst, &out, n, 0);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? errno : EIO;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* The base block b, opened (fetched first if it is not cached). */
 static int open_base(struct session *s, uint64_t b)
 {
@@ -209,8 +193,9 @@ static int stage(struct session *s, uint64_t b)
 			int src = open_base(s, b);
 
 			e = src < 0 ? EIO
-				    : copy_all(src, fd,
-					       cfs_block_len(s->base_size, b));
+				    : platform_copy_file(
+					      src, fd,
+					      cfs_block_len(s->base_size, b));
 			if (src >= 0)
 				close(src);
 		}
@@ -814,7 +799,7 @@ static int materialize(struct session *s, uint64_t b, struct cfs_block_id *id)
 	if (from_base && src < 0)
 		e = EIO;
 	if (!e && from_base)
-		e = copy_all(src, fd, from_base);
+		e = platform_copy_file(src, fd, from_base);
 	if (!e && ftruncate(fd, len))
 		e = errno;
 	if (src >= 0)
