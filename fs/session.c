@@ -48,7 +48,8 @@ struct session {
 	bool settling;		  /* invariant 5 */
 	struct session *due_next; /* settle_due()'s batch */
 	struct session *next;
-	/* The session's (its lock): */
+	/* The session's (its lock; never to be held across a fetch, and
+	 * held across one today: include/fs/locks.h): */
 	pthread_mutex_t lock;
 	uint64_t size;
 	int64_t atime_ns, mtime_ns, ctime_ns;
