@@ -38,9 +38,14 @@
  *     lseek, fallocate, copy_file_range, setattr), the settler thread.
  *     sessions->lock is held while waiting for a session->lock
  *     (session_stat, session_read, session_touch, session_ctime).
- *     Network: NOT ALLOWED, but happens today (see below).
- *     Nests inside session->lock: the fetcher (3, waiting for a fetch),
- *     SQLite (4, a settling session queues its commit), the cache (5).
+ *     Network: no: the base blocks a session needs are fetched before
+ *     its lock is taken (see below).
+ *     Nests inside session->lock: the fetcher (3: opening a cached
+ *     block; a fetch only in the rare case below), SQLite (4, a
+ *     settling session queues its commit), the cache (5).  A settling
+ *     session hashes its dirty blocks under its lock: disk and CPU, not
+ *     network, but a stat of that file waits for it, holding the
+ *     table's lock.
  *
  *  2'. open_file->lock (fs/openfile.h, one handle), then
  *     open_files->lock (the table of handles), as openfile.h says.
@@ -80,17 +85,15 @@
  *  (fs/remote_fake.c) has locks of its own, reached only through
  *  remote_ops, as a real server would be: a caller may hold 1 there.
  *
- * Known violation (issue 18, item 3; not fixed yet): a write into a
- * block of a file whose base block is not cached copies the base in
- * first (fs/session.c, stage() -> open_base() -> fetcher_open()), with
- * session->lock held, waiting up to -o timeout= for the fetch; a read of
- * such a file does the same (read_block()).  A stat of that file waits
- * for the session's lock while holding sessions->lock, and with it every
- * stat, open and release of every file in the mount waits for that one
- * fetch.  The fix is to fetch the base blocks a write or read needs
- * before taking session->lock (re-checking under it), or to pin the
- * session in the table so that sessions->lock is dropped before a
- * session's lock is waited for.
+ * Where a session needs a base block the cache lacks (a write, a
+ * truncate or a read of a file being written, a commit that rebuilds a
+ * grown or cut last block), fs/session.c fetches it first, with no lock
+ * held (fetch_bases()), then takes session->lock and finds it cached.
+ * Only a block evicted again in between is fetched under the lock, as
+ * all were before: a stat of that file waits for the session's lock
+ * while holding sessions->lock, and with it every stat, open and
+ * release of the mount would wait for that fetch
+ * (tests/integration/fs/test_offline.py, ..._holds_up_no_stat).
  */
 #ifndef FS_LOCKS_H
 #define FS_LOCKS_H
