@@ -270,7 +270,8 @@ static json_t *do_stats(struct fs *fs)
 }
 
 /* The inode a request names: "ino", or else "path" in the mount's tree
- * (0 with err set when there is no such path). */
+ * (0 with err set when there is no such path, or the request names
+ * none: the caller says whether that is wrong). */
 static uint64_t request_ino(struct cfs_sql *db, json_t *req,
 			    struct cfs_error *err)
 {
@@ -278,6 +279,9 @@ static uint64_t request_ino(struct cfs_sql *db, json_t *req,
 		(uint64_t)json_integer_value(json_object_get(req, "ino"));
 	const char *path = json_string_value(json_object_get(req, "path"));
 
+	if (!ino && !path)
+		cfs_fail(err, CFS_ERR_BAD_FIELD,
+			 "the request names no entry: \"ino\" or \"path\"");
 	if (ino || !path)
 		return ino;
 	return cache_path_ino(db, path, &ino, err) ? 0 : ino;
