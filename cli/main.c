@@ -68,34 +68,6 @@ static const char usage[] =
 	"out; verify: bad blocks found and removed).\n"
 	"See cloudfs(1).\n";
 
-static int run_status(const struct cli_opts *opts, const char *cmd, int argc,
-		      char **argv)
-{
-	(void)cmd;
-	return cli_status(opts, argc, argv);
-}
-
-static int run_stats(const struct cli_opts *opts, const char *cmd, int argc,
-		     char **argv)
-{
-	(void)cmd;
-	return cli_stats(opts, argc, argv);
-}
-
-static int run_cache(const struct cli_opts *opts, const char *cmd, int argc,
-		     char **argv)
-{
-	(void)cmd;
-	return cli_cache(opts, argc, argv);
-}
-
-static int run_login(const struct cli_opts *opts, const char *cmd, int argc,
-		     char **argv)
-{
-	(void)cmd;
-	return cli_login(opts, argc, argv);
-}
-
 /* The options that only some commands take. */
 enum {
 	TAKES_WAIT = 1,	      /* --wait, --timeout */
@@ -103,23 +75,25 @@ enum {
 	TAKES_TOKEN_FILE = 4, /* --token-file */
 };
 
-/* The commands, each with what runs it and the options above it takes. */
+/* The commands, each with what runs it (told its own name, when it runs
+ * several) and the options above it takes. */
 static const struct command {
 	const char *name;
-	int (*run)(const struct cli_opts *opts, const char *cmd, int argc,
-		   char **argv);
+	int (*run)(const struct cli_opts *opts, int argc, char **argv);
+	int (*run_named)(const struct cli_opts *opts, const char *cmd, int argc,
+			 char **argv);
 	unsigned takes;
 } commands[] = {
-	{ .name = "status", .run = run_status, .takes = TAKES_WAIT },
-	{ .name = "stats", .run = run_stats },
-	{ .name = "cache", .run = run_cache },
-	{ .name = "share", .run = cli_share },
-	{ .name = "unshare", .run = cli_share },
-	{ .name = "leave", .run = cli_share },
-	{ .name = "shares", .run = cli_share },
-	{ .name = "history", .run = cli_history },
-	{ .name = "restore", .run = cli_history, .takes = TAKES_VERSION },
-	{ .name = "login", .run = run_login, .takes = TAKES_TOKEN_FILE },
+	{ .name = "status", .run = cli_status, .takes = TAKES_WAIT },
+	{ .name = "stats", .run = cli_stats },
+	{ .name = "cache", .run = cli_cache },
+	{ .name = "share", .run_named = cli_share },
+	{ .name = "unshare", .run_named = cli_share },
+	{ .name = "leave", .run_named = cli_share },
+	{ .name = "shares", .run_named = cli_share },
+	{ .name = "history", .run_named = cli_history },
+	{ .name = "restore", .run_named = cli_history, .takes = TAKES_VERSION },
+	{ .name = "login", .run = cli_login, .takes = TAKES_TOKEN_FILE },
 };
 
 static const struct command *command_named(const char *name)
@@ -232,8 +206,10 @@ int main(int argc, char **argv)
 		cli_error("--timeout is for status --wait");
 		return CLI_USAGE;
 	}
+	if (cmd && cmd->run)
+		return cmd->run(&opts, argc - 1, argv + 1);
 	if (cmd)
-		return cmd->run(&opts, argv[0], argc - 1, argv + 1);
+		return cmd->run_named(&opts, argv[0], argc - 1, argv + 1);
 	cli_error("unknown command '%s' ('cloudfs --help' lists them)",
 		  argv[0]);
 	return CLI_USAGE;
