@@ -45,7 +45,9 @@
  *     settling session queues its commit), the cache (5).  A settling
  *     session hashes its dirty blocks under its lock: disk and CPU, not
  *     network, but a stat of that file waits for it, holding the
- *     table's lock.
+ *     table's lock.  session_open() holds the table's lock across a
+ *     new session's start, a SQLite write (4): behind a long write of
+ *     another thread (a large listing applied), every stat waits too.
  *
  *  2'. open_file->lock (fs/openfile.h, one handle), then
  *     open_files->lock (the table of handles), as openfile.h says.
