@@ -77,12 +77,9 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 	cfs_block_id_to_hex(id, hex);
 	snprintf(dir, sizeof(dir), "%.2s", hex);
 	block_name(id, path);
-	/* gc must not find the file renamed but not yet indexed, and the
-	 * keeper must count it meanwhile: the index may wait for SQLite's
-	 * write lock, and a measure then missed the block (every write of
-	 * test_cache_limit's full cache admitted, now and then). */
+	/* Neither gc nor a measure (cache_measure) may find the file renamed
+	 * but not yet indexed: the index may wait for SQLite's write lock. */
 	blockcache_hold(c);
-	__atomic_add_fetch(&c->adopting, size, __ATOMIC_SEQ_CST);
 	/* fsync before rename: after a power cut a block file is whole or
 	 * absent, never a renamed but empty file served as verified. */
 	if (fsync(fd) || rename_in(c, dirfd, name, dir, path)) {
@@ -93,14 +90,12 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 			      strerror(errno));
 		close(fd);
 		unlinkat(dirfd, name, 0);
-		__atomic_sub_fetch(&c->adopting, size, __ATOMIC_SEQ_CST);
 		blockcache_unhold(c);
 		return rc;
 	}
 	close(fd);
 	db = cache_db(c, err);
 	if (!db) {
-		__atomic_sub_fetch(&c->adopting, size, __ATOMIC_SEQ_CST);
 		blockcache_unhold(c);
 		return err->code;
 	}
@@ -111,10 +106,8 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 		err, "bii", id->b, (size_t)CFS_BLOCK_ID_LEN, (int64_t)size,
 		(int64_t)time(NULL));
 	cache_db_release(c, db);
-	/* Told before it stops being counted as adopting: never in neither. */
 	if (rc == CFS_OK && c->on_store)
 		c->on_store(c->on_store_arg, size);
-	__atomic_sub_fetch(&c->adopting, size, __ATOMIC_SEQ_CST);
 	blockcache_unhold(c);
 	return rc;
 }

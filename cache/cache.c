@@ -168,19 +168,29 @@ static int open_subdir(int dirfd, const char *name)
 		      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
+DIR *cache_opendir(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d && fd >= 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+	}
+	return d;
+}
+
 /* What the last mount left in flight is garbage: fetches not finished,
  * writes never committed. */
 static void empty_dir(int fd)
 {
-	int dup_fd = dup(fd);
-	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	DIR *d = cache_opendir(fd);
 	struct dirent *de;
 
-	if (!d) {
-		if (dup_fd >= 0)
-			close(dup_fd);
+	if (!d)
 		return;
-	}
 	while ((de = readdir(d)))
 		if (de->d_name[0] != '.')
 			unlinkat(fd, de->d_name, 0);
@@ -369,6 +379,7 @@ enum cfs_err cache_open_as(const char *dir, enum cache_use use,
 	c->dirfd = c->blocks_fd = c->tmp_fd = c->dirty_fd = c->lock_fd = -1;
 	pthread_rwlock_init(&c->upkeep, NULL);
 	pthread_mutex_init(&c->touch_lock, NULL);
+	pthread_mutex_init(&c->streamed_lock, NULL);
 	snprintf(c->path, sizeof(c->path), "%s", dir);
 	/* Only a mount makes a cache; the others look at one. */
 	if (use != CACHE_MOUNT &&
@@ -444,6 +455,8 @@ void cache_close(struct cache *c)
 	cfs_sql_pool_destroy(&c->db);
 	pthread_rwlock_destroy(&c->upkeep);
 	pthread_mutex_destroy(&c->touch_lock);
+	pthread_mutex_destroy(&c->streamed_lock);
+	free(c->streamed);
 	for (int *fd = &c->dirfd; fd <= &c->lock_fd; fd++)
 		if (*fd >= 0)
 			close(*fd);

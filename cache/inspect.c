@@ -146,16 +146,19 @@ enum cfs_err cache_usage(struct cache *c, struct cfs_sql *db,
 	int64_t limit = 0;
 	bool found;
 	uint64_t unused;
-	enum cfs_err rc = cfs_sql_begin(db, false, err);
+	enum cfs_err rc;
 
-	*u = (struct cache_usage){ .dirty_bytes = cache_staged_bytes(c) };
+	/* Bytes and bytes being written measured together, before the read
+	 * transaction: the measure waits for the upkeep lock. */
+	*u = (struct cache_usage){ 0 };
+	rc = cache_measure(c, &u->bytes, &u->dirty_bytes, err);
+	if (rc == CFS_OK)
+		rc = cfs_sql_begin(db, false, err);
 	if (rc == CFS_OK)
 		rc = two(db,
-			 cfs_sql_stmt(db,
-				      "SELECT COUNT(*), COALESCE(SUM(size), 0)"
-				      " FROM blocks",
-				      err, ""),
-			 &u->blocks, &u->bytes, err);
+			 cfs_sql_stmt(db, "SELECT COUNT(*), 0 FROM blocks", err,
+				      ""),
+			 &u->blocks, &unused, err);
 	if (rc == CFS_OK)
 		rc = two(db,
 			 cfs_sql_stmt(db,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/blockcache.h"
@@ -202,6 +203,64 @@ static enum cfs_err listed_blocks(struct cfs_sql *db, struct cfs_blockset *s,
 	return rc;
 }
 
+void cache_streamed_keep(struct cache *c, const struct cfs_block_id *id,
+			 int64_t until)
+{
+	int64_t now = (int64_t)time(NULL);
+	size_t k = 0, soonest = 0;
+
+	pthread_mutex_lock(&c->streamed_lock);
+	for (size_t i = 0; i < c->n_streamed; i++)
+		if (c->streamed[i].until > now &&
+		    !cfs_block_id_equal(&c->streamed[i].id, id))
+			c->streamed[k++] = c->streamed[i];
+	c->n_streamed = k;
+	if (!c->streamed &&
+	    !(c->streamed = calloc(CACHE_STREAMED_MAX, sizeof(*c->streamed))))
+		goto out; /* only the sweep may come early */
+	if (k == CACHE_STREAMED_MAX) {
+		for (size_t i = 1; i < k; i++)
+			if (c->streamed[i].until < c->streamed[soonest].until)
+				soonest = i;
+		c->streamed[soonest] = c->streamed[--c->n_streamed];
+	}
+	c->streamed[c->n_streamed++] =
+		(struct cache_streamed){ .id = *id, .until = until };
+out:
+	pthread_mutex_unlock(&c->streamed_lock);
+}
+
+bool cache_streamed_expire(struct cache *c)
+{
+	int64_t now = (int64_t)time(NULL);
+	size_t k = 0, n;
+
+	pthread_mutex_lock(&c->streamed_lock);
+	n = c->n_streamed;
+	for (size_t i = 0; i < n; i++)
+		if (c->streamed[i].until > now)
+			c->streamed[k++] = c->streamed[i];
+	c->n_streamed = k;
+	pthread_mutex_unlock(&c->streamed_lock);
+	return k < n;
+}
+
+/* Adds the blocks cache_streamed_keep() still keeps to s. */
+static enum cfs_err streamed_blocks(struct cache *c, struct cfs_blockset *s,
+				    struct cfs_error *err)
+{
+	int64_t now = (int64_t)time(NULL);
+	enum cfs_err rc = CFS_OK;
+
+	pthread_mutex_lock(&c->streamed_lock);
+	for (size_t i = 0; rc == CFS_OK && i < c->n_streamed; i++)
+		if (c->streamed[i].until > now)
+			rc = cfs_blockset_add_raw(s, c->streamed[i].id.b,
+						  CFS_BLOCK_ID_LEN, err);
+	pthread_mutex_unlock(&c->streamed_lock);
+	return rc;
+}
+
 /*
  * Drops blocks, least recently used first, but those in kept: with under,
  * every one of the files at or below it; else until at most keep_bytes
@@ -221,9 +280,13 @@ static enum cfs_err evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 	blockcache_write_touches(c); /* least recently used by then */
 	pthread_rwlock_wrlock(&c->upkeep);
 	db = cache_db(c, err);
-	rc = !db	? err->code
-	     : unlisted ? listed_blocks(db, &kept, err)
-			: kept_blocks(db, &kept, err);
+	if (!db)
+		rc = err->code;
+	else if (!unlisted)
+		rc = kept_blocks(db, &kept, err);
+	/* Before the seal that listed_blocks() ends with. */
+	else if ((rc = streamed_blocks(c, &kept, err)) == CFS_OK)
+		rc = listed_blocks(db, &kept, err);
 	if (rc == CFS_OK && under)
 		rc = blocks_below(db, under, &only, err);
 	if (rc == CFS_OK)
@@ -290,26 +353,23 @@ enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
 	return rc;
 }
 
-uint64_t cache_staged_bytes(struct cache *c)
+/* Under the upkeep lock: the disk bytes of the staging files. */
+static uint64_t staged_bytes(struct cache *c)
 {
-	int dup_fd = dup(c->dirty_fd);
-	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	DIR *d = cache_opendir(c->dirty_fd);
 	struct dirent *de;
 	uint64_t sum = 0;
 	struct stat st;
 
-	if (!d) {
-		if (dup_fd >= 0)
-			close(dup_fd);
+	if (!d)
 		return 0;
-	}
 	while ((de = readdir(d)))
 		if (de->d_name[0] != '.' &&
 		    fstatat(c->dirty_fd, de->d_name, &st,
 			    AT_SYMLINK_NOFOLLOW) == 0)
 			sum += (uint64_t)st.st_blocks * 512;
 	closedir(d);
-	return sum + __atomic_load_n(&c->adopting, __ATOMIC_SEQ_CST);
+	return sum;
 }
 
 /* Calls fn(arg, dirfd of DIR/blocks/XX, name, id) for each block file;
@@ -321,19 +381,14 @@ typedef enum cfs_err (*each_block_fn)(void *arg, int dirfd, const char *name,
 static enum cfs_err each_block_file(struct cache *c, each_block_fn fn,
 				    void *arg, struct cfs_error *err)
 {
-	int dup_fd = dup(c->blocks_fd);
-	DIR *top = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	DIR *top = cache_opendir(c->blocks_fd);
 	struct dirent *de;
 	enum cfs_err rc = CFS_OK;
 
-	if (!top) {
-		if (dup_fd >= 0)
-			close(dup_fd);
+	if (!top)
 		return cfs_fail(err, CFS_ERR_INTERNAL,
 				"cannot list '%s/blocks': %s", c->path,
 				strerror(errno));
-	}
-	rewinddir(top);
 	while (rc == CFS_OK && (de = readdir(top))) {
 		int fd;
 		DIR *sub;
@@ -518,24 +573,28 @@ enum cfs_err cache_gc(struct cache *c, cache_report_fn fn, void *arg,
 	return rc;
 }
 
-enum cfs_err cache_block_bytes(struct cache *c, uint64_t *bytes,
-			       struct cfs_error *err)
+enum cfs_err cache_measure(struct cache *c, uint64_t *blocks, uint64_t *staged,
+			   struct cfs_error *err)
 {
-	struct cfs_sql *db = cache_db(c, err);
+	struct cfs_sql *db;
 	int64_t v = 0;
 	bool found;
-	enum cfs_err rc =
-		db ? cfs_sql_int64(db,
-				   cfs_sql_stmt(db,
-						"SELECT COALESCE(SUM(size), 0)"
-						" FROM blocks",
-						err, ""),
-				   &v, &found, err)
-		   : err->code;
+	enum cfs_err rc;
 
+	pthread_rwlock_wrlock(&c->upkeep);
+	db = cache_db(c, err);
+	rc = db ? cfs_sql_int64(db,
+				cfs_sql_stmt(db,
+					     "SELECT COALESCE(SUM(size), 0)"
+					     " FROM blocks",
+					     err, ""),
+				&v, &found, err)
+		: err->code;
 	if (db)
 		cache_db_release(c, db);
-	*bytes = (uint64_t)v;
+	*blocks = (uint64_t)v;
+	*staged = staged_bytes(c);
+	pthread_rwlock_unlock(&c->upkeep);
 	return rc;
 }
 

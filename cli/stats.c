@@ -35,9 +35,11 @@ static void print_stats(json_t *o)
 	       (unsigned long long)u64(o, "uploads", "failures"));
 	printf("  queue: %llu changes to send (%s)\n",
 	       (unsigned long long)u64(o, "uploads", "queue"), queued);
-	printf("  sync: %llu long polls answered, %llu rounds to retry\n",
+	printf("  sync: %llu long polls answered, %llu rounds to retry; "
+	       "%llu blocks of files on their way fetched ahead\n",
 	       (unsigned long long)u64(o, "sync", "longpolls"),
-	       (unsigned long long)u64(o, "sync", "failures"));
+	       (unsigned long long)u64(o, "sync", "failures"),
+	       (unsigned long long)u64(o, "sync", "streamed"));
 }
 
 int cli_stats(const struct cli_opts *opts, int argc, char **argv)

@@ -253,7 +253,7 @@ static json_t *do_stats(struct fs *fs)
 	o = json_pack(
 		"{s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
 		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-		" s:{s:I, s:I}}",
+		" s:{s:I, s:I, s:I}}",
 		"mountpoint", fs->opt.mountpoint, "reads", "hits",
 		(json_int_t)f.hits, "misses", (json_int_t)f.misses,
 		"fetched_blocks", (json_int_t)f.blocks, "fetched_bytes",
@@ -265,7 +265,8 @@ static json_t *do_stats(struct fs *fs)
 		"failures", (json_int_t)up.failures, "queue",
 		(json_int_t)u.pending_ops, "queue_bytes",
 		(json_int_t)u.pending_bytes, "sync", "longpolls",
-		(json_int_t)longpolls, "failures", (json_int_t)sync_failures);
+		(json_int_t)longpolls, "failures", (json_int_t)sync_failures,
+		"streamed", (json_int_t)sync_streamed(fs->sync));
 	return o ? o : failure("%s", "out of memory");
 }
 

@@ -6,10 +6,16 @@
  *     measured, plus what was stored and admitted since it began
  *     measuring (arrived): never less than the truth but for files
  *     removed meanwhile, which the next pass sees.
- *  2. full is what the last pass found: over the limit (with room for the
- *     write waiting, want) or under the floor after evicting all it
- *     could.  Only a pass clears it, and every pass wakes the writers
- *     waiting for room.
+ *  2. full is what the last pass found after evicting all it could: no
+ *     room under the limit for the write waiting (want), or for one byte
+ *     when none waits; or the disk under the floor.  Only a pass clears
+ *     it, and every pass wakes the writers waiting for room.
+ *  3. coming is the bytes given room (keeper_admit, keeper_await) and
+ *     not yet released: writes being made and blocks being fetched, on
+ *     their way into the cache where no measure may see them yet (a pass
+ *     in between would have forgotten them).  Room is what the limit
+ *     leaves above used + coming, and a pass evicts for them and for the
+ *     largest fetch waiting (awaiting) as for files being written.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,8 +40,9 @@ struct keeper {
 	uint64_t used;	  /* invariant 1 */
 	uint64_t arrived; /* counted in since the pass began (invariant 1) */
 	uint64_t want;	  /* the write waiting for room (invariant 2) */
-	bool full;	  /* invariant 2 */
-	bool changed;	  /* blocks stored or unlisted since the last sweep */
+	uint64_t coming, awaiting; /* invariant 3 */
+	bool full;		   /* invariant 2 */
+	bool changed; /* blocks stored or unlisted since the last sweep */
 	bool woken, stop;
 };
 
@@ -74,17 +81,29 @@ static uint64_t disk_avail(const struct keeper *k)
 	return (uint64_t)v.f_bavail * v.f_frsize;
 }
 
-/* Under the lock: len more bytes came in; past the high mark, a pass
- * should look. */
+/* Under the lock: past the high mark, a pass should look. */
+static void nudge(struct keeper *k)
+{
+	if (k->limit && k->used + k->coming > high_mark(k) && !k->woken) {
+		k->woken = true;
+		pthread_cond_signal(&k->wake);
+	}
+}
+
+/* Under the lock: len more bytes came in. */
 static void count_in(struct keeper *k, uint64_t len)
 {
 	k->used += len;
 	k->arrived += len;
 	k->changed = true;
-	if (k->limit && k->used > high_mark(k) && !k->woken) {
-		k->woken = true;
-		pthread_cond_signal(&k->wake);
-	}
+	nudge(k);
+}
+
+/* Under the lock: room given for len bytes on their way (invariant 3). */
+static void take_room(struct keeper *k, uint64_t len)
+{
+	k->coming += len;
+	nudge(k);
 }
 
 static void on_store(void *arg, uint32_t size)
@@ -150,6 +169,19 @@ static bool drop_unlisted(struct keeper *k)
 	return t.blocks > 0;
 }
 
+/* The bytes of blocks and of staging files now; a write waiting for room
+ * (want) counts as staged already. */
+static void measure(struct keeper *k, uint64_t want, uint64_t *blocks,
+		    uint64_t *staged)
+{
+	struct cfs_error err;
+
+	if (cache_measure(k->cache, blocks, staged, &err))
+		cfs_log_warn("cannot measure the cache '%s': %s",
+			     k->cache->path, err.msg);
+	*staged += want;
+}
+
 /* Measures, sweeps and evicts what it must; records whether the cache is
  * full, and wakes the writers waiting for room.  A glance (nothing came
  * in, nothing is full) looks at the disk's free space alone. */
@@ -157,30 +189,27 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 {
 	struct cache_tally t;
 	struct cfs_error err;
-	uint64_t blocks = 0, staged, avail, need, want;
+	uint64_t blocks = 0, staged, avail, need, want, coming;
 	bool full;
 
 	pthread_mutex_lock(&k->lock);
 	want = k->want;
+	coming = k->coming + k->awaiting;
 	k->arrived = 0;
 	pthread_mutex_unlock(&k->lock);
 	if (glance && disk_avail(k) >= k->min_free + k->min_free / 10)
 		return;
 	if (sweep)
 		drop_unlisted(k);
-	if (cache_block_bytes(k->cache, &blocks, &err))
-		cfs_log_warn("cannot measure the cache '%s': %s",
-			     k->cache->path, err.msg);
-	/* A write waiting for room counts as staged already. */
-	staged = cache_staged_bytes(k->cache) + want;
+	measure(k, want, &blocks, &staged);
 	avail = disk_avail(k);
-	need = to_free(k, blocks, staged, avail);
+	need = to_free(k, blocks, staged + coming, avail);
 	/* Blocks no file lists any more (superseded by a commit, of a file
 	 * deleted) go before any block a file still reads. */
 	if (need && !sweep && drop_unlisted(k)) {
-		cache_block_bytes(k->cache, &blocks, &err);
+		measure(k, want, &blocks, &staged);
 		avail = disk_avail(k);
-		need = to_free(k, blocks, staged, avail);
+		need = to_free(k, blocks, staged + coming, avail);
 	}
 	if (need) {
 		if (cache_evict(k->cache, 0, blocks > need ? blocks - need : 0,
@@ -192,10 +221,14 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 				"cache '%s': evicted %llu blocks (%llu bytes) to stay within its limit and floor",
 				k->cache->path, (unsigned long long)t.blocks,
 				(unsigned long long)t.bytes);
-		cache_block_bytes(k->cache, &blocks, &err);
+		measure(k, want, &blocks, &staged);
 		avail = disk_avail(k);
 	}
-	full = (k->limit && blocks + staged > k->limit) ||
+	/* Full: no room for the write waiting or, with none waiting, for any
+	 * write at all.  A cache exactly at its limit is full: a pass between
+	 * two waits must not call it roomy again (status said "room" right
+	 * after a write got ENOSPC). */
+	full = (k->limit && blocks + staged + (want ? 0 : 1) > k->limit) ||
 	       (k->min_free && avail < k->min_free);
 	pthread_mutex_lock(&k->lock);
 	/* What came in while this pass measured may be in its figures or
@@ -227,6 +260,10 @@ static void *keeper_thread(void *arg)
 			       ETIMEDOUT)
 			;
 		now = cfs_monotonic_ms();
+		/* Blocks fetched ahead for a file that never came are
+		 * unlisted like any other once their pending list ends. */
+		if (cache_streamed_expire(k->cache))
+			k->changed = true;
 		/* A change waits for the next sweep it may come to. */
 		sweep = k->changed && now - last_sweep >= SWEEP_MS;
 		look = sweep || k->woken || k->full;
@@ -310,7 +347,7 @@ void keeper_stop(struct keeper *k)
  */
 static bool no_room(const struct keeper *k, size_t len)
 {
-	return k->full || (k->limit && k->used + len > k->limit);
+	return k->full || (k->limit && k->used + k->coming + len > k->limit);
 }
 
 int keeper_admit(struct keeper *k, size_t len)
@@ -339,9 +376,70 @@ int keeper_admit(struct keeper *k, size_t len)
 	k->want = 0; /* writers still waiting say again what they want */
 	eno = no_room(k, len) && !k->stop ? ENOSPC : 0;
 	if (eno == 0)
-		count_in(k, len);
+		take_room(k, len);
 	pthread_mutex_unlock(&k->lock);
 	return eno;
+}
+
+void keeper_await(struct keeper *k, size_t len)
+{
+	struct timespec until;
+	bool timed_out = false;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	/* Bounded: a pass waits for files being committed, and a reader must
+	 * not wait long on a keeper that has nothing left to evict (full). */
+	if (!k->full && no_room(k, len) && !k->stop) {
+		until = cfs_deadline_in_ms(TICK_MS);
+		k->woken = true;
+		pthread_cond_signal(&k->wake);
+	}
+	/* Woken by passes and by fetches that release their room. */
+	while (!k->full && no_room(k, len) && !k->stop && !timed_out) {
+		if (len > k->awaiting)
+			k->awaiting = len;
+		timed_out = pthread_cond_timedwait(&k->room, &k->lock,
+						   &until) == ETIMEDOUT;
+	}
+	k->awaiting = 0; /* fetches still waiting say again what they want */
+	take_room(k, len);
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* Under the lock: room for len bytes given back; written: they are in the
+ * cache now, counted until a pass measures them. */
+static void give_back(struct keeper *k, size_t len, bool written)
+{
+	k->coming -= len;
+	if (written)
+		count_in(k, len);
+	/* One waiting for room needs a pass (the count may not cross the
+	 * high mark). */
+	if ((k->awaiting || k->want) && !k->woken) {
+		k->woken = true;
+		pthread_cond_signal(&k->wake);
+	}
+	pthread_cond_broadcast(&k->room);
+}
+
+void keeper_written(struct keeper *k, size_t len)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	give_back(k, len, true);
+	pthread_mutex_unlock(&k->lock);
+}
+
+void keeper_release(struct keeper *k, size_t len)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	give_back(k, len, false); /* a stored block was counted as stored */
+	pthread_mutex_unlock(&k->lock);
 }
 
 void keeper_poke(struct keeper *k)

@@ -73,6 +73,8 @@ static const char usage[] =
 	"  -o parallel=N       block transfers at once (default 4)\n"
 	"  -o settle=SECONDS   from a written file's last close to its\n"
 	"                      commit (default 0.05)\n"
+	"  -o streaming=off    neither fetch other devices' large files while\n"
+	"                      they upload, nor announce ours (default on)\n"
 	"  -o cache_size=SIZE  most bytes of blocks and files being written\n"
 	"                      the cache keeps, as 512M, 10G... (default 10G;\n"
 	"                      0: no limit)\n"
@@ -99,6 +101,7 @@ static const char usage[] =
 
 struct cli {
 	char *token_file, *cache, *ca, *log, *type, *cache_size, *min_free, *at;
+	char *streaming;
 	unsigned timeout, readahead, parallel;
 	double settle;
 	int foreground, debug, single, help, version;
@@ -125,6 +128,7 @@ static const struct fuse_opt cli_opts[] = {
 	CLI_OPT("cache_size=%s", cache_size),
 	CLI_OPT("cache_min_free=%s", min_free),
 	CLI_OPT("at=%s", at),
+	CLI_OPT("streaming=%s", streaming),
 	CLI_OPT("-t %s", type),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -550,7 +554,7 @@ static int serve(struct cli *c, struct fs *fs)
 	/* Threads start here, once the mount is up. */
 	fs->keeper = keeper_start(fs->cache, fs->opt.cache_size,
 				  fs->opt.cache_min_free);
-	fs->fetch = fs->keeper ? fetcher_new(fs->remote, fs->cache,
+	fs->fetch = fs->keeper ? fetcher_new(fs->remote, fs->cache, fs->keeper,
 					     fs->opt.parallel)
 			       : NULL;
 	fs->upload = fs->fetch && sessions_start(fs->sessions) == 0
@@ -677,6 +681,8 @@ static int run(struct cli *c, struct fuse_args *args)
 			.settle_ms = (unsigned)(c->settle * 1000),
 			.cache_size = DEFAULT_CACHE_SIZE,
 			.cache_min_free = KEEPER_FLOOR_DEFAULT,
+			.streaming = !c->streaming ||
+				     strcmp(c->streaming, "off") != 0,
 		},
 		.uid = getuid(),
 		.gid = getgid(),
@@ -757,6 +763,9 @@ static const char *cli_problem(const struct cli *c)
 		return "cache_size must be a size such as 512M or 10G";
 	if (c->min_free && !cfs_size_parse(c->min_free, &size))
 		return "cache_min_free must be a size such as 512M or 1G";
+	if (c->streaming && strcmp(c->streaming, "on") != 0 &&
+	    strcmp(c->streaming, "off") != 0)
+		return "streaming must be on or off";
 	if (c->at && !cfs_time_parse(c->at, &when))
 		return "at must be a time such as 2026-12-01T10:00 or @1795000000";
 	return NULL;
@@ -769,6 +778,7 @@ static void cli_release(struct cli *c)
 	free(c->token_file);
 	free(c->cache);
 	free(c->ca);
+	free(c->streaming);
 	free(c->log);
 	free(c->type);
 	free(c->cache_size);

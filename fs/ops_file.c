@@ -319,6 +319,15 @@ static void log_no_room(struct fs *fs, fuse_ino_t ino)
 	free(path);
 }
 
+int ops_admit(struct fs *fs, fuse_ino_t ino, uint64_t cost)
+{
+	int eno = keeper_admit(fs->keeper, cost);
+
+	if (eno)
+		log_no_room(fs, ino);
+	return eno;
+}
+
 void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		   off_t off, struct fuse_file_info *fi)
 {
@@ -326,14 +335,17 @@ void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 	struct open_file *fh = (struct open_file *)fi->fh;
 	size_t written = 0;
 	int eno = fh->session ? 0 : EBADF;
+	uint64_t cost = 0;
 
-	if (eno == 0 &&
-	    (eno = keeper_admit(fs->keeper,
-				session_write_cost(fh->session, off,
-						   fuse_buf_size(bufv)))))
-		log_no_room(fs, ino);
-	if (eno == 0)
+	if (eno == 0) {
+		cost = session_write_cost(fh->session, off,
+					  fuse_buf_size(bufv));
+		eno = ops_admit(fs, ino, cost);
+	}
+	if (eno == 0) {
 		eno = session_write(fh->session, bufv, off, &written);
+		keeper_written(fs->keeper, cost);
+	}
 	if (eno)
 		fuse_reply_err(req, eno);
 	else
@@ -395,11 +407,11 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 				      ? len
 				      : (off_t)a.size - off;
 
-		eno = keeper_admit(fs->keeper, (uint64_t)cover);
-		if (eno)
-			log_no_room(fs, ino);
-		else
+		eno = ops_admit(fs, ino, (uint64_t)cover);
+		if (!eno) {
 			eno = write_zeros(fh->session, off, cover);
+			keeper_written(fs->keeper, (uint64_t)cover);
+		}
 	}
 	if (!eno && !how.keep_size && (uint64_t)(off + len) > a.size)
 		eno = session_truncate(fh->session, (uint64_t)(off + len));

@@ -13,6 +13,7 @@
 #include "cache/local.h"
 #include "cloudfs/clock.h"
 #include "cloudfs/platform.h"
+#include "fs/keeper.h"
 #include "fs/ops.h"
 #include "fs/session.h"
 #include "fs/upload.h"
@@ -191,12 +192,19 @@ static int set_size(struct fs *fs, fuse_ino_t ino, uint64_t size,
 {
 	struct open_file *fh = fi ? (struct open_file *)fi->fh : NULL;
 	struct session *s = fh ? fh->session : NULL;
+	uint64_t cost = 0;
 	int eno = 0;
 
 	if (!s)
 		eno = session_open(fs->sessions, ino, false, &s);
-	if (!eno)
+	if (!eno) {
+		cost = session_truncate_cost(s, size);
+		eno = ops_admit(fs, ino, cost);
+	}
+	if (!eno) {
 		eno = session_truncate(s, size);
+		keeper_written(fs->keeper, cost);
+	}
 	if (!fh || !fh->session)
 		session_release(fs->sessions, s);
 	return eno;

@@ -25,6 +25,13 @@ void remote_page_release(struct remote_page *p)
 	memset(p, 0, sizeof(*p));
 }
 
+void remote_pending_release(struct remote_pending *p)
+{
+	free(p->landed);
+	p->landed = NULL;
+	p->n = 0;
+}
+
 void remote_commit_release(struct remote_commit *out)
 {
 	free(out->results);

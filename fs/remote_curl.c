@@ -424,6 +424,20 @@ static enum cfs_err parse_entry(json_t *o, int64_t ns, int64_t head,
 	rc = parse_common(o, head, e, err);
 	if (rc || e->kind == CFS_KIND_DELETED)
 		return rc;
+	/*
+	 * A further name of a node (a hard link, made through the protocol:
+	 * this mount answers link(2) with EPERM and does not show such names
+	 * yet).  Taken as no entry, so the mirror never holds one: a name
+	 * the mount makes there is a conflict on the server, never a write
+	 * into the linked file, and the node itself is listed on its own.
+	 */
+	if (e->kind == CFS_KIND_LINK) {
+		int64_t of;
+
+		rc = cfs_json_int(o, "of", 1, INT64_MAX, &of, err);
+		e->kind = CFS_KIND_DELETED;
+		return rc;
+	}
 	rc = cfs_json_int(o, "size", 0, (int64_t)CFS_MAX_FILE_SIZE, &v, err);
 	e->size = (uint64_t)v;
 	if (rc == CFS_OK)
@@ -550,12 +564,80 @@ static enum cfs_err list(struct remote_conn *c,
 	return rc;
 }
 
+/* One landed block of a pending list of the answer; false when it is
+ * not the protocol. */
+static bool parse_landed(json_t *list, json_t *b, struct remote_landed *l)
+{
+	json_t *id = json_object_get(b, "id"),
+	       *size = json_object_get(b, "size"),
+	       *ns = json_object_get(list, "ns");
+
+	if (!json_is_string(id) || !json_is_integer(size) ||
+	    !json_is_integer(ns) || json_integer_value(ns) < 1 ||
+	    json_integer_value(size) < 1 ||
+	    json_integer_value(size) > CFS_BLOCK_SIZE ||
+	    !cfs_block_id_from_hex(json_string_value(id),
+				   json_string_length(id), &l->id))
+		return false;
+	l->ns = json_integer_value(ns);
+	l->size = (uint32_t)json_integer_value(size);
+	l->expires = json_integer_value(json_object_get(list, "expires"));
+	return true;
+}
+
+/* The pending part of a long poll's answer, checked whole: a bad one is
+ * not the protocol. */
+static enum cfs_err parse_pending(json_t *answer, struct remote_pending *p,
+				  struct cfs_error *err)
+{
+	json_t *lists = json_object_get(answer, "pending"), *list, *b;
+	json_t *next = json_object_get(answer, "pending_cursor");
+	size_t i, j, count = 0;
+
+	/* A server from before streaming sync. */
+	if (!lists && !next)
+		return CFS_OK;
+	if (!json_is_array(lists) || !json_is_integer(next) ||
+	    json_integer_value(next) < p->cursor)
+		return cfs_fail(
+			err, CFS_ERR_UNREACHABLE,
+			"POST /meta/longpoll: no pending lists in the answer");
+	json_array_foreach(lists, i, list)
+	{
+		count += json_array_size(json_object_get(list, "blocks"));
+	}
+	if (count > CFS_PENDING_MAX_BLOCKS)
+		return cfs_fail(
+			err, CFS_ERR_UNREACHABLE,
+			"POST /meta/longpoll: %zu pending blocks, more than %d",
+			count, CFS_PENDING_MAX_BLOCKS);
+	if (count && !(p->landed = calloc(count, sizeof(*p->landed))))
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	json_array_foreach(lists, i, list)
+	{
+		json_array_foreach(json_object_get(list, "blocks"), j, b)
+		{
+			if (!parse_landed(list, b, &p->landed[p->n])) {
+				remote_pending_release(p);
+				return cfs_fail(
+					err, CFS_ERR_UNREACHABLE,
+					"POST /meta/longpoll: pending list %zu has a bad block %zu",
+					i, j);
+			}
+			p->n++;
+		}
+	}
+	p->cursor = json_integer_value(next);
+	return CFS_OK;
+}
+
 static enum cfs_err longpoll(struct remote_conn *c,
 			     const struct remote_cursor *cursors, size_t n,
 			     unsigned timeout_s, const bool *stop,
+			     struct remote_pending *pending,
 			     struct cfs_error *err)
 {
-	json_t *arr = json_array(), *answer = NULL;
+	json_t *arr = json_array(), *answer = NULL, *body;
 	enum cfs_err rc;
 
 	for (size_t i = 0; arr && i < n; i++)
@@ -563,10 +645,21 @@ static enum cfs_err longpoll(struct remote_conn *c,
 			arr,
 			json_pack("{s:I, s:I}", "ns", (json_int_t)cursors[i].ns,
 				  "cursor", (json_int_t)cursors[i].cursor));
-	rc = call_new(c, "POST", "/meta/longpoll",
-		      json_pack("{s:o, s:I}", "cursors", arr, "timeout",
-				(json_int_t)timeout_s),
-		      timeout_s + 30, stop, &answer, err);
+	body = pending ? json_pack("{s:o, s:I, s:I}", "cursors", arr, "timeout",
+				   (json_int_t)timeout_s, "pending",
+				   (json_int_t)pending->cursor)
+		       : json_pack("{s:o, s:I}", "cursors", arr, "timeout",
+				   (json_int_t)timeout_s);
+	rc = call_new(c, "POST", "/meta/longpoll", body, timeout_s + 30, stop,
+		      &answer, err);
+	if (rc == CFS_OK && pending) {
+		pending->n = 0;
+		pending->landed = NULL;
+		pending->moved =
+			json_array_size(json_object_get(answer, "changes")) ||
+			json_array_size(json_object_get(answer, "gone"));
+		rc = parse_pending(answer, pending, err);
+	}
 	json_decref(answer);
 	return rc;
 }
@@ -711,8 +804,8 @@ static enum cfs_err commit(struct remote_conn *c,
 			json_decref(arr);
 			arr = NULL;
 		}
-	snprintf(path, sizeof(path), "/meta/ns/%lld/commit",
-		 (long long)req->ns);
+	snprintf(path, sizeof(path), "/meta/ns/%lld/%s", (long long)req->ns,
+		 req->announce ? "announce" : "commit");
 	if (arr && !req->client)
 		body = json_pack("{s:o}", "ops", arr);
 	else if (arr)

@@ -7,6 +7,9 @@
  * that of its newest row, and the journal keeps every row's (jid, node).
  * A listing from a cursor is the nodes whose newest row is past it, in
  * JID order: as the server's, a node changed twice shows once.
+ *
+ * Pending lists (streaming sync) are kept as one entry per block, with
+ * the pending cursor of its landing (0 before); they never expire.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -66,6 +69,16 @@ struct fake_block {
 	uint64_t uploaders; /* a bit per user */
 };
 
+/* A block of a pending list (an announcing commit's). */
+struct fake_pending {
+	int64_t ns;
+	unsigned user;
+	char *path;
+	struct cfs_block_id id;
+	uint32_t size;
+	int64_t ready; /* the pending cursor when it landed; 0: not yet */
+};
+
 struct fake_server {
 	pthread_mutex_t lock;
 	pthread_cond_t moved; /* a namespace's head moved */
@@ -73,6 +86,9 @@ struct fake_server {
 	size_t n_ns;
 	struct fake_block *blocks;
 	size_t n_blocks, cap_blocks;
+	struct fake_pending *pending;
+	size_t n_pending, cap_pending;
+	int64_t pending_seq;
 	unsigned percent;
 	unsigned seed;
 	enum fake_fault next, next_commit;
@@ -187,6 +203,9 @@ void fake_server_free(struct fake_server *s)
 	for (size_t i = 0; i < s->n_blocks; i++)
 		free(s->blocks[i].data);
 	free(s->blocks);
+	for (size_t i = 0; i < s->n_pending; i++)
+		free(s->pending[i].path);
+	free(s->pending);
 	pthread_cond_destroy(&s->moved);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -395,6 +414,80 @@ static struct remote_result result_error(enum cfs_err code, const char *msg)
 	r.has_message = true;
 	snprintf(r.message, sizeof(r.message), "%.*s",
 		 (int)sizeof(r.message) - 1, msg);
+	return r;
+}
+
+/* Whether user may download block id as a landed block of a pending
+ * list of a namespace they can read. */
+static bool pending_readable(struct fake_server *s, unsigned user,
+			     const struct cfs_block_id *id)
+{
+	for (size_t i = 0; i < s->n_pending; i++)
+		if (s->pending[i].ready &&
+		    cfs_block_id_equal(&s->pending[i].id, id) &&
+		    readable(ns_get(s, s->pending[i].ns), user))
+			return true;
+	return false;
+}
+
+/* Drops user's pending list at path of ns (the file committed, or a new
+ * list replaces it). */
+static void pending_drop(struct fake_server *s, int64_t ns, unsigned user,
+			 const char *path)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < s->n_pending; i++) {
+		struct fake_pending *p = &s->pending[i];
+
+		if (p->ns == ns && p->user == user && !strcmp(p->path, path))
+			free(p->path);
+		else
+			s->pending[k++] = *p;
+	}
+	s->n_pending = k;
+}
+
+/* An announcing commit of file op: the blocks user cannot read go to
+ * the pending list of (ns, op->path); nothing is applied. */
+static struct remote_result announce(struct fake_server *s, int64_t ns,
+				     unsigned user, const struct queued_op *op)
+{
+	struct remote_result r = { .status = REMOTE_NEED_BLOCKS };
+	bool replaced = false;
+
+	snprintf(r.message, sizeof(r.message), "need_blocks");
+	for (size_t i = 0; i < op->blocks.n; i++) {
+		struct fake_pending *p;
+
+		if (block_readable(s, user, &op->blocks.ids[i]))
+			continue;
+		if (!replaced)
+			pending_drop(s, ns, user, op->path);
+		replaced = true;
+		if (s->n_pending == s->cap_pending) {
+			size_t cap = s->cap_pending ? 2 * s->cap_pending : 64;
+			struct fake_pending *v =
+				realloc(s->pending, cap * sizeof(*v));
+
+			if (!v)
+				return result_error(CFS_ERR_INTERNAL,
+						    "out of memory");
+			s->pending = v;
+			s->cap_pending = cap;
+		}
+		p = &s->pending[s->n_pending];
+		*p = (struct fake_pending){
+			.ns = ns,
+			.user = user,
+			.path = strdup(op->path),
+			.id = op->blocks.ids[i],
+			.size = cfs_block_len(op->size, i),
+		};
+		if (!p->path)
+			return result_error(CFS_ERR_INTERNAL, "out of memory");
+		s->n_pending++;
+	}
 	return r;
 }
 
@@ -821,9 +914,59 @@ static bool moved(struct fake_server *s, unsigned user,
 	return false;
 }
 
+/* Whether a block of a pending list of a namespace of cursors landed
+ * after the pending cursor (none asked: never). */
+static bool landed(struct fake_server *s, unsigned user,
+		   const struct remote_cursor *cursors, size_t n,
+		   const struct remote_pending *pending, size_t at)
+{
+	const struct fake_pending *p = &s->pending[at];
+	bool watched = false;
+
+	for (size_t i = 0; i < n; i++)
+		watched |= cursors[i].ns == p->ns;
+	return pending && watched && p->ready > pending->cursor &&
+	       readable(ns_get(s, p->ns), user);
+}
+
+static bool any_landed(struct fake_server *s, unsigned user,
+		       const struct remote_cursor *cursors, size_t n,
+		       const struct remote_pending *pending)
+{
+	for (size_t i = 0; i < s->n_pending; i++)
+		if (landed(s, user, cursors, n, pending, i))
+			return true;
+	return false;
+}
+
+/* Fills pending with what landed past its cursor (under the lock). */
+static enum cfs_err fill_pending(struct fake_server *s, unsigned user,
+				 const struct remote_cursor *cursors, size_t n,
+				 struct remote_pending *pending,
+				 struct cfs_error *err)
+{
+	pending->n = 0;
+	pending->landed = calloc(s->n_pending + 1, sizeof(*pending->landed));
+	if (!pending->landed)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	for (size_t i = 0; i < s->n_pending; i++)
+		if (landed(s, user, cursors, n, pending, i))
+			pending->landed[pending->n++] = (struct remote_landed){
+				.ns = s->pending[i].ns,
+				.id = s->pending[i].id,
+				.size = s->pending[i].size,
+				.expires = (int64_t)time(NULL) + 600,
+			};
+	pending->moved = moved(s, user, cursors, n);
+	pending->cursor = s->pending_seq > pending->cursor ? s->pending_seq
+							   : pending->cursor;
+	return CFS_OK;
+}
+
 static enum cfs_err longpoll(struct remote_conn *c,
 			     const struct remote_cursor *cursors, size_t n,
 			     unsigned timeout_s, const bool *stop,
+			     struct remote_pending *pending,
 			     struct cfs_error *err)
 {
 	struct fake_remote *r = fr_of(c);
@@ -835,6 +978,7 @@ static enum cfs_err longpoll(struct remote_conn *c,
 	pthread_mutex_lock(&s->lock);
 	rc = fault_before(draw(s), "POST /meta/longpoll", err);
 	while (rc == CFS_OK && !moved(s, r->user, cursors, n) &&
+	       !any_landed(s, r->user, cursors, n, pending) &&
 	       cfs_monotonic_ms() < until) {
 		struct timespec t = cfs_deadline_in_ms(50);
 
@@ -851,6 +995,8 @@ static enum cfs_err longpoll(struct remote_conn *c,
 			rc = cfs_fail(err, CFS_ERR_NOT_FOUND,
 				      "namespace %lld is not yours",
 				      (long long)cursors[i].ns);
+	if (rc == CFS_OK && pending)
+		rc = fill_pending(s, r->user, cursors, n, pending, err);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -908,7 +1054,14 @@ static enum cfs_err commit(struct remote_conn *c,
 			out->results[i] = a->r;
 			continue;
 		}
+		if (req->announce && op->type == QUEUE_FILE) {
+			out->results[i] = announce(s, n->ns, r->user, op);
+			continue;
+		}
 		out->results[i] = apply(s, n, r->user, op);
+		if (op->type == QUEUE_FILE &&
+		    out->results[i].status == REMOTE_COMMITTED)
+			pending_drop(s, n->ns, r->user, op->path);
 		if (req->client && out->results[i].status == REMOTE_COMMITTED)
 			keep(n, req->client, op->seq, req->keep_from,
 			     &out->results[i]);
@@ -1041,6 +1194,27 @@ static struct remote_xfer *put(struct remote_xfers *set,
 }
 
 /* Stores the block x uploads, as user, if it hashes to its id. */
+/* Block id, uploaded by user, lands in user's pending lists. */
+static void pending_landed(struct fake_server *s, unsigned user,
+			   const struct cfs_block_id *id)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < s->n_pending; i++) {
+		struct fake_pending *p = &s->pending[i];
+
+		if (p->user != user || p->ready ||
+		    !cfs_block_id_equal(&p->id, id))
+			continue;
+		if (!any)
+			s->pending_seq++;
+		any = true;
+		p->ready = s->pending_seq;
+	}
+	if (any)
+		pthread_cond_broadcast(&s->moved);
+}
+
 static enum cfs_err store(struct fake_server *s, unsigned user,
 			  struct remote_xfer *x, struct cfs_error *err)
 {
@@ -1058,6 +1232,7 @@ static enum cfs_err store(struct fake_server *s, unsigned user,
 		free(data);
 		return cfs_fail(err, CFS_ERR_UNREACHABLE, "HTTP 400");
 	}
+	pending_landed(s, user, &x->id);
 	if ((b = block_get(s, &x->id))) {
 		free(data); /* a duplicate: read and hashed all the same */
 		b->uploaders |= 1ull << user;
@@ -1101,7 +1276,9 @@ static enum cfs_err run(struct fake_server *s, unsigned user,
 		return rc;
 	}
 	/* Unknown and forbidden look the same. */
-	if (!block_readable(s, user, &x->id) || !(b = block_get(s, &x->id)))
+	if (!(block_readable(s, user, &x->id) ||
+	      pending_readable(s, user, &x->id)) ||
+	    !(b = block_get(s, &x->id)))
 		return cfs_fail(err, CFS_ERR_UNREACHABLE,
 				"the server answered HTTP 404");
 	if (x->sink(x->arg, b->data, b->len) != b->len)

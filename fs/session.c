@@ -498,6 +498,43 @@ static bool cached(struct session *s, uint64_t b)
 	return true;
 }
 
+/* Under s->lock: the bytes staging block b brings in, written up to upto
+ * bytes into it: its base copied in, fetched first if not cached. */
+static uint64_t stage_cost(struct session *s, uint64_t b, uint64_t upto)
+{
+	uint64_t copied;
+
+	if (is_dirty(s, b) || b >= s->base.n)
+		return upto;
+	copied = cfs_block_len(s->base_size, b);
+	return (upto > copied ? upto : copied) + (cached(s, b) ? 0 : copied);
+}
+
+/* Under s->lock: growing the file to size makes the commit write its
+ * short last block anew, longer (materialize), unless a write stages it
+ * (then counted twice: the keeper errs on the safe side). */
+static uint64_t growth_cost(struct session *s, uint64_t size)
+{
+	uint64_t b = s->size / CFS_BLOCK_SIZE;
+
+	if (size <= s->size || s->size % CFS_BLOCK_SIZE == 0 ||
+	    is_dirty(s, b) || b >= s->base.n)
+		return 0;
+	return cfs_block_len(size, b);
+}
+
+uint64_t session_truncate_cost(struct session *s, uint64_t size)
+{
+	uint64_t cost;
+
+	pthread_mutex_lock(&s->lock);
+	cost = growth_cost(s, size);
+	if (size < s->size && size % CFS_BLOCK_SIZE)
+		cost = stage_cost(s, size / CFS_BLOCK_SIZE, 0);
+	pthread_mutex_unlock(&s->lock);
+	return cost;
+}
+
 uint64_t session_write_cost(struct session *s, off_t off, size_t len)
 {
 	uint64_t end = (uint64_t)off + len, pos = (uint64_t)off, cost = 0;
@@ -506,19 +543,14 @@ uint64_t session_write_cost(struct session *s, off_t off, size_t len)
 	for (uint64_t b = pos / CFS_BLOCK_SIZE; pos < end; b++) {
 		uint64_t block_end = (b + 1) * CFS_BLOCK_SIZE;
 		uint64_t n = (end < block_end ? end : block_end) - pos;
-		uint64_t upto = pos + n - b * CFS_BLOCK_SIZE, copied;
+		uint64_t upto = pos + n - b * CFS_BLOCK_SIZE;
 
-		if (is_dirty(s, b) || b >= s->base.n) {
-			cost += n;
-		} else {
-			copied = cfs_block_len(s->base_size, b);
-			cost += upto > copied ? upto : copied;
-			/* And the base block itself, fetched to be copied. */
-			if (!cached(s, b))
-				cost += copied;
-		}
+		cost += is_dirty(s, b) || b >= s->base.n
+				? n
+				: stage_cost(s, b, upto);
 		pos += n;
 	}
+	cost += growth_cost(s, end);
 	pthread_mutex_unlock(&s->lock);
 	return cost;
 }

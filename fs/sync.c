@@ -12,6 +12,14 @@
  *
  * Everything the server sends is checked before it touches the mirror; a
  * page with one bad entry is refused whole.
+ *
+ * Streaming sync (-o streaming, on by default): the long poll also asks
+ * for the blocks of pending lists that landed, other devices' files on
+ * their way up, and hands them to the fetcher as prefetches, so that
+ * they are cached (as ordinary blocks: the keeper's limit holds) when
+ * the journal row lands.  Nothing of them reaches the mirror: the file
+ * shows only with its row.  A poll that brought only landed blocks is
+ * followed by the next poll, without a catch-up.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,12 +27,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cloudfs/clock.h"
 #include "cache/mirror.h"
 #include "cloudfs/log.h"
 #include "fs/fs.h"
 #include "fs/invalidate.h"
+#include "cache/blockcache.h"
+#include "cache/upkeep.h"
+#include "fs/fetch.h"
 #include "fs/upload.h"
 
 #define PAGE	       1000
@@ -40,6 +52,8 @@ struct sync {
 	pthread_cond_t wake; /* stop, for the backoff's sleep */
 	bool stop;
 	uint64_t longpolls, failures; /* atomic: read by cloudfs stats */
+	uint64_t streamed; /* atomic: landed blocks handed to the fetcher */
+	int64_t pending_cursor; /* the sync thread's own */
 };
 
 /*
@@ -235,17 +249,53 @@ enum cfs_err sync_catch_up(struct fs *fs, struct remote_conn *conn,
 	return rc;
 }
 
-/* Waits until a followed namespace moves (or the long poll times out, or
- * fs->relist cuts it short). */
-static enum cfs_err wait_for_change(struct fs *fs, struct remote_conn *conn,
-				    struct cfs_error *err)
+/* The longest a streamed block is kept from the unlisted sweep, whatever
+ * the server says of its list's expiry. */
+#define STREAMED_KEEP_MAX_S 86400
+
+/* Prefetches the landed blocks of pending lists (streaming sync). */
+static void stream_landed(struct sync *s, const struct remote_pending *p)
 {
+	struct fs *fs = s->fs;
+	int64_t now = (int64_t)time(NULL);
+
+	for (size_t i = 0; fs->fetch && i < p->n; i++) {
+		const struct remote_landed *l = &p->landed[i];
+		int64_t until = l->expires < now + STREAMED_KEEP_MAX_S
+					? l->expires
+					: now + STREAMED_KEEP_MAX_S;
+		int fd = blockcache_open(fs->cache, &l->id);
+
+		/* Cached already (our own upload, most often): nothing to
+		 * fetch, and nothing to keep once no file lists it. */
+		if (fd >= 0) {
+			close(fd);
+			continue;
+		}
+		/* Kept first: the sweep must not find it stored and
+		 * unlisted in between. */
+		cache_streamed_keep(fs->cache, &l->id, until);
+		fetcher_prefetch(fs->fetch, &l->id, l->size);
+		__atomic_add_fetch(&s->streamed, 1, __ATOMIC_RELAXED);
+	}
+}
+
+/* Waits until a followed namespace moves (or the long poll times out, or
+ * fs->relist cuts it short); *only_landed when it brought landed blocks
+ * of pending lists and nothing else. */
+static enum cfs_err wait_for_change(struct sync *s, struct remote_conn *conn,
+				    bool *only_landed, struct cfs_error *err)
+{
+	struct fs *fs = s->fs;
 	struct mirror_ns *list = NULL;
 	struct remote_cursor *cursors;
+	struct remote_pending pending = { .cursor = s->pending_cursor };
+	bool streaming = fs->opt.streaming && !fs->opt.at;
 	struct cfs_sql *db = cache_db(fs->cache, err);
 	enum cfs_err rc;
 	size_t n = 0;
 
+	*only_landed = false;
 	if (!db)
 		return err->code;
 	rc = mirror_namespaces(db, &list, &n, err);
@@ -259,8 +309,15 @@ static enum cfs_err wait_for_change(struct fs *fs, struct remote_conn *conn,
 	free(list);
 	if (!cursors)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	rc = remote_longpoll(conn, cursors, n, LONGPOLL_S, &fs->relist, err);
+	rc = remote_longpoll(conn, cursors, n, LONGPOLL_S, &fs->relist,
+			     streaming ? &pending : NULL, err);
 	free(cursors);
+	if (rc == CFS_OK && streaming) {
+		s->pending_cursor = pending.cursor;
+		stream_landed(s, &pending);
+		*only_landed = pending.n && !pending.moved;
+	}
+	remote_pending_release(&pending);
 	/* Ended early (fs->relist): the catch-up lists what is new. */
 	if (rc == CFS_ERR_UNREACHABLE &&
 	    __atomic_load_n(&fs->relist, __ATOMIC_SEQ_CST))
@@ -288,26 +345,37 @@ static void *sync_thread(void *arg)
 	unsigned backoff = 0,
 		 seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)s;
 	struct cfs_error err;
+	bool only_landed = false;
 
 	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
-		enum cfs_err rc;
+		enum cfs_err rc = CFS_OK;
+		bool relist;
 
 		/* Cleared before the stop is read again: sync_stop() sets
 		 * both, in the other order. */
-		__atomic_store_n(&s->fs->relist, false, __ATOMIC_SEQ_CST);
+		relist = __atomic_exchange_n(&s->fs->relist, false,
+					     __ATOMIC_SEQ_CST);
 		if (__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST))
 			break;
-		rc = sync_catch_up(s->fs, conn, &s->stop, &err);
-		/* The server answers, and the mirror is listed up to its head:
-		 * what the uploader backs off for may be over. */
-		if (rc == CFS_OK)
-			uploader_retry_now(s->fs->upload);
+		/* Blocks landing come one by one, faster than listings
+		 * could: only a poll that saw a namespace move, or a relist
+		 * asked for, lists. */
+		if (!only_landed || relist) {
+			rc = sync_catch_up(s->fs, conn, &s->stop, &err);
+			/* The server answers, and the mirror is listed up to
+			 * its head: what the uploader backs off for may be
+			 * over. */
+			if (rc == CFS_OK)
+				uploader_retry_now(s->fs->upload);
+		}
 		if (rc == CFS_OK && s->fs->opt.at) {
 			nap(s, 60 * 1000); /* then never changes */
 			continue;
 		}
 		if (rc == CFS_OK)
-			rc = wait_for_change(s->fs, conn, &err);
+			rc = wait_for_change(s, conn, &only_landed, &err);
+		if (rc)
+			only_landed = false;
 		if (rc == CFS_OK)
 			__atomic_add_fetch(&s->longpolls, 1, __ATOMIC_RELAXED);
 		if (rc == CFS_OK ||
@@ -366,6 +434,11 @@ void sync_stop(struct sync *s)
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+uint64_t sync_streamed(struct sync *s)
+{
+	return s ? __atomic_load_n(&s->streamed, __ATOMIC_RELAXED) : 0;
 }
 
 void sync_counts(struct sync *s, uint64_t *longpolls, uint64_t *failures)

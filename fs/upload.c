@@ -609,6 +609,47 @@ static void clear_doubt(struct fs *fs, struct cfs_sql *db,
 	set_doubt(fs, any);
 }
 
+/*
+ * Streaming sync: before the blocks go up, announces the files of more
+ * than one block that need some of them (POST /meta/ns/NS/announce in
+ * cloudfs-protocol(7)), so that the other mounts of their namespace fetch
+ * those blocks as they land.  The server applies none of them, so the
+ * batch's order holds; a single block is sent in one request anyway, and
+ * little is gained by announcing it.  Best effort: a failure costs the
+ * others the head start, nothing else.
+ */
+static void announce(struct uploader *u, const struct queued_op *ops, size_t n,
+		     const struct cfs_blocklist *needed)
+{
+	struct queued_op *files = calloc(n, sizeof(*files));
+	struct remote_commit answer = { 0 };
+	struct remote_commit_req req = { .ns = ops[0].ns, .announce = true };
+	struct cfs_error err;
+	const bool *stop;
+	unsigned max_s;
+
+	for (size_t i = 0; files && i < n; i++) {
+		bool needs = false;
+
+		if (ops[i].type != QUEUE_FILE || ops[i].blocks.n < 2)
+			continue;
+		for (size_t k = 0; !needs && k < ops[i].blocks.n; k++)
+			needs = listed(needed, &ops[i].blocks.ids[k]);
+		if (needs)
+			files[req.n++] = ops[i]; /* borrowed, not released */
+	}
+	req.ops = files;
+	stop = request_bounds(u, &max_s);
+	if (req.n &&
+	    remote_commit(u->conn, &req, max_s, stop, &answer, &err) == CFS_OK)
+		remote_commit_release(&answer);
+	else if (req.n)
+		cfs_log_info(
+			"cannot announce '%s' and %zu more for streaming: %s",
+			files[0].path, req.n - 1, err.msg);
+	free(files);
+}
+
 /* Commits the batch and settles every answer, under fs->apply_lock. */
 static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 				 size_t n, bool *retry_any,
@@ -757,6 +798,8 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 		progress(u, NULL, &needed);
 	if (rc == CFS_OK && needed.n)
 		rc = drop_lost(u, ops, n, &needed, &dropped, err);
+	if (rc == CFS_OK && needed.n && !dropped && u->fs->opt.streaming)
+		announce(u, ops, n, &needed);
 	if (rc == CFS_OK && needed.n && !dropped)
 		rc = upload_blocks(u, &needed, err);
 	if (rc == CFS_OK && !dropped)

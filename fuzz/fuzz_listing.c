@@ -7,14 +7,18 @@
  * to change for this harness.
  *
  * Feeds: byte 0 picks the answer, the rest is its body:
- *   0  a page of GET /meta/ns/1/list, applied from the mirror's cursor
+ *   0  a page of GET /meta/ns/1/list, applied from the mirror's cursor;
+ *      and the same body as a long poll's answer, its pending lists read
  *   1  the body of an HTTP error answer (byte 1: its status)
  *   2  {"versions": [...], "jid": J, "at": T}: a history, and the version
  *      a restore would choose from it, made a commit operation
  *   3  {"state": {...}, "top": N}: a listing as of then (entries by
  *      node), and the commit operations that bring back folder N's
  *      contents
- * Checks: a page is applied whole or not at all (the mirror's cursor is
+ * Checks: landed blocks of pending lists are all checked (a namespace,
+ * a size of a block, never more than a poll may carry) and the pending
+ * cursor never goes back, or the answer is refused whole as unreachable;
+ * a page is applied whole or not at all (the mirror's cursor is
  * the page's after it, and unchanged after a refusal, which is always
  * "unreachable"); an error answer is never a success and its message
  * names the request; the version chosen is one of the history's, and its
@@ -186,6 +190,36 @@ static void restore_folder(json_t *answer)
 	listing_release(&l);
 }
 
+/* The pending part of a long poll's answer (streaming sync). */
+static void pending_answer(json_t *answer)
+{
+	struct remote_pending p = { .cursor = 7 };
+	struct cfs_error err = { 0 };
+	enum cfs_err rc = parse_pending(answer, &p, &err);
+
+	if (rc) {
+		FUZZ_CHECK(rc == CFS_ERR_UNREACHABLE || rc == CFS_ERR_INTERNAL,
+			   "a bad pending list was refused as %s",
+			   cfs_err_name(rc));
+		FUZZ_CHECK(p.n == 0 && !p.landed,
+			   "a refused answer left %zu landed blocks", p.n);
+		FUZZ_CHECK(strstr(err.msg, "/meta/longpoll") ||
+				   rc == CFS_ERR_INTERNAL,
+			   "the refusal does not name the request: %s",
+			   err.msg);
+		return;
+	}
+	FUZZ_CHECK(p.cursor >= 7, "the pending cursor went back to %lld",
+		   (long long)p.cursor);
+	FUZZ_CHECK(p.n <= CFS_PENDING_MAX_BLOCKS, "%zu landed blocks", p.n);
+	for (size_t i = 0; i < p.n; i++)
+		FUZZ_CHECK(p.landed[i].ns >= 1 && p.landed[i].size >= 1 &&
+				   p.landed[i].size <= CFS_BLOCK_SIZE,
+			   "landed block %zu: namespace %lld, %u bytes", i,
+			   (long long)p.landed[i].ns, p.landed[i].size);
+	remote_pending_release(&p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_t *answer;
@@ -205,6 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (data[0] % 4) {
 	case 0:
 		listing_page(answer);
+		pending_answer(answer);
 		break;
 	case 2:
 		restore_version(answer);

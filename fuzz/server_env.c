@@ -170,6 +170,9 @@ static void check_op(const struct meta_op *op)
 	case META_OP_MOVE:
 		check_path(op->to, false, "a move's target");
 		break;
+	case META_OP_LINK:
+		check_path(op->to, false, "a link's new name");
+		break;
 	case META_OP_DIR:
 	case META_OP_DELETE:
 		break;
@@ -479,6 +482,18 @@ static enum cfs_err p_gc(struct meta *m, int64_t before, meta_block_fn fn,
 	return said(real->ops->gc(real, before, fn, arg, t, err), err);
 }
 
+static enum cfs_err p_pending(struct meta *m, const struct meta_user *user,
+			      const int64_t *ns, size_t n, int64_t after,
+			      meta_pending_fn fn, void *arg, int64_t *cursor,
+			      struct cfs_error *err)
+{
+	(void)m;
+	check_user(user);
+	return said(real->ops->pending(real, user, ns, n, after, fn, arg,
+				       cursor, err),
+		    err);
+}
+
 static const struct meta_ops proxy_ops = {
 	.close = p_close,
 	.user_add = p_user_add,
@@ -501,6 +516,7 @@ static const struct meta_ops proxy_ops = {
 	.history = p_history,
 	.list_as_of = p_list_as_of,
 	.gc = p_gc,
+	.pending = p_pending,
 };
 
 static struct meta proxy = { .ops = &proxy_ops };

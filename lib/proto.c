@@ -11,7 +11,7 @@ static const char *const kind_names[] = {
 	[CFS_KIND_DIR] = "dir",		  [CFS_KIND_SYMLINK] = "symlink",
 	[CFS_KIND_MOUNT] = "mount",	  [CFS_KIND_FIFO] = "fifo",
 	[CFS_KIND_SOCKET] = "socket",	  [CFS_KIND_CHARDEV] = "chardev",
-	[CFS_KIND_BLOCKDEV] = "blockdev",
+	[CFS_KIND_BLOCKDEV] = "blockdev", [CFS_KIND_LINK] = "link",
 };
 
 #define N_KINDS (sizeof(kind_names) / sizeof(kind_names[0]))

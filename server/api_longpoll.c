@@ -16,6 +16,12 @@
  * are read again and the waiter parks for another slice.  A revoked
  * token's poll ends with 401 within RECHECK_MS; a live one costs the
  * store two small reads every RECHECK_MS.
+ *
+ * A poll that gives a pending cursor (streaming sync) also ends when
+ * blocks of a pending list of a watched namespace land past it: a
+ * landing wakes the namespace's waiters as a commit does, and the same
+ * read that takes the heads asks the store for them (meta_ops.pending,
+ * which shows members only).
  */
 #include <stdlib.h>
 
@@ -34,6 +40,9 @@ struct poll_state {
 	int64_t *ns;
 	int64_t *cursors;
 	int64_t *heads;
+	int64_t pending_after; /* the caller's pending cursor; -1: none */
+	int64_t pending_cursor;
+	json_t *pending; /* the pending lists of the last read */
 };
 
 static void poll_state_free(void *arg)
@@ -44,6 +53,7 @@ static void poll_state_free(void *arg)
 	free(st->ns);
 	free(st->cursors);
 	free(st->heads);
+	json_decref(st->pending);
 	free(st);
 }
 
@@ -86,8 +96,36 @@ static enum cfs_err parse_cursors(json_t *arr, struct poll_state *st,
 	return CFS_OK;
 }
 
-/* Reads the heads; *moved tells whether any namespace passed its cursor
- * or stopped being readable. */
+/* Adds a landed block to the answer's pending lists: one object per
+ * list, whose blocks come together (meta_ops.pending). */
+static enum cfs_err add_pending(void *arg, const struct meta_pending *p,
+				struct cfs_error *err)
+{
+	json_t *lists = arg, *last, *blocks;
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+
+	last = json_array_get(lists, json_array_size(lists) - 1);
+	if (!last ||
+	    json_integer_value(json_object_get(last, "list")) != p->list) {
+		last = json_pack("{s:I, s:I, s:s, s:I, s:[]}", "list",
+				 (json_int_t)p->list, "ns", (json_int_t)p->ns,
+				 "path", p->path, "expires",
+				 (json_int_t)p->expires, "blocks");
+		if (!last || json_array_append_new(lists, last))
+			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	blocks = json_object_get(last, "blocks");
+	cfs_block_id_to_hex(&p->id, hex);
+	if (json_array_append_new(blocks,
+				  json_pack("{s:s, s:I}", "id", hex, "size",
+					    (json_int_t)p->size)))
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	return CFS_OK;
+}
+
+/* Reads the heads, and the landed pending blocks when the caller asked;
+ * *moved tells whether any namespace passed its cursor or stopped being
+ * readable, or blocks landed. */
 static enum cfs_err read_heads(struct api_req *req, struct poll_state *st,
 			       bool *moved, struct cfs_error *err)
 {
@@ -98,6 +136,15 @@ static enum cfs_err read_heads(struct api_req *req, struct poll_state *st,
 	*moved = false;
 	for (size_t i = 0; rc == CFS_OK && i < st->n; i++)
 		*moved |= st->heads[i] != st->cursors[i];
+	if (rc || st->pending_after < 0)
+		return rc;
+	json_decref(st->pending);
+	if (!(st->pending = json_array()))
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	rc = m->ops->pending(m, req->user, st->ns, st->n, st->pending_after,
+			     add_pending, st->pending, &st->pending_cursor,
+			     err);
+	*moved |= json_array_size(st->pending) > 0;
 	return rc;
 }
 
@@ -130,9 +177,17 @@ static enum cfs_err answer(struct api_resp *resp, struct poll_state *st,
 		json_decref(gone);
 		return api_reply(resp, NULL, err);
 	}
-	return api_reply(
-		resp, json_pack("{s:o, s:o}", "changes", changes, "gone", gone),
-		err);
+	if (st->pending_after < 0)
+		return api_reply(resp,
+				 json_pack("{s:o, s:o}", "changes", changes,
+					   "gone", gone),
+				 err);
+	return api_reply(resp,
+			 json_pack("{s:o, s:o, s:O, s:I}", "changes", changes,
+				   "gone", gone, "pending", st->pending,
+				   "pending_cursor",
+				   (json_int_t)st->pending_cursor),
+			 err);
 }
 
 /*
@@ -181,6 +236,10 @@ enum cfs_err api_longpoll(struct api_req *req, struct api_resp *resp,
 		rc = cfs_json_int_opt(req->body, "timeout", 0,
 				      CFS_LONGPOLL_MAX_S,
 				      CFS_LONGPOLL_DEFAULT_S, &timeout, err);
+	st->pending_after = -1;
+	if (rc == CFS_OK && json_object_get(req->body, "pending"))
+		rc = cfs_json_int(req->body, "pending", 0, INT64_MAX,
+				  &st->pending_after, err);
 	if (rc == CFS_OK)
 		rc = parse_cursors(arr, st, err);
 	if (rc == CFS_OK)

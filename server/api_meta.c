@@ -92,7 +92,11 @@ static json_t *entry_json(const struct meta_entry *e)
 		      json_object_set_new(o, "author", json_string(e->author));
 	if (o && e->before)
 		rc |= json_object_set_new(o, "before", json_integer(e->before));
-	if (!o || e->kind == CFS_KIND_DELETED)
+	/* A link's name is all it has of its own: the node it names holds
+	 * the rest (cloudfs-protocol(7)). */
+	if (o && e->kind == CFS_KIND_LINK)
+		rc |= json_object_set_new(o, "of", json_integer(e->link_of));
+	if (!o || e->kind == CFS_KIND_DELETED || e->kind == CFS_KIND_LINK)
 		return rc ? (json_decref(o), NULL) : o;
 	rc |= json_object_set_new(o, "size", json_integer((json_int_t)e->size));
 	rc |= json_object_set_new(o, "atime_ns", json_integer(e->atime_ns));
@@ -336,6 +340,7 @@ static const struct {
 	{ "symlink", META_OP_SYMLINK, CFS_KIND_SYMLINK },
 	{ "delete", META_OP_DELETE, CFS_KIND_DELETED },
 	{ "move", META_OP_MOVE, CFS_KIND_DELETED },
+	{ "link", META_OP_LINK, CFS_KIND_LINK },
 	{ "fifo", META_OP_SPECIAL, CFS_KIND_FIFO },
 	{ "socket", META_OP_SPECIAL, CFS_KIND_SOCKET },
 	{ "chardev", META_OP_SPECIAL, CFS_KIND_CHARDEV },
@@ -360,7 +365,7 @@ static enum cfs_err parse_op(json_t *o, struct meta_op *op,
 	if (i == sizeof(op_names) / sizeof(op_names[0]))
 		return cfs_fail(
 			err, CFS_ERR_BAD_FIELD,
-			"field 'op' must be file, dir, symlink, fifo, socket, chardev, blockdev, delete or move");
+			"field 'op' must be file, dir, symlink, fifo, socket, chardev, blockdev, delete, move or link");
 	op->type = op_names[i].type;
 	op->kind = op_names[i].kind;
 	op->base_jid = -1;
@@ -403,6 +408,12 @@ static enum cfs_err parse_op(json_t *o, struct meta_op *op,
 		return rc ? rc
 			  : cfs_json_bool_opt(o, "replace", false, &op->replace,
 					      err);
+	case META_OP_LINK:
+		rc = op_path(o, "to", &op->to, err);
+		if (rc == CFS_OK)
+			rc = cfs_json_int_opt(o, "base_jid", 0, INT64_MAX, -1,
+					      &op->base_jid, err);
+		return rc ? rc : op_ctime(o, op, cfs_now_ns(), err);
 	}
 	return CFS_OK;
 }
@@ -485,8 +496,11 @@ static enum cfs_err parse_sender(json_t *body, struct meta_sender *from,
 	return rc;
 }
 
-enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
-			struct cfs_error *err)
+/* A commit, or with announce, an announcement of pending lists (file
+ * operations only, none applied). */
+static enum cfs_err commit_or_announce(struct api_req *req,
+				       struct api_resp *resp, bool announce,
+				       struct cfs_error *err)
 {
 	struct meta *m = req->ctx->meta;
 	struct meta_sender from = { 0 };
@@ -498,7 +512,7 @@ enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
 	enum cfs_err rc;
 
 	rc = cfs_json_array(req->body, "ops", CFS_MAX_BATCH_OPS, &arr, err);
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && !announce)
 		rc = parse_sender(req->body, &from, err);
 	if (rc)
 		return rc;
@@ -512,15 +526,22 @@ enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
 	json_array_foreach(arr, i, o)
 	{
 		rc = parse_op(o, &ops[i], err);
+		if (rc == CFS_OK && announce && ops[i].type != META_OP_FILE)
+			rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
+				      "only file operations are announced");
 		if (rc) {
 			cfs_error_prefix(err, "op %zu", i);
 			goto out;
 		}
+		ops[i].announce = announce;
+		if (announce)
+			ops[i].seq = 0; /* nothing applied: no answer kept */
 	}
 	rc = m->ops->commit(m, req->user, req->ns, &from, ops, res, n, &head,
 			    err);
 	if (rc == CFS_OK) {
-		metrics_commit(count_committed(res, n));
+		if (!announce)
+			metrics_commit(count_committed(res, n));
 		rc = commit_reply(resp, res, n, head, err);
 	}
 out:
@@ -531,4 +552,16 @@ out:
 	free(ops);
 	free(res);
 	return rc;
+}
+
+enum cfs_err api_commit(struct api_req *req, struct api_resp *resp,
+			struct cfs_error *err)
+{
+	return commit_or_announce(req, resp, false, err);
+}
+
+enum cfs_err api_announce(struct api_req *req, struct api_resp *resp,
+			  struct cfs_error *err)
+{
+	return commit_or_announce(req, resp, true, err);
 }

@@ -51,6 +51,8 @@ static const char usage[] =
 				  "                      files are kept (30d, 12h, 15m, 10s; default 30d)\n"
 				  "  --gc-every DURATION how often garbage is collected (default 1h;\n"
 				  "                      0: never)\n"
+				  "  --pending-ttl DURATION  how long a pending block list lives without\n"
+				  "                      a block landing (streaming sync; default 10m)\n"
 				  "Limits that keep one client from starving the others (cloudfsd(8)):\n"
 				  "  --max-connections N   connections in all (default 1000)\n"
 				  "  --max-per-address N   connections from one address (default 128)\n"
@@ -70,6 +72,7 @@ struct serve_opts {
 	const char *pidfile;
 	unsigned threads;
 	int64_t retention_s, gc_every_s;
+	unsigned pending_ttl_s;
 	struct http_limits limits;
 	struct blocks_opts blocks;
 };
@@ -133,6 +136,7 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_PIDFILE,
+	OPT_PENDING_TTL,
 	OPT_META
 };
 
@@ -184,6 +188,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+		{ "pending-ttl", required_argument, NULL, OPT_PENDING_TTL },
 		BLOCKS_LONG_OPTIONS,
 		{ "meta", required_argument, NULL, OPT_META },
 		{ "help", no_argument, NULL, 'h' },
@@ -228,6 +233,11 @@ static int parse_args(int argc, char **argv, struct serve_opts *o, int *status)
 			break;
 		case OPT_PIDFILE:
 			o->pidfile = optarg;
+			break;
+		case OPT_PENDING_TTL:
+			if (!seconds_arg("--pending-ttl", optarg,
+					 &o->pending_ttl_s, status))
+				return -1;
 			break;
 		case OPT_META:
 			o->meta_url = optarg;
@@ -352,6 +362,7 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 	ctx.meta = cmd_meta_open(&o->store, notify_longpoll, ctx.longpoll);
 	if (!ctx.meta)
 		goto out;
+	ctx.meta->pending_ttl_s = o->pending_ttl_s;
 	if (blocks_opts_open(&o->blocks, o->data_dir, &ctx.blocks, &err)) {
 		cfs_log_error("%s", err.msg);
 		goto out;
@@ -413,6 +424,7 @@ int cmd_serve(int argc, char **argv)
 		.listen = CFS_DEFAULT_HOST ":" STR(CFS_DEFAULT_PORT),
 		.threads = 8,
 		.retention_s = GC_DEFAULT_RETENTION_S,
+		.pending_ttl_s = META_PENDING_TTL_S,
 		.gc_every_s = GC_DEFAULT_EVERY_S,
 		.limits = HTTP_LIMITS_DEFAULT,
 		.blocks = BLOCKS_OPTS_INIT,

@@ -40,7 +40,8 @@ enum cfs_err sq_run(struct meta *base, bool write, sq_body body, void *arg,
 		    struct cfs_error *err)
 {
 	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn c = { .db = db_acquire(m->db, err) };
+	struct sq_conn c = { .db = db_acquire(m->db, err),
+			     .pending_ttl_s = base->pending_ttl_s };
 	enum cfs_err rc;
 
 	if (!c.db)
@@ -374,6 +375,8 @@ static enum cfs_err add_block(struct sq_conn *c, void *arg,
 			     " VALUES (?1, ?2) ON CONFLICT DO NOTHING",
 			     err, "bi", a->id->b, (size_t)CFS_BLOCK_ID_LEN,
 			     a->user->id);
+	if (rc == CFS_OK)
+		rc = sq_pending_landed(c, a->user->id, a->id, err);
 	return rc;
 }
 
@@ -395,6 +398,10 @@ static enum cfs_err check_readable(struct sq_conn *c, void *arg,
 	bool ok = false;
 
 	rc = sq_block_available(c, a->user->id, a->id, &ok, NULL, err);
+	/* Downloads only: a pending block never stands in for an upload
+	 * (blocks_needed, commits), whose rule stays as it was. */
+	if (rc == CFS_OK && !ok)
+		rc = sq_pending_readable(c, a->user->id, a->id, &ok, err);
 	if (rc == CFS_OK && !ok) {
 		/* The same answer for unknown and forbidden (Dropship). */
 		cfs_block_id_to_hex(a->id, hex);
@@ -435,6 +442,7 @@ static const struct meta_ops sq_ops = {
 	.history = sq_history,
 	.list_as_of = sq_list_as_of,
 	.gc = sq_gc,
+	.pending = sq_pending,
 };
 
 enum cfs_err sq_meta_new(struct db *db, meta_notify_fn notify, void *notify_arg,
@@ -447,6 +455,7 @@ enum cfs_err sq_meta_new(struct db *db, meta_notify_fn notify, void *notify_arg,
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	}
 	m->base.ops = &sq_ops;
+	m->base.pending_ttl_s = META_PENDING_TTL_S;
 	m->notify = notify;
 	m->notify_arg = notify_arg;
 	m->db = db;

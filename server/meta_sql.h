@@ -9,6 +9,7 @@
  *	meta_sql_share.c     shared folders and memberships
  *	meta_sql_history.c   history and listings of the past
  *	meta_sql_gc.c        garbage collection
+ *	meta_sql_pending.c   pending block lists (streaming sync)
  *	meta_sqlite.c        the embedded engine: its schema, opening it
  *	meta_pg.c            PostgreSQL: its schema, opening it, LISTEN
  *
@@ -26,6 +27,13 @@
  *	                                 numbered, until it lets them go
  *	gc_horizon(at)                   rows superseded before it may be
  *	                                 gone (garbage collection)
+ *	pending(id, ns, path, user_id, expires)
+ *	                                 a file commit answered need_blocks
+ *	pending_blocks(pending, idx, id, size, ready)
+ *	                                 the blocks it needed; ready: the
+ *	                                 pending cursor when it landed, 0
+ *	                                 before
+ *	pending_seq(n)                   the pending cursor: one row
  *
  * Invariants:
  *  1. namespaces.head is the largest JID of the namespace's journal, and a
@@ -39,6 +47,20 @@
  *  4. A user is a member of their root namespace (mount_node NULL) and of
  *     each shared namespace mounted by a MOUNT node of their root.
  *  5. block_refs has (id, ns) for every block of every file row of ns.
+ *  6. Hard links: a LINK node is a further name of the live node link_of
+ *     of the same namespace (a file, symlink or special file, never a
+ *     directory, a mount or another LINK), which holds the content of
+ *     every name.  A node keeps its id while it has a name: when its own
+ *     name goes (deleted, replaced, its folder deleted or shared away),
+ *     it takes the place of one of its LINK nodes instead, which goes
+ *     (sq_name_drop).
+ *  7. A pending_blocks row is ready (> 0) only once the pending list's
+ *     user uploaded that block after the list was recorded (the upload
+ *     checked its hash); ready values come from pending_seq, taken
+ *     inside the transaction that sets them, so they grow in commit
+ *     order as JIDs do (invariant 1).
+ *  8. A pending list lives until its expiry, or until a file commits at
+ *     its (ns, path) for its user; then it and its blocks' rows go.
  */
 #ifndef SERVER_META_SQL_H
 #define SERVER_META_SQL_H
@@ -57,6 +79,7 @@ struct sq_conn {
 	struct db_conn *db;
 	int64_t changed[SQ_MAX_CHANGED]; /* namespaces to wake after commit */
 	size_t n_changed;
+	int64_t pending_ttl_s; /* the store's (struct meta) */
 };
 
 struct sq_meta {
@@ -106,6 +129,7 @@ enum cfs_err sq_block_available(struct sq_conn *c, int64_t user,
 /* A node's state while a transaction works on it. */
 struct sq_node {
 	int64_t node, parent, jid, mount_ns;
+	int64_t link_of; /* LINK: the node it is a name of; 0 otherwise */
 	enum cfs_kind kind;
 	char name[CFS_NAME_MAX + 1];
 	uint64_t size;
@@ -123,7 +147,7 @@ struct meta_entry sq_entry_of(const struct sq_node *n, const char *path);
 /* The columns a node's state is read from, of nodes or of journal. */
 #define SQ_NODE_COLS                                                      \
 	"node, parent, name, kind, size, mtime_ns, mode, blocks, target," \
-	" mount_ns, jid, atime_ns, ctime_ns"
+	" mount_ns, jid, atime_ns, ctime_ns, link_of"
 
 /* The node state of a row selected with SQ_NODE_COLS first. */
 enum cfs_err sq_node_from_row(struct sq_conn *c, struct db_stmt *st,
@@ -141,6 +165,22 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 enum cfs_err sq_child_get(struct sq_conn *c, int64_t ns, int64_t parent,
 			  const char *name, size_t len, struct sq_node *n,
 			  struct cfs_error *err);
+/* Replaces a LINK n by the node that holds its content (invariant 6);
+ * leaves any other n as it is. */
+enum cfs_err sq_node_follow(struct sq_conn *c, int64_t ns, struct sq_node *n,
+			    struct cfs_error *err);
+/* Whether directory dir is node or lies below it. */
+enum cfs_err sq_is_within(struct sq_conn *c, int64_t ns, int64_t dir,
+			  int64_t node, bool *within, struct cfs_error *err);
+/*
+ * n's own name is going (invariant 6): when n has LINK nodes that do not
+ * lie below directory keep_out (0: anywhere), one of them goes and n takes
+ * its parent and name (n updated, with its new JID), and *gone is the JID
+ * of that link's delete, the row where n's name went; 0 otherwise.
+ */
+enum cfs_err sq_name_drop(struct sq_conn *c, int64_t author, int64_t ns,
+			  struct sq_node *n, int64_t keep_out, int64_t *gone,
+			  struct cfs_error *err);
 /* The current path of node (malloc'd; "" for the root). */
 enum cfs_err sq_node_path(struct sq_conn *c, int64_t ns, int64_t node,
 			  char **path, struct cfs_error *err);
@@ -154,6 +194,36 @@ enum cfs_err sq_list_as_of(struct meta *m, const struct meta_user *user,
 			   int64_t cursor, unsigned limit, meta_entry_fn fn,
 			   void *arg, struct meta_page *page,
 			   struct cfs_error *err);
+
+/* Pending block lists (meta_sql_pending.c). */
+
+/* Records the blocks of file op that a commit by user needs (need, in the
+ * order of op->blocks) as the pending list of (ns, op->path), in place
+ * of user's list there before; drops expired lists. */
+enum cfs_err sq_pending_record(struct sq_conn *c, int64_t ns, int64_t user,
+			       const struct meta_op *op,
+			       const struct cfs_blocklist *need,
+			       struct cfs_error *err);
+/* Drops user's pending list at (ns, path): the file committed. */
+enum cfs_err sq_pending_drop(struct sq_conn *c, int64_t ns, int64_t user,
+			     const char *path, struct cfs_error *err);
+/* Marks block id landed in user's live pending lists that need it, and
+ * wakes their namespaces' long polls. */
+enum cfs_err sq_pending_landed(struct sq_conn *c, int64_t user,
+			       const struct cfs_block_id *id,
+			       struct cfs_error *err);
+/* Whether user may read block id as a landed block of a live pending
+ * list of one of user's namespaces (the server holds it). */
+enum cfs_err sq_pending_readable(struct sq_conn *c, int64_t user,
+				 const struct cfs_block_id *id, bool *ok,
+				 struct cfs_error *err);
+/* Drops every expired pending list. */
+enum cfs_err sq_pending_expire(struct sq_conn *c, struct cfs_error *err);
+/* meta_ops.pending. */
+enum cfs_err sq_pending(struct meta *m, const struct meta_user *user,
+			const int64_t *ns, size_t n, int64_t after,
+			meta_pending_fn fn, void *arg, int64_t *cursor,
+			struct cfs_error *err);
 
 /* meta_ops.gc (meta_sql_gc.c). */
 enum cfs_err sq_gc(struct meta *m, int64_t before, meta_block_fn fn, void *arg,

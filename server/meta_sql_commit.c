@@ -1,5 +1,5 @@
 /*
- * The SQL backend's commits: the five journal operations of a batch.
+ * The SQL backend's commits: the journal operations of a batch.
  *
  * Each operation first checks everything it depends on (paths, base JIDs,
  * blocks) and only then writes, so a refused operation leaves nothing
@@ -58,7 +58,7 @@ static enum cfs_err new_node(struct sq_conn *c, int64_t ns,
  * The blocks of a file operation: those the user could not read go to
  * res->need; when all are readable, their sizes must add up to op->size.
  */
-static enum cfs_err check_blocks(struct sq_conn *c, int64_t user,
+static enum cfs_err check_blocks(struct sq_conn *c, int64_t ns, int64_t user,
 				 const struct meta_op *op,
 				 struct meta_op_result *res,
 				 struct cfs_error *err)
@@ -88,8 +88,12 @@ static enum cfs_err check_blocks(struct sq_conn *c, int64_t user,
 				cfs_block_len(op->size, i));
 		}
 	}
-	if (rc == CFS_OK && res->need.n)
+	if (rc == CFS_OK && res->need.n) {
 		res->status = META_NEED_BLOCKS;
+		/* Streaming sync: the other members may fetch these as they
+		 * land, while the committer is still sending them. */
+		rc = sq_pending_record(c, ns, user, op, &res->need, err);
+	}
 	return rc;
 }
 
@@ -127,6 +131,14 @@ static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 	rc = sq_resolve(c, ns, op->path, &r, err);
 	if (rc)
 		return rc;
+	/* A write through any name of a file is a version of the one node
+	 * (invariant 6): its JID is the base, its row the new version. */
+	if (r.exists)
+		rc = sq_node_follow(c, ns, &r.node, err);
+	if (rc) {
+		sq_node_release(&r.node);
+		return rc;
+	}
 	if (r.exists) {
 		n = r.node;
 		if (n.kind == CFS_KIND_DIR || n.kind == CFS_KIND_MOUNT) {
@@ -154,7 +166,7 @@ static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 		return conflict(res, 0, op->path);
 	}
 	if (kind == CFS_KIND_FILE) {
-		rc = check_blocks(c, u->id, op, res, err);
+		rc = check_blocks(c, ns, u->id, op, res, err);
 		if (rc || res->status == META_NEED_BLOCKS)
 			goto out;
 	}
@@ -184,10 +196,31 @@ static enum cfs_err op_put_leaf(struct sq_conn *c, const struct meta_user *u,
 	if (cfs_kind_has_target(kind) && !(n.target = strdup(op->target)))
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	rc = sq_journal_put(c, ns, u->id, &n, err);
+	if (rc == CFS_OK && kind == CFS_KIND_FILE)
+		rc = sq_pending_drop(c, ns, u->id, op->path, err);
 	if (rc == CFS_OK)
 		committed(res, &n);
 out:
 	sq_node_release(&n);
+	return rc;
+}
+
+/*
+ * A file operation sent only to publish its pending list before its
+ * blocks go up (streaming sync), by a client that asked /block/need
+ * first.  Whatever the tree holds, nothing is applied: the operation
+ * goes again, in its batch's order, once its blocks are there.  So the
+ * path need not exist yet (its folders may come earlier in that batch).
+ */
+static enum cfs_err op_announce(struct sq_conn *c, const struct meta_user *u,
+				int64_t ns, const struct meta_op *op,
+				struct meta_op_result *res,
+				struct cfs_error *err)
+{
+	enum cfs_err rc = check_blocks(c, ns, u->id, op, res, err);
+
+	if (rc == CFS_OK)
+		res->status = META_NEED_BLOCKS;
 	return rc;
 }
 
@@ -307,6 +340,7 @@ static enum cfs_err op_delete(struct sq_conn *c, const struct meta_user *u,
 	struct sq_resolved r;
 	enum cfs_err rc;
 	bool full = false;
+	int64_t gone = 0;
 
 	rc = resolve_base(c, ns, op, &r, res, err);
 	if ((rc == CFS_ERR_NOT_FOUND || rc == CFS_ERR_CONFLICT) && op->node) {
@@ -328,35 +362,27 @@ static enum cfs_err op_delete(struct sq_conn *c, const struct meta_user *u,
 			rc = sq_subtree_drop(c, u, ns, r.node.node, err);
 	} else if (r.node.kind == CFS_KIND_MOUNT) {
 		rc = sq_unmount(c, u->id, r.node.mount_ns, err);
+	} else {
+		rc = sq_name_drop(c, u->id, ns, &r.node, 0, &gone, err);
 	}
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && !gone)
 		rc = sq_tombstone(c, u->id, ns, &r.node, err);
 	if (rc == CFS_OK)
 		committed(res, &r.node);
+	/* The node lives on at another name: what op deleted is the name,
+	 * at the JID before the node's move there, so that a client that
+	 * keeps the node's delete until its cursor passes it (as
+	 * cache/mirror.c does) takes the move for news. */
+	if (rc == CFS_OK && gone)
+		res->jid = gone;
 	sq_node_release(&r.node);
 	return rc;
 }
 
-/* Whether directory dir is node or lies below it. */
-static enum cfs_err is_within(struct sq_conn *c, int64_t ns, int64_t dir,
-			      int64_t node, bool *within, struct cfs_error *err)
+/* The node that holds n's content (invariant 6 of meta_sql.h). */
+static int64_t content_of(const struct sq_node *n)
 {
-	*within = false;
-	while (dir != 0 && !*within) {
-		struct sq_node n;
-		enum cfs_err rc;
-
-		if (dir == node) {
-			*within = true;
-			break;
-		}
-		rc = sq_node_get(c, ns, dir, &n, err);
-		if (rc)
-			return rc;
-		dir = n.parent;
-		sq_node_release(&n);
-	}
-	return CFS_OK;
+	return n->kind == CFS_KIND_LINK ? n->link_of : n->node;
 }
 
 /* Checks that src may replace the existing dst of a move (op "move"). */
@@ -426,6 +452,7 @@ static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
 	struct sq_resolved src, dst = { 0 };
 	enum cfs_err rc;
 	bool within = false;
+	int64_t gone = 0;
 
 	rc = resolve_base(c, ns, op, &src, res, err);
 	if (rc == CFS_ERR_NOT_FOUND && op->node)
@@ -435,11 +462,12 @@ static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
 	rc = sq_resolve(c, ns, op->to, &dst, err);
 	if (rc)
 		goto out;
-	if (dst.exists && dst.node.node == src.node.node) {
+	/* Two names of one file: rename(2) does nothing (POSIX). */
+	if (dst.exists && content_of(&dst.node) == content_of(&src.node)) {
 		rc = committed(res, &src.node);
 		goto out;
 	}
-	rc = is_within(c, ns, dst.parent, src.node.node, &within, err);
+	rc = sq_is_within(c, ns, dst.parent, src.node.node, &within, err);
 	if (rc == CFS_OK && within)
 		rc = cfs_fail(err, CFS_ERR_BAD_FIELD,
 			      "cannot move '%s' into itself ('%s')", op->path,
@@ -447,6 +475,8 @@ static enum cfs_err op_move(struct sq_conn *c, const struct meta_user *u,
 	if (rc == CFS_OK && dst.exists)
 		rc = check_replace(c, ns, op, &src.node, &dst.node, err);
 	if (rc == CFS_OK && dst.exists)
+		rc = sq_name_drop(c, u->id, ns, &dst.node, 0, &gone, err);
+	if (rc == CFS_OK && dst.exists && !gone)
 		rc = sq_tombstone(c, u->id, ns, &dst.node, err);
 	if (rc)
 		goto out;
@@ -463,6 +493,59 @@ out:
 	return rc;
 }
 
+/*
+ * A further name, op->to, of the file, symlink or special file at
+ * op->path (a hard link): one row, the new LINK node's.  A directory has
+ * one name (FORBIDDEN, link(2)'s EPERM); op->to in another namespace is
+ * CROSS_NS (EXDEV), as a move there is.
+ */
+static enum cfs_err op_link(struct sq_conn *c, const struct meta_user *u,
+			    int64_t ns, const struct meta_op *op,
+			    struct meta_op_result *res, struct cfs_error *err)
+{
+	struct sq_resolved src, dst = { 0 };
+	struct sq_node n;
+	enum cfs_err rc;
+
+	rc = resolve_base(c, ns, op, &src, res, err);
+	if (rc)
+		return rc == CFS_ERR_CONFLICT ? CFS_OK : rc;
+	rc = sq_node_follow(c, ns, &src.node, err);
+	if (rc == CFS_OK &&
+	    (src.node.kind == CFS_KIND_DIR || src.node.kind == CFS_KIND_MOUNT))
+		rc = cfs_fail(err, CFS_ERR_FORBIDDEN,
+			      "cannot link '%s': a %s has one name", op->path,
+			      src.node.kind == CFS_KIND_DIR ? "directory"
+							    : "shared folder");
+	if (rc == CFS_OK)
+		rc = sq_resolve(c, ns, op->to, &dst, err);
+	if (rc)
+		goto out;
+	if (dst.exists) {
+		/* The link is there already: a retry whose answer was lost. */
+		if (dst.node.kind == CFS_KIND_LINK &&
+		    dst.node.link_of == src.node.node)
+			rc = committed(res, &dst.node);
+		else
+			rc = cfs_fail(err, CFS_ERR_EXISTS, "'%s' exists",
+				      op->to);
+		goto out;
+	}
+	rc = new_node(c, ns, &dst, &n, err);
+	if (rc)
+		goto out;
+	n.kind = CFS_KIND_LINK;
+	n.link_of = src.node.node;
+	n.atime_ns = n.mtime_ns = n.ctime_ns = op->ctime_ns;
+	rc = sq_journal_put(c, ns, u->id, &n, err);
+	if (rc == CFS_OK)
+		committed(res, &n);
+out:
+	sq_node_release(&src.node);
+	sq_node_release(&dst.node);
+	return rc;
+}
+
 static enum cfs_err apply(struct sq_conn *c, const struct meta_user *u,
 			  int64_t ns, const struct meta_op *op,
 			  struct meta_op_result *res)
@@ -471,6 +554,8 @@ static enum cfs_err apply(struct sq_conn *c, const struct meta_user *u,
 
 	switch (op->type) {
 	case META_OP_FILE:
+		if (op->announce)
+			return op_announce(c, u, ns, op, res, err);
 		return op_put_leaf(c, u, ns, op, CFS_KIND_FILE, res, err);
 	case META_OP_SYMLINK:
 		return op_put_leaf(c, u, ns, op, CFS_KIND_SYMLINK, res, err);
@@ -482,6 +567,8 @@ static enum cfs_err apply(struct sq_conn *c, const struct meta_user *u,
 		return op_delete(c, u, ns, op, res, err);
 	case META_OP_MOVE:
 		return op_move(c, u, ns, op, res, err);
+	case META_OP_LINK:
+		return op_link(c, u, ns, op, res, err);
 	}
 	return cfs_fail(err, CFS_ERR_INTERNAL, "unknown operation %d",
 			(int)op->type);

@@ -78,7 +78,8 @@ static enum cfs_err listed(struct sq_conn *c, struct cfs_blockset *live,
 	return rc;
 }
 
-/* Forgets block id: its row, who uploaded it, where it was referenced. */
+/* Forgets block id: its row, who uploaded it, where it was referenced,
+ * that it landed for a pending list. */
 static enum cfs_err forget(struct sq_conn *c, const struct cfs_block_id *id,
 			   struct cfs_error *err)
 {
@@ -86,10 +87,13 @@ static enum cfs_err forget(struct sq_conn *c, const struct cfs_block_id *id,
 		"DELETE FROM blocks WHERE id = ?1",
 		"DELETE FROM block_owners WHERE id = ?1",
 		"DELETE FROM block_refs WHERE id = ?1",
+		/* Not landed any more (invariant 7): an upload again
+		 * makes it so. */
+		"UPDATE pending_blocks SET ready = 0 WHERE id = ?1",
 	};
 	enum cfs_err rc = CFS_OK;
 
-	for (size_t i = 0; rc == CFS_OK && i < 3; i++)
+	for (size_t i = 0; rc == CFS_OK && i < 4; i++)
 		rc = db_exec(c->db, sql[i], err, "b", id->b,
 			     (size_t)CFS_BLOCK_ID_LEN);
 	return rc;
@@ -139,7 +143,10 @@ static enum cfs_err collect(struct sq_conn *c, void *arg, struct cfs_error *err)
 {
 	struct gc_args *a = arg;
 	struct cfs_blockset live = { 0 };
-	enum cfs_err rc = compact(c, a, err);
+	enum cfs_err rc = sq_pending_expire(c, err);
+
+	if (rc == CFS_OK)
+		rc = compact(c, a, err);
 
 	*a->t = (struct meta_gc_tally){ .journal_rows = a->t->journal_rows };
 	cfs_blockset_release(&a->dead);

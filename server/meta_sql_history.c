@@ -102,25 +102,30 @@ static enum cfs_err history_rows(struct sq_conn *c, void *arg,
 	if (rc)
 		return rc;
 	/* Every node that is there now or was deleted there: a file deleted
-	 * and written anew has one history. */
+	 * and written anew has one history.  A hard link's name has the
+	 * versions of the node it names (the content, which a restore puts
+	 * back through that name), not rows of its own but its delete. */
 	st = db_stmt(c->db,
 		     "SELECT " SQ_NODE_COLS ", at, (SELECT name FROM users"
 		     " WHERE id = author) FROM journal WHERE ns = ?1"
-		     " AND node IN (SELECT node FROM nodes WHERE ns = ?1"
-		     " AND parent = ?2 AND name = ?3) ORDER BY jid DESC",
+		     " AND kind != 9 AND (node IN (SELECT node FROM nodes"
+		     " WHERE ns = ?1 AND parent = ?2 AND name = ?3)"
+		     " OR node IN (SELECT link_of FROM nodes WHERE ns = ?1"
+		     " AND parent = ?2 AND name = ?3 AND link_of IS NOT NULL))"
+		     " ORDER BY jid DESC",
 		     err, "iit", a->ns, r.parent, r.name);
 	rc = st ? CFS_OK : err->code;
 	while (rc == CFS_OK && (rc = db_step(c->db, st, &row, err)) == CFS_OK &&
 	       row) {
 		struct sq_node n;
 		struct meta_entry e;
-		const char *author = db_col_text(c->db, st, 14);
+		const char *author = db_col_text(c->db, st, 15);
 
 		rc = sq_node_from_row(c, st, &n, err);
 		if (rc)
 			break;
 		e = sq_entry_of(&n, a->path);
-		e.at = db_col_int64(c->db, st, 13);
+		e.at = db_col_int64(c->db, st, 14);
 		e.author = author ? author : "";
 		if (n.kind == CFS_KIND_DELETED)
 			rc = before_delete(c, a->ns, n.node, n.jid, &e.before,

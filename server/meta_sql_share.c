@@ -89,6 +89,37 @@ enum cfs_err sq_unmount(struct sq_conn *c, int64_t user, int64_t ns,
 	return rc;
 }
 
+/*
+ * A LINK below folder whose file lies outside it goes to the shared folder
+ * as a file of its own, with the content the file has now: a namespace
+ * holds the nodes its links name (invariant 6), and another namespace's
+ * node cannot be shared by name alone.  The file keeps its other names.
+ */
+static enum cfs_err link_copy(struct sq_conn *c, int64_t ns, int64_t folder,
+			      struct sq_node *n, struct cfs_error *err)
+{
+	struct sq_node to;
+	bool within = false;
+	enum cfs_err rc;
+
+	if (n->kind != CFS_KIND_LINK)
+		return CFS_OK;
+	rc = sq_node_get(c, ns, n->link_of, &to, err);
+	if (rc)
+		return rc;
+	rc = sq_is_within(c, ns, to.parent, folder, &within, err);
+	if (rc == CFS_OK && !within) {
+		to.node = n->node;
+		to.parent = n->parent;
+		memcpy(to.name, n->name, sizeof(to.name));
+		sq_node_release(n);
+		*n = to;
+		return CFS_OK;
+	}
+	sq_node_release(&to);
+	return rc;
+}
+
 /* Copies the subtree below folder (of ns) into the new namespace shared,
  * parents first, then drops it from ns. */
 static enum cfs_err move_subtree(struct sq_conn *c, const struct meta_user *u,
@@ -104,6 +135,9 @@ static enum cfs_err move_subtree(struct sq_conn *c, const struct meta_user *u,
 		struct sq_node node;
 
 		rc = sq_node_get(c, ns, ids[i], &node, err);
+		if (rc)
+			break;
+		rc = link_copy(c, ns, folder, &node, err);
 		if (rc)
 			break;
 		if (node.parent == folder)

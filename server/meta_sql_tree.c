@@ -28,6 +28,7 @@ struct meta_entry sq_entry_of(const struct sq_node *n, const char *path)
 		.blocks = n->blocks,
 		.target = n->target,
 		.mount_ns = n->mount_ns,
+		.link_of = n->kind == CFS_KIND_LINK ? n->link_of : 0,
 	};
 }
 
@@ -56,6 +57,7 @@ enum cfs_err sq_node_from_row(struct sq_conn *c, struct db_stmt *st,
 		.jid = db_col_int64(c->db, st, 10),
 		.atime_ns = db_col_int64(c->db, st, 11),
 		.ctime_ns = db_col_int64(c->db, st, 12),
+		.link_of = db_col_int64(c->db, st, 13),
 	};
 	snprintf(n->name, sizeof(n->name), "%s", db_col_text(c->db, st, 2));
 	if (cfs_blocklist_from_raw(blocks, blocks_len, &n->blocks))
@@ -163,16 +165,17 @@ static enum cfs_err journal_append(struct sq_conn *c, int64_t ns,
 		rc = db_exec(c->db,
 			     "INSERT INTO journal(ns, jid, node, parent, name,"
 			     " kind, size, mtime_ns, mode, blocks, target,"
-			     " mount_ns, author, at, atime_ns, ctime_ns) VALUES"
+			     " mount_ns, author, at, atime_ns, ctime_ns,"
+			     " link_of) VALUES"
 			     " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-			     " ?12, ?13, ?14, ?15, ?16)",
-			     err, "iiiitiiiibtIiiii", ns, n->jid, n->node,
+			     " ?12, ?13, ?14, ?15, ?16, ?17)",
+			     err, "iiiitiiiibtIiiiiI", ns, n->jid, n->node,
 			     n->parent, n->name, (int64_t)n->kind,
 			     (int64_t)n->size, n->mtime_ns, (int64_t)n->mode,
 			     (const void *)n->blocks.ids,
 			     n->blocks.n * CFS_BLOCK_ID_LEN, n->target,
 			     n->mount_ns, author, (int64_t)time(NULL),
-			     n->atime_ns, n->ctime_ns);
+			     n->atime_ns, n->ctime_ns, n->link_of);
 	return rc;
 }
 
@@ -189,8 +192,9 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 			c->db,
 			"INSERT INTO nodes(ns, node, parent, name, kind,"
 			" size, mtime_ns, mode, blocks, target, mount_ns,"
-			" jid, atime_ns, ctime_ns) VALUES (?1, ?2, ?3, ?4,"
-			" ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+			" jid, atime_ns, ctime_ns, link_of) VALUES (?1, ?2,"
+			" ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+			" ?15)"
 			" ON CONFLICT(ns, node) DO"
 			" UPDATE SET parent = excluded.parent,"
 			" name = excluded.name, kind = excluded.kind,"
@@ -200,12 +204,13 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 			" target = excluded.target,"
 			" mount_ns = excluded.mount_ns, jid = excluded.jid,"
 			" atime_ns = excluded.atime_ns,"
-			" ctime_ns = excluded.ctime_ns",
-			err, "iiitiiiibtIiii", ns, n->node, n->parent, n->name,
+			" ctime_ns = excluded.ctime_ns,"
+			" link_of = excluded.link_of",
+			err, "iiitiiiibtIiiiI", ns, n->node, n->parent, n->name,
 			(int64_t)n->kind, (int64_t)n->size, n->mtime_ns,
 			(int64_t)n->mode, (const void *)n->blocks.ids,
 			blocks_len, n->target, n->mount_ns, n->jid, n->atime_ns,
-			n->ctime_ns);
+			n->ctime_ns, n->link_of);
 	for (size_t i = 0; rc == CFS_OK && i < n->blocks.n; i++)
 		rc = db_exec(c->db,
 			     "INSERT INTO block_refs(id, ns) VALUES (?1, ?2)"
@@ -214,6 +219,121 @@ enum cfs_err sq_journal_put(struct sq_conn *c, int64_t ns, int64_t author,
 			     (size_t)CFS_BLOCK_ID_LEN, ns);
 	if (rc == CFS_OK)
 		sq_changed(c, ns);
+	return rc;
+}
+
+enum cfs_err sq_node_follow(struct sq_conn *c, int64_t ns, struct sq_node *n,
+			    struct cfs_error *err)
+{
+	struct sq_node to;
+	enum cfs_err rc;
+
+	if (n->kind != CFS_KIND_LINK)
+		return CFS_OK;
+	rc = sq_node_get(c, ns, n->link_of, &to, err);
+	if (rc == CFS_OK &&
+	    (to.kind == CFS_KIND_DELETED || to.kind == CFS_KIND_DIR ||
+	     to.kind == CFS_KIND_MOUNT || to.kind == CFS_KIND_LINK)) {
+		sq_node_release(&to);
+		rc = cfs_fail(err, CFS_ERR_INTERNAL,
+			      "link %lld of namespace %lld names node %lld,"
+			      " which is not a file",
+			      (long long)n->node, (long long)ns,
+			      (long long)n->link_of);
+	}
+	if (rc == CFS_ERR_NOT_FOUND)
+		rc = cfs_fail(err, CFS_ERR_INTERNAL,
+			      "link %lld of namespace %lld names no node",
+			      (long long)n->node, (long long)ns);
+	if (rc)
+		return rc;
+	sq_node_release(n);
+	*n = to;
+	return CFS_OK;
+}
+
+enum cfs_err sq_is_within(struct sq_conn *c, int64_t ns, int64_t dir,
+			  int64_t node, bool *within, struct cfs_error *err)
+{
+	*within = false;
+	while (dir != 0 && !*within) {
+		struct sq_node n;
+		enum cfs_err rc;
+
+		if (dir == node) {
+			*within = true;
+			break;
+		}
+		rc = sq_node_get(c, ns, dir, &n, err);
+		if (rc)
+			return rc;
+		dir = n.parent;
+		sq_node_release(&n);
+	}
+	return CFS_OK;
+}
+
+/* The first LINK node of n that does not lie below keep_out (0: any),
+ * in *link; *found says whether there is one. */
+static enum cfs_err other_name(struct sq_conn *c, int64_t ns,
+			       const struct sq_node *n, int64_t keep_out,
+			       struct sq_node *link, bool *found,
+			       struct cfs_error *err)
+{
+	struct db_stmt *st = db_stmt(c->db,
+				     "SELECT " SQ_NODE_COLS " FROM nodes"
+				     " WHERE ns = ?1 AND kind = 9"
+				     " AND link_of = ?2 ORDER BY node",
+				     err, "ii", ns, n->node);
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	bool row = true, below = false;
+
+	*found = false;
+	/* Rows are read to the end (or reset): sq_is_within runs its own
+	 * statements meanwhile. */
+	while (rc == CFS_OK && !*found &&
+	       (rc = db_step(c->db, st, &row, err)) == CFS_OK && row) {
+		rc = sq_node_from_row(c, st, link, err);
+		if (rc)
+			break;
+		below = false;
+		if (keep_out)
+			rc = sq_is_within(c, ns, link->parent, keep_out, &below,
+					  err);
+		if (rc == CFS_OK && !below)
+			*found = true;
+		else
+			sq_node_release(link);
+	}
+	if (st)
+		db_reset(c->db, st);
+	return rc;
+}
+
+enum cfs_err sq_name_drop(struct sq_conn *c, int64_t author, int64_t ns,
+			  struct sq_node *n, int64_t keep_out, int64_t *gone,
+			  struct cfs_error *err)
+{
+	struct sq_node link;
+	bool found = false;
+	enum cfs_err rc;
+
+	*gone = 0;
+	if (n->kind == CFS_KIND_DELETED || n->kind == CFS_KIND_DIR ||
+	    n->kind == CFS_KIND_MOUNT || n->kind == CFS_KIND_LINK)
+		return CFS_OK;
+	rc = other_name(c, ns, n, keep_out, &link, &found, err);
+	if (rc || !found)
+		return rc;
+	/* The link's delete first, so that no two live nodes ever hold one
+	 * name (invariant 3), in the journal as in nodes. */
+	n->parent = link.parent;
+	memcpy(n->name, link.name, sizeof(n->name));
+	rc = sq_tombstone(c, author, ns, &link, err);
+	*gone = link.jid;
+	sq_node_release(&link);
+	if (rc == CFS_OK)
+		rc = sq_journal_put(c, ns, author, n, err);
 	return rc;
 }
 
@@ -371,14 +491,54 @@ enum cfs_err sq_subtree_mounts(struct sq_conn *c, int64_t ns, int64_t node,
 			   mounts, n, err);
 }
 
+/*
+ * The nodes below node that have names outside it take one of those
+ * (invariant 6), before the subtree goes: a file lives while it has a
+ * name.  First, so that the last state with the folder whole
+ * (meta_sql_history.c, before_delete) is the one just before its
+ * descendants' delete rows.
+ */
+static enum cfs_err keep_linked(struct sq_conn *c, int64_t author, int64_t ns,
+				int64_t node, struct cfs_error *err)
+{
+	int64_t *ids;
+	size_t n;
+	enum cfs_err rc = collect_ids(
+		c,
+		db_stmt(c->db,
+			SQ_SUBTREE_CTE "SELECT n.node FROM nodes n JOIN sub"
+				       " ON n.ns = ?1 AND n.node = sub.node"
+				       " WHERE n.kind NOT IN (0, 2, 4, 9)"
+				       " AND EXISTS (SELECT 1 FROM nodes l"
+				       " WHERE l.ns = ?1 AND l.kind = 9"
+				       " AND l.link_of = n.node)",
+			err, "ii", ns, node),
+		&ids, &n, err);
+
+	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+		struct sq_node f;
+		int64_t gone;
+
+		rc = sq_node_get(c, ns, ids[i], &f, err);
+		if (rc)
+			break;
+		rc = sq_name_drop(c, author, ns, &f, node, &gone, err);
+		sq_node_release(&f);
+	}
+	free(ids);
+	return rc;
+}
+
 enum cfs_err sq_subtree_drop(struct sq_conn *c, const struct meta_user *user,
 			     int64_t ns, int64_t node, struct cfs_error *err)
 {
-	int64_t *mounts, *ids = NULL;
+	int64_t *mounts = NULL, *ids = NULL;
 	size_t n_mounts, n = 0;
 	enum cfs_err rc;
 
-	rc = sq_subtree_mounts(c, ns, node, &mounts, &n_mounts, err);
+	rc = keep_linked(c, user->id, ns, node, err);
+	if (rc == CFS_OK)
+		rc = sq_subtree_mounts(c, ns, node, &mounts, &n_mounts, err);
 	for (size_t i = 0; rc == CFS_OK && i < n_mounts; i++)
 		rc = sq_unmount(c, user->id, mounts[i], err);
 	free(mounts);

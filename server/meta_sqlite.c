@@ -13,7 +13,7 @@
 #include "cloudfs/sql.h"
 #include "meta_sql.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 7
 
 static const char schema[] =
 	"CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -94,12 +94,38 @@ static const char upgrade_5[] =
 	"UPDATE nodes SET atime_ns = mtime_ns, ctime_ns = mtime_ns;"
 	"PRAGMA user_version = 5;";
 
+/* From version 5 to 6: hard links.  A LINK node is a further name of the
+ * node link_of names (meta_sql.h, invariant 6); the index finds a node's
+ * other names when one of them goes. */
+static const char upgrade_6[] =
+	"ALTER TABLE journal ADD COLUMN link_of INTEGER;"
+	"ALTER TABLE nodes ADD COLUMN link_of INTEGER;"
+	"CREATE INDEX nodes_by_link ON nodes(ns, link_of) WHERE kind = 9;"
+	"PRAGMA user_version = 6;";
+
+/* From version 6 to 7: pending block lists, for streaming sync
+ * (meta_sql.h, invariants 7 and 8). */
+static const char upgrade_7[] =
+	"CREATE TABLE pending(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" ns INTEGER NOT NULL, path TEXT NOT NULL, user_id INTEGER NOT NULL,"
+	" expires INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX pending_by_path ON pending(ns, user_id, path);"
+	"CREATE INDEX pending_by_expiry ON pending(expires);"
+	"CREATE TABLE pending_blocks(pending INTEGER NOT NULL,"
+	" idx INTEGER NOT NULL, id BLOB NOT NULL, size INTEGER NOT NULL,"
+	" ready INTEGER NOT NULL, PRIMARY KEY(pending, idx)) WITHOUT ROWID;"
+	"CREATE INDEX pending_blocks_by_id ON pending_blocks(id);"
+	"CREATE INDEX pending_blocks_by_ready ON pending_blocks(ready);"
+	"CREATE TABLE pending_seq(n INTEGER NOT NULL);"
+	"INSERT INTO pending_seq VALUES (0);"
+	"PRAGMA user_version = 7;";
+
 /* The whole schema the first time the store opens; an older one is
  * brought up to date, in one transaction on a connection of its own. */
 static enum cfs_err schema_init(struct cfs_sql *c, struct cfs_error *err)
 {
 	static const char *const steps[] = {
-		schema, upgrade_2, upgrade_3, upgrade_4, upgrade_5,
+		schema, upgrade_2, upgrade_3, upgrade_4, upgrade_5, upgrade_6, upgrade_7,
 	};
 	enum cfs_err rc = cfs_sql_begin(c, true, err);
 	int version = rc ? -1 : cfs_sql_user_version(c);

@@ -17,6 +17,7 @@
 #ifndef CACHE_CACHE_H
 #define CACHE_CACHE_H
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -49,12 +50,20 @@ struct cache {
 		int64_t at;
 	} touched[CACHE_TOUCH_SLOTS], unwritten[CACHE_TOUCH_BATCH];
 	size_t n_unwritten;
-	/* Bytes of blocks being adopted: renamed out of the staging or
-	 * temporary folder, not yet indexed (atomic; cache_staged_bytes). */
-	uint64_t adopting;
 	/* Told of each block indexed (blockcache_on_store). */
 	void (*on_store)(void *arg, uint32_t size);
 	void *on_store_arg;
+	/* Blocks fetched ahead for another device's file whose journal row
+	 * has not come yet (streaming sync), until when (unix seconds) the
+	 * sweep of unlisted blocks keeps them; under streamed_lock
+	 * (cache_streamed_keep, cache/upkeep.h), taken after any other
+	 * lock and held briefly. */
+	pthread_mutex_t streamed_lock;
+	struct cache_streamed {
+		struct cfs_block_id id;
+		int64_t until;
+	} * streamed;
+	size_t n_streamed;
 };
 
 enum cache_use {
@@ -109,6 +118,15 @@ enum cfs_err cache_bind(struct cache *c, const char *url, int64_t root_ns,
 enum cfs_err cache_offline_root(struct cache *c, const char *url,
 				const char *token_id, int64_t *root_ns,
 				struct cfs_error *err);
+
+/*
+ * A directory stream of its own over the folder dirfd names (one of the
+ * cache's subfolders), for one walk; NULL with errno set.  Not dup(): a
+ * duplicate shares the open folder's offset, so every walk after the first
+ * found the folder empty, and two threads walking at once skipped each
+ * other's entries.
+ */
+DIR *cache_opendir(int dirfd);
 
 /* A connection to cache.db for the calling thread. */
 struct cfs_sql *cache_db(struct cache *c, struct cfs_error *err);

@@ -44,19 +44,38 @@ enum cfs_err cache_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 enum cfs_err cache_evict_unlisted(struct cache *c, struct cache_tally *t,
 				  struct cfs_error *err);
 
+/* The most blocks cache_streamed_keep() remembers at once. */
+#define CACHE_STREAMED_MAX 4096
+
+/*
+ * Keeps block id from the unlisted sweep until unix second until: it was
+ * fetched ahead for a file of a pending list (streaming sync), which no
+ * entry lists before its journal row lands.  Eviction to stay within the
+ * limit may still drop it, as any clean block; past until, it is an
+ * ordinary unlisted block.  Beyond CACHE_STREAMED_MAX live ones, the
+ * soonest to end is forgotten.
+ */
+void cache_streamed_keep(struct cache *c, const struct cfs_block_id *id,
+			 int64_t until);
+
+/* Forgets the blocks cache_streamed_keep() kept whose time has passed;
+ * whether there were any (the unlisted sweep may drop them now). */
+bool cache_streamed_expire(struct cache *c);
+
 /* The bytes of the block files eviction must keep (queued, of local
  * changes, pinned); db is one of the cache's connections. */
 enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
 			      struct cfs_error *err);
 
-/* The disk bytes of the staging files (DIR/dirty: files being written),
- * and of blocks on their way into the index (blockcache_adopt), which a
- * measure of the index and of the staging folder would both miss. */
-uint64_t cache_staged_bytes(struct cache *c);
-
-/* The bytes of the indexed block files. */
-enum cfs_err cache_block_bytes(struct cache *c, uint64_t *bytes,
-			       struct cfs_error *err);
+/*
+ * The bytes of the indexed block files (blocks) and the disk bytes of the
+ * staging files (staged: DIR/dirty, files being written), measured
+ * together under the upkeep lock: no block is then between the staging
+ * folder and the index (blockcache_adopt holds the cache), so none is
+ * counted twice or missed.  Waits for a file being committed.
+ */
+enum cfs_err cache_measure(struct cache *c, uint64_t *blocks, uint64_t *staged,
+			   struct cfs_error *err);
 
 /* Re-hashes every cached block; a bad one is removed, never served. */
 enum cfs_err cache_verify(struct cache *c, cache_report_fn fn, void *arg,

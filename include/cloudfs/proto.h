@@ -30,6 +30,7 @@
 #define CFS_LONGPOLL_DEFAULT_S	60
 #define CFS_LONGPOLL_MAX_S	300
 #define CFS_LONGPOLL_MAX_NS	1000
+#define CFS_PENDING_MAX_BLOCKS	1024 /* landed blocks in one long poll */
 
 /* Only permission bits travel; set-id and sticky bits are dropped. */
 #define CFS_MODE_MASK 0777
@@ -47,6 +48,10 @@ enum cfs_kind {
 	CFS_KIND_SOCKET = 6,
 	CFS_KIND_CHARDEV = 7,
 	CFS_KIND_BLOCKDEV = 8,
+	/* A further name of a file, symlink or special file of the same
+	 * namespace (a hard link): the entry's "of" names that node, which
+	 * holds the content and the attributes of every name. */
+	CFS_KIND_LINK = 9,
 };
 
 /* A FIFO, socket or device. */

@@ -17,13 +17,15 @@
 
 #include "cache/cache.h"
 #include "cloudfs/block.h"
+#include "fs/keeper.h"
 #include "fs/remote.h"
 
 struct fetcher;
 
-/* Starts the fetcher's thread; parallel transfers at most at once.  What
- * it stores counts toward the cache's limit (fs/keeper.h). */
-struct fetcher *fetcher_new(struct remote *r, struct cache *c,
+/* Starts the fetcher's thread; parallel transfers at most at once.  Each
+ * transfer first waits for the keeper k to make room for its block
+ * (keeper_await; k may be NULL: no limit). */
+struct fetcher *fetcher_new(struct remote *r, struct cache *c, struct keeper *k,
 			    unsigned parallel);
 
 /* Readers' block opens since the start (found cached, and fetched), and

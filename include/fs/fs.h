@@ -32,6 +32,9 @@ struct fs_options {
 	uint64_t cache_size; /* bytes of blocks kept at most (0: no limit) */
 	uint64_t cache_min_free; /* bytes left free on its disk (0: none) */
 	int64_t at; /* a point-in-time mount: unix seconds (0: live) */
+	/* Streaming sync: announce our large uploads' pending lists, and
+	 * prefetch the blocks of others' as they land (fs/sync.c). */
+	bool streaming;
 	bool foreground;
 	bool debug;
 	bool single_thread;
@@ -102,5 +105,7 @@ void sync_stop(struct sync *s);
 /* Long polls answered, and rounds that failed (then backed off), since
  * the start. */
 void sync_counts(struct sync *s, uint64_t *longpolls, uint64_t *failures);
+/* Landed blocks of pending lists handed to the fetcher (streaming sync). */
+uint64_t sync_streamed(struct sync *s);
 
 #endif

@@ -36,9 +36,24 @@ struct keeper;
 struct keeper *keeper_start(struct cache *c, uint64_t limit, uint64_t min_free);
 void keeper_stop(struct keeper *k);
 
-/* A write of len bytes is coming: 0 when there is room for it, else
- * ENOSPC once KEEPER_WAIT_S passed without room. */
+/* A write of len bytes is coming: 0 when there is room for it, held until
+ * keeper_written once the write is done (or failed: counted all the
+ * same until the next measure); else ENOSPC once KEEPER_WAIT_S passed
+ * without room. */
 int keeper_admit(struct keeper *k, size_t len);
+void keeper_written(struct keeper *k, size_t len);
+
+/*
+ * A block of len bytes is about to be fetched: when it would take the
+ * cache past its limit, waits for the keeper's passes to evict enough
+ * (at most a tick); then holds room for it until keeper_release, called
+ * once the block is stored (and counted as stored) or given up.  A read
+ * never fails for room: when only what cannot be evicted is left (full),
+ * the block goes past the limit at once, until a pass evicts it (it is
+ * clean).
+ */
+void keeper_await(struct keeper *k, size_t len);
+void keeper_release(struct keeper *k, size_t len);
 
 /* Blocks may have become evictable (a commit settled): look now. */
 void keeper_poke(struct keeper *k);

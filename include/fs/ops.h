@@ -34,6 +34,11 @@ struct cfs_sql *ops_db(struct fs *fs, int *e);
  * 0 or an errno (logged). */
 int ops_sync(struct fs *fs);
 
+/* A change to ino brings cost bytes into the cache: 0 once the keeper
+ * admits them (keeper_written once they are), or ENOSPC (logged
+ * once per file). */
+int ops_admit(struct fs *fs, fuse_ino_t ino, uint64_t cost);
+
 /* The errno of an error, logging the ones a user cannot explain. */
 int ops_errno(enum cfs_err rc, const struct cfs_error *err);
 

@@ -100,6 +100,31 @@ struct remote_cursor {
 	int64_t cursor;
 };
 
+/* A block of a pending list that landed (cloudfs-protocol(7), "PENDING
+ * BLOCK LISTS"): another member's file, not committed yet, whose block
+ * may be fetched already. */
+struct remote_landed {
+	int64_t ns;
+	struct cfs_block_id id;
+	uint32_t size;	 /* 1 to CFS_BLOCK_SIZE */
+	int64_t expires; /* the list's expiry, unix seconds (server's) */
+};
+
+/*
+ * What a long poll asks and learns of pending lists: from cursor on,
+ * the blocks that landed (checked: ids and sizes valid), and the cursor
+ * to ask from next time.  A server that does not know pending lists
+ * answers none, and the cursor stays.
+ */
+struct remote_pending {
+	int64_t cursor; /* in: 0 the first time; out: the next one */
+	struct remote_landed *landed; /* owned */
+	size_t n;
+	bool moved; /* the poll also saw namespaces move (changes, gone) */
+};
+
+void remote_pending_release(struct remote_pending *p);
+
 /*
  * A commit request: the operations of one namespace, in queue order, the
  * mount's client id, and the lowest seq it still has queued (the server
@@ -113,6 +138,9 @@ struct remote_commit_req {
 	size_t n;
 	const char *client;
 	int64_t keep_from;
+	/* POST .../announce: every operation (a file) only publishes its
+	 * pending list; none is applied, each is answered need_blocks. */
+	bool announce;
 };
 
 /* How many of ops (at least one) one commit request holds. */
@@ -187,10 +215,13 @@ struct remote_ops {
 			     const bool *stop, struct remote_page *page,
 			     struct cfs_error *err);
 	/* Waits until a namespace of cursors moves past its cursor, or for
-	 * timeout_s; NOT_FOUND when one is not readable any more. */
+	 * timeout_s; NOT_FOUND when one is not readable any more.  With
+	 * pending (NULL: not asked), also until blocks of pending lists of
+	 * those namespaces land past pending->cursor, and fills it. */
 	enum cfs_err (*longpoll)(struct remote_conn *c,
 				 const struct remote_cursor *cursors, size_t n,
 				 unsigned timeout_s, const bool *stop,
+				 struct remote_pending *pending,
 				 struct cfs_error *err);
 	/* Which of ids (at most CFS_MAX_NEED_BLOCKS) the caller must
 	 * upload: appended to needed, which has room for n. */
@@ -312,13 +343,13 @@ remote_list(struct remote_conn *c, const struct remote_list_req *req,
 	return c->r->ops->list(c, req, stop, page, err);
 }
 
-static inline enum cfs_err remote_longpoll(struct remote_conn *c,
-					   const struct remote_cursor *cursors,
-					   size_t n, unsigned timeout_s,
-					   const bool *stop,
-					   struct cfs_error *err)
+static inline enum cfs_err
+remote_longpoll(struct remote_conn *c, const struct remote_cursor *cursors,
+		size_t n, unsigned timeout_s, const bool *stop,
+		struct remote_pending *pending, struct cfs_error *err)
 {
-	return c->r->ops->longpoll(c, cursors, n, timeout_s, stop, err);
+	return c->r->ops->longpoll(c, cursors, n, timeout_s, stop, pending,
+				   err);
 }
 
 static inline enum cfs_err

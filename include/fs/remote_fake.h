@@ -6,7 +6,9 @@
  * from a cursor, long polls that wake on a commit, and blocks by SHA-256
  * that a user may download only if a file in a namespace they can read
  * lists it or they uploaded it themselves (the Dropship rule; an unknown
- * block and a forbidden one get the same answer).
+ * block and a forbidden one get the same answer); pending block lists
+ * of announcing commits, whose blocks land as their committer uploads
+ * them and wake long polls that ask for them (they never expire).
  *
  * Faults are drawn per call from a seeded generator, or forced for the
  * next call: an error answer (nothing applied), an outage (nothing

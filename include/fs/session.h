@@ -83,8 +83,13 @@ bool session_stat(struct sessions *t, uint64_t ino, struct session_attr *a);
 /* The bytes a write of len at off brings into the cache, for the keeper
  * to admit: the bytes written, but the whole block for one written into
  * for the first time since its last commit (its staging file starts as
- * a copy of it), and that block again when it must be fetched first. */
+ * a copy of it), and that block again when it must be fetched first; and
+ * the old last block, made longer by the commit, when the file grows. */
 uint64_t session_write_cost(struct session *s, off_t off, size_t len);
+
+/* The same for a truncate to size: cutting inside a block stages it,
+ * growing the file lengthens its last block. */
+uint64_t session_truncate_cost(struct session *s, uint64_t size);
 
 /* Writes bufv at off; 0 or a positive errno (ENOSPC: the cache's disk). */
 int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,

@@ -75,6 +75,8 @@ enum cfs_err api_history(struct api_req *, struct api_resp *,
 			 struct cfs_error *);
 enum cfs_err api_commit(struct api_req *, struct api_resp *,
 			struct cfs_error *);
+enum cfs_err api_announce(struct api_req *, struct api_resp *,
+			  struct cfs_error *);
 
 /* server/metrics.c */
 enum cfs_err api_metrics(struct api_req *, struct api_resp *,

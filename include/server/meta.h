@@ -52,6 +52,7 @@ struct meta_entry {
 	struct cfs_blocklist blocks; /* files */
 	const char *target;	     /* symlinks, devices */
 	int64_t mount_ns;	     /* mounts */
+	int64_t link_of;	     /* links: the node it is a name of */
 	/* History only (meta_ops.history): */
 	int64_t at;	    /* when the row was committed (unix seconds) */
 	const char *author; /* who committed it */
@@ -74,6 +75,7 @@ enum meta_op_type {
 	META_OP_SPECIAL, /* a FIFO, socket or device: see kind */
 	META_OP_DELETE,
 	META_OP_MOVE,
+	META_OP_LINK, /* a further name, to, of what is at path */
 };
 
 /* One journal operation of a commit batch, already checked for syntax. */
@@ -81,7 +83,7 @@ struct meta_op {
 	enum meta_op_type type;
 	enum cfs_kind kind;	     /* what it makes; deleted: none */
 	const char *path;	     /* valid, non-root (cloudfs/path.h) */
-	const char *to;		     /* move: valid, non-root */
+	const char *to;		     /* move, link: valid, non-root */
 	struct cfs_blocklist blocks; /* file: count matches size */
 	uint64_t size;
 	int64_t atime_ns; /* not said: mtime_ns */
@@ -96,6 +98,10 @@ struct meta_op {
 	int64_t node; /* move, delete: the node meant, when known; 0: not said
 		       */
 	int64_t seq;  /* the sender's number for it (meta_sender); 0: none */
+	/* file, of POST .../announce: only publish the pending list of the
+	 * blocks it needs, never apply it (answered need_blocks, with no
+	 * blocks when none) */
+	bool announce;
 };
 
 /*
@@ -159,6 +165,30 @@ struct meta_gc_tally {
 
 typedef void (*meta_block_fn)(void *arg, const struct cfs_block_id *id);
 
+/*
+ * Streaming sync (cloudfs-protocol(7), "Pending block lists"): a commit
+ * of a file answered need_blocks leaves the list of the blocks it needs,
+ * pending, for (namespace, path), until the file commits or the list
+ * expires.  One block of such a list that has landed: its uploader (the
+ * committer) uploaded it since and the server checked its hash.
+ */
+struct meta_pending {
+	int64_t list; /* the pending list's id: blocks of one list follow
+		       * each other in a call's order */
+	int64_t ns;
+	const char *path;
+	int64_t expires; /* unix seconds */
+	struct cfs_block_id id;
+	uint32_t size;
+};
+
+/* How long a pending list lives after its commit or its last block's
+ * landing, unless said otherwise (struct meta's pending_ttl_s). */
+#define META_PENDING_TTL_S 600
+
+/* The most landed blocks one meta_ops.pending call hands over. */
+#define META_PENDING_MAX CFS_PENDING_MAX_BLOCKS
+
 struct meta;
 
 /* Callbacks that hand results over one at a time; an error they return
@@ -169,6 +199,8 @@ typedef enum cfs_err (*meta_ns_fn)(void *arg, const struct meta_ns_info *ns,
 				   struct cfs_error *err);
 typedef enum cfs_err (*meta_member_fn)(void *arg, const struct meta_member *m,
 				       struct cfs_error *err);
+typedef enum cfs_err (*meta_pending_fn)(void *arg, const struct meta_pending *p,
+					struct cfs_error *err);
 /* Namespace ids start at 1: 0 in a notification means "any of them". */
 #define META_NS_ALL 0
 typedef void (*meta_notify_fn)(void *arg, int64_t ns);
@@ -249,11 +281,28 @@ struct meta_ops {
 				    const struct meta_user *user,
 				    const struct cfs_block_id *id,
 				    uint32_t size, struct cfs_error *err);
-	/* CFS_OK when user may download the block; NOT_FOUND otherwise. */
+	/*
+	 * CFS_OK when user may download the block: as blocks_needed says,
+	 * or a landed block of a live pending list of a namespace user is
+	 * a member of; NOT_FOUND otherwise, the same for an unknown block.
+	 */
 	enum cfs_err (*block_readable)(struct meta *m,
 				       const struct meta_user *user,
 				       const struct cfs_block_id *id,
 				       struct cfs_error *err);
+
+	/*
+	 * The landed blocks of the live pending lists of the n namespaces
+	 * that user is a member of (the others are passed over), that
+	 * landed after the pending cursor `after`, in the order they
+	 * landed; at most META_PENDING_MAX of them.  *cursor receives the
+	 * cursor to ask from next time (what this call saw, or where it
+	 * stopped).  Expired lists are never shown.
+	 */
+	enum cfs_err (*pending)(struct meta *m, const struct meta_user *user,
+				const int64_t *ns, size_t n, int64_t after,
+				meta_pending_fn fn, void *arg, int64_t *cursor,
+				struct cfs_error *err);
 
 	/*
 	 * Turns the folder at path in the user's root namespace into a shared
@@ -317,6 +366,9 @@ struct meta_ops {
 
 struct meta {
 	const struct meta_ops *ops;
+	/* The life of a pending list, in seconds (META_PENDING_TTL_S when
+	 * opened); set before the store is shared between threads. */
+	int64_t pending_ttl_s;
 };
 
 /*

@@ -47,12 +47,14 @@ def need(why):
 
 
 def fill(path):
-    """Writes to PATH until its disk is full."""
-    with open(path, "wb") as f:
+    """Writes to PATH until its disk is full. Unbuffered: a buffered file
+    keeps the bytes the full disk refused and fails again at close, with
+    ENOSPC out of fill itself, whenever the free space is not a multiple
+    of what was written (a schema that grows the store by a page did)."""
+    with open(path, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
 

@@ -648,7 +648,7 @@ static void test_a_block_is_fetched_only_by_those_who_may_read_it(void)
 	CHECK(catch_up(&a, &err) == CFS_OK);
 	id = write_file(&a, "secret.txt", 6, 1000);
 	CHECK(upload_all(&a, 20));
-	b.fs.fetch = fetcher_new(b.fs.remote, b.fs.cache, 2);
+	b.fs.fetch = fetcher_new(b.fs.remote, b.fs.cache, NULL, 2);
 	CHECK(b.fs.fetch != NULL);
 	/* Knowing the hash is not enough to read it, nor to skip its
 	 * upload. */
@@ -677,7 +677,7 @@ static void *poll_thread(void *arg)
 	struct poller *p = arg;
 	struct cfs_error err;
 
-	p->rc = remote_longpoll(p->conn, &p->cursor, 1, 10, NULL, &err);
+	p->rc = remote_longpoll(p->conn, &p->cursor, 1, 10, NULL, NULL, &err);
 	return NULL;
 }
 
@@ -706,6 +706,103 @@ static void test_a_long_poll_wakes_when_its_namespace_moves(void)
 	CHECK(cfs_monotonic_ms() - start < 5000);
 	remote_conn_free(p.conn);
 	remote_free(r);
+	fake_server_free(s);
+}
+
+/* A long poll that asks for pending lists too (streaming sync). */
+struct pending_poller {
+	struct remote_conn *conn;
+	struct remote_cursor cursor;
+	unsigned timeout_s;
+	struct remote_pending pending;
+	enum cfs_err rc;
+};
+
+static void *pending_poll_thread(void *arg)
+{
+	struct pending_poller *p = arg;
+	struct cfs_error err;
+
+	p->rc = remote_longpoll(p->conn, &p->cursor, 1, p->timeout_s, NULL,
+				&p->pending, &err);
+	return NULL;
+}
+
+/*
+ * A file of two blocks, uploaded by a mount that streams: it announces
+ * the file first, so that another device of its user is woken by the
+ * first block to land and learns its id and size, while a non-member's
+ * long poll learns nothing and cannot watch the namespace.
+ */
+static void test_an_upload_streams_its_landed_blocks_to_members_only(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct client a;
+	struct cfs_block_id ids[2];
+	struct cfs_blocklist bl = { .ids = ids, .n = 2 };
+	struct local_content content;
+	struct local_new n = { CFS_KIND_FILE, 0644, now_ns(), NULL };
+	struct mirror_changes ch = { 0 };
+	struct mirror_entry out;
+	struct pending_poller dev = { .timeout_s = 10 }, other = { 0 };
+	struct remote *dev_r, *other_r;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	int64_t other_ns;
+	pthread_t t;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	other_ns = fake_namespace(s, 1);
+	client_new(&a, s, 0, ROOT_NS, "stream-a");
+	a.fs.opt.streaming = true;
+	CHECK(catch_up(&a, &err) == CFS_OK);
+	ids[0] = cache_block(&a, 21, CFS_BLOCK_SIZE);
+	ids[1] = cache_block(&a, 22, 777);
+	content = (struct local_content){ CFS_BLOCK_SIZE + 777, &bl, now_ns(),
+					  now_ns(), now_ns() };
+	db = cache_db(a.fs.cache, &err);
+	CHECK(db && local_mknode(db, MIRROR_ROOT_INO, "big.bin", &n, &out,
+				 &err) == CFS_OK);
+	CHECK(local_write_end(db, out.ino, &content, &ch, &err) == CFS_OK);
+	mirror_entry_release(&out);
+	mirror_changes_release(&ch);
+	cache_db_release(a.fs.cache, db);
+
+	dev_r = fake_remote_new(s, 0);
+	dev.conn = remote_conn_new(dev_r);
+	dev.cursor = (struct remote_cursor){ ROOT_NS, fake_head(s, ROOT_NS) };
+	CHECK(pthread_create(&t, NULL, pending_poll_thread, &dev) == 0);
+	usleep(100 * 1000);
+	CHECK(upload_all(&a, 20));
+	pthread_join(t, NULL);
+	CHECK(dev.rc == CFS_OK);
+	CHECK(dev.pending.n >= 1 && dev.pending.cursor > 0);
+	for (size_t i = 0; i < dev.pending.n; i++) {
+		const struct remote_landed *l = &dev.pending.landed[i];
+		bool first = cfs_block_id_equal(&l->id, &ids[0]);
+
+		CHECK(l->ns == ROOT_NS);
+		CHECK(first || cfs_block_id_equal(&l->id, &ids[1]));
+		CHECK(l->size == (first ? CFS_BLOCK_SIZE : 777));
+	}
+	remote_pending_release(&dev.pending);
+
+	other_r = fake_remote_new(s, 1);
+	other.conn = remote_conn_new(other_r);
+	other.cursor = (struct remote_cursor){ other_ns, 0 };
+	pending_poll_thread(&other);
+	CHECK(other.rc == CFS_OK && other.pending.n == 0);
+	remote_pending_release(&other.pending);
+	other.cursor = (struct remote_cursor){ ROOT_NS, 0 };
+	pending_poll_thread(&other);
+	CHECK(other.rc == CFS_ERR_NOT_FOUND && other.pending.n == 0);
+	remote_pending_release(&other.pending);
+
+	remote_conn_free(other.conn);
+	remote_free(other_r);
+	remote_conn_free(dev.conn);
+	remote_free(dev_r);
+	client_close(&a);
 	fake_server_free(s);
 }
 
@@ -805,6 +902,7 @@ int main(void)
 		return 1;
 	RUN(test_a_long_poll_wakes_when_its_namespace_moves);
 	RUN(test_a_block_is_fetched_only_by_those_who_may_read_it);
+	RUN(test_an_upload_streams_its_landed_blocks_to_members_only);
 	RUN(test_two_devices_editing_one_version_keep_both);
 	RUN(test_a_commit_whose_answer_was_lost_is_applied_once);
 	RUN(test_seeded_random_sequences_with_faults_converge);

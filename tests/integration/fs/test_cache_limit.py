@@ -7,6 +7,7 @@ and nothing that was written is lost."""
 import errno
 import os
 import subprocess
+import threading
 
 import pytest
 
@@ -30,6 +31,22 @@ def cache_bytes(m):
     tells them."""
     st = cloudfs("cache", "stat", "--json", cwd=m.mountpoint)
     return st["bytes"] + st["dirty_bytes"]
+
+
+def test_a_file_being_written_counts_at_every_look(alice, mount):
+    """The bytes of files still open for writing count each time the cache
+    is measured, not only the first: the keeper measures at every pass, and
+    a miss let writes past the limit (all eight of the test below, now and
+    then)."""
+    m = mount(alice)
+    fd = os.open(at(m, "open.bin"), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, payload(3 * MiB, "open"))
+        looks = [cloudfs("cache", "stat", "--json", cwd=m.mountpoint)["dirty_bytes"]
+                 for _ in range(3)]
+    finally:
+        os.close(fd)
+    assert all(n >= 3 * MiB for n in looks), looks
 
 
 def test_writing_and_deleting_three_times_the_limit_stays_within_it(alice, mount):
@@ -71,6 +88,9 @@ def test_a_cache_full_of_unsent_changes_refuses_writes_and_loses_nothing(
     the file and status says why. Once the server takes the commits,
     everything that was written is there, and writes go on."""
     m = mount(alice.clone(proxy.url), cache_size="16M", cache_min_free="0")
+    base = payload(4 * MiB, "base")
+    write(at(m, "base.bin"), base)
+    cloudfs("status", "--wait", m.mountpoint)
     proxy.hold(r"POST /meta/ns/\d+/commit")
     written = {}
     refused = None
@@ -91,13 +111,47 @@ def test_a_cache_full_of_unsent_changes_refuses_writes_and_loses_nothing(
     assert "cache is full" in cloudfs("status", m.mountpoint, expect=3)
     for name, data in written.items():
         assert read(at(m, name)) == data
+    # Cutting a file inside a block stages a copy of that block: refused
+    # too, and the file keeps its bytes.
+    with pytest.raises(OSError) as e:
+        os.truncate(at(m, "base.bin"), MiB + 1)
+    assert e.value.errno == errno.ENOSPC, e.value
     proxy.release()
     cloudfs("status", "--wait", "--timeout", "60", m.mountpoint)
-    until_server_holds(alice, written)
+    until_server_holds(alice, {**written, "base.bin": base})
     write(at(m, "after.bin"), payload(4 * MiB, "after"))
     cloudfs("status", "--wait", m.mountpoint)
     assert not cloudfs("status", "--json", m.mountpoint)["mounts"][0]["cache_full"]
     assert cache_bytes(m) <= 16 * MiB
+
+
+def test_cold_reads_of_four_times_the_limit_stay_within_it(alice, mount):
+    """Blocks fetched for readers count like blocks written: two readers
+    at once of files four times the cache's size in all never take the
+    cache past its limit, sampled all through the reads."""
+    files = {f"big{i}.bin": payload(32 * MiB, f"big{i}") for i in range(2)}
+    alice.write_files(alice.root_ns, files)
+    m = mount(alice, cache_size="16M", cache_min_free="0")
+    most, got, done = 0, {}, threading.Event()
+
+    def sample():
+        nonlocal most
+        while not done.is_set():
+            most = max(most, cache_bytes(m))
+
+    def reader(name):
+        got[name] = read(at(m, name))
+
+    threads = [threading.Thread(target=sample)] + [
+        threading.Thread(target=reader, args=(n,)) for n in files]
+    for t in threads:
+        t.start()
+    for t in threads[1:]:
+        t.join()
+    done.set()
+    threads[0].join()
+    assert got == files
+    assert most <= 16 * MiB, f"the cache held {most} bytes, over its limit of {16 * MiB}"
 
 
 @pytest.fixture

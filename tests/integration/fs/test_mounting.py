@@ -126,6 +126,7 @@ def test_a_problem_is_refused_with_exit_32_before_mounting_naming_it(
     ["URL", "MP", "-o", "token_file=TOKEN,timeout=0"],
     ["URL", "MP", "-o", "token_file=TOKEN,timeout=soon"],
     ["URL", "MP", "-o", "token_file=TOKEN,parallel=0"],
+    ["URL", "MP", "-o", "token_file=TOKEN,streaming=maybe"],
     ["URL", "MP", "-o", "token_file=TOKEN,no_such_option"],
     ["URL", "MP", "-o", "token_file=TOKEN", "--no-such-flag"],
 ], ids=lambda a: " ".join(a) or "nothing")

@@ -119,8 +119,8 @@ def test_the_first_start_makes_the_schema_and_the_next_use_it(tmp_path):
             f.result()
     try:
         logs = "".join(s.log_text() for s in servers)
-        assert logs.count("schema upgraded from version 0 to 1") == 1, logs
-        assert cfs_postgres.cluster().sql(name, "SELECT version FROM schema_version") == [["1"]]
+        assert logs.count("schema upgraded from version 0 to 3") == 1, logs
+        assert cfs_postgres.cluster().sql(name, "SELECT version FROM schema_version") == [["3"]]
         alice = servers[0].user("alice")
         alice.commit_ok(alice.root_ns, file_op("kept"))
     finally:

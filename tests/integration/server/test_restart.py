@@ -62,9 +62,18 @@ def test_what_was_acknowledged_before_kill_9_is_there_after_restart(server, alic
     assert_kept(alice.clone(server.url), snapshot, files)
 
 
+# What schema version 6 added: hard links.
+DROP_LINKS = (" DROP INDEX nodes_by_link; ALTER TABLE journal DROP COLUMN link_of;"
+              " ALTER TABLE nodes DROP COLUMN link_of;")
+
 # What schema version 5 added: atime and ctime, kept apart from mtime.
-DROP_TIMES = "".join(f" ALTER TABLE {t} DROP COLUMN {c};"
-                     for t in ("journal", "nodes") for c in ("atime_ns", "ctime_ns"))
+DROP_TIMES = DROP_LINKS + "".join(f" ALTER TABLE {t} DROP COLUMN {c};"
+                                  for t in ("journal", "nodes")
+                                  for c in ("atime_ns", "ctime_ns"))
+
+
+# What schema version 7 added: pending block lists (streaming sync).
+DROP_PENDING = " DROP TABLE pending; DROP TABLE pending_blocks; DROP TABLE pending_seq;"
 
 
 def times_from_mtime(snapshot):
@@ -76,6 +85,22 @@ def times_from_mtime(snapshot):
 
 
 @pytest.mark.embedded_only("upgrades of the SQLite schema")
+def test_a_data_dir_of_schema_5_keeps_everything_and_takes_links(server, alice):
+    snapshot, files = fill(alice)
+    server.stop()
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    db.executescript(DROP_PENDING + DROP_LINKS + " PRAGMA user_version = 5;")
+    db.close()
+    server.start()
+    alice = alice.clone(server.url)
+    assert_kept(alice, snapshot, files)
+    path = next(p for p, e in snapshot[0].items() if e["kind"] == "file")
+    alice.commit_ok(alice.root_ns, {"op": "link", "path": path, "to": "second name"})
+    e = alice.snapshot(alice.root_ns)[0]["second name"]
+    assert (e["kind"], e["of"]) == ("link", snapshot[0][path]["node"])
+
+
+@pytest.mark.embedded_only("upgrades of the SQLite schema")
 def test_a_data_dir_of_schema_4_gets_atime_and_ctime_from_mtime(server, alice):
     snapshot, files = fill(alice)
     alice.write_file(alice.root_ns, "timed", b"t", atime_ns=5, mtime_ns=7, ctime_ns=9)
@@ -83,7 +108,7 @@ def test_a_data_dir_of_schema_4_gets_atime_and_ctime_from_mtime(server, alice):
     files["timed"] = b"t"
     server.stop()
     db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
-    db.executescript(DROP_TIMES + " PRAGMA user_version = 4;")
+    db.executescript(DROP_PENDING + DROP_TIMES + " PRAGMA user_version = 4;")
     db.close()
     server.start()
     alice = alice.clone(server.url)
@@ -108,7 +133,7 @@ def test_a_data_dir_of_the_first_schema_is_brought_up_to_date(server, alice):
     db.executescript("DROP TABLE answers; DROP INDEX journal_by_node;"
                      " DROP TABLE gc_horizon; ALTER TABLE journal DROP COLUMN at;"
                      " ALTER TABLE blocks DROP COLUMN stored;"
-                     + DROP_TIMES + " PRAGMA user_version = 1;")
+                     + DROP_PENDING + DROP_TIMES + " PRAGMA user_version = 1;")
     db.close()
     server.start()
     alice = alice.clone(server.url)
