@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/crypto.h> /* OPENSSL_cleanse */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "cloudfs/config.h"
+#include "cloudfs/platform.h"
 
 /* Tokens are 64 hex digits; anything much longer is not one. */
 #define TOKEN_MAX     256
@@ -222,7 +224,7 @@ int cli_login(const struct cli_opts *opts, int argc, char **argv)
 	       argv[0], token_file, config);
 	rc = CLI_OK;
 out:
-	explicit_bzero(token, sizeof(token));
+	OPENSSL_cleanse(token, sizeof(token));
 	cfs_config_release(&cfg);
 	curl_global_cleanup();
 	return rc;

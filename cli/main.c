@@ -68,6 +68,42 @@ static const char usage[] =
 	"out; verify: bad blocks found and removed).\n"
 	"See cloudfs(1).\n";
 
+/* The options that only some commands take. */
+enum {
+	TAKES_WAIT = 1,	      /* --wait, --timeout */
+	TAKES_VERSION = 2,    /* --jid, --at */
+	TAKES_TOKEN_FILE = 4, /* --token-file */
+};
+
+/* The commands, each with what runs it (told its own name, when it runs
+ * several) and the options above it takes. */
+static const struct command {
+	const char *name;
+	int (*run)(const struct cli_opts *opts, int argc, char **argv);
+	int (*run_named)(const struct cli_opts *opts, const char *cmd, int argc,
+			 char **argv);
+	unsigned takes;
+} commands[] = {
+	{ .name = "status", .run = cli_status, .takes = TAKES_WAIT },
+	{ .name = "stats", .run = cli_stats },
+	{ .name = "cache", .run = cli_cache },
+	{ .name = "share", .run_named = cli_share },
+	{ .name = "unshare", .run_named = cli_share },
+	{ .name = "leave", .run_named = cli_share },
+	{ .name = "shares", .run_named = cli_share },
+	{ .name = "history", .run_named = cli_history },
+	{ .name = "restore", .run_named = cli_history, .takes = TAKES_VERSION },
+	{ .name = "login", .run = cli_login, .takes = TAKES_TOKEN_FILE },
+};
+
+static const struct command *command_named(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longs[] = {
@@ -83,6 +119,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli_opts opts = { 0 };
+	const struct command *cmd;
+	unsigned takes;
 	char *end;
 	int c;
 
@@ -146,11 +184,13 @@ int main(int argc, char **argv)
 		cli_error("a command is needed ('cloudfs --help' lists them)");
 		return CLI_USAGE;
 	}
-	if ((opts.wait || opts.timeout) && strcmp(argv[0], "status") != 0) {
+	cmd = command_named(argv[0]);
+	takes = cmd ? cmd->takes : 0;
+	if ((opts.wait || opts.timeout) && !(takes & TAKES_WAIT)) {
 		cli_error("--wait and --timeout are for status");
 		return CLI_USAGE;
 	}
-	if ((opts.jid || opts.at) && strcmp(argv[0], "restore") != 0) {
+	if ((opts.jid || opts.at) && !(takes & TAKES_VERSION)) {
 		cli_error("--jid and --at are for restore");
 		return CLI_USAGE;
 	}
@@ -158,7 +198,7 @@ int main(int argc, char **argv)
 		cli_error("give --jid or --at, not both");
 		return CLI_USAGE;
 	}
-	if (opts.token_file && strcmp(argv[0], "login") != 0) {
+	if (opts.token_file && !(takes & TAKES_TOKEN_FILE)) {
 		cli_error("--token-file is for login");
 		return CLI_USAGE;
 	}
@@ -166,19 +206,10 @@ int main(int argc, char **argv)
 		cli_error("--timeout is for status --wait");
 		return CLI_USAGE;
 	}
-	if (strcmp(argv[0], "status") == 0)
-		return cli_status(&opts, argc - 1, argv + 1);
-	if (strcmp(argv[0], "stats") == 0)
-		return cli_stats(&opts, argc - 1, argv + 1);
-	if (strcmp(argv[0], "cache") == 0)
-		return cli_cache(&opts, argc - 1, argv + 1);
-	if (strcmp(argv[0], "share") == 0 || strcmp(argv[0], "unshare") == 0 ||
-	    strcmp(argv[0], "leave") == 0 || strcmp(argv[0], "shares") == 0)
-		return cli_share(&opts, argv[0], argc - 1, argv + 1);
-	if (strcmp(argv[0], "history") == 0 || strcmp(argv[0], "restore") == 0)
-		return cli_history(&opts, argv[0], argc - 1, argv + 1);
-	if (strcmp(argv[0], "login") == 0)
-		return cli_login(&opts, argc - 1, argv + 1);
+	if (cmd && cmd->run)
+		return cmd->run(&opts, argc - 1, argv + 1);
+	if (cmd)
+		return cmd->run_named(&opts, argv[0], argc - 1, argv + 1);
 	cli_error("unknown command '%s' ('cloudfs --help' lists them)",
 		  argv[0]);
 	return CLI_USAGE;

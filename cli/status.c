@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cloudfs/clock.h"
+#include "cloudfs/platform.h"
 #include "cloudfs/size.h"
 
 static int64_t num(json_t *o, const char *key)
@@ -206,6 +207,7 @@ int cli_status(const struct cli_opts *opts, int argc, char **argv)
 {
 	json_t *all = json_array();
 	char **mounts = NULL;
+	bool listed = true;
 	int rc = CLI_OK;
 
 	if (argc > 1) {
@@ -216,10 +218,14 @@ int cli_status(const struct cli_opts *opts, int argc, char **argv)
 	if (argc == 1 || opts->cache_dir) {
 		rc = status_of(opts, argc ? argv[0] : NULL, all);
 	} else {
-		mounts = cli_mounts();
-		if (!mounts || !mounts[0]) {
+		mounts = cli_mounts(&listed);
+		if (!listed) {
 			cli_error(
-				"no cloudfs mount here (none in /proc/self/mounts)");
+				"cannot list the mounts on this system: give a MOUNTPOINT");
+			rc = CLI_FAILED;
+		} else if (!mounts || !mounts[0]) {
+			cli_error("no cloudfs mount here (none in %s)",
+				  platform_mount_table);
 			rc = CLI_FAILED;
 		}
 		for (size_t i = 0; mounts && mounts[i]; i++) {

@@ -2,7 +2,6 @@
  * (include/cli/cli.h). */
 #include <errno.h>
 #include <fcntl.h>
-#include <mntent.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,10 +10,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cloudfs/platform.h"
 
 #define ANSWER_MAX (16 * 1024 * 1024)
 
@@ -68,8 +67,8 @@ bool cli_target(const struct cli_opts *opts, const char *path,
 		cli_error("cannot find '%s': %s", path, strerror(errno));
 		return false;
 	}
-	n = lgetxattr(path, "user.cloudfs.cache", t->cache_dir,
-		      sizeof(t->cache_dir) - 1);
+	n = platform_lgetxattr(path, "user.cloudfs.cache", t->cache_dir,
+			       sizeof(t->cache_dir) - 1);
 	if (n < 0) {
 		cli_error(
 			"'%s' is not in a cloudfs mount (give a path in one, or --cache DIR)",
@@ -82,29 +81,9 @@ bool cli_target(const struct cli_opts *opts, const char *path,
 	return true;
 }
 
-char **cli_mounts(void)
+char **cli_mounts(bool *listed)
 {
-	FILE *f = setmntent("/proc/self/mounts", "r");
-	char **list = calloc(1, sizeof(*list));
-	size_t n = 0;
-	struct mntent *m;
-
-	while (f && list && (m = getmntent(f))) {
-		char **grown;
-
-		if (strcmp(m->mnt_type, "fuse.cloudfs") != 0)
-			continue;
-		grown = realloc(list, (n + 2) * sizeof(*list));
-		if (!grown)
-			break;
-		list = grown;
-		list[n] = strdup(m->mnt_dir);
-		list[n + 1] = NULL;
-		n += list[n] != NULL;
-	}
-	if (f)
-		endmntent(f);
-	return list;
+	return platform_mounts("fuse.cloudfs", listed);
 }
 
 /* Connects to the control socket of the mount serving t. */
@@ -123,7 +102,7 @@ static int dial(const struct cli_target *t)
 			t->cache_dir);
 		return -1;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = platform_socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
 		cli_error("cannot reach the mount of cache '%s' at '%s': %s",
 			  t->cache_dir, addr.sun_path, strerror(errno));

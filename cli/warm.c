@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cloudfs/platform.h"
 #include "cloudfs/size.h"
 
 #define CHUNK (1024 * 1024)
@@ -55,7 +56,7 @@ static int read_whole(const char *path, const struct stat *st, int type,
 		return 1;
 	}
 	/* Pages the kernel holds would not reach the mount. */
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	platform_drop_cached_pages(fd);
 	while ((k = read(fd, walk.buf, CHUNK)) > 0) {
 		walk.bytes += (uint64_t)k;
 		if (walk.bytes % (64 * CHUNK) < (uint64_t)k)

@@ -18,6 +18,7 @@
 #include "cache/upkeep.h"
 #include "cloudfs/clock.h"
 #include "cloudfs/log.h"
+#include "cloudfs/platform.h"
 #include "fs/control.h"
 #include "fs/fetch.h"
 #include "fs/fs.h"
@@ -270,7 +271,8 @@ static json_t *do_stats(struct fs *fs)
 }
 
 /* The inode a request names: "ino", or else "path" in the mount's tree
- * (0 with err set when there is no such path). */
+ * (0 with err set when there is no such path, or the request names
+ * none: the caller says whether that is wrong). */
 static uint64_t request_ino(struct cfs_sql *db, json_t *req,
 			    struct cfs_error *err)
 {
@@ -278,6 +280,9 @@ static uint64_t request_ino(struct cfs_sql *db, json_t *req,
 		(uint64_t)json_integer_value(json_object_get(req, "ino"));
 	const char *path = json_string_value(json_object_get(req, "path"));
 
+	if (!ino && !path)
+		cfs_fail(err, CFS_ERR_BAD_FIELD,
+			 "the request names no entry: \"ino\" or \"path\"");
 	if (ino || !path)
 		return ino;
 	return cache_path_ino(db, path, &ino, err) ? 0 : ino;
@@ -339,36 +344,76 @@ static json_t *do_pin(struct fs *fs, json_t *req)
 	return rc ? failure("%s", err.msg) : json_object();
 }
 
+static json_t *answer_status(struct fs *fs, const char *cmd, json_t *req)
+{
+	(void)cmd;
+	return do_status(fs, !json_is_false(json_object_get(req, "server")));
+}
+
+static json_t *answer_stat(struct fs *fs, const char *cmd, json_t *req)
+{
+	(void)cmd, (void)req;
+	return do_stat(fs);
+}
+
+static json_t *answer_stats(struct fs *fs, const char *cmd, json_t *req)
+{
+	(void)cmd, (void)req;
+	return do_stats(fs);
+}
+
+static json_t *answer_ls(struct fs *fs, const char *cmd, json_t *req)
+{
+	(void)cmd;
+	return do_ls(fs, req);
+}
+
+static json_t *answer_pin(struct fs *fs, const char *cmd, json_t *req)
+{
+	(void)cmd;
+	return do_pin(fs, req);
+}
+
+/* Blocks read a moment ago are stored by a thread of the fetcher: once
+ * this answers, they count as cached. */
+static json_t *answer_drain(struct fs *fs, const char *cmd, json_t *req)
+{
+	(void)cmd, (void)req;
+	fetcher_drain(fs->fetch);
+	return json_object();
+}
+
+/* The requests of the control socket ("cmd"), each with its answer. */
+static const struct control_command {
+	const char *cmd;
+	json_t *(*answer)(struct fs *fs, const char *cmd, json_t *req);
+} commands[] = {
+	{ .cmd = "status", .answer = answer_status },
+	{ .cmd = "stat", .answer = answer_stat },
+	{ .cmd = "stats", .answer = answer_stats },
+	{ .cmd = "ls", .answer = answer_ls },
+	{ .cmd = "evict", .answer = do_upkeep },
+	{ .cmd = "verify", .answer = do_upkeep },
+	{ .cmd = "gc", .answer = do_upkeep },
+	{ .cmd = "pin", .answer = answer_pin },
+	{ .cmd = "drain", .answer = answer_drain },
+	{ .cmd = "share", .answer = share_answer },
+	{ .cmd = "unshare", .answer = share_answer },
+	{ .cmd = "leave", .answer = share_answer },
+	{ .cmd = "shares", .answer = share_answer },
+	{ .cmd = "history", .answer = history_answer },
+	{ .cmd = "restore", .answer = history_answer },
+};
+
 static json_t *answer(struct control *c, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
-	json_t *o;
 
 	if (!cmd)
 		return failure("%s", "a request needs \"cmd\"");
-	if (strcmp(cmd, "status") == 0)
-		return do_status(
-			c->fs, !json_is_false(json_object_get(req, "server")));
-	if (strcmp(cmd, "stat") == 0)
-		return do_stat(c->fs);
-	if (strcmp(cmd, "stats") == 0)
-		return do_stats(c->fs);
-	if (strcmp(cmd, "ls") == 0)
-		return do_ls(c->fs, req);
-	if (strcmp(cmd, "evict") == 0 || strcmp(cmd, "verify") == 0 ||
-	    strcmp(cmd, "gc") == 0)
-		return do_upkeep(c->fs, cmd, req);
-	if (strcmp(cmd, "pin") == 0)
-		return do_pin(c->fs, req);
-	/* Blocks read a moment ago are stored by a thread of the fetcher:
-	 * once this answers, they count as cached. */
-	if (strcmp(cmd, "drain") == 0) {
-		fetcher_drain(c->fs->fetch);
-		return json_object();
-	}
-	if ((o = share_answer(c->fs, cmd, req)) ||
-	    (o = history_answer(c->fs, cmd, req)))
-		return o;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(cmd, commands[i].cmd) == 0)
+			return commands[i].answer(c->fs, cmd, req);
 	return failure("unknown command '%s'", cmd);
 }
 
@@ -461,7 +506,7 @@ static void *accept_thread(void *arg)
 			break;
 		if (!(p[0].revents & POLLIN))
 			continue;
-		fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+		fd = platform_accept(c->fd);
 		k = fd >= 0 ? malloc(sizeof(*k)) : NULL;
 		if (!k) {
 			if (fd >= 0)
@@ -507,9 +552,9 @@ struct control *control_start(struct fs *fs)
 	memcpy(addr->sun_path, fs->cache->path, len);
 	memcpy(addr->sun_path + len, "/control", sizeof("/control"));
 	unlink(addr->sun_path);
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c->fd = platform_socket(AF_UNIX, SOCK_STREAM, 0);
 	if (c->fd < 0 || bind(c->fd, (struct sockaddr *)addr, sizeof(*addr)) ||
-	    listen(c->fd, 16) || pipe2(c->stop_pipe, O_CLOEXEC)) {
+	    listen(c->fd, 16) || platform_pipe(c->stop_pipe)) {
 		cfs_log_warn("no control socket at '%s': %s", addr->sun_path,
 			     strerror(errno));
 		goto fail;

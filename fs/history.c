@@ -13,6 +13,7 @@
 
 #include "cache/mirror.h"
 #include "cloudfs/json.h"
+#include "cloudfs/platform.h"
 #include "cloudfs/proto.h"
 #include "fs/fs.h"
 #include "fs/history.h"

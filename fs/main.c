@@ -35,6 +35,7 @@
 #include "cache/inspect.h"
 #include "cloudfs/clock.h"
 #include "cloudfs/log.h"
+#include "cloudfs/platform.h"
 #include "cloudfs/proto.h"
 #include "cloudfs/size.h"
 #include "cloudfs/config.h"
@@ -603,7 +604,7 @@ static int daemon_start(int *ready_fd)
 	ssize_t n;
 	char ok;
 
-	if (pipe2(p, O_CLOEXEC)) {
+	if (platform_pipe(p)) {
 		cfs_log_error("cannot go into the background: %s",
 			      strerror(errno));
 		return -1;

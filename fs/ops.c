@@ -10,11 +10,9 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#ifdef __linux__
-#include <sys/sysmacros.h> /* makedev(), major(), minor() */
-#endif
 
 #include "cloudfs/log.h"
+#include "cloudfs/platform.h"
 #include "fs/ops.h"
 #include "fs/session.h"
 
@@ -143,13 +141,16 @@ dev_t ops_device_number(const char *target)
 	uint32_t major, minor;
 
 	return target && cfs_device_parse(target, &major, &minor)
-		       ? makedev(major, minor)
+		       ? platform_makedev(major, minor)
 		       : 0;
 }
 
 void ops_device_target(dev_t rdev, char out[CFS_DEVICE_TARGET_MAX])
 {
-	cfs_device_format(out, (uint32_t)major(rdev), (uint32_t)minor(rdev));
+	uint32_t major, minor;
+
+	platform_device_split(rdev, &major, &minor);
+	cfs_device_format(out, major, minor);
 }
 
 /* How many folders e holds, for its link count (find(1) and ls count on
@@ -256,10 +257,11 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	/* Replies are spliced from cache files, but never moved: a moved
-	 * page leaves the cache file's page cache, so every read of a
-	 * cached block went to the disk again (warm reads at half speed). */
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+	/* Replies are spliced from cache files where the platform can
+	 * (platform_splice), but never moved: a moved page leaves the cache
+	 * file's page cache, so every read of a cached block went to the
+	 * disk again (warm reads at half speed). */
+	if (platform_splice && conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
 		conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;

@@ -8,7 +8,7 @@
  * so a process always reads what was written.
  */
 #include <errno.h>
-#include <fcntl.h> /* FALLOC_FL_* */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +17,7 @@
 #include "cache/local.h"
 #include "cloudfs/clock.h"
 #include "cloudfs/log.h"
+#include "cloudfs/platform.h"
 #include "fs/ops.h"
 #include "fs/session.h"
 #include "fs/upload.h"
@@ -386,12 +387,11 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 {
 	struct fs *fs = ops_fs(req);
 	struct open_file *fh = (struct open_file *)fi->fh;
-	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
-			  FALLOC_FL_ZERO_RANGE;
+	struct platform_fallocate how;
 	struct session_attr a = { 0 };
 	int eno = 0;
 
-	if (mode & ~known)
+	if (platform_fallocate_mode(mode, &how))
 		eno = EOPNOTSUPP;
 	else if (off < 0 || len <= 0)
 		eno = EINVAL;
@@ -402,8 +402,7 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		eno = EBADF;
 	else if (!session_stat(fs->sessions, ino, &a))
 		eno = EIO;
-	if (!eno && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) &&
-	    (uint64_t)off < a.size) {
+	if (!eno && how.zero && (uint64_t)off < a.size) {
 		off_t cover = (uint64_t)(off + len) < a.size
 				      ? len
 				      : (off_t)a.size - off;
@@ -414,8 +413,7 @@ void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 			keeper_written(fs->keeper, (uint64_t)cover);
 		}
 	}
-	if (!eno && !(mode & FALLOC_FL_KEEP_SIZE) &&
-	    (uint64_t)(off + len) > a.size)
+	if (!eno && !how.keep_size && (uint64_t)(off + len) > a.size)
 		eno = session_truncate(fh->session, (uint64_t)(off + len));
 	fuse_reply_err(req, eno);
 }

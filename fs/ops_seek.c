@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "cloudfs/platform.h"
 #include "fs/ops.h"
 #include "fs/session.h"
 
@@ -59,9 +60,10 @@ void ops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	struct fs *fs = ops_fs(req);
 	struct open_file *fh = (struct open_file *)fi->fh;
 	struct session_attr written;
+	enum platform_seek kind = platform_seek_whence(whence);
 	off_t at;
 
-	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+	if (kind == PLATFORM_SEEK_OTHER) {
 		fuse_reply_err(req, EINVAL); /* the kernel does the others */
 		return;
 	}
@@ -73,13 +75,13 @@ void ops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	if (session_stat(fs->sessions, ino, &written)) {
 		/* Being written: all data, as far as this call knows. */
 		at = (uint64_t)off >= written.size ? -ENXIO
-		     : whence == SEEK_DATA	   ? off
+		     : kind == PLATFORM_SEEK_DATA  ? off
 						   : (off_t)written.size;
 	} else {
 		pthread_mutex_lock(&fh->lock);
 		ops_refresh(fs, fh);
 		at = seek(&fh->blocks, fh->size, (uint64_t)off,
-			  whence == SEEK_HOLE);
+			  kind == PLATFORM_SEEK_HOLE);
 		pthread_mutex_unlock(&fh->lock);
 	}
 	if (at < 0)

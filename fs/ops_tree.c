@@ -8,11 +8,11 @@
  * renaming across a shared folder's boundary is EXDEV.
  */
 #include <errno.h>
-#include <linux/fs.h>
 #include <string.h>
 
 #include "cache/local.h"
 #include "cloudfs/clock.h"
+#include "cloudfs/platform.h"
 #include "fs/keeper.h"
 #include "fs/ops.h"
 #include "fs/session.h"
@@ -156,17 +156,17 @@ void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct cfs_sql *db;
 	int64_t now = cfs_now_ns();
 	uint64_t moved = 0;
+	bool noreplace;
 
-	/* Two entries swapped in one journal operation: not in the
-	 * protocol. */
-	if (flags & ~(unsigned)RENAME_NOREPLACE) {
-		fuse_reply_err(req, EINVAL);
+	eno = platform_rename_flags(flags, &noreplace);
+	if (eno) {
+		fuse_reply_err(req, eno);
 		return;
 	}
 	db = ops_db(fs, &eno);
 	if (db) {
 		rc = local_rename(db, parent, name, newparent, newname,
-				  flags & RENAME_NOREPLACE, now, &moved, &err);
+				  noreplace, now, &moved, &err);
 		cache_db_release(fs->cache, db);
 		eno = rc ? ops_errno(rc, &err) : 0;
 	}

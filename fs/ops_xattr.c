@@ -21,6 +21,7 @@
 #include "cache/blockcache.h"
 #include "cache/inspect.h"
 #include "cloudfs/buf.h"
+#include "cloudfs/platform.h"
 #include "fs/ops.h"
 #include "fs/upload.h"
 
@@ -35,7 +36,8 @@ static int put(struct cfs_buf *b, const char *text)
 	return e == -EFBIG ? E2BIG : -e;
 }
 
-/* The value of attribute name of e into b; ENODATA when e has none. */
+/* The value of attribute name of e into b; platform_no_xattr (ENODATA on
+ * Linux) when e has none. */
 static int value_of(struct fs *fs, struct cfs_sql *db,
 		    const struct mirror_entry *e, const char *name,
 		    struct cfs_buf *b)
@@ -49,7 +51,7 @@ static int value_of(struct fs *fs, struct cfs_sql *db,
 	if (strcmp(name, XATTR_PREFIX "status") != 0 &&
 	    (strcmp(name, XATTR_PREFIX "blocks") != 0 ||
 	     e->kind != CFS_KIND_FILE))
-		return ENODATA;
+		return platform_no_xattr;
 	rc = cache_entry_state(db, e, &s, &err);
 	if (rc)
 		return ops_errno(rc, &err);

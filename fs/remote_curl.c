@@ -20,6 +20,7 @@
 
 #include "cloudfs/buf.h"
 #include "cloudfs/json.h"
+#include "cloudfs/platform.h"
 #include "cloudfs/proto.h"
 #include "fs/remote.h"
 

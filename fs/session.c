@@ -31,6 +31,7 @@
 #include "cloudfs/clock.h"
 #include "cache/local.h"
 #include "cloudfs/log.h"
+#include "cloudfs/platform.h"
 #include "fs/fs.h"
 #include "fs/session.h"
 #include "fs/upload.h"
@@ -47,7 +48,8 @@ struct session {
 	bool settling;		  /* invariant 5 */
 	struct session *due_next; /* settle_due()'s batch */
 	struct session *next;
-	/* The session's (its lock): */
+	/* The session's (its lock: never held across a fetch, see
+	 * fetch_bases() and include/fs/locks.h): */
 	pthread_mutex_t lock;
 	uint64_t size;
 	int64_t atime_ns, mtime_ns, ctime_ns;
@@ -148,23 +150,6 @@ static void unstage(struct session *s, uint64_t b)
 	set_dirty(s, b, false);
 }
 
-/* Copies n bytes of src (from 0) into dst (from 0). */
-static int copy_all(int src, int dst, size_t n)
-{
-	off_t in = 0, out = 0;
-
-	while (n) {
-		ssize_t k = copy_file_range(src, &in, dst, &out, n, 0);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? errno : EIO;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* The base block b, opened (fetched first if it is not cached). */
 static int open_base(struct session *s, uint64_t b)
 {
@@ -180,6 +165,81 @@ static int open_base(struct session *s, uint64_t b)
 			(unsigned long long)b, (unsigned long long)s->ino,
 			err.msg);
 	return fd;
+}
+
+/*
+ * The first base block in [first, last] that s shows (not dirty, within
+ * the base and the file) and the cache lacks, with its id and length;
+ * false when there is none.  s->lock held.
+ */
+static bool uncached_base(struct session *s, uint64_t first, uint64_t last,
+			  struct cfs_block_id *id, uint32_t *len)
+{
+	for (uint64_t b = first; b <= last && b < s->base.n; b++) {
+		int fd;
+
+		if (is_dirty(s, b) || b * CFS_BLOCK_SIZE >= s->size)
+			continue;
+		fd = blockcache_open(s->t->fs->cache, &s->base.ids[b]);
+		if (fd >= 0) {
+			close(fd);
+			continue;
+		}
+		*id = s->base.ids[b];
+		*len = cfs_block_len(s->base_size, b);
+		return true;
+	}
+	return false;
+}
+
+/* Fetches block id of inode ino into the cache, with no lock held; 0 or
+ * EIO. */
+static int fetch_base(struct fs *fs, uint64_t ino,
+		      const struct cfs_block_id *id, uint32_t len)
+{
+	struct cfs_error err;
+	int fd = fetcher_open(fs->fetch, id, len, fs->opt.timeout_s * 1000,
+			      &err);
+
+	if (fd < 0) {
+		char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+
+		cfs_block_id_to_hex(id, hex);
+		cfs_log_error("cannot fetch block %s of inode %llu: %s", hex,
+			      (unsigned long long)ino, err.msg);
+		return EIO;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Fetches the base blocks in [first, last] that s shows and the cache
+ * lacks before the caller takes s->lock (include/fs/locks.h): a fetch
+ * waits on the network, and a stat of the file waits for s->lock while
+ * holding the table's, so every stat of the mount would wait for it.
+ * Under the lock the caller then finds them cached, or, evicted again
+ * meanwhile, fetches them there as before.  The caller keeps s alive (a
+ * handle, or the settler's turn).  0, or EIO when a fetch failed.
+ */
+static int fetch_bases(struct session *s, uint64_t first, uint64_t last)
+{
+	for (uint64_t tries = 0; tries <= last - first; tries++) {
+		struct cfs_block_id id;
+		uint32_t len;
+		bool missing;
+		int e;
+
+		pthread_mutex_lock(&s->lock);
+		missing = uncached_base(s, first, last, &id, &len);
+		pthread_mutex_unlock(&s->lock);
+		if (!missing)
+			return 0;
+		e = fetch_base(s->t->fs, s->ino, &id, len);
+		if (e)
+			return e;
+	}
+	return 0;
 }
 
 /*
@@ -209,8 +269,9 @@ static int stage(struct session *s, uint64_t b)
 			int src = open_base(s, b);
 
 			e = src < 0 ? EIO
-				    : copy_all(src, fd,
-					       cfs_block_len(s->base_size, b));
+				    : platform_copy_file(
+					      src, fd,
+					      cfs_block_len(s->base_size, b));
 			if (src >= 0)
 				close(src);
 		}
@@ -506,6 +567,9 @@ int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
 		return 0;
 	if (end > CFS_MAX_FILE_SIZE)
 		return EFBIG;
+	e = fetch_bases(s, pos / CFS_BLOCK_SIZE, (end - 1) / CFS_BLOCK_SIZE);
+	if (e)
+		return e;
 	pthread_mutex_lock(&s->lock);
 	old_size = s->size;
 	for (uint64_t b = pos / CFS_BLOCK_SIZE; !e && pos < end; b++) {
@@ -548,10 +612,17 @@ int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
 int session_truncate(struct session *s, uint64_t size)
 {
 	uint64_t keep = cfs_block_count(size);
+	bool cut;
 	int e = 0;
 
 	if (size > CFS_MAX_FILE_SIZE)
 		return EFBIG;
+	/* Cutting into a block stages it (invariant 3): its base first. */
+	pthread_mutex_lock(&s->lock);
+	cut = size < s->size && size % CFS_BLOCK_SIZE;
+	pthread_mutex_unlock(&s->lock);
+	if (cut && (e = fetch_bases(s, keep - 1, keep - 1)))
+		return e;
 	pthread_mutex_lock(&s->lock);
 	if (size < s->size) {
 		for (uint64_t b = keep; b < s->dirty_cap; b++)
@@ -726,14 +797,32 @@ bool session_read(struct sessions *t, fuse_req_t req, uint64_t ino, size_t size,
 	char *zeros = NULL;
 	int e = 0;
 
-	pthread_mutex_lock(&t->lock);
-	s = *slot(t, ino);
-	if (s)
-		pthread_mutex_lock(&s->lock);
-	pthread_mutex_unlock(&t->lock);
-	if (!s)
-		return false;
-	end = pos + size < s->size ? pos + size : s->size;
+	/* The base blocks the read shows are fetched first, with no lock
+	 * held (fetch_bases()); s may settle and go meanwhile, so it is
+	 * looked up again after each. */
+	for (uint64_t tries = 0;; tries++) {
+		struct cfs_block_id id;
+		uint32_t len;
+
+		pthread_mutex_lock(&t->lock);
+		s = *slot(t, ino);
+		if (s)
+			pthread_mutex_lock(&s->lock);
+		pthread_mutex_unlock(&t->lock);
+		if (!s)
+			return false;
+		end = pos + size < s->size ? pos + size : s->size;
+		if (pos >= end ||
+		    tries > (end - 1) / CFS_BLOCK_SIZE - pos / CFS_BLOCK_SIZE ||
+		    !uncached_base(s, pos / CFS_BLOCK_SIZE,
+				   (end - 1) / CFS_BLOCK_SIZE, &id, &len))
+			break;
+		pthread_mutex_unlock(&s->lock);
+		if (fetch_base(t->fs, ino, &id, len)) {
+			fuse_reply_err(req, EIO);
+			return true;
+		}
+	}
 	if (pos < end) {
 		size_t blocks =
 			(end - 1) / CFS_BLOCK_SIZE - pos / CFS_BLOCK_SIZE + 1;
@@ -846,7 +935,7 @@ static int materialize(struct session *s, uint64_t b, struct cfs_block_id *id)
 	if (from_base && src < 0)
 		e = EIO;
 	if (!e && from_base)
-		e = copy_all(src, fd, from_base);
+		e = platform_copy_file(src, fd, from_base);
 	if (!e && ftruncate(fd, len))
 		e = errno;
 	if (src >= 0)
@@ -899,6 +988,35 @@ static int commit_block(struct session *s, uint64_t b, struct cfs_block_id *id)
 	return 0;
 }
 
+/*
+ * Before a commit: fetches, as fetch_bases() does for writes, the base
+ * blocks materialize() builds a new block from (a last block grown or
+ * cut: the base's last or the file's last, when not dirty).  The caller
+ * keeps s alive.  0, or EIO when a fetch failed.
+ */
+static int fetch_commit_bases(struct session *s)
+{
+	for (int k = 0; k < 2; k++) {
+		struct cfs_block_id id;
+		uint32_t len = 0;
+		uint64_t b, size;
+		int e;
+
+		pthread_mutex_lock(&s->lock);
+		size = k ? s->size : s->base_size;
+		b = size ? (size - 1) / CFS_BLOCK_SIZE : 0;
+		if (size && b < s->base.n && !is_dirty(s, b) &&
+		    cfs_block_len(s->base_size, b) !=
+			    cfs_block_len(s->size, b) &&
+		    !uncached_base(s, b, b, &id, &len))
+			len = 0;
+		pthread_mutex_unlock(&s->lock);
+		if (len && (e = fetch_base(s->t->fs, s->ino, &id, len)))
+			return e;
+	}
+	return 0;
+}
+
 /* Commits s (its lock held): the new block list, queued durably. */
 static int commit_locked(struct session *s, bool go_on)
 {
@@ -943,8 +1061,10 @@ static int commit_locked(struct session *s, bool go_on)
 
 int session_commit(struct session *s)
 {
-	int e;
+	int e = fetch_commit_bases(s);
 
+	if (e)
+		return e;
 	pthread_mutex_lock(&s->lock);
 	e = commit_locked(s, true);
 	pthread_mutex_unlock(&s->lock);
@@ -955,10 +1075,13 @@ int session_commit(struct session *s)
 static void settle_one(struct sessions *t, struct session *s)
 {
 	struct session **p;
-	int e;
+	int e = fetch_commit_bases(s);
 
 	pthread_mutex_lock(&s->lock);
-	e = commit_locked(s, false);
+	/* A base that could not be fetched fails the commit as it would
+	 * under the lock, without a second wait there. */
+	if (!e)
+		e = commit_locked(s, false);
 	pthread_mutex_unlock(&s->lock);
 	if (e)
 		cfs_log_error(

@@ -1,5 +1,6 @@
 /* The configuration file (include/cloudfs/config.h). */
 #include "cloudfs/config.h"
+#include "cloudfs/platform.h"
 
 #include <ctype.h>
 #include <errno.h>

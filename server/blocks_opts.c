@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h> /* OPENSSL_cleanse */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,7 +111,7 @@ static enum cfs_err credentials_file(const char *path, char **key,
 	text[n] = '\0';
 	*key = credential(text, "AWS_ACCESS_KEY_ID");
 	*secret = credential(text, "AWS_SECRET_ACCESS_KEY");
-	explicit_bzero(text, sizeof(text));
+	OPENSSL_cleanse(text, sizeof(text));
 	if (!*key || !*secret)
 		return cfs_fail(
 			err, CFS_ERR_INTERNAL,
@@ -164,7 +165,7 @@ static enum cfs_err open_s3(const struct blocks_opts *o,
 		rc = blockstore_s3_open(&c, out, err);
 	}
 	if (secret)
-		explicit_bzero(secret, strlen(secret));
+		OPENSSL_cleanse(secret, strlen(secret));
 	free(secret);
 	free(key);
 	free(name);

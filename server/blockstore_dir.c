@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "cloudfs/log.h"
+#include "cloudfs/platform.h"
 #include "server/blockstore.h"
 
 #define REAP_DELAY_MS 100
@@ -257,7 +258,7 @@ static enum cfs_err dir_write_finish(struct blockstore_writer *bw,
 		rc = dir_fail(err, errno, "cannot sync '%s'", w->path);
 		goto out;
 	}
-	old = open(file, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	old = platform_open_inode(file);
 	if (rename(w->path, file)) {
 		rc = dir_fail(err, errno, "cannot rename '%s' to '%s'", w->path,
 			      file);
@@ -407,7 +408,7 @@ static int dir_open(struct dir_store *s, const char *dir)
 		rc = make_prefixes(s->blocks);
 	if (rc == 0)
 		rc = mkdir_private(s->tmp);
-	if (rc == 0 && pipe2(s->reap, O_CLOEXEC))
+	if (rc == 0 && platform_pipe(s->reap))
 		rc = -errno;
 	if (rc)
 		return rc;

@@ -48,6 +48,7 @@
 
 #include "cloudfs/buf.h"
 #include "cloudfs/log.h"
+#include "cloudfs/platform.h"
 #include "server/blockstore.h"
 
 /* What of an error answer is kept: S3's are a few hundred bytes. */

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cloudfs/log.h"
+#include "cloudfs/platform.h"
 #include "server/db.h"
 
 #define PG_SLOTS      128
@@ -701,7 +702,7 @@ enum cfs_err db_pg_open(const char *conninfo, const char *const *steps,
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	}
 	db_init(&db->base, &pg_ops);
-	if (heard && pipe2(db->stop, O_CLOEXEC)) {
+	if (heard && platform_pipe(db->stop)) {
 		db->heard = NULL;
 		db_close(&db->base);
 		return cfs_fail(err, CFS_ERR_INTERNAL,

@@ -20,7 +20,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -36,6 +35,7 @@
 #include "cloudfs/json.h"
 #include "cloudfs/log.h"
 #include "cloudfs/num.h"
+#include "cloudfs/platform.h"
 #include "cloudfs/proto.h"
 #include "server/http.h"
 #include "server/http_guard.h"
@@ -483,7 +483,7 @@ static void request_free(struct request *rq)
 	/* A large parse leaves its memory in the allocator's free lists,
 	 * where an attack's would stay for good. */
 	if (large)
-		malloc_trim(0);
+		platform_trim_heap();
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
@@ -648,8 +648,7 @@ static enum cfs_err open_listener(const char *where, const char *scheme,
 		return cfs_fail(err, CFS_ERR_BAD_FIELD,
 				"cannot resolve listen address '%s': %s", where,
 				gai_strerror(e));
-	*fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-		     ai->ai_protocol);
+	*fd = platform_socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
 	if (*fd < 0 ||
 	    setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    bind(*fd, ai->ai_addr, ai->ai_addrlen) || listen(*fd, 128) ||
@@ -731,7 +730,7 @@ enum cfs_err http_start(const char *where, unsigned threads,
 {
 	struct http_server *s = calloc(1, sizeof(*s));
 	struct http_limits fit = *lim;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	/* Only with TLS: libmicrohttpd warns of TLS options without it. */
 	struct MHD_OptionItem tls_opts[] = {

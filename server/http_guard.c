@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "cloudfs/log.h"
+#include "cloudfs/platform.h"
 #include "server/http_guard.h"
 
 #define TICK_MS		 100
@@ -107,13 +108,15 @@ static void find_gone(struct http_guard *g)
 	n = 0;
 	for (struct http_guard_conn *c = g->conns; fds && who && c; c = c->next)
 		if (c->phase == PARKED && c->parked) {
-			fds[n] = (struct pollfd){ .fd = c->fd,
-						  .events = POLLRDHUP };
+			fds[n] = (struct pollfd){
+				.fd = c->fd, .events = platform_poll_peer_closed
+			};
 			who[n++] = c;
 		}
 	if (n && poll(fds, n, 0) > 0)
 		for (size_t i = 0; i < n; i++)
-			if (fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			if (fds[i].revents &
+			    (platform_poll_peer_closed | POLLHUP | POLLERR)) {
 				void *arg = who[i]->parked;
 
 				/* libmicrohttpd leaves a resumed connection

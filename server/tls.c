@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <openssl/crypto.h> /* OPENSSL_cleanse */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -154,7 +155,7 @@ enum cfs_err tls_pair_load(struct tls_pair *t, const char *cert_path,
 void tls_pair_release(struct tls_pair *t)
 {
 	if (t->key)
-		explicit_bzero(t->key, PEM_MAX + 1);
+		OPENSSL_cleanse(t->key, PEM_MAX + 1);
 	free(t->key);
 	free(t->cert);
 	t->key = t->cert = NULL;

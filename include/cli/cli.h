@@ -52,9 +52,10 @@ struct cli_target {
 bool cli_target(const struct cli_opts *opts, const char *path,
 		struct cli_target *t);
 
-/* The mounts of cloudfs in /proc/self/mounts, as a NULL-ended array of
- * mountpoints (free each and the array). */
-char **cli_mounts(void);
+/* The mounts of cloudfs (in /proc/self/mounts on Linux), as a NULL-ended
+ * array of mountpoints (free each and the array); NULL when out of memory.
+ * *listed is false where the platform cannot list mounts at all. */
+char **cli_mounts(bool *listed);
 
 /* Sends request to the mount serving t and returns its answer, or NULL
  * after printing what failed.  Consumes request. */

@@ -62,7 +62,8 @@ struct fs {
 	uid_t uid;			   /* the owner of every entry */
 	gid_t gid;
 	/* Held by the sync thread applying a listing, and by the uploader
-	 * from a commit's request to its settling. */
+	 * from a commit's request to its settling (across the network:
+	 * no FUSE handler waits on it; the lock order is fs/locks.h's). */
 	pthread_mutex_t apply_lock;
 	/*
 	 * Under apply_lock: some queued operations may have been applied by

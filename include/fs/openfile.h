@@ -7,7 +7,8 @@
  * inode, and no handle may fill it with an older version.  A file deleted
  * remotely stays readable through its open handles.
  *
- * Lock order: a handle's lock, then the table's.
+ * Lock order: a handle's lock, then the table's (all of the mount's:
+ * include/fs/locks.h).
  */
 #ifndef FS_OPENFILE_H
 #define FS_OPENFILE_H

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from cfs_fs import mounts
+from cfs_fs import mounts, until
 from cfs_server import MOUNT_CLOUDFS, become_subreaper
 
 
@@ -30,16 +30,34 @@ def mount(tmp_path):
         yield make
 
 
+def all_stopped(pid):
+    """Whether every thread of process PID is stopped: SIGSTOP stops each
+    one only as it next leaves the kernel, so a request already taken may
+    still be answered just after kill(2) returns."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue  # a thread that ended meanwhile
+        if state not in ("T", "t"):
+            return False
+    return True
+
+
 @pytest.fixture
 def paused(server):
     """paused() stops the server's process with SIGSTOP (it accepts
-    connections, the kernel's backlog does, but answers nothing); it is
-    continued at the end of the test whatever happened."""
+    connections, the kernel's backlog does, but answers nothing), and
+    returns once all its threads are stopped; it is continued at the end
+    of the test whatever happened."""
     stopped = []
 
     def pause():
         os.kill(server.proc.pid, signal.SIGSTOP)
         stopped.append(server.proc)
+        until(lambda: all_stopped(server.proc.pid), within=30,
+              what="the server's threads stopped")
 
     yield pause
     for proc in stopped:

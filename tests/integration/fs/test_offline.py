@@ -10,8 +10,10 @@ The mounts here use timeout=2 (the default is 30)."""
 import errno
 import hashlib
 import os
+import signal
 import stat
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -90,6 +92,63 @@ def test_an_uncached_read_from_a_server_that_does_not_answer_fails_with_eio_with
     assert_eio(result, elapsed, "the read from a silent server")
     assert sorted(os.listdir(offline.mountpoint)) == ["cached.bin", "docs", "uncached.bin"]
     assert read(at(offline, "cached.bin")) == TREE["cached.bin"].data
+
+
+FROZEN = payload(BLOCK_SIZE + 10, "frozen")  # its second block is 10 bytes
+
+# What a file opened for writing may need a block it does not have for,
+# from the server: (the call on its descriptor, what it returns, the
+# file's content after).
+NEEDS_A_BLOCK = {
+    "write": (lambda fd: os.pwrite(fd, b"!", 5), 1, FROZEN[:5] + b"!" + FROZEN[6:]),
+    "read": (lambda fd: os.pread(fd, 8, BLOCK_SIZE), FROZEN[BLOCK_SIZE:BLOCK_SIZE + 8], FROZEN),
+    "truncate": (lambda fd: os.ftruncate(fd, BLOCK_SIZE + 5), None, FROZEN[:BLOCK_SIZE + 5]),
+    # Its last block grows: the commit builds it from the server's.
+    "fsync after growing": (lambda fd: (os.ftruncate(fd, BLOCK_SIZE + 20), os.fsync(fd))[1],
+                            None, FROZEN + bytes(10)),
+}
+
+
+@pytest.mark.parametrize("call", NEEDS_A_BLOCK)
+def test_a_call_waiting_for_a_block_from_a_frozen_server_holds_up_no_stat(
+        server, alice, mount, paused, call):
+    """A call on a file being written that needs a block not cached waits
+    for its fetch, but no lock a stat waits on is held meanwhile
+    (include/fs/locks.h): a stat of that file, made by the mount and not
+    the kernel's cache, and of another file answer while the call still
+    waits, so that it succeeds once the server is back.  Were the fetch
+    made under the write session's lock, the stat would wait for the
+    fetch's timeout, and the call would fail with it."""
+    action, returns, after = NEEDS_A_BLOCK[call]
+    put_tree(alice, alice.root_ns, {"remote.bin": File(FROZEN), "other.txt": File(b"other")})
+    m = mount(alice)  # the default timeout, 30 s: what the call waits at most
+    path = at(m, "remote.bin")
+    fd = os.open(path, os.O_RDWR)
+    size_before = os.fstat(fd).st_size
+    paused()
+    done = {}
+
+    def run():
+        try:
+            done["result"] = action(fd)
+        except OSError as e:
+            done["result"] = e
+
+    caller = threading.Thread(target=run, daemon=True)
+    caller.start()
+    until(lambda: cloudfs("stats", "--json", m.mountpoint)["reads"]["fetching"] >= 1,
+          within=10, what=f"the {call}'s fetch")
+    # --cached=never: statx's AT_STATX_FORCE_SYNC, so the mount answers.
+    size = subprocess.run(["stat", "--cached=never", "-c", "%s", path],
+                          capture_output=True, text=True, check=True).stdout
+    other = os.stat(at(m, "other.txt")).st_size
+    os.kill(server.proc.pid, signal.SIGCONT)
+    caller.join()
+    os.close(fd)
+    assert done["result"] == returns, f"the {call} failed: {done['result']!r}"
+    assert int(size) in (size_before, len(after))
+    assert other == len(b"other")
+    until_server_holds(alice, {"remote.bin": after})
 
 
 @pytest.mark.parametrize("how", ["stop", "kill9"])
