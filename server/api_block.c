@@ -285,29 +285,87 @@ static enum cfs_err batch_header(const char *body, size_t len, size_t *at,
 	return CFS_OK;
 }
 
-/* Stores the bytes of block b (checked) through the block store. */
-static enum cfs_err batch_store(struct blockstore *bs,
+/* Hands the bytes of block b (checked) to a new writer of the store. */
+static enum cfs_err batch_write(struct blockstore *bs,
 				const struct batch_block *b,
+				struct blockstore_writer **w,
 				struct cfs_error *err)
 {
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
-	struct blockstore_writer *w;
-	struct timespec start;
 	enum cfs_err rc;
 
 	cfs_block_id_to_hex(&b->id, hex);
-	rc = bs->ops->write_begin(bs, &w, err);
-	if (rc)
-		return store_failed(rc, "cannot start to store", hex, err);
-	rc = bs->ops->write(w, b->data, b->size, err);
+	rc = bs->ops->write_begin(bs, w, err);
 	if (rc) {
-		bs->ops->write_abort(w);
+		*w = NULL;
+		return store_failed(rc, "cannot start to store", hex, err);
+	}
+	rc = bs->ops->write(*w, b->data, b->size, err);
+	if (rc) {
+		bs->ops->write_abort(*w);
+		*w = NULL;
 		return store_failed(rc, "cannot store", hex, err);
 	}
+	return CFS_OK;
+}
+
+/*
+ * Stores the n blocks b (checked): all written first, then finished
+ * together where the store can (write_finish_many), else one by one.
+ * *stored: how many, from the first on, are stored.
+ */
+static enum cfs_err batch_store(struct blockstore *bs,
+				const struct batch_block *b, size_t n,
+				size_t *stored, struct cfs_error *err)
+{
+	struct blockstore_writer **w = calloc(n, sizeof(*w));
+	struct cfs_block_id *ids = malloc(n * sizeof(*ids));
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+	struct timespec start;
+	enum cfs_err rc = CFS_OK;
+	size_t k = 0;
+
+	*stored = 0;
+	if (!w || !ids)
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	for (; rc == CFS_OK && k < n; k++) {
+		ids[k] = b[k].id;
+		rc = batch_write(bs, &b[k], &w[k], err);
+	}
+	if (rc) {
+		for (size_t i = 0; w && i < n; i++)
+			if (w[i])
+				bs->ops->write_abort(w[i]);
+		goto out;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	rc = bs->ops->write_finish(w, &b->id, err);
+	if (bs->ops->write_finish_many) {
+		rc = bs->ops->write_finish_many(w, ids, n, stored, err);
+		if (rc) {
+			cfs_block_id_to_hex(&ids[*stored < n ? *stored : 0],
+					    hex);
+			rc = store_failed(rc, "cannot store", hex, err);
+		}
+	} else {
+		for (k = 0; k < n; k++) {
+			if (rc) {
+				bs->ops->write_abort(w[k]);
+				continue;
+			}
+			rc = bs->ops->write_finish(w[k], &ids[k], err);
+			if (rc) {
+				cfs_block_id_to_hex(&ids[k], hex);
+				rc = store_failed(rc, "cannot store", hex, err);
+			} else {
+				*stored = k + 1;
+			}
+		}
+	}
 	metrics_store_time(METRICS_STORE_WRITE, &start);
-	return rc ? store_failed(rc, "cannot store", hex, err) : CFS_OK;
+out:
+	free(ids);
+	free(w);
+	return rc;
 }
 
 /*
@@ -384,12 +442,10 @@ enum cfs_err api_blocks_put(struct api_req *req, struct api_resp *resp,
 		struct cfs_error add_err;
 
 		pthread_rwlock_rdlock(req->ctx->uploads);
-		for (; rc == CFS_OK && stored < n; stored++) {
-			rc = batch_store(bs, &b[stored], err);
-			if (rc)
-				break;
-			ids[stored] = b[stored].id;
-			sizes[stored] = b[stored].size;
+		rc = batch_store(bs, b, n, &stored, err);
+		for (size_t i = 0; i < stored; i++) {
+			ids[i] = b[i].id;
+			sizes[i] = b[i].size;
 		}
 		added = m->ops->blocks_added(m, req->user, ids, sizes, stored,
 					     &add_err);
