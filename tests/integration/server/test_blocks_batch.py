@@ -3,10 +3,13 @@ checked; SHA-256 (hashlib) and single PUTs are the reference."""
 
 import os
 import random
+import re
+import subprocess
+import time
 
 import pytest
 
-from cfs_server import BLOCK_SIZE, assert_error, block_id
+from cfs_server import BLOCK_SIZE, assert_error, block_id, dir_blocks_only
 
 MAX_BLOCKS = 256
 
@@ -119,3 +122,45 @@ def test_a_batch_needs_a_token_and_post(server, alice):
     body = framed([payload(10)])
     assert_error(batch(anon, body), 401, "unauthorized")
     assert_error(alice.put("/block/batch", body), 405, "method_not_allowed", "POST")
+
+
+@dir_blocks_only("the syncs of the directory block store")
+def test_a_batch_is_durable_before_its_answer_with_two_syncs_not_two_per_block(
+        server, alice, tmp_path):
+    """cloudfsd(8)'s block store: a block file appears only by a rename of
+    a temporary file whose bytes are on disk, and its name is on disk
+    before the upload is answered.  A batch does it with syncfs(2) before
+    the renames and after them, not an fsync of each file and folder.
+    strace (attached to the running server) is the witness."""
+    blocks = [payload(4096) for _ in range(20)]
+    out, log = tmp_path / "strace.out", tmp_path / "strace.log"
+    with open(log, "w") as err:
+        trace = subprocess.Popen(
+            ["strace", "-f", "-ttt", "-y", "-e",
+             "trace=syncfs,fsync,fdatasync,rename,renameat,renameat2",
+             "-o", str(out), "-p", str(server.proc.pid)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 10
+        while " attached" not in log.read_text():
+            assert trace.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        r = batch(alice, framed(blocks))
+        assert r.status == 200, r
+    finally:
+        trace.terminate()
+        trace.wait(timeout=10)
+    calls = []  # (call, the line), in order
+    for line in out.read_text().splitlines():
+        m = re.match(r"\d+\s+[\d.]+\s+(?:<\.\.\. )?(\w+)", line)
+        if m and "resumed>" not in line:
+            calls.append((m[1], line))
+    names = [c for c, _ in calls]
+    renames = [i for i, (c, line) in enumerate(calls)
+               if c.startswith("rename") and "upload-" in line]
+    assert len(renames) == len(blocks), names
+    syncs = [i for i, c in enumerate(names) if c == "syncfs"]
+    assert len(syncs) == 2 and syncs[0] < renames[0] and syncs[1] > renames[-1], names
+    assert not [line for c, line in calls if c == "fsync" and "upload-" in line], names
+    for b in blocks:
+        assert alice.download(block_id(b)).body == b
