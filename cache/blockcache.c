@@ -68,7 +68,7 @@ static int rename_in(struct cache *c, int dirfd, const char *name,
 
 enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 			      const char *name, const struct cfs_block_id *id,
-			      uint32_t size, struct cfs_error *err)
+			      uint32_t size, bool synced, struct cfs_error *err)
 {
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1], dir[3], path[68];
 	struct cfs_sql *db;
@@ -80,9 +80,10 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 	/* Neither gc nor a measure (cache_measure) may find the file renamed
 	 * but not yet indexed: the index may wait for SQLite's write lock. */
 	blockcache_hold(c);
-	/* fsync before rename: after a power cut a block file is whole or
-	 * absent, never a renamed but empty file served as verified. */
-	if (fsync(fd) || rename_in(c, dirfd, name, dir, path)) {
+	/* fsync (or the caller's syncfs) before rename: after a power cut a
+	 * block file is whole or absent, never a renamed but empty file
+	 * served as verified. */
+	if ((!synced && fsync(fd)) || rename_in(c, dirfd, name, dir, path)) {
 		rc = cfs_fail(err,
 			      errno == ENOSPC ? CFS_ERR_STORAGE_FULL
 					      : CFS_ERR_INTERNAL,
@@ -123,7 +124,7 @@ enum cfs_err blockcache_store(struct cache *c, int fd, const char *name,
 			      const struct cfs_block_id *id, uint32_t size,
 			      struct cfs_error *err)
 {
-	return blockcache_adopt(c, c->tmp_fd, fd, name, id, size, err);
+	return blockcache_adopt(c, c->tmp_fd, fd, name, id, size, false, err);
 }
 
 void blockcache_hold(struct cache *c)

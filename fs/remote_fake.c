@@ -92,6 +92,8 @@ struct fake_server {
 	unsigned percent;
 	unsigned seed;
 	enum fake_fault next, next_commit;
+	bool no_batch;
+	unsigned uploads, batches;
 };
 
 struct fake_remote {
@@ -116,6 +118,9 @@ struct remote_xfer {
 	void *arg;
 	int fd;
 	uint64_t len;
+	/* A batch upload's blocks (put_batch), each a put of its own. */
+	struct remote_xfer *parts;
+	size_t n_parts;
 };
 
 struct remote_xfers {
@@ -1135,6 +1140,7 @@ static void xfer_end(struct remote_xfers *set, struct remote_xfer *x)
 			break;
 		}
 	}
+	free(x->parts);
 	free(x);
 }
 
@@ -1190,6 +1196,28 @@ static struct remote_xfer *put(struct remote_xfers *set,
 		x->fd = fd;
 		x->len = len;
 	}
+	return x;
+}
+
+static struct remote_xfer *put_batch(struct remote_xfers *set,
+				     const struct cfs_block_id *ids,
+				     const int *fds, const uint64_t *lens,
+				     size_t n, void *tag)
+{
+	struct remote_xfer *x;
+	struct remote_xfer *parts = calloc(n, sizeof(*parts));
+
+	if (!parts || !(x = xfer_add(set, &ids[0], tag))) {
+		free(parts);
+		return NULL;
+	}
+	x->put = true;
+	x->parts = parts;
+	x->n_parts = n;
+	for (size_t i = 0; i < n; i++)
+		parts[i] = (struct remote_xfer){
+			.id = ids[i], .put = true, .fd = fds[i], .len = lens[i]
+		};
 	return x;
 }
 
@@ -1269,7 +1297,18 @@ static enum cfs_err run(struct fake_server *s, unsigned user,
 	if (rc)
 		return rc;
 	if (x->put) {
-		rc = store(s, user, x, err);
+		s->uploads++;
+		s->batches += x->n_parts > 0;
+		if (x->n_parts && s->no_batch)
+			return cfs_fail(err, CFS_ERR_NOT_FOUND,
+					"the server has no batch uploads");
+		/* A batch stores its blocks in order up to the first that
+		 * fails (the real server checks every hash first; the
+		 * uploader only needs to know that not all were stored). */
+		for (size_t i = 0; rc == CFS_OK && i < x->n_parts; i++)
+			rc = store(s, user, &x->parts[i], err);
+		if (rc == CFS_OK && !x->n_parts)
+			rc = store(s, user, x, err);
 		if (rc == CFS_OK && f == FAKE_DROP)
 			rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
 				      "the answer was lost");
@@ -1368,12 +1407,31 @@ static const struct remote_ops fake_ops = {
 	.xfers_free = xfers_free,
 	.get = get,
 	.put = put,
+	.put_batch = put_batch,
 	.xfer_end = xfer_end,
 	.xfers_step = xfers_step,
 	.xfers_wait = xfers_wait,
 	.xfers_wake = xfers_wake,
 	.free = fake_remote_free,
 };
+
+void fake_no_batch(struct fake_server *s, bool no_batch)
+{
+	pthread_mutex_lock(&s->lock);
+	s->no_batch = no_batch;
+	pthread_mutex_unlock(&s->lock);
+}
+
+unsigned fake_uploads(struct fake_server *s, unsigned *batches)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->uploads;
+	*batches = s->batches;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
 
 struct remote *fake_remote_new(struct fake_server *s, unsigned user)
 {

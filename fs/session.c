@@ -44,8 +44,11 @@ struct session {
 	uint64_t ino;
 	/* The table's: */
 	unsigned handles;
-	uint64_t settle_at_ms;	  /* once handles is 0 */
-	bool settling;		  /* invariant 5 */
+	uint64_t settle_at_ms; /* once handles is 0 */
+	bool settling;	       /* invariant 5 */
+	/* Settling, and its staging files' bytes are on disk: settle_due()
+	 * synced the file system after the last write (the settler's). */
+	bool synced;
 	struct session *due_next; /* settle_due()'s batch */
 	struct session *next;
 	/* The session's (its lock: never held across a fetch, see
@@ -981,7 +984,8 @@ static int commit_block(struct session *s, uint64_t b, struct cfs_block_id *id)
 	}
 	/* The staging file becomes the block file: nothing is copied. */
 	set_dirty(s, b, false);
-	if (blockcache_adopt(c, c->dirty_fd, fd, name, id, len, &err)) {
+	if (blockcache_adopt(c, c->dirty_fd, fd, name, id, len, s->synced,
+			     &err)) {
 		cfs_log_error("%s", err.msg);
 		return err.code == CFS_ERR_STORAGE_FULL ? ENOSPC : EIO;
 	}
@@ -1147,6 +1151,16 @@ static long settle_due(struct sessions *t)
 	pthread_mutex_unlock(&t->lock);
 	if (!due)
 		return next;
+	/*
+	 * A settling session no longer changes (invariant 5: writes, opens
+	 * and truncates wait for it to leave), so one syncfs(2) here makes
+	 * the staging files of the whole batch durable, in place of an
+	 * fsync of each before it is renamed into the cache.  Failing, each
+	 * file is fsync'ed as it is adopted, as without it.
+	 */
+	if (syncfs(t->fs->cache->dirty_fd) == 0)
+		for (struct session *s = due; s; s = s->due_next)
+			s->synced = true;
 	while (due) {
 		struct session *s = due;
 

@@ -54,6 +54,11 @@
 
 #define BATCH	       UPLOAD_BATCH_MAX
 #define PARALLEL       4
+/* Blocks up to this size go up together (POST /block/batch), so that a
+ * tree of small files costs the server a request and a transaction per
+ * batch instead of per file; larger ones gain nothing from company and
+ * go alone, in parallel. */
+#define SMALL_BLOCK    (1024 * 1024)
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 30000
 
@@ -78,6 +83,9 @@ struct uploader {
 	const struct queued_op *current; /* the uploader thread's own */
 	uint64_t drain_until_ms;     /* the uploader's own: 0 until the drain */
 	struct upload_counts counts; /* atomic, without the lock */
+	/* The uploader's own: the server refused a batch upload (one older
+	 * than batches): blocks go one by one from then on. */
+	bool no_batch;
 };
 
 static void count(uint64_t *c, uint64_t n)
@@ -225,20 +233,25 @@ static enum cfs_err needed_blocks(struct uploader *u,
 	return rc;
 }
 
-/* One block upload in flight. */
+/* One block to upload; the first of a transfer holds it (x), and how
+ * many blocks from it on the transfer carries (n: 1 for a PUT). */
 struct put {
 	struct cfs_block_id id;
 	int fd;
 	uint64_t len;
 	struct remote_xfer *x;
+	size_t n;
 };
 
-static enum cfs_err put_start(struct uploader *u, struct remote_xfers *set,
-			      struct put *p, struct cfs_error *err)
+/* Opens p's block in the cache (once), for its length. */
+static enum cfs_err put_open(struct uploader *u, struct put *p,
+			     struct cfs_error *err)
 {
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
 	struct stat st;
 
+	if (p->fd >= 0)
+		return CFS_OK;
 	cfs_block_id_to_hex(&p->id, hex);
 	p->fd = blockcache_open(u->fs->cache, &p->id);
 	if (p->fd < 0 || fstat(p->fd, &st))
@@ -247,9 +260,56 @@ static enum cfs_err put_start(struct uploader *u, struct remote_xfers *set,
 			"block %s of a pending commit is missing from '%s'",
 			hex, u->fs->cache->path);
 	p->len = (uint64_t)st.st_size;
-	p->x = u->fs->remote->ops->put(set, &p->id, p->fd, p->len, p);
-	if (!p->x)
+	return CFS_OK;
+}
+
+/*
+ * Starts the transfer of puts[0] and, when it is small, of the small ones
+ * after it that fit with it in one batch (at most n in all): *taken says
+ * how many it carries.  A block opened to find it too large for the
+ * batch stays open for the next transfer.
+ */
+static enum cfs_err put_start(struct uploader *u, struct remote_xfers *set,
+			      struct put *puts, size_t n, size_t *taken,
+			      struct cfs_error *err)
+{
+	const struct remote_ops *ops = u->fs->remote->ops;
+	struct cfs_block_id ids[CFS_MAX_BATCH_BLOCKS];
+	int fds[CFS_MAX_BATCH_BLOCKS];
+	uint64_t lens[CFS_MAX_BATCH_BLOCKS], bytes;
+	size_t k = 1;
+	enum cfs_err rc = put_open(u, &puts[0], err);
+
+	*taken = 0;
+	if (rc)
+		return rc;
+	bytes = puts[0].len;
+	if (!u->no_batch && puts[0].len <= SMALL_BLOCK) {
+		while (k < n && k < CFS_MAX_BATCH_BLOCKS) {
+			rc = put_open(u, &puts[k], err);
+			if (rc)
+				return rc;
+			if (puts[k].len > SMALL_BLOCK ||
+			    bytes + puts[k].len > CFS_BLOCK_SIZE)
+				break;
+			bytes += puts[k++].len;
+		}
+	}
+	if (k == 1) {
+		puts[0].x = ops->put(set, &puts[0].id, puts[0].fd, puts[0].len,
+				     &puts[0]);
+	} else {
+		for (size_t i = 0; i < k; i++) {
+			ids[i] = puts[i].id;
+			fds[i] = puts[i].fd;
+			lens[i] = puts[i].len;
+		}
+		puts[0].x = ops->put_batch(set, ids, fds, lens, k, &puts[0]);
+	}
+	if (!puts[0].x)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	puts[0].n = k;
+	*taken = k;
 	return CFS_OK;
 }
 
@@ -277,21 +337,35 @@ static void put_done(void *arg, struct remote_xfer *x, void *tag,
 {
 	struct puts *s = arg;
 	struct put *p = tag;
+	size_t n = p->n;
 
 	(void)x;
+	if (rc == CFS_ERR_NOT_FOUND && n > 1) {
+		/* Refused as a batch: the next round sends them one by one
+		 * (a retry, as for any upload that failed). */
+		cfs_log_warn("POST /block/batch of %zu blocks: %s; sending "
+			     "blocks one by one from now on",
+			     n, e->msg);
+		s->u->no_batch = true;
+		rc = CFS_ERR_UNREACHABLE;
+	}
 	if (s->rc == CFS_OK && rc) {
 		*s->err = *e;
-		cfs_error_prefix(s->err, "PUT /block");
+		cfs_error_prefix(s->err,
+				 n > 1 ? "POST /block/batch" : "PUT /block");
+		s->err->code = rc;
 		s->rc = rc;
 	}
-	if (rc == CFS_OK) {
-		count(&s->u->counts.blocks, 1);
-		count(&s->u->counts.bytes, p->len);
-		progress(s->u, &p->id, NULL);
+	for (size_t i = 0; i < n; i++) {
+		if (rc == CFS_OK) {
+			count(&s->u->counts.blocks, 1);
+			count(&s->u->counts.bytes, p[i].len);
+			progress(s->u, &p[i].id, NULL);
+		}
+		put_end(s->u, s->set, &p[i]);
 	}
-	put_end(s->u, s->set, p);
 	s->running--;
-	s->done++;
+	s->done += n;
 }
 
 /*
@@ -366,7 +440,11 @@ static enum cfs_err upload_blocks(struct uploader *u,
 	while (s.rc == CFS_OK && s.done < ids->n) {
 		while (s.rc == CFS_OK && s.running < PARALLEL &&
 		       next < ids->n) {
-			s.rc = put_start(u, s.set, &puts[next++], err);
+			size_t taken;
+
+			s.rc = put_start(u, s.set, &puts[next], ids->n - next,
+					 &taken, err);
+			next += taken;
 			s.running += s.rc == CFS_OK;
 		}
 		if (s.rc)

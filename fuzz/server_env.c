@@ -393,15 +393,19 @@ static enum cfs_err p_blocks_needed(struct meta *m,
 	return rc;
 }
 
-static enum cfs_err p_block_added(struct meta *m, const struct meta_user *user,
-				  const struct cfs_block_id *id, uint32_t size,
-				  struct cfs_error *err)
+static enum cfs_err p_blocks_added(struct meta *m, const struct meta_user *user,
+				   const struct cfs_block_id *ids,
+				   const uint32_t *sizes, size_t n,
+				   struct cfs_error *err)
 {
 	(void)m;
 	check_user(user);
-	FUZZ_CHECK(size >= 1 && size <= CFS_BLOCK_SIZE, "a block of %u bytes",
-		   size);
-	return said(real->ops->block_added(real, user, id, size, err), err);
+	FUZZ_CHECK(n >= 1 && n <= CFS_MAX_BATCH_BLOCKS, "%zu blocks", n);
+	for (size_t i = 0; i < n; i++)
+		FUZZ_CHECK(sizes[i] >= 1 && sizes[i] <= CFS_BLOCK_SIZE,
+			   "a block of %u bytes", sizes[i]);
+	return said(real->ops->blocks_added(real, user, ids, sizes, n, err),
+		    err);
 }
 
 static enum cfs_err p_block_readable(struct meta *m,
@@ -506,7 +510,7 @@ static const struct meta_ops proxy_ops = {
 	.list = p_list,
 	.commit = p_commit,
 	.blocks_needed = p_blocks_needed,
-	.block_added = p_block_added,
+	.blocks_added = p_blocks_added,
 	.block_readable = p_block_readable,
 	.share = p_share,
 	.invite = p_invite,
@@ -545,7 +549,8 @@ static void upload_hello(struct server_env *env, struct cfs_block_id *id)
 	     "write a block");
 	FUZZ_CHECK(cfs_sha256(HELLO, strlen(HELLO), id) == 0, "no SHA-256");
 	must(bs->ops->write_finish(w, id, &err), &err, "store a block");
-	must(real->ops->block_added(real, &env->user, id, strlen(HELLO), &err),
+	must(real->ops->blocks_added(real, &env->user, id,
+				     &(uint32_t){ strlen(HELLO) }, 1, &err),
 	     &err, "record a block");
 }
 

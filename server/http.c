@@ -262,6 +262,8 @@ static size_t body_cap(const struct route *route)
 		return route->cap ? route->cap : CFS_MAX_JSON_BODY;
 	case ROUTE_BODY_BLOCK:
 		return CFS_BLOCK_SIZE;
+	case ROUTE_BODY_RAW:
+		return route->cap;
 	case ROUTE_BODY_NONE:
 		break;
 	}
@@ -457,6 +459,9 @@ static enum MHD_Result finish(struct request *rq)
 		rc = parse_body(rq);
 		if (rc)
 			return respond_error(rq, &rq->err, NULL);
+	} else if (route->body == ROUTE_BODY_RAW) {
+		rq->req.raw = rq->body.data;
+		rq->req.raw_len = rq->body.len;
 	}
 	return run(rq, route->handler);
 }

@@ -316,7 +316,9 @@ enum cfs_err sq_block_available(struct sq_conn *c, int64_t user,
 struct block_args {
 	const struct meta_user *user;
 	const struct cfs_block_id *id;
-	uint32_t size;
+	const struct cfs_block_id *added; /* blocks_added: n of them */
+	const uint32_t *sizes;
+	size_t n;
 	const struct cfs_blocklist *ids;
 	struct cfs_blocklist *needed;
 };
@@ -358,35 +360,47 @@ static enum cfs_err sq_blocks_needed(struct meta *m,
 	return rc;
 }
 
-static enum cfs_err add_block(struct sq_conn *c, void *arg,
-			      struct cfs_error *err)
+static enum cfs_err add_blocks(struct sq_conn *c, void *arg,
+			       struct cfs_error *err)
 {
 	struct block_args *a = arg;
-	enum cfs_err rc;
+	enum cfs_err rc = CFS_OK;
+	int64_t now = now_s();
 
-	rc = db_exec(c->db,
-		     "INSERT INTO blocks(id, size, stored) VALUES (?1, ?2, ?3)"
-		     " ON CONFLICT(id) DO UPDATE SET stored = excluded.stored",
-		     err, "bii", a->id->b, (size_t)CFS_BLOCK_ID_LEN,
-		     (int64_t)a->size, now_s());
-	if (rc == CFS_OK)
+	for (size_t i = 0; rc == CFS_OK && i < a->n; i++) {
+		const struct cfs_block_id *id = &a->added[i];
+
 		rc = db_exec(c->db,
-			     "INSERT INTO block_owners(id, user_id)"
-			     " VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-			     err, "bi", a->id->b, (size_t)CFS_BLOCK_ID_LEN,
-			     a->user->id);
-	if (rc == CFS_OK)
-		rc = sq_pending_landed(c, a->user->id, a->id, err);
+			     "INSERT INTO blocks(id, size, stored)"
+			     " VALUES (?1, ?2, ?3) ON CONFLICT(id)"
+			     " DO UPDATE SET stored = excluded.stored",
+			     err, "bii", id->b, (size_t)CFS_BLOCK_ID_LEN,
+			     (int64_t)a->sizes[i], now);
+		if (rc == CFS_OK)
+			rc = db_exec(c->db,
+				     "INSERT INTO block_owners(id, user_id)"
+				     " VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+				     err, "bi", id->b, (size_t)CFS_BLOCK_ID_LEN,
+				     a->user->id);
+		if (rc == CFS_OK)
+			rc = sq_pending_landed(c, a->user->id, id, err);
+	}
 	return rc;
 }
 
-static enum cfs_err sq_block_added(struct meta *m, const struct meta_user *user,
-				   const struct cfs_block_id *id, uint32_t size,
-				   struct cfs_error *err)
+static enum cfs_err sq_blocks_added(struct meta *m,
+				    const struct meta_user *user,
+				    const struct cfs_block_id *ids,
+				    const uint32_t *sizes, size_t n,
+				    struct cfs_error *err)
 {
-	struct block_args a = { .user = user, .id = id, .size = size };
+	struct block_args a = {
+		.user = user, .added = ids, .sizes = sizes, .n = n
+	};
 
-	return sq_run(m, true, add_block, &a, err);
+	if (n == 0)
+		return CFS_OK;
+	return sq_run(m, true, add_blocks, &a, err);
 }
 
 static enum cfs_err check_readable(struct sq_conn *c, void *arg,
@@ -432,7 +446,7 @@ static const struct meta_ops sq_ops = {
 	.list = sq_list,
 	.commit = sq_commit,
 	.blocks_needed = sq_blocks_needed,
-	.block_added = sq_block_added,
+	.blocks_added = sq_blocks_added,
 	.block_readable = sq_block_readable,
 	.share = sq_share,
 	.invite = sq_invite,

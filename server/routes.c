@@ -46,6 +46,11 @@ static const struct route routes[] = {
 	  .handler = api_metrics,
 	  .public = true },
 	ROUTE("POST", "/block/need", api_blocks_need, ROUTE_BODY_JSON),
+	{ .method = "POST",
+	  .pattern = "/block/batch",
+	  .handler = api_blocks_put,
+	  .body = ROUTE_BODY_RAW,
+	  .cap = CFS_MAX_BATCH_BODY },
 	ROUTE("GET", "/block/{block}", api_block_get, ROUTE_BODY_NONE),
 	ROUTE("PUT", "/block/{block}", api_block_put, ROUTE_BODY_BLOCK),
 };

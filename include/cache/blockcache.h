@@ -30,11 +30,15 @@ enum cfs_err blockcache_store(struct cache *c, int fd, const char *name,
  * Makes the file name of directory dirfd (complete, fd open on it) the
  * cached copy of block id, whose hash the caller computed from its bytes:
  * fsync'ed, renamed into place (or dropped when the block is cached
- * already), indexed.  Consumes fd and the file either way.
+ * already), indexed.  synced: the caller made the file's bytes durable
+ * already (a syncfs(2) of the cache's file system since they were last
+ * written, for many files at once), so no fsync of its own.  Consumes fd
+ * and the file either way.
  */
 enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 			      const char *name, const struct cfs_block_id *id,
-			      uint32_t size, struct cfs_error *err);
+			      uint32_t size, bool synced,
+			      struct cfs_error *err);
 
 /* fn(arg, size) is told of each block indexed from now on, by any path
  * (written, fetched, warmed), with no lock held; set it before the

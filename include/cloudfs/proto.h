@@ -32,6 +32,14 @@
 #define CFS_LONGPOLL_MAX_NS	1000
 #define CFS_PENDING_MAX_BLOCKS	1024 /* landed blocks in one long poll */
 
+/* POST /block/batch: at most this many blocks, a block's worth of bytes in
+ * all (so a batch costs the server what one PUT /block/ID does), each
+ * after a header line "ID SIZE\n" of at most CFS_BATCH_HEADER_MAX bytes. */
+#define CFS_MAX_BATCH_BLOCKS 256
+#define CFS_BATCH_HEADER_MAX (64 + 1 + 7 + 1)
+#define CFS_MAX_BATCH_BODY \
+	(CFS_BLOCK_SIZE + CFS_MAX_BATCH_BLOCKS * CFS_BATCH_HEADER_MAX)
+
 /* Only permission bits travel; set-id and sticky bits are dropped. */
 #define CFS_MODE_MASK 0777
 

@@ -268,6 +268,20 @@ struct remote_ops {
 	struct remote_xfer *(*put)(struct remote_xfers *s,
 				   const struct cfs_block_id *id, int fd,
 				   uint64_t len, void *tag);
+	/*
+	 * Uploads n blocks in one request (POST /block/batch): ids[i] is
+	 * lens[i] bytes of fds[i] from offset 0 (the fds stay the caller's
+	 * until the transfer ends).  At most CFS_MAX_BATCH_BLOCKS blocks of
+	 * at most CFS_BLOCK_SIZE bytes in all; it ends CFS_OK when the
+	 * server stored every one of them, CFS_ERR_NOT_FOUND when the
+	 * server has no batch uploads or refused the batch (send them one
+	 * by one, where each gets its own answer).  NULL when out of
+	 * memory.
+	 */
+	struct remote_xfer *(*put_batch)(struct remote_xfers *s,
+					 const struct cfs_block_id *ids,
+					 const int *fds, const uint64_t *lens,
+					 size_t n, void *tag);
 	/* Ends transfer x (ended or not) and frees it. */
 	void (*xfer_end)(struct remote_xfers *s, struct remote_xfer *x);
 	/* Moves the set's transfers on without waiting, and calls done for

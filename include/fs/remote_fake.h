@@ -45,6 +45,12 @@ void fake_faults(struct fake_server *s, unsigned percent, unsigned seed);
 void fake_fault_next(struct fake_server *s, enum fake_fault f);
 void fake_fault_commit(struct fake_server *s, enum fake_fault f);
 
+/* Batch uploads answered as a server older than them answers them
+ * (CFS_ERR_NOT_FOUND, nothing stored), or served again. */
+void fake_no_batch(struct fake_server *s, bool no_batch);
+/* Block uploads so far: requests in all, and the batches among them. */
+unsigned fake_uploads(struct fake_server *s, unsigned *batches);
+
 /* A remote of s as user: its calls are that user's. */
 struct remote *fake_remote_new(struct fake_server *s, unsigned user);
 

@@ -49,6 +49,9 @@ struct api_req {
 	void *http;		  /* the HTTP layer's, for http_query() */
 	void *state;		  /* a long poll's, between its phases */
 	void (*state_free)(void *state);
+	/* A RAW route's body: raw_len bytes, the HTTP layer's. */
+	const char *raw;
+	size_t raw_len;
 };
 
 struct api_resp {
@@ -105,6 +108,8 @@ enum cfs_err api_block_get(struct api_req *, struct api_resp *,
 			   struct cfs_error *);
 enum cfs_err api_block_put(struct api_req *, struct api_resp *,
 			   struct cfs_error *);
+enum cfs_err api_blocks_put(struct api_req *, struct api_resp *,
+			    struct cfs_error *);
 /* Called by the HTTP layer as the body of PUT /block/ID streams in;
  * api_block_put then finishes the upload, api_upload_release drops what
  * is left of it (any number of times). */

@@ -66,6 +66,18 @@ struct blockstore_ops {
 	enum cfs_err (*write_finish)(struct blockstore_writer *w,
 				     const struct cfs_block_id *id,
 				     struct cfs_error *err);
+	/*
+	 * write_finish for the n uploads w (a batch upload, n >= 1), whose
+	 * bytes hash to ids: the backend may make them durable together,
+	 * with one sync for all rather than one each.  Consumes every
+	 * writer either way.  *stored is how many of them, from the first
+	 * on, are stored (all of them on CFS_OK).  NULL: the caller calls
+	 * write_finish for each.
+	 */
+	enum cfs_err (*write_finish_many)(struct blockstore_writer **w,
+					  const struct cfs_block_id *ids,
+					  size_t n, size_t *stored,
+					  struct cfs_error *err);
 	/* Drops an upload and whatever of it was kept. */
 	void (*write_abort)(struct blockstore_writer *w);
 

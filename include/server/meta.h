@@ -276,11 +276,14 @@ struct meta_ops {
 				      const struct cfs_blocklist *ids,
 				      struct cfs_blocklist *needed,
 				      struct cfs_error *err);
-	/* Records that user uploaded the block (whose bytes are stored). */
-	enum cfs_err (*block_added)(struct meta *m,
-				    const struct meta_user *user,
-				    const struct cfs_block_id *id,
-				    uint32_t size, struct cfs_error *err);
+	/* Records that user uploaded the n blocks ids, of sizes (whose bytes
+	 * are stored), in one transaction: a batch upload costs one
+	 * commit, not one per block. */
+	enum cfs_err (*blocks_added)(struct meta *m,
+				     const struct meta_user *user,
+				     const struct cfs_block_id *ids,
+				     const uint32_t *sizes, size_t n,
+				     struct cfs_error *err);
 	/*
 	 * CFS_OK when user may download the block: as blocks_needed says,
 	 * or a landed block of a live pending list of a namespace user is

@@ -18,6 +18,7 @@ enum route_body {
 	ROUTE_BODY_NONE,  /* a body is refused (400) */
 	ROUTE_BODY_JSON,  /* a JSON object of at most the route's cap */
 	ROUTE_BODY_BLOCK, /* block bytes, streamed to api_upload_data() */
+	ROUTE_BODY_RAW,	  /* bytes of at most the route's cap (req->raw) */
 };
 
 struct route {
@@ -26,7 +27,8 @@ struct route {
 	api_handler handler;
 	api_handler resume; /* long polls: answers after the wake-up */
 	enum route_body body;
-	size_t cap;  /* JSON: the body's cap; 0 for CFS_MAX_JSON_BODY */
+	size_t cap;  /* JSON: the body's cap, 0 for CFS_MAX_JSON_BODY; RAW:
+		      * the body's cap */
 	bool public; /* no token needed */
 };
 

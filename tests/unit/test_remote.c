@@ -666,6 +666,61 @@ static void test_a_block_is_fetched_only_by_those_who_may_read_it(void)
 	fake_server_free(s);
 }
 
+/* Small files whose blocks the server lacks, in one uploader round. */
+static void write_small_files(struct client *c, unsigned n)
+{
+	char name[32];
+
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "small-%u.txt", i);
+		write_file(c, name, i + 1, 4096);
+	}
+}
+
+static void test_small_files_go_up_in_one_batch_upload(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct client a;
+	unsigned batches, uploads;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	client_new(&a, s, 0, ROOT_NS, "batch");
+	write_small_files(&a, 40);
+	CHECK(upload_all(&a, 20));
+	uploads = fake_uploads(s, &batches);
+	CHECK(uploads == 1 && batches == 1);
+	for (unsigned i = 0; i < 40; i++) {
+		char name[32];
+		uint64_t size = 0;
+
+		snprintf(name, sizeof(name), "small-%u.txt", i);
+		CHECK(fake_lookup(s, ROOT_NS, name, &size) == CFS_KIND_FILE &&
+		      size == 4096);
+	}
+	client_close(&a);
+	fake_server_free(s);
+}
+
+static void test_a_server_without_batch_uploads_gets_blocks_one_by_one(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct client a;
+	unsigned batches, uploads;
+	uint64_t size = 0;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	fake_no_batch(s, true);
+	client_new(&a, s, 0, ROOT_NS, "no-batch");
+	write_small_files(&a, 10);
+	CHECK(upload_all(&a, 20));
+	/* One batch refused, then ten PUTs. */
+	uploads = fake_uploads(s, &batches);
+	CHECK(batches == 1 && uploads == 11);
+	CHECK(fake_lookup(s, ROOT_NS, "small-9.txt", &size) == CFS_KIND_FILE);
+	client_close(&a);
+	fake_server_free(s);
+}
+
 struct poller {
 	struct remote_conn *conn;
 	struct remote_cursor cursor;
@@ -905,6 +960,8 @@ int main(void)
 	RUN(test_an_upload_streams_its_landed_blocks_to_members_only);
 	RUN(test_two_devices_editing_one_version_keep_both);
 	RUN(test_a_commit_whose_answer_was_lost_is_applied_once);
+	RUN(test_small_files_go_up_in_one_batch_upload);
+	RUN(test_a_server_without_batch_uploads_gets_blocks_one_by_one);
 	RUN(test_seeded_random_sequences_with_faults_converge);
 	if (!check_failures) {
 		char cmd[64];

@@ -422,3 +422,52 @@ def test_a_full_cache_disk_gives_enospc_to_the_writer_and_keeps_what_was_written
                        "what was written around the full disk", within=20)
     unmount_drained(m)
     assert_one_version_each(alice, {"kept.bin": kept, "after.txt": b"the disk has room again\n"})
+
+
+def test_files_settling_together_are_synced_once_before_their_blocks_are_renamed(
+        server, alice, mount, tmp_path):
+    """A settled file's bytes are on disk before its staging file becomes
+    a block of the cache (after a power cut a block file is whole or
+    absent).  Files that settle together get one syncfs(2) of the cache's
+    file system for all of them, not an fsync each: strace of the running
+    driver is the witness."""
+    m = mount(alice, settle=0.5)
+    out, log = tmp_path / "strace.out", tmp_path / "strace.log"
+    with open(log, "w") as err:
+        trace = subprocess.Popen(
+            ["strace", "-f", "-ttt", "-y", "-e",
+             "trace=syncfs,fsync,fdatasync,rename,renameat,renameat2",
+             "-o", str(out), "-p", str(m.pid)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    files = {f"s/f{i}": payload(1000 + i, f"settle {i}") for i in range(20)}
+    try:
+        until(lambda: " attached" in log.read_text(), within=10, what="strace attached")
+        os.mkdir(os.path.join(m.mountpoint, "s"))
+        for path, data in files.items():
+            with open(os.path.join(m.mountpoint, path), "wb") as f:
+                f.write(data)
+
+        def adopted():  # the staging files renamed out of DIR/dirty
+            return [i for i, (_, line) in enumerate(calls())
+                    if line.startswith("rename") and "/dirty>" in line
+                    and line.endswith(" = 0")]
+
+        def calls():
+            got = []
+            for line in out.read_text().splitlines():
+                m_ = re.match(r"(\d+)\s+[\d.]+\s+(.*)$", line)
+                if m_ and "resumed>" not in m_[2]:
+                    got.append((m_[1], m_[2]))
+            return got
+        until(lambda: len(adopted()) == len(files), within=10, what="every file settled")
+    finally:
+        trace.terminate()
+        trace.wait(timeout=10)
+    lines = [line for _, line in calls()]
+    renames = adopted()
+    assert not [line for line in lines if line.startswith(("fsync", "fdatasync"))
+                and "/dirty/" in line], lines
+    syncs = [i for i, line in enumerate(lines) if line.startswith("syncfs")]
+    assert syncs and syncs[0] < renames[0], lines
+    assert len(syncs) < len(files), f"{len(syncs)} syncfs for {len(files)} files"
+    until_server_holds(alice, files, within=30)

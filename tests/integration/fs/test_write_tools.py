@@ -101,6 +101,12 @@ def test_a_tree_copied_with_the_tool_is_on_the_server_exactly(
     commits = len(requests_since(server, since, r"POST /meta/ns/\d+/commit"))
     print(f"{tool}: {len(tree_of(reference))} entries in {commits} commit requests")
     assert commits < len(tree_of(reference)) / 3
+    # And their blocks go many to an upload request (POST /block/batch),
+    # not one PUT each.
+    files = [d for d in listing_of(reference).values() if d["kind"] == "file" and d["size"]]
+    uploads = len(requests_since(server, since, r"(PUT /block/|POST /block/batch)"))
+    print(f"{tool}: {len(files)} files with content in {uploads} upload requests")
+    assert uploads < len(files) / 3
     t1 = time.monotonic()
     assert tree_of(os.path.join(fresh.mountpoint, "dst"), workers=8) == tree_of(reference)
     print(f"{tool}: read back through a fresh mount in {time.monotonic() - t1:.1f} s")
