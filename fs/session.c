@@ -1158,7 +1158,7 @@ static long settle_due(struct sessions *t)
 	 * fsync of each before it is renamed into the cache.  Failing, each
 	 * file is fsync'ed as it is adopted, as without it.
 	 */
-	if (syncfs(t->fs->cache->dirty_fd) == 0)
+	if (platform_syncfs(t->fs->cache->dirty_fd) == 0)
 		for (struct session *s = due; s; s = s->due_next)
 			s->synced = true;
 	while (due) {

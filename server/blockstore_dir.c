@@ -295,16 +295,30 @@ static enum cfs_err dir_write_finish_many(struct blockstore_writer **bw,
 	int fd;
 
 	*stored = 0;
-	if (syncfs(((struct dir_writer *)bw[0])->fd))
-		rc = dir_fail(err, errno,
-			      "cannot sync the temporary files in '%s'",
-			      s->tmp);
+	if (platform_syncfs(((struct dir_writer *)bw[0])->fd)) {
+		if (errno != ENOSYS)
+			return dir_fail(
+				err, errno,
+				"cannot sync the temporary files in '%s'",
+				s->tmp);
+		/* No syncfs here: each block as a single upload is. */
+		for (; i < n; i++) {
+			if (rc == CFS_OK)
+				rc = dir_write_finish(bw[i], &ids[i], err);
+			else
+				dir_write_abort(bw[i]);
+			if (rc == CFS_OK)
+				++*stored;
+			bw[i] = NULL;
+		}
+		return rc;
+	}
 	for (; rc == CFS_OK && i < n; i++) {
 		struct dir_writer *w = (struct dir_writer *)bw[i];
 		int old;
 
 		block_path(s, &ids[i], dir, sizeof(dir), file, sizeof(file));
-		old = open(file, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		old = platform_open_inode(file);
 		if (rename(w->path, file)) {
 			rc = dir_fail(err, errno, "cannot rename '%s' to '%s'",
 				      w->path, file);
@@ -324,7 +338,7 @@ static enum cfs_err dir_write_finish_many(struct blockstore_writer **bw,
 		return rc;
 	/* The names of the i blocks renamed, durable: */
 	fd = open(s->blocks, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || syncfs(fd)) {
+	if (fd < 0 || platform_syncfs(fd)) {
 		if (rc == CFS_OK)
 			rc = dir_fail(err, errno,
 				      "cannot sync the folders of '%s'",

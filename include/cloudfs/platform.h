@@ -119,6 +119,11 @@ extern const short platform_poll_peer_closed;
 /* Hands the allocator's free lists back to the kernel where it can. */
 void platform_trim_heap(void);
 
+/* Makes durable everything written to the file system that holds fd
+ * (syncfs(2) on Linux); -1 with errno ENOSYS where the platform has no
+ * such call: the caller then makes each of its files durable itself. */
+int platform_syncfs(int fd);
+
 /* Opens path only to hold on to its inode (O_PATH on Linux: no read
  * access needed, nothing read); -1 and errno on failure. */
 int platform_open_inode(const char *path);

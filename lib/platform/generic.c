@@ -172,6 +172,15 @@ void platform_trim_heap(void)
 {
 }
 
+/* POSIX sync() may return before the writes are done: no promise from
+ * it, so the callers' per-file fsync path. */
+int platform_syncfs(int fd)
+{
+	(void)fd;
+	errno = ENOSYS;
+	return -1;
+}
+
 int platform_open_inode(const char *path)
 {
 	return open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

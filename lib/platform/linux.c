@@ -137,6 +137,11 @@ void platform_trim_heap(void)
 	malloc_trim(0);
 }
 
+int platform_syncfs(int fd)
+{
+	return syncfs(fd);
+}
+
 int platform_open_inode(const char *path)
 {
 	return open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);

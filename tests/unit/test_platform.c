@@ -142,6 +142,18 @@ static void test_an_inode_is_held_and_a_missing_one_is_enoent(void)
 	CHECK(platform_open_inode(path) == -1 && errno == ENOENT);
 }
 
+static void test_syncfs_syncs_or_says_it_cannot(void)
+{
+	int fd = file_with("synced", "x", 1), r;
+
+	errno = 0;
+	r = platform_syncfs(fd);
+	CHECK(r == 0 || (r == -1 && errno == ENOSYS));
+	close(fd);
+	errno = 0;
+	CHECK(platform_syncfs(-1) == -1 && errno != 0);
+}
+
 static void test_a_missing_attribute_is_an_error(void)
 {
 	char path[128], value[16];
@@ -168,9 +180,11 @@ int main(void)
 	RUN(test_a_device_number_splits_into_what_made_it);
 	RUN(test_mounts_of_an_unknown_type_are_none);
 	RUN(test_an_inode_is_held_and_a_missing_one_is_enoent);
+	RUN(test_syncfs_syncs_or_says_it_cannot);
 	RUN(test_a_missing_attribute_is_an_error);
-	for (const char **name = (const char *[]){ "src", "dst", NULL }; *name;
-	     name++) {
+	for (const char **name =
+		     (const char *[]){ "src", "dst", "synced", NULL };
+	     *name; name++) {
 		char path[128];
 
 		snprintf(path, sizeof(path), "%s/%s", dir, *name);
