@@ -194,12 +194,16 @@ static enum cfs_err delete_entry(struct cfs_sql *db,
 	return rc;
 }
 
+static enum cfs_err take_a_links_place(struct cfs_sql *db,
+				       struct mirror_entry *e, int64_t ctime_ns,
+				       bool *took, struct cfs_error *err);
+
 static enum cfs_err remove_one(struct cfs_sql *db, uint64_t dir_ino,
 			       const char *name, bool dir, uint64_t *ino,
 			       struct cfs_error *err)
 {
 	struct mirror_entry parent, e;
-	bool found = false, full = false, is_dir;
+	bool found = false, full = false, is_dir, took = false;
 	enum cfs_err rc = mirror_get(db, dir_ino, &parent, err);
 
 	if (rc)
@@ -222,7 +226,9 @@ static enum cfs_err remove_one(struct cfs_sql *db, uint64_t dir_ino,
 	if (rc == CFS_OK && full)
 		rc = cfs_fail(err, CFS_ERR_NOT_EMPTY,
 			      "'%s' is a directory that is not empty", name);
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && !dir)
+		rc = take_a_links_place(db, &e, cfs_now_ns(), &took, err);
+	if (rc == CFS_OK && !took)
 		rc = delete_entry(db, &e, err);
 	mirror_entry_release(&e);
 	return rc;
@@ -261,6 +267,12 @@ static enum cfs_err within(struct cfs_sql *db, const struct mirror_entry *dir,
 		mirror_entry_release(&cur);
 	}
 	return rc;
+}
+
+/* The node entry e's name shows: its own, or a LINK's node. */
+static int64_t shown_node(const struct mirror_entry *e)
+{
+	return e->kind == CFS_KIND_LINK ? e->link_of : e->node;
 }
 
 /* What rename(2) says when e would replace t. */
@@ -326,9 +338,50 @@ static enum cfs_err rename_move(struct cfs_sql *db, struct mirror_entry *e,
 	return rc;
 }
 
+/*
+ * Hard links: when node e's own name goes (unlinked, or replaced by a
+ * rename) while it has further names, the server keeps the node at one of
+ * them (cloudfs-protocol(7), "hard links").  The mount does the same at
+ * once, as the two operations the server already knows, that name's
+ * delete and the node's move to its place: the node stays shown, and open
+ * and written through its other names, with no moment without it, and
+ * the move's answer gives the node's new JID (a later write's base).
+ * *took: whether e had a further name (and moved there; e is updated).
+ */
+static enum cfs_err take_a_links_place(struct cfs_sql *db,
+				       struct mirror_entry *e, int64_t ctime_ns,
+				       bool *took, struct cfs_error *err)
+{
+	struct mirror_entry l;
+	enum cfs_err rc;
+
+	*took = false;
+	if (e->kind == CFS_KIND_DIR || e->kind == CFS_KIND_MOUNT ||
+	    e->kind == CFS_KIND_LINK || e->kind == CFS_KIND_DELETED)
+		return CFS_OK;
+	rc = rows_one(db,
+		      cfs_sql_stmt(db,
+				   "SELECT " ROWS_ENTRY_COLS " FROM entries"
+				   " WHERE ns = ?1 AND link_of = ?2"
+				   " AND kind = 9 ORDER BY ino LIMIT 1",
+				   err, "ii", e->ns, e->node),
+		      &l, err);
+	if (rc == CFS_ERR_NOT_FOUND)
+		return CFS_OK;
+	if (rc)
+		return rc;
+	rc = delete_entry(db, &l, err);
+	if (rc == CFS_OK)
+		rc = rename_move(db, e, l.parent, l.name, ctime_ns, err);
+	*took = rc == CFS_OK;
+	mirror_entry_release(&l);
+	return rc;
+}
+
 static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 			      struct cfs_error *err)
 {
+	bool took = false;
 	struct mirror_entry dir, newdir, e, t;
 	int64_t ns, node, new_ns, new_node, below = 0;
 	bool found_e = false, found_t = false, inside = false;
@@ -362,8 +415,11 @@ static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 				    "the new name", err);
 	if (rc == CFS_OK)
 		rc = rows_child(db, &newdir, a->newname, &t, &found_t, err);
-	if (rc == CFS_OK && found_t && t.ino == e.ino) {
-		found_t = false; /* onto itself: nothing to do */
+	/* Onto itself, or onto another name of its node (rename(2) then
+	 * does nothing, nor does the server's move): nothing to do. */
+	if (rc == CFS_OK && found_t &&
+	    (t.ino == e.ino || shown_node(&t) == shown_node(&e))) {
+		found_t = false;
 		mirror_entry_release(&t);
 		goto out;
 	}
@@ -384,6 +440,8 @@ static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 	 * only another device's edit of the target is a conflict.
 	 */
 	if (rc == CFS_OK && found_t)
+		rc = take_a_links_place(db, &t, a->ctime_ns, &took, err);
+	if (rc == CFS_OK && found_t && !took)
 		rc = delete_entry(db, &t, err);
 	if (rc == CFS_OK)
 		rc = rename_move(db, &e, new_node, a->newname, a->ctime_ns,

@@ -12,7 +12,7 @@
 
 #define ROWS_ENTRY_COLS                                                    \
 	"ino, ns, node, parent, name, kind, size, mtime_ns, mode, blocks," \
-	" target, mount_ns, jid, pending, atime_ns, ctime_ns"
+	" target, mount_ns, jid, pending, atime_ns, ctime_ns, link_of"
 
 /* The descendants of node ?2 in namespace ?1, as a prefix of SQL. */
 #define ROWS_SUBTREE_CTE                                          \
@@ -73,6 +73,11 @@ enum cfs_err rows_shadow_put(struct cfs_sql *db, uint64_t ino,
 			     struct cfs_error *err);
 enum cfs_err rows_shadow_delete(struct cfs_sql *db, uint64_t ino,
 				struct cfs_error *err);
+
+/* When e is a further name of a node (a LINK): notes that node's inode,
+ * whose link count changes as the name comes or goes. */
+enum cfs_err rows_note_named(struct cfs_sql *db, const struct mirror_entry *e,
+			     struct mirror_changes *ch, struct cfs_error *err);
 
 /* Whether two states show the same thing (all but place and JID). */
 bool rows_same_content(const struct mirror_entry *a,
