@@ -480,6 +480,101 @@ enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
 	return cfs_sql_end(db, rc, err);
 }
 
+static enum cfs_err do_link(struct cfs_sql *db, uint64_t ino,
+			    uint64_t newdir_ino, const char *newname,
+			    struct mirror_entry *out, struct cfs_error *err)
+{
+	struct mirror_entry dir, l = { 0 };
+	struct queued_op op = { .type = QUEUE_LINK, .kind = CFS_KIND_LINK };
+	int64_t ns, node;
+	bool found = false;
+	enum cfs_err rc = mirror_get(db, ino, out, err);
+
+	if (rc)
+		return rc;
+	if (out->kind == CFS_KIND_DIR || out->kind == CFS_KIND_MOUNT)
+		return cfs_fail(err, CFS_ERR_FORBIDDEN,
+				"'%s' is a folder, which has one name",
+				out->name);
+	rc = mirror_get(db, newdir_ino, &dir, err);
+	if (rc)
+		return rc;
+	rc = rows_dir_key(&dir, &ns, &node, err);
+	if (rc == CFS_OK && ns != out->ns)
+		rc = cfs_fail(
+			err, CFS_ERR_CROSS_NS,
+			"'%s' and its new name are in different namespaces",
+			out->name);
+	if (rc == CFS_OK)
+		rc = check_fits(db, &dir, newname, 0, err);
+	if (rc == CFS_OK)
+		rc = cfs_name_check(newname, strlen(newname), "the new name",
+				    err);
+	if (rc == CFS_OK)
+		rc = rows_child(db, &dir, newname, &l, &found, err);
+	mirror_entry_release(&dir);
+	if (rc == CFS_OK && found) {
+		mirror_entry_release(&l);
+		return cfs_fail(err, CFS_ERR_EXISTS, "'%s' exists", newname);
+	}
+	if (rc)
+		return rc;
+	l = (struct mirror_entry){ .ns = ns,
+				   .parent = node,
+				   .kind = CFS_KIND_LINK,
+				   .link_of = out->node,
+				   .atime_ns = out->atime_ns,
+				   .mtime_ns = out->mtime_ns,
+				   .ctime_ns = out->ctime_ns };
+	snprintf(l.name, sizeof(l.name), "%s", newname);
+	rc = rows_ns_path(db, out, &op.path, err);
+	if (rc == CFS_OK)
+		rc = pending_insert_new(db, &l, err);
+	if (rc == CFS_OK)
+		rc = rows_ns_path(db, &l, &op.to, err);
+	if (rc == CFS_OK)
+		rc = pending_queue(db, &l, &op, err);
+	free(op.path);
+	free(op.to);
+	return rc;
+}
+
+enum cfs_err local_link(struct cfs_sql *db, uint64_t ino, uint64_t newdir_ino,
+			const char *newname, struct mirror_entry *out,
+			struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
+
+	memset(out, 0, sizeof(*out));
+	if (rc == CFS_OK)
+		rc = do_link(db, ino, newdir_ino, newname, out, err);
+	if (rc == CFS_OK)
+		rc = mirror_touch_dirs(db, newdir_ino, newdir_ino, err);
+	rc = cfs_sql_end(db, rc, err);
+	if (rc)
+		mirror_entry_release(out);
+	return rc;
+}
+
+enum cfs_err local_link_waits(struct cfs_sql *db, const struct queued_op *op,
+			      bool *waits, struct cfs_error *err)
+{
+	int64_t one;
+
+	*waits = false;
+	return cfs_sql_int64(
+		db,
+		cfs_sql_stmt(db,
+			     "SELECT 1 FROM entries l JOIN entries n"
+			     " ON n.ns = l.ns AND n.node = l.link_of"
+			     " WHERE l.ino = ?1 AND (n.node < 0 OR EXISTS"
+			     " (SELECT 1 FROM ops o WHERE o.ino = n.ino"
+			     " AND o.ord < (SELECT ord FROM ops"
+			     "  WHERE seq = ?2)))",
+			     err, "ii", (int64_t)op->ino, op->seq),
+		&one, waits, err);
+}
+
 /*
  * Whether e's write session is still open: its pending count holds one
  * more than its queued operations (invariant 1).  The caller's belief may

@@ -276,8 +276,7 @@ enum cfs_err mirror_names(struct cfs_sql *db, const struct mirror_entry *e,
 	enum cfs_err rc;
 
 	*n = 1;
-	if (e->kind == CFS_KIND_DIR || e->kind == CFS_KIND_MOUNT ||
-	    e->node <= 0)
+	if (e->kind == CFS_KIND_DIR || e->kind == CFS_KIND_MOUNT)
 		return CFS_OK;
 	/* Literal kind, so that the partial index entries_links answers. */
 	rc = cfs_sql_int64(db,
@@ -681,6 +680,20 @@ enum cfs_err rows_set_node(struct cfs_sql *db, uint64_t ino, int64_t ns,
 				  "UPDATE entries SET parent = ?3"
 				  " WHERE ns = ?1 AND parent = ?2",
 				  err, "iii", ns, old_node, node);
+	/* The node's further names name it by its new id too. */
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db,
+			"UPDATE entries SET link_of = ?3"
+			" WHERE ns = ?1 AND link_of = ?2 AND kind = 9",
+			err, "iii", ns, old_node, node);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db,
+			"UPDATE shadow SET link_of = ?3 WHERE link_of = ?2"
+			" AND EXISTS (SELECT 1 FROM entries e"
+			" WHERE e.ino = shadow.ino AND e.ns = ?1)",
+			err, "iii", ns, old_node, node);
 	/* Checked row by row: "ino IN (SELECT ... WHERE ns = ?1)" listed
 	 * every entry of the namespace at each confirmed create. */
 	if (rc == CFS_OK)

@@ -203,7 +203,8 @@ void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_nlink = 1;
-	if (e->node > 0 && e->kind != CFS_KIND_DIR && e->kind != CFS_KIND_MOUNT)
+	if (e->node != 0 && e->kind != CFS_KIND_DIR &&
+	    e->kind != CFS_KIND_MOUNT)
 		st->st_nlink = names(fs, e);
 	st->st_blksize = 128 * 1024;
 	switch (e->kind) {

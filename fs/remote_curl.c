@@ -645,6 +645,9 @@ static json_t *op_json(const struct queued_op *op, bool queued)
 		break;
 	case QUEUE_DELETE:
 		break;
+	case QUEUE_LINK:
+		rc |= json_object_set_new(o, "to", json_string(op->to));
+		break;
 	case QUEUE_MOVE:
 		rc |= json_object_set_new(o, "to", json_string(op->to));
 		rc |= json_object_set_new(o, "replace",

@@ -513,6 +513,16 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 	}
 	if (r->code == CFS_ERR_NOT_FOUND && op->type == QUEUE_DELETE)
 		return local_confirm(db, op, 0, 0, 0, ch, err);
+	if (r->code == CFS_ERR_NOT_FOUND && op->type == QUEUE_LINK) {
+		rc = local_link_waits(db, op, retry, err);
+		if (rc == CFS_OK && *retry)
+			return local_retry(
+				db, op,
+				"the file it names is not on the server yet",
+				err);
+		if (rc)
+			return rc;
+	}
 	if (r->code == CFS_ERR_CROSS_NS)
 		return wait_for_share(db, op, head, ch, retry, err);
 	if (r->code == CFS_ERR_STORAGE_FULL || r->code == CFS_ERR_INTERNAL ||

@@ -3,17 +3,18 @@ server, op "link") is shown as that node's inode: one st_ino for every
 name, st_nlink counting them, writes through any name changing the one
 content; unlinking one name keeps the others, and unlinking (or renaming
 over) the node's own name leaves it at one of its other names at once,
-as the server does (cloudfs-protocol(7), "hard links"). link(2) on the
-mount is still EPERM (mount.cloudfs(8), BUGS)."""
+as the server does (cloudfs-protocol(7), "hard links"); link(2) on the
+mount is the protocol's op "link", within one namespace."""
 
 import errno
 import os
+import signal
 import sqlite3
 import subprocess
 
 import pytest
 
-from cfs_fs import at, read, until
+from cfs_fs import at, read, tree_of, until
 
 
 def link(client, path, to):
@@ -50,16 +51,92 @@ def linked(alice, mount):
     return mount(alice), alice
 
 
-def test_link_on_the_mount_stays_eperm_and_sends_nothing(linked):
+def node_of(client, path):
+    """The node whose content PATH names on the server (through a link)."""
+    snap, _ = client.snapshot(client.root_ns)
+    e = snap[path]
+    return e["of"] if e["kind"] == "link" else e["node"]
+
+
+def test_link_on_the_mount_is_a_link_on_the_server(linked):
     m, alice = linked
     os.mkdir(at(m, "d"))
-    for src in ("a.txt", "d"):
+    os.link(at(m, "b.txt"), at(m, "d", "c.txt"))
+    st = [os.stat(at(m, p)) for p in ("a.txt", "b.txt", "d/c.txt")]
+    assert len({s.st_ino for s in st}) == 1 and [s.st_nlink for s in st] == [3, 3, 3]
+    until(lambda: "d/c.txt" in server_names(alice), within=30, what="the link on the server")
+    assert server_names(alice) == {"a.txt": "file", "b.txt": "link", "d": "dir",
+                                   "d/c.txt": "link"}
+    assert node_of(alice, "d/c.txt") == node_of(alice, "a.txt")
+    append_synced(at(m, "d", "c.txt"), b"more\n")
+    until(lambda: content_at(alice, "a.txt")[1] == len(b"the one content\nmore\n"),
+          within=30, what="the write through the new name")
+    assert read(at(m, "a.txt")) == b"the one content\nmore\n"
+    assert "conflicted copy" not in " ".join(os.listdir(m.mountpoint))
+
+
+def test_link_refuses_folders_taken_names_and_other_namespaces(alice, bob, mount):
+    alice.commit_ok(alice.root_ns, {"op": "dir", "path": "proj"})
+    r = alice.post(f"/meta/ns/{alice.root_ns}/share", {"path": "proj"})
+    assert r.status == 200, r
+    alice.write_file(alice.root_ns, "a.txt", b"x\n")
+    m = mount(alice)
+    os.mkdir(at(m, "d"))
+    cases = [("d", "d2", errno.EPERM), ("a.txt", "d", errno.EEXIST),
+             ("a.txt", "proj/a.txt", errno.EXDEV)]
+    for src, dst, want in cases:
         with pytest.raises(OSError) as e:
-            os.link(at(m, src), at(m, "hard"))
-        assert e.value.errno == errno.EPERM
-    assert not os.path.exists(at(m, "hard"))
-    until(lambda: "d" in alice.snapshot(alice.root_ns)[0], within=30, what="d on the server")
-    assert "hard" not in alice.snapshot(alice.root_ns)[0]
+            os.link(at(m, src), at(m, dst))
+        assert e.value.errno == want, (src, dst)
+    assert os.listdir(at(m, "proj")) == []
+    assert os.stat(at(m, "a.txt")).st_nlink == 1
+
+
+def test_a_link_to_a_file_just_written_follows_its_creation(alice, mount):
+    """ln right after the write: the file's session is committed first,
+    so that the server has the file when the link comes."""
+    m = mount(alice)
+    with open(at(m, "new"), "wb") as f:
+        f.write(b"fresh bytes\n")
+    os.link(at(m, "new"), at(m, "new2"))
+    open(at(m, "empty"), "wb").close()
+    os.link(at(m, "empty"), at(m, "empty2"))
+    until(lambda: server_names(alice) == {"new": "file", "new2": "link",
+                                          "empty": "file", "empty2": "link"},
+          within=30, what="the files and their links on the server")
+    assert content_at(alice, "new2")[1] == len(b"fresh bytes\n")
+    assert os.stat(at(m, "new2")).st_nlink == 2
+    assert read(at(m, "new2")) == b"fresh bytes\n"
+
+
+def test_a_link_made_on_one_mount_is_seen_on_another(linked, mount):
+    m, alice = linked
+    m2 = mount(alice)
+    os.link(at(m, "a.txt"), at(m, "c.txt"))
+    until(lambda: os.path.exists(at(m2, "c.txt")) and os.stat(at(m2, "a.txt")).st_nlink == 3,
+          within=30, what="the link on the second mount")
+    assert os.stat(at(m2, "c.txt")).st_ino == os.stat(at(m2, "b.txt")).st_ino
+    assert read(at(m2, "c.txt")) == b"the one content\n"
+
+
+def test_a_link_survives_a_kill_9_before_it_is_sent(alice, server, mount, paused):
+    """The link is queued durably once fsync of its folder returns; the
+    server, stopped meanwhile, gets it from the next mount."""
+    alice.write_file(alice.root_ns, "a.txt", b"the one content\n")
+    m = mount(alice, timeout=3)
+    assert read(at(m, "a.txt")) == b"the one content\n"
+    paused()
+    os.link(at(m, "a.txt"), at(m, "b.txt"))
+    fd = os.open(m.mountpoint, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    m.kill9()
+    os.kill(server.proc.pid, signal.SIGCONT)
+    m = mount(alice, cache=m.cache)
+    assert os.stat(at(m, "b.txt")).st_nlink == 2
+    until(lambda: server_names(alice) == {"a.txt": "file", "b.txt": "link"},
+          within=30, what="the link on the server")
+    assert read(at(m, "b.txt")) == b"the one content\n"
 
 
 def test_every_name_of_a_node_is_its_inode_with_its_link_count(alice, mount):
@@ -231,3 +308,100 @@ def test_a_cache_from_before_links_lists_again_and_shows_them(linked, mount):
           what="the link after the upgrade")
     assert os.stat(at(m, "a.txt")).st_nlink == 2
     assert read(at(m, "b.txt")) == b"the one content\n"
+
+
+def link_groups(root):
+    """The names under ROOT grouped by inode, each group sorted: what
+    hard links a tree holds, whatever its inode numbers are."""
+    groups = {}
+    for d, dirs, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            st = os.lstat(p)
+            groups.setdefault(st.st_ino, []).append(
+                (os.path.relpath(p, root), st.st_nlink))
+    return sorted(sorted(g) for g in groups.values())
+
+
+def server_groups(client, under):
+    """The same from the server's listing of the folder UNDER."""
+    snap, _ = client.snapshot(client.root_ns)
+    groups = {}
+    for p, e in snap.items():
+        if p.startswith(under + "/") and e["kind"] in ("file", "link"):
+            node = e["of"] if e["kind"] == "link" else e["node"]
+            groups.setdefault(node, []).append(p[len(under) + 1:])
+    return sorted(sorted(g) for g in groups.values())
+
+
+def local_tree_with_links(root):
+    """A tree with files of two, three and one name, some in folders."""
+    os.makedirs(os.path.join(root, "sub", "deep"))
+    for name, data in [("one", b"1\n"), ("two", b"2" * 5000), ("solo", b"s\n")]:
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(data)
+    os.link(os.path.join(root, "one"), os.path.join(root, "sub", "one-again"))
+    os.link(os.path.join(root, "two"), os.path.join(root, "sub", "two-b"))
+    os.link(os.path.join(root, "two"), os.path.join(root, "sub", "deep", "two-c"))
+
+
+def names_only(groups):
+    return [[n for n, _ in g] for g in groups]
+
+
+@pytest.mark.parametrize("tool", ["tar", "rsync -H", "cp -a"])
+def test_tools_copy_hard_links_onto_the_mount(alice, mount, tmp_path, tool):
+    src = str(tmp_path / "src")
+    local_tree_with_links(src)
+    m = mount(alice)
+    dst = at(m, "copy")
+    if tool == "tar":
+        os.mkdir(dst)
+        subprocess.run(f"tar --format=posix -C {src} -cf - . | tar -C {dst} -xf -",
+                       shell=True, check=True)
+    elif tool == "rsync -H":
+        subprocess.run(["rsync", "-aH", src + "/", dst + "/"], check=True)
+    else:
+        subprocess.run(["cp", "-a", src, dst], check=True)
+    # rsync -H makes its links after it set the folders' times, on a
+    # local disk too.
+    dir_mtimes = tool != "rsync -H"
+    assert link_groups(dst) == link_groups(src)
+    assert tree_of(dst, dir_mtimes=dir_mtimes) == tree_of(src, dir_mtimes=dir_mtimes)
+    until(lambda: server_groups(alice, "copy") == names_only(link_groups(src)),
+          within=60, what="the links on the server")
+    m2 = mount(alice)
+    assert link_groups(at(m2, "copy")) == link_groups(src)
+    assert tree_of(at(m2, "copy"), dir_mtimes=False) == tree_of(src, dir_mtimes=False)
+
+
+def test_cp_al_and_a_local_git_clone_link_within_the_mount(alice, mount):
+    m = mount(alice)
+    local_tree_with_links(at(m, "tree"))
+    subprocess.run(["cp", "-al", at(m, "tree"), at(m, "tree2")], check=True)
+    assert os.stat(at(m, "tree2", "two")).st_nlink == 6
+    assert os.stat(at(m, "tree2", "solo")).st_ino == os.stat(at(m, "tree", "solo")).st_ino
+    git = ["git", "-c", "user.name=a", "-c", "user.email=a@b", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q", at(m, "repo")], check=True)
+    with open(at(m, "repo", "f.txt"), "w") as f:
+        f.write("hello\n")
+    subprocess.run([*git, "-C", at(m, "repo"), "add", "f.txt"], check=True)
+    subprocess.run([*git, "-C", at(m, "repo"), "commit", "-qm", "one"], check=True)
+    # A local clone hard-links the objects.
+    subprocess.run([*git, "clone", "-q", "--local", at(m, "repo"), at(m, "clone")], check=True)
+    objs = [os.path.join(d, f) for d, _, fs in os.walk(at(m, "clone", ".git", "objects"))
+            for f in fs]
+    assert objs and all(os.stat(p).st_nlink == 2 for p in objs if "/pack/" not in p)
+    subprocess.run([*git, "-C", at(m, "clone"), "fsck", "--strict"], check=True)
+    # Edits in the clone do not reach the repository's files.
+    with open(at(m, "clone", "f.txt"), "w") as f:
+        f.write("changed\n")
+    subprocess.run([*git, "-C", at(m, "clone"), "commit", "-qam", "two"], check=True)
+    assert read(at(m, "repo", "f.txt")) == b"hello\n"
+    subprocess.run([*git, "-C", at(m, "repo"), "fsck", "--strict"], check=True)
+    until(lambda: server_groups(alice, "tree2") and
+          len(server_groups(alice, "tree")) == 3, within=60, what="the trees on the server")
+    m2 = mount(alice)
+    until(lambda: os.path.exists(at(m2, "clone", "f.txt")), within=60, what="the clone on m2")
+    assert os.stat(at(m2, "tree", "two")).st_nlink == 6
+    subprocess.run([*git, "-C", at(m2, "clone"), "fsck", "--strict"], check=True)
