@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from cfs_fs import at, read, tree_of, until
+from cfs_fs import at, cloudfs, read, tree_of, until
 
 
 def link(client, path, to):
@@ -405,3 +405,13 @@ def test_cp_al_and_a_local_git_clone_link_within_the_mount(alice, mount):
     until(lambda: os.path.exists(at(m2, "clone", "f.txt")), within=60, what="the clone on m2")
     assert os.stat(at(m2, "tree", "two")).st_nlink == 6
     subprocess.run([*git, "-C", at(m2, "clone"), "fsck", "--strict"], check=True)
+
+
+def test_the_cache_commands_take_a_links_name_for_its_file(linked):
+    m, alice = linked
+    read(at(m, "a.txt"))
+    entries = {e["name"]: e for e in cloudfs("cache", "ls", "--json", m.mountpoint)["entries"]}
+    assert entries["b.txt"]["kind"] == "file"
+    assert entries["b.txt"]["bytes"] == entries["a.txt"]["bytes"] == len(b"the one content\n")
+    (e,) = cloudfs("cache", "ls", "--json", at(m, "b.txt"))["entries"]
+    assert e["kind"] == "file" and e["cached_bytes"] == len(b"the one content\n")
