@@ -107,6 +107,25 @@ def test_a_link_to_a_file_just_written_follows_its_creation(alice, mount):
     assert content_at(alice, "new2")[1] == len(b"fresh bytes\n")
     assert os.stat(at(m, "new2")).st_nlink == 2
     assert read(at(m, "new2")) == b"fresh bytes\n"
+    assert "refused" not in m.log_text()
+
+
+def test_a_link_to_a_large_file_waits_for_its_blocks(alice, mount):
+    """The file's commit is answered "need blocks" and its 9 MiB take a
+    while: the link, sent in the same batch, is not found and waits for
+    the file, never refused."""
+    m = mount(alice)
+    big = os.urandom(9 * 1024 * 1024 + 7)
+    with open(at(m, "big"), "wb") as f:
+        f.write(big)
+    os.link(at(m, "big"), at(m, "big2"))
+    os.unlink(at(m, "big"))
+    until(lambda: server_names(alice) == {"big2": "file"}
+          and content_at(alice, "big2")[1] == len(big),
+          within=60, what="the file at its second name on the server")
+    assert "refused" not in m.log_text()
+    m2 = mount(alice)
+    assert read(at(m2, "big2")) == big
 
 
 def test_a_link_made_on_one_mount_is_seen_on_another(linked, mount):
