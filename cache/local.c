@@ -530,6 +530,10 @@ static enum cfs_err do_link(struct cfs_sql *db, uint64_t ino,
 	rc = rows_ns_path(db, out, &op.path, err);
 	if (rc == CFS_OK)
 		rc = pending_insert_new(db, &l, err);
+	/* Its shadow stays the one pending_insert_new() gave, the server's
+	 * state (none): refused, the name goes (pending_mark() takes an
+	 * entry without changes for the server's state). */
+	l.pending = 1;
 	if (rc == CFS_OK)
 		rc = rows_ns_path(db, &l, &op.to, err);
 	if (rc == CFS_OK)

@@ -957,14 +957,45 @@ static enum cfs_err follow_share(struct cfs_sql *db,
 	return rc;
 }
 
+/* The files that folder node of ns holds further names of, wherever they
+ * are: their link counts change when the folder goes or is shared away
+ * (a link never crosses a namespace). */
+static enum cfs_err note_links_within(struct cfs_sql *db, int64_t ns,
+				      int64_t node, struct mirror_changes *ch,
+				      struct cfs_error *err)
+{
+	struct ino_set set = { 0 };
+	enum cfs_err rc = ino_set_fill(
+		db,
+		cfs_sql_stmt(db,
+			     ROWS_SUBTREE_CTE
+			     "SELECT n.ino FROM entries e JOIN sub"
+			     " ON e.ns = ?1 AND e.node = sub.node"
+			     " JOIN entries n ON n.ns = ?1"
+			     " AND n.node = e.link_of WHERE e.kind = 9",
+			     err, "ii", ns, node),
+		&set, err);
+
+	for (size_t i = 0; rc == CFS_OK && i < set.n; i++)
+		rc = rows_note(ch, set.v[i], 0, NULL, err);
+	free(set.v);
+	return rc;
+}
+
 enum cfs_err rows_drop_contents(struct cfs_sql *db,
 				const struct mirror_entry *old,
 				const struct mirror_entry *e, bool *kept,
+				struct mirror_changes *ch,
 				struct cfs_error *err)
 {
 	enum cfs_err rc = CFS_OK;
 
 	*kept = false;
+	if (old->kind == CFS_KIND_DIR && e->kind != CFS_KIND_DIR) {
+		rc = note_links_within(db, old->ns, old->node, ch, err);
+		if (rc)
+			return rc;
+	}
 	if (old->kind == CFS_KIND_DIR && e->kind == CFS_KIND_MOUNT &&
 	    old->ns == e->ns && old->node == e->node && old->node > 0)
 		return follow_share(db, old, e, err);
@@ -1278,7 +1309,7 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 	enum cfs_err rc = rows_note_change(db, old, e, ch, err);
 
 	if (rc == CFS_OK)
-		rc = rows_drop_contents(db, old, e, &kept, err);
+		rc = rows_drop_contents(db, old, e, &kept, ch, err);
 	if (rc == CFS_OK && kept)
 		return CFS_OK; /* kept for its local changes (invariant 4) */
 	if (rc == CFS_OK && (replaced || e->kind == CFS_KIND_DELETED))

@@ -104,10 +104,12 @@ enum cfs_err rows_note_change(struct cfs_sql *db,
 /* Removes what old held that e does not: a folder's subtree, a shared
  * folder's namespace.  Entries with local changes in the subtree stay,
  * with the folders that lead to them and old itself (*kept), as entries
- * the server does not have. */
+ * the server does not have.  The files the subtree held further names of
+ * go to ch: their link counts change. */
 enum cfs_err rows_drop_contents(struct cfs_sql *db,
 				const struct mirror_entry *old,
 				const struct mirror_entry *e, bool *kept,
+				struct mirror_changes *ch,
 				struct cfs_error *err);
 
 /* Makes clean entry old show state e (the server's), noting what the

@@ -424,6 +424,15 @@ static enum cfs_err wait_for_share(struct cfs_sql *db,
 			op->path, op->to);
 		return local_refuse(db, op, ch, err);
 	}
+	/* A link never crosses a namespace: the file keeps its other
+	 * names, this one goes. */
+	if (op->type == QUEUE_LINK) {
+		*retry = false;
+		cfs_log_warn(
+			"cannot link '%s' to '%s': one of them is in a folder shared since; the name '%s' goes",
+			op->path, op->to, op->to);
+		return local_refuse(db, op, ch, err);
+	}
 	return local_retry(
 		db, op,
 		"a folder on its way is a shared folder now: waiting to send it there",

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from cfs_fs import at, cloudfs, read, tree_of, until
+from cfs_proxy import proxy  # noqa: F401 (a fixture)
 
 
 def link(client, path, to):
@@ -434,3 +435,63 @@ def test_the_cache_commands_take_a_links_name_for_its_file(linked):
     assert entries["b.txt"]["bytes"] == entries["a.txt"]["bytes"] == len(b"the one content\n")
     (e,) = cloudfs("cache", "ls", "--json", at(m, "b.txt"))["entries"]
     assert e["kind"] == "file" and e["cached_bytes"] == len(b"the one content\n")
+
+
+def test_a_link_across_a_folder_shared_on_its_way_goes_and_the_file_stays(
+        alice, mount, proxy):
+    """The link was queued before its folder became a shared folder, so it
+    would cross a namespace: the name goes (a warning says so), the file
+    keeps its content at its own name, and the queue empties."""
+    alice.commit_ok(alice.root_ns, {"op": "dir", "path": "proj"})
+    alice.write_file(alice.root_ns, "a.txt", b"the one content\n")
+    m = mount(alice.clone(proxy.url))
+    assert read(at(m, "a.txt")) == b"the one content\n"
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    os.link(at(m, "a.txt"), at(m, "proj", "b.txt"))
+    proxy.wait_held(1)
+    r = alice.post(f"/meta/ns/{alice.root_ns}/share", {"path": "proj"})
+    assert r.status == 200, r
+    proxy.release()
+    until(lambda: not os.path.exists(at(m, "proj", "b.txt")), within=30,
+          what="the link's name gone")
+    cloudfs("status", "--wait", m.mountpoint)
+    assert "cannot link 'a.txt' to 'proj/b.txt'" in m.log_text()
+    assert os.stat(at(m, "a.txt")).st_nlink == 1
+    assert read(at(m, "a.txt")) == b"the one content\n"
+    assert server_names(alice) == {"a.txt": "file", "proj": "mount"}
+
+
+def test_a_folder_deleted_elsewhere_takes_its_names_out_of_the_counts(alice, mount):
+    """The server lists the folder's delete alone; the kernel is told that
+    the files it held further names of have fewer now."""
+    alice.commit_ok(alice.root_ns, {"op": "dir", "path": "d"})
+    alice.write_file(alice.root_ns, "a.txt", b"the one content\n")
+    link(alice, "a.txt", "d/b.txt")
+    m = mount(alice)
+    assert os.stat(at(m, "a.txt")).st_nlink == 2
+    assert os.stat(at(m, "d", "b.txt")).st_nlink == 2
+    alice.commit_ok(alice.root_ns, {"op": "delete", "path": "d", "recursive": True})
+    until(lambda: not os.path.exists(at(m, "d")), within=30, what="d gone from the mount")
+    assert os.stat(at(m, "a.txt")).st_nlink == 1
+    assert read(at(m, "a.txt")) == b"the one content\n"
+
+
+def test_a_link_whose_name_was_taken_meanwhile_goes(alice, mount, proxy):
+    """Another device made a file at the link's name before the link came:
+    the server refuses it (exists), and the mount shows that file there,
+    the linked file with its one name."""
+    alice.write_file(alice.root_ns, "a.txt", b"the one content\n")
+    m = mount(alice.clone(proxy.url))
+    assert read(at(m, "a.txt")) == b"the one content\n"
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    os.link(at(m, "a.txt"), at(m, "c.txt"))
+    proxy.wait_held(1)
+    alice.write_file(alice.root_ns, "c.txt", b"another device's\n")
+    proxy.release()
+    cloudfs("status", "--wait", m.mountpoint)
+    until(lambda: read(at(m, "c.txt")) == b"another device's\n", within=30,
+          what="the other device's file at the name")
+    assert os.stat(at(m, "a.txt")).st_nlink == 1
+    assert os.stat(at(m, "c.txt")).st_ino != os.stat(at(m, "a.txt")).st_ino
+    assert server_names(alice) == {"a.txt": "file", "c.txt": "file"}
+    assert "refused link 'a.txt' to c.txt: 'c.txt' exists" in m.log_text()
