@@ -76,7 +76,7 @@ def test_link_on_the_mount_is_a_link_on_the_server(linked):
     assert "conflicted copy" not in " ".join(os.listdir(m.mountpoint))
 
 
-def test_link_refuses_folders_taken_names_and_other_namespaces(alice, bob, mount):
+def test_link_refuses_folders_taken_names_and_other_namespaces(alice, mount):
     alice.commit_ok(alice.root_ns, {"op": "dir", "path": "proj"})
     r = alice.post(f"/meta/ns/{alice.root_ns}/share", {"path": "proj"})
     assert r.status == 200, r
@@ -111,10 +111,11 @@ def test_a_link_to_a_file_just_written_follows_its_creation(alice, mount):
     assert "refused" not in m.log_text()
 
 
-def test_a_link_to_a_large_file_waits_for_its_blocks(alice, mount):
-    """The file's commit is answered "need blocks" and its 9 MiB take a
-    while: the link, sent in the same batch, is not found and waits for
-    the file, never refused."""
+def test_a_link_to_a_large_file_follows_its_blocks(alice, mount):
+    """A file of 9 MiB linked and unlinked at once: the link goes after the
+    file's blocks and commit, the node takes the link's place, and nothing
+    is refused.  (A link that finds no file while the file's creation still
+    waits in the queue is tried again: tests/unit/test_links.c.)"""
     m = mount(alice)
     big = os.urandom(9 * 1024 * 1024 + 7)
     with open(at(m, "big"), "wb") as f:
