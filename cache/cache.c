@@ -46,7 +46,7 @@
 #include "cloudfs/log.h"
 #include "cloudfs/num.h"
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 static const char schema[] =
 	"CREATE TABLE info(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -137,6 +137,17 @@ static const char upgrade_6[] =
 	"UPDATE ops SET atime_ns = mtime_ns,"
 	" ctime_ns = CAST(strftime('%s', 'now') AS INTEGER) * 1000000000;"
 	"PRAGMA user_version = 6;";
+
+/* From version 6 to 7: hard links, the further names of a node (kind
+ * LINK, with the node they name), counted for a node's link count.  A
+ * mount before took them as no entry, so every namespace is listed again
+ * from the start to bring them (rows the mirror has are not news then). */
+static const char upgrade_7[] =
+	"ALTER TABLE entries ADD COLUMN link_of INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE shadow ADD COLUMN link_of INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX entries_links ON entries(ns, link_of) WHERE kind = 9;"
+	"UPDATE namespaces SET cursor = 0;"
+	"PRAGMA user_version = 7;";
 
 /* mkdir -p, the last component 0700. */
 static int make_dirs(const char *dir)
@@ -308,6 +319,10 @@ static enum cfs_err schema_init(struct cache *c, struct cfs_error *err)
 	if (rc == CFS_OK && version == 5) {
 		rc = cfs_sql_script(db, upgrade_6, err);
 		version = 6;
+	}
+	if (rc == CFS_OK && version == 6) {
+		rc = cfs_sql_script(db, upgrade_7, err);
+		version = 7;
 	}
 	if (rc == CFS_OK && version != SCHEMA_VERSION) {
 		rc = cfs_fail(

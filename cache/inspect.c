@@ -262,6 +262,12 @@ enum cfs_err cache_path_ino(struct cfs_sql *db, const char *path, uint64_t *ino,
 	     rc == CFS_OK && name; name = strtok_r(NULL, "/", &save)) {
 		rc = mirror_lookup(db, &dir, name, &e, err);
 		mirror_entry_release(&dir);
+		/* A hard link's name is its node's (mirror_named()). */
+		if (rc == CFS_OK) {
+			rc = mirror_named(db, &e, err);
+			if (rc)
+				mirror_entry_release(&e);
+		}
 		if (rc == CFS_OK)
 			dir = e;
 	}
@@ -297,10 +303,33 @@ struct listing {
 	bool failed; /* an entry could not be added (err says why) */
 };
 
-/* Appends entry e to the listing: false (err set) when it cannot. */
+static bool add_named(struct listing *l, const char *name,
+		      const struct mirror_entry *e);
+
+/* Appends entry e to the listing: false (err set) when it cannot.  A hard
+ * link's name shows its node, as the mount does; one whose node is not
+ * shown is left out. */
 static bool add_entry(void *arg, const struct mirror_entry *e)
 {
-	struct listing *l = arg;
+	struct mirror_entry node;
+	struct cfs_error err;
+	bool more;
+
+	if (e->kind != CFS_KIND_LINK)
+		return add_named(arg, e->name, e);
+	node = *e;
+	node.blocks = (struct cfs_blocklist){ 0 };
+	node.target = NULL;
+	if (mirror_named(((struct listing *)arg)->db, &node, &err))
+		return true;
+	more = add_named(arg, e->name, &node);
+	mirror_entry_release(&node);
+	return more;
+}
+
+static bool add_named(struct listing *l, const char *name,
+		      const struct mirror_entry *e)
+{
 	struct cache_entry_state s;
 	json_t *o;
 
@@ -310,8 +339,8 @@ static bool add_entry(void *arg, const struct mirror_entry *e)
 	}
 	s.uploading = s.pending && in(l->uploading, e->ino);
 	o = json_pack(
-		"{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:s, s:s}", "name",
-		e->name, "kind",
+		"{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:s, s:s}", "name", name,
+		"kind",
 		e->kind == CFS_KIND_MOUNT ? "shared" : cfs_kind_name(e->kind),
 		"bytes", (json_int_t)s.bytes, "cached_bytes",
 		(json_int_t)s.cached_bytes, "blocks", (json_int_t)s.blocks,

@@ -194,12 +194,16 @@ static enum cfs_err delete_entry(struct cfs_sql *db,
 	return rc;
 }
 
+static enum cfs_err take_a_links_place(struct cfs_sql *db,
+				       struct mirror_entry *e, int64_t ctime_ns,
+				       bool *took, struct cfs_error *err);
+
 static enum cfs_err remove_one(struct cfs_sql *db, uint64_t dir_ino,
 			       const char *name, bool dir, uint64_t *ino,
 			       struct cfs_error *err)
 {
 	struct mirror_entry parent, e;
-	bool found = false, full = false, is_dir;
+	bool found = false, full = false, is_dir, took = false;
 	enum cfs_err rc = mirror_get(db, dir_ino, &parent, err);
 
 	if (rc)
@@ -222,7 +226,9 @@ static enum cfs_err remove_one(struct cfs_sql *db, uint64_t dir_ino,
 	if (rc == CFS_OK && full)
 		rc = cfs_fail(err, CFS_ERR_NOT_EMPTY,
 			      "'%s' is a directory that is not empty", name);
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && !dir)
+		rc = take_a_links_place(db, &e, cfs_now_ns(), &took, err);
+	if (rc == CFS_OK && !took)
 		rc = delete_entry(db, &e, err);
 	mirror_entry_release(&e);
 	return rc;
@@ -261,6 +267,12 @@ static enum cfs_err within(struct cfs_sql *db, const struct mirror_entry *dir,
 		mirror_entry_release(&cur);
 	}
 	return rc;
+}
+
+/* The node entry e's name shows: its own, or a LINK's node. */
+static int64_t shown_node(const struct mirror_entry *e)
+{
+	return e->kind == CFS_KIND_LINK ? e->link_of : e->node;
 }
 
 /* What rename(2) says when e would replace t. */
@@ -326,9 +338,50 @@ static enum cfs_err rename_move(struct cfs_sql *db, struct mirror_entry *e,
 	return rc;
 }
 
+/*
+ * Hard links: when node e's own name goes (unlinked, or replaced by a
+ * rename) while it has further names, the server keeps the node at one of
+ * them (cloudfs-protocol(7), "hard links").  The mount does the same at
+ * once, as the two operations the server already knows, that name's
+ * delete and the node's move to its place: the node stays shown, and open
+ * and written through its other names, with no moment without it, and
+ * the move's answer gives the node's new JID (a later write's base).
+ * *took: whether e had a further name (and moved there; e is updated).
+ */
+static enum cfs_err take_a_links_place(struct cfs_sql *db,
+				       struct mirror_entry *e, int64_t ctime_ns,
+				       bool *took, struct cfs_error *err)
+{
+	struct mirror_entry l;
+	enum cfs_err rc;
+
+	*took = false;
+	if (e->kind == CFS_KIND_DIR || e->kind == CFS_KIND_MOUNT ||
+	    e->kind == CFS_KIND_LINK || e->kind == CFS_KIND_DELETED)
+		return CFS_OK;
+	rc = rows_one(db,
+		      cfs_sql_stmt(db,
+				   "SELECT " ROWS_ENTRY_COLS " FROM entries"
+				   " WHERE ns = ?1 AND link_of = ?2"
+				   " AND kind = 9 ORDER BY ino LIMIT 1",
+				   err, "ii", e->ns, e->node),
+		      &l, err);
+	if (rc == CFS_ERR_NOT_FOUND)
+		return CFS_OK;
+	if (rc)
+		return rc;
+	rc = delete_entry(db, &l, err);
+	if (rc == CFS_OK)
+		rc = rename_move(db, e, l.parent, l.name, ctime_ns, err);
+	*took = rc == CFS_OK;
+	mirror_entry_release(&l);
+	return rc;
+}
+
 static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 			      struct cfs_error *err)
 {
+	bool took = false;
 	struct mirror_entry dir, newdir, e, t;
 	int64_t ns, node, new_ns, new_node, below = 0;
 	bool found_e = false, found_t = false, inside = false;
@@ -362,8 +415,11 @@ static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 				    "the new name", err);
 	if (rc == CFS_OK)
 		rc = rows_child(db, &newdir, a->newname, &t, &found_t, err);
-	if (rc == CFS_OK && found_t && t.ino == e.ino) {
-		found_t = false; /* onto itself: nothing to do */
+	/* Onto itself, or onto another name of its node (rename(2) then
+	 * does nothing, nor does the server's move): nothing to do. */
+	if (rc == CFS_OK && found_t &&
+	    (t.ino == e.ino || shown_node(&t) == shown_node(&e))) {
+		found_t = false;
 		mirror_entry_release(&t);
 		goto out;
 	}
@@ -384,6 +440,8 @@ static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 	 * only another device's edit of the target is a conflict.
 	 */
 	if (rc == CFS_OK && found_t)
+		rc = take_a_links_place(db, &t, a->ctime_ns, &took, err);
+	if (rc == CFS_OK && found_t && !took)
 		rc = delete_entry(db, &t, err);
 	if (rc == CFS_OK)
 		rc = rename_move(db, &e, new_node, a->newname, a->ctime_ns,
@@ -420,6 +478,105 @@ enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
 	if (rc == CFS_OK)
 		rc = mirror_touch_dirs(db, dir_ino, newdir_ino, err);
 	return cfs_sql_end(db, rc, err);
+}
+
+static enum cfs_err do_link(struct cfs_sql *db, uint64_t ino,
+			    uint64_t newdir_ino, const char *newname,
+			    struct mirror_entry *out, struct cfs_error *err)
+{
+	struct mirror_entry dir, l = { 0 };
+	struct queued_op op = { .type = QUEUE_LINK, .kind = CFS_KIND_LINK };
+	int64_t ns, node;
+	bool found = false;
+	enum cfs_err rc = mirror_get(db, ino, out, err);
+
+	if (rc)
+		return rc;
+	if (out->kind == CFS_KIND_DIR || out->kind == CFS_KIND_MOUNT)
+		return cfs_fail(err, CFS_ERR_FORBIDDEN,
+				"'%s' is a folder, which has one name",
+				out->name);
+	rc = mirror_get(db, newdir_ino, &dir, err);
+	if (rc)
+		return rc;
+	rc = rows_dir_key(&dir, &ns, &node, err);
+	if (rc == CFS_OK && ns != out->ns)
+		rc = cfs_fail(
+			err, CFS_ERR_CROSS_NS,
+			"'%s' and its new name are in different namespaces",
+			out->name);
+	if (rc == CFS_OK)
+		rc = check_fits(db, &dir, newname, 0, err);
+	if (rc == CFS_OK)
+		rc = cfs_name_check(newname, strlen(newname), "the new name",
+				    err);
+	if (rc == CFS_OK)
+		rc = rows_child(db, &dir, newname, &l, &found, err);
+	mirror_entry_release(&dir);
+	if (rc == CFS_OK && found) {
+		mirror_entry_release(&l);
+		return cfs_fail(err, CFS_ERR_EXISTS, "'%s' exists", newname);
+	}
+	if (rc)
+		return rc;
+	l = (struct mirror_entry){ .ns = ns,
+				   .parent = node,
+				   .kind = CFS_KIND_LINK,
+				   .link_of = out->node,
+				   .atime_ns = out->atime_ns,
+				   .mtime_ns = out->mtime_ns,
+				   .ctime_ns = out->ctime_ns };
+	snprintf(l.name, sizeof(l.name), "%s", newname);
+	rc = rows_ns_path(db, out, &op.path, err);
+	if (rc == CFS_OK)
+		rc = pending_insert_new(db, &l, err);
+	/* Its shadow stays the one pending_insert_new() gave, the server's
+	 * state (none): refused, the name goes (pending_mark() takes an
+	 * entry without changes for the server's state). */
+	l.pending = 1;
+	if (rc == CFS_OK)
+		rc = rows_ns_path(db, &l, &op.to, err);
+	if (rc == CFS_OK)
+		rc = pending_queue(db, &l, &op, err);
+	free(op.path);
+	free(op.to);
+	return rc;
+}
+
+enum cfs_err local_link(struct cfs_sql *db, uint64_t ino, uint64_t newdir_ino,
+			const char *newname, struct mirror_entry *out,
+			struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
+
+	memset(out, 0, sizeof(*out));
+	if (rc == CFS_OK)
+		rc = do_link(db, ino, newdir_ino, newname, out, err);
+	if (rc == CFS_OK)
+		rc = mirror_touch_dirs(db, newdir_ino, newdir_ino, err);
+	rc = cfs_sql_end(db, rc, err);
+	if (rc)
+		mirror_entry_release(out);
+	return rc;
+}
+
+enum cfs_err local_link_waits(struct cfs_sql *db, const struct queued_op *op,
+			      bool *waits, struct cfs_error *err)
+{
+	int64_t one;
+
+	*waits = false;
+	return cfs_sql_int64(
+		db,
+		cfs_sql_stmt(db,
+			     "SELECT 1 FROM entries l JOIN entries n"
+			     " ON n.ns = l.ns AND n.node = l.link_of"
+			     " WHERE l.ino = ?1 AND (n.node < 0 OR EXISTS"
+			     " (SELECT 1 FROM ops o WHERE o.ino = n.ino"
+			     " AND o.ord < (SELECT ord FROM ops"
+			     "  WHERE seq = ?2)))",
+			     err, "ii", (int64_t)op->ino, op->seq),
+		&one, waits, err);
 }
 
 /*

@@ -86,6 +86,7 @@ static enum cfs_err entry_from_row(sqlite3_stmt *st, struct mirror_entry *e,
 		.pending = sqlite3_column_int64(st, 13),
 		.atime_ns = sqlite3_column_int64(st, 14),
 		.ctime_ns = sqlite3_column_int64(st, 15),
+		.link_of = sqlite3_column_int64(st, 16),
 	};
 	snprintf(e->name, sizeof(e->name), "%s",
 		 (const char *)sqlite3_column_text(st, 4));
@@ -220,8 +221,9 @@ enum cfs_err mirror_lookup(struct cfs_sql *db, const struct mirror_entry *dir,
 	return rc;
 }
 
-_Static_assert(CFS_KIND_DIR == 2 && CFS_KIND_MOUNT == 4,
-	       "the index entries_subdirs (cache/cache.c) names these kinds");
+_Static_assert(CFS_KIND_DIR == 2 && CFS_KIND_MOUNT == 4 && CFS_KIND_LINK == 9,
+	       "the indexes entries_subdirs and entries_links (cache/cache.c)"
+	       " name these kinds");
 
 enum cfs_err mirror_subdirs(struct cfs_sql *db, const struct mirror_entry *dir,
 			    int64_t *n, struct cfs_error *err)
@@ -241,6 +243,51 @@ enum cfs_err mirror_subdirs(struct cfs_sql *db, const struct mirror_entry *dir,
 					       " AND kind IN (2, 4)",
 					       err, "ii", ns, node),
 				  n, &found, err);
+}
+
+enum cfs_err mirror_named(struct cfs_sql *db, struct mirror_entry *e,
+			  struct cfs_error *err)
+{
+	struct mirror_entry node;
+	enum cfs_err rc;
+
+	if (e->kind != CFS_KIND_LINK)
+		return CFS_OK;
+	rc = rows_by_node(db, e->ns, e->link_of, &node, err);
+	if (rc == CFS_OK &&
+	    (node.kind == CFS_KIND_DELETED || node.kind == CFS_KIND_LINK)) {
+		mirror_entry_release(&node);
+		rc = CFS_ERR_NOT_FOUND;
+	}
+	if (rc == CFS_ERR_NOT_FOUND)
+		return cfs_fail(err, rc, "'%s' names node %lld, not shown",
+				e->name, (long long)e->link_of);
+	if (rc == CFS_OK) {
+		mirror_entry_release(e);
+		*e = node;
+	}
+	return rc;
+}
+
+enum cfs_err mirror_names(struct cfs_sql *db, const struct mirror_entry *e,
+			  int64_t *n, struct cfs_error *err)
+{
+	bool found;
+	enum cfs_err rc;
+
+	*n = 1;
+	if (e->kind == CFS_KIND_DIR || e->kind == CFS_KIND_MOUNT)
+		return CFS_OK;
+	/* Literal kind, so that the partial index entries_links answers. */
+	rc = cfs_sql_int64(db,
+			   cfs_sql_stmt(db,
+					"SELECT COUNT(*) FROM entries"
+					" WHERE ns = ?1 AND link_of = ?2"
+					" AND kind = 9",
+					err, "ii", e->ns, e->node),
+			   n, &found, err);
+	*n += 1;
+	return rc;
 }
 
 enum cfs_err mirror_readdir(struct cfs_sql *db, const struct mirror_entry *dir,
@@ -547,10 +594,28 @@ bool rows_same_content(const struct mirror_entry *a,
 	return a->kind == b->kind && a->size == b->size &&
 	       a->atime_ns == b->atime_ns && a->mtime_ns == b->mtime_ns &&
 	       a->ctime_ns == b->ctime_ns && a->mode == b->mode &&
-	       a->mount_ns == b->mount_ns &&
+	       a->mount_ns == b->mount_ns && a->link_of == b->link_of &&
 	       cfs_blocklist_equal(&a->blocks, &b->blocks) &&
 	       (a->target == b->target ||
 		(a->target && b->target && strcmp(a->target, b->target) == 0));
+}
+
+enum cfs_err rows_note_named(struct cfs_sql *db, const struct mirror_entry *e,
+			     struct mirror_changes *ch, struct cfs_error *err)
+{
+	int64_t ino;
+	bool found = false;
+	enum cfs_err rc;
+
+	if (e->kind != CFS_KIND_LINK)
+		return CFS_OK;
+	rc = cfs_sql_int64(db,
+			   cfs_sql_stmt(db,
+					"SELECT ino FROM entries"
+					" WHERE ns = ?1 AND node = ?2",
+					err, "ii", e->ns, e->link_of),
+			   &ino, &found, err);
+	return rc || !found ? rc : rows_note(ch, (uint64_t)ino, 0, NULL, err);
 }
 
 enum cfs_err rows_note_change(struct cfs_sql *db,
@@ -562,6 +627,7 @@ enum cfs_err rows_note_change(struct cfs_sql *db,
 	enum cfs_err rc = mirror_parent(db, old, &parent_ino, err);
 	bool placed = e->kind != old->kind || old->parent != e->parent ||
 		      strcmp(old->name, e->name) != 0;
+	bool named;
 
 	if (rc == CFS_ERR_NOT_FOUND)
 		rc = CFS_OK; /* an orphan: the kernel never saw it */
@@ -578,6 +644,12 @@ enum cfs_err rows_note_change(struct cfs_sql *db,
 	}
 	if (rc == CFS_OK && !rows_same_content(old, e))
 		rc = rows_note(ch, old->ino, 0, NULL, err);
+	/* A name came or went: the node's link count changed. */
+	named = old->kind != e->kind || old->link_of != e->link_of;
+	if (rc == CFS_OK && named)
+		rc = rows_note_named(db, old, ch, err);
+	if (rc == CFS_OK && named)
+		rc = rows_note_named(db, e, ch, err);
 	return rc;
 }
 
@@ -608,6 +680,20 @@ enum cfs_err rows_set_node(struct cfs_sql *db, uint64_t ino, int64_t ns,
 				  "UPDATE entries SET parent = ?3"
 				  " WHERE ns = ?1 AND parent = ?2",
 				  err, "iii", ns, old_node, node);
+	/* The node's further names name it by its new id too. */
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db,
+			"UPDATE entries SET link_of = ?3"
+			" WHERE ns = ?1 AND link_of = ?2 AND kind = 9",
+			err, "iii", ns, old_node, node);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db,
+			"UPDATE shadow SET link_of = ?3 WHERE link_of = ?2"
+			" AND EXISTS (SELECT 1 FROM entries e"
+			" WHERE e.ino = shadow.ino AND e.ns = ?1)",
+			err, "iii", ns, old_node, node);
 	/* Checked row by row: "ino IN (SELECT ... WHERE ns = ?1)" listed
 	 * every entry of the namespace at each confirmed create. */
 	if (rc == CFS_OK)
@@ -871,14 +957,45 @@ static enum cfs_err follow_share(struct cfs_sql *db,
 	return rc;
 }
 
+/* The files that folder node of ns holds further names of, wherever they
+ * are: their link counts change when the folder goes or is shared away
+ * (a link never crosses a namespace). */
+static enum cfs_err note_links_within(struct cfs_sql *db, int64_t ns,
+				      int64_t node, struct mirror_changes *ch,
+				      struct cfs_error *err)
+{
+	struct ino_set set = { 0 };
+	enum cfs_err rc = ino_set_fill(
+		db,
+		cfs_sql_stmt(db,
+			     ROWS_SUBTREE_CTE
+			     "SELECT n.ino FROM entries e JOIN sub"
+			     " ON e.ns = ?1 AND e.node = sub.node"
+			     " JOIN entries n ON n.ns = ?1"
+			     " AND n.node = e.link_of WHERE e.kind = 9",
+			     err, "ii", ns, node),
+		&set, err);
+
+	for (size_t i = 0; rc == CFS_OK && i < set.n; i++)
+		rc = rows_note(ch, set.v[i], 0, NULL, err);
+	free(set.v);
+	return rc;
+}
+
 enum cfs_err rows_drop_contents(struct cfs_sql *db,
 				const struct mirror_entry *old,
 				const struct mirror_entry *e, bool *kept,
+				struct mirror_changes *ch,
 				struct cfs_error *err)
 {
 	enum cfs_err rc = CFS_OK;
 
 	*kept = false;
+	if (old->kind == CFS_KIND_DIR && e->kind != CFS_KIND_DIR) {
+		rc = note_links_within(db, old->ns, old->node, ch, err);
+		if (rc)
+			return rc;
+	}
 	if (old->kind == CFS_KIND_DIR && e->kind == CFS_KIND_MOUNT &&
 	    old->ns == e->ns && old->node == e->node && old->node > 0)
 		return follow_share(db, old, e, err);
@@ -904,22 +1021,26 @@ enum cfs_err rows_write(struct cfs_sql *db, uint64_t *ino,
 			"UPDATE entries SET parent = ?2, name = ?3, kind = ?4,"
 			" size = ?5, mtime_ns = ?6, mode = ?7, blocks = ?8,"
 			" target = ?9, mount_ns = ?10, jid = ?11,"
-			" atime_ns = ?12, ctime_ns = ?13 WHERE ino = ?1",
-			err, "iitiiiibtIiii", (int64_t)*ino, e->parent, e->name,
-			(int64_t)e->kind, (int64_t)e->size, e->mtime_ns,
-			(int64_t)e->mode, (const void *)e->blocks.ids,
-			blocks_len, e->target, e->mount_ns, e->jid, e->atime_ns,
-			e->ctime_ns);
+			" atime_ns = ?12, ctime_ns = ?13, link_of = ?14"
+			" WHERE ino = ?1",
+			err, "iitiiiibtIiiii", (int64_t)*ino, e->parent,
+			e->name, (int64_t)e->kind, (int64_t)e->size,
+			e->mtime_ns, (int64_t)e->mode,
+			(const void *)e->blocks.ids, blocks_len, e->target,
+			e->mount_ns, e->jid, e->atime_ns, e->ctime_ns,
+			e->link_of);
 	rc = cfs_sql_exec(db,
 			  "INSERT INTO entries(ns, node, parent, name, kind,"
 			  " size, mtime_ns, mode, blocks, target, mount_ns,"
-			  " jid, atime_ns, ctime_ns) VALUES (?1, ?2, ?3, ?4,"
-			  " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-			  err, "iiitiiiibtIiii", e->ns, e->node, e->parent,
+			  " jid, atime_ns, ctime_ns, link_of) VALUES (?1, ?2,"
+			  " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+			  " ?14, ?15)",
+			  err, "iiitiiiibtIiiii", e->ns, e->node, e->parent,
 			  e->name, (int64_t)e->kind, (int64_t)e->size,
 			  e->mtime_ns, (int64_t)e->mode,
 			  (const void *)e->blocks.ids, blocks_len, e->target,
-			  e->mount_ns, e->jid, e->atime_ns, e->ctime_ns);
+			  e->mount_ns, e->jid, e->atime_ns, e->ctime_ns,
+			  e->link_of);
 	if (rc == CFS_OK)
 		*ino = (uint64_t)sqlite3_last_insert_rowid(db->db);
 	return rc;
@@ -956,7 +1077,8 @@ enum cfs_err rows_shadow_get(struct cfs_sql *db, uint64_t ino,
 			db,
 			"SELECT e.ino, e.ns, e.node, s.parent, s.name, s.kind,"
 			" s.size, s.mtime_ns, s.mode, s.blocks, s.target,"
-			" s.mount_ns, s.jid, e.pending, s.atime_ns, s.ctime_ns"
+			" s.mount_ns, s.jid, e.pending, s.atime_ns, s.ctime_ns,"
+			" s.link_of"
 			" FROM shadow s"
 			" JOIN entries e ON e.ino = s.ino WHERE s.ino = ?1",
 			err, "i", (int64_t)ino),
@@ -972,20 +1094,22 @@ enum cfs_err rows_shadow_put(struct cfs_sql *db, uint64_t ino,
 		db,
 		"INSERT INTO shadow(ino, parent, name, kind, size,"
 		" mtime_ns, mode, blocks, target, mount_ns, jid, atime_ns,"
-		" ctime_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-		" ?10, ?11, ?12, ?13) ON CONFLICT(ino) DO UPDATE SET"
+		" ctime_ns, link_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+		" ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT(ino) DO"
+		" UPDATE SET"
 		" parent = excluded.parent, name = excluded.name,"
 		" kind = excluded.kind, size = excluded.size,"
 		" mtime_ns = excluded.mtime_ns,"
 		" mode = excluded.mode, blocks = excluded.blocks,"
 		" target = excluded.target,"
 		" mount_ns = excluded.mount_ns, jid = excluded.jid,"
-		" atime_ns = excluded.atime_ns, ctime_ns = excluded.ctime_ns",
-		err, "iitiiiibtIiii", (int64_t)ino, e->parent, e->name,
+		" atime_ns = excluded.atime_ns, ctime_ns = excluded.ctime_ns,"
+		" link_of = excluded.link_of",
+		err, "iitiiiibtIiiii", (int64_t)ino, e->parent, e->name,
 		(int64_t)e->kind, (int64_t)e->size, e->mtime_ns,
 		(int64_t)e->mode, (const void *)e->blocks.ids,
 		e->blocks.n * CFS_BLOCK_ID_LEN, e->target, e->mount_ns, e->jid,
-		e->atime_ns, e->ctime_ns);
+		e->atime_ns, e->ctime_ns, e->link_of);
 }
 
 enum cfs_err rows_shadow_delete(struct cfs_sql *db, uint64_t ino,
@@ -1185,7 +1309,7 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 	enum cfs_err rc = rows_note_change(db, old, e, ch, err);
 
 	if (rc == CFS_OK)
-		rc = rows_drop_contents(db, old, e, &kept, err);
+		rc = rows_drop_contents(db, old, e, &kept, ch, err);
 	if (rc == CFS_OK && kept)
 		return CFS_OK; /* kept for its local changes (invariant 4) */
 	if (rc == CFS_OK && (replaced || e->kind == CFS_KIND_DELETED))
@@ -1259,9 +1383,11 @@ static enum cfs_err note_new(struct cfs_sql *db, const struct mirror_entry *e,
 	uint64_t dir = 0;
 	enum cfs_err rc = mirror_parent(db, e, &dir, err);
 
-	if (rc == CFS_ERR_NOT_FOUND)
-		return CFS_OK;
-	return rc ? rc : rows_note_children(ch, dir, err);
+	if (rc == CFS_OK)
+		rc = rows_note_children(ch, dir, err);
+	else if (rc == CFS_ERR_NOT_FOUND)
+		rc = CFS_OK;
+	return rc ? rc : rows_note_named(db, e, ch, err);
 }
 
 /* Applies one listed entry e (of namespace ns). */

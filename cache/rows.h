@@ -12,7 +12,7 @@
 
 #define ROWS_ENTRY_COLS                                                    \
 	"ino, ns, node, parent, name, kind, size, mtime_ns, mode, blocks," \
-	" target, mount_ns, jid, pending, atime_ns, ctime_ns"
+	" target, mount_ns, jid, pending, atime_ns, ctime_ns, link_of"
 
 /* The descendants of node ?2 in namespace ?1, as a prefix of SQL. */
 #define ROWS_SUBTREE_CTE                                          \
@@ -74,6 +74,11 @@ enum cfs_err rows_shadow_put(struct cfs_sql *db, uint64_t ino,
 enum cfs_err rows_shadow_delete(struct cfs_sql *db, uint64_t ino,
 				struct cfs_error *err);
 
+/* When e is a further name of a node (a LINK): notes that node's inode,
+ * whose link count changes as the name comes or goes. */
+enum cfs_err rows_note_named(struct cfs_sql *db, const struct mirror_entry *e,
+			     struct mirror_changes *ch, struct cfs_error *err);
+
 /* Whether two states show the same thing (all but place and JID). */
 bool rows_same_content(const struct mirror_entry *a,
 		       const struct mirror_entry *b);
@@ -99,10 +104,12 @@ enum cfs_err rows_note_change(struct cfs_sql *db,
 /* Removes what old held that e does not: a folder's subtree, a shared
  * folder's namespace.  Entries with local changes in the subtree stay,
  * with the folders that lead to them and old itself (*kept), as entries
- * the server does not have. */
+ * the server does not have.  The files the subtree held further names of
+ * go to ch: their link counts change. */
 enum cfs_err rows_drop_contents(struct cfs_sql *db,
 				const struct mirror_entry *old,
 				const struct mirror_entry *e, bool *kept,
+				struct mirror_changes *ch,
 				struct cfs_error *err);
 
 /* Makes clean entry old show state e (the server's), noting what the

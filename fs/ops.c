@@ -170,6 +170,23 @@ static nlink_t subdirs(struct fs *fs, const struct mirror_entry *e)
 	return (nlink_t)n;
 }
 
+/* How many names node e has (1 + its hard links); 1 when the mirror
+ * cannot say. */
+static nlink_t names(struct fs *fs, const struct mirror_entry *e)
+{
+	struct cfs_error err;
+	int64_t n = 1;
+	int eno;
+	struct cfs_sql *db = ops_db(fs, &eno);
+
+	if (db) {
+		if (mirror_names(db, e, &n, &err))
+			n = 1;
+		cache_db_release(fs->cache, db);
+	}
+	return (nlink_t)n;
+}
+
 void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	      struct stat *st)
 {
@@ -187,6 +204,9 @@ void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_nlink = 1;
+	if (e->node != 0 && e->kind != CFS_KIND_DIR &&
+	    e->kind != CFS_KIND_MOUNT)
+		st->st_nlink = names(fs, e);
 	st->st_blksize = 128 * 1024;
 	switch (e->kind) {
 	case CFS_KIND_FILE:

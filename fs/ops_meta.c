@@ -27,6 +27,12 @@ int ops_lookup_entry(struct fs *fs, fuse_ino_t parent, const char *name,
 		rc = mirror_lookup(db, &dir, name, &e, &err);
 		mirror_entry_release(&dir);
 	}
+	/* A further name is its node's inode, as on any disk. */
+	if (rc == CFS_OK) {
+		rc = mirror_named(db, &e, &err);
+		if (rc)
+			mirror_entry_release(&e);
+	}
 	cache_db_release(fs->cache, db);
 	if (rc)
 		return ops_errno(rc, &err);
@@ -116,6 +122,7 @@ void ops_readlink(fuse_req_t req, fuse_ino_t ino)
  */
 struct dir_fill {
 	struct fs *fs;
+	struct cfs_sql *db;
 	fuse_req_t req;
 	bool plus;
 	char *buf;
@@ -142,9 +149,25 @@ static bool add_dirent(struct dir_fill *d, const char *name,
 	return true;
 }
 
+/* A child's offset is its own row's, whatever node its name shows. */
 static bool add_child(void *arg, const struct mirror_entry *e)
 {
-	return add_dirent(arg, e->name, e, (off_t)e->ino + 2);
+	struct dir_fill *d = arg;
+	struct mirror_entry node;
+	struct cfs_error err;
+	bool more;
+
+	if (e->kind != CFS_KIND_LINK)
+		return add_dirent(d, e->name, e, (off_t)e->ino + 2);
+	node = *e;
+	node.blocks = (struct cfs_blocklist){ 0 };
+	node.target = NULL;
+	/* A name whose node is not shown is skipped, as lookup finds none. */
+	if (mirror_named(d->db, &node, &err))
+		return true;
+	more = add_dirent(d, e->name, &node, (off_t)e->ino + 2);
+	mirror_entry_release(&node);
+	return more;
 }
 
 static int do_readdir(struct fs *fs, struct dir_fill *d, fuse_ino_t ino,
@@ -162,6 +185,7 @@ static int do_readdir(struct fs *fs, struct dir_fill *d, fuse_ino_t ino,
 
 	if (eno)
 		return eno;
+	d->db = db;
 	if (off < 1 && !add_dirent(d, ".", &dir, 1))
 		goto out;
 	if (off < 2) {

@@ -177,12 +177,58 @@ void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, eno);
 }
 
+/* What file ino's open write session holds goes to the queue now, so
+ * that the link, queued next, is sent after the file's creation. */
+static int commit_session(struct fs *fs, fuse_ino_t ino)
+{
+	struct session_attr a;
+	struct session *s;
+	int eno;
+
+	if (!fs->sessions || !session_stat(fs->sessions, ino, &a))
+		return 0;
+	eno = session_open(fs->sessions, ino, false, &s);
+	if (eno)
+		return eno;
+	eno = session_commit(s);
+	session_release(fs->sessions, s);
+	return eno;
+}
+
+static int do_link(struct fs *fs, fuse_ino_t ino, fuse_ino_t newparent,
+		   const char *newname, struct fuse_entry_param *ep)
+{
+	struct mirror_entry e;
+	struct cfs_error err;
+	enum cfs_err rc;
+	uint64_t seen = sessions_settled(fs->sessions);
+	int eno = commit_session(fs, ino);
+	struct cfs_sql *db = eno ? NULL : ops_db(fs, &eno);
+
+	if (!db)
+		return eno;
+	rc = local_link(db, ino, newparent, newname, &e, &err);
+	cache_db_release(fs->cache, db);
+	if (rc)
+		return ops_errno(rc, &err);
+	ops_entry(fs, &e, seen, ep);
+	mirror_entry_release(&e);
+	return 0;
+}
+
 void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	      const char *newname)
 {
-	/* A node has one parent: the journal has no hard links. */
-	(void)ino, (void)newparent, (void)newname;
-	fuse_reply_err(req, EPERM);
+	struct fs *fs = ops_fs(req);
+	struct fuse_entry_param ep;
+	int eno = do_link(fs, ino, newparent, newname, &ep);
+
+	if (eno) {
+		fuse_reply_err(req, eno);
+		return;
+	}
+	uploader_wake(fs->upload);
+	fuse_reply_entry(req, &ep);
 }
 
 /* The new size, through the file's session (one for the occasion if no

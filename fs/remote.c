@@ -94,7 +94,7 @@ const char *remote_op_name(const struct queued_op *op)
 	static const char *const names[] = {
 		[QUEUE_FILE] = "file",	     [QUEUE_DIR] = "dir",
 		[QUEUE_SYMLINK] = "symlink", [QUEUE_DELETE] = "delete",
-		[QUEUE_MOVE] = "move",
+		[QUEUE_MOVE] = "move",	     [QUEUE_LINK] = "link",
 	};
 
 	/* A special file's operation is named by its kind ("fifo"). */

@@ -439,20 +439,10 @@ static enum cfs_err parse_entry(json_t *o, int64_t ns, int64_t head,
 	rc = parse_common(o, head, e, err);
 	if (rc || e->kind == CFS_KIND_DELETED)
 		return rc;
-	/*
-	 * A further name of a node (a hard link, made through the protocol:
-	 * this mount answers link(2) with EPERM and does not show such names
-	 * yet).  Taken as no entry, so the mirror never holds one: a name
-	 * the mount makes there is a conflict on the server, never a write
-	 * into the linked file, and the node itself is listed on its own.
-	 */
-	if (e->kind == CFS_KIND_LINK) {
-		int64_t of;
-
-		rc = cfs_json_int(o, "of", 1, INT64_MAX, &of, err);
-		e->kind = CFS_KIND_DELETED;
-		return rc;
-	}
+	/* A further name of a node (a hard link): the node holds the rest,
+	 * and the mount shows the name as that node's inode. */
+	if (e->kind == CFS_KIND_LINK)
+		return cfs_json_int(o, "of", 1, INT64_MAX, &e->link_of, err);
 	rc = cfs_json_int(o, "size", 0, (int64_t)CFS_MAX_FILE_SIZE, &v, err);
 	e->size = (uint64_t)v;
 	if (rc == CFS_OK)
@@ -749,6 +739,9 @@ static json_t *op_json(const struct queued_op *op, bool queued)
 						  json_string(op->target));
 		break;
 	case QUEUE_DELETE:
+		break;
+	case QUEUE_LINK:
+		rc |= json_object_set_new(o, "to", json_string(op->to));
 		break;
 	case QUEUE_MOVE:
 		rc |= json_object_set_new(o, "to", json_string(op->to));

@@ -700,6 +700,8 @@ static struct remote_result apply(struct fake_server *s, struct fake_ns *n,
 		return apply_delete(s, n, op);
 	case QUEUE_MOVE:
 		return apply_move(s, n, op);
+	case QUEUE_LINK: /* hard links: tested against cloudfsd */
+		break;
 	}
 	return result_error(CFS_ERR_BAD_FIELD, "an unknown operation");
 }

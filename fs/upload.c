@@ -502,6 +502,15 @@ static enum cfs_err wait_for_share(struct cfs_sql *db,
 			op->path, op->to);
 		return local_refuse(db, op, ch, err);
 	}
+	/* A link never crosses a namespace: the file keeps its other
+	 * names, this one goes. */
+	if (op->type == QUEUE_LINK) {
+		*retry = false;
+		cfs_log_warn(
+			"cannot link '%s' to '%s': one of them is in a folder shared since; the name '%s' goes",
+			op->path, op->to, op->to);
+		return local_refuse(db, op, ch, err);
+	}
 	return local_retry(
 		db, op,
 		"a folder on its way is a shared folder now: waiting to send it there",
@@ -591,6 +600,16 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 	}
 	if (r->code == CFS_ERR_NOT_FOUND && op->type == QUEUE_DELETE)
 		return local_confirm(db, op, 0, 0, 0, ch, err);
+	if (r->code == CFS_ERR_NOT_FOUND && op->type == QUEUE_LINK) {
+		rc = local_link_waits(db, op, retry, err);
+		if (rc == CFS_OK && *retry)
+			return local_retry(
+				db, op,
+				"the file it names is not on the server yet",
+				err);
+		if (rc)
+			return rc;
+	}
 	if (r->code == CFS_ERR_CROSS_NS)
 		return wait_for_share(db, op, head, ch, retry, err);
 	if (r->code == CFS_ERR_STORAGE_FULL || r->code == CFS_ERR_INTERNAL ||

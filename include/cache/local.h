@@ -30,6 +30,7 @@ enum queue_type {
 	QUEUE_DELETE,
 	QUEUE_MOVE,
 	QUEUE_SPECIAL, /* a FIFO, socket or device: its kind says which */
+	QUEUE_LINK,    /* a further name (to) of the node at path */
 };
 
 /* One queued journal operation, as the uploader sends it. */
@@ -40,7 +41,7 @@ struct queued_op {
 	enum queue_type type;
 	enum cfs_kind kind; /* of the entry (what a DELETE deletes) */
 	char *path;	    /* within ns */
-	char *to;	    /* MOVE */
+	char *to;	    /* MOVE, LINK */
 	uint64_t size;
 	int64_t atime_ns, mtime_ns;
 	int64_t ctime_ns; /* a MOVE's too */
@@ -96,6 +97,27 @@ enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
 			  const char *name, uint64_t newdir_ino,
 			  const char *newname, bool noreplace, int64_t ctime_ns,
 			  uint64_t *ino, struct cfs_error *err);
+
+/*
+ * Gives node ino a further name, newname in newdir_ino (link(2)); *out:
+ * the node, with its new link count to come from mirror_names().
+ * FORBIDDEN for a folder or a shared folder's mount (they have one name);
+ * CROSS_NS when newdir_ino is in another namespace; EXISTS when the name
+ * is taken; TOO_LONG, BAD_PATH as for a create.  The node must be known to
+ * the queue before (its write session committed): the link is sent after
+ * what creates it.
+ */
+enum cfs_err local_link(struct cfs_sql *db, uint64_t ino, uint64_t newdir_ino,
+			const char *newname, struct mirror_entry *out,
+			struct cfs_error *err);
+
+/*
+ * Whether link op, answered "not found", may find its node later: the
+ * node is not on the server yet, or has operations queued still (its
+ * creation waits for blocks).
+ */
+enum cfs_err local_link_waits(struct cfs_sql *db, const struct queued_op *op,
+			      bool *waits, struct cfs_error *err);
 
 /* What a setattr sets (NULL: unchanged). */
 struct local_attrs {

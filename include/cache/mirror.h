@@ -28,6 +28,7 @@ struct mirror_entry {
 	int64_t parent;	  /* node id in ns; 0 is the namespace's root */
 	int64_t jid;	  /* the server's version the entry shows or edits */
 	int64_t mount_ns; /* MOUNT entries: the shared namespace */
+	int64_t link_of;  /* LINK entries: the node (in ns) they name */
 	enum cfs_kind kind;
 	char name[CFS_NAME_MAX + 1];
 	uint64_t size;
@@ -58,6 +59,19 @@ typedef bool (*mirror_child_fn)(void *arg, const struct mirror_entry *e);
 enum cfs_err mirror_readdir(struct cfs_sql *db, const struct mirror_entry *dir,
 			    uint64_t after, mirror_child_fn fn, void *arg,
 			    struct cfs_error *err);
+
+/*
+ * What a name shows: entry *e itself, or, for a further name of a node
+ * (kind LINK), that node, which replaces *e (released first).  NOT_FOUND
+ * when the node is not shown (removed here and not yet confirmed, or in a
+ * page not applied yet): the name shows nothing meanwhile.
+ */
+enum cfs_err mirror_named(struct cfs_sql *db, struct mirror_entry *e,
+			  struct cfs_error *err);
+
+/* How many names node entry e has: 1 + its links shown. */
+enum cfs_err mirror_names(struct cfs_sql *db, const struct mirror_entry *e,
+			  int64_t *n, struct cfs_error *err);
 
 /* How many folders (shared ones too) directory dir holds: its link count
  * is 2 more, as on a local disk. */

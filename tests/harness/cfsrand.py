@@ -4,7 +4,7 @@ JuiceFS's fsrand and Dropbox's CanopyCheck.
 A seed becomes a *program*: a list of items, each either an operation of
 one worker (create, write across 4 MiB block boundaries, truncate, append,
 rename of files and folders, mkdir/rmdir, symlink, mkfifo, copy_file_range,
-chmod, utimens, unlink
+hard links, chmod, utimens, unlink
 of an open file, fsync, atomic save, and reads, stats and listings that
 look) or an *event* that happens to the mount as a whole (remount, kill -9
 of the driver, a restart of cloudfsd, a spell with cloudfsd stopped,
@@ -41,7 +41,8 @@ At the end, `cloudfs status --wait` must return, the mount must report no
 queued, retrying or conflicted change, and three views must equal the
 model: the live mount, the server's listing (every namespace, shared
 folders included), and a fresh mount with an empty cache.  Compared are
-names, kinds, sizes, bytes, permission bits and symlink targets; file
+names, kinds, sizes, bytes, permission bits and symlink targets, the link
+count of what is not a folder and which names are one file; file
 mtimes exactly where the program set them (utimens sets times before
 RECENT; a file written since shows a time of this run on both sides), and
 directory mtimes never (the server keeps the last one set, by design).
@@ -131,13 +132,16 @@ def mtime_class(st_mtime_ns):
 
 def st_view(st):
     """What is compared of a stat: kind, permission bits, the size of what
-    is not a folder, the mtime of a file (exact when set by the program)."""
+    is not a folder, the mtime of a file (exact when set by the program),
+    the link count of what is not a folder (hard links)."""
     kind = stat.S_IFMT(st.st_mode)
     v = [kind, oct(stat.S_IMODE(st.st_mode))]
     if not stat.S_ISDIR(kind):
         v.append(st.st_size)
     if stat.S_ISREG(kind):
         v.append(mtime_class(st.st_mtime_ns))
+    if not stat.S_ISDIR(kind):
+        v.append(("nlink", st.st_nlink))
     return tuple(v)
 
 
@@ -249,6 +253,10 @@ def do_op(root, op):
             target, p = a
             os.symlink(target, P(p))
             return ("ok",)
+        if name == "link":  # a hard link; of a symlink, the symlink itself
+            src, dst = a
+            os.link(P(src), P(dst), follow_symlinks=False)
+            return ("ok", os.lstat(P(dst)).st_nlink)
         if name == "mkfifo":
             p, mode = a
             os.mkfifo(P(p), mode)
@@ -352,6 +360,9 @@ class Sim:
             self.add(a[1], "l")
         elif name == "mkfifo":
             self.add(a[0], "p")
+        elif name == "link":
+            if self.kind.get(a[0]) in ("f", "l", "p"):
+                self.add(a[1], self.kind[a[0]])
         elif name == "copy":
             if self.kind.get(a[0]) == "f":
                 self.add(a[1], "f")
@@ -428,7 +439,7 @@ OP_WEIGHTS = {
     "create": 8, "write": 14, "append": 6, "truncate": 6, "read": 10, "stat": 6,
     "listdir": 4, "readlink": 2, "mkdir": 6, "rmdir": 3, "unlink": 5, "symlink": 3,
     "rename": 9, "chmod": 3, "utime": 3, "fsync": 4, "unlink_open": 2, "save": 5,
-    "mkfifo": 2, "copy": 3,
+    "mkfifo": 2, "copy": 3, "link": 4,
 }
 
 
@@ -472,6 +483,9 @@ def gen_op(rng, sim, without=()):
         op = [name, pick_target(rng, sim), sim.pick(rng, (L,), 0.7)]
     elif name == "mkfifo":
         op = [name, sim.pick(rng, (FIFO,), 0.7), rng.choice(MODES[:4])]
+    elif name == "link":
+        op = [name, sim.pick(rng, (F, F, F, L, FIFO), 0.1),
+              sim.pick(rng, (F, L, FIFO), 0.8, FILE_NAMES)]
     elif name == "copy":  # from 0 (whole blocks) or from within the file
         op = [name, sim.pick(rng, (F,), 0.1), sim.pick(rng, (F,), 0.6, FILE_NAMES),
               rng.choice([0, 0, 0, B, pick_off(rng)])]
@@ -605,13 +619,26 @@ class Failure(Exception):
 # ---------------------------------------------------------------------------
 # Trees
 
+def with_names(views, inode_of):
+    """VIEWS with, for each path in INODE_OF (what is not a folder: path
+    -> the identity of its file), every name of that file: which names
+    are hard links of one another, whatever the inode numbers are."""
+    names = {}
+    for p, i in inode_of.items():
+        names.setdefault(i, []).append(p)
+    return {p: v + (tuple(sorted(names[inode_of[p]])),) if p in inode_of else v
+            for p, v in views.items()}
+
+
 def describe_tree(root):
     """{relative path: view} of everything under ROOT, symlinks not
-    followed; a file's view has its size and digest, a symlink's its target."""
-    out = {}
+    followed; a file's view has its size and digest, a symlink's its target;
+    what is not a folder, its names."""
+    out, inode_of = {}, {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
             try:
                 st = os.lstat(full)
                 v = st_view(st)
@@ -620,10 +647,12 @@ def describe_tree(root):
                         v += (digest(f.read()),)
                 elif stat.S_ISLNK(st.st_mode):
                     v += (os.readlink(full),)
+                if not stat.S_ISDIR(st.st_mode):
+                    inode_of[rel] = (st.st_dev, st.st_ino)
             except OSError as e:
                 v = ("err", errname(e))
-            out[os.path.relpath(full, root)] = v
-    return out
+            out[rel] = v
+    return with_names(out, inode_of)
 
 
 def tree_diff(want, got, limit=12):
@@ -957,12 +986,18 @@ class CloudTarget:
         """alice's namespaces as one tree, from the server's listings:
         {path: view} in describe_tree's form where it can be."""
         c = self.alice.clone(self.server.url)
-        out = {}
+        out, inode_of = {}, {}
 
         def walk(ns, prefix):
             snap, _ = c.snapshot(ns)
+            by_node = {e["node"]: e for e in snap.values()}
             for path, e in snap.items():
                 full = prefix + path
+                if e["kind"] == "link":  # a further name: its node's view
+                    inode_of[full] = (ns, e["of"])
+                    e = by_node[e["of"]]
+                elif e["kind"] not in ("mount", "dir"):
+                    inode_of[full] = (ns, e["node"])
                 if e["kind"] == "mount":
                     out[full] = ("dir", oct(e["mode"]))
                     walk(e["ns"], full + "/")
@@ -978,7 +1013,7 @@ class CloudTarget:
                 else:
                     out[full] = (e["kind"],)
         walk(self.alice.root_ns, "")
-        return out
+        return with_names(out, inode_of)
 
     def final(self, model, compare, contested=None):
         self.wait_synced(conflicts_ok=contested is not None)
@@ -1027,13 +1062,15 @@ def want_tops(model):
 
 
 def model_server_tree(model):
-    out = {}
+    out, inode_of = {}, {}
     for dirpath, dirnames, filenames in os.walk(model):
         for name in dirnames + filenames:
             full = os.path.join(dirpath, name)
             st = os.lstat(full)
             rel = os.path.relpath(full, model)
             mode = oct(stat.S_IMODE(st.st_mode))
+            if not stat.S_ISDIR(st.st_mode):
+                inode_of[rel] = st.st_ino
             if stat.S_ISDIR(st.st_mode):
                 out[rel] = ("dir", mode)
             elif stat.S_ISLNK(st.st_mode):
@@ -1046,7 +1083,7 @@ def model_server_tree(model):
                 out[rel] = ("file", mode, len(b), mtime_class(st.st_mtime_ns),
                             [hashlib.sha256(b[i:i + B]).hexdigest()
                              for i in range(0, len(b), B)])
-    return out
+    return with_names(out, inode_of)
 
 
 # ---------------------------------------------------------------------------
@@ -1425,6 +1462,8 @@ def shell_of(prog, workers):
             lines.append(f"ln -s {q(a[0])} {P(a[1])}")
         elif name == "mkfifo":
             lines.append(f"mkfifo -m {oct(a[1])[2:]} {P(a[0])}")
+        elif name == "link":
+            lines.append(f"ln -P {P(a[0])} {P(a[1])}")
         elif name == "copy":
             lines.append(f"python3 -c 'import os,sys; i=os.open(sys.argv[1],os.O_RDONLY); "
                          f"o=os.open(sys.argv[2],os.O_WRONLY|os.O_CREAT,0o644); n=int(sys.argv[3]); "

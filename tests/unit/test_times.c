@@ -212,7 +212,10 @@ static void downgrade(void)
 {
 	char path[64];
 	sqlite3 *db;
-	static const char *sql = "ALTER TABLE entries DROP COLUMN atime_ns;"
+	static const char *sql = "DROP INDEX entries_links;"
+				 "ALTER TABLE entries DROP COLUMN link_of;"
+				 "ALTER TABLE shadow DROP COLUMN link_of;"
+				 "ALTER TABLE entries DROP COLUMN atime_ns;"
 				 "ALTER TABLE entries DROP COLUMN ctime_ns;"
 				 "ALTER TABLE shadow DROP COLUMN atime_ns;"
 				 "ALTER TABLE shadow DROP COLUMN ctime_ns;"

@@ -286,12 +286,17 @@ def listing_of(root, dir_mtimes=True):
 
 def server_listing(client, ns, under="", dir_mtimes=True):
     """Namespace NS from cursor 0 (only what is under the folder UNDER,
-    relative to it) in the form listing_of gives."""
+    relative to it) in the form listing_of gives; a hard link's name as
+    its node."""
     out = {}
     prefix = under + "/" if under else ""
-    for path, e in client.snapshot(ns)[0].items():
+    snap = client.snapshot(ns)[0]
+    nodes = {e["node"]: e for e in snap.values()}
+    for path, e in snap.items():
         if not path.startswith(prefix):
             continue
+        if e["kind"] == "link":  # a hard link: the name of its node's file
+            e = nodes[e["of"]]
         d = {"kind": "dir" if e["kind"] == "mount" else e["kind"], "mode": e["mode"],
              "mtime_ns": e["mtime_ns"]}
         if e["kind"] == "file":

@@ -807,17 +807,38 @@ def test_writes_through_a_shared_writable_mmap_reach_the_server(both):
     b.on_server()
 
 
-def test_hard_links_fail_with_eperm_and_change_nothing(both):
-    b = both({"a.txt": File(b"a")})
-    before, server_before = tree_of(b.mnt), b.client.snapshot(b.client.root_ns)
+def test_hard_links_count_and_share_content_as_on_a_local_disk(both):
+    b = both({"a.txt": File(b"a"), "d": Dir(), "other": File(b"other")})
 
-    with pytest.raises(OSError) as e:
-        os.link(at(b.mnt, "a.txt"), at(b.mnt, "hard"))
+    def scenario(root):
+        names = ("a.txt", "b.txt", "d/c.txt")
+        counts = lambda: [attempt(lambda p: os.stat(p).st_nlink, at(root, p))  # noqa: E731
+                          for p in names]
+        same = lambda: len({os.stat(at(root, p)).st_ino  # noqa: E731
+                            for p in names if os.path.exists(at(root, p))})
+        obs = [attempt(os.link, at(root, "a.txt"), at(root, "b.txt")),
+               attempt(os.link, at(root, "b.txt"), at(root, "d/c.txt")),
+               attempt(os.link, at(root, "a.txt"), at(root, "other")),
+               attempt(os.link, at(root, "d"), at(root, "d2")),
+               attempt(os.link, at(root, "none"), at(root, "x")),
+               counts(), same()]
+        with open(at(root, "d/c.txt"), "ab") as f:
+            f.write(b" through c")
+        obs.append(read(at(root, "a.txt")))
+        os.rename(at(root, "b.txt"), at(root, "a.txt"))  # names of one file
+        obs.append((counts(), listing(root)))
+        os.rename(at(root, "other"), at(root, "b.txt"))  # over a link
+        obs.append((counts(), read(at(root, "b.txt"))))
+        os.unlink(at(root, "a.txt"))  # the file's first name
+        obs.append((counts(), read(at(root, "d/c.txt")), listing(root)))
+        os.link(at(root, "d/c.txt"), at(root, "a.txt"))
+        os.rename(at(root, "b.txt"), at(root, "a.txt"))  # over the new name
+        obs.append((counts(), read(at(root, "a.txt")), read(at(root, "d/c.txt"))))
+        return obs
 
-    assert e.value.errno == errno.EPERM
-    assert tree_of(b.mnt) == before
-    unmount_drained(b.m)
-    assert b.client.snapshot(b.client.root_ns) == server_before
+    obs = b.run(scenario)
+    assert obs[:7] == [None, None, "EEXIST", "EPERM", "ENOENT", [3, 3, 3], 1]
+    b.on_server()
 
 
 def test_fifos_sockets_and_devices_are_made_renamed_and_removed_as_on_a_local_disk(both):
