@@ -125,7 +125,8 @@ static const char upgrade_7[] =
 static enum cfs_err schema_init(struct cfs_sql *c, struct cfs_error *err)
 {
 	static const char *const steps[] = {
-		schema, upgrade_2, upgrade_3, upgrade_4, upgrade_5, upgrade_6, upgrade_7,
+		schema,	   upgrade_2, upgrade_3, upgrade_4,
+		upgrade_5, upgrade_6, upgrade_7,
 	};
 	enum cfs_err rc = cfs_sql_begin(c, true, err);
 	int version = rc ? -1 : cfs_sql_user_version(c);
