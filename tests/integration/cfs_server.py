@@ -286,6 +286,22 @@ def unchanged(client, *namespaces):
     assert [client.snapshot(ns) for ns in namespaces] == before
 
 
+def result_of(client, ns, op):
+    """Commits the single operation OP; returns its result."""
+    r = client.commit(ns, op)
+    assert r.status == 200, r
+    return r.json["results"][0]
+
+
+def assert_op_error(client, ns, op, code):
+    """OP alone is refused with CODE (a result error) and changes nothing."""
+    with unchanged(client, ns):
+        res = result_of(client, ns, op)
+        assert res["status"] == "error", res
+        assert res["error"]["code"] == code, res
+        assert res["error"]["message"], res
+
+
 @contextmanager
 def waiting_longpoll(client, cursors, timeout=10, settle=0.3):
     """A long poll by CLIENT's user on a connection of its own, in a thread.

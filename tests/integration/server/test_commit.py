@@ -6,23 +6,8 @@ import time
 
 import pytest
 
-from cfs_server import BLOCK_SIZE, assert_error, block_id, file_op, split_blocks, unchanged
-
-
-def result_of(client, ns, op):
-    """Commits the single operation OP; returns its result."""
-    r = client.commit(ns, op)
-    assert r.status == 200, r
-    return r.json["results"][0]
-
-
-def assert_op_error(client, ns, op, code):
-    """OP alone is refused with CODE (a result error) and changes nothing."""
-    with unchanged(client, ns):
-        res = result_of(client, ns, op)
-        assert res["status"] == "error", res
-        assert res["error"]["code"] == code, res
-        assert res["error"]["message"], res
+from cfs_server import (BLOCK_SIZE, assert_error, assert_op_error, block_id, file_op, result_of,
+                        split_blocks, unchanged)
 
 
 def assert_op_refused(client, ns, op, code):

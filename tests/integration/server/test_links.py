@@ -7,20 +7,7 @@ import os
 import time
 import urllib.parse
 
-from cfs_server import block_id, file_op, split_blocks, unchanged
-
-
-def result_of(client, ns, op):
-    r = client.commit(ns, op)
-    assert r.status == 200, r
-    return r.json["results"][0]
-
-
-def assert_op_error(client, ns, op, code):
-    with unchanged(client, ns):
-        res = result_of(client, ns, op)
-        assert res["status"] == "error" and res["error"]["code"] == code, res
-        assert res["error"]["message"], res
+from cfs_server import assert_op_error, block_id, file_op, result_of, split_blocks, unchanged
 
 
 def link(client, ns, path, to):
