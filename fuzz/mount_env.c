@@ -43,7 +43,7 @@ struct fs *mount_env_get(unsigned every)
 		fs.open = openfiles_new();
 		FUZZ_CHECK(fs.open, "out of memory");
 		open_cache(&fs, dir);
-		fs.fetch = fetcher_new(fs.remote, fs.cache, 1);
+		fs.fetch = fetcher_new(fs.remote, fs.cache, NULL, 1);
 		FUZZ_CHECK(fs.fetch, "no fetcher");
 	} else if (every && ++calls % every == 0) {
 		fetcher_drain(fs.fetch);
@@ -51,7 +51,7 @@ struct fs *mount_env_get(unsigned every)
 		cache_close(fs.cache);
 		fuzz_empty_dir(dir);
 		open_cache(&fs, dir);
-		fs.fetch = fetcher_new(fs.remote, fs.cache, 1);
+		fs.fetch = fetcher_new(fs.remote, fs.cache, NULL, 1);
 		FUZZ_CHECK(fs.fetch, "no fetcher");
 	}
 	return &fs;
