@@ -74,18 +74,21 @@
  *     a lock (the pool opens another on demand).
  *
  *  5. The cache's locks (include/cache/cache.h): cache->upkeep (read
- *     side: a block being adopted; write side: eviction and gc, which
- *     do disk work and SQLite under it) and cache->touch_lock (leaf).
+ *     side: a block being adopted, a session's commit; write side:
+ *     eviction, gc and cache_measure, which do disk work and SQLite
+ *     under it) and cache->touch_lock (leaf).
  *
  *  Leaves, each protecting its module's flags and counters, taken for
  *  a few instructions and never across I/O: uploader->lock
  *  (fs/upload.c; FUSE handlers take it in uploader_wake() and
- *  uploader_sends()), keeper->lock (fs/keeper.c; writers wait on its
- *  room condition while the keeper evicts, without the lock, from disk
- *  only), listed_dirs->lock (fs/invalidate.c), control->lock
- *  (fs/control.c), sync->lock (fs/sync.c).  The in-process fake server
- *  (fs/remote_fake.c) has locks of its own, reached only through
- *  remote_ops, as a real server would be: a caller may hold 1 there.
+ *  uploader_sends()), keeper->lock (fs/keeper.c; writers and fetches
+ *  wait on its room condition, holding no other lock, while the keeper
+ *  measures and evicts without it, from disk only; the fetcher gives
+ *  room back under fetcher->lock), listed_dirs->lock
+ *  (fs/invalidate.c), control->lock (fs/control.c), sync->lock
+ *  (fs/sync.c).  The in-process fake server (fs/remote_fake.c) has
+ *  locks of its own, reached only through remote_ops, as a real server
+ *  would be: a caller may hold 1 there.
  *
  * Where a session needs a base block the cache lacks (a write, a
  * truncate or a read of a file being written, a commit that rebuilds a
