@@ -364,7 +364,7 @@ static struct cfs_block_id cache_block(struct client *c, unsigned seed,
 				       uint32_t len)
 {
 	char *data = malloc(len), name[32];
-	struct cfs_block_id id;
+	struct cfs_block_id id = { 0 };
 	struct cfs_error err;
 	int fd = blockcache_tmp_create(c->fs.cache, name);
 

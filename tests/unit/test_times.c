@@ -159,7 +159,7 @@ test_a_rename_sets_the_ctime_of_the_entry_and_of_its_queued_move(void)
 	struct cfs_sql *db;
 	struct mirror_entry e;
 	struct queued_op op;
-	uint64_t moved;
+	uint64_t moved = 0;
 	bool dropped;
 
 	apply(file(12, "old", 5, 1, 2, 3), 0, &dropped);
