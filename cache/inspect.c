@@ -146,19 +146,17 @@ enum cfs_err cache_usage(struct cache *c, struct cfs_sql *db,
 	int64_t limit = 0;
 	bool found;
 	uint64_t unused;
+	struct cache_size size;
 	enum cfs_err rc;
 
-	/* Bytes and bytes being written measured together, before the read
+	/* Blocks and bytes being written measured together, before the read
 	 * transaction: the measure waits for the upkeep lock. */
-	*u = (struct cache_usage){ 0 };
-	rc = cache_measure(c, &u->bytes, &u->dirty_bytes, err);
+	rc = cache_measure(c, &size, err);
+	*u = (struct cache_usage){ .blocks = size.blocks,
+				   .bytes = size.bytes,
+				   .dirty_bytes = size.staged };
 	if (rc == CFS_OK)
 		rc = cfs_sql_begin(db, false, err);
-	if (rc == CFS_OK)
-		rc = two(db,
-			 cfs_sql_stmt(db, "SELECT COUNT(*), 0 FROM blocks", err,
-				      ""),
-			 &u->blocks, &unused, err);
 	if (rc == CFS_OK)
 		rc = two(db,
 			 cfs_sql_stmt(db,

@@ -573,27 +573,32 @@ enum cfs_err cache_gc(struct cache *c, cache_report_fn fn, void *arg,
 	return rc;
 }
 
-enum cfs_err cache_measure(struct cache *c, uint64_t *blocks, uint64_t *staged,
+enum cfs_err cache_measure(struct cache *c, struct cache_size *out,
 			   struct cfs_error *err)
 {
 	struct cfs_sql *db;
-	int64_t v = 0;
-	bool found;
+	sqlite3_stmt *st;
 	enum cfs_err rc;
+	bool row = false;
 
+	*out = (struct cache_size){ 0 };
 	pthread_rwlock_wrlock(&c->upkeep);
 	db = cache_db(c, err);
-	rc = db ? cfs_sql_int64(db,
-				cfs_sql_stmt(db,
-					     "SELECT COALESCE(SUM(size), 0)"
-					     " FROM blocks",
-					     err, ""),
-				&v, &found, err)
-		: err->code;
+	st = db ? cfs_sql_stmt(db,
+			       "SELECT COUNT(*), COALESCE(SUM(size), 0)"
+			       " FROM blocks",
+			       err, "")
+		: NULL;
+	rc = st ? cfs_sql_step(db, st, &row, err) : err->code;
+	if (rc == CFS_OK && row) {
+		out->blocks = (uint64_t)sqlite3_column_int64(st, 0);
+		out->bytes = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	if (st)
+		sqlite3_reset(st);
 	if (db)
 		cache_db_release(c, db);
-	*blocks = (uint64_t)v;
-	*staged = staged_bytes(c);
+	out->staged = staged_bytes(c);
 	pthread_rwlock_unlock(&c->upkeep);
 	return rc;
 }

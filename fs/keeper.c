@@ -176,12 +176,14 @@ static bool drop_unlisted(struct keeper *k)
 static void measure(struct keeper *k, uint64_t want, uint64_t *blocks,
 		    uint64_t *staged)
 {
+	struct cache_size size;
 	struct cfs_error err;
 
-	if (cache_measure(k->cache, blocks, staged, &err))
+	if (cache_measure(k->cache, &size, &err))
 		cfs_log_warn("cannot measure the cache '%s': %s",
 			     k->cache->path, err.msg);
-	*staged += want;
+	*blocks = size.bytes;
+	*staged = size.staged + want;
 }
 
 /* Measures, sweeps and evicts what it must; records whether the cache is

@@ -68,13 +68,17 @@ enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
 			      struct cfs_error *err);
 
 /*
- * The bytes of the indexed block files (blocks) and the disk bytes of the
- * staging files (staged: DIR/dirty, files being written), measured
- * together under the upkeep lock: no block is then between the staging
- * folder and the index (blockcache_adopt holds the cache), so none is
- * counted twice or missed.  Waits for a file being committed.
+ * What the cache holds: its indexed block files (how many, their bytes)
+ * and the disk bytes of the staging files (DIR/dirty: files being
+ * written), measured together under the upkeep lock: no block is then
+ * between the staging folder and the index (blockcache_adopt holds the
+ * cache), so none is counted twice or missed.  Waits for a file being
+ * committed.
  */
-enum cfs_err cache_measure(struct cache *c, uint64_t *blocks, uint64_t *staged,
+struct cache_size {
+	uint64_t blocks, bytes, staged;
+};
+enum cfs_err cache_measure(struct cache *c, struct cache_size *out,
 			   struct cfs_error *err);
 
 /* Re-hashes every cached block; a bad one is removed, never served. */
