@@ -16,6 +16,15 @@
  *     mirror: until then the mirror shows the file's older content, so
  *     stat and read are answered by the session, and an open or a touch
  *     waits for the commit and then starts from the mirror.
+ *  6. A commit needs no byte of a base block: growing the file past a
+ *     short last base block stages that block first (stage_grown()), so
+ *     a base block that cannot be fetched fails the write or truncate
+ *     that needs it (EIO), never the commit after write(2) accepted it.
+ *  7. A commit that fails (a full disk, a SQLite error) loses nothing:
+ *     the staging files stay until the mirror holds the commit, and the
+ *     session stays in the table and is committed again later
+ *     (settle_one()).  A staging file linked into the cache by a failed
+ *     commit is copied before it is written again (unshare_staging()).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +68,7 @@ struct session {
 	int64_t atime_ns, mtime_ns, ctime_ns;
 	bool changed;
 	bool in_db;
+	unsigned failures; /* commits failed in a row (invariant 7) */
 	struct cfs_blocklist base;
 	uint64_t base_size;
 	uint8_t *dirty;
@@ -246,6 +257,40 @@ static int fetch_bases(struct session *s, uint64_t first, uint64_t last)
 }
 
 /*
+ * Invariant 7: staging file name (*fd open on it) copied in place when a
+ * failed commit left it linked into the cache too, whose block files
+ * never change.  0 or a positive errno.
+ */
+static int unshare_staging(struct session *s, const char *name, int *fd)
+{
+	int dir = s->t->fs->cache->dirty_fd, copy, e;
+	char tmp[56];
+	struct stat st;
+
+	if (fstat(*fd, &st))
+		return errno;
+	if (st.st_nlink <= 1)
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.w", name);
+	copy = openat(dir, tmp,
+		      O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		      0600);
+	if (copy < 0)
+		return errno;
+	e = platform_copy_file(*fd, copy, (size_t)st.st_size);
+	if (!e && renameat(dir, tmp, dir, name))
+		e = errno;
+	if (e) {
+		close(copy);
+		unlinkat(dir, tmp, 0);
+		return e;
+	}
+	close(*fd);
+	*fd = copy;
+	return 0;
+}
+
+/*
  * Makes block b dirty (copying the base in) and s->fd its staging file,
  * as long as the block is for size bytes.  0 or a positive errno.
  */
@@ -262,6 +307,11 @@ static int stage(struct session *s, uint64_t b)
 		fd = openat(dir, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return errno;
+		e = unshare_staging(s, name, &fd);
+		if (e) {
+			close(fd);
+			return e;
+		}
 	} else {
 		fd = openat(dir, name,
 			    O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
@@ -289,6 +339,32 @@ static int stage(struct session *s, uint64_t b)
 	s->fd = fd;
 	s->fd_block = b;
 	return 0;
+}
+
+/*
+ * Invariant 6: before the file grows to size, its last block, when it
+ * is a short base block that is not staged, is staged (the base fetched
+ * if it is not cached: the caller fetched it first with no lock held).
+ */
+static int stage_grown(struct session *s, uint64_t size)
+{
+	uint64_t b = s->size ? (s->size - 1) / CFS_BLOCK_SIZE : 0;
+
+	if (size <= s->size || !s->size || is_dirty(s, b) || b >= s->base.n ||
+	    cfs_block_len(s->base_size, b) == cfs_block_len(size, b))
+		return 0;
+	return stage(s, b);
+}
+
+/* The block stage_grown() stages when the file grows to size, or
+ * UINT64_MAX; s->lock held. */
+static uint64_t grown_block(struct session *s, uint64_t size)
+{
+	uint64_t b = s->size ? (s->size - 1) / CFS_BLOCK_SIZE : 0;
+
+	if (size <= s->size || !s->size || b >= s->base.n)
+		return UINT64_MAX;
+	return b;
 }
 
 /* Invariant 1: staging file b as long as block b of a file of size. */
@@ -513,9 +589,9 @@ static uint64_t stage_cost(struct session *s, uint64_t b, uint64_t upto)
 	return (upto > copied ? upto : copied) + (cached(s, b) ? 0 : copied);
 }
 
-/* Under s->lock: growing the file to size makes the commit write its
- * short last block anew, longer (materialize), unless a write stages it
- * (then counted twice: the keeper errs on the safe side). */
+/* Under s->lock: growing the file to size stages its short last block
+ * (invariant 6), unless a write stages it (then counted twice: the
+ * keeper errs on the safe side). */
 static uint64_t growth_cost(struct session *s, uint64_t size)
 {
 	uint64_t b = s->size / CFS_BLOCK_SIZE;
@@ -523,7 +599,7 @@ static uint64_t growth_cost(struct session *s, uint64_t size)
 	if (size <= s->size || s->size % CFS_BLOCK_SIZE == 0 ||
 	    is_dirty(s, b) || b >= s->base.n)
 		return 0;
-	return cfs_block_len(size, b);
+	return stage_cost(s, b, cfs_block_len(size, b));
 }
 
 uint64_t session_truncate_cost(struct session *s, uint64_t size)
@@ -563,6 +639,7 @@ int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
 {
 	size_t len = fuse_buf_size(bufv);
 	uint64_t end = (uint64_t)off + len, old_size, pos = (uint64_t)off;
+	uint64_t first = pos / CFS_BLOCK_SIZE, grown;
 	int e = 0;
 
 	*written = 0;
@@ -570,11 +647,17 @@ int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
 		return 0;
 	if (end > CFS_MAX_FILE_SIZE)
 		return EFBIG;
-	e = fetch_bases(s, pos / CFS_BLOCK_SIZE, (end - 1) / CFS_BLOCK_SIZE);
+	pthread_mutex_lock(&s->lock);
+	grown = grown_block(s, end);
+	pthread_mutex_unlock(&s->lock);
+	/* Past the base's end, nothing between its last block and first. */
+	e = fetch_bases(s, grown < first ? grown : first,
+			(end - 1) / CFS_BLOCK_SIZE);
 	if (e)
 		return e;
 	pthread_mutex_lock(&s->lock);
 	old_size = s->size;
+	e = stage_grown(s, end);
 	for (uint64_t b = pos / CFS_BLOCK_SIZE; !e && pos < end; b++) {
 		uint64_t block_end = (b + 1) * CFS_BLOCK_SIZE;
 		uint64_t n = (end < block_end ? end : block_end) - pos;
@@ -614,19 +697,25 @@ int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
 
 int session_truncate(struct session *s, uint64_t size)
 {
-	uint64_t keep = cfs_block_count(size);
+	uint64_t keep = cfs_block_count(size), grown;
 	bool cut;
 	int e = 0;
 
 	if (size > CFS_MAX_FILE_SIZE)
 		return EFBIG;
-	/* Cutting into a block stages it (invariant 3): its base first. */
+	/* Cutting into a block stages it (invariant 3), and so does growing
+	 * a short last one (invariant 6): its base first. */
 	pthread_mutex_lock(&s->lock);
 	cut = size < s->size && size % CFS_BLOCK_SIZE;
+	grown = grown_block(s, size);
 	pthread_mutex_unlock(&s->lock);
 	if (cut && (e = fetch_bases(s, keep - 1, keep - 1)))
 		return e;
+	if (grown != UINT64_MAX && (e = fetch_bases(s, grown, grown)))
+		return e;
 	pthread_mutex_lock(&s->lock);
+	if (size > s->size)
+		e = stage_grown(s, size);
 	if (size < s->size) {
 		for (uint64_t b = keep; b < s->dirty_cap; b++)
 			unstage(s, b);
@@ -962,7 +1051,7 @@ static int commit_block(struct session *s, uint64_t b, struct cfs_block_id *id)
 	struct cache *c = s->t->fs->cache;
 	uint32_t len = cfs_block_len(s->size, b);
 	struct cfs_error err;
-	char name[48];
+	char name[48], link[56];
 	int e, fd;
 
 	if (!is_dirty(s, b)) {
@@ -974,7 +1063,7 @@ static int commit_block(struct session *s, uint64_t b, struct cfs_block_id *id)
 	}
 	close_fd(s);
 	staging_name(s, b, name);
-	fd = openat(c->dirty_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(c->dirty_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno;
 	e = hash_fd(fd, len, id);
@@ -982,42 +1071,28 @@ static int commit_block(struct session *s, uint64_t b, struct cfs_block_id *id)
 		close(fd);
 		return e;
 	}
-	/* The staging file becomes the block file: nothing is copied. */
-	set_dirty(s, b, false);
-	if (blockcache_adopt(c, c->dirty_fd, fd, name, id, len, s->synced,
+	/* The staging file becomes the block file: nothing is copied.  A
+	 * second name of it is, so that the staging file stays until the
+	 * commit is in the mirror (invariant 7). */
+	snprintf(link, sizeof(link), "%s.c", name);
+	if (s->failures)
+		unlinkat(c->dirty_fd, link, 0);
+	if (linkat(c->dirty_fd, name, c->dirty_fd, link, 0)) {
+		e = errno;
+		cfs_log_error("cannot link staging file %s of inode %llu: %s",
+			      name, (unsigned long long)s->ino, strerror(e));
+		close(fd);
+		return e;
+	}
+	if (blockcache_adopt(c, c->dirty_fd, fd, link, id, len, s->synced,
 			     &err)) {
 		cfs_log_error("%s", err.msg);
 		return err.code == CFS_ERR_STORAGE_FULL ? ENOSPC : EIO;
 	}
-	return 0;
-}
-
-/*
- * Before a commit: fetches, as fetch_bases() does for writes, the base
- * blocks materialize() builds a new block from (a last block grown or
- * cut: the base's last or the file's last, when not dirty).  The caller
- * keeps s alive.  0, or EIO when a fetch failed.
- */
-static int fetch_commit_bases(struct session *s)
-{
-	for (int k = 0; k < 2; k++) {
-		struct cfs_block_id id;
-		uint32_t len = 0;
-		uint64_t b, size;
-		int e;
-
-		pthread_mutex_lock(&s->lock);
-		size = k ? s->size : s->base_size;
-		b = size ? (size - 1) / CFS_BLOCK_SIZE : 0;
-		if (size && b < s->base.n && !is_dirty(s, b) &&
-		    cfs_block_len(s->base_size, b) !=
-			    cfs_block_len(s->size, b) &&
-		    !uncached_base(s, b, b, &id, &len))
-			len = 0;
-		pthread_mutex_unlock(&s->lock);
-		if (len && (e = fetch_base(s->t->fs, s->ino, &id, len)))
-			return e;
-	}
+	/* Adopted by a failed commit before: the rename found the same file
+	 * there and left the link. */
+	if (s->failures)
+		unlinkat(c->dirty_fd, link, 0);
 	return 0;
 }
 
@@ -1053,8 +1128,13 @@ static int commit_locked(struct session *s, bool go_on)
 	blockcache_unhold(s->t->fs->cache);
 	if (e) {
 		cfs_blocklist_release(&bl);
+		s->failures++;
 		return e;
 	}
+	s->failures = 0;
+	/* In the mirror: the staging files are the cache's alone now. */
+	for (uint64_t b = 0; b < s->dirty_cap; b++)
+		unstage(s, b);
 	cfs_blocklist_release(&s->base);
 	s->base = bl;
 	s->base_size = s->size;
@@ -1065,32 +1145,75 @@ static int commit_locked(struct session *s, bool go_on)
 
 int session_commit(struct session *s)
 {
-	int e = fetch_commit_bases(s);
+	int e;
 
-	if (e)
-		return e;
 	pthread_mutex_lock(&s->lock);
 	e = commit_locked(s, true);
 	pthread_mutex_unlock(&s->lock);
 	return e;
 }
 
-/* Commits s, settling in the table, and takes it out (invariant 5). */
-static void settle_one(struct sessions *t, struct session *s)
+/* The path of inode ino for a message, malloc'd, or NULL. */
+static char *path_of(struct fs *fs, uint64_t ino)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(fs->cache, &err);
+	char *path = NULL;
+
+	if (db && mirror_path(db, ino, &path, &err) != CFS_OK)
+		path = NULL;
+	if (db)
+		cache_db_release(fs->cache, db);
+	return path;
+}
+
+/* Milliseconds before a commit that failed n times in a row is tried
+ * again: 1 s, doubling up to a minute. */
+static uint64_t retry_ms(unsigned n)
+{
+	return n > 6 ? 60000 : 1000ull << (n ? n - 1 : 0);
+}
+
+/*
+ * Commits s, settling in the table, and takes it out (invariant 5): true.
+ * When the commit fails, s stays in the table, no longer settling, due
+ * again after retry_ms() (invariant 7): false; but with give_up (an
+ * unmount out of time) it goes, and the loss is logged.
+ */
+static bool settle_one(struct sessions *t, struct session *s, bool give_up)
 {
 	struct session **p;
-	int e = fetch_commit_bases(s);
+	unsigned failures;
+	char *path;
+	int e;
 
 	pthread_mutex_lock(&s->lock);
-	/* A base that could not be fetched fails the commit as it would
-	 * under the lock, without a second wait there. */
-	if (!e)
-		e = commit_locked(s, false);
+	e = commit_locked(s, false);
+	failures = s->failures;
 	pthread_mutex_unlock(&s->lock);
-	if (e)
-		cfs_log_error(
-			"cannot commit inode %llu: %s; its last writes are lost",
-			(unsigned long long)s->ino, strerror(e));
+	if (e) {
+		path = path_of(t->fs, s->ino);
+		if (give_up)
+			cfs_log_error(
+				"cannot commit '%s' (inode %llu) at unmount: %s; its last writes are lost",
+				path ? path : "?", (unsigned long long)s->ino,
+				strerror(e));
+		else
+			cfs_log_error(
+				"cannot commit '%s' (inode %llu): %s; trying again in %llu s",
+				path ? path : "?", (unsigned long long)s->ino,
+				strerror(e),
+				(unsigned long long)retry_ms(failures) / 1000);
+		free(path);
+	}
+	if (e && !give_up) {
+		pthread_mutex_lock(&t->lock);
+		s->settling = false;
+		s->settle_at_ms = cfs_monotonic_ms() + retry_ms(failures);
+		pthread_cond_broadcast(&t->settled);
+		pthread_mutex_unlock(&t->lock);
+		return false;
+	}
 	/* Handles opened on the older content read the commit. */
 	openfiles_changed(t->fs->open, s->ino);
 	pthread_mutex_lock(&t->lock);
@@ -1104,6 +1227,7 @@ static void settle_one(struct sessions *t, struct session *s)
 	pthread_cond_broadcast(&t->settled);
 	pthread_mutex_unlock(&t->lock);
 	session_free(s);
+	return !e;
 }
 
 /* What settle_one() committed, made durable: one fsync for many files. */
@@ -1165,7 +1289,7 @@ static long settle_due(struct sessions *t)
 		struct session *s = due;
 
 		due = s->due_next;
-		settle_one(t, s);
+		settle_one(t, s, false);
 	}
 	settled_durable(t);
 	uploader_wake(t->fs->upload);
@@ -1174,6 +1298,8 @@ static long settle_due(struct sessions *t)
 
 void sessions_free(struct sessions *t)
 {
+	uint64_t until;
+
 	if (!t)
 		return;
 	if (t->running) {
@@ -1183,10 +1309,16 @@ void sessions_free(struct sessions *t)
 		pthread_mutex_unlock(&t->lock);
 		pthread_join(t->settler, NULL);
 	}
+	/* A commit that fails is tried again for up to the network's
+	 * timeout, as the uploader sends the queue (invariant 7). */
+	until = cfs_monotonic_ms() + 1000 * (uint64_t)t->fs->opt.timeout_s;
 	for (size_t i = 0; i < N_BUCKETS; i++) {
 		while (t->table[i]) {
+			bool give_up = cfs_monotonic_ms() >= until;
+
 			t->table[i]->settling = true;
-			settle_one(t, t->table[i]);
+			if (!settle_one(t, t->table[i], give_up) && !give_up)
+				usleep(250 * 1000);
 		}
 	}
 	settled_durable(t);
