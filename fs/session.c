@@ -1086,6 +1086,8 @@ static int commit_block(struct session *s, uint64_t b, struct cfs_block_id *id)
 	}
 	if (blockcache_adopt(c, c->dirty_fd, fd, link, id, len, s->synced,
 			     &err)) {
+		/* Left when the rename found the same file there. */
+		unlinkat(c->dirty_fd, link, 0);
 		cfs_log_error("%s", err.msg);
 		return err.code == CFS_ERR_STORAGE_FULL ? ENOSPC : EIO;
 	}
