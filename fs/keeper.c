@@ -356,6 +356,31 @@ static bool no_room(const struct keeper *k, size_t len, uint64_t mark)
 	return k->full || (k->limit && k->used + k->coming + len > mark);
 }
 
+/*
+ * Under the lock: whether len more bytes written would take the disk
+ * under the floor before a pass sees it.  The floor is the index's: a
+ * commit, an unlink and an eviction each need room in it, and a disk
+ * filled to its last byte by staging files allowed none of them, so the
+ * file written could neither be committed nor removed.
+ */
+static bool under_floor(const struct keeper *k, size_t len)
+{
+	uint64_t avail;
+
+	if (!k->min_free)
+		return false;
+	avail = disk_avail(k);
+	/* Where a pass evicts to (to_free()): writes are not made room
+	 * for by evicting under the floor, only under the limit. */
+	return avail != UINT64_MAX &&
+	       avail < k->min_free + k->min_free / 10 + k->coming + len;
+}
+
+static bool write_waits(const struct keeper *k, size_t len)
+{
+	return no_room(k, len, high_mark(k)) || under_floor(k, len);
+}
+
 int keeper_admit(struct keeper *k, size_t len)
 {
 	struct timespec until;
@@ -369,9 +394,9 @@ int keeper_admit(struct keeper *k, size_t len)
 		return ENOSPC;
 	pthread_mutex_lock(&k->lock);
 	/* Every write comes here: the clock is read only when it must wait. */
-	if (no_room(k, len, high_mark(k)))
+	if (write_waits(k, len))
 		until = cfs_deadline_in_ms(KEEPER_WAIT_S * 1000);
-	while (no_room(k, len, high_mark(k)) && !k->stop && !timed_out) {
+	while (write_waits(k, len) && !k->stop && !timed_out) {
 		if (len > k->want)
 			k->want = len;
 		k->woken = true;
@@ -380,7 +405,7 @@ int keeper_admit(struct keeper *k, size_t len)
 						   &until) == ETIMEDOUT;
 	}
 	k->want = 0; /* writers still waiting say again what they want */
-	eno = no_room(k, len, high_mark(k)) && !k->stop ? ENOSPC : 0;
+	eno = write_waits(k, len) && !k->stop ? ENOSPC : 0;
 	if (eno == 0)
 		take_room(k, len);
 	pthread_mutex_unlock(&k->lock);
