@@ -199,7 +199,7 @@ static enum cfs_err read_pending(struct sq_conn *c, void *arg,
 				 struct cfs_error *err)
 {
 	struct pending_args *a = arg;
-	int64_t last = a->after, seq = 0;
+	int64_t last = a->after, first = 0, seq = 0;
 	size_t taken = 0;
 	bool row = true, found = false;
 	enum cfs_err rc;
@@ -241,11 +241,18 @@ static enum cfs_err read_pending(struct sq_conn *c, void *arg,
 		if (!watched(a, p.ns) || !p.path || len != CFS_BLOCK_ID_LEN)
 			continue;
 		/* Full: the next call goes on from where this one stopped
-		 * (cut inside a landing, that landing comes again whole). */
+		 * (cut inside a landing, that landing comes again whole).
+		 * A landing is one block: one that fills the answer alone
+		 * (a file listing that block more often than an answer
+		 * holds) would come again whole at every call, so the rest
+		 * of it, that same block again, is passed over. */
 		if (taken == META_PENDING_MAX) {
-			*a->cursor = ready != last ? last : last - 1;
+			*a->cursor = ready != last || first == last ? last
+								    : last - 1;
 			break;
 		}
+		if (!taken)
+			first = ready;
 		memcpy(p.id.b, raw, CFS_BLOCK_ID_LEN);
 		rc = a->fn(a->arg, &p, err);
 		if (rc)

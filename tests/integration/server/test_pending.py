@@ -202,3 +202,31 @@ def test_an_announcement_publishes_the_list_and_applies_nothing(alice, carol):
 def test_an_announcement_takes_file_operations_only(alice, op):
     r = alice.post(f"/meta/ns/{alice.root_ns}/announce", {"ops": [op]})
     assert_error(r, 400, "bad_field", "op 0", "file")
+
+
+def test_a_landing_of_more_blocks_than_one_answer_holds_does_not_stall_the_poll(
+        alice, carol):
+    # One block that a file lists more times than an answer holds (a disk
+    # image full of one pattern): its landing is one step of the pending
+    # cursor.  Polling on from the cursor each answer gives must get past
+    # it, not be answered the same page at once, forever.
+    ns = share_with(alice, carol)
+    head = carol.head(ns)
+    block = os.urandom(BLOCK_SIZE)
+    n = 1100  # > CFS_PENDING_MAX_BLOCKS, 1024
+    op = {"op": "file", "path": "image.bin", "size": n * BLOCK_SIZE,
+          "blocks": [block_id(block)] * n}
+    r = alice.commit(ns, op)
+    assert r.json["results"][0]["status"] == "need_blocks", r
+    cursor = pending_poll(carol, {ns: head})["pending_cursor"]
+    assert alice.upload(block).status == 200
+    pages = []
+    for _ in range(5):
+        answer = pending_poll(carol, {ns: head}, after=cursor, timeout=1)
+        pages.append((answer["pending_cursor"], len(landed(answer))))
+        if not answer["pending"]:
+            break
+        assert answer["pending_cursor"] > cursor, pages
+        cursor = answer["pending_cursor"]
+    assert pages[-1][1] == 0, f"the poll never got past the landing: {pages}"
+    assert sum(k for _, k in pages) >= 1, pages
