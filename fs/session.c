@@ -17,6 +17,7 @@
  *     stat and read are answered by the session, and an open or a touch
  *     waits for the commit and then starts from the mirror.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -97,6 +98,7 @@ static struct session **live_slot(struct sessions *t, uint64_t ino)
 
 	while (*(p = slot(t, ino)) && (*p)->settling)
 		pthread_cond_wait(&t->settled, &t->lock);
+	assert(!*p || !(*p)->settling);
 	return p;
 }
 
@@ -465,6 +467,7 @@ int session_open(struct sessions *t, uint64_t ino, bool new,
 void session_release(struct sessions *t, struct session *s)
 {
 	pthread_mutex_lock(&t->lock);
+	assert(s->handles > 0 && !s->settling);
 	if (--s->handles == 0) {
 		s->settle_at_ms = cfs_monotonic_ms() + t->fs->opt.settle_ms;
 		pthread_cond_signal(&t->tick);
@@ -752,6 +755,7 @@ static int read_block(struct session *s, struct session_span *v, size_t *n,
 	char name[48];
 	int fd;
 
+	assert(start <= pos && pos < end && end <= start + CFS_BLOCK_SIZE);
 	if (is_dirty(s, b)) {
 		staging_name(s, b, name);
 		fd = openat(s->t->fs->cache->dirty_fd, name,
