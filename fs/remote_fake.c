@@ -1199,6 +1199,24 @@ static enum cfs_err commit(struct remote_conn *c,
 	return rc;
 }
 
+/* A call of r's user on namespace ns: delayed, then under the server's
+ * lock (the caller lets go of it), with its fault drawn and ns readable;
+ * *n is ns. */
+static enum cfs_err call_on(struct fake_remote *r, int64_t ns, const char *what,
+			    struct fake_ns **n, struct cfs_error *err)
+{
+	enum cfs_err rc;
+
+	delay(r->s);
+	pthread_mutex_lock(&r->s->lock);
+	*n = ns_get(r->s, ns);
+	rc = fault_before(draw(r->s), what, err);
+	if (rc == CFS_OK && !readable(*n, r->user))
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
+			      (long long)ns);
+	return rc;
+}
+
 /* The sharing verbs, as the server's (server/meta_sql_share.c). */
 
 /* user's root namespace: the first not shared they can read. */
@@ -1332,14 +1350,8 @@ static enum cfs_err share(struct remote_conn *c, int64_t root_ns,
 	struct fake_ns *n;
 	enum cfs_err rc;
 
-	delay(s);
-	pthread_mutex_lock(&s->lock);
-	n = ns_get(s, root_ns);
-	rc = fault_before(draw(s), "POST /meta/share", err);
-	if (rc == CFS_OK && !readable(n, r->user))
-		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
-			      (long long)root_ns);
-	else if (rc == CFS_OK && n != root_of(s, r->user))
+	rc = call_on(r, root_ns, "POST /meta/share", &n, err);
+	if (rc == CFS_OK && n != root_of(s, r->user))
 		rc = cfs_fail(err, CFS_ERR_FORBIDDEN,
 			      "shared folders do not nest");
 	else if (rc == CFS_OK && !(f = at_path(n, folder)))
@@ -1424,15 +1436,9 @@ static enum cfs_err member(struct remote_conn *c, int64_t ns,
 	struct fake_ns *n;
 	enum cfs_err rc;
 
-	delay(s);
-	pthread_mutex_lock(&s->lock);
-	n = ns_get(s, ns);
-	rc = fault_before(draw(s), "POST /meta/ns/NS/members", err);
+	rc = call_on(r, ns, "POST /meta/ns/NS/members", &n, err);
 	s->author = r->user;
-	if (rc == CFS_OK && !readable(n, r->user))
-		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
-			      (long long)ns);
-	else if (rc == CFS_OK && !n->shared)
+	if (rc == CFS_OK && !n->shared)
 		rc = cfs_fail(err, CFS_ERR_FORBIDDEN,
 			      "a root namespace, not a shared folder");
 	else if (rc == CFS_OK && other < 0)
@@ -1467,14 +1473,8 @@ static enum cfs_err members(struct remote_conn *c, int64_t ns,
 
 	*list = NULL;
 	*n = 0;
-	delay(s);
-	pthread_mutex_lock(&s->lock);
-	sh = ns_get(s, ns);
-	rc = fault_before(draw(s), "GET /meta/ns/NS/members", err);
-	if (rc == CFS_OK && !readable(sh, r->user))
-		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
-			      (long long)ns);
-	else if (rc == CFS_OK && !sh->shared)
+	rc = call_on(r, ns, "GET /meta/ns/NS/members", &sh, err);
+	if (rc == CFS_OK && !sh->shared)
 		rc = cfs_fail(err, CFS_ERR_FORBIDDEN,
 			      "a root namespace, not a shared folder");
 	if (rc == CFS_OK && !(*list = calloc(64, sizeof(**list))))
@@ -1509,13 +1509,7 @@ static enum cfs_err history(struct remote_conn *c, int64_t ns, const char *path,
 
 	*list = NULL;
 	*n = 0;
-	delay(s);
-	pthread_mutex_lock(&s->lock);
-	h = ns_get(s, ns);
-	rc = fault_before(draw(s), "GET /meta/ns/NS/history", err);
-	if (rc == CFS_OK && !readable(h, r->user))
-		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
-			      (long long)ns);
+	rc = call_on(r, ns, "GET /meta/ns/NS/history", &h, err);
 	if (rc == CFS_OK && !(*list = calloc(h->n_rows + 1, sizeof(**list))))
 		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	for (size_t i = h ? h->n_rows : 0; rc == CFS_OK && i-- > 0;) {

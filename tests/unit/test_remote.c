@@ -867,6 +867,73 @@ static void test_an_upload_streams_its_landed_blocks_to_members_only(void)
 	fake_server_free(s);
 }
 
+/*
+ * One step of a seeded run, drawn as what (0 to 9): a local change, an
+ * uploader step, a catch-up or a restart (which loses nothing queued);
+ * then a check that the mirror shows the model.
+ */
+static void step_shows_model(struct client *c, struct fake_server *s,
+			     struct model *m, unsigned what, unsigned *rng,
+			     struct listing *a, struct listing *b)
+{
+	struct cfs_error err = { 0 };
+	bool verbose = getenv("TEST_REMOTE_VERBOSE") != NULL;
+
+	if (what < 5) {
+		local_change(c, m, rng);
+	} else if (what < 8) {
+		bool sent, retry;
+
+		uploader_step(c->u, &sent, &retry, &err);
+		if (verbose)
+			fprintf(stderr, "  upload: %d %s\n", sent, err.msg);
+	} else if (what < 9) {
+		enum cfs_err rc = catch_up(c, &err);
+
+		if (verbose)
+			fprintf(stderr, "  catch up: %d %s\n", rc,
+				rc ? err.msg : "");
+	} else {
+		int64_t n = queued(c);
+
+		client_close(c);
+		client_open(c, s, 0, ROOT_NS);
+		CHECK(queued(c) == n);
+	}
+	mirror_listing(c, a, s);
+	model_listing(m, b);
+	CHECK(same(a, b, "the mirror and the model"));
+}
+
+/* The server comes back for good: everything gets there, and the mirror,
+ * the model and the server agree (a: the mirror's listing after). */
+static void converge(struct client *c, struct fake_server *s,
+		     const struct model *m, struct listing *a,
+		     struct listing *b)
+{
+	struct cfs_error err;
+
+	fake_faults(s, 0, 0);
+	CHECK(upload_all(c, 200));
+	CHECK(catch_up(c, &err) == CFS_OK);
+	mirror_listing(c, a, s);
+	model_listing(m, b);
+	CHECK(same(a, b, "the mirror and the model"));
+	b->n = 0;
+	fake_walk(s, ROOT_NS, on_fake, b);
+	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
+	CHECK(same(a, b, "the mirror and the server"));
+}
+
+static void run_free(struct fake_server *s, struct model *m, struct listing *a,
+		     struct listing *b)
+{
+	fake_server_free(s);
+	free(m);
+	free(a);
+	free(b);
+}
+
 /* One seeded run: what it checks is said at the top. */
 static void random_run(unsigned seed)
 {
@@ -874,7 +941,6 @@ static void random_run(unsigned seed)
 	struct model *m = calloc(1, sizeof(*m));
 	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
 	struct client c;
-	struct cfs_error err;
 	unsigned rng = seed;
 	char name[32];
 	int before = check_failures;
@@ -884,76 +950,54 @@ static void random_run(unsigned seed)
 	client_new(&c, s, 0, ROOT_NS, name);
 	fake_faults(s, 20, seed);
 	for (unsigned step = 0; step < 60; step++) {
-		unsigned what = (unsigned)rand_r(&rng) % 10;
-
-		if (what < 5) {
-			local_change(&c, m, &rng);
-		} else if (what < 8) {
-			bool sent, retry;
-
-			uploader_step(c.u, &sent, &retry, &err);
-		} else if (what < 9) {
-			catch_up(&c, &err);
-		} else {
-			/* A restart: nothing queued is lost. */
-			int64_t n = queued(&c);
-
-			client_close(&c);
-			client_open(&c, s, 0, ROOT_NS);
-			CHECK(queued(&c) == n);
-		}
-		mirror_listing(&c, a, s);
-		model_listing(m, b);
-		CHECK(same(a, b, "the mirror and the model"));
+		step_shows_model(&c, s, m, (unsigned)rand_r(&rng) % 10, &rng, a,
+				 b);
 		if (check_failures != before)
 			break;
 	}
-	/* The server comes back for good: everything gets there. */
-	fake_faults(s, 0, 0);
-	CHECK(upload_all(&c, 200));
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	mirror_listing(&c, a, s);
-	model_listing(m, b);
-	CHECK(same(a, b, "the mirror and the model"));
-	b->n = 0;
-	fake_walk(s, ROOT_NS, on_fake, b);
-	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
-	CHECK(same(a, b, "the mirror and the server"));
+	converge(&c, s, m, a, b);
 	if (getenv("TEST_REMOTE_VERBOSE"))
 		fprintf(stderr, "seed %u: %zu entries, journal at JID %lld\n",
 			seed, a->n, (long long)fake_head(s, ROOT_NS));
 	client_close(&c);
-	fake_server_free(s);
-	free(m);
-	free(a);
-	free(b);
+	run_free(s, m, a, b);
 	if (check_failures != before)
 		fprintf(stderr,
 			"seed %u failed: TEST_REMOTE_SEED=%u replays it\n",
 			seed, seed);
 }
 
-static void test_seeded_random_sequences_with_faults_converge(void)
+/* Runs run(seed) for the seed in env seed_var alone, or for runs seeds
+ * from now's (TEST_REMOTE_RUNS of them if set), printing them and the
+ * time they took; stops at a failure. */
+static void seeded_runs(const char *seed_var, unsigned runs, const char *what,
+			void (*run)(unsigned seed))
 {
-	const char *one = getenv("TEST_REMOTE_SEED");
+	const char *one = getenv(seed_var);
 	const char *runs_s = getenv("TEST_REMOTE_RUNS");
-	unsigned runs = runs_s ? (unsigned)atoi(runs_s) : 100;
 	unsigned first = (unsigned)time(NULL);
 	int before = check_failures;
 	struct timespec t0, t1;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (one) {
-		random_run((unsigned)strtoul(one, NULL, 10));
+		run((unsigned)strtoul(one, NULL, 10));
 		return;
 	}
-	fprintf(stderr, "seeds %u to %u\n", first, first + runs - 1);
+	if (runs_s)
+		runs = (unsigned)atoi(runs_s);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fprintf(stderr, "%s seeds %u to %u\n", what, first, first + runs - 1);
 	for (unsigned i = 0; i < runs && check_failures == before; i++)
-		random_run(first + i);
+		run(first + i);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	fprintf(stderr, "%u seeded runs in %.2f s\n", runs,
+	fprintf(stderr, "%u seeded %s runs in %.2f s\n", runs, what,
 		(double)(t1.tv_sec - t0.tv_sec) +
 			(double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
+
+static void test_seeded_random_sequences_with_faults_converge(void)
+{
+	seeded_runs("TEST_REMOTE_SEED", 100, "random", random_run);
 }
 
 static void test_a_shared_folder_keeps_its_content_and_reaches_the_invitee(void)
@@ -1159,28 +1203,11 @@ static void random_share_run(unsigned seed)
 	for (unsigned step = 0; step < 60; step++) {
 		unsigned what = (unsigned)rand_r(&rng) % 12;
 
-		if (what < 5) {
-			local_change(&c, m, &rng);
-		} else if (what < 8) {
-			bool sent, retry;
-
-			err.msg[0] = 0;
-			uploader_step(c.u, &sent, &retry, &err);
-			if (getenv("TEST_REMOTE_VERBOSE"))
-				fprintf(stderr, "  upload: %d %s\n", sent,
-					err.msg);
-		} else if (what < 9) {
-			enum cfs_err rc = catch_up(&c, &err);
-
-			if (getenv("TEST_REMOTE_VERBOSE"))
-				fprintf(stderr, "  catch up: %d %s\n", rc,
-					rc ? err.msg : "");
-		} else if (what < 10) {
-			int64_t n = queued(&c);
-
-			client_close(&c);
-			client_open(&c, s, 0, ROOT_NS);
-			CHECK(queued(&c) == n);
+		if (what < 10) {
+			step_shows_model(&c, s, m, what, &rng, a, b);
+			if (check_failures != before)
+				break;
+			continue;
 		} else if (what < 11) {
 			int64_t ns = share_one(&c, &rng);
 
@@ -1201,16 +1228,7 @@ static void random_share_run(unsigned seed)
 		if (check_failures != before)
 			break;
 	}
-	fake_faults(s, 0, 0);
-	CHECK(upload_all(&c, 200));
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	mirror_listing(&c, a, s);
-	model_listing(m, b);
-	CHECK(same(a, b, "the mirror and the model"));
-	b->n = 0;
-	fake_walk(s, ROOT_NS, on_fake, b);
-	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
-	CHECK(same(a, b, "the mirror and the server"));
+	converge(&c, s, m, a, b);
 	snprintf(name, sizeof(name), "share-%u-b", seed);
 	client_new(&d, s, 1, bob_root, name);
 	CHECK(catch_up(&d, &err) == CFS_OK);
@@ -1221,10 +1239,7 @@ static void random_share_run(unsigned seed)
 	CHECK(same(a, b, "the invitee's mirror and the server"));
 	client_close(&d);
 	client_close(&c);
-	fake_server_free(s);
-	free(m);
-	free(a);
-	free(b);
+	run_free(s, m, a, b);
 	if (check_failures != before)
 		fprintf(stderr,
 			"seed %u failed: %sTEST_REMOTE_SHARE_SEED=%u replays it\n",
@@ -1237,25 +1252,7 @@ static void random_share_run(unsigned seed)
 
 static void test_seeded_sequences_with_shares_converge(void)
 {
-	const char *one = getenv("TEST_REMOTE_SHARE_SEED");
-	const char *runs_s = getenv("TEST_REMOTE_RUNS");
-	unsigned runs = runs_s ? (unsigned)atoi(runs_s) : 50;
-	unsigned first = (unsigned)time(NULL);
-	int before = check_failures;
-	struct timespec t0, t1;
-
-	if (one) {
-		random_share_run((unsigned)strtoul(one, NULL, 10));
-		return;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	fprintf(stderr, "share seeds %u to %u\n", first, first + runs - 1);
-	for (unsigned i = 0; i < runs && check_failures == before; i++)
-		random_share_run(first + i);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	fprintf(stderr, "%u seeded share runs in %.2f s\n", runs,
-		(double)(t1.tv_sec - t0.tv_sec) +
-			(double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	seeded_runs("TEST_REMOTE_SHARE_SEED", 50, "share", random_share_run);
 }
 
 int main(void)
