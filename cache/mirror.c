@@ -52,6 +52,7 @@
  *     new path, at once, or, when its new folder is such a page away, as
  *     soon as the path is known (table repaths).
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1351,6 +1352,7 @@ static enum cfs_err apply_shadow(struct cfs_sql *db,
 	bool stale, base;
 	enum cfs_err rc = rows_shadow_get(db, old->ino, &s, err);
 
+	assert(old->pending > 0);
 	if (rc == CFS_ERR_NOT_FOUND)
 		return rows_shadow_put(db, old->ino, e, err);
 	if (rc)

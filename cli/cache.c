@@ -331,15 +331,67 @@ static int cmd_upkeep(const struct cli_opts *opts, const struct cli_target *t,
 	return bad ? CLI_NOT_WELL : CLI_OK;
 }
 
+/* A sub-command of cache; stat's PATH only names the mount, from
+ * outside it too.  pin and warm fetch, pin and unpin change the pin. */
+struct cache_command {
+	const char *name;
+	bool takes_path, pin, warm;
+	int (*run)(const struct cli_opts *opts, struct cli_target *t,
+		   const struct cache_command *c, const char *path);
+};
+
+static int run_stat(const struct cli_opts *opts, struct cli_target *t,
+		    const struct cache_command *c, const char *path)
+{
+	(void)c, (void)path;
+	return cmd_stat(opts, t);
+}
+
+static int run_ls(const struct cli_opts *opts, struct cli_target *t,
+		  const struct cache_command *c, const char *path)
+{
+	(void)c;
+	return cmd_ls(opts, t, path);
+}
+
+static int run_pin(const struct cli_opts *opts, struct cli_target *t,
+		   const struct cache_command *c, const char *path)
+{
+	if (!path || opts->cache_dir) {
+		cli_error("cache %s needs a PATH in a live mount", c->name);
+		return CLI_USAGE;
+	}
+	return cmd_pin(opts, t, c->pin, c->warm);
+}
+
+static int run_upkeep(const struct cli_opts *opts, struct cli_target *t,
+		      const struct cache_command *c, const char *path)
+{
+	if (!path && !opts->cache_dir)
+		t->ino = 0; /* the whole cache */
+	return cmd_upkeep(opts, t, c->name, opts->cache_dir ? path : NULL);
+}
+
+static const struct cache_command commands[] = {
+	{ .name = "stat", .takes_path = true, .run = run_stat },
+	{ .name = "ls", .takes_path = true, .run = run_ls },
+	{ .name = "pin",
+	  .takes_path = true,
+	  .pin = true,
+	  .warm = true,
+	  .run = run_pin },
+	{ .name = "unpin", .takes_path = true, .run = run_pin },
+	{ .name = "warm", .takes_path = true, .warm = true, .run = run_pin },
+	{ .name = "evict", .takes_path = true, .run = run_upkeep },
+	{ .name = "verify", .run = run_upkeep },
+	{ .name = "gc", .run = run_upkeep },
+};
+
 int cli_cache(const struct cli_opts *opts, int argc, char **argv)
 {
-	/* stat's PATH only names the mount, from outside it too. */
-	static const char *const takes_path[] = { "stat",  "ls",   "pin",
-						  "unpin", "warm", "evict",
-						  NULL };
 	const char *sub = argc ? argv[0] : NULL;
 	const char *path = argc > 1 ? argv[1] : NULL;
-	bool path_ok = false;
+	const struct cache_command *c = NULL;
 	struct cli_target t;
 
 	if (!sub) {
@@ -347,9 +399,11 @@ int cli_cache(const struct cli_opts *opts, int argc, char **argv)
 			"cache needs a sub-command: stat, ls, pin, unpin, warm, evict, verify or gc");
 		return CLI_USAGE;
 	}
-	for (size_t i = 0; takes_path[i]; i++)
-		path_ok |= strcmp(sub, takes_path[i]) == 0;
-	if (argc > (path_ok ? 2 : 1)) {
+	for (size_t i = 0; !c && i < sizeof(commands) / sizeof(commands[0]);
+	     i++)
+		if (strcmp(sub, commands[i].name) == 0)
+			c = &commands[i];
+	if (argc > (c && c->takes_path ? 2 : 1)) {
 		cli_error("too many operands for cache %s", sub);
 		return CLI_USAGE;
 	}
@@ -358,25 +412,8 @@ int cli_cache(const struct cli_opts *opts, int argc, char **argv)
 		return CLI_FAILED;
 	if (opts->cache_dir)
 		t.ino = 0;
-	if (strcmp(sub, "stat") == 0)
-		return cmd_stat(opts, &t);
-	if (strcmp(sub, "ls") == 0)
-		return cmd_ls(opts, &t, path);
-	if (strcmp(sub, "pin") == 0 || strcmp(sub, "unpin") == 0 ||
-	    strcmp(sub, "warm") == 0) {
-		if (!path || opts->cache_dir) {
-			cli_error("cache %s needs a PATH in a live mount", sub);
-			return CLI_USAGE;
-		}
-		return cmd_pin(opts, &t, strcmp(sub, "pin") == 0,
-			       strcmp(sub, "unpin") != 0);
-	}
-	if (strcmp(sub, "evict") == 0 || strcmp(sub, "verify") == 0 ||
-	    strcmp(sub, "gc") == 0) {
-		if (!path && !opts->cache_dir)
-			t.ino = 0; /* the whole cache */
-		return cmd_upkeep(opts, &t, sub, opts->cache_dir ? path : NULL);
-	}
+	if (c)
+		return c->run(opts, &t, c, path);
 	cli_error("unknown cache sub-command '%s'", sub);
 	return CLI_USAGE;
 }

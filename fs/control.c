@@ -397,12 +397,12 @@ static const struct control_command {
 	{ .cmd = "gc", .answer = do_upkeep },
 	{ .cmd = "pin", .answer = answer_pin },
 	{ .cmd = "drain", .answer = answer_drain },
-	{ .cmd = "share", .answer = share_answer },
-	{ .cmd = "unshare", .answer = share_answer },
-	{ .cmd = "leave", .answer = share_answer },
-	{ .cmd = "shares", .answer = share_answer },
-	{ .cmd = "history", .answer = history_answer },
-	{ .cmd = "restore", .answer = history_answer },
+	{ .cmd = "share", .answer = share_member_answer },
+	{ .cmd = "unshare", .answer = share_member_answer },
+	{ .cmd = "leave", .answer = share_member_answer },
+	{ .cmd = "shares", .answer = share_list_answer },
+	{ .cmd = "history", .answer = history_list_answer },
+	{ .cmd = "restore", .answer = history_restore_answer },
 };
 
 static json_t *answer(struct control *c, json_t *req)

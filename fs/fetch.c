@@ -21,6 +21,7 @@
  * A finished job is freed by whoever last lets go of it: the storer when
  * no reader waits, else the last waiting reader.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -193,6 +194,7 @@ static void transfer_end(struct fetcher *f, struct job *j)
 /* Under f->lock: j is final; wake its readers, free it if nobody waits. */
 static void finish(struct fetcher *f, struct job *j)
 {
+	assert(j->state == DONE || j->state == FAILED);
 	pthread_cond_broadcast(&f->done);
 	if (j->waiters == 0) {
 		unlink_job(f, j);
@@ -360,6 +362,7 @@ static void completed(void *arg, struct remote_xfer *x, void *tag,
 	/* The transfer is over; the storer has the block from here. */
 	transfer_stop(j);
 	pthread_mutex_lock(&f->lock);
+	assert(j->state == RUNNING && j->fd >= 0);
 	j->state = VERIFIED;
 	pthread_cond_broadcast(&f->done);
 	f->unstored++;
@@ -391,6 +394,8 @@ static void *store_thread(void *arg)
 		j = f->to_store;
 		if (j && !(f->to_store = j->qnext))
 			f->to_store_last = NULL;
+		/* Its descriptor stays open until it is stored. */
+		assert(!j || (j->state == VERIFIED && j->fd >= 0));
 		pthread_mutex_unlock(&f->lock);
 		if (!j)
 			break;
@@ -434,6 +439,7 @@ static void *transfer_thread(void *arg)
 			struct job *j = f->queue;
 
 			f->queue = j->qnext;
+			assert(j->state == QUEUED);
 			j->state = RUNNING;
 			pthread_mutex_unlock(&f->lock);
 			start(t, j);
@@ -544,6 +550,7 @@ static int fetcher_open_try(struct fetcher *f, const struct cfs_block_id *id,
 	       pthread_cond_timedwait(&f->done, &f->lock, &until) != ETIMEDOUT)
 		;
 	state = j->state;
+	assert(state != VERIFIED || j->fd >= 0);
 	if (state == FAILED)
 		*err = j->err;
 	if (state == VERIFIED && (fd = dup(j->fd)) < 0)

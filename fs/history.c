@@ -605,11 +605,14 @@ static json_t *do_restore(struct fs *fs, json_t *req)
 	return out;
 }
 
-json_t *history_answer(struct fs *fs, const char *cmd, json_t *req)
+json_t *history_list_answer(struct fs *fs, const char *cmd, json_t *req)
 {
-	if (strcmp(cmd, "history") == 0)
-		return do_history(fs, req);
-	if (strcmp(cmd, "restore") == 0)
-		return do_restore(fs, req);
-	return NULL;
+	(void)cmd;
+	return do_history(fs, req);
+}
+
+json_t *history_restore_answer(struct fs *fs, const char *cmd, json_t *req)
+{
+	(void)cmd;
+	return do_restore(fs, req);
 }

@@ -9,6 +9,7 @@
 #include "cloudfs/log.h"
 #include "fs/fs.h"
 #include "fs/invalidate.h"
+#include "fs/kernel.h"
 
 /* An open-addressing set of inode numbers (0 is never one), at most half
  * full. */
@@ -140,9 +141,9 @@ static void touch_listed(struct fs *fs, const struct mirror_changes *ch)
 static void told(int e, uint64_t ino)
 {
 	/* ENOENT: the kernel holds nothing of it. */
-	if (e && e != -ENOENT)
+	if (e && e != ENOENT)
 		cfs_log_debug("cannot invalidate inode %llu: %s",
-			      (unsigned long long)ino, strerror(-e));
+			      (unsigned long long)ino, strerror(e));
 }
 
 void fs_invalidate(struct fs *fs, const struct mirror_changes *ch)
@@ -160,19 +161,13 @@ void fs_invalidate(struct fs *fs, const struct mirror_changes *ch)
 		uint64_t dir = listing_of(v);
 
 		if (v->name)
-			told(fuse_lowlevel_notify_inval_entry(fs->se, v->parent,
-							      v->name,
-							      strlen(v->name)),
+			told(ops_inval_entry(fs, v->parent, v->name),
 			     v->parent);
 		else if (!v->children)
-			told(fuse_lowlevel_notify_inval_inode(fs->se, v->ino, 0,
-							      0),
-			     v->ino);
+			told(ops_inval_inode(fs, v->ino), v->ino);
 		/* Its attributes (the new mtime) and its cached listing. */
 		if (dir && dir != last)
-			told(fuse_lowlevel_notify_inval_inode(fs->se, dir, 0,
-							      0),
-			     dir);
+			told(ops_inval_inode(fs, dir), dir);
 		if (dir)
 			last = dir;
 	}

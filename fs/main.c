@@ -43,6 +43,7 @@
 #include "fs/control.h"
 #include "fs/fs.h"
 #include "fs/invalidate.h"
+#include "fs/ops.h"
 #include "fs/session.h"
 #include "fs/upload.h"
 

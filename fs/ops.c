@@ -13,12 +13,24 @@
 
 #include "cloudfs/log.h"
 #include "cloudfs/platform.h"
+#include "fs/kernel.h"
 #include "fs/ops.h"
 #include "fs/session.h"
 
 struct fs *ops_fs(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+int ops_inval_entry(struct fs *fs, uint64_t parent, const char *name)
+{
+	return -fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
+						 strlen(name));
+}
+
+int ops_inval_inode(struct fs *fs, uint64_t ino)
+{
+	return -fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
 
 struct cfs_sql *ops_db(struct fs *fs, int *e)

@@ -135,6 +135,43 @@ static void log_read_error(struct fs *fs, fuse_ino_t ino, uint64_t index,
 	free(path);
 }
 
+/* Replies to a read with the spans of a session (session_reply_fn): the
+ * descriptors go to the kernel as they are, so that it may splice. */
+static void reply_spans(void *arg, int e, const struct session_span *v,
+			size_t n)
+{
+	fuse_req_t req = arg;
+	struct fuse_bufvec *bv;
+
+	if (e || n == 0) {
+		if (e)
+			fuse_reply_err(req, e);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	bv = calloc(1, sizeof(*bv) + n * sizeof(bv->buf[0]));
+	if (!bv) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct fuse_buf *b = &bv->buf[i];
+
+		b->size = v[i].len;
+		if (v[i].fd < 0) {
+			b->mem = (void *)v[i].mem;
+			continue;
+		}
+		b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		b->fd = v[i].fd;
+		b->pos = (off_t)v[i].pos;
+	}
+	bv->count = n;
+	fuse_reply_data(req, bv, 0);
+	free(bv);
+}
+
 void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	      struct fuse_file_info *fi)
 {
@@ -146,7 +183,8 @@ void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int eno;
 
 	/* A file being written reads what was written (fs/session.h). */
-	if (fs->sessions && session_read(fs->sessions, req, ino, size, off))
+	if (fs->sessions &&
+	    session_read(fs->sessions, ino, size, off, reply_spans, req))
 		return;
 	eno = plan_read(fs, fh, size, off, &p);
 
@@ -328,6 +366,24 @@ int ops_admit(struct fs *fs, fuse_ino_t ino, uint64_t cost)
 	return eno;
 }
 
+/* Copies the next n bytes of a write's buffers (arg) to fd at pos
+ * (session_fill_fn): from the kernel's pipe, a splice. */
+static int fill_from_bufvec(void *arg, int fd, uint64_t pos, size_t n,
+			    size_t *copied)
+{
+	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(n);
+	ssize_t k;
+
+	dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	dst.buf[0].fd = fd;
+	dst.buf[0].pos = (off_t)pos;
+	k = fuse_buf_copy(&dst, arg, 0);
+	if (k < 0)
+		return (int)-k;
+	*copied = (size_t)k;
+	return 0;
+}
+
 void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		   off_t off, struct fuse_file_info *fi)
 {
@@ -343,7 +399,8 @@ void ops_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		eno = ops_admit(fs, ino, cost);
 	}
 	if (eno == 0) {
-		eno = session_write(fh->session, bufv, off, &written);
+		eno = session_write(fh->session, fill_from_bufvec, bufv,
+				    fuse_buf_size(bufv), off, &written);
 		keeper_written(fs->keeper, cost);
 	}
 	if (eno)
@@ -366,7 +423,8 @@ static int write_zeros(struct session *s, off_t off, off_t len)
 		size_t written = 0;
 
 		bufv.buf[0].mem = (void *)zeros;
-		eno = session_write(s, &bufv, off, &written);
+		eno = session_write(s, fill_from_bufvec, &bufv,
+				    fuse_buf_size(&bufv), off, &written);
 		if (!eno && written == 0)
 			eno = EIO;
 		off += (off_t)written;

@@ -37,11 +37,17 @@ struct fake_node {
 	int64_t atime_ns, mtime_ns, ctime_ns;
 	struct cfs_blocklist blocks;
 	char *target;
+	int64_t mount_ns; /* a MOUNT's shared namespace */
 	bool live;
 };
 
+/* A journal row: the node's state as it was written, for history. */
 struct fake_row {
 	int64_t jid, node;
+	char *path;	       /* where the node was */
+	struct mirror_entry e; /* its state then */
+	int64_t at;	       /* unix seconds */
+	unsigned author;
 };
 
 /* An answer kept for a replay: (client, seq) of a committed operation. */
@@ -54,6 +60,8 @@ struct fake_answer {
 struct fake_ns {
 	int64_t ns, head;
 	uint64_t members; /* a bit per user */
+	bool shared;	  /* a shared folder's, not somebody's root */
+	unsigned owner;	  /* shared: who may remove members */
 	struct fake_node *nodes;
 	size_t n, cap;
 	struct fake_row *rows;
@@ -91,6 +99,10 @@ struct fake_server {
 	int64_t pending_seq;
 	unsigned percent;
 	unsigned seed;
+	/* Delays: percent of calls answered after up to max_ms, drawn from
+	 * their own generator, so that faults draw the same. */
+	unsigned delay_percent, delay_max_ms, delay_seed;
+	unsigned author; /* the user of the call applying, for rows */
 	enum fake_fault next, next_commit;
 	bool no_batch;
 	unsigned uploads, batches;
@@ -167,6 +179,36 @@ static enum cfs_err fault_before(enum fake_fault f, const char *what,
 	return CFS_OK;
 }
 
+/* A call's delay, drawn before it takes the lock (so that other calls
+ * go on meanwhile, and answers come back in another order than asked). */
+static void delay(struct fake_server *s)
+{
+	unsigned ms = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->delay_percent &&
+	    (unsigned)rand_r(&s->delay_seed) % 100 < s->delay_percent)
+		ms = 1 + (unsigned)rand_r(&s->delay_seed) % s->delay_max_ms;
+	pthread_mutex_unlock(&s->lock);
+	if (ms)
+		usleep(ms * 1000);
+}
+
+void fake_delays(struct fake_server *s, unsigned percent, unsigned max_ms,
+		 unsigned seed)
+{
+	pthread_mutex_lock(&s->lock);
+	s->delay_percent = max_ms ? percent : 0;
+	s->delay_max_ms = max_ms;
+	s->delay_seed = seed;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void fake_user_name(unsigned user, char name[16])
+{
+	snprintf(name, 16, "user%u", user);
+}
+
 static struct fake_ns *ns_get(struct fake_server *s, int64_t ns)
 {
 	for (size_t i = 0; i < s->n_ns; i++)
@@ -203,6 +245,10 @@ void fake_server_free(struct fake_server *s)
 			free(n->nodes[k].target);
 		}
 		free(n->nodes);
+		for (size_t k = 0; k < n->n_rows; k++) {
+			free(n->rows[k].path);
+			mirror_entry_release(&n->rows[k].e);
+		}
 		free(n->rows);
 	}
 	for (size_t i = 0; i < s->n_blocks; i++)
@@ -309,6 +355,11 @@ static enum cfs_err resolve(struct fake_ns *n, const char *path,
 		if (!d)
 			return cfs_fail(err, CFS_ERR_NOT_FOUND,
 					"no folder on the way to '%s'", path);
+		/* As the server: the shared folder's namespace holds it. */
+		if (d->kind == CFS_KIND_MOUNT)
+			return cfs_fail(err, CFS_ERR_CROSS_NS,
+					"a shared folder on the way to '%s'",
+					path);
 		if (d->kind != CFS_KIND_DIR)
 			return cfs_fail(err, CFS_ERR_NOT_DIR,
 					"a file on the way to '%s'", path);
@@ -332,10 +383,35 @@ static struct fake_node *at_path(struct fake_ns *n, const char *path)
 	return child(n, parent, name, strlen(name));
 }
 
-/* A new row of node d: the next JID. */
-static enum cfs_err row(struct fake_server *s, struct fake_ns *n,
-			struct fake_node *d, struct cfs_error *err)
+static void entry_of(const struct fake_ns *n, const struct fake_node *d,
+		     struct mirror_entry *e);
+static struct fake_ns *root_of(struct fake_server *s, unsigned user);
+static struct fake_node *mount_in(struct fake_ns *root, int64_t ns);
+
+/* The path of d in n, "" when a folder on the way is gone. */
+static char *path_of(struct fake_ns *n, const struct fake_node *d)
 {
+	char path[CFS_PATH_MAX + 1] = "", tmp[CFS_PATH_MAX + 1];
+
+	for (; d; d = node_get(n, d->parent)) {
+		snprintf(tmp, sizeof(tmp), "%s%s%s", d->name, *path ? "/" : "",
+			 path);
+		memcpy(path, tmp, sizeof(path));
+		if (d->parent == 0)
+			return strdup(path);
+	}
+	return strdup("");
+}
+
+/* Journals d's state as it is now at the next JID; keeps d's own JID
+ * when keep_jid (a subtree shared away: the server's invariant 2). */
+static enum cfs_err journal(struct fake_server *s, struct fake_ns *n,
+			    struct fake_node *d, bool keep_jid,
+			    struct cfs_error *err)
+{
+	struct fake_row *w;
+	int64_t jid = ++n->head;
+
 	if (n->n_rows == n->cap_rows) {
 		size_t cap = n->cap_rows ? 2 * n->cap_rows : 64;
 		struct fake_row *rows = realloc(n->rows, cap * sizeof(*rows));
@@ -345,10 +421,25 @@ static enum cfs_err row(struct fake_server *s, struct fake_ns *n,
 		n->rows = rows;
 		n->cap_rows = cap;
 	}
-	d->jid = ++n->head;
-	n->rows[n->n_rows++] = (struct fake_row){ d->jid, d->id };
+	if (!keep_jid)
+		d->jid = jid;
+	w = &n->rows[n->n_rows++];
+	*w = (struct fake_row){ .jid = jid,
+				.node = d->id,
+				.path = path_of(n, d),
+				.at = (int64_t)time(NULL),
+				.author = s->author };
+	entry_of(n, d, &w->e);
+	w->e.jid = jid;
 	pthread_cond_broadcast(&s->moved);
 	return CFS_OK;
+}
+
+/* A new row of node d: the next JID. */
+static enum cfs_err row(struct fake_server *s, struct fake_ns *n,
+			struct fake_node *d, struct cfs_error *err)
+{
+	return journal(s, n, d, false, err);
 }
 
 static struct fake_node *node_new(struct fake_ns *n, int64_t parent,
@@ -745,6 +836,7 @@ struct remote_result fake_commit_one(struct fake_server *s, int64_t ns,
 
 	pthread_mutex_lock(&s->lock);
 	n = ns_get(s, ns);
+	s->author = 0;
 	r = n ? apply(s, n, 0, op)
 	      : result_error(CFS_ERR_NOT_FOUND, "no such namespace");
 	pthread_mutex_unlock(&s->lock);
@@ -806,17 +898,34 @@ static enum cfs_err namespaces(struct remote_conn *c, unsigned max_s,
 	(void)max_s, (void)stop;
 	*list = NULL;
 	*n = 0;
+	delay(s);
 	pthread_mutex_lock(&s->lock);
 	rc = fault_before(draw(s), "GET /meta/namespaces", err);
 	if (rc == CFS_OK && !(*list = calloc(s->n_ns + 1, sizeof(**list))))
 		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	for (size_t i = 0; rc == CFS_OK && i < s->n_ns; i++) {
+		struct remote_ns *o = &(*list)[*n];
+		struct fake_node *m;
+		char owner[16];
+
 		if (!readable(&s->ns[i], r->user))
 			continue;
-		/* A user's first namespace is their root. */
-		(*list)[*n].root = *n == 0;
-		(*list)[*n].ns = s->ns[i].ns;
-		(*list)[(*n)++].head = s->ns[i].head;
+		o->root = &s->ns[i] == root_of(s, r->user);
+		o->ns = s->ns[i].ns;
+		o->head = s->ns[i].head;
+		(*n)++;
+		if (!s->ns[i].shared)
+			continue;
+		m = mount_in(root_of(s, r->user), o->ns);
+		fake_user_name(s->ns[i].owner, owner);
+		if (!(o->owner = strdup(owner)) ||
+		    (m && !(o->path = strdup(m->name))))
+			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	if (rc) {
+		remote_ns_free(*list, *n);
+		*list = NULL;
+		*n = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
@@ -839,6 +948,7 @@ static void entry_of(const struct fake_ns *n, const struct fake_node *d,
 	e->atime_ns = d->atime_ns;
 	e->mtime_ns = d->mtime_ns;
 	e->ctime_ns = d->ctime_ns;
+	e->mount_ns = d->mount_ns;
 	if (d->blocks.n &&
 	    (e->blocks.ids = malloc(d->blocks.n * sizeof(*d->blocks.ids)))) {
 		memcpy(e->blocks.ids, d->blocks.ids,
@@ -869,6 +979,7 @@ static enum cfs_err list(struct remote_conn *c,
 
 	(void)stop;
 	memset(page, 0, sizeof(*page));
+	delay(s);
 	pthread_mutex_lock(&s->lock);
 	n = ns_get(s, req->ns);
 	rc = fault_before(draw(s), "GET /meta/ns/NS/list", err);
@@ -982,6 +1093,7 @@ static enum cfs_err longpoll(struct remote_conn *c,
 	uint64_t until = cfs_monotonic_ms() + 1000 * (uint64_t)timeout_s;
 	enum cfs_err rc;
 
+	delay(s);
 	pthread_mutex_lock(&s->lock);
 	rc = fault_before(draw(s), "POST /meta/longpoll", err);
 	while (rc == CFS_OK && !moved(s, r->user, cursors, n) &&
@@ -1019,6 +1131,7 @@ static enum cfs_err need_blocks(struct remote_conn *c,
 	enum cfs_err rc;
 
 	(void)max_s, (void)stop;
+	delay(s);
 	pthread_mutex_lock(&s->lock);
 	rc = fault_before(draw(s), "POST /block/need", err);
 	for (size_t i = 0; rc == CFS_OK && i < n; i++)
@@ -1044,6 +1157,7 @@ static enum cfs_err commit(struct remote_conn *c,
 	out->results = calloc(req->n + 1, sizeof(*out->results));
 	if (!out->results)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	delay(s);
 	pthread_mutex_lock(&s->lock);
 	f = s->next_commit ? s->next_commit : draw(s);
 	s->next_commit = FAKE_OK;
@@ -1065,6 +1179,7 @@ static enum cfs_err commit(struct remote_conn *c,
 			out->results[i] = announce(s, n->ns, r->user, op);
 			continue;
 		}
+		s->author = r->user;
 		out->results[i] = apply(s, n, r->user, op);
 		if (op->type == QUEUE_FILE &&
 		    out->results[i].status == REMOTE_COMMITTED)
@@ -1084,40 +1199,357 @@ static enum cfs_err commit(struct remote_conn *c,
 	return rc;
 }
 
+/* A call of r's user on namespace ns: delayed, then under the server's
+ * lock (the caller lets go of it), with its fault drawn and ns readable;
+ * *n is ns. */
+static enum cfs_err call_on(struct fake_remote *r, int64_t ns, const char *what,
+			    struct fake_ns **n, struct cfs_error *err)
+{
+	enum cfs_err rc;
+
+	delay(r->s);
+	pthread_mutex_lock(&r->s->lock);
+	*n = ns_get(r->s, ns);
+	rc = fault_before(draw(r->s), what, err);
+	if (rc == CFS_OK && !readable(*n, r->user))
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no namespace %lld",
+			      (long long)ns);
+	return rc;
+}
+
+/* The sharing verbs, as the server's (server/meta_sql_share.c). */
+
+/* user's root namespace: the first not shared they can read. */
+static struct fake_ns *root_of(struct fake_server *s, unsigned user)
+{
+	for (size_t i = 0; i < s->n_ns; i++)
+		if (!s->ns[i].shared && readable(&s->ns[i], user))
+			return &s->ns[i];
+	return NULL;
+}
+
+/* The live MOUNT of shared ns in root, or NULL. */
+static struct fake_node *mount_in(struct fake_ns *root, int64_t ns)
+{
+	for (size_t i = 0; root && i < root->n; i++)
+		if (root->nodes[i].live &&
+		    root->nodes[i].kind == CFS_KIND_MOUNT &&
+		    root->nodes[i].mount_ns == ns)
+			return &root->nodes[i];
+	return NULL;
+}
+
+/* Whether a live MOUNT lies inside folder top of n. */
+static bool holds_mount(struct fake_ns *n, int64_t top)
+{
+	for (size_t i = 0; i < n->n; i++)
+		if (n->nodes[i].live && n->nodes[i].kind == CFS_KIND_MOUNT &&
+		    n->nodes[i].id != top && inside(n, n->nodes[i].id, top))
+			return true;
+	return false;
+}
+
+/* A copy of node d of the subtree shared, into the new namespace. */
+static enum cfs_err copy_node(struct fake_server *s, struct fake_ns *to,
+			      const struct fake_node *d, int64_t top,
+			      struct cfs_error *err)
+{
+	struct fake_node *c = &to->nodes[d->id - 1];
+
+	*c = *d;
+	c->parent = d->parent == top ? 0 : d->parent;
+	c->target = d->target ? strdup(d->target) : NULL;
+	c->blocks = (struct cfs_blocklist){ 0 };
+	if (d->blocks.n) {
+		c->blocks.ids = malloc(d->blocks.n * sizeof(*d->blocks.ids));
+		if (!c->blocks.ids)
+			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		memcpy(c->blocks.ids, d->blocks.ids,
+		       d->blocks.n * sizeof(*d->blocks.ids));
+		c->blocks.n = d->blocks.n;
+	}
+	return row(s, to, c, err);
+}
+
+/*
+ * Shares folder f of root n as user: a new namespace holds its subtree
+ * with the same node ids (it numbers on from where n stands) at new
+ * JIDs, parents first; n journals the subtree deleted but keeps its
+ * nodes' JIDs; f becomes a MOUNT of the new namespace.
+ */
+static enum cfs_err share_folder(struct fake_server *s, struct fake_ns *n,
+				 struct fake_node *f, unsigned user,
+				 int64_t *ns, struct cfs_error *err)
+{
+	struct fake_ns *to;
+	enum cfs_err rc = CFS_OK;
+	int64_t top = f->id;
+
+	if (holds_mount(n, top))
+		return cfs_fail(err, CFS_ERR_FORBIDDEN,
+				"shared folders do not nest");
+	if (s->n_ns == MAX_NS)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "too many namespaces");
+	to = &s->ns[s->n_ns];
+	memset(to, 0, sizeof(*to));
+	if (n->n && !(to->nodes = calloc(n->n, sizeof(*to->nodes))))
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	to->ns = (int64_t)++s->n_ns;
+	to->members = 1ull << user;
+	to->shared = true;
+	to->owner = user;
+	to->n = to->cap = n->n;
+	for (size_t i = 0; i < to->n; i++)
+		to->nodes[i].id = (int64_t)i + 1; /* not live, never listed */
+	/* Parents first: by depth, since ids say nothing of it. */
+	for (unsigned depth = 1; rc == CFS_OK && depth <= CFS_PATH_MAX / 2;
+	     depth++) {
+		bool any = false;
+
+		for (size_t i = 0; rc == CFS_OK && i < n->n; i++) {
+			struct fake_node *d = &n->nodes[i];
+			unsigned k = 0;
+
+			if (!d->live || d->id == top || !inside(n, d->id, top))
+				continue;
+			for (struct fake_node *p = d; p && p->id != top;
+			     p = node_get(n, p->parent))
+				k++;
+			if (k == depth)
+				rc = copy_node(s, to, d, top, err);
+			any = any || k >= depth;
+		}
+		if (!any)
+			break;
+	}
+	for (size_t i = 0; rc == CFS_OK && i < n->n; i++) {
+		struct fake_node *d = &n->nodes[i];
+
+		if (!d->live || d->id == top || !inside(n, d->id, top))
+			continue;
+		d->live = false;
+		d->kind = CFS_KIND_DELETED;
+		rc = journal(s, n, d, true, err);
+	}
+	if (rc)
+		return rc;
+	f->kind = CFS_KIND_MOUNT;
+	f->size = 0;
+	f->mount_ns = to->ns;
+	*ns = to->ns;
+	return row(s, n, f, err);
+}
+
 static enum cfs_err share(struct remote_conn *c, int64_t root_ns,
 			  const char *folder, int64_t *ns,
 			  struct cfs_error *err)
 {
-	(void)c, (void)root_ns, (void)folder, (void)ns;
-	return cfs_fail(err, CFS_ERR_INTERNAL, "the fake does not share");
+	struct fake_remote *r = fr_of(c);
+	struct fake_server *s = r->s;
+	struct fake_node *f = NULL;
+	struct fake_ns *n;
+	enum cfs_err rc;
+
+	rc = call_on(r, root_ns, "POST /meta/share", &n, err);
+	if (rc == CFS_OK && n != root_of(s, r->user))
+		rc = cfs_fail(err, CFS_ERR_FORBIDDEN,
+			      "shared folders do not nest");
+	else if (rc == CFS_OK && !(f = at_path(n, folder)))
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "'%s' does not exist",
+			      folder);
+	else if (rc == CFS_OK && f->kind == CFS_KIND_MOUNT)
+		*ns = f->mount_ns;
+	else if (rc == CFS_OK && f->kind != CFS_KIND_DIR)
+		rc = cfs_fail(err, CFS_ERR_NOT_DIR, "'%s' is not a directory",
+			      folder);
+	else if (rc == CFS_OK) {
+		s->author = r->user;
+		rc = share_folder(s, n, f, r->user, ns, err);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* A user by the name fake_user_name() gives, or -1. */
+static int user_by_name(const char *name)
+{
+	char want[16];
+
+	for (unsigned u = 0; name && u < 64; u++) {
+		fake_user_name(u, want);
+		if (strcmp(want, name) == 0)
+			return (int)u;
+	}
+	return -1;
+}
+
+/* Ends user's membership of n: its MOUNT in their root is deleted; a
+ * folder its owner leaves passes to the lowest member left. */
+static enum cfs_err unmount(struct fake_server *s, struct fake_ns *n,
+			    unsigned user, struct cfs_error *err)
+{
+	struct fake_ns *root = root_of(s, user);
+	struct fake_node *m = mount_in(root, n->ns);
+
+	n->members &= ~(1ull << user);
+	if (n->owner == user && n->members)
+		n->owner = (unsigned)__builtin_ctzll(n->members);
+	pthread_cond_broadcast(&s->moved); /* its long polls hear of it */
+	if (!m)
+		return CFS_OK;
+	m->live = false;
+	m->kind = CFS_KIND_DELETED;
+	return row(s, root, m, err);
+}
+
+/* Mounts shared n in user's root, under the name of inviter's mount. */
+static enum cfs_err mount_for(struct fake_server *s, struct fake_ns *n,
+			      unsigned inviter, unsigned user,
+			      struct cfs_error *err)
+{
+	struct fake_node *mine = mount_in(root_of(s, inviter), n->ns), *m;
+	struct fake_ns *root = root_of(s, user);
+	char name[CFS_NAME_MAX + 1];
+
+	if (!root || !mine)
+		return cfs_fail(err, CFS_ERR_NOT_FOUND, "no root to mount in");
+	snprintf(name, sizeof(name), "%s", mine->name);
+	for (int i = 2; child(root, 0, name, strlen(name)); i++)
+		snprintf(name, sizeof(name), "%.200s (%d)", mine->name, i);
+	if (!(m = node_new(root, 0, name)))
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	m->kind = CFS_KIND_MOUNT;
+	m->mode = 0755;
+	m->atime_ns = m->mtime_ns = m->ctime_ns = cfs_now_ns();
+	m->mount_ns = n->ns;
+	n->members |= 1ull << user;
+	return row(s, root, m, err);
 }
 
 static enum cfs_err member(struct remote_conn *c, int64_t ns,
 			   enum remote_member_verb verb, const char *user,
 			   struct cfs_error *err)
 {
-	(void)c, (void)ns, (void)verb, (void)user;
-	return cfs_fail(err, CFS_ERR_INTERNAL, "the fake does not share");
+	struct fake_remote *r = fr_of(c);
+	struct fake_server *s = r->s;
+	int other = verb == REMOTE_LEAVE ? (int)r->user : user_by_name(user);
+	struct fake_ns *n;
+	enum cfs_err rc;
+
+	rc = call_on(r, ns, "POST /meta/ns/NS/members", &n, err);
+	s->author = r->user;
+	if (rc == CFS_OK && !n->shared)
+		rc = cfs_fail(err, CFS_ERR_FORBIDDEN,
+			      "a root namespace, not a shared folder");
+	else if (rc == CFS_OK && other < 0)
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "no user '%s'",
+			      user ? user : "");
+	else if (rc == CFS_OK && verb == REMOTE_INVITE &&
+		 readable(n, (unsigned)other))
+		rc = cfs_fail(err, CFS_ERR_EXISTS, "'%s' is a member already",
+			      user);
+	else if (rc == CFS_OK && verb == REMOTE_INVITE)
+		rc = mount_for(s, n, r->user, (unsigned)other, err);
+	else if (rc == CFS_OK && verb == REMOTE_REMOVE && n->owner != r->user)
+		rc = cfs_fail(err, CFS_ERR_FORBIDDEN,
+			      "only the owner removes members");
+	else if (rc == CFS_OK && !readable(n, (unsigned)other))
+		rc = cfs_fail(err, CFS_ERR_NOT_FOUND, "'%s' is not a member",
+			      user ? user : "");
+	else if (rc == CFS_OK)
+		rc = unmount(s, n, (unsigned)other, err);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 static enum cfs_err members(struct remote_conn *c, int64_t ns,
 			    struct remote_member **list, size_t *n,
 			    struct cfs_error *err)
 {
-	(void)c, (void)ns;
+	struct fake_remote *r = fr_of(c);
+	struct fake_server *s = r->s;
+	struct fake_ns *sh;
+	enum cfs_err rc;
+
 	*list = NULL;
 	*n = 0;
-	return cfs_fail(err, CFS_ERR_INTERNAL, "the fake does not share");
+	rc = call_on(r, ns, "GET /meta/ns/NS/members", &sh, err);
+	if (rc == CFS_OK && !sh->shared)
+		rc = cfs_fail(err, CFS_ERR_FORBIDDEN,
+			      "a root namespace, not a shared folder");
+	if (rc == CFS_OK && !(*list = calloc(64, sizeof(**list))))
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	for (unsigned u = 0; rc == CFS_OK && u < 64; u++) {
+		char name[16];
+
+		if (!readable(sh, u))
+			continue;
+		fake_user_name(u, name);
+		(*list)[*n].owner = sh->owner == u;
+		if (!((*list)[(*n)++].user = strdup(name)))
+			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc) {
+		remote_members_free(*list, *n);
+		*list = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 static enum cfs_err history(struct remote_conn *c, int64_t ns, const char *path,
 			    struct remote_version **list, size_t *n,
 			    struct cfs_error *err)
 {
-	(void)c, (void)ns, (void)path;
+	struct fake_remote *r = fr_of(c);
+	struct fake_server *s = r->s;
+	struct fake_ns *h;
+	enum cfs_err rc;
+
 	*list = NULL;
 	*n = 0;
-	return cfs_fail(err, CFS_ERR_INTERNAL, "the fake keeps no history");
+	rc = call_on(r, ns, "GET /meta/ns/NS/history", &h, err);
+	if (rc == CFS_OK && !(*list = calloc(h->n_rows + 1, sizeof(**list))))
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	for (size_t i = h ? h->n_rows : 0; rc == CFS_OK && i-- > 0;) {
+		const struct fake_row *w = &h->rows[i];
+		struct remote_version *v = &(*list)[*n];
+		char name[16];
+		struct fake_node snap = { .blocks = w->e.blocks,
+					  .target = w->e.target };
+
+		if (strcmp(w->path, path) != 0)
+			continue;
+		/* A deep copy of the row's entry, through a node. */
+		snap.id = w->e.node;
+		snap.parent = w->e.parent;
+		memcpy(snap.name, w->e.name, sizeof(snap.name));
+		snap.kind = w->e.kind;
+		snap.live = w->e.kind != CFS_KIND_DELETED;
+		snap.jid = w->jid;
+		snap.size = w->e.size;
+		snap.mode = w->e.mode;
+		snap.atime_ns = w->e.atime_ns;
+		snap.mtime_ns = w->e.mtime_ns;
+		snap.ctime_ns = w->e.ctime_ns;
+		snap.mount_ns = w->e.mount_ns;
+		entry_of(h, &snap, &v->e);
+		v->at = w->at;
+		v->before = 0; /* no folder restores in the fake */
+		fake_user_name(w->author, name);
+		v->author = strdup(name);
+		(*n)++;
+		if (!v->author)
+			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc) {
+		remote_versions_free(*list, *n);
+		*list = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 /* Block transfers: queued by get and put, run whole by xfers_step. */
@@ -1488,7 +1920,8 @@ enum cfs_kind fake_lookup(struct fake_server *s, int64_t ns, const char *path,
 	return kind;
 }
 
-static void walk(struct fake_ns *n, int64_t parent, const char *base,
+static void walk(struct fake_server *s, struct fake_ns *n, int64_t parent,
+		 const char *base,
 		 void (*fn)(void *, const char *, enum cfs_kind, uint64_t),
 		 void *arg)
 {
@@ -1502,7 +1935,9 @@ static void walk(struct fake_ns *n, int64_t parent, const char *base,
 			 d->name);
 		fn(arg, path, d->kind, d->size);
 		if (d->kind == CFS_KIND_DIR)
-			walk(n, d->id, path, fn, arg);
+			walk(s, n, d->id, path, fn, arg);
+		else if (d->kind == CFS_KIND_MOUNT && ns_get(s, d->mount_ns))
+			walk(s, ns_get(s, d->mount_ns), 0, path, fn, arg);
 	}
 }
 
@@ -1513,6 +1948,6 @@ void fake_walk(struct fake_server *s, int64_t ns,
 {
 	pthread_mutex_lock(&s->lock);
 	if (ns_get(s, ns))
-		walk(ns_get(s, ns), 0, "", fn, arg);
+		walk(s, ns_get(s, ns), 0, "", fn, arg);
 	pthread_mutex_unlock(&s->lock);
 }

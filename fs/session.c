@@ -26,6 +26,7 @@
  *     (settle_one()).  A staging file linked into the cache by a failed
  *     commit is copied before it is written again (unshare_staging()).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -108,6 +109,7 @@ static struct session **live_slot(struct sessions *t, uint64_t ino)
 
 	while (*(p = slot(t, ino)) && (*p)->settling)
 		pthread_cond_wait(&t->settled, &t->lock);
+	assert(!*p || !(*p)->settling);
 	return p;
 }
 
@@ -541,6 +543,7 @@ int session_open(struct sessions *t, uint64_t ino, bool new,
 void session_release(struct sessions *t, struct session *s)
 {
 	pthread_mutex_lock(&t->lock);
+	assert(s->handles > 0 && !s->settling);
 	if (--s->handles == 0) {
 		s->settle_at_ms = cfs_monotonic_ms() + t->fs->opt.settle_ms;
 		pthread_cond_signal(&t->tick);
@@ -634,10 +637,9 @@ uint64_t session_write_cost(struct session *s, off_t off, size_t len)
 	return cost;
 }
 
-int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
-		  size_t *written)
+int session_write(struct session *s, session_fill_fn *fill, void *arg,
+		  size_t len, off_t off, size_t *written)
 {
-	size_t len = fuse_buf_size(bufv);
 	uint64_t end = (uint64_t)off + len, old_size, pos = (uint64_t)off;
 	uint64_t first = pos / CFS_BLOCK_SIZE, grown;
 	int e = 0;
@@ -661,21 +663,15 @@ int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
 	for (uint64_t b = pos / CFS_BLOCK_SIZE; !e && pos < end; b++) {
 		uint64_t block_end = (b + 1) * CFS_BLOCK_SIZE;
 		uint64_t n = (end < block_end ? end : block_end) - pos;
-		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(n);
-		ssize_t k;
+		size_t k = 0;
 
 		e = stage(s, b);
 		if (e)
 			break;
-		dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		dst.buf[0].fd = s->fd;
-		dst.buf[0].pos = (off_t)(pos - b * CFS_BLOCK_SIZE);
-		k = fuse_buf_copy(&dst, bufv, 0);
-		if (k < 0)
-			e = (int)-k;
-		else if ((uint64_t)k < n)
+		e = fill(arg, s->fd, pos - b * CFS_BLOCK_SIZE, n, &k);
+		if (!e && k < n)
 			e = ENOSPC;
-		else
+		if (!e)
 			pos += n;
 	}
 	*written = pos - (uint64_t)off;
@@ -830,26 +826,17 @@ void session_ctime(struct sessions *t, uint64_t ino, int64_t ctime_ns)
 	pthread_mutex_unlock(&t->lock);
 }
 
-/* Adds a buffer of n zeros to bv (zeros, of at least n bytes, outlives
- * the reply). */
-static void add_zeros(struct fuse_bufvec *bv, const char *zeros, size_t n)
+static void add_span(struct session_span *v, size_t *n, int fd, uint64_t pos,
+		     const void *mem, size_t len)
 {
-	bv->buf[bv->count++] =
-		(struct fuse_buf){ .size = n, .mem = (void *)zeros };
-}
-
-static void add_fd(struct fuse_bufvec *bv, int fd, uint64_t pos, size_t n)
-{
-	bv->buf[bv->count++] = (struct fuse_buf){
-		.size = n,
-		.flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK,
-		.fd = fd,
-		.pos = (off_t)pos,
+	v[(*n)++] = (struct session_span){
+		.fd = fd, .pos = pos, .mem = mem, .len = len
 	};
 }
 
-/* The buffers of [pos, end) of block b of s (invariants 1 and 2). */
-static int read_block(struct session *s, struct fuse_bufvec *bv,
+/* The spans of [pos, end) of block b of s (invariants 1 and 2), added to
+ * v; zeros, of at least end - pos bytes, outlives the reply. */
+static int read_block(struct session *s, struct session_span *v, size_t *n,
 		      const char *zeros, uint64_t b, uint64_t pos, uint64_t end)
 {
 	uint64_t start = b * CFS_BLOCK_SIZE;
@@ -857,13 +844,14 @@ static int read_block(struct session *s, struct fuse_bufvec *bv,
 	char name[48];
 	int fd;
 
+	assert(start <= pos && pos < end && end <= start + CFS_BLOCK_SIZE);
 	if (is_dirty(s, b)) {
 		staging_name(s, b, name);
 		fd = openat(s->t->fs->cache->dirty_fd, name,
 			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return errno;
-		add_fd(bv, fd, pos - start, end - pos);
+		add_span(v, n, fd, pos - start, NULL, end - pos);
 		return 0;
 	}
 	if (b < s->base.n && pos < base_end) {
@@ -872,21 +860,22 @@ static int read_block(struct session *s, struct fuse_bufvec *bv,
 		fd = open_base(s, b);
 		if (fd < 0)
 			return EIO;
-		add_fd(bv, fd, pos - start, stop - pos);
+		add_span(v, n, fd, pos - start, NULL, stop - pos);
 		pos = stop;
 	}
 	if (pos < end)
-		add_zeros(bv, zeros, end - pos);
+		add_span(v, n, -1, 0, zeros, end - pos);
 	return 0;
 }
 
-bool session_read(struct sessions *t, fuse_req_t req, uint64_t ino, size_t size,
-		  off_t off)
+bool session_read(struct sessions *t, uint64_t ino, size_t size, off_t off,
+		  session_reply_fn *reply, void *arg)
 {
-	struct fuse_bufvec *bv = NULL;
+	struct session_span *v = NULL;
 	struct session *s;
 	uint64_t pos = (uint64_t)off, end;
 	char *zeros = NULL;
+	size_t n = 0;
 	int e = 0;
 
 	/* The base blocks the read shows are fetched first, with no lock
@@ -911,7 +900,7 @@ bool session_read(struct sessions *t, fuse_req_t req, uint64_t ino, size_t size,
 			break;
 		pthread_mutex_unlock(&s->lock);
 		if (fetch_base(t->fs, ino, &id, len)) {
-			fuse_reply_err(req, EIO);
+			reply(arg, EIO, NULL, 0);
 			return true;
 		}
 	}
@@ -919,9 +908,9 @@ bool session_read(struct sessions *t, fuse_req_t req, uint64_t ino, size_t size,
 		size_t blocks =
 			(end - 1) / CFS_BLOCK_SIZE - pos / CFS_BLOCK_SIZE + 1;
 
-		bv = calloc(1, sizeof(*bv) + 2 * blocks * sizeof(bv->buf[0]));
+		v = calloc(2 * blocks, sizeof(*v));
 		zeros = calloc(1, end - pos);
-		if (!bv || !zeros)
+		if (!v || !zeros)
 			e = ENOMEM;
 	}
 	for (uint64_t b = pos / CFS_BLOCK_SIZE; !e && pos < end; b++) {
@@ -929,20 +918,15 @@ bool session_read(struct sessions *t, fuse_req_t req, uint64_t ino, size_t size,
 
 		if (stop > end)
 			stop = end;
-		e = read_block(s, bv, zeros, b, pos, stop);
+		e = read_block(s, v, &n, zeros, b, pos, stop);
 		pos = stop;
 	}
-	if (e)
-		fuse_reply_err(req, e);
-	else if (!bv)
-		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_data(req, bv, 0);
+	reply(arg, e, e ? NULL : v, e ? 0 : n);
 	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; bv && i < bv->count; i++)
-		if (bv->buf[i].flags & FUSE_BUF_IS_FD)
-			close(bv->buf[i].fd);
-	free(bv);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].fd >= 0)
+			close(v[i].fd);
+	free(v);
 	free(zeros);
 	return true;
 }

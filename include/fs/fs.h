@@ -5,8 +5,6 @@
 #ifndef FS_FS_H
 #define FS_FS_H
 
-#define FUSE_USE_VERSION 312
-#include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -41,6 +39,7 @@ struct fs_options {
 };
 
 struct control;
+struct fuse_session; /* the kernel layer's: fs/main.c, fs/ops.c */
 struct sync;
 struct sessions;
 struct uploader;
@@ -86,9 +85,6 @@ struct fs {
 	 */
 	bool relist;
 };
-
-/* The handlers the kernel calls (fs/ops.c). */
-extern const struct fuse_lowlevel_ops fs_ops;
 
 /*
  * Lists every namespace the mirror follows up to the server's head (each

@@ -14,8 +14,9 @@
 
 struct fs;
 
-/* Answers request req of command cmd (one of the above); NULL when cmd
- * is not one of them. */
-json_t *history_answer(struct fs *fs, const char *cmd, json_t *req);
+/* Answer request req of history and of restore (the control socket's
+ * table, fs/control.c; cmd is that name). */
+json_t *history_list_answer(struct fs *fs, const char *cmd, json_t *req);
+json_t *history_restore_answer(struct fs *fs, const char *cmd, json_t *req);
 
 #endif

@@ -17,10 +17,15 @@
 #ifndef FS_OPS_H
 #define FS_OPS_H
 
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
 #include <sys/stat.h>
 
 #include "cache/mirror.h"
 #include "fs/fs.h"
+
+/* The handlers the kernel calls (fs/ops.c). */
+extern const struct fuse_lowlevel_ops fs_ops;
 
 /* Safe to keep long: every change is invalidated explicitly. */
 #define OPS_CACHE_TIMEOUT_S 86400.0

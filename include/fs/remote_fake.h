@@ -13,8 +13,18 @@
  * Faults are drawn per call from a seeded generator, or forced for the
  * next call: an error answer (nothing applied), an outage (nothing
  * applied, unreachable), and a dropped answer (applied, then
- * unreachable).  Sharing verbs are not faked: they answer
- * CFS_ERR_INTERNAL.
+ * unreachable).  Delays, from a generator of their own, hold a call
+ * before it takes the server's lock, so that concurrent calls are
+ * answered in another order than they were made.
+ *
+ * Sharing as the server shares (server/meta_sql_share.c): a folder of
+ * the caller's root namespace becomes a namespace of its own holding the
+ * subtree with its node ids at new JIDs, the folder a MOUNT of it; the
+ * old namespace journals the subtree deleted, its nodes keeping their
+ * JIDs.  Invitations mount the folder in the invitee's root (users are
+ * named by fake_user_name()); leaving and removal delete that mount.
+ * History answers every row that was at a path, newest first (with no
+ * "before": the fake restores no folders).
  */
 #ifndef FS_REMOTE_FAKE_H
 #define FS_REMOTE_FAKE_H
@@ -41,6 +51,12 @@ void fake_add_member(struct fake_server *s, int64_t ns, unsigned user);
 /* Faults: each call draws one with probability percent/100 from a
  * generator seeded with seed (0 percent: none). */
 void fake_faults(struct fake_server *s, unsigned percent, unsigned seed);
+/* Delays: percent/100 of calls wait 1 to max_ms ms first, drawn from a
+ * generator seeded with seed (0 percent: none). */
+void fake_delays(struct fake_server *s, unsigned percent, unsigned max_ms,
+		 unsigned seed);
+/* The name of user (0 to 63) for the sharing verbs: "userN". */
+void fake_user_name(unsigned user, char name[16]);
 /* The next call gets fault f, whatever the draw; or the next commit. */
 void fake_fault_next(struct fake_server *s, enum fake_fault f);
 void fake_fault_commit(struct fake_server *s, enum fake_fault f);
@@ -66,7 +82,8 @@ bool fake_journal_has(struct fake_server *s, int64_t ns, int64_t jid,
 enum cfs_kind fake_lookup(struct fake_server *s, int64_t ns, const char *path,
 			  uint64_t *size);
 
-/* Calls fn for each live entry of ns with its path, parents first. */
+/* Calls fn for each live entry of ns with its path, parents first, and
+ * of the shared folders it mounts, below their MOUNT entries. */
 void fake_walk(struct fake_server *s, int64_t ns,
 	       void (*fn)(void *arg, const char *path, enum cfs_kind kind,
 			  uint64_t size),

@@ -22,9 +22,10 @@
 #ifndef FS_SESSION_H
 #define FS_SESSION_H
 
-#include <fuse_lowlevel.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cache/cache.h"
 #include "cache/local.h"
@@ -91,9 +92,19 @@ uint64_t session_write_cost(struct session *s, off_t off, size_t len);
  * growing the file lengthens its last block. */
 uint64_t session_truncate_cost(struct session *s, uint64_t size);
 
-/* Writes bufv at off; 0 or a positive errno (ENOSPC: the cache's disk). */
-int session_write(struct session *s, struct fuse_bufvec *bufv, off_t off,
-		  size_t *written);
+/*
+ * Where a write's bytes come from: copies the source's next n bytes to fd
+ * at pos and says how many in *copied (fewer: the cache's disk is full).
+ * 0 or a positive errno.  The kernel layer's, so that the bytes may move
+ * from the kernel's pipe to the staging file without a copy.
+ */
+typedef int session_fill_fn(void *arg, int fd, uint64_t pos, size_t n,
+			    size_t *copied);
+
+/* Writes len bytes at off, taken from fill; 0 or a positive errno
+ * (ENOSPC: the cache's disk). */
+int session_write(struct session *s, session_fill_fn *fill, void *arg,
+		  size_t len, off_t off, size_t *written);
 
 /* Changes the size (truncate).  0 or a positive errno. */
 int session_truncate(struct session *s, uint64_t size);
@@ -125,12 +136,31 @@ bool session_touch(struct sessions *t, uint64_t ino,
  */
 void session_ctime(struct sessions *t, uint64_t ino, int64_t ctime_ns);
 
+/* A piece of a read's answer: len bytes of fd from pos, or, when fd is
+ * -1, of mem. */
+struct session_span {
+	int fd;
+	uint64_t pos;
+	const void *mem;
+	size_t len;
+};
+
 /*
- * Answers a read of ino with the session's content if ino has a session;
- * returns false (having answered nothing) when it has none.
+ * The kernel layer's answer to a read: called exactly once, with e (a
+ * positive errno) or with the n spans of the answer in order (n is 0 at
+ * the end of the file).  It runs under the session's lock, so that no
+ * write changes a staging file while its bytes are sent; the spans and
+ * their descriptors are valid until it returns.
  */
-bool session_read(struct sessions *t, fuse_req_t req, uint64_t ino, size_t size,
-		  off_t off);
+typedef void session_reply_fn(void *arg, int e, const struct session_span *v,
+			      size_t n);
+
+/*
+ * Answers a read of ino through reply with the session's content if ino
+ * has a session; returns false (having called nothing) when it has none.
+ */
+bool session_read(struct sessions *t, uint64_t ino, size_t size, off_t off,
+		  session_reply_fn *reply, void *arg);
 
 /* Commits s now (fsync); the session goes on.  0 or a positive errno. */
 int session_commit(struct session *s);

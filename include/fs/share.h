@@ -22,8 +22,10 @@
 
 struct fs;
 
-/* Answers request req of command cmd (one of the above), NULL when cmd
- * is not one of them; {"error": MESSAGE} when it failed. */
-json_t *share_answer(struct fs *fs, const char *cmd, json_t *req);
+/* Answer request req of share, unshare or leave (cmd), and of shares
+ * (the control socket's table, fs/control.c); {"error": MESSAGE} when it
+ * failed. */
+json_t *share_member_answer(struct fs *fs, const char *cmd, json_t *req);
+json_t *share_list_answer(struct fs *fs, const char *cmd, json_t *req);
 
 #endif

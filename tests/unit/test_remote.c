@@ -13,6 +13,9 @@
  * faults off, that the mirror, the test's own model of the tree and the
  * fake's namespace are the same.  It prints each seed it runs;
  * TEST_REMOTE_SEED=N runs that one alone, TEST_REMOTE_RUNS=N that many.
+ * Its twin adds shares of top folders and invitations (the fake's
+ * sharing verbs) and checks an invitee's mirror too;
+ * TEST_REMOTE_SHARE_SEED=N replays one of its seeds.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -214,6 +217,9 @@ static int by_line(const void *a, const void *b)
 static void listing_add(struct listing *l, const char *path, enum cfs_kind kind,
 			uint64_t size)
 {
+	/* A shared folder is a folder to whoever looks. */
+	if (kind == CFS_KIND_MOUNT)
+		kind = CFS_KIND_DIR;
 	if (l->n < MAX_MODEL)
 		snprintf(l->lines[l->n++], sizeof(l->lines[0]), "%s %llu %s",
 			 cfs_kind_name(kind),
@@ -263,14 +269,14 @@ static void mirror_walk(struct cfs_sql *db, const struct mirror_entry *d,
 			 e->name);
 		listing_add(l, path, e->kind, e->size);
 		if (s && e->node > 0 && !e->pending &&
-		    !fake_journal_has(s, ROOT_NS, e->jid, e->node)) {
+		    !fake_journal_has(s, e->ns, e->jid, e->node)) {
 			fprintf(stderr,
 				"'%s' shows JID %lld of node %lld, "
 				"which the journal does not have\n",
 				path, (long long)e->jid, (long long)e->node);
 			CHECK(!"a committed entry is in the journal");
 		}
-		if (e->kind == CFS_KIND_DIR)
+		if (e->kind == CFS_KIND_DIR || e->kind == CFS_KIND_MOUNT)
 			mirror_walk(db, e, path, l, s);
 	}
 	free(c);
@@ -861,6 +867,73 @@ static void test_an_upload_streams_its_landed_blocks_to_members_only(void)
 	fake_server_free(s);
 }
 
+/*
+ * One step of a seeded run, drawn as what (0 to 9): a local change, an
+ * uploader step, a catch-up or a restart (which loses nothing queued);
+ * then a check that the mirror shows the model.
+ */
+static void step_shows_model(struct client *c, struct fake_server *s,
+			     struct model *m, unsigned what, unsigned *rng,
+			     struct listing *a, struct listing *b)
+{
+	struct cfs_error err = { 0 };
+	bool verbose = getenv("TEST_REMOTE_VERBOSE") != NULL;
+
+	if (what < 5) {
+		local_change(c, m, rng);
+	} else if (what < 8) {
+		bool sent, retry;
+
+		uploader_step(c->u, &sent, &retry, &err);
+		if (verbose)
+			fprintf(stderr, "  upload: %d %s\n", sent, err.msg);
+	} else if (what < 9) {
+		enum cfs_err rc = catch_up(c, &err);
+
+		if (verbose)
+			fprintf(stderr, "  catch up: %d %s\n", rc,
+				rc ? err.msg : "");
+	} else {
+		int64_t n = queued(c);
+
+		client_close(c);
+		client_open(c, s, 0, ROOT_NS);
+		CHECK(queued(c) == n);
+	}
+	mirror_listing(c, a, s);
+	model_listing(m, b);
+	CHECK(same(a, b, "the mirror and the model"));
+}
+
+/* The server comes back for good: everything gets there, and the mirror,
+ * the model and the server agree (a: the mirror's listing after). */
+static void converge(struct client *c, struct fake_server *s,
+		     const struct model *m, struct listing *a,
+		     struct listing *b)
+{
+	struct cfs_error err;
+
+	fake_faults(s, 0, 0);
+	CHECK(upload_all(c, 200));
+	CHECK(catch_up(c, &err) == CFS_OK);
+	mirror_listing(c, a, s);
+	model_listing(m, b);
+	CHECK(same(a, b, "the mirror and the model"));
+	b->n = 0;
+	fake_walk(s, ROOT_NS, on_fake, b);
+	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
+	CHECK(same(a, b, "the mirror and the server"));
+}
+
+static void run_free(struct fake_server *s, struct model *m, struct listing *a,
+		     struct listing *b)
+{
+	fake_server_free(s);
+	free(m);
+	free(a);
+	free(b);
+}
+
 /* One seeded run: what it checks is said at the top. */
 static void random_run(unsigned seed)
 {
@@ -868,7 +941,6 @@ static void random_run(unsigned seed)
 	struct model *m = calloc(1, sizeof(*m));
 	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
 	struct client c;
-	struct cfs_error err;
 	unsigned rng = seed;
 	char name[32];
 	int before = check_failures;
@@ -878,23 +950,277 @@ static void random_run(unsigned seed)
 	client_new(&c, s, 0, ROOT_NS, name);
 	fake_faults(s, 20, seed);
 	for (unsigned step = 0; step < 60; step++) {
-		unsigned what = (unsigned)rand_r(&rng) % 10;
+		step_shows_model(&c, s, m, (unsigned)rand_r(&rng) % 10, &rng, a,
+				 b);
+		if (check_failures != before)
+			break;
+	}
+	converge(&c, s, m, a, b);
+	if (getenv("TEST_REMOTE_VERBOSE"))
+		fprintf(stderr, "seed %u: %zu entries, journal at JID %lld\n",
+			seed, a->n, (long long)fake_head(s, ROOT_NS));
+	client_close(&c);
+	run_free(s, m, a, b);
+	if (check_failures != before)
+		fprintf(stderr,
+			"seed %u failed: TEST_REMOTE_SEED=%u replays it\n",
+			seed, seed);
+}
 
-		if (what < 5) {
-			local_change(&c, m, &rng);
-		} else if (what < 8) {
-			bool sent, retry;
+/* Runs run(seed) for the seed in env seed_var alone, or for runs seeds
+ * from now's (TEST_REMOTE_RUNS of them if set), printing them and the
+ * time they took; stops at a failure. */
+static void seeded_runs(const char *seed_var, unsigned runs, const char *what,
+			void (*run)(unsigned seed))
+{
+	const char *one = getenv(seed_var);
+	const char *runs_s = getenv("TEST_REMOTE_RUNS");
+	unsigned first = (unsigned)time(NULL);
+	int before = check_failures;
+	struct timespec t0, t1;
 
-			uploader_step(c.u, &sent, &retry, &err);
-		} else if (what < 9) {
-			catch_up(&c, &err);
-		} else {
-			/* A restart: nothing queued is lost. */
-			int64_t n = queued(&c);
+	if (one) {
+		run((unsigned)strtoul(one, NULL, 10));
+		return;
+	}
+	if (runs_s)
+		runs = (unsigned)atoi(runs_s);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fprintf(stderr, "%s seeds %u to %u\n", what, first, first + runs - 1);
+	for (unsigned i = 0; i < runs && check_failures == before; i++)
+		run(first + i);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fprintf(stderr, "%u seeded %s runs in %.2f s\n", runs, what,
+		(double)(t1.tv_sec - t0.tv_sec) +
+			(double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
 
-			client_close(&c);
-			client_open(&c, s, 0, ROOT_NS);
-			CHECK(queued(&c) == n);
+static void test_seeded_random_sequences_with_faults_converge(void)
+{
+	seeded_runs("TEST_REMOTE_SEED", 100, "random", random_run);
+}
+
+static void test_a_shared_folder_keeps_its_content_and_reaches_the_invitee(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct remote_member *mem = NULL;
+	struct remote_version *v = NULL;
+	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct client c, d;
+	struct cfs_error err;
+	int64_t ns = 0, bob_root;
+	size_t n_mem = 0, n_v = 0;
+	struct queued_op op = { .type = QUEUE_DIR,
+				.kind = CFS_KIND_DIR,
+				.path = "trip",
+				.mode = 0755 };
+	struct queued_op f = { .type = QUEUE_FILE,
+			       .kind = CFS_KIND_FILE,
+			       .path = "trip/plan.txt",
+			       .mode = 0644 };
+
+	CHECK(s && a && b && fake_namespace(s, 0) == ROOT_NS);
+	bob_root = fake_namespace(s, 1);
+	CHECK(fake_commit_one(s, ROOT_NS, &op).status == REMOTE_COMMITTED);
+	CHECK(fake_commit_one(s, ROOT_NS, &f).status == REMOTE_COMMITTED);
+	f.base_jid = fake_head(s, ROOT_NS);
+	f.mtime_ns = 7;
+	f.size = 5;
+	CHECK(fake_commit_one(s, ROOT_NS, &f).status == REMOTE_COMMITTED);
+	client_new(&c, s, 0, ROOT_NS, "share-a");
+	client_new(&d, s, 1, bob_root, "share-b");
+	CHECK(catch_up(&c, &err) == CFS_OK);
+
+	CHECK(c.fs.remote->ops->share(c.conn, ROOT_NS, "trip", &ns, &err) ==
+	      CFS_OK);
+	CHECK(ns > ROOT_NS && ns != bob_root);
+	CHECK(c.fs.remote->ops->member(c.conn, ns, REMOTE_INVITE, "user1",
+				       &err) == CFS_OK);
+	CHECK(c.fs.remote->ops->member(c.conn, ns, REMOTE_INVITE, "user1",
+				       &err) == CFS_ERR_EXISTS);
+	CHECK(c.fs.remote->ops->members(c.conn, ns, &mem, &n_mem, &err) ==
+	      CFS_OK);
+	CHECK(n_mem == 2 && mem[0].owner && strcmp(mem[0].user, "user0") == 0 &&
+	      !mem[1].owner && strcmp(mem[1].user, "user1") == 0);
+	remote_members_free(mem, n_mem);
+	/* Both versions of the file, newest first, in the root's journal. */
+	CHECK(c.fs.remote->ops->history(c.conn, ROOT_NS, "trip/plan.txt", &v,
+					&n_v, &err) == CFS_OK);
+	CHECK(n_v == 3 && v[0].e.kind == CFS_KIND_DELETED &&
+	      v[1].e.mtime_ns == 7 && v[2].e.jid < v[1].e.jid);
+	remote_versions_free(v, n_v);
+
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	CHECK(catch_up(&d, &err) == CFS_OK);
+	mirror_listing(&c, a, s);
+	fake_walk(s, ROOT_NS, on_fake, b);
+	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
+	CHECK(a->n == 2 && same(a, b, "the sharer's mirror and the server"));
+	mirror_listing(&d, a, s);
+	b->n = 0;
+	fake_walk(s, bob_root, on_fake, b);
+	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
+	CHECK(a->n == 2 && same(a, b, "the invitee's mirror and the server"));
+
+	/* Leaving takes the folder out of the invitee's tree. */
+	CHECK(d.fs.remote->ops->member(d.conn, ns, REMOTE_LEAVE, NULL, &err) ==
+	      CFS_OK);
+	CHECK(catch_up(&d, &err) == CFS_OK);
+	mirror_listing(&d, a, NULL);
+	CHECK(a->n == 0);
+	client_close(&c);
+	client_close(&d);
+	fake_server_free(s);
+	free(a);
+	free(b);
+}
+
+/* Commits from threads at once, each call delayed at random: the
+ * answers come back in another order, the journal stays one. */
+struct delayed_writer {
+	struct remote *r;
+	unsigned i;
+	bool ok;
+};
+
+static void *delayed_writer_thread(void *arg)
+{
+	struct delayed_writer *w = arg;
+	struct remote_conn *conn = remote_conn_new(w->r);
+	struct cfs_error err;
+	bool ok = conn != NULL;
+
+	for (unsigned k = 0; ok && k < 8; k++) {
+		char path[32];
+		struct queued_op op = { .type = QUEUE_DIR,
+					.kind = CFS_KIND_DIR,
+					.path = path,
+					.mode = 0755 };
+		struct remote_commit_req req = { .ns = ROOT_NS,
+						 .ops = &op,
+						 .n = 1 };
+		struct remote_commit out;
+
+		snprintf(path, sizeof(path), "w%u-%u", w->i, k);
+		ok = w->r->ops->commit(conn, &req, 5, NULL, &out, &err) ==
+			     CFS_OK &&
+		     out.results[0].status == REMOTE_COMMITTED;
+		if (ok)
+			remote_commit_release(&out);
+	}
+	remote_conn_free(conn);
+	w->ok = ok;
+	return NULL;
+}
+
+static void test_delayed_answers_come_back_out_of_order_and_apply_once(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct delayed_writer w[4];
+	pthread_t t[4];
+	int64_t jid = 0;
+	unsigned seen = 0;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	fake_delays(s, 50, 5, 1);
+	for (unsigned i = 0; i < 4; i++) {
+		w[i] = (struct delayed_writer){ fake_remote_new(s, 0), i,
+						false };
+		CHECK(w[i].r &&
+		      pthread_create(&t[i], NULL, delayed_writer_thread,
+				     &w[i]) == 0);
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK(w[i].ok);
+		remote_free(w[i].r);
+	}
+	/* 32 folders, one row each, JIDs 1 to 32. */
+	for (unsigned i = 0; i < 4; i++)
+		for (unsigned k = 0; k < 8; k++) {
+			char path[32];
+			uint64_t size;
+
+			snprintf(path, sizeof(path), "w%u-%u", i, k);
+			seen += fake_lookup(s, ROOT_NS, path, &size) ==
+				CFS_KIND_DIR;
+		}
+	jid = fake_head(s, ROOT_NS);
+	CHECK(seen == 32 && jid == 32);
+	fake_server_free(s);
+}
+
+/*
+ * Shares a top folder of c's root ("dN", drawn from rng) as the mount's
+ * own share does (fs/share.c): what is queued goes first, and the share
+ * returns once the mirror shows it.  TEST_REMOTE_SHARE_ELSEWHERE=1
+ * shares it as another device would, with no wait on either side.  Its
+ * namespace, or 0.
+ */
+static int64_t share_one(struct client *c, unsigned *rng)
+{
+	struct cfs_error err = { 0 };
+	bool here = !getenv("TEST_REMOTE_SHARE_ELSEWHERE");
+	char path[8];
+	int64_t ns = 0;
+
+	snprintf(path, sizeof(path), "d%u", (unsigned)rand_r(rng) % 3);
+	if (here)
+		upload_all(c, 20);
+	if (c->fs.remote->ops->share(c->conn, ROOT_NS, path, &ns, &err))
+		ns = 0;
+	for (unsigned i = 0; here && ns && i < 20; i++)
+		if (catch_up(c, &err) == CFS_OK)
+			break;
+	if (getenv("TEST_REMOTE_VERBOSE"))
+		fprintf(stderr, "  share '%s': %lld %s\n", path, (long long)ns,
+			err.msg);
+	return ns;
+}
+
+/* One seeded run of random_run's kind with shares and invitations: the
+ * mirror shows the model all along, and at the end the sharer's mirror,
+ * the model and the server agree, and so do the invitee's mirror and
+ * the server. */
+static void random_share_run(unsigned seed)
+{
+	struct fake_server *s = fake_server_new();
+	struct model *m = calloc(1, sizeof(*m));
+	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct client c, d;
+	struct cfs_error err;
+	unsigned rng = seed;
+	char name[32];
+	int64_t shared[4] = { 0 }, bob_root;
+	size_t n_shared = 0;
+	int before = check_failures;
+
+	CHECK(s && m && a && b && fake_namespace(s, 0) == ROOT_NS);
+	bob_root = fake_namespace(s, 1);
+	snprintf(name, sizeof(name), "share-%u", seed);
+	client_new(&c, s, 0, ROOT_NS, name);
+	fake_faults(s, 20, seed);
+	for (unsigned step = 0; step < 60; step++) {
+		unsigned what = (unsigned)rand_r(&rng) % 12;
+
+		if (what < 10) {
+			step_shows_model(&c, s, m, what, &rng, a, b);
+			if (check_failures != before)
+				break;
+			continue;
+		} else if (what < 11) {
+			int64_t ns = share_one(&c, &rng);
+
+			for (size_t i = 0; ns && i <= n_shared; i++)
+				if (i == n_shared && n_shared < 4)
+					shared[n_shared++] = ns;
+				else if (i < n_shared && shared[i] == ns)
+					break;
+		} else if (n_shared) {
+			int64_t ns = shared[(unsigned)rand_r(&rng) % n_shared];
+
+			c.fs.remote->ops->member(c.conn, ns, REMOTE_INVITE,
+						 "user1", &err);
 		}
 		mirror_listing(&c, a, s);
 		model_listing(m, b);
@@ -902,52 +1228,31 @@ static void random_run(unsigned seed)
 		if (check_failures != before)
 			break;
 	}
-	/* The server comes back for good: everything gets there. */
-	fake_faults(s, 0, 0);
-	CHECK(upload_all(&c, 200));
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	mirror_listing(&c, a, s);
-	model_listing(m, b);
-	CHECK(same(a, b, "the mirror and the model"));
+	converge(&c, s, m, a, b);
+	snprintf(name, sizeof(name), "share-%u-b", seed);
+	client_new(&d, s, 1, bob_root, name);
+	CHECK(catch_up(&d, &err) == CFS_OK);
+	mirror_listing(&d, a, s);
 	b->n = 0;
-	fake_walk(s, ROOT_NS, on_fake, b);
+	fake_walk(s, bob_root, on_fake, b);
 	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
-	CHECK(same(a, b, "the mirror and the server"));
-	if (getenv("TEST_REMOTE_VERBOSE"))
-		fprintf(stderr, "seed %u: %zu entries, journal at JID %lld\n",
-			seed, a->n, (long long)fake_head(s, ROOT_NS));
+	CHECK(same(a, b, "the invitee's mirror and the server"));
+	client_close(&d);
 	client_close(&c);
-	fake_server_free(s);
-	free(m);
-	free(a);
-	free(b);
+	run_free(s, m, a, b);
 	if (check_failures != before)
 		fprintf(stderr,
-			"seed %u failed: TEST_REMOTE_SEED=%u replays it\n",
-			seed, seed);
+			"seed %u failed: %sTEST_REMOTE_SHARE_SEED=%u replays it\n",
+			seed,
+			getenv("TEST_REMOTE_SHARE_ELSEWHERE")
+				? "TEST_REMOTE_SHARE_ELSEWHERE=1 "
+				: "",
+			seed);
 }
 
-static void test_seeded_random_sequences_with_faults_converge(void)
+static void test_seeded_sequences_with_shares_converge(void)
 {
-	const char *one = getenv("TEST_REMOTE_SEED");
-	const char *runs_s = getenv("TEST_REMOTE_RUNS");
-	unsigned runs = runs_s ? (unsigned)atoi(runs_s) : 100;
-	unsigned first = (unsigned)time(NULL);
-	int before = check_failures;
-	struct timespec t0, t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (one) {
-		random_run((unsigned)strtoul(one, NULL, 10));
-		return;
-	}
-	fprintf(stderr, "seeds %u to %u\n", first, first + runs - 1);
-	for (unsigned i = 0; i < runs && check_failures == before; i++)
-		random_run(first + i);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	fprintf(stderr, "%u seeded runs in %.2f s\n", runs,
-		(double)(t1.tv_sec - t0.tv_sec) +
-			(double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	seeded_runs("TEST_REMOTE_SHARE_SEED", 50, "share", random_share_run);
 }
 
 int main(void)
@@ -963,6 +1268,9 @@ int main(void)
 	RUN(test_small_files_go_up_in_one_batch_upload);
 	RUN(test_a_server_without_batch_uploads_gets_blocks_one_by_one);
 	RUN(test_seeded_random_sequences_with_faults_converge);
+	RUN(test_a_shared_folder_keeps_its_content_and_reaches_the_invitee);
+	RUN(test_delayed_answers_come_back_out_of_order_and_apply_once);
+	RUN(test_seeded_sequences_with_shares_converge);
 	if (!check_failures) {
 		char cmd[64];
 
