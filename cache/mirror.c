@@ -408,8 +408,9 @@ enum cfs_err mirror_path(struct cfs_sql *db, uint64_t ino, char **path,
 					    : cfs_fail(err, CFS_ERR_INTERNAL,
 						       "out of memory");
 	rc = mirror_get(db, ino, &e, err);
-	if (rc == CFS_OK)
-		rc = path_of(db, &e, false, path, err);
+	if (rc)
+		return rc; /* e untouched: nothing to release */
+	rc = path_of(db, &e, false, path, err);
 	mirror_entry_release(&e);
 	return rc;
 }

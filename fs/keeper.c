@@ -207,13 +207,17 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 		drop_unlisted(k);
 	measure(k, want, &blocks, &staged);
 	avail = disk_avail(k);
-	need = to_free(k, blocks, staged + coming, avail);
+	/* The write waiting at the floor (under_floor()) is made room for
+	 * above it, as one waiting at the limit is. */
+	need = to_free(k, blocks, staged + coming,
+		       avail > want ? avail - want : 0);
 	/* Blocks no file lists any more (superseded by a commit, of a file
 	 * deleted) go before any block a file still reads. */
 	if (need && !sweep && drop_unlisted(k)) {
 		measure(k, want, &blocks, &staged);
 		avail = disk_avail(k);
-		need = to_free(k, blocks, staged + coming, avail);
+		need = to_free(k, blocks, staged + coming,
+			       avail > want ? avail - want : 0);
 	}
 	if (need) {
 		if (cache_evict(k->cache, 0, blocks > need ? blocks - need : 0,
@@ -370,8 +374,7 @@ static bool under_floor(const struct keeper *k, size_t len)
 	if (!k->min_free)
 		return false;
 	avail = disk_avail(k);
-	/* Where a pass evicts to (to_free()): writes are not made room
-	 * for by evicting under the floor, only under the limit. */
+	/* Where a pass evicts to (to_free()). */
 	return avail != UINT64_MAX &&
 	       avail < k->min_free + k->min_free / 10 + k->coming + len;
 }

@@ -132,3 +132,18 @@ def test_a_file_that_settles_on_a_full_cache_disk_is_committed_once_there_is_roo
     assert read(at(m, "written.bin")) == data
     assert read(at(mount(alice), "written.bin")) == data
     assert "last writes are lost" not in m.log_text()
+
+
+def test_an_unmount_while_a_commit_fails_names_the_file_whose_writes_are_lost(
+        server, alice, mount, small_disk, tmp_path):
+    # The writes of a file whose commit still fails when the unmount's
+    # time is out cannot be kept: the log must say which file lost them.
+    m = mount(alice, cache=str(small_disk / "cache"), settle=3, timeout=TIMEOUT,
+              log=str(tmp_path / "mount.log"))
+    with open(at(m, "doomed.bin"), "wb") as f:
+        f.write(payload(1 << 20, "doomed"))
+    fill(small_disk / "filler")
+    until(lambda: "cannot commit" in m.log_text(), within=20, what="a failed commit")
+    m.unmount()
+    assert "cannot commit 'doomed.bin'" in m.log_text()
+    assert "at unmount" in m.log_text() and "last writes are lost" in m.log_text()
