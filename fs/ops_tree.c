@@ -266,8 +266,16 @@ static int set_attrs(struct fs *fs, fuse_ino_t ino, const struct local_attrs *a,
 	int eno;
 	bool in_session =
 		fs->sessions && session_touch(fs->sessions, ino, a, now);
-	struct cfs_sql *db = ops_db(fs, &eno);
+	struct cfs_sql *db;
 
+	/* Times and the ctime are the session's until its commit writes
+	 * them (stat shows them from it meanwhile): tar(1) sets them, and
+	 * the owner, on each file it writes, and a transaction each was a
+	 * third of its cost.  A mode is the mirror's, which the commit
+	 * carries. */
+	if (in_session && !a->mode)
+		return 0;
+	db = ops_db(fs, &eno);
 	if (!db)
 		return eno;
 	rc = local_setattr(db, ino, a, now, in_session, &err);
