@@ -268,12 +268,11 @@ static int set_attrs(struct fs *fs, fuse_ino_t ino, const struct local_attrs *a,
 		fs->sessions && session_touch(fs->sessions, ino, a, now);
 	struct cfs_sql *db;
 
-	/* Times and the ctime are the session's until its commit writes
-	 * them (stat shows them from it meanwhile): tar(1) sets them, and
-	 * the owner, on each file it writes, and a transaction each was a
-	 * third of its cost.  A mode is the mirror's, which the commit
-	 * carries. */
-	if (in_session && !a->mode)
+	/* The mode, times and ctime are the session's until its commit
+	 * writes them (stat shows them from it meanwhile): tar(1) sets
+	 * them, and the owner, on each file it writes, and a transaction
+	 * each was half of its SQLite commits. */
+	if (in_session)
 		return 0;
 	db = ops_db(fs, &eno);
 	if (!db)
