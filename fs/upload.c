@@ -759,8 +759,6 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 		.ns = ops[0].ns, .ops = ops, .n = n, .client = fs->client
 	};
 	bool *recorded = calloc(n, sizeof(*recorded));
-	struct cfs_error end_err;
-	bool outer = false;
 	struct cfs_sql *db;
 	const bool *stop;
 	unsigned max_s;
@@ -778,12 +776,6 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	db = rc ? NULL : cache_db(fs->cache, err);
 	if (rc == CFS_OK && !db)
 		rc = err->code;
-	/* The answers are recorded in one transaction, each in a savepoint
-	 * of its own (cfs_sql_begin()): one commit for the batch, in place
-	 * of one for each of its small files. */
-	if (rc == CFS_OK)
-		rc = cfs_sql_begin(db, true, err);
-	outer = rc == CFS_OK;
 	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
 		bool retry;
 
@@ -796,16 +788,6 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 		if (rc && rc != CFS_ERR_UNREACHABLE)
 			rc = settle_failed(db, &ops[i], &retry, err);
 		*retry_any |= retry;
-	}
-	/* What was recorded is committed, whatever stopped the loop (a
-	 * savepoint undid its own op); not committed, none was recorded
-	 * and each stays in doubt. */
-	if (outer && cfs_sql_end(db, CFS_OK, &end_err)) {
-		memset(recorded, 0, n * sizeof(*recorded));
-		if (rc == CFS_OK) {
-			*err = end_err;
-			rc = end_err.code;
-		}
 	}
 	if (db) {
 		clear_doubt(fs, db, ops, recorded, n);

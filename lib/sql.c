@@ -92,15 +92,7 @@ enum cfs_err cfs_sql_script(struct cfs_sql *c, const char *sql,
 
 enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write, struct cfs_error *err)
 {
-	enum cfs_err rc;
-
-	if (sqlite3_get_autocommit(c->db))
-		return cfs_sql_script(c, write ? "BEGIN IMMEDIATE" : "BEGIN",
-				      err);
-	rc = cfs_sql_script(c, "SAVEPOINT nested", err);
-	if (rc == CFS_OK)
-		c->nested++;
-	return rc;
+	return cfs_sql_script(c, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
 }
 
 enum cfs_err cfs_sql_sync(struct cfs_sql *c, struct cfs_error *err)
@@ -136,18 +128,6 @@ static void reset_stopped(struct cfs_sql *c)
 enum cfs_err cfs_sql_end(struct cfs_sql *c, enum cfs_err rc,
 			 struct cfs_error *err)
 {
-	if (c->nested) {
-		c->nested--;
-		if (rc)
-			sqlite3_exec(c->db, "ROLLBACK TO nested", NULL, NULL,
-				     NULL);
-		/* Released either way: what it kept is the outer one's. */
-		if (sqlite3_exec(c->db, "RELEASE nested", NULL, NULL, NULL) !=
-			    SQLITE_OK &&
-		    rc == CFS_OK)
-			rc = cfs_sql_fail(c, sqlite3_errcode(c->db), err);
-		return rc;
-	}
 	reset_stopped(c);
 	if (rc == CFS_OK)
 		rc = cfs_sql_script(c, "COMMIT", err);

@@ -34,7 +34,6 @@ struct cfs_sql {
 	struct cfs_sql *next_free; /* the pool's */
 	uint64_t turn_seen;	   /* while waiting for a writer (lib/sql.c) */
 	uint64_t busy_since;
-	unsigned nested; /* cfs_sql_begin()s inside the open transaction */
 };
 
 /*
@@ -96,9 +95,7 @@ enum cfs_err cfs_sql_script(struct cfs_sql *c, const char *sql,
 
 /* Starts a transaction: BEGIN IMMEDIATE to write (takes the write lock
  * now, so the transaction never fails half way on a busy database), plain
- * BEGIN to read.  Inside a transaction already, a savepoint: its
- * cfs_sql_end() undoes its own changes alone, and the outer one decides
- * whether they are committed (many changes share one commit). */
+ * BEGIN to read. */
 enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write,
 			   struct cfs_error *err);
 
