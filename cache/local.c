@@ -684,6 +684,8 @@ enum cfs_err local_write_end(struct cfs_sql *db, uint64_t ino,
 		e.size = c->size;
 		e.atime_ns = c->atime_ns;
 		e.mtime_ns = c->mtime_ns;
+		if (c->has_mode)
+			e.mode = c->mode & CFS_MODE_MASK;
 		if (c->ctime_ns > e.ctime_ns)
 			e.ctime_ns = c->ctime_ns;
 		rc = rows_write(db, &e.ino, &e, err);

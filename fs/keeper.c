@@ -482,8 +482,22 @@ void keeper_poke(struct keeper *k)
 	if (!k)
 		return;
 	pthread_mutex_lock(&k->lock);
-	k->woken = k->changed = true;
-	pthread_cond_signal(&k->wake);
+	k->changed = true;
+	/*
+	 * A pass now only when there is something to evict for: a full
+	 * cache, a write or fetch waiting for room, or the high mark
+	 * crossed.  Otherwise the next sweep drops what the commit
+	 * unlisted.  Every batch the uploader sends pokes, and a pass
+	 * measures the whole cache under the upkeep lock that commits wait
+	 * for: at each batch of small files it was most of the mount's
+	 * system calls.
+	 */
+	if (k->full || k->want || k->awaiting) {
+		k->woken = true;
+		pthread_cond_signal(&k->wake);
+	} else {
+		nudge(k);
+	}
 	pthread_mutex_unlock(&k->lock);
 }
 

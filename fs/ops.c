@@ -100,7 +100,8 @@ static void current_attr(struct fs *fs, uint64_t ino, struct session_attr *a)
 	*a = (struct session_attr){ .size = e.size,
 				    .atime_ns = e.atime_ns,
 				    .mtime_ns = e.mtime_ns,
-				    .ctime_ns = e.ctime_ns };
+				    .ctime_ns = e.ctime_ns,
+				    .mode = SESSION_MODE_SET | e.mode };
 	mirror_entry_release(&e);
 }
 
@@ -211,6 +212,8 @@ void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	    !session_stat(fs->sessions, e->ino, &a) &&
 	    sessions_settled(fs->sessions) != seen)
 		current_attr(fs, e->ino, &a);
+	if (!(a.mode & SESSION_MODE_SET))
+		a.mode = e->mode;
 	memset(st, 0, sizeof(*st));
 	st->st_ino = e->ino;
 	st->st_uid = fs->uid;
@@ -222,7 +225,7 @@ void ops_stat(struct fs *fs, const struct mirror_entry *e, uint64_t seen,
 	st->st_blksize = 128 * 1024;
 	switch (e->kind) {
 	case CFS_KIND_FILE:
-		st->st_mode = S_IFREG | (e->mode & 07777);
+		st->st_mode = S_IFREG | (a.mode & 07777);
 		st->st_size = (off_t)a.size;
 		break;
 	case CFS_KIND_SYMLINK:

@@ -266,8 +266,15 @@ static int set_attrs(struct fs *fs, fuse_ino_t ino, const struct local_attrs *a,
 	int eno;
 	bool in_session =
 		fs->sessions && session_touch(fs->sessions, ino, a, now);
-	struct cfs_sql *db = ops_db(fs, &eno);
+	struct cfs_sql *db;
 
+	/* The mode, times and ctime are the session's until its commit
+	 * writes them (stat shows them from it meanwhile): tar(1) sets
+	 * them, and the owner, on each file it writes, and a transaction
+	 * each was half of its SQLite commits. */
+	if (in_session)
+		return 0;
+	db = ops_db(fs, &eno);
 	if (!db)
 		return eno;
 	rc = local_setattr(db, ino, a, now, in_session, &err);

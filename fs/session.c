@@ -67,6 +67,7 @@ struct session {
 	pthread_mutex_t lock;
 	uint64_t size;
 	int64_t atime_ns, mtime_ns, ctime_ns;
+	uint32_t mode; /* set by a chmod since the session began, or 0 */
 	bool changed;
 	bool in_db;
 	unsigned failures; /* commits failed in a row (invariant 7) */
@@ -562,7 +563,8 @@ bool session_stat(struct sessions *t, uint64_t ino, struct session_attr *a)
 		*a = (struct session_attr){ .size = s->size,
 					    .atime_ns = s->atime_ns,
 					    .mtime_ns = s->mtime_ns,
-					    .ctime_ns = s->ctime_ns };
+					    .ctime_ns = s->ctime_ns,
+					    .mode = s->mode };
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -803,6 +805,8 @@ bool session_touch(struct sessions *t, uint64_t ino,
 			s->atime_ns = *a->atime_ns;
 		if (a->mtime_ns)
 			s->mtime_ns = *a->mtime_ns;
+		if (a->mode)
+			s->mode = SESSION_MODE_SET | (*a->mode & CFS_MODE_MASK);
 		s->ctime_ns = ctime_ns;
 		s->changed = true;
 		pthread_mutex_unlock(&s->lock);
@@ -1108,7 +1112,9 @@ static int commit_locked(struct session *s, bool go_on)
 				    .blocks = &bl,
 				    .atime_ns = s->atime_ns,
 				    .mtime_ns = s->mtime_ns,
-				    .ctime_ns = s->ctime_ns };
+				    .ctime_ns = s->ctime_ns,
+				    .mode = s->mode & 07777,
+				    .has_mode = s->mode != 0 };
 	if (!e)
 		e = mark(s, false, &c);
 	blockcache_unhold(s->t->fs->cache);

@@ -145,6 +145,8 @@ struct local_content {
 	uint64_t size;
 	const struct cfs_blocklist *blocks;
 	int64_t atime_ns, mtime_ns, ctime_ns;
+	uint32_t mode; /* the file's new mode, when has_mode */
+	bool has_mode;
 };
 
 /*

@@ -57,7 +57,9 @@ void keeper_written(struct keeper *k, size_t len);
 void keeper_await(struct keeper *k, size_t len);
 void keeper_release(struct keeper *k, size_t len);
 
-/* Blocks may have become evictable (a commit settled): look now. */
+/* Blocks may have become evictable (a commit settled): look now if the
+ * cache needs room (full, past its high mark, or a write or fetch waits
+ * for room), else at the next sweep. */
 void keeper_poke(struct keeper *k);
 
 /* Files changed (a listing applied): blocks may no longer be listed, for

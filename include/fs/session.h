@@ -76,7 +76,12 @@ void session_release(struct sessions *t, struct session *s);
 struct session_attr {
 	uint64_t size;
 	int64_t atime_ns, mtime_ns, ctime_ns;
+	/* SESSION_MODE_SET | the mode a chmod gave since the session
+	 * began, or 0: the entry's */
+	uint32_t mode;
 };
+
+#define SESSION_MODE_SET 0x10000
 
 /* The attributes of ino's session, if it has one (no handle counted). */
 bool session_stat(struct sessions *t, uint64_t ino, struct session_attr *a);
@@ -123,9 +128,10 @@ int session_append_blocks(struct session *s, uint64_t off,
 			  uint64_t src_off, uint64_t len, uint64_t *copied);
 
 /*
- * Marks ino's session changed, so that its commit carries the entry's new
- * mode and the times of a (those not NULL) with ctime_ns, even with no
- * byte written since an fsync; false when ino has none.
+ * Marks ino's session changed, so that its commit carries the mode and
+ * the times of a (those not NULL) with ctime_ns, even with no byte
+ * written since an fsync; session_stat() shows them until then.  False
+ * when ino has none.
  */
 bool session_touch(struct sessions *t, uint64_t ino,
 		   const struct local_attrs *a, int64_t ctime_ns);

@@ -442,8 +442,11 @@ static void local_change(struct client *c, struct model *m, unsigned *seed)
 		struct cfs_block_id id =
 			cache_block(c, (unsigned)rand_r(seed), size);
 		struct cfs_blocklist bl = { .ids = &id, .n = 1 };
-		struct local_content content = { size, &bl, now_ns(), now_ns(),
-						 now_ns() };
+		struct local_content content = { .size = size,
+						 .blocks = &bl,
+						 .atime_ns = now_ns(),
+						 .mtime_ns = now_ns(),
+						 .ctime_ns = now_ns() };
 		bool opened = false;
 
 		pick_path(seed, path, sizeof(path), false);
@@ -510,8 +513,11 @@ static struct cfs_block_id write_file(struct client *c, const char *name,
 	struct local_new n = { CFS_KIND_FILE, 0644, now_ns(), NULL };
 	struct cfs_block_id id = cache_block(c, seed, size);
 	struct cfs_blocklist bl = { .ids = &id, .n = 1 };
-	struct local_content content = { size, &bl, now_ns(), now_ns(),
-					 now_ns() };
+	struct local_content content = { .size = size,
+					 .blocks = &bl,
+					 .atime_ns = now_ns(),
+					 .mtime_ns = now_ns(),
+					 .ctime_ns = now_ns() };
 	struct mirror_changes ch = { 0 };
 	struct cfs_error err;
 	struct cfs_sql *db = cache_db(c->fs.cache, &err);
@@ -819,8 +825,11 @@ static void test_an_upload_streams_its_landed_blocks_to_members_only(void)
 	CHECK(catch_up(&a, &err) == CFS_OK);
 	ids[0] = cache_block(&a, 21, CFS_BLOCK_SIZE);
 	ids[1] = cache_block(&a, 22, 777);
-	content = (struct local_content){ CFS_BLOCK_SIZE + 777, &bl, now_ns(),
-					  now_ns(), now_ns() };
+	content = (struct local_content){ .size = CFS_BLOCK_SIZE + 777,
+					  .blocks = &bl,
+					  .atime_ns = now_ns(),
+					  .mtime_ns = now_ns(),
+					  .ctime_ns = now_ns() };
 	db = cache_db(a.fs.cache, &err);
 	CHECK(db && local_mknode(db, MIRROR_ROOT_INO, "big.bin", &n, &out,
 				 &err) == CFS_OK);

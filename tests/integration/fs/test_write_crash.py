@@ -80,6 +80,40 @@ def test_files_fsynced_while_the_server_is_frozen_reach_it_after_a_kill_9_and_a_
     assert_one_version_each(alice, files)
 
 
+def test_the_times_and_mode_set_on_a_file_being_written_survive_its_fsync_and_a_kill_9(
+        server, alice, mount, paused):
+    # As tar(1) does on each file: futimens, fchown (to the owner it has)
+    # and fchmod on the open file, then fsync.  The times are kept by the
+    # file's write session until it commits, not written to the mirror.
+    m = mount(alice, timeout=TIMEOUT, settle=3600)
+    data = b"unpacked\n"
+    atime, mtime = 1_500_000_000_123_456_789, 1_600_000_000_987_654_321
+    paused()  # nothing can reach the server from now on
+
+    path = os.path.join(m.mountpoint, "f.txt")
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.utime(f.fileno(), ns=(atime, mtime))
+        os.fchown(f.fileno(), os.getuid(), os.getgid())
+        os.fchmod(f.fileno(), 0o640)
+        st = os.fstat(f.fileno())
+        assert (st.st_atime_ns, st.st_mtime_ns, st.st_mode & 0o7777) == (atime, mtime, 0o640)
+        os.fsync(f.fileno())
+    m.kill9()  # settle=3600: nothing but the fsync committed it
+    resume(server)
+
+    m2 = remount(mount, alice, m)
+    until_server_holds(alice, {"f.txt": data}, "the fsync'ed file", within=10)
+    on_server = alice.snapshot(alice.root_ns)[0]["f.txt"]
+    assert (on_server["atime_ns"], on_server["mtime_ns"], on_server["mode"]) == \
+        (atime, mtime, 0o640)
+    st = os.stat(os.path.join(m2.mountpoint, "f.txt"))
+    assert (st.st_atime_ns, st.st_mtime_ns, st.st_mode & 0o7777) == (atime, mtime, 0o640)
+    unmount_drained(m2)
+    assert_one_version_each(alice, {"f.txt": data})
+
+
 def test_a_file_closed_and_settled_before_a_kill_9_reaches_the_server(
         server, alice, mount, proxy):
     # settle=0: the file is committed as soon as it is closed; the man page
