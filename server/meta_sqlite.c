@@ -13,7 +13,7 @@
 #include "cloudfs/sql.h"
 #include "meta_sql.h"
 
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 
 static const char schema[] =
 	"CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -120,13 +120,24 @@ static const char upgrade_7[] =
 	"INSERT INTO pending_seq VALUES (0);"
 	"PRAGMA user_version = 7;";
 
+/* From version 7 to 8: a node's links found by an index SQLite's planner
+ * takes.  On (ns, link_of) it preferred to scan the namespace in node
+ * order, so that every delete of a file read all the namespace's nodes
+ * (81% of the server's time in an rm -rf of 2,000 files); with kind
+ * among the columns, the lookup is three equalities on the index. */
+static const char upgrade_8[] =
+	"DROP INDEX nodes_by_link;"
+	"CREATE INDEX nodes_by_link ON nodes(ns, kind, link_of)"
+	" WHERE kind = 9;"
+	"PRAGMA user_version = 8;";
+
 /* The whole schema the first time the store opens; an older one is
  * brought up to date, in one transaction on a connection of its own. */
 static enum cfs_err schema_init(struct cfs_sql *c, struct cfs_error *err)
 {
 	static const char *const steps[] = {
 		schema,	   upgrade_2, upgrade_3, upgrade_4,
-		upgrade_5, upgrade_6, upgrade_7,
+		upgrade_5, upgrade_6, upgrade_7, upgrade_8,
 	};
 	enum cfs_err rc = cfs_sql_begin(c, true, err);
 	int version = rc ? -1 : cfs_sql_user_version(c);

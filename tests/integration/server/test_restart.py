@@ -100,6 +100,40 @@ def test_a_data_dir_of_schema_5_keeps_everything_and_takes_links(server, alice):
     assert (e["kind"], e["of"]) == ("link", snapshot[0][path]["node"])
 
 
+# The query that finds a node's other names when one goes (server/
+# meta_sql_tree.c, other_name), on every delete of a file.
+LINKS_OF = "SELECT node FROM nodes WHERE ns = ?1 AND kind = 9 AND link_of = ?2 ORDER BY node"
+
+
+def links_plan(db):
+    return " ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + LINKS_OF, (1, 2)))
+
+
+@pytest.mark.embedded_only("upgrades of the SQLite schema")
+def test_a_data_dir_of_schema_7_finds_links_by_index_not_by_scanning_the_namespace(
+        server, alice):
+    """Version 7's index on (ns, link_of) lost to a walk of the whole
+    namespace in node order: every delete of a file read every node."""
+    snapshot, files = fill(alice)
+    server.stop()
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    db.executescript(" DROP INDEX nodes_by_link;"
+                     " CREATE INDEX nodes_by_link ON nodes(ns, link_of) WHERE kind = 9;"
+                     " PRAGMA user_version = 7;")
+    assert "INDEX nodes_by_link" not in links_plan(db)  # what version 7 did
+    db.close()
+    server.start()
+    alice = alice.clone(server.url)
+    assert_kept(alice, snapshot, files)
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    assert "COVERING INDEX nodes_by_link" in links_plan(db)
+    db.close()
+    alice.commit_ok(alice.root_ns, {"op": "link", "path": "script.sh", "to": "again.sh"},
+                    {"op": "delete", "path": "script.sh"})
+    e = alice.snapshot(alice.root_ns)[0]["again.sh"]
+    assert (e["kind"], e["node"]) == ("file", snapshot[0]["script.sh"]["node"])
+
+
 @pytest.mark.embedded_only("upgrades of the SQLite schema")
 def test_a_data_dir_of_schema_4_gets_atime_and_ctime_from_mtime(server, alice):
     snapshot, files = fill(alice)
