@@ -2,6 +2,7 @@
  * The queue of operations for the server (cache/local.h): reading it in
  * batches, and settling each operation's fate as the server answered.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,109 @@ enum cfs_err local_confirm(struct cfs_sql *db, const struct queued_op *op,
 	if (rc == CFS_OK)
 		rc = confirm(db, op, node, jid, prev_jid, ch, err);
 	return cfs_sql_end(db, rc, err);
+}
+
+enum cfs_err local_confirm_deletes(struct cfs_sql *db,
+				   const struct queued_op *ops, size_t n,
+				   int64_t jid, struct mirror_changes *ch,
+				   struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
+
+	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
+		assert(ops[i].type == QUEUE_DELETE);
+		rc = confirm(db, &ops[i], 0, jid, 0, ch, err);
+	}
+	return cfs_sql_end(db, rc, err);
+}
+
+static int ino_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Walks the mirror under folder dir (ns, node): *covers when each entry
+ * there is in inos (sorted, n) or a tombstone, and all n are there;
+ * *newest: the newest JID of those n. */
+static enum cfs_err walk_under(struct cfs_sql *db, int64_t ns, int64_t node,
+			       const uint64_t *inos, size_t n, bool *covers,
+			       int64_t *newest, struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(
+		db,
+		"WITH RECURSIVE sub(ino, node) AS ("
+		" SELECT ino, node FROM entries WHERE ns = ?1 AND parent = ?2"
+		" UNION ALL SELECT e.ino, e.node FROM entries e JOIN sub"
+		" ON e.ns = ?1 AND e.parent = sub.node)"
+		" SELECT e.ino, e.kind, e.pending, e.jid FROM sub"
+		" JOIN entries e ON e.ino = sub.ino",
+		err, "ii", ns, node);
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	size_t seen = 0;
+	bool row = true;
+
+	*covers = true;
+	while (rc == CFS_OK && *covers &&
+	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row) {
+		uint64_t ino = (uint64_t)sqlite3_column_int64(st, 0);
+		bool deleted = sqlite3_column_int(st, 1) == CFS_KIND_DELETED;
+		int64_t jid = sqlite3_column_int64(st, 3);
+
+		if (deleted && sqlite3_column_int64(st, 2) == 0)
+			continue; /* the server has applied its delete */
+		*covers = deleted && bsearch(&ino, inos, n, sizeof(*inos),
+					     ino_cmp) != NULL;
+		seen++;
+		if (jid > *newest)
+			*newest = jid;
+	}
+	if (st)
+		sqlite3_reset(st);
+	if (rc == CFS_OK && seen != n)
+		*covers = false;
+	return rc;
+}
+
+enum cfs_err queue_deletes_cover(struct cfs_sql *db,
+				 const struct queued_op *ops, size_t n,
+				 int64_t *since, struct cfs_error *err)
+{
+	const struct queued_op *dir = &ops[n - 1];
+	uint64_t *inos = calloc(n, sizeof(*inos));
+	struct mirror_entry e;
+	struct mirror_ns m;
+	int64_t newest = 0;
+	bool covers = false;
+	enum cfs_err rc;
+
+	*since = 0;
+	if (!inos)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	for (size_t i = 0; i + 1 < n; i++)
+		inos[i] = ops[i].ino;
+	qsort(inos, n - 1, sizeof(*inos), ino_cmp);
+	/* One read: the cursor and the entries as one listing left them. */
+	rc = cfs_sql_begin(db, false, err);
+	if (rc == CFS_OK)
+		rc = mirror_ns_get(db, dir->ns, &m, err);
+	if (rc == CFS_OK)
+		rc = rows_by_ino(db, dir->ino, &e, err);
+	if (rc == CFS_OK) {
+		newest = e.jid;
+		if (e.kind == CFS_KIND_DELETED && e.node > 0 && m.listed)
+			rc = walk_under(db, e.ns, e.node, inos, n - 1, &covers,
+					&newest, err);
+		mirror_entry_release(&e);
+	}
+	rc = cfs_sql_end(db, rc, err);
+	free(inos);
+	if (rc == CFS_ERR_NOT_FOUND)
+		return CFS_OK;
+	if (rc == CFS_OK && covers && newest <= m.cursor)
+		*since = m.cursor;
+	return rc;
 }
 
 static enum cfs_err refuse(struct cfs_sql *db, const struct queued_op *op,

@@ -739,6 +739,12 @@ static json_t *op_json(const struct queued_op *op, bool queued)
 						  json_string(op->target));
 		break;
 	case QUEUE_DELETE:
+		if (op->unchanged_since > 0) {
+			rc |= json_object_set_new(o, "recursive", json_true());
+			rc |= json_object_set_new(
+				o, "unchanged_since",
+				json_integer(op->unchanged_since));
+		}
 		break;
 	case QUEUE_LINK:
 		rc |= json_object_set_new(o, "to", json_string(op->to));

@@ -31,7 +31,19 @@
  *
  * The operations of a namespace the mirror has not listed yet wait: their
  * bases are known only then (a shared folder's, invariant 10 again).
+ *
+ * A tree removed (rm -rf) queues a delete per entry, the folder's last.
+ * When a folder's delete and the deletes under it are queued in one run
+ * and unsent, and they are all the mirror holds under that folder, they
+ * go as one recursive delete, unchanged since the namespace's cursor
+ * (cloudfs-protocol(7)), the batch ending there: so it deletes nothing
+ * this mount has not seen.  A file another device created or moved in
+ * after the cursor makes it a conflict, and then nothing was applied: the
+ * same deletes go one by one in the next batch, as they would have, and
+ * what the other device made survives.  Committed, they are confirmed
+ * at the folder's delete JID, the newest of the journal rows it wrote.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -86,6 +98,16 @@ struct uploader {
 	/* The uploader's own: the server refused a batch upload (one older
 	 * than batches): blocks go one by one from then on. */
 	bool no_batch;
+	/* The uploader's own: the seq of the folder's delete whose
+	 * recursive form the server refused; its deletes go one by one. */
+	int64_t refused_tree;
+};
+
+/* Deletes ops[first .. first + n) of a batch sent as one (see the top):
+ * n < 2 is none. */
+struct collapse {
+	size_t first, n;
+	int64_t since; /* the JID they are unchanged since */
 };
 
 static void count(uint64_t *c, uint64_t n)
@@ -747,10 +769,77 @@ static void announce(struct uploader *u, const struct queued_op *ops, size_t n,
 	free(files);
 }
 
-/* Commits the batch and settles every answer, under fs->apply_lock. */
+/* Whether op deletes something under the folder dir deletes, and may go
+ * with it: a shared folder's mount leaves that folder, and is not. */
+static bool deletes_under(const struct queued_op *op,
+			  const struct queued_op *dir)
+{
+	size_t len = strlen(dir->path);
+
+	return op->type == QUEUE_DELETE && op->kind != CFS_KIND_MOUNT &&
+	       op->node > 0 && strncmp(op->path, dir->path, len) == 0 &&
+	       op->path[len] == '/';
+}
+
+/*
+ * The first run of the batch's n ops that one recursive delete may send
+ * (see the top): a folder's delete and the deletes before it under it,
+ * the outermost such folder, unless the server refused it before.
+ */
+static struct collapse find_collapse(struct uploader *u,
+				     const struct queued_op *ops, size_t n)
+{
+	struct collapse c = { 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+		bool refused = false;
+
+		if (ops[i].type != QUEUE_DELETE ||
+		    ops[i].kind != CFS_KIND_DIR || ops[i].node <= 0)
+			continue;
+		while (j > 0 && deletes_under(&ops[j - 1], &ops[i]))
+			j--;
+		if (c.n > 1 && j > c.first)
+			break; /* another folder after the first run */
+		for (size_t k = j; k <= i; k++)
+			refused |= ops[k].seq == u->refused_tree;
+		if (j < i && !refused)
+			c = (struct collapse){ .first = j, .n = i - j + 1 };
+	}
+	return c;
+}
+
+/* Settles a run's answer: all of its deletes were applied, or none. */
+static enum cfs_err settle_collapse(struct uploader *u, struct cfs_sql *db,
+				    const struct queued_op *ops, size_t n,
+				    const struct remote_result *r,
+				    struct mirror_changes *ch,
+				    struct cfs_error *err)
+{
+	const struct queued_op *dir = &ops[n - 1];
+
+	if (r->status == REMOTE_COMMITTED) {
+		count(&u->counts.committed, n);
+		return local_confirm_deletes(db, ops, n, r->jid, ch, err);
+	}
+	u->refused_tree = dir->seq;
+	cfs_log_info("'%s' was not deleted as a whole (%s): deleting the %zu"
+		     " entries this mount saw one by one",
+		     dir->path,
+		     r->has_message ? r->message
+				    : (r->status == REMOTE_CONFLICT
+					       ? "it changed on the server"
+					       : cfs_err_name(r->code)),
+		     n);
+	return CFS_OK;
+}
+
+/* Commits the batch (its run c as one delete) and settles every answer,
+ * under fs->apply_lock. */
 static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
-				 size_t n, bool *retry_any,
-				 struct cfs_error *err)
+				 size_t n, const struct collapse *c,
+				 bool *retry_any, struct cfs_error *err)
 {
 	struct fs *fs = u->fs;
 	struct mirror_changes ch = { 0 };
@@ -759,14 +848,27 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 		.ns = ops[0].ns, .ops = ops, .n = n, .client = fs->client
 	};
 	bool *recorded = calloc(n, sizeof(*recorded));
+	struct queued_op *sent = NULL;
 	struct cfs_sql *db;
 	const bool *stop;
 	unsigned max_s;
 	enum cfs_err rc = CFS_OK;
 
+	assert(c->n < 2 || c->first + c->n == n);
+	if (c->n > 1 && (sent = calloc(c->first + 1, sizeof(*sent)))) {
+		/* Borrowed: released with the batch. */
+		memcpy(sent, ops, (c->first + 1) * sizeof(*sent));
+		sent[c->first] = ops[n - 1];
+		sent[c->first].unchanged_since = c->since;
+		req.ops = sent;
+		req.n = c->first + 1;
+	}
 	rc = mark_in_doubt(fs, ops, n, &req.keep_from, err);
-	if (!recorded)
+	if (!recorded || (c->n > 1 && !sent)) {
+		free(recorded);
+		free(sent);
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
 	pthread_mutex_lock(&fs->apply_lock);
 	stop = request_bounds(u, &max_s);
 	if (rc == CFS_OK)
@@ -777,8 +879,19 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	if (rc == CFS_OK && !db)
 		rc = err->code;
 	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
-		bool retry;
+		bool retry = false;
 
+		if (sent && i == c->first) {
+			rc = settle_collapse(u, db, &ops[i], c->n,
+					     &answer.results[i], &ch, err);
+			for (size_t k = i; k < n; k++)
+				recorded[k] = rc == CFS_OK;
+			if (rc && rc != CFS_ERR_UNREACHABLE)
+				rc = settle_failed(db, &ops[n - 1], &retry,
+						   err);
+			*retry_any |= retry;
+			break;
+		}
 		rc = settle_result(fs, db, &ops[i], &answer.results[i],
 				   answer.head, &ch, &retry, err);
 		recorded[i] = rc == CFS_OK;
@@ -798,6 +911,7 @@ static enum cfs_err commit_batch(struct uploader *u, struct queued_op *ops,
 	mirror_changes_release(&ch);
 	remote_commit_release(&answer);
 	free(recorded);
+	free(sent);
 	return rc;
 }
 
@@ -844,6 +958,35 @@ static size_t fit_commit_body(struct queued_op *ops, size_t n)
 	return k;
 }
 
+/*
+ * Checks run c of the batch against the mirror (queue_deletes_cover()):
+ * when it may go as one, the batch ends with it (*n) and c->since is set;
+ * otherwise c is none, and the deletes go one by one, as they may.
+ */
+static void plan_collapse(struct uploader *u, struct queued_op *ops, size_t *n,
+			  struct collapse *c)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(u->fs->cache, &err);
+	enum cfs_err rc = db ? queue_deletes_cover(db, &ops[c->first], c->n,
+						   &c->since, &err)
+			     : err.code;
+
+	if (db)
+		cache_db_release(u->fs->cache, db);
+	if (rc)
+		cfs_log_warn("cannot tell whether '%s' may be deleted as a"
+			     " whole: %s",
+			     ops[c->first + c->n - 1].path, err.msg);
+	if (rc || c->since == 0) {
+		*c = (struct collapse){ 0 };
+		return;
+	}
+	for (size_t i = c->first + c->n; i < *n; i++)
+		queued_op_release(&ops[i]);
+	*n = c->first + c->n;
+}
+
 /* Sends one batch; *sent is false when there was none to send (the queue
  * empty, or its head waiting for its namespace's listing). */
 static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
@@ -853,6 +996,7 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	struct queued_op *ops = NULL;
 	struct cfs_sql *db = cache_db(u->fs->cache, err);
 	struct mirror_ns m = { .listed = true };
+	struct collapse collapse = { 0 };
 	enum cfs_err rc;
 	size_t n = 0, dropped = 0;
 
@@ -887,6 +1031,9 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	}
 	*sent = true;
 	n = fit_commit_body(ops, n);
+	collapse = find_collapse(u, ops, n);
+	if (collapse.n > 1)
+		plan_collapse(u, ops, &n, &collapse);
 	note_sending(u, ops, n);
 	rc = batch_blocks(ops, n, &all, err);
 	if (rc == CFS_OK)
@@ -900,7 +1047,7 @@ static enum cfs_err send_batch(struct uploader *u, bool *sent, bool *retry_any,
 	if (rc == CFS_OK && needed.n && !dropped)
 		rc = upload_blocks(u, &needed, err);
 	if (rc == CFS_OK && !dropped)
-		rc = commit_batch(u, ops, n, retry_any, err);
+		rc = commit_batch(u, ops, n, &collapse, retry_any, err);
 	if (rc && rc != CFS_ERR_UNREACHABLE)
 		batch_failed(u, ops, n, err);
 	*retry_any |= dropped > 0; /* the rest goes in the next batch */

@@ -392,6 +392,10 @@ static enum cfs_err parse_op(json_t *o, struct meta_op *op,
 		if (rc == CFS_OK)
 			rc = cfs_json_int_opt(o, "node", 1, INT64_MAX, 0,
 					      &op->node, err);
+		if (rc == CFS_OK)
+			rc = cfs_json_int_opt(o, "unchanged_since", 1,
+					      INT64_MAX, 0,
+					      &op->unchanged_since, err);
 		return rc ? rc
 			  : cfs_json_bool_opt(o, "recursive", false,
 					      &op->recursive, err);

@@ -330,8 +330,37 @@ static enum cfs_err deleted_already(struct sq_conn *c, int64_t ns,
 }
 
 /*
+ * The newest JID of n and of everything live in it, in *newest: what a
+ * delete "unchanged_since" a JID compares.  A node created, written,
+ * renamed or moved in after that JID has a newer one; one deleted or
+ * moved out is no longer there to be deleted.
+ */
+static enum cfs_err newest_within(struct sq_conn *c, int64_t ns,
+				  const struct sq_node *n, int64_t *newest,
+				  struct cfs_error *err)
+{
+	int64_t below = 0;
+	bool found;
+	enum cfs_err rc = CFS_OK;
+
+	if (n->kind == CFS_KIND_DIR)
+		rc = db_int64(c->db,
+			      db_stmt(c->db,
+				      SQ_SUBTREE_CTE
+				      "SELECT COALESCE(MAX(n.jid), 0)"
+				      " FROM nodes n JOIN sub ON n.ns = ?1"
+				      " AND n.node = sub.node",
+				      err, "ii", ns, n->node),
+			      &below, &found, err);
+	*newest = below > n->jid ? below : n->jid;
+	return rc;
+}
+
+/*
  * Deletes a file, a symlink, a directory (recursive: with everything in
  * it, as one row), or a shared folder's mount (which leaves the folder).
+ * With unchanged_since, only what the client has seen: a conflict when
+ * anything in it changed after that JID.
  */
 static enum cfs_err op_delete(struct sq_conn *c, const struct meta_user *u,
 			      int64_t ns, const struct meta_op *op,
@@ -352,6 +381,26 @@ static enum cfs_err op_delete(struct sq_conn *c, const struct meta_user *u,
 	}
 	if (rc)
 		return rc == CFS_ERR_CONFLICT ? CFS_OK : rc;
+	if (op->unchanged_since > 0) {
+		int64_t newest = 0;
+
+		rc = newest_within(c, ns, &r.node, &newest, err);
+		if (rc == CFS_OK && newest > op->unchanged_since) {
+			res->status = META_CONFLICT;
+			res->jid = newest;
+			cfs_fail(&res->err, CFS_ERR_CONFLICT,
+				 "'%s' changed after JID %lld (something in it"
+				 " is at JID %lld)",
+				 op->path, (long long)op->unchanged_since,
+				 (long long)newest);
+			sq_node_release(&r.node);
+			return CFS_OK;
+		}
+		if (rc) {
+			sq_node_release(&r.node);
+			return rc;
+		}
+	}
 	if (r.node.kind == CFS_KIND_DIR) {
 		rc = has_children(c, ns, r.node.node, &full, err);
 		if (rc == CFS_OK && full && !op->recursive)

@@ -273,30 +273,38 @@ enum cfs_err sq_is_within(struct sq_conn *c, int64_t ns, int64_t dir,
 	return CFS_OK;
 }
 
-/* The first LINK node of n that does not lie below keep_out (0: any),
- * in *link; *found says whether there is one. */
+static enum cfs_err collect_ids(struct sq_conn *c, struct db_stmt *st,
+				int64_t **ids, size_t *n,
+				struct cfs_error *err);
+
+/*
+ * The first LINK node of n that does not lie below keep_out (0: any),
+ * in *link; *found says whether there is one.  The ids first, from the
+ * index alone: asked for whole rows, SQLite walks the namespace in node
+ * order instead, on every delete of a file.
+ */
 static enum cfs_err other_name(struct sq_conn *c, int64_t ns,
 			       const struct sq_node *n, int64_t keep_out,
 			       struct sq_node *link, bool *found,
 			       struct cfs_error *err)
 {
-	struct db_stmt *st = db_stmt(c->db,
-				     "SELECT " SQ_NODE_COLS " FROM nodes"
-				     " WHERE ns = ?1 AND kind = 9"
-				     " AND link_of = ?2 ORDER BY node",
-				     err, "ii", ns, n->node);
-	enum cfs_err rc = st ? CFS_OK : err->code;
-	bool row = true, below = false;
+	int64_t *ids;
+	size_t n_ids;
+	enum cfs_err rc = collect_ids(
+		c,
+		db_stmt(c->db,
+			"SELECT node FROM nodes WHERE ns = ?1 AND kind = 9"
+			" AND link_of = ?2 ORDER BY node",
+			err, "ii", ns, n->node),
+		&ids, &n_ids, err);
 
 	*found = false;
-	/* Rows are read to the end (or reset): sq_is_within runs its own
-	 * statements meanwhile. */
-	while (rc == CFS_OK && !*found &&
-	       (rc = db_step(c->db, st, &row, err)) == CFS_OK && row) {
-		rc = sq_node_from_row(c, st, link, err);
+	for (size_t i = 0; rc == CFS_OK && !*found && i < n_ids; i++) {
+		bool below = false;
+
+		rc = sq_node_get(c, ns, ids[i], link, err);
 		if (rc)
 			break;
-		below = false;
 		if (keep_out)
 			rc = sq_is_within(c, ns, link->parent, keep_out, &below,
 					  err);
@@ -305,8 +313,7 @@ static enum cfs_err other_name(struct sq_conn *c, int64_t ns,
 		else
 			sq_node_release(link);
 	}
-	if (st)
-		db_reset(c->db, st);
+	free(ids);
 	return rc;
 }
 

@@ -52,6 +52,10 @@ struct queued_op {
 	int64_t base_jid; /* the entry's JID when read; -1: unchecked */
 	int64_t node;	  /* the entry's node when read (< 0: none yet) */
 	unsigned tries;
+	/* A folder's DELETE sent in place of the deletes queued under it
+	 * (fs/upload.c): recursive, and refused when anything in it changed
+	 * after this JID; 0: a plain delete.  Never stored. */
+	int64_t unchanged_since;
 };
 
 void queued_op_release(struct queued_op *op);
@@ -208,6 +212,27 @@ enum cfs_err queue_batch(struct cfs_sql *db, size_t max, struct queued_op **ops,
 enum cfs_err local_confirm(struct cfs_sql *db, const struct queued_op *op,
 			   int64_t node, int64_t jid, int64_t prev_jid,
 			   struct mirror_changes *ch, struct cfs_error *err);
+
+/*
+ * Whether the n deletes ops (the last a folder's, the others under it,
+ * one namespace, in queue order) stand for all the mirror holds under
+ * that folder: each entry there is one of theirs, or the tombstone of a
+ * delete the server applied.  Then *since is the namespace's cursor, up
+ * to which the mirror has every change: one recursive delete unchanged
+ * since it deletes what they delete and nothing this mount has not seen
+ * (cloudfs-protocol(7), op delete).  *since = 0 otherwise, or when one of
+ * them is newer than the cursor (it would be refused).
+ */
+enum cfs_err queue_deletes_cover(struct cfs_sql *db,
+				 const struct queued_op *ops, size_t n,
+				 int64_t *since, struct cfs_error *err);
+
+/* The n deletes were applied as one, ending at jid: each is confirmed,
+ * in one transaction. */
+enum cfs_err local_confirm_deletes(struct cfs_sql *db,
+				   const struct queued_op *ops, size_t n,
+				   int64_t jid, struct mirror_changes *ch,
+				   struct cfs_error *err);
 
 /* op will never apply: the entry returns to the server's state. */
 enum cfs_err local_refuse(struct cfs_sql *db, const struct queued_op *op,

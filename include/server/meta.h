@@ -98,6 +98,9 @@ struct meta_op {
 	int64_t node; /* move, delete: the node meant, when known; 0: not said
 		       */
 	int64_t seq;  /* the sender's number for it (meta_sender); 0: none */
+	/* delete: refused (a conflict) when the node or anything in it has
+	 * a JID above this one; 0: unchecked */
+	int64_t unchanged_since;
 	/* file, of POST .../announce: only publish the pending list of the
 	 * blocks it needs, never apply it (answered need_blocks, with no
 	 * blocks when none) */

@@ -3,7 +3,7 @@ JuiceFS's fsrand and Dropbox's CanopyCheck.
 
 A seed becomes a *program*: a list of items, each either an operation of
 one worker (create, write across 4 MiB block boundaries, truncate, append,
-rename of files and folders, mkdir/rmdir, symlink, mkfifo, copy_file_range,
+rename of files and folders, mkdir/rmdir, rm -rf, symlink, mkfifo, copy_file_range,
 hard links, chmod, utimens, unlink
 of an open file, fsync, atomic save, and reads, stats and listings that
 look) or an *event* that happens to the mount as a whole (remount, kill -9
@@ -246,6 +246,15 @@ def do_op(root, op):
         if name == "rmdir":
             os.rmdir(P(a[0]))
             return ("ok",)
+        if name == "rmtree":  # rm -rf: its deletes may go as one
+            if not a[0]:
+                return ("err", "EBUSY")  # never the worker's own folder
+            # rmtree opens its argument before it checks it is a folder:
+            # a FIFO would block it for a writer.
+            if not stat.S_ISDIR(os.lstat(P(a[0])).st_mode):
+                return ("err", "ENOTDIR")
+            shutil.rmtree(P(a[0]))
+            return ("ok",)
         if name == "unlink":
             os.unlink(P(a[0]))
             return ("ok",)
@@ -372,6 +381,9 @@ class Sim:
         elif name == "rmdir":
             if self.kind.get(a[0]) == "d" and a[0] and not self.children(a[0]):
                 self.remove(a[0])
+        elif name == "rmtree":
+            if self.kind.get(a[0]) == "d" and a[0]:
+                self.remove(a[0])
         elif name == "rename":
             src, dst, noreplace = a
             if src not in self.kind or not src or not self.parent_ok(dst):
@@ -439,7 +451,7 @@ OP_WEIGHTS = {
     "create": 8, "write": 14, "append": 6, "truncate": 6, "read": 10, "stat": 6,
     "listdir": 4, "readlink": 2, "mkdir": 6, "rmdir": 3, "unlink": 5, "symlink": 3,
     "rename": 9, "chmod": 3, "utime": 3, "fsync": 4, "unlink_open": 2, "save": 5,
-    "mkfifo": 2, "copy": 3, "link": 4,
+    "mkfifo": 2, "copy": 3, "link": 4, "rmtree": 1,
 }
 
 
@@ -476,6 +488,8 @@ def gen_op(rng, sim, without=()):
     elif name == "mkdir":
         op = [name, sim.pick(rng, (D,), 0.6, DIR_NAMES), rng.choice(MODES[:4] + (0o555,))]
     elif name == "rmdir":
+        op = [name, sim.pick(rng, (D,), 0.1, DIR_NAMES)]
+    elif name == "rmtree":
         op = [name, sim.pick(rng, (D,), 0.1, DIR_NAMES)]
     elif name == "unlink":
         op = [name, sim.pick(rng, (F, L, FIFO), 0.1)]
@@ -1456,6 +1470,8 @@ def shell_of(prog, workers):
             lines.append(f"mkdir -m {oct(a[1])[2:]} {P(a[0])}")
         elif name == "rmdir":
             lines.append(f"rmdir {P(a[0])}")
+        elif name == "rmtree":
+            lines.append(f"rm -rf {P(a[0])}")
         elif name == "unlink":
             lines.append(f"rm {P(a[0])}")
         elif name == "symlink":

@@ -100,6 +100,54 @@ def test_a_data_dir_of_schema_5_keeps_everything_and_takes_links(server, alice):
     assert (e["kind"], e["of"]) == ("link", snapshot[0][path]["node"])
 
 
+# Queries of every delete (server/meta_sql_tree.c, meta_sql_commit.c):
+# a node's other names, whether a folder has children, a subtree.
+LINKS_OF = "SELECT node FROM nodes WHERE ns = ?1 AND kind = 9 AND link_of = ?2 ORDER BY node"
+CHILD = "SELECT 1 FROM nodes WHERE ns = ?1 AND parent = ?2 AND kind != 0 LIMIT 1"
+SUBTREE = ("WITH RECURSIVE sub(node, depth) AS ("
+           " SELECT node, 1 FROM nodes WHERE ns = ?1 AND parent = ?2 AND kind != 0"
+           " UNION ALL SELECT n.node, sub.depth + 1 FROM nodes n JOIN sub"
+           "  ON n.parent = sub.node WHERE n.ns = ?1 AND n.kind != 0) "
+           "SELECT node FROM sub ORDER BY depth, node")
+
+
+def plans(db):
+    return [" ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + q, (1, 2)))
+            for q in (LINKS_OF, CHILD, SUBTREE)]
+
+
+@pytest.mark.embedded_only("upgrades of the SQLite schema")
+def test_a_data_dir_of_schema_7_finds_children_and_links_by_index_not_by_a_scan(
+        server, alice):
+    """Without statistics, SQLite's planner preferred a walk of the whole
+    namespace to the indexes on (ns, parent) and (ns, link_of): every
+    delete read every node.  Version 8 tells it the tables' shape."""
+    snapshot, files = fill(alice)
+    server.stop()
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    db.executescript(" DROP INDEX nodes_by_link; DROP TABLE sqlite_stat1;"
+                     " CREATE INDEX nodes_by_link ON nodes(ns, link_of) WHERE kind = 9;"
+                     " PRAGMA user_version = 7;")
+    db.close()
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    # What version 7 did: walk the namespace.
+    assert all(p == "SEARCH nodes USING PRIMARY KEY (ns=?)" for p in plans(db)[:2]), plans(db)
+    db.close()
+    server.start()
+    alice = alice.clone(server.url)
+    assert_kept(alice, snapshot, files)
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    links, child, subtree = plans(db)
+    assert "INDEX nodes_by_link (ns=? AND kind=? AND link_of=?)" in links
+    assert "INDEX nodes_by_name (ns=? AND parent=?)" in child
+    assert subtree.count("INDEX nodes_by_name (ns=? AND parent=?)") == 2, subtree
+    db.close()
+    alice.commit_ok(alice.root_ns, {"op": "link", "path": "script.sh", "to": "again.sh"},
+                    {"op": "delete", "path": "script.sh"})
+    e = alice.snapshot(alice.root_ns)[0]["again.sh"]
+    assert (e["kind"], e["node"]) == ("file", snapshot[0]["script.sh"]["node"])
+
+
 @pytest.mark.embedded_only("upgrades of the SQLite schema")
 def test_a_data_dir_of_schema_4_gets_atime_and_ctime_from_mtime(server, alice):
     snapshot, files = fill(alice)
