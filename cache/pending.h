@@ -9,7 +9,7 @@
  *     entry has a shadow row.
  *  2. An entry the server does not have has node -ino, and jid 0; its
  *     shadow says DELETED.  Its children name it by that node id until the
- *     server assigns one (local_confirm).
+ *     server assigns one (queue_confirm).
  *  3. An entry removed locally stays, hidden (kind DELETED), until the
  *     server confirms the delete: a listing must not bring it back.
  *  4. jid of an entry with local changes is the server's version they are

@@ -313,7 +313,7 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 	return rc ? rc : pending_done(db, op->ino, ch, err);
 }
 
-enum cfs_err local_confirm(struct cfs_sql *db, const struct queued_op *op,
+enum cfs_err queue_confirm(struct cfs_sql *db, const struct queued_op *op,
 			   int64_t node, int64_t jid, int64_t prev_jid,
 			   struct mirror_changes *ch, struct cfs_error *err)
 {
@@ -324,7 +324,7 @@ enum cfs_err local_confirm(struct cfs_sql *db, const struct queued_op *op,
 	return cfs_sql_end(db, rc, err);
 }
 
-enum cfs_err local_confirm_deletes(struct cfs_sql *db,
+enum cfs_err queue_confirm_deletes(struct cfs_sql *db,
 				   const struct queued_op *ops, size_t n,
 				   int64_t jid, struct mirror_changes *ch,
 				   struct cfs_error *err)
@@ -439,7 +439,7 @@ static enum cfs_err refuse(struct cfs_sql *db, const struct queued_op *op,
 	return rc ? rc : pending_done(db, op->ino, ch, err);
 }
 
-enum cfs_err local_refuse(struct cfs_sql *db, const struct queued_op *op,
+enum cfs_err queue_refuse(struct cfs_sql *db, const struct queued_op *op,
 			  struct mirror_changes *ch, struct cfs_error *err)
 {
 	enum cfs_err rc = cfs_sql_begin(db, true, err);
@@ -544,7 +544,7 @@ static enum cfs_err copy_of(struct cfs_sql *db, const struct queued_op *op,
 	return rc;
 }
 
-enum cfs_err local_conflicted_copy(struct cfs_sql *db,
+enum cfs_err queue_conflicted_copy(struct cfs_sql *db,
 				   const struct queued_op *op,
 				   char copy[CFS_NAME_MAX + 1],
 				   struct mirror_changes *ch,
@@ -601,7 +601,7 @@ static enum cfs_err leave_node(struct cfs_sql *db, uint64_t ino,
 	return rc;
 }
 
-enum cfs_err local_rebase(struct cfs_sql *db, const struct queued_op *op,
+enum cfs_err queue_rebase(struct cfs_sql *db, const struct queued_op *op,
 			  struct mirror_changes *ch, struct cfs_error *err)
 {
 	enum cfs_err rc = cfs_sql_begin(db, true, err);
@@ -609,7 +609,7 @@ enum cfs_err local_rebase(struct cfs_sql *db, const struct queued_op *op,
 	if (rc == CFS_OK)
 		rc = leave_node(db, op->ino, ch, err);
 	if (rc == CFS_OK)
-		rc = local_retry(
+		rc = queue_retry(
 			db, op,
 			"the server no longer has it at its place: sending it anew",
 			err);
@@ -720,7 +720,7 @@ static enum cfs_err recreate_parents(struct cfs_sql *db,
 	return rc;
 }
 
-enum cfs_err local_recreate_parents(struct cfs_sql *db,
+enum cfs_err queue_recreate_parents(struct cfs_sql *db,
 				    const struct queued_op *op, int64_t head,
 				    struct cfs_error *err)
 {
@@ -742,14 +742,14 @@ enum cfs_err local_recreate_parents(struct cfs_sql *db,
 	if (rc == CFS_OK)
 		rc = recreate_parents(db, op, err);
 	if (rc == CFS_OK)
-		rc = local_retry(
+		rc = queue_retry(
 			db, op,
 			"its folder is gone on the server: creating it again",
 			err);
 	return cfs_sql_end(db, rc, err);
 }
 
-enum cfs_err local_retry(struct cfs_sql *db, const struct queued_op *op,
+enum cfs_err queue_retry(struct cfs_sql *db, const struct queued_op *op,
 			 const char *why, struct cfs_error *err)
 {
 	return cfs_sql_exec(db,

@@ -429,7 +429,7 @@ static enum cfs_err drop_lost(struct uploader *u, const struct queued_op *ops,
 				"the new content of '%s' is lost: its block %s is gone from the cache '%s' (removed as corrupt?); the file stays as the server has it",
 				ops[i].path, hex, fs->cache->path);
 			pthread_mutex_lock(&fs->apply_lock);
-			rc = local_refuse(db, &ops[i], &ch, err);
+			rc = queue_refuse(db, &ops[i], &ch, err);
 			pthread_mutex_unlock(&fs->apply_lock);
 			*dropped += rc == CFS_OK;
 		}
@@ -522,7 +522,7 @@ static enum cfs_err wait_for_share(struct cfs_sql *db,
 		cfs_log_warn(
 			"cannot move '%s' to '%s': one of them is in a folder shared since; it stays where the server has it",
 			op->path, op->to);
-		return local_refuse(db, op, ch, err);
+		return queue_refuse(db, op, ch, err);
 	}
 	/* A link never crosses a namespace: the file keeps its other
 	 * names, this one goes. */
@@ -531,9 +531,9 @@ static enum cfs_err wait_for_share(struct cfs_sql *db,
 		cfs_log_warn(
 			"cannot link '%s' to '%s': one of them is in a folder shared since; the name '%s' goes",
 			op->path, op->to, op->to);
-		return local_refuse(db, op, ch, err);
+		return queue_refuse(db, op, ch, err);
 	}
-	return local_retry(
+	return queue_retry(
 		db, op,
 		"a folder on its way is a shared folder now: waiting to send it there",
 		err);
@@ -573,9 +573,9 @@ static enum cfs_err refuse_file(struct fs *fs, struct cfs_sql *db,
 			    why, kept.msg) >= (int)sizeof(msg))
 			msg[sizeof(msg) - 1] = '\0'; /* cut: still says why */
 		*retry = true;
-		return local_retry(db, op, msg, err);
+		return queue_retry(db, op, msg, err);
 	}
-	return local_refuse(db, op, ch, err);
+	return queue_refuse(db, op, ch, err);
 }
 
 /* Settles one operation by its answer r, of a batch answered at head;
@@ -595,21 +595,21 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 
 	*retry = false;
 	if (r->status == REMOTE_COMMITTED)
-		return local_confirm(db, op, r->node, r->jid, r->prev_jid, ch,
+		return queue_confirm(db, op, r->node, r->jid, r->prev_jid, ch,
 				     err);
 	if (r->status == REMOTE_NEED_BLOCKS) {
 		*retry = true;
-		return local_retry(
+		return queue_retry(
 			db, op,
 			"the server still lacks blocks it was sent: sending them again",
 			err);
 	}
 	if (r->status == REMOTE_CONFLICT && creates && r->jid == 0) {
 		*retry = true;
-		return local_rebase(db, op, ch, err);
+		return queue_rebase(db, op, ch, err);
 	}
 	if (r->status == REMOTE_CONFLICT && leaf) {
-		rc = local_conflicted_copy(db, op, copy, ch, err);
+		rc = queue_conflicted_copy(db, op, copy, ch, err);
 		if (rc == CFS_OK)
 			cfs_log_warn(
 				"conflict: '%s' changed elsewhere; the local version is kept as '%s'",
@@ -618,14 +618,14 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 	}
 	if (r->code == CFS_ERR_NOT_FOUND && creates) {
 		*retry = true;
-		return local_recreate_parents(db, op, head, err);
+		return queue_recreate_parents(db, op, head, err);
 	}
 	if (r->code == CFS_ERR_NOT_FOUND && op->type == QUEUE_DELETE)
-		return local_confirm(db, op, 0, 0, 0, ch, err);
+		return queue_confirm(db, op, 0, 0, 0, ch, err);
 	if (r->code == CFS_ERR_NOT_FOUND && op->type == QUEUE_LINK) {
 		rc = local_link_waits(db, op, retry, err);
 		if (rc == CFS_OK && *retry)
-			return local_retry(
+			return queue_retry(
 				db, op,
 				"the file it names is not on the server yet",
 				err);
@@ -637,7 +637,7 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 	if (r->code == CFS_ERR_STORAGE_FULL || r->code == CFS_ERR_INTERNAL ||
 	    r->code == CFS_ERR_UNAVAILABLE) {
 		*retry = true;
-		return local_retry(db, op,
+		return queue_retry(db, op,
 				   r->has_message ? r->message
 						  : cfs_err_name(r->code),
 				   err);
@@ -647,7 +647,7 @@ static enum cfs_err settle_result(struct fs *fs, struct cfs_sql *db,
 	cfs_log_warn("the server refused %s '%s'%s%s: %s", remote_op_name(op),
 		     op->path, op->to ? " to " : "", op->to ? op->to : "",
 		     r->message);
-	return local_refuse(db, op, ch, err);
+	return queue_refuse(db, op, ch, err);
 }
 
 /*
@@ -666,7 +666,7 @@ static enum cfs_err settle_failed(struct cfs_sql *db,
 	cfs_log_error("%s '%s'%s%s: %s", remote_op_name(op), op->path,
 		      op->to ? " to " : "", op->to ? op->to : "", why);
 	*retry = true;
-	return local_retry(db, op, why, err);
+	return queue_retry(db, op, why, err);
 }
 
 /* Tells the listings whether an operation is in doubt (fs/fs.h); they
@@ -821,7 +821,7 @@ static enum cfs_err settle_collapse(struct uploader *u, struct cfs_sql *db,
 
 	if (r->status == REMOTE_COMMITTED) {
 		count(&u->counts.committed, n);
-		return local_confirm_deletes(db, ops, n, r->jid, ch, err);
+		return queue_confirm_deletes(db, ops, n, r->jid, ch, err);
 	}
 	u->refused_tree = dir->seq;
 	cfs_log_info("'%s' was not deleted as a whole (%s): deleting the %zu"
@@ -928,7 +928,7 @@ static void batch_failed(struct uploader *u, const struct queued_op *ops,
 
 	pthread_mutex_lock(&u->fs->apply_lock);
 	for (size_t i = 0; db && i < n; i++)
-		if (local_retry(db, &ops[i], why->msg, &err))
+		if (queue_retry(db, &ops[i], why->msg, &err))
 			cfs_log_error("cannot record why '%s' failed: %s",
 				      ops[i].path, err.msg);
 	pthread_mutex_unlock(&u->fs->apply_lock);

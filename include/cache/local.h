@@ -209,7 +209,7 @@ enum cfs_err queue_batch(struct cfs_sql *db, size_t max, struct queued_op **ops,
  * prev_jid (0: not said).  A move from a state the mirror has not seen
  * leaves the entry's JID, so that the listing brings that state's content.
  */
-enum cfs_err local_confirm(struct cfs_sql *db, const struct queued_op *op,
+enum cfs_err queue_confirm(struct cfs_sql *db, const struct queued_op *op,
 			   int64_t node, int64_t jid, int64_t prev_jid,
 			   struct mirror_changes *ch, struct cfs_error *err);
 
@@ -229,13 +229,13 @@ enum cfs_err queue_deletes_cover(struct cfs_sql *db,
 
 /* The n deletes were applied as one, ending at jid: each is confirmed,
  * in one transaction. */
-enum cfs_err local_confirm_deletes(struct cfs_sql *db,
+enum cfs_err queue_confirm_deletes(struct cfs_sql *db,
 				   const struct queued_op *ops, size_t n,
 				   int64_t jid, struct mirror_changes *ch,
 				   struct cfs_error *err);
 
 /* op will never apply: the entry returns to the server's state. */
-enum cfs_err local_refuse(struct cfs_sql *db, const struct queued_op *op,
+enum cfs_err queue_refuse(struct cfs_sql *db, const struct queued_op *op,
 			  struct mirror_changes *ch, struct cfs_error *err);
 
 /*
@@ -244,7 +244,7 @@ enum cfs_err local_refuse(struct cfs_sql *db, const struct queued_op *op,
  * YYYY-MM-DD).EXT" (a counter added when taken), queued as a new file;
  * the entry takes the server's version.  *copy gets the new name.
  */
-enum cfs_err local_conflicted_copy(struct cfs_sql *db,
+enum cfs_err queue_conflicted_copy(struct cfs_sql *db,
 				   const struct queued_op *op,
 				   char copy[CFS_NAME_MAX + 1],
 				   struct mirror_changes *ch,
@@ -252,18 +252,18 @@ enum cfs_err local_conflicted_copy(struct cfs_sql *db,
 
 /* op's entry is gone from its place on the server: op will create it
  * anew; its node, if the mirror knows it moved, shows where it went. */
-enum cfs_err local_rebase(struct cfs_sql *db, const struct queued_op *op,
+enum cfs_err queue_rebase(struct cfs_sql *db, const struct queued_op *op,
 			  struct mirror_changes *ch, struct cfs_error *err);
 
 /* op's folders are not on the server, as its answer with head said: once
  * the mirror is listed up to head, queues their creation first. */
-enum cfs_err local_recreate_parents(struct cfs_sql *db,
+enum cfs_err queue_recreate_parents(struct cfs_sql *db,
 				    const struct queued_op *op, int64_t head,
 				    struct cfs_error *err);
 
 /* op failed for now, for the reason why: counts the try and keeps why
  * for queue_failing(). */
-enum cfs_err local_retry(struct cfs_sql *db, const struct queued_op *op,
+enum cfs_err queue_retry(struct cfs_sql *db, const struct queued_op *op,
 			 const char *why, struct cfs_error *err);
 
 /* A queued operation that was tried and failed, as status shows it. */

@@ -131,12 +131,12 @@ static void test_a_link_waits_for_its_files_creation(void)
 	CHECK(k == 2 && local_link_waits(db, &ops[1], &waits, &err) == CFS_OK &&
 	      waits);
 	CHECK(k == 2 &&
-	      local_confirm(db, &ops[0], 40, 5, 0, &ch, &err) == CFS_OK);
+	      queue_confirm(db, &ops[0], 40, 5, 0, &ch, &err) == CFS_OK);
 	CHECK(shown("new2", &nl) == f.ino && nl == 2); /* it follows */
 	CHECK(k == 2 && local_link_waits(db, &ops[1], &waits, &err) == CFS_OK &&
 	      !waits);
 	CHECK(k == 2 &&
-	      local_confirm(db, &ops[1], 41, 6, 0, &ch, &err) == CFS_OK);
+	      queue_confirm(db, &ops[1], 41, 6, 0, &ch, &err) == CFS_OK);
 	CHECK(shown("new2", &nl) == f.ino && nl == 2);
 	release(ops, k);
 	mirror_changes_release(&ch);
