@@ -1264,6 +1264,22 @@ static void test_seeded_sequences_with_shares_converge(void)
 	seeded_runs("TEST_REMOTE_SHARE_SEED", 50, "share", random_share_run);
 }
 
+/* Seeds of the run above with shares made elsewhere (another device,
+ * no wait) that once ended with a file renamed into the folder shared
+ * meanwhile back at its old place, or as a conflicted copy of its own
+ * change: the move crossed into the new namespace and was refused. */
+static void test_a_rename_into_a_folder_shared_elsewhere_ends_there(void)
+{
+	static const unsigned seeds[] = { 1796607686u, 1117u, 1227u };
+	bool was = getenv("TEST_REMOTE_SHARE_ELSEWHERE") != NULL;
+
+	setenv("TEST_REMOTE_SHARE_ELSEWHERE", "1", 1);
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
+		random_share_run(seeds[i]);
+	if (!was)
+		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
+}
+
 int main(void)
 {
 	cfs_log_init("test_remote", CFS_LOG_ERROR);
@@ -1280,6 +1296,7 @@ int main(void)
 	RUN(test_a_shared_folder_keeps_its_content_and_reaches_the_invitee);
 	RUN(test_delayed_answers_come_back_out_of_order_and_apply_once);
 	RUN(test_seeded_sequences_with_shares_converge);
+	RUN(test_a_rename_into_a_folder_shared_elsewhere_ends_there);
 	if (!check_failures) {
 		char cmd[64];
 

@@ -14,11 +14,6 @@ from cfs_proxy import proxy  # noqa: F401 (a fixture)
 from test_share import all_arrived, shared_ns, write
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a queued rename into a folder shared since crosses namespaces: the "
-    "server refuses it, the file goes back to its old place, and a change "
-    "queued before the rename becomes a conflicted copy in the shared "
-    "folder (fs/upload.c wait_for_share, cache/mirror.c follow_share)"))
 @pytest.mark.parametrize("edited", [False, True])
 def test_a_queued_rename_into_a_folder_another_mount_shares_ends_there(
         alice, bob, mount, proxy, edited):
