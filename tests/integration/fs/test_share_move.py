@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from cfs_fs import at, cloudfs, exists, read, server_listing, until
+from cfs_fs import at, cloudfs, exists, read, server_listing, until, until_server_holds
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
 from test_share import all_arrived, shared_ns, write
 
@@ -42,3 +42,37 @@ def test_a_queued_rename_into_a_folder_another_mount_shares_ends_there(
         until(lambda: not exists(at(m, "top.txt")), within=10,
               what=f"top.txt gone from {m.mountpoint}")
         assert sorted(os.listdir(at(m, "proj"))) == ["keep.txt", "moved.txt"]
+
+
+def test_the_two_halves_of_a_move_into_a_folder_shared_since_survive_lost_answers(
+        alice, bob, mount, proxy):
+    """The move goes as the file's create in the shared namespace, then
+    the original's delete: with the create's answer lost, it is sent
+    again and applied once; the file is neither doubled nor lost."""
+    ma = mount(alice.clone(proxy.url), settle=0)
+    other = mount(alice)
+    os.makedirs(at(ma, "proj"))
+    write(at(ma, "proj", "keep.txt"), b"kept\n")
+    write(at(ma, "top.txt"), b"version 1\n")
+    cloudfs("status", "--wait", ma.mountpoint)
+    until(lambda: read(at(other, "top.txt")) == b"version 1\n", within=10,
+          what="the files in the other mount")
+
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    write(at(ma, "top.txt"), b"version 2\n")
+    os.rename(at(ma, "top.txt"), at(ma, "proj", "moved.txt"))
+    proxy.wait_held(1)
+    cloudfs("share", at(other, "proj"), "bob")
+    ns = shared_ns(alice, "proj")
+    proxy.lose(rf"POST /meta/ns/{ns}/commit")
+    proxy.release()
+    proxy.wait_lost(1, within=60)  # the create's answer
+    proxy.lose(None)
+    # A lost answer costs the request's timeout (30 s) before it goes again.
+    until_server_holds(alice, {"moved.txt": b"version 2\n"}, ns=ns, within=90,
+                       what="the moved file in the shared namespace")
+    all_arrived(alice, bob, [(ma, "proj"), (other, "proj")], ns,
+                {"keep.txt": b"kept\n", "moved.txt": b"version 2\n"}, mount)
+    assert "top.txt" not in server_listing(alice, alice.root_ns)
+    until(lambda: not exists(at(ma, "top.txt")), within=10, what="top.txt gone")
+    assert sorted(os.listdir(at(ma, "proj"))) == ["keep.txt", "moved.txt"]
