@@ -76,3 +76,48 @@ def test_the_two_halves_of_a_move_into_a_folder_shared_since_survive_lost_answer
     assert "top.txt" not in server_listing(alice, alice.root_ns)
     until(lambda: not exists(at(ma, "top.txt")), within=10, what="top.txt gone")
     assert sorted(os.listdir(at(ma, "proj"))) == ["keep.txt", "moved.txt"]
+
+
+def test_a_kill_9_between_the_two_halves_of_a_move_into_a_folder_shared_since(
+        alice, bob, mount, proxy):
+    """The create in the shared namespace is committed, the original's
+    delete is on its way when the mount is killed: the remount sends the
+    delete, and the file is at the one place the user moved it to."""
+    ma = mount(alice.clone(proxy.url), settle=0, timeout=10)
+    other = mount(alice)
+    os.makedirs(at(ma, "proj"))
+    write(at(ma, "proj", "keep.txt"), b"kept\n")
+    write(at(ma, "top.txt"), b"version 1\n")
+    cloudfs("status", "--wait", ma.mountpoint)
+    until(lambda: read(at(other, "top.txt")) == b"version 1\n", within=10,
+          what="the files in the other mount")
+
+    proxy.hold(r"POST /meta/ns/\d+/commit")
+    write(at(ma, "top.txt"), b"version 2\n")
+    os.rename(at(ma, "top.txt"), at(ma, "proj", "moved.txt"))
+    proxy.wait_held(1)
+    cloudfs("share", at(other, "proj"), "bob")
+    ns = shared_ns(alice, "proj")
+    # The shared namespace's commits go; the root's, one at a time, until
+    # the create is on the server: the next one of the root is the delete.
+    proxy.hold(rf"POST /meta/ns/{alice.root_ns}/commit")
+    for _ in range(50):
+        until(lambda: "moved.txt" in server_listing(alice, ns) or proxy.held > 0,
+              within=30, what="a commit of the root, or the create")
+        if "moved.txt" in server_listing(alice, ns):
+            break
+        proxy.pass_held(1)
+        until(lambda: proxy.passes == 0, within=10, what="the commit let go")
+    proxy.wait_held(1)  # the original's delete
+    assert "top.txt" in server_listing(alice, alice.root_ns)
+    ma.kill9()
+    proxy.cut()
+    proxy.release()
+
+    m2 = mount(alice.clone(proxy.url), cache=ma.cache, settle=0, timeout=10)
+    until(lambda: "top.txt" not in server_listing(alice, alice.root_ns), within=30,
+          what="the original's delete")
+    all_arrived(alice, bob, [(m2, "proj"), (other, "proj")], ns,
+                {"keep.txt": b"kept\n", "moved.txt": b"version 2\n"}, mount)
+    until(lambda: not exists(at(m2, "top.txt")), within=10, what="top.txt gone")
+    assert sorted(os.listdir(at(m2, "proj"))) == ["keep.txt", "moved.txt"]
