@@ -18,9 +18,12 @@ void sq_changed(struct sq_conn *c, int64_t ns)
 			return;
 	/* Only deleting a folder that holds more than a dozen shared
 	 * folders gets here; their waiters then wake at their deadline. */
-	if (c->n_changed < SQ_MAX_CHANGED)
+	if (c->n_changed < SQ_MAX_CHANGED) {
 		c->changed[c->n_changed++] = ns;
-	else
+		return;
+	}
+	c->overflow = true;
+	if (!c->deferrable)
 		cfs_log_warn(
 			"too many namespaces changed in one transaction to notify namespace %lld",
 			(long long)ns);
@@ -96,6 +99,7 @@ static void sq_close(struct meta *base)
 	struct sq_meta *m = (struct sq_meta *)base;
 
 	db_close(m->db);
+	sq_commit_queue_free(m->commits);
 	free(m);
 }
 
@@ -473,6 +477,10 @@ enum cfs_err sq_meta_new(struct db *db, meta_notify_fn notify, void *notify_arg,
 	m->notify = notify;
 	m->notify_arg = notify_arg;
 	m->db = db;
+	if (sq_commit_queue_new(&m->commits, err)) {
+		sq_close(&m->base);
+		return err->code;
+	}
 	*out = &m->base;
 	return CFS_OK;
 }

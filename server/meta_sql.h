@@ -79,15 +79,27 @@ struct sq_conn {
 	struct db_conn *db;
 	int64_t changed[SQ_MAX_CHANGED]; /* namespaces to wake after commit */
 	size_t n_changed;
+	/* A namespace did not fit in changed; with deferrable set, the
+	 * body will undo what changed it and run it alone instead, so
+	 * sq_changed() need not warn. */
+	bool overflow, deferrable;
 	int64_t pending_ttl_s; /* the store's (struct meta) */
 };
+
+struct sq_commit_queue; /* meta_sql_commit.c */
 
 struct sq_meta {
 	struct meta base;
 	meta_notify_fn notify;
 	void *notify_arg;
 	struct db *db;
+	struct sq_commit_queue *commits; /* commits waiting for a group */
 };
+
+/* The queue of commits waiting to share a transaction (sq_commit()). */
+enum cfs_err sq_commit_queue_new(struct sq_commit_queue **out,
+				 struct cfs_error *err);
+void sq_commit_queue_free(struct sq_commit_queue *q);
 
 /* The backend on db, which it owns from now on (closed on failure too). */
 enum cfs_err sq_meta_new(struct db *db, meta_notify_fn notify, void *notify_arg,

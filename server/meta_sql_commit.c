@@ -6,13 +6,17 @@
  * behind and needs no savepoint.  An operation returns CFS_OK with its
  * result's status set, or an error code with the result's message set
  * (the operation failed); store failures (INTERNAL, STORAGE_FULL) abort the
- * whole batch.
+ * whole batch.  Commits that arrive together share one transaction (group
+ * commit, at the end of this file).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cloudfs/log.h"
 #include "cloudfs/path.h"
 #include "meta_sql.h"
+#include "server/metrics.h"
 
 static bool fatal(enum cfs_err rc)
 {
@@ -729,12 +733,184 @@ static enum cfs_err apply_all(struct sq_conn *c, void *arg,
 	return rc ? rc : sq_ns_head(c, a->ns, a->head, err);
 }
 
+/*
+ * Group commit.  Commits that arrive while another is being written wait
+ * in a queue; the first waiter to find no group running leads: it takes
+ * the queue (up to GROUP_MAX) and writes it in one transaction, so one
+ * fsync makes them all durable, then wakes the others with their answers.
+ * A commit that finds the queue empty runs at once, alone, as before: a
+ * group only forms from commits that would have waited anyway.
+ *
+ * Invariants:
+ *  1. A commit's answer is the one it would get alone, run in its place
+ *     in the group's order: its requests' operations run in a savepoint,
+ *     one request after another, so each sees the ones before it (a
+ *     conflict with an earlier one is refused, JIDs follow the order),
+ *     and a request that fails is rolled back to its savepoint alone.
+ *  2. No one is answered before the transaction holding their commit is
+ *     durable, and long polls wake after it (sq_run()).
+ *  3. When the group's transaction fails as a whole (a store error, or a
+ *     collision tried SQ_ATTEMPTS times), nothing of it stays, and each of
+ *     its commits runs again alone: a failure is answered only to the
+ *     commit it belongs to.
+ *  4. A commit whose namespaces to wake do not fit in the group's
+ *     (SQ_MAX_CHANGED) is rolled back out of it and runs alone after it.
+ */
+#define GROUP_MAX 32
+
+struct commit_waiter {
+	struct commit_args a;
+	enum cfs_err rc;
+	struct cfs_error err;
+	bool done;     /* answered: rc, err and a.res are final */
+	bool deferred; /* to run alone after the group (invariant 4) */
+	struct commit_waiter *next;
+};
+
+struct sq_commit_queue {
+	pthread_mutex_t lock; /* protects all below */
+	pthread_cond_t answered;
+	struct commit_waiter *head, **tail;
+	bool leading; /* a group is being written */
+};
+
+enum cfs_err sq_commit_queue_new(struct sq_commit_queue **out,
+				 struct cfs_error *err)
+{
+	struct sq_commit_queue *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->answered, NULL);
+	q->tail = &q->head;
+	*out = q;
+	return CFS_OK;
+}
+
+void sq_commit_queue_free(struct sq_commit_queue *q)
+{
+	if (!q)
+		return;
+	pthread_cond_destroy(&q->answered);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+struct group {
+	struct commit_waiter *w[GROUP_MAX];
+	size_t n;
+};
+
+/* One request of a group, in its savepoint (invariants 1 and 4). */
+static enum cfs_err apply_member(struct sq_conn *c, struct commit_waiter *w,
+				 bool first, struct cfs_error *err)
+{
+	size_t n_changed = c->n_changed;
+	enum cfs_err rc = db_exec(c->db, "SAVEPOINT request", err, "");
+
+	if (rc)
+		return rc;
+	c->overflow = false;
+	c->deferrable = !first;
+	w->deferred = false;
+	w->rc = apply_all(c, &w->a, &w->err);
+	c->deferrable = false;
+	if (w->rc && db_retryable(c->db)) {
+		*err = w->err;
+		return w->rc;
+	}
+	if (w->rc || c->overflow) {
+		rc = db_exec(c->db, "ROLLBACK TO request", err, "");
+		c->n_changed = n_changed;
+		w->deferred = w->rc == CFS_OK;
+	}
+	return rc ? rc : db_exec(c->db, "RELEASE request", err, "");
+}
+
+static enum cfs_err apply_group(struct sq_conn *c, void *arg,
+				struct cfs_error *err)
+{
+	struct group *g = arg;
+	enum cfs_err rc = CFS_OK;
+
+	for (size_t i = 0; rc == CFS_OK && i < g->n; i++)
+		rc = apply_member(c, g->w[i], i == 0, err);
+	return rc;
+}
+
+static void run_alone(struct meta *m, struct commit_waiter *w)
+{
+	w->rc = sq_run(m, true, apply_all, &w->a, &w->err);
+}
+
+static void run_group(struct meta *m, struct group *g)
+{
+	struct cfs_error err = { 0 };
+	size_t kept = 0;
+
+	if (g->n == 1) {
+		run_alone(m, g->w[0]);
+		return;
+	}
+	if (sq_run(m, true, apply_group, g, &err)) {
+		cfs_log_warn(
+			"a group of %zu commits failed (%s): each runs alone",
+			g->n, err.msg);
+		for (size_t i = 0; i < g->n; i++)
+			run_alone(m, g->w[i]);
+		return;
+	}
+	for (size_t i = 0; i < g->n; i++)
+		if (g->w[i]->deferred)
+			run_alone(m, g->w[i]);
+		else
+			kept++;
+	if (kept > 1)
+		metrics_commit_group(kept);
+}
+
+/* Leads one group: the oldest waiters (called and returns with q->lock
+ * held). */
+static void lead(struct meta *m, struct sq_commit_queue *q)
+{
+	struct group g = { .n = 0 };
+
+	q->leading = true;
+	while (q->head && g.n < GROUP_MAX) {
+		g.w[g.n++] = q->head;
+		q->head = q->head->next;
+	}
+	if (!q->head)
+		q->tail = &q->head;
+	pthread_mutex_unlock(&q->lock);
+	run_group(m, &g);
+	pthread_mutex_lock(&q->lock);
+	for (size_t i = 0; i < g.n; i++)
+		g.w[i]->done = true;
+	q->leading = false;
+	pthread_cond_broadcast(&q->answered);
+}
+
 enum cfs_err sq_commit(struct meta *m, const struct meta_user *user, int64_t ns,
 		       const struct meta_sender *from,
 		       const struct meta_op *ops, struct meta_op_result *res,
 		       size_t n, int64_t *head, struct cfs_error *err)
 {
-	struct commit_args a = { user, ns, from, ops, res, n, head };
+	struct sq_commit_queue *q = ((struct sq_meta *)m)->commits;
+	struct commit_waiter w = { .a = { user, ns, from, ops, res, n, head } };
 
-	return sq_run(m, true, apply_all, &a, err);
+	pthread_mutex_lock(&q->lock);
+	*q->tail = &w;
+	q->tail = &w.next;
+	while (!w.done) {
+		if (!q->leading)
+			lead(m, q);
+		else
+			pthread_cond_wait(&q->answered, &q->lock);
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (w.rc)
+		*err = w.err;
+	return w.rc;
 }

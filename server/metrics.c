@@ -46,6 +46,7 @@ struct histogram {
 static struct {
 	atomic_uint_fast64_t requests[ROUTES_MAX + 1][N_STATUS];
 	atomic_uint_fast64_t commits, commit_ops;
+	atomic_uint_fast64_t commit_groups, grouped_commits;
 	atomic_uint_fast64_t blocks, block_bytes;
 	atomic_int_fast64_t longpolls, connections;
 	struct histogram store[METRICS_STORE_OPS];
@@ -74,6 +75,12 @@ void metrics_commit(size_t committed)
 {
 	add(&m.commits, 1);
 	add(&m.commit_ops, committed);
+}
+
+void metrics_commit_group(size_t commits)
+{
+	add(&m.commit_groups, 1);
+	add(&m.grouped_commits, commits);
 }
 
 void metrics_block_uploaded(uint64_t size)
@@ -224,6 +231,14 @@ enum cfs_err metrics_render(char **text, struct cfs_error *err)
 	if (!e)
 		e = counter(&b, "cloudfsd_committed_operations_total",
 			    "Operations committed.", get(&m.commit_ops));
+	if (!e)
+		e = counter(&b, "cloudfsd_commit_groups_total",
+			    "Transactions that held several commits.",
+			    get(&m.commit_groups));
+	if (!e)
+		e = counter(&b, "cloudfsd_grouped_commits_total",
+			    "Commits written in such a transaction.",
+			    get(&m.grouped_commits));
 	if (!e)
 		e = counter(&b, "cloudfsd_blocks_uploaded_total",
 			    "Blocks stored by uploads.", get(&m.blocks));

@@ -31,6 +31,8 @@ void metrics_request(const struct route *route, unsigned status);
 /* A commit answered, of which n operations were committed (the others
  * need blocks, conflict or failed). */
 void metrics_commit(size_t committed);
+/* A transaction that held several commits (group commit), durable. */
+void metrics_commit_group(size_t commits);
 /* A block stored by an upload, of size bytes. */
 void metrics_block_uploaded(uint64_t size);
 /* A long poll parked (+1) or answered (-1). */
