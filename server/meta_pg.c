@@ -84,6 +84,10 @@ static const char schema_3[] =
 /* steps[v] brings the schema from version v to v + 1. */
 static const char *const steps[] = { schema_1, schema_2, schema_3 };
 
+/* Lanes of group commit: a few per HTTP thread (serve --threads, 8 by
+ * default), so that two namespaces rarely share one. */
+#define PG_COMMIT_LANES 64
+
 enum cfs_err meta_pg_open(const char *conninfo, meta_notify_fn notify,
 			  void *notify_arg, struct meta **out,
 			  struct cfs_error *err)
@@ -93,5 +97,9 @@ enum cfs_err meta_pg_open(const char *conninfo, meta_notify_fn notify,
 				     (int)(sizeof(steps) / sizeof(steps[0])),
 				     notify, notify_arg, &db, err);
 
-	return rc ? rc : sq_meta_new(db, notify, notify_arg, out, err);
+	/* Transactions run side by side: only commits of one namespace,
+	 * which collide on its head, share one (PG_COMMIT_LANES lanes). */
+	return rc ? rc
+		  : sq_meta_new(db, PG_COMMIT_LANES, notify, notify_arg, out,
+				err);
 }

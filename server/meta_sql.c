@@ -463,7 +463,8 @@ static const struct meta_ops sq_ops = {
 	.pending = sq_pending,
 };
 
-enum cfs_err sq_meta_new(struct db *db, meta_notify_fn notify, void *notify_arg,
+enum cfs_err sq_meta_new(struct db *db, size_t commit_lanes,
+			 meta_notify_fn notify, void *notify_arg,
 			 struct meta **out, struct cfs_error *err)
 {
 	struct sq_meta *m = calloc(1, sizeof(*m));
@@ -477,7 +478,7 @@ enum cfs_err sq_meta_new(struct db *db, meta_notify_fn notify, void *notify_arg,
 	m->notify = notify;
 	m->notify_arg = notify_arg;
 	m->db = db;
-	if (sq_commit_queue_new(&m->commits, err)) {
+	if (sq_commit_queue_new(commit_lanes, &m->commits, err)) {
 		sq_close(&m->base);
 		return err->code;
 	}

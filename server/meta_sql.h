@@ -96,13 +96,16 @@ struct sq_meta {
 	struct sq_commit_queue *commits; /* commits waiting for a group */
 };
 
-/* The queue of commits waiting to share a transaction (sq_commit()). */
-enum cfs_err sq_commit_queue_new(struct sq_commit_queue **out,
+/* The queue of commits waiting to share a transaction (sq_commit()), in
+ * lanes: commits of namespaces in different lanes never share one. */
+enum cfs_err sq_commit_queue_new(size_t lanes, struct sq_commit_queue **out,
 				 struct cfs_error *err);
 void sq_commit_queue_free(struct sq_commit_queue *q);
 
-/* The backend on db, which it owns from now on (closed on failure too). */
-enum cfs_err sq_meta_new(struct db *db, meta_notify_fn notify, void *notify_arg,
+/* The backend on db, which it owns from now on (closed on failure too);
+ * commit_lanes: see sq_commit_queue_new(). */
+enum cfs_err sq_meta_new(struct db *db, size_t commit_lanes,
+			 meta_notify_fn notify, void *notify_arg,
 			 struct meta **out, struct cfs_error *err);
 
 /*

@@ -9,6 +9,7 @@
  * whole batch.  Commits that arrive together share one transaction (group
  * commit, at the end of this file).
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -741,6 +742,14 @@ static enum cfs_err apply_all(struct sq_conn *c, void *arg,
  * A commit that finds the queue empty runs at once, alone, as before: a
  * group only forms from commits that would have waited anyway.
  *
+ * The queue has lanes, one per namespace modulo their number, each
+ * grouped and led on its own: an engine that writes one transaction at a
+ * time (SQLite) has one lane, so that everything waiting shares the next
+ * fsync; one whose transactions run side by side (PostgreSQL, which also
+ * flushes its log for several at once) gains nothing from serializing
+ * commits of different namespaces on one connection, only from grouping
+ * those that would collide on their namespace's head anyway.
+ *
  * Invariants:
  *  1. A commit's answer is the one it would get alone, run in its place
  *     in the group's order: its requests' operations run in a savepoint,
@@ -767,23 +776,33 @@ struct commit_waiter {
 	struct commit_waiter *next;
 };
 
-struct sq_commit_queue {
-	pthread_mutex_t lock; /* protects all below */
-	pthread_cond_t answered;
+/* The commits of the namespaces of one lane (ns % n_lanes). */
+struct commit_lane {
 	struct commit_waiter *head, **tail;
-	bool leading; /* a group is being written */
+	bool leading; /* a group of this lane is being written */
 };
 
-enum cfs_err sq_commit_queue_new(struct sq_commit_queue **out,
+struct sq_commit_queue {
+	pthread_mutex_t lock; /* protects the lanes */
+	pthread_cond_t answered;
+	size_t n_lanes;
+	struct commit_lane lane[];
+};
+
+enum cfs_err sq_commit_queue_new(size_t lanes, struct sq_commit_queue **out,
 				 struct cfs_error *err)
 {
-	struct sq_commit_queue *q = calloc(1, sizeof(*q));
+	struct sq_commit_queue *q =
+		calloc(1, sizeof(*q) + lanes * sizeof(q->lane[0]));
 
+	assert(lanes > 0);
 	if (!q)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->answered, NULL);
-	q->tail = &q->head;
+	q->n_lanes = lanes;
+	for (size_t i = 0; i < lanes; i++)
+		q->lane[i].tail = &q->lane[i].head;
 	*out = q;
 	return CFS_OK;
 }
@@ -870,25 +889,26 @@ static void run_group(struct meta *m, struct group *g)
 		metrics_commit_group(kept);
 }
 
-/* Leads one group: the oldest waiters (called and returns with q->lock
- * held). */
-static void lead(struct meta *m, struct sq_commit_queue *q)
+/* Leads one group: the oldest waiters of lane l (called and returns
+ * with q->lock held). */
+static void lead(struct meta *m, struct sq_commit_queue *q,
+		 struct commit_lane *l)
 {
 	struct group g = { .n = 0 };
 
-	q->leading = true;
-	while (q->head && g.n < GROUP_MAX) {
-		g.w[g.n++] = q->head;
-		q->head = q->head->next;
+	l->leading = true;
+	while (l->head && g.n < GROUP_MAX) {
+		g.w[g.n++] = l->head;
+		l->head = l->head->next;
 	}
-	if (!q->head)
-		q->tail = &q->head;
+	if (!l->head)
+		l->tail = &l->head;
 	pthread_mutex_unlock(&q->lock);
 	run_group(m, &g);
 	pthread_mutex_lock(&q->lock);
 	for (size_t i = 0; i < g.n; i++)
 		g.w[i]->done = true;
-	q->leading = false;
+	l->leading = false;
 	pthread_cond_broadcast(&q->answered);
 }
 
@@ -899,13 +919,14 @@ enum cfs_err sq_commit(struct meta *m, const struct meta_user *user, int64_t ns,
 {
 	struct sq_commit_queue *q = ((struct sq_meta *)m)->commits;
 	struct commit_waiter w = { .a = { user, ns, from, ops, res, n, head } };
+	struct commit_lane *l = &q->lane[(uint64_t)ns % q->n_lanes];
 
 	pthread_mutex_lock(&q->lock);
-	*q->tail = &w;
-	q->tail = &w.next;
+	*l->tail = &w;
+	l->tail = &w.next;
 	while (!w.done) {
-		if (!q->leading)
-			lead(m, q);
+		if (!l->leading)
+			lead(m, q, l);
 		else
 			pthread_cond_wait(&q->answered, &q->lock);
 	}

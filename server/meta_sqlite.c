@@ -202,5 +202,7 @@ enum cfs_err meta_sqlite_open(const char *data_dir, meta_notify_fn notify,
 	cfs_sql_close(&c);
 	if (rc == CFS_OK)
 		rc = db_sqlite_open(path, what, "FULL", &db, err);
-	return rc ? rc : sq_meta_new(db, notify, notify_arg, out, err);
+	/* One writer at a time: every commit waiting shares the next
+	 * transaction (one lane). */
+	return rc ? rc : sq_meta_new(db, 1, notify, notify_arg, out, err);
 }
