@@ -4,8 +4,10 @@
  *
  *	meta_sql.c           transactions, users, tokens, blocks
  *	meta_sql_tree.c      nodes, the journal, listings
- *	meta_sql_commit.c    the operations of a commit, and the answers
- *	                     kept for a client that sends them again
+ *	meta_sql_commit.c    the operations of a commit, the answers kept
+ *	                     for a client that sends them again, and group
+ *	                     commit (commits that arrive together share a
+ *	                     transaction)
  *	meta_sql_share.c     shared folders and memberships
  *	meta_sql_history.c   history and listings of the past
  *	meta_sql_gc.c        garbage collection
