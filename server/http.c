@@ -126,14 +126,25 @@ static struct MHD_Response *json_response(json_t *json, size_t *len)
 }
 
 static enum MHD_Result respond_error(struct request *rq,
-				     const struct cfs_error *err,
+				     const struct cfs_error *failed,
 				     const char *allow)
 {
-	json_t *body = json_pack("{s:{s:s, s:s}}", "error", "code",
-				 cfs_err_name(err->code), "message", err->msg);
+	unsigned status = cfs_err_http_status(failed->code);
+	struct cfs_error e = *failed, *err = &e;
+	json_t *body;
 	struct MHD_Response *r;
 	size_t len = 0;
 
+	/* The server's own failures name the request they failed, for the
+	 * client that reports them and for the operator who reads the log
+	 * (a 503 is a limit or a stop, not a failure). */
+	if (status >= 500) {
+		cfs_error_prefix(err, "%s %s", rq->method, rq->path);
+		if (status != MHD_HTTP_SERVICE_UNAVAILABLE)
+			cfs_log_error("%s", err->msg);
+	}
+	body = json_pack("{s:{s:s, s:s}}", "error", "code",
+			 cfs_err_name(err->code), "message", err->msg);
 	r = body ? json_response(body, &len) : NULL;
 	json_decref(body);
 	if (r && err->code == CFS_ERR_UNAUTHORIZED)
@@ -141,7 +152,7 @@ static enum MHD_Result respond_error(struct request *rq,
 					"Bearer realm=\"cloudfs\"");
 	if (r && allow && allow[0])
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-	return queue(rq, cfs_err_http_status(err->code), r, len);
+	return queue(rq, status, r, len);
 }
 
 /* The Prometheus exposition format names its version in the type. */
@@ -294,10 +305,8 @@ static enum cfs_err reserve_body(struct request *rq)
 	if (len == 0 || !rq->req.user)
 		return CFS_OK;
 	if (http_guard_reserve(rq->srv->guard, rq->user.id, (uint64_t)len,
-			       &rq->err)) {
-		cfs_error_prefix(&rq->err, "%s %s", rq->method, rq->path);
-		return rq->err.code;
-	}
+			       &rq->err))
+		return rq->err.code; /* named by respond_error() */
 	rq->reserved = (uint64_t)len;
 	return CFS_OK;
 }
