@@ -4,11 +4,9 @@ wait out, server/meta_sql.c, sq_run), or, when the store itself fails, a
 5xx whose message names the request and what failed."""
 
 import os
-import sqlite3
 import threading
 import time
 
-import cfs_postgres
 from cfs_server import assert_error, file_op
 
 WRITERS = int(os.environ.get("CFS_COLLISION_WRITERS", "24"))
@@ -44,23 +42,14 @@ def test_many_writers_in_one_namespace_all_get_their_results(server, alice):
     assert all(counts), counts
 
 
-def store_sql(server, query):
-    """Runs QUERY on SERVER's metadata store, behind its back."""
-    if server.database:
-        cfs_postgres.cluster().sql(server.database, query)
-        return
-    with sqlite3.connect(os.path.join(server.data_dir, "meta.db")) as db:
-        db.execute(query)
-
-
 def test_a_commit_the_store_fails_is_a_500_that_names_the_request(server, alice):
     ns = alice.root_ns
     request = f"POST /meta/ns/{ns}/commit"
-    store_sql(server, "ALTER TABLE journal RENAME TO journal_gone")
+    server.store_sql("ALTER TABLE journal RENAME TO journal_gone")
     try:
         r = alice.commit(ns, file_op("a.txt"))
     finally:
-        store_sql(server, "ALTER TABLE journal_gone RENAME TO journal")
+        server.store_sql("ALTER TABLE journal_gone RENAME TO journal")
     assert_error(r, 500, "internal", request, "journal")
     assert any(request in line and "journal" in line and " error: " in line
                for line in server.log_text().splitlines()), server.log_text()
