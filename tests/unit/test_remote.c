@@ -1280,6 +1280,60 @@ static void test_a_rename_into_a_folder_shared_elsewhere_ends_there(void)
 		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
 }
 
+/*
+ * A file renamed here while another device moves its folder: the move's
+ * path is gone when it arrives, and the server refuses it.  The mount
+ * must then show the file where the server has it, not under the name
+ * the server never took (test_write_converge.py's shared folder run of
+ * seed 4243 ended so, a file at its new name in one mount only).
+ */
+static void test_a_refused_move_shows_where_the_server_has_it(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct queued_op dir_op = { .type = QUEUE_DIR,
+				    .kind = CFS_KIND_DIR,
+				    .path = "a",
+				    .mode = 0755 };
+	struct queued_op file_op = { .type = QUEUE_FILE,
+				     .kind = CFS_KIND_FILE,
+				     .path = "a/f.txt",
+				     .mode = 0644 };
+	struct queued_op move_op = {
+		.type = QUEUE_MOVE, .kind = CFS_KIND_DIR, .path = "a", .to = "b"
+	};
+	struct client c;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	enum cfs_kind kind;
+	uint64_t dir_ino = 0, ino;
+	bool sent, retry;
+
+	CHECK(s && a && b && fake_namespace(s, 0) == ROOT_NS);
+	CHECK(fake_commit_one(s, ROOT_NS, &dir_op).status == REMOTE_COMMITTED);
+	CHECK(fake_commit_one(s, ROOT_NS, &file_op).status == REMOTE_COMMITTED);
+	client_new(&c, s, 0, ROOT_NS, "refused-move");
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	CHECK(fake_commit_one(s, ROOT_NS, &move_op).status == REMOTE_COMMITTED);
+	db = cache_db(c.fs.cache, &err);
+	CHECK(db && (dir_ino = ino_at(db, "a", &kind)) != 0);
+	CHECK(dir_ino && local_rename(db, dir_ino, "f.txt", dir_ino, "g.txt",
+				      false, now_ns(), &ino, &err) == CFS_OK);
+	cache_db_release(c.fs.cache, db);
+	/* Sent before the mount lists the folder's move. */
+	uploader_step(c.u, &sent, &retry, &err);
+	CHECK(upload_all(&c, 20));
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	mirror_listing(&c, a, s);
+	fake_walk(s, ROOT_NS, on_fake, b);
+	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
+	CHECK(same(a, b, "the mirror and the server"));
+	client_close(&c);
+	free(a);
+	free(b);
+	fake_server_free(s);
+}
+
 int main(void)
 {
 	cfs_log_init("test_remote", CFS_LOG_ERROR);
@@ -1297,6 +1351,7 @@ int main(void)
 	RUN(test_delayed_answers_come_back_out_of_order_and_apply_once);
 	RUN(test_seeded_sequences_with_shares_converge);
 	RUN(test_a_rename_into_a_folder_shared_elsewhere_ends_there);
+	RUN(test_a_refused_move_shows_where_the_server_has_it);
 	if (!check_failures) {
 		char cmd[64];
 
