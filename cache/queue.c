@@ -261,12 +261,43 @@ static enum cfs_err shadow_committed(struct cfs_sql *db,
 		op->target, jid, op->atime_ns, op->ctime_ns);
 }
 
+/*
+ * Move op is applied (before its dequeue): an operation queued before it
+ * and not applied yet (left behind in its batch, sent again later: its
+ * blocks were missing, say) names what op moved by the path op moved it
+ * from, which the server no longer has: from now on it is op's to.
+ */
+static enum cfs_err repath_passed(struct cfs_sql *db,
+				  const struct queued_op *op,
+				  struct cfs_error *err)
+{
+	static const char *const sql[] = {
+		"UPDATE ops SET path = ?3 || substr(path, length(?2) + 1)"
+		" WHERE ns = ?1 AND ord < (SELECT ord FROM ops WHERE seq = ?4)"
+		" AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+		"UPDATE ops SET to_path = ?3 || substr(to_path, length(?2) + 1)"
+		" WHERE ns = ?1 AND ord < (SELECT ord FROM ops WHERE seq = ?4)"
+		" AND (to_path = ?2"
+		" OR substr(to_path, 1, length(?2) + 1) = ?2 || '/')",
+	};
+	enum cfs_err rc = CFS_OK;
+
+	for (size_t i = 0; rc == CFS_OK && i < 2; i++)
+		rc = cfs_sql_exec(db, sql[i], err, "itti", op->ns, op->path,
+				  op->to, op->seq);
+	return rc;
+}
+
 static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 			    int64_t node, int64_t jid, int64_t prev_jid,
 			    struct mirror_changes *ch, struct cfs_error *err)
 {
 	struct mirror_entry e;
-	enum cfs_err rc = dequeue(db, op, err);
+	enum cfs_err rc =
+		op->type == QUEUE_MOVE ? repath_passed(db, op, err) : CFS_OK;
+
+	if (rc == CFS_OK)
+		rc = dequeue(db, op, err);
 
 	if (rc == CFS_OK)
 		rc = rows_by_ino(db, op->ino, &e, err);

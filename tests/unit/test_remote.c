@@ -1280,6 +1280,23 @@ static void test_a_rename_into_a_folder_shared_elsewhere_ends_there(void)
 		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
 }
 
+/* A seed of the run above with shares made elsewhere that ended with a
+ * create retried for good in the root namespace ("its folder is gone on
+ * the server"): left behind by the batch that moved its folder (a
+ * fault), it went again under the folder's old path, which the folder's
+ * share then did not take along. */
+static void test_a_change_left_behind_by_a_folder_move_follows_it(void)
+{
+	static const unsigned seeds[] = { 1796612271u };
+	bool was = getenv("TEST_REMOTE_SHARE_ELSEWHERE") != NULL;
+
+	setenv("TEST_REMOTE_SHARE_ELSEWHERE", "1", 1);
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
+		random_share_run(seeds[i]);
+	if (!was)
+		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
+}
+
 /*
  * A file renamed here while another device moves its folder: the move's
  * path is gone when it arrives, and the server refuses it.  The mount
@@ -1352,6 +1369,7 @@ int main(void)
 	RUN(test_seeded_sequences_with_shares_converge);
 	RUN(test_a_rename_into_a_folder_shared_elsewhere_ends_there);
 	RUN(test_a_refused_move_shows_where_the_server_has_it);
+	RUN(test_a_change_left_behind_by_a_folder_move_follows_it);
 	if (!check_failures) {
 		char cmd[64];
 
