@@ -199,6 +199,18 @@ static enum cfs_err dequeue(struct cfs_sql *db, const struct queued_op *op,
 			    op->seq);
 }
 
+static enum cfs_err refuse(struct cfs_sql *db, const struct queued_op *op,
+			   struct mirror_changes *ch, struct cfs_error *err)
+{
+	enum cfs_err rc = dequeue(db, op, err);
+
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db, "UPDATE shadow SET refused = 1 WHERE ino = ?1", err,
+			"i", (int64_t)op->ino);
+	return rc ? rc : pending_done(db, op->ino, ch, err);
+}
+
 /*
  * Entry e takes node, which the server gave op.  Another entry may still
  * hold it: one removed here whose removal the server has applied, or the
@@ -305,6 +317,16 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 		return CFS_OK;
 	if (rc)
 		return rc;
+	/* Nothing was at op's path (no JID): deleted elsewhere, or moved
+	 * along with a folder above it that the listing has not told yet.
+	 * No delete, then: as for a refused change, the entry shows the
+	 * server's state as the mirror knows it, and the listing tells
+	 * which (dropped, the node would never show again, since the
+	 * cursor is past its rows). */
+	if (op->type == QUEUE_DELETE && jid == 0 && e.node > 0 && !e.mount_ns) {
+		mirror_entry_release(&e);
+		return refuse(db, op, ch, err);
+	}
 	if (op->type == QUEUE_DELETE) {
 		/* Invariant 3: the server dropped it; so do we, but for a
 		 * tombstone at the delete's JID until the listing passes it
@@ -456,18 +478,6 @@ enum cfs_err queue_deletes_cover(struct cfs_sql *db,
 	if (rc == CFS_OK && covers && newest <= m.cursor)
 		*since = m.cursor;
 	return rc;
-}
-
-static enum cfs_err refuse(struct cfs_sql *db, const struct queued_op *op,
-			   struct mirror_changes *ch, struct cfs_error *err)
-{
-	enum cfs_err rc = dequeue(db, op, err);
-
-	if (rc == CFS_OK)
-		rc = cfs_sql_exec(
-			db, "UPDATE shadow SET refused = 1 WHERE ino = ?1", err,
-			"i", (int64_t)op->ino);
-	return rc ? rc : pending_done(db, op->ino, ch, err);
 }
 
 enum cfs_err queue_refuse(struct cfs_sql *db, const struct queued_op *op,

@@ -1380,6 +1380,58 @@ static void test_a_refused_move_shows_where_the_server_has_it(void)
 	fake_server_free(s);
 }
 
+/*
+ * A folder removed here while another device moves the folder holding
+ * it: the delete's path is gone when it arrives, and the server answers
+ * that nothing is there.  That is no delete: the folder lives on where
+ * the server has it, and must show there (test_write_converge.py's
+ * shared folder run of seed 4243 ended so, one mount without a folder
+ * and its subtree for good).
+ */
+static void test_a_delete_of_nothing_there_keeps_what_the_server_has(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct queued_op dir_op = { .type = QUEUE_DIR,
+				    .kind = CFS_KIND_DIR,
+				    .path = "a",
+				    .mode = 0755 };
+	struct queued_op move_op = {
+		.type = QUEUE_MOVE, .kind = CFS_KIND_DIR, .path = "a", .to = "b"
+	};
+	struct client c;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	enum cfs_kind kind;
+	uint64_t dir_ino = 0, ino;
+	bool sent, retry;
+
+	CHECK(s && a && b && fake_namespace(s, 0) == ROOT_NS);
+	CHECK(fake_commit_one(s, ROOT_NS, &dir_op).status == REMOTE_COMMITTED);
+	dir_op.path = "a/d";
+	CHECK(fake_commit_one(s, ROOT_NS, &dir_op).status == REMOTE_COMMITTED);
+	client_new(&c, s, 0, ROOT_NS, "delete-nothing");
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	CHECK(fake_commit_one(s, ROOT_NS, &move_op).status == REMOTE_COMMITTED);
+	db = cache_db(c.fs.cache, &err);
+	CHECK(db && (dir_ino = ino_at(db, "a", &kind)) != 0);
+	CHECK(dir_ino &&
+	      local_remove(db, dir_ino, "d", true, &ino, &err) == CFS_OK);
+	cache_db_release(c.fs.cache, db);
+	/* Sent before the mount lists the folder's move. */
+	uploader_step(c.u, &sent, &retry, &err);
+	CHECK(upload_all(&c, 20));
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	mirror_listing(&c, a, s);
+	fake_walk(s, ROOT_NS, on_fake, b);
+	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
+	CHECK(same(a, b, "the mirror and the server"));
+	client_close(&c);
+	free(a);
+	free(b);
+	fake_server_free(s);
+}
+
 int main(void)
 {
 	cfs_log_init("test_remote", CFS_LOG_ERROR);
@@ -1400,6 +1452,7 @@ int main(void)
 	RUN(test_a_refused_move_shows_where_the_server_has_it);
 	RUN(test_a_change_left_behind_by_a_folder_move_follows_it);
 	RUN(test_entries_a_share_moved_await_their_listing);
+	RUN(test_a_delete_of_nothing_there_keeps_what_the_server_has);
 	if (!check_failures) {
 		char cmd[64];
 
