@@ -730,6 +730,20 @@ static struct remote_result delete_tree(struct fake_server *s,
 	return result_committed(d, 0);
 }
 
+/* Nothing is at path in n: why, as the server says it.  A shared folder
+ * on the way is CROSS_NS: the path names something of its namespace,
+ * and the mount waits for the listing that re-addresses it. */
+static struct remote_result nothing_at(struct fake_ns *n, const char *path)
+{
+	struct cfs_error err;
+	const char *name;
+	int64_t parent;
+
+	if (resolve(n, path, &parent, &name, &err) == CFS_ERR_CROSS_NS)
+		return result_error(CFS_ERR_CROSS_NS, err.msg);
+	return result_error(CFS_ERR_NOT_FOUND, "nothing there");
+}
+
 static struct remote_result apply_delete(struct fake_server *s,
 					 struct fake_ns *n,
 					 const struct queued_op *op)
@@ -741,7 +755,7 @@ static struct remote_result apply_delete(struct fake_server *s,
 	if (!d && op->node > 0 && (was = node_get(n, op->node)) && !was->live)
 		return result_committed(was, 0);
 	if (!d)
-		return result_error(CFS_ERR_NOT_FOUND, "nothing there");
+		return nothing_at(n, op->path);
 	if (op->base_jid > 0 && op->base_jid != d->jid)
 		return (struct remote_result){ .status = REMOTE_CONFLICT,
 					       .jid = d->jid };
@@ -782,7 +796,7 @@ static struct remote_result apply_move(struct fake_server *s, struct fake_ns *n,
 	    at_path(n, op->to) == was)
 		return result_committed(was, 0);
 	if (!d)
-		return result_error(CFS_ERR_NOT_FOUND, "nothing there");
+		return nothing_at(n, op->path);
 	if (op->base_jid > 0 && op->base_jid != d->jid)
 		return (struct remote_result){ .status = REMOTE_CONFLICT,
 					       .jid = d->jid };

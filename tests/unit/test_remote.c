@@ -1432,6 +1432,76 @@ static void test_a_delete_of_nothing_there_keeps_what_the_server_has(void)
 	fake_server_free(s);
 }
 
+/* Seeds of the run above with shares made elsewhere that ended with a
+ * file renamed out of the folder shared meanwhile back in it (1209,
+ * 1796618826), or the shared folder holding an old version of it too. */
+static void test_a_rename_out_of_a_folder_shared_elsewhere_seeds(void)
+{
+	static const unsigned seeds[] = { 1209u, 1796618826u };
+	bool was = getenv("TEST_REMOTE_SHARE_ELSEWHERE") != NULL;
+
+	setenv("TEST_REMOTE_SHARE_ELSEWHERE", "1", 1);
+	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
+		random_share_run(seeds[i]);
+	if (!was)
+		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
+}
+
+/*
+ * A file renamed out of a folder that another device shares meanwhile:
+ * the rename crosses from the shared namespace into the root one, which
+ * no move can do.  The user moved the file: it must end where it was
+ * moved to, and be gone from the shared folder.
+ */
+static void test_a_rename_out_of_a_folder_shared_elsewhere_ends_there(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct queued_op dir_op = { .type = QUEUE_DIR,
+				    .kind = CFS_KIND_DIR,
+				    .path = "d",
+				    .mode = 0755 };
+	struct queued_op file_op = { .type = QUEUE_FILE,
+				     .kind = CFS_KIND_FILE,
+				     .path = "d/f.txt",
+				     .size = 5,
+				     .mode = 0644 };
+	struct client c;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	enum cfs_kind kind;
+	uint64_t dir_ino = 0, ino, size = 0;
+	int64_t ns = 0;
+
+	CHECK(s && a && b && fake_namespace(s, 0) == ROOT_NS);
+	CHECK(fake_commit_one(s, ROOT_NS, &dir_op).status == REMOTE_COMMITTED);
+	CHECK(fake_commit_one(s, ROOT_NS, &file_op).status == REMOTE_COMMITTED);
+	client_new(&c, s, 0, ROOT_NS, "rename-out");
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	CHECK(c.fs.remote->ops->share(c.conn, ROOT_NS, "d", &ns, &err) ==
+	      CFS_OK);
+	db = cache_db(c.fs.cache, &err);
+	CHECK(db && (dir_ino = ino_at(db, "d", &kind)) != 0);
+	CHECK(dir_ino &&
+	      local_rename(db, dir_ino, "f.txt", MIRROR_ROOT_INO, "g.txt",
+			   false, now_ns(), &ino, &err) == CFS_OK);
+	cache_db_release(c.fs.cache, db);
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	CHECK(upload_all(&c, 20));
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	mirror_listing(&c, a, s);
+	fake_walk(s, ROOT_NS, on_fake, b);
+	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
+	CHECK(same(a, b, "the mirror and the server"));
+	CHECK(fake_lookup(s, ROOT_NS, "g.txt", &size) == CFS_KIND_FILE &&
+	      size == 5);
+	CHECK(fake_lookup(s, ns, "f.txt", &size) == CFS_KIND_DELETED);
+	client_close(&c);
+	free(a);
+	free(b);
+	fake_server_free(s);
+}
+
 int main(void)
 {
 	cfs_log_init("test_remote", CFS_LOG_ERROR);
@@ -1453,6 +1523,8 @@ int main(void)
 	RUN(test_a_change_left_behind_by_a_folder_move_follows_it);
 	RUN(test_entries_a_share_moved_await_their_listing);
 	RUN(test_a_delete_of_nothing_there_keeps_what_the_server_has);
+	RUN(test_a_rename_out_of_a_folder_shared_elsewhere_ends_there);
+	RUN(test_a_rename_out_of_a_folder_shared_elsewhere_seeds);
 	if (!check_failures) {
 		char cmd[64];
 
