@@ -1277,6 +1277,18 @@ static void test_seeded_sequences_with_shares_converge(void)
 	seeded_runs("TEST_REMOTE_SHARE_SEED", 50, "share", random_share_run);
 }
 
+/* Seeded runs of random_share_run with shares made elsewhere. */
+static void share_elsewhere_runs(const unsigned *seeds, size_t n)
+{
+	bool was = getenv("TEST_REMOTE_SHARE_ELSEWHERE") != NULL;
+
+	setenv("TEST_REMOTE_SHARE_ELSEWHERE", "1", 1);
+	for (size_t i = 0; i < n; i++)
+		random_share_run(seeds[i]);
+	if (!was)
+		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
+}
+
 /* Seeds of the run above with shares made elsewhere (another device,
  * no wait) that once ended with a file renamed into the folder shared
  * meanwhile back at its old place, or as a conflicted copy of its own
@@ -1284,13 +1296,8 @@ static void test_seeded_sequences_with_shares_converge(void)
 static void test_a_rename_into_a_folder_shared_elsewhere_ends_there(void)
 {
 	static const unsigned seeds[] = { 1796607686u, 1117u, 1227u };
-	bool was = getenv("TEST_REMOTE_SHARE_ELSEWHERE") != NULL;
 
-	setenv("TEST_REMOTE_SHARE_ELSEWHERE", "1", 1);
-	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
-		random_share_run(seeds[i]);
-	if (!was)
-		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
 /* A seed of the run above with shares made elsewhere that ended with a
@@ -1301,13 +1308,8 @@ static void test_a_rename_into_a_folder_shared_elsewhere_ends_there(void)
 static void test_a_change_left_behind_by_a_folder_move_follows_it(void)
 {
 	static const unsigned seeds[] = { 1796612271u };
-	bool was = getenv("TEST_REMOTE_SHARE_ELSEWHERE") != NULL;
 
-	setenv("TEST_REMOTE_SHARE_ELSEWHERE", "1", 1);
-	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
-		random_share_run(seeds[i]);
-	if (!was)
-		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
 /* Seeds of the run above with shares made elsewhere that failed its
@@ -1317,13 +1319,8 @@ static void test_a_change_left_behind_by_a_folder_move_follows_it(void)
 static void test_entries_a_share_moved_await_their_listing(void)
 {
 	static const unsigned seeds[] = { 1796618168u, 1796618703u };
-	bool was = getenv("TEST_REMOTE_SHARE_ELSEWHERE") != NULL;
 
-	setenv("TEST_REMOTE_SHARE_ELSEWHERE", "1", 1);
-	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
-		random_share_run(seeds[i]);
-	if (!was)
-		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
 /*
@@ -1438,13 +1435,8 @@ static void test_a_delete_of_nothing_there_keeps_what_the_server_has(void)
 static void test_a_rename_out_of_a_folder_shared_elsewhere_seeds(void)
 {
 	static const unsigned seeds[] = { 1209u, 1796618826u };
-	bool was = getenv("TEST_REMOTE_SHARE_ELSEWHERE") != NULL;
 
-	setenv("TEST_REMOTE_SHARE_ELSEWHERE", "1", 1);
-	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
-		random_share_run(seeds[i]);
-	if (!was)
-		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
 /*
