@@ -1323,6 +1323,78 @@ static void test_entries_a_share_moved_await_their_listing(void)
 	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
+/* Commits what another device does in the root namespace: type of kind
+ * at path (to, for a move). */
+static void elsewhere(struct fake_server *s, enum queue_type type,
+		      enum cfs_kind kind, const char *path, const char *to)
+{
+	struct queued_op op = { .type = type,
+				.kind = kind,
+				.path = (char *)path,
+				.to = (char *)to,
+				.size = kind == CFS_KIND_FILE ? 5 : 0,
+				.mode = kind == CFS_KIND_DIR ? 0755 : 0644 };
+
+	CHECK(fake_commit_one(s, ROOT_NS, &op).status == REMOTE_COMMITTED);
+}
+
+/* Sends c's queue once before c lists what happened meanwhile (the
+ * race of a change here with another device's), then everything, and
+ * checks that c's mirror shows what the server has. */
+static void send_then_show_server(struct client *c, struct fake_server *s)
+{
+	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct cfs_error err;
+	bool sent, retry;
+
+	uploader_step(c->u, &sent, &retry, &err);
+	CHECK(upload_all(c, 20));
+	CHECK(catch_up(c, &err) == CFS_OK);
+	CHECK(a && b);
+	if (a && b) {
+		mirror_listing(c, a, s);
+		fake_walk(s, ROOT_NS, on_fake, b);
+		qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
+		CHECK(same(a, b, "the mirror and the server"));
+	}
+	free(a);
+	free(b);
+}
+
+/* Folder a holds x (of kind); here, x is renamed to y (or removed, with
+ * remove) while another device moves a to b, and the change is sent
+ * before this mount lists that move. */
+static void race_with_a_folder_move(const char *name, enum cfs_kind kind,
+				    bool remove)
+{
+	struct fake_server *s = fake_server_new();
+	struct client c;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	enum cfs_kind found;
+	uint64_t dir_ino = 0, ino;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "a", NULL);
+	elsewhere(s, kind == CFS_KIND_DIR ? QUEUE_DIR : QUEUE_FILE, kind, "a/x",
+		  NULL);
+	client_new(&c, s, 0, ROOT_NS, name);
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	elsewhere(s, QUEUE_MOVE, CFS_KIND_DIR, "a", "b");
+	db = cache_db(c.fs.cache, &err);
+	CHECK(db && (dir_ino = ino_at(db, "a", &found)) != 0);
+	if (dir_ino && remove)
+		CHECK(local_remove(db, dir_ino, "x", kind == CFS_KIND_DIR, &ino,
+				   &err) == CFS_OK);
+	else if (dir_ino)
+		CHECK(local_rename(db, dir_ino, "x", dir_ino, "y", false,
+				   now_ns(), &ino, &err) == CFS_OK);
+	cache_db_release(c.fs.cache, db);
+	send_then_show_server(&c, s);
+	client_close(&c);
+	fake_server_free(s);
+}
+
 /*
  * A file renamed here while another device moves its folder: the move's
  * path is gone when it arrives, and the server refuses it.  The mount
@@ -1332,49 +1404,7 @@ static void test_entries_a_share_moved_await_their_listing(void)
  */
 static void test_a_refused_move_shows_where_the_server_has_it(void)
 {
-	struct fake_server *s = fake_server_new();
-	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
-	struct queued_op dir_op = { .type = QUEUE_DIR,
-				    .kind = CFS_KIND_DIR,
-				    .path = "a",
-				    .mode = 0755 };
-	struct queued_op file_op = { .type = QUEUE_FILE,
-				     .kind = CFS_KIND_FILE,
-				     .path = "a/f.txt",
-				     .mode = 0644 };
-	struct queued_op move_op = {
-		.type = QUEUE_MOVE, .kind = CFS_KIND_DIR, .path = "a", .to = "b"
-	};
-	struct client c;
-	struct cfs_error err;
-	struct cfs_sql *db;
-	enum cfs_kind kind;
-	uint64_t dir_ino = 0, ino;
-	bool sent, retry;
-
-	CHECK(s && a && b && fake_namespace(s, 0) == ROOT_NS);
-	CHECK(fake_commit_one(s, ROOT_NS, &dir_op).status == REMOTE_COMMITTED);
-	CHECK(fake_commit_one(s, ROOT_NS, &file_op).status == REMOTE_COMMITTED);
-	client_new(&c, s, 0, ROOT_NS, "refused-move");
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	CHECK(fake_commit_one(s, ROOT_NS, &move_op).status == REMOTE_COMMITTED);
-	db = cache_db(c.fs.cache, &err);
-	CHECK(db && (dir_ino = ino_at(db, "a", &kind)) != 0);
-	CHECK(dir_ino && local_rename(db, dir_ino, "f.txt", dir_ino, "g.txt",
-				      false, now_ns(), &ino, &err) == CFS_OK);
-	cache_db_release(c.fs.cache, db);
-	/* Sent before the mount lists the folder's move. */
-	uploader_step(c.u, &sent, &retry, &err);
-	CHECK(upload_all(&c, 20));
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	mirror_listing(&c, a, s);
-	fake_walk(s, ROOT_NS, on_fake, b);
-	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
-	CHECK(same(a, b, "the mirror and the server"));
-	client_close(&c);
-	free(a);
-	free(b);
-	fake_server_free(s);
+	race_with_a_folder_move("refused-move", CFS_KIND_FILE, false);
 }
 
 /*
@@ -1387,46 +1417,7 @@ static void test_a_refused_move_shows_where_the_server_has_it(void)
  */
 static void test_a_delete_of_nothing_there_keeps_what_the_server_has(void)
 {
-	struct fake_server *s = fake_server_new();
-	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
-	struct queued_op dir_op = { .type = QUEUE_DIR,
-				    .kind = CFS_KIND_DIR,
-				    .path = "a",
-				    .mode = 0755 };
-	struct queued_op move_op = {
-		.type = QUEUE_MOVE, .kind = CFS_KIND_DIR, .path = "a", .to = "b"
-	};
-	struct client c;
-	struct cfs_error err;
-	struct cfs_sql *db;
-	enum cfs_kind kind;
-	uint64_t dir_ino = 0, ino;
-	bool sent, retry;
-
-	CHECK(s && a && b && fake_namespace(s, 0) == ROOT_NS);
-	CHECK(fake_commit_one(s, ROOT_NS, &dir_op).status == REMOTE_COMMITTED);
-	dir_op.path = "a/d";
-	CHECK(fake_commit_one(s, ROOT_NS, &dir_op).status == REMOTE_COMMITTED);
-	client_new(&c, s, 0, ROOT_NS, "delete-nothing");
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	CHECK(fake_commit_one(s, ROOT_NS, &move_op).status == REMOTE_COMMITTED);
-	db = cache_db(c.fs.cache, &err);
-	CHECK(db && (dir_ino = ino_at(db, "a", &kind)) != 0);
-	CHECK(dir_ino &&
-	      local_remove(db, dir_ino, "d", true, &ino, &err) == CFS_OK);
-	cache_db_release(c.fs.cache, db);
-	/* Sent before the mount lists the folder's move. */
-	uploader_step(c.u, &sent, &retry, &err);
-	CHECK(upload_all(&c, 20));
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	mirror_listing(&c, a, s);
-	fake_walk(s, ROOT_NS, on_fake, b);
-	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
-	CHECK(same(a, b, "the mirror and the server"));
-	client_close(&c);
-	free(a);
-	free(b);
-	fake_server_free(s);
+	race_with_a_folder_move("delete-nothing", CFS_KIND_DIR, true);
 }
 
 /* Seeds of the run above with shares made elsewhere that ended with a
@@ -1448,16 +1439,6 @@ static void test_a_rename_out_of_a_folder_shared_elsewhere_seeds(void)
 static void test_a_rename_out_of_a_folder_shared_elsewhere_ends_there(void)
 {
 	struct fake_server *s = fake_server_new();
-	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
-	struct queued_op dir_op = { .type = QUEUE_DIR,
-				    .kind = CFS_KIND_DIR,
-				    .path = "d",
-				    .mode = 0755 };
-	struct queued_op file_op = { .type = QUEUE_FILE,
-				     .kind = CFS_KIND_FILE,
-				     .path = "d/f.txt",
-				     .size = 5,
-				     .mode = 0644 };
 	struct client c;
 	struct cfs_error err;
 	struct cfs_sql *db;
@@ -1465,9 +1446,9 @@ static void test_a_rename_out_of_a_folder_shared_elsewhere_ends_there(void)
 	uint64_t dir_ino = 0, ino, size = 0;
 	int64_t ns = 0;
 
-	CHECK(s && a && b && fake_namespace(s, 0) == ROOT_NS);
-	CHECK(fake_commit_one(s, ROOT_NS, &dir_op).status == REMOTE_COMMITTED);
-	CHECK(fake_commit_one(s, ROOT_NS, &file_op).status == REMOTE_COMMITTED);
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "d", NULL);
+	elsewhere(s, QUEUE_FILE, CFS_KIND_FILE, "d/f.txt", NULL);
 	client_new(&c, s, 0, ROOT_NS, "rename-out");
 	CHECK(catch_up(&c, &err) == CFS_OK);
 	CHECK(c.fs.remote->ops->share(c.conn, ROOT_NS, "d", &ns, &err) ==
@@ -1478,19 +1459,11 @@ static void test_a_rename_out_of_a_folder_shared_elsewhere_ends_there(void)
 	      local_rename(db, dir_ino, "f.txt", MIRROR_ROOT_INO, "g.txt",
 			   false, now_ns(), &ino, &err) == CFS_OK);
 	cache_db_release(c.fs.cache, db);
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	CHECK(upload_all(&c, 20));
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	mirror_listing(&c, a, s);
-	fake_walk(s, ROOT_NS, on_fake, b);
-	qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
-	CHECK(same(a, b, "the mirror and the server"));
+	send_then_show_server(&c, s);
 	CHECK(fake_lookup(s, ROOT_NS, "g.txt", &size) == CFS_KIND_FILE &&
 	      size == 5);
 	CHECK(fake_lookup(s, ns, "f.txt", &size) == CFS_KIND_DELETED);
 	client_close(&c);
-	free(a);
-	free(b);
 	fake_server_free(s);
 }
 
