@@ -841,11 +841,14 @@ static enum cfs_err subtree_all_or_drop(struct cfs_sql *db, int64_t ns,
 }
 
 /* Invariant 4: removes the descendants of node, forgets the shared
- * namespaces mounted among them; *kept tells whether some stay. */
+ * namespaces mounted among them; *kept tells whether some stay.  A kept
+ * leaf that was only moved in here keeps its node: the server has it
+ * where it was moved from (its shadow), and there it goes back when its
+ * move, which cannot be done now, is refused. */
 static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
 				 bool *kept, struct cfs_error *err)
 {
-	struct ino_set keep = { 0 }, all = { 0 };
+	struct ino_set keep = { 0 }, all = { 0 }, moved_in = { 0 };
 	sqlite3_stmt *st;
 	enum cfs_err rc = CFS_OK;
 	bool row = true;
@@ -866,6 +869,23 @@ static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
 	}
 	if (rc == CFS_OK)
 		rc = subtree_keep(db, ns, node, &keep, err);
+	if (rc == CFS_OK && keep.n)
+		rc = ino_set_fill(
+			db,
+			cfs_sql_stmt(
+				db,
+				ROWS_SUBTREE_CTE
+				"SELECT e.ino FROM entries e JOIN sub"
+				" ON e.ns = ?1 AND e.node = sub.node"
+				" JOIN shadow s ON s.ino = e.ino"
+				" WHERE e.pending > 0 AND e.node > 0"
+				" AND e.kind IN (1, 3, 5, 6, 7, 8)"
+				" AND s.kind != 0 AND s.parent != ?2"
+				" AND s.parent NOT IN (SELECT node FROM sub)"
+				" AND NOT EXISTS (SELECT 1 FROM ops o"
+				" WHERE o.ino = e.ino AND o.type != ?3)",
+				err, "iii", ns, node, (int64_t)QUEUE_MOVE),
+			&moved_in, err);
 	*kept = keep.n > 0;
 	/* Rare: local changes in a folder deleted elsewhere. */
 	if (rc == CFS_OK)
@@ -875,9 +895,54 @@ static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
 			     ? CFS_OK
 			     : rows_delete(db, all.v[i], err);
 	for (size_t i = 0; rc == CFS_OK && i < keep.n; i++)
-		rc = rows_localize(db, keep.v[i], err);
+		rc = ino_set_has(&moved_in, keep.v[i])
+			     ? CFS_OK
+			     : rows_localize(db, keep.v[i], err);
 	free(keep.v);
 	free(all.v);
+	free(moved_in.v);
+	return rc;
+}
+
+/*
+ * Invariant 4: folder node of ns and those above it that were kept only
+ * for what they held (local entries, node < 0, with nothing pending or
+ * queued of their own) go once they hold nothing: the server has none
+ * of them, and nothing queued would make it.  Kept, such a folder showed
+ * for good in this mount alone.
+ */
+static enum cfs_err prune_kept(struct cfs_sql *db, int64_t ns, int64_t node,
+			       struct mirror_changes *ch, struct cfs_error *err)
+{
+	enum cfs_err rc = CFS_OK;
+
+	while (rc == CFS_OK && node < 0) {
+		struct mirror_entry e, gone;
+		int64_t busy = 1;
+		bool found = false;
+
+		if (rows_by_node(db, ns, node, &e, err) != CFS_OK)
+			break;
+		if (e.kind == CFS_KIND_DIR && e.pending == 0)
+			rc = cfs_sql_int64(
+				db,
+				cfs_sql_stmt(
+					db,
+					"SELECT EXISTS(SELECT 1 FROM entries"
+					" WHERE ns = ?1 AND parent = ?2)"
+					" OR EXISTS(SELECT 1 FROM ops"
+					" WHERE ino = ?3)",
+					err, "iii", ns, node, (int64_t)e.ino),
+				&busy, &found, err);
+		gone = e;
+		gone.kind = CFS_KIND_DELETED;
+		if (rc == CFS_OK && !busy)
+			rc = rows_note_change(db, &e, &gone, ch, err);
+		if (rc == CFS_OK && !busy)
+			rc = rows_delete(db, e.ino, err);
+		node = busy ? 0 : e.parent;
+		mirror_entry_release(&e);
+	}
 	return rc;
 }
 
@@ -1622,11 +1687,15 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 		return CFS_OK; /* kept for its local changes (invariant 4) */
 	if (rc == CFS_OK && (replaced || e->kind == CFS_KIND_DELETED))
 		rc = rows_delete(db, old->ino, err);
+	if (rc == CFS_OK && e->kind == CFS_KIND_DELETED)
+		rc = prune_kept(db, old->ns, old->parent, ch, err);
 	if (rc || e->kind == CFS_KIND_DELETED)
 		return rc;
 	rc = moved_folder_path(db, old, e, &from, err);
 	if (rc == CFS_OK)
 		rc = rows_write(db, &ino, e, err);
+	if (rc == CFS_OK && old->parent != e->parent)
+		rc = prune_kept(db, old->ns, old->parent, ch, err);
 	if (rc == CFS_OK && from)
 		rc = repath_moved(db, ino, e->ns, from, err);
 	if (rc == CFS_OK && new_mount)

@@ -1467,6 +1467,41 @@ static void test_a_rename_out_of_a_folder_shared_elsewhere_ends_there(void)
 	fake_server_free(s);
 }
 
+/*
+ * A file moved here into a folder another device removes meanwhile: the
+ * move cannot be done, and the file stays where the server has it.  The
+ * folder must not stay here alone (test_write_converge.py's shared
+ * folder run of seed 4243 ended so: the folder, kept for the file's
+ * sake, showed for good in one mount, with nothing queued to create it).
+ */
+static void test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder(void)
+{
+	struct fake_server *s = fake_server_new();
+	struct client c;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	enum cfs_kind kind;
+	uint64_t dir_ino = 0, ino;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "a", NULL);
+	elsewhere(s, QUEUE_FILE, CFS_KIND_FILE, "f.txt", NULL);
+	client_new(&c, s, 0, ROOT_NS, "move-into-removed");
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	elsewhere(s, QUEUE_DELETE, CFS_KIND_DIR, "a", NULL);
+	db = cache_db(c.fs.cache, &err);
+	CHECK(db && (dir_ino = ino_at(db, "a", &kind)) != 0);
+	CHECK(dir_ino &&
+	      local_rename(db, MIRROR_ROOT_INO, "f.txt", dir_ino, "f.txt",
+			   false, now_ns(), &ino, &err) == CFS_OK);
+	cache_db_release(c.fs.cache, db);
+	/* Listed first: the folder goes while the move waits to be sent. */
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	send_then_show_server(&c, s);
+	client_close(&c);
+	fake_server_free(s);
+}
+
 int main(void)
 {
 	cfs_log_init("test_remote", CFS_LOG_ERROR);
@@ -1490,6 +1525,7 @@ int main(void)
 	RUN(test_a_delete_of_nothing_there_keeps_what_the_server_has);
 	RUN(test_a_rename_out_of_a_folder_shared_elsewhere_ends_there);
 	RUN(test_a_rename_out_of_a_folder_shared_elsewhere_seeds);
+	RUN(test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder);
 	if (!check_failures) {
 		char cmd[64];
 
