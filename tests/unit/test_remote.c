@@ -1361,35 +1361,55 @@ static void send_then_show_server(struct client *c, struct fake_server *s)
 	free(b);
 }
 
-/* Folder a holds x (of kind); here, x is renamed to y (or removed, with
- * remove) while another device moves a to b, and the change is sent
- * before this mount lists that move. */
-static void race_with_a_folder_move(const char *name, enum cfs_kind kind,
-				    bool remove)
+/* A race of a change here with another device's change of folder a:
+ * what is where first, what each side does, and whether this mount
+ * lists the other side's change before it sends its own. */
+struct race {
+	const char *name; /* of the mount's cache */
+	const char *x;	  /* the entry: "a/x", or "x" beside a */
+	enum cfs_kind kind;
+	enum queue_type there; /* to a: QUEUE_MOVE (to b), QUEUE_DELETE */
+	enum { RENAME_X, REMOVE_X, MOVE_X_INTO_A } here;
+	bool listed_first;
+};
+
+/* Runs race r; c's mirror must end showing what the server has. */
+static void run_race(const struct race *r)
 {
 	struct fake_server *s = fake_server_new();
 	struct client c;
 	struct cfs_error err;
 	struct cfs_sql *db;
-	enum cfs_kind found;
-	uint64_t dir_ino = 0, ino;
+	const char *name = NULL;
+	uint64_t dir_ino = 0, a_ino = 0, ino;
+	enum cfs_kind kind;
+	enum cfs_err rc = CFS_ERR_INTERNAL;
 
 	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
 	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "a", NULL);
-	elsewhere(s, kind == CFS_KIND_DIR ? QUEUE_DIR : QUEUE_FILE, kind, "a/x",
-		  NULL);
-	client_new(&c, s, 0, ROOT_NS, name);
+	elsewhere(s, r->kind == CFS_KIND_DIR ? QUEUE_DIR : QUEUE_FILE, r->kind,
+		  r->x, NULL);
+	client_new(&c, s, 0, ROOT_NS, r->name);
 	CHECK(catch_up(&c, &err) == CFS_OK);
-	elsewhere(s, QUEUE_MOVE, CFS_KIND_DIR, "a", "b");
+	elsewhere(s, r->there, CFS_KIND_DIR, "a",
+		  r->there == QUEUE_MOVE ? "b" : NULL);
 	db = cache_db(c.fs.cache, &err);
-	CHECK(db && (dir_ino = ino_at(db, "a", &found)) != 0);
-	if (dir_ino && remove)
-		CHECK(local_remove(db, dir_ino, "x", kind == CFS_KIND_DIR, &ino,
-				   &err) == CFS_OK);
-	else if (dir_ino)
-		CHECK(local_rename(db, dir_ino, "x", dir_ino, "y", false,
-				   now_ns(), &ino, &err) == CFS_OK);
+	if (db) {
+		dir_ino = folder_of(db, r->x, &name);
+		a_ino = ino_at(db, "a", &kind);
+	}
+	if (dir_ino && a_ino && r->here == REMOVE_X)
+		rc = local_remove(db, dir_ino, name, r->kind == CFS_KIND_DIR,
+				  &ino, &err);
+	else if (dir_ino && a_ino)
+		rc = local_rename(db, dir_ino, name,
+				  r->here == RENAME_X ? dir_ino : a_ino,
+				  r->here == RENAME_X ? "y" : name, false,
+				  now_ns(), &ino, &err);
+	CHECK(rc == CFS_OK);
 	cache_db_release(c.fs.cache, db);
+	if (r->listed_first)
+		CHECK(catch_up(&c, &err) == CFS_OK);
 	send_then_show_server(&c, s);
 	client_close(&c);
 	fake_server_free(s);
@@ -1404,7 +1424,10 @@ static void race_with_a_folder_move(const char *name, enum cfs_kind kind,
  */
 static void test_a_refused_move_shows_where_the_server_has_it(void)
 {
-	race_with_a_folder_move("refused-move", CFS_KIND_FILE, false);
+	struct race r = { "refused-move", "a/x",    CFS_KIND_FILE,
+			  QUEUE_MOVE,	  RENAME_X, false };
+
+	run_race(&r);
 }
 
 /*
@@ -1417,7 +1440,10 @@ static void test_a_refused_move_shows_where_the_server_has_it(void)
  */
 static void test_a_delete_of_nothing_there_keeps_what_the_server_has(void)
 {
-	race_with_a_folder_move("delete-nothing", CFS_KIND_DIR, true);
+	struct race r = { "delete-nothing", "a/x",    CFS_KIND_DIR,
+			  QUEUE_MOVE,	    REMOVE_X, false };
+
+	run_race(&r);
 }
 
 /* Seeds of the run above with shares made elsewhere that ended with a
@@ -1476,30 +1502,11 @@ static void test_a_rename_out_of_a_folder_shared_elsewhere_ends_there(void)
  */
 static void test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder(void)
 {
-	struct fake_server *s = fake_server_new();
-	struct client c;
-	struct cfs_error err;
-	struct cfs_sql *db;
-	enum cfs_kind kind;
-	uint64_t dir_ino = 0, ino;
-
-	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
-	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "a", NULL);
-	elsewhere(s, QUEUE_FILE, CFS_KIND_FILE, "f.txt", NULL);
-	client_new(&c, s, 0, ROOT_NS, "move-into-removed");
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	elsewhere(s, QUEUE_DELETE, CFS_KIND_DIR, "a", NULL);
-	db = cache_db(c.fs.cache, &err);
-	CHECK(db && (dir_ino = ino_at(db, "a", &kind)) != 0);
-	CHECK(dir_ino &&
-	      local_rename(db, MIRROR_ROOT_INO, "f.txt", dir_ino, "f.txt",
-			   false, now_ns(), &ino, &err) == CFS_OK);
-	cache_db_release(c.fs.cache, db);
 	/* Listed first: the folder goes while the move waits to be sent. */
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	send_then_show_server(&c, s);
-	client_close(&c);
-	fake_server_free(s);
+	struct race r = { "move-into-removed", "x",	      CFS_KIND_FILE,
+			  QUEUE_DELETE,	       MOVE_X_INTO_A, true };
+
+	run_race(&r);
 }
 
 int main(void)
