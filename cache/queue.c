@@ -360,6 +360,17 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 		rc = cfs_sql_exec(db,
 				  "UPDATE entries SET jid = ?2 WHERE ino = ?1",
 				  err, "ii", (int64_t)e.ino, jid);
+	/* That state, listed (the shadow at prev_jid: a folder shared
+	 * meanwhile, say), is now at the entry's place, at jid, when op was
+	 * its last change: settled, the entry shows it there, not back at
+	 * the place op moved it from until the next listing. */
+	if (rc == CFS_OK && op->type == QUEUE_MOVE && prev_jid > e.jid &&
+	    jid > prev_jid && e.pending == 1)
+		rc = cfs_sql_exec(db,
+				  "UPDATE shadow SET parent = ?2, name = ?3,"
+				  " jid = ?4 WHERE ino = ?1 AND jid = ?5",
+				  err, "iitii", (int64_t)e.ino, e.parent,
+				  e.name, jid, prev_jid);
 	mirror_entry_release(&e);
 	if (rc == CFS_OK && op->type != QUEUE_MOVE)
 		rc = shadow_committed(db, op, jid, err);

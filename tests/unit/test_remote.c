@@ -1509,6 +1509,17 @@ static void test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder(void)
 	run_race(&r);
 }
 
+/* Seeds of the run above with shares made elsewhere where a folder
+ * renamed here as another device shared it showed back under its old
+ * name once the rename was confirmed, until the next listing
+ * (1796618915, 1796619214). */
+static void test_a_folder_renamed_as_it_is_shared_keeps_its_new_name(void)
+{
+	static const unsigned seeds[] = { 1796618915u, 1796619214u };
+
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
+}
+
 int main(void)
 {
 	cfs_log_init("test_remote", CFS_LOG_ERROR);
@@ -1533,6 +1544,7 @@ int main(void)
 	RUN(test_a_rename_out_of_a_folder_shared_elsewhere_ends_there);
 	RUN(test_a_rename_out_of_a_folder_shared_elsewhere_seeds);
 	RUN(test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder);
+	RUN(test_a_folder_renamed_as_it_is_shared_keeps_its_new_name);
 	if (!check_failures) {
 		char cmd[64];
 
