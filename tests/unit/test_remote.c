@@ -1424,8 +1424,11 @@ static void run_race(const struct race *r)
  */
 static void test_a_refused_move_shows_where_the_server_has_it(void)
 {
-	struct race r = { "refused-move", "a/x",    CFS_KIND_FILE,
-			  QUEUE_MOVE,	  RENAME_X, false };
+	struct race r = { .name = "refused-move",
+			  .x = "a/x",
+			  .kind = CFS_KIND_FILE,
+			  .there = QUEUE_MOVE,
+			  .here = RENAME_X };
 
 	run_race(&r);
 }
@@ -1440,8 +1443,11 @@ static void test_a_refused_move_shows_where_the_server_has_it(void)
  */
 static void test_a_delete_of_nothing_there_keeps_what_the_server_has(void)
 {
-	struct race r = { "delete-nothing", "a/x",    CFS_KIND_DIR,
-			  QUEUE_MOVE,	    REMOVE_X, false };
+	struct race r = { .name = "delete-nothing",
+			  .x = "a/x",
+			  .kind = CFS_KIND_DIR,
+			  .there = QUEUE_MOVE,
+			  .here = REMOVE_X };
 
 	run_race(&r);
 }
@@ -1503,8 +1509,12 @@ static void test_a_rename_out_of_a_folder_shared_elsewhere_ends_there(void)
 static void test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder(void)
 {
 	/* Listed first: the folder goes while the move waits to be sent. */
-	struct race r = { "move-into-removed", "x",	      CFS_KIND_FILE,
-			  QUEUE_DELETE,	       MOVE_X_INTO_A, true };
+	struct race r = { .name = "move-into-removed",
+			  .x = "x",
+			  .kind = CFS_KIND_FILE,
+			  .there = QUEUE_DELETE,
+			  .here = MOVE_X_INTO_A,
+			  .listed_first = true };
 
 	run_race(&r);
 }
