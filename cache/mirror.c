@@ -13,7 +13,10 @@
  *  4. A deleted directory's row is removed with its whole subtree, since
  *     the server sends one row for the directory alone; entries of the
  *     subtree with local changes are kept, with the folders that lead to
- *     them, as entries the server does not have (cache/local.c).
+ *     them, as entries the server does not have (cache/local.c), but for
+ *     a leaf only moved in, which keeps its node (the server has it where
+ *     it came from).  A kept folder goes once it holds nothing and has
+ *     nothing queued: nothing would ever create it on the server.
  *  5. While a listing is paged, a name may briefly be held by two rows of
  *     one directory (the server's order is by JID, not by name); lookups
  *     take the newer.  The mirror converges once listed up to a head.
@@ -35,15 +38,17 @@
  *     new JIDs.  Its subtree moves along, so the folder never shows empty
  *     while the shared namespace is listed, and so do the queued
  *     operations under it, re-addressed within the shared namespace: a
- *     change is never lost to a share.  A moved entry the server has
- *     (node > 0) forgets its JID (0), since the old namespace's means
- *     nothing in the new one: the listing gives it a new one, and the
- *     first complete listing drops a moved entry without local changes it
- *     did not name.  For an entry with local changes, the first listed
- *     state of its node with the bytes of its shadow (the state its
- *     changes are based on) gives its JID back, so its commit is not a
- *     conflict with itself.  Until the shared namespace is listed, its
- *     operations wait (fs/upload.c).
+ *     change is never lost to a share.  A queued move of a leaf into the
+ *     folder or out of it, which no namespace can do, becomes a create
+ *     at its target and a delete of the original.  A moved entry the
+ *     server has (node > 0) forgets its JID (0), since the old namespace's
+ *     means nothing in the new one: the listing gives it a new one, and
+ *     the first complete listing drops a moved entry without local
+ *     changes it did not name.  For an entry with local changes, the
+ *     first listed state of its node with the bytes of its shadow (the
+ *     state its changes are based on) gives its JID back, so its commit
+ *     is not a conflict with itself.  Until the shared namespace is
+ *     listed, its operations wait (fs/upload.c).
  * 11. A page is applied folders first: a folder's last change may come
  *     after (by JID) the entries it holds now, and an entry is placed by
  *     its folder.  Across pages that cannot be helped: an entry may wait
