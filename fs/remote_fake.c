@@ -749,13 +749,19 @@ static struct remote_result apply_delete(struct fake_server *s,
 					 const struct queued_op *op)
 {
 	struct fake_node *d = at_path(n, op->path), *was;
+	struct remote_result none = { 0 };
 	struct cfs_error err;
 
-	/* A retry of a delete applied before. */
-	if (!d && op->node > 0 && (was = node_get(n, op->node)) && !was->live)
+	if (!d)
+		none = nothing_at(n, op->path);
+	/* A retry of a delete applied before; not a node a share took away
+	 * (no longer live here either): its path crosses the shared folder,
+	 * which the server answers first. */
+	if (!d && none.code != CFS_ERR_CROSS_NS && op->node > 0 &&
+	    (was = node_get(n, op->node)) && !was->live)
 		return result_committed(was, 0);
 	if (!d)
-		return nothing_at(n, op->path);
+		return none;
 	if (op->base_jid > 0 && op->base_jid != d->jid)
 		return (struct remote_result){ .status = REMOTE_CONFLICT,
 					       .jid = d->jid };

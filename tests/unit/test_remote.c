@@ -1530,6 +1530,44 @@ static void test_a_folder_renamed_as_it_is_shared_keeps_its_new_name(void)
 	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
+/*
+ * A file removed here in a folder that another device shares meanwhile:
+ * the delete's path crosses the shared folder now.  It waits for the
+ * listing, which re-addresses it in the shared namespace, and the file
+ * is gone there (the fake took the node the share moved away for one
+ * this delete had removed before, and the delete was lost: shares-
+ * elsewhere seed 1796619373).
+ */
+static void test_a_remove_in_a_folder_shared_elsewhere_is_done(void)
+{
+	static const unsigned seeds[] = { 1796619373u };
+	struct fake_server *s = fake_server_new();
+	struct client c;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	enum cfs_kind kind;
+	uint64_t dir_ino = 0, ino, size = 0;
+	int64_t ns = 0;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "d", NULL);
+	elsewhere(s, QUEUE_FILE, CFS_KIND_FILE, "d/f.txt", NULL);
+	client_new(&c, s, 0, ROOT_NS, "remove-in-shared");
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	CHECK(c.fs.remote->ops->share(c.conn, ROOT_NS, "d", &ns, &err) ==
+	      CFS_OK);
+	db = cache_db(c.fs.cache, &err);
+	CHECK(db && (dir_ino = ino_at(db, "d", &kind)) != 0);
+	CHECK(dir_ino &&
+	      local_remove(db, dir_ino, "f.txt", false, &ino, &err) == CFS_OK);
+	cache_db_release(c.fs.cache, db);
+	send_then_show_server(&c, s);
+	CHECK(fake_lookup(s, ns, "f.txt", &size) == CFS_KIND_DELETED);
+	client_close(&c);
+	fake_server_free(s);
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
+}
+
 int main(void)
 {
 	cfs_log_init("test_remote", CFS_LOG_ERROR);
@@ -1555,6 +1593,7 @@ int main(void)
 	RUN(test_a_rename_out_of_a_folder_shared_elsewhere_seeds);
 	RUN(test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder);
 	RUN(test_a_folder_renamed_as_it_is_shared_keeps_its_new_name);
+	RUN(test_a_remove_in_a_folder_shared_elsewhere_is_done);
 	if (!check_failures) {
 		char cmd[64];
 
