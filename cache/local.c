@@ -313,24 +313,34 @@ struct rename_args {
 	uint64_t *ino;
 };
 
-/* Moves e, and sets its ctime, on the server too. */
+/*
+ * Moves e, and sets its ctime, on the server too.  Queued (and so
+ * shadowed) before it moves: the shadow is the server's state, where a
+ * refused move puts the entry back; shadowed at its new place, the entry
+ * stayed there for good, a name the server never had (a folder moved
+ * elsewhere meanwhile made the server refuse it).
+ */
 static enum cfs_err rename_move(struct cfs_sql *db, struct mirror_entry *e,
 				int64_t new_parent, const char *newname,
 				int64_t ctime_ns, struct cfs_error *err)
 {
 	struct queued_op op = { .type = QUEUE_MOVE, .kind = e->kind };
+	struct mirror_entry moved = *e; /* borrows e's blocks and target */
 	bool on_server;
 	enum cfs_err rc = known(db, e, &on_server, err);
 
+	moved.parent = new_parent;
+	snprintf(moved.name, sizeof(moved.name), "%s", newname);
+	moved.ctime_ns = op.ctime_ns = ctime_ns;
 	if (rc == CFS_OK && on_server)
 		rc = rows_ns_path(db, e, &op.path, err);
-	e->parent = new_parent;
-	snprintf(e->name, sizeof(e->name), "%s", newname);
-	e->ctime_ns = op.ctime_ns = ctime_ns;
 	if (rc == CFS_OK && on_server)
-		rc = rows_ns_path(db, e, &op.to, err);
+		rc = rows_ns_path(db, &moved, &op.to, err);
 	if (rc == CFS_OK && on_server)
 		rc = pending_queue(db, e, &op, err);
+	e->parent = moved.parent;
+	memcpy(e->name, moved.name, sizeof(e->name));
+	e->ctime_ns = moved.ctime_ns;
 	if (rc == CFS_OK)
 		rc = rows_write(db, &e->ino, e, err);
 	free(op.path);

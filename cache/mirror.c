@@ -13,7 +13,10 @@
  *  4. A deleted directory's row is removed with its whole subtree, since
  *     the server sends one row for the directory alone; entries of the
  *     subtree with local changes are kept, with the folders that lead to
- *     them, as entries the server does not have (cache/local.c).
+ *     them, as entries the server does not have (cache/local.c), but for
+ *     a leaf only moved in, which keeps its node (the server has it where
+ *     it came from).  A kept folder goes once it holds nothing and has
+ *     nothing queued: nothing would ever create it on the server.
  *  5. While a listing is paged, a name may briefly be held by two rows of
  *     one directory (the server's order is by JID, not by name); lookups
  *     take the newer.  The mirror converges once listed up to a head.
@@ -35,15 +38,17 @@
  *     new JIDs.  Its subtree moves along, so the folder never shows empty
  *     while the shared namespace is listed, and so do the queued
  *     operations under it, re-addressed within the shared namespace: a
- *     change is never lost to a share.  A moved entry the server has
- *     (node > 0) forgets its JID (0), since the old namespace's means
- *     nothing in the new one: the listing gives it a new one, and the
- *     first complete listing drops a moved entry without local changes it
- *     did not name.  For an entry with local changes, the first listed
- *     state of its node with the bytes of its shadow (the state its
- *     changes are based on) gives its JID back, so its commit is not a
- *     conflict with itself.  Until the shared namespace is listed, its
- *     operations wait (fs/upload.c).
+ *     change is never lost to a share.  A queued move of a leaf into the
+ *     folder or out of it, which no namespace can do, becomes a create
+ *     at its target and a delete of the original.  A moved entry the
+ *     server has (node > 0) forgets its JID (0), since the old namespace's
+ *     means nothing in the new one: the listing gives it a new one, and
+ *     the first complete listing drops a moved entry without local
+ *     changes it did not name.  For an entry with local changes, the
+ *     first listed state of its node with the bytes of its shadow (the
+ *     state its changes are based on) gives its JID back, so its commit
+ *     is not a conflict with itself.  Until the shared namespace is
+ *     listed, its operations wait (fs/upload.c).
  * 11. A page is applied folders first: a folder's last change may come
  *     after (by JID) the entries it holds now, and an entry is placed by
  *     its folder.  Across pages that cannot be helped: an entry may wait
@@ -841,11 +846,14 @@ static enum cfs_err subtree_all_or_drop(struct cfs_sql *db, int64_t ns,
 }
 
 /* Invariant 4: removes the descendants of node, forgets the shared
- * namespaces mounted among them; *kept tells whether some stay. */
+ * namespaces mounted among them; *kept tells whether some stay.  A kept
+ * leaf that was only moved in here keeps its node: the server has it
+ * where it was moved from (its shadow), and there it goes back when its
+ * move, which cannot be done now, is refused. */
 static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
 				 bool *kept, struct cfs_error *err)
 {
-	struct ino_set keep = { 0 }, all = { 0 };
+	struct ino_set keep = { 0 }, all = { 0 }, moved_in = { 0 };
 	sqlite3_stmt *st;
 	enum cfs_err rc = CFS_OK;
 	bool row = true;
@@ -866,6 +874,23 @@ static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
 	}
 	if (rc == CFS_OK)
 		rc = subtree_keep(db, ns, node, &keep, err);
+	if (rc == CFS_OK && keep.n)
+		rc = ino_set_fill(
+			db,
+			cfs_sql_stmt(
+				db,
+				ROWS_SUBTREE_CTE
+				"SELECT e.ino FROM entries e JOIN sub"
+				" ON e.ns = ?1 AND e.node = sub.node"
+				" JOIN shadow s ON s.ino = e.ino"
+				" WHERE e.pending > 0 AND e.node > 0"
+				" AND e.kind IN (1, 3, 5, 6, 7, 8)"
+				" AND s.kind != 0 AND s.parent != ?2"
+				" AND s.parent NOT IN (SELECT node FROM sub)"
+				" AND NOT EXISTS (SELECT 1 FROM ops o"
+				" WHERE o.ino = e.ino AND o.type != ?3)",
+				err, "iii", ns, node, (int64_t)QUEUE_MOVE),
+			&moved_in, err);
 	*kept = keep.n > 0;
 	/* Rare: local changes in a folder deleted elsewhere. */
 	if (rc == CFS_OK)
@@ -875,9 +900,54 @@ static enum cfs_err drop_subtree(struct cfs_sql *db, int64_t ns, int64_t node,
 			     ? CFS_OK
 			     : rows_delete(db, all.v[i], err);
 	for (size_t i = 0; rc == CFS_OK && i < keep.n; i++)
-		rc = rows_localize(db, keep.v[i], err);
+		rc = ino_set_has(&moved_in, keep.v[i])
+			     ? CFS_OK
+			     : rows_localize(db, keep.v[i], err);
 	free(keep.v);
 	free(all.v);
+	free(moved_in.v);
+	return rc;
+}
+
+/*
+ * Invariant 4: folder node of ns and those above it that were kept only
+ * for what they held (local entries, node < 0, with nothing pending or
+ * queued of their own) go once they hold nothing: the server has none
+ * of them, and nothing queued would make it.  Kept, such a folder showed
+ * for good in this mount alone.
+ */
+static enum cfs_err prune_kept(struct cfs_sql *db, int64_t ns, int64_t node,
+			       struct mirror_changes *ch, struct cfs_error *err)
+{
+	enum cfs_err rc = CFS_OK;
+
+	while (rc == CFS_OK && node < 0) {
+		struct mirror_entry e, gone;
+		int64_t busy = 1;
+		bool found = false;
+
+		if (rows_by_node(db, ns, node, &e, err) != CFS_OK)
+			break;
+		if (e.kind == CFS_KIND_DIR && e.pending == 0)
+			rc = cfs_sql_int64(
+				db,
+				cfs_sql_stmt(
+					db,
+					"SELECT EXISTS(SELECT 1 FROM entries"
+					" WHERE ns = ?1 AND parent = ?2)"
+					" OR EXISTS(SELECT 1 FROM ops"
+					" WHERE ino = ?3)",
+					err, "iii", ns, node, (int64_t)e.ino),
+				&busy, &found, err);
+		gone = e;
+		gone.kind = CFS_KIND_DELETED;
+		if (rc == CFS_OK && !busy)
+			rc = rows_note_change(db, &e, &gone, ch, err);
+		if (rc == CFS_OK && !busy)
+			rc = rows_delete(db, e.ino, err);
+		node = busy ? 0 : e.parent;
+		mirror_entry_release(&e);
+	}
 	return rc;
 }
 
@@ -973,32 +1043,35 @@ static enum cfs_err ord_after(struct cfs_sql *db, double ord, double *next,
 }
 
 /*
- * Invariant 10, a move into the folder: leaf entry ino (a file, a symlink)
- * was moved into folder path of ns locally, and that move, still queued,
- * would cross into shared namespace to, which no namespace can do (the
- * server refuses it as cross_namespace).  The user moved the entry: it
- * must end there, with its name, and never as a conflicted copy of its
- * own change.  So the move becomes what the server can do: the entry, as
- * it was when moved, created at its place in the shared namespace (the
+ * Invariant 10, a move into the folder or out of it: leaf entry ino (a
+ * file, a symlink) was moved into folder path (node top) of ns locally,
+ * or out of it, and that move, still queued, would cross between ns and
+ * shared namespace to, which no move can do (the server refuses it as
+ * cross_namespace).  The user moved the entry: it must end there, with
+ * its name, and never as a conflicted copy of its own change.  So the
+ * move becomes what the server can do: the entry, as it was when moved,
+ * created at its place (in to for a move in, in ns for a move out; the
  * server holds its blocks already), where it goes from now on as a new
- * entry; then, if the server has the original, its delete in ns, based
- * on the version this mount last saw, as a removed entry of its own.
+ * entry; then, if the server has the original, its delete where the
+ * server has it now (in ns for a move in, in to for a move out), based on
+ * the version this mount last saw, as a removed entry of its own.
  * Another device's edit of the original since is kept: the delete is
  * then refused, and the original shows again.  All in the listing's
  * transaction: a crash leaves the queue as it was or as it is now.  A
- * folder moved in is left as it was (refused, it stays where the server
- * has it).
+ * folder moved in or out is left as it was (refused, it stays where the
+ * server has it).
  */
 static enum cfs_err split_crossing_move(struct cfs_sql *db, uint64_t ino,
 					int64_t ns, const char *path,
-					int64_t to, struct cfs_error *err)
+					int64_t top, int64_t to,
+					struct cfs_error *err)
 {
 	struct mirror_entry x, s = { 0 }, g = { 0 };
 	struct queued_op del = { .type = QUEUE_DELETE };
-	int64_t seq = 0, leaf_seq = 0, others = 0, k = 0;
+	int64_t seq = 0, leaf_seq = 0, others = 0, k = 0, made = 0;
 	uint64_t g_ino = 0;
 	double ord = 0, next = 0;
-	bool found = false, on_server;
+	bool found = false, on_server, out = false;
 	char *first = NULL, *to_path = NULL;
 	sqlite3_stmt *st;
 	enum cfs_err rc = rows_by_ino(db, ino, &x, err);
@@ -1015,23 +1088,27 @@ static enum cfs_err split_crossing_move(struct cfs_sql *db, uint64_t ino,
 		mirror_entry_release(&x);
 		return rc;
 	}
-	st = cfs_sql_stmt(db,
-			  "SELECT ord, substr(to_path, length(?2) + 2),"
-			  " substr(path, 1, length(?2) + 1) = ?2 || '/'"
-			  " FROM ops WHERE seq = ?1",
-			  err, "it", seq, path);
+	/* Its target, relative to the namespace it lands in. */
+	st = cfs_sql_stmt(
+		db,
+		"SELECT ord, substr(path, 1, length(?2) + 1) = ?2 || '/',"
+		" CASE WHEN substr(path, 1, length(?2) + 1) = ?2 || '/'"
+		" THEN to_path ELSE substr(to_path, length(?2) + 2) END"
+		" FROM ops WHERE seq = ?1",
+		err, "it", seq, path);
 	rc = st ? CFS_OK : err->code;
 	if (rc == CFS_OK)
 		rc = cfs_sql_step(db, st, &found, err);
-	if (rc == CFS_OK && found && sqlite3_column_int(st, 2) == 0) {
+	if (rc == CFS_OK && found) {
 		ord = sqlite3_column_double(st, 0);
-		to_path = strdup((const char *)sqlite3_column_text(st, 1));
+		out = sqlite3_column_int(st, 1) != 0;
+		to_path = strdup((const char *)sqlite3_column_text(st, 2));
 		if (!to_path)
 			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	}
 	if (st)
 		sqlite3_reset(st);
-	if (rc || !to_path) { /* not found, or a move out */
+	if (rc || !to_path) {
 		mirror_entry_release(&x);
 		return rc;
 	}
@@ -1081,6 +1158,13 @@ static enum cfs_err split_crossing_move(struct cfs_sql *db, uint64_t ino,
 			&k, &found, err);
 	if (rc || others || !first)
 		goto out;
+	/* Moved out, the original is in to now, at first below the folder. */
+	if (out && (strncmp(first, path, strlen(path)) != 0 ||
+		    first[strlen(path)] != '/'))
+		goto out;
+	if (out)
+		memmove(first, first + strlen(path) + 1,
+			strlen(first + strlen(path) + 1) + 1);
 	/* The server's state of the original, which its delete is based on. */
 	on_server = x.node > 0;
 	if (on_server) {
@@ -1100,11 +1184,11 @@ static enum cfs_err split_crossing_move(struct cfs_sql *db, uint64_t ino,
 			" SELECT ?2, ino, ?3, type, kind, ?4, size, mtime_ns,"
 			" mode, blocks, target, atime_ns, ctime_ns FROM ops"
 			" WHERE seq = ?1",
-			err, "idit", leaf_seq, ord, to, to_path);
+			err, "idit", leaf_seq, ord, out ? ns : to, to_path);
 	if (rc == CFS_OK && !leaf_seq) {
 		struct queued_op c = {
 			.ino = ino,
-			.ns = to,
+			.ns = out ? ns : to,
 			.type = s.kind == CFS_KIND_SYMLINK    ? QUEUE_SYMLINK
 				: cfs_kind_is_special(s.kind) ? QUEUE_SPECIAL
 							      : QUEUE_FILE,
@@ -1123,11 +1207,13 @@ static enum cfs_err split_crossing_move(struct cfs_sql *db, uint64_t ino,
 			goto out;
 		rc = pending_enqueue(db, &c, ord, err);
 	}
+	/* What it replaces goes; not itself, in ns for a move out. */
+	made = sqlite3_last_insert_rowid(db->db);
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(db,
 				  "DELETE FROM ops WHERE ino = ?1 AND ns = ?2"
-				  " AND ord <= ?3",
-				  err, "iid", (int64_t)ino, ns, ord);
+				  " AND ord <= ?3 AND seq != ?4",
+				  err, "iidi", (int64_t)ino, ns, ord, made);
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(db,
 				  "UPDATE entries SET pending = pending - ?2"
@@ -1152,10 +1238,16 @@ static enum cfs_err split_crossing_move(struct cfs_sql *db, uint64_t ino,
 	 * holds the original's node and the server's state of it. */
 	g = s;
 	g.ino = 0;
-	g.ns = ns;
+	g.ns = out ? to : ns;
 	g.node = x.node;
 	g.jid = x.jid;
 	g.pending = 0;
+	/* In to, the folder is the root, and ns's JIDs mean nothing: the
+	 * first listing of to gives the original's (invariant 10). */
+	if (out) {
+		g.parent = g.parent == top ? 0 : g.parent;
+		g.jid = 0;
+	}
 	g.atime_ns = x.atime_ns;
 	g.ctime_ns = x.ctime_ns;
 	rc = ord_after(db, ord, &next, err);
@@ -1163,7 +1255,7 @@ static enum cfs_err split_crossing_move(struct cfs_sql *db, uint64_t ino,
 		rc = rows_write(db, &g_ino, &g, err);
 	g.ino = g_ino;
 	del.ino = g_ino;
-	del.ns = ns;
+	del.ns = g.ns;
 	del.kind = g.kind;
 	del.path = first;
 	if (rc == CFS_OK)
@@ -1193,7 +1285,7 @@ static enum cfs_err follow_share(struct cfs_sql *db,
 				 const struct mirror_entry *e,
 				 struct cfs_error *err)
 {
-	struct ino_set all = { 0 };
+	struct ino_set all = { 0 }, moved_out = { 0 };
 	char *path = NULL;
 	enum cfs_err rc = rows_ns_path(db, old, &path, err);
 
@@ -1207,10 +1299,29 @@ static enum cfs_err follow_share(struct cfs_sql *db,
 					       err, "ii", old->ns, old->node),
 				  &all, err);
 	for (size_t i = 0; rc == CFS_OK && i < all.n; i++)
-		rc = split_crossing_move(db, all.v[i], old->ns, path,
+		rc = split_crossing_move(db, all.v[i], old->ns, path, old->node,
 					 e->mount_ns, err);
 	for (size_t i = 0; rc == CFS_OK && i < all.n; i++)
 		rc = rehome(db, all.v[i], old->node, e->mount_ns, err);
+	/* The entries moved out of the folder stay in old's namespace. */
+	if (rc == CFS_OK)
+		rc = ino_set_fill(
+			db,
+			cfs_sql_stmt(db,
+				     "SELECT DISTINCT ino FROM ops"
+				     " WHERE ns = ?1 AND type = ?3"
+				     " AND substr(path, 1, length(?2) + 1)"
+				     " = ?2 || '/'"
+				     " AND substr(to_path, 1, length(?2) + 1)"
+				     " != ?2 || '/'",
+				     err, "iti", old->ns, path,
+				     (int64_t)QUEUE_MOVE),
+			&moved_out, err);
+	for (size_t i = 0; rc == CFS_OK && i < moved_out.n; i++)
+		if (!ino_set_has(&all, moved_out.v[i]))
+			rc = split_crossing_move(db, moved_out.v[i], old->ns,
+						 path, old->node, e->mount_ns,
+						 err);
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(db,
 				  "DELETE FROM entries WHERE ns = ?1"
@@ -1219,6 +1330,7 @@ static enum cfs_err follow_share(struct cfs_sql *db,
 	if (rc == CFS_OK)
 		rc = requeue_into(db, old->ns, path, e->mount_ns, err);
 	free(all.v);
+	free(moved_out.v);
 	free(path);
 	return rc;
 }
@@ -1580,11 +1692,15 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 		return CFS_OK; /* kept for its local changes (invariant 4) */
 	if (rc == CFS_OK && (replaced || e->kind == CFS_KIND_DELETED))
 		rc = rows_delete(db, old->ino, err);
+	if (rc == CFS_OK && e->kind == CFS_KIND_DELETED)
+		rc = prune_kept(db, old->ns, old->parent, ch, err);
 	if (rc || e->kind == CFS_KIND_DELETED)
 		return rc;
 	rc = moved_folder_path(db, old, e, &from, err);
 	if (rc == CFS_OK)
 		rc = rows_write(db, &ino, e, err);
+	if (rc == CFS_OK && old->parent != e->parent)
+		rc = prune_kept(db, old->ns, old->parent, ch, err);
 	if (rc == CFS_OK && from)
 		rc = repath_moved(db, ino, e->ns, from, err);
 	if (rc == CFS_OK && new_mount)

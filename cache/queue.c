@@ -199,6 +199,18 @@ static enum cfs_err dequeue(struct cfs_sql *db, const struct queued_op *op,
 			    op->seq);
 }
 
+static enum cfs_err refuse(struct cfs_sql *db, const struct queued_op *op,
+			   struct mirror_changes *ch, struct cfs_error *err)
+{
+	enum cfs_err rc = dequeue(db, op, err);
+
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db, "UPDATE shadow SET refused = 1 WHERE ino = ?1", err,
+			"i", (int64_t)op->ino);
+	return rc ? rc : pending_done(db, op->ino, ch, err);
+}
+
 /*
  * Entry e takes node, which the server gave op.  Another entry may still
  * hold it: one removed here whose removal the server has applied, or the
@@ -261,12 +273,43 @@ static enum cfs_err shadow_committed(struct cfs_sql *db,
 		op->target, jid, op->atime_ns, op->ctime_ns);
 }
 
+/*
+ * Move op is applied (before its dequeue): an operation queued before it
+ * and not applied yet (left behind in its batch, sent again later: its
+ * blocks were missing, say) names what op moved by the path op moved it
+ * from, which the server no longer has: from now on it is op's to.
+ */
+static enum cfs_err repath_passed(struct cfs_sql *db,
+				  const struct queued_op *op,
+				  struct cfs_error *err)
+{
+	static const char *const sql[] = {
+		"UPDATE ops SET path = ?3 || substr(path, length(?2) + 1)"
+		" WHERE ns = ?1 AND ord < (SELECT ord FROM ops WHERE seq = ?4)"
+		" AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+		"UPDATE ops SET to_path = ?3 || substr(to_path, length(?2) + 1)"
+		" WHERE ns = ?1 AND ord < (SELECT ord FROM ops WHERE seq = ?4)"
+		" AND (to_path = ?2"
+		" OR substr(to_path, 1, length(?2) + 1) = ?2 || '/')",
+	};
+	enum cfs_err rc = CFS_OK;
+
+	for (size_t i = 0; rc == CFS_OK && i < 2; i++)
+		rc = cfs_sql_exec(db, sql[i], err, "itti", op->ns, op->path,
+				  op->to, op->seq);
+	return rc;
+}
+
 static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 			    int64_t node, int64_t jid, int64_t prev_jid,
 			    struct mirror_changes *ch, struct cfs_error *err)
 {
 	struct mirror_entry e;
-	enum cfs_err rc = dequeue(db, op, err);
+	enum cfs_err rc =
+		op->type == QUEUE_MOVE ? repath_passed(db, op, err) : CFS_OK;
+
+	if (rc == CFS_OK)
+		rc = dequeue(db, op, err);
 
 	if (rc == CFS_OK)
 		rc = rows_by_ino(db, op->ino, &e, err);
@@ -274,6 +317,16 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 		return CFS_OK;
 	if (rc)
 		return rc;
+	/* Nothing was at op's path (no JID): deleted elsewhere, or moved
+	 * along with a folder above it that the listing has not told yet.
+	 * No delete, then: as for a refused change, the entry shows the
+	 * server's state as the mirror knows it, and the listing tells
+	 * which (dropped, the node would never show again, since the
+	 * cursor is past its rows). */
+	if (op->type == QUEUE_DELETE && jid == 0 && e.node > 0 && !e.mount_ns) {
+		mirror_entry_release(&e);
+		return refuse(db, op, ch, err);
+	}
 	if (op->type == QUEUE_DELETE) {
 		/* Invariant 3: the server dropped it; so do we, but for a
 		 * tombstone at the delete's JID until the listing passes it
@@ -307,6 +360,17 @@ static enum cfs_err confirm(struct cfs_sql *db, const struct queued_op *op,
 		rc = cfs_sql_exec(db,
 				  "UPDATE entries SET jid = ?2 WHERE ino = ?1",
 				  err, "ii", (int64_t)e.ino, jid);
+	/* That state, listed (the shadow at prev_jid: a folder shared
+	 * meanwhile, say), is now at the entry's place, at jid, when op was
+	 * its last change: settled, the entry shows it there, not back at
+	 * the place op moved it from until the next listing. */
+	if (rc == CFS_OK && op->type == QUEUE_MOVE && prev_jid > e.jid &&
+	    jid > prev_jid && e.pending == 1)
+		rc = cfs_sql_exec(db,
+				  "UPDATE shadow SET parent = ?2, name = ?3,"
+				  " jid = ?4 WHERE ino = ?1 AND jid = ?5",
+				  err, "iitii", (int64_t)e.ino, e.parent,
+				  e.name, jid, prev_jid);
 	mirror_entry_release(&e);
 	if (rc == CFS_OK && op->type != QUEUE_MOVE)
 		rc = shadow_committed(db, op, jid, err);
@@ -425,18 +489,6 @@ enum cfs_err queue_deletes_cover(struct cfs_sql *db,
 	if (rc == CFS_OK && covers && newest <= m.cursor)
 		*since = m.cursor;
 	return rc;
-}
-
-static enum cfs_err refuse(struct cfs_sql *db, const struct queued_op *op,
-			   struct mirror_changes *ch, struct cfs_error *err)
-{
-	enum cfs_err rc = dequeue(db, op, err);
-
-	if (rc == CFS_OK)
-		rc = cfs_sql_exec(
-			db, "UPDATE shadow SET refused = 1 WHERE ino = ?1", err,
-			"i", (int64_t)op->ino);
-	return rc ? rc : pending_done(db, op->ino, ch, err);
 }
 
 enum cfs_err queue_refuse(struct cfs_sql *db, const struct queued_op *op,

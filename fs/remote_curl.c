@@ -199,12 +199,18 @@ static enum cfs_err http_error(const char *what, long status, const char *body,
 	json_t *e = json_object_get(o, "error");
 	const char *code = json_string_value(json_object_get(e, "code"));
 	const char *msg = json_string_value(json_object_get(e, "message"));
+	size_t what_len = strlen(what);
 	enum cfs_err rc;
 
+	/* The server names the request in its own failures (5xx): said
+	 * once is enough. */
+	if (msg && strncmp(msg, what, what_len) == 0 &&
+	    strncmp(msg + what_len, ": ", 2) == 0)
+		what = "";
 	/* An error answer is never a success, whatever code it names. */
 	if (code && msg && cfs_err_from_name(code) != CFS_OK)
-		rc = cfs_fail(err, cfs_err_from_name(code), "%s: %s", what,
-			      msg);
+		rc = cfs_fail(err, cfs_err_from_name(code), "%s%s%s", what,
+			      what[0] ? ": " : "", msg);
 	else
 		rc = cfs_fail(
 			err, CFS_ERR_UNREACHABLE,

@@ -730,18 +730,38 @@ static struct remote_result delete_tree(struct fake_server *s,
 	return result_committed(d, 0);
 }
 
+/* Nothing is at path in n: why, as the server says it.  A shared folder
+ * on the way is CROSS_NS: the path names something of its namespace,
+ * and the mount waits for the listing that re-addresses it. */
+static struct remote_result nothing_at(struct fake_ns *n, const char *path)
+{
+	struct cfs_error err;
+	const char *name;
+	int64_t parent;
+
+	if (resolve(n, path, &parent, &name, &err) == CFS_ERR_CROSS_NS)
+		return result_error(CFS_ERR_CROSS_NS, err.msg);
+	return result_error(CFS_ERR_NOT_FOUND, "nothing there");
+}
+
 static struct remote_result apply_delete(struct fake_server *s,
 					 struct fake_ns *n,
 					 const struct queued_op *op)
 {
 	struct fake_node *d = at_path(n, op->path), *was;
+	struct remote_result none = { 0 };
 	struct cfs_error err;
 
-	/* A retry of a delete applied before. */
-	if (!d && op->node > 0 && (was = node_get(n, op->node)) && !was->live)
+	if (!d)
+		none = nothing_at(n, op->path);
+	/* A retry of a delete applied before; not a node a share took away
+	 * (no longer live here either): its path crosses the shared folder,
+	 * which the server answers first. */
+	if (!d && none.code != CFS_ERR_CROSS_NS && op->node > 0 &&
+	    (was = node_get(n, op->node)) && !was->live)
 		return result_committed(was, 0);
 	if (!d)
-		return result_error(CFS_ERR_NOT_FOUND, "nothing there");
+		return none;
 	if (op->base_jid > 0 && op->base_jid != d->jid)
 		return (struct remote_result){ .status = REMOTE_CONFLICT,
 					       .jid = d->jid };
@@ -782,7 +802,7 @@ static struct remote_result apply_move(struct fake_server *s, struct fake_ns *n,
 	    at_path(n, op->to) == was)
 		return result_committed(was, 0);
 	if (!d)
-		return result_error(CFS_ERR_NOT_FOUND, "nothing there");
+		return nothing_at(n, op->path);
 	if (op->base_jid > 0 && op->base_jid != d->jid)
 		return (struct remote_result){ .status = REMOTE_CONFLICT,
 					       .jid = d->jid };

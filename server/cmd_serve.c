@@ -381,7 +381,9 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 		cfs_log_warn("cannot start garbage collection: no thread");
 	sigwait(stop, &sig);
 	cfs_log_info("stopping on %s", strsignal(sig));
-	http_quiesce(http);
+	/* No quiesce first: with a pool of epoll workers, libmicrohttpd
+	 * 0.9.75 races a busy worker for the listen socket and aborts.
+	 * Nothing needs it: no long poll parks once the registry stopped. */
 	longpoll_shutdown(ctx.longpoll);
 	http_stop(http);
 	gc_stop(gc);

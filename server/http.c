@@ -59,7 +59,6 @@ struct http_server {
 	struct MHD_Daemon *daemon;
 	const struct api_ctx *ctx;
 	struct http_guard *guard;
-	int listen_fd;
 };
 
 struct request {
@@ -127,14 +126,25 @@ static struct MHD_Response *json_response(json_t *json, size_t *len)
 }
 
 static enum MHD_Result respond_error(struct request *rq,
-				     const struct cfs_error *err,
+				     const struct cfs_error *failed,
 				     const char *allow)
 {
-	json_t *body = json_pack("{s:{s:s, s:s}}", "error", "code",
-				 cfs_err_name(err->code), "message", err->msg);
+	unsigned status = cfs_err_http_status(failed->code);
+	struct cfs_error e = *failed, *err = &e;
+	json_t *body;
 	struct MHD_Response *r;
 	size_t len = 0;
 
+	/* The server's own failures name the request they failed, for the
+	 * client that reports them and for the operator who reads the log
+	 * (a 503 is a limit or a stop, not a failure). */
+	if (status >= 500) {
+		cfs_error_prefix(err, "%s %s", rq->method, rq->path);
+		if (status != MHD_HTTP_SERVICE_UNAVAILABLE)
+			cfs_log_error("%s", err->msg);
+	}
+	body = json_pack("{s:{s:s, s:s}}", "error", "code",
+			 cfs_err_name(err->code), "message", err->msg);
 	r = body ? json_response(body, &len) : NULL;
 	json_decref(body);
 	if (r && err->code == CFS_ERR_UNAUTHORIZED)
@@ -142,7 +152,7 @@ static enum MHD_Result respond_error(struct request *rq,
 					"Bearer realm=\"cloudfs\"");
 	if (r && allow && allow[0])
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-	return queue(rq, cfs_err_http_status(err->code), r, len);
+	return queue(rq, status, r, len);
 }
 
 /* The Prometheus exposition format names its version in the type. */
@@ -295,10 +305,8 @@ static enum cfs_err reserve_body(struct request *rq)
 	if (len == 0 || !rq->req.user)
 		return CFS_OK;
 	if (http_guard_reserve(rq->srv->guard, rq->user.id, (uint64_t)len,
-			       &rq->err)) {
-		cfs_error_prefix(&rq->err, "%s %s", rq->method, rq->path);
-		return rq->err.code;
-	}
+			       &rq->err))
+		return rq->err.code; /* named by respond_error() */
 	rq->reserved = (uint64_t)len;
 	return CFS_OK;
 }
@@ -746,6 +754,7 @@ enum cfs_err http_start(const char *where, unsigned threads,
 	struct MHD_OptionItem plain_opts[] = { { MHD_OPTION_END, 0, NULL } };
 	enum cfs_err rc;
 	bool loopback = false;
+	int listen_fd = -1;
 
 	if (!s)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
@@ -761,7 +770,7 @@ enum cfs_err http_start(const char *where, unsigned threads,
 		return cfs_fail(err, CFS_ERR_INTERNAL,
 				"cannot start the connection guard");
 	}
-	rc = open_listener(where, tls ? "https" : "http", &s->listen_fd, bound,
+	rc = open_listener(where, tls ? "https" : "http", &listen_fd, bound,
 			   bound_len, &loopback, err);
 	if (rc) {
 		http_guard_free(s->guard);
@@ -774,11 +783,15 @@ enum cfs_err http_start(const char *where, unsigned threads,
 			     "(see --tls-cert in cloudfsd(8))",
 			     bound);
 	/* Suspended long polls need ITC (part of ALLOW_SUSPEND_RESUME) so
-	 * that a resume from another thread wakes the polling thread. */
+	 * that a resume from another thread wakes the polling thread.  The
+	 * daemon owns listen_fd from here on, started or not: it closes it
+	 * when it fails to start and when it stops (libmicrohttpd 0.9.75,
+	 * seen with strace), and a second close() could close what another
+	 * thread opened meanwhile. */
 	s->daemon = MHD_start_daemon(
 		flags | (tls ? MHD_USE_TLS : 0), 0, NULL, NULL, on_request, s,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-		MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+		MHD_OPTION_LISTEN_SOCKET, listen_fd,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
@@ -788,7 +801,6 @@ enum cfs_err http_start(const char *where, unsigned threads,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY,
 		tls ? tls_opts : plain_opts, MHD_OPTION_END);
 	if (!s->daemon) {
-		close(s->listen_fd);
 		http_guard_free(s->guard);
 		free(s);
 		return cfs_fail(err, CFS_ERR_INTERNAL,
@@ -798,15 +810,9 @@ enum cfs_err http_start(const char *where, unsigned threads,
 	return CFS_OK;
 }
 
-void http_quiesce(struct http_server *s)
-{
-	MHD_quiesce_daemon(s->daemon);
-}
-
 void http_stop(struct http_server *s)
 {
-	MHD_stop_daemon(s->daemon);
-	close(s->listen_fd);
+	MHD_stop_daemon(s->daemon); /* and the listen socket (http_start) */
 	http_guard_free(s->guard);
 	free(s);
 }

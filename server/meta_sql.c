@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cloudfs/clock.h"
 #include "cloudfs/log.h"
 #include "meta_sql.h"
 
@@ -30,11 +31,14 @@ void sq_changed(struct sq_conn *c, int64_t ns)
 }
 
 /* A short random pause before a transaction is tried again, longer
- * after each try, so that the writers that collided spread out. */
+ * after each try, so that the writers that collided spread out: up to
+ * 256 ms, longer than a transaction takes on a busy store, or dozens of
+ * writers of one namespace keep meeting. */
 static void backoff(unsigned attempt)
 {
-	unsigned max_us = 500u << (attempt < 6 ? attempt : 6);
-	struct timespec ts = { 0, 1000 * (long)((unsigned)random() % max_us) };
+	unsigned max_us = 500u << (attempt < 9 ? attempt : 9);
+	long us = (long)((unsigned)random() % max_us);
+	struct timespec ts = { us / 1000000, 1000 * (us % 1000000) };
 
 	nanosleep(&ts, NULL);
 }
@@ -45,11 +49,13 @@ enum cfs_err sq_run(struct meta *base, bool write, sq_body body, void *arg,
 	struct sq_meta *m = (struct sq_meta *)base;
 	struct sq_conn c = { .db = db_acquire(m->db, err),
 			     .pending_ttl_s = base->pending_ttl_s };
+	uint64_t until = cfs_monotonic_ms() + SQ_RETRY_MS;
+	unsigned attempt;
 	enum cfs_err rc;
 
 	if (!c.db)
 		return err->code;
-	for (unsigned attempt = 1;; attempt++) {
+	for (attempt = 1;; attempt++) {
 		c.n_changed = 0;
 		rc = db_begin(c.db, write, err);
 		if (rc == CFS_OK)
@@ -57,14 +63,16 @@ enum cfs_err sq_run(struct meta *base, bool write, sq_body body, void *arg,
 		for (size_t i = 0; rc == CFS_OK && i < c.n_changed; i++)
 			rc = db_announce(c.db, c.changed[i], err);
 		rc = db_end(c.db, rc, err);
-		if (rc == CFS_OK || attempt == SQ_ATTEMPTS ||
-		    !db_retryable(c.db))
+		if (rc == CFS_OK || !db_retryable(c.db) ||
+		    cfs_monotonic_ms() >= until)
 			break;
 		backoff(attempt);
 	}
-	if (rc && db_retryable(c.db))
-		cfs_log_error("gave up a transaction after %d tries: %s",
-			      SQ_ATTEMPTS, err->msg);
+	if (rc && db_retryable(c.db)) {
+		cfs_error_prefix(err, "gave up after %u collisions in %d s",
+				 attempt, SQ_RETRY_MS / 1000);
+		cfs_log_error("%s", err->msg);
+	}
 	for (size_t i = 0; rc == CFS_OK && m->notify && i < c.n_changed; i++)
 		m->notify(m->notify_arg, c.changed[i]);
 	db_release(c.db);

@@ -73,8 +73,11 @@
 
 #define SQ_MAX_CHANGED 16
 
-/* Tries of a transaction that collided with another (db_retryable()). */
-#define SQ_ATTEMPTS 20
+/* How long a transaction that collided with another (db_retryable()) is
+ * tried again: a collision is contention to wait out, as SQLite's busy
+ * timeout waits out a writer (lib/sql.c), not a failure to answer; a
+ * count of tries runs out sooner the more writers there are. */
+#define SQ_RETRY_MS 10000
 
 /* One transaction on a pooled connection (sq_run). */
 struct sq_conn {
@@ -115,8 +118,8 @@ enum cfs_err sq_meta_new(struct db *db, size_t commit_lanes,
  * a pooled connection: commits if body returns CFS_OK, announcing the
  * namespaces it changed (db_announce()), then wakes their long polls
  * here; rolls back otherwise.  A write the engine refused because it
- * collided with another transaction is run again, up to SQ_ATTEMPTS
- * times, so body must start from its arguments afresh each time and
+ * collided with another transaction is run again, for up to SQ_RETRY_MS,
+ * so body must start from its arguments afresh each time and
  * leave nothing outside the database that a second run would repeat.
  */
 typedef enum cfs_err (*sq_body)(struct sq_conn *c, void *arg,

@@ -31,11 +31,8 @@ enum cfs_err http_start(const char *where, unsigned threads,
 			struct http_server **out, char *bound, size_t bound_len,
 			struct cfs_error *err);
 
-/* Stops accepting connections (first step of a clean stop). */
-void http_quiesce(struct http_server *s);
-
-/* Closes every connection and frees the server; long polls must have been
- * woken first (longpoll_shutdown). */
+/* Closes the listen socket and every connection and frees the server;
+ * long polls must have been woken first (longpoll_shutdown). */
 void http_stop(struct http_server *s);
 
 /* The value of query argument key of the request, or NULL. */

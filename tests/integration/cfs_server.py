@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import ssl
 import subprocess
 import time
@@ -439,6 +440,14 @@ class Server:
     def log_text(self):
         with open(self.log_path) as f:
             return f.read()
+
+    def store_sql(self, query):
+        """Runs QUERY on this server's metadata store, behind its back."""
+        if self.database:
+            cfs_postgres.cluster().sql(self.database, query)
+            return
+        with sqlite3.connect(os.path.join(self.data_dir, "meta.db")) as db:
+            db.execute(query)
 
     def _check_log(self):
         text = self.log_text()

@@ -251,8 +251,21 @@ static bool on_child(void *arg, const struct mirror_entry *e)
 	return true;
 }
 
+/* Whether entry e of the mirror awaits its first JID in its namespace:
+ * a share moved it there, and the namespace is not listed yet (the
+ * mirror's invariant 10). */
+static bool awaits_listing(struct cfs_sql *db, const struct mirror_entry *e)
+{
+	struct mirror_ns m;
+	struct cfs_error err;
+
+	return e->jid == 0 && mirror_ns_get(db, e->ns, &m, &err) == CFS_OK &&
+	       !m.listed;
+}
+
 /* Walks the mirror under d: each entry's path into l; with s, checks
- * that each entry committed (a node, nothing pending) is a journal row. */
+ * that each entry committed (a node, nothing pending, a JID unless it
+ * awaits its listing) is a journal row. */
 static void mirror_walk(struct cfs_sql *db, const struct mirror_entry *d,
 			const char *base, struct listing *l,
 			struct fake_server *s)
@@ -268,7 +281,7 @@ static void mirror_walk(struct cfs_sql *db, const struct mirror_entry *d,
 		snprintf(path, sizeof(path), "%s%s%s", base, *base ? "/" : "",
 			 e->name);
 		listing_add(l, path, e->kind, e->size);
-		if (s && e->node > 0 && !e->pending &&
+		if (s && e->node > 0 && !e->pending && !awaits_listing(db, e) &&
 		    !fake_journal_has(s, e->ns, e->jid, e->node)) {
 			fprintf(stderr,
 				"'%s' shows JID %lld of node %lld, "
@@ -1264,6 +1277,18 @@ static void test_seeded_sequences_with_shares_converge(void)
 	seeded_runs("TEST_REMOTE_SHARE_SEED", 50, "share", random_share_run);
 }
 
+/* Seeded runs of random_share_run with shares made elsewhere. */
+static void share_elsewhere_runs(const unsigned *seeds, size_t n)
+{
+	bool was = getenv("TEST_REMOTE_SHARE_ELSEWHERE") != NULL;
+
+	setenv("TEST_REMOTE_SHARE_ELSEWHERE", "1", 1);
+	for (size_t i = 0; i < n; i++)
+		random_share_run(seeds[i]);
+	if (!was)
+		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
+}
+
 /* Seeds of the run above with shares made elsewhere (another device,
  * no wait) that once ended with a file renamed into the folder shared
  * meanwhile back at its old place, or as a conflicted copy of its own
@@ -1271,13 +1296,268 @@ static void test_seeded_sequences_with_shares_converge(void)
 static void test_a_rename_into_a_folder_shared_elsewhere_ends_there(void)
 {
 	static const unsigned seeds[] = { 1796607686u, 1117u, 1227u };
-	bool was = getenv("TEST_REMOTE_SHARE_ELSEWHERE") != NULL;
 
-	setenv("TEST_REMOTE_SHARE_ELSEWHERE", "1", 1);
-	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
-		random_share_run(seeds[i]);
-	if (!was)
-		unsetenv("TEST_REMOTE_SHARE_ELSEWHERE");
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
+}
+
+/* A seed of the run above with shares made elsewhere that ended with a
+ * create retried for good in the root namespace ("its folder is gone on
+ * the server"): left behind by the batch that moved its folder (a
+ * fault), it went again under the folder's old path, which the folder's
+ * share then did not take along. */
+static void test_a_change_left_behind_by_a_folder_move_follows_it(void)
+{
+	static const unsigned seeds[] = { 1796612271u };
+
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
+}
+
+/* Seeds of the run above with shares made elsewhere that failed its
+ * check mid-run, not the mirror: entries a share moved into a namespace
+ * not listed yet show at no JID (the mirror's invariant 10), and the
+ * check took them for committed rows the journal lacks. */
+static void test_entries_a_share_moved_await_their_listing(void)
+{
+	static const unsigned seeds[] = { 1796618168u, 1796618703u };
+
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
+}
+
+/* Commits what another device does in the root namespace: type of kind
+ * at path (to, for a move). */
+static void elsewhere(struct fake_server *s, enum queue_type type,
+		      enum cfs_kind kind, const char *path, const char *to)
+{
+	struct queued_op op = { .type = type,
+				.kind = kind,
+				.path = (char *)path,
+				.to = (char *)to,
+				.size = kind == CFS_KIND_FILE ? 5 : 0,
+				.mode = kind == CFS_KIND_DIR ? 0755 : 0644 };
+
+	CHECK(fake_commit_one(s, ROOT_NS, &op).status == REMOTE_COMMITTED);
+}
+
+/* Sends c's queue once before c lists what happened meanwhile (the
+ * race of a change here with another device's), then everything, and
+ * checks that c's mirror shows what the server has. */
+static void send_then_show_server(struct client *c, struct fake_server *s)
+{
+	struct listing *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct cfs_error err;
+	bool sent, retry;
+
+	uploader_step(c->u, &sent, &retry, &err);
+	CHECK(upload_all(c, 20));
+	CHECK(catch_up(c, &err) == CFS_OK);
+	CHECK(a && b);
+	if (a && b) {
+		mirror_listing(c, a, s);
+		fake_walk(s, ROOT_NS, on_fake, b);
+		qsort(b->lines, b->n, sizeof(b->lines[0]), by_line);
+		CHECK(same(a, b, "the mirror and the server"));
+	}
+	free(a);
+	free(b);
+}
+
+/* A race of a change here with another device's change of folder a:
+ * what is where first, what each side does, and whether this mount
+ * lists the other side's change before it sends its own. */
+struct race {
+	const char *name; /* of the mount's cache */
+	const char *x;	  /* the entry: "a/x", or "x" beside a */
+	enum cfs_kind kind;
+	enum queue_type there; /* to a: QUEUE_MOVE (to b), QUEUE_DELETE */
+	enum { RENAME_X, REMOVE_X, MOVE_X_INTO_A } here;
+	bool listed_first;
+};
+
+/* Runs race r; c's mirror must end showing what the server has. */
+static void run_race(const struct race *r)
+{
+	struct fake_server *s = fake_server_new();
+	struct client c;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	const char *name = NULL;
+	uint64_t dir_ino = 0, a_ino = 0, ino;
+	enum cfs_kind kind;
+	enum cfs_err rc = CFS_ERR_INTERNAL;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "a", NULL);
+	elsewhere(s, r->kind == CFS_KIND_DIR ? QUEUE_DIR : QUEUE_FILE, r->kind,
+		  r->x, NULL);
+	client_new(&c, s, 0, ROOT_NS, r->name);
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	elsewhere(s, r->there, CFS_KIND_DIR, "a",
+		  r->there == QUEUE_MOVE ? "b" : NULL);
+	db = cache_db(c.fs.cache, &err);
+	if (db) {
+		dir_ino = folder_of(db, r->x, &name);
+		a_ino = ino_at(db, "a", &kind);
+	}
+	if (dir_ino && a_ino && r->here == REMOVE_X)
+		rc = local_remove(db, dir_ino, name, r->kind == CFS_KIND_DIR,
+				  &ino, &err);
+	else if (dir_ino && a_ino)
+		rc = local_rename(db, dir_ino, name,
+				  r->here == RENAME_X ? dir_ino : a_ino,
+				  r->here == RENAME_X ? "y" : name, false,
+				  now_ns(), &ino, &err);
+	CHECK(rc == CFS_OK);
+	cache_db_release(c.fs.cache, db);
+	if (r->listed_first)
+		CHECK(catch_up(&c, &err) == CFS_OK);
+	send_then_show_server(&c, s);
+	client_close(&c);
+	fake_server_free(s);
+}
+
+/*
+ * A file renamed here while another device moves its folder: the move's
+ * path is gone when it arrives, and the server refuses it.  The mount
+ * must then show the file where the server has it, not under the name
+ * the server never took (test_write_converge.py's shared folder run of
+ * seed 4243 ended so, a file at its new name in one mount only).
+ */
+static void test_a_refused_move_shows_where_the_server_has_it(void)
+{
+	struct race r = { .name = "refused-move",
+			  .x = "a/x",
+			  .kind = CFS_KIND_FILE,
+			  .there = QUEUE_MOVE,
+			  .here = RENAME_X };
+
+	run_race(&r);
+}
+
+/*
+ * A folder removed here while another device moves the folder holding
+ * it: the delete's path is gone when it arrives, and the server answers
+ * that nothing is there.  That is no delete: the folder lives on where
+ * the server has it, and must show there (test_write_converge.py's
+ * shared folder run of seed 4243 ended so, one mount without a folder
+ * and its subtree for good).
+ */
+static void test_a_delete_of_nothing_there_keeps_what_the_server_has(void)
+{
+	struct race r = { .name = "delete-nothing",
+			  .x = "a/x",
+			  .kind = CFS_KIND_DIR,
+			  .there = QUEUE_MOVE,
+			  .here = REMOVE_X };
+
+	run_race(&r);
+}
+
+/* Seeds of the run above with shares made elsewhere that ended with a
+ * file renamed out of the folder shared meanwhile back in it (1209,
+ * 1796618826), or the shared folder holding an old version of it too. */
+static void test_a_rename_out_of_a_folder_shared_elsewhere_seeds(void)
+{
+	static const unsigned seeds[] = { 1209u, 1796618826u };
+
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
+}
+
+/* Folder d holds f.txt; here, f.txt is removed (with remove) or renamed
+ * out of d to g.txt while another device shares d, and the change is
+ * sent before this mount lists the share: it must be done all the same,
+ * on the server and in the mirror. */
+static void race_with_a_share(const char *name, bool remove)
+{
+	struct fake_server *s = fake_server_new();
+	struct client c;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	enum cfs_kind kind;
+	uint64_t dir_ino = 0, ino, size = 0;
+	int64_t ns = 0;
+	enum cfs_err rc = CFS_ERR_INTERNAL;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "d", NULL);
+	elsewhere(s, QUEUE_FILE, CFS_KIND_FILE, "d/f.txt", NULL);
+	client_new(&c, s, 0, ROOT_NS, name);
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	CHECK(c.fs.remote->ops->share(c.conn, ROOT_NS, "d", &ns, &err) ==
+	      CFS_OK);
+	db = cache_db(c.fs.cache, &err);
+	if (db && (dir_ino = ino_at(db, "d", &kind)) != 0)
+		rc = remove ? local_remove(db, dir_ino, "f.txt", false, &ino,
+					   &err)
+			    : local_rename(db, dir_ino, "f.txt",
+					   MIRROR_ROOT_INO, "g.txt", false,
+					   now_ns(), &ino, &err);
+	CHECK(rc == CFS_OK);
+	cache_db_release(c.fs.cache, db);
+	send_then_show_server(&c, s);
+	CHECK(fake_lookup(s, ns, "f.txt", &size) == CFS_KIND_DELETED);
+	CHECK(remove ||
+	      (fake_lookup(s, ROOT_NS, "g.txt", &size) == CFS_KIND_FILE &&
+	       size == 5));
+	client_close(&c);
+	fake_server_free(s);
+}
+
+/*
+ * A file renamed out of a folder that another device shares meanwhile:
+ * the rename crosses from the shared namespace into the root one, which
+ * no move can do.  The user moved the file: it must end where it was
+ * moved to, and be gone from the shared folder.
+ */
+static void test_a_rename_out_of_a_folder_shared_elsewhere_ends_there(void)
+{
+	race_with_a_share("rename-out", false);
+}
+
+/*
+ * A file moved here into a folder another device removes meanwhile: the
+ * move cannot be done, and the file stays where the server has it.  The
+ * folder must not stay here alone (test_write_converge.py's shared
+ * folder run of seed 4243 ended so: the folder, kept for the file's
+ * sake, showed for good in one mount, with nothing queued to create it).
+ */
+static void test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder(void)
+{
+	/* Listed first: the folder goes while the move waits to be sent. */
+	struct race r = { .name = "move-into-removed",
+			  .x = "x",
+			  .kind = CFS_KIND_FILE,
+			  .there = QUEUE_DELETE,
+			  .here = MOVE_X_INTO_A,
+			  .listed_first = true };
+
+	run_race(&r);
+}
+
+/* Seeds of the run above with shares made elsewhere where a folder
+ * renamed here as another device shared it showed back under its old
+ * name once the rename was confirmed, until the next listing
+ * (1796618915, 1796619214). */
+static void test_a_folder_renamed_as_it_is_shared_keeps_its_new_name(void)
+{
+	static const unsigned seeds[] = { 1796618915u, 1796619214u };
+
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
+}
+
+/*
+ * A file removed here in a folder that another device shares meanwhile:
+ * the delete's path crosses the shared folder now.  It waits for the
+ * listing, which re-addresses it in the shared namespace, and the file
+ * is gone there (the fake took the node the share moved away for one
+ * this delete had removed before, and the delete was lost: shares-
+ * elsewhere seed 1796619373).
+ */
+static void test_a_remove_in_a_folder_shared_elsewhere_is_done(void)
+{
+	static const unsigned seeds[] = { 1796619373u };
+
+	race_with_a_share("remove-in-shared", true);
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
 int main(void)
@@ -1297,6 +1577,15 @@ int main(void)
 	RUN(test_delayed_answers_come_back_out_of_order_and_apply_once);
 	RUN(test_seeded_sequences_with_shares_converge);
 	RUN(test_a_rename_into_a_folder_shared_elsewhere_ends_there);
+	RUN(test_a_refused_move_shows_where_the_server_has_it);
+	RUN(test_a_change_left_behind_by_a_folder_move_follows_it);
+	RUN(test_entries_a_share_moved_await_their_listing);
+	RUN(test_a_delete_of_nothing_there_keeps_what_the_server_has);
+	RUN(test_a_rename_out_of_a_folder_shared_elsewhere_ends_there);
+	RUN(test_a_rename_out_of_a_folder_shared_elsewhere_seeds);
+	RUN(test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder);
+	RUN(test_a_folder_renamed_as_it_is_shared_keeps_its_new_name);
+	RUN(test_a_remove_in_a_folder_shared_elsewhere_is_done);
 	if (!check_failures) {
 		char cmd[64];
 

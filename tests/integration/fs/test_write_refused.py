@@ -130,3 +130,24 @@ def test_a_special_file_the_server_refuses_is_named_by_its_kind(alice, mount, pr
     docs = os.path.join(m.mountpoint, "docs")
     until(lambda: os.path.isfile(docs) and read(docs) == b"a file now", within=10,
           what="the server's docs in the mount")
+
+
+def test_a_failure_of_the_server_names_its_request_once(server, alice, mount):
+    """The server names the request in its own 5xx; the mount, which names
+    the requests it reports, does not say it again."""
+    m = mount(alice)
+    request = f"POST /meta/ns/{alice.root_ns}/commit"
+    server.store_sql("ALTER TABLE journal RENAME TO journal_gone")
+    try:
+        with open(os.path.join(m.mountpoint, "a.txt"), "wb") as f:
+            f.write(b"kept while the server fails\n")
+        failing = []
+        until(lambda: failing.extend(f for f in status(m)["failing"]
+                                     if f["path"] == "a.txt") or failing,
+              within=30, what="a.txt named as failing")
+    finally:
+        server.store_sql("ALTER TABLE journal_gone RENAME TO journal")
+    why = failing[0]["why"]
+    assert why.count(request) == 1 and "journal" in why, why
+    until(lambda: "a.txt" in server_listing(alice, alice.root_ns), within=90,
+          what="a.txt on the server once it works again")

@@ -107,9 +107,10 @@ def test_bad_durations_are_refused(server, tmp_path):
 def test_gc_racing_eight_writers_loses_no_committed_block(server, alice):
     """The server collects every second with a retention of one second
     while 8 writers commit new files, overwrite and delete them: every
-    file left reads back whole, and every block a file lists is there."""
-    seed = random.randrange(1 << 30)
-    print(f"seed {seed}")
+    file left reads back whole, and every block a file lists is there.
+    The seed is printed; CFS_GC_SEED=N replays one."""
+    seed = int(os.environ.get("CFS_GC_SEED", random.randrange(1 << 30)))
+    print(f"gc seed {seed} (replay: CFS_GC_SEED={seed})")
     server.stop()
     server.start(options=["--retention", "1s", "--gc-every", "1s"])
     alice = alice.clone(server.url)
@@ -162,7 +163,10 @@ def write_committed(client, ns, path, data):
     base = snap[path]["jid"] if path in snap else 0
     op = file_op(path, data, base_jid=base)
     for _ in range(10):
-        res = client.commit(ns, op).json["results"][0]
+        r = client.commit(ns, op)
+        assert r.status == 200, f"commit of {path}: {r}"
+        assert "results" in r.json, f"commit of {path}: {r}"
+        res = r.json["results"][0]
         if res["status"] == "committed":
             return
         assert res["status"] == "need_blocks", res
