@@ -73,14 +73,8 @@ class Proxy:
     def wait_stalled(self, n=1, within=30):
         """Waits until the answers of N requests are stalled: the server
         answered them."""
-        deadline = time.monotonic() + within
         with self.lock:
-            while self.stalled < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"{n} answers were not stalled within {within} s; "
-                                         f"seen: {self.seen[-20:]}")
-                self.lock.wait(left)
+            self._wait(lambda: self.stalled >= n, within, f"{n} answers were not stalled")
 
     def pass_held(self, n=1):
         """N of the requests held now go on; the pattern holds the rest,
@@ -98,27 +92,25 @@ class Proxy:
 
     def wait_held(self, n=1, within=30):
         """Waits until N requests are held; returns the request lines seen."""
-        deadline = time.monotonic() + within
         with self.lock:
-            while self.held < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"{n} requests were not held within {within} s; "
-                                         f"seen: {self.seen[-20:]}")
-                self.lock.wait(left)
+            self._wait(lambda: self.held >= n, within, f"{n} requests were not held")
             return list(self.seen)
 
     def wait_lost(self, n=1, within=30):
         """Waits until the answers of N requests were swallowed."""
-        deadline = time.monotonic() + within
         with self.lock:
-            while len(self.lost) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no answer was lost within {within} s; "
-                                         f"seen: {self.seen[-20:]}")
-                self.lock.wait(left)
+            self._wait(lambda: len(self.lost) >= n, within, "no answer was lost")
             return list(self.lost)
+
+    def _wait(self, done, within, failure):
+        """Waits (self.lock held) until done() is true, at most WITHIN
+        seconds; fails saying FAILURE and what was seen last."""
+        deadline = time.monotonic() + within
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{failure} within {within} s; seen: {self.seen[-20:]}")
+            self.lock.wait(left)
 
     def cut(self):
         """Ends every connection made so far, dropping the requests held on
