@@ -289,12 +289,14 @@ struct meta_ops {
 	 * store(store_arg, &stored, err) puts their bytes in the block store
 	 * and says how many, from the first on, it stored (NULL: all are
 	 * stored already); those are then recorded in one transaction (a
-	 * batch upload costs one commit, not one per block).  From before
-	 * store starts until the record is committed, no garbage collection
-	 * (gc), in this process or in another on the same store, removes
-	 * the bytes of one of ids; the record then keeps them for gc's
-	 * retention.  Returns store's failure (its *err) if it failed, what
-	 * it stored recorded all the same; else the record's outcome.
+	 * batch upload costs one commit, not one per block).  On a store
+	 * several processes share (PostgreSQL), from before store starts
+	 * until the record is committed, no garbage collection (gc) in any
+	 * of them removes the bytes of one of ids; the record then keeps
+	 * them for gc's retention.  A store one process owns (SQLite) leaves
+	 * that to the process (server/gc.h, uploads).  Returns store's
+	 * failure (its *err) if it failed, what it stored recorded all the
+	 * same; else the record's outcome.
 	 */
 	enum cfs_err (*blocks_added)(struct meta *m,
 				     const struct meta_user *user,
@@ -376,11 +378,13 @@ struct meta_ops {
 	 * stays, and so does the row of its delete), then forgets each block
 	 * no node and no journal row left lists, and that was last uploaded
 	 * before `before`, telling fn of it once that is committed: fn
-	 * removes its bytes.  Meanwhile no upload of that block starts to
-	 * store it (blocks_added), in this process or in another on the same
-	 * store; one already storing it keeps it from being forgotten.  A
-	 * commit after this one finds the block missing and asks for it
-	 * again.  The engine may split the work into several transactions.
+	 * removes its bytes.  On a store several processes share, no upload
+	 * of that block in any of them starts to store it meanwhile
+	 * (blocks_added), and one already storing it keeps it from being
+	 * forgotten; a store one process owns leaves that to the process
+	 * (server/gc.h).  A commit after this one finds the block missing
+	 * and asks for it again.  The engine may split the work into
+	 * several transactions.
 	 */
 	enum cfs_err (*gc)(struct meta *m, int64_t before, meta_block_fn fn,
 			   void *arg, struct meta_gc_tally *t,
