@@ -396,6 +396,7 @@ static enum cfs_err p_blocks_needed(struct meta *m,
 static enum cfs_err p_blocks_added(struct meta *m, const struct meta_user *user,
 				   const struct cfs_block_id *ids,
 				   const uint32_t *sizes, size_t n,
+				   meta_store_fn store, void *store_arg,
 				   struct cfs_error *err)
 {
 	(void)m;
@@ -404,7 +405,8 @@ static enum cfs_err p_blocks_added(struct meta *m, const struct meta_user *user,
 	for (size_t i = 0; i < n; i++)
 		FUZZ_CHECK(sizes[i] >= 1 && sizes[i] <= CFS_BLOCK_SIZE,
 			   "a block of %u bytes", sizes[i]);
-	return said(real->ops->blocks_added(real, user, ids, sizes, n, err),
+	return said(real->ops->blocks_added(real, user, ids, sizes, n, store,
+					    store_arg, err),
 		    err);
 }
 
@@ -550,7 +552,8 @@ static void upload_hello(struct server_env *env, struct cfs_block_id *id)
 	FUZZ_CHECK(cfs_sha256(HELLO, strlen(HELLO), id) == 0, "no SHA-256");
 	must(bs->ops->write_finish(w, id, &err), &err, "store a block");
 	must(real->ops->blocks_added(real, &env->user, id,
-				     &(uint32_t){ strlen(HELLO) }, 1, &err),
+				     &(uint32_t){ strlen(HELLO) }, 1, NULL,
+				     NULL, &err),
 	     &err, "record a block");
 }
 

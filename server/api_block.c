@@ -186,16 +186,37 @@ static enum cfs_err check_upload(struct api_req *req, struct cfs_block_id *id,
 	return CFS_OK;
 }
 
+/* Stores a checked PUT's bytes (meta_store_fn): finishes its writer,
+ * which that consumes (a writer left when this never ran is aborted with
+ * the request, api_upload_release). */
+static enum cfs_err put_store(void *arg, size_t *stored, struct cfs_error *err)
+{
+	struct api_req *req = arg;
+	struct blockstore *bs = req->ctx->blocks;
+	struct blockstore_writer *w = req->upload.writer;
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+	struct timespec start;
+	enum cfs_err rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	req->upload.writer = NULL;
+	rc = bs->ops->write_finish(w, &req->block, err);
+	metrics_store_time(METRICS_STORE_WRITE, &start);
+	*stored = rc == CFS_OK;
+	if (rc) {
+		cfs_block_id_to_hex(&req->block, hex);
+		rc = store_failed(rc, "cannot store", hex, err);
+	}
+	return rc;
+}
+
 enum cfs_err api_block_put(struct api_req *req, struct api_resp *resp,
 			   struct cfs_error *err)
 {
 	struct api_upload *up = &req->upload;
 	struct meta *m = req->ctx->meta;
-	struct blockstore *bs = req->ctx->blocks;
 	char want[CFS_BLOCK_ID_HEX_LEN + 1];
 	struct cfs_block_id id;
-	struct blockstore_writer *w = up->writer;
-	struct timespec start;
 	enum cfs_err rc;
 
 	cfs_block_id_to_hex(&req->block, want);
@@ -205,16 +226,9 @@ enum cfs_err api_block_put(struct api_req *req, struct api_resp *resp,
 		return rc;
 	}
 	pthread_rwlock_rdlock(req->ctx->uploads);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	up->writer = NULL; /* write_finish consumes it */
-	rc = bs->ops->write_finish(w, &id, err);
-	metrics_store_time(METRICS_STORE_WRITE, &start);
-	if (rc)
-		rc = store_failed(rc, "cannot store", want, err);
-	else
-		rc = m->ops->blocks_added(m, req->user, &id,
-					  &(uint32_t){ (uint32_t)up->size }, 1,
-					  err);
+	rc = m->ops->blocks_added(m, req->user, &id,
+				  &(uint32_t){ (uint32_t)up->size }, 1,
+				  put_store, req, err);
 	pthread_rwlock_unlock(req->ctx->uploads);
 	if (rc)
 		return rc;
@@ -309,15 +323,26 @@ static enum cfs_err batch_write(struct blockstore *bs,
 	return CFS_OK;
 }
 
+/* What batch_store stores. */
+struct batch {
+	struct blockstore *bs;
+	const struct batch_block *b;
+	size_t n;
+};
+
 /*
- * Stores the n blocks b (checked): all written first, then finished
- * together where the store can (write_finish_many), else one by one.
- * *stored: how many, from the first on, are stored.
+ * Stores the n blocks b (checked) of a batch (meta_store_fn): all
+ * written first, then finished together where the store can
+ * (write_finish_many), else one by one.  *stored: how many, from the
+ * first on, are stored.
  */
-static enum cfs_err batch_store(struct blockstore *bs,
-				const struct batch_block *b, size_t n,
-				size_t *stored, struct cfs_error *err)
+static enum cfs_err batch_store(void *arg, size_t *stored,
+				struct cfs_error *err)
 {
+	const struct batch *batch = arg;
+	struct blockstore *bs = batch->bs;
+	const struct batch_block *b = batch->b;
+	size_t n = batch->n;
 	struct blockstore_writer **w = calloc(n, sizeof(*w));
 	struct cfs_block_id *ids = malloc(n * sizeof(*ids));
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
@@ -385,7 +410,7 @@ enum cfs_err api_blocks_put(struct api_req *req, struct api_resp *resp,
 	struct batch_block *b = NULL;
 	struct cfs_block_id *ids = NULL;
 	uint32_t *sizes = NULL;
-	size_t n = 0, stored = 0, at = 0;
+	size_t n = 0, at = 0;
 	json_t *list = NULL;
 	enum cfs_err rc = CFS_OK;
 
@@ -438,22 +463,16 @@ enum cfs_err api_blocks_put(struct api_req *req, struct api_resp *resp,
 			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	}
 	if (rc == CFS_OK) {
-		enum cfs_err added;
-		struct cfs_error add_err;
+		struct batch batch = { .bs = bs, .b = b, .n = n };
 
-		pthread_rwlock_rdlock(req->ctx->uploads);
-		rc = batch_store(bs, b, n, &stored, err);
-		for (size_t i = 0; i < stored; i++) {
+		for (size_t i = 0; i < n; i++) {
 			ids[i] = b[i].id;
 			sizes[i] = b[i].size;
 		}
-		added = m->ops->blocks_added(m, req->user, ids, sizes, stored,
-					     &add_err);
+		pthread_rwlock_rdlock(req->ctx->uploads);
+		rc = m->ops->blocks_added(m, req->user, ids, sizes, n,
+					  batch_store, &batch, err);
 		pthread_rwlock_unlock(req->ctx->uploads);
-		if (added && rc == CFS_OK) {
-			*err = add_err;
-			rc = added;
-		}
 	}
 	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
 		char hex[CFS_BLOCK_ID_HEX_LEN + 1];

@@ -1,7 +1,9 @@
 /*
  * cloudfsd gc: garbage collection by hand (server/gc.h), with a report.
  * The server collects by itself (serve --gc-every); this is for a data
- * directory no server runs on, so it takes the server's lock.
+ * directory no server runs on, so it takes the server's lock.  On
+ * PostgreSQL servers may be serving: the metadata store keeps their
+ * uploads and this collection apart (meta_sql_gc.c).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -16,9 +18,10 @@
 static const char usage[] =
 	"usage: cloudfsd gc --data DIR [--meta URL] [--retention DURATION]\n"
 	"                   [--blocks dir:DIR|s3://BUCKET[/PREFIX] ...]\n"
-	"Collects the garbage of the data directory DIR, which no server may\n"
-	"be serving: journal rows superseded longer ago than the retention\n"
-	"period, and the bytes of blocks nothing within it lists.\n"
+	"Collects the garbage of the data directory DIR (which no server may\n"
+	"be serving, unless the metadata is on PostgreSQL): journal rows\n"
+	"superseded longer ago than the retention period, and the bytes of\n"
+	"blocks nothing within it lists.\n"
 	"  --retention DURATION  30d, 12h, 15m, 10s (default 30d)\n" CMD_META_USAGE
 		BLOCKS_USAGE "  (the same as the server's)\n"
 	"Prints what it dropped and kept.\n";

@@ -376,7 +376,11 @@ static int run(const struct serve_opts *o, const struct tls_pair *tls,
 		     CLOUDFS_VERSION, o->data_dir, bound);
 	if (o->pidfile)
 		write_pidfile(o->pidfile);
-	if (o->gc_every_s && !(gc = gc_start(ctx.meta, ctx.blocks, &uploads,
+	/* On PostgreSQL the store keeps uploads and gc apart block by block
+	 * (meta_ops.gc), in this process too: a long collection need not
+	 * hold back every upload of this server. */
+	if (o->gc_every_s && !(gc = gc_start(ctx.meta, ctx.blocks,
+					     o->store.dir ? &uploads : NULL,
 					     o->retention_s, o->gc_every_s)))
 		cfs_log_warn("cannot start garbage collection: no thread");
 	sigwait(stop, &sig);

@@ -142,3 +142,15 @@ enum cfs_err db_announce(struct db_conn *c, int64_t ns, struct cfs_error *err)
 {
 	return c->db->ops->announce ? c->db->ops->announce(c, ns, err) : CFS_OK;
 }
+
+enum cfs_err db_lock(struct db_conn *c, enum db_lock how, int64_t key,
+		     bool *got, struct cfs_error *err)
+{
+	bool ignored;
+
+	if (!got)
+		got = &ignored;
+	*got = true;
+	return c->db->ops->lock ? c->db->ops->lock(c, how, key, got, err)
+				: CFS_OK;
+}

@@ -60,6 +60,7 @@ struct pg_conn {
 	PGconn *pg;
 	bool retry;	  /* the last failure was a collision */
 	uint64_t changes; /* rows the last statement changed */
+	bool locked;	  /* holds advisory locks (db_lock()) */
 	struct pg_stmt stmts[PG_SLOTS];
 };
 
@@ -432,9 +433,17 @@ static uint64_t pgdrv_changes(struct db_conn *c)
 	return conn_of(c)->changes;
 }
 
-/* Makes c's connection again if it was lost; its statements go. */
+/* Makes c's connection again if it was lost; its statements go.  Not
+ * while it held advisory locks: they went with it, and whoever took them
+ * must learn that rather than go on without them (db_lock()). */
 static enum cfs_err reconnect(struct pg_conn *c, struct cfs_error *err)
 {
+	if (c->locked) {
+		c->locked = false;
+		return cfs_fail(
+			err, CFS_ERR_UNAVAILABLE,
+			"metadata store: the connection that held advisory locks was lost, and the locks with it");
+	}
 	stmts_forget(c);
 	PQreset(c->pg);
 	if (PQstatus(c->pg) == CONNECTION_OK &&
@@ -490,6 +499,51 @@ static enum cfs_err pgdrv_announce(struct db_conn *c, int64_t ns,
 	return db_exec(
 		c, "SELECT pg_notify('" DB_PG_CHANNEL "', CAST(?1 AS TEXT))",
 		err, "i", ns);
+}
+
+/* Session-level advisory locks (db.h, db_lock()), the single-key kind:
+ * one statement, its one row read as a boolean into *got. */
+static enum cfs_err lock_once(struct db_conn *c, enum db_lock how, int64_t key,
+			      bool *got, struct cfs_error *err)
+{
+	static const char *const sql[] = {
+		[DB_LOCK_SHARED] = "SELECT pg_advisory_lock_shared(?1) IS NULL",
+		[DB_LOCK_TRY] = "SELECT pg_try_advisory_lock(?1)",
+		[DB_LOCK_HELD] = "SELECT COUNT(*) > 0 FROM pg_locks"
+				 " WHERE locktype = 'advisory' AND granted"
+				 " AND pid = pg_backend_pid()",
+		[DB_UNLOCK_ALL] = "SELECT pg_advisory_unlock_all() IS NULL",
+	};
+	bool keyed = how == DB_LOCK_SHARED || how == DB_LOCK_TRY;
+	struct db_stmt *st = db_stmt(c, sql[how], err, keyed ? "i" : "", key);
+	enum cfs_err rc = st ? db_step(c, st, got, err) : err->code;
+
+	if (rc == CFS_OK && *got)
+		*got = !strcmp(db_col_text(c, st, 0), "t");
+	if (st)
+		db_reset(c, st);
+	return rc;
+}
+
+static enum cfs_err pgdrv_lock(struct db_conn *base, enum db_lock how,
+			       int64_t key, bool *got, struct cfs_error *err)
+{
+	struct pg_conn *c = conn_of(base);
+	enum cfs_err rc;
+
+	if (how == DB_LOCK_HELD && !c->locked)
+		return CFS_OK;
+	rc = lock_once(base, how, key, got, err);
+	/* A connection that broke while idle says so only now (as at
+	 * begin); one that held locks is not made again (reconnect()). */
+	if (rc && PQstatus(c->pg) != CONNECTION_OK && how != DB_UNLOCK_ALL &&
+	    reconnect(c, err) == CFS_OK)
+		rc = lock_once(base, how, key, got, err);
+	if (how == DB_UNLOCK_ALL)
+		c->locked = false;
+	else if (rc == CFS_OK && *got && how != DB_LOCK_HELD)
+		c->locked = true;
+	return rc;
 }
 
 /* The listener's connection, listening; NULL when it cannot be made. */
@@ -684,6 +738,7 @@ static const struct db_ops pg_ops = {
 	.end = pgdrv_end,
 	.retryable = pgdrv_retryable,
 	.announce = pgdrv_announce,
+	.lock = pgdrv_lock,
 };
 
 enum cfs_err db_pg_open(const char *conninfo, const char *const *steps,

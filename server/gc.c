@@ -7,70 +7,49 @@
 #include <string.h>
 #include <time.h>
 
-#include "cloudfs/blockset.h"
 #include "cloudfs/clock.h"
 #include "cloudfs/log.h"
 #include "server/cmd.h"
 #include "server/gc.h"
 
 struct forgotten {
-	struct cfs_blockset ids;
-	struct cfs_error err;
-	bool failed;
+	struct blockstore *bs;
+	struct gc_report *r;
 };
 
-static void note(void *arg, const struct cfs_block_id *id)
+/* Removes the bytes of a forgotten block (meta_ops.gc keeps uploads of it
+ * away meanwhile); a failure is logged and counted (the bytes stay,
+ * listed by nobody). */
+static void remove_bytes(void *arg, const struct cfs_block_id *id)
 {
 	struct forgotten *f = arg;
+	char hex[CFS_BLOCK_ID_HEX_LEN + 1];
+	struct cfs_error err;
 
-	if (!f->failed &&
-	    cfs_blockset_add_raw(&f->ids, id->b, CFS_BLOCK_ID_LEN, &f->err))
-		f->failed = true;
-}
-
-/* Removes the bytes of the forgotten blocks; a failure is logged and
- * counted (the bytes stay, listed by nobody). */
-static void remove_bytes(struct blockstore *bs, const struct forgotten *f,
-			 struct gc_report *r)
-{
-	for (size_t i = 0; i < f->ids.n; i++) {
-		char hex[CFS_BLOCK_ID_HEX_LEN + 1];
-		struct cfs_error err;
-
-		if (bs->ops->remove(bs, &f->ids.v[i], &err) == CFS_OK) {
-			r->removed++;
-			continue;
-		}
-		r->remove_failed++;
-		cfs_block_id_to_hex(&f->ids.v[i], hex);
-		cfs_log_warn("gc: cannot remove the bytes of block %s: %s", hex,
-			     err.msg);
+	if (f->bs->ops->remove(f->bs, id, &err) == CFS_OK) {
+		f->r->removed++;
+		return;
 	}
+	f->r->remove_failed++;
+	cfs_block_id_to_hex(id, hex);
+	cfs_log_warn("gc: cannot remove the bytes of block %s: %s", hex,
+		     err.msg);
 }
 
 enum cfs_err gc_run(struct meta *m, struct blockstore *bs,
 		    pthread_rwlock_t *uploads, int64_t retention_s,
 		    struct gc_report *r, struct cfs_error *err)
 {
-	struct forgotten f = { 0 };
+	struct forgotten f = { .bs = bs, .r = r };
 	enum cfs_err rc;
 
 	*r = (struct gc_report){ 0 };
 	if (uploads)
 		pthread_rwlock_wrlock(uploads);
-	rc = m->ops->gc(m, (int64_t)time(NULL) - retention_s, note, &f, &r->t,
-			err);
-	if (rc == CFS_OK && f.failed) {
-		/* Forgotten all the same: their bytes stay, listed by nobody.
-		 */
-		cfs_log_warn("gc: %s", f.err.msg);
-		r->remove_failed = r->t.blocks;
-	} else if (rc == CFS_OK) {
-		remove_bytes(bs, &f, r);
-	}
+	rc = m->ops->gc(m, (int64_t)time(NULL) - retention_s, remove_bytes, &f,
+			&r->t, err);
 	if (uploads)
 		pthread_rwlock_unlock(uploads);
-	cfs_blockset_release(&f.ids);
 	return rc;
 }
 

@@ -43,18 +43,15 @@ static void backoff(unsigned attempt)
 	nanosleep(&ts, NULL);
 }
 
-enum cfs_err sq_run(struct meta *base, bool write, sq_body body, void *arg,
-		    struct cfs_error *err)
+enum cfs_err sq_run_on(struct meta *base, struct db_conn *db, bool write,
+		       sq_body body, void *arg, struct cfs_error *err)
 {
 	struct sq_meta *m = (struct sq_meta *)base;
-	struct sq_conn c = { .db = db_acquire(m->db, err),
-			     .pending_ttl_s = base->pending_ttl_s };
+	struct sq_conn c = { .db = db, .pending_ttl_s = base->pending_ttl_s };
 	uint64_t until = cfs_monotonic_ms() + SQ_RETRY_MS;
 	unsigned attempt;
 	enum cfs_err rc;
 
-	if (!c.db)
-		return err->code;
 	for (attempt = 1;; attempt++) {
 		c.n_changed = 0;
 		rc = db_begin(c.db, write, err);
@@ -75,7 +72,24 @@ enum cfs_err sq_run(struct meta *base, bool write, sq_body body, void *arg,
 	}
 	for (size_t i = 0; rc == CFS_OK && m->notify && i < c.n_changed; i++)
 		m->notify(m->notify_arg, c.changed[i]);
-	db_release(c.db);
+	return rc;
+}
+
+struct db_conn *sq_acquire(struct meta *base, struct cfs_error *err)
+{
+	return db_acquire(((struct sq_meta *)base)->db, err);
+}
+
+enum cfs_err sq_run(struct meta *m, bool write, sq_body body, void *arg,
+		    struct cfs_error *err)
+{
+	struct db_conn *db = sq_acquire(m, err);
+	enum cfs_err rc;
+
+	if (!db)
+		return err->code;
+	rc = sq_run_on(m, db, write, body, arg, err);
+	db_release(db);
 	return rc;
 }
 
@@ -400,19 +414,35 @@ static enum cfs_err add_blocks(struct sq_conn *c, void *arg,
 	return rc;
 }
 
-static enum cfs_err sq_blocks_added(struct meta *m,
-				    const struct meta_user *user,
-				    const struct cfs_block_id *ids,
-				    const uint32_t *sizes, size_t n,
-				    struct cfs_error *err)
+static enum cfs_err
+sq_blocks_added(struct meta *m, const struct meta_user *user,
+		const struct cfs_block_id *ids, const uint32_t *sizes, size_t n,
+		meta_store_fn store, void *store_arg, struct cfs_error *err)
 {
 	struct block_args a = {
 		.user = user, .added = ids, .sizes = sizes, .n = n
 	};
+	struct cfs_error store_err;
+	enum cfs_err rc, stored = CFS_OK;
+	struct db_conn *db;
 
 	if (n == 0)
 		return CFS_OK;
-	return sq_run(m, true, add_blocks, &a, err);
+	db = sq_acquire(m, err);
+	if (!db)
+		return err->code;
+	/* The record runs on the connection that holds the locks: were it
+	 * lost, the record fails with it (db_lock()). */
+	rc = sq_blocks_hold(db, ids, n, err);
+	if (rc == CFS_OK && store)
+		stored = store(store_arg, &a.n, &store_err);
+	if (rc == CFS_OK && a.n)
+		rc = sq_run_on(m, db, true, add_blocks, &a, err);
+	sq_blocks_let_go(db);
+	db_release(db);
+	if (stored)
+		*err = store_err;
+	return stored ? stored : rc;
 }
 
 static enum cfs_err check_readable(struct sq_conn *c, void *arg,

@@ -127,6 +127,13 @@ typedef enum cfs_err (*sq_body)(struct sq_conn *c, void *arg,
 enum cfs_err sq_run(struct meta *m, bool write, sq_body body, void *arg,
 		    struct cfs_error *err);
 
+/* sq_run on db, a connection the caller holds (sq_acquire(), then
+ * db_release()): for work that takes advisory locks (db_lock()) before
+ * or after the transaction, on the connection that runs it. */
+struct db_conn *sq_acquire(struct meta *m, struct cfs_error *err);
+enum cfs_err sq_run_on(struct meta *m, struct db_conn *db, bool write,
+		       sq_body body, void *arg, struct cfs_error *err);
+
 /* Records that ns changed (its head moved, or a member left): its long
  * polls are woken once the transaction commits. */
 void sq_changed(struct sq_conn *c, int64_t ns);
@@ -244,6 +251,16 @@ enum cfs_err sq_pending(struct meta *m, const struct meta_user *user,
 			const int64_t *ns, size_t n, int64_t after,
 			meta_pending_fn fn, void *arg, int64_t *cursor,
 			struct cfs_error *err);
+
+/*
+ * The advisory locks that keep garbage collection and uploads of one
+ * block apart across processes (meta_sql_gc.c): sq_blocks_hold() takes
+ * those of ids, shared, on db, waiting while a gc holds one;
+ * sq_blocks_let_go() lets go of every lock db holds.
+ */
+enum cfs_err sq_blocks_hold(struct db_conn *db, const struct cfs_block_id *ids,
+			    size_t n, struct cfs_error *err);
+void sq_blocks_let_go(struct db_conn *db);
 
 /* meta_ops.gc (meta_sql_gc.c). */
 enum cfs_err sq_gc(struct meta *m, int64_t before, meta_block_fn fn, void *arg,

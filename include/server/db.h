@@ -30,6 +30,17 @@
 struct db;
 struct db_stmt; /* the driver's */
 
+/* What db_lock() does with an advisory lock. */
+enum db_lock {
+	DB_LOCK_SHARED, /* takes the key shared, waiting while it is held
+			 * exclusively */
+	DB_LOCK_TRY,	/* takes the key exclusively if nobody holds it;
+			 * *got says whether it did, at once */
+	DB_LOCK_HELD,	/* *got: the connection still holds every lock it
+			 * took (it was not lost meanwhile) */
+	DB_UNLOCK_ALL,	/* lets go of every lock the connection holds */
+};
+
 /* A connection: drivers embed it first in their own. */
 struct db_conn {
 	struct db *db;
@@ -69,6 +80,10 @@ struct db_ops {
 	 * namespace ns changed; NULL when the engine has no such channel. */
 	enum cfs_err (*announce)(struct db_conn *c, int64_t ns,
 				 struct cfs_error *err);
+	/* Advisory locks shared by every process on the database (db_lock());
+	 * NULL when one process has the database to itself. */
+	enum cfs_err (*lock)(struct db_conn *c, enum db_lock how, int64_t key,
+			     bool *got, struct cfs_error *err);
 };
 
 /* A database: the driver's table and the pool of idle connections. */
@@ -139,6 +154,21 @@ bool db_retryable(struct db_conn *c);
 
 /* See db_ops.announce: CFS_OK at once for an engine without one. */
 enum cfs_err db_announce(struct db_conn *c, int64_t ns, struct cfs_error *err);
+
+/*
+ * Advisory locks, keyed by a number, that every process on the database
+ * sees: what two processes must not do at once to one thing (garbage
+ * collection and an upload of one block, server/meta_sql_gc.c).  They
+ * belong to the connection, not to a transaction: they stay across
+ * commits and rollbacks until DB_UNLOCK_ALL (so the connection must
+ * not go back to the pool before), and go with the connection if it is
+ * lost, which its next transaction then refuses rather than reconnect
+ * silently (UNAVAILABLE).  On an engine without them (SQLite, one
+ * process) every lock is granted at once, *got true: the process
+ * excludes itself.
+ */
+enum cfs_err db_lock(struct db_conn *c, enum db_lock how, int64_t key,
+		     bool *got, struct cfs_error *err);
 
 /* The SQLite driver (server/db_sqlite.c): connections to the database
  * file at path, made by cfs_sql_open() (cloudfs/sql.h); what names it in

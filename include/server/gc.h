@@ -32,7 +32,10 @@ struct gc_report {
  * when not NULL, is the server's lock that each upload holds (read)
  * from storing a block's bytes to recording them: while the bytes of
  * forgotten blocks are removed it is held (write), so that an upload of
- * one of them cannot find its bytes there and then lose them.
+ * one of them cannot find its bytes there and then lose them.  A
+ * metadata store several processes share (PostgreSQL) keeps uploads and
+ * gc apart itself, in every process (meta_ops.gc, blocks_added): there
+ * uploads may be NULL.
  */
 enum cfs_err gc_run(struct meta *m, struct blockstore *bs,
 		    pthread_rwlock_t *uploads, int64_t retention_s,

@@ -168,6 +168,11 @@ struct meta_gc_tally {
 
 typedef void (*meta_block_fn)(void *arg, const struct cfs_block_id *id);
 
+/* Puts the bytes of blocks in the block store (meta_ops.blocks_added);
+ * *stored: how many, from the first on, it stored. */
+typedef enum cfs_err (*meta_store_fn)(void *arg, size_t *stored,
+				      struct cfs_error *err);
+
 /*
  * Streaming sync (cloudfs-protocol(7), "Pending block lists"): a commit
  * of a file answered need_blocks leaves the list of the blocks it needs,
@@ -279,13 +284,25 @@ struct meta_ops {
 				      const struct cfs_blocklist *ids,
 				      struct cfs_blocklist *needed,
 				      struct cfs_error *err);
-	/* Records that user uploaded the n blocks ids, of sizes (whose bytes
-	 * are stored), in one transaction: a batch upload costs one
-	 * commit, not one per block. */
+	/*
+	 * Stores and records the n blocks ids, of sizes, that user uploaded:
+	 * store(store_arg, &stored, err) puts their bytes in the block store
+	 * and says how many, from the first on, it stored (NULL: all are
+	 * stored already); those are then recorded in one transaction (a
+	 * batch upload costs one commit, not one per block).  On a store
+	 * several processes share (PostgreSQL), from before store starts
+	 * until the record is committed, no garbage collection (gc) in any
+	 * of them removes the bytes of one of ids; the record then keeps
+	 * them for gc's retention.  A store one process owns (SQLite) leaves
+	 * that to the process (server/gc.h, uploads).  Returns store's
+	 * failure (its *err) if it failed, what it stored recorded all the
+	 * same; else the record's outcome.
+	 */
 	enum cfs_err (*blocks_added)(struct meta *m,
 				     const struct meta_user *user,
 				     const struct cfs_block_id *ids,
 				     const uint32_t *sizes, size_t n,
+				     meta_store_fn store, void *store_arg,
 				     struct cfs_error *err);
 	/*
 	 * CFS_OK when user may download the block: as blocks_needed says,
@@ -360,10 +377,14 @@ struct meta_ops {
 	 * superseded before `before` (unix seconds; a node's current row
 	 * stays, and so does the row of its delete), then forgets each block
 	 * no node and no journal row left lists, and that was last uploaded
-	 * before `before`, telling fn of it.  A commit after this one finds
-	 * the block missing and asks for it again.  Its bytes may be removed
-	 * once this returned CFS_OK (never before: the transaction may still
-	 * fail), but not while an upload of it may be in flight (server/gc.h).
+	 * before `before`, telling fn of it once that is committed: fn
+	 * removes its bytes.  On a store several processes share, no upload
+	 * of that block in any of them starts to store it meanwhile
+	 * (blocks_added), and one already storing it keeps it from being
+	 * forgotten; a store one process owns leaves that to the process
+	 * (server/gc.h).  A commit after this one finds the block missing
+	 * and asks for it again.  The engine may split the work into
+	 * several transactions.
 	 */
 	enum cfs_err (*gc)(struct meta *m, int64_t before, meta_block_fn fn,
 			   void *arg, struct meta_gc_tally *t,

@@ -9,7 +9,10 @@ as bytes, unparsed.
     proxy.wait_held(1)                     # one is waiting
     proxy.release()                        # and goes on
 
-Requests matching lose(...) reach the server, but their answers never
+Requests matching stall(...) reach the server at once, but their
+answers wait until release(): what the request did has happened, and
+the client does not know it yet.  Requests matching lose(...) reach the
+server, but their answers never
 reach the client (its connection stays open, silent). cut() ends every
 connection, dropping what is held, and relays new ones faithfully: a
 mount of the same cache directory (which belongs to the proxy's URL) can
@@ -34,6 +37,8 @@ class Proxy:
         self.hold_rx = None
         self.hold_after = 0
         self.lose_rx = None
+        self.stall_rx = None
+        self.stalled = 0       # answers waiting now
         self.held = 0          # requests waiting now
         self.passes = 0        # held requests let go by pass_held()
         self.seen = []         # request lines forwarded, in order
@@ -53,10 +58,23 @@ class Proxy:
             self.hold_after = after
 
     def release(self):
-        """Held requests go on; nothing is held any more."""
+        """Held requests go on, stalled answers too; nothing is held or
+        stalled any more."""
         with self.lock:
-            self.hold_rx = None
+            self.hold_rx = self.stall_rx = None
             self.lock.notify_all()
+
+    def stall(self, pattern):
+        """From now on, requests matching PATTERN are forwarded, but
+        their answers wait until release()."""
+        with self.lock:
+            self.stall_rx = re.compile(pattern)
+
+    def wait_stalled(self, n=1, within=30):
+        """Waits until the answers of N requests are stalled: the server
+        answered them."""
+        with self.lock:
+            self._wait(lambda: self.stalled >= n, within, f"{n} answers were not stalled")
 
     def pass_held(self, n=1):
         """N of the requests held now go on; the pattern holds the rest,
@@ -74,27 +92,25 @@ class Proxy:
 
     def wait_held(self, n=1, within=30):
         """Waits until N requests are held; returns the request lines seen."""
-        deadline = time.monotonic() + within
         with self.lock:
-            while self.held < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"{n} requests were not held within {within} s; "
-                                         f"seen: {self.seen[-20:]}")
-                self.lock.wait(left)
+            self._wait(lambda: self.held >= n, within, f"{n} requests were not held")
             return list(self.seen)
 
     def wait_lost(self, n=1, within=30):
         """Waits until the answers of N requests were swallowed."""
-        deadline = time.monotonic() + within
         with self.lock:
-            while len(self.lost) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no answer was lost within {within} s; "
-                                         f"seen: {self.seen[-20:]}")
-                self.lock.wait(left)
+            self._wait(lambda: len(self.lost) >= n, within, "no answer was lost")
             return list(self.lost)
+
+    def _wait(self, done, within, failure):
+        """Waits (self.lock held) until done() is true, at most WITHIN
+        seconds; fails saying FAILURE and what was seen last."""
+        deadline = time.monotonic() + within
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{failure} within {within} s; seen: {self.seen[-20:]}")
+            self.lock.wait(left)
 
     def cut(self):
         """Ends every connection made so far, dropping the requests held on
@@ -187,6 +203,9 @@ class Proxy:
                     if self.lose_rx and self.lose_rx.match(line):
                         conn["mute"] = True
                         self.lost.append(line)
+                    # One request at a time on a connection: what comes
+                    # down from now on is this request's answer.
+                    conn["stalled"] = bool(self.stall_rx and self.stall_rx.match(line))
                     self.seen.append(line)
                     self.lock.notify_all()
                 upstream.sendall(head + b"\r\n\r\n" + body)
@@ -203,6 +222,14 @@ class Proxy:
         """Answers, as bytes, from the server to the client."""
         try:
             while data := upstream.recv(65536):
+                with self.lock:
+                    if conn.get("stalled") and self.stall_rx:
+                        self.stalled += 1
+                        self.lock.notify_all()
+                        while self.stall_rx and not self.closed:
+                            self.lock.wait()
+                        self.stalled -= 1
+                    conn["stalled"] = False
                 if not conn["mute"]:
                     client.sendall(data)
         except OSError:

@@ -91,6 +91,19 @@ def test_an_upload_waiting_for_its_commit_is_kept_within_retention(server, alice
     assert server.stored_blocks() == set()
 
 
+def test_gc_drops_more_garbage_than_one_round_takes(server, alice):
+    # gc forgets (and, on PostgreSQL, locks) 256 blocks a round: 300 take
+    # two, and a batch upload stores at most 256 blocks.
+    blocks = [os.urandom(100) for _ in range(300)]
+    for part in (blocks[:200], blocks[200:]):
+        body = b"".join(f"{block_id(b)} {len(b)}\n".encode() + b for b in part)
+        assert alice.post("/block/batch", body).status == 200
+    server.stop()
+    time.sleep(1.1)
+    assert gc(server, "0")["blocks dropped"] == [300, 300 * 100]
+    assert server.stored_blocks() == set()
+
+
 @pytest.mark.embedded_only("the data directory's lock tells of a server of an embedded store only")
 def test_gc_refuses_a_data_directory_a_server_serves(server):
     p = server.cli("gc", check=False)
