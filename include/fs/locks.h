@@ -92,8 +92,8 @@
  *
  * Where a session needs a base block the cache lacks (a write, a
  * truncate or a read of a file being written, a commit that rebuilds a
- * grown or cut last block), fs/session.c fetches it first, with no lock
- * held (fetch_bases()), then takes session->lock and finds it cached.
+ * grown or cut last block), fs/staging.c fetches it first, with no lock
+ * held (staging_bases_fetch()), then takes session->lock and finds it cached.
  * Only a block evicted again in between is fetched under the lock, as
  * all were before: a stat of that file waits for the session's lock
  * while holding sessions->lock, and with it every stat, open and
