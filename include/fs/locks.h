@@ -19,12 +19,13 @@
  *     settling of its answer; fs->in_doubt.
  *     Taken by: the sync thread applying one page of a listing
  *     (fs/sync.c), the uploader from a commit's request to its settling
- *     and to record refusals and retries (fs/upload.c), mount start-up.
+ *     and to record refusals and retries (fs/batch.c, fs/upload_blocks.c),
+ *     mount start-up.
  *     FUSE handlers: never, neither directly nor through any lock below.
- *     Network: yes, by design: remote_commit() (fs/upload.c,
- *     commit_batch) is made under it, bounded by the uploader's request
+ *     Network: yes, by design: remote_commit() (fs/batch.c,
+ *     batch_commit) is made under it, bounded by the uploader's request
  *     bounds; the sync thread waits meanwhile, nothing else does.  No
- *     SQLite transaction is open across that call (mark_in_doubt()
+ *     SQLite transaction is open across that call (doubt_mark()
  *     commits and syncs before it; the settling opens its connection
  *     after the answer).
  *     Nests inside: SQLite (4), the cache's locks (5).
