@@ -6,6 +6,7 @@
 #include "cache/inspect.h"
 #include "cache/upkeep.h"
 #include "cli/cli.h"
+#include "cloudfs/cmdtable.h"
 #include "cloudfs/size.h"
 
 /* The cache of t, opened for use; NULL after printing why. */
@@ -399,10 +400,7 @@ int cli_cache(const struct cli_opts *opts, int argc, char **argv)
 			"cache needs a sub-command: stat, ls, pin, unpin, warm, evict, verify or gc");
 		return CLI_USAGE;
 	}
-	for (size_t i = 0; !c && i < sizeof(commands) / sizeof(commands[0]);
-	     i++)
-		if (strcmp(sub, commands[i].name) == 0)
-			c = &commands[i];
+	c = CFS_CMDTABLE_FIND(commands, sub);
 	if (argc > (c && c->takes_path ? 2 : 1)) {
 		cli_error("too many operands for cache %s", sub);
 		return CLI_USAGE;

@@ -1,5 +1,6 @@
 /* cloudfs history and restore (include/cli/cli.h, cloudfs(1)). */
 #include <libgen.h>
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cloudfs/cmdtable.h"
 #include "cloudfs/size.h"
 
 /*
@@ -74,12 +76,37 @@ static void print_versions(json_t *a)
 	}
 }
 
+static void print_history(json_t *a, const char *path)
+{
+	(void)path; /* the answer names it, as the mount has it */
+	print_versions(a);
+}
+
+static void print_restored(json_t *a, const char *path)
+{
+	printf("restored '%s' from JID %lld (%lld entries)\n", path,
+	       (long long)json_integer_value(json_object_get(a, "jid")),
+	       (long long)json_integer_value(json_object_get(a, "restored")));
+}
+
+/* The commands of cli_history(), each with how it prints the mount's
+ * answer about the path given. */
+static const struct history_command {
+	const char *name;
+	void (*print)(json_t *a, const char *path);
+} commands[] = {
+	{ .name = "history", .print = print_history },
+	{ .name = "restore", .print = print_restored },
+};
+
 int cli_history(const struct cli_opts *opts, const char *cmd, int argc,
 		char **argv)
 {
+	const struct history_command *c = CFS_CMDTABLE_FIND(commands, cmd);
 	struct cli_target t;
 	json_t *req, *a;
 
+	assert(c); /* cli/main.c runs it for these names only */
 	if (argc != 1 || opts->cache_dir) {
 		cli_error("%s takes one PATH in a mount", cmd);
 		return CLI_USAGE;
@@ -95,13 +122,8 @@ int cli_history(const struct cli_opts *opts, const char *cmd, int argc,
 		return CLI_FAILED;
 	if (opts->json)
 		cli_print_json(json_incref(a));
-	else if (strcmp(cmd, "history") == 0)
-		print_versions(a);
 	else
-		printf("restored '%s' from JID %lld (%lld entries)\n", argv[0],
-		       (long long)json_integer_value(json_object_get(a, "jid")),
-		       (long long)json_integer_value(
-			       json_object_get(a, "restored")));
+		c->print(a, argv[0]);
 	json_decref(a);
 	return CLI_OK;
 }

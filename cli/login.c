@@ -2,7 +2,6 @@
  * token file and the configuration that `mount.cloudfs MOUNTPOINT` reads
  * (cloudfs(1), LOGIN).  Nothing is written unless the server accepted the
  * token. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,10 +16,11 @@
 #include "cli/cli.h"
 #include "cloudfs/config.h"
 #include "cloudfs/platform.h"
+#include "fs/remote.h"
 
 /* Tokens are 64 hex digits; anything much longer is not one. */
-#define TOKEN_MAX     256
-#define CHECK_TIMEOUT 30L
+#define TOKEN_MAX	256
+#define CHECK_TIMEOUT_S 30
 
 /* Reads the token from stdin: prompted and unechoed on a terminal,
  * silently from a pipe.  0, or -1 after saying why. */
@@ -55,62 +55,36 @@ static int read_token(const char *url, char token[TOKEN_MAX])
 	return 0;
 }
 
-static size_t discard(char *data, size_t size, size_t n, void *arg)
-{
-	(void)data;
-	(void)arg;
-	return size * n;
-}
-
-/* GET URL/meta/namespaces with the token: 0 when the server takes it,
- * -1 after saying why. */
+/* Asks the server at url for the namespaces of the token (what a mount
+ * asks first): 0 when it lists them, -1 after saying why. */
 static int check_token(const char *url, const char *token, const char *ca)
 {
-	char endpoint[4200], auth[TOKEN_MAX + 32], errbuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *headers = NULL;
-	CURL *curl = curl_easy_init();
-	long status = 0;
-	CURLcode rc;
+	struct remote_ns *list = NULL;
+	struct remote_conn *c = NULL;
+	struct cfs_error err;
+	struct remote *r =
+		remote_curl_new(url, token, ca, CHECK_TIMEOUT_S, &err);
+	enum cfs_err rc = r ? CFS_OK : err.code;
+	size_t n = 0;
 
-	snprintf(endpoint, sizeof(endpoint), "%s/meta/namespaces", url);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-	headers = curl_slist_append(headers, auth);
-	if (!curl || !headers) {
-		cli_error("cannot check the token at %s: out of memory", url);
-		curl_slist_free_all(headers);
-		curl_easy_cleanup(curl);
-		return -1;
-	}
-	curl_easy_setopt(curl, CURLOPT_URL, endpoint);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, CHECK_TIMEOUT);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	if (ca)
-		curl_easy_setopt(curl, CURLOPT_CAINFO, ca);
-	rc = curl_easy_perform(curl);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(headers);
-	curl_easy_cleanup(curl);
-	if (rc != CURLE_OK) {
-		cli_error("cannot reach %s: %s", endpoint,
-			  errbuf[0] ? errbuf : curl_easy_strerror(rc));
-		return -1;
-	}
-	if (status == 401) {
+	if (r && !(c = remote_conn_new(r)))
+		rc = cfs_fail(&err, CFS_ERR_INTERNAL, "out of memory");
+	if (c)
+		rc = remote_namespaces(c, CHECK_TIMEOUT_S, NULL, &list, &n,
+				       &err);
+	if (rc == CFS_ERR_UNAUTHORIZED)
 		cli_error("the server at %s refused the token (unknown or "
 			  "revoked); nothing written",
 			  url);
-		return -1;
-	}
-	if (status != 200) {
-		cli_error("%s answered HTTP %ld, not 200: is it a cloudfsd?",
-			  endpoint, status);
-		return -1;
-	}
-	return 0;
+	else if (rc == CFS_ERR_UNREACHABLE && c)
+		cli_error("cannot reach %s: %s", remote_curl_last_url(c),
+			  err.msg);
+	else if (rc)
+		cli_error("cannot check the token at %s: %s", url, err.msg);
+	remote_ns_free(list, n);
+	remote_conn_free(c);
+	remote_free(r);
+	return rc ? -1 : 0;
 }
 
 /* mkdir -p of dir, each directory created 0700: it holds a secret. */
@@ -205,7 +179,7 @@ int cli_login(const struct cli_opts *opts, int argc, char **argv)
 		cli_error("%s", err);
 		return CLI_FAILED;
 	}
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	remote_curl_global_init();
 	if (read_token(argv[0], token) || check_token(argv[0], token, cfg.ca))
 		goto out;
 	slash = strrchr(token_file, '/');
@@ -226,6 +200,6 @@ int cli_login(const struct cli_opts *opts, int argc, char **argv)
 out:
 	OPENSSL_cleanse(token, sizeof(token));
 	cfs_config_release(&cfg);
-	curl_global_cleanup();
+	remote_curl_global_cleanup();
 	return rc;
 }

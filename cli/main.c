@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cloudfs/cmdtable.h"
 #include "cloudfs/clock.h"
 #include "cloudfs/log.h"
 #include "config.h"
@@ -96,14 +97,6 @@ static const struct command {
 	{ .name = "login", .run = cli_login, .takes = TAKES_TOKEN_FILE },
 };
 
-static const struct command *command_named(const char *name)
-{
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(name, commands[i].name) == 0)
-			return &commands[i];
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longs[] = {
@@ -184,7 +177,7 @@ int main(int argc, char **argv)
 		cli_error("a command is needed ('cloudfs --help' lists them)");
 		return CLI_USAGE;
 	}
-	cmd = command_named(argv[0]);
+	cmd = CFS_CMDTABLE_FIND(commands, argv[0]);
 	takes = cmd ? cmd->takes : 0;
 	if ((opts.wait || opts.timeout) && !(takes & TAKES_WAIT)) {
 		cli_error("--wait and --timeout are for status");

@@ -1,8 +1,10 @@
 /* cloudfs share, unshare, leave and shares (include/cli/cli.h). */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cloudfs/cmdtable.h"
 
 static int print_shares(const struct cli_opts *opts, json_t *a)
 {
@@ -25,14 +27,35 @@ static int print_shares(const struct cli_opts *opts, json_t *a)
 	return CLI_OK;
 }
 
+/* The commands of cli_share(): but for shares, each asks the mount to
+ * change who shares PATH, and says what it did with done (a printf
+ * format of PATH, then USER when it takes one). */
+static const struct share_command {
+	const char *name;
+	bool lists; /* shares: lists them, of one mount */
+	bool takes_user;
+	const char *done;
+} commands[] = {
+	{ .name = "share",
+	  .takes_user = true,
+	  .done = "shared '%s' with %s\n" },
+	{ .name = "unshare",
+	  .takes_user = true,
+	  .done = "'%s' is no longer shared with %s\n" },
+	{ .name = "leave", .done = "left '%s'\n" },
+	{ .name = "shares", .lists = true },
+};
+
 int cli_share(const struct cli_opts *opts, const char *cmd, int argc,
 	      char **argv)
 {
-	int want = strcmp(cmd, "leave") == 0 ? 1 : 2;
+	const struct share_command *c = CFS_CMDTABLE_FIND(commands, cmd);
+	int want = c && c->takes_user ? 2 : 1;
 	struct cli_target t;
 	json_t *a;
 
-	if (strcmp(cmd, "shares") == 0) {
+	assert(c); /* cli/main.c runs it for these names only */
+	if (c->lists) {
 		if (argc > 1) {
 			cli_error("shares takes one MOUNTPOINT at most");
 			return CLI_USAGE;
@@ -61,12 +84,8 @@ int cli_share(const struct cli_opts *opts, const char *cmd, int argc,
 		cli_print_json(json_pack("{s:s, s:O, s:s?}", "path", argv[0],
 					 "ns", json_object_get(a, "ns"), "user",
 					 want == 2 ? argv[1] : NULL));
-	else if (strcmp(cmd, "share") == 0)
-		printf("shared '%s' with %s\n", argv[0], argv[1]);
-	else if (strcmp(cmd, "unshare") == 0)
-		printf("'%s' is no longer shared with %s\n", argv[0], argv[1]);
 	else
-		printf("left '%s'\n", argv[0]);
+		printf(c->done, argv[0], want == 2 ? argv[1] : NULL);
 	json_decref(a);
 	return CLI_OK;
 }

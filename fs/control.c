@@ -17,6 +17,7 @@
 #include "cache/refused.h"
 #include "cache/upkeep.h"
 #include "cloudfs/clock.h"
+#include "cloudfs/cmdtable.h"
 #include "cloudfs/log.h"
 #include "cloudfs/platform.h"
 #include "fs/control.h"
@@ -408,12 +409,13 @@ static const struct control_command {
 static json_t *answer(struct control *c, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	const struct control_command *command;
 
 	if (!cmd)
 		return failure("%s", "a request needs \"cmd\"");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(cmd, commands[i].cmd) == 0)
-			return commands[i].answer(c->fs, cmd, req);
+	command = CFS_CMDTABLE_FIND(commands, cmd);
+	if (command)
+		return command->answer(c->fs, cmd, req);
 	return failure("unknown command '%s'", cmd);
 }
 

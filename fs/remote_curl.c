@@ -44,6 +44,7 @@ struct curl_conn {
 	struct curl_slist *headers;
 	struct cfs_buf answer;
 	bool untrusted; /* the last call's certificate did not verify */
+	char url[1024]; /* the last call's (remote_curl_last_url()) */
 };
 
 struct remote_xfers {
@@ -295,14 +296,14 @@ static enum cfs_err call(struct remote_conn *rc, const char *method,
 {
 	struct curl_conn *c = conn_of(rc);
 	struct curl_remote *r = remote_of(rc->r);
-	char url[1024], what[256];
+	char *url = c->url, what[256];
 	char *text = NULL;
 	enum cfs_err e;
 
 	*out = NULL;
 	snprintf(what, sizeof(what), "%s %s", method, path);
-	if ((size_t)snprintf(url, sizeof(url), "%s%s", r->base.url, path) >=
-	    sizeof(url))
+	if ((size_t)snprintf(url, sizeof(c->url), "%s%s", r->base.url, path) >=
+	    sizeof(c->url))
 		return cfs_fail(err, CFS_ERR_BAD_FIELD, "%s: URL too long",
 				what);
 	if (body && !(text = json_dumps(body, JSON_COMPACT)))
@@ -1327,6 +1328,11 @@ struct remote *remote_curl_new(const char *url, const char *token,
 	}
 	free(r);
 	return NULL;
+}
+
+const char *remote_curl_last_url(const struct remote_conn *c)
+{
+	return ((const struct curl_conn *)c)->url;
 }
 
 void remote_curl_global_init(void)

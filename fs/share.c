@@ -7,6 +7,7 @@
 #include "cache/local.h"
 #include "cache/mirror.h"
 #include "cloudfs/clock.h"
+#include "cloudfs/cmdtable.h"
 #include "fs/fs.h"
 #include "fs/invalidate.h"
 #include "fs/remote.h"
@@ -161,8 +162,25 @@ static void await_shown(struct fs *fs, const struct mirror_entry *e, int64_t ns)
 		fs_invalidate_child(fs, parent, e->name);
 }
 
+/* The verbs of share_member_answer(): what each asks of the server, and
+ * whether it makes the folder a shared one first (or needs it shared
+ * already) and names a user. */
+static const struct share_verb {
+	const char *name;
+	enum remote_member_verb verb;
+	bool shares, needs_user;
+} verbs[] = {
+	{ .name = "share",
+	  .verb = REMOTE_INVITE,
+	  .shares = true,
+	  .needs_user = true },
+	{ .name = "unshare", .verb = REMOTE_REMOVE, .needs_user = true },
+	{ .name = "leave", .verb = REMOTE_LEAVE },
+};
+
 json_t *share_member_answer(struct fs *fs, const char *cmd, json_t *req)
 {
+	const struct share_verb *v = CFS_CMDTABLE_FIND(verbs, cmd);
 	const char *user = json_string_value(json_object_get(req, "user"));
 	uint64_t ino =
 		(uint64_t)json_integer_value(json_object_get(req, "ino"));
@@ -172,18 +190,20 @@ json_t *share_member_answer(struct fs *fs, const char *cmd, json_t *req)
 	struct remote_conn *c;
 	enum cfs_err rc;
 
-	if (!user && strcmp(cmd, "leave") != 0)
+	if (!v)
+		return failure("a share request is share, unshare or leave");
+	if (!user && v->needs_user)
 		return failure("a user is needed");
 	if (look(fs, ino, &e, &root_ns, &err))
 		return failure(err.msg);
-	if (strcmp(cmd, "share") == 0)
+	if (v->shares)
 		ns = shared_ns(fs, &e, root_ns, &err);
 	else if (e.kind == CFS_KIND_MOUNT)
 		ns = e.mount_ns;
 	else
 		cfs_fail(&err, CFS_ERR_NOT_FOUND, "'%s' is not a shared folder",
 			 e.name);
-	if (ns && strcmp(cmd, "share") == 0)
+	if (ns && v->shares)
 		await_shown(fs, &e, ns);
 	mirror_entry_release(&e);
 	if (!ns)
@@ -191,12 +211,7 @@ json_t *share_member_answer(struct fs *fs, const char *cmd, json_t *req)
 	if (!(c = remote_conn_new(fs->remote)))
 		rc = cfs_fail(&err, CFS_ERR_INTERNAL, "out of memory");
 	else
-		rc = fs->remote->ops->member(
-			c, ns,
-			strcmp(cmd, "share") == 0     ? REMOTE_INVITE
-			: strcmp(cmd, "unshare") == 0 ? REMOTE_REMOVE
-						      : REMOTE_LEAVE,
-			user, &err);
+		rc = fs->remote->ops->member(c, ns, v->verb, user, &err);
 	remote_conn_free(c);
 	if (rc)
 		return failure(err.msg);

@@ -19,12 +19,13 @@
  *     settling of its answer; fs->in_doubt.
  *     Taken by: the sync thread applying one page of a listing
  *     (fs/sync.c), the uploader from a commit's request to its settling
- *     and to record refusals and retries (fs/upload.c), mount start-up.
+ *     and to record refusals and retries (fs/batch.c, fs/upload_blocks.c),
+ *     mount start-up.
  *     FUSE handlers: never, neither directly nor through any lock below.
- *     Network: yes, by design: remote_commit() (fs/upload.c,
- *     commit_batch) is made under it, bounded by the uploader's request
+ *     Network: yes, by design: remote_commit() (fs/batch.c,
+ *     batch_commit) is made under it, bounded by the uploader's request
  *     bounds; the sync thread waits meanwhile, nothing else does.  No
- *     SQLite transaction is open across that call (mark_in_doubt()
+ *     SQLite transaction is open across that call (doubt_mark()
  *     commits and syncs before it; the settling opens its connection
  *     after the answer).
  *     Nests inside: SQLite (4), the cache's locks (5).
@@ -92,8 +93,8 @@
  *
  * Where a session needs a base block the cache lacks (a write, a
  * truncate or a read of a file being written, a commit that rebuilds a
- * grown or cut last block), fs/session.c fetches it first, with no lock
- * held (fetch_bases()), then takes session->lock and finds it cached.
+ * grown or cut last block), fs/staging.c fetches it first, with no lock
+ * held (staging_bases_fetch()), then takes session->lock and finds it cached.
  * Only a block evicted again in between is fetched under the lock, as
  * all were before: a stat of that file waits for the session's lock
  * while holding sessions->lock, and with it every stat, open and

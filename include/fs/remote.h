@@ -309,6 +309,10 @@ struct remote *remote_curl_new(const char *url, const char *token,
 void remote_curl_global_init(void);
 void remote_curl_global_cleanup(void);
 
+/* The URL the last call on c (a connection of a libcurl remote) went
+ * to, for a message that must name it ("" before any call). */
+const char *remote_curl_last_url(const struct remote_conn *c);
+
 static inline void remote_free(struct remote *r)
 {
 	if (r)

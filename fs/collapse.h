@@ -1,0 +1,32 @@
+/*
+ * A tree's deletes sent as one recursive delete (fs/collapse.c), for the
+ * files of the uploader (fs/upload_state.h).
+ */
+#ifndef FS_COLLAPSE_H
+#define FS_COLLAPSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fs/upload_state.h"
+
+/* Deletes ops[first .. first + n) of a batch sent as one (fs/collapse.c):
+ * n < 2 is none. */
+struct collapse {
+	size_t first, n;
+	int64_t since; /* the JID they are unchanged since */
+};
+
+/* The first run of the batch's n ops that one delete may send. */
+struct collapse collapse_find(struct uploader *u, const struct queued_op *ops,
+			      size_t n);
+/* Checks c against the mirror; the batch ends with it, or c is none. */
+void collapse_plan(struct uploader *u, struct queued_op *ops, size_t *n,
+		   struct collapse *c);
+/* Settles the answer r to run c's n ops, all applied or none. */
+enum cfs_err collapse_settle(struct uploader *u, struct cfs_sql *db,
+			     const struct queued_op *ops, size_t n,
+			     const struct remote_result *r,
+			     struct mirror_changes *ch, struct cfs_error *err);
+
+#endif

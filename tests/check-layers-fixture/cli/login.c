@@ -1,0 +1,2 @@
+/* Breaks the rule: the CLI speaks HTTP itself. */
+#include <curl/curl.h>

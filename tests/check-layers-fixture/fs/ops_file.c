@@ -1,0 +1,2 @@
+/* May: the kernel layer. */
+#include <fuse_lowlevel.h>

@@ -1,0 +1,2 @@
+/* May: the remote. */
+#include <curl/curl.h>

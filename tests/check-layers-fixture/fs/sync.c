@@ -1,0 +1,2 @@
+/* Breaks the rule: below the kernel layer. */
+#include <fuse_lowlevel.h>
