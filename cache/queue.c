@@ -772,24 +772,34 @@ static enum cfs_err recreate_parents(struct cfs_sql *db,
 	return rc;
 }
 
+enum cfs_err queue_wait_listing(struct cfs_sql *db, const struct queued_op *op,
+				int64_t head, bool *waits,
+				struct cfs_error *err)
+{
+	int64_t cursor = 0;
+	bool found = false;
+	enum cfs_err rc = cfs_sql_int64(
+		db,
+		cfs_sql_stmt(db, "SELECT cursor FROM namespaces WHERE ns = ?1",
+			     err, "i", op->ns),
+		&cursor, &found, err);
+
+	*waits = rc == CFS_OK && found && cursor < head;
+	return rc;
+}
+
 enum cfs_err queue_recreate_parents(struct cfs_sql *db,
 				    const struct queued_op *op, int64_t head,
 				    struct cfs_error *err)
 {
-	int64_t cursor = 0;
-	bool found = false;
+	bool behind = false;
 	enum cfs_err rc = cfs_sql_begin(db, true, err);
 
 	if (rc == CFS_OK)
-		rc = cfs_sql_int64(db,
-				   cfs_sql_stmt(db,
-						"SELECT cursor FROM namespaces"
-						" WHERE ns = ?1",
-						err, "i", op->ns),
-				   &cursor, &found, err);
+		rc = queue_wait_listing(db, op, head, &behind, err);
 	/* Until the listing says where the folders went (a move takes op
 	 * along), op waits without counting a try. */
-	if (rc == CFS_OK && found && cursor < head)
+	if (rc == CFS_OK && behind)
 		return cfs_sql_end(db, rc, err);
 	if (rc == CFS_OK)
 		rc = recreate_parents(db, op, err);

@@ -166,6 +166,12 @@ enum cfs_err answer_settle(struct fs *fs, struct cfs_sql *db,
 		*retry = true;
 		return queue_recreate_parents(db, op, head, err);
 	}
+	if (r->code == CFS_ERR_NOT_FOUND &&
+	    (op->type == QUEUE_DELETE || op->type == QUEUE_MOVE)) {
+		rc = queue_wait_listing(db, op, head, retry, err);
+		if (rc || *retry)
+			return rc;
+	}
 	if (r->code == CFS_ERR_NOT_FOUND && op->type == QUEUE_DELETE)
 		return queue_confirm(db, op, 0, 0, 0, ch, err);
 	if (r->code == CFS_ERR_NOT_FOUND && op->type == QUEUE_LINK) {

@@ -255,6 +255,14 @@ enum cfs_err queue_conflicted_copy(struct cfs_sql *db,
 enum cfs_err queue_rebase(struct cfs_sql *db, const struct queued_op *op,
 			  struct mirror_changes *ch, struct cfs_error *err);
 
+/* The server found nothing at op's path, as its answer with head said:
+ * *waits while the mirror is not listed up to head, since a listing may
+ * re-address op (another device moved a folder above it); op then goes
+ * again as the listing leaves it, without counting a try. */
+enum cfs_err queue_wait_listing(struct cfs_sql *db, const struct queued_op *op,
+				int64_t head, bool *waits,
+				struct cfs_error *err);
+
 /* op's folders are not on the server, as its answer with head said: once
  * the mirror is listed up to head, queues their creation first. */
 enum cfs_err queue_recreate_parents(struct cfs_sql *db,

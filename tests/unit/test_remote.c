@@ -1371,6 +1371,8 @@ struct race {
 	enum queue_type there; /* to a: QUEUE_MOVE (to b), QUEUE_DELETE */
 	enum { RENAME_X, REMOVE_X, MOVE_X_INTO_A } here;
 	bool listed_first;
+	const char *done; /* the server's path of what here did, or NULL */
+	bool done_gone;	  /* done names what must be gone */
 };
 
 /* Runs race r; c's mirror must end showing what the server has. */
@@ -1381,7 +1383,7 @@ static void run_race(const struct race *r)
 	struct cfs_error err;
 	struct cfs_sql *db;
 	const char *name = NULL;
-	uint64_t dir_ino = 0, a_ino = 0, ino;
+	uint64_t dir_ino = 0, a_ino = 0, ino, size = 0;
 	enum cfs_kind kind;
 	enum cfs_err rc = CFS_ERR_INTERNAL;
 
@@ -1411,43 +1413,51 @@ static void run_race(const struct race *r)
 	if (r->listed_first)
 		CHECK(catch_up(&c, &err) == CFS_OK);
 	send_then_show_server(&c, s);
+	if (r->done)
+		CHECK((fake_lookup(s, ROOT_NS, r->done, &size) ==
+		       CFS_KIND_DELETED) == r->done_gone);
 	client_close(&c);
 	fake_server_free(s);
 }
 
 /*
  * A file renamed here while another device moves its folder: the move's
- * path is gone when it arrives, and the server refuses it.  The mount
- * must then show the file where the server has it, not under the name
- * the server never took (test_write_converge.py's shared folder run of
- * seed 4243 ended so, a file at its new name in one mount only).
+ * path is gone when it arrives, and the server finds nothing there.  The
+ * rename waits for the listing, which takes it along to the folder's new
+ * place, and goes again: the file ends under its new name, on the server
+ * and here (test_write_converge.py's shared folder run of seed 4243 once
+ * ended with the file at its new name in one mount only).
  */
-static void test_a_refused_move_shows_where_the_server_has_it(void)
+static void test_a_rename_as_its_folder_moves_elsewhere_ends_there(void)
 {
 	struct race r = { .name = "refused-move",
 			  .x = "a/x",
 			  .kind = CFS_KIND_FILE,
 			  .there = QUEUE_MOVE,
-			  .here = RENAME_X };
+			  .here = RENAME_X,
+			  .done = "b/y" };
 
 	run_race(&r);
 }
 
 /*
  * A folder removed here while another device moves the folder holding
- * it: the delete's path is gone when it arrives, and the server answers
- * that nothing is there.  That is no delete: the folder lives on where
- * the server has it, and must show there (test_write_converge.py's
- * shared folder run of seed 4243 ended so, one mount without a folder
- * and its subtree for good).
+ * it: the delete's path is gone when it arrives, and the server finds
+ * nothing there.  The delete waits for the listing, which takes it along,
+ * and goes again: the folder is gone, on the server and here (once the
+ * mount took "nothing there" for done, and lacked a folder and its
+ * subtree for good that the server had: test_write_converge.py's shared
+ * folder run of seed 4243).
  */
-static void test_a_delete_of_nothing_there_keeps_what_the_server_has(void)
+static void test_a_remove_as_its_folder_moves_elsewhere_is_done(void)
 {
 	struct race r = { .name = "delete-nothing",
 			  .x = "a/x",
 			  .kind = CFS_KIND_DIR,
 			  .there = QUEUE_MOVE,
-			  .here = REMOVE_X };
+			  .here = REMOVE_X,
+			  .done = "b/x",
+			  .done_gone = true };
 
 	run_race(&r);
 }
@@ -1577,10 +1587,10 @@ int main(void)
 	RUN(test_delayed_answers_come_back_out_of_order_and_apply_once);
 	RUN(test_seeded_sequences_with_shares_converge);
 	RUN(test_a_rename_into_a_folder_shared_elsewhere_ends_there);
-	RUN(test_a_refused_move_shows_where_the_server_has_it);
+	RUN(test_a_rename_as_its_folder_moves_elsewhere_ends_there);
 	RUN(test_a_change_left_behind_by_a_folder_move_follows_it);
 	RUN(test_entries_a_share_moved_await_their_listing);
-	RUN(test_a_delete_of_nothing_there_keeps_what_the_server_has);
+	RUN(test_a_remove_as_its_folder_moves_elsewhere_is_done);
 	RUN(test_a_rename_out_of_a_folder_shared_elsewhere_ends_there);
 	RUN(test_a_rename_out_of_a_folder_shared_elsewhere_seeds);
 	RUN(test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder);
