@@ -500,11 +500,24 @@ def test_files_settling_together_are_synced_once_before_their_blocks_are_renamed
                     and line.endswith(" = 0")]
 
         def calls():
-            got = []
+            # A call another thread's call interrupts is printed in two
+            # lines ("... <unfinished ...>", then "<... NAME resumed>...");
+            # joined, in the order the calls began.
+            got, unfinished = [], {}
             for line in out.read_text().splitlines():
                 m_ = re.match(r"(\d+)\s+[\d.]+\s+(.*)$", line)
-                if m_ and "resumed>" not in m_[2]:
-                    got.append((m_[1], m_[2]))
+                if not m_:
+                    continue
+                pid, text = m_[1], m_[2]
+                if text.endswith(" <unfinished ...>"):
+                    unfinished[pid] = len(got)
+                    got.append((pid, text[:-len(" <unfinished ...>")]))
+                elif text.startswith("<... "):
+                    if pid in unfinished:
+                        at = unfinished.pop(pid)
+                        got[at] = (pid, got[at][1] + text.split("resumed>", 1)[1])
+                else:
+                    got.append((pid, text))
             return got
         until(lambda: len(adopted()) == len(files), within=10, what="every file settled")
     finally:
