@@ -202,8 +202,8 @@ static void finish(struct fetcher *f, struct job *j)
 	}
 }
 
-/* j's block is stored, and counted as such, or given up: its room goes
- * back to the keeper. */
+/* j's block is about to be stored, and counted as such, or given up: its
+ * room goes back to the keeper. */
 static void give_back_room(struct fetcher *f, struct job *j)
 {
 	if (j->room)
@@ -402,6 +402,12 @@ static void *store_thread(void *arg)
 		/* Readers go on reading j->fd meanwhile: the storer uses (and
 		 * blockcache_store closes) a duplicate. */
 		fd = dup(j->fd);
+		/* Its room goes back before it is stored, which counts it in
+		 * (on_store): a pass that measured it stored while its room was
+		 * still held counted it twice and evicted a block too many. */
+		pthread_mutex_lock(&f->lock);
+		give_back_room(f, j);
+		pthread_mutex_unlock(&f->lock);
 		if (fd < 0)
 			cfs_fail(&e, CFS_ERR_INTERNAL,
 				 "cannot store a block: %s", strerror(errno));
@@ -416,7 +422,6 @@ static void *store_thread(void *arg)
 		}
 		close(j->fd);
 		j->fd = -1;
-		give_back_room(f, j);
 		j->state = DONE;
 		finish(f, j); /* may free j */
 		pthread_mutex_unlock(&f->lock);

@@ -115,6 +115,19 @@ static void on_store(void *arg, uint32_t size)
 	pthread_mutex_unlock(&k->lock);
 }
 
+/* The room held for bytes on their way (invariant 3), read after a
+ * measure: a fetch gives its room back before its block is stored, so
+ * read in this order no block counts both as stored and as coming. */
+static uint64_t on_the_way(struct keeper *k)
+{
+	uint64_t coming;
+
+	pthread_mutex_lock(&k->lock);
+	coming = k->coming + k->awaiting;
+	pthread_mutex_unlock(&k->lock);
+	return coming;
+}
+
 /* What eviction must free to bring blocks + staged under the low mark and
  * the disk above the floor (with 10% to spare).  At the high mark already,
  * as full is (pass): a cache there with blocks it could evict is not
@@ -198,7 +211,6 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 
 	pthread_mutex_lock(&k->lock);
 	want = k->want;
-	coming = k->coming + k->awaiting;
 	k->arrived = 0;
 	pthread_mutex_unlock(&k->lock);
 	if (glance && disk_avail(k) >= k->min_free + k->min_free / 10)
@@ -206,6 +218,7 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 	if (sweep)
 		drop_unlisted(k);
 	measure(k, want, &blocks, &staged);
+	coming = on_the_way(k);
 	avail = disk_avail(k);
 	/* The write waiting at the floor (under_floor()) is made room for
 	 * above it, as one waiting at the limit is. */
@@ -215,6 +228,7 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 	 * deleted) go before any block a file still reads. */
 	if (need && !sweep && drop_unlisted(k)) {
 		measure(k, want, &blocks, &staged);
+		coming = on_the_way(k);
 		avail = disk_avail(k);
 		need = to_free(k, blocks, staged + coming,
 			       avail > want ? avail - want : 0);
