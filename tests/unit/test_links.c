@@ -144,6 +144,43 @@ static void test_a_link_waits_for_its_files_creation(void)
 	mirror_entry_release(&node);
 }
 
+/*
+ * link(2) answers with the entry it read in its transaction; the file's
+ * creation may be confirmed before the kernel's reply is built from it
+ * (harness seed 1907: nlink 1 after a successful link).  The count must
+ * follow the node to its new id.
+ */
+static void test_a_link_count_read_before_the_creation_is_confirmed(void)
+{
+	struct cfs_error err;
+	struct mirror_entry f, node;
+	struct local_new n = { .kind = CFS_KIND_FILE, .mode = 0644 };
+	struct cfs_blocklist none = { 0 };
+	struct local_content c = { .blocks = &none };
+	struct mirror_changes ch = { 0 };
+	struct queued_op *ops;
+	size_t k;
+	int64_t nl = 0;
+
+	CHECK(local_mknode(db, MIRROR_ROOT_INO, "early", &n, &f, &err) ==
+	      CFS_OK);
+	CHECK(local_write_end(db, f.ino, &c, &ch, &err) == CFS_OK);
+	CHECK(local_link(db, f.ino, MIRROR_ROOT_INO, "early2", &node, &err) ==
+	      CFS_OK);
+	CHECK(node.node < 0); /* not on the server yet */
+	queued(&ops, &k);
+	CHECK(k == 2 && ops[0].type == QUEUE_FILE);
+	CHECK(k == 2 &&
+	      queue_confirm(db, &ops[0], 60, 7, 0, &ch, &err) == CFS_OK);
+	CHECK(mirror_names(db, &node, &nl, &err) == CFS_OK && nl == 2);
+	CHECK(k == 2 &&
+	      queue_confirm(db, &ops[1], 61, 8, 0, &ch, &err) == CFS_OK);
+	release(ops, k);
+	mirror_changes_release(&ch);
+	mirror_entry_release(&f);
+	mirror_entry_release(&node);
+}
+
 static void test_link_refuses_folders_and_taken_names(void)
 {
 	struct cfs_error err;
@@ -201,6 +238,7 @@ int main(void)
 	CHECK(db && mirror_init_root(db, ROOT_NS, &err) == CFS_OK);
 	RUN(test_a_further_name_shows_its_node_and_counts);
 	RUN(test_a_link_waits_for_its_files_creation);
+	RUN(test_a_link_count_read_before_the_creation_is_confirmed);
 	RUN(test_link_refuses_folders_and_taken_names);
 	RUN(test_unlinking_the_first_name_moves_the_file_to_a_link);
 	cache_db_release(cache, db);
