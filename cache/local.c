@@ -12,6 +12,27 @@
 #include "cache/rows.h"
 #include "cloudfs/clock.h"
 
+/*
+ * The entry of inode ino, which the kernel names (a folder to change, a
+ * file to link).  Not in the mirror, it was replaced or removed since the
+ * kernel looked it up (inode numbers are never reused): CFS_ERR_STALE,
+ * ESTALE, makes the kernel look the path up again, where ENOENT said that
+ * a name which exists is missing (harness seed 1907: a link into a folder
+ * whose share by another mount had just given it a new inode).
+ */
+static enum cfs_err kernel_get(struct cfs_sql *db, uint64_t ino,
+			       struct mirror_entry *e, struct cfs_error *err)
+{
+	enum cfs_err rc = mirror_get(db, ino, e, err);
+
+	if (rc == CFS_ERR_NOT_FOUND)
+		rc = cfs_fail(
+			err, CFS_ERR_STALE,
+			"inode %llu was replaced or removed since the kernel looked it up",
+			(unsigned long long)ino);
+	return rc;
+}
+
 /* Whether the server has, or will have, entry e. */
 static enum cfs_err known(struct cfs_sql *db, const struct mirror_entry *e,
 			  bool *yes, struct cfs_error *err)
@@ -96,7 +117,7 @@ static enum cfs_err mknode(struct cfs_sql *db, uint64_t dir_ino,
 {
 	struct mirror_entry dir, taken;
 	bool found;
-	enum cfs_err rc = mirror_get(db, dir_ino, &dir, err);
+	enum cfs_err rc = kernel_get(db, dir_ino, &dir, err);
 
 	if (rc)
 		return rc;
@@ -204,7 +225,7 @@ static enum cfs_err remove_one(struct cfs_sql *db, uint64_t dir_ino,
 {
 	struct mirror_entry parent, e;
 	bool found = false, full = false, is_dir, took = false;
-	enum cfs_err rc = mirror_get(db, dir_ino, &parent, err);
+	enum cfs_err rc = kernel_get(db, dir_ino, &parent, err);
 
 	if (rc)
 		return rc;
@@ -395,11 +416,11 @@ static enum cfs_err do_rename(struct cfs_sql *db, const struct rename_args *a,
 	struct mirror_entry dir, newdir, e, t;
 	int64_t ns, node, new_ns, new_node, below = 0;
 	bool found_e = false, found_t = false, inside = false;
-	enum cfs_err rc = mirror_get(db, a->dir_ino, &dir, err);
+	enum cfs_err rc = kernel_get(db, a->dir_ino, &dir, err);
 
 	if (rc)
 		return rc;
-	rc = mirror_get(db, a->newdir_ino, &newdir, err);
+	rc = kernel_get(db, a->newdir_ino, &newdir, err);
 	if (rc) {
 		mirror_entry_release(&dir);
 		return rc;
@@ -498,7 +519,7 @@ static enum cfs_err do_link(struct cfs_sql *db, uint64_t ino,
 	struct queued_op op = { .type = QUEUE_LINK, .kind = CFS_KIND_LINK };
 	int64_t ns, node;
 	bool found = false;
-	enum cfs_err rc = mirror_get(db, ino, out, err);
+	enum cfs_err rc = kernel_get(db, ino, out, err);
 
 	if (rc)
 		return rc;
@@ -506,7 +527,7 @@ static enum cfs_err do_link(struct cfs_sql *db, uint64_t ino,
 		return cfs_fail(err, CFS_ERR_FORBIDDEN,
 				"'%s' is a folder, which has one name",
 				out->name);
-	rc = mirror_get(db, newdir_ino, &dir, err);
+	rc = kernel_get(db, newdir_ino, &dir, err);
 	if (rc)
 		return rc;
 	rc = rows_dir_key(&dir, &ns, &node, err);

@@ -285,13 +285,21 @@ enum cfs_err mirror_names(struct cfs_sql *db, const struct mirror_entry *e,
 	*n = 1;
 	if (e->kind == CFS_KIND_DIR || e->kind == CFS_KIND_MOUNT)
 		return CFS_OK;
-	/* Literal kind, so that the partial index entries_links answers. */
+	/*
+	 * By the node's row as it is now, not e's node id: e may be read
+	 * before the server's answer to the node's creation gave it its id
+	 * (rows_set_node() renames its links' link_of with it) or before a
+	 * share moved it to another namespace, and the count would miss
+	 * every link.  Literal kind, so that the partial index entries_links
+	 * answers.
+	 */
 	rc = cfs_sql_int64(db,
 			   cfs_sql_stmt(db,
-					"SELECT COUNT(*) FROM entries"
-					" WHERE ns = ?1 AND link_of = ?2"
-					" AND kind = 9",
-					err, "ii", e->ns, e->node),
+					"SELECT COUNT(*) FROM entries n"
+					" JOIN entries l ON l.ns = n.ns"
+					" AND l.link_of = n.node AND l.kind = 9"
+					" WHERE n.ino = ?1",
+					err, "i", (int64_t)e->ino),
 			   n, &found, err);
 	*n += 1;
 	return rc;

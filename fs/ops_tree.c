@@ -3,9 +3,12 @@
  * setattr (fs/ops.h).  Each change is made to the mirror and queued in one
  * transaction (cache/local.h); the uploader sends it.
  *
- * POSIX behaviours a user should know: hard links are refused (EPERM), as
- * is changing the owner; RENAME_EXCHANGE is EINVAL;
- * renaming across a shared folder's boundary is EXDEV.
+ * POSIX behaviours a user should know: hard links stay within one
+ * namespace (EXDEV across a shared folder's boundary, EPERM for a folder);
+ * changing the owner is EPERM; RENAME_EXCHANGE is EINVAL; renaming across
+ * a shared folder's boundary is EXDEV.  A change naming an inode that the
+ * mirror replaced since the kernel looked it up is ESTALE, and the kernel
+ * looks the path up again (cache/local.h).
  */
 #include <errno.h>
 #include <string.h>

@@ -34,6 +34,7 @@ static const struct {
 	[CFS_ERR_STORAGE_FULL] = { "storage_full", 507, ENOSPC },
 	[CFS_ERR_UNREACHABLE] = { "unreachable", 502, EIO },
 	[CFS_ERR_TOO_LONG] = { "too_long", 400, ENAMETOOLONG },
+	[CFS_ERR_STALE] = { "stale", 404, ESTALE },
 };
 
 static enum cfs_err clamp(enum cfs_err code)

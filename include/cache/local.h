@@ -71,10 +71,11 @@ struct local_new {
 };
 
 /*
- * Creates name in directory dir_ino (*out: the new entry).  NOT_FOUND,
- * NOT_DIR for dir_ino; EXISTS when the name is taken; BAD_PATH for a name
- * the protocol refuses.  A file is created with a write session open,
- * which local_write_end() closes.
+ * Creates name in directory dir_ino (*out: the new entry).  STALE when
+ * the mirror no longer has dir_ino (the kernel's inode is out of date; so
+ * for every inode the functions below take), NOT_DIR; EXISTS when the
+ * name is taken; BAD_PATH for a name the protocol refuses.  A file is
+ * created with a write session open, which local_write_end() closes.
  */
 enum cfs_err local_mknode(struct cfs_sql *db, uint64_t dir_ino,
 			  const char *name, const struct local_new *n,
@@ -82,7 +83,8 @@ enum cfs_err local_mknode(struct cfs_sql *db, uint64_t dir_ino,
 
 /*
  * Removes name from dir_ino: a folder when dir (rmdir), anything else
- * otherwise (unlink).  NOT_FOUND, IS_DIR, NOT_DIR, NOT_EMPTY.  *ino gets
+ * otherwise (unlink).  STALE, NOT_FOUND (no such name), IS_DIR, NOT_DIR,
+ * NOT_EMPTY.  *ino gets
  * the removed entry's inode.
  */
 enum cfs_err local_remove(struct cfs_sql *db, uint64_t dir_ino,
@@ -93,7 +95,8 @@ enum cfs_err local_remove(struct cfs_sql *db, uint64_t dir_ino,
  * Renames name of dir_ino to newname of newdir_ino, replacing a compatible
  * target unless noreplace (then EXISTS); the entry moved (*ino, 0 when
  * the rename was onto itself and changed nothing) gets ctime_ns, as on
- * Linux filesystems (POSIX allows it).  CROSS_NS between namespaces;
+ * Linux filesystems (POSIX allows it).  STALE; NOT_FOUND for a missing
+ * name; CROSS_NS between namespaces;
  * BAD_FIELD for a folder into itself; IS_DIR, NOT_DIR, NOT_EMPTY as
  * rename(2).
  */
@@ -105,7 +108,8 @@ enum cfs_err local_rename(struct cfs_sql *db, uint64_t dir_ino,
 /*
  * Gives node ino a further name, newname in newdir_ino (link(2)); *out:
  * the node, with its new link count to come from mirror_names().
- * FORBIDDEN for a folder or a shared folder's mount (they have one name);
+ * STALE for an inode the mirror no longer has; FORBIDDEN for a folder or
+ * a shared folder's mount (they have one name);
  * CROSS_NS when newdir_ino is in another namespace; EXISTS when the name
  * is taken; TOO_LONG, BAD_PATH as for a create.  The node must be known to
  * the queue before (its write session committed): the link is sent after

@@ -69,7 +69,7 @@ enum cfs_err mirror_readdir(struct cfs_sql *db, const struct mirror_entry *dir,
 enum cfs_err mirror_named(struct cfs_sql *db, struct mirror_entry *e,
 			  struct cfs_error *err);
 
-/* How many names node entry e has: 1 + its links shown. */
+/* How many names node entry e (by its inode) has now: 1 + its links shown. */
 enum cfs_err mirror_names(struct cfs_sql *db, const struct mirror_entry *e,
 			  int64_t *n, struct cfs_error *err);
 

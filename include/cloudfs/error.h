@@ -38,6 +38,9 @@ enum cfs_err {
 	/* Client side only: a name or a path longer than the server takes
 	 * (which it refuses as bad_path). */
 	CFS_ERR_TOO_LONG,
+	/* Client side only: an inode the kernel names is no longer in the
+	 * mirror (replaced or removed since the kernel looked it up). */
+	CFS_ERR_STALE,
 	CFS_ERR__COUNT
 };
 

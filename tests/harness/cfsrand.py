@@ -649,7 +649,13 @@ def describe_tree(root):
     followed; a file's view has its size and digest, a symlink's its target;
     what is not a folder, its names."""
     out, inode_of = {}, {}
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unlisted(e):
+        # os.walk skips a folder it cannot list: say so, or the folder's
+        # contents look missing when the listing failed (ESTALE, EIO).
+        out[os.path.relpath(e.filename, root) + "/"] = ("listing", errname(e))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted):
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)

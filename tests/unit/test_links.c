@@ -5,6 +5,7 @@
  * file's creation, and waits for it; unlinking the file's first name
  * leaves it at a further name at once, as the server does.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +145,43 @@ static void test_a_link_waits_for_its_files_creation(void)
 	mirror_entry_release(&node);
 }
 
+/*
+ * link(2) answers with the entry it read in its transaction; the file's
+ * creation may be confirmed before the kernel's reply is built from it
+ * (harness seed 1907: nlink 1 after a successful link).  The count must
+ * follow the node to its new id.
+ */
+static void test_a_link_count_read_before_the_creation_is_confirmed(void)
+{
+	struct cfs_error err;
+	struct mirror_entry f, node;
+	struct local_new n = { .kind = CFS_KIND_FILE, .mode = 0644 };
+	struct cfs_blocklist none = { 0 };
+	struct local_content c = { .blocks = &none };
+	struct mirror_changes ch = { 0 };
+	struct queued_op *ops;
+	size_t k;
+	int64_t nl = 0;
+
+	CHECK(local_mknode(db, MIRROR_ROOT_INO, "early", &n, &f, &err) ==
+	      CFS_OK);
+	CHECK(local_write_end(db, f.ino, &c, &ch, &err) == CFS_OK);
+	CHECK(local_link(db, f.ino, MIRROR_ROOT_INO, "early2", &node, &err) ==
+	      CFS_OK);
+	CHECK(node.node < 0); /* not on the server yet */
+	queued(&ops, &k);
+	CHECK(k == 2 && ops[0].type == QUEUE_FILE);
+	CHECK(k == 2 &&
+	      queue_confirm(db, &ops[0], 60, 7, 0, &ch, &err) == CFS_OK);
+	CHECK(mirror_names(db, &node, &nl, &err) == CFS_OK && nl == 2);
+	CHECK(k == 2 &&
+	      queue_confirm(db, &ops[1], 61, 8, 0, &ch, &err) == CFS_OK);
+	release(ops, k);
+	mirror_changes_release(&ch);
+	mirror_entry_release(&f);
+	mirror_entry_release(&node);
+}
+
 static void test_link_refuses_folders_and_taken_names(void)
 {
 	struct cfs_error err;
@@ -190,6 +228,43 @@ static void test_unlinking_the_first_name_moves_the_file_to_a_link(void)
 	release(ops, k);
 }
 
+/*
+ * The kernel keeps a folder's inode until it is told to drop it; a link
+ * (or a create, or a remove) into a folder the mirror replaced meanwhile
+ * says ESTALE, so that the kernel looks the path up again, not ENOENT
+ * for a name that exists (harness seed 1907: a folder shared by another
+ * mount gets a new inode).
+ */
+static void test_a_change_in_a_folder_replaced_meanwhile_is_stale(void)
+{
+	struct mirror_entry page[] = {
+		entry(80, "dir", 20, CFS_KIND_DIR, 0),
+		entry(81, "file", 21, CFS_KIND_FILE, 0),
+	};
+	struct mirror_entry gone = entry(80, "dir", 22, CFS_KIND_DELETED, 0);
+	struct local_new n = { .kind = CFS_KIND_DIR, .mode = 0755 };
+	struct mirror_entry node = { 0 }, made = { 0 };
+	struct cfs_error err;
+	uint64_t dir_ino, file_ino, ino;
+	int64_t nl;
+	bool dropped;
+
+	apply(page, 2, 21, 0, &dropped);
+	dir_ino = shown("dir", &nl);
+	file_ino = shown("file", &nl);
+	CHECK(dir_ino != 0 && file_ino != 0);
+	apply(&gone, 1, 22, 0, &dropped);
+	CHECK(local_link(db, file_ino, dir_ino, "x", &node, &err) ==
+	      CFS_ERR_STALE);
+	CHECK(cfs_err_errno(err.code) == ESTALE);
+	CHECK(local_mknode(db, dir_ino, "x", &n, &made, &err) == CFS_ERR_STALE);
+	CHECK(local_remove(db, dir_ino, "x", false, &ino, &err) ==
+	      CFS_ERR_STALE);
+	/* A missing name in a folder that is there is ENOENT still. */
+	CHECK(local_remove(db, MIRROR_ROOT_INO, "x", false, &ino, &err) ==
+	      CFS_ERR_NOT_FOUND);
+}
+
 int main(void)
 {
 	struct cfs_error err;
@@ -201,8 +276,10 @@ int main(void)
 	CHECK(db && mirror_init_root(db, ROOT_NS, &err) == CFS_OK);
 	RUN(test_a_further_name_shows_its_node_and_counts);
 	RUN(test_a_link_waits_for_its_files_creation);
+	RUN(test_a_link_count_read_before_the_creation_is_confirmed);
 	RUN(test_link_refuses_folders_and_taken_names);
 	RUN(test_unlinking_the_first_name_moves_the_file_to_a_link);
+	RUN(test_a_change_in_a_folder_replaced_meanwhile_is_stale);
 	cache_db_release(cache, db);
 	cache_close(cache);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
