@@ -105,23 +105,34 @@ static void test_a_further_name_shows_its_node_and_counts(void)
 	CHECK(shown("b", &nb) == 0 && shown("a", &na) == a && na == 1);
 }
 
+/* A new empty file NAME, written and closed, and its hard link NAME2 in
+ * the root: both queued, neither sent. */
+static void make_linked(const char *name, const char *name2,
+			struct mirror_entry *f, struct mirror_entry *node,
+			struct mirror_changes *ch)
+{
+	struct cfs_error err;
+	struct local_new n = { .kind = CFS_KIND_FILE, .mode = 0644 };
+	struct cfs_blocklist none = { 0 };
+	struct local_content c = { .blocks = &none };
+
+	CHECK(local_mknode(db, MIRROR_ROOT_INO, name, &n, f, &err) == CFS_OK);
+	CHECK(local_write_end(db, f->ino, &c, ch, &err) == CFS_OK);
+	CHECK(local_link(db, f->ino, MIRROR_ROOT_INO, name2, node, &err) ==
+	      CFS_OK);
+}
+
 static void test_a_link_waits_for_its_files_creation(void)
 {
 	struct cfs_error err;
 	struct mirror_entry f, node;
-	struct local_new n = { .kind = CFS_KIND_FILE, .mode = 0644 };
-	struct cfs_blocklist none = { 0 };
-	struct local_content c = { .blocks = &none };
 	struct mirror_changes ch = { 0 };
 	struct queued_op *ops;
 	size_t k;
 	int64_t nl;
 	bool waits = false;
 
-	CHECK(local_mknode(db, MIRROR_ROOT_INO, "new", &n, &f, &err) == CFS_OK);
-	CHECK(local_write_end(db, f.ino, &c, &ch, &err) == CFS_OK);
-	CHECK(local_link(db, f.ino, MIRROR_ROOT_INO, "new2", &node, &err) ==
-	      CFS_OK);
+	make_linked("new", "new2", &f, &node, &ch);
 	CHECK(node.ino == f.ino);
 	CHECK(shown("new2", &nl) == f.ino && nl == 2);
 	queued(&ops, &k);
@@ -155,19 +166,12 @@ static void test_a_link_count_read_before_the_creation_is_confirmed(void)
 {
 	struct cfs_error err;
 	struct mirror_entry f, node;
-	struct local_new n = { .kind = CFS_KIND_FILE, .mode = 0644 };
-	struct cfs_blocklist none = { 0 };
-	struct local_content c = { .blocks = &none };
 	struct mirror_changes ch = { 0 };
 	struct queued_op *ops;
 	size_t k;
 	int64_t nl = 0;
 
-	CHECK(local_mknode(db, MIRROR_ROOT_INO, "early", &n, &f, &err) ==
-	      CFS_OK);
-	CHECK(local_write_end(db, f.ino, &c, &ch, &err) == CFS_OK);
-	CHECK(local_link(db, f.ino, MIRROR_ROOT_INO, "early2", &node, &err) ==
-	      CFS_OK);
+	make_linked("early", "early2", &f, &node, &ch);
 	CHECK(node.node < 0); /* not on the server yet */
 	queued(&ops, &k);
 	CHECK(k == 2 && ops[0].type == QUEUE_FILE);
