@@ -519,15 +519,18 @@ enum cfs_err mirror_ns_get(struct cfs_sql *db, int64_t ns, struct mirror_ns *m,
 
 	if (rc == CFS_OK)
 		rc = cfs_sql_step(db, st, &row, err);
-	if (rc == CFS_OK && !row)
-		return CFS_ERR_NOT_FOUND;
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && row)
 		*m = (struct mirror_ns){
 			.ns = ns,
 			.cursor = sqlite3_column_int64(st, 0),
 			.listed = sqlite3_column_int(st, 1) != 0,
 		};
-	return rc;
+	/* Reset: stopped at its row, it would keep its read snapshot, and a
+	 * write transaction begun on this connection after another's write
+	 * would fail at once ("database is locked"). */
+	if (st)
+		sqlite3_reset(st);
+	return rc == CFS_OK && !row ? CFS_ERR_NOT_FOUND : rc;
 }
 
 enum cfs_err mirror_init_root(struct cfs_sql *db, int64_t root_ns,

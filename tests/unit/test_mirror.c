@@ -257,6 +257,28 @@ static void test_a_moved_folder_waits_for_its_folder_on_a_later_page(void)
 	CHECK(strcmp(path, "box/notes/todo") == 0);
 }
 
+/*
+ * Reading a namespace's cursor leaves no read snapshot behind: a write
+ * transaction begun on the same connection after another connection's
+ * write waits its turn instead of failing at once with "database is
+ * locked" (a mount's uploader, after a create answered "not found", could
+ * then not record which changes the server answered, and its listings
+ * waited for them for good).
+ */
+static void test_reading_a_cursor_leaves_no_snapshot_behind(void)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(cache, &err);
+	struct mirror_ns m;
+
+	CHECK(db && mirror_ns_get(db, ROOT_NS, &m, &err) == CFS_OK);
+	/* Another connection of the pool writes meanwhile. */
+	CHECK(apply(folder(40, 0, "written meanwhile", 40), &err) == CFS_OK);
+	CHECK(cfs_sql_begin(db, true, &err) == CFS_OK);
+	CHECK(cfs_sql_end(db, CFS_OK, &err) == CFS_OK);
+	cache_db_release(cache, db);
+}
+
 int main(void)
 {
 	char cmd[64];
@@ -267,6 +289,7 @@ int main(void)
 	RUN(test_the_root_cannot_mount_a_namespace_twice);
 	RUN(test_a_page_places_a_moved_folder_whose_folder_comes_later);
 	RUN(test_a_moved_folder_waits_for_its_folder_on_a_later_page);
+	RUN(test_reading_a_cursor_leaves_no_snapshot_behind);
 	cache_close(cache);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
