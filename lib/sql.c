@@ -90,8 +90,27 @@ enum cfs_err cfs_sql_script(struct cfs_sql *c, const char *sql,
 	return rc == SQLITE_OK ? CFS_OK : cfs_sql_fail(c, rc, err);
 }
 
+/* The first statement of c that stopped at a row, or NULL. */
+static sqlite3_stmt *stopped(struct cfs_sql *c)
+{
+	sqlite3_stmt *st = sqlite3_next_stmt(c->db, NULL);
+
+	while (st && !sqlite3_stmt_busy(st))
+		st = sqlite3_next_stmt(c->db, st);
+	return st;
+}
+
 enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write, struct cfs_error *err)
 {
+	sqlite3_stmt *st = write ? stopped(c) : NULL;
+
+	/* Such a statement keeps a read snapshot (reset_stopped()), and a
+	 * write transaction begun behind it fails at once, not after the
+	 * busy wait: its SQL says which reader forgot to reset. */
+	if (st)
+		cfs_log_error("%s: a write begins while a statement still "
+			      "reads: %s",
+			      c->what, sqlite3_sql(st));
 	return cfs_sql_script(c, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
 }
 
