@@ -136,7 +136,11 @@ class Client:
                 try:
                     self.conn.request(method, path, body=body, headers=h)
                 except (ConnectionResetError, BrokenPipeError):
-                    pass  # answered before the whole body was read (413): read the answer
+                    # Answered before the whole body was read (413): read
+                    # the answer, unless the socket went with the error
+                    # (a server killed mid-request: nothing to read).
+                    if self.conn.sock is None:
+                        raise
                 r = self.conn.getresponse()
                 data = r.read()
                 if r.getheader("Connection", "").lower() == "close":
