@@ -14,10 +14,14 @@ from cfs_proxy import proxy  # noqa: F401 (a fixture)
 from test_share import all_arrived, shared_ns, write
 
 
-@pytest.mark.parametrize("edited", [False, True])
-def test_a_queued_rename_into_a_folder_another_mount_shares_ends_there(
-        alice, bob, mount, proxy, edited):
-    ma = mount(alice.clone(proxy.url), settle=0)
+def rename_into_a_folder_shared_meanwhile(alice, mount, proxy, new=None, **options):
+    """Mounts MA (through PROXY, with OPTIONS) and another mount of alice
+    with proj/keep.txt and top.txt; holds MA's commits, writes NEW into
+    top.txt if given, renames it to proj/moved.txt, and shares proj with
+    bob from the other mount while the rename waits in the proxy.
+    Returns MA, the other mount and the shared namespace; the proxy still
+    holds the rename."""
+    ma = mount(alice.clone(proxy.url), settle=0, **options)
     other = mount(alice)
     os.makedirs(at(ma, "proj"))
     write(at(ma, "proj", "keep.txt"), b"kept\n")
@@ -27,13 +31,20 @@ def test_a_queued_rename_into_a_folder_another_mount_shares_ends_there(
           what="the files in the other mount")
 
     proxy.hold(r"POST /meta/ns/\d+/commit")
-    data = b"version 2\n" if edited else b"version 1\n"
-    if edited:
-        write(at(ma, "top.txt"), data)
+    if new is not None:
+        write(at(ma, "top.txt"), new)
     os.rename(at(ma, "top.txt"), at(ma, "proj", "moved.txt"))
     proxy.wait_held(1)
     cloudfs("share", at(other, "proj"), "bob")
-    ns = shared_ns(alice, "proj")
+    return ma, other, shared_ns(alice, "proj")
+
+
+@pytest.mark.parametrize("edited", [False, True])
+def test_a_queued_rename_into_a_folder_another_mount_shares_ends_there(
+        alice, bob, mount, proxy, edited):
+    data = b"version 2\n" if edited else b"version 1\n"
+    ma, other, ns = rename_into_a_folder_shared_meanwhile(
+        alice, mount, proxy, new=data if edited else None)
     proxy.release()
     all_arrived(alice, bob, [(ma, "proj"), (other, "proj")], ns,
                 {"keep.txt": b"kept\n", "moved.txt": data}, mount)
@@ -49,21 +60,8 @@ def test_the_two_halves_of_a_move_into_a_folder_shared_since_survive_lost_answer
     """The move goes as the file's create in the shared namespace, then
     the original's delete: with the create's answer lost, it is sent
     again and applied once; the file is neither doubled nor lost."""
-    ma = mount(alice.clone(proxy.url), settle=0)
-    other = mount(alice)
-    os.makedirs(at(ma, "proj"))
-    write(at(ma, "proj", "keep.txt"), b"kept\n")
-    write(at(ma, "top.txt"), b"version 1\n")
-    cloudfs("status", "--wait", ma.mountpoint)
-    until(lambda: read(at(other, "top.txt")) == b"version 1\n", within=10,
-          what="the files in the other mount")
-
-    proxy.hold(r"POST /meta/ns/\d+/commit")
-    write(at(ma, "top.txt"), b"version 2\n")
-    os.rename(at(ma, "top.txt"), at(ma, "proj", "moved.txt"))
-    proxy.wait_held(1)
-    cloudfs("share", at(other, "proj"), "bob")
-    ns = shared_ns(alice, "proj")
+    ma, other, ns = rename_into_a_folder_shared_meanwhile(
+        alice, mount, proxy, new=b"version 2\n")
     proxy.lose(rf"POST /meta/ns/{ns}/commit")
     proxy.release()
     proxy.wait_lost(1, within=60)  # the create's answer
@@ -83,21 +81,8 @@ def test_a_kill_9_between_the_two_halves_of_a_move_into_a_folder_shared_since(
     """The create in the shared namespace is committed, the original's
     delete is on its way when the mount is killed: the remount sends the
     delete, and the file is at the one place the user moved it to."""
-    ma = mount(alice.clone(proxy.url), settle=0, timeout=10)
-    other = mount(alice)
-    os.makedirs(at(ma, "proj"))
-    write(at(ma, "proj", "keep.txt"), b"kept\n")
-    write(at(ma, "top.txt"), b"version 1\n")
-    cloudfs("status", "--wait", ma.mountpoint)
-    until(lambda: read(at(other, "top.txt")) == b"version 1\n", within=10,
-          what="the files in the other mount")
-
-    proxy.hold(r"POST /meta/ns/\d+/commit")
-    write(at(ma, "top.txt"), b"version 2\n")
-    os.rename(at(ma, "top.txt"), at(ma, "proj", "moved.txt"))
-    proxy.wait_held(1)
-    cloudfs("share", at(other, "proj"), "bob")
-    ns = shared_ns(alice, "proj")
+    ma, other, ns = rename_into_a_folder_shared_meanwhile(
+        alice, mount, proxy, new=b"version 2\n", timeout=10)
     # The shared namespace's commits go; the root's, one at a time, until
     # the create is on the server: the next one of the root is the delete.
     proxy.hold(rf"POST /meta/ns/{alice.root_ns}/commit")
