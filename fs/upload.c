@@ -19,8 +19,9 @@
 #include "fs/upload.h"
 #include "fs/upload_state.h"
 
-#define BACKOFF_MIN_MS 250
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MIN_MS	    250
+#define BACKOFF_MAX_MS	    30000
+#define BACKOFF_ANSWERED_MS 2000
 
 /* Tells uploader_sending() which inodes the batch ops holds (n 0: none),
  * and uploader_progress() which is its largest file. */
@@ -143,6 +144,12 @@ static void *upload_thread(void *arg)
 		backoff = backoff ? 2 * backoff : BACKOFF_MIN_MS;
 		if (backoff > BACKOFF_MAX_MS)
 			backoff = BACKOFF_MAX_MS;
+		/* Answered, but to go again (a move or create waiting for the
+		 * listing to say where its folder went): what it waits for
+		 * comes within a long poll, and a backoff grown meanwhile held
+		 * the change back up to 30 s after it came. */
+		if (rc == CFS_OK && backoff > BACKOFF_ANSWERED_MS)
+			backoff = BACKOFF_ANSWERED_MS;
 		if (rc && !__atomic_load_n(&u->stop, __ATOMIC_RELAXED))
 			cfs_log_warn(
 				"cannot send local changes (%s); retrying in about %u ms",
