@@ -138,10 +138,10 @@ enum cfs_err cfs_sql_sync(struct cfs_sql *c, struct cfs_error *err)
  */
 static void reset_stopped(struct cfs_sql *c)
 {
-	for (sqlite3_stmt *st = sqlite3_next_stmt(c->db, NULL); st;
-	     st = sqlite3_next_stmt(c->db, st))
-		if (sqlite3_stmt_busy(st))
-			sqlite3_reset(st);
+	sqlite3_stmt *st;
+
+	while ((st = stopped(c)))
+		sqlite3_reset(st);
 }
 
 enum cfs_err cfs_sql_end(struct cfs_sql *c, enum cfs_err rc,
