@@ -776,16 +776,11 @@ enum cfs_err queue_wait_listing(struct cfs_sql *db, const struct queued_op *op,
 				int64_t head, bool *waits,
 				struct cfs_error *err)
 {
-	int64_t cursor = 0;
-	bool found = false;
-	enum cfs_err rc = cfs_sql_int64(
-		db,
-		cfs_sql_stmt(db, "SELECT cursor FROM namespaces WHERE ns = ?1",
-			     err, "i", op->ns),
-		&cursor, &found, err);
+	struct mirror_ns m;
+	enum cfs_err rc = mirror_ns_get(db, op->ns, &m, err);
 
-	*waits = rc == CFS_OK && found && cursor < head;
-	return rc;
+	*waits = rc == CFS_OK && m.cursor < head;
+	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
 }
 
 enum cfs_err queue_recreate_parents(struct cfs_sql *db,
