@@ -114,6 +114,14 @@ static enum cfs_err batch_commit(struct uploader *u, struct queued_op *ops,
 		rc = answer_settle(fs, db, &ops[i], &answer.results[i],
 				   answer.head, &ch, &retry, err);
 		recorded[i] = rc == CFS_OK;
+		/* Quiet, a change that waits (for a listing, for blocks)
+		 * looks like one that is stuck. */
+		if (rc == CFS_OK && retry)
+			cfs_log_info("%s '%s'%s%s goes again: %s",
+				     remote_op_name(&ops[i]), ops[i].path,
+				     ops[i].to ? " to " : "",
+				     ops[i].to ? ops[i].to : "",
+				     answer.results[i].message);
 		if (rc == CFS_OK &&
 		    answer.results[i].status == REMOTE_COMMITTED)
 			uploader_count(&u->counts.committed, 1);
