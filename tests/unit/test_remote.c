@@ -779,7 +779,7 @@ static void test_a_long_poll_wakes_when_its_namespace_moves(void)
 	p.conn = remote_conn_new(r);
 	p.cursor = (struct remote_cursor){ ROOT_NS, fake_head(s, ROOT_NS) };
 	CHECK(pthread_create(&t, NULL, poll_thread, &p) == 0);
-	usleep(100 * 1000);
+	fake_wait_parked(s, 1);
 	CHECK(fake_commit_one(s, ROOT_NS, &op).status == REMOTE_COMMITTED);
 	pthread_join(t, NULL);
 	CHECK(p.rc == CFS_OK);
@@ -855,7 +855,7 @@ static void test_an_upload_streams_its_landed_blocks_to_members_only(void)
 	dev.conn = remote_conn_new(dev_r);
 	dev.cursor = (struct remote_cursor){ ROOT_NS, fake_head(s, ROOT_NS) };
 	CHECK(pthread_create(&t, NULL, pending_poll_thread, &dev) == 0);
-	usleep(100 * 1000);
+	fake_wait_parked(s, 1);
 	CHECK(upload_all(&a, 20));
 	pthread_join(t, NULL);
 	CHECK(dev.rc == CFS_OK);
