@@ -12,7 +12,8 @@
  * fake's journal, that a restart loses nothing queued, and at the end,
  * faults off, that the mirror, the test's own model of the tree and the
  * fake's namespace are the same.  It prints each seed it runs;
- * TEST_REMOTE_SEED=N runs that one alone, TEST_REMOTE_RUNS=N that many.
+ * TEST_REMOTE_SEED=N runs that one alone, TEST_REMOTE_RUNS=N that many
+ * (from TEST_REMOTE_FIRST_SEED=N on, if set).
  * Its twin adds shares of top folders and invitations (the fake's
  * sharing verbs) and checks an invitee's mirror too;
  * TEST_REMOTE_SHARE_SEED=N replays one of its seeds.
@@ -990,14 +991,16 @@ static void random_run(unsigned seed)
 }
 
 /* Runs run(seed) for the seed in env seed_var alone, or for runs seeds
- * from now's (TEST_REMOTE_RUNS of them if set), printing them and the
- * time they took; stops at a failure. */
+ * from now's or TEST_REMOTE_FIRST_SEED (TEST_REMOTE_RUNS of them if
+ * set), printing them and the time they took; stops at a failure. */
 static void seeded_runs(const char *seed_var, unsigned runs, const char *what,
 			void (*run)(unsigned seed))
 {
 	const char *one = getenv(seed_var);
 	const char *runs_s = getenv("TEST_REMOTE_RUNS");
-	unsigned first = (unsigned)time(NULL);
+	const char *first_s = getenv("TEST_REMOTE_FIRST_SEED");
+	unsigned first = first_s ? (unsigned)strtoul(first_s, NULL, 10)
+				 : (unsigned)time(NULL);
 	int before = check_failures;
 	struct timespec t0, t1;
 
@@ -1570,6 +1573,17 @@ static void test_a_remove_in_a_folder_shared_elsewhere_is_done(void)
 	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
+/* Seeds of the run above with shares made elsewhere that never
+ * converged: a change under a folder shared meanwhile waited for the
+ * mirror to follow the share, which waited for the folder's own rename
+ * queued behind that change (357, 386). */
+static void test_a_change_in_a_folder_shared_and_renamed_meanwhile_goes(void)
+{
+	static const unsigned seeds[] = { 357u, 386u };
+
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
+}
+
 int main(void)
 {
 	cfs_log_init("test_remote", CFS_LOG_ERROR);
@@ -1596,6 +1610,7 @@ int main(void)
 	RUN(test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder);
 	RUN(test_a_folder_renamed_as_it_is_shared_keeps_its_new_name);
 	RUN(test_a_remove_in_a_folder_shared_elsewhere_is_done);
+	RUN(test_a_change_in_a_folder_shared_and_renamed_meanwhile_goes);
 	if (!check_failures) {
 		char cmd[64];
 
