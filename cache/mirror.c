@@ -61,7 +61,7 @@
  *     first listed state of its node with the bytes of its shadow (the
  *     state its changes are based on) gives its JID back, so its commit
  *     is not a conflict with itself.  Until the shared namespace is
- *     listed, its operations wait (fs/upload.c).
+ *     listed, its operations wait (fs/batch.c).
  * 11. A page is applied folders first: a folder's last change may come
  *     after (by JID) the entries it holds now, and an entry is placed by
  *     its folder.  Across pages that cannot be helped: an entry may wait

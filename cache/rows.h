@@ -125,8 +125,8 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 enum cfs_err rows_dir_key(const struct mirror_entry *dir, int64_t *ns,
 			  int64_t *node, struct cfs_error *err);
 
-/* Names from e up to (not including) stop_at_ns_root or the mount root,
- * joined with '/'. */
+/* Names from e up to (not including) the root of its namespace, when
+ * within_ns, or else the mount root, joined with '/'. */
 enum cfs_err rows_path(struct cfs_sql *db, const struct mirror_entry *e,
 		       bool within_ns, char **path, struct cfs_error *err);
 
