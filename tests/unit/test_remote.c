@@ -1602,6 +1602,67 @@ static void test_a_file_made_where_one_was_moved_from_is_no_conflict(void)
 	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
+/*
+ * Folder d holds f.txt, and s is a folder beside it.  Another device
+ * shares shared ("d" or "s") while, here, d is renamed to e (into
+ * s/d when into_s), and the rename is sent before this mount lists the
+ * share.  Renamed, the shared folder ends at its new name.  Moved into
+ * the shared folder, which no namespace can do, it stays where the
+ * server has it, with its content, and so it shows here.
+ */
+static void rename_as_shared(const char *name, const char *shared, bool into_s)
+{
+	struct fake_server *s = fake_server_new();
+	struct client c;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	enum cfs_kind kind;
+	uint64_t s_ino = 0, ino, size = 0;
+	int64_t ns = 0;
+	enum cfs_err rc = CFS_ERR_INTERNAL;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "d", NULL);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "s", NULL);
+	elsewhere(s, QUEUE_FILE, CFS_KIND_FILE, "d/f.txt", NULL);
+	client_new(&c, s, 0, ROOT_NS, name);
+	CHECK(catch_up(&c, &err) == CFS_OK);
+	CHECK(c.fs.remote->ops->share(c.conn, ROOT_NS, shared, &ns, &err) ==
+	      CFS_OK);
+	db = cache_db(c.fs.cache, &err);
+	if (db && (s_ino = ino_at(db, "s", &kind)) != 0)
+		rc = local_rename(db, MIRROR_ROOT_INO, "d",
+				  into_s ? s_ino : MIRROR_ROOT_INO,
+				  into_s ? "d" : "e", false, now_ns(), &ino,
+				  &err);
+	CHECK(rc == CFS_OK);
+	cache_db_release(c.fs.cache, db);
+	send_then_show_server(&c, s);
+	if (into_s)
+		CHECK(fake_lookup(s, ROOT_NS, "d/f.txt", &size) ==
+		      CFS_KIND_FILE);
+	else
+		CHECK(fake_lookup(s, ROOT_NS, "d", &size) == CFS_KIND_DELETED &&
+		      fake_lookup(s, ROOT_NS, "e", &size) == CFS_KIND_MOUNT &&
+		      fake_lookup(s, ns, "f.txt", &size) == CFS_KIND_FILE);
+	client_close(&c);
+	fake_server_free(s);
+}
+
+static void test_a_folder_renamed_as_another_device_shares_it_keeps_it(void)
+{
+	rename_as_shared("rename-shared", "d", false);
+}
+
+/* Once, the folder was taken along into the shared namespace here, and
+ * showed there with its file gone from view, while the server kept both
+ * where they were (share-elsewhere seeds 460 and 812, whose model still
+ * expects the move itself). */
+static void test_a_folder_moved_into_a_folder_shared_meanwhile_stays(void)
+{
+	rename_as_shared("move-into-shared", "s", true);
+}
+
 int main(void)
 {
 	cfs_log_init("test_remote", CFS_LOG_ERROR);
@@ -1630,6 +1691,8 @@ int main(void)
 	RUN(test_a_remove_in_a_folder_shared_elsewhere_is_done);
 	RUN(test_a_change_in_a_folder_shared_and_renamed_meanwhile_goes);
 	RUN(test_a_file_made_where_one_was_moved_from_is_no_conflict);
+	RUN(test_a_folder_renamed_as_another_device_shares_it_keeps_it);
+	RUN(test_a_folder_moved_into_a_folder_shared_meanwhile_stays);
 	if (!check_failures) {
 		char cmd[64];
 
