@@ -1481,13 +1481,32 @@ static void test_a_rename_out_of_a_folder_shared_elsewhere_seeds(void)
 	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
+/* Folder d holds f.txt, s is a folder beside it, and a new client c
+ * (cache name) lists them; then another device shares folder shared,
+ * as namespace *ns.  The fake server. */
+static struct fake_server *shared_meanwhile(struct client *c, const char *name,
+					    const char *shared, int64_t *ns)
+{
+	struct fake_server *s = fake_server_new();
+	struct cfs_error err;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "d", NULL);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "s", NULL);
+	elsewhere(s, QUEUE_FILE, CFS_KIND_FILE, "d/f.txt", NULL);
+	client_new(c, s, 0, ROOT_NS, name);
+	CHECK(catch_up(c, &err) == CFS_OK);
+	CHECK(c->fs.remote->ops->share(c->conn, ROOT_NS, shared, ns, &err) ==
+	      CFS_OK);
+	return s;
+}
+
 /* Folder d holds f.txt; here, f.txt is removed (with remove) or renamed
  * out of d to g.txt while another device shares d, and the change is
  * sent before this mount lists the share: it must be done all the same,
  * on the server and in the mirror. */
 static void race_with_a_share(const char *name, bool remove)
 {
-	struct fake_server *s = fake_server_new();
 	struct client c;
 	struct cfs_error err;
 	struct cfs_sql *db;
@@ -1495,14 +1514,8 @@ static void race_with_a_share(const char *name, bool remove)
 	uint64_t dir_ino = 0, ino, size = 0;
 	int64_t ns = 0;
 	enum cfs_err rc = CFS_ERR_INTERNAL;
+	struct fake_server *s = shared_meanwhile(&c, name, "d", &ns);
 
-	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
-	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "d", NULL);
-	elsewhere(s, QUEUE_FILE, CFS_KIND_FILE, "d/f.txt", NULL);
-	client_new(&c, s, 0, ROOT_NS, name);
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	CHECK(c.fs.remote->ops->share(c.conn, ROOT_NS, "d", &ns, &err) ==
-	      CFS_OK);
 	db = cache_db(c.fs.cache, &err);
 	if (db && (dir_ino = ino_at(db, "d", &kind)) != 0)
 		rc = remove ? local_remove(db, dir_ino, "f.txt", false, &ino,
@@ -1603,16 +1616,14 @@ static void test_a_file_made_where_one_was_moved_from_is_no_conflict(void)
 }
 
 /*
- * Folder d holds f.txt, and s is a folder beside it.  Another device
- * shares shared ("d" or "s") while, here, d is renamed to e (into
- * s/d when into_s), and the rename is sent before this mount lists the
- * share.  Renamed, the shared folder ends at its new name.  Moved into
- * the shared folder, which no namespace can do, it stays where the
- * server has it, with its content, and so it shows here.
+ * As shared_meanwhile() leaves it (shared: "d" or "s"), d is renamed
+ * to e (into s/d when into_s), and the rename is sent before this mount
+ * lists the share.  Renamed, the shared folder ends at its new name.
+ * Moved into the shared folder, which no namespace can do, it stays
+ * where the server has it, with its content, and so it shows here.
  */
 static void rename_as_shared(const char *name, const char *shared, bool into_s)
 {
-	struct fake_server *s = fake_server_new();
 	struct client c;
 	struct cfs_error err;
 	struct cfs_sql *db;
@@ -1620,15 +1631,8 @@ static void rename_as_shared(const char *name, const char *shared, bool into_s)
 	uint64_t s_ino = 0, ino, size = 0;
 	int64_t ns = 0;
 	enum cfs_err rc = CFS_ERR_INTERNAL;
+	struct fake_server *s = shared_meanwhile(&c, name, shared, &ns);
 
-	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
-	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "d", NULL);
-	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "s", NULL);
-	elsewhere(s, QUEUE_FILE, CFS_KIND_FILE, "d/f.txt", NULL);
-	client_new(&c, s, 0, ROOT_NS, name);
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	CHECK(c.fs.remote->ops->share(c.conn, ROOT_NS, shared, &ns, &err) ==
-	      CFS_OK);
 	db = cache_db(c.fs.cache, &err);
 	if (db && (s_ino = ino_at(db, "s", &kind)) != 0)
 		rc = local_rename(db, MIRROR_ROOT_INO, "d",
