@@ -53,15 +53,19 @@
  *     operations under it, re-addressed within the shared namespace: a
  *     change is never lost to a share.  A queued move of a leaf into the
  *     folder or out of it, which no namespace can do, becomes a create
- *     at its target and a delete of the original.  A moved entry the
- *     server has (node > 0) forgets its JID (0), since the old namespace's
- *     means nothing in the new one: the listing gives it a new one, and
- *     the first complete listing drops a moved entry without local
- *     changes it did not name.  For an entry with local changes, the
- *     first listed state of its node with the bytes of its shadow (the
- *     state its changes are based on) gives its JID back, so its commit
- *     is not a conflict with itself.  Until the shared namespace is
- *     listed, its operations wait (fs/batch.c).
+ *     at its target and a delete of the original; a folder moved into
+ *     it stays, with its subtree, where the server has it (the move is
+ *     refused).  The operations under the folder queued before a move
+ *     of the folder itself go after that move (cache/queue.c), or they
+ *     would wait for good for the share to be followed.  A moved entry
+ *     the server has (node > 0) forgets its JID (0), since the old
+ *     namespace's means nothing in the new one: the listing gives it a
+ *     new one, and the first complete listing drops a moved entry
+ *     without local changes it did not name.  For an entry with local
+ *     changes, the first listed state of its node with the bytes of its
+ *     shadow (the state its changes are based on) gives its JID back, so
+ *     its commit is not a conflict with itself.  Until the shared
+ *     namespace is listed, its operations wait (fs/batch.c).
  * 11. A page is applied folders first: a folder's last change may come
  *     after (by JID) the entries it holds now, and an entry is placed by
  *     its folder.  Across pages that cannot be helped: an entry may wait

@@ -783,6 +783,198 @@ enum cfs_err queue_wait_listing(struct cfs_sql *db, const struct queued_op *op,
 	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
 }
 
+/* SQL: x is a path under folder p. */
+/*
+ * The first queued move after op, in op's namespace, of a folder on op's
+ * way (at path or at to) that the server holds as a shared folder now
+ * (the listing put a MOUNT in its shadow, invariant 7): *seq, 0 when
+ * there is none; its ord and paths.
+ */
+static enum cfs_err share_move_behind(struct cfs_sql *db,
+				      const struct queued_op *op, int64_t *seq,
+				      double *ord, char **from, char **to,
+				      struct cfs_error *err)
+{
+	sqlite3_stmt *st = cfs_sql_stmt(
+		db,
+		"SELECT m.seq, m.ord, m.path, m.to_path FROM ops m"
+		" JOIN entries e ON e.ino = m.ino"
+		" JOIN shadow s ON s.ino = m.ino"
+		" WHERE m.ns = ?1 AND m.type = ?4 AND e.kind = ?5"
+		" AND s.kind = ?6"
+		" AND m.ord > (SELECT ord FROM ops WHERE seq = ?2)"
+		" AND (substr(?3, 1, length(m.path) + 1) = m.path || '/'"
+		" OR substr(?7, 1, length(m.path) + 1) = m.path || '/')"
+		" ORDER BY m.ord LIMIT 1",
+		err, "iitiiit", op->ns, op->seq, op->path, (int64_t)QUEUE_MOVE,
+		(int64_t)CFS_KIND_DIR, (int64_t)CFS_KIND_MOUNT, op->to);
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	bool row = false;
+
+	*seq = 0;
+	if (rc == CFS_OK)
+		rc = cfs_sql_step(db, st, &row, err);
+	if (rc == CFS_OK && row) {
+		*seq = sqlite3_column_int64(st, 0);
+		*ord = sqlite3_column_double(st, 1);
+		*from = strdup((const char *)sqlite3_column_text(st, 2));
+		*to = strdup((const char *)sqlite3_column_text(st, 3));
+		if (!*from || !*to)
+			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	}
+	if (st)
+		sqlite3_reset(st);
+	return rc;
+}
+
+/*
+ * Whether the operations of ns under folder from queued before its move
+ * seq (at ord) may go after it instead: none of the operations between
+ * names a folder around from or to, which would change the paths of
+ * either, and none of those under from names to, which the move gives
+ * the folder.
+ */
+static enum cfs_err may_follow(struct cfs_sql *db, int64_t ns, int64_t seq,
+			       double ord, const char *from, const char *to,
+			       bool *may, struct cfs_error *err)
+{
+	int64_t n = 0;
+	bool found = false;
+	enum cfs_err rc = cfs_sql_int64(
+		db,
+		cfs_sql_stmt(
+			db,
+			"SELECT COUNT(*) FROM ops WHERE ns = ?1 AND ord < ?4"
+			" AND seq != ?5 AND ord >= (SELECT MIN(ord) FROM ops"
+			" WHERE ns = ?1 AND (path = ?2"
+			" OR substr(path, 1, length(?2) + 1) = ?2 || '/'"
+			" OR to_path = ?2"
+			" OR substr(to_path, 1, length(?2) + 1) = ?2 || '/'))"
+			/* a folder around from or to */
+			" AND (substr(?2, 1, length(path) + 1) = path || '/'"
+			" OR substr(?2, 1, length(to_path) + 1) = to_path || '/'"
+			" OR substr(?3, 1, length(path) + 1) = path || '/'"
+			" OR substr(?3, 1, length(to_path) + 1) = to_path || '/'"
+			/* under from, and naming to */
+			" OR ((path = ?2"
+			" OR substr(path, 1, length(?2) + 1) = ?2 || '/'"
+			" OR to_path = ?2"
+			" OR substr(to_path, 1, length(?2) + 1) = ?2 || '/')"
+			" AND (path = ?3 OR to_path = ?3"
+			" OR substr(path, 1, length(?3) + 1) = ?3 || '/'"
+			" OR substr(to_path, 1, length(?3) + 1) = ?3 || '/')))",
+			err, "ittdi", ns, from, to, ord, seq),
+		&n, &found, err);
+
+	*may = rc == CFS_OK && n == 0;
+	return rc;
+}
+
+/*
+ * op crosses into a folder the server holds as a shared folder now, and
+ * that folder's own queued move waits behind op.  The mirror follows the
+ * share only once that move is settled (cache/mirror.c, invariant 10),
+ * and the move waits behind op in queue order: op would wait for good
+ * (share-elsewhere seeds 357 and 386).  So the operations under the
+ * folder queued before its move go right after it, in their order,
+ * re-addressed to where it moves the folder (as repath_passed() would
+ * once it is applied): the server moves the shared folder's mount
+ * wherever it is, and they follow the share from there.
+ */
+static enum cfs_err after_share_move(struct cfs_sql *db,
+				     const struct queued_op *op, bool *moved,
+				     struct cfs_error *err)
+{
+	char *from = NULL, *to = NULL;
+	int64_t seq = 0, *seqs = NULL;
+	size_t n = 0, cap = 0;
+	double ord = 0, next = 0;
+	sqlite3_stmt *st;
+	bool row = true, may = false;
+	enum cfs_err rc =
+		share_move_behind(db, op, &seq, &ord, &from, &to, err);
+
+	*moved = false;
+	if (rc == CFS_OK && seq)
+		rc = may_follow(db, op->ns, seq, ord, from, to, &may, err);
+	if (rc || !may)
+		goto out;
+	st = cfs_sql_stmt(db,
+			  "SELECT seq FROM ops WHERE ns = ?1 AND ord < ?3"
+			  " AND (path = ?2"
+			  " OR substr(path, 1, length(?2) + 1) = ?2 || '/'"
+			  " OR to_path = ?2"
+			  " OR substr(to_path, 1, length(?2) + 1) = ?2 || '/')"
+			  " ORDER BY ord",
+			  err, "itd", op->ns, from, ord);
+	rc = st ? CFS_OK : err->code;
+	while (rc == CFS_OK &&
+	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row) {
+		int64_t *more = n < cap ? seqs
+					: realloc(seqs, (cap = 2 * cap + 8) *
+								sizeof(*seqs));
+
+		if (!more) {
+			rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+			break;
+		}
+		seqs = more;
+		seqs[n++] = sqlite3_column_int64(st, 0);
+	}
+	if (st)
+		sqlite3_reset(st);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db,
+			"UPDATE ops SET path = ?3 || substr(path, length(?2) + 1)"
+			" WHERE ns = ?1 AND ord < ?4"
+			" AND (path = ?2"
+			" OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+			err, "ittd", op->ns, from, to, ord);
+	if (rc == CFS_OK)
+		rc = cfs_sql_exec(
+			db,
+			"UPDATE ops SET to_path = ?3 ||"
+			" substr(to_path, length(?2) + 1)"
+			" WHERE ns = ?1 AND ord < ?4"
+			" AND (to_path = ?2"
+			" OR substr(to_path, 1, length(?2) + 1) = ?2 || '/')",
+			err, "ittd", op->ns, from, to, ord);
+	/* Between the move and what comes after it (ord + 2 when none). */
+	st = rc ? NULL
+		: cfs_sql_stmt(db,
+			       "SELECT COALESCE(MIN(ord), ?1 + 2) FROM ops"
+			       " WHERE ord > ?1",
+			       err, "d", ord);
+	if (rc == CFS_OK)
+		rc = st ? cfs_sql_step(db, st, &row, err) : err->code;
+	next = rc == CFS_OK && row ? sqlite3_column_double(st, 0) : ord + 2;
+	if (st)
+		sqlite3_reset(st);
+	for (size_t i = 0; rc == CFS_OK && i < n; i++)
+		rc = cfs_sql_exec(db, "UPDATE ops SET ord = ?2 WHERE seq = ?1",
+				  err, "id", seqs[i],
+				  ord + (next - ord) * (double)(i + 1) /
+						  (double)(n + 1));
+	*moved = rc == CFS_OK && n > 0;
+out:
+	free(seqs);
+	free(from);
+	free(to);
+	return rc;
+}
+
+enum cfs_err queue_after_share_move(struct cfs_sql *db,
+				    const struct queued_op *op, bool *moved,
+				    struct cfs_error *err)
+{
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
+
+	if (rc == CFS_OK)
+		rc = after_share_move(db, op, moved, err);
+	return cfs_sql_end(db, rc, err);
+}
+
 enum cfs_err queue_recreate_parents(struct cfs_sql *db,
 				    const struct queued_op *op, int64_t head,
 				    struct cfs_error *err)

@@ -334,14 +334,50 @@ out:
 	return rc;
 }
 
+/*
+ * The folders a queued move brings into folder path of ns from outside
+ * it, with all they hold, into *stay: no namespace can move a folder
+ * into the shared one, so that move is refused once the listing shows
+ * the share (fs/answer.c), and the folder stays where the server has it,
+ * in ns; taken along into the shared namespace, it showed there, with a
+ * node the server does not have there, and not where the server has it
+ * (share-elsewhere seeds 460 and 812).
+ */
+static enum cfs_err moved_in_folders(struct cfs_sql *db, int64_t ns,
+				     const char *path, struct ino_set *stay,
+				     struct cfs_error *err)
+{
+	return ino_set_fill(
+		db,
+		cfs_sql_stmt(db,
+			     "WITH RECURSIVE stay(node) AS ("
+			     " SELECT e.node FROM ops o JOIN entries e"
+			     " ON e.ino = o.ino WHERE o.ns = ?1 AND o.type = ?3"
+			     " AND e.ns = ?1 AND e.kind = ?4 AND e.node > 0"
+			     " AND substr(o.to_path, 1, length(?2) + 1)"
+			     " = ?2 || '/'"
+			     " AND substr(o.path, 1, length(?2) + 1)"
+			     " != ?2 || '/'"
+			     " UNION SELECT e.node FROM entries e JOIN stay"
+			     " ON e.ns = ?1 AND e.parent = stay.node)"
+			     " SELECT e.ino FROM entries e JOIN stay"
+			     " ON e.ns = ?1 AND e.node = stay.node",
+			     err, "itii", ns, path, (int64_t)QUEUE_MOVE,
+			     (int64_t)CFS_KIND_DIR),
+		stay, err);
+}
+
 enum cfs_err rows_follow_share(struct cfs_sql *db,
 			       const struct mirror_entry *old,
 			       const struct mirror_entry *e,
 			       struct cfs_error *err)
 {
-	struct ino_set all = { 0 }, moved_out = { 0 };
+	struct ino_set all = { 0 }, moved_out = { 0 }, stay = { 0 };
 	char *path = NULL;
 	enum cfs_err rc = rows_ns_path(db, old, &path, err);
+
+	if (rc == CFS_OK)
+		rc = moved_in_folders(db, old->ns, path, &stay, err);
 
 	if (rc == CFS_OK)
 		rc = ino_set_fill(db,
@@ -353,10 +389,12 @@ enum cfs_err rows_follow_share(struct cfs_sql *db,
 					       err, "ii", old->ns, old->node),
 				  &all, err);
 	for (size_t i = 0; rc == CFS_OK && i < all.n; i++)
-		rc = split_crossing_move(db, all.v[i], old->ns, path, old->node,
-					 e->mount_ns, err);
+		if (!ino_set_has(&stay, all.v[i]))
+			rc = split_crossing_move(db, all.v[i], old->ns, path,
+						 old->node, e->mount_ns, err);
 	for (size_t i = 0; rc == CFS_OK && i < all.n; i++)
-		rc = rehome(db, all.v[i], old->node, e->mount_ns, err);
+		if (!ino_set_has(&stay, all.v[i]))
+			rc = rehome(db, all.v[i], old->node, e->mount_ns, err);
 	/* The entries moved out of the folder stay in old's namespace. */
 	if (rc == CFS_OK)
 		rc = ino_set_fill(
@@ -385,6 +423,7 @@ enum cfs_err rows_follow_share(struct cfs_sql *db,
 		rc = requeue_into(db, old->ns, path, e->mount_ns, err);
 	free(all.v);
 	free(moved_out.v);
+	free(stay.v);
 	free(path);
 	return rc;
 }

@@ -47,7 +47,7 @@ static enum cfs_err wait_for_share(struct cfs_sql *db,
 {
 	struct mirror_ns m;
 	int64_t ns = op->ns;
-	bool found = false;
+	bool found = false, moved = false;
 	enum cfs_err rc = mirror_ns_get(db, op->ns, &m, err);
 
 	*retry = true;
@@ -63,6 +63,14 @@ static enum cfs_err wait_for_share(struct cfs_sql *db,
 			   &ns, &found, err);
 	if (rc || !found || ns != op->ns)
 		return rc;
+	rc = queue_after_share_move(db, op, &moved, err);
+	if (rc || moved) {
+		if (moved)
+			cfs_log_info(
+				"'%s' is in a folder shared since, whose move waits behind it: it goes after that move",
+				op->path);
+		return rc;
+	}
 	if (op->type == QUEUE_MOVE) {
 		*retry = false;
 		cfs_log_warn(

@@ -90,6 +90,10 @@ struct fake_pending {
 struct fake_server {
 	pthread_mutex_t lock;
 	pthread_cond_t moved; /* a namespace's head moved */
+	/* Long polls that found nothing new and wait for a commit, and
+	 * the signal of each one that starts to. */
+	unsigned parked;
+	pthread_cond_t parking;
 	struct fake_ns ns[MAX_NS];
 	size_t n_ns;
 	struct fake_block *blocks;
@@ -230,6 +234,7 @@ struct fake_server *fake_server_new(void)
 		return NULL;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->moved, NULL);
+	pthread_cond_init(&s->parking, NULL);
 	return s;
 }
 
@@ -258,8 +263,17 @@ void fake_server_free(struct fake_server *s)
 		free(s->pending[i].path);
 	free(s->pending);
 	pthread_cond_destroy(&s->moved);
+	pthread_cond_destroy(&s->parking);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+void fake_wait_parked(struct fake_server *s, unsigned n)
+{
+	pthread_mutex_lock(&s->lock);
+	while (s->parked < n)
+		pthread_cond_wait(&s->parking, &s->lock);
+	pthread_mutex_unlock(&s->lock);
 }
 
 int64_t fake_namespace(struct fake_server *s, unsigned user)
@@ -1152,6 +1166,7 @@ static enum cfs_err longpoll(struct remote_conn *c,
 	struct fake_conn *fc = (struct fake_conn *)c;
 	struct fake_server *s = r->s;
 	uint64_t until = cfs_monotonic_ms() + 1000 * (uint64_t)timeout_s;
+	bool parked = false;
 	enum cfs_err rc;
 
 	delay(s);
@@ -1162,6 +1177,11 @@ static enum cfs_err longpoll(struct remote_conn *c,
 	       cfs_monotonic_ms() < until) {
 		struct timespec t = cfs_deadline_in_ms(50);
 
+		if (!parked) {
+			parked = true;
+			s->parked++;
+			pthread_cond_broadcast(&s->parking);
+		}
 		if ((stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) ||
 		    fc->woken)
 			rc = cfs_fail(err, CFS_ERR_UNREACHABLE,
@@ -1169,6 +1189,7 @@ static enum cfs_err longpoll(struct remote_conn *c,
 		else
 			pthread_cond_timedwait(&s->moved, &s->lock, &t);
 	}
+	s->parked -= parked;
 	fc->woken = false;
 	for (size_t i = 0; rc == CFS_OK && i < n; i++)
 		if (!readable(ns_get(s, cursors[i].ns), r->user))

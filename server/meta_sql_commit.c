@@ -306,10 +306,45 @@ static enum cfs_err resolve_base(struct sq_conn *c, int64_t ns,
 }
 
 /*
+ * Whether deleted node n of ns was shared away rather than deleted: a
+ * folder above it is a shared folder's mount now, whose namespace holds
+ * n (a share keeps node ids, and the new namespace numbers its own nodes
+ * from where ns stood: invariant 2 and share_folder()).
+ */
+static enum cfs_err shared_away(struct sq_conn *c, int64_t ns,
+				const struct sq_node *n, bool *away,
+				struct cfs_error *err)
+{
+	struct sq_node up = { .parent = n->parent };
+	enum cfs_err rc = CFS_OK;
+
+	*away = false;
+	for (size_t depth = 0;
+	     rc == CFS_OK && up.parent != 0 && up.kind != CFS_KIND_MOUNT &&
+	     depth < CFS_PATH_MAX;
+	     depth++) {
+		rc = sq_node_get(c, ns, up.parent, &up, err);
+		if (rc == CFS_OK)
+			sq_node_release(&up);
+	}
+	if (rc == CFS_OK && up.kind == CFS_KIND_MOUNT) {
+		struct sq_node there;
+
+		rc = sq_node_get(c, up.mount_ns, n->node, &there, err);
+		*away = rc == CFS_OK;
+		if (rc == CFS_OK)
+			sq_node_release(&there);
+	}
+	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
+}
+
+/*
  * op's path is gone, or holds another node than op->node: when op->node
  * is deleted, this is a retry of a delete whose answer was lost (a client
  * cut off, a server restarted), and *gone says so, res committed at the
- * node's tombstone with nothing changed.
+ * node's tombstone with nothing changed.  A node a share moved away is
+ * not gone: it lives on in the shared folder, where the client's listing
+ * re-addresses the delete.
  */
 static enum cfs_err deleted_already(struct sq_conn *c, int64_t ns,
 				    const struct meta_op *op, bool *gone,
@@ -318,6 +353,7 @@ static enum cfs_err deleted_already(struct sq_conn *c, int64_t ns,
 {
 	struct sq_node n;
 	struct cfs_error why;
+	bool away = false;
 	enum cfs_err rc = sq_node_get(c, ns, op->node, &n, &why);
 
 	*gone = false;
@@ -327,11 +363,15 @@ static enum cfs_err deleted_already(struct sq_conn *c, int64_t ns,
 		*err = why;
 		return rc;
 	}
-	*gone = n.kind == CFS_KIND_DELETED;
+	if (n.kind == CFS_KIND_DELETED)
+		rc = shared_away(c, ns, &n, &away, &why);
+	*gone = rc == CFS_OK && n.kind == CFS_KIND_DELETED && !away;
 	if (*gone)
 		committed(res, &n);
 	sq_node_release(&n);
-	return CFS_OK;
+	if (rc)
+		*err = why;
+	return rc;
 }
 
 /*

@@ -267,6 +267,17 @@ enum cfs_err queue_wait_listing(struct cfs_sql *db, const struct queued_op *op,
 				int64_t head, bool *waits,
 				struct cfs_error *err);
 
+/*
+ * op crosses into a folder shared since (the listing showed it), whose
+ * own queued move waits behind op: the operations under the folder
+ * queued before that move go right after it, re-addressed to where it
+ * moves the folder (*moved true), unless one between names a folder
+ * around either end, or one of them names its target.
+ */
+enum cfs_err queue_after_share_move(struct cfs_sql *db,
+				    const struct queued_op *op, bool *moved,
+				    struct cfs_error *err);
+
 /* op's folders are not on the server, as its answer with head said: once
  * the mirror is listed up to head, queues their creation first. */
 enum cfs_err queue_recreate_parents(struct cfs_sql *db,

@@ -89,6 +89,10 @@ void fake_walk(struct fake_server *s, int64_t ns,
 			  uint64_t size),
 	       void *arg);
 
+/* Returns once n long polls wait for a commit: they found nothing new
+ * under the lock a commit takes, so the next commit wakes them. */
+void fake_wait_parked(struct fake_server *s, unsigned n);
+
 /* Commits one operation of another device (no client, no seq). */
 struct remote_result fake_commit_one(struct fake_server *s, int64_t ns,
 				     const struct queued_op *op);

@@ -12,7 +12,8 @@
  * fake's journal, that a restart loses nothing queued, and at the end,
  * faults off, that the mirror, the test's own model of the tree and the
  * fake's namespace are the same.  It prints each seed it runs;
- * TEST_REMOTE_SEED=N runs that one alone, TEST_REMOTE_RUNS=N that many.
+ * TEST_REMOTE_SEED=N runs that one alone, TEST_REMOTE_RUNS=N that many
+ * (from TEST_REMOTE_FIRST_SEED=N on, if set).
  * Its twin adds shares of top folders and invitations (the fake's
  * sharing verbs) and checks an invitee's mirror too;
  * TEST_REMOTE_SHARE_SEED=N replays one of its seeds.
@@ -101,8 +102,14 @@ static void client_close(struct client *c)
 static void client_new(struct client *c, struct fake_server *s, unsigned user,
 		       int64_t root, const char *name)
 {
+	char cmd[96];
+
 	memset(c, 0, sizeof(*c));
 	snprintf(c->cache_dir, sizeof(c->cache_dir), "%s/%s", dir, name);
+	/* New: not the cache an earlier run of the same seed left (a seed
+	 * replayed that is also one of the fixed ones). */
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", c->cache_dir);
+	CHECK(system(cmd) == 0);
 	client_open(c, s, user, root);
 }
 
@@ -779,7 +786,7 @@ static void test_a_long_poll_wakes_when_its_namespace_moves(void)
 	p.conn = remote_conn_new(r);
 	p.cursor = (struct remote_cursor){ ROOT_NS, fake_head(s, ROOT_NS) };
 	CHECK(pthread_create(&t, NULL, poll_thread, &p) == 0);
-	usleep(100 * 1000);
+	fake_wait_parked(s, 1);
 	CHECK(fake_commit_one(s, ROOT_NS, &op).status == REMOTE_COMMITTED);
 	pthread_join(t, NULL);
 	CHECK(p.rc == CFS_OK);
@@ -855,7 +862,7 @@ static void test_an_upload_streams_its_landed_blocks_to_members_only(void)
 	dev.conn = remote_conn_new(dev_r);
 	dev.cursor = (struct remote_cursor){ ROOT_NS, fake_head(s, ROOT_NS) };
 	CHECK(pthread_create(&t, NULL, pending_poll_thread, &dev) == 0);
-	usleep(100 * 1000);
+	fake_wait_parked(s, 1);
 	CHECK(upload_all(&a, 20));
 	pthread_join(t, NULL);
 	CHECK(dev.rc == CFS_OK);
@@ -990,14 +997,16 @@ static void random_run(unsigned seed)
 }
 
 /* Runs run(seed) for the seed in env seed_var alone, or for runs seeds
- * from now's (TEST_REMOTE_RUNS of them if set), printing them and the
- * time they took; stops at a failure. */
+ * from now's or TEST_REMOTE_FIRST_SEED (TEST_REMOTE_RUNS of them if
+ * set), printing them and the time they took; stops at a failure. */
 static void seeded_runs(const char *seed_var, unsigned runs, const char *what,
 			void (*run)(unsigned seed))
 {
 	const char *one = getenv(seed_var);
 	const char *runs_s = getenv("TEST_REMOTE_RUNS");
-	unsigned first = (unsigned)time(NULL);
+	const char *first_s = getenv("TEST_REMOTE_FIRST_SEED");
+	unsigned first = first_s ? (unsigned)strtoul(first_s, NULL, 10)
+				 : (unsigned)time(NULL);
 	int before = check_failures;
 	struct timespec t0, t1;
 
@@ -1472,13 +1481,32 @@ static void test_a_rename_out_of_a_folder_shared_elsewhere_seeds(void)
 	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
+/* Folder d holds f.txt, s is a folder beside it, and a new client c
+ * (cache name) lists them; then another device shares folder shared,
+ * as namespace *ns.  The fake server. */
+static struct fake_server *shared_meanwhile(struct client *c, const char *name,
+					    const char *shared, int64_t *ns)
+{
+	struct fake_server *s = fake_server_new();
+	struct cfs_error err;
+
+	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "d", NULL);
+	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "s", NULL);
+	elsewhere(s, QUEUE_FILE, CFS_KIND_FILE, "d/f.txt", NULL);
+	client_new(c, s, 0, ROOT_NS, name);
+	CHECK(catch_up(c, &err) == CFS_OK);
+	CHECK(c->fs.remote->ops->share(c->conn, ROOT_NS, shared, ns, &err) ==
+	      CFS_OK);
+	return s;
+}
+
 /* Folder d holds f.txt; here, f.txt is removed (with remove) or renamed
  * out of d to g.txt while another device shares d, and the change is
  * sent before this mount lists the share: it must be done all the same,
  * on the server and in the mirror. */
 static void race_with_a_share(const char *name, bool remove)
 {
-	struct fake_server *s = fake_server_new();
 	struct client c;
 	struct cfs_error err;
 	struct cfs_sql *db;
@@ -1486,14 +1514,8 @@ static void race_with_a_share(const char *name, bool remove)
 	uint64_t dir_ino = 0, ino, size = 0;
 	int64_t ns = 0;
 	enum cfs_err rc = CFS_ERR_INTERNAL;
+	struct fake_server *s = shared_meanwhile(&c, name, "d", &ns);
 
-	CHECK(s && fake_namespace(s, 0) == ROOT_NS);
-	elsewhere(s, QUEUE_DIR, CFS_KIND_DIR, "d", NULL);
-	elsewhere(s, QUEUE_FILE, CFS_KIND_FILE, "d/f.txt", NULL);
-	client_new(&c, s, 0, ROOT_NS, name);
-	CHECK(catch_up(&c, &err) == CFS_OK);
-	CHECK(c.fs.remote->ops->share(c.conn, ROOT_NS, "d", &ns, &err) ==
-	      CFS_OK);
 	db = cache_db(c.fs.cache, &err);
 	if (db && (dir_ino = ino_at(db, "d", &kind)) != 0)
 		rc = remove ? local_remove(db, dir_ino, "f.txt", false, &ino,
@@ -1570,6 +1592,81 @@ static void test_a_remove_in_a_folder_shared_elsewhere_is_done(void)
 	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
 }
 
+/* Seeds of the run above with shares made elsewhere that never
+ * converged: a change under a folder shared meanwhile waited for the
+ * mirror to follow the share, which waited for the folder's own rename
+ * queued behind that change (357, 386). */
+static void test_a_change_in_a_folder_shared_and_renamed_meanwhile_goes(void)
+{
+	static const unsigned seeds[] = { 357u, 386u };
+
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
+}
+
+/* Seeds of the run above with shares made elsewhere where a file or
+ * symlink made here where another was just moved from became a
+ * conflicted copy of itself: sent in the batch after that move, which
+ * went again (into a folder shared meanwhile), it found the other
+ * still there (44, 623, 770). */
+static void test_a_file_made_where_one_was_moved_from_is_no_conflict(void)
+{
+	static const unsigned seeds[] = { 44u, 623u, 770u };
+
+	share_elsewhere_runs(seeds, sizeof(seeds) / sizeof(seeds[0]));
+}
+
+/*
+ * As shared_meanwhile() leaves it (shared: "d" or "s"), d is renamed
+ * to e (into s/d when into_s), and the rename is sent before this mount
+ * lists the share.  Renamed, the shared folder ends at its new name.
+ * Moved into the shared folder, which no namespace can do, it stays
+ * where the server has it, with its content, and so it shows here.
+ */
+static void rename_as_shared(const char *name, const char *shared, bool into_s)
+{
+	struct client c;
+	struct cfs_error err;
+	struct cfs_sql *db;
+	enum cfs_kind kind;
+	uint64_t s_ino = 0, ino, size = 0;
+	int64_t ns = 0;
+	enum cfs_err rc = CFS_ERR_INTERNAL;
+	struct fake_server *s = shared_meanwhile(&c, name, shared, &ns);
+
+	db = cache_db(c.fs.cache, &err);
+	if (db && (s_ino = ino_at(db, "s", &kind)) != 0)
+		rc = local_rename(db, MIRROR_ROOT_INO, "d",
+				  into_s ? s_ino : MIRROR_ROOT_INO,
+				  into_s ? "d" : "e", false, now_ns(), &ino,
+				  &err);
+	CHECK(rc == CFS_OK);
+	cache_db_release(c.fs.cache, db);
+	send_then_show_server(&c, s);
+	if (into_s)
+		CHECK(fake_lookup(s, ROOT_NS, "d/f.txt", &size) ==
+		      CFS_KIND_FILE);
+	else
+		CHECK(fake_lookup(s, ROOT_NS, "d", &size) == CFS_KIND_DELETED &&
+		      fake_lookup(s, ROOT_NS, "e", &size) == CFS_KIND_MOUNT &&
+		      fake_lookup(s, ns, "f.txt", &size) == CFS_KIND_FILE);
+	client_close(&c);
+	fake_server_free(s);
+}
+
+static void test_a_folder_renamed_as_another_device_shares_it_keeps_it(void)
+{
+	rename_as_shared("rename-shared", "d", false);
+}
+
+/* Once, the folder was taken along into the shared namespace here, and
+ * showed there with its file gone from view, while the server kept both
+ * where they were (share-elsewhere seeds 460 and 812, whose model still
+ * expects the move itself). */
+static void test_a_folder_moved_into_a_folder_shared_meanwhile_stays(void)
+{
+	rename_as_shared("move-into-shared", "s", true);
+}
+
 int main(void)
 {
 	cfs_log_init("test_remote", CFS_LOG_ERROR);
@@ -1596,6 +1693,10 @@ int main(void)
 	RUN(test_a_move_into_a_folder_removed_elsewhere_leaves_no_folder);
 	RUN(test_a_folder_renamed_as_it_is_shared_keeps_its_new_name);
 	RUN(test_a_remove_in_a_folder_shared_elsewhere_is_done);
+	RUN(test_a_change_in_a_folder_shared_and_renamed_meanwhile_goes);
+	RUN(test_a_file_made_where_one_was_moved_from_is_no_conflict);
+	RUN(test_a_folder_renamed_as_another_device_shares_it_keeps_it);
+	RUN(test_a_folder_moved_into_a_folder_shared_meanwhile_stays);
 	if (!check_failures) {
 		char cmd[64];
 

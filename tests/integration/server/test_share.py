@@ -3,8 +3,8 @@ and what a non-member sees (nothing)."""
 
 import pytest
 
-from cfs_server import (assert_error, block_id, file_op, unchanged, waiting_longpoll,
-                        woken)
+from cfs_server import (assert_error, block_id, file_op, result_of, unchanged,
+                        waiting_longpoll, woken)
 
 PHOTO = b"\x89PNG a photo" * 1000
 
@@ -323,3 +323,20 @@ def test_deleting_a_directory_that_holds_a_mount_leaves_the_shared_folder(photos
     assert_error(bob.list(photos), 404, "not_found")
     assert photos not in namespaces(bob)
     assert members(alice, photos) == [("alice", True)]
+
+
+def test_a_delete_of_a_file_its_folders_share_moved_away_is_not_taken_for_done(photos, alice):
+    """A mount deletes Photos/2024/cat.png as it knew it, by path and node,
+    after another device shared Photos and renamed its mount: the file
+    is not gone (it lives on in the shared folder), so the delete is not
+    answered as one applied before; the mount then finds it there."""
+    inside = alice.snapshot(photos)[0]
+    alice.commit_ok(alice.root_ns, {"op": "move", "path": "Photos", "to": "Pictures"})
+    node = inside["2024/cat.png"]["node"]
+    with unchanged(alice, alice.root_ns, photos):
+        res = result_of(alice, alice.root_ns, {"op": "delete", "path": "Photos/2024/cat.png",
+                                               "node": node})
+    assert res.get("error", {}).get("code") == "not_found", res
+    (done,) = alice.commit_ok(photos, {"op": "delete", "path": "2024/cat.png", "node": node})
+    assert "2024/cat.png" not in alice.snapshot(photos)[0]
+    assert done["jid"] == alice.head(photos)
