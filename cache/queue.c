@@ -783,7 +783,6 @@ enum cfs_err queue_wait_listing(struct cfs_sql *db, const struct queued_op *op,
 	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
 }
 
-/* SQL: x is a path under folder p. */
 /*
  * The first queued move after op, in op's namespace, of a folder on op's
  * way (at path or at to) that the server holds as a shared folder now
