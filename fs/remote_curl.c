@@ -29,6 +29,9 @@
 #define MAX_ANSWER  (64u * 1024 * 1024)
 /* libcurl's receive buffer: large buffers matter for 4 MiB blocks. */
 #define RECV_BUFFER (512 * 1024)
+/* libcurl's send buffer for block uploads (64 KiB by default): a 4 MiB
+ * block went out in 64 reads of its file, sends and polls. */
+#define SEND_BUFFER (1024 * 1024)
 
 struct curl_remote {
 	struct remote base;
@@ -1134,6 +1137,7 @@ static struct remote_xfer *put(struct remote_xfers *s,
 	x->len = len;
 	curl_easy_setopt(x->curl, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(x->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(x->curl, CURLOPT_UPLOAD_BUFFERSIZE, (long)SEND_BUFFER);
 	curl_easy_setopt(x->curl, CURLOPT_READFUNCTION, on_read);
 	curl_easy_setopt(x->curl, CURLOPT_READDATA, x);
 	curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, on_put_answer);
@@ -1183,6 +1187,7 @@ static struct remote_xfer *put_batch(struct remote_xfers *s,
 	curl_easy_setopt(x->curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE_LARGE,
 			 (curl_off_t)total);
+	curl_easy_setopt(x->curl, CURLOPT_UPLOAD_BUFFERSIZE, (long)SEND_BUFFER);
 	curl_easy_setopt(x->curl, CURLOPT_READFUNCTION, on_batch_read);
 	curl_easy_setopt(x->curl, CURLOPT_READDATA, x);
 	curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, on_put_answer);

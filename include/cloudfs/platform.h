@@ -124,6 +124,15 @@ void platform_trim_heap(void);
  * such call: the caller then makes each of its files durable itself. */
 int platform_syncfs(int fd);
 
+/* With on, makes writes to fd bypass the page cache (O_DIRECT on Linux):
+ * each must then start at an offset, and come from an address, aligned
+ * to PLATFORM_DIRECT_ALIGN, and be a multiple of it long; with !on, goes
+ * back to writing through the cache.  0, or -1 with errno (ENOSYS where
+ * the platform has no such mode; EINVAL where the file system refuses
+ * it, which some do only at the first write). */
+#define PLATFORM_DIRECT_ALIGN 4096
+int platform_write_direct(int fd, bool on);
+
 /* Opens path only to hold on to its inode (O_PATH on Linux: no read
  * access needed, nothing read); -1 and errno on failure. */
 int platform_open_inode(const char *path);

@@ -5,7 +5,7 @@
 #include "cloudfs/platform.h"
 
 #include <errno.h>
-#include <fcntl.h>    /* FALLOC_FL_*, O_PATH */
+#include <fcntl.h>    /* FALLOC_FL_*, O_PATH, O_DIRECT */
 #include <linux/fs.h> /* RENAME_NOREPLACE */
 #include <malloc.h>   /* malloc_trim */
 #include <mntent.h>
@@ -140,6 +140,15 @@ void platform_trim_heap(void)
 int platform_syncfs(int fd)
 {
 	return syncfs(fd);
+}
+
+int platform_write_direct(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -1;
+	return fcntl(fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT);
 }
 
 int platform_open_inode(const char *path)

@@ -167,6 +167,13 @@ int platform_syncfs(int fd)
 	return -1;
 }
 
+int platform_write_direct(int fd, bool on)
+{
+	(void)fd, (void)on;
+	errno = ENOSYS;
+	return -1;
+}
+
 int platform_open_inode(const char *path)
 {
 	return open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
