@@ -22,6 +22,15 @@ uint64_t cfs_monotonic_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t cfs_elapsed_us(const struct timespec *from, const struct timespec *to)
+{
+	int64_t ns =
+		((int64_t)to->tv_sec - (int64_t)from->tv_sec) * 1000000000 +
+		((int64_t)to->tv_nsec - (int64_t)from->tv_nsec);
+
+	return ns > 0 ? (uint64_t)ns / 1000 : 0;
+}
+
 struct timespec cfs_deadline_in_ms(unsigned long ms)
 {
 	struct timespec ts;

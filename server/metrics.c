@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cloudfs/buf.h"
+#include "cloudfs/clock.h"
 #include "server/api.h"
 #include "server/metrics.h"
 
@@ -107,8 +108,7 @@ void metrics_store_time(enum metrics_store_op op, const struct timespec *start)
 	size_t i;
 
 	clock_gettime(CLOCK_MONOTONIC, &end);
-	us = (uint64_t)(end.tv_sec - start->tv_sec) * 1000000u +
-	     (uint64_t)(end.tv_nsec - start->tv_nsec) / 1000;
+	us = cfs_elapsed_us(start, &end);
 	for (i = 0; i < N_BUCKETS && us > bucket_us[i]; i++)
 		;
 	add(&h->bucket[i], 1);
