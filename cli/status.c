@@ -10,6 +10,11 @@
 #include "cloudfs/platform.h"
 #include "cloudfs/size.h"
 
+/* --wait asks again after 10 ms, doubling up to 200 ms: a small change is
+ * on the server within milliseconds, and a long wait asks seldom. */
+#define WAIT_NAP_MIN_MS 10
+#define WAIT_NAP_MAX_MS 200
+
 static int64_t num(json_t *o, const char *key)
 {
 	return json_integer_value(json_object_get(o, key));
@@ -149,14 +154,15 @@ static bool wait_sent(const struct cli_opts *opts, const struct cli_target *t,
 {
 	uint64_t until = cfs_monotonic_ms() + (uint64_t)(opts->timeout * 1000);
 	int64_t most = 0, last = -1;
+	unsigned nap_ms = WAIT_NAP_MIN_MS;
 	json_t *st;
 	bool done = false;
 
 	*timed_out = false;
 	/* Only what is local: the server is asked once, at the end. */
 	while (!done && !*timed_out &&
-	       (st = cli_ask(t, json_pack("{s:s, s:b}", "cmd", "status",
-					  "server", 0)))) {
+	       (st = cli_ask(t, json_pack("{s:s, s:b, s:b}", "cmd", "status",
+					  "server", 0, "wait", 1)))) {
 		done = sent(st);
 		if (!done && !opts->json)
 			progress(st, &most, &last);
@@ -164,7 +170,9 @@ static bool wait_sent(const struct cli_opts *opts, const struct cli_target *t,
 			     cfs_monotonic_ms() >= until;
 		json_decref(st);
 		if (!done && !*timed_out)
-			usleep(200 * 1000);
+			usleep(nap_ms * 1000);
+		nap_ms = 2 * nap_ms < WAIT_NAP_MAX_MS ? 2 * nap_ms
+						      : WAIT_NAP_MAX_MS;
 	}
 	if (!opts->json && last >= 0 && isatty(STDERR_FILENO))
 		fputc('\n', stderr);

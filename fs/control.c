@@ -348,6 +348,8 @@ static json_t *do_pin(struct fs *fs, json_t *req)
 static json_t *answer_status(struct fs *fs, const char *cmd, json_t *req)
 {
 	(void)cmd;
+	if (json_is_true(json_object_get(req, "wait")))
+		uploader_hurry(fs->upload);
 	return do_status(fs, !json_is_false(json_object_get(req, "server")));
 }
 

@@ -135,7 +135,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 		eno = rc ? ops_errno(rc, &err) : 0;
 	}
 	if (!eno)
-		uploader_wake(fs->upload);
+		uploader_wake_removed(fs->upload);
 	fuse_reply_err(req, eno);
 }
 

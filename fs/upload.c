@@ -19,9 +19,13 @@
 #include "fs/upload.h"
 #include "fs/upload_state.h"
 
-#define BACKOFF_MIN_MS	    250
-#define BACKOFF_MAX_MS	    30000
-#define BACKOFF_ANSWERED_MS 2000
+#define BACKOFF_MIN_MS	      250
+#define BACKOFF_MAX_MS	      30000
+#define BACKOFF_ANSWERED_MS   2000
+/* Removals that never pause hold the queue back at most this long (or
+ * for REMOVALS_HOLD_SETTLES settle delays when longer). */
+#define REMOVALS_HOLD_MAX_MS  1000
+#define REMOVALS_HOLD_SETTLES 10
 
 /* Tells uploader_sending() which inodes the batch ops holds (n 0: none),
  * and uploader_progress() which is its largest file. */
@@ -122,6 +126,37 @@ static void drain(struct uploader *u)
 		cache_db_release(u->fs->cache, db);
 }
 
+/*
+ * Waits while removals come without a pause of the settle delay: sent as
+ * they come, an rm -rf cost a batch per file or two, each synced, answered
+ * and listed again on its own, which took longer than the removals; and a
+ * folder's deletes go as one only with the folder's own in their batch.
+ */
+static void hold_while_removing(struct uploader *u)
+{
+	uint64_t settle = u->fs->opt.settle_ms;
+	uint64_t most = settle * REMOVALS_HOLD_SETTLES > REMOVALS_HOLD_MAX_MS
+				? settle * REMOVALS_HOLD_SETTLES
+				: REMOVALS_HOLD_MAX_MS;
+	uint64_t last_ms = cfs_monotonic_ms() + most;
+
+	pthread_mutex_lock(&u->lock);
+	for (;;) {
+		uint64_t now = cfs_monotonic_ms(), end = u->removed_ms + settle;
+		struct timespec until;
+
+		if (end > last_ms)
+			end = last_ms;
+		if (u->stop || u->hurry || now >= end)
+			break;
+		u->holding = true;
+		until = cfs_deadline_in_ms(end - now);
+		pthread_cond_timedwait(&u->wake, &u->lock, &until);
+	}
+	u->holding = u->hurry = false;
+	pthread_mutex_unlock(&u->lock);
+}
+
 static void *upload_thread(void *arg)
 {
 	struct uploader *u = arg;
@@ -130,8 +165,10 @@ static void *upload_thread(void *arg)
 
 	while (!__atomic_load_n(&u->stop, __ATOMIC_RELAXED)) {
 		bool sent = false, retry = false;
-		enum cfs_err rc = batch_send(u, &sent, &retry, &err);
+		enum cfs_err rc;
 
+		hold_while_removing(u);
+		rc = batch_send(u, &sent, &retry, &err);
 		if (sent) /* its blocks may be evictable now */
 			keeper_poke(u->fs->keeper);
 		if (rc == CFS_OK && !retry) {
@@ -228,6 +265,32 @@ static void poke(struct uploader *u, bool now)
 void uploader_wake(struct uploader *u)
 {
 	poke(u, false);
+}
+
+void uploader_wake_removed(struct uploader *u)
+{
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->lock);
+	u->removed_ms = cfs_monotonic_ms();
+	u->woken = true;
+	/* A hold looks at removed_ms when it ends: waking it for each file
+	 * of a tree cost more than the removal. */
+	if (!u->holding)
+		pthread_cond_signal(&u->wake);
+	pthread_mutex_unlock(&u->lock);
+}
+
+void uploader_hurry(struct uploader *u)
+{
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->lock);
+	if (u->holding) {
+		u->hurry = true;
+		pthread_cond_signal(&u->wake);
+	}
+	pthread_mutex_unlock(&u->lock);
 }
 
 void uploader_retry_now(struct uploader *u)

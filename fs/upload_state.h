@@ -33,6 +33,11 @@ struct uploader {
 	bool stop;
 	bool woken;	/* a change was queued (uploader_wake) */
 	bool retry_now; /* ends a backoff (uploader_retry_now) */
+	/* Removals hold the queue back (hold_while_removing()): the last
+	 * removal's time, whether the uploader waits for them to pause, and
+	 * whether someone waits for the queue meanwhile (uploader_hurry). */
+	uint64_t removed_ms;
+	bool holding, hurry;
 	unsigned drain_s;
 	uint64_t sending[UPLOAD_BATCH_MAX]; /* inodes of the batch under way */
 	size_t n_sending;

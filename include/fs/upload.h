@@ -65,6 +65,15 @@ void uploader_counts(struct uploader *u, struct upload_counts *c);
  * backing off after a failed try. */
 void uploader_wake(struct uploader *u);
 
+/* Something was removed: as uploader_wake(), but the uploader waits until
+ * removals pause for the settle delay, so that a tree removed (rm -rf)
+ * goes in full batches, its folders as one delete each (fs/collapse.c). */
+void uploader_wake_removed(struct uploader *u);
+
+/* Someone waits for the queue to be sent (cloudfs status --wait): removals
+ * no longer hold it back. */
+void uploader_hurry(struct uploader *u);
+
 /* The server answers, or a listing was applied that queued changes may
  * have waited for: try again now, even when backing off. */
 void uploader_retry_now(struct uploader *u);

@@ -9,6 +9,7 @@ there) while the tree is removed, so that the deletes are queued and
 unsent when it goes on."""
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -68,6 +69,25 @@ def test_a_tree_removed_is_deleted_on_the_server_as_one_row(server, alice, mount
     assert sorted(os.listdir(m.mountpoint)) == ["marker", "out"]
     unmount_drained(m)
     assert WHOLE not in m.log_text() and "refused" not in m.log_text(), m.log_text()
+
+
+def test_a_tree_removed_from_a_live_mount_goes_in_one_request(server, alice, mount, proxy):
+    """Nothing held at the proxy: the uploader waits for the removals to
+    pause (a settle longer than any rm here) or for status --wait, and
+    does not send each file's delete as it comes."""
+    seen = put(alice)
+    m = mount(alice.clone(proxy.url), timeout=TIMEOUT, settle=30)
+    until(lambda: os.path.exists(os.path.join(m.mountpoint, "tree/sub/deep/h")), within=20,
+          what="the tree listed")
+    before = len(proxy.seen)
+    shutil.rmtree(os.path.join(m.mountpoint, "tree"))
+    wait_sent(m)
+    commits = [line for line in proxy.seen[before:] if re.match(COMMIT, line)]
+    assert commits == ["POST /meta/ns/%d/commit" % alice.root_ns], proxy.seen[before:]
+    assert sorted(server_listing(alice, alice.root_ns)) == ["out", "out/x"]
+    assert [e["path"] for e in alice.list_all(alice.root_ns, seen)[0]] == ["tree"]
+    assert sorted(os.listdir(m.mountpoint)) == ["out"]
+    assert WHOLE not in m.log_text(), m.log_text()
 
 
 def test_a_file_another_mount_adds_inside_survives_and_the_mount_shows_it(
