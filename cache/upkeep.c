@@ -12,6 +12,7 @@
 #include "cache/rows.h"
 #include "cache/upkeep.h"
 #include "cloudfs/blockset.h"
+#include "cloudfs/cmdtable.h"
 
 /* Adds the block lists (first column) of the rows st selects. */
 static enum cfs_err blockset_fill(struct cfs_sql *db, sqlite3_stmt *st,
@@ -615,24 +616,65 @@ static void report_json(void *arg, const struct cfs_block_id *id,
 		arg, json_pack("{s:s, s:s}", "block", hex, "problem", what));
 }
 
+/* What cache_upkeep_json() runs for a command's name. */
+struct upkeep_cmd {
+	const char *name;
+	enum cfs_err (*run)(struct cache *c, uint64_t under, uint64_t keep,
+			    json_t *bad, struct cache_tally *t,
+			    struct cfs_error *err);
+};
+
+static enum cfs_err run_evict(struct cache *c, uint64_t under, uint64_t keep,
+			      json_t *bad, struct cache_tally *t,
+			      struct cfs_error *err)
+{
+	(void)bad;
+	return cache_evict(c, under, keep, t, err);
+}
+
+static enum cfs_err run_verify(struct cache *c, uint64_t under, uint64_t keep,
+			       json_t *bad, struct cache_tally *t,
+			       struct cfs_error *err)
+{
+	(void)under, (void)keep;
+	return cache_verify(c, report_json, bad, t, err);
+}
+
+static enum cfs_err run_gc(struct cache *c, uint64_t under, uint64_t keep,
+			   json_t *bad, struct cache_tally *t,
+			   struct cfs_error *err)
+{
+	(void)under, (void)keep;
+	return cache_gc(c, report_json, bad, t, err);
+}
+
+static const struct upkeep_cmd upkeep_cmds[] = {
+	{ "evict", run_evict },
+	{ "verify", run_verify },
+	{ "gc", run_gc },
+};
+
 json_t *cache_upkeep_json(struct cache *c, const char *cmd, uint64_t under,
 			  uint64_t keep, struct cfs_error *err)
 {
+	const struct upkeep_cmd *u = CFS_CMDTABLE_FIND(upkeep_cmds, cmd);
 	struct cache_tally t;
-	json_t *bad = json_array();
-	enum cfs_err rc;
+	json_t *bad;
 
-	if (!bad) {
+	/* Whatever the caller mistyped, never remove blocks it did not ask
+	 * to: an unknown name runs nothing. */
+	if (!u) {
+		cfs_fail(err, CFS_ERR_BAD_FIELD,
+			 "unknown cache upkeep command '%s'"
+			 " (evict, verify or gc)",
+			 cmd ? cmd : "");
+		return NULL;
+	}
+	if (!(bad = json_array())) {
 		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 		return NULL;
 	}
-	if (strcmp(cmd, "evict") == 0)
-		rc = cache_evict(c, under, keep, &t, err);
-	else if (strcmp(cmd, "verify") == 0)
-		rc = cache_verify(c, report_json, bad, &t, err);
-	else
-		rc = cache_gc(c, report_json, bad, &t, err);
-	if (rc) {
+	if (u->run(c, under, keep, bad, &t, err)) {
 		json_decref(bad);
 		return NULL;
 	}

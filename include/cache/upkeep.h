@@ -94,7 +94,8 @@ enum cfs_err cache_gc(struct cache *c, cache_report_fn fn, void *arg,
  * Runs cmd, "evict" (below inode under, 0: all; down to keep bytes),
  * "verify" or "gc", and answers what cloudfs(1) prints with --json: the
  * tally and "problems", the blocks found bad or removed.  NULL with err
- * set when it failed.
+ * set when it failed, or when cmd is none of the three (CFS_ERR_BAD_FIELD,
+ * nothing run).
  */
 json_t *cache_upkeep_json(struct cache *c, const char *cmd, uint64_t under,
 			  uint64_t keep, struct cfs_error *err);
