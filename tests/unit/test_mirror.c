@@ -287,10 +287,10 @@ static void test_an_unknown_upkeep_command_runs_nothing(void)
 {
 	struct cfs_error err;
 
-	CHECK(cache_upkeep_json(cache, "evicted", 0, 0, &err) == NULL);
+	CHECK(upkeep_json(cache, "evicted", 0, 0, &err) == NULL);
 	CHECK(err.code == CFS_ERR_BAD_FIELD);
 	CHECK(strstr(err.msg, "'evicted'") != NULL);
-	CHECK(cache_upkeep_json(cache, NULL, 0, 0, &err) == NULL);
+	CHECK(upkeep_json(cache, NULL, 0, 0, &err) == NULL);
 }
 
 int main(void)
