@@ -17,6 +17,7 @@
  *     leaves above used + coming, and a pass evicts for them and for the
  *     largest fetch waiting (awaiting) as for files being written.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -461,6 +462,7 @@ void keeper_await(struct keeper *k, size_t len)
  * cache now, counted until a pass measures them. */
 static void give_back(struct keeper *k, size_t len, bool written)
 {
+	assert(k->coming >= len); /* invariant 3 */
 	k->coming -= len;
 	if (written)
 		count_in(k, len);
