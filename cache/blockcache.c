@@ -1,4 +1,5 @@
 /* Block files of the cache (cache/blockcache.h). */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -74,6 +75,7 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 	struct cfs_sql *db;
 	enum cfs_err rc;
 
+	assert(size <= CFS_BLOCK_SIZE);
 	cfs_block_id_to_hex(id, hex);
 	snprintf(dir, sizeof(dir), "%.2s", hex);
 	block_name(id, path);
