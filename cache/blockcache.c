@@ -1,4 +1,5 @@
 /* Block files of the cache (cache/blockcache.h). */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -74,10 +75,11 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 	struct cfs_sql *db;
 	enum cfs_err rc;
 
+	assert(size <= CFS_BLOCK_SIZE);
 	cfs_block_id_to_hex(id, hex);
 	snprintf(dir, sizeof(dir), "%.2s", hex);
 	block_name(id, path);
-	/* Neither gc nor a measure (cache_measure) may find the file renamed
+	/* Neither gc nor a measure (upkeep_measure) may find the file renamed
 	 * but not yet indexed: the index may wait for SQLite's write lock. */
 	blockcache_hold(c);
 	/* fsync (or the caller's syncfs) before rename: after a power cut a

@@ -2,6 +2,7 @@
  * Small sets of inode numbers (cache/ino_set.h), for the rare walks of a
  * subtree that the mirror's files make.
  */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "cache/ino_set.h"
@@ -17,6 +18,7 @@ bool ino_set_has(const struct ino_set *set, uint64_t ino)
 enum cfs_err ino_set_add(struct ino_set *set, uint64_t ino,
 			 struct cfs_error *err)
 {
+	assert(ino && set->n <= set->cap);
 	if (set->n == set->cap) {
 		void *p = realloc(set->v, (set->cap = 2 * set->cap + 16) *
 						  sizeof(set->v[0]));

@@ -40,15 +40,16 @@ static enum cfs_err pinned(struct cfs_sql *db, const struct mirror_entry *e,
 	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
 }
 
-enum cfs_err cache_entry_state(struct cfs_sql *db, const struct mirror_entry *e,
-			       struct cache_entry_state *s,
-			       struct cfs_error *err)
+enum cfs_err inspect_entry_state(struct cfs_sql *db,
+				 const struct mirror_entry *e,
+				 struct inspect_entry_state *s,
+				 struct cfs_error *err)
 {
 	int64_t v;
 	bool found;
 	enum cfs_err rc;
 
-	*s = (struct cache_entry_state){ .pending = e->pending > 0 };
+	*s = (struct inspect_entry_state){ .pending = e->pending > 0 };
 	rc = cfs_sql_int64(
 		db,
 		cfs_sql_stmt(db, "SELECT 1 FROM conflicts WHERE ino = ?1", err,
@@ -76,15 +77,15 @@ enum cfs_err cache_entry_state(struct cfs_sql *db, const struct mirror_entry *e,
 	return rc;
 }
 
-const char *cache_sync_word(const struct cache_entry_state *s)
+const char *inspect_sync_word(const struct inspect_entry_state *s)
 {
 	if (s->pending)
 		return s->uploading ? "uploading" : "pending";
 	return s->conflict ? "conflict" : "synced";
 }
 
-const char *cache_local_word(const struct cache_entry_state *s,
-			     enum cfs_kind kind)
+const char *inspect_local_word(const struct inspect_entry_state *s,
+			       enum cfs_kind kind)
 {
 	if (s->pinned)
 		return "pinned";
@@ -112,7 +113,7 @@ static enum cfs_err two(struct cfs_sql *db, sqlite3_stmt *st, uint64_t *a,
 }
 
 /* Files: how many, how many wholly or partly local, pinned bytes. */
-static enum cfs_err file_totals(struct cfs_sql *db, struct cache_usage *u,
+static enum cfs_err file_totals(struct cfs_sql *db, struct inspect_usage *u,
 				struct cfs_error *err)
 {
 	sqlite3_stmt *st = cfs_sql_stmt(
@@ -122,9 +123,9 @@ static enum cfs_err file_totals(struct cfs_sql *db, struct cache_usage *u,
 	enum cfs_err rc;
 
 	while ((rc = rows_step(db, st, &e, err)) == CFS_OK) {
-		struct cache_entry_state s;
+		struct inspect_entry_state s;
 
-		rc = cache_entry_state(db, &e, &s, err);
+		rc = inspect_entry_state(db, &e, &s, err);
 		mirror_entry_release(&e);
 		if (rc)
 			break;
@@ -140,21 +141,21 @@ static enum cfs_err file_totals(struct cfs_sql *db, struct cache_usage *u,
 	return rc == CFS_ERR_NOT_FOUND ? CFS_OK : rc;
 }
 
-enum cfs_err cache_usage(struct cache *c, struct cfs_sql *db,
-			 struct cache_usage *u, struct cfs_error *err)
+enum cfs_err inspect_usage(struct cache *c, struct cfs_sql *db,
+			   struct inspect_usage *u, struct cfs_error *err)
 {
 	int64_t limit = 0;
 	bool found;
 	uint64_t unused;
-	struct cache_size size;
+	struct upkeep_size size;
 	enum cfs_err rc;
 
 	/* Blocks and bytes being written measured together, before the read
 	 * transaction: the measure waits for the upkeep lock. */
-	rc = cache_measure(c, &size, err);
-	*u = (struct cache_usage){ .blocks = size.blocks,
-				   .bytes = size.bytes,
-				   .dirty_bytes = size.staged };
+	rc = upkeep_measure(c, &size, err);
+	*u = (struct inspect_usage){ .blocks = size.blocks,
+				     .bytes = size.bytes,
+				     .dirty_bytes = size.staged };
 	if (rc == CFS_OK)
 		rc = cfs_sql_begin(db, false, err);
 	if (rc == CFS_OK)
@@ -184,8 +185,8 @@ enum cfs_err cache_usage(struct cache *c, struct cfs_sql *db,
 	return cfs_sql_end(db, rc, err);
 }
 
-enum cfs_err cache_file_usage(struct cfs_sql *db, struct cache_usage *u,
-			      struct cfs_error *err)
+enum cfs_err inspect_file_usage(struct cfs_sql *db, struct inspect_usage *u,
+				struct cfs_error *err)
 {
 	enum cfs_err rc = cfs_sql_begin(db, false, err);
 
@@ -194,8 +195,8 @@ enum cfs_err cache_file_usage(struct cfs_sql *db, struct cache_usage *u,
 	return cfs_sql_end(db, rc, err);
 }
 
-enum cfs_err cache_pin(struct cfs_sql *db, uint64_t ino, bool pin,
-		       struct cfs_error *err)
+enum cfs_err inspect_pin(struct cfs_sql *db, uint64_t ino, bool pin,
+			 struct cfs_error *err)
 {
 	if (pin)
 		return cfs_sql_exec(db,
@@ -205,8 +206,8 @@ enum cfs_err cache_pin(struct cfs_sql *db, uint64_t ino, bool pin,
 			    (int64_t)ino);
 }
 
-enum cfs_err cache_set_limit(struct cfs_sql *db, uint64_t limit,
-			     struct cfs_error *err)
+enum cfs_err inspect_set_limit(struct cfs_sql *db, uint64_t limit,
+			       struct cfs_error *err)
 {
 	return cfs_sql_exec(db,
 			    "INSERT OR REPLACE INTO info VALUES"
@@ -214,17 +215,17 @@ enum cfs_err cache_set_limit(struct cfs_sql *db, uint64_t limit,
 			    err, "i", (int64_t)limit);
 }
 
-json_t *cache_stat_json(struct cache *c, struct cfs_error *err)
+json_t *inspect_stat_json(struct cache *c, struct cfs_error *err)
 {
 	struct cfs_sql *db = cache_db(c, err);
-	struct cache_usage u;
-	enum cfs_err rc = db ? cache_usage(c, db, &u, err) : err->code;
+	struct inspect_usage u;
+	enum cfs_err rc = db ? inspect_usage(c, db, &u, err) : err->code;
 	json_t *o;
 
 	if (rc == CFS_OK)
-		rc = cache_file_usage(db, &u, err);
+		rc = inspect_file_usage(db, &u, err);
 	if (rc == CFS_OK)
-		rc = cache_kept_bytes(db, &u.kept_bytes, err);
+		rc = upkeep_kept_bytes(db, &u.kept_bytes, err);
 	if (db)
 		cache_db_release(c, db);
 	if (rc)
@@ -247,8 +248,8 @@ json_t *cache_stat_json(struct cache *c, struct cfs_error *err)
 	return o;
 }
 
-enum cfs_err cache_path_ino(struct cfs_sql *db, const char *path, uint64_t *ino,
-			    struct cfs_error *err)
+enum cfs_err inspect_path_ino(struct cfs_sql *db, const char *path,
+			      uint64_t *ino, struct cfs_error *err)
 {
 	struct mirror_entry dir, e;
 	char *copy = strdup(path ? path : ""), *save = NULL, *name;
@@ -328,10 +329,10 @@ static bool add_entry(void *arg, const struct mirror_entry *e)
 static bool add_named(struct listing *l, const char *name,
 		      const struct mirror_entry *e)
 {
-	struct cache_entry_state s;
+	struct inspect_entry_state s;
 	json_t *o;
 
-	if (cache_entry_state(l->db, e, &s, l->err)) {
+	if (inspect_entry_state(l->db, e, &s, l->err)) {
 		l->failed = true;
 		return false;
 	}
@@ -343,8 +344,8 @@ static bool add_named(struct listing *l, const char *name,
 		"bytes", (json_int_t)s.bytes, "cached_bytes",
 		(json_int_t)s.cached_bytes, "blocks", (json_int_t)s.blocks,
 		"cached_blocks", (json_int_t)s.cached_blocks, "pinned",
-		s.pinned, "state", cache_sync_word(&s), "local",
-		cache_local_word(&s, e->kind));
+		s.pinned, "state", inspect_sync_word(&s), "local",
+		inspect_local_word(&s, e->kind));
 	if (!o || json_array_append_new(l->entries, o)) {
 		cfs_fail(l->err, CFS_ERR_INTERNAL, "out of memory");
 		l->failed = true;
@@ -353,8 +354,8 @@ static bool add_named(struct listing *l, const char *name,
 	return true;
 }
 
-json_t *cache_ls_json(struct cfs_sql *db, uint64_t ino, json_t *uploading,
-		      struct cfs_error *err)
+json_t *inspect_ls_json(struct cfs_sql *db, uint64_t ino, json_t *uploading,
+			struct cfs_error *err)
 {
 	struct listing l = { .db = db,
 			     .entries = json_array(),

@@ -1,6 +1,7 @@
 /*
  * The bookkeeping of entries with local changes (cache/pending.h).
  */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "cache/pending.h"
@@ -11,6 +12,7 @@ enum cfs_err pending_mark(struct cfs_sql *db, const struct mirror_entry *e,
 {
 	enum cfs_err rc = CFS_OK;
 
+	assert(cfs_sql_in_transaction(db) && e->ino && e->pending + delta >= 0);
 	if (e->pending == 0)
 		rc = rows_shadow_put(db, e->ino, e, err);
 	if (rc == CFS_OK)
@@ -24,6 +26,7 @@ enum cfs_err pending_mark(struct cfs_sql *db, const struct mirror_entry *e,
 enum cfs_err pending_enqueue(struct cfs_sql *db, const struct queued_op *op,
 			     double ord, struct cfs_error *err)
 {
+	assert(cfs_sql_in_transaction(db));
 	return cfs_sql_exec(
 		db,
 		"INSERT INTO ops(ord, ino, ns, type, kind, path, to_path, size,"
@@ -60,6 +63,7 @@ enum cfs_err pending_queue(struct cfs_sql *db, const struct mirror_entry *e,
 	double ord = 0;
 	enum cfs_err rc = next_ord(db, &ord, err);
 
+	assert(cfs_sql_in_transaction(db));
 	op->ino = e->ino;
 	op->ns = e->ns;
 	if (rc == CFS_OK)
@@ -87,6 +91,7 @@ enum cfs_err pending_queue_state(struct cfs_sql *db,
 	};
 	enum cfs_err rc = rows_ns_path(db, e, &op.path, err);
 
+	assert(cfs_sql_in_transaction(db));
 	if (rc == CFS_OK)
 		rc = pending_queue(db, e, &op, err);
 	free(op.path);
@@ -136,12 +141,13 @@ static enum cfs_err settle(struct cfs_sql *db, uint64_t ino,
 enum cfs_err pending_done(struct cfs_sql *db, uint64_t ino,
 			  struct mirror_changes *ch, struct cfs_error *err)
 {
-	enum cfs_err rc =
-		cfs_sql_exec(db,
-			     "UPDATE entries SET pending = pending - 1"
-			     " WHERE ino = ?1 AND pending > 0",
-			     err, "i", (int64_t)ino);
+	enum cfs_err rc;
 
+	assert(cfs_sql_in_transaction(db) && ino);
+	rc = cfs_sql_exec(db,
+			  "UPDATE entries SET pending = pending - 1"
+			  " WHERE ino = ?1 AND pending > 0",
+			  err, "i", (int64_t)ino);
 	return rc ? rc : settle(db, ino, ch, err);
 }
 
@@ -153,6 +159,7 @@ enum cfs_err pending_insert_new(struct cfs_sql *db, struct mirror_entry *e,
 	int64_t top;
 	bool found;
 
+	assert(cfs_sql_in_transaction(db));
 	/* A node id no entry has, until the row's own -ino is known. */
 	rc = cfs_sql_int64(
 		db,

@@ -4,6 +4,7 @@
  * to be listed, once the path is known (invariant 11 of cache/mirror.c,
  * table repaths).
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,7 @@ enum cfs_err repath_folder_path(struct cfs_sql *db,
 	bool found;
 	enum cfs_err rc;
 
+	assert(cfs_sql_in_transaction(db));
 	*path = NULL;
 	if (old->kind != CFS_KIND_DIR || e->kind != CFS_KIND_DIR ||
 	    (old->parent == e->parent && strcmp(old->name, e->name) == 0))
@@ -96,6 +98,7 @@ enum cfs_err repath_resolve(struct cfs_sql *db, struct cfs_error *err)
 		db, cfs_sql_stmt(db, "SELECT ino FROM repaths", err, ""), &all,
 		err);
 
+	assert(cfs_sql_in_transaction(db));
 	for (size_t i = 0; rc == CFS_OK && i < all.n; i++) {
 		struct mirror_entry e;
 		char *to = NULL;
@@ -132,5 +135,6 @@ enum cfs_err repath_moved(struct cfs_sql *db, uint64_t ino, int64_t ns,
 				       " from_path) VALUES (?1, ?2, ?3)",
 				       err, "iit", (int64_t)ino, ns, from);
 
+	assert(cfs_sql_in_transaction(db));
 	return rc ? rc : repath_resolve(db, err);
 }

@@ -4,6 +4,7 @@
  * changes), a namespace forgotten or followed, and the notes of what the
  * kernel must drop.  The invariants they keep: cache/mirror.c.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +274,7 @@ enum cfs_err rows_forget_ns(struct cfs_sql *db, int64_t ns,
 {
 	enum cfs_err rc;
 
+	assert(cfs_sql_in_transaction(db));
 	rc = cfs_sql_exec(db, "DELETE FROM entries WHERE ns = ?1", err, "i",
 			  ns);
 	if (rc == CFS_OK)
@@ -287,6 +289,7 @@ enum cfs_err rows_set_node(struct cfs_sql *db, uint64_t ino, int64_t ns,
 {
 	enum cfs_err rc;
 
+	assert(cfs_sql_in_transaction(db));
 	rc = cfs_sql_exec(db, "UPDATE entries SET node = ?2 WHERE ino = ?1",
 			  err, "ii", (int64_t)ino, node);
 	if (rc == CFS_OK)
@@ -326,6 +329,7 @@ enum cfs_err rows_write(struct cfs_sql *db, uint64_t *ino,
 	size_t blocks_len = e->blocks.n * CFS_BLOCK_ID_LEN;
 	enum cfs_err rc;
 
+	assert(cfs_sql_in_transaction(db));
 	if (*ino)
 		return cfs_sql_exec(
 			db,
@@ -363,6 +367,7 @@ enum cfs_err rows_delete(struct cfs_sql *db, uint64_t ino,
 	enum cfs_err rc = cfs_sql_exec(db, "DELETE FROM entries WHERE ino = ?1",
 				       err, "i", (int64_t)ino);
 
+	assert(cfs_sql_in_transaction(db));
 	return rc ? rc : rows_shadow_delete(db, ino, err);
 }
 
@@ -375,6 +380,7 @@ enum cfs_err rows_tombstone(struct cfs_sql *db, uint64_t ino, int64_t jid,
 			     " WHERE ino = ?1 AND kind = 0",
 			     err, "ii", (int64_t)ino, jid);
 
+	assert(cfs_sql_in_transaction(db) && jid > 0);
 	return rc ? rc : rows_shadow_delete(db, ino, err);
 }
 
@@ -400,6 +406,7 @@ enum cfs_err rows_shadow_put(struct cfs_sql *db, uint64_t ino,
 			     const struct mirror_entry *e,
 			     struct cfs_error *err)
 {
+	assert(cfs_sql_in_transaction(db));
 	/* refused stays: it belongs to the local changes, not the state. */
 	return cfs_sql_exec(
 		db,
@@ -426,6 +433,7 @@ enum cfs_err rows_shadow_put(struct cfs_sql *db, uint64_t ino,
 enum cfs_err rows_shadow_delete(struct cfs_sql *db, uint64_t ino,
 				struct cfs_error *err)
 {
+	assert(cfs_sql_in_transaction(db));
 	return cfs_sql_exec(db, "DELETE FROM shadow WHERE ino = ?1", err, "i",
 			    (int64_t)ino);
 }
@@ -456,6 +464,7 @@ enum cfs_err rows_follow_mount(struct cfs_sql *db, uint64_t ino,
 	bool found = false;
 	enum cfs_err rc = ns_mount_ino(db, e->ns, &at, &found, err);
 
+	assert(cfs_sql_in_transaction(db));
 	if (rc == CFS_OK && (!found || at != MIRROR_ROOT_INO))
 		return cfs_fail(err, CFS_ERR_BAD_FIELD,
 				"namespace %lld, not the root, holds a mount",

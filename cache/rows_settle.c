@@ -4,6 +4,7 @@
  * subtree, but for the entries with local changes and the folders that
  * lead to them (invariant 4 of cache/mirror.c).
  */
+#include <assert.h>
 #include <stdlib.h>
 
 #include "cache/ino_set.h"
@@ -67,6 +68,7 @@ enum cfs_err rows_localize(struct cfs_sql *db, uint64_t ino,
 	struct mirror_entry e = { 0 };
 	enum cfs_err rc = rows_by_ino(db, ino, &e, err);
 
+	assert(cfs_sql_in_transaction(db));
 	if (rc == CFS_OK && e.node > 0)
 		rc = rows_set_node(db, ino, e.ns, e.node, -(int64_t)ino, err);
 	if (rc == CFS_OK)
@@ -238,6 +240,7 @@ enum cfs_err rows_drop_contents(struct cfs_sql *db,
 {
 	enum cfs_err rc = CFS_OK;
 
+	assert(cfs_sql_in_transaction(db));
 	*kept = false;
 	if (old->kind == CFS_KIND_DIR && e->kind != CFS_KIND_DIR) {
 		rc = note_links_within(db, old->ns, old->node, ch, err);
@@ -268,6 +271,7 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 	char *from = NULL;
 	enum cfs_err rc = rows_note_change(db, old, e, ch, err);
 
+	assert(cfs_sql_in_transaction(db));
 	if (rc == CFS_OK)
 		rc = rows_drop_contents(db, old, e, &kept, ch, err);
 	if (rc == CFS_OK && kept)

@@ -4,6 +4,7 @@
  * into the shared namespace; a queued move across the folder's edge
  * becomes a create and a delete.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -376,6 +377,7 @@ enum cfs_err rows_follow_share(struct cfs_sql *db,
 	char *path = NULL;
 	enum cfs_err rc = rows_ns_path(db, old, &path, err);
 
+	assert(cfs_sql_in_transaction(db));
 	if (rc == CFS_OK)
 		rc = moved_in_folders(db, old->ns, path, &stay, err);
 

@@ -12,6 +12,7 @@
 #include "cache/rows.h"
 #include "cache/upkeep.h"
 #include "cloudfs/blockset.h"
+#include "cloudfs/cmdtable.h"
 
 /* Adds the block lists (first column) of the rows st selects. */
 static enum cfs_err blockset_fill(struct cfs_sql *db, sqlite3_stmt *st,
@@ -203,8 +204,8 @@ static enum cfs_err listed_blocks(struct cfs_sql *db, struct cfs_blockset *s,
 	return rc;
 }
 
-void cache_streamed_keep(struct cache *c, const struct cfs_block_id *id,
-			 int64_t until)
+void upkeep_streamed_keep(struct cache *c, const struct cfs_block_id *id,
+			  int64_t until)
 {
 	int64_t now = (int64_t)time(NULL);
 	size_t k = 0, soonest = 0;
@@ -230,7 +231,7 @@ out:
 	pthread_mutex_unlock(&c->streamed_lock);
 }
 
-bool cache_streamed_expire(struct cache *c)
+bool upkeep_streamed_expire(struct cache *c)
 {
 	int64_t now = (int64_t)time(NULL);
 	size_t k = 0, n;
@@ -245,7 +246,7 @@ bool cache_streamed_expire(struct cache *c)
 	return k < n;
 }
 
-/* Adds the blocks cache_streamed_keep() still keeps to s. */
+/* Adds the blocks upkeep_streamed_keep() still keeps to s. */
 static enum cfs_err streamed_blocks(struct cache *c, struct cfs_blockset *s,
 				    struct cfs_error *err)
 {
@@ -268,7 +269,7 @@ static enum cfs_err streamed_blocks(struct cache *c, struct cfs_blockset *s,
  * blocks kept_blocks() names.
  */
 static enum cfs_err evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
-			  bool unlisted, struct cache_tally *t,
+			  bool unlisted, struct upkeep_tally *t,
 			  struct cfs_error *err)
 {
 	struct cfs_blockset kept = { 0 }, order = { 0 }, only = { 0 };
@@ -276,7 +277,7 @@ static enum cfs_err evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 	struct cfs_sql *db;
 	enum cfs_err rc;
 
-	*t = (struct cache_tally){ 0 };
+	*t = (struct upkeep_tally){ 0 };
 	blockcache_write_touches(c); /* least recently used by then */
 	pthread_rwlock_wrlock(&c->upkeep);
 	db = cache_db(c, err);
@@ -318,20 +319,20 @@ static enum cfs_err evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
 	return rc;
 }
 
-enum cfs_err cache_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
-			 struct cache_tally *t, struct cfs_error *err)
+enum cfs_err upkeep_evict(struct cache *c, uint64_t under, uint64_t keep_bytes,
+			  struct upkeep_tally *t, struct cfs_error *err)
 {
 	return evict(c, under, keep_bytes, false, t, err);
 }
 
-enum cfs_err cache_evict_unlisted(struct cache *c, struct cache_tally *t,
-				  struct cfs_error *err)
+enum cfs_err upkeep_evict_unlisted(struct cache *c, struct upkeep_tally *t,
+				   struct cfs_error *err)
 {
 	return evict(c, 0, 0, true, t, err);
 }
 
-enum cfs_err cache_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
-			      struct cfs_error *err)
+enum cfs_err upkeep_kept_bytes(struct cfs_sql *db, uint64_t *bytes,
+			       struct cfs_error *err)
 {
 	struct cfs_blockset kept = { 0 };
 	sqlite3_stmt *st;
@@ -423,9 +424,9 @@ static enum cfs_err each_block_file(struct cache *c, each_block_fn fn,
 struct walk {
 	struct cache *c;
 	struct cfs_sql *db;
-	cache_report_fn report;
+	upkeep_report_fn report;
 	void *arg;
-	struct cache_tally *t;
+	struct upkeep_tally *t;
 	struct cfs_error *err;
 };
 
@@ -479,15 +480,15 @@ static enum cfs_err verify_one(void *arg, int dirfd, const char *name,
 	return remove_bad(w, dirfd, name, id, valid, why);
 }
 
-enum cfs_err cache_verify(struct cache *c, cache_report_fn fn, void *arg,
-			  struct cache_tally *t, struct cfs_error *err)
+enum cfs_err upkeep_verify(struct cache *c, upkeep_report_fn fn, void *arg,
+			   struct upkeep_tally *t, struct cfs_error *err)
 {
 	struct walk w = {
 		.c = c, .report = fn, .arg = arg, .t = t, .err = err
 	};
 	enum cfs_err rc;
 
-	*t = (struct cache_tally){ 0 };
+	*t = (struct upkeep_tally){ 0 };
 	w.db = cache_db(c, err);
 	if (!w.db)
 		return err->code;
@@ -543,15 +544,15 @@ static enum cfs_err gc_rows(struct walk *w)
 	return rc;
 }
 
-enum cfs_err cache_gc(struct cache *c, cache_report_fn fn, void *arg,
-		      struct cache_tally *t, struct cfs_error *err)
+enum cfs_err upkeep_gc(struct cache *c, upkeep_report_fn fn, void *arg,
+		       struct upkeep_tally *t, struct cfs_error *err)
 {
 	struct walk w = {
 		.c = c, .report = fn, .arg = arg, .t = t, .err = err
 	};
 	enum cfs_err rc;
 
-	*t = (struct cache_tally){ 0 };
+	*t = (struct upkeep_tally){ 0 };
 	pthread_rwlock_wrlock(&c->upkeep);
 	w.db = cache_db(c, err);
 	rc = w.db ? each_block_file(c, gc_one, &w, err) : err->code;
@@ -573,15 +574,15 @@ enum cfs_err cache_gc(struct cache *c, cache_report_fn fn, void *arg,
 	return rc;
 }
 
-enum cfs_err cache_measure(struct cache *c, struct cache_size *out,
-			   struct cfs_error *err)
+enum cfs_err upkeep_measure(struct cache *c, struct upkeep_size *out,
+			    struct cfs_error *err)
 {
 	struct cfs_sql *db;
 	sqlite3_stmt *st;
 	enum cfs_err rc;
 	bool row = false;
 
-	*out = (struct cache_size){ 0 };
+	*out = (struct upkeep_size){ 0 };
 	pthread_rwlock_wrlock(&c->upkeep);
 	db = cache_db(c, err);
 	st = db ? cfs_sql_stmt(db,
@@ -615,24 +616,65 @@ static void report_json(void *arg, const struct cfs_block_id *id,
 		arg, json_pack("{s:s, s:s}", "block", hex, "problem", what));
 }
 
-json_t *cache_upkeep_json(struct cache *c, const char *cmd, uint64_t under,
-			  uint64_t keep, struct cfs_error *err)
-{
-	struct cache_tally t;
-	json_t *bad = json_array();
-	enum cfs_err rc;
+/* What upkeep_json() runs for a command's name. */
+struct upkeep_cmd {
+	const char *name;
+	enum cfs_err (*run)(struct cache *c, uint64_t under, uint64_t keep,
+			    json_t *bad, struct upkeep_tally *t,
+			    struct cfs_error *err);
+};
 
-	if (!bad) {
+static enum cfs_err run_evict(struct cache *c, uint64_t under, uint64_t keep,
+			      json_t *bad, struct upkeep_tally *t,
+			      struct cfs_error *err)
+{
+	(void)bad;
+	return upkeep_evict(c, under, keep, t, err);
+}
+
+static enum cfs_err run_verify(struct cache *c, uint64_t under, uint64_t keep,
+			       json_t *bad, struct upkeep_tally *t,
+			       struct cfs_error *err)
+{
+	(void)under, (void)keep;
+	return upkeep_verify(c, report_json, bad, t, err);
+}
+
+static enum cfs_err run_gc(struct cache *c, uint64_t under, uint64_t keep,
+			   json_t *bad, struct upkeep_tally *t,
+			   struct cfs_error *err)
+{
+	(void)under, (void)keep;
+	return upkeep_gc(c, report_json, bad, t, err);
+}
+
+static const struct upkeep_cmd upkeep_cmds[] = {
+	{ "evict", run_evict },
+	{ "verify", run_verify },
+	{ "gc", run_gc },
+};
+
+json_t *upkeep_json(struct cache *c, const char *cmd, uint64_t under,
+		    uint64_t keep, struct cfs_error *err)
+{
+	const struct upkeep_cmd *u = CFS_CMDTABLE_FIND(upkeep_cmds, cmd);
+	struct upkeep_tally t;
+	json_t *bad;
+
+	/* Whatever the caller mistyped, never remove blocks it did not ask
+	 * to: an unknown name runs nothing. */
+	if (!u) {
+		cfs_fail(err, CFS_ERR_BAD_FIELD,
+			 "unknown cache upkeep command '%s'"
+			 " (evict, verify or gc)",
+			 cmd ? cmd : "");
+		return NULL;
+	}
+	if (!(bad = json_array())) {
 		cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 		return NULL;
 	}
-	if (strcmp(cmd, "evict") == 0)
-		rc = cache_evict(c, under, keep, &t, err);
-	else if (strcmp(cmd, "verify") == 0)
-		rc = cache_verify(c, report_json, bad, &t, err);
-	else
-		rc = cache_gc(c, report_json, bad, &t, err);
-	if (rc) {
+	if (u->run(c, under, keep, bad, &t, err)) {
 		json_decref(bad);
 		return NULL;
 	}

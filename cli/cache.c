@@ -39,7 +39,7 @@ static bool path_ino(struct cache *c, const char *path, uint64_t *ino)
 {
 	struct cfs_error err;
 	struct cfs_sql *db = cache_db(c, &err);
-	enum cfs_err rc = db ? cache_path_ino(db, path, ino, &err) : err.code;
+	enum cfs_err rc = db ? inspect_path_ino(db, path, ino, &err) : err.code;
 
 	if (db)
 		cache_db_release(c, db);
@@ -60,7 +60,7 @@ static json_t *stat_json(const struct cli_target *t)
 		return ask(t, json_pack("{s:s}", "cmd", "stat"));
 	if (!(c = open_cache(t, CACHE_LOOK)))
 		return NULL;
-	o = cache_stat_json(c, &err);
+	o = inspect_stat_json(c, &err);
 	cache_close(c);
 	if (!o)
 		cli_error("%s", err.msg);
@@ -186,7 +186,7 @@ static json_t *ls_json(const struct cli_target *t, const char *in_cache)
 	if (!(c = open_cache(t, CACHE_LOOK)))
 		return NULL;
 	if (path_ino(c, in_cache, &ino) && (db = cache_db(c, &err))) {
-		o = cache_ls_json(db, ino, NULL, &err);
+		o = inspect_ls_json(db, ino, NULL, &err);
 		cache_db_release(c, db);
 	}
 	if (!o && ino)
@@ -292,7 +292,7 @@ static json_t *upkeep(const struct cli_target *t, const char *cmd,
 		cache_close(c);
 		return NULL;
 	}
-	a = cache_upkeep_json(c, cmd, under, 0, &err);
+	a = upkeep_json(c, cmd, under, 0, &err);
 	cache_close(c);
 	if (!a)
 		cli_error("%s", err.msg);

@@ -162,7 +162,7 @@ static json_t *do_status(struct fs *fs, bool with_server)
 	 * table; counted the other way round, one settling in between was
 	 * in neither, and status --wait said all was sent (test_cli.py). */
 	size_t open_writes = sessions_count(fs->sessions);
-	struct cache_usage u;
+	struct inspect_usage u;
 	struct cfs_error err;
 	struct cfs_sql *db = cache_db(fs->cache, &err);
 	uint64_t hits, misses, fetching;
@@ -175,7 +175,7 @@ static json_t *do_status(struct fs *fs, bool with_server)
 		return failure("%s", err.msg);
 	snprintf(refused_dir, sizeof(refused_dir), "%s/refused",
 		 fs->cache->path);
-	if (cache_usage(fs->cache, db, &u, &err) ||
+	if (inspect_usage(fs->cache, db, &u, &err) ||
 	    refused_count(fs->cache, &refused, &err) ||
 	    cfs_sql_int64(
 		    db,
@@ -216,7 +216,7 @@ static json_t *do_stat(struct fs *fs)
 {
 	struct cfs_error err;
 	uint64_t hits, misses, fetching;
-	json_t *o = cache_stat_json(fs->cache, &err);
+	json_t *o = inspect_stat_json(fs->cache, &err);
 
 	if (!o)
 		return failure("%s", err.msg);
@@ -236,11 +236,12 @@ static json_t *do_stats(struct fs *fs)
 {
 	struct fetch_counts f;
 	struct upload_counts up;
-	struct cache_usage u;
+	struct inspect_usage u;
 	struct cfs_error err;
 	struct cfs_sql *db = cache_db(fs->cache, &err);
 	uint64_t hits, misses, fetching, longpolls, sync_failures;
-	enum cfs_err rc = db ? cache_usage(fs->cache, db, &u, &err) : err.code;
+	enum cfs_err rc =
+		db ? inspect_usage(fs->cache, db, &u, &err) : err.code;
 	json_t *o;
 
 	if (db)
@@ -286,7 +287,7 @@ static uint64_t request_ino(struct cfs_sql *db, json_t *req,
 			 "the request names no entry: \"ino\" or \"path\"");
 	if (ino || !path)
 		return ino;
-	return cache_path_ino(db, path, &ino, err) ? 0 : ino;
+	return inspect_path_ino(db, path, &ino, err) ? 0 : ino;
 }
 
 /* cloudfs cache ls: entry "ino" (or "path"), or a folder's entries. */
@@ -299,7 +300,7 @@ static json_t *do_ls(struct fs *fs, json_t *req)
 
 	if (db) {
 		ino = request_ino(db, req, &err);
-		o = ino ? cache_ls_json(db, ino, uploading, &err) : NULL;
+		o = ino ? inspect_ls_json(db, ino, uploading, &err) : NULL;
 		cache_db_release(fs->cache, db);
 	}
 	json_decref(uploading);
@@ -322,7 +323,7 @@ static json_t *do_upkeep(struct fs *fs, const char *cmd, json_t *req)
 		return failure("%s", err.msg);
 	/* A block read a moment ago counts as cached. */
 	fetcher_drain(fs->fetch);
-	o = cache_upkeep_json(
+	o = upkeep_json(
 		fs->cache, cmd, under,
 		(uint64_t)json_integer_value(json_object_get(req, "keep")),
 		&err);
@@ -334,10 +335,11 @@ static json_t *do_pin(struct fs *fs, json_t *req)
 	struct cfs_error err;
 	struct cfs_sql *db = cache_db(fs->cache, &err);
 	enum cfs_err rc =
-		db ? cache_pin(db,
-			       (uint64_t)json_integer_value(
-				       json_object_get(req, "ino")),
-			       json_is_true(json_object_get(req, "pin")), &err)
+		db ? inspect_pin(db,
+				 (uint64_t)json_integer_value(
+					 json_object_get(req, "ino")),
+				 json_is_true(json_object_get(req, "pin")),
+				 &err)
 		   : err.code;
 
 	if (db)

@@ -1,11 +1,13 @@
 /*
  * Operations in doubt (include/fs/doubt.h).
  */
+#include <assert.h>
 #include <pthread.h>
 
 #include "cache/cache.h"
 #include "cache/local.h"
 #include "cloudfs/log.h"
+#include "cloudfs/mutex.h"
 #include "fs/doubt.h"
 #include "fs/fs.h"
 
@@ -13,6 +15,7 @@
  * go on once none is.  fs->apply_lock held. */
 void doubt_set(struct fs *fs, bool any)
 {
+	assert(cfs_mutex_locked(&fs->apply_lock));
 	fs->in_doubt = any;
 	if (!any)
 		pthread_cond_broadcast(&fs->doubt_over);

@@ -17,6 +17,7 @@
  *     leaves above used + coming, and a pass evicts for them and for the
  *     largest fetch waiting (awaiting) as for files being written.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -158,7 +159,7 @@ static void log_full(const struct keeper *k, bool full, uint64_t used,
 	}
 	db = cache_db(k->cache, &err);
 	if (db) {
-		cache_kept_bytes(db, &kept, &err);
+		upkeep_kept_bytes(db, &kept, &err);
 		cache_db_release(k->cache, db);
 	}
 	cfs_log_warn(
@@ -173,10 +174,10 @@ static void log_full(const struct keeper *k, bool full, uint64_t used,
  * it dropped any. */
 static bool drop_unlisted(struct keeper *k)
 {
-	struct cache_tally t = { 0 };
+	struct upkeep_tally t = { 0 };
 	struct cfs_error err;
 
-	if (cache_evict_unlisted(k->cache, &t, &err)) {
+	if (upkeep_evict_unlisted(k->cache, &t, &err)) {
 		cfs_log_warn("cannot drop the unlisted blocks of '%s': %s",
 			     k->cache->path, err.msg);
 		return false;
@@ -189,10 +190,10 @@ static bool drop_unlisted(struct keeper *k)
 static void measure(struct keeper *k, uint64_t want, uint64_t *blocks,
 		    uint64_t *staged)
 {
-	struct cache_size size;
+	struct upkeep_size size;
 	struct cfs_error err;
 
-	if (cache_measure(k->cache, &size, &err))
+	if (upkeep_measure(k->cache, &size, &err))
 		cfs_log_warn("cannot measure the cache '%s': %s",
 			     k->cache->path, err.msg);
 	*blocks = size.bytes;
@@ -204,7 +205,7 @@ static void measure(struct keeper *k, uint64_t want, uint64_t *blocks,
  * in, nothing is full) looks at the disk's free space alone. */
 static void pass(struct keeper *k, bool sweep, bool glance)
 {
-	struct cache_tally t;
+	struct upkeep_tally t;
 	struct cfs_error err;
 	uint64_t blocks = 0, staged, avail, need, want, coming;
 	bool full;
@@ -234,8 +235,8 @@ static void pass(struct keeper *k, bool sweep, bool glance)
 			       avail > want ? avail - want : 0);
 	}
 	if (need) {
-		if (cache_evict(k->cache, 0, blocks > need ? blocks - need : 0,
-				&t, &err))
+		if (upkeep_evict(k->cache, 0, blocks > need ? blocks - need : 0,
+				 &t, &err))
 			cfs_log_warn("cannot evict from the cache '%s': %s",
 				     k->cache->path, err.msg);
 		else if (t.blocks)
@@ -284,7 +285,7 @@ static void *keeper_thread(void *arg)
 		now = cfs_monotonic_ms();
 		/* Blocks fetched ahead for a file that never came are
 		 * unlisted like any other once their pending list ends. */
-		if (cache_streamed_expire(k->cache))
+		if (upkeep_streamed_expire(k->cache))
 			k->changed = true;
 		/* A change waits for the next sweep it may come to. */
 		sweep = k->changed && now - last_sweep >= SWEEP_MS;
@@ -461,6 +462,7 @@ void keeper_await(struct keeper *k, size_t len)
  * cache now, counted until a pass measures them. */
 static void give_back(struct keeper *k, size_t len, bool written)
 {
+	assert(k->coming >= len); /* invariant 3 */
 	k->coming -= len;
 	if (written)
 		count_in(k, len);

@@ -411,7 +411,7 @@ static enum cfs_err record_limit(struct fs *fs, struct cfs_error *err)
 {
 	struct cfs_sql *db = cache_db(fs->cache, err);
 	enum cfs_err rc =
-		db ? cache_set_limit(db, fs->opt.cache_size, err) : err->code;
+		db ? inspect_set_limit(db, fs->opt.cache_size, err) : err->code;
 
 	if (db)
 		cache_db_release(fs->cache, db);

@@ -1,6 +1,8 @@
 /* Open files and the versions of open inodes (fs/openfile.h). */
+#include <assert.h>
 #include <stdlib.h>
 
+#include "cloudfs/mutex.h"
 #include "fs/openfile.h"
 
 #define N_BUCKETS 1024
@@ -78,10 +80,20 @@ struct open_file *openfiles_open(struct open_files *t, uint64_t ino)
 	return fh;
 }
 
+/* Under the table's lock, which readers of the attributes take. */
+static void store_attr(struct open_files *t, struct open_file *fh,
+		       const struct open_attr *attr)
+{
+	pthread_mutex_lock(&t->lock);
+	fh->inode->attr = *attr;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* No other thread has the new handle yet: its lock is not needed. */
 void openfiles_load(struct open_files *t, struct open_file *fh,
 		    const struct open_attr *attr, struct cfs_blocklist *blocks)
 {
-	openfiles_set_attr(t, fh, attr);
+	store_attr(t, fh, attr);
 	fh->size = attr->size;
 	fh->blocks = *blocks;
 	*blocks = (struct cfs_blocklist){ 0 };
@@ -123,9 +135,8 @@ bool openfiles_attr(struct open_files *t, uint64_t ino, struct open_attr *attr)
 void openfiles_set_attr(struct open_files *t, struct open_file *fh,
 			const struct open_attr *attr)
 {
-	pthread_mutex_lock(&t->lock);
-	fh->inode->attr = *attr;
-	pthread_mutex_unlock(&t->lock);
+	assert(cfs_mutex_locked(&fh->lock));
+	store_attr(t, fh, attr);
 }
 
 uint64_t openfiles_version(struct open_files *t, const struct open_file *fh)

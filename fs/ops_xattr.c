@@ -42,7 +42,7 @@ static int value_of(struct fs *fs, struct cfs_sql *db,
 		    const struct mirror_entry *e, const char *name,
 		    struct cfs_buf *b)
 {
-	struct cache_entry_state s;
+	struct inspect_entry_state s;
 	struct cfs_error err;
 	enum cfs_err rc;
 
@@ -52,13 +52,13 @@ static int value_of(struct fs *fs, struct cfs_sql *db,
 	    (strcmp(name, XATTR_PREFIX "blocks") != 0 ||
 	     e->kind != CFS_KIND_FILE))
 		return platform_no_xattr;
-	rc = cache_entry_state(db, e, &s, &err);
+	rc = inspect_entry_state(db, e, &s, &err);
 	if (rc)
 		return ops_errno(rc, &err);
 	s.uploading = s.pending && uploader_sends(fs->upload, e->ino);
 	if (strcmp(name, XATTR_PREFIX "status") == 0) {
-		const char *local = cache_local_word(&s, e->kind);
-		int eno = put(b, cache_sync_word(&s));
+		const char *local = inspect_local_word(&s, e->kind);
+		int eno = put(b, inspect_sync_word(&s));
 
 		if (!eno && *local)
 			eno = put(b, " ");

@@ -12,6 +12,7 @@
 #include "cache/local.h"
 #include "cloudfs/clock.h"
 #include "cloudfs/log.h"
+#include "cloudfs/mutex.h"
 #include "fs/fs.h"
 #include "fs/session.h"
 #include "fs/session_state.h"
@@ -21,6 +22,7 @@ struct session **session_slot(struct sessions *t, uint64_t ino)
 {
 	struct session **p = &t->table[ino % SESSION_BUCKETS];
 
+	assert(cfs_mutex_locked(&t->lock));
 	while (*p && (*p)->ino != ino)
 		p = &(*p)->next;
 	return p;

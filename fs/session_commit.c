@@ -4,6 +4,7 @@
  * and only then its staging files let go (fs/session_state.h, invariants
  * 4, 6 and 7).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include "cache/blockcache.h"
 #include "cache/local.h"
 #include "cloudfs/log.h"
+#include "cloudfs/mutex.h"
 #include "cloudfs/platform.h"
 #include "fs/fs.h"
 #include "fs/session.h"
@@ -180,6 +182,7 @@ int session_commit_locked(struct session *s, bool go_on)
 	bool dirty = false;
 	int e = 0;
 
+	assert(cfs_mutex_locked(&s->lock));
 	for (uint64_t b = 0; b < s->dirty_cap && !dirty; b++)
 		dirty = s->dirty[b];
 	if (!s->changed && !dirty && s->size == s->base_size) {

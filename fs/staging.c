@@ -3,6 +3,7 @@
  * into, each a file of its own until the commit, and the base blocks they
  * start as copies of (fs/session_state.h, invariants 1, 2, 3, 6 and 7).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -14,6 +15,7 @@
 
 #include "cache/blockcache.h"
 #include "cloudfs/log.h"
+#include "cloudfs/mutex.h"
 #include "cloudfs/platform.h"
 #include "fs/fs.h"
 #include "fs/session_state.h"
@@ -81,6 +83,7 @@ int staging_base_open(struct session *s, uint64_t b)
 			      cfs_block_len(s->base_size, b),
 			      fs->opt.timeout_s * 1000, &err);
 
+	assert(cfs_mutex_locked(&s->lock));
 	if (fd < 0)
 		cfs_log_error(
 			"cannot read block %llu of inode %llu to write into it: %s",
@@ -207,6 +210,7 @@ int staging_open(struct session *s, uint64_t b)
 	int dir = s->t->fs->cache->dirty_fd, e = 0, fd;
 	char name[48];
 
+	assert(cfs_mutex_locked(&s->lock));
 	if (s->fd >= 0 && s->fd_block == b)
 		return 0;
 	staging_close(s);
@@ -258,6 +262,7 @@ int staging_grow(struct session *s, uint64_t size)
 {
 	uint64_t b = s->size ? (s->size - 1) / CFS_BLOCK_SIZE : 0;
 
+	assert(cfs_mutex_locked(&s->lock));
 	if (size <= s->size || !s->size || staging_is_dirty(s, b) ||
 	    b >= s->base.n ||
 	    cfs_block_len(s->base_size, b) == cfs_block_len(size, b))
@@ -281,6 +286,7 @@ int staging_fit(struct session *s, uint64_t b)
 {
 	int e;
 
+	assert(cfs_mutex_locked(&s->lock));
 	if (!staging_is_dirty(s, b))
 		return 0;
 	e = staging_open(s, b);

@@ -274,7 +274,7 @@ static void stream_landed(struct sync *s, const struct remote_pending *p)
 		}
 		/* Kept first: the sweep must not find it stored and
 		 * unlisted in between. */
-		cache_streamed_keep(fs->cache, &l->id, until);
+		upkeep_streamed_keep(fs->cache, &l->id, until);
 		fetcher_prefetch(fs->fetch, &l->id, l->size);
 		__atomic_add_fetch(&s->streamed, 1, __ATOMIC_RELAXED);
 	}

@@ -4,6 +4,7 @@
  * unmount, and what status and stats read of it.  The files it is made
  * of: fs/upload_state.h.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ void uploader_note_sending(struct uploader *u, const struct queued_op *ops,
 	const struct queued_op *largest = NULL;
 	char *path;
 
+	assert(n <= UPLOAD_BATCH_MAX);
 	for (size_t i = 0; i < n; i++)
 		if (ops[i].type == QUEUE_FILE && ops[i].blocks.n &&
 		    (!largest || ops[i].size > largest->size))

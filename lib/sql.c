@@ -382,6 +382,11 @@ enum cfs_err cfs_sql_exec(struct cfs_sql *c, const char *sql,
 	return cfs_sql_step(c, st, &row, err);
 }
 
+bool cfs_sql_in_transaction(struct cfs_sql *c)
+{
+	return !sqlite3_get_autocommit(c->db);
+}
+
 int cfs_sql_user_version(struct cfs_sql *c)
 {
 	sqlite3_stmt *st = NULL;

@@ -56,7 +56,7 @@ struct cache {
 	/* Blocks fetched ahead for another device's file whose journal row
 	 * has not come yet (streaming sync), until when (unix seconds) the
 	 * sweep of unlisted blocks keeps them; under streamed_lock
-	 * (cache_streamed_keep, cache/upkeep.h), taken after any other
+	 * (upkeep_streamed_keep, cache/upkeep.h), taken after any other
 	 * lock and held briefly. */
 	pthread_mutex_t streamed_lock;
 	struct cache_streamed {

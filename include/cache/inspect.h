@@ -16,7 +16,7 @@
 #include "cache/cache.h"
 #include "cache/mirror.h"
 
-struct cache_entry_state {
+struct inspect_entry_state {
 	uint64_t bytes;	       /* a file's size */
 	uint64_t cached_bytes; /* of its blocks, those in the cache */
 	uint64_t blocks, cached_blocks;
@@ -27,19 +27,20 @@ struct cache_entry_state {
 };
 
 /* The state of entry e. */
-enum cfs_err cache_entry_state(struct cfs_sql *db, const struct mirror_entry *e,
-			       struct cache_entry_state *s,
-			       struct cfs_error *err);
+enum cfs_err inspect_entry_state(struct cfs_sql *db,
+				 const struct mirror_entry *e,
+				 struct inspect_entry_state *s,
+				 struct cfs_error *err);
 
 /* "uploading", "pending", "conflict" or "synced". */
-const char *cache_sync_word(const struct cache_entry_state *s);
+const char *inspect_sync_word(const struct inspect_entry_state *s);
 
 /* For files: "pinned", "cached" (every block local), "partial" or
  * "online-only"; for other entries "pinned" or "". */
-const char *cache_local_word(const struct cache_entry_state *s,
-			     enum cfs_kind kind);
+const char *inspect_local_word(const struct inspect_entry_state *s,
+			       enum cfs_kind kind);
 
-struct cache_usage {
+struct inspect_usage {
 	uint64_t bytes, blocks;	      /* block files indexed */
 	uint64_t kept_bytes;	      /* of them, eviction must keep */
 	uint64_t limit;		      /* 0: none recorded */
@@ -53,17 +54,17 @@ struct cache_usage {
 };
 
 /* The totals of cache c (db is one of its connections) but the files'. */
-enum cfs_err cache_usage(struct cache *c, struct cfs_sql *db,
-			 struct cache_usage *u, struct cfs_error *err);
+enum cfs_err inspect_usage(struct cache *c, struct cfs_sql *db,
+			   struct inspect_usage *u, struct cfs_error *err);
 
 /* Fills in u's files, files_cached, files_partial and pinned_bytes: a
  * look at every file, for cloudfs cache stat, not for a status poll. */
-enum cfs_err cache_file_usage(struct cfs_sql *db, struct cache_usage *u,
-			      struct cfs_error *err);
+enum cfs_err inspect_file_usage(struct cfs_sql *db, struct inspect_usage *u,
+				struct cfs_error *err);
 
 /* Pins entry ino (a file or a whole folder), or unpins it. */
-enum cfs_err cache_pin(struct cfs_sql *db, uint64_t ino, bool pin,
-		       struct cfs_error *err);
+enum cfs_err inspect_pin(struct cfs_sql *db, uint64_t ino, bool pin,
+			 struct cfs_error *err);
 
 /*
  * What cloudfs cache stat prints with --json of cache c: bytes,
@@ -73,12 +74,12 @@ enum cfs_err cache_pin(struct cfs_sql *db, uint64_t ino, bool pin,
  * failed.  The mount answers it on its control socket; cloudfs reads it
  * itself only when no mount is live.
  */
-json_t *cache_stat_json(struct cache *c, struct cfs_error *err);
+json_t *inspect_stat_json(struct cache *c, struct cfs_error *err);
 
 /* The inode of path ("" or NULL: the root) in the mirror, by its names;
  * CFS_ERR_NOT_FOUND ("no 'PATH' in the cache's tree") when there is none. */
-enum cfs_err cache_path_ino(struct cfs_sql *db, const char *path, uint64_t *ino,
-			    struct cfs_error *err);
+enum cfs_err inspect_path_ino(struct cfs_sql *db, const char *path,
+			      uint64_t *ino, struct cfs_error *err);
 
 /*
  * What cloudfs cache ls prints with --json of entry ino: {"entries": [...]}
@@ -87,11 +88,11 @@ enum cfs_err cache_path_ino(struct cfs_sql *db, const char *path, uint64_t *ino,
  * uploading: the JSON array of the inodes a live mount is sending (NULL:
  * none).  NULL with err set when it failed.
  */
-json_t *cache_ls_json(struct cfs_sql *db, uint64_t ino, json_t *uploading,
-		      struct cfs_error *err);
+json_t *inspect_ls_json(struct cfs_sql *db, uint64_t ino, json_t *uploading,
+			struct cfs_error *err);
 
 /* Records the cache's size limit (0: none) where inspection finds it. */
-enum cfs_err cache_set_limit(struct cfs_sql *db, uint64_t limit,
-			     struct cfs_error *err);
+enum cfs_err inspect_set_limit(struct cfs_sql *db, uint64_t limit,
+			       struct cfs_error *err);
 
 #endif

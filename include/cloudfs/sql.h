@@ -117,6 +117,10 @@ enum cfs_err cfs_sql_sync(struct cfs_sql *c, struct cfs_error *err);
  * INTERNAL (logged) for anything else. */
 enum cfs_err cfs_sql_fail(struct cfs_sql *c, int rc, struct cfs_error *err);
 
+/* Whether c is inside a transaction (BEGIN without its end yet): what
+ * functions that must run inside their caller's transaction assert(). */
+bool cfs_sql_in_transaction(struct cfs_sql *c);
+
 /* The database's schema version (PRAGMA user_version), or -1. */
 int cfs_sql_user_version(struct cfs_sql *c);
 

@@ -12,9 +12,9 @@
  *	status {server}     the queue, open writes, uploads and block reads
  *	                    under way, hits and misses; unless server is
  *	                    false, namespaces with cursor and head
- *	stat                cache_stat_json() (cache/inspect.h), with hits
+ *	stat                inspect_stat_json() (cache/inspect.h), with hits
  *	                    and misses
- *	ls {ino | path}     cache_ls_json() of entry ino, or of path in the
+ *	ls {ino | path}     inspect_ls_json() of entry ino, or of path in the
  *	                    mount's tree
  *	evict {ino | path, keep}
  *	                    cache/upkeep.h; neither ino nor path: by least

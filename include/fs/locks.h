@@ -76,7 +76,7 @@
  *
  *  5. The cache's locks (include/cache/cache.h): cache->upkeep (read
  *     side: a block being adopted, a session's commit; write side:
- *     eviction, gc and cache_measure, which do disk work and SQLite
+ *     eviction, gc and upkeep_measure, which do disk work and SQLite
  *     under it) and cache->touch_lock (leaf).
  *
  *  Leaves, each protecting its module's flags and counters, taken for

@@ -4,7 +4,8 @@
  * namespace, and never takes the place of a namespace already followed,
  * so no listing makes the mount forget its own tree.  And against pages
  * in the server's order (invariant 11), where a folder may come after
- * what it holds, on the same page or a later one.
+ * what it holds, on the same page or a later one.  And the cache's upkeep
+ * (cache/upkeep.h), on the same cache, against a name it does not know.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "cache/cache.h"
 #include "cache/local.h"
 #include "cache/mirror.h"
+#include "cache/upkeep.h"
 #include "check.h"
 
 #define ROOT_NS	  1
@@ -279,6 +281,18 @@ static void test_reading_a_cursor_leaves_no_snapshot_behind(void)
 	cache_db_release(cache, db);
 }
 
+/* A mistyped command is an error: it used to run gc, which removes
+ * blocks. */
+static void test_an_unknown_upkeep_command_runs_nothing(void)
+{
+	struct cfs_error err;
+
+	CHECK(upkeep_json(cache, "evicted", 0, 0, &err) == NULL);
+	CHECK(err.code == CFS_ERR_BAD_FIELD);
+	CHECK(strstr(err.msg, "'evicted'") != NULL);
+	CHECK(upkeep_json(cache, NULL, 0, 0, &err) == NULL);
+}
+
 int main(void)
 {
 	char cmd[64];
@@ -290,6 +304,7 @@ int main(void)
 	RUN(test_a_page_places_a_moved_folder_whose_folder_comes_later);
 	RUN(test_a_moved_folder_waits_for_its_folder_on_a_later_page);
 	RUN(test_reading_a_cursor_leaves_no_snapshot_behind);
+	RUN(test_an_unknown_upkeep_command_runs_nothing);
 	cache_close(cache);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
