@@ -1,7 +1,8 @@
 /*
- * Row-level access to the mirror's tables, shared by the two writers of
- * the mirror inside cache/: mirror.c (what the server says) and local.c,
- * pending.c and queue.c (what this mount does).  Every function runs
+ * Row-level access to the mirror's tables (cache/rows.c, rows_settle.c,
+ * rows_share.c), shared by the two writers of the mirror inside cache/:
+ * mirror_apply.c (what the server says) and local.c, pending.c and
+ * queue.c (what this mount does).  Every function runs
  * inside the caller's transaction.  Functions that look a row up return
  * CFS_ERR_NOT_FOUND without a message when there is none.
  */
@@ -124,12 +125,28 @@ enum cfs_err rows_settle(struct cfs_sql *db, const struct mirror_entry *old,
 enum cfs_err rows_dir_key(const struct mirror_entry *dir, int64_t *ns,
 			  int64_t *node, struct cfs_error *err);
 
+/* Names from e up to (not including) the root of its namespace, when
+ * within_ns, or else the mount root, joined with '/'. */
+enum cfs_err rows_path(struct cfs_sql *db, const struct mirror_entry *e,
+		       bool within_ns, char **path, struct cfs_error *err);
+
 /* The path of e within its namespace (for the protocol), malloc'd. */
 enum cfs_err rows_ns_path(struct cfs_sql *db, const struct mirror_entry *e,
 			  char **path, struct cfs_error *err);
 
 /* Follows the namespace of MOUNT entry e (row ino), listed from 0. */
 enum cfs_err rows_follow_mount(struct cfs_sql *db, uint64_t ino,
+			       const struct mirror_entry *e,
+			       struct cfs_error *err);
+
+/*
+ * Invariant 10: folder old became the mount of shared namespace e's.  Its
+ * whole subtree moves along, so that the folder never shows empty while
+ * the shared namespace is listed; its tombstones stay behind, since the
+ * old namespace's JIDs they guard mean nothing in the new one.
+ */
+enum cfs_err rows_follow_share(struct cfs_sql *db,
+			       const struct mirror_entry *old,
 			       const struct mirror_entry *e,
 			       struct cfs_error *err);
 

@@ -256,6 +256,19 @@ static int cmd_pin(const struct cli_opts *opts, const struct cli_target *t,
 	return CLI_OK;
 }
 
+/* A sub-command of cache; stat's PATH only names the mount, from
+ * outside it too.  pin and warm fetch, pin and unpin change the pin.
+ * evict, verify and gc say what the problem blocks became, and sum up
+ * what they did in a line of their own. */
+struct cache_command {
+	const char *name;
+	bool takes_path, pin, warm;
+	const char *problem;
+	void (*summary)(const json_t *a, const char *bytes);
+	int (*run)(const struct cli_opts *opts, struct cli_target *t,
+		   const struct cache_command *c, const char *path);
+};
+
 /* evict, verify or gc: by the live mount, or here with the cache locked
  * (no mount can start meanwhile). */
 static json_t *upkeep(const struct cli_target *t, const char *cmd,
@@ -286,60 +299,55 @@ static json_t *upkeep(const struct cli_target *t, const char *cmd,
 	return a;
 }
 
-static int cmd_upkeep(const struct cli_opts *opts, const struct cli_target *t,
-		      const char *cmd, const char *in_cache)
+static long long count(const json_t *a, const char *key)
 {
-	json_t *a = upkeep(t, cmd, in_cache), *p;
+	return (long long)json_integer_value(json_object_get(a, key));
+}
+
+static void evicted(const json_t *a, const char *bytes)
+{
+	printf("evicted %lld blocks (%s); kept %lld pinned or not yet uploaded\n",
+	       count(a, "blocks"), bytes, count(a, "kept"));
+}
+
+static void verified(const json_t *a, const char *bytes)
+{
+	printf("verified %lld blocks (%s): %lld bad, removed\n",
+	       count(a, "blocks"), bytes, count(a, "bad"));
+}
+
+static void collected(const json_t *a, const char *bytes)
+{
+	(void)bytes;
+	printf("removed %lld stray block files and %lld index rows\n",
+	       count(a, "blocks"), count(a, "rows"));
+}
+
+static int cmd_upkeep(const struct cli_opts *opts, const struct cli_target *t,
+		      const struct cache_command *c, const char *in_cache)
+{
+	json_t *a = upkeep(t, c->name, in_cache), *p;
 	int64_t bad;
 	char bytes[32];
 	size_t i;
 
 	if (!a)
 		return CLI_FAILED;
-	bad = json_integer_value(json_object_get(a, "bad"));
-	cfs_size_format(
-		(uint64_t)json_integer_value(json_object_get(a, "bytes")),
-		bytes, sizeof(bytes));
+	bad = count(a, "bad");
+	cfs_size_format((uint64_t)count(a, "bytes"), bytes, sizeof(bytes));
 	if (opts->json) {
 		cli_print_json(json_incref(a));
 	} else {
 		json_array_foreach(json_object_get(a, "problems"), i, p)
 		{
-			printf("%s block %s: %s\n",
-			       strcmp(cmd, "gc") ? "bad" : "removed",
+			printf("%s block %s: %s\n", c->problem,
 			       cli_text(p, "block"), cli_text(p, "problem"));
 		}
-		if (strcmp(cmd, "evict") == 0)
-			printf("evicted %lld blocks (%s); kept %lld pinned or not yet uploaded\n",
-			       (long long)json_integer_value(
-				       json_object_get(a, "blocks")),
-			       bytes,
-			       (long long)json_integer_value(
-				       json_object_get(a, "kept")));
-		else if (strcmp(cmd, "verify") == 0)
-			printf("verified %lld blocks (%s): %lld bad, removed\n",
-			       (long long)json_integer_value(
-				       json_object_get(a, "blocks")),
-			       bytes, (long long)bad);
-		else
-			printf("removed %lld stray block files and %lld index rows\n",
-			       (long long)json_integer_value(
-				       json_object_get(a, "blocks")),
-			       (long long)json_integer_value(
-				       json_object_get(a, "rows")));
+		c->summary(a, bytes);
 	}
 	json_decref(a);
 	return bad ? CLI_NOT_WELL : CLI_OK;
 }
-
-/* A sub-command of cache; stat's PATH only names the mount, from
- * outside it too.  pin and warm fetch, pin and unpin change the pin. */
-struct cache_command {
-	const char *name;
-	bool takes_path, pin, warm;
-	int (*run)(const struct cli_opts *opts, struct cli_target *t,
-		   const struct cache_command *c, const char *path);
-};
 
 static int run_stat(const struct cli_opts *opts, struct cli_target *t,
 		    const struct cache_command *c, const char *path)
@@ -370,7 +378,7 @@ static int run_upkeep(const struct cli_opts *opts, struct cli_target *t,
 {
 	if (!path && !opts->cache_dir)
 		t->ino = 0; /* the whole cache */
-	return cmd_upkeep(opts, t, c->name, opts->cache_dir ? path : NULL);
+	return cmd_upkeep(opts, t, c, opts->cache_dir ? path : NULL);
 }
 
 static const struct cache_command commands[] = {
@@ -383,9 +391,19 @@ static const struct cache_command commands[] = {
 	  .run = run_pin },
 	{ .name = "unpin", .takes_path = true, .run = run_pin },
 	{ .name = "warm", .takes_path = true, .warm = true, .run = run_pin },
-	{ .name = "evict", .takes_path = true, .run = run_upkeep },
-	{ .name = "verify", .run = run_upkeep },
-	{ .name = "gc", .run = run_upkeep },
+	{ .name = "evict",
+	  .takes_path = true,
+	  .problem = "bad",
+	  .summary = evicted,
+	  .run = run_upkeep },
+	{ .name = "verify",
+	  .problem = "bad",
+	  .summary = verified,
+	  .run = run_upkeep },
+	{ .name = "gc",
+	  .problem = "removed",
+	  .summary = collected,
+	  .run = run_upkeep },
 };
 
 int cli_cache(const struct cli_opts *opts, int argc, char **argv)

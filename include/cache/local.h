@@ -5,10 +5,10 @@
  * Each change is one transaction: it changes the entries the kernel sees
  * and queues the operation that repeats it on the server, so a crash
  * leaves both or neither, and operations are sent in the order they were
- * made.  The uploader (fs/upload.c) reads the queue in batches and reports
- * each operation's fate: confirmed, refused, or to be tried again in
- * another form (a conflicted copy, a file created anew, folders created
- * again first).
+ * made.  The uploader reads the queue in batches (fs/batch.c) and
+ * reports each operation's fate (fs/answer.c): confirmed, refused, or to
+ * be tried again in another form (a conflicted copy, a file created anew,
+ * folders created again first).
  *
  * An entry with changes not yet confirmed has pending > 0 (an open write
  * session counts as one) and a shadow row with the server's state.  When
@@ -53,7 +53,7 @@ struct queued_op {
 	int64_t node;	  /* the entry's node when read (< 0: none yet) */
 	unsigned tries;
 	/* A folder's DELETE sent in place of the deletes queued under it
-	 * (fs/upload.c): recursive, and refused when anything in it changed
+	 * (fs/collapse.c): recursive, and refused when anything in it changed
 	 * after this JID; 0: a plain delete.  Never stored. */
 	int64_t unchanged_since;
 };

@@ -1,9 +1,10 @@
 """The cloudfs command against a live mount with known content (and a
 cache directory with no mount): status and status --wait, every cache
-sub-command with --json, eviction under a tiny cache limit while a file
-larger than the cache streams, verify against a corrupted block file,
-a pinned tree read with the server gone, and the user.cloudfs.*
-attributes; sharing between two users."""
+sub-command with --json (verify, gc and evict in text too), eviction
+under a tiny cache limit while a file larger than the cache streams,
+verify against a corrupted block file, a pinned tree read with the
+server gone, and the user.cloudfs.* attributes; sharing between two
+users."""
 
 import errno
 import hashlib
@@ -284,6 +285,31 @@ def test_a_cache_directory_is_inspected_and_tended_with_no_mount(tree):
     assert cloudfs(*cache, "cache", "evict", "--json")["blocks"] == 1
     assert cloudfs(*cache, "cache", "stat", "--json")["bytes"] == 0
     cloudfs(*cache, "status", expect=1)  # status needs a live mount
+
+
+def test_upkeep_says_in_a_line_each_what_each_block_became_and_what_it_did(tree):
+    """Without --json, verify, gc and evict name each block they found
+    bad, then sum up in a line of their own."""
+    read(at(tree, "photos", "a.jpg"))
+    tree.unmount()
+    cache = ["--cache", tree.cache]
+    first = hashlib.sha256(TREE["photos/a.jpg"].data[:BLOCK_SIZE]).hexdigest()
+    with open(os.path.join(tree.cache, "blocks", first[:2], first), "r+b") as f:
+        f.write(b"rot")
+    bad, verified = cloudfs(*cache, "cache", "verify", expect=3).splitlines()
+    assert bad.startswith(f"bad block {first}: ")
+    assert verified.startswith("verified 2 blocks (") and verified.endswith("): 1 bad, removed")
+
+    stray = "ab" + "0" * 62
+    os.makedirs(os.path.join(tree.cache, "blocks", "ab"), exist_ok=True)
+    with open(os.path.join(tree.cache, "blocks", "ab", stray), "wb") as f:
+        f.write(b"nothing lists me")
+    removed, collected = cloudfs(*cache, "cache", "gc").splitlines()
+    assert removed.startswith(f"removed block {stray}: ")
+    assert collected == "removed 1 stray block files and 0 index rows"
+    (evicted,) = cloudfs(*cache, "cache", "evict").splitlines()
+    assert evicted.startswith("evicted 1 blocks (")
+    assert evicted.endswith("); kept 0 pinned or not yet uploaded")
 
 
 def test_sharing_a_folder_end_to_end_through_the_command(alice, bob, mount):

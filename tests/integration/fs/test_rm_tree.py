@@ -1,6 +1,6 @@
 """rm -rf of a tree: the deletes queued under a folder and the folder's
 own go as one recursive delete, unchanged since the JID the mount had
-listed (fs/upload.c), so one listed row; never deleting what the mount
+listed (fs/collapse.c), so one listed row; never deleting what the mount
 did not see (another device's file in the folder survives, and the
 mount shows it), nor losing or bringing back anything across a kill -9.
 
