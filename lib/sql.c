@@ -103,11 +103,8 @@ static sqlite3_stmt *stopped(struct cfs_sql *c)
 
 enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write, struct cfs_error *err)
 {
-	sqlite3_stmt *st = write ? stopped(c) : NULL;
-
-	/* Such a statement keeps a read snapshot (reset_stopped()), and a
-	 * write transaction begun behind it fails at once, not after the
-	 * busy wait: its SQL says which reader forgot to reset. */
+	/* Walks every cached statement: at the outermost begin alone. */
+	sqlite3_stmt *st = write && !c->depth ? stopped(c) : NULL;
 	enum cfs_err rc;
 
 	/* Inside a transaction, a savepoint (cloudfs/sql.h).  One that
@@ -116,7 +113,10 @@ enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write, struct cfs_error *err)
 	if (c->depth && sqlite3_get_autocommit(c->db))
 		return cfs_fail(err, CFS_ERR_INTERNAL,
 				"%s: the transaction was rolled back", c->what);
-	if (st && !c->depth)
+	/* Such a statement keeps a read snapshot (reset_stopped()), and a
+	 * write transaction begun behind it fails at once, not after the
+	 * busy wait: its SQL says which reader forgot to reset. */
+	if (st)
 		cfs_log_error("%s: a write begins while a statement still "
 			      "reads: %s",
 			      c->what, sqlite3_sql(st));
