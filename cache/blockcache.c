@@ -67,21 +67,16 @@ static int rename_in(struct cache *c, int dirfd, const char *name,
 	return renameat(dirfd, name, c->blocks_fd, path);
 }
 
-enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
+enum cfs_err blockcache_place(struct cache *c, int dirfd, int fd,
 			      const char *name, const struct cfs_block_id *id,
-			      uint32_t size, bool synced, struct cfs_error *err)
+			      bool synced, struct cfs_error *err)
 {
 	char hex[CFS_BLOCK_ID_HEX_LEN + 1], dir[3], path[68];
-	struct cfs_sql *db;
 	enum cfs_err rc;
 
-	assert(size <= CFS_BLOCK_SIZE);
 	cfs_block_id_to_hex(id, hex);
 	snprintf(dir, sizeof(dir), "%.2s", hex);
 	block_name(id, path);
-	/* Neither gc nor a measure (upkeep_measure) may find the file renamed
-	 * but not yet indexed: the index may wait for SQLite's write lock. */
-	blockcache_hold(c);
 	/* fsync (or the caller's syncfs) before rename: after a power cut a
 	 * block file is whole or absent, never a renamed but empty file
 	 * served as verified. */
@@ -93,24 +88,49 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 			      strerror(errno));
 		close(fd);
 		unlinkat(dirfd, name, 0);
-		blockcache_unhold(c);
 		return rc;
 	}
 	close(fd);
-	db = cache_db(c, err);
-	if (!db) {
-		blockcache_unhold(c);
-		return err->code;
-	}
+	return CFS_OK;
+}
+
+enum cfs_err blockcache_index(struct cache *c, struct cfs_sql *db,
+			      const struct cfs_block_id *id, uint32_t size,
+			      struct cfs_error *err)
+{
+	enum cfs_err rc;
+
+	assert(size <= CFS_BLOCK_SIZE);
 	rc = cfs_sql_exec(
 		db,
 		"INSERT OR REPLACE INTO blocks(id, size, stored, used)"
 		" VALUES (?1, ?2, ?3, ?3)",
 		err, "bii", id->b, (size_t)CFS_BLOCK_ID_LEN, (int64_t)size,
 		(int64_t)time(NULL));
-	cache_db_release(c, db);
+
 	if (rc == CFS_OK && c->on_store)
 		c->on_store(c->on_store_arg, size);
+	return rc;
+}
+
+enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
+			      const char *name, const struct cfs_block_id *id,
+			      uint32_t size, bool synced, struct cfs_error *err)
+{
+	struct cfs_sql *db;
+	enum cfs_err rc;
+
+	/* Neither gc nor a measure (upkeep_measure) may find the file renamed
+	 * but not yet indexed: the index may wait for SQLite's write lock. */
+	blockcache_hold(c);
+	rc = blockcache_place(c, dirfd, fd, name, id, synced, err);
+	db = rc ? NULL : cache_db(c, err);
+	if (rc == CFS_OK && !db)
+		rc = err->code;
+	if (db) {
+		rc = blockcache_index(c, db, id, size, err);
+		cache_db_release(c, db);
+	}
 	blockcache_unhold(c);
 	return rc;
 }

@@ -95,6 +95,8 @@ static enum cfs_err batch_commit(struct uploader *u, struct queued_op *ops,
 	bool *recorded = calloc(n, sizeof(*recorded));
 	bool *again = calloc(n, sizeof(*again));
 	struct queued_op *sent = NULL;
+	struct cfs_error end_err;
+	bool outer = false;
 	struct cfs_sql *db;
 	const bool *stop;
 	unsigned max_s;
@@ -125,6 +127,12 @@ static enum cfs_err batch_commit(struct uploader *u, struct queued_op *ops,
 	db = rc ? NULL : cache_db(fs->cache, err);
 	if (rc == CFS_OK && !db)
 		rc = err->code;
+	/* One transaction records the answers, each in a savepoint of its
+	 * own (cfs_sql_begin()): one commit for the batch, not one for each
+	 * of its small files. */
+	if (rc == CFS_OK)
+		rc = cfs_sql_begin(db, true, err);
+	outer = rc == CFS_OK;
 	for (size_t i = 0; rc == CFS_OK && i < n; i++) {
 		bool retry = false;
 
@@ -165,6 +173,17 @@ static enum cfs_err batch_commit(struct uploader *u, struct queued_op *ops,
 		if (rc && rc != CFS_ERR_UNREACHABLE)
 			rc = answer_unrecorded(db, &ops[i], &retry, err);
 		*retry_any |= retry;
+	}
+	/* What was recorded is committed, whatever stopped the loop (a
+	 * savepoint undid its own op); not committed, none was, and each op
+	 * stays in doubt, sent again with its seq. */
+	if (outer && cfs_sql_end(db, CFS_OK, &end_err)) {
+		memset(recorded, 0, n * sizeof(*recorded));
+		*retry_any = true;
+		if (rc == CFS_OK) {
+			*err = end_err;
+			rc = end_err.code;
+		}
 	}
 	if (db) {
 		doubt_clear(fs, db, ops, recorded, n);

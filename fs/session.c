@@ -63,28 +63,37 @@ void session_free(struct session *s)
 	free(s);
 }
 
+int session_mark_in(struct cfs_sql *db, uint64_t ino, bool begin,
+		    const struct local_content *c)
+{
+	struct mirror_changes ch = { 0 };
+	struct cfs_error err;
+	enum cfs_err rc = begin ? local_write_begin(db, ino, &err)
+				: local_write_end(db, ino, c, &ch, &err);
+
+	mirror_changes_release(&ch);
+	if (rc && rc != CFS_ERR_NOT_FOUND)
+		cfs_log_error("%s", err.msg);
+	return rc ? cfs_err_errno(rc) : 0;
+}
+
 /* Counts (or stops counting) s as a pending change in the mirror. */
 int session_mark(struct session *s, bool begin, const struct local_content *c)
 {
 	struct fs *fs = s->t->fs;
-	struct mirror_changes ch = { 0 };
 	struct cfs_error err;
 	struct cfs_sql *db = cache_db(fs->cache, &err);
-	enum cfs_err rc;
+	int e;
 
 	if (!db) {
 		cfs_log_error("%s", err.msg);
 		return EIO;
 	}
-	rc = begin ? local_write_begin(db, s->ino, &err)
-		   : local_write_end(db, s->ino, c, &ch, &err);
+	e = session_mark_in(db, s->ino, begin, c);
 	cache_db_release(fs->cache, db);
-	mirror_changes_release(&ch);
-	if (rc == CFS_OK)
+	if (!e)
 		s->in_db = begin;
-	else if (rc != CFS_ERR_NOT_FOUND)
-		cfs_log_error("%s", err.msg);
-	return rc ? cfs_err_errno(rc) : 0;
+	return e;
 }
 
 /* A new session from the mirror's entry. */

@@ -121,8 +121,11 @@ static int materialize(struct session *s, uint64_t b, struct cfs_block_id *id)
 	return 0;
 }
 
-/* Block b of the new content as a block file of the cache; *id its id. */
-static int commit_block(struct session *s, uint64_t b, struct cfs_block_id *id)
+/* Block b of the new content as a block file of the cache; *id its id,
+ * *placed when it is a staging file placed there, to be indexed with the
+ * commit's record. */
+static int commit_block(struct session *s, uint64_t b, struct cfs_block_id *id,
+			bool *placed)
 {
 	struct cache *c = s->t->fs->cache;
 	uint32_t len = cfs_block_len(s->size, b);
@@ -160,8 +163,7 @@ static int commit_block(struct session *s, uint64_t b, struct cfs_block_id *id)
 		close(fd);
 		return e;
 	}
-	if (blockcache_adopt(c, c->dirty_fd, fd, link, id, len, s->synced,
-			     &err)) {
+	if (blockcache_place(c, c->dirty_fd, fd, link, id, s->synced, &err)) {
 		/* Left when the rename found the same file there. */
 		unlinkat(c->dirty_fd, link, 0);
 		cfs_log_error("%s", err.msg);
@@ -171,57 +173,120 @@ static int commit_block(struct session *s, uint64_t b, struct cfs_block_id *id)
 	 * there and left the link. */
 	if (s->failures)
 		unlinkat(c->dirty_fd, link, 0);
+	*placed = true;
 	return 0;
 }
 
-/* Commits s (its lock held): the new block list, queued durably. */
-int session_commit_locked(struct session *s, bool go_on)
+int session_commit_prepare(struct session *s, bool go_on,
+			   struct session_commit *sc)
 {
-	struct cfs_blocklist bl = { 0 };
-	struct local_content c;
 	bool dirty = false;
 	int e = 0;
 
 	assert(cfs_mutex_locked(&s->lock));
+	*sc = (struct session_commit){ 0 };
 	for (uint64_t b = 0; b < s->dirty_cap && !dirty; b++)
 		dirty = s->dirty[b];
 	if (!s->changed && !dirty && s->size == s->base_size) {
-		e = s->in_db && !go_on ? session_mark(s, false, NULL) : 0;
-		return e;
+		sc->end_mark = s->in_db && !go_on;
+		return 0;
 	}
-	bl.n = cfs_block_count(s->size);
-	bl.ids = bl.n ? malloc(bl.n * sizeof(bl.ids[0])) : NULL;
-	if (bl.n && !bl.ids)
+	sc->content = true;
+	sc->bl.n = cfs_block_count(s->size);
+	sc->bl.ids = sc->bl.n ? malloc(sc->bl.n * sizeof(sc->bl.ids[0])) : NULL;
+	sc->placed = sc->bl.n ? calloc(sc->bl.n, sizeof(*sc->placed)) : NULL;
+	if (sc->bl.n && (!sc->bl.ids || !sc->placed))
 		return ENOMEM;
-	/* Until the mirror lists them, the new blocks must not be evicted. */
+	/* Until the mirror lists them, the new blocks must not be evicted,
+	 * nor the placed ones found unindexed (blockcache_place()). */
 	blockcache_hold(s->t->fs->cache);
-	for (uint64_t b = 0; !e && b < bl.n; b++)
-		e = commit_block(s, b, &bl.ids[b]);
-	c = (struct local_content){ .size = s->size,
-				    .blocks = &bl,
-				    .atime_ns = s->atime_ns,
-				    .mtime_ns = s->mtime_ns,
-				    .ctime_ns = s->ctime_ns,
-				    .mode = s->mode & 07777,
-				    .has_mode = s->mode != 0 };
-	if (!e)
-		e = session_mark(s, false, &c);
-	blockcache_unhold(s->t->fs->cache);
+	sc->held = true;
+	for (uint64_t b = 0; !e && b < sc->bl.n; b++)
+		e = commit_block(s, b, &sc->bl.ids[b], &sc->placed[b]);
+	sc->c = (struct local_content){ .size = s->size,
+					.blocks = &sc->bl,
+					.atime_ns = s->atime_ns,
+					.mtime_ns = s->mtime_ns,
+					.ctime_ns = s->ctime_ns,
+					.mode = s->mode & 07777,
+					.has_mode = s->mode != 0 };
+	return e;
+}
+
+int session_commit_record(struct session *s, struct cfs_sql *db,
+			  const struct session_commit *sc)
+{
+	struct cache *c = s->t->fs->cache;
+	struct cfs_error err;
+	enum cfs_err rc;
+	int e;
+
+	if (!sc->content)
+		return sc->end_mark ? session_mark_in(db, s->ino, false, NULL)
+				    : 0;
+	/* The index of its blocks and the commit stand or fall together. */
+	rc = cfs_sql_begin(db, true, &err);
+	for (uint64_t b = 0; rc == CFS_OK && b < sc->bl.n; b++)
+		if (sc->placed[b])
+			rc = blockcache_index(c, db, &sc->bl.ids[b],
+					      cfs_block_len(sc->c.size, b),
+					      &err);
+	if (rc)
+		cfs_log_error("%s", err.msg);
+	e = rc ? cfs_err_errno(rc) : session_mark_in(db, s->ino, false, &sc->c);
+	rc = cfs_sql_end(db, e ? CFS_ERR_INTERNAL : CFS_OK, &err);
+	if (rc && !e) {
+		cfs_log_error("%s", err.msg);
+		e = cfs_err_errno(rc);
+	}
+	return e;
+}
+
+int session_commit_finish(struct session *s, struct session_commit *sc, int e,
+			  bool go_on)
+{
+	if (sc->held)
+		blockcache_unhold(s->t->fs->cache);
+	free(sc->placed);
 	if (e) {
-		cfs_blocklist_release(&bl);
-		s->failures++;
+		cfs_blocklist_release(&sc->bl);
+		if (sc->content)
+			s->failures++;
 		return e;
 	}
+	if (sc->end_mark || sc->content)
+		s->in_db = false;
+	if (!sc->content)
+		return 0;
 	s->failures = 0;
 	/* In the mirror: the staging files are the cache's alone now. */
 	for (uint64_t b = 0; b < s->dirty_cap; b++)
 		staging_drop(s, b);
 	cfs_blocklist_release(&s->base);
-	s->base = bl;
+	s->base = sc->bl;
 	s->base_size = s->size;
 	s->changed = false;
 	/* Writes may go on (fsync of an open file): count them again. */
 	return go_on ? session_mark(s, true, NULL) : 0;
+}
+
+/* Commits s (its lock held): the new block list, queued durably. */
+int session_commit_locked(struct session *s, bool go_on)
+{
+	struct session_commit sc;
+	struct cfs_error err;
+	struct cfs_sql *db = NULL;
+	int e = session_commit_prepare(s, go_on, &sc);
+
+	if (!e && !(db = cache_db(s->t->fs->cache, &err))) {
+		cfs_log_error("%s", err.msg);
+		e = EIO;
+	}
+	if (!e)
+		e = session_commit_record(s, db, &sc);
+	if (db)
+		cache_db_release(s->t->fs->cache, db);
+	return session_commit_finish(s, &sc, e, go_on);
 }
 
 int session_commit(struct session *s)

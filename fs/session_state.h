@@ -50,6 +50,23 @@
 /* The table is a hash of SESSION_BUCKETS chains, by inode. */
 #define SESSION_BUCKETS 256
 
+/*
+ * A commit in three steps (fs/session_commit.c), so that the settler
+ * queues a batch of them in one SQLite transaction while no hash or fetch
+ * holds SQLite's write lock: prepared (the new content's block files),
+ * recorded (queued in the mirror, with the index of the blocks it
+ * placed), finished (the staging files let go once the record is
+ * committed; kept, and the session left to try again, if not).
+ */
+struct session_commit {
+	struct local_content c; /* what the commit queues, if content */
+	struct cfs_blocklist bl;
+	bool *placed;  /* bl's blocks placed in the cache by this commit */
+	bool content;  /* new content; else no more than the count ends */
+	bool end_mark; /* the mirror counts s as pending no more */
+	bool held;     /* blockcache_hold() until finished */
+};
+
 struct session {
 	struct sessions *t;
 	uint64_t ino;
@@ -60,7 +77,8 @@ struct session {
 	/* Settling, and its staging files' bytes are on disk: settle_due()
 	 * synced the file system after the last write (the settler's). */
 	bool synced;
-	struct session *due_next; /* settle_due()'s batch */
+	struct session *due_next;     /* settle_due()'s batch */
+	struct session_commit commit; /* settle_due()'s, of the batch */
 	struct session *next;
 	/* The session's (its lock: never held across a fetch, see
 	 * staging_bases_fetch() and include/fs/locks.h): */
@@ -108,6 +126,11 @@ struct session **session_live_slot(struct sessions *t, uint64_t ino);
  * errno. */
 int session_mark(struct session *s, bool begin, const struct local_content *c);
 
+/* session_mark() of inode ino through db, in its transaction if one is
+ * open; s->in_db is the caller's to set. */
+int session_mark_in(struct cfs_sql *db, uint64_t ino, bool begin,
+		    const struct local_content *c);
+
 /* Frees s, out of the table, and its staging files. */
 void session_free(struct session *s);
 
@@ -115,5 +138,19 @@ void session_free(struct session *s);
  * go_on, the session counts as a pending change again (invariant 4).  0
  * or a positive errno. */
 int session_commit_locked(struct session *s, bool go_on);
+
+/* The steps of session_commit_locked() (see struct session_commit), for
+ * the settler's batch.  prepare, s's lock held: 0 or an errno, after
+ * which finish is still called.  record, through db (in a transaction of
+ * the caller's, if open), s settling (invariant 5: nothing of s changes)
+ * and its lock not held: 0 or an errno.  finish, s's lock held, with e
+ * the outcome (0: the record is committed): returns e, or an errno of
+ * its own. */
+int session_commit_prepare(struct session *s, bool go_on,
+			   struct session_commit *sc);
+int session_commit_record(struct session *s, struct cfs_sql *db,
+			  const struct session_commit *sc);
+int session_commit_finish(struct session *s, struct session_commit *sc, int e,
+			  bool go_on);
 
 #endif

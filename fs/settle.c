@@ -5,6 +5,7 @@
  * is tried again later, and at unmount every session is committed and
  * the table freed (fs/session_state.h, invariants 5 and 7).
  */
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -45,22 +46,18 @@ static uint64_t retry_ms(unsigned n)
 }
 
 /*
- * Commits s, settling in the table, and takes it out (invariant 5): true.
- * When the commit fails, s stays in the table, no longer settling, due
- * again after retry_ms() (invariant 7): false; but with give_up (an
- * unmount out of time) it goes, and the loss is logged.
+ * After the commit of s, settling in the table, ended with e: committed,
+ * s leaves the table (invariant 5): true.  When the commit failed, s
+ * stays in the table, no longer settling, due again after retry_ms()
+ * (invariant 7): false; but with give_up (an unmount out of time) it
+ * goes, and the loss is logged.  failures: s's, read under its lock.
  */
-static bool settle_one(struct sessions *t, struct session *s, bool give_up)
+static bool settled(struct sessions *t, struct session *s, int e,
+		    unsigned failures, bool give_up)
 {
 	struct session **p;
-	unsigned failures;
 	char *path;
-	int e;
 
-	pthread_mutex_lock(&s->lock);
-	e = session_commit_locked(s, false);
-	failures = s->failures;
-	pthread_mutex_unlock(&s->lock);
 	if (e) {
 		path = path_of(t->fs, s->ino);
 		if (give_up)
@@ -98,6 +95,74 @@ static bool settle_one(struct sessions *t, struct session *s, bool give_up)
 	pthread_mutex_unlock(&t->lock);
 	session_free(s);
 	return !e;
+}
+
+/* Commits s, settling in the table, alone: settled(). */
+static bool settle_one(struct sessions *t, struct session *s, bool give_up)
+{
+	unsigned failures;
+	int e;
+
+	pthread_mutex_lock(&s->lock);
+	e = session_commit_locked(s, false);
+	failures = s->failures;
+	pthread_mutex_unlock(&s->lock);
+	return settled(t, s, e, failures, give_up);
+}
+
+/*
+ * Commits the settling sessions of batch due (linked by due_next) with
+ * one SQLite transaction for all their records, each in a savepoint of
+ * its own (cfs_sql_begin()), in place of one or two for each small file;
+ * the blocks are hashed and placed before it begins, so that no hash
+ * holds SQLite's write lock.  A record that fails undoes itself alone;
+ * a transaction that fails as a whole fails every commit of the batch,
+ * which keep their staging files and are tried again (invariant 7).
+ */
+static void settle_batch(struct sessions *t, struct session *due)
+{
+	struct cfs_error err;
+	struct cfs_sql *db;
+	enum cfs_err rc;
+	int e[SETTLE_BATCH], failed = 0;
+	size_t i = 0;
+
+	for (struct session *s = due; s; s = s->due_next, i++) {
+		assert(i < SETTLE_BATCH);
+		pthread_mutex_lock(&s->lock);
+		e[i] = session_commit_prepare(s, false, &s->commit);
+		pthread_mutex_unlock(&s->lock);
+	}
+	db = cache_db(t->fs->cache, &err);
+	rc = db ? cfs_sql_begin(db, true, &err) : err.code;
+	i = 0;
+	for (struct session *s = due; rc == CFS_OK && s; s = s->due_next, i++)
+		if (!e[i])
+			e[i] = session_commit_record(s, db, &s->commit);
+	if (rc == CFS_OK)
+		rc = cfs_sql_end(db, CFS_OK, &err);
+	if (rc) {
+		cfs_log_error("cannot queue the commits of closed files: %s",
+			      err.msg);
+		failed = cfs_err_errno(rc);
+	}
+	if (db)
+		cache_db_release(t->fs->cache, db);
+	i = 0;
+	while (due) {
+		struct session *s = due;
+		unsigned failures;
+		int r;
+
+		due = s->due_next;
+		pthread_mutex_lock(&s->lock);
+		r = session_commit_finish(s, &s->commit, e[i] ? e[i] : failed,
+					  false);
+		failures = s->failures;
+		pthread_mutex_unlock(&s->lock);
+		settled(t, s, r, failures, false);
+		i++;
+	}
 }
 
 /* What settle_one() committed, made durable: one fsync for many files. */
@@ -155,12 +220,7 @@ static long settle_due(struct sessions *t)
 	if (platform_syncfs(t->fs->cache->dirty_fd) == 0)
 		for (struct session *s = due; s; s = s->due_next)
 			s->synced = true;
-	while (due) {
-		struct session *s = due;
-
-		due = s->due_next;
-		settle_one(t, s, false);
-	}
+	settle_batch(t, due);
 	settled_durable(t);
 	uploader_wake(t->fs->upload);
 	return 0;

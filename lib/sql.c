@@ -1,4 +1,5 @@
 /* SQLite connections with a statement cache (cloudfs/sql.h). */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -102,8 +103,16 @@ static sqlite3_stmt *stopped(struct cfs_sql *c)
 
 enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write, struct cfs_error *err)
 {
-	sqlite3_stmt *st = write ? stopped(c) : NULL;
+	/* Walks every cached statement: at the outermost begin alone. */
+	sqlite3_stmt *st = write && !c->depth ? stopped(c) : NULL;
+	enum cfs_err rc;
 
+	/* Inside a transaction, a savepoint (cloudfs/sql.h).  One that
+	 * SQLite rolled back on its own (a full disk, an I/O error) is
+	 * over: what follows would commit apart from it, so it fails. */
+	if (c->depth && sqlite3_get_autocommit(c->db))
+		return cfs_fail(err, CFS_ERR_INTERNAL,
+				"%s: the transaction was rolled back", c->what);
 	/* Such a statement keeps a read snapshot (reset_stopped()), and a
 	 * write transaction begun behind it fails at once, not after the
 	 * busy wait: its SQL says which reader forgot to reset. */
@@ -111,7 +120,14 @@ enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write, struct cfs_error *err)
 		cfs_log_error("%s: a write begins while a statement still "
 			      "reads: %s",
 			      c->what, sqlite3_sql(st));
-	return cfs_sql_script(c, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+	rc = cfs_sql_script(c,
+			    c->depth ? "SAVEPOINT nested"
+			    : write  ? "BEGIN IMMEDIATE"
+				     : "BEGIN",
+			    err);
+	if (rc == CFS_OK)
+		c->depth++;
+	return rc;
 }
 
 enum cfs_err cfs_sql_sync(struct cfs_sql *c, struct cfs_error *err)
@@ -147,6 +163,20 @@ static void reset_stopped(struct cfs_sql *c)
 enum cfs_err cfs_sql_end(struct cfs_sql *c, enum cfs_err rc,
 			 struct cfs_error *err)
 {
+	assert(c->depth > 0);
+	if (--c->depth) {
+		if (rc)
+			sqlite3_exec(c->db, "ROLLBACK TO nested", NULL, NULL,
+				     NULL);
+		/* Released either way: what it kept is the outer one's to
+		 * commit or undo. */
+		if (sqlite3_exec(c->db, "RELEASE nested", NULL, NULL, NULL) !=
+			    SQLITE_OK &&
+		    rc == CFS_OK)
+			rc = cfs_sql_fail(c, sqlite3_extended_errcode(c->db),
+					  err);
+		return rc;
+	}
 	reset_stopped(c);
 	if (rc == CFS_OK)
 		rc = cfs_sql_script(c, "COMMIT", err);

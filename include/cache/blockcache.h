@@ -40,6 +40,21 @@ enum cfs_err blockcache_adopt(struct cache *c, int dirfd, int fd,
 			      uint32_t size, bool synced,
 			      struct cfs_error *err);
 
+/*
+ * blockcache_adopt() in two steps, for a caller that indexes many blocks
+ * in one transaction of its own, holding the cache (blockcache_hold())
+ * from the first step to that transaction's end: blockcache_place() makes
+ * the file the cached copy of block id (fsync'ed unless synced, renamed
+ * into place; consumes fd and the file either way), blockcache_index()
+ * records it in the index through db.
+ */
+enum cfs_err blockcache_place(struct cache *c, int dirfd, int fd,
+			      const char *name, const struct cfs_block_id *id,
+			      bool synced, struct cfs_error *err);
+enum cfs_err blockcache_index(struct cache *c, struct cfs_sql *db,
+			      const struct cfs_block_id *id, uint32_t size,
+			      struct cfs_error *err);
+
 /* fn(arg, size) is told of each block indexed from now on, by any path
  * (written, fetched, warmed), with no lock held; set it before the
  * threads that store blocks start. */

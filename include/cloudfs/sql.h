@@ -34,6 +34,7 @@ struct cfs_sql {
 	struct cfs_sql *next_free; /* the pool's */
 	uint64_t turn_seen;	   /* while waiting for a writer (lib/sql.c) */
 	uint64_t busy_since;
+	unsigned depth; /* cfs_sql_begin()s not ended yet */
 };
 
 /*
@@ -95,12 +96,15 @@ enum cfs_err cfs_sql_script(struct cfs_sql *c, const char *sql,
 
 /* Starts a transaction: BEGIN IMMEDIATE to write (takes the write lock
  * now, so the transaction never fails half way on a busy database), plain
- * BEGIN to read. */
+ * BEGIN to read.  Inside a transaction already, a savepoint: its
+ * cfs_sql_end() with an error undoes its own changes alone, and the
+ * outermost one commits them all at once (many changes, one commit). */
 enum cfs_err cfs_sql_begin(struct cfs_sql *c, bool write,
 			   struct cfs_error *err);
 
 /* Ends the transaction cfs_sql_begin() started: commits when rc is CFS_OK
- * and rolls back otherwise (also when the commit fails).  Returns the
+ * and rolls back otherwise (also when the commit fails); a savepoint is
+ * released, its changes undone first when rc is an error.  Returns the
  * outcome. */
 enum cfs_err cfs_sql_end(struct cfs_sql *c, enum cfs_err rc,
 			 struct cfs_error *err);
