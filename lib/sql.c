@@ -163,7 +163,15 @@ static void reset_stopped(struct cfs_sql *c)
 enum cfs_err cfs_sql_end(struct cfs_sql *c, enum cfs_err rc,
 			 struct cfs_error *err)
 {
-	assert(c->depth > 0);
+	/* No begin to end: callers end what they began even when the begin
+	 * failed (a stale snapshot, the busy wait out), so that one end
+	 * serves both outcomes; the old ROLLBACK then changed nothing. */
+	if (!c->depth) {
+		if (rc == CFS_OK)
+			rc = cfs_fail(err, CFS_ERR_INTERNAL,
+				      "%s: no transaction to commit", c->what);
+		return rc;
+	}
 	if (--c->depth) {
 		if (rc)
 			sqlite3_exec(c->db, "ROLLBACK TO nested", NULL, NULL,

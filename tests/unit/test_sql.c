@@ -68,6 +68,43 @@ static void test_an_outer_rollback_undoes_the_nested_changes_it_held(void)
 	CHECK(rows() == 0);
 }
 
+/*
+ * A begin that fails (here: a statement left stopped at a row keeps a
+ * snapshot another connection's commit has made stale, so BEGIN IMMEDIATE
+ * fails at once) is still ended by its caller: the end must give back the
+ * begin's error, change nothing, and leave the next begin a transaction.
+ */
+static void test_the_end_of_a_begin_that_failed_changes_nothing(void)
+{
+	struct cfs_sql other;
+	struct cfs_error err;
+	sqlite3_stmt *st;
+	bool row = false;
+	enum cfs_err rc;
+
+	CHECK(insert(1, CFS_OK) == CFS_OK);
+	st = cfs_sql_stmt(&db, "SELECT v FROM t", &err, "");
+	CHECK(st && cfs_sql_step(&db, st, &row, &err) == CFS_OK && row);
+	CHECK(cfs_sql_open(&other, path, "other connection", "NORMAL", &err) ==
+	      CFS_OK);
+	CHECK(cfs_sql_exec(&other, "INSERT INTO t VALUES (2)", &err, "") ==
+	      CFS_OK);
+	cfs_sql_close(&other);
+	rc = cfs_sql_begin(&db, true, &err);
+	CHECK(rc != CFS_OK);
+	CHECK(cfs_sql_end(&db, rc, &err) == rc);
+	if (st)
+		sqlite3_reset(st);
+	/* Out of every transaction: the next begin is a transaction again,
+	 * not a savepoint. */
+	CHECK(cfs_sql_begin(&db, true, &err) == CFS_OK);
+	CHECK(cfs_sql_exec(&db, "INSERT INTO t VALUES (3)", &err, "") ==
+	      CFS_OK);
+	CHECK(cfs_sql_end(&db, CFS_ERR_INTERNAL, &err) == CFS_ERR_INTERNAL);
+	CHECK(rows() == 2);
+	CHECK(cfs_sql_exec(&db, "DELETE FROM t", &err, "") == CFS_OK);
+}
+
 int main(void)
 {
 	struct cfs_error err;
@@ -85,6 +122,7 @@ int main(void)
 	}
 	RUN(test_a_failed_nested_change_is_undone_alone_and_the_rest_commit_once);
 	RUN(test_an_outer_rollback_undoes_the_nested_changes_it_held);
+	RUN(test_the_end_of_a_begin_that_failed_changes_nothing);
 	cfs_sql_close(&db);
 	unlink(path);
 	for (int i = 0; i < 2; i++) {
