@@ -34,7 +34,9 @@ static bool deletes_under(const struct queued_op *op,
 /*
  * The first run of the batch's n ops that one recursive delete may send
  * (see the top): a folder's delete and the deletes before it under it,
- * the outermost such folder, unless the server refused it before.
+ * the outermost such folder, unless the server refused it before.  Later
+ * runs are passed over, not stopped at: a folder around them (rm -rf of
+ * a tree of folders) may still enclose the first.
  */
 struct collapse collapse_find(struct uploader *u, const struct queued_op *ops,
 			      size_t n)
@@ -51,7 +53,7 @@ struct collapse collapse_find(struct uploader *u, const struct queued_op *ops,
 		while (j > 0 && deletes_under(&ops[j - 1], &ops[i]))
 			j--;
 		if (c.n > 1 && j > c.first)
-			break; /* another folder after the first run */
+			continue;
 		for (size_t k = j; k <= i; k++)
 			refused |= ops[k].seq == u->refused_tree;
 		if (j < i && !refused)
