@@ -96,6 +96,22 @@ def test_a_tree_removed_from_a_live_mount_goes_in_one_request(server, alice, mou
     assert WHOLE not in m.log_text(), m.log_text()
 
 
+def test_a_folder_of_more_files_than_a_request_carries_goes_in_one_request(
+        server, alice, mount, proxy):
+    """1,001 files: with the folder's own delete, more deletes than a
+    batch's UPLOAD_BATCH_MAX operations, yet one recursive delete."""
+    ns = alice.root_ns
+    alice.commit_ok(ns, {"op": "dir", "path": "big"})
+    for start, end in ((0, 500), (500, 1001)):  # a commit's most, 1,000
+        alice.write_files(ns, {f"big/f{i:04d}": b"" for i in range(start, end)})
+    seen = alice.head(ns)
+    m, commits = removed_live(alice, mount, proxy, "big", "big/f1000")
+    assert commits == ["POST /meta/ns/%d/commit" % ns]
+    assert server_listing(alice, ns) == {}
+    assert [e["path"] for e in alice.list_all(ns, seen)[0]] == ["big"]
+    assert WHOLE not in m.log_text(), m.log_text()
+
+
 def test_a_tree_of_folders_goes_in_one_request(server, alice, mount, proxy):
     """Several folders side by side in the tree: their runs of deletes
     follow each other, and the tree's delete encloses them all."""
