@@ -147,8 +147,9 @@ static enum cfs_err op_from_row(sqlite3_stmt *st, struct queued_op *op,
 	return CFS_OK;
 }
 
-enum cfs_err queue_batch(struct cfs_sql *db, size_t max, struct queued_op **ops,
-			 size_t *n, struct cfs_error *err)
+enum cfs_err queue_batch(struct cfs_sql *db, size_t max, size_t reach,
+			 struct queued_op **ops, size_t *n,
+			 struct cfs_error *err)
 {
 	sqlite3_stmt *st = cfs_sql_stmt(
 		db,
@@ -158,20 +159,24 @@ enum cfs_err queue_batch(struct cfs_sql *db, size_t max, struct queued_op **ops,
 		" FROM ops o JOIN entries e"
 		" ON e.ino = o.ino"
 		" ORDER BY o.ord LIMIT ?1",
-		err, "i", (int64_t)max);
+		err, "i", (int64_t)(reach > max ? reach : max));
 	enum cfs_err rc = st ? CFS_OK : err->code;
 	bool row = true;
 
 	*n = 0;
-	*ops = calloc(max ? max : 1, sizeof(**ops));
+	if (reach < max)
+		reach = max;
+	*ops = calloc(reach ? reach : 1, sizeof(**ops));
 	if (!*ops)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	while (rc == CFS_OK && *n < max &&
+	while (rc == CFS_OK && *n < reach &&
 	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row) {
 		struct queued_op *op = &(*ops)[*n];
 		bool again = false;
 
 		if (*n > 0 && sqlite3_column_int64(st, 2) != (*ops)[0].ns)
+			break;
+		if (*n >= max && sqlite3_column_int(st, 3) != QUEUE_DELETE)
 			break;
 		for (size_t i = 0; i < *n && !again; i++)
 			again = (uint64_t)sqlite3_column_int64(st, 1) ==

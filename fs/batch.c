@@ -258,7 +258,8 @@ enum cfs_err batch_send(struct uploader *u, bool *sent, bool *retry_any,
 	*sent = false;
 	if (!db)
 		return err->code;
-	rc = queue_batch(db, UPLOAD_BATCH_MAX, &ops, &n, err);
+	rc = queue_batch(db, UPLOAD_BATCH_MAX, UPLOAD_BATCH_REACH, &ops, &n,
+			 err);
 	/* A namespace not followed: the server says what becomes of them. */
 	if (rc == CFS_OK && n &&
 	    (rc = mirror_ns_get(db, ops[0].ns, &m, err)) == CFS_ERR_NOT_FOUND)
@@ -286,9 +287,7 @@ enum cfs_err batch_send(struct uploader *u, bool *sent, bool *retry_any,
 	}
 	*sent = true;
 	n = fit_commit_body(ops, n);
-	collapse = collapse_find(u, ops, n);
-	if (collapse.n > 1)
-		collapse_plan(u, ops, &n, &collapse);
+	collapse = collapse_batch(u, ops, &n);
 	uploader_note_sending(u, ops, n);
 	rc = batch_block_ids(ops, n, &all, err);
 	if (rc == CFS_OK)

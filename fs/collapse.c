@@ -18,6 +18,7 @@
 #include "cloudfs/log.h"
 #include "fs/collapse.h"
 #include "fs/fs.h"
+#include "fs/upload.h"
 
 /* Whether op deletes something under the folder dir deletes, and may go
  * with it: a shared folder's mount leaves that folder, and is not. */
@@ -34,10 +35,13 @@ static bool deletes_under(const struct queued_op *op,
 /*
  * The first run of the batch's n ops that one recursive delete may send
  * (see the top): a folder's delete and the deletes before it under it,
- * the outermost such folder, unless the server refused it before.
+ * the outermost such folder, unless the server refused it before.  Later
+ * runs are passed over, not stopped at: a folder around them (rm -rf of
+ * a tree of folders) may still enclose the first.  A run starts within
+ * UPLOAD_BATCH_MAX: the request carries the ops before it and its one.
  */
-struct collapse collapse_find(struct uploader *u, const struct queued_op *ops,
-			      size_t n)
+static struct collapse collapse_find(struct uploader *u,
+				     const struct queued_op *ops, size_t n)
 {
 	struct collapse c = { 0 };
 
@@ -50,14 +54,23 @@ struct collapse collapse_find(struct uploader *u, const struct queued_op *ops,
 			continue;
 		while (j > 0 && deletes_under(&ops[j - 1], &ops[i]))
 			j--;
-		if (c.n > 1 && j > c.first)
-			break; /* another folder after the first run */
+		if (j >= UPLOAD_BATCH_MAX || (c.n > 1 && j > c.first))
+			continue;
 		for (size_t k = j; k <= i; k++)
 			refused |= ops[k].seq == u->refused_tree;
 		if (j < i && !refused)
 			c = (struct collapse){ .first = j, .n = i - j + 1 };
 	}
 	return c;
+}
+
+/* The batch's ops from keep on go in a later batch. */
+static void release_from(struct queued_op *ops, size_t *n, size_t keep)
+{
+	for (size_t i = keep; i < *n; i++)
+		queued_op_release(&ops[i]);
+	if (*n > keep)
+		*n = keep;
 }
 
 /* Settles a run's answer: all of its deletes were applied, or none. */
@@ -89,8 +102,8 @@ enum cfs_err collapse_settle(struct uploader *u, struct cfs_sql *db,
  * when it may go as one, the batch ends with it (*n) and c->since is set;
  * otherwise c is none, and the deletes go one by one, as they may.
  */
-void collapse_plan(struct uploader *u, struct queued_op *ops, size_t *n,
-		   struct collapse *c)
+static void collapse_plan(struct uploader *u, struct queued_op *ops, size_t *n,
+			  struct collapse *c)
 {
 	struct cfs_error err;
 	struct cfs_sql *db = cache_db(u->fs->cache, &err);
@@ -104,11 +117,20 @@ void collapse_plan(struct uploader *u, struct queued_op *ops, size_t *n,
 		cfs_log_warn("cannot tell whether '%s' may be deleted as a"
 			     " whole: %s",
 			     ops[c->first + c->n - 1].path, err.msg);
-	if (rc || c->since == 0) {
+	if (rc || c->since == 0)
 		*c = (struct collapse){ 0 };
-		return;
-	}
-	for (size_t i = c->first + c->n; i < *n; i++)
-		queued_op_release(&ops[i]);
-	*n = c->first + c->n;
+	else
+		release_from(ops, n, c->first + c->n);
+}
+
+struct collapse collapse_batch(struct uploader *u, struct queued_op *ops,
+			       size_t *n)
+{
+	struct collapse c = collapse_find(u, ops, *n);
+
+	if (c.n > 1)
+		collapse_plan(u, ops, n, &c);
+	if (c.n < 2)
+		release_from(ops, n, UPLOAD_BATCH_MAX);
+	return c;
 }

@@ -17,12 +17,13 @@ struct collapse {
 	int64_t since; /* the JID they are unchanged since */
 };
 
-/* The first run of the batch's n ops that one delete may send. */
-struct collapse collapse_find(struct uploader *u, const struct queued_op *ops,
-			      size_t n);
-/* Checks c against the mirror; the batch ends with it, or c is none. */
-void collapse_plan(struct uploader *u, struct queued_op *ops, size_t *n,
-		   struct collapse *c);
+/*
+ * The run of the batch's *n ops (read up to UPLOAD_BATCH_REACH) that one
+ * delete sends, checked against the mirror: the batch ends with it, or it
+ * is none and the batch keeps at most UPLOAD_BATCH_MAX ops.
+ */
+struct collapse collapse_batch(struct uploader *u, struct queued_op *ops,
+			       size_t *n);
 /* Settles the answer r to run c's n ops, all applied or none. */
 enum cfs_err collapse_settle(struct uploader *u, struct cfs_sql *db,
 			     const struct queued_op *ops, size_t n,

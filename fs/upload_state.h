@@ -39,7 +39,7 @@ struct uploader {
 	uint64_t removed_ms;
 	bool holding, hurry;
 	unsigned drain_s;
-	uint64_t sending[UPLOAD_BATCH_MAX]; /* inodes of the batch under way */
+	uint64_t sending[UPLOAD_BATCH_REACH]; /* the batch under way's inodes */
 	size_t n_sending;
 	/* The largest file of the batch under way, for cloudfs status (a
 	 * small file's progress is over before anyone looks): its path

@@ -203,10 +203,13 @@ enum cfs_err queue_first_seq(struct cfs_sql *db, int64_t *seq,
 /*
  * The next batch, in order: at most max operations of one namespace, no
  * entry twice (an entry's operation waits for the answer to its previous
- * one).  *ops is malloc'd; release each, then free it.
+ * one), then deletes up to reach in all, which a tree's delete may carry
+ * as one operation (fs/collapse.c).  *ops is malloc'd; release each, then
+ * free it.
  */
-enum cfs_err queue_batch(struct cfs_sql *db, size_t max, struct queued_op **ops,
-			 size_t *n, struct cfs_error *err);
+enum cfs_err queue_batch(struct cfs_sql *db, size_t max, size_t reach,
+			 struct queued_op **ops, size_t *n,
+			 struct cfs_error *err);
 
 /*
  * op was committed as node at jid; a move, from the node's state at

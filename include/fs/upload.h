@@ -20,7 +20,11 @@
 #include <stdint.h>
 
 /* The most operations one commit request carries. */
-#define UPLOAD_BATCH_MAX 1000
+#define UPLOAD_BATCH_MAX   1000
+/* The most a batch reads: deletes past UPLOAD_BATCH_MAX go in it when a
+ * tree's delete carries them as one operation (fs/collapse.c).  Bounded:
+ * the batch is read, and its entries checked, in memory. */
+#define UPLOAD_BATCH_REACH (4 * UPLOAD_BATCH_MAX)
 
 struct fs;
 struct uploader;

@@ -73,7 +73,7 @@ static void queued(struct queued_op **ops, size_t *n)
 {
 	struct cfs_error err;
 
-	CHECK(queue_batch(db, 100, ops, n, &err) == CFS_OK);
+	CHECK(queue_batch(db, 100, 100, ops, n, &err) == CFS_OK);
 }
 
 static void release(struct queued_op *ops, size_t n)

@@ -71,22 +71,59 @@ def test_a_tree_removed_is_deleted_on_the_server_as_one_row(server, alice, mount
     assert WHOLE not in m.log_text() and "refused" not in m.log_text(), m.log_text()
 
 
-def test_a_tree_removed_from_a_live_mount_goes_in_one_request(server, alice, mount, proxy):
-    """Nothing held at the proxy: the uploader waits for the removals to
-    pause (a settle longer than any rm here) or for status --wait, and
-    does not send each file's delete as it comes."""
-    seen = put(alice)
-    m = mount(alice.clone(proxy.url), timeout=TIMEOUT, settle=30)
-    until(lambda: os.path.exists(os.path.join(m.mountpoint, "tree/sub/deep/h")), within=20,
+def removed_live(client, mount, proxy, top, last):
+    """Removes TOP from a live mount of CLIENT through PROXY, once it
+    shows LAST, and waits for it on the server. Nothing is held at the
+    proxy: the uploader waits for the removals to pause (a settle longer
+    than any rm here) or for status --wait, and does not send each file's
+    delete as it comes. Returns the mount and the commit requests."""
+    m = mount(client.clone(proxy.url), timeout=TIMEOUT, settle=30)
+    until(lambda: os.path.exists(os.path.join(m.mountpoint, last)), within=20,
           what="the tree listed")
     before = len(proxy.seen)
-    shutil.rmtree(os.path.join(m.mountpoint, "tree"))
+    shutil.rmtree(os.path.join(m.mountpoint, top))
     wait_sent(m)
-    commits = [line for line in proxy.seen[before:] if re.match(COMMIT, line)]
-    assert commits == ["POST /meta/ns/%d/commit" % alice.root_ns], proxy.seen[before:]
+    return m, [line for line in proxy.seen[before:] if re.match(COMMIT, line)]
+
+
+def test_a_tree_removed_from_a_live_mount_goes_in_one_request(server, alice, mount, proxy):
+    seen = put(alice)
+    m, commits = removed_live(alice, mount, proxy, "tree", "tree/sub/deep/h")
+    assert commits == ["POST /meta/ns/%d/commit" % alice.root_ns]
     assert sorted(server_listing(alice, alice.root_ns)) == ["out", "out/x"]
     assert [e["path"] for e in alice.list_all(alice.root_ns, seen)[0]] == ["tree"]
     assert sorted(os.listdir(m.mountpoint)) == ["out"]
+    assert WHOLE not in m.log_text(), m.log_text()
+
+
+def test_a_folder_of_more_files_than_a_request_carries_goes_in_one_request(
+        server, alice, mount, proxy):
+    """1,001 files: with the folder's own delete, more deletes than a
+    batch's UPLOAD_BATCH_MAX operations, yet one recursive delete."""
+    ns = alice.root_ns
+    alice.commit_ok(ns, {"op": "dir", "path": "big"})
+    for start, end in ((0, 500), (500, 1001)):  # a commit's most, 1,000
+        alice.write_files(ns, {f"big/f{i:04d}": b"" for i in range(start, end)})
+    seen = alice.head(ns)
+    m, commits = removed_live(alice, mount, proxy, "big", "big/f1000")
+    assert commits == ["POST /meta/ns/%d/commit" % ns]
+    assert server_listing(alice, ns) == {}
+    assert [e["path"] for e in alice.list_all(ns, seen)[0]] == ["big"]
+    assert WHOLE not in m.log_text(), m.log_text()
+
+
+def test_a_tree_of_folders_goes_in_one_request(server, alice, mount, proxy):
+    """Several folders side by side in the tree: their runs of deletes
+    follow each other, and the tree's delete encloses them all."""
+    put(alice)
+    ns = alice.root_ns
+    alice.commit_ok(ns, *({"op": "dir", "path": f"tree/d{i}"} for i in range(3)))
+    alice.write_files(ns, {f"tree/d{i}/e{k}": b"e" for i in range(3) for k in range(3)})
+    seen = alice.head(ns)
+    m, commits = removed_live(alice, mount, proxy, "tree", "tree/d2/e2")
+    assert commits == ["POST /meta/ns/%d/commit" % ns]
+    assert sorted(server_listing(alice, ns)) == ["out", "out/x"]
+    assert [e["path"] for e in alice.list_all(ns, seen)[0]] == ["tree"]
     assert WHOLE not in m.log_text(), m.log_text()
 
 
