@@ -36,7 +36,7 @@ void uploader_note_sending(struct uploader *u, const struct queued_op *ops,
 	const struct queued_op *largest = NULL;
 	char *path;
 
-	assert(n <= UPLOAD_BATCH_MAX);
+	assert(n <= UPLOAD_BATCH_REACH);
 	for (size_t i = 0; i < n; i++)
 		if (ops[i].type == QUEUE_FILE && ops[i].blocks.n &&
 		    (!largest || ops[i].size > largest->size))
