@@ -151,6 +151,7 @@ enum cfs_err queue_batch(struct cfs_sql *db, size_t max, size_t reach,
 			 struct queued_op **ops, size_t *n,
 			 struct cfs_error *err)
 {
+	size_t most = reach > max ? reach : max;
 	sqlite3_stmt *st = cfs_sql_stmt(
 		db,
 		"SELECT o.seq, o.ino, o.ns, o.type, o.kind, o.path, o.to_path,"
@@ -159,28 +160,28 @@ enum cfs_err queue_batch(struct cfs_sql *db, size_t max, size_t reach,
 		" FROM ops o JOIN entries e"
 		" ON e.ino = o.ino"
 		" ORDER BY o.ord LIMIT ?1",
-		err, "i", (int64_t)(reach > max ? reach : max));
+		err, "i", (int64_t)most);
 	enum cfs_err rc = st ? CFS_OK : err->code;
 	bool row = true;
 
 	*n = 0;
-	if (reach < max)
-		reach = max;
-	*ops = calloc(reach ? reach : 1, sizeof(**ops));
+	*ops = calloc(most ? most : 1, sizeof(**ops));
 	if (!*ops)
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	while (rc == CFS_OK && *n < reach &&
+	while (rc == CFS_OK && *n < most &&
 	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row) {
 		struct queued_op *op = &(*ops)[*n];
+		uint64_t ino = (uint64_t)sqlite3_column_int64(st, 1);
 		bool again = false;
 
 		if (*n > 0 && sqlite3_column_int64(st, 2) != (*ops)[0].ns)
 			break;
 		if (*n >= max && sqlite3_column_int(st, 3) != QUEUE_DELETE)
 			break;
+		/* Pairwise: up to UPLOAD_BATCH_REACH rows, so the column is
+		 * read once a row, not once a comparison. */
 		for (size_t i = 0; i < *n && !again; i++)
-			again = (uint64_t)sqlite3_column_int64(st, 1) ==
-				(*ops)[i].ino;
+			again = ino == (*ops)[i].ino;
 		if (again)
 			break; /* invariant 5 */
 		rc = op_from_row(st, op, err);
