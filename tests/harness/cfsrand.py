@@ -1205,10 +1205,16 @@ class Run:
             folder = os.path.join(self.target.root(m), "contested")
             for i, (_, name, n, dseed) in ops:
                 b = data(dseed, n)
+                dg = digest(b)
                 try:
-                    with turns, open(os.path.join(folder, name), "wb") as f:
-                        f.write(b)
-                    self.written.append((m, name, digest(b), time.monotonic()))
+                    # The time is taken before the other writer may go:
+                    # taken after, it could follow the other's later write
+                    # and make this one look the last.
+                    with turns:
+                        with open(os.path.join(folder, name), "wb") as f:
+                            f.write(b)
+                        t = time.monotonic()
+                    self.written.append((m, name, dg, t))
                 except OSError as e:
                     errors.append(Failure("contested-write", f"{name} on mount {m}: {e}", i))
         ts = [threading.Thread(target=writer, args=(m, ops)) for m, ops in by_mount.items()]
@@ -1419,6 +1425,8 @@ def shell_of(prog, workers):
         "mount.cloudfs http://127.0.0.1:8479 $M -o token_file=$T/alice.token,cache=$T/cache",
     ]
     lines += [f"mkdir $M/w{w}" for w in range(workers)]
+    if any("c" in it for it in prog):
+        lines.append("mkdir $M/contested")
     # pw FILE OFFSET|A LEN SEED FLAGS [sync]: the harness's bytes at OFFSET (A: appended)
     lines.append("pw() { python3 -c 'import os,random,sys; p,o,n,s,fl=sys.argv[1:6]; n=int(n); "
                  "u=random.Random(int(s)).randbytes(min(n,65536) or 1); b=(u*(n//len(u)+1))[:n]; "
@@ -1447,6 +1455,11 @@ def shell_of(prog, workers):
             }[ev])
             continue
         name, *a = it["op"]
+        if "c" in it:  # a contested rewrite: in two-mount mode, beside the other mount's
+            _, p, n, s = it["op"]
+            lines.append(f"{pyw} $M/contested/{q(p)} 0 {n} {s} {os.O_CREAT | os.O_TRUNC}"
+                         f"  # mount {it['c']}, at once with the workers")
+            continue
         d = f"$M/w{it.get('w', 0)}/"
         P = lambda p: d + q(p) if p else d  # noqa: E731
         if name == "create":
@@ -1647,6 +1660,9 @@ def run_seed(seed, args, log=print):
                                                      if f2 else "passes (flaky)"))
         lines.append("  as shell commands:")
         lines += ["    " + ln for ln in shell_of(small, args.workers).split("\n")]
+        # Said again last: a CI log may keep only the report's tail.
+        lines.append(report[0])
+        lines.append(str(f.detail)[:1500])
         log("\n".join(lines))
         report += lines
     return False, r.ops_done, dt, "\n".join(report)
