@@ -13,7 +13,7 @@
 #include "cloudfs/sql.h"
 #include "meta_sql.h"
 
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 
 static const char schema[] =
 	"CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -147,13 +147,34 @@ static const char upgrade_8[] =
 	" ('journal', 'journal_by_node', '10000000 1000000 10 1');"
 	"PRAGMA user_version = 8;";
 
+/*
+ * From version 8 to 9: statistics make SQLite consider Bloom filters,
+ * and with nodes at a million rows it built one for every step of a
+ * subtree walk, from a scan of the whole namespace: each folder deleted
+ * read every node again (18 ms for a folder of 100 in a namespace of
+ * 40,000, 1 ms without).  It builds one only when the loops outside are
+ * estimated to give more rows than the table holds, and it takes a
+ * recursive query's rows for a million: a billion nodes, as many a
+ * namespace can come to hold, keeps it from that.
+ */
+static const char upgrade_9[] =
+	"UPDATE sqlite_stat1 SET stat = '1000000000 100000 1'"
+	" WHERE tbl = 'nodes' AND idx IN ('nodes', 'nodes_by_jid');"
+	"UPDATE sqlite_stat1 SET stat = '1000000000 100000 10 1'"
+	" WHERE tbl = 'nodes' AND idx = 'nodes_by_name';"
+	"UPDATE sqlite_stat1 SET stat = '10000000000 1000000 1'"
+	" WHERE tbl = 'journal' AND idx = 'journal';"
+	"UPDATE sqlite_stat1 SET stat = '10000000000 1000000 10 1'"
+	" WHERE tbl = 'journal' AND idx = 'journal_by_node';"
+	"PRAGMA user_version = 9;";
+
 /* The whole schema the first time the store opens; an older one is
  * brought up to date, in one transaction on a connection of its own. */
 static enum cfs_err schema_init(struct cfs_sql *c, struct cfs_error *err)
 {
 	static const char *const steps[] = {
-		schema,	   upgrade_2, upgrade_3, upgrade_4,
-		upgrade_5, upgrade_6, upgrade_7, upgrade_8,
+		schema,	   upgrade_2, upgrade_3, upgrade_4, upgrade_5,
+		upgrade_6, upgrade_7, upgrade_8, upgrade_9,
 	};
 	enum cfs_err rc = cfs_sql_begin(c, true, err);
 	int version = rc ? -1 : cfs_sql_user_version(c);

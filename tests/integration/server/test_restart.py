@@ -110,6 +110,19 @@ SUBTREE = ("WITH RECURSIVE sub(node, depth) AS ("
            "  ON n.parent = sub.node WHERE n.ns = ?1 AND n.kind != 0) "
            "SELECT node FROM sub ORDER BY depth, node")
 
+# What a folder's delete asks of its subtree (sq_subtree_drop, newest_within).
+SUBTREE_CTE = SUBTREE[:SUBTREE.index("SELECT node FROM sub ORDER")]
+LINKED = (SUBTREE_CTE + "SELECT n.node FROM nodes n JOIN sub ON n.ns = ?1 AND n.node = sub.node"
+          " WHERE n.kind NOT IN (0, 2, 4, 9) AND EXISTS (SELECT 1 FROM nodes l"
+          " WHERE l.ns = ?1 AND l.kind = 9 AND l.link_of = n.node)")
+NEWEST = (SUBTREE_CTE + "SELECT COALESCE(MAX(n.jid), 0) FROM nodes n JOIN sub"
+          " ON n.ns = ?1 AND n.node = sub.node")
+STATS_8 = {("nodes", "nodes"): "1000000 100000 1",
+           ("nodes", "nodes_by_name"): "1000000 100000 10 1",
+           ("nodes", "nodes_by_jid"): "1000000 100000 1",
+           ("journal", "journal"): "10000000 1000000 1",
+           ("journal", "journal_by_node"): "10000000 1000000 10 1"}
+
 
 def plans(db):
     return [" ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + q, (1, 2)))
@@ -146,6 +159,38 @@ def test_a_data_dir_of_schema_7_finds_children_and_links_by_index_not_by_a_scan(
                     {"op": "delete", "path": "script.sh"})
     e = alice.snapshot(alice.root_ns)[0]["again.sh"]
     assert (e["kind"], e["node"]) == ("file", snapshot[0]["script.sh"]["node"])
+
+
+@pytest.mark.embedded_only("upgrades of the SQLite schema")
+def test_a_data_dir_of_schema_8_walks_a_subtree_without_scanning_the_namespace(
+        server, alice):
+    """Version 8's statistics made SQLite build a Bloom filter, from a
+    scan of every node, at each step of a subtree walk: every folder
+    deleted read the whole namespace.  Version 9 says a namespace may hold
+    a billion nodes, and the walks go by index alone."""
+    snapshot, files = fill(alice)
+    server.stop()
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    for (tbl, idx), stat in STATS_8.items():
+        db.execute("UPDATE sqlite_stat1 SET stat = ? WHERE tbl = ? AND idx = ?", (stat, tbl, idx))
+    db.execute("PRAGMA user_version = 8")
+    db.commit()
+    db.close()
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    before = [" ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + q, (1, 2)))
+              for q in (SUBTREE, LINKED, NEWEST)]
+    db.close()
+    assert all("BLOOM FILTER" in p for p in before), before  # what version 8 did
+    server.start()
+    alice = alice.clone(server.url)
+    assert_kept(alice, snapshot, files)
+    db = sqlite3.connect(os.path.join(server.data_dir, "meta.db"))
+    after = [" ".join(r[3] for r in db.execute("EXPLAIN QUERY PLAN " + q, (1, 2)))
+             for q in (SUBTREE, LINKED, NEWEST)]
+    db.close()
+    for p in after:
+        assert "BLOOM FILTER" not in p and "SCAN nodes" not in p, after
+        assert "INDEX nodes_by_name (ns=? AND parent=?)" in p, after
 
 
 @pytest.mark.embedded_only("upgrades of the SQLite schema")
