@@ -147,47 +147,180 @@ static enum cfs_err op_from_row(sqlite3_stmt *st, struct queued_op *op,
 	return CFS_OK;
 }
 
+/* The inodes a batch holds, hashed (invariant 5): a batch that carries a
+ * tree's deletes holds many.  Open addressing; 0 is no inode. */
+struct batch_inos {
+	uint64_t *slot;
+	size_t n, cap; /* cap a power of two, at least twice n */
+};
+
+static size_t batch_inos_home(uint64_t ino, size_t cap)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+}
+
+static void batch_inos_put(uint64_t *slot, size_t cap, uint64_t ino)
+{
+	size_t i = batch_inos_home(ino, cap);
+
+	while (slot[i] && slot[i] != ino)
+		i = (i + 1) & (cap - 1);
+	slot[i] = ino;
+}
+
+static bool batch_inos_has(const struct batch_inos *s, uint64_t ino)
+{
+	size_t i = s->cap ? batch_inos_home(ino, s->cap) : 0;
+
+	while (s->cap && s->slot[i]) {
+		if (s->slot[i] == ino)
+			return true;
+		i = (i + 1) & (s->cap - 1);
+	}
+	return false;
+}
+
+static enum cfs_err batch_inos_add(struct batch_inos *s, uint64_t ino,
+				   struct cfs_error *err)
+{
+	assert(ino != 0);
+	if (2 * (s->n + 1) > s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 2048;
+		uint64_t *slot = calloc(cap, sizeof(*slot));
+
+		if (!slot)
+			return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->slot[i])
+				batch_inos_put(slot, cap, s->slot[i]);
+		free(s->slot);
+		s->slot = slot;
+		s->cap = cap;
+	}
+	batch_inos_put(s->slot, s->cap, ino);
+	s->n++;
+	return CFS_OK;
+}
+
+/* How much of scope (len bytes, a path) is path or a folder above it and
+ * a folder above or at scope: 0 when only the namespace's root is. */
+static size_t common_folder(const char *scope, size_t len, const char *path)
+{
+	size_t m = 0;
+
+	while (m < len && path[m] && scope[m] == path[m])
+		m++;
+	while (m > 0 && !((m == len || scope[m] == '/') &&
+			  (path[m] == '\0' || path[m] == '/')))
+		m--;
+	return m;
+}
+
+/*
+ * The ord of the last folder's delete, within most rows after op last,
+ * that ends a run of deletes of its namespace under that folder from last
+ * on: the run a tree's delete may carry past a batch's max (fs/collapse.c
+ * decides whether it does).  0: none.  It reads a few columns of each
+ * row, so that deletes that no folder's delete ends (rm of a folder's
+ * files, the folder kept) are read in full in no batch but the one that
+ * sends them.
+ */
+static enum cfs_err run_end(struct cfs_sql *db, const struct queued_op *last,
+			    size_t most, int64_t *end, struct cfs_error *err)
+{
+	sqlite3_stmt *st =
+		cfs_sql_stmt(db,
+			     "SELECT ord, ns, type, kind, path FROM ops"
+			     " WHERE ord > (SELECT ord FROM ops WHERE seq = ?1)"
+			     " ORDER BY ord",
+			     err, "i", last->seq);
+	enum cfs_err rc = st ? CFS_OK : err->code;
+	size_t len = strlen(last->path), seen = 0;
+	bool row = last->type == QUEUE_DELETE;
+
+	*end = 0;
+	while (rc == CFS_OK && row && seen++ < most &&
+	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row) {
+		const char *path = (const char *)sqlite3_column_text(st, 4);
+
+		if (sqlite3_column_int64(st, 1) != last->ns ||
+		    sqlite3_column_int(st, 2) != QUEUE_DELETE)
+			break;
+		len = common_folder(last->path, len, path);
+		if (len == 0)
+			break;
+		if (sqlite3_column_int(st, 3) == CFS_KIND_DIR &&
+		    path[len] == '\0')
+			*end = sqlite3_column_int64(st, 0);
+	}
+	if (st)
+		sqlite3_reset(st);
+	return rc;
+}
+
+/* Room in *ops for one more of the batch's n. */
+static enum cfs_err batch_room(struct queued_op **ops, size_t n, size_t *cap,
+			       struct cfs_error *err)
+{
+	struct queued_op *more;
+
+	if (n < *cap)
+		return CFS_OK;
+	more = realloc(*ops, 2 * *cap * sizeof(**ops));
+	if (!more)
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	*ops = more;
+	*cap *= 2;
+	return CFS_OK;
+}
+
 enum cfs_err queue_batch(struct cfs_sql *db, size_t max, size_t reach,
 			 struct queued_op **ops, size_t *n,
 			 struct cfs_error *err)
 {
-	size_t most = reach > max ? reach : max;
+	size_t most = reach > max ? reach : max, cap = max ? max : 1;
 	sqlite3_stmt *st = cfs_sql_stmt(
 		db,
 		"SELECT o.seq, o.ino, o.ns, o.type, o.kind, o.path, o.to_path,"
 		" o.size, o.mtime_ns, o.mode, o.blocks, o.target, o.replace,"
-		" o.tries, e.jid, e.node, o.atime_ns, o.ctime_ns"
+		" o.tries, e.jid, e.node, o.atime_ns, o.ctime_ns, o.ord"
 		" FROM ops o JOIN entries e"
 		" ON e.ino = o.ino"
-		" ORDER BY o.ord LIMIT ?1",
-		err, "i", (int64_t)most);
+		" ORDER BY o.ord",
+		err, "");
 	enum cfs_err rc = st ? CFS_OK : err->code;
+	struct batch_inos inos = { 0 };
+	int64_t end = 0;
 	bool row = true;
 
 	*n = 0;
-	*ops = calloc(most ? most : 1, sizeof(**ops));
+	*ops = malloc(cap * sizeof(**ops));
 	if (!*ops)
-		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+		rc = cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	while (rc == CFS_OK && *n < most &&
 	       (rc = cfs_sql_step(db, st, &row, err)) == CFS_OK && row) {
-		struct queued_op *op = &(*ops)[*n];
 		uint64_t ino = (uint64_t)sqlite3_column_int64(st, 1);
-		bool again = false;
 
 		if (*n > 0 && sqlite3_column_int64(st, 2) != (*ops)[0].ns)
 			break;
-		if (*n >= max && sqlite3_column_int(st, 3) != QUEUE_DELETE)
+		if (*n == max && max > 0)
+			rc = run_end(db, &(*ops)[max - 1], most - max, &end,
+				     err);
+		if (rc || (*n >= max && sqlite3_column_int64(st, 18) > end))
 			break;
-		/* Pairwise: up to UPLOAD_BATCH_REACH rows, so the column is
-		 * read once a row, not once a comparison. */
-		for (size_t i = 0; i < *n && !again; i++)
-			again = ino == (*ops)[i].ino;
-		if (again)
+		if (batch_inos_has(&inos, ino))
 			break; /* invariant 5 */
-		rc = op_from_row(st, op, err);
+		rc = batch_inos_add(&inos, ino, err);
+		if (rc == CFS_OK)
+			rc = batch_room(ops, *n, &cap, err);
+		if (rc == CFS_OK)
+			rc = op_from_row(st, &(*ops)[*n], err);
 		if (rc == CFS_OK)
 			(*n)++;
 	}
+	if (st)
+		sqlite3_reset(st);
+	free(inos.slot);
 	if (rc) {
 		for (size_t i = 0; i < *n; i++)
 			queued_op_release(&(*ops)[i]);

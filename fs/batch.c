@@ -231,12 +231,19 @@ static void batch_free(struct queued_op *ops, size_t n)
 /*
  * How many of the batch's n ops fit in one commit body (at least one: the
  * largest op fits alone); the others are released and go in a later batch,
- * in the same order.
+ * in the same order.  A run c sent as one delete takes the room of one op,
+ * its first's (under its folder, so no shorter); the run is none when the
+ * ops before it do not leave it room.
  */
-static size_t fit_commit_body(struct queued_op *ops, size_t n)
+static size_t fit_commit_body(struct queued_op *ops, size_t n,
+			      struct collapse *c)
 {
-	size_t k = remote_commit_fit(ops, n);
+	size_t sent = c->n > 1 ? c->first + 1 : n;
+	size_t k = remote_commit_fit(ops, sent);
 
+	if (k == sent && c->n > 1)
+		return n;
+	*c = (struct collapse){ 0 };
 	for (size_t i = k; i < n; i++)
 		queued_op_release(&ops[i]);
 	return k;
@@ -286,10 +293,11 @@ enum cfs_err batch_send(struct uploader *u, bool *sent, bool *retry_any,
 		return CFS_OK;
 	}
 	*sent = true;
-	n = fit_commit_body(ops, n);
 	collapse = collapse_batch(u, ops, &n);
-	uploader_note_sending(u, ops, n);
-	rc = batch_block_ids(ops, n, &all, err);
+	n = fit_commit_body(ops, n, &collapse);
+	rc = uploader_note_sending(u, ops, n, err);
+	if (rc == CFS_OK)
+		rc = batch_block_ids(ops, n, &all, err);
 	if (rc == CFS_OK)
 		rc = upload_blocks_needed(u, &all, &needed, err);
 	if (rc == CFS_OK)
@@ -305,7 +313,7 @@ enum cfs_err batch_send(struct uploader *u, bool *sent, bool *retry_any,
 	if (rc && rc != CFS_ERR_UNREACHABLE)
 		batch_failed(u, ops, n, err);
 	*retry_any |= dropped > 0; /* the rest goes in the next batch */
-	uploader_note_sending(u, NULL, 0);
+	uploader_note_sending(u, NULL, 0, NULL);
 	cfs_blocklist_release(&all);
 	cfs_blocklist_release(&needed);
 	batch_free(ops, n);

@@ -102,9 +102,8 @@ static json_t *namespaces_json(struct fs *fs, struct cfs_sql *db,
 /* The inodes whose changes are being sent now. */
 static json_t *uploading_json(struct fs *fs)
 {
-	uint64_t *inos = malloc(UPLOAD_BATCH_REACH * sizeof(*inos));
-	size_t n = inos ? uploader_sending(fs->upload, inos, UPLOAD_BATCH_REACH)
-			: 0;
+	size_t n;
+	uint64_t *inos = uploader_sending(fs->upload, &n);
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < n; i++)

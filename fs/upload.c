@@ -29,14 +29,21 @@
 #define REMOVALS_HOLD_SETTLES 10
 
 /* Tells uploader_sending() which inodes the batch ops holds (n 0: none),
- * and uploader_progress() which is its largest file. */
-void uploader_note_sending(struct uploader *u, const struct queued_op *ops,
-			   size_t n)
+ * and uploader_progress() which is its largest file.  Fails only for want
+ * of memory for a larger table, telling nothing. */
+enum cfs_err uploader_note_sending(struct uploader *u,
+				   const struct queued_op *ops, size_t n,
+				   struct cfs_error *err)
 {
 	const struct queued_op *largest = NULL;
+	uint64_t *larger = NULL;
 	char *path;
 
 	assert(n <= UPLOAD_BATCH_REACH);
+	/* Only the uploader thread writes the table: its size is read
+	 * without the lock, its contents are not. */
+	if (n > u->cap_sending && !(larger = malloc(n * sizeof(*larger))))
+		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		if (ops[i].type == QUEUE_FILE && ops[i].blocks.n &&
 		    (!largest || ops[i].size > largest->size))
@@ -46,6 +53,11 @@ void uploader_note_sending(struct uploader *u, const struct queued_op *ops,
 	u->current = path ? largest : NULL;
 	__atomic_store_n(&u->current_sent, 0, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&u->lock);
+	if (larger) {
+		free(u->sending);
+		u->sending = larger;
+		u->cap_sending = n;
+	}
 	for (size_t i = 0; i < n; i++)
 		u->sending[i] = ops[i].ino;
 	u->n_sending = n;
@@ -53,6 +65,7 @@ void uploader_note_sending(struct uploader *u, const struct queued_op *ops,
 	u->current_path = path;
 	u->current_size = path ? largest->size : 0;
 	pthread_mutex_unlock(&u->lock);
+	return CFS_OK;
 }
 
 /*
@@ -229,6 +242,7 @@ void uploader_free(struct uploader *u)
 	pthread_cond_destroy(&u->wake);
 	pthread_mutex_destroy(&u->lock);
 	free(u->current_path);
+	free(u->sending);
 	free(u);
 }
 
@@ -313,18 +327,20 @@ void uploader_stop(struct uploader *u, unsigned drain_s)
 	uploader_free(u);
 }
 
-size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max)
+uint64_t *uploader_sending(struct uploader *u, size_t *n)
 {
-	size_t n;
+	uint64_t *inos = NULL;
 
+	*n = 0;
 	if (!u)
-		return 0;
+		return NULL;
 	pthread_mutex_lock(&u->lock);
-	n = u->n_sending < max ? u->n_sending : max;
-	for (size_t i = 0; i < n; i++)
-		inos[i] = u->sending[i];
+	if (u->n_sending && (inos = malloc(u->n_sending * sizeof(*inos)))) {
+		memcpy(inos, u->sending, u->n_sending * sizeof(*inos));
+		*n = u->n_sending;
+	}
 	pthread_mutex_unlock(&u->lock);
-	return n;
+	return inos;
 }
 
 bool uploader_progress(struct uploader *u, char **path, uint64_t *sent,

@@ -39,8 +39,10 @@ struct uploader {
 	uint64_t removed_ms;
 	bool holding, hurry;
 	unsigned drain_s;
-	uint64_t sending[UPLOAD_BATCH_REACH]; /* the batch under way's inodes */
-	size_t n_sending;
+	/* The batch under way's inodes: n_sending of cap_sending, sized to
+	 * the largest batch so far. */
+	uint64_t *sending;
+	size_t n_sending, cap_sending;
 	/* The largest file of the batch under way, for cloudfs status (a
 	 * small file's progress is over before anyone looks): its path
 	 * (NULL: none) and size under the lock; its bytes on the server,
@@ -65,8 +67,9 @@ static inline void uploader_count(uint64_t *c, uint64_t n)
 
 /* fs/upload.c: what the uploader thread tells others of its batch, and
  * how long its requests may take. */
-void uploader_note_sending(struct uploader *u, const struct queued_op *ops,
-			   size_t n);
+enum cfs_err uploader_note_sending(struct uploader *u,
+				   const struct queued_op *ops, size_t n,
+				   struct cfs_error *err);
 const bool *uploader_bounds(struct uploader *u, unsigned *max_s);
 bool uploader_cut_short(struct uploader *u);
 

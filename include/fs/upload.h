@@ -22,9 +22,11 @@
 /* The most operations one commit request carries. */
 #define UPLOAD_BATCH_MAX   1000
 /* The most a batch reads: deletes past UPLOAD_BATCH_MAX go in it when a
- * tree's delete carries them as one operation (fs/collapse.c).  Bounded:
- * the batch is read, and its entries checked, in memory. */
-#define UPLOAD_BATCH_REACH (4 * UPLOAD_BATCH_MAX)
+ * tree's delete carries them as one operation (fs/collapse.c), a folder of
+ * up to this many entries.  Bounded: the batch is read, and its entries
+ * checked, in memory (a few hundred bytes each); a larger folder's
+ * deletes go one by one. */
+#define UPLOAD_BATCH_REACH (100 * UPLOAD_BATCH_MAX)
 
 struct fs;
 struct uploader;
@@ -42,9 +44,9 @@ enum cfs_err uploader_step(struct uploader *u, bool *sent, bool *retry,
 			   struct cfs_error *err);
 void uploader_free(struct uploader *u);
 
-/* The inodes whose changes are being sent now, at most max of them into
- * inos; how many. */
-size_t uploader_sending(struct uploader *u, uint64_t *inos, size_t max);
+/* The inodes whose changes are being sent now (*n of them, malloc'ed;
+ * NULL when none, or out of memory). */
+uint64_t *uploader_sending(struct uploader *u, size_t *n);
 
 /* Whether a change of ino is being sent now. */
 bool uploader_sends(struct uploader *u, uint64_t ino);

@@ -13,6 +13,8 @@ import re
 import shutil
 import subprocess
 
+import pytest
+
 from cfs_fs import listing_of, read, server_listing, until, unmount_drained
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
 from cfs_server import CLOUDFS
@@ -96,16 +98,19 @@ def test_a_tree_removed_from_a_live_mount_goes_in_one_request(server, alice, mou
     assert WHOLE not in m.log_text(), m.log_text()
 
 
+@pytest.mark.parametrize("files", [1001, 5001])
 def test_a_folder_of_more_files_than_a_request_carries_goes_in_one_request(
-        server, alice, mount, proxy):
+        server, alice, mount, proxy, files):
     """1,001 files: with the folder's own delete, more deletes than a
-    batch's UPLOAD_BATCH_MAX operations, yet one recursive delete."""
+    batch's UPLOAD_BATCH_MAX operations, yet one recursive delete; 5,001:
+    more than four batches' worth, which the uploader once read at most."""
     ns = alice.root_ns
     alice.commit_ok(ns, {"op": "dir", "path": "big"})
-    for start, end in ((0, 500), (500, 1001)):  # a commit's most, 1,000
-        alice.write_files(ns, {f"big/f{i:04d}": b"" for i in range(start, end)})
+    for start in range(0, files, 500):  # a commit's most, 1,000
+        alice.write_files(ns, {f"big/f{i:04d}": b""
+                               for i in range(start, min(start + 500, files))})
     seen = alice.head(ns)
-    m, commits = removed_live(alice, mount, proxy, "big", "big/f1000")
+    m, commits = removed_live(alice, mount, proxy, "big", f"big/f{files - 1:04d}")
     assert commits == ["POST /meta/ns/%d/commit" % ns]
     assert server_listing(alice, ns) == {}
     assert [e["path"] for e in alice.list_all(ns, seen)[0]] == ["big"]
