@@ -7,6 +7,7 @@
  * what it holds, on the same page or a later one.  And the cache's upkeep
  * (cache/upkeep.h), on the same cache, against a name it does not know.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -293,6 +294,73 @@ static void test_an_unknown_upkeep_command_runs_nothing(void)
 	CHECK(upkeep_json(cache, NULL, 0, 0, &err) == NULL);
 }
 
+/* Folder name (node) with files f0..f{n-1} (nodes node + 1 ...) listed in
+ * the root, then its files removed here, and the folder too when rmdir. */
+static void removed_here(int64_t node, const char *name, int n, bool rmdir)
+{
+	struct mirror_entry page[31];
+	struct cfs_error err;
+	struct cfs_sql *db;
+	uint64_t ino, gone;
+
+	CHECK(n < 31);
+	page[0] = folder(node, 0, name, 100 + node);
+	for (int i = 0; i < n; i++) {
+		char f[16];
+
+		snprintf(f, sizeof(f), "f%d", i);
+		page[i + 1] = entry(ROOT_NS, node + 1 + i, node, f,
+				    CFS_KIND_FILE, 100 + node + 1 + i);
+	}
+	CHECK(apply_page(page, (size_t)n + 1, 100 + node + n, true, &err) ==
+	      CFS_OK);
+	ino = ino_of(node);
+	db = cache_db(cache, &err);
+	CHECK(db != NULL);
+	for (int i = 0; i < n; i++)
+		CHECK(local_remove(db, ino, page[i + 1].name, false, &gone,
+				   &err) == CFS_OK);
+	if (rmdir)
+		CHECK(local_remove(db, MIRROR_ROOT_INO, name, true, &gone,
+				   &err) == CFS_OK);
+	cache_db_release(cache, db);
+}
+
+/* How many operations queue_batch(max, reach) reads. */
+static size_t batch_of(size_t max, size_t reach)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(cache, &err);
+	struct queued_op *ops = NULL;
+	size_t n = 0;
+
+	CHECK(db && queue_batch(db, max, reach, &ops, &n, &err) == CFS_OK);
+	for (size_t i = 0; i < n; i++)
+		queued_op_release(&ops[i]);
+	free(ops);
+	cache_db_release(cache, db);
+	return n;
+}
+
+/* A batch reads past its max the deletes that a folder's delete ends (one
+ * recursive delete may carry them, fs/collapse.c), within its reach; not
+ * the deletes of a folder's files when the folder stays. */
+static void test_a_batch_reads_on_to_a_folders_delete_only(void)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(cache, &err);
+
+	/* The queue of this test alone: the tests before leave theirs. */
+	CHECK(db && cfs_sql_exec(db, "DELETE FROM ops", &err, "") == CFS_OK);
+	cache_db_release(cache, db);
+	removed_here(1000, "kept", 30, false);
+	removed_here(2000, "gone", 30, true);
+	CHECK(batch_of(10, 1000) == 10);
+	CHECK(batch_of(35, 1000) == 61);
+	CHECK(batch_of(35, 50) == 35);
+	CHECK(batch_of(61, 1000) == 61);
+}
+
 int main(void)
 {
 	char cmd[64];
@@ -305,6 +373,7 @@ int main(void)
 	RUN(test_a_moved_folder_waits_for_its_folder_on_a_later_page);
 	RUN(test_reading_a_cursor_leaves_no_snapshot_behind);
 	RUN(test_an_unknown_upkeep_command_runs_nothing);
+	RUN(test_a_batch_reads_on_to_a_folders_delete_only);
 	cache_close(cache);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
