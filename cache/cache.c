@@ -488,6 +488,23 @@ void cache_db_release(struct cache *c, struct cfs_sql *db)
 	cfs_sql_pool_release(&c->db, db);
 }
 
+void cache_checkpoint_by(struct cache *c, void (*fn)(void *arg), void *arg)
+{
+	cfs_sql_pool_checkpoint_by(&c->db, fn, arg);
+}
+
+enum cfs_err cache_checkpoint(struct cache *c, struct cfs_error *err)
+{
+	struct cfs_sql *db = cache_db(c, err);
+	enum cfs_err rc;
+
+	if (!db)
+		return err->code;
+	rc = cfs_sql_checkpoint(db, err);
+	cache_db_release(c, db);
+	return rc;
+}
+
 enum cfs_err cache_sync(struct cache *c, struct cfs_error *err)
 {
 	struct cfs_sql *db = cache_db(c, err);

@@ -45,6 +45,7 @@ struct keeper {
 	bool full;		   /* invariant 2 */
 	bool changed; /* blocks stored or unlisted since the last sweep */
 	bool woken, stop;
+	bool checkpoint; /* cache.db's log is due a checkpoint (on_log_full) */
 };
 
 /* Eviction starts a margin below the limit and frees another 10% of the
@@ -114,6 +115,32 @@ static void on_store(void *arg, uint32_t size)
 	pthread_mutex_lock(&k->lock);
 	count_in(k, size);
 	pthread_mutex_unlock(&k->lock);
+}
+
+/* A commit took cache.db's log past its size: the keeper checkpoints it,
+ * not the commit's thread, a FUSE handler's maybe (rm -rf: one in about
+ * a hundred unlinks waited for the checkpoint's fsyncs). */
+static void on_log_full(void *arg)
+{
+	struct keeper *k = arg;
+
+	pthread_mutex_lock(&k->lock);
+	k->checkpoint = true;
+	pthread_cond_signal(&k->wake);
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* Checkpoints cache.db's log when due (k->lock held). */
+static void checkpoint_if_due(struct keeper *k)
+{
+	struct cfs_error err;
+	bool due = k->checkpoint;
+
+	k->checkpoint = false;
+	pthread_mutex_unlock(&k->lock);
+	if (due && cache_checkpoint(k->cache, &err))
+		cfs_log_warn("cannot checkpoint the cache index: %s", err.msg);
+	pthread_mutex_lock(&k->lock);
 }
 
 /* The room held for bytes on their way (invariant 3), read after a
@@ -278,10 +305,11 @@ static void *keeper_thread(void *arg)
 		bool sweep, look;
 		uint64_t now;
 
-		while (!k->stop && !k->woken &&
+		while (!k->stop && !k->woken && !k->checkpoint &&
 		       pthread_cond_timedwait(&k->wake, &k->lock, &until) !=
 			       ETIMEDOUT)
 			;
+		checkpoint_if_due(k);
 		now = cfs_monotonic_ms();
 		/* Blocks fetched ahead for a file that never came are
 		 * unlisted like any other once their pending list ends. */
@@ -343,6 +371,7 @@ struct keeper *keeper_start(struct cache *c, uint64_t limit, uint64_t min_free)
 		return NULL;
 	}
 	blockcache_on_store(c, on_store, k);
+	cache_checkpoint_by(c, on_log_full, k);
 	return k;
 }
 
@@ -351,6 +380,7 @@ void keeper_stop(struct keeper *k)
 	if (!k)
 		return;
 	blockcache_on_store(k->cache, NULL, NULL);
+	cache_checkpoint_by(k->cache, NULL, NULL);
 	pthread_mutex_lock(&k->lock);
 	k->stop = true;
 	pthread_cond_signal(&k->wake);

@@ -448,6 +448,61 @@ void cfs_sql_pool_init(struct cfs_sql_pool *p, const char *path,
 	p->synchronous = synchronous;
 	p->conn_size = conn_size;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->checkpoint_lock, NULL);
+}
+
+/* SQLite's autocheckpoint, at the same size of the log: the checkpointer
+ * is told at each CHECKPOINT_PAGES more.  Its passive checkpoint runs
+ * beside the commits, and a log restarts only when one copied all of it
+ * before the next commit: commits that never pause (rm -rf) would grow
+ * the log without end, so at CHECKPOINT_INLINE_PAGES the commit's own
+ * thread checkpoints what is left, the log restarting at its next one. */
+#define CHECKPOINT_PAGES	1000
+#define CHECKPOINT_INLINE_PAGES (10 * CHECKPOINT_PAGES)
+
+/* After each commit of a pool's writer connection (sqlite3_wal_hook(),
+ * which takes the place of the autocheckpoint): pages, the log's size. */
+static int after_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct cfs_sql_pool *p = arg;
+	bool told = false;
+
+	if (pages < CHECKPOINT_PAGES)
+		return SQLITE_OK;
+	pthread_mutex_lock(&p->checkpoint_lock);
+	if (p->checkpoint_fn && pages < CHECKPOINT_INLINE_PAGES) {
+		/* Once a thousand pages, or again after a restart. */
+		if (pages < p->checkpoint_told ||
+		    pages >= p->checkpoint_told + CHECKPOINT_PAGES) {
+			p->checkpoint_told = pages;
+			p->checkpoint_fn(p->checkpoint_arg);
+		}
+		told = true;
+	}
+	pthread_mutex_unlock(&p->checkpoint_lock);
+	if (!told)
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
+					  NULL, NULL);
+	return SQLITE_OK;
+}
+
+void cfs_sql_pool_checkpoint_by(struct cfs_sql_pool *p, void (*fn)(void *arg),
+				void *arg)
+{
+	pthread_mutex_lock(&p->checkpoint_lock);
+	p->checkpoint_fn = fn;
+	p->checkpoint_arg = arg;
+	pthread_mutex_unlock(&p->checkpoint_lock);
+}
+
+enum cfs_err cfs_sql_checkpoint(struct cfs_sql *c, struct cfs_error *err)
+{
+	int rc = sqlite3_wal_checkpoint_v2(
+		c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+
+	/* Busy: another connection checkpoints now. */
+	return rc == SQLITE_OK || rc == SQLITE_BUSY ? CFS_OK
+						    : cfs_sql_fail(c, rc, err);
 }
 
 struct cfs_sql *cfs_sql_pool_acquire(struct cfs_sql_pool *p,
@@ -473,6 +528,8 @@ struct cfs_sql *cfs_sql_pool_acquire(struct cfs_sql_pool *p,
 		free(c);
 		return NULL;
 	}
+	if (!p->reader)
+		sqlite3_wal_hook(c->db, after_commit, p);
 	return c;
 }
 
@@ -495,4 +552,5 @@ void cfs_sql_pool_destroy(struct cfs_sql_pool *p)
 		free(c);
 	}
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->checkpoint_lock);
 }

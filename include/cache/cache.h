@@ -132,6 +132,12 @@ DIR *cache_opendir(int dirfd);
 struct cfs_sql *cache_db(struct cache *c, struct cfs_error *err);
 void cache_db_release(struct cache *c, struct cfs_sql *db);
 
+/* cache.db's write-ahead log is checkpointed by fn's thread, told by
+ * fn(arg), with cache_checkpoint(); fn NULL: by the commits themselves
+ * (cfs_sql_pool_checkpoint_by()). */
+void cache_checkpoint_by(struct cache *c, void (*fn)(void *arg), void *arg);
+enum cfs_err cache_checkpoint(struct cache *c, struct cfs_error *err);
+
 /*
  * Makes every change committed to cache.db so far durable (cfs_sql_sync).
  * Commits are not fsync'ed one by one: the mount calls this where it

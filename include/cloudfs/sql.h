@@ -142,6 +142,11 @@ struct cfs_sql_pool {
 			       * cfs_sql_open()); set before the first acquire */
 	pthread_mutex_t lock; /* protects free */
 	struct cfs_sql *free;
+	/* Who checkpoints (cfs_sql_pool_checkpoint_by()), under its lock. */
+	pthread_mutex_t checkpoint_lock;
+	void (*checkpoint_fn)(void *arg);
+	void *checkpoint_arg;
+	int checkpoint_told; /* the log's size when fn was last told */
 };
 
 void cfs_sql_pool_init(struct cfs_sql_pool *p, const char *path,
@@ -153,6 +158,22 @@ void cfs_sql_pool_init(struct cfs_sql_pool *p, const char *path,
 struct cfs_sql *cfs_sql_pool_acquire(struct cfs_sql_pool *p,
 				     struct cfs_error *err);
 void cfs_sql_pool_release(struct cfs_sql_pool *p, struct cfs_sql *c);
+
+/*
+ * Checkpoints by fn: the pool's connections no longer checkpoint the
+ * write-ahead log in the commit that takes it past SQLite's 1,000 pages
+ * (its fsyncs included, in whichever thread commits: a FUSE handler's
+ * unlink, say); fn(arg) is told instead, at each thousand pages more, and
+ * runs cfs_sql_checkpoint() on a thread of its own.  A commit still does
+ * at ten times that size (lib/sql.c).  fn NULL: the commits checkpoint
+ * again.  Once it returns, no commit calls the fn it replaced.
+ */
+void cfs_sql_pool_checkpoint_by(struct cfs_sql_pool *p, void (*fn)(void *arg),
+				void *arg);
+
+/* Copies what it can of the write-ahead log into the database, without
+ * waiting for readers or writers (SQLite's passive checkpoint). */
+enum cfs_err cfs_sql_checkpoint(struct cfs_sql *c, struct cfs_error *err);
 
 /* Closes every connection; all must have been released. */
 void cfs_sql_pool_destroy(struct cfs_sql_pool *p);
