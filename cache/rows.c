@@ -323,6 +323,24 @@ enum cfs_err rows_set_node(struct cfs_sql *db, uint64_t ino, int64_t ns,
 	return rc;
 }
 
+/* Inserts e as row ino (the next row when 0) with pending changes. */
+static enum cfs_err insert(struct cfs_sql *db, int64_t ino,
+			   const struct mirror_entry *e, int64_t pending,
+			   struct cfs_error *err)
+{
+	return cfs_sql_exec(
+		db,
+		"INSERT INTO entries(ino, ns, node, parent, name, kind, size,"
+		" mtime_ns, mode, blocks, target, mount_ns, jid, atime_ns,"
+		" ctime_ns, link_of, pending) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+		" ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+		err, "IiiitiiiibtIiiiii", ino, e->ns, e->node, e->parent,
+		e->name, (int64_t)e->kind, (int64_t)e->size, e->mtime_ns,
+		(int64_t)e->mode, (const void *)e->blocks.ids,
+		e->blocks.n * CFS_BLOCK_ID_LEN, e->target, e->mount_ns, e->jid,
+		e->atime_ns, e->ctime_ns, e->link_of, pending);
+}
+
 enum cfs_err rows_write(struct cfs_sql *db, uint64_t *ino,
 			const struct mirror_entry *e, struct cfs_error *err)
 {
@@ -344,21 +362,42 @@ enum cfs_err rows_write(struct cfs_sql *db, uint64_t *ino,
 			(const void *)e->blocks.ids, blocks_len, e->target,
 			e->mount_ns, e->jid, e->atime_ns, e->ctime_ns,
 			e->link_of);
-	rc = cfs_sql_exec(db,
-			  "INSERT INTO entries(ns, node, parent, name, kind,"
-			  " size, mtime_ns, mode, blocks, target, mount_ns,"
-			  " jid, atime_ns, ctime_ns, link_of) VALUES (?1, ?2,"
-			  " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-			  " ?14, ?15)",
-			  err, "iiitiiiibtIiiii", e->ns, e->node, e->parent,
-			  e->name, (int64_t)e->kind, (int64_t)e->size,
-			  e->mtime_ns, (int64_t)e->mode,
-			  (const void *)e->blocks.ids, blocks_len, e->target,
-			  e->mount_ns, e->jid, e->atime_ns, e->ctime_ns,
-			  e->link_of);
+	rc = insert(db, 0, e, 0, err);
 	if (rc == CFS_OK)
 		*ino = (uint64_t)sqlite3_last_insert_rowid(db->db);
 	return rc;
+}
+
+/* The inode number the next entry gets: past every one ever given, as
+ * AUTOINCREMENT picks it (inode numbers are never reused). */
+static enum cfs_err next_ino(struct cfs_sql *db, int64_t *ino,
+			     struct cfs_error *err)
+{
+	bool found;
+
+	return cfs_sql_int64(
+		db,
+		cfs_sql_stmt(
+			db,
+			"SELECT MAX(COALESCE((SELECT seq FROM"
+			" sqlite_sequence WHERE name = 'entries'), 0),"
+			" COALESCE((SELECT MAX(ino) FROM entries), 0)) + 1",
+			err, ""),
+		ino, &found, err);
+}
+
+enum cfs_err rows_insert_new(struct cfs_sql *db, struct mirror_entry *e,
+			     struct cfs_error *err)
+{
+	int64_t ino = 0;
+	enum cfs_err rc = next_ino(db, &ino, err);
+
+	assert(cfs_sql_in_transaction(db));
+	/* Its node id known before the row is written, the row is written
+	 * once: a second write of it cost a statement per create. */
+	e->ino = (uint64_t)ino;
+	e->node = -ino;
+	return rc ? rc : insert(db, ino, e, e->pending, err);
 }
 
 enum cfs_err rows_delete(struct cfs_sql *db, uint64_t ino,

@@ -58,6 +58,11 @@ enum cfs_err rows_localize(struct cfs_sql *db, uint64_t ino,
 enum cfs_err rows_write(struct cfs_sql *db, uint64_t *ino,
 			const struct mirror_entry *e, struct cfs_error *err);
 
+/* Inserts e, which the server does not have, as a new row with node id
+ * -ino and e's pending count; sets e->ino and e->node. */
+enum cfs_err rows_insert_new(struct cfs_sql *db, struct mirror_entry *e,
+			     struct cfs_error *err);
+
 enum cfs_err rows_delete(struct cfs_sql *db, uint64_t ino,
 			 struct cfs_error *err);
 
