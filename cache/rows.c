@@ -283,43 +283,55 @@ enum cfs_err rows_forget_ns(struct cfs_sql *db, int64_t ns,
 	return rc;
 }
 
-enum cfs_err rows_set_node(struct cfs_sql *db, uint64_t ino, int64_t ns,
-			   int64_t old_node, int64_t node,
-			   struct cfs_error *err)
+/* Whether entry e may be some entry's parent: a folder, or an entry
+ * removed here that may have been one. */
+static bool may_hold_children(const struct mirror_entry *e)
 {
+	return e->kind == CFS_KIND_DIR || e->kind == CFS_KIND_MOUNT ||
+	       e->kind == CFS_KIND_DELETED;
+}
+
+enum cfs_err rows_set_node(struct cfs_sql *db, const struct mirror_entry *e,
+			   int64_t node, struct cfs_error *err)
+{
+	/* Hard links never name a folder, and only a folder has children:
+	 * each search below that cannot match is skipped, the shadow's a
+	 * scan of its every row (no index) at each confirmed create. */
+	bool children = may_hold_children(e);
+	bool links = e->kind != CFS_KIND_DIR && e->kind != CFS_KIND_MOUNT;
 	enum cfs_err rc;
 
 	assert(cfs_sql_in_transaction(db));
 	rc = cfs_sql_exec(db, "UPDATE entries SET node = ?2 WHERE ino = ?1",
-			  err, "ii", (int64_t)ino, node);
-	if (rc == CFS_OK)
+			  err, "ii", (int64_t)e->ino, node);
+	if (rc == CFS_OK && children)
 		rc = cfs_sql_exec(db,
 				  "UPDATE entries SET parent = ?3"
 				  " WHERE ns = ?1 AND parent = ?2",
-				  err, "iii", ns, old_node, node);
+				  err, "iii", e->ns, e->node, node);
 	/* The node's further names name it by its new id too. */
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && links)
 		rc = cfs_sql_exec(
 			db,
 			"UPDATE entries SET link_of = ?3"
 			" WHERE ns = ?1 AND link_of = ?2 AND kind = 9",
-			err, "iii", ns, old_node, node);
-	if (rc == CFS_OK)
+			err, "iii", e->ns, e->node, node);
+	if (rc == CFS_OK && links)
 		rc = cfs_sql_exec(
 			db,
 			"UPDATE shadow SET link_of = ?3 WHERE link_of = ?2"
 			" AND EXISTS (SELECT 1 FROM entries e"
 			" WHERE e.ino = shadow.ino AND e.ns = ?1)",
-			err, "iii", ns, old_node, node);
+			err, "iii", e->ns, e->node, node);
 	/* Checked row by row: "ino IN (SELECT ... WHERE ns = ?1)" listed
 	 * every entry of the namespace at each confirmed create. */
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && children)
 		rc = cfs_sql_exec(
 			db,
 			"UPDATE shadow SET parent = ?3 WHERE parent = ?2"
 			" AND EXISTS (SELECT 1 FROM entries e"
 			" WHERE e.ino = shadow.ino AND e.ns = ?1)",
-			err, "iii", ns, old_node, node);
+			err, "iii", e->ns, e->node, node);
 	return rc;
 }
 
