@@ -142,13 +142,11 @@ static enum cfs_err mknode(struct cfs_sql *db, uint64_t dir_ino,
 	out->size = n->kind == CFS_KIND_SYMLINK ? strlen(n->target) : 0;
 	if (n->target && !(out->target = strdup(n->target)))
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
+	/* A file starts in a write session, counted as it is inserted; the
+	 * others are queued now. */
+	out->pending = n->kind == CFS_KIND_FILE;
 	rc = pending_insert_new(db, out, err);
-	/* A file starts in a write session; the others are queued now. */
-	if (rc == CFS_OK && n->kind == CFS_KIND_FILE)
-		rc = cfs_sql_exec(
-			db, "UPDATE entries SET pending = 1 WHERE ino = ?1",
-			err, "i", (int64_t)out->ino);
-	else if (rc == CFS_OK)
+	if (rc == CFS_OK && n->kind != CFS_KIND_FILE)
 		rc = pending_queue_state(db, out, err);
 	out->pending = 1;
 	return rc;
@@ -722,12 +720,7 @@ enum cfs_err local_write_end(struct cfs_sql *db, uint64_t ino,
 		rc = rows_write(db, &e.ino, &e, err);
 		/* The session's count passes to the queued commit. */
 		if (rc == CFS_OK)
-			rc = pending_queue_state(db, &e, err);
-		if (rc == CFS_OK)
-			rc = cfs_sql_exec(db,
-					  "UPDATE entries SET pending ="
-					  " pending - 1 WHERE ino = ?1",
-					  err, "i", (int64_t)ino);
+			rc = pending_pass_state(db, &e, err);
 		e.blocks = (struct cfs_blocklist){ 0 };
 	} else {
 		rc = pending_done(db, ino, ch, err);

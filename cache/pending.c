@@ -57,8 +57,9 @@ static enum cfs_err next_ord(struct cfs_sql *db, double *ord,
 	return rc;
 }
 
-enum cfs_err pending_queue(struct cfs_sql *db, const struct mirror_entry *e,
-			   struct queued_op *op, struct cfs_error *err)
+/* Queues op on entry e, last (op's ino and ns are set). */
+static enum cfs_err queue_last(struct cfs_sql *db, const struct mirror_entry *e,
+			       struct queued_op *op, struct cfs_error *err)
 {
 	double ord = 0;
 	enum cfs_err rc = next_ord(db, &ord, err);
@@ -66,14 +67,22 @@ enum cfs_err pending_queue(struct cfs_sql *db, const struct mirror_entry *e,
 	assert(cfs_sql_in_transaction(db));
 	op->ino = e->ino;
 	op->ns = e->ns;
-	if (rc == CFS_OK)
-		rc = pending_enqueue(db, op, ord, err);
+	return rc ? rc : pending_enqueue(db, op, ord, err);
+}
+
+enum cfs_err pending_queue(struct cfs_sql *db, const struct mirror_entry *e,
+			   struct queued_op *op, struct cfs_error *err)
+{
+	enum cfs_err rc = queue_last(db, e, op, err);
+
 	return rc ? rc : pending_mark(db, e, 1, err);
 }
 
-enum cfs_err pending_queue_state(struct cfs_sql *db,
-				 const struct mirror_entry *e,
-				 struct cfs_error *err)
+/* Queues the operation that carries e's whole state; counted says that
+ * e's count has it already. */
+static enum cfs_err queue_state(struct cfs_sql *db,
+				const struct mirror_entry *e, bool counted,
+				struct cfs_error *err)
 {
 	struct queued_op op = {
 		.type = e->kind == CFS_KIND_DIR	       ? QUEUE_DIR
@@ -93,9 +102,26 @@ enum cfs_err pending_queue_state(struct cfs_sql *db,
 
 	assert(cfs_sql_in_transaction(db));
 	if (rc == CFS_OK)
-		rc = pending_queue(db, e, &op, err);
+		rc = counted ? queue_last(db, e, &op, err)
+			     : pending_queue(db, e, &op, err);
 	free(op.path);
 	return rc;
+}
+
+enum cfs_err pending_queue_state(struct cfs_sql *db,
+				 const struct mirror_entry *e,
+				 struct cfs_error *err)
+{
+	return queue_state(db, e, false, err);
+}
+
+enum cfs_err pending_pass_state(struct cfs_sql *db,
+				const struct mirror_entry *e,
+				struct cfs_error *err)
+{
+	/* An entry with no count to pass gets the operation counted as any
+	 * other: invariant 1 holds either way. */
+	return queue_state(db, e, e->pending > 0, err);
 }
 
 /*
@@ -156,26 +182,10 @@ enum cfs_err pending_insert_new(struct cfs_sql *db, struct mirror_entry *e,
 {
 	struct mirror_entry s;
 	enum cfs_err rc;
-	int64_t top;
-	bool found;
 
 	assert(cfs_sql_in_transaction(db));
-	/* A node id no entry has, until the row's own -ino is known. */
-	rc = cfs_sql_int64(
-		db,
-		cfs_sql_stmt(db, "SELECT COALESCE(MAX(ino), 0) FROM entries",
-			     err, ""),
-		&top, &found, err);
-	e->node = -(top + 1);
 	e->jid = 0;
-	e->ino = 0;
-	if (rc == CFS_OK)
-		rc = rows_write(db, &e->ino, e, err);
-	if (rc == CFS_OK)
-		rc = cfs_sql_exec(db,
-				  "UPDATE entries SET node = ?2 WHERE ino = ?1",
-				  err, "ii", (int64_t)e->ino, -(int64_t)e->ino);
-	e->node = -(int64_t)e->ino;
+	rc = rows_insert_new(db, e, err);
 	s = *e;
 	s.kind = CFS_KIND_DELETED;
 	s.blocks = (struct cfs_blocklist){ 0 };

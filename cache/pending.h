@@ -42,8 +42,17 @@ enum cfs_err pending_queue_state(struct cfs_sql *db,
 				 const struct mirror_entry *e,
 				 struct cfs_error *err);
 
+/* Queues the operation that carries e's whole state in place of a change
+ * that e's count has already (a write session's, which ends): the count
+ * passes to the queued operation, two statements fewer than counting it
+ * and dropping the session's. */
+enum cfs_err pending_pass_state(struct cfs_sql *db,
+				const struct mirror_entry *e,
+				struct cfs_error *err);
+
 /* Inserts e, which the server does not have, with its node, jid and
- * shadow (invariant 2); sets e->ino and e->node. */
+ * shadow (invariant 2), and e->pending as its count (0, or 1 for a change
+ * under way that the caller does not queue); sets e->ino and e->node. */
 enum cfs_err pending_insert_new(struct cfs_sql *db, struct mirror_entry *e,
 				struct cfs_error *err);
 

@@ -367,7 +367,7 @@ static enum cfs_err take_node(struct cfs_sql *db, const struct mirror_entry *e,
 	enum cfs_err rc = rows_by_node(db, e->ns, node, &other, err);
 
 	if (rc == CFS_ERR_NOT_FOUND)
-		return rows_set_node(db, e->ino, e->ns, e->node, node, err);
+		return rows_set_node(db, e, node, err);
 	if (rc)
 		return rc;
 	if (other.pending > 0)
@@ -382,7 +382,7 @@ static enum cfs_err take_node(struct cfs_sql *db, const struct mirror_entry *e,
 	if (rc == CFS_OK)
 		rc = rows_delete(db, other.ino, err);
 	if (rc == CFS_OK)
-		rc = rows_set_node(db, e->ino, e->ns, e->node, node, err);
+		rc = rows_set_node(db, e, node, err);
 	mirror_entry_release(&other);
 	return rc;
 }

@@ -283,44 +283,74 @@ enum cfs_err rows_forget_ns(struct cfs_sql *db, int64_t ns,
 	return rc;
 }
 
-enum cfs_err rows_set_node(struct cfs_sql *db, uint64_t ino, int64_t ns,
-			   int64_t old_node, int64_t node,
-			   struct cfs_error *err)
+/* Whether entry e may be some entry's parent: a folder, or an entry
+ * removed here that may have been one. */
+static bool may_hold_children(const struct mirror_entry *e)
 {
+	return e->kind == CFS_KIND_DIR || e->kind == CFS_KIND_MOUNT ||
+	       e->kind == CFS_KIND_DELETED;
+}
+
+enum cfs_err rows_set_node(struct cfs_sql *db, const struct mirror_entry *e,
+			   int64_t node, struct cfs_error *err)
+{
+	/* Hard links never name a folder, and only a folder has children:
+	 * each search below that cannot match is skipped, the shadow's a
+	 * scan of its every row (no index) at each confirmed create. */
+	bool children = may_hold_children(e);
+	bool links = e->kind != CFS_KIND_DIR && e->kind != CFS_KIND_MOUNT;
 	enum cfs_err rc;
 
 	assert(cfs_sql_in_transaction(db));
 	rc = cfs_sql_exec(db, "UPDATE entries SET node = ?2 WHERE ino = ?1",
-			  err, "ii", (int64_t)ino, node);
-	if (rc == CFS_OK)
+			  err, "ii", (int64_t)e->ino, node);
+	if (rc == CFS_OK && children)
 		rc = cfs_sql_exec(db,
 				  "UPDATE entries SET parent = ?3"
 				  " WHERE ns = ?1 AND parent = ?2",
-				  err, "iii", ns, old_node, node);
+				  err, "iii", e->ns, e->node, node);
 	/* The node's further names name it by its new id too. */
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && links)
 		rc = cfs_sql_exec(
 			db,
 			"UPDATE entries SET link_of = ?3"
 			" WHERE ns = ?1 AND link_of = ?2 AND kind = 9",
-			err, "iii", ns, old_node, node);
-	if (rc == CFS_OK)
+			err, "iii", e->ns, e->node, node);
+	if (rc == CFS_OK && links)
 		rc = cfs_sql_exec(
 			db,
 			"UPDATE shadow SET link_of = ?3 WHERE link_of = ?2"
 			" AND EXISTS (SELECT 1 FROM entries e"
 			" WHERE e.ino = shadow.ino AND e.ns = ?1)",
-			err, "iii", ns, old_node, node);
+			err, "iii", e->ns, e->node, node);
 	/* Checked row by row: "ino IN (SELECT ... WHERE ns = ?1)" listed
 	 * every entry of the namespace at each confirmed create. */
-	if (rc == CFS_OK)
+	if (rc == CFS_OK && children)
 		rc = cfs_sql_exec(
 			db,
 			"UPDATE shadow SET parent = ?3 WHERE parent = ?2"
 			" AND EXISTS (SELECT 1 FROM entries e"
 			" WHERE e.ino = shadow.ino AND e.ns = ?1)",
-			err, "iii", ns, old_node, node);
+			err, "iii", e->ns, e->node, node);
 	return rc;
+}
+
+/* Inserts e as row ino (the next row when 0) with pending changes. */
+static enum cfs_err insert(struct cfs_sql *db, int64_t ino,
+			   const struct mirror_entry *e, int64_t pending,
+			   struct cfs_error *err)
+{
+	return cfs_sql_exec(
+		db,
+		"INSERT INTO entries(ino, ns, node, parent, name, kind, size,"
+		" mtime_ns, mode, blocks, target, mount_ns, jid, atime_ns,"
+		" ctime_ns, link_of, pending) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+		" ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+		err, "IiiitiiiibtIiiiii", ino, e->ns, e->node, e->parent,
+		e->name, (int64_t)e->kind, (int64_t)e->size, e->mtime_ns,
+		(int64_t)e->mode, (const void *)e->blocks.ids,
+		e->blocks.n * CFS_BLOCK_ID_LEN, e->target, e->mount_ns, e->jid,
+		e->atime_ns, e->ctime_ns, e->link_of, pending);
 }
 
 enum cfs_err rows_write(struct cfs_sql *db, uint64_t *ino,
@@ -344,21 +374,42 @@ enum cfs_err rows_write(struct cfs_sql *db, uint64_t *ino,
 			(const void *)e->blocks.ids, blocks_len, e->target,
 			e->mount_ns, e->jid, e->atime_ns, e->ctime_ns,
 			e->link_of);
-	rc = cfs_sql_exec(db,
-			  "INSERT INTO entries(ns, node, parent, name, kind,"
-			  " size, mtime_ns, mode, blocks, target, mount_ns,"
-			  " jid, atime_ns, ctime_ns, link_of) VALUES (?1, ?2,"
-			  " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-			  " ?14, ?15)",
-			  err, "iiitiiiibtIiiii", e->ns, e->node, e->parent,
-			  e->name, (int64_t)e->kind, (int64_t)e->size,
-			  e->mtime_ns, (int64_t)e->mode,
-			  (const void *)e->blocks.ids, blocks_len, e->target,
-			  e->mount_ns, e->jid, e->atime_ns, e->ctime_ns,
-			  e->link_of);
+	rc = insert(db, 0, e, 0, err);
 	if (rc == CFS_OK)
 		*ino = (uint64_t)sqlite3_last_insert_rowid(db->db);
 	return rc;
+}
+
+/* The inode number the next entry gets: past every one ever given, as
+ * AUTOINCREMENT picks it (inode numbers are never reused). */
+static enum cfs_err next_ino(struct cfs_sql *db, int64_t *ino,
+			     struct cfs_error *err)
+{
+	bool found;
+
+	return cfs_sql_int64(
+		db,
+		cfs_sql_stmt(
+			db,
+			"SELECT MAX(COALESCE((SELECT seq FROM"
+			" sqlite_sequence WHERE name = 'entries'), 0),"
+			" COALESCE((SELECT MAX(ino) FROM entries), 0)) + 1",
+			err, ""),
+		ino, &found, err);
+}
+
+enum cfs_err rows_insert_new(struct cfs_sql *db, struct mirror_entry *e,
+			     struct cfs_error *err)
+{
+	int64_t ino = 0;
+	enum cfs_err rc = next_ino(db, &ino, err);
+
+	assert(cfs_sql_in_transaction(db));
+	/* Its node id known before the row is written, the row is written
+	 * once: a second write of it cost a statement per create. */
+	e->ino = (uint64_t)ino;
+	e->node = -ino;
+	return rc ? rc : insert(db, ino, e, e->pending, err);
 }
 
 enum cfs_err rows_delete(struct cfs_sql *db, uint64_t ino,

@@ -58,6 +58,11 @@ enum cfs_err rows_localize(struct cfs_sql *db, uint64_t ino,
 enum cfs_err rows_write(struct cfs_sql *db, uint64_t *ino,
 			const struct mirror_entry *e, struct cfs_error *err);
 
+/* Inserts e, which the server does not have, as a new row with node id
+ * -ino and e's pending count; sets e->ino and e->node. */
+enum cfs_err rows_insert_new(struct cfs_sql *db, struct mirror_entry *e,
+			     struct cfs_error *err);
+
 enum cfs_err rows_delete(struct cfs_sql *db, uint64_t ino,
 			 struct cfs_error *err);
 
@@ -150,10 +155,9 @@ enum cfs_err rows_follow_share(struct cfs_sql *db,
 			       const struct mirror_entry *e,
 			       struct cfs_error *err);
 
-/* Gives entry ino (of ns, now node old_node) the node id node, and its
- * children with it. */
-enum cfs_err rows_set_node(struct cfs_sql *db, uint64_t ino, int64_t ns,
-			   int64_t old_node, int64_t node,
-			   struct cfs_error *err);
+/* Gives entry e (as the mirror has it) the node id node, and its
+ * children and further names with it. */
+enum cfs_err rows_set_node(struct cfs_sql *db, const struct mirror_entry *e,
+			   int64_t node, struct cfs_error *err);
 
 #endif

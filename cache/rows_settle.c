@@ -70,7 +70,7 @@ enum cfs_err rows_localize(struct cfs_sql *db, uint64_t ino,
 
 	assert(cfs_sql_in_transaction(db));
 	if (rc == CFS_OK && e.node > 0)
-		rc = rows_set_node(db, ino, e.ns, e.node, -(int64_t)ino, err);
+		rc = rows_set_node(db, &e, -(int64_t)ino, err);
 	if (rc == CFS_OK)
 		rc = cfs_sql_exec(db,
 				  "UPDATE entries SET jid = 0 WHERE ino = ?1",

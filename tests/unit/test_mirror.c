@@ -6,6 +6,7 @@
  * in the server's order (invariant 11), where a folder may come after
  * what it holds, on the same page or a later one.  And the cache's upkeep
  * (cache/upkeep.h), on the same cache, against a name it does not know.
+ * And a new file's row, its count and its inode number.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,6 +283,64 @@ static void test_reading_a_cursor_leaves_no_snapshot_behind(void)
 	cache_db_release(cache, db);
 }
 
+/* One integer of the cache: the first column of sql's first row (-1:
+ * no row), sql taking ino. */
+static int64_t number(const char *sql, uint64_t ino)
+{
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(cache, &err);
+	int64_t v = -1;
+	bool found = false;
+
+	CHECK(db != NULL);
+	CHECK(cfs_sql_int64(db, cfs_sql_stmt(db, sql, &err, "i", (int64_t)ino),
+			    &v, &found, &err) == CFS_OK);
+	cache_db_release(cache, db);
+	return found ? v : -1;
+}
+
+/* A new file is counted once, for its write session, with a node of its
+ * own and the server's state "none" (cache/pending.h, invariants 1 and
+ * 2); its commit takes that count over.  Its inode is past every one
+ * given before, the last one removed included: an inode number is never
+ * reused. */
+static void test_a_new_file_is_counted_once_and_never_takes_an_old_inode(void)
+{
+	struct local_new n = { .kind = CFS_KIND_FILE, .mode = 0644 };
+	struct cfs_blocklist none = { 0 };
+	struct local_content c = { .size = 0, .blocks = &none };
+	struct mirror_changes ch = { 0 };
+	struct mirror_entry e = { 0 };
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(cache, &err);
+	uint64_t gone, ino;
+
+	CHECK(db && local_mknode(db, MIRROR_ROOT_INO, "last", &n, &e, &err) ==
+			    CFS_OK);
+	gone = e.ino;
+	mirror_entry_release(&e);
+	CHECK(local_remove(db, MIRROR_ROOT_INO, "last", false, &ino, &err) ==
+	      CFS_OK);
+	CHECK(ino == gone);
+	CHECK(local_mknode(db, MIRROR_ROOT_INO, "new", &n, &e, &err) == CFS_OK);
+	ino = e.ino;
+	CHECK(ino > gone);
+	CHECK(e.node == -(int64_t)ino);
+	mirror_entry_release(&e);
+	cache_db_release(cache, db);
+	CHECK(number("SELECT node FROM entries WHERE ino = ?1", ino) ==
+	      -(int64_t)ino);
+	CHECK(number("SELECT pending FROM entries WHERE ino = ?1", ino) == 1);
+	CHECK(number("SELECT kind FROM shadow WHERE ino = ?1", ino) ==
+	      CFS_KIND_DELETED);
+	db = cache_db(cache, &err);
+	CHECK(db && local_write_end(db, ino, &c, &ch, &err) == CFS_OK);
+	mirror_changes_release(&ch);
+	cache_db_release(cache, db);
+	CHECK(number("SELECT pending FROM entries WHERE ino = ?1", ino) == 1);
+	CHECK(number("SELECT COUNT(*) FROM ops WHERE ino = ?1", ino) == 1);
+}
+
 /* A mistyped command is an error: it used to run gc, which removes
  * blocks. */
 static void test_an_unknown_upkeep_command_runs_nothing(void)
@@ -374,6 +433,7 @@ int main(void)
 	RUN(test_reading_a_cursor_leaves_no_snapshot_behind);
 	RUN(test_an_unknown_upkeep_command_runs_nothing);
 	RUN(test_a_batch_reads_on_to_a_folders_delete_only);
+	RUN(test_a_new_file_is_counted_once_and_never_takes_an_old_inode);
 	cache_close(cache);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
