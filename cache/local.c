@@ -142,13 +142,15 @@ static enum cfs_err mknode(struct cfs_sql *db, uint64_t dir_ino,
 	out->size = n->kind == CFS_KIND_SYMLINK ? strlen(n->target) : 0;
 	if (n->target && !(out->target = strdup(n->target)))
 		return cfs_fail(err, CFS_ERR_INTERNAL, "out of memory");
-	/* A file starts in a write session, counted as it is inserted; the
-	 * others are queued now. */
-	out->pending = n->kind == CFS_KIND_FILE;
+	/* Counted as it is inserted: a file for its write session, the
+	 * others for their state, queued now with the count passed to it.
+	 * Marked again instead, a new folder's shadow "none" (invariant 2)
+	 * became the folder, and a refused mkdir settled to a folder the
+	 * server does not have. */
+	out->pending = 1;
 	rc = pending_insert_new(db, out, err);
 	if (rc == CFS_OK && n->kind != CFS_KIND_FILE)
-		rc = pending_queue_state(db, out, err);
-	out->pending = 1;
+		rc = pending_pass_state(db, out, err);
 	return rc;
 }
 

@@ -341,6 +341,40 @@ static void test_a_new_file_is_counted_once_and_never_takes_an_old_inode(void)
 	CHECK(number("SELECT COUNT(*) FROM ops WHERE ino = ?1", ino) == 1);
 }
 
+/* A new folder, symlink or FIFO has one queued state, counted once, and
+ * its shadow says the server has none (invariant 2): it used to say the
+ * new entry itself. */
+static void test_a_new_folder_link_and_fifo_are_none_on_the_server(void)
+{
+	static const struct local_new made[] = {
+		{ .kind = CFS_KIND_DIR, .mode = 0755 },
+		{ .kind = CFS_KIND_SYMLINK, .mode = 0777, .target = "there" },
+		{ .kind = CFS_KIND_FIFO, .mode = 0644 },
+	};
+	static const char *const names[] = { "made-dir", "made-link",
+					     "made-fifo" };
+
+	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+		struct mirror_entry e = { 0 };
+		struct cfs_error err;
+		struct cfs_sql *db = cache_db(cache, &err);
+		uint64_t ino;
+
+		CHECK(db && local_mknode(db, MIRROR_ROOT_INO, names[i],
+					 &made[i], &e, &err) == CFS_OK);
+		ino = e.ino;
+		CHECK(e.pending == 1);
+		mirror_entry_release(&e);
+		cache_db_release(cache, db);
+		CHECK(number("SELECT pending FROM entries WHERE ino = ?1",
+			     ino) == 1);
+		CHECK(number("SELECT COUNT(*) FROM ops WHERE ino = ?1", ino) ==
+		      1);
+		CHECK(number("SELECT kind FROM shadow WHERE ino = ?1", ino) ==
+		      CFS_KIND_DELETED);
+	}
+}
+
 /* A mistyped command is an error: it used to run gc, which removes
  * blocks. */
 static void test_an_unknown_upkeep_command_runs_nothing(void)
@@ -434,6 +468,7 @@ int main(void)
 	RUN(test_an_unknown_upkeep_command_runs_nothing);
 	RUN(test_a_batch_reads_on_to_a_folders_delete_only);
 	RUN(test_a_new_file_is_counted_once_and_never_takes_an_old_inode);
+	RUN(test_a_new_folder_link_and_fifo_are_none_on_the_server);
 	cache_close(cache);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
