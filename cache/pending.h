@@ -43,16 +43,18 @@ enum cfs_err pending_queue_state(struct cfs_sql *db,
 				 struct cfs_error *err);
 
 /* Queues the operation that carries e's whole state in place of a change
- * that e's count has already (a write session's, which ends): the count
- * passes to the queued operation, two statements fewer than counting it
- * and dropping the session's. */
+ * that e's count has already (a write session's, which ends, or the one a
+ * new entry was inserted with): the count passes to the queued operation,
+ * two statements fewer than counting it and dropping the other, and a
+ * new entry's shadow stays "none" (invariant 2). */
 enum cfs_err pending_pass_state(struct cfs_sql *db,
 				const struct mirror_entry *e,
 				struct cfs_error *err);
 
 /* Inserts e, which the server does not have, with its node, jid and
- * shadow (invariant 2), and e->pending as its count (0, or 1 for a change
- * under way that the caller does not queue); sets e->ino and e->node. */
+ * shadow (invariant 2), and e->pending as its count (1: the change that
+ * made it, a write session or a state the caller passes it to with
+ * pending_pass_state()); sets e->ino and e->node. */
 enum cfs_err pending_insert_new(struct cfs_sql *db, struct mirror_entry *e,
 				struct cfs_error *err);
 
