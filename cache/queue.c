@@ -713,6 +713,7 @@ static enum cfs_err copy_of(struct cfs_sql *db, const struct queued_op *op,
 			.mode = op->mode,
 			.blocks = op->blocks,
 			.target = op->target,
+			.pending = 1, /* its state's, passed to it below */
 		};
 		snprintf(c.name, sizeof(c.name), "%s", copy);
 		rc = pending_insert_new(db, &c, err);
@@ -724,7 +725,7 @@ static enum cfs_err copy_of(struct cfs_sql *db, const struct queued_op *op,
 				  err, "iti", (int64_t)c.ino, e.name,
 				  (int64_t)time(NULL));
 	if (rc == CFS_OK)
-		rc = pending_queue_state(db, &c, err);
+		rc = pending_pass_state(db, &c, err);
 	if (rc == CFS_OK)
 		rc = refuse(db, op, ch, err);
 	if (rc == CFS_OK)

@@ -375,6 +375,40 @@ static void test_a_new_folder_link_and_fifo_are_none_on_the_server(void)
 	}
 }
 
+/* A conflicted copy is a new entry like any other: counted once, for its
+ * queued state, and the server has none of it (invariant 2).  Its shadow
+ * used to be the copy itself. */
+static void test_a_conflicted_copy_is_none_on_the_server(void)
+{
+	struct local_new n = { .kind = CFS_KIND_FILE, .mode = 0644 };
+	struct mirror_changes ch = { 0 };
+	struct mirror_entry e = { 0 };
+	char copy[CFS_NAME_MAX + 1];
+	struct cfs_error err;
+	struct cfs_sql *db = cache_db(cache, &err);
+	struct queued_op op = { .type = QUEUE_FILE,
+				.kind = CFS_KIND_FILE,
+				.mode = 0644,
+				.path = "raced" };
+	uint64_t ino;
+
+	CHECK(db && local_mknode(db, MIRROR_ROOT_INO, "raced", &n, &e, &err) ==
+			    CFS_OK);
+	op.ino = ino = e.ino;
+	op.ns = e.ns;
+	mirror_entry_release(&e);
+	CHECK(queue_conflicted_copy(db, &op, copy, &ch, &err) == CFS_OK);
+	mirror_changes_release(&ch);
+	cache_db_release(cache, db);
+	CHECK(strncmp(copy, "raced (", 7) == 0);
+	ino = (uint64_t)number("SELECT MAX(ino) FROM entries WHERE ino > ?1",
+			       ino);
+	CHECK(number("SELECT pending FROM entries WHERE ino = ?1", ino) == 1);
+	CHECK(number("SELECT COUNT(*) FROM ops WHERE ino = ?1", ino) == 1);
+	CHECK(number("SELECT kind FROM shadow WHERE ino = ?1", ino) ==
+	      CFS_KIND_DELETED);
+}
+
 /* A mistyped command is an error: it used to run gc, which removes
  * blocks. */
 static void test_an_unknown_upkeep_command_runs_nothing(void)
@@ -469,6 +503,7 @@ int main(void)
 	RUN(test_a_batch_reads_on_to_a_folders_delete_only);
 	RUN(test_a_new_file_is_counted_once_and_never_takes_an_old_inode);
 	RUN(test_a_new_folder_link_and_fifo_are_none_on_the_server);
+	RUN(test_a_conflicted_copy_is_none_on_the_server);
 	cache_close(cache);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
