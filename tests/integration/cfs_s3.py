@@ -124,6 +124,11 @@ class S3Server:
 
     def keys(self, prefix):
         """The keys of the bucket under PREFIX (ListObjectsV2, one page)."""
+        return sorted(self.sizes(prefix))
+
+    def sizes(self, prefix):
+        """{key: size in bytes} of the objects under PREFIX
+        (ListObjectsV2, one page)."""
         status, body = self._curl(
             f"{self.endpoint}/{BUCKET}?list-type=2&prefix={prefix}/&max-keys=1000")
         assert status == 200, (status, body)
@@ -131,4 +136,5 @@ class S3Server:
         # The document's own namespace (s3rver's differs from AWS's).
         ns = {"s3": root.tag[1:].partition("}")[0]}
         assert root.findtext("s3:IsTruncated", namespaces=ns) == "false", body
-        return sorted(k.text for k in root.findall("s3:Contents/s3:Key", ns))
+        return {c.findtext("s3:Key", namespaces=ns): int(c.findtext("s3:Size", namespaces=ns))
+                for c in root.findall("s3:Contents", ns)}

@@ -398,10 +398,20 @@ class Server:
 
     def stored_blocks(self):
         """The ids of the blocks whose bytes the block store holds."""
+        return set(self.stored_sizes())
+
+    def stored_bytes(self):
+        """How many bytes the block store holds, in all."""
+        return sum(self.stored_sizes().values())
+
+    def stored_sizes(self):
+        """{id: size} of the blocks whose bytes the block store holds."""
         if S3_BLOCKS:
-            return {key.rsplit("/", 1)[1] for key in S3.keys(self.s3_prefix)}
+            return {key.rsplit("/", 1)[1]: size
+                    for key, size in S3.sizes(self.s3_prefix).items()}
         root = os.path.join(self.data_dir, "blocks")
-        return {name for d in os.listdir(root) for name in os.listdir(os.path.join(root, d))}
+        return {name: os.path.getsize(os.path.join(root, d, name))
+                for d in os.listdir(root) for name in os.listdir(os.path.join(root, d))}
 
     def cli(self, *args, check=True):
         """`cloudfsd ARGS --data DATA` with this server's metadata and

@@ -7,12 +7,6 @@ import os
 from cfs_fs import MiB, at, cloudfs, payload, read, until, until_server_holds
 
 
-def stored_bytes(server):
-    root = os.path.join(server.data_dir, "blocks")
-    return sum(os.path.getsize(os.path.join(root, d, f))
-               for d in os.listdir(root) for f in os.listdir(os.path.join(root, d)))
-
-
 def test_deleting_everything_returns_the_server_to_what_live_files_need(
         server, alice, mount):
     server.stop()
@@ -29,9 +23,9 @@ def test_deleting_everything_returns_the_server_to_what_live_files_need(
         os.unlink(at(m, name))
     cloudfs("status", "--wait", m.mountpoint)
     live = {"f0.bin": files["f0.bin"], "f1.bin": payload(5000, "f1 again")}
-    until(lambda: stored_bytes(server) == sum(len(d) for d in live.values()), within=15,
+    until(lambda: server.stored_bytes() == sum(len(d) for d in live.values()), within=15,
           what="the server's blocks down to the live files'")
-    print(f"server blocks: {stored_bytes(server)} bytes for "
+    print(f"server blocks: {server.stored_bytes()} bytes for "
           f"{sum(len(d) for d in live.values())} bytes of live files")
     # Bytes the server collected come back with the next file that has them.
     with open(at(m, "f5.bin"), "wb") as f:
