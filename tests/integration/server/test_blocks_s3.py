@@ -2,15 +2,20 @@
 the server writes, reads and deletes, checked through the bucket's own
 API, and what the server does when the bucket fails it."""
 
+import concurrent.futures
 import http.client
 import os
 import subprocess
+import sys
 import time
 
 import pytest
 
 from cfs_s3 import BUCKET, S3Server
 from cfs_server import CLOUDFSD, Server, assert_error, block_id, file_op, run_cli
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fs"))
+from cfs_proxy import Proxy  # noqa: E402
 
 MiB = 1 << 20
 
@@ -110,6 +115,47 @@ def test_gc_deletes_the_objects_of_dropped_blocks(s3, s3_alice):
     assert "blocks dropped: 1 " in server.cli("gc", "--retention", "0").stdout
     assert s3.keys(alice.prefix) == [object_key(alice.prefix, block_id(kept))]
     server.start()
+
+
+def test_a_delete_the_bucket_fails_loses_nothing_and_says_so(s3, tmp_path):
+    """gc forgets a block before it deletes its bytes: when the DELETE
+    fails, the bytes stay (listed by nobody), gc says so and fails, the
+    live block stays, and the forgotten one is asked for again."""
+    prefix = "del-" + os.urandom(6).hex()
+    proxy = Proxy(s3.endpoint)
+    server = Server(tmp_path / "data", tmp_path / "data.log",
+                    blocks=["--blocks", f"s3://{BUCKET}/{prefix}", "--s3-endpoint", proxy.url,
+                            "--s3-path-style"],
+                    env=S3Server.credentials_env()).start()
+    try:
+        alice = server.user("alice")
+        ns = alice.root_ns
+        gone, kept = os.urandom(3000), os.urandom(4000)
+        alice.write_file(ns, "gone", gone)
+        alice.write_file(ns, "kept", kept)
+        alice.commit_ok(ns, {"op": "delete", "path": "gone"})
+        server.stop()
+        time.sleep(1.1)  # retention counts whole seconds
+        proxy.hold(rf"DELETE /{BUCKET}/{prefix}/")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            gc = pool.submit(server.cli, "gc", "--retention", "0", check=False)
+            proxy.wait_held(1)
+            proxy.close()  # the DELETE, and curl's retry of it, fail
+            p = gc.result(timeout=60)
+        assert p.returncode == 1, p
+        assert f"cannot remove the bytes of block {block_id(gone)}" in p.stderr, p.stderr
+
+        server.blocks = s3.blocks_options(prefix)
+        server.start()
+        alice = alice.clone(server.url)
+        assert alice.download(block_id(kept)).body == kept
+        op = file_op("again", gone)
+        assert alice.commit(ns, op).json["results"][0]["status"] == "need_blocks"
+        alice.write_file(ns, "again", gone)
+        assert alice.download(block_id(gone)).body == gone
+    finally:
+        server.stop()
+        proxy.close()
 
 
 def test_a_corrupt_object_is_never_served_whole(s3, s3_alice, tmp_path):
