@@ -496,3 +496,72 @@ def test_a_link_whose_name_was_taken_meanwhile_goes(alice, mount, proxy):
     assert os.stat(at(m, "c.txt")).st_ino != os.stat(at(m, "a.txt")).st_ino
     assert server_names(alice) == {"a.txt": "file", "c.txt": "file"}
     assert "refused link 'a.txt' to c.txt: 'c.txt' exists" in m.log_text()
+
+
+COMMIT = r"POST /meta/ns/\d+/commit"
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+
+
+def make_folder_while(proxy, window, m, *path):
+    """mkdir PATH on mount M (through PROXY) while its commit is in
+    WINDOW: "sending" (held before the server), "answered" (applied, its
+    answer held), "lost" (applied, its answer never comes), "same batch"
+    (behind another commit, held, so that the link goes with it)."""
+    if window == "sending":
+        proxy.hold(COMMIT)
+    elif window == "answered":
+        proxy.stall(COMMIT)
+    elif window == "lost":
+        proxy.lose(COMMIT)
+    else:
+        proxy.hold(COMMIT)
+        os.mkdir(at(m, "first"))
+        proxy.wait_held(1)
+    os.mkdir(at(m, *path))
+    if window == "sending":
+        proxy.wait_held(1)
+    elif window == "answered":
+        proxy.wait_stalled(1)
+    elif window == "lost":
+        proxy.wait_lost(1)
+
+
+@pytest.mark.parametrize("end", ["remount", "kill9"])
+@pytest.mark.parametrize("window", ["sending", "answered", "lost", "same batch"])
+def test_a_link_into_a_folder_just_made_keeps_its_name(alice, mount, proxy, window, end):
+    """link(2) into a folder whose creation the server has not confirmed
+    yet names the folder by an id of the mount's own until then: the name
+    follows the folder to the id the server gives it, whenever the answer
+    comes, and is there after a remount or a kill -9 and on the server."""
+    alice.write_file(alice.root_ns, "a.txt", b"the one content\n")
+    c = alice.clone(proxy.url)
+    m = mount(c, timeout=3)
+    assert read(at(m, "a.txt")) == b"the one content\n"
+    make_folder_while(proxy, window, m, "d")
+    os.link(at(m, "a.txt"), at(m, "d", "b.txt"))
+    if end == "kill9":
+        fsync_dir(at(m, "d"))
+        m.kill9()
+    proxy.lose(None)
+    proxy.release()
+    if end == "remount":
+        cloudfs("status", "--wait", m.mountpoint)
+        m.unmount()
+    proxy.cut()
+    m = mount(c, cache=m.cache, timeout=3)
+    assert os.listdir(at(m, "d")) == ["b.txt"]
+    cloudfs("status", "--wait", m.mountpoint)
+    want = {"a.txt": "file", "d": "dir", "d/b.txt": "link"} | (
+        {"first": "dir"} if window == "same batch" else {})
+    assert server_names(alice) == want
+    assert os.stat(at(m, "d", "b.txt")).st_nlink == 2
+    m.unmount()
+    m = mount(alice)
+    assert os.listdir(at(m, "d")) == ["b.txt"]
+    assert os.stat(at(m, "a.txt")).st_ino == os.stat(at(m, "d", "b.txt")).st_ino
+
