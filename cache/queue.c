@@ -861,14 +861,15 @@ static enum cfs_err ords_around(struct cfs_sql *db, const struct queued_op *op,
 
 /*
  * Queues, before op, the creation of the folders on op's way up that the
- * server no longer has (those a remote delete left as local entries,
- * invariant 2), or of every folder on the way when none is such: op was
- * refused for a missing folder after the mirror learned all the server
- * knew, so the mirror cannot say which.
+ * server does not have (node < 0: made here and not confirmed yet, or
+ * left as local entries by a remote delete, invariant 2), or, when none
+ * is such and every is set, of every folder on the way: op was refused
+ * for a missing folder after the mirror learned all the server knew, so
+ * the mirror cannot say which.  *made: how many were queued.
  */
 static enum cfs_err recreate_parents(struct cfs_sql *db,
-				     const struct queued_op *op,
-				     struct cfs_error *err)
+				     const struct queued_op *op, bool every,
+				     size_t *made, struct cfs_error *err)
 {
 	uint64_t chain[CFS_PATH_MAX / 2];
 	struct mirror_entry e;
@@ -897,6 +898,9 @@ static enum cfs_err recreate_parents(struct cfs_sql *db,
 	}
 	if (rc == CFS_OK)
 		mirror_entry_release(&e);
+	if (!local && !every)
+		depth = 0;
+	*made = depth;
 	/* Root first, all between the previous operation and op. */
 	for (size_t i = 0; rc == CFS_OK && i < depth; i++) {
 		rc = rows_by_ino(db, chain[depth - 1 - i], &e, err);
@@ -1119,6 +1123,7 @@ enum cfs_err queue_recreate_parents(struct cfs_sql *db,
 				    struct cfs_error *err)
 {
 	bool behind = false;
+	size_t made = 0;
 	enum cfs_err rc = cfs_sql_begin(db, true, err);
 
 	if (rc == CFS_OK)
@@ -1128,11 +1133,45 @@ enum cfs_err queue_recreate_parents(struct cfs_sql *db,
 	if (rc == CFS_OK && behind)
 		return cfs_sql_end(db, rc, err);
 	if (rc == CFS_OK)
-		rc = recreate_parents(db, op, err);
+		rc = recreate_parents(db, op, true, &made, err);
 	if (rc == CFS_OK)
 		rc = queue_retry(
 			db, op,
 			"its folder is gone on the server: creating it again",
+			err);
+	return cfs_sql_end(db, rc, err);
+}
+
+/*
+ * A link's "not found" names its file or a folder on the way to its new
+ * name, and the answer does not say which.  The folder is a create of
+ * this mount that the server lacks (one before the link in its batch went
+ * again, or a delete elsewhere took it): refused, the name went, for good,
+ * while the folder was made again (a link into a folder just made).  So,
+ * as for a create, the link waits for the listing, and then for the
+ * folders on its way that the server does not have; with none, the file
+ * is what is gone.
+ */
+enum cfs_err queue_link_folders(struct cfs_sql *db, const struct queued_op *op,
+				int64_t head, bool *waits,
+				struct cfs_error *err)
+{
+	size_t made = 0;
+	enum cfs_err rc = cfs_sql_begin(db, true, err);
+
+	assert(op->type == QUEUE_LINK);
+	*waits = false;
+	if (rc == CFS_OK)
+		rc = queue_wait_listing(db, op, head, waits, err);
+	if (rc == CFS_OK && *waits)
+		return cfs_sql_end(db, rc, err);
+	if (rc == CFS_OK)
+		rc = recreate_parents(db, op, false, &made, err);
+	*waits = rc == CFS_OK && made > 0;
+	if (*waits)
+		rc = queue_retry(
+			db, op,
+			"a folder on its way is not on the server yet: creating it first",
 			err);
 	return cfs_sql_end(db, rc, err);
 }

@@ -9,6 +9,10 @@
  *	                            elsewhere does not undo a local edit)
  *	not_found, creating         its folders are created again first
  *	not_found, deleting         already gone: confirmed
+ *	not_found, linking          waits for its file, or for the folders
+ *	                            on its way (created again first, as
+ *	                            for a create); with both there, the
+ *	                            file is gone: refused
  *	cross_namespace             a folder on its way became a shared
  *	                            folder: once the listing shows it,
  *	                            the mirror moves the operation into
@@ -189,7 +193,9 @@ enum cfs_err answer_settle(struct fs *fs, struct cfs_sql *db,
 				db, op,
 				"the file it names is not on the server yet",
 				err);
-		if (rc)
+		if (rc == CFS_OK)
+			rc = queue_link_folders(db, op, head, retry, err);
+		if (rc || *retry)
 			return rc;
 	}
 	if (r->code == CFS_ERR_CROSS_NS)

@@ -287,6 +287,15 @@ enum cfs_err queue_recreate_parents(struct cfs_sql *db,
 				    const struct queued_op *op, int64_t head,
 				    struct cfs_error *err);
 
+/* Link op was answered "not found", and its file is on the server as far
+ * as the mirror knows: *waits while the mirror is listed up to head (no
+ * try counted), or when folders on the way to its new name are not on
+ * the server (their creation is queued first, and the try counted);
+ * otherwise its file is gone, and the caller refuses it. */
+enum cfs_err queue_link_folders(struct cfs_sql *db, const struct queued_op *op,
+				int64_t head, bool *waits,
+				struct cfs_error *err);
+
 /* op failed for now, for the reason why: counts the try and keeps why
  * for queue_failing(). */
 enum cfs_err queue_retry(struct cfs_sql *db, const struct queued_op *op,

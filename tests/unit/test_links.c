@@ -269,6 +269,103 @@ static void test_a_change_in_a_folder_replaced_meanwhile_is_stale(void)
 	      CFS_ERR_NOT_FOUND);
 }
 
+/* The queued operation of type at path (or, for a link, to), read with
+ * its seq; false when none is. */
+static bool queued_at(enum queue_type type, const char *path,
+		      struct queued_op *op)
+{
+	struct queued_op *ops;
+	size_t k;
+	bool found = false;
+
+	queued(&ops, &k);
+	for (size_t i = 0; i < k && !found; i++) {
+		const char *p = type == QUEUE_LINK ? ops[i].to : ops[i].path;
+
+		found = ops[i].type == type && strcmp(p, path) == 0;
+		if (found) {
+			*op = ops[i];
+			ops[i] = (struct queued_op){ 0 };
+		}
+	}
+	release(ops, k);
+	return found;
+}
+
+/* How many operations of type at path are queued before op. */
+static int64_t queued_before(enum queue_type type, const char *path,
+			     const struct queued_op *op)
+{
+	struct cfs_error err;
+	int64_t n = -1;
+	bool found;
+
+	CHECK(cfs_sql_int64(
+		      db,
+		      cfs_sql_stmt(db,
+				   "SELECT COUNT(*) FROM ops WHERE type = ?1"
+				   " AND path = ?2 AND ord < (SELECT ord"
+				   " FROM ops WHERE seq = ?3)",
+				   &err, "iti", (int64_t)type, path, op->seq),
+		      &n, &found, &err) == CFS_OK);
+	return n;
+}
+
+/*
+ * A link answered "not found" into a folder this mount made, which the
+ * server does not have yet (its create, before the link in the batch,
+ * went again): the answer does not say whether the file or the folder is
+ * missing.  Refused, the name went for good while the folder was made
+ * again.  It waits for the listing, then for the folder, queued first;
+ * only with every folder on the server is the file what is gone.
+ */
+static void test_a_link_into_a_folder_the_server_lacks_waits_for_it(void)
+{
+	struct mirror_entry page[] = {
+		entry(90, "lp", 30, CFS_KIND_DIR, 0),
+		entry(91, "la", 31, CFS_KIND_FILE, 0),
+	};
+	struct local_new n = { .kind = CFS_KIND_DIR, .mode = 0755 };
+	struct mirror_entry root, p, d, node;
+	struct mirror_changes ch = { 0 };
+	struct queued_op mk, ln;
+	struct cfs_error err;
+	uint64_t la;
+	int64_t nl;
+	bool dropped, waits = false;
+
+	apply(page, 2, 31, 0, &dropped);
+	la = shown("la", &nl);
+	CHECK(mirror_get(db, MIRROR_ROOT_INO, &root, &err) == CFS_OK);
+	CHECK(mirror_lookup(db, &root, "lp", &p, &err) == CFS_OK);
+	CHECK(local_mknode(db, p.ino, "d", &n, &d, &err) == CFS_OK);
+	CHECK(local_link(db, la, d.ino, "l", &node, &err) == CFS_OK);
+	CHECK(queued_at(QUEUE_DIR, "lp/d", &mk));
+	CHECK(queued_at(QUEUE_LINK, "lp/d/l", &ln));
+	/* The listing is behind the answer's head: it waits, uncounted. */
+	CHECK(queue_link_folders(db, &ln, 32, &waits, &err) == CFS_OK && waits);
+	CHECK(queued_before(QUEUE_DIR, "lp/d", &ln) == 1);
+	/* Listed: the folder the server lacks is created first. */
+	CHECK(queue_link_folders(db, &ln, 31, &waits, &err) == CFS_OK && waits);
+	CHECK(queued_before(QUEUE_DIR, "lp/d", &ln) == 2);
+	CHECK(queued_before(QUEUE_DIR, "lp", &ln) == 0);
+	CHECK(shown("la", &nl) == la && nl == 2);
+	/* Every folder on the server: the file is what is gone. */
+	CHECK(queue_confirm(db, &mk, 92, 32, 0, &ch, &err) == CFS_OK);
+	queued_op_release(&mk);
+	CHECK(queued_at(QUEUE_DIR, "lp/d", &mk));
+	CHECK(queue_confirm(db, &mk, 92, 32, 0, &ch, &err) == CFS_OK);
+	CHECK(queue_link_folders(db, &ln, 31, &waits, &err) == CFS_OK &&
+	      !waits);
+	queued_op_release(&mk);
+	queued_op_release(&ln);
+	mirror_changes_release(&ch);
+	mirror_entry_release(&node);
+	mirror_entry_release(&d);
+	mirror_entry_release(&p);
+	mirror_entry_release(&root);
+}
+
 int main(void)
 {
 	struct cfs_error err;
@@ -284,6 +381,7 @@ int main(void)
 	RUN(test_link_refuses_folders_and_taken_names);
 	RUN(test_unlinking_the_first_name_moves_the_file_to_a_link);
 	RUN(test_a_change_in_a_folder_replaced_meanwhile_is_stale);
+	RUN(test_a_link_into_a_folder_the_server_lacks_waits_for_it);
 	cache_db_release(cache, db);
 	cache_close(cache);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -565,3 +565,24 @@ def test_a_link_into_a_folder_just_made_keeps_its_name(alice, mount, proxy, wind
     assert os.listdir(at(m, "d")) == ["b.txt"]
     assert os.stat(at(m, "a.txt")).st_ino == os.stat(at(m, "d", "b.txt")).st_ino
 
+
+def test_a_link_into_a_folder_made_again_is_not_refused(alice, mount, proxy):
+    """The link and the folder it goes into go in one batch, and the
+    folder's folder was deleted elsewhere: the server answers both "not
+    found".  The folder is made again, and so is the link, after it: its
+    name was refused and lost, the folder kept."""
+    alice.commit_ok(alice.root_ns, {"op": "dir", "path": "p"})
+    alice.write_file(alice.root_ns, "a.txt", b"the one content\n")
+    m = mount(alice.clone(proxy.url), timeout=3)
+    assert read(at(m, "a.txt")) == b"the one content\n"
+    make_folder_while(proxy, "same batch", m, "p", "d")
+    os.link(at(m, "a.txt"), at(m, "p", "d", "b.txt"))
+    alice.commit_ok(alice.root_ns, {"op": "delete", "path": "p", "recursive": True})
+    proxy.release()
+    cloudfs("status", "--wait", m.mountpoint)
+    assert "refused" not in m.log_text()
+    assert os.listdir(at(m, "p", "d")) == ["b.txt"]
+    assert server_names(alice) == {"a.txt": "file", "first": "dir", "p": "dir",
+                                   "p/d": "dir", "p/d/b.txt": "link"}
+    assert node_of(alice, "p/d/b.txt") == node_of(alice, "a.txt")
+    assert os.stat(at(m, "a.txt")).st_nlink == 2
