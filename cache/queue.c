@@ -898,7 +898,7 @@ static enum cfs_err recreate_parents(struct cfs_sql *db,
 	}
 	if (rc == CFS_OK)
 		mirror_entry_release(&e);
-	if (!local && !every)
+	if (rc || (!local && !every))
 		depth = 0;
 	*made = depth;
 	/* Root first, all between the previous operation and op. */
@@ -1167,6 +1167,10 @@ enum cfs_err queue_link_folders(struct cfs_sql *db, const struct queued_op *op,
 		return cfs_sql_end(db, rc, err);
 	if (rc == CFS_OK)
 		rc = recreate_parents(db, op, false, &made, err);
+	/* The name, or a folder on its way, is no entry any more: nothing
+	 * to create, and the link goes as before. */
+	if (rc == CFS_ERR_NOT_FOUND)
+		rc = CFS_OK;
 	*waits = rc == CFS_OK && made > 0;
 	if (*waits)
 		rc = queue_retry(
