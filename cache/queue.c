@@ -1143,14 +1143,14 @@ enum cfs_err queue_recreate_parents(struct cfs_sql *db,
 }
 
 /*
- * A link's "not found" names its file or a folder on the way to its new
- * name, and the answer does not say which.  The folder is a create of
- * this mount that the server lacks (one before the link in its batch went
- * again, or a delete elsewhere took it): refused, the name went, for good,
- * while the folder was made again (a link into a folder just made).  So,
- * as for a create, the link waits for the listing, and then for the
- * folders on its way that the server does not have; with none, the file
- * is what is gone.
+ * A link's "not found" is about its file or about a folder on the way to
+ * its new name, and the answer does not say which.  Such a folder is one
+ * this mount made or keeps and the server lacks (its create, before the
+ * link in their batch, went again; a delete elsewhere took it): refusing
+ * the link lost its name for good while the folder was made again.  So,
+ * as a create does, the link waits for the listing, then for the folders
+ * on its way that the server does not have, queued first; with none, its
+ * file is what is gone.
  */
 enum cfs_err queue_link_folders(struct cfs_sql *db, const struct queued_op *op,
 				int64_t head, bool *waits,
