@@ -76,6 +76,15 @@ def file_op(path, data=b"", **fields):
             "blocks": [block_id(b) for b in split_blocks(data)], **fields}
 
 
+def assert_asked_again(client, ns, data, path="again"):
+    """A block gc dropped is asked for again, never taken as there: a
+    commit of DATA answers need_blocks, and once uploaded it reads back."""
+    op = file_op(path, data)
+    assert client.commit(ns, op).json["results"][0]["status"] == "need_blocks"
+    client.write_file(ns, path, data)
+    assert client.download(block_id(data)).body == data
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status

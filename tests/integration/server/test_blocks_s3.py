@@ -12,7 +12,8 @@ import time
 import pytest
 
 from cfs_s3 import BUCKET, S3Server
-from cfs_server import CLOUDFSD, Server, assert_error, block_id, file_op, run_cli
+from cfs_server import (CLOUDFSD, Server, assert_asked_again, assert_error, block_id,
+                        file_op, run_cli)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fs"))
 from cfs_proxy import Proxy  # noqa: E402
@@ -103,8 +104,9 @@ def test_the_endpoint_down_is_a_503_and_the_server_carries_on(tmp_path):
         s3.stop()
 
 
-def test_gc_deletes_the_objects_of_dropped_blocks(s3, s3_alice):
-    server, alice = s3_alice
+def drop_one(server, alice):
+    """Writes "gone" and "kept", deletes "gone" and stops the server past
+    gc's retention of 0 s. Returns the two contents."""
     ns = alice.root_ns
     gone, kept = os.urandom(3000), os.urandom(4000)
     alice.write_file(ns, "gone", gone)
@@ -112,6 +114,12 @@ def test_gc_deletes_the_objects_of_dropped_blocks(s3, s3_alice):
     alice.commit_ok(ns, {"op": "delete", "path": "gone"})
     server.stop()
     time.sleep(1.1)  # retention counts whole seconds
+    return gone, kept
+
+
+def test_gc_deletes_the_objects_of_dropped_blocks(s3, s3_alice):
+    server, alice = s3_alice
+    gone, kept = drop_one(server, alice)
     assert "blocks dropped: 1 " in server.cli("gc", "--retention", "0").stdout
     assert s3.keys(alice.prefix) == [object_key(alice.prefix, block_id(kept))]
     server.start()
@@ -129,13 +137,7 @@ def test_a_delete_the_bucket_fails_loses_nothing_and_says_so(s3, tmp_path):
                     env=S3Server.credentials_env()).start()
     try:
         alice = server.user("alice")
-        ns = alice.root_ns
-        gone, kept = os.urandom(3000), os.urandom(4000)
-        alice.write_file(ns, "gone", gone)
-        alice.write_file(ns, "kept", kept)
-        alice.commit_ok(ns, {"op": "delete", "path": "gone"})
-        server.stop()
-        time.sleep(1.1)  # retention counts whole seconds
+        gone, kept = drop_one(server, alice)
         proxy.hold(rf"DELETE /{BUCKET}/{prefix}/")
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             gc = pool.submit(server.cli, "gc", "--retention", "0", check=False)
@@ -149,10 +151,7 @@ def test_a_delete_the_bucket_fails_loses_nothing_and_says_so(s3, tmp_path):
         server.start()
         alice = alice.clone(server.url)
         assert alice.download(block_id(kept)).body == kept
-        op = file_op("again", gone)
-        assert alice.commit(ns, op).json["results"][0]["status"] == "need_blocks"
-        alice.write_file(ns, "again", gone)
-        assert alice.download(block_id(gone)).body == gone
+        assert_asked_again(alice, alice.root_ns, gone)
     finally:
         server.stop()
         proxy.close()

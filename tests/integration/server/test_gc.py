@@ -15,7 +15,7 @@ import time
 import pytest
 
 import cfs_postgres
-from cfs_server import CLOUDFSD, block_id, file_op, split_blocks
+from cfs_server import CLOUDFSD, assert_asked_again, block_id, file_op, split_blocks
 
 
 def gc(server, retention):
@@ -74,11 +74,7 @@ def test_gc_keeps_what_retention_covers_and_drops_the_rest(server, alice):
     server.start()
     alice = alice.clone(server.url)
     assert alice.download(block_id(new)).body == new
-    # A block gone is asked for again, never taken as there.
-    op = file_op("again", old)
-    assert alice.commit(ns, op).json["results"][0]["status"] == "need_blocks"
-    alice.write_file(ns, "again", old)
-    assert alice.download(block_id(old)).body == old
+    assert_asked_again(alice, ns, old)
 
 
 def test_an_upload_waiting_for_its_commit_is_kept_within_retention(server, alice):
