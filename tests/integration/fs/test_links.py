@@ -18,6 +18,13 @@ from cfs_fs import at, cloudfs, read, tree_of, until
 from cfs_proxy import proxy  # noqa: F401 (a fixture)
 
 
+def fsync_dir(path):
+    """Makes folder PATH's entries durable (fsync(2) on the folder)."""
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+
+
 def link(client, path, to):
     client.commit_ok(client.root_ns, {"op": "link", "path": path, "to": to})
 
@@ -148,9 +155,7 @@ def test_a_link_survives_a_kill_9_before_it_is_sent(alice, server, mount, paused
     assert read(at(m, "a.txt")) == b"the one content\n"
     paused()
     os.link(at(m, "a.txt"), at(m, "b.txt"))
-    fd = os.open(m.mountpoint, os.O_RDONLY)
-    os.fsync(fd)
-    os.close(fd)
+    fsync_dir(m.mountpoint)
     m.kill9()
     os.kill(server.proc.pid, signal.SIGCONT)
     m = mount(alice, cache=m.cache)
@@ -499,12 +504,6 @@ def test_a_link_whose_name_was_taken_meanwhile_goes(alice, mount, proxy):
 
 
 COMMIT = r"POST /meta/ns/\d+/commit"
-
-
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    os.fsync(fd)
-    os.close(fd)
 
 
 def make_folder_while(proxy, window, m, *path):
